@@ -1,0 +1,105 @@
+"""The values every workload moves through the engine.
+
+The engine knows nothing about mail, files or chat: it moves `Item`s out of a
+`Container` of a source owner, asks the workload's mapper for a `Payload`, and
+hands that payload to a target session. Everything here is immutable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    """A source identity (a mailbox, a drive owner) and where it goes on the target."""
+
+    upn: str
+    source_id: str
+    display_name: str = ""
+    target_login: str = ""  # the target identity; defaults to the UPN
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """One resumable grain of work: a mail folder, a drive, a channel, a calendar."""
+
+    workload: str
+    owner: str  # the owner's UPN
+    source_id: str  # immutable Graph id
+    path: tuple[str, ...]  # display names from the root, for the target and the plan
+    role: str | None = None  # Graph well-known name ("inbox", "sentitems", ...)
+    total_items: int = 0
+    size_bytes: int = 0
+
+    @property
+    def display_path(self) -> str:
+        return "/".join(self.path)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One source object as listed (no content): its id, version and metadata."""
+
+    source_id: str
+    version: str  # changeKey / cTag / eTag: a new value means the item changed
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """A page of changes from a source enumeration.
+
+    `next_link` is only a progress marker (the enumeration is not finished);
+    `delta_link` is the bookmark to store once every item of the page is settled.
+    """
+
+    items: tuple[Item, ...]
+    removed: tuple[str, ...] = ()
+    next_link: str | None = None
+    delta_link: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """What a mapper produced and a target writes: content plus target attributes."""
+
+    source_id: str
+    content: bytes
+    fingerprint: str  # how a target recognises the item again (Message-ID or a digest)
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
+
+
+@dataclass(frozen=True, slots=True)
+class TargetRef:
+    """Where a target stored an item: the target folder and the target's own id."""
+
+    folder: str
+    ref: str
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One item as listed on the target, for `verify`."""
+
+    ref: TargetRef
+    fingerprint: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a target can do; gaps are declared here instead of failing later."""
+
+    server_assigned_ids: bool
+    keeps_timestamps: bool
+    max_item_bytes: int | None
+    checksums: bool
+    moves: bool
+    special_folders: tuple[str, ...] = ()

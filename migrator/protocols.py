@@ -1,0 +1,96 @@
+"""The three roles a workload plugs into the engine: source, mapper, target.
+
+Contracts live in the docstrings; connectors implement them, the engine relies
+on nothing else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+from .model import Capabilities, Container, Entry, Item, Owner, Page, Payload, TargetRef
+
+
+class Source(Protocol):
+    """Reads one workload out of Microsoft Graph (asynchronous)."""
+
+    async def owners(self) -> list[Owner]:
+        """Every owner (user) of the tenant the workload can read."""
+        ...
+
+    async def containers(self, owner: Owner) -> list[Container]:
+        """The owner's containers with counts and sizes (cheap calls only)."""
+        ...
+
+    def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
+        """Pages of changes since `cursor` (a stored next or delta link), or everything.
+
+        Raises `CursorExpired` when the service no longer accepts `cursor`.
+        """
+        ...
+
+    async def fetch(self, container: Container, item: Item) -> bytes:
+        """The item's content (MIME for mail). Raises `SkipItem` if it cannot be read."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+Mapper = Callable[[Item, bytes], Payload]
+"""Pure: listed metadata plus content in, target payload out (no I/O)."""
+
+
+class TargetSession(Protocol):
+    """One owner's connection to a target. Blocking: the engine runs it in a pool.
+
+    A session is used by one thread at a time.
+    """
+
+    def ensure_container(self, container: Container) -> str:
+        """Create the target folder if missing (succeeds if it exists); return its name."""
+        ...
+
+    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+        """What an earlier, possibly interrupted, attempt wrote for `payload`, or None.
+
+        `exclude` holds the refs already owned by other items, so that two source
+        items with the same fingerprint each keep their own copy.
+        """
+        ...
+
+    def put(self, folder: str, payload: Payload) -> TargetRef:
+        """Write the item. Raises `SkipItem` (too large...) or `FatalError` (quota...)."""
+        ...
+
+    def update(self, ref: TargetRef, payload: Payload) -> TargetRef:
+        """Bring the stored item's attributes (flags...) in line with `payload`."""
+        ...
+
+    def move(self, ref: TargetRef, folder: str) -> TargetRef:
+        """Move a stored item to another folder of the same owner."""
+        ...
+
+    def remove(self, ref: TargetRef) -> None:
+        """Delete a stored item; succeeds if it is already gone."""
+        ...
+
+    def listing(self, folder: str) -> list[Entry]:
+        """Every item of the folder with its fingerprint and size, for `verify`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class Target(Protocol):
+    """A destination protocol (IMAP, WebDAV, archive...)."""
+
+    capabilities: Capabilities
+
+    def open(self, owner: Owner) -> TargetSession:
+        """Log in as (or on behalf of) `owner`. Raises `FatalError` if refused."""
+        ...
+
+    def check(self) -> list[str]:
+        """Connectivity and capability findings for `doctor` (empty when all is well)."""
+        ...
