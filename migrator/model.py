@@ -31,6 +31,7 @@ class Container:
     source_id: str  # immutable Graph id
     path: tuple[str, ...]  # display names from the root, for the target and the plan
     role: str | None = None  # Graph well-known name ("inbox", "sentitems", ...)
+    path_roles: tuple[str | None, ...] = ()  # well-known name of each folder along `path`
     total_items: int = 0
     size_bytes: int = 0
 
