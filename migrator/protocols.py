@@ -34,6 +34,10 @@ class Source(Protocol):
         """The item's content (MIME for mail). Raises `SkipItem` if it cannot be read."""
         ...
 
+    async def listing(self, container: Container) -> list[Item]:
+        """Every item of the container as it is now (ids and metadata), for plan and verify."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -1,0 +1,218 @@
+"""The configuration file (`hirondelle.toml`): read, checked, and turned into settings.
+
+Every problem raises `ConfigError` naming the setting (`targets.mail.port`), so
+the command line can print one line instead of a traceback. Secrets are never
+values in this file: only the names of environment variables or files.
+"""
+
+from __future__ import annotations
+
+import csv
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+WORKLOADS = ("mail",)
+TARGET_KINDS = {"mail": ("imap", "archive")}
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    tenant_id: str
+    client_id: str
+    client_secret_env: str | None = None
+    client_secret_file: Path | None = None
+    certificate_file: Path | None = None
+    certificate_password_env: str | None = None
+    graph_url: str = "https://graph.microsoft.com/v1.0"
+    authority: str | None = None
+    ca_file: Path | None = None
+    requests_per_window: int = 10_000
+    window_seconds: float = 600.0
+    concurrency: int = 4
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    workload: str
+    kind: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Config:
+    base_dir: Path
+    source: SourceConfig
+    state_url: str
+    audit_dir: Path | None
+    lock_file: Path
+    targets: dict[str, TargetConfig]
+    users: dict[str, str] = field(default_factory=dict)  # source UPN (lower) -> target login
+    owner_concurrency: int = 8
+    fetch_concurrency: int = 4
+    deletions: str = "mirror"
+
+
+class _Table:
+    """A TOML table read with the dotted name of each setting, for error messages."""
+
+    def __init__(self, name: str, values: Any) -> None:
+        if not isinstance(values, dict):
+            raise ConfigError(name, "must be a table")
+        self.name, self.values, self.used = name, values, set[str]()
+
+    def get(self, key: str, kind: type, default: Any = None, required: bool = False) -> Any:
+        self.used.add(key)
+        if key not in self.values:
+            if required:
+                raise ConfigError(f"{self.name}.{key}", "is required")
+            return default
+        value = self.values[key]
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"{self.name}.{key}", f"must be a {kind.__name__}, not {value!r}")
+        return value
+
+    def positive(self, key: str, default: int) -> int:
+        value = self.get(key, int, default)
+        if value < 1:
+            raise ConfigError(f"{self.name}.{key}", f"must be at least 1, not {value}")
+        return int(value)
+
+    def path(self, key: str, base: Path, required: bool = False) -> Path | None:
+        value = self.get(key, str, None, required)
+        if value is None or value == "":
+            return None
+        path = Path(value).expanduser()
+        return path if path.is_absolute() else base / path
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.values) - self.used)
+        if unknown:
+            raise ConfigError(f"{self.name}.{unknown[0]}", "is not a known setting")
+
+
+def load_config(path: Path) -> Config:
+    """Read and check `path`; relative paths in it are relative to its folder."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("--config", f"{path} does not exist (run `hirondelle init`)") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+    return parse_config(raw, path.resolve().parent)
+
+
+def parse_config(raw: dict[str, Any], base: Path) -> Config:
+    top = _Table("", raw)
+    source = _source(_Table("source", top.get("source", dict, required=True)), base)
+    state = _Table("state", top.get("state", dict, {}))
+    state_url = state.get("url", str, "sqlite:///state/hirondelle.sqlite")
+    if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
+        relative = state_url.removeprefix("sqlite:///")
+        if relative != ":memory:":
+            state_url = f"sqlite:///{base / relative}"
+    audit_dir = state.path("audit_dir", base) or base / "audit"
+    lock_file = state.path("lock_file", base) or base / "state" / "hirondelle.lock"
+    state.finish()
+    users_table = _Table("users", top.get("users", dict, {}))
+    users_file = users_table.path("file", base)
+    users_table.finish()
+    run = _Table("run", top.get("run", dict, {}))
+    deletions = run.get("deletions", str, "mirror")
+    if deletions not in ("mirror", "keep"):
+        raise ConfigError("run.deletions", f'must be "mirror" or "keep", not {deletions!r}')
+    owner_concurrency = run.positive("owner_concurrency", 8)
+    fetch_concurrency = run.positive("fetch_concurrency", 4)
+    run.finish()
+    targets = _targets(_Table("targets", top.get("targets", dict, required=True)), base)
+    top.finish()
+    return Config(
+        base_dir=base,
+        source=source,
+        state_url=state_url,
+        audit_dir=audit_dir,
+        lock_file=lock_file,
+        targets=targets,
+        users=read_users(users_file) if users_file else {},
+        owner_concurrency=owner_concurrency,
+        fetch_concurrency=fetch_concurrency,
+        deletions=deletions,
+    )
+
+
+def _source(t: _Table, base: Path) -> SourceConfig:
+    config = SourceConfig(
+        tenant_id=t.get("tenant_id", str, required=True),
+        client_id=t.get("client_id", str, required=True),
+        client_secret_env=t.get("client_secret_env", str),
+        client_secret_file=t.path("client_secret_file", base),
+        certificate_file=t.path("certificate_file", base),
+        certificate_password_env=t.get("certificate_password_env", str),
+        graph_url=t.get("graph_url", str, SourceConfig.graph_url).rstrip("/"),
+        authority=t.get("authority", str),
+        ca_file=t.path("ca_file", base),
+        requests_per_window=t.positive("requests_per_window", 10_000),
+        window_seconds=t.get("window_seconds", float, 600.0),
+        concurrency=t.positive("concurrency", 4),
+    )
+    if "client_secret" in t.values:
+        raise ConfigError(
+            "source.client_secret",
+            "secrets are not accepted in the file: use client_secret_env or client_secret_file",
+        )
+    t.finish()
+    chosen = [config.client_secret_env, config.client_secret_file, config.certificate_file]
+    if sum(v is not None for v in chosen) != 1:
+        raise ConfigError(
+            "source.client_secret_env",
+            "set exactly one of client_secret_env, client_secret_file or certificate_file",
+        )
+    if not config.graph_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+        raise ConfigError("source.graph_url", "must be an https:// URL")
+    return config
+
+
+def _targets(t: _Table, base: Path) -> dict[str, TargetConfig]:
+    targets: dict[str, TargetConfig] = {}
+    for workload in list(t.values):
+        if workload not in WORKLOADS:
+            raise ConfigError(f"targets.{workload}", f"unknown workload (known: {WORKLOADS})")
+        table = _Table(f"targets.{workload}", t.get(workload, dict))
+        kind = table.get("kind", str, required=True)
+        if kind not in TARGET_KINDS[workload]:
+            raise ConfigError(
+                f"targets.{workload}.kind",
+                f"must be one of {', '.join(TARGET_KINDS[workload])}, not {kind!r}",
+            )
+        options = {k: v for k, v in table.values.items() if k != "kind"}
+        for key in ("path", "ca_file", "password_file", "master_password_file"):
+            if isinstance(options.get(key), str) and options[key]:
+                value = Path(options[key]).expanduser()
+                options[key] = value if value.is_absolute() else base / value
+        targets[workload] = TargetConfig(workload, kind, options)
+    if not targets:
+        raise ConfigError("targets", "configure at least one target, e.g. [targets.mail]")
+    return targets
+
+
+def read_users(path: Path) -> dict[str, str]:
+    """The users CSV: `source_upn,target_login` (header optional); returns lowercased UPNs."""
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError("users.file", f"cannot read {path}: {exc.strerror}") from None
+    users: dict[str, str] = {}
+    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
+        if not row or row[0].strip().startswith("#"):
+            continue
+        if number == 1 and row[0].strip().lower() in ("source_upn", "upn", "source"):
+            continue
+        if len(row) < 2 or "@" not in row[0]:
+            raise ConfigError("users.file", f"{path} line {number}: expected source_upn,target_login")
+        users[row[0].strip().lower()] = row[1].strip()
+    return users

@@ -1,0 +1,61 @@
+"""A workload is three parts registered together: a source, a mapper and a target."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from .model import Item, Owner, Payload
+from .protocols import Mapper, Source, Target
+
+AttrsMapper = Callable[[Item], Payload]
+"""Pure: a payload with the item's attributes only (no content), for attribute updates."""
+
+
+@dataclass
+class Workload:
+    name: str
+    source: Source
+    mapper: Mapper
+    target: Target
+    attrs_mapper: AttrsMapper | None = None  # when None, an update fetches the content again
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How the engine runs: the integrator's knobs, all documented in the README."""
+
+    owner_concurrency: int = 8  # owners (mailboxes) moved at once
+    fetch_concurrency: int = 4  # items downloaded ahead of the target per container
+    deletions: Literal["mirror", "keep"] = "mirror"
+    item_attempts: int = 3  # target attempts for an item before it is marked failed
+    retry_pause: float = 1.0  # first pause between target attempts (doubles)
+    users: frozenset[str] | None = None  # restrict to these owners (UPNs), None = all
+    target_logins: dict[str, str] = field(default_factory=dict)  # UPN -> target login
+
+
+class Reporter(Protocol):
+    """Where progress goes (a progress bar, a log, nothing)."""
+
+    def add_total(self, workload: str, items: int) -> None: ...
+
+    def advance(self, workload: str, items: int, size: int) -> None: ...
+
+
+class SilentReporter:
+    def add_total(self, workload: str, items: int) -> None:
+        return None
+
+    def advance(self, workload: str, items: int, size: int) -> None:
+        return None
+
+
+def select_owners(owners: list[Owner], options: RunOptions) -> list[Owner]:
+    """The owners the run is restricted to, each with its target login filled in."""
+    wanted, logins = options.users, options.target_logins
+    return [
+        Owner(o.upn, o.source_id, o.display_name, logins.get(o.upn.lower(), o.target_login))
+        for o in owners
+        if wanted is None or o.upn.lower() in wanted
+    ]

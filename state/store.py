@@ -1,0 +1,379 @@
+"""The state store: every read and write of the engine's progress goes through here.
+
+One transaction per page: items are marked `started` before the target writes,
+then their outcomes and the unit's cursor are committed together, so a cursor
+never runs ahead of what the target holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from ..migrator.errors import ConfigError
+from ..migrator.model import Container, Item, TargetRef
+from .schema import (
+    DONE,
+    FAILED,
+    SCHEMA_VERSION,
+    STARTED,
+    VANISHED,
+    Base,
+    ItemRow,
+    Run,
+    SchemaMigration,
+    Unit,
+    utcnow,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class UnitState:
+    id: int
+    status: str
+    next_link: str | None
+    delta_link: str | None
+    target_folder: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ItemState:
+    id: int
+    unit_id: int
+    source_id: str
+    version: str
+    status: str
+    target_folder: str | None
+    target_ref: str | None
+    fingerprint: str | None
+    size: int | None
+    meta: dict[str, Any]
+    last_error: str | None = None
+
+    @property
+    def ref(self) -> TargetRef | None:
+        if self.target_folder is None or self.target_ref is None:
+            return None
+        return TargetRef(self.target_folder, self.target_ref)
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one item during a page; applied in the page's transaction."""
+
+    item: Item
+    status: str
+    ref: TargetRef | None = None
+    fingerprint: str | None = None
+    size: int | None = None
+    checksum: str | None = None
+    error: str | None = None
+    row_id: int | None = None  # an existing row (possibly in another unit: a move)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusCounts:
+    units: dict[str, int] = field(default_factory=dict)
+    items: dict[str, int] = field(default_factory=dict)
+    bytes_done: int = 0
+
+
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _state(row: ItemRow) -> ItemState:
+    return ItemState(
+        id=row.id,
+        unit_id=row.unit_id,
+        source_id=row.source_id,
+        version=row.version,
+        status=row.status,
+        target_folder=row.target_folder,
+        target_ref=row.target_ref,
+        fingerprint=row.fingerprint,
+        size=row.size,
+        meta=dict(row.meta or {}),
+        last_error=row.last_error,
+    )
+
+
+def _unit_state(row: Unit) -> UnitState:
+    return UnitState(row.id, row.status, row.next_link, row.delta_link, row.target_folder)
+
+
+class Store:
+    """The engine's view of the state database."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sessions = sessionmaker(engine, expire_on_commit=False)
+
+    def session(self) -> Session:
+        return self._sessions()
+
+    # -- runs -------------------------------------------------------------
+
+    def start_run(self, command: str, options: dict[str, Any]) -> int:
+        with self.session() as s, s.begin():
+            run = Run(command=command, options=options)
+            s.add(run)
+            s.flush()
+            return run.id
+
+    def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
+        with self.session() as s, s.begin():
+            s.execute(
+                update(Run)
+                .where(Run.id == run_id)
+                .values(status=status, summary=summary, finished_at=utcnow())
+            )
+
+    def last_runs(self, limit: int = 10) -> list[Run]:
+        with self.session() as s:
+            return list(s.scalars(select(Run).order_by(Run.id.desc()).limit(limit)))
+
+    # -- units ------------------------------------------------------------
+
+    def unit_for(self, container: Container) -> UnitState:
+        """The unit of `container`, created on first sight."""
+        with self.session() as s, s.begin():
+            row = s.scalar(
+                select(Unit).where(
+                    Unit.workload == container.workload,
+                    Unit.owner == container.owner,
+                    Unit.container_id == container.source_id,
+                )
+            )
+            if row is None:
+                row = Unit(
+                    workload=container.workload,
+                    owner=container.owner,
+                    container_id=container.source_id,
+                )
+                s.add(row)
+            row.path = container.display_path
+            row.source_count = container.total_items
+            row.source_bytes = container.size_bytes
+            s.flush()
+            return _unit_state(row)
+
+    def set_unit(self, unit_id: int, **values: Any) -> None:
+        with self.session() as s, s.begin():
+            s.execute(update(Unit).where(Unit.id == unit_id).values(**values))
+
+    def units(self, workload: str | None = None) -> list[Unit]:
+        with self.session() as s:
+            query = select(Unit).order_by(Unit.owner, Unit.path)
+            if workload:
+                query = query.where(Unit.workload == workload)
+            return list(s.scalars(query))
+
+    # -- items ------------------------------------------------------------
+
+    def items_of_unit(self, unit_id: int) -> list[ItemState]:
+        with self.session() as s:
+            rows = s.scalars(select(ItemRow).where(ItemRow.unit_id == unit_id))
+            return [_state(r) for r in rows]
+
+    def items_by_source(self, unit_id: int, source_ids: Sequence[str]) -> dict[str, ItemState]:
+        found: dict[str, ItemState] = {}
+        with self.session() as s:
+            for start in range(0, len(source_ids), 500):
+                chunk = source_ids[start : start + 500]
+                rows = s.scalars(
+                    select(ItemRow).where(ItemRow.unit_id == unit_id, ItemRow.source_id.in_(chunk))
+                )
+                found.update((r.source_id, _state(r)) for r in rows)
+        return found
+
+    def items_elsewhere(
+        self, workload: str, owner: str, unit_id: int, source_ids: Sequence[str]
+    ) -> dict[str, ItemState]:
+        """Rows of the same owner in other units: the item moved between containers."""
+        found: dict[str, ItemState] = {}
+        with self.session() as s:
+            for start in range(0, len(source_ids), 500):
+                chunk = source_ids[start : start + 500]
+                rows = s.scalars(
+                    select(ItemRow).where(
+                        ItemRow.workload == workload,
+                        ItemRow.owner == owner,
+                        ItemRow.unit_id != unit_id,
+                        ItemRow.source_id.in_(chunk),
+                        ItemRow.status.in_((DONE, VANISHED)),
+                    )
+                )
+                found.update((r.source_id, _state(r)) for r in rows)
+        return found
+
+    def unit_refs(self, unit_id: int) -> set[str]:
+        with self.session() as s:
+            refs = s.scalars(
+                select(ItemRow.target_ref).where(
+                    ItemRow.unit_id == unit_id, ItemRow.target_ref.is_not(None)
+                )
+            )
+            return {r for r in refs if r}
+
+    def mark_started(
+        self, unit_id: int, container: Container, items: Iterable[tuple[Item, int | None]]
+    ) -> dict[str, int]:
+        """Record the items about to be written (one transaction); return their row ids."""
+        ids: dict[str, int] = {}
+        with self.session() as s, s.begin():
+            for item, row_id in items:
+                row = s.get(ItemRow, row_id) if row_id is not None else None
+                if row is None:
+                    row = ItemRow(
+                        unit_id=unit_id,
+                        workload=container.workload,
+                        owner=container.owner,
+                        source_id=item.source_id,
+                        attempts=0,
+                    )
+                    s.add(row)
+                row.status = STARTED
+                row.version = item.version
+                row.meta = dict(item.meta)
+                row.attempts = (row.attempts or 0) + 1
+                s.flush()
+                ids[item.source_id] = row.id
+        return ids
+
+    def settle_page(
+        self,
+        unit_id: int,
+        container: Container,
+        outcomes: Sequence[Outcome],
+        vanished: Sequence[str],
+        next_link: str | None,
+        delta_link: str | None,
+    ) -> None:
+        """Apply a page's outcomes and advance the unit's cursor in one transaction."""
+        with self.session() as s, s.begin():
+            for outcome in outcomes:
+                self._apply(s, unit_id, container, outcome)
+            if vanished:
+                s.execute(
+                    update(ItemRow)
+                    .where(ItemRow.unit_id == unit_id, ItemRow.source_id.in_(list(vanished)))
+                    .values(status=VANISHED, updated_at=utcnow())
+                )
+            values: dict[str, Any] = {"next_link": next_link}
+            if delta_link is not None:
+                values.update(delta_link=delta_link, next_link=None, status=DONE)
+            s.execute(update(Unit).where(Unit.id == unit_id).values(**values))
+
+    @staticmethod
+    def _apply(s: Session, unit_id: int, container: Container, outcome: Outcome) -> None:
+        row = s.get(ItemRow, outcome.row_id) if outcome.row_id is not None else None
+        if row is None:
+            row = s.scalar(
+                select(ItemRow).where(
+                    ItemRow.unit_id == unit_id, ItemRow.source_id == outcome.item.source_id
+                )
+            )
+        if row is None:
+            row = ItemRow(
+                workload=container.workload,
+                owner=container.owner,
+                source_id=outcome.item.source_id,
+                attempts=0,
+            )
+            s.add(row)
+        row.unit_id = unit_id
+        row.status = outcome.status
+        row.version = outcome.item.version
+        row.meta = dict(outcome.item.meta)
+        row.last_error = outcome.error
+        if outcome.ref is not None:
+            row.target_folder, row.target_ref = outcome.ref.folder, outcome.ref.ref
+        for name in ("fingerprint", "size", "checksum"):
+            value = getattr(outcome, name)
+            if value is not None:
+                setattr(row, name, value)
+
+    def vanished(self, workload: str, owner: str) -> list[ItemState]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(ItemRow).where(
+                    ItemRow.workload == workload,
+                    ItemRow.owner == owner,
+                    ItemRow.status == VANISHED,
+                )
+            )
+            return [_state(r) for r in rows]
+
+    def set_status(self, row_ids: Sequence[int], status: str, error: str | None = None) -> None:
+        if not row_ids:
+            return
+        with self.session() as s, s.begin():
+            s.execute(
+                update(ItemRow)
+                .where(ItemRow.id.in_(list(row_ids)))
+                .values(status=status, last_error=error, updated_at=utcnow())
+            )
+
+    def failed(self, workload: str | None = None) -> list[tuple[Unit, ItemState]]:
+        with self.session() as s:
+            query = select(Unit, ItemRow).join(Unit, Unit.id == ItemRow.unit_id)
+            query = query.where(ItemRow.status == FAILED)
+            if workload:
+                query = query.where(ItemRow.workload == workload)
+            return [(u, _state(r)) for u, r in s.execute(query).all()]
+
+    def counts(self, workload: str | None = None) -> StatusCounts:
+        with self.session() as s:
+            unit_q = select(Unit.status, func.count()).group_by(Unit.status)
+            item_q = select(ItemRow.status, func.count()).group_by(ItemRow.status)
+            bytes_q = select(func.coalesce(func.sum(ItemRow.size), 0)).where(ItemRow.status == DONE)
+            if workload:
+                unit_q = unit_q.where(Unit.workload == workload)
+                item_q = item_q.where(ItemRow.workload == workload)
+                bytes_q = bytes_q.where(ItemRow.workload == workload)
+            units = {k: int(v) for k, v in s.execute(unit_q).all()}
+            items = {k: int(v) for k, v in s.execute(item_q).all()}
+            return StatusCounts(units, items, int(s.scalar(bytes_q) or 0))
+
+
+def open_store(url: str) -> Store:
+    """Open (creating or upgrading) the state database at an SQLAlchemy URL."""
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, future=True)
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several kinds for a bad URL
+        raise ConfigError("state.url", f"cannot use {url!r}: {exc}") from None
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    _migrate(engine)
+    return Store(engine)
+
+
+def _migrate(engine: Engine) -> None:
+    Base.metadata.create_all(engine)
+    with Session(engine) as s, s.begin():
+        current = s.scalar(select(func.max(SchemaMigration.version)))
+        if current is None:
+            s.add(SchemaMigration(version=SCHEMA_VERSION))
+        elif current > SCHEMA_VERSION:
+            raise ConfigError(
+                "state.url",
+                f"the state database has schema {current}, newer than this version "
+                f"of hirondelle understands ({SCHEMA_VERSION}): upgrade hirondelle",
+            )
