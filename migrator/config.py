@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..connectors.graph.auth import GraphSettings
 from .errors import ConfigError
 
 WORKLOADS = ("mail",)
@@ -20,19 +21,12 @@ TARGET_KINDS = {"mail": ("imap", "archive")}
 
 
 @dataclass(frozen=True)
-class SourceConfig:
-    tenant_id: str
-    client_id: str
-    client_secret_env: str | None = None
-    client_secret_file: Path | None = None
-    certificate_file: Path | None = None
-    certificate_password_env: str | None = None
-    graph_url: str = "https://graph.microsoft.com/v1.0"
-    authority: str | None = None
-    ca_file: Path | None = None
+class BudgetConfig:
+    """Graph's per-mailbox limits the source keeps under (Outlook's documented defaults)."""
+
+    concurrency: int = 4
     requests_per_window: int = 10_000
     window_seconds: float = 600.0
-    concurrency: int = 4
 
 
 @dataclass(frozen=True)
@@ -45,7 +39,8 @@ class TargetConfig:
 @dataclass(frozen=True)
 class Config:
     base_dir: Path
-    source: SourceConfig
+    source: GraphSettings
+    budget: BudgetConfig
     state_url: str
     audit_dir: Path | None
     lock_file: Path
@@ -109,7 +104,7 @@ def load_config(path: Path) -> Config:
 
 def parse_config(raw: dict[str, Any], base: Path) -> Config:
     top = _Table("", raw)
-    source = _source(_Table("source", top.get("source", dict, required=True)), base)
+    source, budget = _source(_Table("source", top.get("source", dict, required=True)), base)
     state = _Table("state", top.get("state", dict, {}))
     state_url = state.get("url", str, "sqlite:///state/hirondelle.sqlite")
     if state_url.startswith("sqlite:///") and not state_url.startswith("sqlite:////"):
@@ -134,6 +129,7 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
     return Config(
         base_dir=base,
         source=source,
+        budget=budget,
         state_url=state_url,
         audit_dir=audit_dir,
         lock_file=lock_file,
@@ -145,36 +141,40 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
     )
 
 
-def _source(t: _Table, base: Path) -> SourceConfig:
-    config = SourceConfig(
-        tenant_id=t.get("tenant_id", str, required=True),
-        client_id=t.get("client_id", str, required=True),
-        client_secret_env=t.get("client_secret_env", str),
-        client_secret_file=t.path("client_secret_file", base),
-        certificate_file=t.path("certificate_file", base),
-        certificate_password_env=t.get("certificate_password_env", str),
-        graph_url=t.get("graph_url", str, SourceConfig.graph_url).rstrip("/"),
-        authority=t.get("authority", str),
-        ca_file=t.path("ca_file", base),
-        requests_per_window=t.positive("requests_per_window", 10_000),
-        window_seconds=t.get("window_seconds", float, 600.0),
-        concurrency=t.positive("concurrency", 4),
-    )
+def _source(t: _Table, base: Path) -> tuple[GraphSettings, BudgetConfig]:
     if "client_secret" in t.values:
         raise ConfigError(
             "source.client_secret",
             "secrets are not accepted in the file: use client_secret_env or client_secret_file",
         )
-    t.finish()
-    chosen = [config.client_secret_env, config.client_secret_file, config.certificate_file]
-    if sum(v is not None for v in chosen) != 1:
-        raise ConfigError(
-            "source.client_secret_env",
-            "set exactly one of client_secret_env, client_secret_file or certificate_file",
-        )
-    if not config.graph_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+
+    def path(key: str) -> str | None:
+        value = t.path(key, base)
+        return None if value is None else str(value)
+
+    graph_url = t.get("graph_url", str, "https://graph.microsoft.com/v1.0").rstrip("/")
+    if not graph_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
         raise ConfigError("source.graph_url", "must be an https:// URL")
-    return config
+    settings = GraphSettings(
+        tenant_id=t.get("tenant_id", str, required=True),
+        client_id=t.get("client_id", str, required=True),
+        graph_url=graph_url,
+        authority=t.get("authority", str),
+        ca_file=path("ca_file"),
+        client_secret_env=t.get("client_secret_env", str),
+        client_secret_file=path("client_secret_file"),
+        certificate_file=path("certificate_file"),
+        certificate_password_env=t.get("certificate_password_env", str),
+    )
+    budget = BudgetConfig(
+        concurrency=t.positive("concurrency", 4),
+        requests_per_window=t.positive("requests_per_window", 10_000),
+        window_seconds=t.get("window_seconds", float, 600.0),
+    )
+    if budget.window_seconds <= 0:
+        raise ConfigError("source.window_seconds", "must be positive")
+    t.finish()
+    return settings, budget
 
 
 def _targets(t: _Table, base: Path) -> dict[str, TargetConfig]:
@@ -213,6 +213,9 @@ def read_users(path: Path) -> dict[str, str]:
         if number == 1 and row[0].strip().lower() in ("source_upn", "upn", "source"):
             continue
         if len(row) < 2 or "@" not in row[0]:
-            raise ConfigError("users.file", f"{path} line {number}: expected source_upn,target_login")
+            expected = "expected source_upn,target_login"
+            raise ConfigError("users.file", f"{path} line {number}: {expected}")
         users[row[0].strip().lower()] = row[1].strip()
+    if not users:
+        raise ConfigError("users.file", f"{path} lists no users (remove [users] to take all)")
     return users

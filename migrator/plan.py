@@ -45,11 +45,19 @@ class Plan:
     owner_concurrency: int = 1
     estimate_seconds: float = 0.0
 
+    @property
+    def items(self) -> int:
+        return sum(r.items for r in self.rows)
+
+    @property
+    def bytes(self) -> int:
+        return sum(r.bytes for r in self.rows)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "owners": self.owners,
-            "items": sum(r.items for r in self.rows),
-            "bytes": sum(r.bytes for r in self.rows),
+            "items": self.items,
+            "bytes": self.bytes,
             "requests": sum(r.requests for r in self.rows),
             "estimate_seconds": round(self.estimate_seconds, 1),
             "assumptions": {
@@ -81,9 +89,7 @@ def estimate_seconds(owner_requests: list[int], rate: float, concurrency: int) -
     return max(max(times), sum(times) / max(1, concurrency))
 
 
-async def make_plan(
-    workloads: list[tuple[Workload, Planner]], options: RunOptions
-) -> Plan:
+async def make_plan(workloads: list[tuple[Workload, Planner]], options: RunOptions) -> Plan:
     plan = Plan(owner_concurrency=options.owner_concurrency)
     per_owner: list[int] = []
     for workload, planner in workloads:
@@ -93,7 +99,10 @@ async def make_plan(
         gate = asyncio.Semaphore(options.owner_concurrency)
 
         async def assess(
-            owner: Owner, workload: Workload = workload, planner: Planner = planner
+            owner: Owner,
+            workload: Workload = workload,
+            planner: Planner = planner,
+            gate: asyncio.Semaphore = gate,
         ) -> tuple[list[PlanRow], list[Finding]]:
             async with gate:
                 containers = await workload.source.containers(owner)

@@ -1,0 +1,367 @@
+"""The `hirondelle` command line: a thin skin over `migrator.operations`.
+
+Exit codes: 0 done; 1 done, but some items failed or `verify` found differences;
+2 bad configuration or usage; 3 fatal error (authentication, quota, target
+unreachable); 4 another run holds the state lock; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import functools
+import io
+import json
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .migrator import operations
+from .migrator.config import Config, load_config
+from .migrator.errors import ConfigError, HirondelleError, LockedError
+from .migrator.progress import ProgressReporter
+
+F = TypeVar("F", bound=Callable[..., Any])
+EXIT_PARTIAL, EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED = 1, 2, 3, 4
+out = Console()
+
+
+def reported(fn: F) -> F:
+    """Turn the tool's own errors into one line and an exit code, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            _fail(f"configuration error: {exc}", EXIT_CONFIG)
+        except LockedError as exc:
+            _fail(str(exc), EXIT_LOCKED)
+        except HirondelleError as exc:
+            _fail(f"error: {exc}", EXIT_FATAL)
+        except KeyboardInterrupt:
+            _fail("interrupted: run the same command again to resume", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+def _config(ctx: click.Context) -> Config:
+    return load_config(Path(ctx.obj["config"]))
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-c",
+    "--config",
+    default="hirondelle.toml",
+    envvar="HIRONDELLE_CONFIG",
+    show_default=True,
+    help="Configuration file (env HIRONDELLE_CONFIG).",
+)
+@click.option("-v", "--verbose", count=True, help="More log lines (-vv for debug).")
+@click.version_option(package_name="hirondelle")
+@click.pass_context
+def main(ctx: click.Context, config: str, verbose: int) -> None:
+    """Move Microsoft 365 mailboxes into open-protocol servers, resumably."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"config": config}
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+@reported
+def init(directory: Path, force: bool) -> None:
+    """Write a commented hirondelle.toml and a users.csv template in DIRECTORY."""
+    from .migrator.templates import write_templates
+
+    for path in write_templates(directory, force):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.pass_context
+@reported
+def doctor(ctx: click.Context) -> None:
+    """Check that Graph and every target are reachable and usable."""
+    lines = asyncio.run(operations.doctor(_config(ctx)))
+    for what, ok, detail in lines:
+        out.print(f"[{'green' if ok else 'red'}]{'ok ' if ok else 'BAD'}[/] {what}: {detail}")
+    if not all(ok for _, ok, _ in lines):
+        sys.exit(EXIT_FATAL)
+
+
+@main.command()
+@json_option
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the per-folder inventory as CSV to this file.",
+)
+@click.pass_context
+@reported
+def plan(ctx: click.Context, as_json: bool, csv_path: Path | None) -> None:
+    """Dry run: inventory, findings and a time estimate. Writes nothing to the target."""
+    result = asyncio.run(operations.plan(_config(ctx)))
+    data = result.as_dict()
+    if csv_path is not None:
+        csv_path.write_text(_plan_csv(data), encoding="utf-8")
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    table = Table(title="Plan")
+    for column in ("owner", "folder", "target", "items", "MB"):
+        table.add_column(column, justify="right" if column in ("items", "MB") else "left")
+    for row in result.rows:
+        table.add_row(
+            row.owner, row.container, row.target, str(row.items), f"{row.bytes / 1e6:.1f}"
+        )
+    out.print(table)
+    for finding in result.findings:
+        out.print(
+            f"{finding.severity:8} {finding.kind:14} {finding.owner} {finding.container}: "
+            f"{finding.detail}",
+            markup=False,
+            highlight=False,
+        )
+    out.print(
+        f"{result.owners} owners, {result.items} items, {result.bytes / 1e6:.1f} MB; "
+        f"estimated {_duration(result.estimate_seconds)} at "
+        f"{result.requests_per_second:.1f} Graph requests/s per mailbox, "
+        f"{result.owner_concurrency} mailboxes at once"
+    )
+
+
+def _plan_csv(data: dict[str, Any]) -> str:
+    buffer = io.StringIO()
+    rows = data["containers"]
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["workload"])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds + 0.5), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _migrate(ctx: click.Context, mode: str, as_json: bool) -> None:
+    config = _config(ctx)
+    with ProgressReporter() as reporter:
+        if mode == "retry-failed":
+            result = asyncio.run(operations.retry_failed(config, reporter))
+        else:
+            result = asyncio.run(operations.migrate(config, mode, reporter))
+    _print_result(result.as_dict(), as_json)
+    if not result.ok:
+        sys.exit(EXIT_PARTIAL)
+
+
+def _print_result(data: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for name, tally in data["workloads"].items():
+        out.print(
+            f"{name}: {tally['copied']} copied, {tally['updated']} updated, "
+            f"{tally['moved']} moved, {tally['removed']} removed, {tally['skipped']} skipped, "
+            f"{tally['failed']} failed, {tally['bytes'] / 1e6:.1f} MB"
+        )
+        for unit in tally["failed_units"]:
+            out.print(f"  folder not finished: {unit}", markup=False)
+    if data.get("audit_log"):
+        out.print(f"audit log: {data['audit_log']}", markup=False)
+
+
+@main.command()
+@json_option
+@click.pass_context
+@reported
+def run(ctx: click.Context, as_json: bool) -> None:
+    """Copy everything not yet copied; resumes where an interrupted run stopped."""
+    _migrate(ctx, "run", as_json)
+
+
+@main.command()
+@json_option
+@click.pass_context
+@reported
+def sync(ctx: click.Context, as_json: bool) -> None:
+    """Carry new items, changes, moves and deletions since the last pass."""
+    _migrate(ctx, "sync", as_json)
+
+
+@main.command("retry-failed")
+@json_option
+@click.pass_context
+@reported
+def retry_failed(ctx: click.Context, as_json: bool) -> None:
+    """Try again every item marked failed (an earlier copy is looked for first)."""
+    _migrate(ctx, "retry-failed", as_json)
+
+
+@main.command()
+@json_option
+@click.pass_context
+@reported
+def verify(ctx: click.Context, as_json: bool) -> None:
+    """Compare source and target per folder and list every difference."""
+    reports = asyncio.run(operations.check(_config(ctx)))
+    if as_json:
+        click.echo(json.dumps({k: r.as_dict() for k, r in reports.items()}, ensure_ascii=False))
+    else:
+        for report in reports.values():
+            _print_verify(report)
+    if not all(r.verified for r in reports.values()):
+        sys.exit(EXIT_PARTIAL)
+
+
+def _print_verify(report: Any) -> None:
+    for check in report.containers:
+        mark = "=" if not check.differences else "≠"
+        out.print(
+            f"{mark} {check.owner} {check.container}: source {check.source_count}, "
+            f"target {check.target_count}, skipped {len(check.skipped)}",
+            markup=False,
+        )
+        for diff in check.differences:
+            out.print(f"    {diff.kind}: {diff.source_id or diff.ref}: {diff.detail}", markup=False)
+    verdict = "verified" if report.verified else f"{len(report.differences)} difference(s)"
+    out.print(f"{report.workload}: {verdict}")
+
+
+@main.command()
+@json_option
+@click.pass_context
+@reported
+def status(ctx: click.Context, as_json: bool) -> None:
+    """What the state says: folders and items by status, and the last runs."""
+    data = operations.status(_config(ctx))
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    for name, counts in data["workloads"].items():
+        items = ", ".join(f"{v} {k}" for k, v in sorted(counts["items"].items())) or "none"
+        units = ", ".join(f"{v} {k}" for k, v in sorted(counts["units"].items())) or "none"
+        out.print(
+            f"{name}: folders {units}; items {items}; {counts['bytes_done'] / 1e6:.1f} MB copied"
+        )
+    for r in data["runs"]:
+        out.print(f"run {r['id']} {r['command']} {r['status']} {r['started_at']}")
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("hirondelle-demo"),
+    show_default=True,
+    help="Where the archive, state and audit log are written.",
+)
+@click.option("--users", default=3, show_default=True, help="Users in the sandbox tenant.")
+@click.option("--messages", default=60, show_default=True, help="Messages per user.")
+@click.option("--seed", default=7, show_default=True, help="Seed of the sandbox tenant.")
+@json_option
+@reported
+def demo(directory: Path, users: int, messages: int, seed: int, as_json: bool) -> None:
+    """Plan, run, mutate, sync and verify from the built-in sandbox into local files."""
+    from .migrator.demo import run_demo
+
+    with ProgressReporter() as reporter:
+        summary = run_demo(
+            directory,
+            users=users,
+            messages=messages,
+            seed=seed,
+            reporter=reporter,
+            say=None if as_json else out.print,
+        )
+    if as_json:
+        click.echo(json.dumps(summary, ensure_ascii=False))
+    if not all(w["verified"] and not w["failed"] for w in summary.values()):
+        sys.exit(EXIT_PARTIAL)
+
+
+@main.group()
+def sandbox() -> None:
+    """The local Microsoft Graph emulator with a seeded tenant."""
+
+
+@sandbox.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8443, show_default=True, help="Port to listen on (0: any).")
+@click.option("--seed", default=7, show_default=True)
+@click.option("--users", default=3, show_default=True)
+@click.option("--messages", default=200, show_default=True, help="Messages per user.")
+@click.option("--large", default=2, show_default=True, help="Messages with a 40 MB attachment.")
+@click.option(
+    "--from",
+    "from_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Load the tenant from a folder of .eml files / .mbox per user instead.",
+)
+@click.option(
+    "--tls/--no-tls",
+    default=True,
+    show_default=True,
+    help="Serve HTTPS with a throwaway CA (azure-identity needs it).",
+)
+@click.option(
+    "--scale",
+    default=1.0,
+    show_default=True,
+    help="Shrink Graph's 10-minute throttling window (and its count) by this factor.",
+)
+@click.option("--no-throttle", is_flag=True, help="Do not enforce Graph's mailbox limits.")
+@reported
+def serve(
+    host: str,
+    port: int,
+    seed: int,
+    users: int,
+    messages: int,
+    large: int,
+    from_dir: Path | None,
+    tls: bool,
+    scale: float,
+    no_throttle: bool,
+) -> None:
+    """Serve the sandbox tenant over HTTP(S) until interrupted."""
+    from .sandbox.server import Limits, serve_forever
+    from .sandbox.tenant import Tenant, TenantSpec
+
+    try:
+        tenant = (
+            Tenant.load(from_dir)
+            if from_dir is not None
+            else Tenant.generate(
+                TenantSpec(seed=seed, users=users, messages=messages, large_messages=large)
+            )
+        )
+    except ValueError as exc:
+        raise ConfigError("--from", str(exc)) from None
+    limits = Limits(scale=scale, enabled=not no_throttle)
+    serve_forever(tenant, host=host, port=port, tls=tls, limits=limits)
+
+
+if __name__ == "__main__":
+    main()

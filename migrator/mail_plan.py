@@ -1,0 +1,89 @@
+"""The mail workload's part of `plan`: target folder names, request counts, findings.
+
+Findings an integrator shows the client before the move: folders that will be
+renamed on the target, hidden folders that are not carried, messages larger than
+the target accepts, drafts without a Message-ID (verified by digest instead).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ..mappings.mail_folders import escape_segment, join_folder, target_folder
+from .model import Container, Owner
+from .plan import Finding
+from .protocols import Source, Target
+
+# Requests per message: one `$value`; per page of the delta enumeration: one
+# listing request; plus the folder walk. Kept in one place so the estimate
+# follows the source's real request pattern.
+DELTA_PAGE = 1000
+PLAN_DELIMITER = "/"
+
+
+class MailPlanner:
+    def __init__(self, source: Source, target: Target, requests_per_second: float) -> None:
+        self.source, self.target = source, target
+        self.requests_per_second = requests_per_second
+
+    def target_name(self, container: Container) -> str:
+        """The folder name on a server that has no SPECIAL-USE folders yet."""
+        segments = target_folder(container.path, _roles(container), {})
+        return join_folder(segments, PLAN_DELIMITER)
+
+    def requests(self, container: Container) -> int:
+        n = container.total_items
+        return n + math.ceil(n / DELTA_PAGE) + 1
+
+    async def findings(self, owner: Owner, containers: list[Container]) -> list[Finding]:
+        found: list[Finding] = []
+        hidden = getattr(self.source, "hidden_folders", None)
+        if hidden is not None:
+            for name in await hidden(owner):
+                found.append(
+                    Finding("info", "hidden-folder", owner.upn, name, "hidden folder, not carried")
+                )
+        limit = self.target.capabilities.max_item_bytes
+        for container in containers:
+            found.extend(self._renamed(owner, container))
+            if container.total_items:
+                found.extend(await self._items(owner, container, limit))
+        return found
+
+    def _renamed(self, owner: Owner, container: Container) -> list[Finding]:
+        mapped = target_folder(container.path, _roles(container), {})
+        name = escape_segment(mapped[-1], PLAN_DELIMITER)
+        if container.role is not None or name == container.path[-1]:
+            return []
+        detail = f"renamed to {name!r} on the target"
+        return [Finding("warning", "renamed", owner.upn, container.display_path, detail)]
+
+    async def _items(self, owner: Owner, container: Container, limit: int | None) -> list[Finding]:
+        found: list[Finding] = []
+        no_id = 0
+        for item in await self.source.listing(container):
+            size = _int(item.meta.get("size"))
+            if limit is not None and size is not None and size > limit:
+                detail = f"{item.source_id}: {size} bytes, over the target's {limit}; skipped"
+                found.append(
+                    Finding("warning", "oversize", owner.upn, container.display_path, detail)
+                )
+            if not item.meta.get("internetMessageId"):
+                no_id += 1
+        if no_id:
+            detail = f"{no_id} message(s) without Message-ID, matched by content digest"
+            where = container.display_path
+            found.append(Finding("info", "no-message-id", owner.upn, where, detail))
+        return found
+
+
+def _roles(container: Container) -> tuple[str | None, ...]:
+    return container.path_roles or (None,) * (len(container.path) - 1) + (container.role,)
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
