@@ -59,23 +59,26 @@ class _Table:
             raise ConfigError(name, "must be a table")
         self.name, self.values, self.used = name, values, set[str]()
 
+    def setting(self, key: str) -> str:
+        return f"{self.name}.{key}" if self.name else key
+
     def get(self, key: str, kind: type, default: Any = None, required: bool = False) -> Any:
         self.used.add(key)
         if key not in self.values:
             if required:
-                raise ConfigError(f"{self.name}.{key}", "is required")
+                raise ConfigError(self.setting(key), "is required")
             return default
         value = self.values[key]
         if kind is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-            raise ConfigError(f"{self.name}.{key}", f"must be a {kind.__name__}, not {value!r}")
+            raise ConfigError(self.setting(key), f"must be a {kind.__name__}, not {value!r}")
         return value
 
     def positive(self, key: str, default: int) -> int:
         value = self.get(key, int, default)
         if value < 1:
-            raise ConfigError(f"{self.name}.{key}", f"must be at least 1, not {value}")
+            raise ConfigError(self.setting(key), f"must be at least 1, not {value}")
         return int(value)
 
     def path(self, key: str, base: Path, required: bool = False) -> Path | None:
@@ -88,7 +91,7 @@ class _Table:
     def finish(self) -> None:
         unknown = sorted(set(self.values) - self.used)
         if unknown:
-            raise ConfigError(f"{self.name}.{unknown[0]}", "is not a known setting")
+            raise ConfigError(self.setting(unknown[0]), "is not a known setting")
 
 
 def load_config(path: Path) -> Config:

@@ -1,0 +1,73 @@
+"""Bad configuration gives one clear error naming the setting; good configuration parses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hirondelle.migrator.config import load_config, parse_config
+from hirondelle.migrator.errors import ConfigError
+
+
+def good() -> dict[str, Any]:
+    return {
+        "source": {"tenant_id": "t", "client_id": "c", "client_secret_env": "SECRET"},
+        "targets": {"mail": {"kind": "archive", "path": "out"}},
+    }
+
+
+def test_minimal_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
+    config = parse_config(good(), tmp_path)
+    assert config.state_url == f"sqlite:///{tmp_path}/state/hirondelle.sqlite"
+    assert config.targets["mail"].options["path"] == tmp_path / "out"
+    assert config.deletions == "mirror"
+    assert config.budget.requests_per_window == 10_000
+
+
+@pytest.mark.parametrize(
+    ("change", "setting"),
+    [
+        (lambda c: c["source"].pop("tenant_id"), "source.tenant_id"),
+        (lambda c: c["source"].update(client_secret="x"), "source.client_secret"),
+        (lambda c: c["source"].update(client_secret_file="f"), "source"),
+        (lambda c: c["source"].update(graph_url="http://graph.example"), "source.graph_url"),
+        (lambda c: c["source"].update(concurrency=0), "source.concurrency"),
+        (lambda c: c["targets"]["mail"].update(kind="ftp"), "targets.mail.kind"),
+        (lambda c: c["targets"].update(fax={"kind": "x"}), "targets.fax"),
+        (lambda c: c.update(run={"deletions": "purge"}), "run.deletions"),
+        (lambda c: c.update(run={"owner_concurrency": "8"}), "run.owner_concurrency"),
+        (lambda c: c.update(state={"colour": "blue"}), "state.colour"),
+        (lambda c: c.pop("targets"), "targets"),
+    ],
+)
+def test_bad_setting_is_named(tmp_path: Path, change: Any, setting: str) -> None:
+    config = good()
+    change(config)
+    with pytest.raises(ConfigError) as caught:
+        parse_config(config, tmp_path)
+    assert caught.value.setting == setting
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_file_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[source\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_users_csv(tmp_path: Path) -> None:
+    (tmp_path / "users.csv").write_text(
+        "source_upn,target_login\n# a comment\nAlice@Contoso.test,alice@example.org\n"
+    )
+    config = parse_config({**good(), "users": {"file": "users.csv"}}, tmp_path)
+    assert config.users == {"alice@contoso.test": "alice@example.org"}
+    (tmp_path / "users.csv").write_text("source_upn,target_login\nnot-an-upn\n")
+    with pytest.raises(ConfigError, match="line 2"):
+        parse_config({**good(), "users": {"file": "users.csv"}}, tmp_path)
+    (tmp_path / "users.csv").write_text("source_upn,target_login\n")
+    with pytest.raises(ConfigError, match="no users"):
+        parse_config({**good(), "users": {"file": "users.csv"}}, tmp_path)
