@@ -21,12 +21,36 @@ INTERFACE CONTRACT (the server codes against exactly this; keep it stable):
     tenant.oldest_delta_seq -> int               # tokens below this are expired
     tenant.mutate(Mutation(...)) -> MutationResult
     tenant.folder_size(user_id, folder_id) -> int   # sum of MIME sizes
+
+Additions beyond the contract:
+
+    tenant.root_folder_id(user_id) -> str        # parent_id of the top-level folders
+    tenant.child_folders(user_id, folder_id) -> list[SandboxFolder]
+    tenant.mime_chunks(user_id, message_id, chunk_size) -> Iterator[bytes]  # streams big ones
+    tenant.expire_delta_tokens()                 # oldest_delta_seq = seq: older tokens expire
+    tenant.add_user / add_folder / add_message   # how generation and `load` fill a tenant
+
+`folder(user_id, "msgfolderroot")` returns the root, which `folders()` does not list.
+`messages`, `changes_since` and `folder_size` accept a well-known name for the folder.
+Message objects are snapshots: a mutation replaces a message, never edits it in place,
+so a reader holding one sees a consistent state while `mutate` runs in another thread.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
+import hashlib
+import random
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from .mime import CATEGORIES, CONTACTS, SUBJECTS, MessageRecipe, MimeDocument
 
 
 @dataclass(frozen=True)
@@ -103,3 +127,364 @@ class MutationResult:
     changed: list[str]
     moved: list[str]
     deleted: list[str]
+
+
+class MimeSource(Protocol):
+    """Where a message's bytes come from: a synthetic recipe or a file slice."""
+
+    def document(self) -> MimeDocument: ...
+
+
+# Graph immutable ids start with a fixed mailbox-independent prefix; the rest is seeded.
+MESSAGE_ID_PREFIX = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
+FOLDER_ID_PREFIX = "AQkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # generated mail is older; mutations come after
+ROOT = "msgfolderroot"
+_MIME_CACHE_ENTRIES = 128
+_MIME_CACHE_MAX_RESIDENT = 2 << 20  # a big loaded .eml is re-read rather than kept
+
+
+def stable_id(prefix: str, *parts: object) -> str:
+    """A base64url id derived from `parts`: the same parts always give the same id."""
+    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:30]
+    return prefix + base64.urlsafe_b64encode(digest).decode("ascii")
+
+
+def change_key(message_id: str, seq: int) -> str:
+    """A short version stamp that differs for every (message, change) pair."""
+    digest = hashlib.sha256(f"{message_id}|{seq}".encode()).digest()[:12]
+    return "CQAAABYAAAA" + base64.b64encode(digest).decode("ascii")
+
+
+# Well-known folders a mutation never moves a message into.
+_NOT_MOVE_TARGETS = frozenset({"drafts", "outbox", "syncissues", "conflicts"})
+
+
+class Tenant:
+    """Users, their mail folders and messages, with a change log; safe to share between threads."""
+
+    def __init__(self, seed: int = 0, spec: TenantSpec | None = None) -> None:
+        self.spec = spec
+        self._seed = seed
+        self._lock = threading.RLock()
+        self._users: list[SandboxUser] = []
+        self._user_keys: dict[str, SandboxUser] = {}
+        self._roots: dict[str, SandboxFolder] = {}
+        self._folders: dict[str, dict[str, SandboxFolder]] = {}  # user id -> folder id -> folder
+        self._messages: dict[str, dict[str, SandboxMessage]] = {}  # user id -> message id -> ...
+        self._members: dict[str, dict[str, None]] = {}  # folder id -> ids, an ordered set
+        self._removals: dict[str, list[tuple[int, str]]] = {}  # folder id -> (seq, message id)
+        self._ordered: dict[str, list[SandboxMessage]] = {}  # folder id -> sorted listing
+        self._sources: dict[str, MimeSource] = {}
+        self._mime_cache: OrderedDict[str, MimeDocument] = OrderedDict()
+        self._seq = 0
+        self._oldest_delta_seq = 0
+
+    # --- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def generate(cls, spec: TenantSpec) -> Tenant:
+        """A synthetic tenant, identical (ids, metadata, MIME bytes) for identical specs."""
+        from .loader import generate_tenant  # the loader builds on this class: import when used
+
+        return generate_tenant(spec)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Tenant:
+        """A tenant read from `<directory>/<upn>/<folder path>/*.eml` and `<folder path>.mbox`."""
+        from .loader import load_directory  # the loader builds on this class: import when used
+
+        return load_directory(Path(directory))
+
+    def add_user(self, user: SandboxUser, root_id: str) -> None:
+        """Register a mailbox and its msgfolderroot folder (not listed by `folders`)."""
+        with self._lock:
+            self._users.append(user)
+            self._user_keys[user.id.lower()] = user
+            self._user_keys[user.upn.lower()] = user
+            parent = stable_id(FOLDER_ID_PREFIX, root_id, "top")
+            root = SandboxFolder(root_id, user.id, "Top of Information Store", parent, ROOT)
+            self._roots[user.id] = root
+            self._folders[user.id] = {}
+            self._messages[user.id] = {}
+
+    def add_folder(self, folder: SandboxFolder) -> None:
+        with self._lock:
+            self._folders[folder.user_id][folder.id] = folder
+            self._members[folder.id] = {}
+            self._removals[folder.id] = []
+
+    def add_message(self, message: SandboxMessage, source: MimeSource) -> SandboxMessage:
+        """Store `message` as a new change (its seq and change_key are assigned here)."""
+        with self._lock:
+            self._seq += 1
+            stamped = dataclasses.replace(
+                message, seq=self._seq, change_key=change_key(message.id, self._seq)
+            )
+            self._messages[message.user_id][message.id] = stamped
+            self._members[message.folder_id][message.id] = None
+            self._ordered.pop(message.folder_id, None)
+            self._sources[message.id] = source
+            return stamped
+
+    # --- reads --------------------------------------------------------------------------------
+
+    @property
+    def users(self) -> list[SandboxUser]:
+        with self._lock:
+            return list(self._users)
+
+    @property
+    def seq(self) -> int:
+        return self._seq
+
+    @property
+    def oldest_delta_seq(self) -> int:
+        return self._oldest_delta_seq
+
+    def user(self, key: str) -> SandboxUser:
+        with self._lock:
+            return self._user_keys[key.lower()]
+
+    def root_folder_id(self, user_id: str) -> str:
+        with self._lock:
+            return self._roots[user_id].id
+
+    def folders(self, user_id: str) -> list[SandboxFolder]:
+        with self._lock:
+            return list(self._folders[user_id].values())
+
+    def child_folders(self, user_id: str, folder_id: str) -> list[SandboxFolder]:
+        parent = self.folder(user_id, folder_id).id
+        return [f for f in self.folders(user_id) if f.parent_id == parent]
+
+    def folder(self, user_id: str, key: str) -> SandboxFolder:
+        """A folder by id or by well-known name (case-insensitive); the root included."""
+        with self._lock:
+            folders = self._folders[user_id]
+            if key in folders:
+                return folders[key]
+            root = self._roots[user_id]
+            if key == root.id or key.lower() == ROOT:
+                return root
+            for folder in folders.values():
+                if folder.well_known_name == key.lower():
+                    return folder
+            raise KeyError(key)
+
+    def messages(self, user_id: str, folder_id: str) -> list[SandboxMessage]:
+        """The folder's current messages, oldest first."""
+        with self._lock:
+            folder = self.folder(user_id, folder_id).id
+            ordered = self._ordered.get(folder)
+            if ordered is None:
+                mailbox = self._messages[user_id]
+                ordered = sorted(
+                    (mailbox[i] for i in self._members.get(folder, ())),
+                    key=lambda m: (m.received, m.id),
+                )
+                self._ordered[folder] = ordered
+            return list(ordered)
+
+    def message(self, user_id: str, message_id: str) -> SandboxMessage:
+        with self._lock:
+            return self._messages[user_id][message_id]
+
+    def folder_size(self, user_id: str, folder_id: str) -> int:
+        return sum(m.size for m in self.messages(user_id, folder_id))
+
+    def changes_since(self, user_id: str, folder_id: str, seq: int) -> FolderChanges:
+        """Messages added to or changed in the folder after `seq`, and ids that left it.
+
+        An id that left and came back is only reported as changed. Callers check
+        `oldest_delta_seq` first: below it the removal log may be incomplete.
+        """
+        with self._lock:
+            folder = self.folder(user_id, folder_id).id
+            members = self._members.get(folder, {})
+            mailbox = self._messages[user_id]
+            changed = sorted((mailbox[i] for i in members if mailbox[i].seq > seq), key=_by_seq)
+            removed: dict[str, None] = {}
+            for removed_seq, message_id in self._removals.get(folder, ()):
+                if removed_seq > seq and message_id not in members:
+                    removed[message_id] = None
+            return FolderChanges(changed=changed, removed=list(removed))
+
+    # --- content ------------------------------------------------------------------------------
+
+    def mime(self, user_id: str, message_id: str) -> bytes:
+        """The message's RFC 5322 bytes, exactly `message.size` long."""
+        return self._document(user_id, message_id).to_bytes()
+
+    def mime_chunks(
+        self, user_id: str, message_id: str, chunk_size: int = 1 << 20
+    ) -> Iterator[bytes]:
+        """The message's bytes in pieces, so that large messages stream in flat memory."""
+        return self._document(user_id, message_id).chunks(chunk_size)
+
+    def _document(self, user_id: str, message_id: str) -> MimeDocument:
+        with self._lock:
+            self.message(user_id, message_id)  # KeyError when gone or not this user's
+            cached = self._mime_cache.get(message_id)
+            if cached is not None:
+                self._mime_cache.move_to_end(message_id)
+                return cached
+            source = self._sources[message_id]
+        document = source.document()  # built outside the lock: sources are immutable
+        if document.resident_bytes > _MIME_CACHE_MAX_RESIDENT:
+            return document
+        with self._lock:
+            self._mime_cache[message_id] = document
+            while len(self._mime_cache) > _MIME_CACHE_ENTRIES:
+                self._mime_cache.popitem(last=False)
+        return document
+
+    # --- changes ------------------------------------------------------------------------------
+
+    def expire_delta_tokens(self) -> None:
+        """Make every delta token issued so far expired (tests of the 410 / resync path)."""
+        with self._lock:
+            self._oldest_delta_seq = self._seq
+            for folder, log in self._removals.items():
+                self._removals[folder] = [e for e in log if e[0] > self._oldest_delta_seq]
+
+    def mutate(self, mutation: Mutation) -> MutationResult:
+        """Deliver, change, move and delete messages, deterministically from `mutation.seed`.
+
+        Every message is touched at most once per mutation, so the result lists are disjoint.
+        """
+        with self._lock:
+            rng = random.Random(f"{self._seed}|mutation|{mutation.seed}|{self._seq}")
+            users = [self.user(mutation.user)] if mutation.user else list(self._users)
+            pool = [m for user in users for m in self._messages[user.id]]
+            result = MutationResult(new=[], changed=[], moved=[], deleted=[])
+            for _ in range(mutation.new if users else 0):
+                result.new.append(self._deliver(rng, rng.choice(users)))
+            wanted = mutation.flag_changes + mutation.moves + mutation.deletions
+            picks = iter(rng.sample(pool, min(wanted, len(pool))))
+            owners = {m: u.id for u in users for m in self._messages[u.id]}
+            for message_id in _take(picks, mutation.flag_changes):
+                result.changed.append(self._change_state(rng, owners[message_id], message_id))
+            for message_id in _take(picks, mutation.moves):
+                result.moved.append(self._move(rng, owners[message_id], message_id))
+            for message_id in _take(picks, mutation.deletions):
+                result.deleted.append(self._delete(owners[message_id], message_id))
+            return result
+
+    def _clock(self) -> datetime:
+        """Mutation time: after the generated mail, derived from seq (never the wall clock)."""
+        return EPOCH + timedelta(minutes=self._seq)
+
+    def _restamp(self, message: SandboxMessage, **changes: object) -> SandboxMessage:
+        """Replace `message` by a new snapshot with a fresh seq and change key."""
+        self._seq += 1
+        updated = dataclasses.replace(
+            message,
+            seq=self._seq,
+            change_key=change_key(message.id, self._seq),
+            modified=self._clock(),
+            **changes,  # type: ignore[arg-type]
+        )
+        self._messages[message.user_id][message.id] = updated
+        self._ordered.pop(message.folder_id, None)
+        self._ordered.pop(updated.folder_id, None)
+        return updated
+
+    def _deliver(self, rng: random.Random, user: SandboxUser) -> str:
+        inbox = self.folder(user.id, "inbox")
+        message_id = stable_id(MESSAGE_ID_PREFIX, self._seed, "delivered", self._seq)
+        sender = rng.choice(CONTACTS)
+        recipe = MessageRecipe(
+            seed=message_id,
+            kind=rng.choice(("plain", "alternative")),
+            subject=rng.choice(SUBJECTS),
+            sender=sender,
+            to=((user.display_name, user.mail),),
+            date=self._clock(),
+            message_id=f"<{rng.getrandbits(64):016X}@{sender[1].split('@')[1]}>",
+            body_bytes=rng.randint(1500, 9000),
+        )
+        message = message_from_recipe(recipe, message_id, user.id, inbox.id, self._clock())
+        self.add_message(dataclasses.replace(message, is_read=False), recipe)
+        return message_id
+
+    def _change_state(self, rng: random.Random, user_id: str, message_id: str) -> str:
+        message = self._messages[user_id][message_id]
+        change = rng.choice(("read", "flag", "category"))
+        if change == "read":
+            self._restamp(message, is_read=not message.is_read)
+        elif change == "flag":
+            cycle = {"notFlagged": "flagged", "flagged": "complete", "complete": "notFlagged"}
+            self._restamp(message, flag_status=cycle[message.flag_status])
+        else:
+            category = rng.choice(CATEGORIES)
+            toggled = [c for c in message.categories if c != category]
+            if len(toggled) == len(message.categories):
+                toggled.append(category)
+            self._restamp(message, categories=toggled)
+        return message_id
+
+    def _move(self, rng: random.Random, user_id: str, message_id: str) -> str:
+        message = self._messages[user_id][message_id]
+        targets = [f.id for f in self._movable_folders(user_id) if f.id != message.folder_id]
+        destination = rng.choice(targets)
+        self._members[message.folder_id].pop(message_id)
+        self._removals[message.folder_id].append((self._seq + 1, message_id))
+        self._members[destination][message_id] = None
+        self._restamp(message, folder_id=destination)
+        return message_id
+
+    def _movable_folders(self, user_id: str) -> list[SandboxFolder]:
+        return [
+            f
+            for f in self._folders[user_id].values()
+            if not f.hidden and f.well_known_name not in _NOT_MOVE_TARGETS
+        ]
+
+    def _delete(self, user_id: str, message_id: str) -> str:
+        message = self._messages[user_id].pop(message_id)
+        self._seq += 1
+        self._members[message.folder_id].pop(message_id)
+        self._removals[message.folder_id].append((self._seq, message_id))
+        self._ordered.pop(message.folder_id, None)
+        self._sources.pop(message_id, None)
+        self._mime_cache.pop(message_id, None)
+        return message_id
+
+
+def _by_seq(message: SandboxMessage) -> int:
+    return message.seq
+
+
+def _take(picks: Iterator[str], count: int) -> list[str]:
+    return [message_id for _, message_id in zip(range(count), picks, strict=False)]
+
+
+def message_from_recipe(
+    recipe: MessageRecipe, message_id: str, user_id: str, folder_id: str, received: datetime
+) -> SandboxMessage:
+    """A message's metadata from its recipe; its size comes from building the MIME once."""
+    return SandboxMessage(
+        id=message_id,
+        user_id=user_id,
+        folder_id=folder_id,
+        change_key="",
+        seq=0,
+        subject=recipe.subject,
+        internet_message_id=recipe.message_id,
+        received=received,
+        sent=recipe.date,
+        sender=recipe.sender,
+        to=list(recipe.to),
+        is_read=True,
+        is_draft=False,
+        flag_status="notFlagged",
+        categories=[],
+        last_verb=None,
+        # Graph's hasAttachments ignores inline attachments such as the related kind's image:
+        # https://learn.microsoft.com/en-us/graph/api/resources/message
+        has_attachments=bool(recipe.attachments),
+        size=recipe.document().size,
+        created=received,
+        modified=received,
+    )

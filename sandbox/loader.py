@@ -1,0 +1,498 @@
+"""Filling a sandbox `Tenant`: generated from a `TenantSpec`, or loaded from a directory.
+
+Generation is deterministic: every random choice comes from `random.Random` streams
+keyed by the spec's seed, ids are hashes of the seed and a position, and dates count
+back from a fixed epoch. Each mailbox starts with a fixed "showcase" of messages that
+covers every MIME kind and state (a draft without Message-ID, a reply, the same
+Message-ID in two folders...), then random mail fills the folders by weight.
+
+Loading reads `<dir>/<upn>/<folder path>/*.eml` and `<dir>/<upn>/<folder path>.mbox`;
+the bytes served for a loaded message are the file's bytes, re-read on demand.
+"""
+
+from __future__ import annotations
+
+import email
+import random
+import re
+import unicodedata
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from itertools import product
+from pathlib import Path
+
+from .mime import (
+    CATEGORIES,
+    CONTACTS,
+    DOCX_TYPE,
+    FIRST_NAMES,
+    LAST_NAMES,
+    SUBJECTS,
+    Address,
+    AttachmentRecipe,
+    Kind,
+    MessageRecipe,
+    MimeDocument,
+)
+from .tenant import (
+    EPOCH,
+    FOLDER_ID_PREFIX,
+    MESSAGE_ID_PREFIX,
+    ROOT,
+    SandboxFolder,
+    SandboxMessage,
+    SandboxUser,
+    Tenant,
+    TenantSpec,
+    message_from_recipe,
+    stable_id,
+)
+
+# --- the generated mailbox --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FolderPlan:
+    path: tuple[str, ...]
+    well_known_name: str | None = None
+    hidden: bool = False
+    weight: int = 0  # share of the randomly placed messages
+
+
+_INBOX = ("Boîte de réception",)
+_SENT = ("Éléments envoyés",)
+_DRAFTS = ("Brouillons",)
+_MINUTES = ("Projets", "2024/2025", "Comptes rendus")
+_FOLDER_PLAN = (
+    _FolderPlan(_INBOX, "inbox", weight=50),
+    _FolderPlan((*_INBOX, "Clients.Europe"), weight=5),
+    _FolderPlan((*_INBOX, "Factures & Devis"), weight=4),
+    _FolderPlan(_DRAFTS, "drafts", weight=2),
+    _FolderPlan(_SENT, "sentitems", weight=12),
+    _FolderPlan(("Éléments supprimés",), "deleteditems", weight=4),
+    _FolderPlan(("Courrier indésirable",), "junkemail", weight=2),
+    _FolderPlan(("Boîte d'envoi",), "outbox"),
+    _FolderPlan(("Archive",), "archive", weight=7),
+    _FolderPlan(("Historique des conversations",), "conversationhistory", weight=1),
+    _FolderPlan(("Problèmes de synchronisation",), "syncissues", hidden=True),
+    _FolderPlan(("Problèmes de synchronisation", "Conflits"), "conflicts", hidden=True),
+    _FolderPlan(("Projets",), weight=1),
+    _FolderPlan(("Projets", "2024/2025"), weight=3),
+    _FolderPlan(_MINUTES, weight=3),
+    _FolderPlan((*_MINUTES, "Équipe 🚀"), weight=1),
+    _FolderPlan(("📁 Perso",), weight=2),
+    _FolderPlan(("📁 Perso", "Vacances été"), weight=3),
+)
+_PLACED = [plan for plan in _FOLDER_PLAN if plan.weight]
+_KINDS: tuple[Kind, ...] = ("plain", "alternative", "mixed", "related", "calendar")
+_KIND_WEIGHTS = (35, 37, 12, 8, 8)
+_FILES = (
+    ("Rapport annuel.pdf", "application/pdf"),
+    ("Présentation client.pdf", "application/pdf"),
+    ("Compte rendu.docx", DOCX_TYPE),
+    ("Photos chantier.jpg", "image/jpeg"),
+)
+
+
+@dataclass(frozen=True)
+class _Showcase:
+    """A fixed message each generated mailbox starts with (so small tenants cover every case)."""
+
+    folder: tuple[str, ...]
+    kind: Kind
+    subject: str
+    is_read: bool = True
+    flag_status: str = "notFlagged"
+    last_verb: int | None = None
+    categories: tuple[str, ...] = ()
+    attachments: tuple[AttachmentRecipe, ...] = ()
+
+
+_PDF = AttachmentRecipe("Facture n° 2024-117.pdf", "application/pdf", 180_000)
+_DOCX = AttachmentRecipe("Devis révisé.docx", DOCX_TYPE, 42_000)
+_X, _RED_X = ("Projet X",), ("Rouge", "Projet X")
+_SHOWCASE = (
+    _Showcase(_INBOX, "plain", "Réunion équipe – compte rendu", is_read=False),
+    _Showcase(_INBOX, "alternative", "Überprüfung der Verträge", flag_status="flagged"),
+    _Showcase(_INBOX, "mixed", "Facture et devis", last_verb=102, attachments=(_PDF, _DOCX)),
+    _Showcase(_INBOX, "related", "Nouvelle charte graphique 🎨", last_verb=104),
+    _Showcase(_INBOX, "calendar", "Invitation : comité de pilotage", is_read=False),
+    _Showcase(_DRAFTS, "alternative", "Brouillon – proposition commerciale"),
+    _Showcase(_SENT, "plain", "RE: Réunion équipe – compte rendu"),
+    _Showcase(_MINUTES, "alternative", "🚀 Projet X", flag_status="complete", categories=_X),
+    _Showcase((*_INBOX, "Clients.Europe"), "plain", "Réunion équipe – compte rendu"),
+    _Showcase(
+        _INBOX,
+        "alternative",
+        "Point hebdomadaire",
+        flag_status="complete",
+        last_verb=103,
+        categories=_RED_X,
+    ),
+    _Showcase(("📁 Perso", "Vacances été"), "plain", "Réservation gîte – été 2024"),
+)
+_COPY_OF = {8: 0}  # showcase 8 is showcase 0 copied into another folder: same Message-ID
+_REPLY_TO = {6: 0}  # showcase 6 answers showcase 0
+
+
+def generate_tenant(spec: TenantSpec) -> Tenant:
+    """Users, folders and messages for `spec`; the same spec gives the same tenant."""
+    tenant = Tenant(seed=spec.seed, spec=spec)
+    users = _users(spec)
+    large = _large_slots(spec)
+    for index, user in enumerate(users):
+        others = [(u.display_name, u.mail) for u in users if u.id != user.id][:20]
+        _Mailbox(tenant, spec, index, user).fill([*others, *CONTACTS], large.get(index, set()))
+    return tenant
+
+
+def _users(spec: TenantSpec) -> list[SandboxUser]:
+    rng = random.Random(f"{spec.seed}|users")
+    names = list(product(FIRST_NAMES, LAST_NAMES))
+    many = spec.users > len(names)
+    picks = rng.choices(names, k=spec.users) if many else rng.sample(names, spec.users)
+    width = max(2, len(str(spec.users)))
+    users = []
+    for number, (first, last) in enumerate(picks, start=1):
+        upn = f"user{number:0{width}d}@{spec.domain}"
+        guid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        users.append(SandboxUser(id=guid, upn=upn, display_name=f"{first} {last}", mail=upn))
+    return users
+
+
+def _large_slots(spec: TenantSpec) -> dict[int, set[int]]:
+    """Which (user index, message index) carry the big attachment: the newest random ones."""
+    slots: dict[int, set[int]] = {}
+    if spec.large_attachment_bytes <= 0 or spec.users <= 0:
+        return slots
+    for k in range(spec.large_messages):
+        position = spec.messages - 1 - k // spec.users
+        if position >= len(_SHOWCASE):
+            slots.setdefault(k % spec.users, set()).add(position)
+    return slots
+
+
+def _add_folders(
+    tenant: Tenant, seed: int, index: int, user_id: str, root: str
+) -> dict[tuple[str, ...], str]:
+    ids: dict[tuple[str, ...], str] = {}
+    for plan in _FOLDER_PLAN:
+        folder_id = stable_id(FOLDER_ID_PREFIX, seed, index, *plan.path)
+        parent = ids[plan.path[:-1]] if len(plan.path) > 1 else root
+        name = plan.path[-1]
+        tenant.add_folder(
+            SandboxFolder(folder_id, user_id, name, parent, plan.well_known_name, plan.hidden)
+        )
+        ids[plan.path] = folder_id
+    return ids
+
+
+class _Mailbox:
+    """Plans and adds one generated mailbox's messages, oldest first."""
+
+    def __init__(self, tenant: Tenant, spec: TenantSpec, index: int, user: SandboxUser) -> None:
+        self.tenant, self.spec, self.index, self.user = tenant, spec, index, user
+        self.rng = random.Random(f"{spec.seed}|mailbox|{index}")
+        self.correspondents: list[Address] = []
+        self.showcase: list[MessageRecipe] = []
+        root = stable_id(FOLDER_ID_PREFIX, spec.seed, index, ROOT)
+        tenant.add_user(user, root)
+        self.folders = _add_folders(tenant, spec.seed, index, user.id, root)
+
+    def fill(self, correspondents: list[Address], large: set[int]) -> None:
+        self.correspondents = correspondents
+        count = self.spec.messages
+        for n in range(count):
+            step = timedelta(minutes=(count - n) * 317 - self.rng.randrange(300))
+            received = EPOCH - step
+            if n < len(_SHOWCASE):
+                message, recipe = self._showcase(n, received)
+            else:
+                message, recipe = self._random(n, received, n in large)
+            self.tenant.add_message(message, recipe)
+
+    def _recipe(
+        self, n: int, kind: Kind, subject: str, folder: tuple[str, ...], received: datetime
+    ) -> MessageRecipe:
+        me = (self.user.display_name, self.user.mail)
+        other = self.rng.choice(self.correspondents)
+        outgoing = folder in (_SENT, _DRAFTS)
+        sender, to = (me, other) if outgoing else (other, me)
+        draft = folder == _DRAFTS
+        sent = received if draft else received - timedelta(seconds=self.rng.randint(5, 600))
+        domain = sender[1].rsplit("@", 1)[1]
+        message_id = None if draft else f"<{self.rng.getrandbits(80):020X}@{domain}>"
+        small = kind in ("alternative", "related")  # these carry the text twice (plain + html)
+        return MessageRecipe(
+            seed=f"{self.spec.seed}|message|{self.index}|{n}",
+            kind=kind,
+            subject=subject,
+            sender=sender,
+            to=(to,),
+            date=sent,
+            message_id=message_id,
+            body_bytes=self.rng.randint(1000, 8000 if small else 16000),
+        )
+
+    def _message(
+        self, recipe: MessageRecipe, n: int, folder: tuple[str, ...], received: datetime
+    ) -> SandboxMessage:
+        message_id = stable_id(MESSAGE_ID_PREFIX, self.spec.seed, self.index, n)
+        message = message_from_recipe(
+            recipe, message_id, self.user.id, self.folders[folder], received
+        )
+        if folder == _DRAFTS:
+            message = replace(message, is_draft=True, sent=None)
+        return message
+
+    def _showcase(self, n: int, received: datetime) -> tuple[SandboxMessage, MessageRecipe]:
+        case = _SHOWCASE[n]
+        recipe = self._recipe(n, case.kind, case.subject, case.folder, received)
+        if n in _COPY_OF:
+            recipe = self.showcase[_COPY_OF[n]]
+        elif n in _REPLY_TO:
+            original = self.showcase[_REPLY_TO[n]]
+            recipe = replace(recipe, to=(original.sender,), in_reply_to=original.message_id)
+        recipe = replace(recipe, attachments=case.attachments)
+        self.showcase.append(recipe)
+        message = replace(
+            self._message(recipe, n, case.folder, received),
+            is_read=case.is_read,
+            flag_status=case.flag_status,
+            last_verb=case.last_verb,
+            categories=list(case.categories),
+        )
+        return message, recipe
+
+    def _random(
+        self, n: int, received: datetime, large: bool
+    ) -> tuple[SandboxMessage, MessageRecipe]:
+        rng = self.rng
+        folder = _INBOX if large else rng.choices(_PLACED, [p.weight for p in _PLACED])[0].path
+        kind = "mixed" if large else rng.choices(_KINDS, _KIND_WEIGHTS)[0]
+        subject = rng.choice(SUBJECTS)
+        if folder == _SENT or rng.random() < 0.15:
+            subject = f"RE: {subject}"
+        recipe = self._recipe(n, kind, subject, folder, received)
+        if kind == "mixed":
+            recipe = replace(recipe, attachments=self._attachments(large))
+        message = self._message(recipe, n, folder, received)
+        if folder in (_SENT, _DRAFTS):
+            return message, recipe
+        return self._random_state(message), recipe
+
+    def _attachments(self, large: bool) -> tuple[AttachmentRecipe, ...]:
+        if large:
+            backup = AttachmentRecipe(
+                "Sauvegarde projet.zip", "application/zip", self.spec.large_attachment_bytes
+            )
+            return (backup,)
+        big = self.rng.random() < 0.4  # one big file, or one or two small ones
+        chosen = self.rng.sample(_FILES, 1 if big else self.rng.choice((1, 1, 2)))
+        low, high = (100_000, 1_000_000) if big else (10_000, 90_000)
+        return tuple(AttachmentRecipe(n, t, self.rng.randint(low, high)) for n, t in chosen)
+
+    def _random_state(self, message: SandboxMessage) -> SandboxMessage:
+        rng = self.rng
+        roll = rng.random()
+        flag = "flagged" if roll < 0.08 else "complete" if roll < 0.12 else "notFlagged"
+        roll = rng.random()
+        verb = 102 if roll < 0.10 else 103 if roll < 0.13 else 104 if roll < 0.17 else None
+        categories = rng.sample(CATEGORIES, rng.randint(1, 2)) if rng.random() < 0.08 else []
+        return replace(
+            message,
+            is_read=rng.random() > 0.2,
+            flag_status=flag,
+            last_verb=verb,
+            categories=categories,
+        )
+
+
+# --- loading from a directory -----------------------------------------------------------------
+
+_WELL_KNOWN = {
+    "inbox": "inbox", "boîte de réception": "inbox",
+    "sent": "sentitems", "sent items": "sentitems", "éléments envoyés": "sentitems",
+    "deleted items": "deleteditems", "trash": "deleteditems",
+    "éléments supprimés": "deleteditems",
+    "junk": "junkemail", "junk email": "junkemail", "spam": "junkemail",
+    "courrier indésirable": "junkemail",
+    "drafts": "drafts", "brouillons": "drafts",
+    "outbox": "outbox", "boîte d'envoi": "outbox", "boîte d’envoi": "outbox",
+    "archive": "archive", "archives": "archive",
+}  # fmt: skip
+_FRENCH = {
+    p.well_known_name: p.path[0] for p in _FOLDER_PLAN if p.well_known_name in _WELL_KNOWN.values()
+}
+_ENGLISH = {
+    "inbox": "Inbox", "sentitems": "Sent Items", "deleteditems": "Deleted Items",
+    "junkemail": "Junk Email", "drafts": "Drafts", "outbox": "Outbox", "archive": "Archive",
+}  # fmt: skip
+_MBOX_SEPARATOR = re.compile(rb"^From [^\n]*\n", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class FileSlice:
+    """A loaded message's bytes: a whole `.eml` file or one message of an `.mbox` file."""
+
+    path: Path
+    start: int
+    length: int
+
+    def read(self) -> bytes:
+        with self.path.open("rb") as stream:
+            stream.seek(self.start)
+            return stream.read(self.length)
+
+    def document(self) -> MimeDocument:
+        return MimeDocument((self.read(),))
+
+
+def load_directory(directory: Path) -> Tenant:
+    """A tenant from `<directory>/<upn>/...`; `ValueError` names what is wrong with the input."""
+    if not directory.is_dir():
+        raise ValueError(f"{directory} is not a directory")
+    mailboxes = sorted(p for p in directory.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not mailboxes:
+        raise ValueError(f"{directory} holds no mailbox: expected one <upn>/ directory per user")
+    tenant = Tenant()
+    for mailbox in mailboxes:
+        _load_mailbox(tenant, mailbox)
+    return tenant
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)  # some file systems hand back decomposed names
+
+
+def _load_mailbox(tenant: Tenant, mailbox: Path) -> None:
+    upn = _nfc(mailbox.name)
+    if "@" not in upn:
+        raise ValueError(f"{mailbox}: a mailbox directory is named by its UPN (user@domain)")
+    user_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"sandbox:{upn.lower()}"))
+    local = re.split(r"[._-]", upn.split("@")[0])
+    user = SandboxUser(user_id, upn, " ".join(p.capitalize() for p in local if p), upn)
+    root = stable_id(FOLDER_ID_PREFIX, upn.lower(), ROOT)
+    tenant.add_user(user, root)
+    contents = _folder_contents(mailbox)
+    _ensure_well_known(contents)
+    ids: dict[tuple[str, ...], str] = {}
+    for path in sorted(contents):
+        ids[path] = stable_id(FOLDER_ID_PREFIX, upn.lower(), *path)
+        role = _WELL_KNOWN.get(path[0].casefold()) if len(path) == 1 else None
+        parent = ids[path[:-1]] if len(path) > 1 else root
+        tenant.add_folder(SandboxFolder(ids[path], user_id, path[-1], parent, role))
+    sources = [(path, source) for path in sorted(contents) for source in contents[path]]
+    for position, (path, source) in enumerate(sources):
+        relative = source.path.relative_to(mailbox).as_posix()
+        message_id = stable_id(MESSAGE_ID_PREFIX, upn.lower(), relative, source.start)
+        folder = tenant.folder(user_id, ids[path])
+        tenant.add_message(_loaded_message(source, message_id, folder, position), source)
+
+
+def _folder_contents(mailbox: Path) -> dict[tuple[str, ...], list[FileSlice]]:
+    """Folder path -> message sources, from sub-directories of `.eml` files and `.mbox` files."""
+    contents: dict[tuple[str, ...], list[FileSlice]] = {}
+    for entry in sorted(mailbox.rglob("*")):
+        parts = tuple(_nfc(p) for p in entry.relative_to(mailbox).parts)
+        if any(p.startswith(".") for p in parts):
+            continue
+        if entry.is_dir():
+            contents.setdefault(parts, [])
+        elif entry.suffix.lower() == ".eml":
+            contents.setdefault(parts[:-1], []).append(FileSlice(entry, 0, entry.stat().st_size))
+        elif entry.suffix.lower() == ".mbox":
+            path = (*parts[:-1], _nfc(entry.stem))
+            contents.setdefault(path, []).extend(_mbox_slices(entry))
+    contents.pop((), None)  # .eml files right under <upn>/ belong to no folder
+    for path in list(contents):  # every ancestor of a folder is a folder
+        for depth in range(1, len(path)):
+            contents.setdefault(path[:depth], [])
+    return contents
+
+
+def _ensure_well_known(contents: dict[tuple[str, ...], list[FileSlice]]) -> None:
+    """Give the mailbox the folders every Exchange mailbox has, in the language it uses."""
+    top = [path[0] for path in contents if len(path) == 1]
+    present = {_WELL_KNOWN.get(name.casefold()) for name in top}
+    french = any(name in _FRENCH.values() for name in top)
+    names = _FRENCH if french else _ENGLISH
+    for role, name in _ENGLISH.items():
+        if role not in present:
+            contents[(names.get(role, name),)] = []
+
+
+def _mbox_slices(path: Path) -> list[FileSlice]:
+    """One slice per message of an mbox file, without its `From ` line and separating blank line."""
+    data = path.read_bytes()
+    separators = list(_MBOX_SEPARATOR.finditer(data))
+    if data.strip() and (not separators or data[: separators[0].start()].strip()):
+        raise ValueError(f"{path}: not an mbox file (it must start with a 'From ' line)")
+    slices = []
+    for number, separator in enumerate(separators):
+        start = separator.end()
+        end = separators[number + 1].start() if number + 1 < len(separators) else len(data)
+        body = data[start:end]
+        if body.endswith(b"\r\n\r\n"):
+            end -= 2
+        elif body.endswith(b"\n\n"):
+            end -= 1
+        slices.append(FileSlice(path, start, end - start))
+    return slices
+
+
+def _loaded_message(
+    source: FileSlice, message_id: str, folder: SandboxFolder, position: int
+) -> SandboxMessage:
+    data = source.read()
+    label = f"{source.path} (offset {source.start})" if source.start else str(source.path)
+    try:
+        parsed = email.message_from_bytes(data, policy=policy.default)
+        if not data.strip() or not parsed.keys():
+            raise ValueError("no header fields")
+        return _message_from_headers(parsed, message_id, folder, len(data), position)
+    except Exception as error:  # the email package raises many kinds on broken input
+        raise ValueError(f"{label}: unreadable message: {error}") from error
+
+
+def _message_from_headers(
+    parsed: EmailMessage, message_id: str, folder: SandboxFolder, size: int, position: int
+) -> SandboxMessage:
+    date = parsed["Date"].datetime if parsed["Date"] is not None else None
+    received = EPOCH - timedelta(minutes=position) if date is None else date
+    received = received if received.tzinfo else received.replace(tzinfo=EPOCH.tzinfo)
+    status = parsed.get("Status")
+    drafts = folder.well_known_name == "drafts" or parsed.get("X-Unsent") == "1"
+    internet_id = str(parsed["Message-ID"]).strip() if parsed["Message-ID"] else None
+    return SandboxMessage(
+        id=message_id,
+        user_id=folder.user_id,
+        folder_id=folder.id,
+        change_key="",
+        seq=0,
+        subject=str(parsed.get("Subject", "")),
+        internet_message_id=internet_id,
+        received=received,
+        sent=None if drafts else received,
+        sender=(_addresses(parsed, "From") or [("", "")])[0],
+        to=_addresses(parsed, "To"),
+        is_read=status is None or "R" in str(status),
+        is_draft=drafts,
+        flag_status="notFlagged",
+        categories=[],
+        last_verb=None,
+        has_attachments=any(part.is_attachment() for part in parsed.walk()),
+        size=size,
+        created=received,
+        modified=received,
+    )
+
+
+def _addresses(parsed: EmailMessage, name: str) -> list[Address]:
+    header = parsed[name]
+    if header is None:
+        return []
+    return [(a.display_name, a.addr_spec) for a in header.addresses]

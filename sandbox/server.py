@@ -1,0 +1,445 @@
+"""The sandbox HTTP server: a local Microsoft Graph (mail part) over a synthetic tenant.
+
+A real aiohttp server speaking Graph's wire format, so that the msgraph SDK,
+azure-identity and the migration engine run against it unchanged. Each Graph
+request (a `$batch` sub-request included) passes the same pipeline: bearer token,
+per-mailbox throttling, then routing to `MailService`. Fault injection acts on
+whole HTTP requests. `SandboxServer` runs it on its own event loop in a daemon
+thread for tests and the demo; `serve_forever` backs `hirondelle sandbox serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlsplit
+
+from aiohttp import web
+from hirondelle.sandbox.auth import AppRegistration, TokenIssuer, add_auth_routes
+from hirondelle.sandbox.faults import Fate, FaultInjector, Faults
+from hirondelle.sandbox.odata import (
+    JSON,
+    GraphError,
+    GraphRequest,
+    GraphResponse,
+    MailService,
+    error_body,
+)
+from hirondelle.sandbox.tenant import Mutation
+from hirondelle.sandbox.throttle import Limits, MailboxThrottle
+from hirondelle.sandbox.tls import SandboxPki, create_pki
+
+if TYPE_CHECKING:
+    from hirondelle.sandbox.tenant import Tenant
+
+__all__ = ["Faults", "Limits", "SandboxServer", "serve_forever"]
+
+MAX_BATCH = 20  # https://learn.microsoft.com/en-us/graph/json-batching
+CHUNK = 64 * 1024
+READY_DEADLINE_SECONDS = 10.0
+
+
+@dataclass
+class _Stats:
+    requests: int = 0
+    throttled: int = 0
+    batches: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    user_agents: Counter[str] = field(default_factory=Counter)
+    by_mailbox: dict[str, Counter[str]] = field(default_factory=dict)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "throttled": self.throttled,
+            "batches": self.batches,
+            "faults": dict(self.faults),
+            "user_agents": dict(self.user_agents),
+            "by_mailbox": {
+                mailbox: {"requests": c["requests"], "throttled": c["throttled"]}
+                for mailbox, c in self.by_mailbox.items()
+            },
+        }
+
+
+class SandboxApp:
+    """The aiohttp application and the state its handlers share (one event loop)."""
+
+    def __init__(self, tenant: Tenant, app: AppRegistration, limits: Limits, faults: Faults):
+        self.tenant = tenant
+        self.issuer = TokenIssuer(app)
+        self.throttle = MailboxThrottle(limits)
+        self.injector = FaultInjector(faults)
+        self.mail = MailService(tenant)
+        self.stats = _Stats()
+
+    def build(self) -> web.Application:
+        app = web.Application(client_max_size=4 * 1024 * 1024)
+        add_auth_routes(app, self.issuer)
+        app.router.add_post("/_sandbox/mutate", self._control_mutate)
+        app.router.add_post("/_sandbox/faults", self._control_faults)
+        app.router.add_post("/_sandbox/limits", self._control_limits)
+        app.router.add_get("/_sandbox/stats", self._control_stats)
+        app.router.add_post("/_sandbox/expire-delta-tokens", self._control_expire)
+        app.router.add_route("*", "/v1.0/{tail:.*}", self._graph)
+        return app
+
+    # -- the Graph pipeline ---------------------------------------------------------
+
+    async def _graph(self, request: web.Request) -> web.StreamResponse:
+        self.stats.user_agents[request.headers.get("User-Agent", "")] += 1
+        client_id = request.headers.get("client-request-id")
+        if not self.issuer.is_valid(request.headers.get("Authorization")):
+            message = "Access token is empty or not one this service issued."
+            return _error(GraphError(401, "InvalidAuthenticationToken", message), client_id)
+        fate = self.injector.draw()
+        if fate is Fate.RESET:
+            return self._reset(request)
+        if fate is Fate.ERROR:
+            self.stats.faults["error"] += 1
+            error = GraphError(503, "ServiceUnavailable", "The service is temporarily unavailable.")
+            error.headers["Retry-After"] = "1"
+            return _error(error, client_id)
+        slow = self.injector.faults.slow_seconds
+        graph_request = await self._graph_request(request)
+        if graph_request.segments == ["$batch"] and request.method == "POST":
+            await asyncio.sleep(slow)
+            return await self._batch(request, graph_request)
+        try:
+            async with self._admitted(graph_request):
+                await asyncio.sleep(slow)  # holding the mailbox's concurrency slot
+                response = self.mail.handle(graph_request)
+                if response.mime is not None:
+                    return await self._stream_mime(request, response, fate is Fate.TRUNCATE)
+                return _json_response(response)
+        except GraphError as error:
+            return _error(error, client_id)
+
+    async def _graph_request(self, request: web.Request) -> GraphRequest:
+        raw_path = request.raw_path.split("?", 1)[0]
+        tail = raw_path[len("/v1.0") :]
+        base = f"{request.scheme}://{request.host}/v1.0"
+        return GraphRequest.create(request.method, tail, dict(request.query), request.headers, base)
+
+    @contextlib.asynccontextmanager
+    async def _admitted(self, graph_request: GraphRequest) -> AsyncIterator[None]:
+        """Count the request against its mailbox; refuse with 429 over a limit."""
+        mailbox = self.mail.mailbox_of(graph_request)
+        self.stats.requests += 1
+        counters: Counter[str] = Counter()
+        if mailbox:
+            counters = self.stats.by_mailbox.setdefault(mailbox, Counter())
+        counters["requests"] += 1
+        refusal = self.throttle.admit(mailbox) if mailbox else None
+        if refusal is not None:
+            self.stats.throttled += 1
+            counters["throttled"] += 1
+            # Observed Outlook wording; the status and Retry-After are documented at
+            # https://learn.microsoft.com/en-us/graph/throttling
+            message = f"Application is over its {refusal.limit} limit."
+            raise GraphError(
+                429, "ApplicationThrottled", message, {"Retry-After": str(refusal.retry_after)}
+            )
+        try:
+            yield
+        finally:
+            if mailbox:
+                self.throttle.release(mailbox)
+
+    async def _stream_mime(
+        self, request: web.Request, response: GraphResponse, truncate: bool
+    ) -> web.StreamResponse:
+        """Send the MIME bytes chunk by chunk; a truncation fault stops halfway and closes."""
+        assert response.mime is not None
+        user_id, message_id = response.mime
+        size = self.tenant.message(user_id, message_id).size
+        stream = web.StreamResponse(status=200, headers=response.headers)
+        stream.content_type = "text/plain"
+        stream.content_length = size
+        await stream.prepare(request)
+        limit = size // 2 if truncate else size
+        chunks = self._mime_chunks(user_id, message_id)
+        sent = 0
+        while sent < limit:
+            chunk = await asyncio.to_thread(next, chunks, b"")
+            if not chunk:
+                break
+            await stream.write(chunk[: limit - sent])
+            sent += len(chunk)
+        if truncate:
+            self.stats.faults["truncate"] += 1
+            if request.transport is not None:
+                request.transport.close()
+            raise asyncio.CancelledError  # the connection is gone: nothing more to send
+        await stream.write_eof()
+        return stream
+
+    def _mime_chunks(self, user_id: str, message_id: str) -> Iterator[bytes]:
+        """The tenant's own chunked reader when it has one, else slices of `mime()`."""
+        reader = getattr(self.tenant, "mime_chunks", None)
+        if reader is not None:
+            return iter(reader(user_id, message_id, CHUNK))
+        mime = memoryview(self.tenant.mime(user_id, message_id))
+        return (bytes(mime[i : i + CHUNK]) for i in range(0, len(mime), CHUNK))
+
+    def _reset(self, request: web.Request) -> web.StreamResponse:
+        self.stats.faults["reset"] += 1
+        if request.transport is not None:
+            request.transport.abort()
+        raise asyncio.CancelledError  # no response at all: the peer sees a reset
+
+    async def _batch(self, request: web.Request, envelope: GraphRequest) -> web.StreamResponse:
+        """JSON batching: each sub-request is routed and throttled on its own."""
+        self.stats.batches += 1
+        client_id = request.headers.get("client-request-id")
+        try:
+            body = await request.json()
+            steps = body["requests"]
+            if not isinstance(steps, list):
+                raise TypeError("requests is not a list")
+        except (ValueError, KeyError, TypeError):
+            return _error(GraphError(400, "BadRequest", "Invalid batch payload."), client_id)
+        if len(steps) > MAX_BATCH:
+            message = f"The number of batch requests exceeds the limit of {MAX_BATCH}."
+            return _error(GraphError(400, "BadRequest", message), client_id)
+        ids = [str(step.get("id")) for step in steps]
+        if len(set(ids)) != len(ids):
+            return _error(GraphError(400, "BadRequest", "Batch request ids must be unique."))
+        answers = [await self._batch_step(step, envelope) for step in steps]
+        return web.json_response({"responses": answers})
+
+    async def _batch_step(self, step: Mapping[str, Any], envelope: GraphRequest) -> JSON:
+        parts = urlsplit("/" + str(step.get("url", "")).lstrip("/"))
+        headers = {**envelope.headers, **{k: str(v) for k, v in step.get("headers", {}).items()}}
+        sub = GraphRequest.create(
+            str(step.get("method", "GET")).upper(),
+            parts.path,
+            dict(parse_qsl(parts.query, keep_blank_values=True)),
+            headers,
+            envelope.base_url,
+        )
+        answer: JSON = {"id": str(step.get("id"))}
+        try:
+            if sub.segments == ["$batch"]:
+                raise GraphError(400, "BadRequest", "Nested batch requests are not supported.")
+            async with self._admitted(sub):
+                response = self.mail.handle(sub)
+                if response.mime is not None:
+                    mime = await asyncio.to_thread(self.tenant.mime, *response.mime)
+                    headers = {**response.headers, "Content-Type": "text/plain"}
+                    body: Any = base64.b64encode(mime).decode("ascii")
+                    return {**answer, "status": 200, "headers": headers, "body": body}
+                headers = {**response.headers, "Content-Type": "application/json"}
+                return {
+                    **answer,
+                    "status": response.status,
+                    "headers": headers,
+                    "body": response.body,
+                }
+        except GraphError as error:
+            headers = {**error.headers, "Content-Type": "application/json"}
+            body = error_body(error.code, error.message, headers.get("client-request-id"))
+            return {**answer, "status": error.status, "headers": headers, "body": body}
+
+    # -- control endpoints (no auth: for a sandbox in another process) -------------------
+
+    async def _control_mutate(self, request: web.Request) -> web.Response:
+        fields = await request.json()
+        result = self.tenant.mutate(Mutation(**fields))
+        return web.json_response(asdict(result))
+
+    async def _control_faults(self, request: web.Request) -> web.Response:
+        self.injector = FaultInjector(Faults(**(await request.json())))
+        return web.json_response(asdict(self.injector.faults))
+
+    async def _control_limits(self, request: web.Request) -> web.Response:
+        self.throttle = MailboxThrottle(Limits(**(await request.json())))
+        return web.json_response(asdict(self.throttle.limits))
+
+    async def _control_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats.snapshot())
+
+    async def _control_expire(self, request: web.Request) -> web.Response:
+        self.mail.expire_delta_tokens()
+        return web.json_response({"expired_below": self.mail.expired_below})
+
+
+def _json_response(response: GraphResponse) -> web.Response:
+    return web.json_response(response.body, status=response.status, headers=response.headers)
+
+
+def _error(error: GraphError, client_request_id: str | None = None) -> web.Response:
+    body = error_body(error.code, error.message, client_request_id)
+    return web.json_response(body, status=error.status, headers=error.headers)
+
+
+class SandboxServer:
+    """The sandbox on its own event loop in a daemon thread; a context manager."""
+
+    def __init__(
+        self,
+        tenant: Tenant,
+        *,
+        tls: bool = True,
+        limits: Limits | None = None,
+        faults: Faults | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.tenant = tenant
+        self.tls = tls
+        self.host = host
+        self._requested_port = port
+        self._directory = Path(tempfile.mkdtemp(prefix="hirondelle-sandbox-"))
+        self._pki: SandboxPki = create_pki(self._directory)
+        self.app = AppRegistration(public_key=self._pki.client_public_key)
+        self._state = SandboxApp(tenant, self.app, limits or Limits(), faults or Faults())
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> SandboxServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start serving; return once the port accepts connections."""
+        self._thread.start()
+        self.port = self._call(self._start_site())
+        _wait_for_port(self.host, self.port, READY_DEADLINE_SECONDS)
+
+    def stop(self) -> None:
+        """Stop serving, end the loop thread and remove the certificates."""
+        if self._thread.is_alive():
+            if self._runner is not None:
+                self._call(self._runner.cleanup())
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+        if not self._loop.is_running():
+            self._loop.close()
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+    async def _start_site(self) -> int:
+        self._runner = web.AppRunner(self._state.build(), access_log=None, handle_signals=False)
+        await self._runner.setup()
+        context = self._pki.server_context() if self.tls else None
+        site = web.TCPSite(self._runner, self.host, self._requested_port, ssl_context=context)
+        await site.start()
+        return int(self._runner.addresses[0][1])
+
+    def _call(self, coroutine: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=30)
+
+    # -- what callers read ------------------------------------------------------------
+
+    @property
+    def authority(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def graph_url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.authority}/v1.0"
+
+    @property
+    def tenant_id(self) -> str:
+        return self.app.tenant_id
+
+    @property
+    def client_id(self) -> str:
+        return self.app.client_id
+
+    @property
+    def client_secret(self) -> str:
+        return self.app.client_secret
+
+    @property
+    def ca_file(self) -> str | None:
+        return str(self._pki.ca_file) if self.tls else None
+
+    @property
+    def client_cert_file(self) -> str:
+        return str(self._pki.client_cert_file)
+
+    # -- control ----------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Counters so far: requests, throttled, by_mailbox, user_agents, faults, batches."""
+        return self._on_loop(self._state.stats.snapshot)
+
+    def set_faults(self, faults: Faults) -> None:
+        self._on_loop(lambda: setattr(self._state, "injector", FaultInjector(faults)))
+
+    def set_limits(self, limits: Limits) -> None:
+        self._on_loop(lambda: setattr(self._state, "throttle", MailboxThrottle(limits)))
+
+    def mutate(self, mutation: Mutation) -> Any:
+        """Mutate the tenant on the server's loop, between two requests."""
+        return self._on_loop(lambda: self.tenant.mutate(mutation))
+
+    def expire_delta_tokens(self) -> None:
+        """Every delta and skip token issued so far becomes expired (410 Gone)."""
+        self._on_loop(self._state.mail.expire_delta_tokens)
+
+    def _on_loop(self, action: Any) -> Any:
+        async def run() -> Any:
+            return action()
+
+        return self._call(run())
+
+
+def _wait_for_port(host: str, port: int, deadline_seconds: float) -> None:
+    deadline = time.monotonic() + deadline_seconds
+    while True:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
+def serve_forever(
+    tenant: Tenant,
+    host: str = "127.0.0.1",
+    port: int = 8443,
+    tls: bool = True,
+    limits: Limits | None = None,
+    faults: Faults | None = None,
+) -> None:
+    """Serve until interrupted, printing what a client needs to connect."""
+    with SandboxServer(tenant, tls=tls, limits=limits, faults=faults, host=host, port=port) as sb:
+        print(f"Graph URL:      {sb.graph_url}")
+        print(f"Authority:      {sb.authority}")
+        print(f"CA file:        {sb.ca_file or '(plain http)'}")
+        print(f"Tenant id:      {sb.tenant_id}")
+        print(f"Client id:      {sb.client_id}")
+        print(f"Client secret:  {sb.client_secret}  (a fixed public test value)")
+        print(f"App cert + key: {sb.client_cert_file}")
+        print("Control:        POST /_sandbox/mutate | faults | limits | expire-delta-tokens,")
+        print("                GET /_sandbox/stats. Press Ctrl-C to stop.", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()

@@ -1,0 +1,72 @@
+"""Helpers for the sandbox server tests: a small tenant and clients on a running sandbox."""
+
+from __future__ import annotations
+
+import ssl
+
+import httpx
+from azure.identity.aio import ClientSecretCredential
+from hirondelle.sandbox.server import SandboxServer
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+SMALL = TenantSpec(seed=7, users=2, messages=40, large_messages=0)
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+def make_tenant(spec: TenantSpec = SMALL) -> Tenant:
+    """A small synthetic tenant: 2 users, 40 messages each, no large message."""
+    return Tenant.generate(spec)
+
+
+def trust(server: SandboxServer) -> ssl.SSLContext | bool:
+    return ssl.create_default_context(cafile=server.ca_file) if server.ca_file else True
+
+
+def access_token(server: SandboxServer) -> str:
+    """A token from the client-secret grant, fetched with plain httpx."""
+    form = {
+        "client_id": server.client_id,
+        "client_secret": server.client_secret,
+        "grant_type": "client_credentials",
+        "scope": GRAPH_SCOPE,
+    }
+    url = f"https://{server.authority}/{server.tenant_id}/oauth2/v2.0/token"
+    if not server.ca_file:
+        url = url.replace("https://", "http://")
+    response = httpx.post(url, data=form, verify=trust(server))
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
+def raw_client(server: SandboxServer, token: str | None = None) -> httpx.Client:
+    """An httpx client on the Graph URL with a bearer token (no retries, unlike the SDK)."""
+    headers = {"Authorization": f"Bearer {token or access_token(server)}"}
+    return httpx.Client(
+        base_url=server.graph_url + "/", headers=headers, verify=trust(server), timeout=10
+    )
+
+
+def graph_client(server: SandboxServer) -> tuple[GraphServiceClient, ClientSecretCredential]:
+    """The real msgraph SDK on the sandbox, authenticated by azure-identity's aio credential.
+
+    Build and use it inside one event loop; close the credential at the end.
+    """
+    credential = ClientSecretCredential(
+        server.tenant_id,
+        server.client_id,
+        server.client_secret,
+        authority=server.authority,
+        connection_verify=server.ca_file,
+    )
+    auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE])
+    http = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(verify=trust(server), timeout=30)
+    )
+    adapter = GraphRequestAdapter(auth, client=http)
+    adapter.base_url = server.graph_url
+    return GraphServiceClient(request_adapter=adapter), credential

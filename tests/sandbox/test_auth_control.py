@@ -1,0 +1,74 @@
+"""Client assertions, plain-http mode and the control endpoints."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+import pytest
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from hirondelle.sandbox.auth import verify_jwt
+from hirondelle.sandbox.server import SandboxServer
+from sandbox_helpers import make_tenant, raw_client
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def signed_jwt(key: rsa.RSAPrivateKey, algorithm: str, claims: dict[str, object]) -> str:
+    head = _b64(json.dumps({"alg": algorithm, "typ": "JWT"}).encode())
+    body = _b64(json.dumps(claims).encode())
+    signed = f"{head}.{body}".encode()
+    if algorithm == "PS256":
+        pss = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+        signature = key.sign(signed, pss, hashes.SHA256())
+    else:
+        signature = key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+    return f"{head}.{body}.{_b64(signature)}"
+
+
+@pytest.mark.parametrize("algorithm", ["RS256", "PS256"])
+def test_jwt_verifies_with_the_right_key_only(algorithm: str) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    token = signed_jwt(key, algorithm, {"iss": "app", "exp": time.time() + 60})
+    assert verify_jwt(token, key.public_key())[1]["iss"] == "app"
+    with pytest.raises(InvalidSignature):
+        verify_jwt(token, other.public_key())
+
+
+def test_plain_http_mode_and_control_endpoints() -> None:
+    with SandboxServer(make_tenant(), tls=False) as server:
+        assert server.graph_url.startswith("http://") and server.ca_file is None
+        root = f"http://{server.authority}/_sandbox"
+        user = server.tenant.users[0]
+        with raw_client(server) as client:
+            assert client.get("users").status_code == 200
+            seq = server.tenant.seq
+            result = httpx.post(f"{root}/mutate", json={"new": 2, "user": user.upn}).json()
+            assert len(result["new"]) == 2 and server.tenant.seq > seq
+            httpx.post(f"{root}/faults", json={"error_rate": 1.0}).raise_for_status()
+            assert client.get("users").status_code == 503
+            httpx.post(f"{root}/faults", json={}).raise_for_status()
+            httpx.post(f"{root}/limits", json={"requests_per_window": 1}).raise_for_status()
+            assert client.get(f"users/{user.id}").status_code == 200
+            assert client.get(f"users/{user.id}").status_code == 429
+            httpx.post(f"{root}/expire-delta-tokens").raise_for_status()
+        stats = httpx.get(f"{root}/stats").json()
+    assert stats["throttled"] == 1
+    assert stats["by_mailbox"][user.upn.lower()] == {"requests": 2, "throttled": 1}
+    assert stats["faults"] == {"error": 1}
+    assert any("python-httpx" in agent for agent in stats["user_agents"])
+
+
+def test_token_endpoint_rejects_an_unknown_client(sb: SandboxServer) -> None:
+    form = {"client_id": "someone-else", "client_secret": "x", "grant_type": "client_credentials"}
+    url = f"https://{sb.authority}/{sb.tenant_id}/oauth2/v2.0/token"
+    response = httpx.post(url, data=form, verify=sb.ca_file or True)
+    assert response.status_code == 401
+    assert response.json()["error"] == "invalid_client"

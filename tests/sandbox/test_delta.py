@@ -1,0 +1,134 @@
+"""messages/delta: initial rounds, incremental rounds after mutations, expired tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from hirondelle.sandbox.server import Limits, SandboxServer
+from hirondelle.sandbox.tenant import Mutation
+from sandbox_helpers import make_tenant, raw_client
+
+
+@pytest.fixture()
+def mutable() -> Iterator[SandboxServer]:
+    """A sandbox of its own: these tests mutate the tenant."""
+    with SandboxServer(make_tenant(), tls=True, limits=Limits(enabled=False)) as server:
+        yield server
+
+
+def run_round(client: httpx.Client, url: str, page_size: int = 3) -> tuple[list[Any], str, int]:
+    """Follow nextLinks to the deltaLink; return entries, the deltaLink, the page count."""
+    entries: list[Any] = []
+    pages = 0
+    while True:
+        response = client.get(url, headers={"Prefer": f"odata.maxpagesize={page_size}"})
+        assert response.status_code == 200, response.text
+        body = response.json()
+        pages += 1
+        assert len(body["value"]) <= page_size
+        entries += body["value"]
+        if "@odata.deltaLink" in body:
+            return entries, body["@odata.deltaLink"], pages
+        url = body["@odata.nextLink"]
+
+
+def test_initial_round_lists_the_folder_then_incremental_round_lists_changes(
+    mutable: SandboxServer,
+) -> None:
+    tenant = mutable.tenant
+    user = tenant.users[0]
+    inbox = tenant.folder(user.id, "inbox")
+    before = {m.id for m in tenant.messages(user.id, inbox.id)}
+    start = f"users/{user.id}/mailFolders/inbox/messages/delta?$select=subject,isRead"
+    with raw_client(mutable) as client:
+        entries, delta_link, pages = run_round(client, start)
+        assert sorted(e["id"] for e in entries) == sorted(before)
+        assert pages > 1
+        assert all(e["@odata.type"] == "#microsoft.graph.message" for e in entries)
+        assert set(entries[0]) == {"@odata.type", "@odata.etag", "id", "subject", "isRead"}
+
+        mutation = Mutation(seed=3, new=2, flag_changes=8, moves=12, deletions=8, user=user.id)
+        result = mutable.mutate(mutation)
+        entries, second_link, _ = run_round(client, delta_link)
+        again, _, _ = run_round(client, second_link)
+
+    now = {m.id for m in tenant.messages(user.id, inbox.id)}
+    removed = {e["id"] for e in entries if "@removed" in e}
+    changed = {e["id"] for e in entries if "@removed" not in e}
+    assert before - now, "the mutation should take messages out of the inbox"
+    assert removed >= before - now and not removed & now
+    assert changed >= (now - before) | (set(result.changed) & now)
+    assert set(result.new) <= changed <= now
+    for entry in entries:
+        if "@removed" in entry:
+            assert entry == {
+                "@odata.type": "#microsoft.graph.message",
+                "id": entry["id"],
+                "@removed": {"reason": "deleted"},
+            }
+        else:
+            assert entry["isRead"] == tenant.message(user.id, entry["id"]).is_read
+    assert again == []  # nothing changed since the second round
+
+
+def test_skiptoken_stays_valid_while_the_tenant_mutates(mutable: SandboxServer) -> None:
+    tenant = mutable.tenant
+    user = tenant.users[1]
+    inbox = tenant.folder(user.id, "inbox")
+    before = {m.id for m in tenant.messages(user.id, inbox.id)}
+    with raw_client(mutable) as client:
+        first = client.get(
+            f"users/{user.id}/mailFolders/inbox/messages/delta",
+            headers={"Prefer": "odata.maxpagesize=2"},
+        ).json()
+        mutable.mutate(Mutation(seed=5, new=3, flag_changes=3, user=user.id))
+        rest, delta_link, _ = run_round(client, first["@odata.nextLink"], page_size=2)
+        seen = {e["id"] for e in first["value"] + rest}
+        assert before <= seen  # no message that was there at the start is skipped
+        later, _, _ = run_round(client, delta_link)
+    now = {m.id for m in tenant.messages(user.id, inbox.id)}
+    assert now <= seen | {e["id"] for e in later}
+
+
+def test_expired_delta_token_is_410_with_a_restart_location(mutable: SandboxServer) -> None:
+    user = mutable.tenant.users[0]
+    with raw_client(mutable) as client:
+        _, delta_link, _ = run_round(
+            client, f"users/{user.id}/mailFolders/inbox/messages/delta", 50
+        )
+        mutable.expire_delta_tokens()
+        response = client.get(delta_link)
+    assert response.status_code == 410
+    assert response.json()["error"]["code"] == "syncStateNotFound"
+    assert response.headers["Location"].endswith("/messages/delta")
+
+
+def test_delta_honours_expand_and_page_size_preference(sb: SandboxServer) -> None:
+    user = sb.tenant.users[0]
+    expand = "singleValueExtendedProperties($filter=id eq 'Integer 0x0E08')"
+    with raw_client(sb) as client:
+        response = client.get(
+            f"users/{user.upn}/mailFolders/inbox/messages/delta",
+            params={"$expand": expand},
+            headers={"Prefer": "odata.maxpagesize=4"},
+        )
+        body = response.json()
+        following = client.get(body["@odata.nextLink"]).json()
+    assert response.headers["Preference-Applied"] == "odata.maxpagesize=4"
+    assert len(body["value"]) == 4
+    for entry in body["value"] + following["value"]:
+        size = sb.tenant.message(user.id, entry["id"]).size
+        assert entry["singleValueExtendedProperties"] == [
+            {"id": "Integer 0x0E08", "value": str(size)}
+        ]
+
+
+def test_delta_without_preference_sends_ten_a_page(sb: SandboxServer) -> None:
+    user = sb.tenant.users[0]
+    with raw_client(sb) as client:
+        body = client.get(f"users/{user.id}/mailFolders/inbox/messages/delta").json()
+    total = len(sb.tenant.messages(user.id, sb.tenant.folder(user.id, "inbox").id))
+    assert len(body["value"]) == min(10, total)

@@ -1,0 +1,26 @@
+"""Generation at benchmark scale stays fast and small in memory."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
+
+
+def test_twenty_mailboxes_of_a_thousand_messages() -> None:
+    process = psutil.Process()
+    rss_before = process.memory_info().rss
+    started = time.perf_counter()
+    tenant = Tenant.generate(TenantSpec(seed=7, users=20, messages=1000))  # 2 x 40 MiB files
+    elapsed = time.perf_counter() - started
+    grown = process.memory_info().rss - rss_before
+    assert elapsed < 10, f"generation took {elapsed:.1f} s"
+    total = sum(
+        m.size
+        for user in tenant.users
+        for folder in tenant.folders(user.id)
+        for m in tenant.messages(user.id, folder.id)
+    )
+    assert total > 1 << 30  # over a gigabyte of MIME described...
+    assert grown < 200 << 20  # ...in well under 200 MiB
