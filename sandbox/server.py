@@ -29,14 +29,8 @@ from urllib.parse import parse_qsl, urlsplit
 from aiohttp import web
 from hirondelle.sandbox.auth import AppRegistration, TokenIssuer, add_auth_routes
 from hirondelle.sandbox.faults import Fate, FaultInjector, Faults
-from hirondelle.sandbox.odata import (
-    JSON,
-    GraphError,
-    GraphRequest,
-    GraphResponse,
-    MailService,
-    error_body,
-)
+from hirondelle.sandbox.mail import GraphRequest, GraphResponse, MailService
+from hirondelle.sandbox.odata import JSON, GraphError, error_body
 from hirondelle.sandbox.tenant import Mutation
 from hirondelle.sandbox.throttle import Limits, MailboxThrottle
 from hirondelle.sandbox.tls import SandboxPki, create_pki
