@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from aiohttp import web
+
 from hirondelle.sandbox.auth import AppRegistration, TokenIssuer, add_auth_routes
 from hirondelle.sandbox.faults import Fate, FaultInjector, Faults
 from hirondelle.sandbox.mail import GraphRequest, GraphResponse, MailService

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
 from hirondelle.connectors import archive as archive_module
 from hirondelle.connectors.archive import (
     ArchiveSession,

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from hirondelle.mappings.mail import category_keyword, fingerprint_of, map_message
 from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Item
-from hypothesis import given
-from hypothesis import strategies as st
 
 DATA = Path(__file__).parent / "data"
 

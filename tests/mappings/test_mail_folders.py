@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from hirondelle.mappings.mail_folders import (
     FALLBACK_NAMES,
     MAX_SEGMENT_BYTES,
@@ -17,8 +20,6 @@ from hirondelle.mappings.mail_folders import (
     split_folder,
     target_folder,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 # Vectors from RFC 3501 section 5.1.3 and from the test suites of imapclient, imap_tools,
 # the molino codec and the Erlang imap_utf7 library.

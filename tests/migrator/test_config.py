@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from hirondelle.migrator.config import load_config, parse_config
 from hirondelle.migrator.errors import ConfigError
 

@@ -6,13 +6,14 @@ import ssl
 
 import httpx
 from azure.identity.aio import ClientSecretCredential
-from hirondelle.sandbox.server import SandboxServer
-from hirondelle.sandbox.tenant import Tenant, TenantSpec
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
+
+from hirondelle.sandbox.server import SandboxServer
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
 
 SMALL = TenantSpec(seed=7, users=2, messages=40, large_messages=0)
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

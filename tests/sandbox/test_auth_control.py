@@ -11,9 +11,10 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from sandbox_helpers import make_tenant, raw_client
+
 from hirondelle.sandbox.auth import verify_jwt
 from hirondelle.sandbox.server import SandboxServer
-from sandbox_helpers import make_tenant, raw_client
 
 
 def _b64(data: bytes) -> str:

@@ -7,9 +7,10 @@ from typing import Any
 
 import httpx
 import pytest
+from sandbox_helpers import make_tenant, raw_client
+
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation
-from sandbox_helpers import make_tenant, raw_client
 
 
 @pytest.fixture()

@@ -6,9 +6,10 @@ import time
 
 import httpx
 import pytest
+from sandbox_helpers import raw_client
+
 from hirondelle.sandbox.faults import Fate, FaultInjector, Faults
 from hirondelle.sandbox.server import SandboxServer
-from sandbox_helpers import raw_client
 
 
 def test_fates_are_deterministic_from_the_seed() -> None:

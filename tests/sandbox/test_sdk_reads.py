@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from azure.core.exceptions import ClientAuthenticationError
 from azure.identity.aio import CertificateCredential, ClientSecretCredential
-from hirondelle.sandbox.server import SandboxServer
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph import GraphServiceClient
 from msgraph.generated.models.mail_folder import MailFolder
@@ -23,6 +22,8 @@ from msgraph.generated.users.item.mail_folders.mail_folders_request_builder impo
 )
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from sandbox_helpers import GRAPH_SCOPE, graph_client, raw_client
+
+from hirondelle.sandbox.server import SandboxServer
 
 
 def with_sdk(sb: SandboxServer, use: Callable[[GraphServiceClient], Awaitable[Any]]) -> Any:

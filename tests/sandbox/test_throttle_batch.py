@@ -6,10 +6,11 @@ import asyncio
 import time
 
 import httpx
+from sandbox_helpers import access_token, raw_client, trust
+
 from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.throttle import MailboxThrottle
-from sandbox_helpers import access_token, raw_client, trust
 
 
 class FakeClock:

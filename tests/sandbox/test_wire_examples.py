@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hirondelle.sandbox.server import SandboxServer
 from sandbox_helpers import raw_client
+
+from hirondelle.sandbox.server import SandboxServer
 
 EXAMPLES = json.loads((Path(__file__).parent / "data" / "graph_examples.json").read_text())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
 
 SMALL = TenantSpec(seed=7, users=3, messages=60, large_messages=2, large_attachment_bytes=300_000)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+
 from hirondelle.sandbox.tenant import Mutation, SandboxMessage, Tenant
 
 

@@ -6,6 +6,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+
 from hirondelle.sandbox.tenant import Mutation, Tenant
 
 MESSAGE = (

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from email import policy
 
 import pytest
+
 from hirondelle.sandbox.mime import (
     BLOCK_BYTES,
     AttachmentRecipe,

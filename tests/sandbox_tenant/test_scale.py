@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import psutil
+
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
 
 

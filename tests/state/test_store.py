@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import update
+
 from hirondelle.migrator.errors import ConfigError
 from hirondelle.migrator.model import Container, Item, TargetRef
 from hirondelle.state.schema import DONE, STARTED, VANISHED, SchemaMigration
 from hirondelle.state.store import Outcome, open_store
-from sqlalchemy import update
 
 INBOX = Container("mail", "alice@contoso.test", "F-IN", ("Inbox",), "inbox", total_items=2)
 ARCHIVE = Container("mail", "alice@contoso.test", "F-AR", ("Archive",), "archive")
