@@ -1,0 +1,801 @@
+"""The IMAP target: mail lands in any IMAP4rev1 server (Dovecot, Cyrus, Stalwart...).
+
+Idempotency rests on three things. APPEND carries the flags and the INTERNALDATE, and the
+UIDPLUS `APPENDUID` code (RFC 4315) gives the target ref "<uidvalidity>:<uid>" at once.
+`find` recovers what an interrupted attempt wrote: `UID SEARCH HEADER Message-ID`, or a
+size search plus a content digest for messages without one. A stored ref is trusted only
+while the folder keeps its UIDVALIDITY (RFC 3501 section 2.3.1.1).
+
+Blocking on purpose (stdlib `imaplib`): the engine runs each session in a worker thread.
+Certificates are always verified; plain text is accepted only on the loopback interface.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import imaplib
+import ipaddress
+import logging
+import os
+import ssl
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..mappings.mail import bare_message_id, header_value
+from ..mappings.mail_folders import imap_utf7_decode, imap_utf7_encode, join_folder, target_folder
+from ..migrator.errors import ConfigError, FatalError, HirondelleError, SkipItem
+from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from . import imap_wire as wire
+from .imap_wire import Failure, Login
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+SECURITY_MODES = ("tls", "starttls", "plain")
+SPECIAL_FOLDERS = ("\\Sent", "\\Trash", "\\Drafts", "\\Junk", "\\Archive")
+_FINDINGS = {
+    "UIDPLUS": "no UIDPLUS (RFC 4315): every APPEND is followed by a search for its UID",
+    "SPECIAL-USE": "no SPECIAL-USE (RFC 6154): well-known folders get default names (Sent...)",
+    "MOVE": "no MOVE (RFC 6851): moves use COPY, \\Deleted and EXPUNGE",
+    "MULTIAPPEND": "no MULTIAPPEND (RFC 3502): one round trip per message",
+    "LITERAL+": "no LITERAL+ (RFC 7888): two round trips per message",
+}
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSettings:
+    """The `[targets.mail]` table for `kind = "imap"`. Holds no secret, only where to read it.
+
+    Log in either with a per-user `password_file` (lines `login:password`, or CSV
+    `login,password`) or as `master_user` on behalf of each user, which Dovecot spells
+    "{login}{master_separator}{master_user}".
+    """
+
+    host: str
+    port: int = 993
+    security: str = "tls"
+    ca_file: Path | None = None  # None: the system trust store; verification stays on
+    password_file: Path | None = None
+    master_user: str | None = None
+    master_password_env: str | None = None
+    master_password_file: Path | None = None
+    master_separator: str = "*"
+    timeout: float = 60.0
+    max_message_bytes: int | None = None
+    batch_messages: int = 50  # MULTIAPPEND batch, in messages
+    batch_bytes: int = 16 * 1024 * 1024  # and in bytes
+    probe_login: str | None = None  # the login `check` uses with a master user
+    config_key: str = "targets.mail"
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_MODES:
+            raise ConfigError(self.setting("security"), f"one of {', '.join(SECURITY_MODES)}")
+        if self.security == "plain" and not _is_loopback(self.host):
+            raise ConfigError(
+                self.setting("security"),
+                f"plain text IMAP is refused for {self.host}: use tls or starttls "
+                "(plain is only for a server on the loopback interface)",
+            )
+        if (self.password_file is None) == (self.master_user is None):
+            raise ConfigError(
+                self.setting("password_file"), "set either password_file or master_user"
+            )
+        if self.master_user and not (self.master_password_env or self.master_password_file):
+            raise ConfigError(
+                self.setting("master_password_env"),
+                "the master user needs master_password_env or master_password_file",
+            )
+
+    def ca_hint(self) -> str:
+        """The CA setting and its value, for a certificate error."""
+        return f"{self.setting('ca_file')} ({self.ca_file or 'the system trust store'})"
+
+    def setting(self, name: str) -> str:
+        """The full name of one setting, as the configuration file spells it."""
+        return f"{self.config_key}.{name}"
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], config_key: str = "targets.mail") -> ImapSettings:
+        """Settings from a parsed TOML table; unknown keys (such as `kind`) are ignored."""
+        known = {spec.name for spec in fields(cls)} - {"config_key"}
+        values: dict[str, Any] = {key: table[key] for key in known if key in table}
+        for key in ("ca_file", "password_file", "master_password_file"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        return cls(config_key=config_key, **values)
+
+
+class _Secret(str):
+    """A string that never shows itself in a repr or a traceback's locals."""
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+def read_password_file(path: Path, setting: str) -> dict[str, str]:
+    """login -> password from `login:password` lines or CSV `login,password` rows.
+
+    Blank lines, lines starting with "#" and a `login,password` header are ignored. The
+    separator is the first ":" or "," of the line, so a password may hold either.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(setting, f"cannot read {path}: {error.strerror}") from None
+    passwords: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        colon, comma = line.find(":"), line.find(",")
+        if comma >= 0 and (colon < 0 or comma < colon):
+            row = next(csv.reader([line]))
+            login, password = row[0], ",".join(row[1:])
+        else:
+            login, _, password = line.partition(":")
+        login = login.strip()
+        if login.lower() == "login" and password.strip().lower() == "password":
+            continue
+        passwords[login] = _Secret(password)
+    return passwords
+
+
+def _read_master_password(settings: ImapSettings) -> str:
+    if settings.master_password_env:
+        value = os.environ.get(settings.master_password_env)
+        if not value:
+            raise ConfigError(
+                settings.setting("master_password_env"),
+                f"environment variable {settings.master_password_env} is not set",
+            )
+        return _Secret(value)
+    assert settings.master_password_file is not None
+    try:
+        lines = settings.master_password_file.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ConfigError(
+            settings.setting("master_password_file"),
+            f"cannot read {settings.master_password_file}: {error.strerror}",
+        ) from None
+    return _Secret(lines[0] if lines else "")
+
+
+def _shutdown(conn: imaplib.IMAP4) -> None:
+    """Close the socket, ignoring a connection that is already broken."""
+    try:
+        conn.shutdown()
+    except OSError:
+        pass
+
+
+def connect(settings: ImapSettings) -> imaplib.IMAP4:
+    """An open connection, TLS verified against `ca_file` or the system store."""
+    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    if settings.security == "tls":
+        return imaplib.IMAP4_SSL(
+            settings.host, settings.port, ssl_context=context, timeout=settings.timeout
+        )
+    conn = imaplib.IMAP4(settings.host, settings.port, timeout=settings.timeout)
+    if settings.security == "starttls":
+        try:
+            conn.starttls(ssl_context=context)
+        except BaseException:
+            _shutdown(conn)
+            raise
+    return conn
+
+
+@dataclass
+class _Layout:
+    """What a session learns once about the owner's mailboxes."""
+
+    delimiter: str
+    special_use: dict[str, str]  # RFC 6154 attribute -> existing mailbox (decoded)
+    mailboxes: set[str]  # decoded names known to exist
+
+
+@dataclass
+class _Outgoing:
+    """One message ready for APPEND: flags, quoted date and CRLF content."""
+
+    payload: Payload
+    flags: str
+    date: str | None
+    content: bytes
+
+
+def _decoded(raw_name: str) -> str:
+    try:
+        return imap_utf7_decode(raw_name)
+    except ValueError:
+        return raw_name  # a server name that is not valid modified UTF-7 is kept verbatim
+
+
+def _mailbox_arg(name: str) -> str:
+    return wire.quote(imap_utf7_encode(name))
+
+
+def _uid_of(ref: TargetRef) -> tuple[int, int] | None:
+    uidvalidity, _, uid = ref.ref.partition(":")
+    if uidvalidity.isdigit() and uid.isdigit():
+        return int(uidvalidity), int(uid)
+    return None
+
+
+class ImapSession:
+    """One owner's IMAP connection (`TargetSession`). Reconnects after a dropped connection.
+
+    `put_many` appends a batch in one round trip (MULTIAPPEND + LITERAL+) when the server
+    offers both; it returns, in order, a ref or the `SkipItem` of each payload.
+    """
+
+    def __init__(
+        self, dial: Callable[[], imaplib.IMAP4], login: Login, settings: ImapSettings
+    ) -> None:
+        self._dial = dial
+        self._login = login
+        self._settings = settings
+        self._conn: imaplib.IMAP4 | None = None
+        self._layout: _Layout | None = None
+        self._selected: tuple[str, int] | None = None  # (mailbox, uidvalidity)
+        self.server_caps: frozenset[str] = frozenset()
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect and log in now (otherwise the first operation does)."""
+        self._client()
+
+    def close(self) -> None:
+        conn, self._conn, self._selected = self._conn, None, None
+        if conn is None:
+            return
+        try:
+            conn.logout()
+        except (imaplib.IMAP4.error, OSError):
+            _shutdown(conn)
+
+    def _client(self) -> imaplib.IMAP4:
+        if self._conn is None:
+            try:
+                self._conn = self._open()
+            except HirondelleError:
+                raise
+            except Exception as error:
+                raise self._mapped(error, "login", "", None) from error
+        return self._conn
+
+    def _open(self) -> imaplib.IMAP4:
+        conn = self._dial()
+        try:
+            wire.authenticate(conn, self._login.auth_user, self._login.password)
+            self.server_caps = wire.parse_capabilities(conn.capability()[1])
+            if self._layout is None:
+                self._layout = self._discover(conn)
+        except BaseException:
+            _shutdown(conn)
+            raise
+        return conn
+
+    def _drop(self) -> None:
+        conn, self._conn, self._selected = self._conn, None, None
+        if conn is not None:
+            _shutdown(conn)
+
+    def _context(self, operation: str, mailbox: str, size: int | None) -> wire.FailureContext:
+        return wire.FailureContext(
+            operation=operation,
+            login=self._login.login,
+            auth_hint=self._login.hint,
+            ca_hint=self._settings.ca_hint(),
+            mailbox=mailbox,
+            size=size,
+            limit=self._limit(),
+        )
+
+    def _mapped(
+        self, error: Exception, operation: str, mailbox: str, size: int | None
+    ) -> Exception:
+        mapped = wire.error_for_exception(error, self._context(operation, mailbox, size))
+        if mapped is None:
+            return error
+        if isinstance(mapped, wire.Retriable):
+            self._drop()
+        return mapped
+
+    def _call(
+        self,
+        operation: str,
+        command: Callable[[imaplib.IMAP4], _T],
+        mailbox: str = "",
+        size: int | None = None,
+    ) -> _T:
+        """Run `command` on the connection; sort whatever imaplib or the socket raise."""
+        conn = self._client()
+        conn.untagged_responses.clear()  # imaplib keeps every untagged answer otherwise
+        try:
+            return command(conn)
+        except HirondelleError:
+            raise
+        except Exception as error:
+            mapped = self._mapped(error, operation, mailbox, size)
+            if mapped is error:
+                raise
+            raise mapped from error
+
+    def _refused(
+        self, typ: str, data: object, operation: str, mailbox: str = "", size: int | None = None
+    ) -> tuple[Failure, str] | None:
+        """None for OK; else the sorted failure and the server's text."""
+        if typ == "OK":
+            return None
+        text = wire.text_of(data)
+        return wire.failure_of(text, item_scoped=size is not None), text
+
+    def _raise(
+        self,
+        refusal: tuple[Failure, str],
+        operation: str,
+        mailbox: str = "",
+        size: int | None = None,
+    ) -> None:
+        failure, text = refusal
+        raise wire.error_for(failure, text, self._context(operation, mailbox, size))
+
+    def _limit(self) -> int | None:
+        limits = [self._settings.max_message_bytes, wire.append_limit(self.server_caps)]
+        known = [limit for limit in limits if limit]
+        return min(known) if known else None
+
+    # -- mailboxes ----------------------------------------------------------------------------
+
+    def _discover(self, conn: imaplib.IMAP4) -> _Layout:
+        """The hierarchy delimiter, the special-use mailboxes and every existing mailbox."""
+        _, root = conn.list('""', '""')
+        listed_root = wire.parse_list(root)
+        delimiter = (listed_root[0].delimiter if listed_root else None) or "/"
+        caps = wire.parse_capabilities(conn.capability()[1])
+        conn.untagged_responses.pop("LIST", None)
+        lines: list[Any]
+        if {"SPECIAL-USE", "LIST-EXTENDED"} <= caps:
+            conn.xatom("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE)")
+            lines = conn.untagged_responses.pop("LIST", [])
+        else:
+            lines = conn.list('""', '"*"')[1]
+        layout = _Layout(delimiter=delimiter, special_use={}, mailboxes={"INBOX"})
+        wanted = {attribute.lower(): attribute for attribute in SPECIAL_FOLDERS}
+        for listed in wire.parse_list(lines):
+            name = _decoded(listed.raw_name)
+            if not {"\\noselect", "\\nonexistent"} & {a.lower() for a in listed.attributes}:
+                layout.mailboxes.add(name)
+            for attribute in listed.attributes:
+                if attribute.lower() in wanted:
+                    layout.special_use.setdefault(wanted[attribute.lower()], name)
+        return layout
+
+    def _known_layout(self) -> _Layout:
+        self._client()
+        assert self._layout is not None
+        return self._layout
+
+    def ensure_container(self, container: Container) -> str:
+        """CREATE (and SUBSCRIBE) each missing level; the mailbox name, decoded. Idempotent."""
+        layout = self._known_layout()
+        roles = container.path_roles or (None,) * (len(container.path) - 1) + (container.role,)
+        segments = target_folder(container.path, roles, layout.special_use, layout.delimiter)
+        for depth in range(1, len(segments) + 1):
+            self._create(join_folder(segments[:depth], layout.delimiter))
+        return join_folder(segments, layout.delimiter)
+
+    def _create(self, mailbox: str) -> None:
+        layout = self._known_layout()
+        if mailbox.upper() == "INBOX" or mailbox in layout.mailboxes:
+            return
+        typ, data = self._call("CREATE", lambda c: c.create(_mailbox_arg(mailbox)), mailbox)
+        refusal = self._refused(typ, data, "CREATE", mailbox)
+        if refusal is not None and refusal[0] is not Failure.EXISTS:
+            self._raise(refusal, "CREATE", mailbox)
+        typ, data = self._call("SUBSCRIBE", lambda c: c.subscribe(_mailbox_arg(mailbox)), mailbox)
+        if typ != "OK":
+            log.warning("cannot subscribe to mailbox %r: %s", mailbox, wire.text_of(data))
+        layout.mailboxes.add(mailbox)
+
+    def _create_path(self, mailbox: str) -> None:
+        """Create `mailbox` and its parents (after a TRYCREATE)."""
+        layout = self._known_layout()
+        layout.mailboxes.discard(mailbox)
+        levels = mailbox.split(layout.delimiter)
+        for depth in range(1, len(levels) + 1):
+            self._create(layout.delimiter.join(levels[:depth]))
+
+    def _select(self, mailbox: str) -> int | None:
+        """SELECT `mailbox` unless it is selected; its UIDVALIDITY, or None if it is missing."""
+        if self._selected is not None and self._selected[0] == mailbox:
+            return self._selected[1]
+
+        def select(conn: imaplib.IMAP4) -> tuple[str, list[Any], list[Any]]:
+            typ, data = conn.select(_mailbox_arg(mailbox))
+            return typ, data, conn.untagged_responses.get("UIDVALIDITY", [])
+
+        typ, data, uidvalidity = self._call("SELECT", select, mailbox)
+        refusal = self._refused(typ, data, "SELECT", mailbox)
+        if refusal is not None:
+            if refusal[0] is Failure.MISSING:
+                return None
+            self._raise(refusal, "SELECT", mailbox)
+        self._selected = (mailbox, int(uidvalidity[-1]))
+        return self._selected[1]
+
+    def _uid(self, command: str, mailbox: str, *args: str) -> list[Any]:
+        """One UID command in the selected mailbox; its untagged data."""
+        typ, data = self._call(command, lambda c: c.uid(command, *args), mailbox)
+        refusal = self._refused(typ, data, f"UID {command}", mailbox)
+        if refusal is not None:
+            self._raise(refusal, f"UID {command}", mailbox)
+        return list(data)
+
+    def _resolve(self, ref: TargetRef) -> int | None:
+        """The UID of a stored ref, or None if the message or its UIDVALIDITY is gone."""
+        parsed = _uid_of(ref)
+        if parsed is None or self._select(ref.folder) != parsed[0]:
+            return None
+        found = wire.parse_search(self._uid("SEARCH", ref.folder, "UID", str(parsed[1])))
+        return parsed[1] if parsed[1] in found else None
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def put(self, folder: str, payload: Payload) -> TargetRef:
+        """APPEND with flags and INTERNALDATE; the ref comes from APPENDUID (RFC 4315)."""
+        result = self.put_many(folder, [payload])[0]
+        if isinstance(result, SkipItem):
+            raise result
+        return result
+
+    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | SkipItem]:
+        """APPEND several messages, in batches of one MULTIAPPEND (RFC 3502) when offered.
+
+        A refused batch is retried one message at a time so that one oversized message
+        costs only itself. Fatal and retriable errors are raised, not returned.
+        """
+        results: list[TargetRef | SkipItem | None] = [None] * len(payloads)
+        pending: list[tuple[int, _Outgoing]] = []
+        for index, payload in enumerate(payloads):
+            try:
+                pending.append((index, self._outgoing(payload)))
+            except SkipItem as skip:
+                results[index] = skip
+        for batch in self._batches(pending):
+            for (index, _), result in zip(batch, self._append_batch(folder, batch), strict=True):
+                results[index] = result
+        return [result for result in results if result is not None]
+
+    def _outgoing(self, payload: Payload) -> _Outgoing:
+        content = wire.stored_form(payload.content)
+        if not content:
+            raise SkipItem("empty message: IMAP servers refuse zero-byte messages")
+        self._client()
+        limit = self._limit()
+        if limit is not None and len(content) > limit:
+            raise SkipItem(f"message of {len(content)} bytes exceeds the limit of {limit} bytes")
+        moment = payload.attrs.get("internal_date")
+        return _Outgoing(
+            payload=payload,
+            flags=wire.format_flags(payload.attrs.get("flags", ())),
+            date=wire.format_internal_date(moment) if isinstance(moment, datetime) else None,
+            content=content,
+        )
+
+    def _batches(self, pending: list[tuple[int, _Outgoing]]) -> list[list[tuple[int, _Outgoing]]]:
+        if not {"MULTIAPPEND", "LITERAL+"} <= self.server_caps:
+            return [[entry] for entry in pending]
+        batches: list[list[tuple[int, _Outgoing]]] = []
+        size = 0
+        for entry in pending:
+            full = batches and len(batches[-1]) >= self._settings.batch_messages
+            if not batches or full or size + len(entry[1].content) > self._settings.batch_bytes:
+                batches.append([])
+                size = 0
+            batches[-1].append(entry)
+            size += len(entry[1].content)
+        return batches
+
+    def _append_batch(
+        self, folder: str, batch: list[tuple[int, _Outgoing]]
+    ) -> list[TargetRef | SkipItem]:
+        messages = [outgoing for _, outgoing in batch]
+        if len(messages) > 1:
+            try:
+                return list(self._append(folder, messages))
+            except SkipItem:
+                pass  # MULTIAPPEND is all or nothing: find the culprit one by one
+        results: list[TargetRef | SkipItem] = []
+        for message in messages:
+            try:
+                results.extend(self._append(folder, [message]))
+            except SkipItem as skip:
+                results.append(skip)
+        return results
+
+    def _append(
+        self, folder: str, messages: list[_Outgoing], retry: bool = True
+    ) -> list[TargetRef]:
+        size = sum(len(message.content) for message in messages)
+
+        def send(conn: imaplib.IMAP4) -> tuple[str, list[Any]]:
+            if "LITERAL+" in self.server_caps:
+                entries = [(m.flags, m.date, m.content) for m in messages]
+                command = wire.append_command(imap_utf7_encode(folder), entries)
+                return wire.send_raw(conn, "APPEND", command)
+            (message,) = messages
+            return conn.append(_mailbox_arg(folder), message.flags, message.date, message.content)
+
+        typ, data = self._call("APPEND", send, folder, size)
+        refusal = self._refused(typ, data, "APPEND", folder, size)
+        if refusal is not None:
+            if refusal[0] is Failure.MISSING and retry:
+                self._create_path(folder)
+                return self._append(folder, messages, retry=False)
+            self._raise(refusal, "APPEND", folder, size)
+        appended = wire.parse_appenduid(wire.text_of(data))
+        if appended is not None and len(appended[1]) == len(messages):
+            return [TargetRef(folder, f"{appended[0]}:{uid}") for uid in appended[1]]
+        return [self._locate(folder, message.payload) for message in messages]
+
+    def _locate(self, folder: str, payload: Payload) -> TargetRef:
+        """The newest message matching `payload` (a server without UIDPLUS)."""
+        uidvalidity = self._select(folder)
+        uids = self._matching_uids(folder, payload)
+        if uidvalidity is None or not uids:
+            raise FatalError(f"APPEND to {folder!r} succeeded but the message cannot be found")
+        return TargetRef(folder, f"{uidvalidity}:{uids[-1]}")
+
+    def update(self, ref: TargetRef, payload: Payload) -> TargetRef:
+        """Set the message's flags to the payload's (`UID STORE FLAGS`).
+
+        A ref that is no longer valid (message gone, UIDVALIDITY changed) is looked up
+        again by fingerprint, and the message written anew if it cannot be found.
+        """
+        uid = self._resolve(ref)
+        if uid is None:
+            found = self.find(ref.folder, payload, frozenset())
+            if found is None:
+                return self.put(ref.folder, payload)
+            ref, uid = found, int(found.ref.partition(":")[2])
+        flags = wire.format_flags(payload.attrs.get("flags", ()))
+        self._uid("STORE", ref.folder, str(uid), "FLAGS.SILENT", flags)
+        return ref
+
+    def move(self, ref: TargetRef, folder: str) -> TargetRef:
+        """`UID MOVE` (RFC 6851) when offered, else COPY, \\Deleted and EXPUNGE."""
+        if folder == ref.folder:
+            return ref
+        uid = self._resolve(ref)
+        if uid is None:
+            raise SkipItem(f"message {ref.ref} is no longer in {ref.folder!r}: nothing to move")
+        # without UIDPLUS there is no COPYUID: remember what to look for in `folder`
+        before = None if "UIDPLUS" in self.server_caps else self._fingerprints(ref.folder, [uid])
+        if "MOVE" in self.server_caps:
+            text = self._transfer("MOVE", ref.folder, uid, folder)
+        else:
+            text = self._transfer("COPY", ref.folder, uid, folder)
+            self._expunge(ref.folder, uid)
+        copied = wire.parse_copyuid(text) if "COPYUID" in text.upper() else None
+        if copied is not None:
+            return TargetRef(folder, f"{copied[0]}:{copied[2][-1]}")
+        if not before:
+            raise FatalError(f"moving {ref.ref} to {folder!r} gave no COPYUID")
+        return self._locate_entry(folder, before[0].fingerprint, before[0].size)
+
+    def _transfer(self, command: str, source: str, uid: int, folder: str) -> str:
+        """UID COPY or MOVE; the COPYUID text (tagged for COPY, untagged for MOVE)."""
+
+        def send(conn: imaplib.IMAP4) -> tuple[str, list[Any], list[Any]]:
+            typ, data = conn.uid(command, str(uid), _mailbox_arg(folder))
+            return typ, data, conn.untagged_responses.get("COPYUID", [])
+
+        typ, data, copyuid = self._call(command, send, source)
+        refusal = self._refused(typ, data, f"UID {command}", folder)
+        if refusal is not None and refusal[0] is Failure.MISSING:
+            self._create_path(folder)
+            self._select(source)
+            typ, data, copyuid = self._call(command, send, source)
+            refusal = self._refused(typ, data, f"UID {command}", folder)
+        if refusal is not None:
+            self._raise(refusal, f"UID {command}", folder)
+        return "COPYUID " + wire.text_of(copyuid) if copyuid else wire.text_of(data)
+
+    def _locate_entry(self, folder: str, fingerprint: str, size: int) -> TargetRef:
+        uidvalidity = self._select(folder)
+        for entry in reversed(self.listing(folder)):
+            if entry.fingerprint == fingerprint and entry.size == size:
+                return entry.ref
+        raise FatalError(f"message moved to {folder!r} (uidvalidity {uidvalidity}) not found")
+
+    def remove(self, ref: TargetRef) -> None:
+        """\\Deleted then `UID EXPUNGE` of that one UID; nothing to do if it is gone."""
+        uid = self._resolve(ref)
+        if uid is not None:
+            self._expunge(ref.folder, uid)
+
+    def _expunge(self, folder: str, uid: int) -> None:
+        self._uid("STORE", folder, str(uid), "+FLAGS.SILENT", "(\\Deleted)")
+        if "UIDPLUS" in self.server_caps:
+            self._uid("EXPUNGE", folder, str(uid))
+        else:  # without UIDPLUS, EXPUNGE also removes other messages marked \Deleted
+            typ, data = self._call("EXPUNGE", lambda c: c.expunge(), folder)
+            refusal = self._refused(typ, data, "EXPUNGE", folder)
+            if refusal is not None:
+                self._raise(refusal, "EXPUNGE", folder)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+        """The first message matching the payload's fingerprint whose ref is not excluded."""
+        uidvalidity = self._select(folder)
+        if uidvalidity is None:
+            return None
+        for uid in self._matching_uids(folder, payload):
+            ref = f"{uidvalidity}:{uid}"
+            if ref not in exclude:
+                return TargetRef(folder, ref)
+        return None
+
+    def _matching_uids(self, folder: str, payload: Payload) -> list[int]:
+        """UIDs of the selected `folder` holding the payload, ascending."""
+        kind, _, value = payload.fingerprint.partition(":")
+        if kind == "mid":
+            uids = self._search_message_id(folder, value)
+            fetched = self._fetch(folder, uids, "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
+            return [m.uid for m in fetched if _message_id(m.literal) == value]
+        stored = wire.stored_form(payload.content)
+        digests = {value, hashlib.sha256(stored).hexdigest()}
+        sizes = {len(stored), len(payload.content)}
+        candidates = sorted({uid for size in sizes for uid in self._uid_search_size(folder, size)})
+        return [
+            m.uid
+            for uid in candidates
+            for m in self._fetch(folder, [uid], "(UID BODY.PEEK[])")
+            if hashlib.sha256(m.literal or b"").hexdigest() in digests
+        ]
+
+    def _search_message_id(self, folder: str, message_id: str) -> list[int]:
+        if message_id.isascii() and message_id.isprintable():
+            return wire.parse_search(
+                self._uid("SEARCH", folder, "HEADER", "Message-ID", wire.quote(message_id))
+            )
+
+        def search(conn: imaplib.IMAP4) -> tuple[str, list[Any]]:
+            conn.literal = message_id.encode("utf-8")  # type: ignore[assignment]
+            return conn.uid("SEARCH", "CHARSET", "UTF-8", "HEADER", "Message-ID")
+
+        typ, data = self._call("SEARCH", search, folder)
+        return wire.parse_search(data) if typ == "OK" else []
+
+    def _uid_search_size(self, folder: str, size: int) -> list[int]:
+        return wire.parse_search(
+            self._uid("SEARCH", folder, "LARGER", str(size - 1), "SMALLER", str(size + 1))
+        )
+
+    def _fetch(self, folder: str, uids: Sequence[int], items: str) -> list[wire.FetchedMessage]:
+        if not uids:
+            return []
+        uid_set = ",".join(str(uid) for uid in uids)
+        return wire.parse_fetch(self._uid("FETCH", folder, uid_set, items))
+
+    def _fingerprints(self, folder: str, uids: Sequence[int]) -> list[Entry]:
+        """Entries (fingerprint, size) of messages of the selected folder."""
+        uidvalidity = self._select(folder)
+        items = "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+        entries: list[Entry] = []
+        for message in self._fetch(folder, uids, items):
+            message_id = _message_id(message.literal)
+            if message_id is None:
+                (body,) = self._fetch(folder, [message.uid], "(UID BODY.PEEK[])")
+                fingerprint = f"sha256:{hashlib.sha256(body.literal or b'').hexdigest()}"
+            else:
+                fingerprint = f"mid:{message_id}"
+            ref = TargetRef(folder, f"{uidvalidity}:{message.uid}")
+            entries.append(Entry(ref=ref, fingerprint=fingerprint, size=message.size or 0))
+        return entries
+
+    def listing(self, folder: str) -> list[Entry]:
+        """Every message with the mapper's fingerprint convention and its RFC822.SIZE."""
+        if self._select(folder) is None:
+            return []
+        uids = wire.parse_search(self._uid("SEARCH", folder, "ALL"))
+        return self._fingerprints(folder, uids) if uids else []
+
+
+def _message_id(header: bytes | None) -> str | None:
+    return bare_message_id(header_value(header or b"", "Message-ID"))
+
+
+@dataclass
+class ImapTarget:
+    """The `Target` for IMAP servers: `open(owner)` logs in as the owner's target login."""
+
+    settings: ImapSettings
+    capabilities: Capabilities = field(init=False)
+    _passwords: dict[str, str] | None = field(init=False, default=None, repr=False)
+    _master_password: str | None = field(init=False, default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.capabilities = Capabilities(
+            server_assigned_ids=True,
+            keeps_timestamps=True,
+            max_item_bytes=self.settings.max_message_bytes,
+            checksums=False,
+            moves=True,
+            special_folders=SPECIAL_FOLDERS,
+        )
+        if self.settings.password_file is not None:
+            self._passwords = read_password_file(
+                self.settings.password_file, self.settings.setting("password_file")
+            )
+        else:
+            self._master_password = _read_master_password(self.settings)
+
+    def login_for(self, login: str) -> Login:
+        """How to log in as `login`: the user's own password, or the master user's."""
+        settings = self.settings
+        if self._passwords is not None:
+            hint = f"{settings.setting('password_file')} ({settings.password_file})"
+            password = self._passwords.get(login)
+            if password is None:
+                raise FatalError(f"no password for {login} in {hint}")
+            return Login(login=login, auth_user=login, password=password, hint=hint)
+        secret = "master_password_env" if settings.master_password_env else "master_password_file"
+        hint = (
+            f"{settings.setting('master_user')} ({settings.master_user}) and "
+            f"{settings.setting(secret)}"
+        )
+        assert self._master_password is not None
+        auth_user = f"{login}{settings.master_separator}{settings.master_user}"
+        return Login(login=login, auth_user=auth_user, password=self._master_password, hint=hint)
+
+    def _session(self, login: Login) -> ImapSession:
+        return ImapSession(dial=lambda: connect(self.settings), login=login, settings=self.settings)
+
+    def open(self, owner: Owner) -> ImapSession:
+        """A logged-in session for `owner` (login = target_login, else the UPN)."""
+        session = self._session(self.login_for(owner.target_login or owner.upn))
+        session.connect()
+        return session
+
+    def check(self) -> list[str]:
+        """Findings for `doctor`: connection, TLS, login, missing extensions."""
+        if self.settings.probe_login:
+            login = self.login_for(self.settings.probe_login)
+        elif self._passwords:
+            login = self.login_for(next(iter(self._passwords)))
+        else:
+            return [
+                f"set {self.settings.setting('probe_login')} to a mailbox login so that "
+                "doctor can log in and check the server's extensions"
+            ]
+        session = self._session(login)
+        try:
+            session.connect()
+        except HirondelleError as error:
+            return [f"IMAP {self.settings.host}:{self.settings.port}: {error}"]
+        try:
+            return capability_findings(session.server_caps)
+        finally:
+            session.close()
+
+
+def capability_findings(capabilities: frozenset[str]) -> list[str]:
+    """What the migration loses on a server lacking some extensions (empty: nothing)."""
+    return [text for name, text in _FINDINGS.items() if name not in capabilities]

@@ -1,0 +1,111 @@
+"""Targets under test for the shared conformance suite, one factory per mail target.
+
+A factory gives a `TargetUnderTest`: the target, an owner with an empty mailbox, and a way
+to read back what the protocol itself cannot show (flags, internal date). Adding a mail
+target to the suite is adding one factory to `FACTORIES`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from hirondelle.migrator.model import Owner, TargetRef
+from hirondelle.migrator.protocols import Target, TargetSession
+
+
+@dataclass
+class TargetUnderTest:
+    """One target with a fresh owner, and read-back probes for the suite's assertions."""
+
+    name: str
+    target: Target
+    owner: Owner
+    flags_of: Callable[[TargetRef], frozenset[str]]
+    date_of: Callable[[TargetRef], datetime | None]
+    sessions: list[TargetSession] = field(default_factory=list)
+
+    def session(self) -> TargetSession:
+        """A new session for the owner, closed after the test."""
+        session = self.target.open(self.owner)
+        self.sessions.append(session)
+        return session
+
+    def close(self) -> None:
+        for session in self.sessions:
+            session.close()
+
+
+def _imap(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnderTest:
+    from hirondelle.connectors.imap import ImapSettings, ImapTarget
+    from hirondelle.tests.servers import DovecotServer, StoredMessage
+
+    server: DovecotServer = request.getfixturevalue("dovecot")
+    user = server.new_user()
+    settings = ImapSettings(
+        host=server.host,
+        port=server.port,
+        security="plain",
+        password_file=server.password_file(tmp_path / "passwords", user),
+        max_message_bytes=256 * 1024,
+    )
+
+    def stored(ref: TargetRef) -> StoredMessage:
+        uid = int(ref.ref.partition(":")[2])
+        (message,) = [m for m in server.read_mailbox(user.login, ref.folder) if m.uid == uid]
+        return message
+
+    return TargetUnderTest(
+        name="imap",
+        target=ImapTarget(settings),
+        owner=Owner(upn=user.login, source_id="imap-owner"),
+        flags_of=lambda ref: stored(ref).flags,
+        date_of=lambda ref: stored(ref).internal_date,
+    )
+
+
+def _archive(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnderTest:
+    from hirondelle.connectors.archive import (
+        ArchiveSession,
+        ArchiveTarget,
+        MaildirFile,
+        letters_to_flags,
+    )
+
+    target = ArchiveTarget(tmp_path / "archive", durable=False)
+    owner = Owner(upn="carol@example.test", source_id="archive-owner")
+
+    def message_file(ref: TargetRef) -> MaildirFile:
+        session = target.open(owner)
+        assert isinstance(session, ArchiveSession)
+        (path,) = (session.folder_dir(ref.folder) / "cur").glob(f"{ref.ref}:2,*")
+        return MaildirFile.parse(path)
+
+    def flags_of(ref: TargetRef) -> frozenset[str]:
+        found = message_file(ref)
+        return frozenset(letters_to_flags(found.letters, found.path.parent.parent))
+
+    def date_of(ref: TargetRef) -> datetime | None:
+        return datetime.fromtimestamp(message_file(ref).path.stat().st_mtime).astimezone()
+
+    return TargetUnderTest("archive", target, owner, flags_of, date_of)
+
+
+FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], TargetUnderTest]] = {
+    "imap": _imap,
+    "archive": _archive,
+}
+
+
+@pytest.fixture(params=sorted(FACTORIES))
+def subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TargetUnderTest]:
+    """Each registered target in turn, with an owner whose mailbox is empty."""
+    under_test = FACTORIES[request.param](request, tmp_path)
+    try:
+        yield under_test
+    finally:
+        under_test.close()

@@ -1,0 +1,100 @@
+"""Quota, size limits and batches against a real Dovecot."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from hirondelle.connectors.imap import ImapSession, ImapSettings, ImapTarget
+from hirondelle.mappings.mail import fingerprint_of
+from hirondelle.migrator.errors import FatalError, SkipItem
+from hirondelle.migrator.model import Owner, Payload, TargetRef
+from hirondelle.tests.servers import DovecotServer, MailUser
+
+
+def payload(number: int, body_bytes: int = 100) -> Payload:
+    content = (
+        f"Message-ID: <limits-{number}@example.test>\r\nSubject: {number}\r\n\r\n".encode()
+        + b"x" * body_bytes
+        + b"\r\n"
+    )
+    attrs = {"flags": ("\\Seen",), "internal_date": datetime(2022, 1, 1, tzinfo=UTC)}
+    return Payload(f"s{number}", content, fingerprint_of(content), attrs)
+
+
+def open_session(
+    server: DovecotServer, user: MailUser, tmp_path: Path, **options: object
+) -> ImapSession:
+    settings = ImapSettings(
+        host=server.host,
+        port=server.port,
+        security="plain",
+        password_file=server.password_file(tmp_path / "passwords", user),
+        **options,  # type: ignore[arg-type]
+    )
+    return ImapTarget(settings).open(Owner(upn=user.login, source_id="x"))
+
+
+def test_over_quota_is_fatal_and_names_the_mailbox(dovecot: DovecotServer, tmp_path: Path) -> None:
+    user = dovecot.new_user(quota_bytes=3000)
+    session = open_session(dovecot, user, tmp_path)
+    session.put("INBOX", payload(1, 1000))
+    with pytest.raises(FatalError, match="quota") as raised:
+        session.put("INBOX", payload(2, 2500))
+    assert user.login in str(raised.value) and "INBOX" in str(raised.value)
+    assert "raise its quota" in str(raised.value)
+    assert len(dovecot.read_mailbox(user.login, "INBOX")) == 1
+
+
+def test_message_over_server_limit_is_skipped(dovecot: DovecotServer, tmp_path: Path) -> None:
+    user = dovecot.new_user(max_message_bytes=2000)
+    session = open_session(dovecot, user, tmp_path)
+    big = payload(1, 5000)
+    with pytest.raises(SkipItem, match=f"{big.size} bytes"):
+        session.put("INBOX", big)
+    assert session.put("INBOX", payload(2)).folder == "INBOX"  # the session still works
+
+
+def test_message_over_configured_limit_is_skipped_without_sending(
+    dovecot: DovecotServer, tmp_path: Path
+) -> None:
+    user = dovecot.new_user()
+    session = open_session(dovecot, user, tmp_path, max_message_bytes=1000)
+    with pytest.raises(SkipItem, match="limit of 1000 bytes"):
+        session.put("INBOX", payload(1, 2000))
+    assert dovecot.read_mailbox(user.login, "INBOX") == []
+
+
+def test_batch_with_one_refused_message_stores_the_others(
+    dovecot: DovecotServer, tmp_path: Path
+) -> None:
+    user = dovecot.new_user(max_message_bytes=2000)
+    session = open_session(dovecot, user, tmp_path)
+    assert {"MULTIAPPEND", "LITERAL+"} <= session.server_caps
+    batch = [payload(1), payload(2, 5000), payload(3)]
+    results = session.put_many("INBOX", batch)
+    assert isinstance(results[0], TargetRef) and isinstance(results[2], TargetRef)
+    assert isinstance(results[1], SkipItem)
+    stored = dovecot.read_mailbox(user.login, "INBOX")
+    assert [m.content for m in stored] == [batch[0].content, batch[2].content]
+    assert [f"{r.ref}" for r in results if isinstance(r, TargetRef)] == [
+        session.find("INBOX", p, frozenset()).ref  # type: ignore[union-attr]
+        for p in (batch[0], batch[2])
+    ]
+
+
+def test_batches_keep_order_flags_and_dates(dovecot: DovecotServer, tmp_path: Path) -> None:
+    user = dovecot.new_user()
+    session = open_session(dovecot, user, tmp_path, batch_messages=4)
+    batch = [payload(n) for n in range(10)]
+    refs = session.put_many("INBOX", batch)
+    stored = dovecot.read_mailbox(user.login, "INBOX")
+    assert [m.content for m in stored] == [p.content for p in batch]
+    assert [f"{r.ref}" for r in refs if isinstance(r, TargetRef)] == [
+        f"{r.ref.split(':')[0]}:{m.uid}"
+        for r, m in zip(refs, stored, strict=True)  # type: ignore[union-attr]
+    ]
+    assert all(m.flags == {"\\Seen"} for m in stored)
+    assert all(m.internal_date == datetime(2022, 1, 1, tzinfo=UTC) for m in stored)

@@ -1,0 +1,182 @@
+"""Logging in: per-user passwords, master user, refusals, TLS verification."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from hirondelle.connectors.imap import ImapSettings, ImapTarget, read_password_file
+from hirondelle.migrator.errors import ConfigError, FatalError
+from hirondelle.migrator.model import Owner
+from hirondelle.tests.servers import DovecotServer, MailUser, TlsFiles, dovecot_server
+
+
+def owner(user: MailUser) -> Owner:
+    return Owner(upn=user.login, source_id="x")
+
+
+def test_wrong_password_is_fatal_and_names_the_setting(
+    dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path
+) -> None:
+    wrong = MailUser(mail_user.login, "not-the-password-123")
+    settings = ImapSettings(
+        host=dovecot.host,
+        port=dovecot.port,
+        security="plain",
+        password_file=dovecot.password_file(tmp_path / "passwords", wrong),
+    )
+    with pytest.raises(FatalError) as raised:
+        ImapTarget(settings).open(owner(mail_user))
+    message = str(raised.value)
+    assert "targets.mail.password_file" in message and mail_user.login in message
+    assert wrong.password not in message and wrong.password not in repr(raised.value.__cause__)
+
+
+def test_missing_password_is_fatal(dovecot: DovecotServer, tmp_path: Path) -> None:
+    (tmp_path / "passwords").write_text("someone@example.test:pw\n")
+    settings = ImapSettings(
+        host=dovecot.host, port=dovecot.port, security="plain", password_file=tmp_path / "passwords"
+    )
+    with pytest.raises(FatalError, match="no password for nobody@example.test"):
+        ImapTarget(settings).open(Owner(upn="nobody@example.test", source_id="x"))
+
+
+def test_master_user_logs_in_as_each_user(
+    dovecot: DovecotServer, mail_user: MailUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HIRONDELLE_TEST_MASTER", dovecot.master_password)
+    settings = ImapSettings(
+        host=dovecot.host,
+        port=dovecot.port,
+        security="plain",
+        master_user=dovecot.master_user,
+        master_password_env="HIRONDELLE_TEST_MASTER",
+    )
+    session = ImapTarget(settings).open(
+        Owner(upn="ignored", source_id="x", target_login=mail_user.login)
+    )
+    from hirondelle.migrator.model import Payload
+
+    session.put("INBOX", Payload("s", b"Subject: master\r\n\r\nhi\r\n", "sha256:x", {}))
+    session.close()
+    assert [m.content for m in dovecot.read_mailbox(mail_user.login, "INBOX")] == [
+        b"Subject: master\r\n\r\nhi\r\n"
+    ]
+
+
+def test_wrong_master_password_names_the_master_settings(
+    dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path
+) -> None:
+    (tmp_path / "master").write_text("wrong-master-pw\n")
+    settings = ImapSettings(
+        host=dovecot.host,
+        port=dovecot.port,
+        security="plain",
+        master_user=dovecot.master_user,
+        master_password_file=tmp_path / "master",
+    )
+    with pytest.raises(FatalError, match="targets.mail.master_password_file") as raised:
+        ImapTarget(settings).open(owner(mail_user))
+    assert "wrong-master-pw" not in str(raised.value)
+
+
+def test_plain_text_is_refused_for_a_remote_host() -> None:
+    with pytest.raises(ConfigError) as raised:
+        ImapSettings(host="imap.example.org", port=143, security="plain", password_file=Path("p"))
+    assert raised.value.setting == "targets.mail.security"
+
+
+def test_settings_need_one_way_to_log_in() -> None:
+    with pytest.raises(ConfigError, match="password_file or master_user"):
+        ImapSettings(host="imap.example.org")
+    with pytest.raises(ConfigError, match="master_password_env"):
+        ImapSettings(host="imap.example.org", master_user="admin")
+
+
+def test_settings_from_a_toml_table() -> None:
+    settings = ImapSettings.from_table(
+        {
+            "kind": "imap",
+            "host": "imap.example.org",
+            "port": 143,
+            "security": "starttls",
+            "password_file": "/srv/pw.csv",
+            "max_message_bytes": 10,
+        }
+    )
+    assert settings.password_file == Path("/srv/pw.csv") and settings.port == 143
+
+
+def test_password_file_formats(tmp_path: Path) -> None:
+    path = tmp_path / "passwords"
+    path.write_text(
+        "# comment\nlogin,password\n"
+        "alice@example.test:pa:ss,word\n"
+        'bob@example.test,"pa,ss:word"\n'
+        "\n"
+        "carol@example.test,é€\n"
+    )
+    passwords = read_password_file(path, "targets.mail.password_file")
+    assert passwords == {
+        "alice@example.test": "pa:ss,word",
+        "bob@example.test": "pa,ss:word",
+        "carol@example.test": "é€",
+    }
+    assert "pa:ss" not in repr(passwords)
+
+
+def test_unreadable_password_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        read_password_file(tmp_path / "missing", "targets.mail.password_file")
+    assert raised.value.setting == "targets.mail.password_file"
+
+
+@pytest.fixture(scope="module")
+def tls_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DovecotServer, Path]]:
+    """A Dovecot with a certificate for 127.0.0.1 from a throwaway CA; yields the CA file."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    folder = tmp_path_factory.mktemp("tls")
+    folder.chmod(0o755)
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "chain.pem"))
+    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
+    tls = TlsFiles(cert_chain=folder / "chain.pem", private_key=folder / "key.pem")
+    with dovecot_server({"tls@example.test": "tls-pw"}, tls=tls) as server:
+        yield server, folder / "ca.pem"
+
+
+def tls_settings(server: DovecotServer, tmp_path: Path, ca: Path, security: str) -> ImapSettings:
+    port = server.tls_port if security == "tls" else server.port
+    assert port is not None
+    (tmp_path / "pw").write_text("tls@example.test:tls-pw\n")
+    return ImapSettings(
+        host=server.host, port=port, security=security, ca_file=ca, password_file=tmp_path / "pw"
+    )
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_tls_with_the_right_ca(
+    tls_dovecot: tuple[DovecotServer, Path], tmp_path: Path, security: str
+) -> None:
+    server, ca = tls_dovecot
+    target = ImapTarget(tls_settings(server, tmp_path, ca, security))
+    assert target.check() == []
+    target.open(Owner(upn="tls@example.test", source_id="x")).close()
+
+
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_tls_with_a_wrong_ca_is_fatal(
+    tls_dovecot: tuple[DovecotServer, Path], tmp_path: Path, security: str
+) -> None:
+    server, _ = tls_dovecot
+    other_ca = tmp_path / "other-ca.pem"
+    trustme.CA().cert_pem.write_to_path(str(other_ca))
+    target = ImapTarget(tls_settings(server, tmp_path, other_ca, security))
+    with pytest.raises(FatalError, match="targets.mail.ca_file"):
+        target.open(Owner(upn="tls@example.test", source_id="x"))
+    (finding,) = target.check()
+    assert "certificate" in finding

@@ -1,0 +1,105 @@
+"""Session behaviour against a real Dovecot: folders, stale refs, dropped connections."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from hirondelle.connectors.imap import ImapSession, ImapSettings, ImapTarget
+from hirondelle.mappings.mail import fingerprint_of
+from hirondelle.migrator.errors import Retriable
+from hirondelle.migrator.model import Container, Owner, Payload, TargetRef
+from hirondelle.tests.servers import DovecotServer, MailUser, free_port
+
+
+def payload(text: str, flags: tuple[str, ...] = ()) -> Payload:
+    content = f"Message-ID: <{text}@example.test>\r\nSubject: {text}\r\n\r\n{text}\r\n".encode()
+    return Payload(text, content, fingerprint_of(content), {"flags": flags})
+
+
+@pytest.fixture
+def session(dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path) -> ImapSession:
+    settings = ImapSettings(
+        host=dovecot.host,
+        port=dovecot.port,
+        security="plain",
+        password_file=dovecot.password_file(tmp_path / "passwords", mail_user),
+    )
+    return ImapTarget(settings).open(Owner(upn=mail_user.login, source_id="x"))
+
+
+def test_well_known_folders_land_in_the_special_use_folders(
+    dovecot: DovecotServer, mail_user: MailUser, session: ImapSession
+) -> None:
+    sent = Container("mail", "o", "1", ("Éléments envoyés", "Clients"), None, ("sentitems", None))
+    archive = Container("mail", "o", "2", ("Archiv",), "archive", ("archive",))
+    assert session.ensure_container(sent) == "Sent/Clients"
+    assert session.ensure_container(archive) == "Archive"
+    assert {"Sent/Clients", "Archive"} <= set(dovecot.mailboxes(mail_user.login))
+    assert {"Sent/Clients", "Archive"} <= dovecot.subscriptions(mail_user.login)
+
+
+def test_unicode_names_are_modified_utf7_on_the_wire(
+    dovecot: DovecotServer, mail_user: MailUser, session: ImapSession
+) -> None:
+    folder = session.ensure_container(Container("mail", "o", "1", ("Été & 🚀",)))
+    with dovecot.client(mail_user.login) as conn:
+        _, listed = conn.list('""', '"*"')
+    assert any(b'"&AMk-t&AOk- &- &2D3egA-"' in line for line in listed if isinstance(line, bytes))
+    assert folder == "Été & 🚀"
+
+
+def test_put_into_a_missing_folder_creates_it(
+    dovecot: DovecotServer, mail_user: MailUser, session: ImapSession
+) -> None:
+    ref = session.put("Nouveau/Sous-dossier", payload("trycreate"))
+    assert ref.folder == "Nouveau/Sous-dossier"
+    assert len(dovecot.read_mailbox(mail_user.login, "Nouveau/Sous-dossier")) == 1
+
+
+def test_a_ref_from_another_uidvalidity_is_unknown(session: ImapSession) -> None:
+    stored = payload("stale", ("\\Seen",))
+    ref = session.put("INBOX", stored)
+    uidvalidity, _, uid = ref.ref.partition(":")
+    stale = TargetRef("INBOX", f"{int(uidvalidity) + 1}:{uid}")
+    session.remove(stale)  # unknown: nothing removed
+    assert [e.ref for e in session.listing("INBOX")] == [ref]
+    assert session.find("INBOX", stored, frozenset({stale.ref})) == ref
+    assert session.update(stale, payload("stale", ("\\Flagged",))) == ref  # found again
+
+
+def test_a_dropped_connection_is_retriable_then_recovers(session: ImapSession) -> None:
+    session.put("INBOX", payload("before"))
+    conn = session._conn  # noqa: SLF001 - simulate a connection reset under the session
+    assert conn is not None
+    conn.sock.shutdown(socket.SHUT_RDWR)
+    with pytest.raises(Retriable):
+        session.put("INBOX", payload("during"))
+    ref = session.put("INBOX", payload("after"))
+    assert session.find("INBOX", payload("after"), frozenset()) == ref
+
+
+def test_check_reports_nothing_on_dovecot_and_the_failure_when_down(
+    dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path
+) -> None:
+    pw = dovecot.password_file(tmp_path / "passwords", mail_user)
+    good = ImapSettings(host=dovecot.host, port=dovecot.port, security="plain", password_file=pw)
+    assert ImapTarget(good).check() == []
+    down = ImapSettings(host=dovecot.host, port=free_port(), security="plain", password_file=pw)
+    (finding,) = ImapTarget(down).check()
+    assert "refused" in finding.lower()
+
+
+def test_without_literal_plus_move_and_uidplus(session: ImapSession) -> None:
+    """The fallbacks: synchronizing literals, COPY + EXPUNGE, plain EXPUNGE."""
+    session.server_caps -= {"LITERAL+", "MULTIAPPEND", "MOVE", "UIDPLUS"}
+    first, second = payload("plain-1", ("\\Seen",)), payload("plain-2")
+    refs = session.put_many("INBOX", [first, second])
+    assert all(isinstance(ref, TargetRef) for ref in refs)
+    moved = session.move(refs[0], "Rangé")  # type: ignore[arg-type]
+    assert session.find("Rangé", first, frozenset()) == moved
+    assert [e.fingerprint for e in session.listing("INBOX")] == [second.fingerprint]
+    session.remove(moved)
+    assert session.listing("Rangé") == []

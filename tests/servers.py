@@ -1,0 +1,392 @@
+"""Real servers for tests: a throwaway Dovecot on a free 127.0.0.1 port.
+
+`DovecotServer` writes a configuration into a fresh temporary directory, starts
+`dovecot -F` (root is needed: mail belongs to the `vmail` system user), waits until the
+IMAP greeting arrives, and stops by PID, waiting for the port to close. Users live in a
+passwd-file that Dovecot re-reads when it changes, so tests add users while it runs;
+a master user (`admin`) can log in as any of them ("alice@example.test*admin").
+
+    with dovecot_server(users={"alice@example.test": "alicepw"}) as server:
+        user = server.new_user(quota_bytes=10_000)
+        messages = server.read_mailbox(user.login, "INBOX")
+"""
+
+from __future__ import annotations
+
+import imaplib
+import itertools
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from hirondelle.connectors.imap_wire import parse_fetch, parse_list, quote
+from hirondelle.mappings.mail_folders import imap_utf7_decode, imap_utf7_encode
+
+HOST = "127.0.0.1"
+MASTER_USER = "admin"
+MASTER_PASSWORD = "admin-master-pw"
+STANDARD_SPECIAL_USE: Mapping[str, str] = {
+    "\\Sent": "Sent",
+    "\\Trash": "Trash",
+    "\\Drafts": "Drafts",
+    "\\Junk": "Junk",
+}
+_counter = itertools.count(1)
+
+
+class ServerUnavailable(RuntimeError):
+    """The server cannot run on this machine; the message says what is missing."""
+
+
+@dataclass(frozen=True)
+class MailUser:
+    """A mailbox on the test server and its password."""
+
+    login: str
+    password: str
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files for the server: certificate chain and private key."""
+
+    cert_chain: Path
+    private_key: Path
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """A message read back from the server, for assertions."""
+
+    uid: int
+    flags: frozenset[str]
+    internal_date: datetime | None
+    content: bytes
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex((HOST, port)) == 0
+
+
+def _greeted(port: int) -> bool:
+    """True once the IMAP greeting arrives (the login processes are up)."""
+    try:
+        conn = imaplib.IMAP4(HOST, port, timeout=2)
+    except (OSError, imaplib.IMAP4.error):
+        return False
+    conn.logout()
+    return True
+
+
+def _poll(
+    condition: Callable[[], bool], deadline: float, what: str, log: Path | None = None
+) -> None:
+    """Call `condition` until it is true; fail with the server log after `deadline`."""
+    while not condition():
+        if time.monotonic() > deadline:
+            tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
+            raise ServerUnavailable(f"{what} (server log: {tail})")
+        time.sleep(0.02)  # poll interval, not a wait for readiness
+
+
+def _ensure_vmail() -> pwd.struct_passwd:
+    try:
+        return pwd.getpwnam("vmail")
+    except KeyError:
+        subprocess.run(
+            ["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", "vmail"],
+            check=True,
+            capture_output=True,
+        )
+        return pwd.getpwnam("vmail")
+
+
+class DovecotServer:
+    """A Dovecot 2.3 IMAP server for one test session, in its own temporary directory."""
+
+    def __init__(
+        self,
+        users: Mapping[str, str] | None = None,
+        *,
+        quotas: Mapping[str, int] | None = None,
+        max_message_bytes: int | None = None,
+        tls: TlsFiles | None = None,
+        special_use: Mapping[str, str] = STANDARD_SPECIAL_USE,
+        start_timeout: float = 15.0,
+        spare_users: int = 300,
+    ) -> None:
+        self.host = HOST
+        self.port = 0
+        self.tls_port: int | None = None
+        self.master_user = MASTER_USER
+        self.master_password = MASTER_PASSWORD
+        self._users = dict(users or {})
+        self._spares = [
+            MailUser(f"spare{n}-{uuid.uuid4().hex[:8]}@example.test", f"pw-{uuid.uuid4().hex}")
+            for n in range(spare_users)
+        ]
+        self._users.update((spare.login, spare.password) for spare in self._spares)
+        self._quotas = dict(quotas or {})
+        self._max_message_bytes = max_message_bytes
+        self._tls = tls
+        self._special_use = dict(special_use)
+        self._start_timeout = start_timeout
+        self._lock = threading.Lock()
+        self._users_stamp = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self.root = Path()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Write the configuration, start Dovecot, return once it greets clients."""
+        binary = shutil.which("dovecot") or (
+            "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
+        )
+        if binary is None:
+            raise ServerUnavailable("dovecot is not installed: apt-get install dovecot-imapd")
+        if os.geteuid() != 0:
+            raise ServerUnavailable("the Dovecot test server must run as root")
+        vmail = _ensure_vmail()
+        self.root = Path(tempfile.mkdtemp(prefix="hirondelle-dovecot-"))
+        self.root.chmod(0o755)
+        (self.root / "mail").mkdir()
+        os.chown(self.root / "mail", vmail.pw_uid, vmail.pw_gid)
+        self.port = free_port()
+        self.tls_port = free_port() if self._tls else None
+        self._write_secrets()
+        (self.root / "dovecot.conf").write_text(self._config(), encoding="utf-8")
+        with open(self.root / "stdout.log", "wb") as output:
+            self._process = subprocess.Popen(
+                [binary, "-F", "-c", str(self.root / "dovecot.conf")],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+            )
+        deadline = time.monotonic() + self._start_timeout
+        _poll(self._greets, deadline, "Dovecot did not start", self.root / "dovecot.log")
+
+    def _greets(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            output = (self.root / "stdout.log").read_text(errors="replace")
+            raise ServerUnavailable(f"dovecot exited with {self._process.returncode}: {output}")
+        return _greeted(self.port)
+
+    def stop(self) -> None:
+        """Stop Dovecot and wait until its port is closed; remove its directory."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            _poll(lambda: not _port_open(self.port), deadline, "Dovecot port stays open")
+        if self.root != Path() and self.root.exists():
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> DovecotServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- users --------------------------------------------------------------------------------
+
+    def add_user(
+        self,
+        login: str,
+        password: str,
+        quota_bytes: int | None = None,
+        max_message_bytes: int | None = None,
+    ) -> MailUser:
+        """Add a mailbox while the server runs; returns once Dovecot accepts its login.
+
+        Dovecot looks at the passwd-file at most once a second, so this can take a second;
+        `new_user()` without limits is instant (it hands out a spare user).
+        """
+        with self._lock:
+            self._users[login] = password
+            line = self._user_line(login, password, quota_bytes, max_message_bytes)
+            with open(self.root / "users", "a", encoding="utf-8") as users:
+                users.write(line)
+            # Dovecot re-reads the file when its mtime (in whole seconds) changes
+            self._users_stamp = max(int(time.time()), self._users_stamp + 1)
+            os.utime(self.root / "users", (self._users_stamp, self._users_stamp))
+        deadline = time.monotonic() + 5
+        _poll(lambda: self._accepts(login, password), deadline, f"{login} cannot log in")
+        return MailUser(login, password)
+
+    def _accepts(self, login: str, password: str) -> bool:
+        """True once Dovecot's auth process knows `login` (asked without a login attempt,
+        since failed logins are answered slowly)."""
+        lookup = subprocess.run(
+            ["doveadm", "-c", str(self.root / "dovecot.conf"), "user", "-f", "uid", login],
+            capture_output=True,
+            check=False,
+        )
+        return lookup.returncode == 0
+
+    def new_user(
+        self, quota_bytes: int | None = None, max_message_bytes: int | None = None
+    ) -> MailUser:
+        """A fresh, unique mailbox: tests do not see each other's mail."""
+        if quota_bytes is None and max_message_bytes is None:
+            with self._lock:
+                if self._spares:
+                    return self._spares.pop()
+        login = f"user{next(_counter)}-{uuid.uuid4().hex[:8]}@example.test"
+        return self.add_user(login, f"pw-{uuid.uuid4().hex}", quota_bytes, max_message_bytes)
+
+    def password_file(self, path: Path, *users: MailUser) -> Path:
+        """Write a `login:password` file for the IMAP target's settings."""
+        path.write_text("".join(f"{u.login}:{u.password}\n" for u in users), encoding="utf-8")
+        return path
+
+    @staticmethod
+    def _user_line(
+        login: str, password: str, quota_bytes: int | None, max_message_bytes: int | None
+    ) -> str:
+        extra = []
+        if quota_bytes is not None:
+            extra.append(f"userdb_quota_rule=*:bytes={quota_bytes}")
+        if max_message_bytes is not None:
+            extra.append(f"userdb_quota_max_mail_size={max_message_bytes}")
+        return f"{login}:{{PLAIN}}{password}::::::{' '.join(extra)}\n"
+
+    def _write_secrets(self) -> None:
+        dovecot = pwd.getpwnam("dovecot")
+        lines = [
+            self._user_line(login, password, self._quotas.get(login), None)
+            for login, password in self._users.items()
+        ]
+        for name, text in (
+            ("users", "".join(lines)),
+            ("master", f"{self.master_user}:{{PLAIN}}{self.master_password}\n"),
+        ):
+            path = self.root / name
+            path.write_text(text, encoding="utf-8")
+            os.chown(path, dovecot.pw_uid, dovecot.pw_gid)
+            path.chmod(0o640)
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def _config(self) -> str:
+        root = self.root
+        mailboxes = "".join(
+            f'  mailbox "{name}" {{\n    special_use = {attribute}\n    auto = subscribe\n  }}\n'
+            for attribute, name in self._special_use.items()
+        )
+        limit = f"  quota_max_mail_size = {self._max_message_bytes}\n"
+        tls = self._tls
+        ssl = (
+            f"ssl = yes\nssl_cert = <{tls.cert_chain}\nssl_key = <{tls.private_key}\n"
+            if tls
+            else "ssl = no\n"
+        )
+        return (
+            f"protocols = imap\nlisten = {HOST}\n"
+            f"base_dir = {root}/run\nstate_dir = {root}/state\nlog_path = {root}/dovecot.log\n"
+            f"{ssl}disable_plaintext_auth = no\nauth_mechanisms = plain login\n"
+            "auth_failure_delay = 0\nauth_master_user_separator = *\n"
+            f"mail_location = maildir:{root}/mail/%u/Maildir\n"
+            "mail_plugins = $mail_plugins quota\n"
+            f"namespace inbox {{\n  inbox = yes\n  separator = /\n{mailboxes}}}\n"
+            "passdb {\n  driver = passwd-file\n  master = yes\n  pass = yes\n"
+            f"  args = scheme=PLAIN username_format=%u {root}/master\n}}\n"
+            "passdb {\n  driver = passwd-file\n"
+            f"  args = scheme=PLAIN username_format=%u {root}/users\n}}\n"
+            "userdb {\n  driver = passwd-file\n"
+            f"  args = username_format=%u {root}/users\n"
+            f"  default_fields = uid=vmail gid=vmail home={root}/mail/%u\n}}\n"
+            "plugin {\n  quota = count:User quota\n  quota_vsizes = yes\n"
+            f"{limit if self._max_message_bytes else ''}}}\n"
+            "service imap-login {\n"
+            f"  inet_listener imap {{\n    address = {HOST}\n    port = {self.port}\n  }}\n"
+            f"  inet_listener imaps {{\n    address = {HOST}\n    port = {self.tls_port or 0}\n"
+            f"    ssl = {'yes' if tls else 'no'}\n  }}\n}}\n"
+            # no brute-force penalty after the tests' deliberately failed logins
+            "service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}\n"
+            "protocol imap {\n  mail_max_userip_connections = 100\n"
+            "  mail_plugins = $mail_plugins imap_quota\n}\n"
+        )
+
+    # -- reading back -------------------------------------------------------------------------
+
+    @contextmanager
+    def client(self, login: str) -> Iterator[imaplib.IMAP4]:
+        """A plain IMAP connection logged in as `login` through the master user."""
+        conn = imaplib.IMAP4(self.host, self.port, timeout=10)
+        try:
+            conn.login(f"{login}*{self.master_user}", self.master_password)
+            yield conn
+        finally:
+            try:
+                conn.logout()
+            except (imaplib.IMAP4.error, OSError):
+                pass
+
+    def mailboxes(self, login: str) -> dict[str, frozenset[str]]:
+        """Every mailbox of `login` (decoded name) with its LIST attributes."""
+        with self.client(login) as conn:
+            _, data = conn.list('""', '"*"')
+        return {imap_utf7_decode(m.raw_name): m.attributes for m in parse_list(data)}
+
+    def subscriptions(self, login: str) -> set[str]:
+        """The decoded names `login` is subscribed to."""
+        with self.client(login) as conn:
+            _, data = conn.lsub('""', '"*"')
+        return {imap_utf7_decode(m.raw_name) for m in parse_list(data)}
+
+    def read_mailbox(self, login: str, mailbox: str) -> list[StoredMessage]:
+        """Every message of a mailbox: UID, flags (without the session flag \\Recent),
+        INTERNALDATE and exact bytes."""
+        with self.client(login) as conn:
+            typ, data = conn.select(quote(imap_utf7_encode(mailbox)), readonly=True)
+            if typ != "OK":
+                raise LookupError(f"mailbox {mailbox!r} of {login}: {data!r}")
+            if int(data[0] or 0) == 0:
+                return []
+            _, fetched = conn.uid("FETCH", "1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])")
+        return [
+            StoredMessage(
+                m.uid, frozenset(m.flags) - {"\\Recent"}, m.internal_date, m.literal or b""
+            )
+            for m in parse_fetch(fetched)
+        ]
+
+
+@contextmanager
+def dovecot_server(
+    users: Mapping[str, str] | None = None, **options: object
+) -> Iterator[DovecotServer]:
+    """Start a `DovecotServer` for the duration of the block (options as its constructor)."""
+    server = DovecotServer(users, **options)  # type: ignore[arg-type]
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
