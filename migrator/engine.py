@@ -4,93 +4,32 @@ It knows nothing about mail or files. For each owner it walks the containers;
 for each container it reads pages of changes from the stored cursor, marks the
 items to write `started`, writes them, and commits their outcomes together with
 the next cursor. A `started` item is looked up on the target before any write,
-so a killed run resumes without loss and without duplicates.
+so a killed run resumes without loss and without duplicates. Removals are
+settled at the end of an owner's pass, once every container has been read, so
+a move between containers is never mistaken for a deletion.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Literal, TypeVar
+from typing import Literal
 
 from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED
 from ..state.store import ItemState, Outcome, Store, UnitState
 from .audit import AuditLog
 from .errors import CursorExpired, FatalError, Retriable, SkipItem
-from .model import Container, Item, Owner, Page, Payload, TargetRef
-from .protocols import TargetSession
+from .ledger import Ledger, Tally, ref_text
+from .model import Container, Item, Owner, Page, Payload
+from .session import OwnerSession, retrying
 from .workload import Reporter, RunOptions, SilentReporter, Workload, select_owners
+from .writer import Claims, Pending, Writer
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 Mode = Literal["run", "sync"]
 
-
-@dataclass
-class Tally:
-    """What one workload's pass did; the summary of `run` and `sync`."""
-
-    copied: int = 0
-    updated: int = 0
-    moved: int = 0
-    removed: int = 0
-    skipped: int = 0
-    failed: int = 0
-    bytes: int = 0
-    failed_units: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "copied": self.copied,
-            "updated": self.updated,
-            "moved": self.moved,
-            "removed": self.removed,
-            "skipped": self.skipped,
-            "failed": self.failed,
-            "bytes": self.bytes,
-            "failed_units": list(self.failed_units),
-        }
-
-
-class OwnerSession:
-    """One owner's target session, used by one thread at a time, reopened after a reset."""
-
-    def __init__(self, workload: Workload, owner: Owner, pool: ThreadPoolExecutor) -> None:
-        self.workload, self.owner, self.pool = workload, owner, pool
-        self.lock = asyncio.Lock()
-        self._session: TargetSession | None = None
-
-    async def call(self, fn: Callable[[TargetSession], T]) -> T:
-        """Run `fn(session)` in the pool, holding the session for this call only."""
-        async with self.lock:
-            loop = asyncio.get_running_loop()
-            if self._session is None:
-                self._session = await loop.run_in_executor(
-                    self.pool, self.workload.target.open, self.owner
-                )
-            session = self._session
-            try:
-                return await loop.run_in_executor(self.pool, fn, session)
-            except Retriable:
-                self._session = None  # the connection may be dead: reopen on the next call
-                await loop.run_in_executor(self.pool, _close_quietly, session)
-                raise
-
-    async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await asyncio.get_running_loop().run_in_executor(self.pool, _close_quietly, session)
-
-
-def _close_quietly(session: TargetSession) -> None:
-    try:
-        session.close()
-    except Exception:  # noqa: BLE001 - closing a dead connection may fail in many ways
-        log.debug("closing a target session failed", exc_info=True)
+__all__ = ["Engine", "Mode", "OwnerSession", "Tally"]
 
 
 class Engine:
@@ -107,13 +46,16 @@ class Engine:
         self.store = store
         self.workloads = workloads
         self.options = options
-        self.audit = audit
         self.reporter = reporter or SilentReporter()
-        self.tallies: dict[str, Tally] = {w.name: Tally() for w in workloads}
+        self.ledger = Ledger([w.name for w in workloads], audit, self.reporter)
         self.pool = ThreadPoolExecutor(
             max_workers=max(4, options.owner_concurrency * len(workloads)),
             thread_name_prefix="target",
         )
+
+    @property
+    def tallies(self) -> dict[str, Tally]:
+        return self.ledger.tallies
 
     # -- entry points -------------------------------------------------------
 
@@ -163,7 +105,7 @@ class Engine:
                 await self._pages(workload, container, unit, folder, session, cursor)
             except CursorExpired:
                 log.info("cursor of %s expired: enumerating it again", container.display_path)
-                self.audit.record(
+                self.ledger.audit.record(
                     "resync",
                     "cursor-expired",
                     owner=container.owner,
@@ -174,16 +116,7 @@ class Engine:
         except (Retriable, SkipItem) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             self.store.set_unit(unit.id, status=FAILED, last_error=reason)
-            self.tallies[workload.name].failed_units.append(
-                f"{container.owner}:{container.display_path}"
-            )
-            self.audit.record(
-                "unit",
-                "failed",
-                owner=container.owner,
-                container=container.display_path,
-                reason=reason,
-            )
+            self.ledger.unit_failed(container, reason)
 
     async def _pages(
         self,
@@ -233,102 +166,31 @@ class Engine:
         row_ids = self.store.mark_started(
             unit.id, container, [(item, row.id if row else None) for item, row in writes]
         )
-        claimed = _Claims(self.store, unit.id)
         outcomes: list[Outcome] = []
         for item, row in moves:
             outcomes.append(await self._move(workload, container, folder, session, item, row))
         for item, row in updates:
             outcomes.append(await self._update(workload, container, session, item, row))
-        fetch_gate = asyncio.Semaphore(self.options.fetch_concurrency)
-        results = await asyncio.gather(
-            *(
-                self._write(
-                    workload,
-                    container,
-                    folder,
-                    session,
-                    item,
-                    resume=row is not None and row.status in (STARTED, FAILED),
-                    row_id=row_ids[item.source_id],
-                    claims=claimed,
-                    gate=fetch_gate,
-                )
-                for item, row in writes
-            )
+        writer = Writer(
+            workload,
+            container,
+            folder,
+            session,
+            Claims(self.store, unit.id),
+            self.options,
+            self.ledger,
         )
-        outcomes.extend(results)
+        pending = [
+            Pending(
+                item, row_ids[item.source_id], row is not None and row.status in (STARTED, FAILED)
+            )
+            for item, row in writes
+        ]
+        outcomes.extend(await writer.write_all(pending))
         vanished = [i for i in page.removed if i not in ids]
         self.store.settle_page(
             unit.id, container, outcomes, vanished, page.next_link, page.delta_link
         )
-
-    async def _write(
-        self,
-        workload: Workload,
-        container: Container,
-        folder: str,
-        session: OwnerSession,
-        item: Item,
-        *,
-        resume: bool,
-        row_id: int,
-        claims: _Claims,
-        gate: asyncio.Semaphore,
-    ) -> Outcome:
-        """Fetch, map and store one item; look for an earlier copy first when resuming."""
-        tally = self.tallies[workload.name]
-        async with gate:
-            try:
-                content = await workload.source.fetch(container, item)
-                payload = workload.mapper(item, content)
-                ref = await self._store_payload(session, folder, payload, resume, claims)
-            except SkipItem as exc:
-                tally.skipped += 1
-                self.reporter.advance(workload.name, 1, 0)
-                self._audit_item("put", "skipped", container, item, reason=str(exc))
-                return Outcome(item, SKIPPED, error=str(exc), row_id=row_id)
-            except Retriable as exc:
-                tally.failed += 1
-                self.reporter.advance(workload.name, 1, 0)
-                self._audit_item("put", "failed", container, item, reason=str(exc))
-                return Outcome(item, FAILED, error=str(exc), row_id=row_id)
-        tally.copied += 1
-        tally.bytes += payload.size
-        self.reporter.advance(workload.name, 1, payload.size)
-        self._audit_item("put", "done", container, item, ref=ref, size=payload.size)
-        return Outcome(
-            item,
-            DONE,
-            ref=ref,
-            fingerprint=payload.fingerprint,
-            size=payload.size,
-            checksum="sha256:" + hashlib.sha256(payload.content).hexdigest(),
-            row_id=row_id,
-        )
-
-    async def _store_payload(
-        self, session: OwnerSession, folder: str, payload: Payload, resume: bool, claims: _Claims
-    ) -> TargetRef:
-        """find-then-put with retries; claims keep two equal payloads from sharing a copy."""
-        pause = self.options.retry_pause
-        for attempt in range(1, self.options.item_attempts + 1):
-            try:
-                async with claims.lock:
-                    ref = None
-                    if resume:
-                        exclude = claims.refs()
-                        ref = await session.call(lambda s, x=exclude: s.find(folder, payload, x))
-                    if ref is None:
-                        ref = await session.call(lambda s: s.put(folder, payload))
-                    claims.add(ref)
-                    return ref
-            except Retriable as exc:
-                if attempt == self.options.item_attempts:
-                    raise
-                resume = True  # the write may have landed before the failure
-                await asyncio.sleep(exc.retry_after or pause)
-                pause *= 2
-        raise AssertionError("unreachable")
 
     async def _update(
         self,
@@ -339,16 +201,19 @@ class Engine:
         row: ItemState,
     ) -> Outcome:
         ref = row.ref
-        payload = await self._attrs_payload(workload, container, item)
-        if ref is not None:
-            ref = await _retrying(
-                lambda: session.call(lambda s: s.update(ref, payload)),
-                self.options.item_attempts,
-                self.options.retry_pause,
-            )
-        self.tallies[workload.name].updated += 1
-        self.reporter.advance(workload.name, 1, 0)
-        self._audit_item("update", "done", container, item, ref=ref)
+        try:
+            payload = await self._attrs_payload(workload, container, item)
+            if ref is not None:
+                ref = await retrying(
+                    lambda: session.call(lambda s: s.update(ref, payload)),
+                    self.options.item_attempts,
+                    self.options.retry_pause,
+                )
+        except (SkipItem, Retriable) as exc:
+            status = SKIPPED if isinstance(exc, SkipItem) else FAILED
+            self.ledger.item("update", status, container, item, ref=ref, reason=str(exc))
+            return Outcome(item, status, error=str(exc), row_id=row.id)
+        self.ledger.item("update", "done", container, item, ref=ref)
         return Outcome(item, DONE, ref=ref, row_id=row.id)
 
     async def _move(
@@ -363,17 +228,20 @@ class Engine:
         ref = row.ref
         if ref is None:
             raise AssertionError(f"item {item.source_id} is done without a target ref")
-        moved = await _retrying(
-            lambda: session.call(lambda s: s.move(ref, folder)),
-            self.options.item_attempts,
-            self.options.retry_pause,
-        )
-        if row.version != item.version:
-            payload = await self._attrs_payload(workload, container, item)
-            moved = await session.call(lambda s: s.update(moved, payload))
-        self.tallies[workload.name].moved += 1
-        self.reporter.advance(workload.name, 1, 0)
-        self._audit_item("move", "done", container, item, ref=moved)
+        try:
+            moved = await retrying(
+                lambda: session.call(lambda s: s.move(ref, folder)),
+                self.options.item_attempts,
+                self.options.retry_pause,
+            )
+            if row.version != item.version:
+                payload = await self._attrs_payload(workload, container, item)
+                moved = await session.call(lambda s: s.update(moved, payload))
+        except (SkipItem, Retriable) as exc:
+            # The copy is gone or unreachable: write the item afresh on the next pass.
+            self.ledger.item("move", "failed", container, item, ref=ref, reason=str(exc))
+            return Outcome(item, FAILED, error=str(exc), row_id=row.id)
+        self.ledger.item("move", "done", container, item, ref=moved)
         return Outcome(item, DONE, ref=moved, row_id=row.id)
 
     async def _attrs_payload(self, workload: Workload, container: Container, item: Item) -> Payload:
@@ -387,24 +255,23 @@ class Engine:
         """Items the source removed and that did not reappear elsewhere: mirror or keep."""
         for row in self.store.vanished(workload.name, owner.upn):
             ref = row.ref
+            result = "kept"
             if self.options.deletions == "mirror" and ref is not None:
-                await _retrying(
+                await retrying(
                     lambda r=ref: session.call(lambda s: s.remove(r)),
                     self.options.item_attempts,
                     self.options.retry_pause,
                 )
                 self.tallies[workload.name].removed += 1
                 result = "removed"
-            else:
-                result = "kept"
             self.store.set_status([row.id], DELETED)
-            self.audit.record(
+            self.ledger.audit.record(
                 "remove",
                 result,
                 workload=workload.name,
                 owner=owner.upn,
                 source_id=row.source_id,
-                ref=_ref_text(ref),
+                ref=ref_text(ref),
             )
 
     # -- retry-failed -----------------------------------------------------------
@@ -419,84 +286,32 @@ class Engine:
         return self.tallies
 
     async def _retry_workload(self, workload: Workload) -> None:
-        by_owner: dict[str, list[tuple[Container, str, ItemState]]] = {}
+        by_owner: dict[str, list[tuple[Container, int, str, ItemState]]] = {}
         for unit, row in self.store.failed(workload.name):
             container = Container(
                 workload.name, unit.owner, unit.container_id, tuple(unit.path.split("/"))
             )
-            by_owner.setdefault(unit.owner, []).append((container, unit.target_folder or "", row))
+            entry = (container, unit.id, unit.target_folder or "", row)
+            by_owner.setdefault(unit.owner, []).append(entry)
         for upn, rows in by_owner.items():
             login = self.options.target_logins.get(upn.lower(), "")
             session = OwnerSession(workload, Owner(upn, "", "", login), self.pool)
             try:
-                for container, folder, row in rows:
-                    item = Item(row.source_id, row.version, row.meta)
-                    outcome = await self._write(
+                for container, unit_id, folder, row in rows:
+                    writer = Writer(
                         workload,
                         container,
                         folder,
                         session,
-                        item,
-                        resume=True,
-                        row_id=row.id,
-                        claims=_Claims(self.store, row.unit_id),
-                        gate=asyncio.Semaphore(1),
+                        Claims(self.store, unit_id),
+                        self.options,
+                        self.ledger,
                     )
-                    self.store.settle_page(row.unit_id, container, [outcome], [], None, None)
+                    item = Item(row.source_id, row.version, row.meta)
+                    outcomes = await writer.write_all([Pending(item, row.id, True)])
+                    self.store.apply_outcomes(unit_id, container, outcomes)
             finally:
                 await session.close()
-
-    def _audit_item(
-        self,
-        action: str,
-        result: str,
-        container: Container,
-        item: Item,
-        ref: TargetRef | None = None,
-        size: int | None = None,
-        reason: str | None = None,
-    ) -> None:
-        self.audit.record(
-            action,
-            result,
-            workload=container.workload,
-            owner=container.owner,
-            container=container.display_path,
-            source_id=item.source_id,
-            ref=_ref_text(ref),
-            size=size,
-            reason=reason,
-        )
-
-
-class _Claims:
-    """Target refs owned by items of one unit, so `find` never hands one copy to two items."""
-
-    def __init__(self, store: Store, unit_id: int) -> None:
-        self.store, self.unit_id = store, unit_id
-        self.lock = asyncio.Lock()
-        self._refs: set[str] | None = None
-
-    def refs(self) -> frozenset[str]:
-        if self._refs is None:
-            self._refs = self.store.unit_refs(self.unit_id)
-        return frozenset(self._refs)
-
-    def add(self, ref: TargetRef) -> None:
-        if self._refs is not None:
-            self._refs.add(ref.ref)
-
-
-async def _retrying(call: Callable[[], Awaitable[T]], attempts: int, pause: float) -> T:
-    for attempt in range(1, attempts + 1):
-        try:
-            return await call()
-        except Retriable as exc:
-            if attempt == attempts:
-                raise
-            await asyncio.sleep(exc.retry_after or pause)
-            pause *= 2
-    raise AssertionError("unreachable")
 
 
 def _unwrap(group: BaseExceptionGroup) -> BaseException:
@@ -508,7 +323,3 @@ def _unwrap(group: BaseExceptionGroup) -> BaseException:
             return first
         fatal = first
     return group
-
-
-def _ref_text(ref: TargetRef | None) -> str | None:
-    return None if ref is None else f"{ref.folder}#{ref.ref}"

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from ..state.schema import DONE, FAILED, SKIPPED
 from ..state.store import ItemState, Store
-from .engine import OwnerSession
 from .model import Container, Entry, Item, Owner
+from .session import OwnerSession
 from .workload import RunOptions, Workload, select_owners
 
 

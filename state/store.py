@@ -306,6 +306,14 @@ class Store:
             if value is not None:
                 setattr(row, name, value)
 
+    def apply_outcomes(
+        self, unit_id: int, container: Container, outcomes: Sequence[Outcome]
+    ) -> None:
+        """Apply outcomes without touching the unit's cursor (retry-failed)."""
+        with self.session() as s, s.begin():
+            for outcome in outcomes:
+                self._apply(s, unit_id, container, outcome)
+
     def vanished(self, workload: str, owner: str) -> list[ItemState]:
         with self.session() as s:
             rows = s.scalars(

@@ -1,0 +1,90 @@
+"""What a pass did: the tallies, the progress reporter and the audit log, kept in step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .audit import AuditLog
+from .model import Container, Item, TargetRef
+from .workload import Reporter
+
+
+@dataclass
+class Tally:
+    """What one workload's pass did; the summary of `run` and `sync`."""
+
+    copied: int = 0
+    updated: int = 0
+    moved: int = 0
+    removed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    bytes: int = 0
+    failed_units: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "copied": self.copied,
+            "updated": self.updated,
+            "moved": self.moved,
+            "removed": self.removed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "bytes": self.bytes,
+            "failed_units": list(self.failed_units),
+        }
+
+
+def ref_text(ref: TargetRef | None) -> str | None:
+    return None if ref is None else f"{ref.folder}#{ref.ref}"
+
+
+class Ledger:
+    """Records each item's fate once: tally, progress and an audit line."""
+
+    def __init__(self, workloads: list[str], audit: AuditLog, reporter: Reporter) -> None:
+        self.tallies = {name: Tally() for name in workloads}
+        self.audit, self.reporter = audit, reporter
+
+    def item(
+        self,
+        action: str,
+        result: str,
+        container: Container,
+        item: Item,
+        ref: TargetRef | None = None,
+        size: int | None = None,
+        reason: str | None = None,
+    ) -> None:
+        tally = self.tallies[container.workload]
+        counter = {
+            ("put", "done"): "copied",
+            ("update", "done"): "updated",
+            ("move", "done"): "moved",
+        }.get((action, result), result if result in ("skipped", "failed") else None)
+        if counter is not None:
+            setattr(tally, counter, getattr(tally, counter) + 1)
+        tally.bytes += size or 0
+        self.reporter.advance(container.workload, 1, size or 0)
+        self.audit.record(
+            action,
+            result,
+            workload=container.workload,
+            owner=container.owner,
+            container=container.display_path,
+            source_id=item.source_id,
+            ref=ref_text(ref),
+            size=size,
+            reason=reason,
+        )
+
+    def unit_failed(self, container: Container, reason: str) -> None:
+        where = f"{container.owner}:{container.display_path}"
+        self.tallies[container.workload].failed_units.append(where)
+        self.audit.record(
+            "unit",
+            "failed",
+            owner=container.owner,
+            container=container.display_path,
+            reason=reason,
+        )

@@ -1,0 +1,211 @@
+"""The write pipeline of one container: fetch ahead, then store in batches.
+
+Downloads run `fetch_concurrency` at a time; whatever is ready when the target
+is free goes out as one batch (`put_many`, e.g. IMAP MULTIAPPEND) so the target
+never waits for the network and the network never waits for the target. An item
+that may have landed before an interruption is looked up (`find`) first, with the
+refs already owned by other items excluded, so equal items keep one copy each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..state.schema import DONE, FAILED, SKIPPED
+from ..state.store import Outcome, Store
+from .errors import Retriable, SkipItem
+from .ledger import Ledger
+from .model import Container, Item, Payload, TargetRef
+from .protocols import TargetSession
+from .session import OwnerSession
+from .workload import RunOptions, Workload
+
+BATCH_ITEMS = 50
+BATCH_BYTES = 8 * 1024 * 1024
+
+
+@runtime_checkable
+class BatchPut(Protocol):
+    """Optional: a session that stores several items in one round trip."""
+
+    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | SkipItem]: ...
+
+
+def put_batch(
+    session: TargetSession, folder: str, payloads: Sequence[Payload]
+) -> list[TargetRef | SkipItem]:
+    """`put_many` when the session has it, else one `put` after the other."""
+    if isinstance(session, BatchPut):
+        return session.put_many(folder, payloads)
+    results: list[TargetRef | SkipItem] = []
+    for payload in payloads:
+        try:
+            results.append(session.put(folder, payload))
+        except SkipItem as skip:
+            results.append(skip)
+    return results
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    item: Item
+    row_id: int
+    resume: bool  # an earlier attempt may have written it: find before put
+
+
+class Claims:
+    """Target refs owned by items of one unit, so `find` never hands one copy to two items."""
+
+    def __init__(self, store: Store, unit_id: int) -> None:
+        self.store, self.unit_id = store, unit_id
+        self._refs: set[str] | None = None
+
+    def refs(self) -> frozenset[str]:
+        if self._refs is None:
+            self._refs = self.store.unit_refs(self.unit_id)
+        return frozenset(self._refs)
+
+    def add(self, ref: TargetRef) -> None:
+        if self._refs is not None:
+            self._refs.add(ref.ref)
+
+
+Fetched = tuple[Pending, Payload | Outcome | BaseException]
+
+
+class Writer:
+    """Writes one page's new items of one container."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        container: Container,
+        folder: str,
+        session: OwnerSession,
+        claims: Claims,
+        options: RunOptions,
+        ledger: Ledger,
+    ) -> None:
+        self.workload, self.container, self.folder = workload, container, folder
+        self.session, self.claims, self.options, self.ledger = session, claims, options, ledger
+
+    async def write_all(self, pending: Sequence[Pending]) -> list[Outcome]:
+        queue: asyncio.Queue[Fetched] = asyncio.Queue(maxsize=4 * self.options.fetch_concurrency)
+        gate = asyncio.Semaphore(self.options.fetch_concurrency)
+
+        async def produce(entry: Pending) -> None:
+            async with gate:
+                try:
+                    result: Payload | Outcome | BaseException = await self._fetch(entry)
+                except Exception as exc:  # handed to the consumer, which re-raises
+                    result = exc
+            await queue.put((entry, result))
+
+        tasks = [asyncio.create_task(produce(entry)) for entry in pending]
+        outcomes: list[Outcome] = []
+        try:
+            left = len(pending)
+            while left:
+                batch = [await queue.get()]
+                size = _size(batch[0])
+                while len(batch) < BATCH_ITEMS and size < BATCH_BYTES and not queue.empty():
+                    batch.append(queue.get_nowait())
+                    size += _size(batch[-1])
+                left -= len(batch)
+                outcomes.extend(await self._flush(batch))
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        return outcomes
+
+    async def _fetch(self, entry: Pending) -> Payload | Outcome:
+        item = entry.item
+        try:
+            content = await self.workload.source.fetch(self.container, item)
+            return self.workload.mapper(item, content)
+        except SkipItem as exc:
+            return self._not_written(entry, SKIPPED, str(exc))
+        except Retriable as exc:
+            return self._not_written(entry, FAILED, str(exc))
+
+    async def _flush(self, batch: list[Fetched]) -> list[Outcome]:
+        outcomes: list[Outcome] = []
+        to_put: list[tuple[Pending, Payload]] = []
+        for entry, result in batch:
+            if isinstance(result, BaseException):
+                raise result
+            if isinstance(result, Outcome):
+                outcomes.append(result)
+            elif entry.resume:
+                outcomes.append(await self._store_one(entry, result))
+            else:
+                to_put.append((entry, result))
+        if not to_put:
+            return outcomes
+        payloads = [payload for _, payload in to_put]
+        try:
+            results = await self.session.call(lambda s: put_batch(s, self.folder, payloads))
+        except Retriable:
+            # Part of the batch may have landed: settle each item alone, finding first.
+            for entry, payload in to_put:
+                outcomes.append(
+                    await self._store_one(Pending(entry.item, entry.row_id, True), payload)
+                )
+            return outcomes
+        for (entry, payload), result in zip(to_put, results, strict=True):
+            if isinstance(result, SkipItem):
+                outcomes.append(self._not_written(entry, SKIPPED, str(result)))
+            else:
+                outcomes.append(self._written(entry, payload, result))
+        return outcomes
+
+    async def _store_one(self, entry: Pending, payload: Payload) -> Outcome:
+        """find-then-put with retries for one item."""
+        resume, pause = entry.resume, self.options.retry_pause
+        for attempt in range(1, self.options.item_attempts + 1):
+            try:
+                ref = None
+                if resume:
+                    exclude = self.claims.refs()
+                    ref = await self.session.call(
+                        lambda s, x=exclude: s.find(self.folder, payload, x)
+                    )
+                if ref is None:
+                    ref = await self.session.call(lambda s: s.put(self.folder, payload))
+                return self._written(entry, payload, ref)
+            except SkipItem as exc:
+                return self._not_written(entry, SKIPPED, str(exc))
+            except Retriable as exc:
+                if attempt == self.options.item_attempts:
+                    return self._not_written(entry, FAILED, str(exc))
+                resume = True  # the write may have landed before the failure
+                await asyncio.sleep(exc.retry_after or pause)
+                pause *= 2
+        raise AssertionError("unreachable")
+
+    def _written(self, entry: Pending, payload: Payload, ref: TargetRef) -> Outcome:
+        self.claims.add(ref)
+        self.ledger.item("put", "done", self.container, entry.item, ref=ref, size=payload.size)
+        return Outcome(
+            entry.item,
+            DONE,
+            ref=ref,
+            fingerprint=payload.fingerprint,
+            size=payload.size,
+            checksum="sha256:" + hashlib.sha256(payload.content).hexdigest(),
+            row_id=entry.row_id,
+        )
+
+    def _not_written(self, entry: Pending, status: str, reason: str) -> Outcome:
+        self.ledger.item("put", status, self.container, entry.item, reason=reason)
+        return Outcome(entry.item, status, error=reason, row_id=entry.row_id)
+
+
+def _size(fetched: Fetched) -> int:
+    result = fetched[1]
+    return result.size if isinstance(result, Payload) else 0
