@@ -1,0 +1,111 @@
+"""How Hirondelle signs in to Microsoft Graph as an application (client credentials).
+
+The settings name where the secret lives (an environment variable, a file, or a
+PEM certificate with its key), never the secret itself. `make_credential` reads
+it once and hands it to azure-identity; errors name the setting to fix and never
+carry the secret's text.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.identity.aio import CertificateCredential, ClientSecretCredential
+
+from ...migrator.errors import ConfigError
+
+DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class GraphSettings:
+    """The `[source]` table: which tenant and app, which Graph, and ONE secret source."""
+
+    tenant_id: str
+    client_id: str
+    graph_url: str = DEFAULT_GRAPH_URL
+    authority: str | None = None  # None: Microsoft's; "127.0.0.1:PORT" for the sandbox
+    ca_file: str | None = None  # an extra CA to trust (None: the system's)
+    client_secret_env: str | None = None
+    client_secret_file: str | None = None
+    certificate_file: str | None = None
+    certificate_password_env: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.tenant_id:
+            raise ConfigError("source.tenant_id", "is required")
+        if not self.client_id:
+            raise ConfigError("source.client_id", "is required")
+        sources = [self.client_secret_env, self.client_secret_file, self.certificate_file]
+        if sum(1 for source in sources if source) != 1:
+            raise ConfigError(
+                "source",
+                "set exactly one of client_secret_env, client_secret_file or certificate_file",
+            )
+
+
+def make_credential(settings: GraphSettings) -> AsyncTokenCredential:
+    """An azure-identity async credential for the app, built from the settings."""
+    options: dict[str, str] = {}
+    if settings.authority:
+        options["authority"] = settings.authority
+    if settings.ca_file:
+        options["connection_verify"] = settings.ca_file
+    if settings.certificate_file:
+        return _certificate_credential(settings, options)
+    secret = _read_client_secret(settings)
+    return ClientSecretCredential(settings.tenant_id, settings.client_id, secret, **options)
+
+
+def _read_client_secret(settings: GraphSettings) -> str:
+    if settings.client_secret_env:
+        secret = _env_value(settings.client_secret_env, "source.client_secret_env")
+        return secret
+    path = settings.client_secret_file or ""
+    secret = _file_bytes(path, "source.client_secret_file").decode("utf-8", "replace").strip()
+    if not secret:
+        raise ConfigError("source.client_secret_file", f"the file {path} is empty")
+    return secret
+
+
+def _certificate_credential(
+    settings: GraphSettings, options: dict[str, str]
+) -> AsyncTokenCredential:
+    path = settings.certificate_file or ""
+    pem = _file_bytes(path, "source.certificate_file")
+    password: bytes | None = None
+    if settings.certificate_password_env:
+        password = _env_value(
+            settings.certificate_password_env, "source.certificate_password_env"
+        ).encode()
+    try:
+        return CertificateCredential(
+            settings.tenant_id,
+            settings.client_id,
+            certificate_data=pem,
+            password=password,
+            **options,
+        )
+    except (ValueError, TypeError):
+        # The library's message may quote the file; keep only our own words.
+        raise ConfigError(
+            "source.certificate_file",
+            f"{path} is not a PEM certificate with its private key (or the password is wrong)",
+        ) from None
+
+
+def _env_value(name: str, setting: str) -> str:
+    value = os.environ.get(name, "")
+    if not value:
+        raise ConfigError(setting, f"the environment variable {name} is not set or empty")
+    return value
+
+
+def _file_bytes(path: str, setting: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise ConfigError(setting, f"cannot read {path}: {exc.strerror or 'unreadable'}") from None

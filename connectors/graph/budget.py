@@ -1,0 +1,199 @@
+"""Per-mailbox request budgets: concurrency, a request window and Retry-After pauses.
+
+Exchange Online limits each application per mailbox: 4 concurrent requests and
+10,000 requests per 10 minutes; a 429 or 503 comes with Retry-After
+(https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits).
+One `MailboxBudget` keeps a lane per owner so that a throttled mailbox waits alone
+while the others go on:
+
+- concurrency starts at `concurrency`, halves on throttling (never below one) and
+  creeps back by one after a run of successes (AIMD);
+- a sliding window caps the requests of a lane per `window_seconds`;
+- `report_throttled` pauses that lane only, until the time Graph gave.
+
+`run` wraps one request with its retries: throttling pauses the lane, other
+retriable failures back off exponentially, and the last failure is raised after
+`attempts` tries. The clock and the sleep are injectable so tests need no real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from ...migrator.errors import Retriable
+from .errors import Throttled
+
+T = TypeVar("T")
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], Awaitable[None]]
+
+DEFAULT_PAUSE_S = 2.0  # a throttling answer without Retry-After still pauses the lane
+MAX_BACKOFF_S = 60.0
+
+
+@dataclass
+class _Lane:
+    """The live state of one owner's budget."""
+
+    limit: int
+    ceiling: int
+    condition: asyncio.Condition = field(default_factory=asyncio.Condition)
+    in_flight: int = 0
+    success_run: int = 0
+    paused_until: float = 0.0
+    window: deque[tuple[float, int]] = field(default_factory=deque)
+    window_total: int = 0
+    requests: int = 0
+    throttled: int = 0
+    waited_s: float = 0.0
+
+    def expire(self, now: float, window_seconds: float) -> None:
+        """Forget the requests older than the window."""
+        while self.window and self.window[0][0] <= now - window_seconds:
+            _, cost = self.window.popleft()
+            self.window_total -= cost
+
+    def window_wait(self, now: float, cost: int, cap: int, window_seconds: float) -> float:
+        """Seconds until `cost` more requests fit in the window (0 if they fit now)."""
+        excess = self.window_total + cost - cap
+        if excess <= 0:
+            return 0.0
+        freed = 0
+        for stamp, entry_cost in self.window:
+            freed += entry_cost
+            if freed >= excess:
+                return max(0.0, stamp + window_seconds - now)
+        return window_seconds
+
+
+class MailboxBudget:
+    """One request budget per mailbox (owner), shared by every request to that mailbox."""
+
+    def __init__(
+        self,
+        concurrency: int = 4,
+        requests_per_window: int = 10000,
+        window_seconds: float = 600.0,
+        *,
+        success_run: int = 20,
+        attempts: int = 6,
+        clock: Clock = time.monotonic,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        if concurrency < 1 or requests_per_window < 1 or window_seconds <= 0:
+            raise ValueError("a budget needs at least one request, one slot and a window")
+        self.concurrency = concurrency
+        self.requests_per_window = requests_per_window
+        self.window_seconds = window_seconds
+        self.success_run = success_run
+        self.attempts = attempts
+        self._clock = clock
+        self._sleep = sleep
+        self._lanes: dict[str, _Lane] = {}
+
+    def _lane(self, owner: str) -> _Lane:
+        lane = self._lanes.get(owner)
+        if lane is None:
+            lane = _Lane(limit=self.concurrency, ceiling=self.concurrency)
+            self._lanes[owner] = lane
+        return lane
+
+    def limit(self, owner: str) -> int:
+        """The owner's current concurrency limit."""
+        return self._lane(owner).limit
+
+    @asynccontextmanager
+    async def slot(self, owner: str, cost: int = 1) -> AsyncIterator[None]:
+        """Hold one of the owner's concurrent slots for one request (a $batch costs more)."""
+        lane = self._lane(owner)
+        await self._acquire(lane, min(max(cost, 1), self.requests_per_window))
+        succeeded = False
+        try:
+            yield
+            succeeded = True
+        finally:
+            await self._release(lane, succeeded)
+
+    async def _acquire(self, lane: _Lane, cost: int) -> None:
+        started = self._clock()
+        while True:
+            now = self._clock()
+            lane.expire(now, self.window_seconds)
+            wait = max(
+                lane.paused_until - now,
+                lane.window_wait(now, cost, self.requests_per_window, self.window_seconds),
+            )
+            if wait > 0:
+                await self._sleep(wait)
+                continue
+            if lane.in_flight >= lane.limit:
+                async with lane.condition:
+                    await lane.condition.wait_for(lambda: lane.in_flight < lane.limit)
+                continue
+            lane.in_flight += 1
+            lane.window.append((now, cost))
+            lane.window_total += cost
+            lane.requests += cost
+            lane.waited_s += self._clock() - started
+            return
+
+    async def _release(self, lane: _Lane, succeeded: bool) -> None:
+        lane.in_flight -= 1
+        if succeeded:
+            lane.success_run += 1
+            if lane.success_run >= self.success_run and lane.limit < lane.ceiling:
+                lane.limit += 1
+                lane.success_run = 0
+        async with lane.condition:
+            lane.condition.notify_all()
+
+    def report_throttled(self, owner: str, retry_after: float | None) -> None:
+        """Halve the owner's concurrency and pause that owner only until Retry-After."""
+        lane = self._lane(owner)
+        lane.throttled += 1
+        lane.success_run = 0
+        lane.limit = max(1, lane.limit // 2)
+        pause = DEFAULT_PAUSE_S if retry_after is None else max(0.0, retry_after)
+        lane.paused_until = max(lane.paused_until, self._clock() + pause)
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per owner: requests sent, throttling answers, seconds spent waiting for a slot."""
+        return {
+            owner: {
+                "requests": lane.requests,
+                "throttled": lane.throttled,
+                "waited_s": round(lane.waited_s, 3),
+                "concurrency": lane.limit,
+            }
+            for owner, lane in self._lanes.items()
+        }
+
+    async def run(self, owner: str, request: Callable[[], Awaitable[T]], cost: int = 1) -> T:
+        """Send `request` in one of the owner's slots, retrying what is retriable."""
+        for attempt in range(1, self.attempts + 1):
+            try:
+                async with self.slot(owner, cost):
+                    return await request()
+            except Throttled as exc:
+                self.report_throttled(owner, exc.retry_after)
+                if attempt == self.attempts:
+                    raise
+            except Retriable as exc:
+                if attempt == self.attempts:
+                    raise
+                await self.backoff(attempt, exc.retry_after)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    async def backoff(self, attempt: int, retry_after: float | None) -> None:
+        """Wait before retrying a passing failure: Retry-After, else jittered exponential."""
+        if retry_after is None:
+            retry_after = random.uniform(0, min(MAX_BACKOFF_S, 0.5 * 2**attempt))
+        await self._sleep(retry_after)

@@ -1,0 +1,379 @@
+"""One Microsoft Graph client per run: credential, HTTP pool, SDK adapter, budgets.
+
+Every request goes through the owner's budget (`MailboxBudget.run`), carries the
+same headers and ends in the one error table (`errors.to_error`):
+
+- JSON requests are built with msgraph-sdk request builders (or an absolute next
+  or delta link) and sent with `send_primitive_async(..., "bytes", ...)`: the raw
+  JSON costs microseconds where the SDK's typed models cost ~31 ms per message.
+- `$value` content is streamed with plain httpx on the same pool, with a token
+  from the same credential, and checked against Content-Length.
+- The kiota middleware chain is the SDK's default one minus RetryHandler: the
+  budget owns retries, so a throttled request is not retried behind its back.
+
+Traffic is decorated as Microsoft asks ISVs to ("ISV|Company|App/Version"):
+https://learn.microsoft.com/en-us/sharepoint/dev/general-development/how-to-avoid-getting-throttled-or-blocked-in-sharepoint-online#how-to-decorate-your-http-traffic
+and asks for immutable ids, which survive moves between folders:
+https://learn.microsoft.com/en-us/graph/outlook-immutable-id
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import ssl
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from importlib.metadata import version
+from typing import Any
+from urllib.parse import urlsplit
+
+import certifi
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware import RetryHandler
+from kiota_http.middleware.options import UrlReplaceHandlerOption, UserAgentHandlerOption
+from msgraph import GraphRequestAdapter, GraphServiceClient
+from msgraph._version import VERSION as SDK_VERSION
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph_core import APIVersion, GraphClientFactory
+from msgraph_core.middleware import GraphTelemetryHandler
+from msgraph_core.middleware.options import GraphTelemetryHandlerOption
+
+from ...migrator.errors import FatalError, Retriable, SkipItem
+from .auth import GraphSettings, make_credential
+from .budget import MailboxBudget
+from .errors import Call, Failure, Throttled, TruncatedBody, parse_retry_after, to_error
+
+PRODUCT = "ISV|Hirondelle|hirondelle"
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+TENANT = "(tenant)"  # the budget lane of tenant-wide requests such as /users
+BATCH_LIMIT = 20  # https://learn.microsoft.com/en-us/graph/json-batching
+_ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
+_NATIONAL_HOSTS = frozenset(urlsplit(url).hostname for url in (
+    "https://graph.microsoft.com", "https://graph.microsoft.us",
+    "https://dod-graph.microsoft.us", "https://microsoftgraph.chinacloudapi.cn",
+))  # fmt: skip
+
+
+def user_agent() -> str:
+    """`ISV|Hirondelle|hirondelle/<version>`, the same on every request."""
+    return f"{PRODUCT}/{version('hirondelle')}"
+
+
+class UnexpectedAnswer(Exception):
+    """A $batch part failed in a way the error table does not know."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A request to send: SDK request information, or an absolute link from Graph."""
+
+    request: RequestInformation | str
+    prefer: tuple[str, ...] = ()
+
+
+class GraphClient:
+    """The connection to Graph shared by every workload of a run."""
+
+    def __init__(
+        self,
+        settings: GraphSettings,
+        budgets: MailboxBudget,
+        *,
+        mailboxes: int = 1,
+        credential: AsyncTokenCredential | None = None,
+    ) -> None:
+        self.settings = settings
+        self.budgets = budgets
+        self.graph_url = settings.graph_url.rstrip("/")
+        self._host = urlsplit(self.graph_url).hostname or ""
+        self._scope = _token_scope(self._host)
+        self._owns_credential = credential is None
+        self._credential = credential if credential is not None else make_credential(settings)
+        self._http = _http_client(settings.ca_file, mailboxes)
+        auth = AzureIdentityAuthenticationProvider(
+            self._credential, scopes=[self._scope], allowed_hosts=[self._host]
+        )
+        http = GraphClientFactory.create_with_custom_middleware(_middleware(), client=self._http)
+        self.adapter = GraphRequestAdapter(auth, client=http)
+        self.adapter.base_url = self.graph_url
+        self.sdk = GraphServiceClient(request_adapter=self.adapter)
+
+    async def get_json(
+        self,
+        target: RequestInformation | str,
+        owner: str,
+        call: Call | None = None,
+        *,
+        prefer: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """One JSON answer, through the owner's budget, with retries."""
+        sent = Target(target, tuple(prefer))
+        described = call or Call(what=f"GET {_path_of(target)}")
+        return await self.budgets.run(owner, lambda: self._send_json(sent, described))
+
+    async def pages(
+        self,
+        first: RequestInformation | str,
+        owner: str,
+        call: Call,
+        *,
+        prefer: Sequence[str] = (),
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every page of a collection, following `@odata.nextLink`."""
+        target: RequestInformation | str | None = first
+        while target is not None:
+            page = await self.get_json(target, owner, call, prefer=prefer)
+            yield page
+            target = page.get("@odata.nextLink")
+
+    async def batch_get(
+        self, owner: str, paths: Mapping[str, str], call: Call
+    ) -> dict[str, dict[str, Any] | None]:
+        """GET many paths (relative to the version root) with `$batch`, 20 at a time.
+
+        Returns each key's JSON body, or None where Graph answered 404. Parts that
+        were throttled or failed passingly are sent again in the next batch.
+        """
+        answers: dict[str, dict[str, Any] | None] = {}
+        keys = list(paths)
+        for start in range(0, len(keys), BATCH_LIMIT):
+            chunk = {key: paths[key] for key in keys[start : start + BATCH_LIMIT]}
+            answers.update(await self._batch_chunk(owner, chunk, call))
+        return answers
+
+    async def stream_bytes(self, url: str, owner: str, call: Call | None = None) -> bytes:
+        """The body of `url` (a `$value`), streamed and checked against Content-Length."""
+        described = call or Call(what=f"GET {_path_of(url)}", item=True)
+        return await self.budgets.run(owner, lambda: self._stream_once(url, described))
+
+    async def aclose(self) -> None:
+        """Close the HTTP pool and the credential's own session."""
+        await self._http.aclose()
+        if self._owns_credential:
+            await self._credential.close()
+
+    async def _send_json(self, target: Target, call: Call) -> dict[str, Any]:
+        request = self._request_information(target)
+        try:
+            body = await self.adapter.send_primitive_async(request, "bytes", _ERROR_MAP)
+        except Exception as exc:  # every failure goes through the one table
+            error = _classified(exc, call)
+            if error is exc:
+                raise
+            raise error from exc
+        if not body:
+            return {}
+        return json.loads(body)
+
+    def _request_information(self, target: Target) -> RequestInformation:
+        """Fresh headers for each attempt: Prefer values, and no stale Authorization."""
+        if isinstance(target.request, str):
+            self._check_host(target.request)
+            request = RequestInformation(Method.GET)
+            request.url = target.request
+        else:
+            request = target.request
+        request.headers.remove("Authorization")
+        request.headers.remove("Prefer")
+        request.headers.add("Prefer", [IMMUTABLE_IDS, *target.prefer])
+        request.headers.try_add("Accept", "application/json")
+        return request
+
+    async def _batch_chunk(
+        self, owner: str, paths: Mapping[str, str], call: Call
+    ) -> dict[str, dict[str, Any] | None]:
+        answers: dict[str, dict[str, Any] | None] = {}
+        pending = dict(paths)
+        for attempt in range(1, self.budgets.attempts + 1):
+            envelope = await self.budgets.run(
+                owner, functools.partial(self._post_batch, pending, call), cost=len(pending)
+            )
+            retry, error = self._sort_parts(owner, envelope, call, answers)
+            if not retry:
+                return answers
+            pending = {key: pending[key] for key in retry if key in pending}
+            if attempt < self.budgets.attempts and not isinstance(error, Throttled):
+                await self.budgets.backoff(attempt, error.retry_after if error else None)
+        raise error or Retriable(f"{call.what}: $batch parts kept failing")
+
+    async def _post_batch(self, paths: Mapping[str, str], call: Call) -> dict[str, Any]:
+        parts = [
+            {"id": key, "method": "GET", "url": path, "headers": {"Prefer": IMMUTABLE_IDS}}
+            for key, path in paths.items()
+        ]
+        request = RequestInformation(Method.POST)
+        request.url = f"{self.graph_url}/$batch"
+        request.headers.add("Content-Type", "application/json")
+        request.content = json.dumps({"requests": parts}).encode()
+        return await self._send_json(Target(request), replace(call, what=f"$batch: {call.what}"))
+
+    def _sort_parts(
+        self,
+        owner: str,
+        envelope: Mapping[str, Any],
+        call: Call,
+        answers: dict[str, dict[str, Any] | None],
+    ) -> tuple[list[str], Retriable | None]:
+        """File each part's answer; return the keys to send again and the last passing error."""
+        retry: list[str] = []
+        last: Retriable | None = None
+        for part in envelope.get("responses", []):
+            key, status = str(part.get("id")), int(part.get("status", 0))
+            body = part.get("body") if isinstance(part.get("body"), dict) else {}
+            if 200 <= status < 300:
+                answers[key] = body
+                continue
+            failure = Failure(status, _odata_code(body), parse_retry_after(part.get("headers")))
+            error = to_error(failure, replace(call, item=True))
+            if isinstance(error, SkipItem):
+                answers[key] = None
+            elif isinstance(error, Retriable):
+                if isinstance(error, Throttled):
+                    self.budgets.report_throttled(owner, error.retry_after)
+                retry.append(key)
+                last = error
+            elif error is not None:
+                raise error
+            else:
+                raise UnexpectedAnswer(f"{call.what}: $batch part answered HTTP {status}")
+        return retry, last
+
+    async def _stream_once(self, url: str, call: Call) -> bytes:
+        self._check_host(url)
+        try:
+            token = await self._credential.get_token(self._scope)
+            headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
+            async with self._http.stream("GET", url, headers=headers) as response:
+                if not response.is_success:
+                    await response.aread()
+                    _raise_for_answer(response, call)
+                chunks = [chunk async for chunk in response.aiter_bytes()]
+                _check_length(response)
+                return b"".join(chunks)
+        except (Retriable, FatalError, SkipItem):
+            raise
+        except Exception as exc:
+            error = _classified(exc, call)
+            if error is exc:
+                raise
+            raise error from exc
+
+    def _check_host(self, url: str) -> None:
+        """Tokens go to the configured Graph host only, whatever a link says."""
+        host = urlsplit(url).hostname or ""
+        if host.lower() != self._host.lower():
+            raise FatalError(f"refusing to send a Graph token to {host!r} (not source.graph_url)")
+
+
+def _middleware() -> list[Any]:
+    """The SDK's default middleware without RetryHandler, plus Graph telemetry."""
+    options: dict[str, Any] = {
+        UrlReplaceHandlerOption.get_key(): UrlReplaceHandlerOption(
+            enabled=True, replacement_pairs={"/users/me-token-to-replace": "/me"}
+        ),
+        UserAgentHandlerOption.get_key(): UserAgentHandlerOption(
+            product_name=PRODUCT, product_version=version("hirondelle")
+        ),
+    }
+    chain = KiotaClientFactory.get_default_middleware(options)
+    chain = [handler for handler in chain if not isinstance(handler, RetryHandler)]
+    telemetry = GraphTelemetryHandlerOption(api_version=APIVersion.v1, sdk_version=SDK_VERSION)
+    chain.append(GraphTelemetryHandler(options=telemetry))
+    return chain
+
+
+def _http_client(ca_file: str | None, mailboxes: int) -> httpx.AsyncClient:
+    """HTTP/1.1 keep-alive pool sized for ~4 requests per mailbox, TLS verification on."""
+    tls = ssl.create_default_context(cafile=certifi.where())
+    if ca_file:
+        tls.load_verify_locations(cafile=ca_file)
+    size = max(8, 4 * mailboxes)
+    return httpx.AsyncClient(
+        verify=tls,
+        http2=False,
+        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+        timeout=httpx.Timeout(100.0, connect=30.0),
+        headers={"User-Agent": user_agent()},
+        follow_redirects=False,
+    )
+
+
+def _token_scope(host: str) -> str:
+    """`.default` of the national cloud in use; Microsoft's global Graph otherwise."""
+    if host in _NATIONAL_HOSTS:
+        return f"https://{host}/.default"
+    return "https://graph.microsoft.com/.default"
+
+
+def _path_of(target: RequestInformation | str) -> str:
+    url = target if isinstance(target, str) else (target.url_template or "request")
+    return urlsplit(url).path or url
+
+
+def _odata_code(body: Mapping[str, Any] | None) -> str:
+    error = (body or {}).get("error")
+    return str(error.get("code") or "") if isinstance(error, dict) else ""
+
+
+def _classified(exc: Exception, call: Call) -> Exception:
+    """The engine's error for `exc`, or `exc` itself when the table does not know it."""
+    if isinstance(exc, ClientAuthenticationError):
+        return FatalError(
+            f"{call.what}: the identity platform refused the app's credential. Check "
+            "source.tenant_id, source.client_id and source.client_secret_env, "
+            "source.client_secret_file or source.certificate_file."
+        )
+    failure = _failure_of(exc)
+    if failure is None:
+        return exc
+    return to_error(failure, call) or exc
+
+
+def _failure_of(exc: Exception) -> Failure | None:
+    if isinstance(exc, APIError) and exc.response_status_code is not None:
+        code = ""
+        if isinstance(exc, ODataError) and exc.error is not None:
+            code = exc.error.code or ""
+        headers = exc.response_headers
+        return Failure(exc.response_status_code, code, parse_retry_after(headers))
+    if isinstance(exc, httpx.TransportError | ServiceRequestError):
+        return Failure(None, detail=type(exc).__name__)
+    if isinstance(exc, TruncatedBody):
+        return Failure(None, detail=str(exc))
+    return None
+
+
+def _raise_for_answer(response: httpx.Response, call: Call) -> None:
+    """Turn a failed streamed answer into the table's error, or httpx's own."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    code = _odata_code(body if isinstance(body, dict) else None)
+    failure = Failure(response.status_code, code, parse_retry_after(response.headers))
+    error = to_error(failure, call)
+    if error is not None:
+        raise error
+    response.raise_for_status()
+    raise UnexpectedAnswer(f"{call.what}: HTTP {response.status_code}")
+
+
+def _check_length(response: httpx.Response) -> None:
+    """A body shorter than its Content-Length is a broken transfer, not a message."""
+    announced = response.headers.get("Content-Length")
+    if announced is None or not announced.isdigit():
+        return
+    if response.num_bytes_downloaded < int(announced):
+        raise TruncatedBody(
+            f"received {response.num_bytes_downloaded} of {announced} announced bytes"
+        )

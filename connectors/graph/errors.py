@@ -1,0 +1,125 @@
+"""The one table that turns Microsoft Graph and HTTP failures into the engine's error kinds.
+
+Every request of the Graph connector ends here when it fails: the client builds a
+`Failure` from whatever went wrong (an HTTP status with its Graph error code, a
+reset connection, a body shorter than announced) and `to_error` decides between
+retriable, skippable, fatal and "expired cursor". Whatever the table does not
+know returns None and the caller lets the original exception propagate.
+
+References:
+- throttling and Retry-After: https://learn.microsoft.com/en-us/graph/throttling
+- error codes: https://learn.microsoft.com/en-us/graph/errors
+- expired delta tokens: https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ...migrator.errors import (
+    CursorExpired,
+    FatalError,
+    HirondelleError,
+    Retriable,
+    SkipItem,
+)
+
+RETRIABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+THROTTLING_STATUSES = frozenset({429, 503})
+
+# Graph answers an expired or unusable delta token with 410 Gone, or with a
+# 40X carrying one of these codes ("syncStateNotFound" is the documented one;
+# the others are what Exchange and OneDrive use for the same condition).
+# https://learn.microsoft.com/en-us/graph/delta-query-overview#token-duration
+EXPIRED_CURSOR_CODES = frozenset(
+    {"syncstatenotfound", "syncstateinvalid", "resyncrequired", "errorinvalidsyncstatedata"}
+)
+
+
+class Throttled(Retriable):
+    """Graph asked this mailbox to slow down (429, or 503 with the same meaning)."""
+
+
+class TruncatedBody(Exception):
+    """A body ended before the announced Content-Length: the transfer broke."""
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """What a request was for, so that an error can say what to fix.
+
+    `permission` is the application permission the request needs; `item` marks a
+    request about one message (a 404 then skips that message); `cursor` marks a
+    request that follows a stored next or delta link.
+    """
+
+    what: str
+    permission: str = "Mail.Read"
+    item: bool = False
+    cursor: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed Graph request reduced to what the table needs."""
+
+    status: int | None  # None when no HTTP answer came back (reset, timeout, cut body)
+    code: str = ""  # Graph's error.code, when the body carried one
+    retry_after: float | None = None
+    detail: str = ""  # a short description, never a secret or a message body
+
+
+def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    if not headers:
+        return None
+    value = headers.get("Retry-After") or headers.get("retry-after")
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, when.timestamp() - current)
+
+
+def to_error(failure: Failure, call: Call) -> HirondelleError | None:
+    """The engine's error for `failure`, or None when the table does not know it."""
+    status = failure.status
+    if status is None:
+        return Retriable(f"{call.what}: connection failed ({failure.detail})", None)
+    if status in THROTTLING_STATUSES:
+        return Throttled(f"{call.what}: throttled by Graph (HTTP {status})", failure.retry_after)
+    if status in RETRIABLE_STATUSES:
+        return Retriable(f"{call.what}: Graph answered HTTP {status}", failure.retry_after)
+    if status == 401:
+        return FatalError(
+            f"{call.what}: Graph refused the access token (HTTP 401). Check source.tenant_id, "
+            "source.client_id and the secret named by source.client_secret_env, "
+            "source.client_secret_file or source.certificate_file."
+        )
+    if status == 403:
+        return FatalError(_forbidden_message(failure, call))
+    if call.cursor and (status == 410 or failure.code.lower() in EXPIRED_CURSOR_CODES):
+        return CursorExpired(f"{call.what}: the stored delta link expired ({failure.code or 410})")
+    if status == 404 and call.item:
+        return SkipItem(f"{call.what}: not found (HTTP 404 {failure.code})".rstrip())
+    return None
+
+
+def _forbidden_message(failure: Failure, call: Call) -> str:
+    """Name the permission to grant; an access policy may also scope the app out."""
+    return (
+        f"{call.what}: Graph denied access (HTTP 403 {failure.code}). Grant the application "
+        f"permission {call.permission} to the app registration source.client_id with admin "
+        "consent, and check that no application access policy excludes this mailbox."
+    )

@@ -1,0 +1,348 @@
+"""The mail `Source`: mailboxes, their folder tree, message changes and MIME content.
+
+High-volume reads (delta pages, folder listings, `$batch` answers) are raw JSON;
+folders and users are few, so they go the same way for one uniform error path.
+Message bodies are never read into `Item.meta`; only `$value` carries content.
+
+Two MAPI properties have no first-class Graph field and are read as single-value
+extended properties: PR_LAST_VERB_EXECUTED (`Integer 0x1081`: 102 reply, 103 reply
+all, 104 forward) and PR_MESSAGE_SIZE (`Integer 0x0E08`).
+https://learn.microsoft.com/en-us/graph/api/singlevaluelegacyextendedproperty-get
+`messages/delta` documents `$expand` (https://learn.microsoft.com/en-us/graph/api/message-delta),
+but expanding extensions or extended properties on delta has been reported to
+answer 500 "Value cannot be null" (microsoftgraph/microsoft-graph-docs issues
+1993 and 2270). So delta pages carry only
+plain fields, and the two properties come from the folder's `/messages` listing
+with `$expand` (a large page: one request per 1,000 messages) or, for a few
+changed messages, from a `$batch` of 20 GETs with the same `$expand`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.request_information import RequestInformation
+from msgraph.generated.users.item.mail_folders.item.child_folders.child_folders_request_builder import (  # noqa: E501
+    ChildFoldersRequestBuilder,
+)
+from msgraph.generated.users.item.mail_folders.item.mail_folder_item_request_builder import (
+    MailFolderItemRequestBuilder,
+)
+from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
+    DeltaRequestBuilder,
+)
+from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import (
+    MessagesRequestBuilder,
+)
+from msgraph.generated.users.item.mail_folders.mail_folders_request_builder import (
+    MailFoldersRequestBuilder,
+)
+from msgraph.generated.users.item.messages.item.message_item_request_builder import (
+    MessageItemRequestBuilder,
+)
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+from ...migrator.model import Container, Item, Owner, Page
+from .budget import MailboxBudget
+from .client import TENANT, GraphClient
+from .errors import Call
+
+# Graph's well-known folder names, resolved to ids with one $batch per mailbox.
+# https://learn.microsoft.com/en-us/graph/api/resources/mailfolder
+WELL_KNOWN_FOLDERS = (
+    "inbox", "sentitems", "deleteditems", "drafts", "junkemail", "archive", "outbox",
+    "conversationhistory", "scheduled", "clutter", "syncissues", "conflicts",
+    "localfailures", "serverfailures",
+)  # fmt: skip
+DELTA_SELECT = [
+    "id", "changeKey", "internetMessageId", "receivedDateTime", "isRead", "isDraft",
+    "flag", "categories", "parentFolderId",
+]  # fmt: skip
+FOLDER_SELECT = [
+    "id", "displayName", "parentFolderId", "childFolderCount", "totalItemCount", "isHidden",
+]  # fmt: skip
+LAST_VERB = ("integer", 0x1081)
+MESSAGE_SIZE = ("integer", 0x0E08)
+FOLDER_SIZE = ("long", 0x0E08)  # PR_MESSAGE_SIZE_EXTENDED: 64-bit on folders
+# v1.0 mailFolder has no size field; beta's `sizeInBytes` is read when a server sends it.
+MESSAGE_PROPERTIES = (
+    "singleValueExtendedProperties($filter=id eq 'Integer 0x1081' or id eq 'Integer 0x0E08')"
+)
+FOLDER_PROPERTIES = "singleValueExtendedProperties($filter=id eq 'Long 0x0E08')"
+# The largest documented page of messages is $top=1000 (list messages); delta
+# takes odata.maxpagesize as a maximum and may answer with less.
+PAGE_SIZE = 1000
+FOLDER_PAGE = 250
+LISTING_THRESHOLD = 40  # more unknown messages than this: read the folder listing
+
+
+@dataclass(frozen=True, slots=True)
+class _Folder:
+    """One folder of the tree with the names and roles along its path."""
+
+    json: Mapping[str, Any]
+    path: tuple[str, ...]
+    path_roles: tuple[str | None, ...]
+
+
+@dataclass
+class _Properties:
+    """lastVerb and size per message id, filled once per `changes` call."""
+
+    values: dict[str, tuple[int | None, int | None]] = field(default_factory=dict)
+    listed: bool = False
+
+
+class GraphMailSource:
+    """Reads mail out of Microsoft Graph; implements `migrator.protocols.Source`."""
+
+    workload = "mail"
+
+    def __init__(self, client: GraphClient, budgets: MailboxBudget | None = None) -> None:
+        self.client = client
+        self.budgets = budgets or client.budgets
+        self._sdk = client.sdk
+
+    async def owners(self) -> list[Owner]:
+        """Every user of the tenant (`/users`, paged)."""
+        params = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            select=["id", "userPrincipalName", "displayName"], top=999
+        )
+        first = self._sdk.users.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        call = Call("list users", permission="User.Read.All")
+        owners: list[Owner] = []
+        async for page in self.client.pages(first, TENANT, call):
+            for user in page.get("value", []):
+                upn = user.get("userPrincipalName") or ""
+                owners.append(Owner(upn, user["id"], user.get("displayName") or ""))
+        return owners
+
+    async def containers(self, owner: Owner) -> list[Container]:
+        """The visible folder tree, parents before children, with roles, counts and sizes."""
+        visible, _ = await self._walk(owner.upn)
+        return [_container(owner.upn, folder) for folder in visible]
+
+    async def hidden_folders(self, owner: Owner) -> list[str]:
+        """Display paths of the hidden folders, which `containers` leaves out."""
+        _, hidden = await self._walk(owner.upn)
+        return hidden
+
+    async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
+        """Delta pages of the folder since `cursor` (a stored link), or all of it."""
+        upn = container.owner
+        target: RequestInformation | str = cursor or self._delta_request(container)
+        call = Call(f"changes of {upn} {container.display_path}", cursor=cursor is not None)
+        properties = _Properties()
+        prefer = [f"odata.maxpagesize={PAGE_SIZE}"]
+        while True:
+            body = await self.client.get_json(target, upn, call, prefer=prefer)
+            values = body.get("value", [])
+            live = [entry for entry in values if "@removed" not in entry]
+            removed = tuple(entry["id"] for entry in values if "@removed" in entry)
+            await self._fill_properties(container, [entry["id"] for entry in live], properties)
+            items = tuple(_item(entry, properties.values.get(entry["id"])) for entry in live)
+            next_link = body.get("@odata.nextLink")
+            yield Page(items, removed, next_link, body.get("@odata.deltaLink"))
+            if not next_link:
+                return
+            target = next_link
+            call = Call(call.what, cursor=True)
+
+    async def fetch(self, container: Container, item: Item) -> bytes:
+        """The message's MIME (`$value`). Raises `SkipItem` if it is gone."""
+        builder = self._sdk.users.by_user_id(container.owner).messages
+        request = builder.by_message_id(item.source_id).content.to_get_request_information()
+        call = Call(f"MIME of {container.owner} message {item.source_id}", item=True)
+        return await self.client.stream_bytes(self._absolute(request), container.owner, call)
+
+    async def listing(self, container: Container) -> list[Item]:
+        """Every message of the folder with its Message-ID, size and last verb."""
+        params = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
+            select=["id", "changeKey", "internetMessageId"],
+            expand=[MESSAGE_PROPERTIES],
+            top=PAGE_SIZE,
+        )
+        folder = self._sdk.users.by_user_id(container.owner).mail_folders.by_mail_folder_id(
+            container.source_id
+        )
+        first = folder.messages.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        call = Call(f"listing of {container.owner} {container.display_path}")
+        items: list[Item] = []
+        async for page in self.client.pages(first, container.owner, call):
+            for entry in page.get("value", []):
+                last_verb, size = _message_properties(entry)
+                meta = {
+                    "internetMessageId": entry.get("internetMessageId"),
+                    "size": size,
+                    "lastVerb": last_verb,
+                }
+                items.append(Item(entry["id"], entry.get("changeKey") or "", meta))
+        return items
+
+    async def aclose(self) -> None:
+        """Close the client this source was given (its pool and credential)."""
+        await self.client.aclose()
+
+    def _delta_request(self, container: Container) -> RequestInformation:
+        params = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=DELTA_SELECT)
+        folder = self._sdk.users.by_user_id(container.owner).mail_folders.by_mail_folder_id(
+            container.source_id
+        )
+        return folder.messages.delta.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+
+    async def _fill_properties(
+        self, container: Container, ids: list[str], properties: _Properties
+    ) -> None:
+        """Find lastVerb and size for `ids`: the whole listing for many, $batch for few."""
+        missing = [message_id for message_id in ids if message_id not in properties.values]
+        if len(missing) > LISTING_THRESHOLD and not properties.listed:
+            for item in await self.listing(container):
+                properties.values[item.source_id] = (item.meta["lastVerb"], item.meta["size"])
+            properties.listed = True
+            missing = [message_id for message_id in missing if message_id not in properties.values]
+        if not missing:
+            return
+        paths = {
+            message_id: self._message_path(container.owner, message_id) for message_id in missing
+        }
+        call = Call(f"properties of {container.owner} messages")
+        answers = await self.client.batch_get(container.owner, paths, call)
+        for message_id, body in answers.items():
+            properties.values[message_id] = _message_properties(body or {})
+
+    def _message_path(self, upn: str, message_id: str) -> str:
+        """`/users/{upn}/messages/{id}?$select=id&$expand=...`, relative to the version root."""
+        params = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
+            select=["id"], expand=[MESSAGE_PROPERTIES]
+        )
+        builder = self._sdk.users.by_user_id(upn).messages.by_message_id(message_id)
+        request = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
+        return self._absolute(request)[len(self.client.graph_url) :]
+
+    def _absolute(self, request: RequestInformation) -> str:
+        request.path_parameters["baseurl"] = self.client.graph_url
+        return str(request.url)
+
+    async def _walk(self, upn: str) -> tuple[list[_Folder], list[str]]:
+        """Breadth-first walk of the folder tree: visible folders and hidden paths."""
+        roles = await self._roles(upn)
+        visible: list[_Folder] = []
+        hidden: list[str] = []
+        level: list[tuple[str | None, tuple[str, ...], tuple[str | None, ...]]] = [(None, (), ())]
+        while level:
+            next_level = []
+            for parent_id, path, path_roles in level:
+                for entry in await self._folders(upn, parent_id):
+                    name, role = entry.get("displayName") or "", roles.get(entry["id"])
+                    folder = _Folder(entry, (*path, name), (*path_roles, role))
+                    if entry.get("isHidden"):
+                        hidden.append("/".join(folder.path))
+                        continue
+                    visible.append(folder)
+                    if entry.get("childFolderCount", 1):
+                        next_level.append((entry["id"], folder.path, folder.path_roles))
+            level = next_level
+        return visible, hidden
+
+    async def _folders(self, upn: str, parent_id: str | None) -> list[Mapping[str, Any]]:
+        """The direct children of `parent_id` (top level when None), hidden ones included."""
+        folders = self._sdk.users.by_user_id(upn).mail_folders
+        request: RequestInformation
+        if parent_id is None:
+            params: Any = MailFoldersRequestBuilder.MailFoldersRequestBuilderGetQueryParameters(
+                select=FOLDER_SELECT,
+                expand=[FOLDER_PROPERTIES],
+                top=FOLDER_PAGE,
+                include_hidden_folders="true",
+            )
+            request = folders.to_get_request_information(
+                RequestConfiguration(query_parameters=params)
+            )
+        else:
+            params = ChildFoldersRequestBuilder.ChildFoldersRequestBuilderGetQueryParameters(
+                select=FOLDER_SELECT,
+                expand=[FOLDER_PROPERTIES],
+                top=FOLDER_PAGE,
+                include_hidden_folders="true",
+            )
+            request = folders.by_mail_folder_id(parent_id).child_folders.to_get_request_information(
+                RequestConfiguration(query_parameters=params)
+            )
+        call = Call(f"folders of {upn}")
+        pages = self.client.pages(request, upn, call)
+        return [entry async for page in pages for entry in page.get("value", [])]
+
+    async def _roles(self, upn: str) -> dict[str, str]:
+        """Folder id -> well-known name, with one $batch of `mailFolders/{name}`."""
+        folders = self._sdk.users.by_user_id(upn).mail_folders
+        paths = {}
+        for name in WELL_KNOWN_FOLDERS:
+            params = MailFolderItemRequestBuilder.MailFolderItemRequestBuilderGetQueryParameters(
+                select=["id"]
+            )
+            request = folders.by_mail_folder_id(name).to_get_request_information(
+                RequestConfiguration(query_parameters=params)
+            )
+            paths[name] = self._absolute(request)[len(self.client.graph_url) :]
+        answers = await self.client.batch_get(upn, paths, Call(f"well-known folders of {upn}"))
+        return {body["id"]: name for name, body in answers.items() if body and "id" in body}
+
+
+def _container(upn: str, folder: _Folder) -> Container:
+    entry = folder.json
+    return Container(
+        workload="mail",
+        owner=upn,
+        source_id=entry["id"],
+        path=folder.path,
+        role=folder.path_roles[-1],
+        path_roles=folder.path_roles,
+        total_items=int(entry.get("totalItemCount") or 0),
+        size_bytes=_property(entry, FOLDER_SIZE) or int(entry.get("sizeInBytes") or 0),
+    )
+
+
+def _item(entry: Mapping[str, Any], properties: tuple[int | None, int | None] | None) -> Item:
+    """A delta entry as an `Item`; meta keys are the mapper's contract."""
+    last_verb, size = properties or (None, None)
+    flag = entry.get("flag") or {}
+    meta = {
+        "internetMessageId": entry.get("internetMessageId"),
+        "receivedDateTime": entry.get("receivedDateTime"),
+        "isRead": bool(entry.get("isRead")),
+        "isDraft": bool(entry.get("isDraft")),
+        "flagStatus": flag.get("flagStatus") or "notFlagged",
+        "categories": list(entry.get("categories") or []),
+        "lastVerb": last_verb,
+        "size": size,
+    }
+    return Item(source_id=entry["id"], version=entry.get("changeKey") or "", meta=meta)
+
+
+def _message_properties(entry: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    return _property(entry, LAST_VERB), _property(entry, MESSAGE_SIZE)
+
+
+def _property(entry: Mapping[str, Any], wanted: tuple[str, int]) -> int | None:
+    """An integer extended property; Graph may spell its id 'Integer 0xe08' or '0x0E08'."""
+    for prop in _properties_of(entry):
+        kind, _, tag = str(prop.get("id", "")).partition(" ")
+        try:
+            if (kind.lower(), int(tag, 16)) == wanted:
+                return int(prop["value"])
+        except (KeyError, ValueError):
+            continue
+    return None
+
+
+def _properties_of(entry: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    return entry.get("singleValueExtendedProperties") or []

@@ -1,0 +1,174 @@
+"""The Graph client against mocked answers: retries, headers, truncation, the error table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from hirondelle.connectors.graph.client import GraphClient, user_agent
+from hirondelle.connectors.graph.errors import Call
+from hirondelle.connectors.graph.mail import GraphMailSource
+from hirondelle.migrator.errors import CursorExpired, FatalError, Retriable, SkipItem
+from hirondelle.migrator.model import Container, Item
+
+from .conftest import GRAPH, FakeTime, make_budget, make_client, run
+
+USERS = {"value": [{"id": "u1", "userPrincipalName": "alice@contoso.test", "displayName": "A"}]}
+INBOX = Container("mail", "alice@contoso.test", "folder-1", ("Boîte de réception",), "inbox")
+MESSAGE = Item("message-1", "ck1")
+VALUE_URL = f"{GRAPH}/users/alice%40contoso.test/messages/message-1/$value"
+
+
+def graph_error(status: int, code: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    body = {"error": {"code": code, "message": "from the service"}}
+    return httpx.Response(status, json=body, headers=headers)
+
+
+async def owners_with(client: GraphClient) -> list[Any]:
+    try:
+        return await GraphMailSource(client).owners()
+    finally:
+        await client.aclose()
+
+
+def test_429_with_retry_after_then_success(fake_time: FakeTime) -> None:
+    budgets = make_budget(fake_time)
+    with respx.mock() as mock:
+        route = mock.get(path="/v1.0/users").mock(
+            side_effect=[
+                graph_error(429, "TooManyRequests", {"Retry-After": "3"}),
+                httpx.Response(200, json=USERS),
+            ]
+        )
+        owners = run(owners_with(make_client(budgets)))
+    assert [owner.upn for owner in owners] == ["alice@contoso.test"]
+    assert route.call_count == 2
+    assert fake_time.sleeps == [3]
+    assert budgets.stats()["(tenant)"]["throttled"] == 1
+
+
+def test_503_backs_off_and_is_not_retried_by_the_sdk(fake_time: FakeTime) -> None:
+    budgets = make_budget(fake_time, attempts=3)
+    with respx.mock() as mock:
+        route = mock.get(path="/v1.0/users").mock(
+            return_value=graph_error(503, "ServiceUnavailable", {"Retry-After": "2"})
+        )
+        with pytest.raises(Retriable):
+            run(owners_with(make_client(budgets)))
+    # One HTTP request per budget attempt: kiota's RetryHandler is not in the chain.
+    assert route.call_count == 3
+    assert budgets.limit("(tenant)") == 1
+
+
+def test_every_request_carries_the_user_agent_and_immutable_ids(fake_time: FakeTime) -> None:
+    with respx.mock() as mock:
+        route = mock.get(path="/v1.0/users").mock(return_value=httpx.Response(200, json=USERS))
+        mock.get(VALUE_URL).mock(return_value=httpx.Response(200, content=b"MIME"))
+
+        async def both() -> None:
+            client = make_client(make_budget(fake_time))
+            source = GraphMailSource(client)
+            await source.owners()
+            await source.fetch(INBOX, MESSAGE)
+            await client.aclose()
+
+        run(both())
+        requests = [route.calls.last.request, mock.calls.last.request]
+    assert user_agent() == "ISV|Hirondelle|hirondelle/0.1.0"
+    for request in requests:
+        assert request.headers["User-Agent"] == user_agent()
+        assert 'IdType="ImmutableId"' in request.headers["Prefer"]
+        assert request.headers["Authorization"] == "Bearer test-token"
+
+
+def test_a_truncated_value_is_retried(fake_time: FakeTime) -> None:
+    mime = b"From: a@b\r\n\r\nhello"
+    short = httpx.Response(200, content=mime[:5], headers={"Content-Length": str(len(mime))})
+    with respx.mock() as mock:
+        route = mock.get(VALUE_URL).mock(side_effect=[short, httpx.Response(200, content=mime)])
+
+        async def fetch() -> bytes:
+            client = make_client(make_budget(fake_time))
+            try:
+                return await GraphMailSource(client).fetch(INBOX, MESSAGE)
+            finally:
+                await client.aclose()
+
+        assert run(fetch()) == mime
+    assert route.call_count == 2
+
+
+def test_a_value_that_stays_truncated_is_retriable(fake_time: FakeTime) -> None:
+    short = httpx.Response(200, content=b"x" * 10, headers={"Content-Length": "100"})
+    with respx.mock() as mock:
+        mock.get(VALUE_URL).mock(return_value=short)
+        client = make_client(make_budget(fake_time, attempts=2))
+        with pytest.raises(Retriable, match="10 of 100"):
+            run(client.stream_bytes(VALUE_URL, "alice@contoso.test"))
+
+
+def test_a_missing_message_is_skipped(fake_time: FakeTime) -> None:
+    with respx.mock() as mock:
+        mock.get(VALUE_URL).mock(return_value=graph_error(404, "ErrorItemNotFound"))
+        client = make_client(make_budget(fake_time))
+        with pytest.raises(SkipItem):
+            run(GraphMailSource(client).fetch(INBOX, MESSAGE))
+
+
+def test_an_expired_delta_link_raises_cursor_expired(fake_time: FakeTime) -> None:
+    link = f"{GRAPH}/users/alice%40contoso.test/mailFolders/folder-1/messages/delta?$deltatoken=old"
+    with respx.mock() as mock:
+        mock.get(url__startswith=link).mock(
+            return_value=graph_error(410, "syncStateNotFound", {"Location": link})
+        )
+
+        async def consume() -> None:
+            source = GraphMailSource(make_client(make_budget(fake_time)))
+            async for _ in source.changes(INBOX, link):
+                pass
+
+        with pytest.raises(CursorExpired):
+            run(consume())
+
+
+def test_forbidden_users_names_user_read_all(fake_time: FakeTime) -> None:
+    with respx.mock() as mock:
+        mock.get(path="/v1.0/users").mock(
+            return_value=graph_error(403, "Authorization_RequestDenied")
+        )
+        with pytest.raises(FatalError, match="User.Read.All"):
+            run(owners_with(make_client(make_budget(fake_time))))
+
+
+def test_forbidden_mail_names_mail_read(fake_time: FakeTime) -> None:
+    with respx.mock() as mock:
+        mock.get(VALUE_URL).mock(return_value=graph_error(403, "ErrorAccessDenied"))
+        client = make_client(make_budget(fake_time))
+        with pytest.raises(FatalError, match="Mail.Read"):
+            run(GraphMailSource(client).fetch(INBOX, MESSAGE))
+
+
+def test_a_reset_connection_is_retried(fake_time: FakeTime) -> None:
+    with respx.mock() as mock:
+        route = mock.get(path="/v1.0/users").mock(
+            side_effect=[httpx.ReadError("reset by peer"), httpx.Response(200, json=USERS)]
+        )
+        assert len(run(owners_with(make_client(make_budget(fake_time))))) == 1
+    assert route.call_count == 2
+
+
+def test_unknown_client_errors_propagate(fake_time: FakeTime) -> None:
+    with respx.mock() as mock:
+        mock.get(path="/v1.0/users").mock(return_value=graph_error(400, "BadRequest"))
+        with pytest.raises(Exception) as caught:
+            run(owners_with(make_client(make_budget(fake_time))))
+    assert not isinstance(caught.value, Retriable | FatalError | SkipItem)
+
+
+def test_no_token_leaves_for_another_host(fake_time: FakeTime) -> None:
+    client = make_client(make_budget(fake_time))
+    with pytest.raises(FatalError, match="evil.test"):
+        run(client.get_json("https://evil.test/v1.0/users", "(tenant)", Call("list users")))

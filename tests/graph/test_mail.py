@@ -1,0 +1,139 @@
+"""The mail source's reading of Graph answers: folder tree, delta entries, extended properties."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+import respx
+
+from hirondelle.connectors.graph.mail import GraphMailSource
+from hirondelle.migrator.model import Container, Owner, Page
+
+from .conftest import FakeTime, make_budget, make_client, run
+
+ALICE = Owner("alice@contoso.test", "u1")
+USER_PATH = "/v1.0/users/alice%40contoso.test"
+FOLDERS = [
+    {"id": "f-inbox", "displayName": "Boîte de réception", "childFolderCount": 1,
+     "totalItemCount": 2, "singleValueExtendedProperties": [{"id": "Long 0xe08", "value": "2048"}]},
+    {"id": "f-hidden", "displayName": "Conversation Action Settings", "childFolderCount": 0,
+     "isHidden": True},
+]  # fmt: skip
+CHILDREN = [{"id": "f-clients", "displayName": "Clients", "childFolderCount": 0}]
+
+
+def batch_answer(request: httpx.Request) -> httpx.Response:
+    """Answer a $batch: inbox is known, a removed message is 404, the rest carry properties."""
+    responses = []
+    for part in json.loads(request.content)["requests"]:
+        key = part["id"]
+        if key == "inbox":
+            responses.append({"id": key, "status": 200, "body": {"id": "f-inbox"}})
+        elif key.startswith("m-"):
+            props = [
+                {"id": "Integer 0x1081", "value": "103"},
+                {"id": "Integer 0xe08", "value": "900"},
+            ]
+            responses.append(
+                {
+                    "id": key,
+                    "status": 200,
+                    "body": {"id": key, "singleValueExtendedProperties": props},
+                }
+            )
+        else:
+            responses.append(
+                {"id": key, "status": 404, "body": {"error": {"code": "ErrorItemNotFound"}}}
+            )
+    return httpx.Response(200, json={"responses": responses})  # fmt: skip
+
+
+def at(path: str) -> str:
+    """A URL pattern for one Graph path whatever its query string."""
+    return "^" + re.escape(f"https://graph.test{USER_PATH}{path}") + r"(\?|$)"
+
+
+def mock_mailbox(mock: respx.MockRouter) -> None:
+    mock.post("https://graph.test/v1.0/$batch").mock(side_effect=batch_answer)
+    mock.get(url__regex=at("/mailFolders")).mock(
+        return_value=httpx.Response(200, json={"value": FOLDERS})
+    )
+    mock.get(url__regex=at("/mailFolders/f-inbox/childFolders")).mock(
+        return_value=httpx.Response(200, json={"value": CHILDREN})
+    )
+
+
+def test_folder_tree_roles_paths_and_hidden_folders(fake_time: FakeTime) -> None:
+    async def survey() -> tuple[list[Container], list[str]]:
+        source = GraphMailSource(make_client(make_budget(fake_time)))
+        try:
+            return await source.containers(ALICE), await source.hidden_folders(ALICE)
+        finally:
+            await source.aclose()
+
+    with respx.mock() as mock:
+        mock_mailbox(mock)
+        containers, hidden = run(survey())
+        asked = str(mock.calls[1].request.url)
+    assert "includeHiddenFolders=true" in asked
+    assert [c.path for c in containers] == [
+        ("Boîte de réception",),
+        ("Boîte de réception", "Clients"),
+    ]
+    inbox, clients = containers
+    assert (inbox.role, inbox.total_items, inbox.size_bytes) == ("inbox", 2, 2048)
+    assert (clients.role, clients.path_roles) == (None, ("inbox", None))
+    assert hidden == ["Conversation Action Settings"]
+
+
+def test_delta_pages_become_items_and_removals(fake_time: FakeTime) -> None:
+    delta = f"https://graph.test{USER_PATH}/mailFolders/f-inbox/messages/delta"
+    first = {
+        "@odata.nextLink": f"{delta}?$skiptoken=page2",
+        "value": [
+            {"id": "m-1", "changeKey": "ck1", "internetMessageId": "<1@x>", "isRead": True,
+             "isDraft": False, "receivedDateTime": "2021-03-01T10:00:00Z",
+             "flag": {"flagStatus": "flagged"}, "categories": ["Projet X"], "body": "ignored"},
+        ],
+    }  # fmt: skip
+    second = {
+        "@odata.deltaLink": f"{delta}?$deltatoken=done",
+        "value": [{"id": "m-2", "@removed": {"reason": "deleted"}}],
+    }
+    inbox = Container("mail", ALICE.upn, "f-inbox", ("Inbox",), "inbox")
+
+    async def pages() -> list[Page]:
+        source = GraphMailSource(make_client(make_budget(fake_time)))
+        try:
+            return [page async for page in source.changes(inbox, None)]
+        finally:
+            await source.aclose()
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock_mailbox(mock)
+        route = mock.get(url__startswith=delta).mock(
+            side_effect=[httpx.Response(200, json=first), httpx.Response(200, json=second)]
+        )
+        result = run(pages())
+        prefer: Any = route.calls[0].request.headers["Prefer"]
+        select = route.calls[0].request.url.params["$select"]
+    assert "odata.maxpagesize=1000" in prefer
+    assert "body" not in select and "changeKey" in select
+    assert [len(page.items) for page in result] == [1, 0]
+    assert result[0].next_link and not result[0].delta_link
+    assert result[1].removed == ("m-2",) and result[1].delta_link.endswith("deltatoken=done")
+    item = result[0].items[0]
+    assert (item.source_id, item.version) == ("m-1", "ck1")
+    assert dict(item.meta) == {
+        "internetMessageId": "<1@x>",
+        "receivedDateTime": "2021-03-01T10:00:00Z",
+        "isRead": True,
+        "isDraft": False,
+        "flagStatus": "flagged",
+        "categories": ["Projet X"],
+        "lastVerb": 103,
+        "size": 900,
+    }

@@ -1,0 +1,190 @@
+"""The mail source through the real msgraph-sdk and azure-identity against the sandbox."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hirondelle.connectors.graph import mail as mail_module
+from hirondelle.connectors.graph.auth import GraphSettings
+from hirondelle.connectors.graph.budget import MailboxBudget
+from hirondelle.connectors.graph.client import GraphClient, user_agent
+from hirondelle.connectors.graph.mail import GraphMailSource
+from hirondelle.migrator.model import Container, Item, Page
+
+from .conftest import run
+
+server = pytest.importorskip("hirondelle.sandbox.server")
+tenant_module = pytest.importorskip("hirondelle.sandbox.tenant")
+
+SECRET_ENV = "HIRONDELLE_TEST_GRAPH_SECRET"
+
+
+@pytest.fixture
+def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    spec = tenant_module.TenantSpec(seed=7, users=2, messages=40, large_messages=0)
+    with server.SandboxServer(tenant_module.Tenant.generate(spec), tls=True) as sandbox:
+        monkeypatch.setenv(SECRET_ENV, sandbox.client_secret)
+        yield sandbox
+
+
+def settings_for(sb: Any, **secret: str) -> GraphSettings:
+    return GraphSettings(
+        tenant_id=sb.tenant_id,
+        client_id=sb.client_id,
+        graph_url=sb.graph_url,
+        authority=sb.authority,
+        ca_file=sb.ca_file,
+        **(secret or {"client_secret_env": SECRET_ENV}),
+    )
+
+
+def source_for(settings: GraphSettings) -> GraphMailSource:
+    return GraphMailSource(GraphClient(settings, MailboxBudget(), mailboxes=2))
+
+
+async def everything(
+    source: GraphMailSource, container: Container, cursor: str | None
+) -> list[Page]:
+    return [page async for page in source.changes(container, cursor)]
+
+
+async def survey(source: GraphMailSource) -> tuple[list[Any], dict[str, list[Container]]]:
+    owners = await source.owners()
+    return owners, {owner.upn: await source.containers(owner) for owner in owners}
+
+
+async def closing(source: GraphMailSource, action: str, *args: Any) -> Any:
+    """Run one source call (or `survey`) and close the source on the same event loop."""
+    try:
+        if action == "survey":
+            return await survey(source)
+        if action == "changes_list":
+            return await everything(source, args[0], None)
+        return await getattr(source, action)(*args)
+    finally:
+        await source.aclose()
+
+
+def test_owners_and_folder_tree_with_roles(sb: Any) -> None:
+    owners, trees = run(closing(source_for(settings_for(sb)), "survey"))
+    assert [owner.upn for owner in owners] == [user.upn for user in sb.tenant.users]
+    for user in sb.tenant.users:
+        containers = trees[user.upn]
+        visible = [f for f in sb.tenant.folders(user.id) if not _hidden(sb, user.id, f)]
+        assert {c.source_id for c in containers} == {f.id for f in visible}
+        by_id = {c.source_id: c for c in containers}
+        for folder in visible:
+            container = by_id[folder.id]
+            assert container.path[-1] == folder.display_name
+            assert container.role == folder.well_known_name
+            assert container.total_items == len(sb.tenant.messages(user.id, folder.id))
+        seen: set[tuple[str, ...]] = set()
+        for container in containers:  # parents come before their children
+            assert container.path[:-1] in seen or len(container.path) == 1
+            seen.add(container.path)
+        inbox = next(c for c in containers if c.role == "inbox")
+        assert inbox.path_roles == ("inbox",)
+
+
+def test_full_then_incremental_delta_and_mime(sb: Any) -> None:
+    user = sb.tenant.users[0]
+    mutation = tenant_module.Mutation(new=3, moves=2, deletions=2, flag_changes=3, user=user.upn)
+
+    async def scenario() -> tuple[dict[str, list[Page]], dict[str, list[Page]], bytes]:
+        source = source_for(settings_for(sb))
+        try:
+            owner = next(o for o in await source.owners() if o.upn == user.upn)
+            containers = await source.containers(owner)
+            full = {c.source_id: await everything(source, c, None) for c in containers}
+            sb.mutate(mutation)
+            later = {
+                c.source_id: await everything(source, c, full[c.source_id][-1].delta_link)
+                for c in containers
+            }
+            inbox = next(c for c in containers if c.role == "inbox")
+            first = sb.tenant.messages(user.id, inbox.source_id)[0]
+            return full, later, await source.fetch(inbox, Item(first.id, first.change_key))
+        finally:
+            await source.aclose()
+
+    full, later, mime = run(scenario())
+    all_changed: set[str] = set()
+    all_removed: set[str] = set()
+    for folder_id, pages in full.items():
+        assert pages[-1].delta_link and all(page.next_link for page in pages[:-1])
+        listed = {item.source_id for page in pages for item in page.items}
+        changed = {item.source_id: item for page in later[folder_id] for item in page.items}
+        removed = {message_id for page in later[folder_id] for message_id in page.removed}
+        now = {m.id: m for m in sb.tenant.messages(user.id, folder_id)}
+        assert (listed - removed) | set(changed) == set(now)
+        for message_id, item in changed.items():
+            _assert_item(item, now[message_id])
+        all_changed |= set(changed)
+        all_removed |= removed
+    assert len(all_changed) >= 3 + 2 and len(all_removed) >= 2 + 2  # moves show on both sides
+    inbox = sb.tenant.folder(user.id, "inbox")
+    assert mime == sb.tenant.mime(user.id, sb.tenant.messages(user.id, inbox.id)[0].id)
+    assert user_agent() in sb.stats()["user_agents"]
+
+
+@pytest.mark.parametrize("threshold", [0, 10_000], ids=["folder-listing", "batch"])
+def test_full_enumeration_equals_the_folder(
+    sb: Any, threshold: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(mail_module, "LISTING_THRESHOLD", threshold)
+    user = sb.tenant.users[0]
+    inbox = sb.tenant.folder(user.id, "inbox")
+    container = Container("mail", user.upn, inbox.id, (inbox.display_name,), "inbox", ("inbox",))
+    pages = run(closing(source_for(settings_for(sb)), "changes_list", container))
+    items = {item.source_id: item for page in pages for item in page.items}
+    expected = {m.id: m for m in sb.tenant.messages(user.id, inbox.id)}
+    assert items.keys() == expected.keys()
+    for message_id, message in expected.items():
+        _assert_item(items[message_id], message)
+
+
+def test_listing_matches_the_folder(sb: Any) -> None:
+    user = sb.tenant.users[1]
+    inbox = sb.tenant.folder(user.id, "inbox")
+    container = Container("mail", user.upn, inbox.id, (inbox.display_name,), "inbox")
+    listed = {
+        item.source_id: item
+        for item in run(closing(source_for(settings_for(sb)), "listing", container))
+    }
+    expected = sb.tenant.messages(user.id, inbox.id)
+    assert listed.keys() == {m.id for m in expected}
+    for message in expected:
+        assert listed[message.id].meta["size"] == message.size
+        assert listed[message.id].meta["internetMessageId"] == message.internet_message_id
+
+
+def test_certificate_credential_works(sb: Any) -> None:
+    settings = settings_for(sb, certificate_file=sb.client_cert_file)
+    owners = run(closing(source_for(settings), "owners"))
+    assert len(owners) == len(sb.tenant.users)
+    assert SECRET_ENV in os.environ  # the secret stayed in the environment, never in settings
+
+
+def _hidden(sb: Any, user_id: str, folder: Any) -> bool:
+    """A folder is out of the plan when it or one of its parents is hidden."""
+    by_id = {f.id: f for f in sb.tenant.folders(user_id)}
+    while folder is not None:
+        if folder.hidden:
+            return True
+        folder = by_id.get(folder.parent_id)
+    return False
+
+
+def _assert_item(item: Item, message: Any) -> None:
+    assert item.version == message.change_key
+    assert item.meta["internetMessageId"] == message.internet_message_id
+    assert item.meta["isRead"] is message.is_read
+    assert item.meta["isDraft"] is message.is_draft
+    assert item.meta["flagStatus"] == message.flag_status
+    assert item.meta["categories"] == message.categories
+    assert item.meta["lastVerb"] == message.last_verb
+    assert item.meta["size"] == message.size
