@@ -78,8 +78,14 @@ class Engine:
         self, workload: Workload, owner: Owner, mode: Mode, gate: asyncio.Semaphore
     ) -> None:
         async with gate:
-            containers = await workload.source.containers(owner)
-            self.reporter.add_total(workload.name, sum(c.total_items for c in containers))
+            try:
+                containers = await workload.source.containers(owner)
+            except (SkipItem, Retriable) as exc:
+                mailbox = Container(workload.name, owner.upn, "", ("(all)",))
+                self.ledger.unit_failed(mailbox, f"{type(exc).__name__}: {exc}")
+                return
+            if mode == "run":  # a sync's work is only known page by page
+                self.reporter.add_total(workload.name, sum(c.total_items for c in containers))
             session = OwnerSession(workload, owner, self.pool)
             try:
                 for container in containers:
@@ -97,6 +103,8 @@ class Engine:
         if mode == "run" and unit.status == DONE:
             self.reporter.advance(workload.name, container.total_items, 0)
             return
+        if mode == "sync":
+            self.reporter.add_total(workload.name, 0)
         try:
             folder = await session.call(lambda s: s.ensure_container(container))
             self.store.set_unit(unit.id, target_folder=folder, last_error=None)
@@ -128,6 +136,8 @@ class Engine:
         cursor: str | None,
     ) -> None:
         async for page in workload.source.changes(container, cursor):
+            if unit.status == DONE or cursor is not None:
+                self.reporter.add_total(workload.name, len(page.items))
             await self._page(workload, container, unit, folder, session, page)
 
     async def _page(

@@ -35,6 +35,7 @@ from hirondelle.sandbox.odata import (
 # -- the mail resources ----------------------------------------------------------------
 
 DELTA_SEGMENTS = {"delta", "delta()", "microsoft.graph.delta", "microsoft.graph.delta()"}
+FOLDER_SIZE_PROPERTY = "Long 0x0E08"
 DELTA_DEFAULT_PAGE = 10
 DELTA_MAX_PAGE = 1000
 SYNC_STATE_NOT_FOUND = (
@@ -200,7 +201,14 @@ class MailService:
             unread=sum(1 for m in messages if not m.is_read),
             size=self.tenant.folder_size(folder.user_id, folder.id),
         )
-        return select_keys(folder_json(folder, counts), options.select)
+        entity = select_keys(folder_json(folder, counts), options.select)
+        wanted = options.expanded_property_ids()
+        if wanted and FOLDER_SIZE_PROPERTY in wanted:
+            # PR_MESSAGE_SIZE_EXTENDED: v1.0 mailFolder has no size property of its own.
+            entity["singleValueExtendedProperties"] = [
+                {"id": FOLDER_SIZE_PROPERTY, "value": str(counts.size)}
+            ]
+        return entity
 
     def _folders(
         self, request: GraphRequest, options: QueryOptions, parent: str | None

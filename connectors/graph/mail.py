@@ -277,7 +277,9 @@ class GraphMailSource:
             request = folders.by_mail_folder_id(parent_id).child_folders.to_get_request_information(
                 RequestConfiguration(query_parameters=params)
             )
-        call = Call(f"folders of {upn}")
+        # A 404 here means the user has no mailbox (unlicensed, or MailboxNotEnabledForRESTAPI):
+        # the owner is skipped with that reason, not the whole run.
+        call = Call(f"folders of {upn}", item=True)
         pages = self.client.pages(request, upn, call)
         return [entry async for page in pages for entry in page.get("value", [])]
 

@@ -195,3 +195,17 @@ def test_unknown_bearer_token_is_401(sb: SandboxServer) -> None:
         response = client.get("users")
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "InvalidAuthenticationToken"
+
+
+def test_folder_size_is_served_as_its_extended_property(sb: SandboxServer) -> None:
+    """A folder's size comes as PR_MESSAGE_SIZE_EXTENDED (`Long 0x0E08`) when expanded."""
+    user = sb.tenant.users[0]
+    with raw_client(sb) as client:
+        body = client.get(
+            f"users/{user.id}/mailFolders/inbox",
+            params={"$expand": "singleValueExtendedProperties($filter=id eq 'Long 0x0E08')"},
+        ).json()
+    inbox = sb.tenant.folder(user.id, "inbox")
+    expected = sb.tenant.folder_size(user.id, inbox.id)
+    assert expected > 0
+    assert body["singleValueExtendedProperties"] == [{"id": "Long 0x0E08", "value": str(expected)}]
