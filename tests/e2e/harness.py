@@ -1,0 +1,160 @@
+"""End-to-end helpers: a sandbox tenant, a real Dovecot, a configuration between them,
+and an exact comparison of what the tenant holds with what the target holds."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from hirondelle.migrator.config import Config, load_config
+from hirondelle.sandbox.server import SandboxServer
+from hirondelle.sandbox.tenant import SandboxMessage, Tenant
+from hirondelle.state.schema import Unit
+from hirondelle.state.store import open_store
+from hirondelle.tests.servers import DovecotServer, MailUser
+
+SECRET_ENV = "HIRONDELLE_TEST_CLIENT_SECRET"
+MASTER_ENV = "HIRONDELLE_TEST_IMAP_MASTER"
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One message as the comparison sees it: exact bytes, flags and arrival time."""
+
+    digest: str
+    flags: frozenset[str]
+    received: datetime | None
+
+
+def write_config(
+    directory: Path,
+    sandbox: SandboxServer,
+    dovecot: DovecotServer,
+    logins: dict[str, MailUser],
+    *,
+    source_extra: str = "",
+    run_extra: str = "",
+) -> Path:
+    """A hirondelle.toml (and users.csv) from the sandbox into Dovecot via the master user."""
+    users = directory / "users.csv"
+    users.write_text(
+        "source_upn,target_login\n"
+        + "".join(f"{upn},{user.login}\n" for upn, user in logins.items()),
+        encoding="utf-8",
+    )
+    config = directory / "hirondelle.toml"
+    config.write_text(
+        f"""
+[source]
+tenant_id = "{sandbox.tenant_id}"
+client_id = "{sandbox.client_id}"
+client_secret_env = "{SECRET_ENV}"
+graph_url = "{sandbox.graph_url}"
+authority = "{sandbox.authority}"
+ca_file = "{sandbox.ca_file}"
+{source_extra}
+
+[state]
+url = "sqlite:///state/hirondelle.sqlite"
+
+[users]
+file = "users.csv"
+
+[run]
+owner_concurrency = 4
+{run_extra}
+
+[targets.mail]
+kind = "imap"
+host = "127.0.0.1"
+port = {dovecot.port}
+security = "plain"
+master_user = "{dovecot.master_user}"
+master_password_env = "{MASTER_ENV}"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def environment(sandbox: SandboxServer, dovecot: DovecotServer) -> dict[str, str]:
+    return {SECRET_ENV: sandbox.client_secret, MASTER_ENV: dovecot.master_password}
+
+
+def expected_flags(message: SandboxMessage, category_keyword: object) -> frozenset[str]:
+    flags = set()
+    if message.is_read:
+        flags.add("\\Seen")
+    if message.flag_status == "flagged":
+        flags.add("\\Flagged")
+    if message.is_draft:
+        flags.add("\\Draft")
+    if message.last_verb in (102, 103):
+        flags.add("\\Answered")
+    if message.last_verb == 104:
+        flags.add("$Forwarded")
+    flags.update(category_keyword(c) for c in message.categories)  # type: ignore[operator]
+    return frozenset(flags)
+
+
+def source_view(tenant: Tenant, upn: str) -> dict[str, Counter[Copy]]:
+    """Folder id -> the multiset of copies the target must hold for it."""
+    from hirondelle.mappings.mail import category_keyword
+
+    user = tenant.user(upn)
+    view: dict[str, Counter[Copy]] = {}
+    for folder in tenant.folders(user.id):
+        if folder.hidden:
+            continue
+        view[folder.id] = Counter(
+            Copy(
+                hashlib.sha256(tenant.mime(user.id, m.id)).hexdigest(),
+                expected_flags(m, category_keyword),
+                m.received.replace(microsecond=0),
+            )
+            for m in tenant.messages(user.id, folder.id)
+        )
+    return view
+
+
+def target_view(
+    config: Config, dovecot: DovecotServer, upn: str, login: str
+) -> dict[str, Counter[Copy]]:
+    """Folder id -> the multiset of copies Dovecot holds in the folder the state maps it to."""
+    store = open_store(config.state_url)
+    try:
+        with store.session() as s:
+            units = [u for u in s.query(Unit).filter(Unit.owner == upn)]
+    finally:
+        store.engine.dispose()
+    view: dict[str, Counter[Copy]] = {}
+    for unit in units:
+        assert unit.target_folder, f"{unit.path} has no target folder"
+        view[unit.container_id] = Counter(
+            Copy(hashlib.sha256(m.content).hexdigest(), m.flags, m.internal_date)
+            for m in dovecot.read_mailbox(login, unit.target_folder)
+        )
+    return view
+
+
+def assert_same(
+    tenant: Tenant, config_path: Path, dovecot: DovecotServer, logins: dict[str, MailUser]
+) -> int:
+    """Every folder of every user holds exactly the source's messages; returns the count."""
+    config = load_config(config_path)
+    total = 0
+    for upn, user in logins.items():
+        want = source_view(tenant, upn)
+        have = target_view(config, dovecot, upn, user.login)
+        assert set(have) == set(want), f"{upn}: folders differ"
+        for folder_id, copies in want.items():
+            missing, extra = copies - have[folder_id], have[folder_id] - copies
+            assert not missing and not extra, (
+                f"{upn} folder {folder_id}: {sum(missing.values())} missing, "
+                f"{sum(extra.values())} extra or different"
+            )
+            total += sum(copies.values())
+    return total
