@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Literal
 
 from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED
@@ -21,7 +22,8 @@ from ..state.store import ItemState, Outcome, Store, UnitState
 from .audit import AuditLog
 from .errors import CursorExpired, FatalError, Retriable, SkipItem
 from .ledger import Ledger, Tally, ref_text
-from .model import Container, Item, Owner, Page, Payload
+from .model import Container, Item, Owner, Page, Payload, TargetRef
+from .protocols import TargetSession
 from .session import OwnerSession, retrying
 from .workload import Reporter, RunOptions, SilentReporter, Workload, select_owners
 from .writer import Claims, Pending, Writer
@@ -268,7 +270,7 @@ class Engine:
             result = "kept"
             if self.options.deletions == "mirror" and ref is not None:
                 await retrying(
-                    lambda r=ref: session.call(lambda s: s.remove(r)),
+                    partial(session.call, partial(_remove, ref)),
                     self.options.item_attempts,
                     self.options.retry_pause,
                 )
@@ -322,6 +324,10 @@ class Engine:
                     self.store.apply_outcomes(unit_id, container, outcomes)
             finally:
                 await session.close()
+
+
+def _remove(ref: TargetRef, session: TargetSession) -> None:
+    session.remove(ref)
 
 
 def _unwrap(group: BaseExceptionGroup) -> BaseException:

@@ -12,10 +12,12 @@ import asyncio
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 
 from ..state.schema import DONE, FAILED, SKIPPED
 from ..state.store import ItemState, Store
 from .model import Container, Entry, Item, Owner
+from .protocols import TargetSession
 from .session import OwnerSession
 from .workload import RunOptions, Workload, select_owners
 
@@ -167,8 +169,12 @@ async def _checks(
             folder = unit.target_folder
             target: list[Entry] = []
             if folder is not None:
-                target = await session.call(lambda s, f=folder: s.listing(f))
+                target = await session.call(partial(_listing, folder))
             checks.append(compare(container, source, rows, target))
     finally:
         await session.close()
     return checks
+
+
+def _listing(folder: str, session: TargetSession) -> list[Entry]:
+    return session.listing(folder)

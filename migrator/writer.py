@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol, runtime_checkable
 
 from ..state.schema import DONE, FAILED, SKIPPED
@@ -157,11 +158,11 @@ class Writer:
                     await self._store_one(Pending(entry.item, entry.row_id, True), payload)
                 )
             return outcomes
-        for (entry, payload), result in zip(to_put, results, strict=True):
-            if isinstance(result, SkipItem):
-                outcomes.append(self._not_written(entry, SKIPPED, str(result)))
+        for (entry, payload), stored in zip(to_put, results, strict=True):
+            if isinstance(stored, SkipItem):
+                outcomes.append(self._not_written(entry, SKIPPED, str(stored)))
             else:
-                outcomes.append(self._written(entry, payload, result))
+                outcomes.append(self._written(entry, payload, stored))
         return outcomes
 
     async def _store_one(self, entry: Pending, payload: Payload) -> Outcome:
@@ -169,12 +170,10 @@ class Writer:
         resume, pause = entry.resume, self.options.retry_pause
         for attempt in range(1, self.options.item_attempts + 1):
             try:
-                ref = None
+                ref: TargetRef | None = None
                 if resume:
-                    exclude = self.claims.refs()
-                    ref = await self.session.call(
-                        lambda s, x=exclude: s.find(self.folder, payload, x)
-                    )
+                    find = partial(_find, self.folder, payload, self.claims.refs())
+                    ref = await self.session.call(find)
                 if ref is None:
                     ref = await self.session.call(lambda s: s.put(self.folder, payload))
                 return self._written(entry, payload, ref)
@@ -204,6 +203,12 @@ class Writer:
     def _not_written(self, entry: Pending, status: str, reason: str) -> Outcome:
         self.ledger.item("put", status, self.container, entry.item, reason=reason)
         return Outcome(entry.item, status, error=reason, row_id=entry.row_id)
+
+
+def _find(
+    folder: str, payload: Payload, exclude: frozenset[str], session: TargetSession
+) -> TargetRef | None:
+    return session.find(folder, payload, exclude)
 
 
 def _size(fetched: Fetched) -> int:
