@@ -26,7 +26,7 @@ from .model import Container, Item, Owner, Page, Payload, TargetRef
 from .protocols import TargetSession
 from .session import OwnerSession, retrying
 from .workload import Reporter, RunOptions, SilentReporter, Workload, select_owners
-from .writer import Claims, Pending, Writer
+from .writer import Claims, Pending, Writer, checksum
 
 log = logging.getLogger(__name__)
 Mode = Literal["run", "sync"]
@@ -212,7 +212,8 @@ class Engine:
         item: Item,
         row: ItemState,
     ) -> Outcome:
-        ref = row.ref
+        ref = old = row.ref
+        payload: Payload | None = None
         try:
             payload = await self._attrs_payload(workload, container, item)
             if ref is not None:
@@ -225,8 +226,23 @@ class Engine:
             status = SKIPPED if isinstance(exc, SkipItem) else FAILED
             self.ledger.item("update", status, container, item, ref=ref, reason=str(exc))
             return Outcome(item, status, error=str(exc), row_id=row.id)
+        finally:
+            if payload is not None and payload.blob is not None:
+                payload.blob.discard()
+        if workload.hierarchical_refs and old is not None and ref is not None and ref != old:
+            self.store.rebase_refs(row.unit_id, old.ref + "/", ref.ref + "/")
         self.ledger.item("update", "done", container, item, ref=ref)
-        return Outcome(item, DONE, ref=ref, row_id=row.id)
+        if workload.attrs_mapper is not None or payload is None:
+            return Outcome(item, DONE, ref=ref, row_id=row.id)  # attributes only
+        return Outcome(
+            item,
+            DONE,
+            ref=ref,
+            row_id=row.id,
+            size=payload.size,
+            fingerprint=payload.fingerprint,
+            checksum=checksum(payload),
+        )
 
     async def _move(
         self,

@@ -7,9 +7,11 @@ hands that payload to a target session. Everything here is immutable.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,17 +66,44 @@ class Page:
 
 
 @dataclass(frozen=True, slots=True)
+class Blob:
+    """Content spooled to a local temporary file, so memory stays flat whatever its size.
+
+    A source that downloads large items (drive files) hands one of these instead of
+    bytes; the engine deletes the file once the item is settled.
+    """
+
+    path: Path
+    size: int
+    hashes: Mapping[str, str] = field(default_factory=dict)  # "sha256", "quickXorHash"...
+
+    def open(self) -> IO[bytes]:
+        return self.path.open("rb")
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+@dataclass(frozen=True, slots=True)
 class Payload:
-    """What a mapper produced and a target writes: content plus target attributes."""
+    """What a mapper produced and a target writes: content plus target attributes.
+
+    Small content travels as `content` bytes; large content as a spooled `blob`
+    (then `content` is empty).
+    """
 
     source_id: str
     content: bytes
     fingerprint: str  # how a target recognises the item again (Message-ID or a digest)
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    blob: Blob | None = None
 
     @property
     def size(self) -> int:
-        return len(self.content)
+        return self.blob.size if self.blob is not None else len(self.content)
 
 
 @dataclass(frozen=True, slots=True)

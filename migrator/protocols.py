@@ -7,9 +7,9 @@ on nothing else.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Protocol
+from typing import Any, Protocol
 
-from .model import Capabilities, Container, Entry, Item, Owner, Page, Payload, TargetRef
+from .model import Blob, Capabilities, Container, Entry, Item, Owner, Page, Payload, TargetRef
 
 
 class Source(Protocol):
@@ -30,8 +30,9 @@ class Source(Protocol):
         """
         ...
 
-    async def fetch(self, container: Container, item: Item) -> bytes:
-        """The item's content (MIME for mail). Raises `SkipItem` if it cannot be read."""
+    async def fetch(self, container: Container, item: Item) -> bytes | Blob:
+        """The item's content: bytes (a MIME message, an event's JSON) or, for large
+        items, a `Blob` spooled to disk. Raises `SkipItem` if it cannot be read."""
         ...
 
     async def listing(self, container: Container) -> list[Item]:
@@ -41,8 +42,9 @@ class Source(Protocol):
     async def aclose(self) -> None: ...
 
 
-Mapper = Callable[[Item, bytes], Payload]
-"""Pure: listed metadata plus content in, target payload out (no I/O)."""
+Mapper = Callable[[Item, Any], Payload]
+"""Pure: listed metadata plus content (bytes or a `Blob`, as the workload's source
+gives) in, target payload out (no I/O)."""
 
 
 class TargetSession(Protocol):

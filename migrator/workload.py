@@ -20,6 +20,9 @@ class Workload:
     mapper: Mapper
     target: Target
     attrs_mapper: AttrsMapper | None = None  # when None, an update fetches the content again
+    # Target refs are paths (WebDAV): when an update moves a folder, the refs of
+    # everything under it are rewritten ("<old>/" -> "<new>/").
+    hierarchical_refs: bool = False
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,14 @@ class Writer:
             return self._not_written(entry, FAILED, str(exc))
 
     async def _flush(self, batch: list[Fetched]) -> list[Outcome]:
+        try:
+            return await self._store_batch(batch)
+        finally:
+            for _, result in batch:
+                if isinstance(result, Payload) and result.blob is not None:
+                    result.blob.discard()
+
+    async def _store_batch(self, batch: list[Fetched]) -> list[Outcome]:
         outcomes: list[Outcome] = []
         to_put: list[tuple[Pending, Payload]] = []
         for entry, result in batch:
@@ -196,13 +204,23 @@ class Writer:
             ref=ref,
             fingerprint=payload.fingerprint,
             size=payload.size,
-            checksum="sha256:" + hashlib.sha256(payload.content).hexdigest(),
+            checksum=checksum(payload),
             row_id=entry.row_id,
         )
 
     def _not_written(self, entry: Pending, status: str, reason: str) -> Outcome:
         self.ledger.item("put", status, self.container, entry.item, reason=reason)
         return Outcome(entry.item, status, error=reason, row_id=entry.row_id)
+
+
+def checksum(payload: Payload) -> str | None:
+    """The digest recorded in the state for `verify` (never the content itself)."""
+    if payload.blob is None:
+        return "sha256:" + hashlib.sha256(payload.content).hexdigest()
+    for name in ("sha256", "quickXorHash"):
+        if name in payload.blob.hashes:
+            return f"{name}:{payload.blob.hashes[name]}"
+    return None
 
 
 def _find(

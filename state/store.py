@@ -27,6 +27,7 @@ from .schema import (
     VANISHED,
     Base,
     ItemRow,
+    Link,
     Run,
     SchemaMigration,
     Unit,
@@ -313,6 +314,38 @@ class Store:
         with self.session() as s, s.begin():
             for outcome in outcomes:
                 self._apply(s, unit_id, container, outcome)
+
+    def rebase_refs(self, unit_id: int, old_prefix: str, new_prefix: str) -> int:
+        """A renamed or moved folder moved its subtree: rewrite the stored refs under it."""
+        with self.session() as s, s.begin():
+            rows = s.scalars(
+                select(ItemRow).where(
+                    ItemRow.unit_id == unit_id, ItemRow.target_ref.startswith(old_prefix)
+                )
+            ).all()
+            for row in rows:
+                assert row.target_ref is not None
+                row.target_ref = new_prefix + row.target_ref[len(old_prefix) :]
+            return len(rows)
+
+    def set_links(self, workload: str, links: dict[str, str]) -> None:
+        """Record where source items went (drive item id -> migrated URL...)."""
+        with self.session() as s, s.begin():
+            for source_id, target in links.items():
+                row = s.scalar(
+                    select(Link).where(Link.workload == workload, Link.source_id == source_id)
+                )
+                if row is None:
+                    s.add(Link(workload=workload, source_id=source_id, target=target))
+                else:
+                    row.target = target
+
+    def links(self, workload: str, source_ids: Sequence[str]) -> dict[str, str]:
+        with self.session() as s:
+            rows = s.scalars(
+                select(Link).where(Link.workload == workload, Link.source_id.in_(list(source_ids)))
+            )
+            return {r.source_id: r.target for r in rows}
 
     def vanished(self, workload: str, owner: str) -> list[ItemState]:
         with self.session() as s:
