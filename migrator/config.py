@@ -193,10 +193,10 @@ def _targets(t: _Table, base: Path) -> dict[str, TargetConfig]:
                 f"must be one of {', '.join(TARGET_KINDS[workload])}, not {kind!r}",
             )
         options = {k: v for k, v in table.values.items() if k != "kind"}
-        for key in ("path", "ca_file", "password_file", "master_password_file"):
-            if isinstance(options.get(key), str) and options[key]:
-                value = Path(options[key]).expanduser()
-                options[key] = value if value.is_absolute() else base / value
+        for key, value in options.items():
+            if (key == "path" or key.endswith("_file")) and isinstance(value, str) and value:
+                path = Path(value).expanduser()
+                options[key] = path if path.is_absolute() else base / path
         targets[workload] = TargetConfig(workload, kind, options)
     if not targets:
         raise ConfigError("targets", "configure at least one target, e.g. [targets.mail]")

@@ -7,13 +7,14 @@ verify only see the `Workload` it builds.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..connectors.archive import ArchiveTarget
+from ..connectors.graph.auth import make_credential
 from ..connectors.graph.budget import MailboxBudget
 from ..connectors.graph.client import GraphClient
 from ..connectors.graph.mail import GraphMailSource
@@ -58,21 +59,43 @@ def build_target(config: TargetConfig) -> Target:
     raise ConfigError(f"{table}.kind", f"unknown target kind {config.kind!r}")
 
 
+Builder = Callable[[Config, TargetConfig, GraphClient], tuple[Workload, Planner]]
+
+
+def _mail(
+    config: Config, target_config: TargetConfig, client: GraphClient
+) -> tuple[Workload, Planner]:
+    target = build_target(target_config)
+    source = GraphMailSource(client)
+    workload = Workload("mail", source, map_message, target, message_attrs)
+    budget = config.budget
+    rate = budget.requests_per_window / budget.window_seconds
+    return workload, MailPlanner(source, target, rate)
+
+
+BUILDERS: dict[str, Builder] = {"mail": _mail}
+
+
 @asynccontextmanager
 async def assemble(config: Config) -> AsyncIterator[Assembled]:
-    """Open the configured workloads; close their connections on the way out."""
+    """Open the configured workloads; close their connections on the way out.
+
+    Outlook workloads (mail, calendar, contacts) share one client, so one
+    mailbox's requests of every kind count against that mailbox's one budget.
+    """
     assembled = Assembled()
     budget = config.budget
+    credential = make_credential(config.source)
     budgets = MailboxBudget(budget.concurrency, budget.requests_per_window, budget.window_seconds)
-    client = GraphClient(config.source, budgets, mailboxes=config.owner_concurrency)
+    outlook = GraphClient(
+        config.source, budgets, mailboxes=config.owner_concurrency, credential=credential
+    )
     try:
-        if "mail" in config.targets:
-            target = build_target(config.targets["mail"])
-            source = GraphMailSource(client)
-            workload = Workload("mail", source, map_message, target, message_attrs)
-            rate = budget.requests_per_window / budget.window_seconds
+        for name, target_config in config.targets.items():
+            workload, planner = BUILDERS[name](config, target_config, outlook)
             assembled.workloads.append(workload)
-            assembled.planned.append((workload, MailPlanner(source, target, rate)))
+            assembled.planned.append((workload, planner))
         yield assembled
     finally:
-        await client.aclose()
+        await outlook.aclose()
+        await credential.close()
