@@ -31,6 +31,8 @@ from hirondelle.sandbox.odata import (
     select_keys,
     user_json,
 )
+from hirondelle.sandbox.service import Gate
+from hirondelle.sandbox.throttle import MailboxThrottle
 
 # -- the mail resources ----------------------------------------------------------------
 
@@ -92,7 +94,8 @@ class GraphResponse:
 class MailService:
     """Routes Graph requests on users, mail folders and messages to the tenant."""
 
-    def __init__(self, tenant: Tenant) -> None:
+    def __init__(self, tenant: Tenant, throttle: MailboxThrottle) -> None:
+        self.throttle = throttle
         self.tenant = tenant
         self.bodies = BodyCache()
         self.expired_below = 0  # raised by expire_delta_tokens()
@@ -108,6 +111,15 @@ class MailService:
             return self.tenant.user(request.segments[1]).upn.lower()
         except KeyError:
             return request.segments[1].lower()
+
+    def owns(self, request: GraphRequest) -> bool:
+        """Users, their mail folders and messages (and anything nobody else serves)."""
+        names = request.names
+        return len(names) <= 2 or names[2] in ("mailfolders", "messages")
+
+    def gate(self, request: GraphRequest) -> Gate | None:
+        mailbox = self.mailbox_of(request)
+        return Gate(self.throttle, mailbox) if mailbox else None
 
     def handle(self, request: GraphRequest) -> GraphResponse:
         if request.method != "GET":

@@ -32,6 +32,7 @@ from hirondelle.sandbox.auth import AppRegistration, TokenIssuer, add_auth_route
 from hirondelle.sandbox.faults import Fate, FaultInjector, Faults
 from hirondelle.sandbox.mail import GraphRequest, GraphResponse, MailService
 from hirondelle.sandbox.odata import JSON, GraphError, error_body
+from hirondelle.sandbox.service import Service
 from hirondelle.sandbox.tenant import Mutation
 from hirondelle.sandbox.throttle import Limits, MailboxThrottle
 from hirondelle.sandbox.tls import SandboxPki, create_pki
@@ -75,9 +76,11 @@ class SandboxApp:
     def __init__(self, tenant: Tenant, app: AppRegistration, limits: Limits, faults: Faults):
         self.tenant = tenant
         self.issuer = TokenIssuer(app)
-        self.throttle = MailboxThrottle(limits)
+        self.throttle = MailboxThrottle(limits)  # Outlook: mail, calendars, contacts
         self.injector = FaultInjector(faults)
-        self.mail = MailService(tenant)
+        self.mail = MailService(tenant, self.throttle)
+        # Served in order: the first that owns a request's path answers it.
+        self.services: list[Service] = [self.mail]
         self.stats = _Stats()
 
     def build(self) -> web.Application:
@@ -113,9 +116,10 @@ class SandboxApp:
             await asyncio.sleep(slow)
             return await self._batch(request, graph_request)
         try:
-            async with self._admitted(graph_request):
+            service = self._service(graph_request)
+            async with self._admitted(service, graph_request):
                 await asyncio.sleep(slow)  # holding the mailbox's concurrency slot
-                response = self.mail.handle(graph_request)
+                response = service.handle(graph_request)
                 if response.mime is not None:
                     return await self._stream_mime(request, response, fate is Fate.TRUNCATE)
                 return _json_response(response)
@@ -128,16 +132,24 @@ class SandboxApp:
         base = f"{request.scheme}://{request.host}/v1.0"
         return GraphRequest.create(request.method, tail, dict(request.query), request.headers, base)
 
+    def _service(self, graph_request: GraphRequest) -> Service:
+        for service in self.services:
+            if service.owns(graph_request):
+                return service
+        path = "/".join(graph_request.segments)
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{path}'.")
+
     @contextlib.asynccontextmanager
-    async def _admitted(self, graph_request: GraphRequest) -> AsyncIterator[None]:
-        """Count the request against its mailbox; refuse with 429 over a limit."""
-        mailbox = self.mail.mailbox_of(graph_request)
+    async def _admitted(self, service: Service, graph_request: GraphRequest) -> AsyncIterator[None]:
+        """Count the request against its gate's key; refuse with 429 over a limit."""
+        gate = service.gate(graph_request)
+        mailbox = gate.key if gate else None
         self.stats.requests += 1
         counters: Counter[str] = Counter()
         if mailbox:
             counters = self.stats.by_mailbox.setdefault(mailbox, Counter())
         counters["requests"] += 1
-        refusal = self.throttle.admit(mailbox) if mailbox else None
+        refusal = gate.throttle.admit(mailbox) if gate and mailbox else None
         if refusal is not None:
             self.stats.throttled += 1
             counters["throttled"] += 1
@@ -150,8 +162,8 @@ class SandboxApp:
         try:
             yield
         finally:
-            if mailbox:
-                self.throttle.release(mailbox)
+            if gate and mailbox:
+                gate.throttle.release(mailbox)
 
     async def _stream_mime(
         self, request: web.Request, response: GraphResponse, truncate: bool
@@ -229,8 +241,9 @@ class SandboxApp:
         try:
             if sub.segments == ["$batch"]:
                 raise GraphError(400, "BadRequest", "Nested batch requests are not supported.")
-            async with self._admitted(sub):
-                response = self.mail.handle(sub)
+            service = self._service(sub)
+            async with self._admitted(service, sub):
+                response = service.handle(sub)
                 if response.mime is not None:
                     mime = await asyncio.to_thread(self.tenant.mime, *response.mime)
                     headers = {**response.headers, "Content-Type": "text/plain"}
@@ -260,7 +273,7 @@ class SandboxApp:
         return web.json_response(asdict(self.injector.faults))
 
     async def _control_limits(self, request: web.Request) -> web.Response:
-        self.throttle = MailboxThrottle(Limits(**(await request.json())))
+        self.throttle.configure(Limits(**(await request.json())))
         return web.json_response(asdict(self.throttle.limits))
 
     async def _control_stats(self, request: web.Request) -> web.Response:
@@ -388,7 +401,7 @@ class SandboxServer:
         self._on_loop(lambda: setattr(self._state, "injector", FaultInjector(faults)))
 
     def set_limits(self, limits: Limits) -> None:
-        self._on_loop(lambda: setattr(self._state, "throttle", MailboxThrottle(limits)))
+        self._on_loop(lambda: self._state.throttle.configure(limits))
 
     def mutate(self, mutation: Mutation) -> Any:
         """Mutate the tenant on the server's loop, between two requests."""

@@ -62,6 +62,11 @@ class MailboxThrottle:
         self._clock = clock
         self._mailboxes: dict[str, _MailboxState] = {}
 
+    def configure(self, limits: Limits) -> None:
+        """New limits, counted afresh from now on."""
+        self.limits = limits
+        self._mailboxes.clear()
+
     def admit(self, mailbox: str) -> Refusal | None:
         """Take a slot for `mailbox`, or say which limit refuses the request."""
         if not self.limits.enabled:
