@@ -108,9 +108,9 @@ def compare(
             differ("missing", item.source_id, row.target_ref, "no longer on the target")
             continue
         claimed.add(row.target_ref)
-        if row.size is not None and entry.size != row.size:
+        if row.size is not None and entry.size >= 0 and entry.size != row.size:
             differ("differs", item.source_id, row.target_ref, f"size {entry.size} != {row.size}")
-        elif row.fingerprint and entry.fingerprint != row.fingerprint:
+        elif row.fingerprint and entry.fingerprint and entry.fingerprint != row.fingerprint:
             differ("differs", item.source_id, row.target_ref, "fingerprint differs")
 
     carried = Counter(by_ref[r].fingerprint for r in claimed)
