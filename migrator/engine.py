@@ -214,8 +214,11 @@ class Engine:
     ) -> Outcome:
         ref = old = row.ref
         payload: Payload | None = None
+        with_content = workload.attrs_mapper is None or (
+            workload.content_changed is not None and workload.content_changed(row.meta, item)
+        )
         try:
-            payload = await self._attrs_payload(workload, container, item)
+            payload = await self._attrs_payload(workload, container, item, with_content)
             if ref is not None:
                 ref = await retrying(
                     lambda: session.call(lambda s: s.update(ref, payload)),
@@ -232,7 +235,7 @@ class Engine:
         if workload.hierarchical_refs and old is not None and ref is not None and ref != old:
             self.store.rebase_refs(row.unit_id, old.ref + "/", ref.ref + "/")
         self.ledger.item("update", "done", container, item, ref=ref)
-        if workload.attrs_mapper is not None or payload is None:
+        if not with_content or payload is None:
             return Outcome(item, DONE, ref=ref, row_id=row.id)  # attributes only
         return Outcome(
             item,
@@ -272,8 +275,10 @@ class Engine:
         self.ledger.item("move", "done", container, item, ref=moved)
         return Outcome(item, DONE, ref=moved, row_id=row.id)
 
-    async def _attrs_payload(self, workload: Workload, container: Container, item: Item) -> Payload:
-        if workload.attrs_mapper is not None:
+    async def _attrs_payload(
+        self, workload: Workload, container: Container, item: Item, with_content: bool = False
+    ) -> Payload:
+        if workload.attrs_mapper is not None and not with_content:
             return workload.attrs_mapper(item)
         return workload.mapper(item, await workload.source.fetch(container, item))
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from .model import Item, Owner, Payload
 from .protocols import Mapper, Source, Target
@@ -20,6 +20,9 @@ class Workload:
     mapper: Mapper
     target: Target
     attrs_mapper: AttrsMapper | None = None  # when None, an update fetches the content again
+    # When set, an update fetches the content again only if this says it changed
+    # (old metadata, new item); otherwise the attributes are enough (a rename).
+    content_changed: Callable[[Mapping[str, Any], Item], bool] | None = None
     # Target refs are paths (WebDAV): when an update moves a folder, the refs of
     # everything under it are rewritten ("<old>/" -> "<new>/").
     hierarchical_refs: bool = False
