@@ -1,0 +1,351 @@
+"""Mail benchmark: Graph sandbox to Dovecot with hirondelle, against mbsync Dovecot to Dovecot.
+
+    python -m hirondelle.bench.mail --quick        # 4 x 250 messages, under two minutes
+    python -m hirondelle.bench.mail                # 20 mailboxes x 1,000 messages
+
+It starts everything it measures and stops it again, even on Ctrl-C:
+
+1. Speed: the sandbox serves a generated tenant from its own process (HTTPS, throttling
+   off); `hirondelle run` copies it into a fresh Dovecot through the IMAP target, as a
+   child process whose wall time, peak RSS and CPU time are measured.
+2. Peer, same run: the same MIME bytes are appended to a source Dovecot (not timed), then
+   one mbsync process per mailbox, `--concurrency` at once, copies them into another
+   fresh Dovecot.
+3. Budget use: a smaller tenant behind the sandbox's scaled per-mailbox limits, with
+   hirondelle's budget set to the same limits; the sandbox's counters say how much of
+   the permitted rate was used and how many requests were refused (429).
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import psutil
+
+from hirondelle.bench._hirondelle import Budget, run_hirondelle, watch_budget
+from hirondelle.bench._hirondelle import write_config as write_hirondelle_config
+from hirondelle.bench._peer import MbsyncRun, mbsync_configs, populate, run_mbsync
+from hirondelle.bench._servers import (
+    BenchError,
+    SandboxProcess,
+    SandboxShape,
+    dovecot_master,
+    machine_busy_seconds,
+    message_count,
+    require_tools,
+    start_dovecot,
+    stop_live,
+    tree_cpu_seconds,
+)
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.tests.servers import DovecotServer
+
+USER_PASSWORD = "bench-user-pw"  # the users' own password; everyone logs in as the master user
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """The generated tenant both sides copy."""
+
+    mailboxes: int
+    messages: int  # per mailbox
+    large: int  # messages with a 40 MB attachment, tenant-wide
+    seed: int
+
+    def spec(self) -> TenantSpec:
+        return TenantSpec(
+            seed=self.seed, users=self.mailboxes, messages=self.messages, large_messages=self.large
+        )
+
+    def shape(self, scale: float | None) -> SandboxShape:
+        return SandboxShape(self.mailboxes, self.messages, self.large, self.seed, scale)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m hirondelle.bench.mail",
+        description="Benchmark hirondelle's mail copy (Graph sandbox to Dovecot) against mbsync.",
+    )
+    parser.add_argument("--mailboxes", type=int, default=20, help="mailboxes (default 20)")
+    parser.add_argument("--messages", type=int, default=1000, help="messages per mailbox")
+    parser.add_argument(
+        "--concurrency", type=int, default=8, help="mailboxes at once, both sides (default 8)"
+    )
+    parser.add_argument(
+        "--large", type=int, default=0, help="messages with a 40 MB attachment (default 0)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="tenant seed (default 7)")
+    parser.add_argument("--quick", action="store_true", help="4 x 250 and a budget run of 4 x 150")
+    parser.add_argument("--budget-mailboxes", type=int, default=4)
+    parser.add_argument("--budget-messages", type=int, default=300)
+    parser.add_argument(
+        "--scale", type=float, default=0.02, help="sandbox throttling scale (0.02: 200 req / 12 s)"
+    )
+    parser.add_argument("--no-budget", action="store_true", help="skip the budget-use run")
+    parser.add_argument("--no-peer", action="store_true", help="skip mbsync")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="also sample hirondelle's stacks into this file (slows it; figures then indicative)",
+    )
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per measured run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.mailboxes, args.messages = 4, 250
+        args.budget_mailboxes, args.budget_messages = 4, 150
+    for name in ("mailboxes", "messages", "concurrency", "budget_mailboxes", "budget_messages"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    if not 0 < args.scale <= 1:
+        parser.error("--scale must be in (0, 1]")
+    return args
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+# -- the speed run --------------------------------------------------------------------------
+
+
+def measure_speed(args: argparse.Namespace, work: Path, stack: ExitStack) -> dict[str, Any]:
+    """Copy the corpus with hirondelle, then with mbsync; return both sides' figures."""
+    corpus = Corpus(args.mailboxes, args.messages, args.large, args.seed)
+    sandbox = SandboxProcess(corpus.shape(None), work / "sandbox-speed.log")
+    stack.callback(sandbox.stop)
+    sandbox.launch()
+    tenant = Tenant.generate(corpus.spec())  # the same bytes the sandbox serves
+    sandbox.ready()
+    logins = [user.upn for user in tenant.users]
+    source = _dovecot(stack, logins)
+    started = time.perf_counter()
+    count, size = populate(source, tenant)
+    say(
+        f"corpus: {corpus.mailboxes} mailboxes x {corpus.messages} = {count} messages, "
+        f"{size / MB:.1f} MB, {corpus.large} large (source Dovecot filled in "
+        f"{time.perf_counter() - started:.1f} s, not timed)"
+    )
+    figures: dict[str, Any] = {"messages": count, "mb": round(size / MB, 1)}
+    figures.update(_hirondelle_side(args, work, stack, sandbox, logins, count, size))
+    if not args.no_peer:
+        figures.update(_mbsync_side(args, work, stack, source, logins, count, size))
+        figures["ratio_vs_mbsync"] = round(figures["msgs_per_s"] / figures["mbsync_msgs_per_s"], 3)
+    sandbox.stop()
+    source.stop()
+    return figures
+
+
+def _dovecot(stack: ExitStack, logins: Sequence[str]) -> DovecotServer:
+    server = start_dovecot(logins, USER_PASSWORD)
+    stack.callback(server.stop)
+    return server
+
+
+def _hirondelle_side(
+    args: argparse.Namespace,
+    work: Path,
+    stack: ExitStack,
+    sandbox: SandboxProcess,
+    logins: Sequence[str],
+    count: int,
+    size: int,
+) -> dict[str, Any]:
+    assert sandbox.endpoint is not None
+    target = _dovecot(stack, logins)
+    config = write_hirondelle_config(
+        work / "hirondelle", sandbox.endpoint, target, args.concurrency
+    )
+    sandbox_process, dovecot = psutil.Process(sandbox.pid), dovecot_master(target)
+    sandbox_cpu, dovecot_cpu = _cpu(sandbox_process), tree_cpu_seconds(dovecot)
+    busy = machine_busy_seconds()
+    report = run_hirondelle(config, sandbox.endpoint, target, args.timeout, _wrapper(args))
+    busy = machine_busy_seconds() - busy
+    sandbox_cpu = _cpu(sandbox_process) - sandbox_cpu
+    dovecot_cpu = tree_cpu_seconds(dovecot) - dovecot_cpu
+    other_cpu = max(0.0, busy - report.finished.cpu_seconds - sandbox_cpu - dovecot_cpu)
+    stored = _stored(target, logins)
+    requests = int(sandbox.stats()["requests"])
+    seconds = report.finished.seconds
+    say(
+        f"hirondelle: {report.copied} copied, {report.skipped} skipped, {report.failed} failed, "
+        f"{stored} on the target, in {seconds:.1f} s: {count / seconds:.1f} msg/s, "
+        f"{size / MB / seconds:.2f} MB/s, peak RSS {report.finished.peak_rss_mb:.0f} MB"
+    )
+    say(
+        f"  CPU: hirondelle {report.finished.cpu_seconds:.1f} s, sandbox {sandbox_cpu:.1f} s, "
+        f"target Dovecot {dovecot_cpu:.1f} s, anything else {other_cpu:.1f} s (other load "
+        f"skews the figures); {requests} Graph requests "
+        f"({requests / max(count, 1):.2f} per message)"
+    )
+    _check(stored, count, "hirondelle's target")
+    target.stop()
+    return {
+        "msgs_per_s": round(count / seconds, 1),
+        "mb_per_s": round(size / MB / seconds, 2),
+        "seconds": round(seconds, 2),
+        "peak_rss_mb": round(report.finished.peak_rss_mb, 1),
+        "copied": report.copied,
+        "skipped": report.skipped,
+        "failed": report.failed,
+        "on_target": stored,
+        "hirondelle_cpu_s": round(report.finished.cpu_seconds, 1),
+        "sandbox_cpu_s": round(sandbox_cpu, 1),
+        "dovecot_cpu_s": round(dovecot_cpu, 1),
+        "other_cpu_s": round(other_cpu, 1),
+        "graph_requests": requests,
+    }
+
+
+def _mbsync_side(
+    args: argparse.Namespace,
+    work: Path,
+    stack: ExitStack,
+    source: DovecotServer,
+    logins: Sequence[str],
+    count: int,
+    size: int,
+) -> dict[str, Any]:
+    target = _dovecot(stack, logins)
+    password = work / "mbsync" / "master-password"
+    password.parent.mkdir(parents=True, exist_ok=True)
+    password.write_text(source.master_password + "\n", encoding="utf-8")
+    password.chmod(0o600)
+    configs = mbsync_configs(work / "mbsync", logins, source, target, password)
+    busy = machine_busy_seconds()
+    run: MbsyncRun = run_mbsync(configs, args.concurrency, work / "mbsync")
+    busy = machine_busy_seconds() - busy
+    stored = _stored(target, logins)
+    say(
+        f"mbsync: {run.processes} processes, {args.concurrency} at once, {stored} on the "
+        f"target in {run.seconds:.1f} s: {count / run.seconds:.1f} msg/s, "
+        f"{size / MB / run.seconds:.2f} MB/s, peak RSS {run.peak_rss_mb:.0f} MB per process, "
+        f"CPU {run.cpu_seconds:.1f} s (machine busy {busy:.1f} s), {run.failures} failed"
+    )
+    _check(stored, count, "mbsync's target")
+    target.stop()
+    return {
+        "mbsync_msgs_per_s": round(count / run.seconds, 1),
+        "mbsync_mb_per_s": round(size / MB / run.seconds, 2),
+        "mbsync_seconds": round(run.seconds, 2),
+        "mbsync_peak_rss_mb": round(run.peak_rss_mb, 1),
+        "mbsync_cpu_s": round(run.cpu_seconds, 1),
+        "mbsync_machine_busy_s": round(busy, 1),
+        "mbsync_failures": run.failures,
+    }
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def _stored(server: DovecotServer, logins: Sequence[str]) -> int:
+    return sum(message_count(server, login)[0] for login in logins)
+
+
+def _check(stored: int, expected: int, where: str) -> None:
+    if stored != expected:
+        say(f"  WARNING: {where} holds {stored} messages, {expected} expected")
+
+
+def _wrapper(args: argparse.Namespace) -> list[str] | None:
+    if args.profile is None:
+        return None
+    return [sys.executable, "-m", "hirondelle.bench._profile", str(args.profile.resolve())]
+
+
+# -- the budget run -------------------------------------------------------------------------
+
+
+def measure_budget(args: argparse.Namespace, work: Path, stack: ExitStack) -> dict[str, Any]:
+    """A smaller copy behind the sandbox's scaled limits: how much of the budget is used."""
+    corpus = Corpus(args.budget_mailboxes, args.budget_messages, 0, args.seed)
+    budget = Budget.scaled(args.scale)
+    sandbox = SandboxProcess(corpus.shape(args.scale), work / "sandbox-budget.log")
+    stack.callback(sandbox.stop)
+    endpoint = sandbox.start()
+    logins = [user.upn for user in Tenant.generate(corpus.spec()).users]
+    target = _dovecot(stack, logins)
+    config = write_hirondelle_config(
+        work / "budget", endpoint, target, args.concurrency, budget=budget
+    )
+    report, watch = watch_budget(
+        sandbox, lambda: run_hirondelle(config, endpoint, target, args.timeout)
+    )
+    figures = watch.figures(budget)
+    say(
+        f"budget: {corpus.mailboxes} mailboxes x {corpus.messages}, scale {args.scale} "
+        f"({budget.requests} requests / {budget.seconds:g} s per mailbox, "
+        f"{budget.rate:.2f}/s): {figures['budget_requests_per_mailbox']:.0f} requests per "
+        f"mailbox in {figures['budget_span_s']:.1f} s, used {figures['budget_used']:.1%} "
+        f"(of the sliding window's most: {figures['budget_used_of_window_max']:.1%}), "
+        f"throttled {figures['throttled_share']:.2%}; {report.copied} copied, "
+        f"{report.failed} failed in {report.finished.seconds:.1f} s"
+    )
+    sandbox.stop()
+    target.stop()
+    return {**figures, "budget_copied": report.copied, "budget_failed": report.failed}
+
+
+# -- entry point ----------------------------------------------------------------------------
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Every measurement, with every server and temp dir cleaned up on the way out."""
+    require_tools()
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hirondelle-bench-")))
+        stack.callback(stop_live)
+        result: dict[str, Any] = {
+            "mailboxes": args.mailboxes,
+            "messages_per_mailbox": args.messages,
+            "large_messages": args.large,
+            "concurrency": args.concurrency,
+        }
+        result.update(measure_speed(args, work, stack))
+        if not args.no_budget:
+            result.update(measure_budget(args, work, stack))
+            result["scale"] = args.scale
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Ctrl-C and SIGTERM both unwind through the clean-up, even when this process was
+    # started with SIGINT ignored (a background job); the children then get the default.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = run(args)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
+        return 130
+    keys = ("msgs_per_s", "mb_per_s", "ratio_vs_mbsync", "budget_used", "throttled_share")
+    ordered = {key: result.get(key) for key in (*keys, "peak_rss_mb")}
+    print(json.dumps({**ordered, **result}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
