@@ -54,8 +54,7 @@ def build_target(config: TargetConfig) -> Target:
             raise ConfigError(f"{table}.path", "the archive target takes one setting: path")
         return ArchiveTarget(path)
     if config.kind == "imap":
-        options = {k: str(v) if isinstance(v, Path) else v for k, v in config.options.items()}
-        return ImapTarget(settings_of(ImapSettings, options, table))
+        return ImapTarget(settings_of(ImapSettings, dict(config.options), table))
     raise ConfigError(f"{table}.kind", f"unknown target kind {config.kind!r}")
 
 

@@ -16,6 +16,8 @@ from hirondelle.sandbox.tenant import SandboxFolder, SandboxMessage, SandboxUser
 if TYPE_CHECKING:
     from hirondelle.sandbox.tenant import Tenant
 
+from multidict import CIMultiDict
+
 from hirondelle.sandbox.odata import (
     JSON,
     BodyCache,
@@ -66,7 +68,8 @@ class GraphRequest:
         base_url: str,
     ) -> GraphRequest:
         segments = [unquote(part) for part in raw_path.split("/") if part]
-        return cls(method, segments, dict(query), dict(headers), base_url)
+        # Header names are case-insensitive (RFC 9110): clients send `prefer` as often as `Prefer`.
+        return cls(method, segments, dict(query), CIMultiDict(headers), base_url)
 
     @property
     def names(self) -> list[str]:

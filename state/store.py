@@ -234,7 +234,9 @@ class Store:
     ) -> dict[str, int]:
         """Record the items about to be written (one transaction); return their row ids."""
         ids: dict[str, int] = {}
+        items = list(items)
         with self.session() as s, s.begin():
+            _preload(s, [row_id for _, row_id in items])
             for item, row_id in items:
                 row = s.get(ItemRow, row_id) if row_id is not None else None
                 if row is None:
@@ -265,6 +267,7 @@ class Store:
     ) -> None:
         """Apply a page's outcomes and advance the unit's cursor in one transaction."""
         with self.session() as s, s.begin():
+            _preload(s, [o.row_id for o in outcomes])
             for outcome in outcomes:
                 self._apply(s, unit_id, container, outcome)
             if vanished:
@@ -388,6 +391,13 @@ class Store:
             units = {k: int(v) for k, v in s.execute(unit_q).all()}
             items = {k: int(v) for k, v in s.execute(item_q).all()}
             return StatusCounts(units, items, int(s.scalar(bytes_q) or 0))
+
+
+def _preload(s: Session, row_ids: Sequence[int | None]) -> None:
+    """Load a page's rows in one query, so the per-item `get` calls hit the identity map."""
+    wanted = [i for i in row_ids if i is not None]
+    for start in range(0, len(wanted), 500):
+        s.scalars(select(ItemRow).where(ItemRow.id.in_(wanted[start : start + 500]))).all()
 
 
 def open_store(url: str) -> Store:

@@ -6,7 +6,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from hirondelle.tests.servers import DovecotServer, MailUser, dovecot_server
+from hirondelle.tests.servers import (
+    DovecotServer,
+    MailUser,
+    RadicaleServer,
+    dovecot_server,
+    radicale_server,
+)
 
 ALICE = MailUser("alice@example.test", "alice-pw")
 BOB = MailUser("bob@example.test", "bob-pw")
@@ -23,3 +29,10 @@ def dovecot() -> Iterator[DovecotServer]:
 def mail_user(dovecot: DovecotServer) -> MailUser:
     """A fresh mailbox of its own for one test, on the shared Dovecot."""
     return dovecot.new_user()
+
+
+@pytest.fixture(scope="session")
+def radicale() -> Iterator[RadicaleServer]:
+    """One Radicale (CalDAV and CardDAV) for the whole run; `new_user()` gives fresh users."""
+    with radicale_server() as server:
+        yield server

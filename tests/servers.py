@@ -9,17 +9,23 @@ a master user (`admin`) can log in as any of them ("alice@example.test*admin").
     with dovecot_server(users={"alice@example.test": "alicepw"}) as server:
         user = server.new_user(quota_bytes=10_000)
         messages = server.read_mailbox(user.login, "INBOX")
+
+`RadicaleServer` does the same for CalDAV and CardDAV (Radicale 3, plain htpasswd users,
+optional TLS), and reads collections and resources back from its storage folder.
 """
 
 from __future__ import annotations
 
+import http.client
 import imaplib
 import itertools
+import json
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -385,6 +391,174 @@ def dovecot_server(
 ) -> Iterator[DovecotServer]:
     """Start a `DovecotServer` for the duration of the block (options as its constructor)."""
     server = DovecotServer(users, **options)  # type: ignore[arg-type]
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+# -- Radicale (CalDAV / CardDAV) ------------------------------------------------------------
+
+
+def _answers_http(port: int) -> bool:
+    """True once the server answers an HTTP request (any status)."""
+    conn = http.client.HTTPConnection(HOST, port, timeout=2)
+    try:
+        conn.request("GET", "/")
+        conn.getresponse().read()
+    except OSError:
+        return False
+    finally:
+        conn.close()
+    return True
+
+
+class RadicaleServer:
+    """A Radicale 3 CalDAV/CardDAV server for one test session, in its own temporary directory.
+
+    Users live in a plain htpasswd file that Radicale reads on every login, so tests add
+    users while it runs. Radicale has no proxy (master user) login.
+    """
+
+    def __init__(
+        self,
+        users: Mapping[str, str] | None = None,
+        *,
+        tls: TlsFiles | None = None,
+        max_content_length: int = 1024 * 1024,
+        start_timeout: float = 15.0,
+    ) -> None:
+        self.host = HOST
+        self.port = 0
+        self._users = dict(users or {})
+        self._tls = tls
+        self._max_content_length = max_content_length
+        self._start_timeout = start_timeout
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self.root = Path()
+
+    @property
+    def url(self) -> str:
+        """The server root, e.g. "http://127.0.0.1:PORT/"."""
+        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}/"
+
+    def start(self) -> None:
+        """Write the configuration, start Radicale, return once it answers."""
+        self.root = Path(tempfile.mkdtemp(prefix="hirondelle-radicale-"))
+        self.port = free_port()
+        self._write_users()
+        (self.root / "radicale.conf").write_text(self._config(), encoding="utf-8")
+        with open(self.root / "radicale.log", "wb") as output:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "radicale", "--config", str(self.root / "radicale.conf")],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+            )
+        deadline = time.monotonic() + self._start_timeout
+        _poll(self._ready, deadline, "Radicale did not start", self.root / "radicale.log")
+
+    def _ready(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            output = (self.root / "radicale.log").read_text(errors="replace")
+            raise ServerUnavailable(f"radicale exited with {self._process.returncode}: {output}")
+        return _port_open(self.port) if self._tls else _answers_http(self.port)
+
+    def stop(self) -> None:
+        """Stop Radicale and wait until its port is closed; remove its directory."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            _poll(lambda: not _port_open(self.port), deadline, "Radicale port stays open")
+        if self.root != Path() and self.root.exists():
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> RadicaleServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _config(self) -> str:
+        tls = self._tls
+        ssl = (
+            f"ssl = True\ncertificate = {tls.cert_chain}\nkey = {tls.private_key}\n" if tls else ""
+        )
+        return (
+            f"[server]\nhosts = {HOST}:{self.port}\n{ssl}"
+            f"max_content_length = {self._max_content_length}\ndelay_on_error = 0\n"
+            f"[auth]\ntype = htpasswd\nhtpasswd_filename = {self.root / 'users'}\n"
+            "htpasswd_encryption = plain\ndelay = 0\n"
+            f"[storage]\nfilesystem_folder = {self.root / 'collections'}\n"
+            "[rights]\ntype = owner_only\n"
+            "[logging]\nlevel = warning\n"
+        )
+
+    # -- users --------------------------------------------------------------------------------
+
+    def _write_users(self) -> None:
+        lines = "".join(f"{login}:{password}\n" for login, password in self._users.items())
+        (self.root / "users").write_text(lines, encoding="utf-8")
+
+    def new_user(self) -> MailUser:
+        """A fresh, unique user: tests do not see each other's calendars."""
+        login = f"user{next(_counter)}-{uuid.uuid4().hex[:8]}@example.test"
+        user = MailUser(login, f"pw-{uuid.uuid4().hex}")
+        with self._lock:
+            self._users[user.login] = user.password
+            self._write_users()
+        return user
+
+    def password_file(self, path: Path, *users: MailUser) -> Path:
+        """Write a `login:password` file for the DAV target's settings."""
+        path.write_text("".join(f"{u.login}:{u.password}\n" for u in users), encoding="utf-8")
+        return path
+
+    # -- reading back (straight from Radicale's storage folder) -------------------------------
+
+    def _user_dir(self, login: str) -> Path:
+        return self.root / "collections" / "collection-root" / login
+
+    def collections(self, login: str) -> dict[str, dict[str, str]]:
+        """Every collection of `login`: its name in the URL and its properties
+        ("D:displayname", "tag": "VCALENDAR" or "VADDRESSBOOK"...)."""
+        user_dir = self._user_dir(login)
+        if not user_dir.is_dir():
+            return {}
+        found = {}
+        for child in sorted(user_dir.iterdir()):
+            props = child / ".Radicale.props"
+            if child.is_dir() and props.exists():
+                found[child.name] = json.loads(props.read_text(encoding="utf-8"))
+        return found
+
+    def resources(self, login: str, collection: str) -> dict[str, bytes]:
+        """Every stored resource of one collection: file name -> exact stored bytes."""
+        folder = self._user_dir(login) / collection
+        if not folder.is_dir():
+            return {}
+        return {
+            path.name: path.read_bytes()
+            for path in sorted(folder.iterdir())
+            if path.is_file() and not path.name.startswith(".")
+        }
+
+
+@contextmanager
+def radicale_server(
+    users: Mapping[str, str] | None = None, **options: object
+) -> Iterator[RadicaleServer]:
+    """Start a `RadicaleServer` for the duration of the block (options as its constructor)."""
+    server = RadicaleServer(users, **options)  # type: ignore[arg-type]
     try:
         server.start()
         yield server
