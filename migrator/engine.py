@@ -22,6 +22,7 @@ from ..state.store import ItemState, Outcome, Store, UnitState
 from .audit import AuditLog
 from .errors import CursorExpired, FatalError, Retriable, SkipItem
 from .ledger import Ledger, Tally, ref_text
+from .memory import MemoryGate
 from .model import Container, Item, Owner, Page, Payload, TargetRef
 from .protocols import TargetSession
 from .session import OwnerSession, retrying
@@ -50,6 +51,7 @@ class Engine:
         self.options = options
         self.reporter = reporter or SilentReporter()
         self.ledger = Ledger([w.name for w in workloads], audit, self.reporter)
+        self.memory = MemoryGate(options.memory_bytes)
         self.pool = ThreadPoolExecutor(
             max_workers=max(4, options.owner_concurrency * len(workloads)),
             thread_name_prefix="target",
@@ -191,6 +193,7 @@ class Engine:
             Claims(self.store, unit.id),
             self.options,
             self.ledger,
+            self.memory,
         )
         pending = [
             Pending(
@@ -339,6 +342,7 @@ class Engine:
                         Claims(self.store, unit_id),
                         self.options,
                         self.ledger,
+                        self.memory,
                     )
                     item = Item(row.source_id, row.version, row.meta)
                     outcomes = await writer.write_all([Pending(item, row.id, True)])

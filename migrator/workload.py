@@ -23,6 +23,8 @@ class Workload:
     # When set, an update fetches the content again only if this says it changed
     # (old metadata, new item); otherwise the attributes are enough (a rename).
     content_changed: Callable[[Mapping[str, Any], Item], bool] | None = None
+    # False when the source spools content to disk (Blob): memory is not at stake.
+    content_in_memory: bool = True
     # Target refs are paths (WebDAV): when an update moves a folder, the refs of
     # everything under it are rewritten ("<old>/" -> "<new>/").
     hierarchical_refs: bool = False
@@ -37,6 +39,7 @@ class RunOptions:
     deletions: Literal["mirror", "keep"] = "mirror"
     item_attempts: int = 3  # target attempts for an item before it is marked failed
     retry_pause: float = 1.0  # first pause between target attempts (doubles)
+    memory_bytes: int = 256 * 1024 * 1024  # content held in memory at once, whole run
     users: frozenset[str] | None = None  # restrict to these owners (UPNs), None = all
     target_logins: dict[str, str] = field(default_factory=dict)  # UPN -> target login
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol, runtime_checkable
@@ -20,6 +21,7 @@ from ..state.schema import DONE, FAILED, SKIPPED
 from ..state.store import Outcome, Store
 from .errors import Retriable, SkipItem
 from .ledger import Ledger
+from .memory import MemoryGate
 from .model import Container, Item, Payload, TargetRef
 from .protocols import TargetSession
 from .session import OwnerSession
@@ -90,15 +92,21 @@ class Writer:
         claims: Claims,
         options: RunOptions,
         ledger: Ledger,
+        memory: MemoryGate,
     ) -> None:
         self.workload, self.container, self.folder = workload, container, folder
         self.session, self.claims, self.options, self.ledger = session, claims, options, ledger
+        self.memory = memory
+        self._held: dict[int, AbstractAsyncContextManager[None]] = {}
 
     async def write_all(self, pending: Sequence[Pending]) -> list[Outcome]:
         queue: asyncio.Queue[Fetched] = asyncio.Queue(maxsize=4 * self.options.fetch_concurrency)
         gate = asyncio.Semaphore(self.options.fetch_concurrency)
 
         async def produce(entry: Pending) -> None:
+            held = self.memory.hold(self._expected_bytes(entry.item))
+            await held.__aenter__()
+            self._held[entry.row_id] = held
             async with gate:
                 try:
                     result: Payload | Outcome | BaseException = await self._fetch(entry)
@@ -122,7 +130,23 @@ class Writer:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            for row_id in list(self._held):
+                await self._release(row_id)
         return outcomes
+
+    def _expected_bytes(self, item: Item) -> int:
+        """What the item will take in memory: its listed size (MIME is ~4/3 of it)."""
+        if not self.workload.content_in_memory:
+            return 64 * 1024
+        try:
+            return int(int(item.meta.get("size") or 0) * 1.4) + 64 * 1024
+        except (TypeError, ValueError):
+            return 64 * 1024
+
+    async def _release(self, row_id: int) -> None:
+        held = self._held.pop(row_id, None)
+        if held is not None:
+            await held.__aexit__(None, None, None)
 
     async def _fetch(self, entry: Pending) -> Payload | Outcome:
         item = entry.item
@@ -138,9 +162,10 @@ class Writer:
         try:
             return await self._store_batch(batch)
         finally:
-            for _, result in batch:
+            for entry, result in batch:
                 if isinstance(result, Payload) and result.blob is not None:
                     result.blob.discard()
+                await self._release(entry.row_id)
 
     async def _store_batch(self, batch: list[Fetched]) -> list[Outcome]:
         outcomes: list[Outcome] = []
