@@ -1,0 +1,34 @@
+"""The tenant's users, read once for every Outlook workload (mail, calendar, contacts).
+
+Each workload's `Source.owners` is the same question asked of the directory, so
+the answer lives here rather than in one of them. `/users` is paged with the
+largest documented page (999): https://learn.microsoft.com/en-us/graph/api/user-list
+"""
+
+from __future__ import annotations
+
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+
+from ...migrator.model import Owner
+from .client import TENANT, GraphClient
+from .errors import Call
+
+USER_PAGE = 999
+
+
+async def tenant_users(client: GraphClient) -> list[Owner]:
+    """Every user of the tenant (`/users`, paged), as owners named by their UPN."""
+    params = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+        select=["id", "userPrincipalName", "displayName"], top=USER_PAGE
+    )
+    first = client.sdk.users.to_get_request_information(
+        RequestConfiguration(query_parameters=params)
+    )
+    call = Call("list users", permission="User.Read.All")
+    owners: list[Owner] = []
+    async for page in client.pages(first, TENANT, call):
+        for user in page.get("value", []):
+            upn = user.get("userPrincipalName") or ""
+            owners.append(Owner(upn, user["id"], user.get("displayName") or ""))
+    return owners
