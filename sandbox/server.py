@@ -29,9 +29,12 @@ from urllib.parse import parse_qsl, urlsplit
 from aiohttp import web
 
 from hirondelle.sandbox.auth import AppRegistration, TokenIssuer, add_auth_routes
+from hirondelle.sandbox.calendar import CalendarService, MediaResponse
+from hirondelle.sandbox.drive import DriveService
 from hirondelle.sandbox.faults import Fate, FaultInjector, Faults
 from hirondelle.sandbox.mail import GraphRequest, GraphResponse, MailService
 from hirondelle.sandbox.odata import JSON, GraphError, error_body
+from hirondelle.sandbox.resource_units import ResourceUnitLimits, ResourceUnitThrottle
 from hirondelle.sandbox.service import Service
 from hirondelle.sandbox.tenant import Mutation
 from hirondelle.sandbox.throttle import Limits, MailboxThrottle
@@ -80,8 +83,14 @@ class SandboxApp:
         self.injector = FaultInjector(faults)
         self.mail = MailService(tenant, self.throttle)
         # Served in order: the first that owns a request's path answers it.
-        self.services: list[Service] = [self.mail]
+        self.services: list[Service] = [self.mail, CalendarService(tenant, self.throttle)]
         self.stats = _Stats()
+        # SharePoint: OneDrive and libraries, with their own resource-unit budget per tenant.
+        units = ResourceUnitLimits(enabled=limits.enabled, scale=limits.scale)
+        self.drive = DriveService(
+            tenant, ResourceUnitThrottle(units), self._draw_fate, self.stats.faults
+        )
+        self.services.insert(0, self.drive)  # before mail, which answers any short path
 
     def build(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
@@ -92,7 +101,11 @@ class SandboxApp:
         app.router.add_get("/_sandbox/stats", self._control_stats)
         app.router.add_post("/_sandbox/expire-delta-tokens", self._control_expire)
         app.router.add_route("*", "/v1.0/{tail:.*}", self._graph)
+        app.router.add_get("/_download/{ticket}", self.drive.download)  # pre-authenticated
         return app
+
+    def _draw_fate(self) -> Fate:
+        return self.injector.draw()  # `set_faults` replaces the injector: look it up each time
 
     # -- the Graph pipeline ---------------------------------------------------------
 
@@ -157,7 +170,10 @@ class SandboxApp:
             # https://learn.microsoft.com/en-us/graph/throttling
             message = f"Application is over its {refusal.limit} limit."
             raise GraphError(
-                429, "ApplicationThrottled", message, {"Retry-After": str(refusal.retry_after)}
+                getattr(refusal, "status", 429),  # SharePoint's refusals carry their own
+                getattr(refusal, "code", "ApplicationThrottled"),
+                getattr(refusal, "message", message),
+                {"Retry-After": str(refusal.retry_after), **getattr(refusal, "headers", {})},
             )
         try:
             yield
@@ -249,6 +265,9 @@ class SandboxApp:
                     headers = {**response.headers, "Content-Type": "text/plain"}
                     body: Any = base64.b64encode(mime).decode("ascii")
                     return {**answer, "status": 200, "headers": headers, "body": body}
+                if isinstance(response, MediaResponse):  # binary bodies travel base64-encoded
+                    media = base64.b64encode(response.content).decode("ascii")
+                    return {**answer, "status": 200, "headers": response.headers, "body": media}
                 headers = {**response.headers, "Content-Type": "application/json"}
                 return {
                     **answer,
@@ -285,6 +304,8 @@ class SandboxApp:
 
 
 def _json_response(response: GraphResponse) -> web.Response:
+    if isinstance(response, MediaResponse):  # binary content such as a contact photo
+        return web.Response(body=response.content, status=response.status, headers=response.headers)
     return web.json_response(response.body, status=response.status, headers=response.headers)
 
 
@@ -402,6 +423,10 @@ class SandboxServer:
 
     def set_limits(self, limits: Limits) -> None:
         self._on_loop(lambda: self._state.throttle.configure(limits))
+
+    def set_resource_units(self, limits: ResourceUnitLimits) -> None:
+        """SharePoint's resource-unit budget for drive requests, counted afresh."""
+        self._on_loop(lambda: self._state.drive.throttle.configure(limits))
 
     def mutate(self, mutation: Mutation) -> Any:
         """Mutate the tenant on the server's loop, between two requests."""

@@ -50,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
+from .drive_data import CHANGE_KINDS, SandboxDrives
 from .mime import CATEGORIES, CONTACTS, SUBJECTS, MessageRecipe, MimeDocument
 
 
@@ -61,6 +62,10 @@ class TenantSpec:
     large_messages: int = 2  # messages with a big attachment, tenant-wide
     large_attachment_bytes: int = 40 * 1024 * 1024
     domain: str = "contoso.test"
+    files_per_drive: int = 40  # regular files per drive, besides the seeded showcase
+    large_file_bytes: int = 3 << 30  # one file of this size in the first OneDrive; 0: none
+    events_per_user: int = 21  # singles and series masters over two calendars
+    contacts_per_user: int = 10  # over two contact folders
 
 
 @dataclass
@@ -119,6 +124,21 @@ class Mutation:
     moves: int = 0  # moves between folders of the same mailbox
     deletions: int = 0  # hard deletions
     user: str | None = None  # restrict to one user (id or UPN)
+    file_creates: int = 0  # drive items (sandbox/drive_data.py): new files
+    file_changes: int = 0  # new content (the old one becomes a version)
+    file_renames: int = 0
+    file_moves: int = 0  # to another folder of the same drive
+    folder_renames: int = 0
+    file_deletions: int = 0
+    folder_deletions: int = 0  # the folder and everything below it
+    drive: str | None = None  # restrict drive changes to one drive id (`user`: their OneDrive)
+    event_changes: int = 0  # a single's subject/time/body, or one occurrence of a series
+    event_cancellations: int = 0  # one occurrence of a series deleted
+    event_deletions: int = 0  # singles or whole series deleted
+    new_events: int = 0  # singles added to default calendars
+    contact_changes: int = 0
+    contact_deletions: int = 0
+    new_contacts: int = 0  # added to default contact folders
 
 
 @dataclass
@@ -127,6 +147,10 @@ class MutationResult:
     changed: list[str]
     moved: list[str]
     deleted: list[str]
+    files: list[str] = field(default_factory=list)  # every drive item id the next delta reports
+    files_by_change: dict[str, list[str]] = field(default_factory=dict)  # per Mutation field
+    events: list[str] = field(default_factory=list)  # singles/masters touched (calendar_data)
+    contacts: list[str] = field(default_factory=list)  # contacts touched
 
 
 class MimeSource(Protocol):
@@ -179,15 +203,24 @@ class Tenant:
         self._mime_cache: OrderedDict[str, MimeDocument] = OrderedDict()
         self._seq = 0
         self._oldest_delta_seq = 0
+        self._drives: SandboxDrives | None = None  # generated on first use
+        from .calendar_data import CalendarData  # it builds on this module: import when used
+
+        self.calendar_data = CalendarData()  # calendars, events and contacts
 
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
     def generate(cls, spec: TenantSpec) -> Tenant:
         """A synthetic tenant, identical (ids, metadata, MIME bytes) for identical specs."""
+        from .calendar_seed import generate_calendar_data
         from .loader import generate_tenant  # the loader builds on this class: import when used
 
-        return generate_tenant(spec)
+        tenant = generate_tenant(spec)
+        tenant.calendar_data = generate_calendar_data(
+            spec.seed, tenant.users, spec.events_per_user, spec.contacts_per_user
+        )
+        return tenant
 
     @classmethod
     def load(cls, directory: str | Path) -> Tenant:
@@ -228,6 +261,14 @@ class Tenant:
             return stamped
 
     # --- reads --------------------------------------------------------------------------------
+
+    @property
+    def drives(self) -> SandboxDrives:
+        """OneDrives and SharePoint libraries, generated from the same seed on first use."""
+        with self._lock:
+            if self._drives is None:
+                self._drives = SandboxDrives.generate(self.spec or TenantSpec(), self._users)
+            return self._drives
 
     @property
     def users(self) -> list[SandboxUser]:
@@ -347,6 +388,9 @@ class Tenant:
             self._oldest_delta_seq = self._seq
             for folder, log in self._removals.items():
                 self._removals[folder] = [e for e in log if e[0] > self._oldest_delta_seq]
+            if self._drives is not None:
+                self._drives.expire_delta_tokens()
+            self.calendar_data.expire_delta_tokens()
 
     def mutate(self, mutation: Mutation) -> MutationResult:
         """Deliver, change, move and delete messages, deterministically from `mutation.seed`.
@@ -369,6 +413,14 @@ class Tenant:
                 result.moved.append(self._move(rng, owners[message_id], message_id))
             for message_id in _take(picks, mutation.deletions):
                 result.deleted.append(self._delete(owners[message_id], message_id))
+            if any(getattr(mutation, kind) for kind in CHANGE_KINDS):
+                changes = self.drives.mutate(mutation)
+                result.files, result.files_by_change = changes.ids, changes.by_change
+            from .calendar_seed import mutate_calendar_data
+
+            result.events, result.contacts = mutate_calendar_data(
+                self.calendar_data, self._seed, users, mutation
+            )
             return result
 
     def _clock(self) -> datetime:

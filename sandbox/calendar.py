@@ -1,0 +1,617 @@
+"""The sandbox's calendars and contacts: Graph routes, windows, delta and the mailbox gate.
+
+Serves calendars, events (singles and series masters), instances, calendarView and
+its delta, contact folders, contacts, their delta and photos, from
+`tenant.calendar_data`. Outlook counts calendar and contact requests against the
+mailbox, so every request passes the mail service's throttle under the mailbox key.
+
+Times: Graph returns start and end in UTC unless `Prefer: outlook.timezone="<zone>"`
+names a Windows or IANA zone (https://learn.microsoft.com/en-us/graph/api/event-get,
+"Support various time zones"); `originalStartTimeZone` keeps the event's own zone.
+All-day events keep their midnight dates whatever the zone. Window parameters without
+an offset are read as UTC, and the Prefer zone does not apply to them
+(https://learn.microsoft.com/en-us/graph/api/calendar-list-calendarview).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from hirondelle.sandbox.calendar_data import (
+    CalendarData,
+    SandboxCalendar,
+    SandboxContact,
+    SandboxContactFolder,
+    SandboxEvent,
+    iso7,
+)
+from hirondelle.sandbox.mail import (
+    DELTA_SEGMENTS,
+    SYNC_STATE_NOT_FOUND,
+    GraphRequest,
+    GraphResponse,
+    _apply_preference,
+)
+from hirondelle.sandbox.odata import (
+    JSON,
+    GraphError,
+    QueryOptions,
+    decode_token,
+    encode_token,
+    preferences,
+    select_keys,
+)
+from hirondelle.sandbox.recurrence import event_span, graph_time, parse_graph_time, zone
+from hirondelle.sandbox.service import Gate
+from hirondelle.sandbox.throttle import MailboxThrottle
+
+if TYPE_CHECKING:
+    from hirondelle.sandbox.tenant import SandboxUser, Tenant
+
+OWNED = frozenset({"calendars", "calendar", "events", "calendarview", "contactfolders", "contacts"})
+NOT_FOUND = "The specified object was not found in the store."
+NO_WINDOW = (
+    "This request requires a time window specified by the query string parameters "
+    "StartDateTime and EndDateTime."
+)
+DELTA_DEFAULT_PAGE = 10
+DELTA_MAX_PAGE = 1000
+# In calendarView/delta an occurrence carries only these properties; the series master and
+# the exceptions carry them all (observed behaviour, reported in
+# github.com/microsoftgraph/microsoft-graph-docs/issues/7632).
+OCCURRENCE_DELTA_KEYS = (
+    "@odata.type",
+    "@odata.etag",
+    "id",
+    "type",
+    "seriesMasterId",
+    "start",
+    "end",
+)
+
+
+@dataclass
+class MediaResponse(GraphResponse):
+    """Binary content (a contact photo's `$value`), sent as is with its content type."""
+
+    content: bytes = b""
+
+
+class CalendarService:
+    """Routes Graph requests on calendars, events and contacts to `tenant.calendar_data`."""
+
+    def __init__(self, tenant: Tenant, throttle: MailboxThrottle) -> None:
+        self.tenant = tenant
+        self.throttle = throttle
+
+    @property
+    def data(self) -> CalendarData:
+        return self.tenant.calendar_data
+
+    def owns(self, request: GraphRequest) -> bool:
+        names = request.names
+        return len(names) > 2 and names[0] == "users" and names[2] in OWNED
+
+    def gate(self, request: GraphRequest) -> Gate | None:
+        try:
+            mailbox = self.tenant.user(request.segments[1]).upn.lower()
+        except KeyError:
+            mailbox = request.segments[1].lower()
+        return Gate(self.throttle, mailbox)
+
+    def handle(self, request: GraphRequest) -> GraphResponse:
+        if request.method != "GET":
+            raise GraphError(405, "BadRequest", f"{request.method} is not supported here.")
+        user = self._user(request.segments[1])
+        self.data.ensure_defaults(user)
+        rest, names = request.segments[2:], request.names[2:]
+        if names[0] in ("contactfolders", "contacts"):
+            return self._contacts_route(request, user, rest, names)
+        return self._calendar_route(request, user, rest, names)
+
+    def _user(self, key: str) -> SandboxUser:
+        try:
+            return self.tenant.user(key)
+        except KeyError:
+            message = f"The requested user '{key}' is invalid."
+            raise GraphError(404, "ErrorInvalidUser", message) from None
+
+    # -- routing ------------------------------------------------------------------------
+
+    def _calendar_route(
+        self, request: GraphRequest, user: SandboxUser, rest: list[str], names: list[str]
+    ) -> GraphResponse:
+        if names == ["calendars"]:
+            return self._calendars(request, user)
+        if names[0] == "calendars":
+            calendar, tail, tail_names = self._calendar(user, rest[1]), rest[2:], names[2:]
+        elif names[0] == "calendar":
+            calendar, tail, tail_names = self._calendar(user, None), rest[1:], names[1:]
+        else:  # /users/{u}/events and /users/{u}/calendarView: the default calendar
+            calendar, tail, tail_names = None, rest, names
+        match tail_names:
+            case []:
+                assert calendar is not None
+                return self._entity(request, user, "calendars", calendar_json(calendar, user))
+            case ["events"]:
+                return self._events(request, user, calendar or self._calendar(user, None))
+            case ["events", _]:
+                return self._event(request, user, calendar, tail[1])
+            case ["events", _, "instances"]:
+                return self._instances(request, user, calendar, tail[1])
+            case ["calendarview"]:
+                return self._view(request, user, calendar or self._calendar(user, None))
+            case ["calendarview", delta] if delta in DELTA_SEGMENTS:
+                return self._view_delta(request, user, calendar or self._calendar(user, None))
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{tail[-1]}'.")
+
+    def _contacts_route(
+        self, request: GraphRequest, user: SandboxUser, rest: list[str], names: list[str]
+    ) -> GraphResponse:
+        if names == ["contactfolders"]:
+            folders = self.data.contact_folders(user.id)
+            return self._collection(request, user, "contactFolders", folders, folder_json)
+        scoped = names[0] == "contactfolders"  # /users/{u}/contacts/{id} finds any folder's
+        if scoped:
+            folder, tail, tail_names = self._folder(user, rest[1]), rest[2:], names[2:]
+        else:
+            folder, tail, tail_names = self._folder(user, None), rest, names
+        within = folder if scoped else None
+        match tail_names:
+            case []:
+                return self._entity(request, user, "contactFolders", folder_json(folder))
+            case ["contacts"]:
+                contacts = self.data.contacts(user.id, folder.id)
+                return self._collection(request, user, "contacts", contacts, contact_json)
+            case ["contacts", delta] if delta in DELTA_SEGMENTS:
+                return self._contacts_delta(request, user, folder)
+            case ["contacts", _]:
+                contact = self._contact(user, within, tail[1])
+                return self._entity(request, user, "contacts", contact_json(contact))
+            case ["contacts", _, "photo"]:
+                return self._photo(request, user, self._contact(user, within, tail[1]), False)
+            case ["contacts", _, "photo", "$value"]:
+                return self._photo(request, user, self._contact(user, within, tail[1]), True)
+        raise GraphError(400, "BadRequest", f"Resource not found for the segment '{tail[-1]}'.")
+
+    # -- lookups -------------------------------------------------------------------------
+
+    def _calendar(self, user: SandboxUser, key: str | None) -> SandboxCalendar:
+        try:
+            return self.data.calendar(user.id, key)
+        except KeyError:
+            raise GraphError(404, "ErrorItemNotFound", NOT_FOUND) from None
+
+    def _folder(self, user: SandboxUser, key: str | None) -> SandboxContactFolder:
+        try:
+            return self.data.contact_folder(user.id, key)
+        except KeyError:
+            raise GraphError(404, "ErrorItemNotFound", NOT_FOUND) from None
+
+    def _contact(
+        self, user: SandboxUser, folder: SandboxContactFolder | None, key: str
+    ) -> SandboxContact:
+        try:
+            contact = self.data.contact(user.id, key)
+        except KeyError:
+            contact = None
+        if contact is None or (folder is not None and contact.folder_id != folder.id):
+            raise GraphError(404, "ErrorItemNotFound", NOT_FOUND)
+        return contact
+
+    def _master(
+        self, user: SandboxUser, calendar: SandboxCalendar | None, key: str
+    ) -> SandboxEvent:
+        try:
+            event = self.data.event(user.id, key)
+        except KeyError:
+            raise GraphError(404, "ErrorItemNotFound", NOT_FOUND) from None
+        if calendar is not None and event.calendar_id != calendar.id:
+            raise GraphError(404, "ErrorItemNotFound", NOT_FOUND)
+        return event
+
+    # -- calendars and events ------------------------------------------------------------
+
+    def _calendars(self, request: GraphRequest, user: SandboxUser) -> GraphResponse:
+        calendars = self.data.calendars(user.id)
+        return self._collection(
+            request, user, "calendars", calendars, lambda c: calendar_json(c, user)
+        )
+
+    def _events(
+        self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar
+    ) -> GraphResponse:
+        """Singles and series masters (https://learn.microsoft.com/en-us/graph/api/user-list-events)."""
+        zone_name = _zone_preference(request)
+        entities = [self.data.event_json(e) for e in self.data.events(user.id, calendar.id)]
+        response = self._collection(
+            request, user, "events", entities, lambda e: in_zone(e, zone_name)
+        )
+        return _zone_applied(response, request)
+
+    def _event(
+        self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar | None, key: str
+    ) -> GraphResponse:
+        """A single, a master, or one occurrence or exception by its own id."""
+        try:
+            entity = self.data.instance(user.id, key)
+        except KeyError:
+            entity = self.data.event_json(self._master(user, calendar, key))
+        else:
+            self._master(user, calendar, entity["seriesMasterId"])  # 404 from another calendar
+        options = QueryOptions.parse(request.query)
+        body = select_keys(in_zone(entity, _zone_preference(request)), options.select)
+        return _zone_applied(self._entity(request, user, "events", body), request)
+
+    def _instances(
+        self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar | None, key: str
+    ) -> GraphResponse:
+        """Occurrences and exceptions in a window; cancelled ones are absent
+        (https://learn.microsoft.com/en-us/graph/api/event-list-instances)."""
+        event = self._master(user, calendar, key)
+        start, end = _window(request)
+        zone_name = _zone_preference(request)
+        instances = self.data.instances(event, start, end)
+        response = self._collection(
+            request, user, "events", instances, lambda e: in_zone(e, zone_name)
+        )
+        return _zone_applied(response, request)
+
+    def _view(
+        self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar
+    ) -> GraphResponse:
+        """Singles, occurrences and exceptions overlapping the window, by start; no masters
+        (https://learn.microsoft.com/en-us/graph/api/calendar-list-calendarview)."""
+        start, end = _window(request)
+        zone_name = _zone_preference(request)
+        entities = sorted(
+            self._view_entities(user, calendar, start, end),
+            key=lambda e: (event_span(e)[0], e["id"]),
+        )
+        response = self._collection(
+            request, user, "calendarView", entities, lambda e: in_zone(e, zone_name)
+        )
+        return _zone_applied(response, request)
+
+    def _view_entities(
+        self, user: SandboxUser, calendar: SandboxCalendar, start: datetime, end: datetime
+    ) -> list[JSON]:
+        found: list[JSON] = []
+        for event in self.data.events(user.id, calendar.id):
+            if event.is_series:
+                found += self.data.instances(event, start, end)
+            elif _overlaps(event_span(event.fields), start, end):
+                found.append(self.data.event_json(event))
+        return found
+
+    # -- calendarView delta ----------------------------------------------------------------
+
+    def _view_delta(
+        self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar
+    ) -> GraphResponse:
+        """calendarView/delta (https://learn.microsoft.com/en-us/graph/api/event-delta and
+        https://learn.microsoft.com/en-us/graph/delta-query-events).
+
+        The initial round lists, per single, the event, and per series, the master,
+        then its occurrences (short form) and exceptions in the window. A series is
+        never split over two pages (observed: microsoftgraph/microsoft-graph-docs
+        pull 4501). Later rounds list removals first (deleted events, cancelled
+        occurrences, as `@removed` with reason "deleted", as the docs say), then
+        every changed single or series in full again by sequence; cancelling or
+        changing an occurrence changes its master, so the whole series comes again.
+        `$select` is not supported by this function and is ignored.
+        """
+        state = self._delta_state(request, user, calendar.id, "calendarView")
+        window = (_parse_moment(state["ws"]), _parse_moment(state["we"]))
+        zone_name = _zone_preference(request)
+        groups = self._view_groups(user, calendar, state, window)
+        link = f"{request.base_url}/users/{user.id}/calendars/{calendar.id}/calendarView/delta"
+        shape: Callable[[JSON], JSON] = lambda e: in_zone(e, zone_name)  # noqa: E731
+        return self._delta_page(request, state, groups, link, "event", shape)
+
+    def _view_groups(
+        self,
+        user: SandboxUser,
+        calendar: SandboxCalendar,
+        state: dict[str, Any],
+        window: tuple[datetime, datetime],
+    ) -> list[tuple[list[Any], list[JSON]]]:
+        if state["m"] == "i":
+            events = self.data.events(user.id, calendar.id)
+            return [
+                (_initial_key(group), group) for e in events if (group := self._group(e, window))
+            ]
+        changes = self.data.event_changes(user.id, calendar.id, int(state["s"]))
+        groups: list[tuple[list[Any], list[JSON]]] = []
+        for removal in changes.removed:
+            gone = _removed_ids(self.data, removal, window)
+            if gone:
+                groups.append(([0, f"{removal.seq:020d}", removal.id], [_removed(i) for i in gone]))
+        for event in changes.changed:
+            if event.seq <= int(state["t"]):
+                group = self._group(event, window) or [_removed(event.id)]
+                groups.append(([1, f"{event.seq:020d}", event.id], group))
+        return groups
+
+    def _group(self, event: SandboxEvent, window: tuple[datetime, datetime]) -> list[JSON]:
+        """The delta entries of one single or series in the window; [] when outside it."""
+        if not event.is_series:
+            inside = _overlaps(event_span(event.fields), *window)
+            return [_typed(self.data.event_json(event))] if inside else []
+        instances = self.data.instances(event, *window)
+        if not instances:
+            return []
+        entries = [_typed(self.data.event_json(event))]
+        for instance in instances:
+            typed = _typed(instance)
+            if instance["type"] == "occurrence":
+                typed = {k: typed[k] for k in OCCURRENCE_DELTA_KEYS if k in typed}
+            entries.append(typed)
+        return entries
+
+    # -- contacts --------------------------------------------------------------------------
+
+    def _contacts_delta(
+        self, request: GraphRequest, user: SandboxUser, folder: SandboxContactFolder
+    ) -> GraphResponse:
+        """contacts/delta (https://learn.microsoft.com/en-us/graph/api/contact-delta)."""
+        state = self._delta_state(request, user, folder.id, "contacts")
+        select = tuple(state.get("sel", ()))
+        groups: list[tuple[list[Any], list[JSON]]] = []
+        if state["m"] == "i":
+            for contact in self.data.contacts(user.id, folder.id):
+                groups.append(([0, iso7(contact.created), contact.id], [contact_json(contact)]))
+        else:
+            changes = self.data.contact_changes(user.id, folder.id, int(state["s"]))
+            for removal in changes.removed:
+                key = [0, f"{removal.seq:020d}", removal.id]
+                groups.append((key, [_removed(removal.id, "contact")]))
+            for contact in changes.changed:
+                if contact.seq <= int(state["t"]):
+                    key = [1, f"{contact.seq:020d}", contact.id]
+                    groups.append((key, [contact_json(contact)]))
+        link = f"{request.base_url}/users/{user.id}/contactFolders/{folder.id}/contacts/delta"
+        shape: Callable[[JSON], JSON] = lambda e: select_keys(e, select)  # noqa: E731
+        return self._delta_page(request, state, groups, link, "contact", shape)
+
+    def _photo(
+        self, request: GraphRequest, user: SandboxUser, contact: SandboxContact, value: bool
+    ) -> GraphResponse:
+        """A contact's photo (https://learn.microsoft.com/en-us/graph/api/profilephoto-get)."""
+        if contact.photo is None:
+            raise GraphError(404, "ErrorItemNotFound", NOT_FOUND)
+        content_type = contact.photo_type or "image/jpeg"
+        if value:
+            return MediaResponse(headers={"Content-Type": content_type}, content=contact.photo)
+        metadata = {
+            "@odata.mediaContentType": content_type,
+            "@odata.mediaEtag": f'W/"{contact.change_key}"',
+            "id": "8X8",
+            "height": 8,
+            "width": 8,
+        }
+        return self._entity(request, user, "contacts/photo", metadata)
+
+    # -- shared wire helpers --------------------------------------------------------------
+
+    def _delta_state(
+        self, request: GraphRequest, user: SandboxUser, container: str, kind: str
+    ) -> dict[str, Any]:
+        options = QueryOptions.parse(request.query)
+        token = options.skiptoken or options.deltatoken
+        if token is None:
+            state: dict[str, Any] = {"m": "i", "u": user.id, "c": container, "s": 0}
+            state["g"] = self.data.token_generation
+            state |= {"t": self.data.seq, "sel": list(options.select)}
+            if kind == "calendarView":
+                start, end = _window(request)
+                state |= {"ws": start.isoformat(), "we": end.isoformat()}
+            return state
+        state = decode_token(token)
+        if state.get("u") != user.id or state.get("c") != container:
+            raise GraphError(400, "BadRequest", "The state token belongs to another collection.")
+        if int(state.get("g", -1)) < self.data.token_generation:
+            # https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset
+            restart = request.link().split("?", 1)[0]
+            raise GraphError(410, "syncStateNotFound", SYNC_STATE_NOT_FOUND, {"Location": restart})
+        if options.deltatoken is not None:
+            return {**state, "m": "c", "t": self.data.seq, "k": None}
+        return state
+
+    def _delta_page(
+        self,
+        request: GraphRequest,
+        state: dict[str, Any],
+        groups: list[tuple[list[Any], list[JSON]]],
+        link: str,
+        kind: str,
+        shape: Callable[[JSON], JSON],
+    ) -> GraphResponse:
+        """One page of whole groups after the state's cursor, with a next or delta link."""
+        prefer = preferences(request.headers.get("Prefer"))
+        size = DELTA_DEFAULT_PAGE
+        if prefer.get("odata.maxpagesize", "").isdigit():
+            size = max(1, min(int(prefer["odata.maxpagesize"]), DELTA_MAX_PAGE))
+        groups.sort(key=lambda pair: pair[0])
+        if state.get("k") is not None:
+            groups = [pair for pair in groups if pair[0] > list(state["k"])]
+        entries: list[JSON] = []
+        sent = 0
+        for key, group in groups:
+            if entries and len(entries) + len(group) > size:
+                break
+            entries += [shape(entry) for entry in group]
+            sent += 1
+            state = {**state, "k": key}
+        body: JSON = {"@odata.context": f"{request.base_url}/$metadata#Collection({kind})"}
+        if sent < len(groups):
+            body["@odata.nextLink"] = f"{link}?$skiptoken={encode_token(state)}"
+        else:
+            done = {k: v for k, v in state.items() if k not in ("k", "t")}
+            done |= {"m": "c", "s": state["t"]}
+            body["@odata.deltaLink"] = f"{link}?$deltatoken={encode_token(done)}"
+        body["value"] = entries
+        response = _zone_applied(GraphResponse(body=body), request)
+        if "odata.maxpagesize" in prefer:
+            _apply_preference(response, f"odata.maxpagesize={size}")
+        return response
+
+    def _collection(
+        self,
+        request: GraphRequest,
+        user: SandboxUser,
+        where: str,
+        items: list[Any],
+        entity: Callable[[Any], JSON],
+    ) -> GraphResponse:
+        """A page with `$top`/`$skip`/`$count`/`$select` and a `$skip` nextLink."""
+        options = QueryOptions.parse(request.query)
+        size = options.page_size(default=10, maximum=1000)
+        selected = f"({','.join(options.select)})" if options.select else ""
+        body: JSON = {
+            "@odata.context": f"{request.base_url}/$metadata#users('{user.id}')/{where}{selected}"
+        }
+        if options.count:
+            body["@odata.count"] = len(items)
+        page = items[options.skip : options.skip + size]
+        body["value"] = [select_keys(entity(item), options.select) for item in page]
+        if options.skip + size < len(items):
+            body["@odata.nextLink"] = request.link(skip=str(options.skip + size))
+        return GraphResponse(body=body)
+
+    def _entity(
+        self, request: GraphRequest, user: SandboxUser, where: str, entity: JSON
+    ) -> GraphResponse:
+        options = QueryOptions.parse(request.query)
+        context = f"{request.base_url}/$metadata#users('{user.id}')/{where}/$entity"
+        return GraphResponse(body={"@odata.context": context} | select_keys(entity, options.select))
+
+
+# -- entity JSON ----------------------------------------------------------------------------
+
+
+def calendar_json(calendar: SandboxCalendar, user: SandboxUser) -> JSON:
+    """A calendar (https://learn.microsoft.com/en-us/graph/api/resources/calendar)."""
+    stamp = base64.b64encode(calendar.id.encode()[-12:]).decode()
+    return {
+        "id": calendar.id,
+        "name": calendar.name,
+        "color": calendar.color,
+        "hexColor": calendar.hex_color,
+        "isDefaultCalendar": calendar.is_default,
+        "changeKey": stamp,
+        "canShare": True,
+        "canViewPrivateItems": True,
+        "canEdit": True,
+        "allowedOnlineMeetingProviders": ["teamsForBusiness"],
+        "defaultOnlineMeetingProvider": "teamsForBusiness",
+        "isTallyingResponses": True,
+        "isRemovable": not calendar.is_default,
+        "owner": {"name": user.display_name, "address": user.mail},
+    }
+
+
+def folder_json(folder: SandboxContactFolder) -> JSON:
+    return {"id": folder.id, "displayName": folder.name, "parentFolderId": folder.parent_id}
+
+
+def contact_json(contact: SandboxContact) -> JSON:
+    stamps: JSON = {
+        "@odata.etag": f'W/"{contact.change_key}"',
+        "id": contact.id,
+        "createdDateTime": iso7(contact.created),
+        "lastModifiedDateTime": iso7(contact.modified),
+        "changeKey": contact.change_key,
+    }
+    return stamps | contact.fields
+
+
+def in_zone(entity: JSON, zone_name: str) -> JSON:
+    """The event with start and end in `zone_name` (all-day dates are kept, relabelled)."""
+    converted = dict(entity)
+    for key in ("start", "end"):
+        value = entity.get(key)
+        if not value:
+            continue
+        if entity.get("isAllDay"):
+            converted[key] = {"dateTime": value["dateTime"], "timeZone": zone_name}
+        else:
+            converted[key] = graph_time(parse_graph_time(value), zone_name)
+    return converted
+
+
+def _typed(entity: JSON) -> JSON:
+    return {"@odata.type": "#microsoft.graph.event"} | entity
+
+
+def _removed(key: str, kind: str = "event") -> JSON:
+    return {"@odata.type": f"#microsoft.graph.{kind}", "id": key, "@removed": {"reason": "deleted"}}
+
+
+def _removed_ids(data: CalendarData, removal: Any, window: tuple[datetime, datetime]) -> list[str]:
+    """Ids a removal takes out of the window: an occurrence, or an event and its instances."""
+    if removal.span is not None:
+        return [removal.id] if _overlaps(removal.span, *window) else []
+    event = removal.event
+    instances = [i["id"] for i in data.instances(event, *window)] if event is not None else []
+    return [removal.id, *instances]
+
+
+def _initial_key(group: list[JSON]) -> list[Any]:
+    first = group[1] if len(group) > 1 else group[0]
+    return [0, event_span(first)[0].isoformat(), group[0]["id"]]
+
+
+def _overlaps(span: tuple[datetime, datetime], start: datetime, end: datetime) -> bool:
+    return span[0] < end and (span[1] > start or (span[0] == span[1] and span[0] >= start))
+
+
+def _query(request: GraphRequest, name: str) -> str | None:
+    for key, value in request.query.items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def _parse_moment(text: str) -> datetime:
+    head, _, fraction = text.rstrip("Z").partition(".")
+    offset = ""
+    for sign in ("+", "-"):
+        if sign in fraction:
+            fraction, _, rest = fraction.partition(sign)
+            offset = sign + rest
+    moment = datetime.fromisoformat(head + (f".{fraction[:6]}" if fraction else "") + offset)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _window(request: GraphRequest) -> tuple[datetime, datetime]:
+    start, end = _query(request, "startDateTime"), _query(request, "endDateTime")
+    if not start or not end:
+        raise GraphError(400, "ErrorInvalidParameter", NO_WINDOW)
+    try:
+        return _parse_moment(start), _parse_moment(end)
+    except ValueError:
+        message = f"The value '{start}' or '{end}' of the StartDateTime or EndDateTime is invalid."
+        raise GraphError(400, "ErrorInvalidParameter", message) from None
+
+
+def _zone_preference(request: GraphRequest) -> str:
+    """The zone named by `Prefer: outlook.timezone`, UTC when absent or unknown."""
+    named = preferences(request.headers.get("Prefer")).get("outlook.timezone")
+    if not named:
+        return "UTC"
+    try:
+        zone(named)
+    except ValueError:
+        return "UTC"
+    return named
+
+
+def _zone_applied(response: GraphResponse, request: GraphRequest) -> GraphResponse:
+    if "outlook.timezone" in preferences(request.headers.get("Prefer")):
+        _apply_preference(response, f'outlook.timezone="{_zone_preference(request)}"')
+    return response
