@@ -215,6 +215,10 @@ class Engine:
         item: Item,
         row: ItemState,
     ) -> Outcome:
+        if workload.hierarchical_refs:
+            # An earlier update of this page may have moved a parent folder and rebased
+            # this item's ref: read it again.
+            row = self.store.item(row.id) or row
         ref = old = row.ref
         payload: Payload | None = None
         with_content = workload.attrs_mapper is None or (

@@ -189,6 +189,11 @@ class Store:
             rows = s.scalars(select(ItemRow).where(ItemRow.unit_id == unit_id))
             return [_state(r) for r in rows]
 
+    def item(self, row_id: int) -> ItemState | None:
+        with self.session() as s:
+            row = s.get(ItemRow, row_id)
+            return None if row is None else _state(row)
+
     def items_by_source(self, unit_id: int, source_ids: Sequence[str]) -> dict[str, ItemState]:
         found: dict[str, ItemState] = {}
         with self.session() as s:

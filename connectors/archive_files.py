@@ -1,0 +1,304 @@
+"""The files archive target: every drive as a plain directory tree on a local disk.
+
+Layout::
+
+    <root>/<login>/OneDrive/Docs/2024/Rapport.docx       a user's OneDrive
+    <root>/<login>/<site>/<library>/...                  a SharePoint document library
+                                                         (owner login "site:<name>")
+
+Names are kept as a Linux file system takes them (`LOCAL` rules: only "/" and NUL are
+refused, names of at most 255 bytes, NFC); a name that must change gets the digest suffix
+of `mappings.file_names`. `TargetRef.folder` is the drive's directory relative to the owner's
+(`"OneDrive"`), `TargetRef.ref` the item's path under it: refs are hierarchical, so a renamed
+folder moves its subtree in one rename and the engine rewrites the refs under it.
+
+A file is written to a hidden temporary name in its final folder and renamed onto its final
+path once complete and stamped with its modification time: no half file is ever visible at
+a final path. Writing into a folder changes the folder's own mtime, so every write restores
+the parent's mtime afterwards. `listing` streams every file through SHA-256 for `verify`.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+
+from ..mappings.file_names import LOCAL, MappedPath, NameRules, target_name, target_path
+from ..migrator.errors import FatalError, SkipItem
+from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+
+CHUNK = 1024 * 1024
+_TEMPORARY = re.compile(r"^\.hirondelle-[0-9a-f]{32}\.tmp$")
+
+
+class FilesArchiveTarget:
+    """Writes each owner's drives under `root` (see the module docstring).
+
+    `durable` (default) syncs every file and directory before `put` returns, so that an
+    item marked done survives a power cut.
+    """
+
+    capabilities = Capabilities(
+        server_assigned_ids=False,
+        keeps_timestamps=True,
+        max_item_bytes=None,
+        checksums=True,
+        moves=False,  # between drives: the engine writes the item afresh
+    )
+
+    def __init__(self, root: Path, durable: bool = True, rules: NameRules = LOCAL) -> None:
+        self.root = Path(root)
+        self.durable = durable
+        self.rules = rules
+
+    def open(self, owner: Owner) -> FilesArchiveSession:
+        login = owner.target_login or owner.upn
+        if not login:
+            raise FatalError(f"owner {owner.source_id!r} has no login to name its directory")
+        directory = self.root / target_name(login, self.rules)
+        return FilesArchiveSession(directory, self.durable, self.rules)
+
+    def check(self) -> list[str]:
+        """Findings for `doctor`: the root must exist (or be creatable) and be writable."""
+        probe = self.root
+        while not probe.exists() and probe.parent != probe:
+            probe = probe.parent
+        if not probe.is_dir():
+            return [f"files archive root {self.root}: {probe} is not a directory"]
+        if not os.access(probe, os.W_OK | os.X_OK):
+            return [f"files archive root {self.root}: {probe} is not writable"]
+        return []
+
+
+class FilesArchiveSession:
+    """One owner's drives. Used by one thread at a time, as `TargetSession` says."""
+
+    def __init__(self, owner_dir: Path, durable: bool = True, rules: NameRules = LOCAL) -> None:
+        self.owner_dir = owner_dir
+        self.durable = durable
+        self.rules = rules
+
+    # -- paths --
+
+    def drive_dir(self, folder: str) -> Path:
+        return self.owner_dir / folder
+
+    def _mapped(self, folder: str, payload: Payload) -> MappedPath:
+        source_path = payload.attrs.get("path")
+        if not isinstance(source_path, str) or not source_path.strip("/"):
+            raise SkipItem(f"item {payload.source_id} has no source path")
+        rules = self.rules.under(str(self.drive_dir(folder).absolute()))
+        mapped = target_path(source_path, rules)
+        if mapped.refused is not None:
+            raise SkipItem(f"{source_path}: {mapped.refused}")
+        return mapped
+
+    def _resolve(self, ref: TargetRef) -> Path:
+        parts = ref.ref.split("/")
+        if not ref.ref or any(p in ("", ".", "..") for p in parts) or ref.ref.startswith("/"):
+            raise SkipItem(f"archive ref {ref.ref!r} is not a relative path")
+        return self.drive_dir(ref.folder).joinpath(*parts)
+
+    # -- TargetSession --
+
+    def ensure_container(self, container: Container) -> str:
+        """Create the drive's directory (parents first); return it relative to the owner."""
+        segments = [target_name(s, self.rules) for s in container.path] or ["Drive"]
+        folder = "/".join(segments)
+        self._make_dirs(self.drive_dir(folder))
+        return folder
+
+    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+        """The final path, if it holds this item: a directory, or a file of the same size."""
+        ref = TargetRef(folder, self._mapped(folder, payload).path)
+        if ref.ref in exclude:
+            return None
+        path = self._resolve(ref)
+        if _is_folder(payload):
+            return ref if path.is_dir() else None
+        try:
+            found = path.stat()
+        except FileNotFoundError:
+            return None
+        return ref if path.is_file() and found.st_size == payload.size else None
+
+    def put(self, folder: str, payload: Payload) -> TargetRef:
+        """Create the folder, or write the file under a temporary name and rename it."""
+        ref = TargetRef(folder, self._mapped(folder, payload).path)
+        path = self._resolve(ref)
+        self._make_dirs(path.parent)
+        if _is_folder(payload):
+            if path.exists() and not path.is_dir():
+                raise SkipItem(f"{ref.ref!r} is a file in the archive, not a folder")
+            with _disk_errors(), self._parent_mtime_kept(path):
+                path.mkdir(exist_ok=True)
+            _stamp(path, payload)
+        else:
+            self._write_file(path, payload)
+        return ref
+
+    def update(self, ref: TargetRef, payload: Payload) -> TargetRef:
+        """Rename or move to the payload's path, rewrite the content when the payload has
+        some, and restamp the modification time."""
+        new_ref = TargetRef(ref.folder, self._mapped(ref.folder, payload).path)
+        current, wanted = self._resolve(ref), self._resolve(new_ref)
+        if new_ref != ref and current.exists():
+            self._rename(current, wanted)
+        has_content = payload.blob is not None or bool(payload.content)
+        if not _is_folder(payload) and has_content:
+            self._write_file(wanted, payload)
+        elif not wanted.exists():
+            raise SkipItem(f"{ref.ref!r} is no longer in the archive")
+        _stamp(wanted, payload)
+        return new_ref
+
+    def move(self, ref: TargetRef, folder: str) -> TargetRef:
+        raise SkipItem("items do not move between drives in the archive; written afresh")
+
+    def remove(self, ref: TargetRef) -> None:
+        """Delete the file or the folder with everything under it; gone is fine."""
+        path = self._resolve(ref)
+        with _disk_errors(), self._parent_mtime_kept(path):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
+        self._sync_dir(path.parent)
+
+    def listing(self, folder: str) -> list[Entry]:
+        """Every folder (fingerprint "") and file ("sha256:<hex>", streamed) of the drive."""
+        base = self.drive_dir(folder)
+        entries: list[Entry] = []
+        for directory, dirs, files in os.walk(base):
+            dirs.sort()
+            here = Path(directory)
+            for name in dirs:
+                entries.append(Entry(TargetRef(folder, _relative(here / name, base)), "", 0))
+            for name in sorted(files):
+                if _TEMPORARY.match(name):
+                    continue
+                path = here / name
+                digest, size = _sha256_of(path)
+                entries.append(Entry(TargetRef(folder, _relative(path, base)), digest, size))
+        return entries
+
+    def close(self) -> None:
+        return None
+
+    # -- writing --
+
+    def _write_file(self, path: Path, payload: Payload) -> None:
+        if path.is_dir():
+            raise SkipItem(f"{path.name!r} is a folder in the archive, not a file")
+        temporary = path.with_name(f".hirondelle-{uuid.uuid4().hex}.tmp")
+        with _disk_errors(), self._parent_mtime_kept(path):
+            try:
+                with open(temporary, "xb") as stream:
+                    _copy_content(payload, stream)
+                    if self.durable:
+                        stream.flush()
+                        os.fsync(stream.fileno())
+                _stamp(temporary, payload)
+                os.replace(temporary, path)
+            finally:
+                temporary.unlink(missing_ok=True)
+        self._sync_dir(path.parent)
+
+    def _rename(self, current: Path, wanted: Path) -> None:
+        self._make_dirs(wanted.parent)
+        if wanted.is_dir() and current.is_dir() and any(wanted.iterdir()):
+            raise SkipItem(f"cannot rename {current.name!r}: {wanted.name!r} exists and is full")
+        with _disk_errors(), self._parent_mtime_kept(current), self._parent_mtime_kept(wanted):
+            os.replace(current, wanted)
+        self._sync_dir(wanted.parent)
+
+    def _make_dirs(self, directory: Path) -> None:
+        """Create `directory` and its missing parents, one level at a time, parents first."""
+        missing = []
+        probe = directory
+        while not probe.is_dir():
+            missing.append(probe)
+            probe = probe.parent
+        for level in reversed(missing):
+            with _disk_errors(), self._parent_mtime_kept(level):
+                level.mkdir(exist_ok=True)
+            self._sync_dir(level.parent)
+
+    @contextmanager
+    def _parent_mtime_kept(self, path: Path) -> Iterator[None]:
+        """Keep the parent directory's times across a change of its entries."""
+        parent = path.parent
+        ours = parent == self.owner_dir or self.owner_dir in parent.parents
+        try:
+            before = parent.stat() if ours else None
+        except FileNotFoundError:
+            before = None
+        yield
+        if before is not None:
+            os.utime(parent, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    def _sync_dir(self, directory: Path) -> None:
+        if not self.durable:
+            return
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+@contextmanager
+def _disk_errors() -> Iterator[None]:
+    """The archive's one error table: a full or read-only disk stops the run, a name the
+    file system refuses skips the item, anything else is a bug and propagates."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
+            raise FatalError(f"files archive: {exc.strerror} ({exc.filename})") from exc
+        if exc.errno in (errno.ENAMETOOLONG, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
+            raise SkipItem(f"files archive: {exc.strerror}") from exc
+        raise
+
+
+def _is_folder(payload: Payload) -> bool:
+    return payload.attrs.get("kind") == "folder"
+
+
+def _copy_content(payload: Payload, stream: IO[bytes]) -> None:
+    if payload.blob is None:
+        stream.write(payload.content)
+        return
+    with payload.blob.open() as source:
+        shutil.copyfileobj(source, stream, CHUNK)
+
+
+def _stamp(path: Path, payload: Payload) -> None:
+    moment = payload.attrs.get("mtime")
+    if isinstance(moment, datetime):
+        aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        stamp = aware.timestamp()
+        os.utime(path, (stamp, stamp))
+
+
+def _relative(path: Path, base: Path) -> str:
+    return path.relative_to(base).as_posix()
+
+
+def _sha256_of(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as stream:
+        while chunk := stream.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return f"sha256:{digest.hexdigest()}", size

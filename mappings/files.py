@@ -1,0 +1,385 @@
+"""The files mapper: a driveItem (listed metadata plus spooled content) to a target payload.
+
+Pure: no network, no database, no file I/O (the content stays in the source's `Blob`).
+Also the pure helpers of the files plan: `drive_findings` (what the target will rename,
+refuse or not receive) and `sharing_report` (who had access to what, with which role).
+
+`Item.meta` is the flattened shape the drive source lists (see `drive_item_meta`):
+{"kind": "file" | "folder" | "package" | "remote", "name", "path" (from the drive root,
+root excluded, "/" between levels), "parentId", "size", "mtime"
+(fileSystemInfo.lastModifiedDateTime), "cTag", "quickXorHash", "mimeType", "packageType"}.
+The target applies its own naming rules (`mappings.file_names`) to `attrs["path"]`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ..migrator.errors import SkipItem
+from ..migrator.model import Blob, Item, Payload
+from .file_names import NameRules, target_path
+
+KINDS = ("file", "folder", "package", "remote")
+ONENOTE_REASON = "OneNote notebook: export it from OneNote; not carried"
+REMOTE_REASON = "shortcut or item shared from another drive: not carried (it lives elsewhere)"
+LARGEST_FILES = 10
+
+Finding = tuple[str, str, str, str]  # (severity, kind, path, detail)
+
+
+# -- driveItem JSON to listed metadata ---------------------------------------------------------
+
+
+def drive_item_kind(drive_item: Mapping[str, Any]) -> str:
+    """Which facet the driveItem carries: package first (a OneNote notebook also has
+    `folder` on some services), then remote (shortcuts, items shared from elsewhere)."""
+    if "package" in drive_item:
+        return "package"
+    if "remoteItem" in drive_item:
+        return "remote"
+    if "folder" in drive_item or "root" in drive_item:
+        return "folder"
+    return "file"
+
+
+def drive_item_meta(drive_item: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The flattened `Item.meta` of a driveItem whose path the source computed from parent
+    ids (`parentReference.path` is absent from delta responses).
+
+    The modification time is `fileSystemInfo.lastModifiedDateTime`, the one the user's
+    device reported, not the service's own `lastModifiedDateTime`
+    (https://learn.microsoft.com/graph/api/resources/filesysteminfo).
+    """
+    file_facet = _mapping(drive_item.get("file"))
+    system_info = _mapping(drive_item.get("fileSystemInfo"))
+    return {
+        "kind": drive_item_kind(drive_item),
+        "name": drive_item.get("name", ""),
+        "path": path,
+        "parentId": _mapping(drive_item.get("parentReference")).get("id"),
+        "size": drive_item.get("size", 0),
+        "mtime": system_info.get("lastModifiedDateTime") or drive_item.get("lastModifiedDateTime"),
+        "cTag": drive_item.get("cTag"),
+        "quickXorHash": _mapping(file_facet.get("hashes")).get("quickXorHash"),
+        "mimeType": file_facet.get("mimeType"),
+        "packageType": _mapping(drive_item.get("package")).get("type"),
+    }
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+# -- the mapper --------------------------------------------------------------------------------
+
+
+def parse_mtime(value: Any) -> datetime:
+    """An aware datetime from Graph's ISO 8601 ("2016-03-21T20:01:37Z"); naive means UTC."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and value:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    else:
+        raise ValueError(f"no modification time ({value!r})")
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def package_reason(package_type: Any) -> str:
+    """Why a package item is not carried (OneNote notebooks are the common case)."""
+    if package_type in (None, "oneNote"):
+        return ONENOTE_REASON
+    return f"package of type {package_type!r}: not carried"
+
+
+def _checked_attrs(item: Item) -> dict[str, Any]:
+    """The target attributes of an item, or `SkipItem` naming what is malformed."""
+    meta = item.meta
+    kind = meta.get("kind")
+    if kind == "package":
+        raise SkipItem(package_reason(meta.get("packageType")))
+    if kind == "remote":
+        raise SkipItem(REMOTE_REASON)
+    path = meta.get("path")
+    size = meta.get("size", 0)
+    problems = []
+    if kind not in ("file", "folder"):
+        problems.append(f"kind {kind!r}")
+    if not isinstance(path, str) or not path.strip("/"):
+        problems.append(f"path {path!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        problems.append(f"size {size!r}")
+    try:
+        mtime = parse_mtime(meta.get("mtime"))
+    except ValueError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise SkipItem(f"malformed driveItem metadata: {', '.join(problems)}")
+    return {
+        "kind": kind,
+        "path": path,
+        "mtime": mtime,
+        "size": size if kind == "file" else 0,
+        "quickXorHash": meta.get("quickXorHash") if kind == "file" else None,
+    }
+
+
+def map_drive_item(item: Item, content: Blob | bytes) -> Payload:
+    """A driveItem as the target writes it: a folder (no content) or a file (its `Blob`).
+
+    The fingerprint of a file is "sha256:<hex>" of the content the source streamed; the
+    attributes carry the SOURCE path (the target applies its naming rules), the
+    modification time, the size and Graph's quickXorHash.
+    """
+    attrs = _checked_attrs(item)
+    if attrs["kind"] == "folder":
+        return Payload(item.source_id, b"", "", attrs)
+    if isinstance(content, Blob):
+        sha256 = content.hashes.get("sha256")
+        if not sha256:
+            raise SkipItem("downloaded content carries no SHA-256 digest")
+        attrs["size"] = content.size
+        attrs["quickXorHash"] = content.hashes.get("quickXorHash") or attrs["quickXorHash"]
+        return Payload(item.source_id, b"", f"sha256:{sha256}", attrs, blob=content)
+    if isinstance(content, bytes | bytearray):  # small content handed as bytes
+        attrs["size"] = len(content)
+        digest = hashlib.sha256(content).hexdigest()
+        return Payload(item.source_id, bytes(content), f"sha256:{digest}", attrs)
+    raise SkipItem(f"file content of unexpected type {type(content).__name__}")
+
+
+def attrs_only(item: Item) -> Payload:
+    """The item's attributes without content, for a rename, a move or a new mtime."""
+    return Payload(item.source_id, b"", "", _checked_attrs(item))
+
+
+def content_changed(old_meta: Mapping[str, Any], item: Item) -> bool:
+    """Whether a file's content differs from what was listed before (`old_meta`).
+
+    The cTag changes with the content only, the eTag also with renames and moves
+    (https://learn.microsoft.com/graph/api/resources/driveitem, properties `cTag` and
+    `eTag`); the quickXorHash and the size are compared too. Folders have no content.
+    """
+    new = item.meta
+    if new.get("kind") != "file":
+        return False
+    if old_meta.get("size") != new.get("size"):
+        return True
+    compared = False
+    for key in ("cTag", "quickXorHash"):
+        before, after = old_meta.get(key), new.get(key)
+        if before and after:
+            compared = True
+            if before != after:
+                return True
+    return not compared  # nothing to compare: assume it changed
+
+
+# -- plan findings -----------------------------------------------------------------------------
+
+
+def drive_findings(
+    items: Iterable[Item],
+    rules: NameRules,
+    large_file_bytes: int | None,
+    largest: int = LARGEST_FILES,
+) -> list[Finding]:
+    """What an integrator shows before the move, for one drive, as
+    (severity, kind, path, detail) rows: names renamed or refused by the target, paths
+    too long, collisions, OneNote notebooks, shortcuts and items shared from elsewhere,
+    files over the target's upload limit (`large_file_bytes`), and the largest files."""
+    listed = [i for i in items if isinstance(i.meta.get("path"), str)]
+    packages = sorted(i.meta["path"].strip("/") for i in listed if i.meta.get("kind") == "package")
+    found: list[Finding] = []
+    carried: list[Item] = []
+    for item in listed:
+        path = item.meta["path"].strip("/")
+        owner = _inside(path, packages)
+        if owner is not None and owner != path:
+            continue  # reported with its notebook
+        kind = item.meta.get("kind")
+        if kind == "package":
+            inside = sum(1 for i in listed if _inside(i.meta["path"].strip("/"), [path]))
+            found.append(("warning", "onenote", path, _package_detail(item, inside - 1)))
+        elif kind == "remote":
+            found.append(("warning", "remote-item", path, REMOTE_REASON))
+        else:
+            carried.append(item)
+            found.extend(_name_findings(path, rules))
+    found.extend(_collisions(carried, rules))
+    found.extend(_size_findings(carried, large_file_bytes, largest))
+    return found
+
+
+def _inside(path: str, roots: Sequence[str]) -> str | None:
+    for root in roots:
+        if path == root or path.startswith(root + "/"):
+            return root
+    return None
+
+
+def _package_detail(item: Item, inside: int) -> str:
+    detail = package_reason(item.meta.get("packageType"))
+    return f"{detail} ({inside} item(s) inside)" if inside > 0 else detail
+
+
+def _name_findings(path: str, rules: NameRules) -> list[Finding]:
+    mapped = target_path(path, rules)
+    if mapped.refused is not None:
+        return [("warning", "path-refused", path, f"{mapped.refused}; not carried")]
+    for source, target in mapped.renamed:
+        if source == path:  # only the item's own name: its folders report theirs
+            detail = f"renamed to {target.rsplit('/', 1)[-1]!r} on the target ({rules.label})"
+            return [("warning", "renamed", path, detail)]
+    return []
+
+
+def _collisions(items: Sequence[Item], rules: NameRules) -> list[Finding]:
+    """Distinct source paths that one target name would hold (NFC or case twins)."""
+    by_target: dict[str, list[str]] = defaultdict(list)
+    for item in items:
+        mapped = target_path(item.meta["path"], rules).path
+        key = unicodedata.normalize("NFC", mapped)
+        by_target[key.casefold() if rules.case_insensitive else key].append(item.meta["path"])
+    found: list[Finding] = []
+    for paths in by_target.values():
+        if len(paths) > 1:
+            others = ", ".join(repr(p) for p in sorted(paths)[1:])
+            detail = f"same target name as {others}: only one would survive"
+            found.append(("blocker", "collision", sorted(paths)[0], detail))
+    return found
+
+
+def _size_findings(items: Sequence[Item], limit: int | None, largest: int) -> list[Finding]:
+    files = [
+        (i.meta.get("size") or 0, i.meta["path"]) for i in items if i.meta.get("kind") == "file"
+    ]
+    found: list[Finding] = []
+    if limit is not None:
+        for size, path in sorted(files, reverse=True):
+            if size <= limit:
+                break
+            detail = f"{size} bytes, over the target's limit of {limit}; not carried"
+            found.append(("warning", "oversize", path, detail))
+    for size, path in sorted(files, reverse=True)[:largest]:
+        found.append(("info", "largest", path, f"{size} bytes"))
+    return found
+
+
+# -- sharing report ----------------------------------------------------------------------------
+
+ROLE_RANK = {"read": 1, "write": 2, "owner": 3}
+
+
+def sharing_report(permission_records: Iterable[Any], owner: str = "") -> list[dict[str, str]]:
+    """Who had access to what, with which role: one row per (who, owner, path), sorted by
+    who, so the rows of one user follow each other (`group_by_user`).
+
+    A record is either plain (a mapping, or an object such as the drive source's
+    `SharingGrant`, with "path", "who", "kind", "roles" or "role", and optionally "owner",
+    "via", "link_type", "inherited"), or a mapping holding a Graph permission resource
+    under "permission" with the item's "path" (and "owner"): a permission becomes one row
+    per identity it grants, and a link without identities "link:<scope>". `owner` names
+    the drive for records that do not. Where two records give one person access to one
+    item, the strongest role wins (owner > write > read).
+    """
+    rows: dict[tuple[str, str, str], dict[str, str]] = {}
+    for record in permission_records:
+        for row in _rows_of(_as_mapping(record), owner):
+            key = (row["who"], row["owner"], row["path"])
+            kept = rows.get(key)
+            if kept is None or _rank(row["role"]) > _rank(kept["role"]):
+                rows[key] = row
+    return [rows[key] for key in sorted(rows)]
+
+
+def group_by_user(rows: Iterable[Mapping[str, str]]) -> dict[str, list[Mapping[str, str]]]:
+    """The rows of `sharing_report` per person (or link), in order."""
+    grouped: dict[str, list[Mapping[str, str]]] = {}
+    for row in rows:
+        grouped.setdefault(row["who"], []).append(row)
+    return grouped
+
+
+def _rank(role: str) -> int:
+    return ROLE_RANK.get(role, 0)
+
+
+def _strongest(roles: Any) -> str:
+    names = [roles] if isinstance(roles, str) else [r for r in roles or () if isinstance(r, str)]
+    return max(names, key=_rank, default="read")
+
+
+def _as_mapping(record: Any) -> Mapping[str, Any]:
+    if isinstance(record, Mapping):
+        return record
+    fields = ("owner", "path", "who", "kind", "roles", "role", "via", "link_type", "inherited")
+    return {f: getattr(record, f) for f in fields if getattr(record, f, None) is not None}
+
+
+def _plain_row(record: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(who, kind, via) of a record that names its principal."""
+    kind, who = str(record.get("kind", "user")), str(record["who"])
+    if kind in ("siteUser", "siteGroup"):
+        kind = "user" if kind == "siteUser" else "group"
+    if kind == "link" and not who.startswith("link"):
+        who = f"link:{who}" if who else "link"
+    if kind == "group" and not who.startswith("group:"):
+        who = f"group:{who}"
+    via = record.get("via") or (f"link:{record['link_type']}" if record.get("link_type") else "")
+    via = str(via or "direct") + (" (inherited)" if record.get("inherited") else "")
+    return who, kind, via
+
+
+def _rows_of(record: Mapping[str, Any], owner: str) -> list[dict[str, str]]:
+    permission = _mapping(record.get("permission")) or record
+    base = {
+        "owner": str(record.get("owner") or owner),
+        "path": str(record.get("path", "")),
+        "role": _strongest(permission.get("roles", record.get("role"))),
+    }
+    if "who" in record:
+        who, kind, via = _plain_row(record)
+        return [{**base, "who": who, "kind": kind, "via": via}]
+    link = _mapping(permission.get("link"))
+    via = "direct" if not link else f"link:{link['type']}" if link.get("type") else "link"
+    if permission.get("inheritedFrom"):
+        via += " (inherited)"
+    grantees = _grantees(permission)
+    if not grantees and link:
+        scope = link.get("scope")
+        grantees = [(f"link:{scope}" if scope else "link", "link")]
+    return [{**base, "who": who, "kind": kind, "via": via} for who, kind in grantees]
+
+
+def _grantees(permission: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(who, kind) for every identity a permission grants, V2 shapes first."""
+    sets = permission.get("grantedToIdentitiesV2") or permission.get("grantedToIdentities") or []
+    single = permission.get("grantedToV2") or permission.get("grantedTo")
+    if single:
+        sets = [single, *sets]
+    found = [g for s in sets if isinstance(s, Mapping) for g in [_identity(s)] if g]
+    invitation = _mapping(permission.get("invitation"))
+    if not found and invitation.get("email"):
+        found.append((str(invitation["email"]), "invitation"))
+    return list(dict.fromkeys(found))
+
+
+def _identity(identity_set: Mapping[str, Any]) -> tuple[str, str] | None:
+    for facet, kind in (
+        ("user", "user"),
+        ("group", "group"),
+        ("siteUser", "user"),
+        ("siteGroup", "group"),
+        ("application", "application"),
+        ("device", "device"),
+    ):
+        who = _mapping(identity_set.get(facet))
+        name = who.get("email") or who.get("loginName") or who.get("displayName") or who.get("id")
+        if name:
+            return (f"group:{name}" if kind == "group" else str(name), kind)
+    return None
