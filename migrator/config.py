@@ -16,8 +16,13 @@ from typing import Any
 from ..connectors.graph.auth import GraphSettings
 from .errors import ConfigError
 
-WORKLOADS = ("mail",)
-TARGET_KINDS = {"mail": ("imap", "archive")}
+WORKLOADS = ("mail", "calendar", "contacts", "files")
+TARGET_KINDS = {
+    "mail": ("imap", "archive"),
+    "calendar": ("caldav", "archive"),
+    "contacts": ("carddav", "archive"),
+    "files": ("archive",),
+}
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class Config:
     owner_concurrency: int = 8
     fetch_concurrency: int = 4
     deletions: str = "mirror"
+    calendar_window_start: str | None = None  # ISO dates; default 5 years either side of now
+    calendar_window_end: str | None = None
 
 
 class _Table:
@@ -126,6 +133,8 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         raise ConfigError("run.deletions", f'must be "mirror" or "keep", not {deletions!r}')
     owner_concurrency = run.positive("owner_concurrency", 8)
     fetch_concurrency = run.positive("fetch_concurrency", 4)
+    window_start = run.get("calendar_window_start", str)
+    window_end = run.get("calendar_window_end", str)
     run.finish()
     targets = _targets(_Table("targets", top.get("targets", dict, required=True)), base)
     top.finish()
@@ -141,6 +150,8 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         owner_concurrency=owner_concurrency,
         fetch_concurrency=fetch_concurrency,
         deletions=deletions,
+        calendar_window_start=window_start,
+        calendar_window_end=window_end,
     )
 
 

@@ -36,7 +36,11 @@ def demo_config(sandbox: SandboxServer, directory: Path) -> Config:
             "ca_file": str(sandbox.ca_file),
         },
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
-        "targets": {"mail": {"kind": "archive", "path": "archive"}},
+        "targets": {
+            "mail": {"kind": "archive", "path": "archive/mail"},
+            "calendar": {"kind": "archive", "path": "archive/calendars"},
+            "contacts": {"kind": "archive", "path": "archive/contacts"},
+        },
     }
     return parse_config(raw, directory.resolve())
 
@@ -80,8 +84,21 @@ async def _demo(
         f"{planned.bytes / 1e6:.1f} MB, {len(planned.findings)} findings"
     )
     first = await migrate(config, "run", reporter)
-    changed = sandbox.tenant.mutate(
-        Mutation(seed=seed + 1, new=6, flag_changes=6, moves=4, deletions=3)
+    changed = sandbox.mutate(
+        Mutation(
+            seed=seed + 1,
+            new=6,
+            flag_changes=6,
+            moves=4,
+            deletions=3,
+            new_events=2,
+            event_changes=2,
+            event_cancellations=1,
+            event_deletions=1,
+            new_contacts=2,
+            contact_changes=2,
+            contact_deletions=1,
+        )
     )
     say(
         f"tenant changed: {len(changed.new)} new, {len(changed.changed)} changed, "

@@ -107,14 +107,15 @@ class Engine:
         if mode == "run" and unit.status == DONE:
             self.reporter.advance(workload.name, container.total_items, 0)
             return
-        if mode == "sync":
-            self.reporter.add_total(workload.name, 0)
+        # A run's total is the containers' counts; a sync's (or an uncounted container's)
+        # work is only known page by page.
+        count_pages = mode == "sync" or not container.total_items
         try:
             folder = await session.call(lambda s: s.ensure_container(container))
             self.store.set_unit(unit.id, target_folder=folder, last_error=None)
             cursor = unit.next_link or unit.delta_link
             try:
-                await self._pages(workload, container, unit, folder, session, cursor)
+                await self._pages(workload, container, unit, folder, session, cursor, count_pages)
             except CursorExpired:
                 log.info("cursor of %s expired: enumerating it again", container.display_path)
                 self.ledger.audit.record(
@@ -124,7 +125,7 @@ class Engine:
                     container=container.display_path,
                 )
                 self.store.set_unit(unit.id, next_link=None, delta_link=None)
-                await self._pages(workload, container, unit, folder, session, None)
+                await self._pages(workload, container, unit, folder, session, None, count_pages)
         except (Retriable, SkipItem) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             self.store.set_unit(unit.id, status=FAILED, last_error=reason)
@@ -138,9 +139,10 @@ class Engine:
         folder: str,
         session: OwnerSession,
         cursor: str | None,
+        count_pages: bool,
     ) -> None:
         async for page in workload.source.changes(container, cursor):
-            if unit.status == DONE or cursor is not None:
+            if count_pages:
                 self.reporter.add_total(workload.name, len(page.items))
             await self._page(workload, container, unit, folder, session, page)
 

@@ -9,7 +9,7 @@ The estimate is bound by Graph's per-owner request budget: owners run
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 from .model import Container, Owner
@@ -106,6 +106,12 @@ async def make_plan(workloads: list[tuple[Workload, Planner]], options: RunOptio
         ) -> tuple[list[PlanRow], list[Finding]]:
             async with gate:
                 containers = await workload.source.containers(owner)
+                count = getattr(planner, "count", None)
+                if count is not None:  # sources that cannot count cheaply in containers()
+                    containers = [
+                        c if c.total_items else replace(c, total_items=await count(c))
+                        for c in containers
+                    ]
                 rows = [
                     PlanRow(
                         workload.name,

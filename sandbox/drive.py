@@ -343,13 +343,14 @@ class DriveService:
         cursor = state.get("k")
         if cursor is not None:
             keyed = [pair for pair in keyed if pair[0] > list(cursor)]
-        page = keyed[: _page_size(request)]
+        page = keyed[: int(state.get("top") or PAGE_DEFAULT)]  # $top holds for the round
         chosen = [entry for _, entry in page]
         entries = self._delta_entries(request, chosen, state["m"] == "c", tuple(state["sel"]))
         if len(keyed) > len(page):
             following = encode_token({**state, "k": page[-1][0]})
             return _delta_page(request, entries, f"{link}?token={following}", None)
         settled = {"d": drive_id, "s": state["t"], "g": state["g"], "sel": state["sel"]}
+        settled["top"] = state.get("top")
         settled_link = f"{link}?token={encode_token(settled)}"
         return _delta_page(request, entries, None, settled_link)
 
@@ -358,7 +359,8 @@ class DriveService:
     ) -> dict[str, Any]:
         if token is None:
             fresh = {"d": drive_id, "m": "i", "s": 0, "t": self.drives.seq}
-            return fresh | {"g": self.drives.delta_epoch, "sel": list(_select(request))}
+            carried = {"sel": list(_select(request)), "top": _page_size(request)}
+            return fresh | {"g": self.drives.delta_epoch} | carried
         state = decode_token(token)
         if state.get("d") != drive_id:
             raise GraphError(400, "invalidRequest", "The token belongs to another drive.")
