@@ -158,3 +158,32 @@ def assert_same(
             )
             total += sum(copies.values())
     return total
+
+
+def graph_pages(
+    sandbox: SandboxServer, path: str, params: dict[str, str]
+) -> list[dict[str, object]]:
+    """Every entity of a paged Graph collection of the sandbox, read with plain httpx."""
+    import ssl
+
+    import httpx
+
+    tls = ssl.create_default_context(cafile=sandbox.ca_file) if sandbox.ca_file else True
+    form = {
+        "client_id": sandbox.client_id,
+        "client_secret": sandbox.client_secret,
+        "grant_type": "client_credentials",
+        "scope": "https://graph.microsoft.com/.default",
+    }
+    token_url = f"https://{sandbox.authority}/{sandbox.tenant_id}/oauth2/v2.0/token"
+    token = httpx.post(token_url, data=form, verify=tls).json()["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    entities: list[dict[str, object]] = []
+    url: str | None = f"{sandbox.graph_url}/{path}"
+    query: dict[str, str] | None = params
+    with httpx.Client(verify=tls, headers=headers, timeout=30) as client:
+        while url:
+            body = client.get(url, params=query).raise_for_status().json()
+            entities.extend(body["value"])
+            url, query = body.get("@odata.nextLink"), None
+    return entities
