@@ -186,3 +186,58 @@ def _list(value: Any) -> list[Any]:
     if value is None:
         return []
     return value if isinstance(value, list) else [value]
+
+
+def test_kill_nine_during_the_copy_then_resume(groupware: Groupware) -> None:
+    """Three kills at random moments; after the resume each event and contact is there once."""
+    import os
+    import random
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from hirondelle.sandbox.faults import Faults
+
+    rng = random.Random(7)
+    env = {**os.environ, SECRET_ENV: groupware.sandbox.client_secret}
+    command = [sys.executable, "-m", "hirondelle.cli", "-c", str(groupware.config_path), "run"]
+    audit = groupware.config_path.parent / "audit"
+    groupware.sandbox.set_faults(Faults(slow_seconds=0.02))
+    kills = 0
+    for _ in range(3):
+        seen = sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
+        goal = seen + rng.randint(2, 25)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 60
+        while process.poll() is None and time.monotonic() < deadline:
+            if sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl")) >= goal:
+                os.kill(process.pid, signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(0.005)
+        process.wait(timeout=30)
+    assert kills >= 2
+    groupware.sandbox.set_faults(Faults())
+    final = subprocess.run(command, env=env, capture_output=True, timeout=120)
+    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    config = load_config(groupware.config_path)
+    reports = asyncio.run(operations.check(config))
+    for name in ("calendar", "contacts"):
+        assert reports[name].verified, reports[name].differences[:5]
+    for user in groupware.tenant.users:
+        login = groupware.logins[user.upn].login
+        stored = [
+            uid
+            for name in groupware.radicale.collections(login)
+            for data in groupware.radicale.resources(login, name).values()
+            for uid in _uids(data)
+        ]
+        assert len(stored) == len(set(stored)), "a resource was written twice"
+
+
+def _uids(data: bytes) -> set[str]:
+    text = data.decode()
+    return {line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("UID:")}
