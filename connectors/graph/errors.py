@@ -34,13 +34,28 @@ THROTTLING_STATUSES = frozenset({429, 503})
 # 40X carrying one of these codes ("syncStateNotFound" is the documented one;
 # the others are what Exchange and OneDrive use for the same condition).
 # https://learn.microsoft.com/en-us/graph/delta-query-overview#token-duration
+# A drive delta answers 410 Gone with "resyncRequired" or one of the two resync codes:
+# https://learn.microsoft.com/en-us/graph/api/driveitem-delta#example-2-last-page-in-a-set
 EXPIRED_CURSOR_CODES = frozenset(
-    {"syncstatenotfound", "syncstateinvalid", "resyncrequired", "errorinvalidsyncstatedata"}
+    {
+        "syncstatenotfound",
+        "syncstateinvalid",
+        "resyncrequired",
+        "errorinvalidsyncstatedata",
+        "resyncchangesapplydifferences",
+        "resyncchangesuploaddifferences",
+    }
 )
+# A pre-authenticated download URL lives a few minutes; past that it is refused.
+LINK_EXPIRED_STATUSES = frozenset({401, 403, 404, 410})
 
 
 class Throttled(Retriable):
     """Graph asked this mailbox to slow down (429, or 503 with the same meaning)."""
+
+
+class LinkExpired(Retriable):
+    """A pre-authenticated download URL no longer works: ask Graph for a fresh one."""
 
 
 class TruncatedBody(Exception):
@@ -53,13 +68,15 @@ class Call:
 
     `permission` is the application permission the request needs; `item` marks a
     request about one message (a 404 then skips that message); `cursor` marks a
-    request that follows a stored next or delta link.
+    request that follows a stored next or delta link; `link` marks a request to a
+    pre-authenticated download URL (sent without the Graph token).
     """
 
     what: str
     permission: str = "Mail.Read"
     item: bool = False
     cursor: bool = False
+    link: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,12 +90,18 @@ class Failure:
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date)."""
+    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date).
+
+    Without Retry-After, SharePoint's `RateLimit-Reset` (seconds until the resource-unit
+    window resets) says the same thing:
+    https://learn.microsoft.com/en-us/sharepoint/dev/general-development/how-to-avoid-getting-throttled-or-blocked-in-sharepoint-online
+    """
     if not headers:
         return None
     value = headers.get("Retry-After") or headers.get("retry-after")
     if not value:
-        return None
+        reset = headers.get("RateLimit-Reset") or headers.get("ratelimit-reset")
+        return _seconds(reset) if reset else None
     value = value.strip()
     try:
         return max(0.0, float(value))
@@ -92,6 +115,13 @@ def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = Non
     return max(0.0, when.timestamp() - current)
 
 
+def _seconds(value: str) -> float | None:
+    try:
+        return max(0.0, float(value.strip()))
+    except ValueError:
+        return None
+
+
 def to_error(failure: Failure, call: Call) -> HirondelleError | None:
     """The engine's error for `failure`, or None when the table does not know it."""
     status = failure.status
@@ -101,6 +131,8 @@ def to_error(failure: Failure, call: Call) -> HirondelleError | None:
         return Throttled(f"{call.what}: throttled by Graph (HTTP {status})", failure.retry_after)
     if status in RETRIABLE_STATUSES:
         return Retriable(f"{call.what}: Graph answered HTTP {status}", failure.retry_after)
+    if call.link and status in LINK_EXPIRED_STATUSES:
+        return LinkExpired(f"{call.what}: the download link expired (HTTP {status})", 0.0)
     if status == 401:
         return FatalError(
             f"{call.what}: Graph refused the access token (HTTP 401). Check source.tenant_id, "

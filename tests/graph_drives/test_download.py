@@ -1,0 +1,248 @@
+"""Streaming downloads against odd answers: redirects, resets, short bodies, bad hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+from hirondelle.connectors.graph.download import ContentMismatch, DriveDownloader
+from hirondelle.connectors.graph.errors import Call
+from hirondelle.mappings.quickxor import quickxor_b64
+from hirondelle.migrator.errors import FatalError, Retriable
+from hirondelle.migrator.model import Blob
+from hirondelle.tests.graph.conftest import FakeTime, run
+
+from .conftest import DOWNLOAD_HOST, GRAPH, drive_client, resource_units
+
+CONTENT_URL = f"{GRAPH}/drives/b!drive/items/01FILE/content"
+LINK = f"{DOWNLOAD_HOST}/personal/alice/_layouts/download.aspx?tempauth=abc"
+BODY = random.Random(5).randbytes(3 * 1024 * 1024 + 123)
+CALL = Call("content of 'Docs/report.pdf'", permission="Files.Read.All", item=True)
+
+
+class CutStream(httpx.AsyncByteStream):
+    """A body that stops after `data`, with a reset (`error`) or silently."""
+
+    def __init__(self, data: bytes, error: Exception | None = None) -> None:
+        self.data = data
+        self.error = error
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for start in range(0, len(self.data), 65536):
+            yield self.data[start : start + 65536]
+        if self.error is not None:
+            raise self.error
+
+
+def ranged(request: httpx.Request, etag: str = '"v1"') -> httpx.Response:
+    """The download host: whole body, or the asked range as 206."""
+    wanted = request.headers.get("Range")
+    if not wanted:
+        return httpx.Response(200, content=BODY, headers={"ETag": etag})
+    start = int(re.fullmatch(r"bytes=(\d+)-", wanted).group(1))  # type: ignore[union-attr]
+    headers = {"Content-Range": f"bytes {start}-{len(BODY) - 1}/{len(BODY)}", "ETag": etag}
+    return httpx.Response(206, content=BODY[start:], headers=headers)
+
+
+def redirect(mock: respx.MockRouter, location: str = LINK) -> respx.Route:
+    return mock.get(CONTENT_URL).mock(
+        return_value=httpx.Response(302, headers={"Location": location})
+    )
+
+
+def download(fake_time: FakeTime, tmp_path: Path, expected: str | None) -> tuple[Blob, int]:
+    async def go() -> tuple[Blob, int]:
+        client = drive_client(fake_time)
+        try:
+            downloader = DriveDownloader(client, temp_dir=tmp_path, chunk_bytes=65536)
+            blob = await downloader.download(CONTENT_URL, CALL, expected)
+            return blob, resource_units(client)
+        finally:
+            await client.aclose()
+
+    return run(go())
+
+
+def assert_is_body(blob: Blob) -> None:
+    assert blob.size == len(BODY)
+    assert blob.path.read_bytes() == BODY
+    assert blob.hashes == {
+        "quickXorHash": quickxor_b64(BODY),
+        "sha256": hashlib.sha256(BODY).hexdigest(),
+    }
+
+
+def test_redirect_is_followed_without_the_graph_token(fake_time: FakeTime, tmp_path: Path) -> None:
+    with respx.mock() as mock:
+        content = redirect(mock)
+        link = mock.get(LINK).mock(side_effect=ranged)
+        blob, units = download(fake_time, tmp_path, quickxor_b64(BODY))
+    assert content.calls.last.request.headers["Authorization"] == "Bearer test-token"
+    assert "Authorization" not in link.calls.last.request.headers
+    assert link.calls.last.request.headers["Accept-Encoding"] == "identity"
+    assert_is_body(blob)
+    assert blob.path.parent == tmp_path and blob.path.name.endswith(".part")
+    assert units == 1
+
+
+def test_reset_in_the_middle_resumes_with_range(fake_time: FakeTime, tmp_path: Path) -> None:
+    half = len(BODY) // 2 + 7
+    answers = iter(
+        [
+            httpx.Response(
+                200,
+                headers={"Content-Length": str(len(BODY)), "ETag": '"v1"'},
+                stream=CutStream(BODY[:half], httpx.ReadError("connection reset by peer")),
+            )
+        ]
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or ranged(request)
+
+    with respx.mock() as mock:
+        content = redirect(mock)
+        link = mock.get(LINK).mock(side_effect=answer)
+        blob, _ = download(fake_time, tmp_path, quickxor_b64(BODY))
+    resumed = link.calls.last.request.headers
+    start = int(re.fullmatch(r"bytes=(\d+)-", resumed["Range"]).group(1))  # type: ignore[union-attr]
+    assert 0 < start <= half  # what was written before the reset is kept, not fetched again
+    assert resumed["If-Range"] == '"v1"'
+    assert content.call_count == 1  # the link still worked: no new one was asked for
+    assert_is_body(blob)
+
+
+def test_short_body_without_error_resumes(fake_time: FakeTime, tmp_path: Path) -> None:
+    cut = 1_000_001
+    answers = iter(
+        [
+            httpx.Response(
+                200,
+                headers={"Content-Length": str(len(BODY)), "ETag": '"v1"'},
+                stream=CutStream(BODY[:cut]),
+            )
+        ]
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or ranged(request)
+
+    with respx.mock() as mock:
+        redirect(mock)
+        link = mock.get(LINK).mock(side_effect=answer)
+        blob, _ = download(fake_time, tmp_path, quickxor_b64(BODY))
+    assert link.call_count == 2
+    assert link.calls.last.request.headers["Range"] == f"bytes={cut}-"  # the stream ended cleanly
+    assert_is_body(blob)
+
+
+def test_whole_body_again_on_resume_starts_over(fake_time: FakeTime, tmp_path: Path) -> None:
+    """A server that ignores Range (or whose If-Range saw a new version) sends 200: restart."""
+    answers = iter(
+        [
+            httpx.Response(
+                200,
+                headers={"Content-Length": str(len(BODY))},
+                stream=CutStream(BODY[:200_000], httpx.RemoteProtocolError("peer closed")),
+            )
+        ]
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or httpx.Response(200, content=BODY)
+
+    with respx.mock() as mock:
+        redirect(mock)
+        link = mock.get(LINK).mock(side_effect=answer)
+        blob, _ = download(fake_time, tmp_path, quickxor_b64(BODY))
+    assert link.calls.last.request.headers["Range"].startswith("bytes=")
+    assert link.calls.last.request.headers["Range"] != "bytes=0-"
+    assert_is_body(blob)
+
+
+def test_expired_link_is_replaced_by_a_fresh_one(fake_time: FakeTime, tmp_path: Path) -> None:
+    fresh = f"{DOWNLOAD_HOST}/fresh?tempauth=def"
+    with respx.mock() as mock:
+        content = mock.get(CONTENT_URL).mock(
+            side_effect=[
+                httpx.Response(302, headers={"Location": LINK}),
+                httpx.Response(302, headers={"Location": fresh}),
+            ]
+        )
+        mock.get(LINK).mock(return_value=httpx.Response(401, json={"error": "expired"}))
+        mock.get(fresh).mock(side_effect=ranged)
+        blob, _ = download(fake_time, tmp_path, quickxor_b64(BODY))
+    assert content.call_count == 2
+    assert_is_body(blob)
+
+
+def test_relative_location_is_resolved_against_graph(fake_time: FakeTime, tmp_path: Path) -> None:
+    with respx.mock() as mock:
+        redirect(mock, "/_download/token-1")
+        mock.get("https://graph.test/_download/token-1").mock(side_effect=ranged)
+        blob, _ = download(fake_time, tmp_path, None)
+    assert_is_body(blob)
+
+
+def test_hash_mismatch_is_retriable_and_leaves_no_file(fake_time: FakeTime, tmp_path: Path) -> None:
+    wrong = quickxor_b64(BODY[:-1] + b"\x00")
+    with respx.mock() as mock:
+        redirect(mock)
+        mock.get(LINK).mock(side_effect=ranged)
+        with pytest.raises(ContentMismatch) as caught:
+            download(fake_time, tmp_path, wrong)
+    assert isinstance(caught.value, Retriable)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_resets_without_progress_give_up_and_clean_up(fake_time: FakeTime, tmp_path: Path) -> None:
+    with respx.mock() as mock:
+        redirect(mock)
+        link = mock.get(LINK).mock(side_effect=httpx.ConnectError("refused"))
+        with pytest.raises(Retriable):
+            download(fake_time, tmp_path, None)
+    assert link.call_count == 6  # the budget's attempts, none of which moved forward
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_throttled_content_request_waits_retry_after(fake_time: FakeTime, tmp_path: Path) -> None:
+    throttled = httpx.Response(
+        429,
+        headers={
+            "Retry-After": "7",
+            "RateLimit-Limit": "1250",
+            "RateLimit-Remaining": "0",
+            "RateLimit-Reset": "41",
+        },
+        json={"error": {"code": "TooManyRequests", "message": "slow down"}},
+    )
+    with respx.mock() as mock:
+        content = mock.get(CONTENT_URL).mock(
+            side_effect=[throttled, httpx.Response(302, headers={"Location": LINK})]
+        )
+        mock.get(LINK).mock(side_effect=ranged)
+        blob, _ = download(fake_time, tmp_path, quickxor_b64(BODY))
+    assert content.call_count == 2
+    assert 7 in fake_time.sleeps
+    assert_is_body(blob)
+
+
+def test_refused_token_on_content_is_fatal_not_an_expired_link(
+    fake_time: FakeTime, tmp_path: Path
+) -> None:
+    """401 from Graph itself names the credential to fix; only the download host's means expiry."""
+    with respx.mock() as mock:
+        content = mock.get(CONTENT_URL).mock(
+            return_value=httpx.Response(401, json={"error": {"code": "InvalidAuthenticationToken"}})
+        )
+        with pytest.raises(FatalError, match="source.client_id"):
+            download(fake_time, tmp_path, None)
+    assert content.call_count == 1
+    assert list(tmp_path.iterdir()) == []
