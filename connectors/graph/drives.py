@@ -29,6 +29,7 @@ from urllib.parse import quote
 
 from kiota_abstractions.api_error import APIError
 
+from ...mappings.files import drive_item_meta
 from ...migrator.errors import SkipItem
 from ...migrator.model import Blob, Container, Item, Owner, Page
 from .budget import MailboxBudget
@@ -349,31 +350,9 @@ class GraphDriveSource:
 
 
 def _item(entry: Mapping[str, Any], path: str, package_type: str | None) -> Item:
-    """A delta entry as an `Item`; the meta keys are the files mapper's contract."""
-    file = entry.get("file") or {}
-    system = entry.get("fileSystemInfo") or {}
-    meta = {
-        "kind": _kind(entry, package_type),
-        "name": entry.get("name") or "",
-        "path": path,
-        "parentId": _parent_id(entry) or "",
-        "size": int(entry.get("size") or 0),
-        "mtime": system.get("lastModifiedDateTime") or entry.get("lastModifiedDateTime"),
-        "cTag": entry.get("cTag"),
-        "quickXorHash": (file.get("hashes") or {}).get("quickXorHash"),
-        "mimeType": file.get("mimeType"),
-        "packageType": package_type,
-    }
+    """A delta entry as an `Item`; the meta is the files mapper's own flattening."""
+    meta = drive_item_meta(entry, path, package_type)
     return Item(entry["id"], entry.get("eTag") or entry.get("cTag") or "", meta)
-
-
-def _kind(entry: Mapping[str, Any], package_type: str | None) -> str:
-    """package (a notebook, or anything inside one), remote, folder or file."""
-    if package_type is not None:
-        return "package"
-    if "remoteItem" in entry:
-        return "remote"
-    return "folder" if "folder" in entry else "file"
 
 
 def sharing_grants(path: str, permission: Mapping[str, Any]) -> list[SharingGrant]:

@@ -1,0 +1,684 @@
+"""The WebDAV files target: OneDrive and SharePoint drives into Nextcloud, Twake Drive
+(cozy-stack) or any RFC 4918 server (Apache mod_dav, rclone, wsgidav...).
+
+Layout, under each user's URL (`url` with "{login}" filled in)::
+
+    <folder>/OneDrive/Docs/2024/Rapport.docx         a user's OneDrive
+    <folder>/<site>/<library>/...                    a SharePoint library (`site_login`'s space)
+
+`TargetRef.folder` is the drive's collection relative to the user's URL ("Microsoft 365/
+OneDrive"); `TargetRef.ref` the item's path under it, each name cleaned by the profile's
+`NameRules` (`mappings.file_names.target_path`). Refs are paths: a folder MOVE moves its
+subtree, and the engine rewrites the refs under it.
+
+Profiles:
+- `generic`: a file is PUT to "<dir>/.<name>.hirondelle-part" then MOVEd (Overwrite: T)
+  onto its final path, so no half file is ever visible there; folders by MKCOL one level
+  at a time, parents first. The mtime goes as `X-OC-Mtime` on the PUT (rclone honours it);
+  the first file of a session shows whether it was kept, else `getlastmodified` is set by
+  PROPPATCH where the server accepts it (wsgidav with `mutable_live_props`), else it is
+  lost (Apache). `listing` asks for `Depth: infinity`, and walks with `Depth: 1` where
+  refused (Apache's `DavDepthInfinity Off`) or silently cut to one level (SabreDAV).
+- `nextcloud`: naming rules read from the server's capabilities; a file up to
+  `chunk_bytes` is one PUT straight to its final path (Nextcloud writes a part file and
+  renames it itself) with `X-OC-Mtime` and `OC-Checksum: SHA256:<hex>`; a larger one goes
+  through chunked upload v2 (`webdav_chunked`). `listing` fingerprints come from
+  `oc:checksums`.
+- `twake-drive`: cozy-stack refuses `Depth: infinity` and keeps no dead properties: parents
+  first, no PROPPATCH, modification times not kept (declared).
+
+Blocking on purpose (httpx's sync client): the engine runs each session in a worker
+thread. Certificates are always verified; plain http is accepted only on loopback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+import httpx
+
+from ..mappings.file_names import (
+    GENERIC,
+    NEXTCLOUD,
+    TWAKE_DRIVE,
+    NameRules,
+    rules_from_nextcloud_capabilities,
+    target_name,
+    target_path,
+)
+from ..migrator.errors import ConfigError, FatalError, HirondelleError, Retriable, SkipItem
+from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from .imap import _is_loopback, _Secret, read_password_file
+from .imap_wire import Login
+from .webdav_chunked import (
+    MAX_CHUNK_BYTES,
+    MIN_CHUNK_BYTES,
+    ChunkedUpload,
+    DavHttp,
+    Resource,
+    all_succeeded,
+    content_stream,
+    decoded_path,
+    getlastmodified_body,
+)
+
+log = logging.getLogger(__name__)
+
+PART_SUFFIX = ".hirondelle-part"
+_WRITTEN = (200, 201, 204)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one kind of WebDAV server does and refuses."""
+
+    name: str
+    rules: NameRules
+    mtime_header: bool | None  # X-OC-Mtime honoured: True, False, None = find out
+    proppatch_mtime: bool | None  # getlastmodified writable by PROPPATCH: same
+    depth_infinity: bool
+    direct_put: bool  # the server writes a part file itself: PUT to the final path
+    chunked: bool  # Nextcloud chunked upload v2
+
+
+PROFILES: dict[str, Profile] = {
+    "generic": Profile("generic", GENERIC, None, None, True, False, False),
+    "nextcloud": Profile("nextcloud", NEXTCLOUD, True, False, True, True, True),
+    "twake-drive": Profile("twake-drive", TWAKE_DRIVE, False, False, False, False, False),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class WebDavSettings:
+    """The `[targets.files]` table for `kind = "webdav"`. Holds no secret, only where to
+    read it: per-user `password_file` (`login:password` lines), or one service account
+    `login` with `password_env` or `password_file` (its password on the first line)."""
+
+    url: str  # may hold "{login}": "https://cloud.example/remote.php/dav/files/{login}/"
+    folder: str = "Microsoft 365"  # the collection under which drives go
+    profile: str = "generic"  # "generic" | "nextcloud" | "twake-drive"
+    ca_file: Path | None = None  # None: the system trust store; verification stays on
+    password_file: Path | None = None
+    login: str | None = None
+    password_env: str | None = None
+    timeout: float = 60.0
+    chunk_bytes: int = 10 * 1024 * 1024  # Nextcloud chunked upload: files above, chunk size
+    max_upload_bytes: int | None = None  # larger files are skipped; None: no limit
+    site_login: str | None = None  # the target login owning SharePoint sites' libraries
+    probe_login: str | None = None  # the login `doctor` checks with
+    config_key: str = "targets.files"
+
+    def __post_init__(self) -> None:
+        for name in ("ca_file", "password_file"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, Path(value))
+        if not self.url.endswith("/"):
+            object.__setattr__(self, "url", self.url + "/")
+        if self.profile not in PROFILES:
+            raise ConfigError(self.setting("profile"), f"one of {', '.join(PROFILES)}")
+        self._check_url()
+        if self.timeout <= 0:
+            raise ConfigError(self.setting("timeout"), "must be a positive number of seconds")
+        if self.max_upload_bytes is not None and self.max_upload_bytes <= 0:
+            raise ConfigError(self.setting("max_upload_bytes"), "must be positive (or unset)")
+        if self.profile == "nextcloud" and not (
+            MIN_CHUNK_BYTES <= self.chunk_bytes <= MAX_CHUNK_BYTES
+        ):
+            raise ConfigError(self.setting("chunk_bytes"), "Nextcloud takes 5 MiB to 5 GiB")
+        if self.login is None and self.password_file is None:
+            raise ConfigError(self.setting("password_file"), "set password_file or login")
+        if self.login is not None and not (self.password_env or self.password_file):
+            raise ConfigError(
+                self.setting("password_env"), "the service login needs password_env or file"
+            )
+
+    def _check_url(self) -> None:
+        parts = urlsplit(self.url.replace("{login}", "login"))
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ConfigError(self.setting("url"), f"{self.url!r} is not an http(s) URL")
+        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+            raise ConfigError(
+                self.setting("url"),
+                f"plain http is refused for {parts.hostname}: use https "
+                "(http is only for a server on the loopback interface)",
+            )
+        if self.profile == "nextcloud" and "/remote.php/dav/files/" not in parts.path:
+            raise ConfigError(
+                self.setting("url"),
+                "Nextcloud needs the DAV files URL: https://HOST/remote.php/dav/files/{login}/",
+            )
+
+    def setting(self, name: str) -> str:
+        """The full name of one setting, as the configuration file spells it."""
+        return f"{self.config_key}.{name}"
+
+    def ca_hint(self) -> str:
+        return f"{self.setting('ca_file')} ({self.ca_file or 'the system trust store'})"
+
+    def url_for(self, login: str) -> str:
+        return self.url.replace("{login}", quote(login, safe="@"))
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], config_key: str) -> WebDavSettings:
+        """Settings from a parsed TOML table; unknown keys (such as `kind`) are ignored."""
+        known = {spec.name for spec in fields(cls)} - {"config_key"}
+        return cls(config_key=config_key, **{k: table[k] for k in known if k in table})
+
+
+def _is_folder(payload: Payload) -> bool:
+    return payload.attrs.get("kind") == "folder"
+
+
+def _size(payload: Payload) -> int:
+    """The file's size: its content's, or the listed one of an attributes-only payload."""
+    size = payload.attrs.get("size")
+    has_content = payload.blob is not None or payload.fingerprint
+    return size if not has_content and isinstance(size, int) else payload.size
+
+
+def _unix_mtime(payload: Payload) -> int | None:
+    moment = payload.attrs.get("mtime")
+    if not isinstance(moment, datetime):
+        return None
+    seconds = int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp())
+    return seconds if seconds >= 0 else None
+
+
+def _fingerprint(checksums: str) -> str:
+    for checksum in checksums.split():
+        kind, _, digest = checksum.partition(":")
+        if kind.upper() == "SHA256" and digest:
+            return f"sha256:{digest.lower()}"
+    return ""
+
+
+def _is_part(path: str) -> bool:
+    name = path.rpartition("/")[2]
+    return name.startswith(".") and name.endswith(PART_SUFFIX)
+
+
+def _join(*parts: str) -> str:
+    return "/".join(part for part in parts if part)
+
+
+def _parent(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+# -- the session ------------------------------------------------------------------------------
+
+
+class WebDavSession:
+    """One owner's drives on the server (`TargetSession`). Used by one thread at a time.
+
+    `mtime_header` / `proppatch_mtime` are what the session learnt about keeping
+    modification times (True, False, or None until the first file shows it).
+    """
+
+    def __init__(
+        self,
+        http: DavHttp,
+        settings: WebDavSettings,
+        base_url: str,
+        rules: NameRules,
+        uploads_url: str | None = None,
+    ) -> None:
+        self.http = http
+        self.base_url = base_url  # the user's root, ending with "/"
+        self.settings = settings
+        self.profile = profile = PROFILES[settings.profile]
+        self.rules = rules
+        self.uploads_url = uploads_url
+        self.mtime_header = profile.mtime_header
+        self.proppatch_mtime = profile.proppatch_mtime
+        self._base_path = decoded_path(base_url)
+        self._depth_infinity = profile.depth_infinity
+        self._collections: set[str] = set()  # paths known to exist, relative to the root
+
+    # -- paths --
+
+    def url(self, path: str) -> str:
+        """The URL of `path` (relative to the user's root, "/" between levels)."""
+        return self.base_url + quote(path, safe="/")
+
+    def _relative(self, resource: Resource) -> str | None:
+        if resource.path == self._base_path:
+            return ""
+        prefix = self._base_path + "/"
+        return resource.path[len(prefix) :] if resource.path.startswith(prefix) else None
+
+    def _mapped(self, folder: str, payload: Payload) -> TargetRef:
+        source_path = payload.attrs.get("path")
+        if not isinstance(source_path, str) or not source_path.strip("/"):
+            raise SkipItem(f"item {payload.source_id} has no source path")
+        # Nextcloud counts a path from the user's root; other servers from the URL's root
+        prefix = folder if self.profile.name == "nextcloud" else _join(self._base_path, folder)
+        mapped = target_path(source_path, self.rules.under(prefix))
+        if mapped.refused is not None:
+            raise SkipItem(f"{source_path}: {mapped.refused}")
+        return TargetRef(folder, mapped.path)
+
+    @staticmethod
+    def _path(ref: TargetRef) -> str:
+        if any(part in ("", ".", "..") for part in ref.ref.split("/")):
+            raise SkipItem(f"WebDAV ref {ref.ref!r} is not a relative path")
+        return _join(ref.folder, ref.ref)
+
+    # -- collections --
+
+    def ensure_container(self, container: Container) -> str:
+        """Create `<folder>/<drive path>` level by level (405: it exists); return it."""
+        names = [*self.settings.folder.split("/"), *container.path]
+        folder = "/".join(target_name(name, self.rules) for name in names if name.strip())
+        if folder not in self._collections:
+            found = self._stat(folder)
+            if found is not None and found.is_collection:
+                self._collections.add(folder)
+        self._make_collections(folder, None)
+        return folder
+
+    def _make_collections(self, path: str, item: str | None) -> None:
+        """MKCOL every missing level of `path`, parents first (405 means it exists)."""
+        levels = path.split("/") if path else []
+        for depth in range(1, len(levels) + 1):
+            level = "/".join(levels[:depth])
+            if level not in self._collections:
+                self.http.send("MKCOL", self.url(level), ok=(201, 405), item=item)
+                self._collections.add(level)
+
+    def _forget(self, path: str) -> None:
+        self._collections = {
+            known
+            for known in self._collections
+            if known != path and not known.startswith(path + "/")
+        }
+
+    def _stat(self, path: str) -> Resource | None:
+        listed = self.http.propfind(self.url(path), "0")
+        return listed[0] if listed else None
+
+    # -- writing --
+
+    def put(self, folder: str, payload: Payload) -> TargetRef:
+        """MKCOL a folder, or upload a file so that it appears whole at its final path."""
+        ref = self._mapped(folder, payload)
+        path = self._path(ref)
+        with self._forgetting_on_retry():
+            self._make_collections(_parent(path), path)
+            if _is_folder(payload):
+                self._make_collections(path, path)
+            else:
+                self._write_file(path, payload)
+        return ref
+
+    def _write_file(self, path: str, payload: Payload) -> None:
+        limit = self.settings.max_upload_bytes
+        if limit is not None and payload.size > limit:
+            raise SkipItem(
+                f"{payload.size} bytes, over {self.settings.setting('max_upload_bytes')} ({limit})"
+            )
+        mtime = _unix_mtime(payload)
+        if self.profile.chunked and payload.size > self.settings.chunk_bytes:
+            assert self.uploads_url is not None
+            upload = ChunkedUpload(
+                self.http, self.uploads_url, self.url(path), payload, self.settings.chunk_bytes
+            )
+            upload.mtime = mtime
+            upload.run()
+        elif self.profile.direct_put:
+            self._upload(path, payload, mtime, path)
+        else:
+            name = path.rpartition("/")[2]
+            temporary = _join(_parent(path), f".{name}{PART_SUFFIX}")
+            if len(temporary.rpartition("/")[2].encode("utf-8")) > self.rules.max_name:
+                temporary = _join(_parent(path), f".{payload.source_id[:40]}{PART_SUFFIX}")
+            self._upload(temporary, payload, mtime, path)
+            headers = {"Destination": self.url(path), "Overwrite": "T"}
+            self.http.send("MOVE", self.url(temporary), ok=_WRITTEN, headers=headers, item=path)
+        self._keep_mtime(path, mtime)
+
+    def _upload(self, path: str, payload: Payload, mtime: int | None, item: str) -> None:
+        headers = {"Content-Length": str(payload.size), "Content-Type": "application/octet-stream"}
+        if mtime is not None and self.mtime_header is not False:
+            headers["X-OC-Mtime"] = str(mtime)
+        kind, _, digest = payload.fingerprint.partition(":")
+        if self.profile.chunked and kind == "sha256":
+            headers["OC-Checksum"] = f"SHA256:{digest}"
+        content = content_stream(payload)
+        self.http.send(
+            "PUT", self.url(path), ok=_WRITTEN, headers=headers, content=content, item=item
+        )
+
+    def _keep_mtime(self, path: str, mtime: int | None) -> None:
+        """Make sure the file at `path` carries `mtime`: the header did it, or PROPPATCH."""
+        if mtime is None or self.mtime_header:
+            return
+        if self.mtime_header is None:
+            stamp = found.mtime if (found := self._stat(path)) is not None else None
+            self.mtime_header = stamp is not None and int(stamp.timestamp()) == mtime
+            log.info("WebDAV server keeps X-OC-Mtime: %s", self.mtime_header)
+            if self.mtime_header:
+                return
+        self._proppatch_mtime(path, mtime)
+
+    def _proppatch_mtime(self, path: str, mtime: int) -> None:
+        if self.proppatch_mtime is False:
+            return
+        headers = {"Content-Type": "application/xml; charset=utf-8"}
+        body = getlastmodified_body(mtime)
+        response = self.http.send(
+            "PROPPATCH", self.url(path), ok=(207, 403, 405, 409), headers=headers, content=body
+        )
+        accepted = response.status_code == 207 and all_succeeded(response.content)
+        if self.proppatch_mtime is None:
+            log.info("WebDAV server takes getlastmodified by PROPPATCH: %s", accepted)
+        self.proppatch_mtime = accepted
+
+    @contextmanager
+    def _forgetting_on_retry(self) -> Iterator[None]:
+        """A retriable failure may come from a folder gone behind our back: forget them all."""
+        try:
+            yield
+        except Retriable:
+            self._collections.clear()
+            raise
+
+    def update(self, ref: TargetRef, payload: Payload) -> TargetRef:
+        """MOVE to the payload's path when it changed (a folder takes its subtree along),
+        upload the content again when the payload has some, keep the mtime."""
+        new = self._mapped(ref.folder, payload)
+        path = self._path(new)
+        file_content = not _is_folder(payload) and (payload.blob is not None or payload.fingerprint)
+        with self._forgetting_on_retry():
+            moved = new.ref != ref.ref and self._relocate(self._path(ref), path, payload)
+            if file_content:
+                self._make_collections(_parent(path), path)
+                self._write_file(path, payload)
+                return new
+            if not moved and self._stat(path) is None:
+                raise SkipItem(f"{new.ref!r} is no longer on the target")
+            mtime = _unix_mtime(payload)
+            if not _is_folder(payload) and mtime is not None:
+                self._proppatch_mtime(path, mtime)
+        return new
+
+    def _relocate(self, old: str, new: str, payload: Payload) -> bool:
+        """MOVE `old` to `new`; False when `old` is gone (an earlier attempt moved it).
+
+        The first MOVE never overwrites: rclone empties the destination of a MOVE with
+        `Overwrite: T` before it finds the source missing, which would destroy what an
+        interrupted attempt already moved. A file found at `new` while `old` is still
+        there is a stale copy, replaced by a second MOVE.
+        """
+        self._make_collections(_parent(new), new)
+        status = self._move_once(old, new, overwrite=False)
+        if status == 412 and not _is_folder(payload) and self._stat(old) is not None:
+            status = self._move_once(old, new, overwrite=True)
+        if status in (404, 412) and self._stat(old) is None:
+            return False
+        if status == 412:
+            raise SkipItem(f"cannot rename to {new!r}: a folder of that name is on the target")
+        self._forget(old)
+        return True
+
+    def _move_once(self, old: str, new: str, overwrite: bool) -> int:
+        headers = {"Destination": self.url(new), "Overwrite": "T" if overwrite else "F"}
+        try:
+            response = self.http.send(
+                "MOVE", self.url(old), ok=(*_WRITTEN, 404, 412), headers=headers, item=new
+            )
+        except SkipItem:
+            if self._stat(old) is None:  # rclone answers 403 for a missing source
+                return 404
+            raise
+        return response.status_code
+
+    def move(self, ref: TargetRef, folder: str) -> TargetRef:
+        raise SkipItem("items do not move between drives on the WebDAV target; written afresh")
+
+    def remove(self, ref: TargetRef) -> None:
+        """DELETE the file, or the folder with everything under it; gone is fine."""
+        path = self._path(ref)
+        self.http.send("DELETE", self.url(path), ok=(200, 204, 404), item=path)
+        self._forget(path)
+
+    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+        """The final path, if it holds this item: a folder, or a file of the same size."""
+        ref = self._mapped(folder, payload)
+        if ref.ref in exclude:
+            return None
+        found = self._stat(self._path(ref))
+        if found is None:
+            return None
+        if _is_folder(payload):
+            return ref if found.is_collection else None
+        return ref if not found.is_collection and found.size == _size(payload) else None
+
+    # -- reading --
+
+    def listing(self, folder: str) -> list[Entry]:
+        """Every folder (fingerprint "", size 0) and file of the drive; a file's fingerprint
+        is "sha256:<hex>" when the server keeps that checksum (Nextcloud), else ""."""
+        entries = []
+        for resource in self._tree(folder):
+            path = self._relative(resource)
+            if path is None or not path.startswith(folder + "/") or _is_part(path):
+                continue
+            ref = TargetRef(folder, path[len(folder) + 1 :])
+            if resource.is_collection:
+                entries.append(Entry(ref, "", 0))
+            else:
+                entries.append(Entry(ref, _fingerprint(resource.checksums), resource.size))
+        return sorted(entries, key=lambda entry: entry.ref.ref)
+
+    def _tree(self, folder: str) -> list[Resource]:
+        """Everything under `folder`: one Depth infinity PROPFIND when the server really
+        answers it, else a walk with Depth 1."""
+        if self._depth_infinity:
+            listed = self.http.propfind(self.url(folder) + "/", "infinity", ok=(400, 403, 501))
+            if listed is not None and self._complete(folder, listed):
+                return listed
+            self._depth_infinity = False
+        tree: list[Resource] = []
+        pending = [folder]
+        while pending:
+            directory = pending.pop()
+            for resource in self.http.propfind(self.url(directory) + "/", "1") or []:
+                path = self._relative(resource)
+                if path is None or path == directory or not path.startswith(directory + "/"):
+                    continue
+                tree.append(resource)
+                if resource.is_collection:
+                    pending.append(path)
+        return tree
+
+    def _complete(self, folder: str, listed: list[Resource]) -> bool:
+        """False when a Depth infinity answer may have been cut to one level (SabreDAV
+        does that silently): subfolders are listed but nothing below them."""
+        depths = [p.count("/") for r in listed if (p := self._relative(r) or "").startswith(folder)]
+        top = folder.count("/") + 1
+        has_subfolders = any(
+            r.is_collection and (self._relative(r) or "").count("/") == top for r in listed
+        )
+        return not has_subfolders or any(depth > top for depth in depths)
+
+    def findings(self) -> list[str]:
+        """What `doctor` reports: the user's root must exist; whether mtimes are kept (a
+        probe file is written and deleted when the profile does not say)."""
+        if self._stat("") is None:
+            return [f"{self.base_url} does not exist: check {self.settings.setting('url')}"]
+        if self.mtime_header is None or self.proppatch_mtime is None:
+            path = ".hirondelle-doctor-probe"
+            moment = datetime(2001, 9, 9, 1, 46, 40, tzinfo=UTC)
+            attrs = {"kind": "file", "path": path, "mtime": moment, "size": 10}
+            try:
+                self._write_file(path, Payload("doctor-probe", b"hirondelle", "", attrs))
+            finally:
+                self.http.send("DELETE", self.url(path), ok=(200, 204, 404))
+        if self.mtime_header or self.proppatch_mtime:
+            return []
+        return [
+            f"{self.base_url}: modification times are not kept (neither X-OC-Mtime nor a "
+            "PROPPATCH of getlastmodified): files show their upload time"
+        ]
+
+    def close(self) -> None:
+        self.http.close()
+
+
+# -- the target -------------------------------------------------------------------------------
+
+
+def _read_service_password(settings: WebDavSettings) -> str:
+    if settings.password_env:
+        value = os.environ.get(settings.password_env)
+        if not value:
+            raise ConfigError(
+                settings.setting("password_env"),
+                f"environment variable {settings.password_env} is not set",
+            )
+        return _Secret(value)
+    assert settings.password_file is not None and settings.login is not None
+    setting = settings.setting("password_file")
+    passwords = read_password_file(settings.password_file, setting)
+    if settings.login in passwords:
+        return passwords[settings.login]
+    lines = settings.password_file.read_text(encoding="utf-8").splitlines()
+    return _Secret(lines[0] if lines else "")
+
+
+class WebDavTarget:
+    """The `Target` for WebDAV file servers: `open(owner)` logs in as the owner's target
+    login (a site's libraries go to `site_login`), or as the service `login` for all."""
+
+    def __init__(self, settings: WebDavSettings) -> None:
+        self.settings = settings
+        self.profile = PROFILES[settings.profile]
+        self.capabilities = Capabilities(
+            server_assigned_ids=False,
+            keeps_timestamps=self.profile.mtime_header is not False,
+            max_item_bytes=settings.max_upload_bytes,
+            checksums=self.profile.chunked,
+            moves=False,  # between drives: the engine writes the item afresh
+        )
+        self._passwords: dict[str, str] | None = None
+        self._service_password: str | None = None
+        if settings.login is None:
+            assert settings.password_file is not None
+            self._passwords = read_password_file(
+                settings.password_file, settings.setting("password_file")
+            )
+        else:
+            self._service_password = _read_service_password(settings)
+        self._rules: NameRules | None = None
+        self.rules_note = ""  # why the naming rules are the preset's, for `doctor`
+        self._lock = threading.Lock()
+
+    def target_login(self, owner: Owner) -> str:
+        """Whose space the owner's drives go to."""
+        if owner.target_login:
+            return owner.target_login
+        if owner.upn.startswith("site:"):
+            if not self.settings.site_login:
+                raise FatalError(
+                    f"SharePoint site {owner.display_name or owner.upn} has no target login: "
+                    f"set {self.settings.setting('site_login')}"
+                )
+            return self.settings.site_login
+        return owner.upn
+
+    def login_for(self, login: str) -> Login:
+        """How to authenticate for `login`'s space: its own password, or the service's."""
+        settings = self.settings
+        if self._passwords is not None:
+            hint = f"{settings.setting('password_file')} ({settings.password_file})"
+            password = self._passwords.get(login)
+            if password is None:
+                raise FatalError(f"no password for {login} in {hint}")
+            return Login(login=login, auth_user=login, password=password, hint=hint)
+        secret = "password_env" if settings.password_env else "password_file"
+        hint = f"{settings.setting('login')} ({settings.login}) and {settings.setting(secret)}"
+        assert self._service_password is not None and settings.login is not None
+        return Login(login, settings.login, self._service_password, hint)
+
+    def _http(self, login: Login) -> DavHttp:
+        settings = self.settings
+        context = ssl.create_default_context(
+            cafile=str(settings.ca_file) if settings.ca_file else None
+        )
+        client = httpx.Client(
+            auth=httpx.BasicAuth(login.auth_user, login.password),
+            verify=context,
+            timeout=settings.timeout,
+            headers={"User-Agent": "hirondelle"},
+        )
+        url_hint = f"{settings.setting('url')} ({settings.url})"
+        return DavHttp(client, login, settings.ca_hint(), url_hint)
+
+    def open(self, owner: Owner) -> WebDavSession:
+        """A session on the owner's target space (no request is made yet)."""
+        login = self.login_for(self.target_login(owner))
+        http = self._http(login)
+        try:
+            return self._session(http, login)
+        except BaseException:
+            http.close()
+            raise
+
+    def _session(self, http: DavHttp, login: Login) -> WebDavSession:
+        base_url = self.settings.url_for(login.login)
+        uploads_url = None
+        if self.profile.chunked:
+            server = base_url[: base_url.index("/remote.php/")]
+            uploads_url = f"{server}/remote.php/dav/uploads/{quote(login.auth_user, safe='@')}/"
+        return WebDavSession(http, self.settings, base_url, self.rules(http), uploads_url)
+
+    def rules(self, http: DavHttp) -> NameRules:
+        """The profile's naming rules; Nextcloud's as its server publishes them (read once)."""
+        if not self.profile.chunked:
+            return self.profile.rules
+        with self._lock:
+            if self._rules is None:
+                self._rules = self._nextcloud_rules(http)
+            return self._rules
+
+    def _nextcloud_rules(self, http: DavHttp) -> NameRules:
+        base_url = self.settings.url_for(http.login.login)
+        server = base_url[: base_url.index("/remote.php/")]
+        url = f"{server}/ocs/v1.php/cloud/capabilities?format=json"
+        headers = {"OCS-APIRequest": "true", "Accept": "application/json"}
+        try:
+            response = http.send("GET", url, ok=(200,), headers=headers)
+            return rules_from_nextcloud_capabilities(response.text)
+        except (Retriable, ValueError) as error:
+            self.rules_note = f"Nextcloud capabilities unreadable ({error}): default rules used"
+            log.warning("%s", self.rules_note)
+            return NEXTCLOUD
+
+    def check(self) -> list[str]:
+        """Findings for `doctor`: reachability, login, capabilities, modification times."""
+        settings = self.settings
+        login = settings.probe_login or settings.login or next(iter(self._passwords or {}), None)
+        if login is None:
+            return [f"set {settings.setting('probe_login')} so that doctor can log in"]
+        try:
+            session = self.open(Owner(upn=login, source_id="doctor", target_login=login))
+        except HirondelleError as error:
+            return [f"WebDAV {settings.url}: {error}"]
+        try:
+            return [note for note in (self.rules_note, *session.findings()) if note]
+        except HirondelleError as error:
+            return [f"WebDAV {settings.url}: {error}"]
+        finally:
+            session.close()

@@ -1,0 +1,64 @@
+"""A WebDAV target on each real server (Apache mod_dav, rclone, wsgidav), one fresh user each."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from hirondelle.connectors.webdav import WebDavSession, WebDavSettings, WebDavTarget
+from hirondelle.migrator.model import Container, Owner
+from hirondelle.tests.servers import MailUser, WebDavServer
+
+SERVERS = {"apache": "apache_dav", "rclone": "rclone_dav", "wsgidav": "wsgidav_dav"}
+KEEPS_MTIME = {"apache": False, "rclone": True, "wsgidav": True}
+
+
+@dataclass
+class DavUser:
+    """One user on one server, with a target built for them."""
+
+    name: str
+    server: WebDavServer
+    user: MailUser
+    target: WebDavTarget
+    tmp_path: Path
+    sessions: list[WebDavSession] = field(default_factory=list)
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(upn=self.user.login, source_id=f"id-{self.user.login}")
+
+    def session(self) -> WebDavSession:
+        session = self.target.open(self.owner)
+        self.sessions.append(session)
+        return session
+
+    def drive(self, name: str = "OneDrive") -> Container:
+        return Container("files", self.user.login, f"drive-{name}", (name,), "personal")
+
+    def on_disk(self, folder: str, ref: str = "") -> Path:
+        return self.server.path_of(self.user.login, f"{folder}/{ref}")
+
+
+def target_for(
+    server: WebDavServer, user: MailUser, tmp_path: Path, **options: object
+) -> WebDavTarget:
+    passwords = server.password_file(tmp_path / f"passwords-{user.login}", user)
+    settings = WebDavSettings(url=server.url, password_file=passwords, **options)  # type: ignore[arg-type]
+    return WebDavTarget(settings)
+
+
+@pytest.fixture(params=sorted(SERVERS))
+def dav(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DavUser]:
+    """Each real WebDAV server in turn, with a user whose folder is empty."""
+    server: WebDavServer = request.getfixturevalue(SERVERS[request.param])
+    user = server.new_user()
+    subject = DavUser(request.param, server, user, target_for(server, user, tmp_path), tmp_path)
+    try:
+        yield subject
+    finally:
+        for session in subject.sessions:
+            session.close()

@@ -1,0 +1,140 @@
+"""Settings, the error table and multistatus parsing of the WebDAV target, without a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hirondelle.connectors.imap_wire import Login
+from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
+from hirondelle.connectors.webdav_chunked import (
+    chunk_plan,
+    chunk_size,
+    decoded_path,
+    error_for_status,
+    parse_resources,
+)
+from hirondelle.migrator.errors import ConfigError, FatalError, Retriable, SkipItem
+from hirondelle.migrator.model import Owner
+
+LOGIN = Login("alice", "alice", "pw", "targets.files.password_file (/etc/passwords)")
+
+
+def _error(status: int, item: str | None = "Docs/a.txt", **headers: str) -> Exception:
+    response = httpx.Response(status, headers=headers, text="refused")
+    return error_for_status(response, "PUT Docs/a.txt", item, LOGIN, "targets.files.url")
+
+
+@pytest.mark.parametrize(
+    ("status", "item", "kind", "words"),
+    [
+        (401, "Docs/a.txt", FatalError, "targets.files.password_file"),
+        (403, None, FatalError, "targets.files.password_file"),
+        (403, "Docs/a.txt", SkipItem, "refused 'Docs/a.txt'"),
+        (400, "Docs/a.txt", SkipItem, "refused 'Docs/a.txt'"),
+        (413, "Docs/a.txt", SkipItem, "too large"),
+        (507, "Docs/a.txt", FatalError, "no storage left for alice"),
+        (423, "Docs/a.txt", Retriable, "423"),
+        (429, None, Retriable, "429"),
+        (503, "Docs/a.txt", Retriable, "503"),
+        (409, "Docs/a.txt", Retriable, "parent folder"),
+        (409, None, FatalError, "targets.files.url"),
+    ],
+)
+def test_one_error_table(status: int, item: str | None, kind: type, words: str) -> None:
+    error = _error(status, item)
+    assert isinstance(error, kind) and words in str(error)
+
+
+def test_retry_after_is_honoured() -> None:
+    error = _error(429, None, **{"Retry-After": "7"})
+    assert isinstance(error, Retriable) and error.retry_after == 7.0
+
+
+def test_multistatus_parsing_decodes_hrefs_and_ignores_failed_properties() -> None:
+    body = b"""<?xml version="1.0"?>
+<D:multistatus xmlns:D="DAV:" xmlns:oc="http://owncloud.org/ns">
+ <D:response><D:href>http://h/u/%C3%89t%C3%A9/</D:href>
+  <D:propstat><D:prop><D:resourcetype><D:collection/></D:resourcetype></D:prop>
+   <D:status>HTTP/1.1 200 OK</D:status></D:propstat></D:response>
+ <D:response><D:href>//u/%C3%89t%C3%A9/a%23b.txt</D:href>
+  <D:propstat><D:prop><D:resourcetype/><D:getcontentlength>12</D:getcontentlength>
+   <D:getlastmodified>Sun, 14 Mar 2021 15:09:26 GMT</D:getlastmodified></D:prop>
+   <D:status>HTTP/1.1 200 OK</D:status></D:propstat>
+  <D:propstat><D:prop><oc:checksums>SHA256:ab</oc:checksums></D:prop>
+   <D:status>HTTP/1.1 404 Not Found</D:status></D:propstat></D:response>
+</D:multistatus>"""
+    folder, document = parse_resources(body)
+    assert (folder.path, folder.is_collection) == ("/u/Été", True)
+    assert (document.path, document.name, document.size) == ("/u/Été/a#b.txt", "a#b.txt", 12)
+    assert document.mtime is not None and document.mtime.year == 2021
+    assert document.checksums == "" and not document.is_collection
+    with pytest.raises(Retriable):
+        parse_resources(b"<D:multistatus xmlns:D='DAV:'></D:multistatus>junk")
+    assert decoded_path("https://h:8/a%20b//c/") == "/a b/c"
+
+
+def test_chunks_cover_the_file_within_nextcloud_limits() -> None:
+    plan = chunk_plan(11, 5)
+    assert plan == [("00001", 0, 5), ("00002", 5, 5), ("00003", 10, 1)]
+    assert chunk_plan(0, 5) == [("00001", 0, 0)]
+    size = chunk_size(200 * 1024**3, 10 * 1024**2)  # 200 GiB would need 20,480 chunks
+    assert len(chunk_plan(200 * 1024**3, size)) <= 10_000
+
+
+def test_settings_refuse_unsafe_or_incomplete_configurations(tmp_path: Path) -> None:
+    passwords = tmp_path / "passwords"
+    passwords.write_text("alice:pw\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"targets\.files\.url.*plain http"):
+        WebDavSettings(url="http://cloud.example/dav/{login}/", password_file=passwords)
+    with pytest.raises(ConfigError, match=r"targets\.files\.profile"):
+        WebDavSettings(url="https://h/", password_file=passwords, profile="owncloud")
+    with pytest.raises(ConfigError, match=r"targets\.files\.url.*remote\.php/dav/files"):
+        WebDavSettings(url="https://h/webdav/", password_file=passwords, profile="nextcloud")
+    with pytest.raises(ConfigError, match=r"targets\.files\.chunk_bytes"):
+        WebDavSettings(
+            url="https://h/remote.php/dav/files/{login}/",
+            password_file=passwords,
+            profile="nextcloud",
+            chunk_bytes=1024,
+        )
+    with pytest.raises(ConfigError, match=r"targets\.files\.password_file"):
+        WebDavSettings(url="https://h/")
+    with pytest.raises(ConfigError, match=r"targets\.files\.password_env"):
+        WebDavSettings(url="https://h/", login="svc")
+    settings = WebDavSettings.from_table(
+        {"kind": "webdav", "url": "http://127.0.0.1:8/x", "password_file": str(passwords)},
+        "targets.files",
+    )
+    assert settings.url == "http://127.0.0.1:8/x/" and settings.password_file == passwords
+
+
+def test_logins_for_users_sites_and_a_service_account(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passwords = tmp_path / "passwords"
+    passwords.write_text("alice:pw\n", encoding="utf-8")
+    per_user = WebDavTarget(WebDavSettings(url="https://h/{login}/", password_file=passwords))
+    assert per_user.target_login(Owner("alice", "a")) == "alice"
+    site = Owner("site:Finance", "s", "Finance")
+    with pytest.raises(FatalError, match=r"targets\.files\.site_login"):
+        per_user.target_login(site)
+    with pytest.raises(FatalError, match="no password for bob"):
+        per_user.login_for("bob")
+    monkeypatch.setenv("DAV_SERVICE_PASSWORD", "service-secret")
+    service = WebDavTarget(
+        WebDavSettings(
+            url="https://h/{login}/",
+            login="svc",
+            password_env="DAV_SERVICE_PASSWORD",
+            site_login="sharepoint",
+        )
+    )
+    login = service.login_for(service.target_login(site))
+    assert (login.login, login.auth_user, login.password) == ("sharepoint", "svc", "service-secret")
+    assert "service-secret" not in repr(login)
+    session = service.open(Owner("carol@example.test", "c"))
+    assert session.base_url == "https://h/carol@example.test/"
+    session.close()
