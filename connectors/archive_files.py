@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from ..mappings.file_names import LOCAL, MappedPath, NameRules, target_name, target_path
+from ..mappings.file_names import LOCAL, MappedPath, NameRules, target_name, target_path, twin_path
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 
@@ -119,17 +119,24 @@ class FilesArchiveSession:
 
     def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
         """The final path, if it holds this item: a directory, or a file of the same size."""
-        ref = TargetRef(folder, self._mapped(folder, payload).path)
-        if ref.ref in exclude:
-            return None
-        path = self._resolve(ref)
-        if _is_folder(payload):
-            return ref if path.is_dir() else None
-        try:
-            found = path.stat()
-        except FileNotFoundError:
-            return None
-        return ref if path.is_file() and found.st_size == payload.size else None
+        mapped = self._mapped(folder, payload).path
+        candidates = (
+            [mapped] if _is_folder(payload) else [mapped, twin_path(mapped, payload.source_id)]
+        )
+        for candidate in candidates:
+            ref = TargetRef(folder, candidate)
+            if ref.ref in exclude:
+                continue
+            path = self._resolve(ref)
+            if _is_folder(payload):
+                return ref if path.is_dir() else None
+            try:
+                found = path.stat()
+            except FileNotFoundError:
+                continue
+            if path.is_file() and found.st_size == payload.size:
+                return ref
+        return None
 
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """Create the folder, or write the file under a temporary name and rename it."""
@@ -143,7 +150,15 @@ class FilesArchiveSession:
                 path.mkdir(exist_ok=True)
             _stamp(path, payload)
         else:
-            self._write_file(path, payload)
+            try:
+                self._write_file(path, payload, clobber=False)
+            except FileExistsError:
+                if path.is_file() and path.stat().st_size == payload.size:
+                    self._write_file(path, payload)  # a second put of the same item
+                    return ref
+                # another item holds this name (NFC or case twins): keep both
+                ref = TargetRef(folder, twin_path(ref.ref, payload.source_id))
+                self._write_file(self._resolve(ref), payload)
         return ref
 
     def update(self, ref: TargetRef, payload: Payload) -> TargetRef:
@@ -196,7 +211,9 @@ class FilesArchiveSession:
 
     # -- writing --
 
-    def _write_file(self, path: Path, payload: Payload) -> None:
+    def _write_file(self, path: Path, payload: Payload, clobber: bool = True) -> None:
+        """Write under a temporary name, then rename; with `clobber` False an existing
+        file at `path` is left alone and `FileExistsError` raised."""
         if path.is_dir():
             raise SkipItem(f"{path.name!r} is a folder in the archive, not a file")
         temporary = path.with_name(f".hirondelle-{uuid.uuid4().hex}.tmp")
@@ -208,7 +225,10 @@ class FilesArchiveSession:
                         stream.flush()
                         os.fsync(stream.fileno())
                 _stamp(temporary, payload)
-                os.replace(temporary, path)
+                if clobber:
+                    os.replace(temporary, path)
+                else:
+                    os.link(temporary, path)  # atomic, and refuses an existing name
             finally:
                 temporary.unlink(missing_ok=True)
         self._sync_dir(path.parent)

@@ -55,6 +55,7 @@ from ..mappings.file_names import (
     rules_from_nextcloud_capabilities,
     target_name,
     target_path,
+    twin_path,
 )
 from ..migrator.errors import ConfigError, FatalError, HirondelleError, Retriable, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
@@ -219,6 +220,10 @@ def _parent(path: str) -> str:
 # -- the session ------------------------------------------------------------------------------
 
 
+class NameTaken(Exception):
+    """The final path already holds another item's file."""
+
+
 class WebDavSession:
     """One owner's drives on the server (`TargetSession`). Used by one thread at a time.
 
@@ -318,11 +323,22 @@ class WebDavSession:
             self._make_collections(_parent(path), path)
             if _is_folder(payload):
                 self._make_collections(path, path)
-            else:
-                self._write_file(path, payload)
+                return ref
+            try:
+                self._write_file(path, payload, clobber=False)
+            except NameTaken:
+                found = self._stat(path)
+                if found is not None and found.size == _size(payload):
+                    return ref  # a second put of the same item: idempotent
+                # another item holds this name (NFC or case twins): keep both
+                ref = TargetRef(ref.folder, twin_path(ref.ref, payload.source_id))
+                self._write_file(self._path(ref), payload)
         return ref
 
-    def _write_file(self, path: str, payload: Payload) -> None:
+    def _write_file(self, path: str, payload: Payload, clobber: bool = True) -> None:
+        """Upload so the file appears whole at `path`. With `clobber` False an existing
+        file is left alone and `NameTaken` raised (the final MOVE says `Overwrite: F`,
+        a direct PUT `If-None-Match: *`; both cost no extra request)."""
         limit = self.settings.max_upload_bytes
         if limit is not None and payload.size > limit:
             raise SkipItem(
@@ -331,34 +347,47 @@ class WebDavSession:
         mtime = _unix_mtime(payload)
         if self.profile.chunked and payload.size > self.settings.chunk_bytes:
             assert self.uploads_url is not None
+            if not clobber and self._stat(path) is not None:
+                raise NameTaken(path)
             upload = ChunkedUpload(
                 self.http, self.uploads_url, self.url(path), payload, self.settings.chunk_bytes
             )
             upload.mtime = mtime
             upload.run()
         elif self.profile.direct_put:
-            self._upload(path, payload, mtime, path)
+            self._upload(path, payload, mtime, path, clobber)
         else:
             name = path.rpartition("/")[2]
             temporary = _join(_parent(path), f".{name}{PART_SUFFIX}")
             if len(temporary.rpartition("/")[2].encode("utf-8")) > self.rules.max_name:
                 temporary = _join(_parent(path), f".{payload.source_id[:40]}{PART_SUFFIX}")
             self._upload(temporary, payload, mtime, path)
-            headers = {"Destination": self.url(path), "Overwrite": "T"}
-            self.http.send("MOVE", self.url(temporary), ok=_WRITTEN, headers=headers, item=path)
+            headers = {"Destination": self.url(path), "Overwrite": "T" if clobber else "F"}
+            moved = self.http.send(
+                "MOVE", self.url(temporary), ok=(*_WRITTEN, 412), headers=headers, item=path
+            )
+            if moved.status_code == 412:
+                self.http.send("DELETE", self.url(temporary), ok=(*_WRITTEN, 404), item=path)
+                raise NameTaken(path)
         self._keep_mtime(path, mtime)
 
-    def _upload(self, path: str, payload: Payload, mtime: int | None, item: str) -> None:
+    def _upload(
+        self, path: str, payload: Payload, mtime: int | None, item: str, clobber: bool = True
+    ) -> None:
         headers = {"Content-Length": str(payload.size), "Content-Type": "application/octet-stream"}
+        if not clobber:
+            headers["If-None-Match"] = "*"
         if mtime is not None and self.mtime_header is not False:
             headers["X-OC-Mtime"] = str(mtime)
         kind, _, digest = payload.fingerprint.partition(":")
         if self.profile.chunked and kind == "sha256":
             headers["OC-Checksum"] = f"SHA256:{digest}"
         content = content_stream(payload)
-        self.http.send(
-            "PUT", self.url(path), ok=_WRITTEN, headers=headers, content=content, item=item
+        sent = self.http.send(
+            "PUT", self.url(path), ok=(*_WRITTEN, 412), headers=headers, content=content, item=item
         )
+        if sent.status_code == 412:
+            raise NameTaken(path)
 
     def _keep_mtime(self, path: str, mtime: int | None) -> None:
         """Make sure the file at `path` carries `mtime`: the header did it, or PROPPATCH."""
@@ -455,15 +484,21 @@ class WebDavSession:
 
     def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
         """The final path, if it holds this item: a folder, or a file of the same size."""
-        ref = self._mapped(folder, payload)
-        if ref.ref in exclude:
-            return None
-        found = self._stat(self._path(ref))
-        if found is None:
-            return None
-        if _is_folder(payload):
-            return ref if found.is_collection else None
-        return ref if not found.is_collection and found.size == _size(payload) else None
+        mapped = self._mapped(folder, payload)
+        candidates = [mapped]
+        if not _is_folder(payload):
+            candidates.append(TargetRef(folder, twin_path(mapped.ref, payload.source_id)))
+        for ref in candidates:
+            if ref.ref in exclude:
+                continue
+            found = self._stat(self._path(ref))
+            if found is None:
+                continue
+            if _is_folder(payload):
+                return ref if found.is_collection else None
+            if not found.is_collection and found.size == _size(payload):
+                return ref
+        return None
 
     # -- reading --
 

@@ -361,3 +361,17 @@ def _refusal(path: str, depth: int, rules: NameRules) -> str | None:
         unit = "bytes" if rules.unit == "utf-8" else "UTF-16 units"
         return f"path is {size} {unit} long, over the target's limit of {rules.max_path}"
     return None
+
+
+def twin_path(path: str, source_id: str) -> str:
+    """Where an item goes when another item already holds its mapped path.
+
+    Two source names can become one target name (NFC and NFD forms of "Résumé", case
+    twins on a case-insensitive server, two names cleaned alike): the second one gets
+    "~" and a digest of its source id before the extension, so both are kept.
+    """
+    parent, _, name = path.rpartition("/")
+    digest = hashlib.sha256(source_id.encode("utf-8")).hexdigest()[:DIGEST_HEX]
+    stem, dot, extension = name.rpartition(".")
+    twin = f"{stem}~{digest}.{extension}" if dot and stem else f"{name}~{digest}"
+    return f"{parent}/{twin}" if parent else twin

@@ -21,7 +21,7 @@ TARGET_KINDS = {
     "mail": ("imap", "archive"),
     "calendar": ("caldav", "archive"),
     "contacts": ("carddav", "archive"),
-    "files": ("archive",),
+    "files": ("webdav", "archive"),
 }
 
 
@@ -32,6 +32,7 @@ class BudgetConfig:
     concurrency: int = 4
     requests_per_window: int = 10_000
     window_seconds: float = 600.0
+    files_units_per_minute: int = 1200  # SharePoint resource units, tenant-wide
 
 
 @dataclass(frozen=True)
@@ -184,6 +185,7 @@ def _source(t: _Table, base: Path) -> tuple[GraphSettings, BudgetConfig]:
         concurrency=t.positive("concurrency", 4),
         requests_per_window=t.positive("requests_per_window", 10_000),
         window_seconds=t.get("window_seconds", float, 600.0),
+        files_units_per_minute=t.positive("files_units_per_minute", 1200),
     )
     if budget.window_seconds <= 0:
         raise ConfigError("source.window_seconds", "must be positive")

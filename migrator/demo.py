@@ -40,6 +40,7 @@ def demo_config(sandbox: SandboxServer, directory: Path) -> Config:
             "mail": {"kind": "archive", "path": "archive/mail"},
             "calendar": {"kind": "archive", "path": "archive/calendars"},
             "contacts": {"kind": "archive", "path": "archive/contacts"},
+            "files": {"kind": "archive", "path": "archive/files"},
         },
     }
     return parse_config(raw, directory.resolve())
@@ -64,6 +65,8 @@ def run_demo(
         messages=messages,
         large_messages=1,
         large_attachment_bytes=4 * 1024 * 1024,
+        files_per_drive=12,
+        large_file_bytes=64 * 1024 * 1024,
     )
     with SandboxServer(Tenant.generate(spec), tls=True) as sandbox:
         os.environ[SECRET_ENV] = sandbox.client_secret  # the sandbox's public test secret
@@ -109,6 +112,11 @@ async def _demo(
     summary: dict[str, dict[str, Any]] = {}
     for name, report in reports.items():
         a, b = first.tallies[name], second.tallies[name]
+        for difference in report.differences:
+            say(
+                f"  {name} {difference.kind}: {difference.container} "
+                f"{difference.source_id or difference.ref}: {difference.detail}"
+            )
         summary[name] = {
             "copied": a.copied + b.copied,
             "updated": b.updated,

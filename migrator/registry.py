@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from azure.core.credentials_async import AsyncTokenCredential
+
 from ..connectors.archive import ArchiveTarget
 from ..connectors.archive_dav import IcsArchiveTarget, VcfArchiveTarget
 from ..connectors.archive_files import FilesArchiveTarget
@@ -22,13 +24,18 @@ from ..connectors.graph.budget import MailboxBudget
 from ..connectors.graph.calendar import CalendarSettings, GraphCalendarSource
 from ..connectors.graph.client import GraphClient
 from ..connectors.graph.contacts import GraphContactsSource
+from ..connectors.graph.drives import GraphDriveSource, sharepoint_budget
 from ..connectors.graph.mail import GraphMailSource
 from ..connectors.imap import ImapSettings, ImapTarget
+from ..connectors.webdav import WebDavSettings, WebDavTarget
 from ..mappings.calendar import map_event
 from ..mappings.contacts import map_contact, map_contact_v3
+from ..mappings.file_names import LOCAL, PRESETS
+from ..mappings.files import attrs_only, content_changed, map_drive_item
 from ..mappings.mail import map_message, message_attrs
 from .config import Config, TargetConfig
 from .errors import ConfigError
+from .files_plan import FilesPlanner
 from .groupware_plan import GroupwarePlanner, calendar_findings
 from .mail_plan import MailPlanner
 from .plan import Planner
@@ -81,36 +88,73 @@ def build_target(config: TargetConfig) -> Target:
             return CardDavTarget(settings_of(DavSettings, {**options, "config_key": table}, table))
         case "files", "archive":
             return FilesArchiveTarget(_archive(config))
+        case "files", "webdav":
+            return WebDavTarget(
+                settings_of(WebDavSettings, {**options, "config_key": table}, table)
+            )
     raise ConfigError(f"{table}.kind", f"unknown target kind {config.kind!r}")
 
 
-Builder = Callable[[Config, TargetConfig, GraphClient], tuple[Workload, Planner]]
+class Clients:
+    """The Graph clients of a run, sharing one credential: Outlook's (mail, calendars,
+    contacts: one budget per mailbox) and, when files are moved, SharePoint's (one
+    tenant-wide resource-unit budget)."""
+
+    def __init__(self, config: Config, credential: AsyncTokenCredential) -> None:
+        self.config, self.credential = config, credential
+        budget = config.budget
+        self.outlook = GraphClient(
+            config.source,
+            MailboxBudget(budget.concurrency, budget.requests_per_window, budget.window_seconds),
+            mailboxes=config.owner_concurrency,
+            credential=credential,
+        )
+        self._sharepoint: GraphClient | None = None
+
+    @property
+    def sharepoint(self) -> GraphClient:
+        if self._sharepoint is None:
+            self._sharepoint = GraphClient(
+                self.config.source,
+                sharepoint_budget(self.config.budget.files_units_per_minute),
+                mailboxes=self.config.owner_concurrency,
+                credential=self.credential,
+            )
+        return self._sharepoint
+
+    async def aclose(self) -> None:
+        await self.outlook.aclose()
+        if self._sharepoint is not None:
+            await self._sharepoint.aclose()
+
+
+Builder = Callable[[Config, TargetConfig, Clients], tuple[Workload, Planner]]
 
 
 def _mail(
-    config: Config, target_config: TargetConfig, client: GraphClient
+    config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
     target = build_target(target_config)
-    source = GraphMailSource(client)
+    source = GraphMailSource(clients.outlook)
     workload = Workload("mail", source, map_message, target, message_attrs)
     return workload, MailPlanner(source, target, _outlook_rate(config))
 
 
 def _calendar(
-    config: Config, target_config: TargetConfig, client: GraphClient
+    config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
     target = build_target(target_config)
     window = CalendarSettings(config.calendar_window_start, config.calendar_window_end)
-    source = GraphCalendarSource(client, window)
+    source = GraphCalendarSource(clients.outlook, window)
     workload = Workload("calendar", source, map_event, target)
     return workload, GroupwarePlanner(source, _outlook_rate(config), 3, calendar_findings)
 
 
 def _contacts(
-    config: Config, target_config: TargetConfig, client: GraphClient
+    config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
     target = build_target(target_config)
-    source = GraphContactsSource(client)
+    source = GraphContactsSource(clients.outlook)
     version = target_config.options.get("vcard_version", "4.0")
     mapper = map_contact_v3 if version == "3.0" else map_contact
     return Workload("contacts", source, mapper, target), GroupwarePlanner(
@@ -118,11 +162,40 @@ def _contacts(
     )
 
 
+def _files(
+    config: Config, target_config: TargetConfig, clients: Clients
+) -> tuple[Workload, Planner]:
+    target = build_target(target_config)
+    source = GraphDriveSource(clients.sharepoint)
+    workload = Workload(
+        "files",
+        source,
+        map_drive_item,
+        target,
+        attrs_only,
+        content_changed=content_changed,
+        content_in_memory=False,
+        hierarchical_refs=True,
+    )
+    if isinstance(target, WebDavTarget):
+        rules = PRESETS[target.settings.profile]
+        limit = target.settings.max_upload_bytes
+    else:
+        rules, limit = LOCAL, None
+    units = config.budget.files_units_per_minute / 60.0
+    return workload, FilesPlanner(source, rules, units, limit)
+
+
 def _outlook_rate(config: Config) -> float:
     return config.budget.requests_per_window / config.budget.window_seconds
 
 
-BUILDERS: dict[str, Builder] = {"mail": _mail, "calendar": _calendar, "contacts": _contacts}
+BUILDERS: dict[str, Builder] = {
+    "mail": _mail,
+    "calendar": _calendar,
+    "contacts": _contacts,
+    "files": _files,
+}
 
 
 @asynccontextmanager
@@ -133,18 +206,14 @@ async def assemble(config: Config) -> AsyncIterator[Assembled]:
     mailbox's requests of every kind count against that mailbox's one budget.
     """
     assembled = Assembled()
-    budget = config.budget
     credential = make_credential(config.source)
-    budgets = MailboxBudget(budget.concurrency, budget.requests_per_window, budget.window_seconds)
-    outlook = GraphClient(
-        config.source, budgets, mailboxes=config.owner_concurrency, credential=credential
-    )
+    clients = Clients(config, credential)
     try:
         for name, target_config in config.targets.items():
-            workload, planner = BUILDERS[name](config, target_config, outlook)
+            workload, planner = BUILDERS[name](config, target_config, clients)
             assembled.workloads.append(workload)
             assembled.planned.append((workload, planner))
         yield assembled
     finally:
-        await outlook.aclose()
+        await clients.aclose()
         await credential.close()

@@ -210,3 +210,17 @@ def test_moves_between_drives(files_subject: FilesUnderTest) -> None:
         with pytest.raises(SkipItem):
             session.move(ref, session.ensure_container(files_subject.drive("Autre")))
         pytest.skip("declared gap: moves is False (the engine writes the item afresh)")
+
+
+def test_two_items_with_one_target_name_are_both_kept(files_subject: FilesUnderTest) -> None:
+    """NFC and NFD spellings of one name map to one target name: neither is lost."""
+    session = files_subject.session()
+    drive = session.ensure_container(files_subject.drive())
+    composed = file(files_subject.spool, "R\u00e9sum\u00e9.txt", b"first", source_id="nfc")
+    decomposed = file(files_subject.spool, "Re\u0301sume\u0301.txt", b"second!", source_id="nfd")
+    refs = [session.put(drive, composed), session.put(drive, decomposed)]
+    assert refs[0] != refs[1]
+    sizes = {e.ref.ref: e.size for e in session.listing(drive)}
+    assert sorted(sizes[r.ref] for r in refs) == [5, 7]
+    # a resumed run finds each one again, the other's ref excluded
+    assert session.find(drive, decomposed, frozenset({refs[0].ref})) == refs[1]

@@ -1,0 +1,54 @@
+"""The files part of `plan`: per drive, counts, bytes, the largest files, and every
+name or path the target will rename or refuse, from one listing of the drive.
+
+The estimate is in SharePoint resource units: about one per downloaded file (the
+download), one per folder (no download), plus the listing pages.
+"""
+
+from __future__ import annotations
+
+from ..mappings.file_names import NameRules
+from ..mappings.files import drive_findings
+from .model import Container, Item, Owner
+from .plan import Finding
+from .protocols import Source
+
+
+class FilesPlanner:
+    def __init__(
+        self,
+        source: Source,
+        rules: NameRules,
+        units_per_second: float,
+        large_file_bytes: int | None,
+    ) -> None:
+        self.source, self.rules = source, rules
+        self.requests_per_second = units_per_second
+        self.large_file_bytes = large_file_bytes
+        self._listings: dict[str, list[Item]] = {}
+
+    async def _listing(self, container: Container) -> list[Item]:
+        if container.source_id not in self._listings:
+            self._listings[container.source_id] = await self.source.listing(container)
+        return self._listings[container.source_id]
+
+    async def count(self, container: Container) -> int:
+        return len(await self._listing(container))
+
+    def target_name(self, container: Container) -> str:
+        return container.display_path
+
+    def requests(self, container: Container) -> int:
+        items = self._listings.get(container.source_id, [])
+        return len(items) + len(items) // 999 + 2
+
+    async def findings(self, owner: Owner, containers: list[Container]) -> list[Finding]:
+        found: list[Finding] = []
+        for container in containers:
+            items = await self._listing(container)
+            for severity, kind, path, detail in drive_findings(
+                items, self.rules, self.large_file_bytes
+            ):
+                where = f"{container.display_path}/{path}".rstrip("/")
+                found.append(Finding(severity, kind, owner.upn, where, detail))
+        return found
