@@ -182,6 +182,8 @@ class FilesArchiveSession:
     def remove(self, ref: TargetRef) -> None:
         """Delete the file or the folder with everything under it; gone is fine."""
         path = self._resolve(ref)
+        if not path.parent.is_dir():
+            return  # its folder was removed first, with everything under it
         with _disk_errors(), self._parent_mtime_kept(path):
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)

@@ -83,7 +83,7 @@ async def _demo(
 ) -> dict[str, dict[str, Any]]:
     planned = await plan(config)
     say(
-        f"plan: {planned.owners} mailboxes, {planned.items} messages, "
+        f"plan: {planned.owners} owners (mailboxes, sites), {planned.items} items, "
         f"{planned.bytes / 1e6:.1f} MB, {len(planned.findings)} findings"
     )
     first = await migrate(config, "run", reporter)
@@ -101,11 +101,20 @@ async def _demo(
             new_contacts=2,
             contact_changes=2,
             contact_deletions=1,
+            file_creates=3,
+            file_changes=2,
+            file_renames=2,
+            file_moves=1,
+            folder_renames=1,
+            file_deletions=1,
+            folder_deletions=1,
         )
     )
     say(
         f"tenant changed: {len(changed.new)} new, {len(changed.changed)} changed, "
-        f"{len(changed.moved)} moved, {len(changed.deleted)} deleted"
+        f"{len(changed.moved)} moved, {len(changed.deleted)} deleted messages; "
+        f"{len(changed.events)} events, {len(changed.contacts)} contacts and "
+        f"{len(changed.files)} drive items touched"
     )
     second = await migrate(config, "sync", reporter)
     reports = await check(config)

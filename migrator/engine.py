@@ -183,6 +183,9 @@ class Engine:
             unit.id, container, [(item, row.id if row else None) for item, row in writes]
         )
         outcomes: list[Outcome] = []
+        if workload.update_order is not None:
+            order = workload.update_order
+            updates.sort(key=lambda pair: order(pair[0]))
         for item, row in moves:
             outcomes.append(await self._move(workload, container, folder, session, item, row))
         for item, row in updates:

@@ -38,6 +38,7 @@ from .errors import ConfigError
 from .files_plan import FilesPlanner
 from .groupware_plan import GroupwarePlanner, calendar_findings
 from .mail_plan import MailPlanner
+from .model import Item
 from .plan import Planner
 from .protocols import Target
 from .workload import Workload
@@ -174,6 +175,7 @@ def _files(
         target,
         attrs_only,
         content_changed=content_changed,
+        update_order=path_depth,
         content_in_memory=False,
         hierarchical_refs=True,
     )
@@ -184,6 +186,11 @@ def _files(
         rules, limit = LOCAL, None
     units = config.budget.files_units_per_minute / 60.0
     return workload, FilesPlanner(source, rules, units, limit)
+
+
+def path_depth(item: Item) -> int:
+    """Parents before children: a renamed folder moves before the files in it change."""
+    return str(item.meta.get("path", "")).count("/")
 
 
 def _outlook_rate(config: Config) -> float:

@@ -120,7 +120,7 @@ def compare(
         row = next((r for r in rows if r.target_ref == entry.ref.ref), None)
         if row is not None and row.source_id not in source_ids:
             differ("extra", row.source_id, entry.ref.ref, "removed at source since the last sync")
-        elif carried[entry.fingerprint]:
+        elif entry.fingerprint and carried[entry.fingerprint]:
             differ("duplicate", None, entry.ref.ref, f"second copy of {entry.fingerprint}")
         else:
             differ("extra", None, entry.ref.ref, "on the target only")

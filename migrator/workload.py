@@ -23,6 +23,9 @@ class Workload:
     # When set, an update fetches the content again only if this says it changed
     # (old metadata, new item); otherwise the attributes are enough (a rename).
     content_changed: Callable[[Mapping[str, Any], Item], bool] | None = None
+    # The order updates of one page are applied in (e.g. parents before children, so a
+    # renamed folder moves before the files in it are touched).
+    update_order: Callable[[Item], Any] | None = None
     # False when the source spools content to disk (Blob): memory is not at stake.
     content_in_memory: bool = True
     # Target refs are paths (WebDAV): when an update moves a folder, the refs of

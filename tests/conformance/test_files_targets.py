@@ -224,3 +224,15 @@ def test_two_items_with_one_target_name_are_both_kept(files_subject: FilesUnderT
     assert sorted(sizes[r.ref] for r in refs) == [5, 7]
     # a resumed run finds each one again, the other's ref excluded
     assert session.find(drive, decomposed, frozenset({refs[0].ref})) == refs[1]
+
+
+def test_removing_a_child_after_its_folder_is_fine(files_subject: FilesUnderTest) -> None:
+    """A deleted folder is removed with its subtree; its children's removals come after."""
+    session = files_subject.session()
+    drive = session.ensure_container(files_subject.drive())
+    parent = session.put(drive, folder("Réunions/2024"))
+    child = session.put(drive, file(files_subject.spool, "Réunions/2024/cr.txt", b"cr"))
+    session.remove(TargetRef(drive, parent.ref.rpartition("/")[0]))
+    session.remove(child)
+    session.remove(parent)
+    assert session.listing(drive) == []
