@@ -26,6 +26,9 @@ class Workload:
     # The order updates of one page are applied in (e.g. parents before children, so a
     # renamed folder moves before the files in it are touched).
     update_order: Callable[[Item], Any] | None = None
+    # Items must reach the target in the order the source gives them (chat: a reply after
+    # its root, a room filled oldest first): fetched one at a time, written in order.
+    ordered: bool = False
     # False when the source spools content to disk (Blob): memory is not at stake.
     content_in_memory: bool = True
     # Target refs are paths (WebDAV): when an update moves a folder, the refs of

@@ -101,7 +101,9 @@ class Writer:
 
     async def write_all(self, pending: Sequence[Pending]) -> list[Outcome]:
         queue: asyncio.Queue[Fetched] = asyncio.Queue(maxsize=4 * self.options.fetch_concurrency)
-        gate = asyncio.Semaphore(self.options.fetch_concurrency)
+        # asyncio.Semaphore wakes its waiters in order: with one slot, items are fetched,
+        # queued and written in the source's order.
+        gate = asyncio.Semaphore(1 if self.workload.ordered else self.options.fetch_concurrency)
 
         async def produce(entry: Pending) -> None:
             held = self.memory.hold(self._expected_bytes(entry.item))

@@ -12,10 +12,14 @@ from hirondelle.tests.servers import (
     MailUser,
     RadicaleServer,
     RcloneDavServer,
+    ServerUnavailable,
+    SynapseServer,
     WebDavServer,
     WsgiDavServer,
     dovecot_server,
     radicale_server,
+    synapse_python,
+    synapse_server,
     webdav_server,
 )
 
@@ -61,4 +65,19 @@ def rclone_dav() -> Iterator[WebDavServer]:
 def wsgidav_dav() -> Iterator[WebDavServer]:
     """One wsgidav (mtime by PROPPATCH of `getlastmodified`) for the whole run."""
     with webdav_server(WsgiDavServer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def synapse() -> Iterator[SynapseServer]:
+    """One Synapse (Matrix) for the whole run, the tool's application service registered.
+
+    Synapse lives in its own virtualenv: when it is missing the tests fail, naming
+    `.ci/install-synapse`, the script that installs it.
+    """
+    try:
+        synapse_python()
+    except ServerUnavailable as error:
+        pytest.fail(str(error))
+    with synapse_server() as server:
         yield server

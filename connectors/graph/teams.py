@@ -1,0 +1,650 @@
+"""The chat `Source`: Teams channels, their posts and replies, in the order they were written.
+
+Owners are teams, containers their channels, items every channel message (a root
+post or a reply). A channel is read whole and handed over oldest first, each root
+immediately followed by its replies, because the target fills rooms in order.
+
+How the service shapes this module:
+
+- Channel messages are read 50 roots a page with `$expand=replies`; a root expands at
+  most 1,000 replies and gives `replies@odata.nextLink` for the rest:
+  https://learn.microsoft.com/en-us/graph/api/channel-list-messages
+- `messages/delta` lists root posts only and only those of the last eight months:
+  https://learn.microsoft.com/en-us/graph/api/chatmessage-delta. The cursor is its
+  deltaLink, taken by a delta round *before* the enumeration so that nothing posted
+  meanwhile is lost. Delta tracks reply chains (its `$filter` "fetches any reply chain
+  created or changed", same page), so every root it reports has its replies read
+  again; the unchanged ones keep their version and the engine skips them. Because
+  that is documented only indirectly, the replies of roots active in the channel's
+  last `reply_window_days` are also read again on each sync (a bounded safety net).
+  `$filter` on delta is refused with application permissions
+  (microsoftgraph/microsoft-graph-docs issue 20728), so the first round pages it all.
+- System messages carry their real `eventDetail` type only with
+  `Prefer: include-unknown-enum-members`:
+  https://learn.microsoft.com/en-us/graph/best-practices-concept#handling-future-members-in-evolvable-enumerations
+- Teams allows 4 requests per second per app on one channel and 20 per second per app
+  and tenant for channel message reads:
+  https://learn.microsoft.com/en-us/graph/throttling-limits#microsoft-teams-service-limits
+  The client's budget has one lane per channel (4 per second); every message read also
+  takes a slot of this source's tenant budget (lane `teams-tenant`, 20 per second).
+
+Message bodies stay in memory only between `changes` and `fetch` of one channel; the
+item metadata (which the state keeps) never holds a body.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import quote, unquote
+
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_abstractions.request_information import RequestInformation
+from msgraph.generated.groups.groups_request_builder import GroupsRequestBuilder
+from msgraph.generated.teams.item.channels.channels_request_builder import ChannelsRequestBuilder
+from msgraph.generated.teams.item.channels.item.messages.delta.delta_request_builder import (
+    DeltaRequestBuilder,
+)
+from msgraph.generated.teams.item.channels.item.messages.item.replies.replies_request_builder import (  # noqa: E501
+    RepliesRequestBuilder,
+)
+from msgraph.generated.teams.item.channels.item.messages.messages_request_builder import (
+    MessagesRequestBuilder,
+)
+
+from ...migrator.errors import CursorExpired, SkipItem
+from ...migrator.model import Container, Item, Owner, Page
+from .budget import MailboxBudget
+from .client import TENANT, GraphClient
+from .errors import Call
+
+PERMISSION = "ChannelMessage.Read.All"
+TEAMS_PERMISSION = "Team.ReadBasic.All"
+CHANNELS_PERMISSION = "Channel.ReadBasic.All"
+UNKNOWN_ENUMS = "include-unknown-enum-members"
+TENANT_LANE = "teams-tenant"
+MESSAGE_PAGE = 50  # the largest $top of channel messages, replies and delta
+ITEMS_PER_PAGE = 100  # items handed to the engine per Page (one transaction each)
+RECENT_LIMIT = 200  # at most this many recently active threads are re-read per sync
+CURSOR_VERSION = 1
+_HOSTED = re.compile(r"hostedContents/([^/\"'\s?<>]+)/\$value")
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+log = logging.getLogger(__name__)
+
+
+def teams_budget() -> MailboxBudget:
+    """The chat client's budget: a lane per channel, 4 requests per second, 4 at once."""
+    return MailboxBudget(concurrency=4, requests_per_window=4, window_seconds=1.0)
+
+
+def teams_tenant_budget(requests_per_second: int = 20) -> MailboxBudget:
+    """The tenant-wide cap on channel message reads (one lane, `TENANT_LANE`)."""
+    rate = max(1, requests_per_second)
+    return MailboxBudget(concurrency=rate, requests_per_window=rate, window_seconds=1.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TeamsSettings:
+    """The chat source's options.
+
+    `reply_window_days`: threads active in the channel's last days (counted back from
+    its newest activity) have their replies read again on each sync; 0 turns it off.
+    """
+
+    reply_window_days: float = 7.0
+    tenant_requests_per_second: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class _Channel:
+    """What a channel's requests and content need beyond the `Container`."""
+
+    team_id: str
+    team_name: str
+    name: str
+    description: str
+
+
+@dataclass
+class _Thread:
+    """A root post (None when only its replies were read again) and its replies."""
+
+    root_id: str
+    root: dict[str, Any] | None
+    replies: list[dict[str, Any]]
+    created: str  # the root's createdDateTime, for the order of threads
+
+    @property
+    def activity(self) -> str:
+        """The latest time anything in the thread was written or changed."""
+        messages = ([self.root] if self.root else []) + self.replies
+        return max((_touched(m) for m in messages), key=_instant, default=self.created)
+
+
+@dataclass
+class _Cursor:
+    """What a finished round leaves for the next: the deltaLink and recent threads."""
+
+    delta: str | None  # None: delta was refused, every sync enumerates the channel again
+    recent: dict[str, tuple[str, str]] = field(default_factory=dict)  # root -> created, activity
+
+    def dumps(self) -> str:
+        recent = {root: list(times) for root, times in self.recent.items()}
+        return json.dumps({"v": CURSOR_VERSION, "delta": self.delta, "recent": recent})
+
+    @classmethod
+    def loads(cls, text: str) -> _Cursor:
+        """Read a stored cursor; anything unreadable means enumerating again."""
+        try:
+            state = json.loads(text)
+            if state.get("v") != CURSOR_VERSION or not isinstance(state["delta"], str | None):
+                raise ValueError("cursor of another shape")
+            recent = {str(k): (str(v[0]), str(v[1])) for k, v in state["recent"].items()}
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+            raise CursorExpired(f"unreadable chat cursor ({exc})") from exc
+        return cls(state["delta"], recent)
+
+
+class GraphTeamsSource:
+    """Reads Teams channel messages out of Graph; implements `migrator.protocols.Source`."""
+
+    workload = "chat"
+
+    def __init__(
+        self,
+        client: GraphClient,
+        settings: TeamsSettings | None = None,
+        *,
+        tenant: MailboxBudget | None = None,
+    ) -> None:
+        self.client = client
+        self.settings = settings or TeamsSettings()
+        self.tenant = tenant or teams_tenant_budget(self.settings.tenant_requests_per_second)
+        self._sdk = client.sdk
+        self._channels: dict[str, _Channel] = {}
+        self._bodies: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> source id -> JSON
+
+    # -- owners and containers -----------------------------------------------------
+
+    async def owners(self) -> list[Owner]:
+        """Every team of the tenant (`/teams`; `/groups` filtered on Teams where refused)."""
+        try:
+            teams = await self._collect(self._sdk.teams.to_get_request_information(), "teams")
+        except APIError as exc:
+            if exc.response_status_code not in (400, 404, 501):
+                raise
+            teams = await self._collect(self._team_groups_request(), "groups of teams")
+        return [
+            Owner(f"team:{team.get('displayName') or ''}", str(team["id"]), _name(team))
+            for team in teams
+        ]
+
+    async def containers(self, owner: Owner) -> list[Container]:
+        """The team's own channels: standard, private and shared (role = membershipType).
+
+        `/channels` rather than `/allChannels`: the latter adds channels other teams
+        share *into* this one, which their own team already carries:
+        https://learn.microsoft.com/en-us/graph/api/team-list-allchannels
+        """
+        params = ChannelsRequestBuilder.ChannelsRequestBuilderGetQueryParameters(
+            select=["id", "displayName", "description", "membershipType"]
+        )
+        request = self._sdk.teams.by_team_id(owner.source_id).channels.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        call = Call(f"channels of {owner.upn}", CHANNELS_PERMISSION, item=True)
+        channels = [
+            channel
+            async for page in self.client.pages(request, owner.source_id, call)
+            for channel in page.get("value", [])
+        ]
+        containers: list[Container] = []
+        for channel in channels:
+            channel_id, name = str(channel["id"]), _name(channel)
+            description = str(channel.get("description") or "")
+            self._channels[channel_id] = _Channel(
+                owner.source_id, owner.display_name, name, description
+            )
+            containers.append(
+                Container(
+                    workload=self.workload,
+                    owner=owner.upn,
+                    source_id=channel_id,
+                    path=(owner.display_name, name),
+                    role=str(channel.get("membershipType") or "standard"),
+                )
+            )
+        return containers
+
+    # -- changes ---------------------------------------------------------------------
+
+    async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
+        """The whole channel (cursor None) or what changed since the stored delta round."""
+        channel_id = container.source_id
+        channel = await self._channel(container)
+        self._bodies[channel_id] = {}
+        try:
+            state = _Cursor.loads(cursor) if cursor else None
+            if state is None or state.delta is None:
+                delta = await self._first_delta(container, channel)
+                threads = await self._threads(container, channel)
+                removed: set[str] = set()
+                recent = self._recent({}, threads)
+            else:
+                delta, threads, removed = await self._changed_threads(container, channel, state)
+                recent = self._recent(state.recent, threads)
+            entries = list(_chronological(threads))
+            async for page in self._pages(channel_id, entries, removed, _Cursor(delta, recent)):
+                yield page
+        finally:
+            self._bodies.pop(channel_id, None)
+
+    async def _pages(
+        self,
+        channel_id: str,
+        entries: list[tuple[Item, dict[str, Any]]],
+        removed: set[str],
+        cursor: _Cursor,
+    ) -> AsyncIterator[Page]:
+        """Cut the items into pages, keeping each body until `fetch` takes it."""
+        bodies = self._bodies.setdefault(channel_id, {})
+        chunks = [entries[i : i + ITEMS_PER_PAGE] for i in range(0, len(entries), ITEMS_PER_PAGE)]
+        for index, chunk in enumerate(chunks or [[]]):
+            bodies.update((item.source_id, message) for item, message in chunk)
+            items = tuple(item for item, _ in chunk)
+            if index < len(chunks) - 1:
+                yield Page(items)
+            else:
+                yield Page(items, tuple(sorted(removed)), None, cursor.dumps())
+
+    async def _threads(self, container: Container, channel: _Channel) -> list[_Thread]:
+        """Every root of the channel with all its replies (`$top=50&$expand=replies`)."""
+        params = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
+            top=MESSAGE_PAGE, expand=["replies"]
+        )
+        request = self._channel_builder(channel, container).messages.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        call = Call(f"messages of {container.display_path}", PERMISSION)
+        threads: list[_Thread] = []
+        async for page in self._message_pages(request, container.source_id, call):
+            for root in page.get("value", []):
+                replies = await self._complete_replies(container, channel, root)
+                threads.append(_Thread(str(root["id"]), root, replies, _created(root)))
+        return threads
+
+    async def _first_delta(self, container: Container, channel: _Channel) -> str | None:
+        """The deltaLink to start from, or None where the service refuses delta.
+
+        Some tenants answered "Delta query is not supported by this resource" (HTTP 400)
+        to applications (microsoftgraph/microsoft-graph-docs issue 20728); the channel is
+        then enumerated whole on each sync and the engine skips what did not change.
+        """
+        try:
+            delta, _, _ = await self._delta_round(container, channel, None)
+        except APIError as exc:
+            if exc.response_status_code not in (400, 501):
+                raise
+            log.warning("delta refused for %s: syncs read it whole", container.display_path)
+            return None
+        return delta
+
+    async def _changed_threads(
+        self, container: Container, channel: _Channel, state: _Cursor
+    ) -> tuple[str, list[_Thread], set[str]]:
+        """The threads delta reported, plus the recently active ones, read again."""
+        delta, roots, removed = await self._delta_round(container, channel, state.delta)
+        threads: list[_Thread] = []
+        for root_id, root in roots.items():
+            if root is None:  # a reply listed by delta: its thread is read again below
+                continue
+            replies = await self._complete_replies(container, channel, root)
+            threads.append(_Thread(root_id, root, replies, _created(root)))
+        reread = {root: times[0] for root, times in state.recent.items() if root not in roots}
+        reread.update({root: "" for root, body in roots.items() if body is None})
+        for root_id, created in reread.items():
+            if root_id in removed:
+                continue
+            replies = await self._list_replies(container, channel, root_id)
+            threads.append(_Thread(root_id, None, replies, created or _first_created(replies)))
+        return delta, threads, removed
+
+    async def _delta_round(
+        self, container: Container, channel: _Channel, link: str | None
+    ) -> tuple[str, dict[str, dict[str, Any] | None], set[str]]:
+        """Follow `messages/delta` to its deltaLink: roots reported, ids removed, new link.
+
+        A root maps to its JSON; a reply that delta lists anyway maps its root to None.
+        The first round (no link) only seeks the deltaLink: its entries are not kept.
+        """
+        what = f"message changes of {container.display_path}"
+        target: RequestInformation | str = link or self._delta_request(container, channel)
+        call = Call(what, PERMISSION, cursor=link is not None)
+        roots: dict[str, dict[str, Any] | None] = {}
+        removed: set[str] = set()
+        while True:
+            page = await self._read(target, container.source_id, call)
+            for entry in page.get("value", []) if link else ():
+                entry_id = str(entry.get("id"))
+                if "@removed" in entry:
+                    removed.add(entry_id)
+                elif entry.get("replyToId"):
+                    roots.setdefault(str(entry["replyToId"]), None)
+                else:
+                    roots[entry_id] = entry
+            next_link = page.get("@odata.nextLink")
+            if not next_link:
+                delta = page.get("@odata.deltaLink") or link
+                if not delta:
+                    raise CursorExpired(f"{what}: delta ended without a deltaLink")
+                return str(delta), roots, removed
+            target, call = str(next_link), Call(what, PERMISSION, cursor=True)
+
+    def _delta_request(self, container: Container, channel: _Channel) -> RequestInformation:
+        """`$expand=replies` is encoded into the delta token, so later rounds bring replies."""
+        params = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+            top=MESSAGE_PAGE, expand=["replies"]
+        )
+        messages = self._channel_builder(channel, container).messages
+        return messages.delta.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+
+    async def _complete_replies(
+        self, container: Container, channel: _Channel, root: Mapping[str, Any]
+    ) -> list[dict[str, Any]]:
+        """The root's replies: the expanded ones, then the pages past the first 1,000."""
+        root_id = str(root["id"])
+        if "replies" not in root:  # not expanded (a delta round without replies)
+            return await self._list_replies(container, channel, root_id)
+        replies = {str(r["id"]): r for r in root.get("replies") or []}
+        link = root.get("replies@odata.nextLink")
+        count = root.get("replies@odata.count")
+        if link:
+            call = Call(f"replies of {root_id} in {container.display_path}", PERMISSION, item=True)
+            try:
+                async for page in self._message_pages(str(link), container.source_id, call):
+                    replies.update((str(r["id"]), r) for r in page.get("value", []))
+            except SkipItem:
+                return list(replies.values())  # the root went away meanwhile
+        elif isinstance(count, int) and count > len(replies):
+            return await self._list_replies(container, channel, root_id)
+        return list(replies.values())
+
+    async def _list_replies(
+        self, container: Container, channel: _Channel, root_id: str
+    ) -> list[dict[str, Any]]:
+        """`/messages/{id}/replies`, paged 50 at a time; none when the root is gone."""
+        params = RepliesRequestBuilder.RepliesRequestBuilderGetQueryParameters(top=MESSAGE_PAGE)
+        builder = self._channel_builder(channel, container).messages.by_chat_message_id(root_id)
+        request = builder.replies.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        call = Call(f"replies of {root_id} in {container.display_path}", PERMISSION, item=True)
+        replies: dict[str, dict[str, Any]] = {}
+        try:
+            async for page in self._message_pages(request, container.source_id, call):
+                replies.update((str(r["id"]), r) for r in page.get("value", []))
+        except SkipItem:
+            return []
+        return list(replies.values())
+
+    def _recent(
+        self, known: Mapping[str, tuple[str, str]], threads: Iterable[_Thread]
+    ) -> dict[str, tuple[str, str]]:
+        """The threads active within the reply window of the channel's newest activity."""
+        window = timedelta(days=self.settings.reply_window_days)
+        if window <= timedelta(0):
+            return {}
+        times = dict(known)
+        for thread in threads:
+            times[thread.root_id] = (thread.created, thread.activity)
+        if not times:
+            return {}
+        newest = max(_instant(activity) for _, activity in times.values())
+        active = [(r, t) for r, t in times.items() if _instant(t[1]) >= newest - window]
+        active.sort(key=lambda entry: _instant(entry[1][1]), reverse=True)
+        return dict(active[:RECENT_LIMIT])
+
+    # -- content ------------------------------------------------------------------------
+
+    async def fetch(self, container: Container, item: Item) -> bytes:
+        """The message JSON with its inline images and its team and channel (shared contract)."""
+        channel = await self._channel(container)
+        message = self._bodies.get(container.source_id, {}).pop(item.source_id, None)
+        if message is None:
+            message = await self._get_message(container, channel, item)
+        message = {k: v for k, v in message.items() if not k.startswith("replies")}
+        content = {
+            "message": message,
+            "hostedContents": await self._hosted_contents(container, channel, item, message),
+            "team": {"id": channel.team_id, "displayName": channel.team_name},
+            "channel": {
+                "id": container.source_id,
+                "displayName": channel.name,
+                "description": channel.description,
+            },
+        }
+        return json.dumps(content, ensure_ascii=False).encode("utf-8")
+
+    async def _get_message(
+        self, container: Container, channel: _Channel, item: Item
+    ) -> dict[str, Any]:
+        """One message read again (a retry after the channel's bodies were dropped)."""
+        root_id, reply_id = _ids(item)
+        builder = self._channel_builder(channel, container).messages.by_chat_message_id(root_id)
+        if reply_id is not None:
+            builder = builder.replies.by_chat_message_id1(reply_id)
+        call = Call(f"message {item.source_id} of {container.display_path}", PERMISSION, item=True)
+        return await self._read(builder.to_get_request_information(), container.source_id, call)
+
+    async def _hosted_contents(
+        self, container: Container, channel: _Channel, item: Item, message: Mapping[str, Any]
+    ) -> dict[str, dict[str, str]]:
+        """The inline images the body points at (`hostedContents/{id}/$value`), base64."""
+        body = str((message.get("body") or {}).get("content") or "")
+        found: dict[str, dict[str, str]] = {}
+        for hosted_id in dict.fromkeys(unquote(m) for m in _HOSTED.findall(body)):
+            url = self._hosted_url(container, channel, item, hosted_id)
+            call = Call(f"inline image of {item.source_id}", PERMISSION, item=True)
+            try:
+                async with self.tenant.slot(TENANT_LANE):
+                    data = await self.client.stream_bytes(url, container.source_id, call)
+            except SkipItem:
+                continue  # the image is gone; the mapper keeps the message without it
+            found[hosted_id] = {
+                "contentType": _sniff(data),
+                "base64": base64.b64encode(data).decode("ascii"),
+            }
+        return found
+
+    def _hosted_url(
+        self, container: Container, channel: _Channel, item: Item, hosted_id: str
+    ) -> str:
+        root_id, reply_id = _ids(item)
+        parts = ["teams", channel.team_id, "channels", container.source_id, "messages", root_id]
+        if reply_id is not None:
+            parts += ["replies", reply_id]
+        parts += ["hostedContents", hosted_id]
+        path = "/".join(quote(part, safe="") for part in parts)
+        return f"{self.client.graph_url}/{path}/$value"
+
+    async def listing(self, container: Container) -> list[Item]:
+        """Every root and reply of the channel as it is now, for verify."""
+        channel = await self._channel(container)
+        threads = await self._threads(container, channel)
+        return [item for item, _ in _chronological(threads)]
+
+    async def aclose(self) -> None:
+        """Close the client this source was given (its pool and credential)."""
+        await self.client.aclose()
+
+    # -- requests -------------------------------------------------------------------------
+
+    async def _read(
+        self, target: RequestInformation | str, channel_id: str, call: Call
+    ) -> dict[str, Any]:
+        """One message read: a slot of the tenant cap, then the channel's own budget."""
+        async with self.tenant.slot(TENANT_LANE):
+            return await self.client.get_json(target, channel_id, call, prefer=[UNKNOWN_ENUMS])
+
+    async def _message_pages(
+        self, first: RequestInformation | str, channel_id: str, call: Call
+    ) -> AsyncIterator[dict[str, Any]]:
+        target: RequestInformation | str | None = first
+        while target is not None:
+            page = await self._read(target, channel_id, call)
+            yield page
+            target = page.get("@odata.nextLink")
+
+    async def _collect(self, request: RequestInformation, what: str) -> list[dict[str, Any]]:
+        call = Call(f"list {what}", TEAMS_PERMISSION)
+        return [
+            entry
+            async for page in self.client.pages(request, TENANT, call)
+            for entry in page.get("value", [])
+        ]
+
+    def _team_groups_request(self) -> RequestInformation:
+        """Teams as groups: the listing the docs gave before `/teams` existed."""
+        params = GroupsRequestBuilder.GroupsRequestBuilderGetQueryParameters(
+            filter="resourceProvisioningOptions/Any(x:x eq 'Team')",
+            select=["id", "displayName", "description"],
+        )
+        return self._sdk.groups.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+
+    def _channel_builder(self, channel: _Channel, container: Container) -> Any:
+        return self._sdk.teams.by_team_id(channel.team_id).channels.by_channel_id(
+            container.source_id
+        )
+
+    async def _channel(self, container: Container) -> _Channel:
+        """The channel's team, found again by the team's name after a restart."""
+        known = self._channels.get(container.source_id)
+        if known is not None:
+            return known
+        for owner in await self.owners():
+            if owner.upn == container.owner:
+                await self.containers(owner)
+        known = self._channels.get(container.source_id)
+        if known is None:
+            raise SkipItem(f"channel {container.display_path} is no longer in {container.owner}")
+        return known
+
+
+# -- message functions -----------------------------------------------------------------------
+
+
+def _chronological(threads: Iterable[_Thread]) -> Iterable[tuple[Item, dict[str, Any]]]:
+    """Roots oldest first, each followed by its replies oldest first."""
+    for thread in sorted(threads, key=lambda t: (_instant(t.created), _numeric(t.root_id))):
+        if thread.root is not None:
+            yield _item(thread.root, None), thread.root
+        for reply in sorted(thread.replies, key=lambda r: (_instant(_created(r)), _numeric(r))):
+            yield _item(reply, thread.root_id), reply
+
+
+def _item(message: Mapping[str, Any], root_id: str | None) -> Item:
+    """The engine's item for a message: ids, version and metadata, never the body."""
+    message_id = str(message["id"])
+    source_id = f"{root_id}/{message_id}" if root_id else message_id
+    author = message.get("from") or {}
+    who = author.get("user") or author.get("application") or author.get("device") or {}
+    meta = {
+        "rootId": root_id or message_id,
+        "createdDateTime": _created(message),
+        "fromId": who.get("id"),
+        "fromName": str(who.get("displayName") or ""),
+        "messageType": str(message.get("messageType") or "message"),
+        "deleted": bool(message.get("deletedDateTime")),
+    }
+    return Item(source_id, _version(message), meta)
+
+
+def _version(message: Mapping[str, Any]) -> str:
+    """What changes when the message itself does: an edit, a deletion, a reaction.
+
+    Not `lastModifiedDateTime` alone, which Teams also moves when a thread changes
+    around a root; an edit shown for a mere new reply would be wrong on the target.
+    """
+    body = message.get("body") or {}
+    reactions = sorted(
+        f"{r.get('reactionType')}|{((r.get('user') or {}).get('user') or {}).get('id')}"
+        for r in message.get("reactions") or []
+    )
+    parts = [
+        str(message.get("lastEditedDateTime") or ""),
+        str(message.get("deletedDateTime") or ""),
+        str(message.get("subject") or ""),
+        str(body.get("contentType") or ""),
+        str(body.get("content") or ""),
+        json.dumps(message.get("attachments") or [], sort_keys=True),
+        *reactions,
+    ]
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
+    return f"{message.get('lastEditedDateTime') or _created(message)}#{digest}"
+
+
+def _ids(item: Item) -> tuple[str, str | None]:
+    """(root id, reply id or None) of an item's source id."""
+    root_id, _, reply_id = item.source_id.partition("/")
+    return root_id, reply_id or None
+
+
+def _created(message: Mapping[str, Any]) -> str:
+    return str(message.get("createdDateTime") or "")
+
+
+def _touched(message: Mapping[str, Any]) -> str:
+    return str(message.get("lastModifiedDateTime") or _created(message))
+
+
+def _first_created(replies: list[dict[str, Any]]) -> str:
+    return min((_created(r) for r in replies), key=_instant, default="")
+
+
+def _instant(text: str) -> datetime:
+    """An ISO time as Graph writes it (Z, up to 7 fraction digits); the epoch if unreadable."""
+    try:
+        value = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()))
+    except ValueError:
+        return _EPOCH
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _numeric(message: Mapping[str, Any] | str) -> tuple[int, str]:
+    """A tie-breaker: Teams message ids are the creation time in milliseconds."""
+    text = message if isinstance(message, str) else str(message.get("id"))
+    return (int(text), text) if text.isdigit() else (0, text)
+
+
+def _name(entry: Mapping[str, Any]) -> str:
+    return str(entry.get("displayName") or entry.get("id") or "")
+
+
+def _sniff(data: bytes) -> str:
+    """The image type from its first bytes (a `$value` answer says no more than that)."""
+    signatures = (
+        (b"\x89PNG\r\n\x1a\n", "image/png"),
+        (b"\xff\xd8\xff", "image/jpeg"),
+        (b"GIF87a", "image/gif"),
+        (b"GIF89a", "image/gif"),
+        (b"BM", "image/bmp"),
+    )
+    for magic, content_type in signatures:
+        if data.startswith(magic):
+            return content_type
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "application/octet-stream"
