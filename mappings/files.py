@@ -71,6 +71,7 @@ def drive_item_meta(
         "quickXorHash": _mapping(file_facet.get("hashes")).get("quickXorHash"),
         "mimeType": file_facet.get("mimeType"),
         "packageType": package_type or _mapping(drive_item.get("package")).get("type"),
+        "webUrl": drive_item.get("webUrl"),  # how Teams posts link the file
     }
 
 

@@ -16,12 +16,13 @@ from typing import Any
 from ..connectors.graph.auth import GraphSettings
 from .errors import ConfigError
 
-WORKLOADS = ("mail", "calendar", "contacts", "files")
+WORKLOADS = ("mail", "calendar", "contacts", "files", "chat")
 TARGET_KINDS = {
     "mail": ("imap", "archive"),
     "calendar": ("caldav", "archive"),
     "contacts": ("carddav", "archive"),
     "files": ("webdav", "archive"),
+    "chat": ("matrix", "archive"),
 }
 
 

@@ -41,6 +41,7 @@ def demo_config(sandbox: SandboxServer, directory: Path) -> Config:
             "calendar": {"kind": "archive", "path": "archive/calendars"},
             "contacts": {"kind": "archive", "path": "archive/contacts"},
             "files": {"kind": "archive", "path": "archive/files"},
+            "chat": {"kind": "archive", "path": "archive/chat"},
         },
     }
     return parse_config(raw, directory.resolve())
@@ -108,13 +109,17 @@ async def _demo(
             folder_renames=1,
             file_deletions=1,
             folder_deletions=1,
+            chat_posts=3,
+            chat_replies=4,
+            chat_edits=2,
+            chat_deletions=1,
         )
     )
     say(
         f"tenant changed: {len(changed.new)} new, {len(changed.changed)} changed, "
         f"{len(changed.moved)} moved, {len(changed.deleted)} deleted messages; "
         f"{len(changed.events)} events, {len(changed.contacts)} contacts and "
-        f"{len(changed.files)} drive items touched"
+        f"{len(changed.files)} drive items, {len(changed.messages)} Teams messages touched"
     )
     second = await migrate(config, "sync", reporter)
     reports = await check(config)

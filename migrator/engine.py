@@ -211,6 +211,21 @@ class Engine:
         self.store.settle_page(
             unit.id, container, outcomes, vanished, page.next_link, page.delta_link
         )
+        if workload.link_of is not None:
+            self._record_links(workload, container, outcomes)
+
+    def _record_links(
+        self, workload: Workload, container: Container, outcomes: list[Outcome]
+    ) -> None:
+        assert workload.link_of is not None
+        links = {}
+        for outcome in outcomes:
+            if outcome.status == DONE and outcome.ref is not None:
+                link = workload.link_of(container, outcome.item, outcome.ref)
+                if link is not None and link[0]:
+                    links[link[0]] = link[1]
+        if links:
+            self.store.set_links(workload.name, links)
 
     async def _update(
         self,

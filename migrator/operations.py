@@ -75,7 +75,7 @@ async def _recorded(config: Config, command: str) -> AsyncIterator[_Recorded]:
         status = "failed"
         recorded: _Recorded | None = None
         try:
-            async with assemble(config) as assembled:
+            async with assemble(config, store) as assembled:
                 recorded = _Recorded(store, audit, assembled, {})
                 yield recorded
                 status = "done"

@@ -7,15 +7,18 @@ verify only see the `Workload` it builds.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from azure.core.credentials_async import AsyncTokenCredential
 
 from ..connectors.archive import ArchiveTarget
+from ..connectors.archive_chat import ChatArchiveTarget
 from ..connectors.archive_dav import IcsArchiveTarget, VcfArchiveTarget
 from ..connectors.archive_files import FilesArchiveTarget
 from ..connectors.dav import CalDavTarget, CardDavTarget, DavSettings
@@ -26,19 +29,24 @@ from ..connectors.graph.client import GraphClient
 from ..connectors.graph.contacts import GraphContactsSource
 from ..connectors.graph.drives import GraphDriveSource, sharepoint_budget
 from ..connectors.graph.mail import GraphMailSource
+from ..connectors.graph.teams import GraphTeamsSource, teams_budget
 from ..connectors.imap import ImapSettings, ImapTarget
+from ..connectors.matrix import MatrixSettings, MatrixTarget
 from ..connectors.webdav import WebDavSettings, WebDavTarget
 from ..mappings.calendar import map_event
+from ..mappings.chat import ChatContext, map_chat_message
 from ..mappings.contacts import map_contact, map_contact_v3
 from ..mappings.file_names import LOCAL, PRESETS
 from ..mappings.files import attrs_only, content_changed, map_drive_item
 from ..mappings.mail import map_message, message_attrs
+from ..state.store import LinkMap, Store
+from .chat_plan import ChatPlanner
 from .config import Config, TargetConfig
 from .errors import ConfigError
 from .files_plan import FilesPlanner
 from .groupware_plan import GroupwarePlanner, calendar_findings
 from .mail_plan import MailPlanner
-from .model import Item
+from .model import Container, Item, Owner, TargetRef
 from .plan import Planner
 from .protocols import Target
 from .workload import Workload
@@ -89,6 +97,8 @@ def build_target(config: TargetConfig) -> Target:
             return CardDavTarget(settings_of(DavSettings, {**options, "config_key": table}, table))
         case "files", "archive":
             return FilesArchiveTarget(_archive(config))
+        case "chat", "archive":
+            return ChatArchiveTarget(_archive(config))
         case "files", "webdav":
             return WebDavTarget(
                 settings_of(WebDavSettings, {**options, "config_key": table}, table)
@@ -101,8 +111,10 @@ class Clients:
     contacts: one budget per mailbox) and, when files are moved, SharePoint's (one
     tenant-wide resource-unit budget)."""
 
-    def __init__(self, config: Config, credential: AsyncTokenCredential) -> None:
-        self.config, self.credential = config, credential
+    def __init__(
+        self, config: Config, credential: AsyncTokenCredential, store: Store | None
+    ) -> None:
+        self.config, self.credential, self.store = config, credential, store
         budget = config.budget
         self.outlook = GraphClient(
             config.source,
@@ -111,6 +123,7 @@ class Clients:
             credential=credential,
         )
         self._sharepoint: GraphClient | None = None
+        self._teams: GraphClient | None = None
 
     @property
     def sharepoint(self) -> GraphClient:
@@ -123,10 +136,23 @@ class Clients:
             )
         return self._sharepoint
 
+    @property
+    def teams(self) -> GraphClient:
+        """Teams reads are limited per channel (about 4/s) and per tenant: see the source."""
+        if self._teams is None:
+            self._teams = GraphClient(
+                self.config.source,
+                teams_budget(),
+                mailboxes=self.config.owner_concurrency,
+                credential=self.credential,
+            )
+        return self._teams
+
     async def aclose(self) -> None:
         await self.outlook.aclose()
-        if self._sharepoint is not None:
-            await self._sharepoint.aclose()
+        for client in (self._sharepoint, self._teams):
+            if client is not None:
+                await client.aclose()
 
 
 Builder = Callable[[Config, TargetConfig, Clients], tuple[Workload, Planner]]
@@ -184,8 +210,55 @@ def _files(
         limit = target.settings.max_upload_bytes
     else:
         rules, limit = LOCAL, None
+    workload.link_of = partial(_file_link, config, target)
     units = config.budget.files_units_per_minute / 60.0
     return workload, FilesPlanner(source, rules, units, limit)
+
+
+def _file_link(
+    config: Config, target: Target, container: Container, item: Item, ref: TargetRef
+) -> tuple[str, str] | None:
+    """(the file's SharePoint/OneDrive URL, where it is now) for the links table."""
+    web_url = item.meta.get("webUrl")
+    if not isinstance(web_url, str) or item.meta.get("kind") != "file":
+        return None
+    relative = quote(f"{ref.folder}/{ref.ref}")
+    if isinstance(target, WebDavTarget):
+        owner = Owner(container.owner, "", "", config.users.get(container.owner.lower(), ""))
+        login = target.target_login(owner)
+        return web_url, target.settings.url.replace("{login}", quote(login)) + relative
+    if isinstance(target, FilesArchiveTarget):
+        return web_url, (target.root / container.owner / f"{ref.folder}/{ref.ref}").as_uri()
+    return None
+
+
+def _chat(
+    config: Config, target_config: TargetConfig, clients: Clients
+) -> tuple[Workload, Planner]:
+    table = "targets.chat"
+    options = dict(target_config.options)
+    # users.csv's target login is a Matrix id for real users known on the homeserver
+    users = {upn: login for upn, login in config.users.items() if login.startswith("@")}
+    links: Mapping[str, str] = LinkMap(clients.store, "files") if clients.store else {}
+    target: Target
+    if target_config.kind == "archive":
+        target = ChatArchiveTarget(_archive(target_config))
+        context = ChatContext(server_name="archive.invalid", users=users, links=links)
+    else:
+        settings = settings_of(MatrixSettings, {**options, "config_key": table}, table)
+        target = MatrixTarget(settings)
+        context = ChatContext(
+            server_name=settings.server_name,
+            puppet_prefix=settings.puppet_prefix,
+            users=users,
+            links=links,
+            deleted=settings.deleted,
+            mode=settings.mode,
+        )
+    source = GraphTeamsSource(clients.teams)
+    mapper = partial(map_chat_message, context=context)
+    workload = Workload("chat", source, mapper, target, ordered=True)
+    return workload, ChatPlanner(source, 4.0)
 
 
 def path_depth(item: Item) -> int:
@@ -202,11 +275,12 @@ BUILDERS: dict[str, Builder] = {
     "calendar": _calendar,
     "contacts": _contacts,
     "files": _files,
+    "chat": _chat,
 }
 
 
 @asynccontextmanager
-async def assemble(config: Config) -> AsyncIterator[Assembled]:
+async def assemble(config: Config, store: Store | None = None) -> AsyncIterator[Assembled]:
     """Open the configured workloads; close their connections on the way out.
 
     Outlook workloads (mail, calendar, contacts) share one client, so one
@@ -214,7 +288,7 @@ async def assemble(config: Config) -> AsyncIterator[Assembled]:
     """
     assembled = Assembled()
     credential = make_credential(config.source)
-    clients = Clients(config, credential)
+    clients = Clients(config, credential, store)
     try:
         for name, target_config in config.targets.items():
             workload, planner = BUILDERS[name](config, target_config, clients)

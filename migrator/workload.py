@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from .model import Item, Owner, Payload
+from .model import Container, Item, Owner, Payload, TargetRef
 from .protocols import Mapper, Source, Target
 
 AttrsMapper = Callable[[Item], Payload]
@@ -26,6 +26,10 @@ class Workload:
     # The order updates of one page are applied in (e.g. parents before children, so a
     # renamed folder moves before the files in it are touched).
     update_order: Callable[[Item], Any] | None = None
+    # Where a written item can be reached on the target, recorded in the links table for
+    # other workloads (a Teams post linking a SharePoint file -> the migrated file):
+    # (container, item, ref) -> (source URL, target URL), or None.
+    link_of: Callable[[Container, Item, TargetRef], tuple[str, str] | None] | None = None
     # Items must reach the target in the order the source gives them (chat: a reply after
     # its root, a room filled oldest first): fetched one at a time, written in order.
     ordered: bool = False

@@ -36,6 +36,7 @@ from hirondelle.sandbox.mail import GraphRequest, GraphResponse, MailService
 from hirondelle.sandbox.odata import JSON, GraphError, error_body
 from hirondelle.sandbox.resource_units import ResourceUnitLimits, ResourceUnitThrottle
 from hirondelle.sandbox.service import Service
+from hirondelle.sandbox.teams import TeamsService
 from hirondelle.sandbox.tenant import Mutation
 from hirondelle.sandbox.throttle import Limits, MailboxThrottle
 from hirondelle.sandbox.tls import SandboxPki, create_pki
@@ -91,6 +92,7 @@ class SandboxApp:
             tenant, ResourceUnitThrottle(units), self._draw_fate, self.stats.faults
         )
         self.services.insert(0, self.drive)  # before mail, which answers any short path
+        self.services.insert(0, TeamsService(tenant, self.throttle))  # groups, teams, channels
 
     def build(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)

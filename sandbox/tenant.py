@@ -48,10 +48,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .drive_data import CHANGE_KINDS, SandboxDrives
 from .mime import CATEGORIES, CONTACTS, SUBJECTS, MessageRecipe, MimeDocument
+
+if TYPE_CHECKING:
+    from .teams_data import TeamsData
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,10 @@ class TenantSpec:
     large_file_bytes: int = 3 << 30  # one file of this size in the first OneDrive; 0: none
     events_per_user: int = 21  # singles and series masters over two calendars
     contacts_per_user: int = 10  # over two contact folders
+    teams: int = 2  # Teams (sandbox/teams_data.py), each with four channels
+    posts_per_channel: int = 30  # root posts per channel, over the 14 months before "now"
+    replies_per_post: int = 4  # each post gets 0 to this many replies
+    big_thread: bool = False  # one post of 1,200 replies (reply paging past 1,000)
 
 
 @dataclass
@@ -139,6 +146,10 @@ class Mutation:
     contact_changes: int = 0
     contact_deletions: int = 0
     new_contacts: int = 0  # added to default contact folders
+    chat_posts: int = 0  # new root posts in random channels (sandbox/teams_data.py)
+    chat_replies: int = 0  # new replies to existing posts
+    chat_edits: int = 0  # posts or replies edited
+    chat_deletions: int = 0  # posts or replies deleted (soft: deletedDateTime set)
 
 
 @dataclass
@@ -151,6 +162,7 @@ class MutationResult:
     files_by_change: dict[str, list[str]] = field(default_factory=dict)  # per Mutation field
     events: list[str] = field(default_factory=list)  # singles/masters touched (calendar_data)
     contacts: list[str] = field(default_factory=list)  # contacts touched
+    messages: list[str] = field(default_factory=list)  # chat source ids: root, or "root/reply"
 
 
 class MimeSource(Protocol):
@@ -204,6 +216,7 @@ class Tenant:
         self._seq = 0
         self._oldest_delta_seq = 0
         self._drives: SandboxDrives | None = None  # generated on first use
+        self._teams: TeamsData | None = None  # generated on first use
         from .calendar_data import CalendarData  # it builds on this module: import when used
 
         self.calendar_data = CalendarData()  # calendars, events and contacts
@@ -269,6 +282,20 @@ class Tenant:
             if self._drives is None:
                 self._drives = SandboxDrives.generate(self.spec or TenantSpec(), self._users)
             return self._drives
+
+    @property
+    def teams(self) -> TeamsData:
+        """Teams, channels and channel messages, generated from the same seed on first use."""
+        from .auth import SANDBOX_TENANT_ID
+        from .teams_data import TeamsData
+
+        with self._lock:
+            if self._teams is None:
+                spec = self.spec or TenantSpec()
+                self._teams = TeamsData.generate(
+                    spec, self._users, lambda: self.drives, SANDBOX_TENANT_ID
+                )
+            return self._teams
 
     @property
     def users(self) -> list[SandboxUser]:
@@ -391,6 +418,8 @@ class Tenant:
             if self._drives is not None:
                 self._drives.expire_delta_tokens()
             self.calendar_data.expire_delta_tokens()
+            if self._teams is not None:
+                self._teams.expire_delta_tokens()
 
     def mutate(self, mutation: Mutation) -> MutationResult:
         """Deliver, change, move and delete messages, deterministically from `mutation.seed`.
@@ -421,6 +450,9 @@ class Tenant:
             result.events, result.contacts = mutate_calendar_data(
                 self.calendar_data, self._seed, users, mutation
             )
+            chat = (mutation.chat_posts, mutation.chat_replies, mutation.chat_edits)
+            if any(chat) or mutation.chat_deletions:
+                result.messages = self.teams.mutate(mutation, users)
             return result
 
     def _clock(self) -> datetime:

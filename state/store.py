@@ -7,7 +7,7 @@ never runs ahead of what the target holds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -348,6 +348,11 @@ class Store:
                 else:
                     row.target = target
 
+    def all_links(self, workload: str) -> dict[str, str]:
+        with self.session() as s:
+            rows = s.scalars(select(Link).where(Link.workload == workload))
+            return {r.source_id: r.target for r in rows}
+
     def links(self, workload: str, source_ids: Sequence[str]) -> dict[str, str]:
         with self.session() as s:
             rows = s.scalars(
@@ -396,6 +401,29 @@ class Store:
             units = {k: int(v) for k, v in s.execute(unit_q).all()}
             items = {k: int(v) for k, v in s.execute(item_q).all()}
             return StatusCounts(units, items, int(s.scalar(bytes_q) or 0))
+
+
+class LinkMap(Mapping[str, str]):
+    """A live, read-only view of one workload's links: a lookup reads the state, so links
+    recorded earlier in the same run (files before chat) are already seen."""
+
+    def __init__(self, store: Store, workload: str) -> None:
+        self.store, self.workload = store, workload
+
+    def __getitem__(self, key: str) -> str:
+        found = self.store.links(self.workload, [key])
+        if key not in found:
+            raise KeyError(key)
+        return found[key]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and bool(self.store.links(self.workload, [key]))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.store.all_links(self.workload))
+
+    def __len__(self) -> int:
+        return len(self.store.all_links(self.workload))
 
 
 def _preload(s: Session, row_ids: Sequence[int | None]) -> None:

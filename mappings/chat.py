@@ -1,0 +1,586 @@
+"""The chat mapper: one Teams channel message (root post or reply) to Matrix events.
+
+Pure: no network, no database, no file I/O. The content is the JSON document the Graph Teams
+source fetches: {"message": <chatMessage as Graph returns it>, "hostedContents": {<id>:
+{"contentType", "base64"}}, "team": {...}, "channel": {...}}. The payload's content is
+{"events": [{"type", "content"}, ...]}: the message itself (several events when it is too
+large for one), then one `m.reaction` per reaction. The target replaces "$ROOT" with the
+thread root's event id, "$SELF" with the main event's id and each "mxc://hirondelle/<hosted
+content id>" placeholder with the URI of the uploaded image.
+
+Teams HTML is rewritten and sanitized by `chat_html`; mentions become pills plus
+`m.mentions`; replies join the root's `m.thread` with the `m.in_reply_to` fallback for clients
+without threads (https://spec.matrix.org/latest/client-server-api/#threading). System events
+(https://learn.microsoft.com/en-us/graph/system-messages) become `m.notice` sentences; their
+`eventDetail` reads as `unknownFutureValue` unless the source asked with
+`Prefer: include-unknown-enum-members`, and then only a generic sentence can be written.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from ..migrator.errors import ConfigError, SkipItem
+from ..migrator.model import Item, Payload
+from .chat_html import (
+    Rewrites,
+    escape,
+    html_to_text,
+    render_attachment,
+    sanitize,
+    split_html,
+    teams_to_matrix,
+    text_to_html,
+)
+
+TEAMS_ID_KEY = "fi.hirondelle.teams_id"
+PART_KEY = "fi.hirondelle.part"  # on the 2nd..nth event of a message split for size
+PLACEHOLDER_PREFIX = "mxc://hirondelle/"
+# Matrix refuses events over 65,536 bytes of canonical JSON (envelope and signatures
+# included): https://spec.matrix.org/latest/client-server-api/#size-limits . The content
+# stays under 60 KiB, leaving the rest to the envelope the homeserver adds.
+MAX_CONTENT_BYTES = 60 * 1024
+SYSTEM_USER = "teams-system"  # the puppet that says system events
+SYSTEM_NAME = "Microsoft Teams"
+DELETED_TEXT = "This message was deleted"
+EDITED_MARK = "(edited)"
+REACTION_EMOJI = {
+    "like": "👍",
+    "heart": "❤️",
+    "laugh": "😆",
+    "surprised": "😮",
+    "sad": "😢",
+    "angry": "😡",
+}
+_HOSTED = re.compile(r"/hostedContents/([^/?#]+)/\$value")
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+_CLOSING_BLOCKS = re.compile(r"(?:</(?:p|div|li|ul|ol|blockquote|h[1-6])>\s*)*$")
+
+
+@dataclass(frozen=True)
+class ChatContext:
+    """What the chat mapper needs to know about the target (bound by the registry)."""
+
+    server_name: str
+    puppet_prefix: str = "_m365_"
+    users: Mapping[str, str] = field(default_factory=dict)  # Teams id / lower UPN -> real MXID
+    links: Mapping[str, str] = field(default_factory=dict)  # SharePoint URL -> migrated URL
+    deleted: str = "notice"  # "notice" | "skip"
+    mode: str = "appservice"  # "appservice" | "bot"
+    names: Mapping[str, str] = field(default_factory=dict)  # Teams user id -> display name
+
+    def __post_init__(self) -> None:
+        if self.deleted not in ("notice", "skip"):
+            raise ConfigError("targets.chat.deleted", "must be 'notice' or 'skip'")
+        if self.mode not in ("appservice", "bot"):
+            raise ConfigError("targets.chat.mode", "must be 'appservice' or 'bot'")
+
+
+def puppet_id(teams_user_id: str, context: ChatContext) -> str:
+    """The Matrix id of the puppet standing for a Teams user (stable, opaque)."""
+    digest = hashlib.sha256(teams_user_id.encode("utf-8")).hexdigest()[:16]
+    return f"@{context.puppet_prefix}{digest}:{context.server_name}"
+
+
+def matrix_user(teams_user_id: str, context: ChatContext) -> str:
+    """The mapped real Matrix user of a Teams user, else its puppet."""
+    real = context.users.get(teams_user_id) or context.users.get(teams_user_id.lower())
+    return real or puppet_id(teams_user_id, context)
+
+
+def txn_id(source_id: str) -> str:
+    """The Matrix transaction id of a message's main event (the target suffixes the others)."""
+    return "hirondelle-" + hashlib.sha256(source_id.encode("utf-8")).hexdigest()[:32]
+
+
+# -- rooms ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoomSettings:
+    """What the target creates for one channel: the team's space and the channel's room.
+
+    `space` and `room` are `POST /createRoom` bodies; `space_child` is the content of the
+    `m.space.child` state event (state key: the room id) in the space, `space_parent` that
+    of `m.space.parent` (state key: the space id) in the room; `join_rule` is "restricted"
+    (members of the space may join) for standard channels, "invite" for the others.
+    """
+
+    space: dict[str, Any]
+    room: dict[str, Any]
+    space_child: dict[str, Any]
+    space_parent: dict[str, Any]
+    join_rule: str
+
+    def room_state(self, space_id: str) -> list[dict[str, Any]]:
+        """State events to send into the room once the space exists."""
+        rule: dict[str, Any] = {"join_rule": self.join_rule}
+        if self.join_rule == "restricted":
+            rule["allow"] = [{"type": "m.room_membership", "room_id": space_id}]
+        return [
+            {"type": "m.space.parent", "state_key": space_id, "content": self.space_parent},
+            {"type": "m.room.join_rules", "state_key": "", "content": rule},
+        ]
+
+
+ADMIN_EVENTS = ("m.room.power_levels", "m.room.history_visibility", "m.room.encryption",
+                "m.room.tombstone", "m.room.server_acl")  # fmt: skip
+MODERATOR_EVENTS = ("m.room.name", "m.room.topic", "m.room.avatar", "m.space.child")
+
+
+def _power_levels(admins: Iterable[str], events_default: int, invite: int) -> dict[str, Any]:
+    return {
+        "users": {user: 100 for user in sorted(set(admins))},
+        "users_default": 0,
+        "events_default": events_default,
+        "state_default": 50,
+        "invite": invite,
+        **dict.fromkeys(("kick", "ban", "redact"), 50),
+        "events": {**dict.fromkeys(ADMIN_EVENTS, 100), **dict.fromkeys(MODERATOR_EVENTS, 50)},
+    }
+
+
+def room_settings(
+    team: Mapping[str, Any],
+    channel: Mapping[str, Any],
+    owners: Iterable[str],
+    context: ChatContext,
+    *,
+    creator: str | None = None,
+) -> RoomSettings:
+    """The space and room of a channel: names, topics, owners (Teams user ids) at power 100.
+
+    In bot mode only owners mapped to real users are named (there are no puppets). The
+    `creator` (the application service's sender or the bot) keeps power 100 too: Synapse
+    replaces the whole `users` map with the override.
+    """
+    admins = [
+        matrix_user(owner, context)
+        for owner in owners
+        if context.mode == "appservice" or context.users.get(owner)
+    ]
+    if creator:
+        admins.append(creator)
+    private = channel.get("membershipType") in ("private", "shared")
+    initial = [
+        {"type": f"m.room.{name}", "state_key": "", "content": {name: value}}
+        for name, value in (("history_visibility", "shared"), ("guest_access", "forbidden"))
+    ]
+    space: dict[str, Any] = {
+        "name": str(team.get("displayName") or "Team"),
+        "preset": "private_chat",
+        "visibility": "private",
+        "creation_content": {"type": "m.space"},
+        "power_level_content_override": _power_levels(admins, 100, 50),
+        "initial_state": initial,
+    }
+    room: dict[str, Any] = {
+        "name": str(channel.get("displayName") or "General"),
+        "preset": "private_chat",
+        "visibility": "private",
+        "power_level_content_override": _power_levels(admins, 0, 50 if private else 0),
+        "initial_state": initial,
+    }
+    for body, description in ((space, team.get("description")), (room, channel.get("description"))):
+        if isinstance(description, str) and description.strip():
+            body["topic"] = description.strip()
+    return RoomSettings(
+        space=space,
+        room=room,
+        space_child={"via": [context.server_name], "suggested": not private},
+        space_parent={"via": [context.server_name], "canonical": True},
+        join_rule="invite" if private else "restricted",
+    )
+
+
+# -- messages -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Rendering:
+    """What rendering one message's body collected besides its HTML."""
+
+    message: Mapping[str, Any]
+    hosted: Mapping[str, Any]
+    context: ChatContext
+    mentioned: set[str] = field(default_factory=set)
+    media: dict[str, dict[str, Any]] = field(default_factory=dict)
+    used_attachments: set[str] = field(default_factory=set)
+
+    def rewrites(self) -> Rewrites:
+        return Rewrites(self.mention, self.image, self.attachment, self.link)
+
+    def mention(self, at_id: str, text: str) -> str:
+        for mention in self.message.get("mentions") or ():
+            if str(mention.get("id")) != at_id:
+                continue
+            user = ((mention.get("mentioned") or {}).get("user")) or {}
+            name = text.strip() or str(mention.get("mentionText") or "")
+            if not user.get("id"):  # a team, channel or tag mention: no one to notify
+                return escape(name)
+            target = matrix_user(str(user["id"]), self.context)
+            self.mentioned.add(target)
+            return f'<a href="https://matrix.to/#/{escape(target)}">{escape(name)}</a>'
+        return escape(text)
+
+    def image(self, attributes: Mapping[str, str]) -> str:
+        src, alt = attributes.get("src", ""), attributes.get("alt", "") or "image"
+        found = _HOSTED.search(src)
+        if found and found.group(1) in self.hosted:
+            hosted_id = found.group(1)
+            placeholder = self._media(hosted_id)
+            if placeholder:
+                size = "".join(
+                    f' {k}="{escape(attributes[k])}"'
+                    for k in ("width", "height")
+                    if attributes.get(k, "").isdigit()
+                )
+                return f'<img src="{escape(placeholder)}" alt="{escape(alt)}"{size}>'
+        if found or not src.lower().startswith(("https://", "http://")):
+            return escape(f"[{alt} not available]")
+        return f'<a href="{escape(src)}">{escape(alt)}</a>'
+
+    def _media(self, hosted_id: str) -> str | None:
+        entry = self.hosted[hosted_id]
+        try:
+            data = base64.b64decode(str(entry.get("base64") or ""), validate=True)
+        except (binascii.Error, ValueError):
+            return None
+        placeholder = PLACEHOLDER_PREFIX + hosted_id
+        content_type = str(entry.get("contentType") or "application/octet-stream")
+        extension = content_type.rpartition("/")[2].split(";")[0].strip() or "bin"
+        name = f"image-{len(self.media) + 1}.{extension}"
+        self.media.setdefault(
+            placeholder, {"content_type": content_type, "data": data, "name": name}
+        )
+        return placeholder
+
+    def attachment(self, attachment_id: str) -> str | None:
+        for attachment in self.message.get("attachments") or ():
+            if str(attachment.get("id")) == attachment_id:
+                self.used_attachments.add(attachment_id)
+                return render_attachment(attachment, self.hosted, self.migrated)
+        return None
+
+    def link(self, href: str) -> str:
+        return self.migrated(href) or href
+
+    def migrated(self, url: str) -> str | None:
+        return migrated_url(url, self.context.links)
+
+
+def migrated_url(url: str, links: Mapping[str, str]) -> str | None:
+    """The migrated file's URL for a SharePoint/OneDrive URL, trying its usual spellings."""
+    parts = urlsplit(url)
+    bare = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    for candidate in (url, bare, unquote(url), unquote(bare), quote(unquote(bare), safe=":/")):
+        if candidate in links:
+            return links[candidate]
+    return None
+
+
+def _load(content: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    if isinstance(content, bytes | bytearray):
+        try:
+            content = json.loads(content)
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise SkipItem(f"chat content is not JSON: {error}") from error
+    if not isinstance(content, dict) or not isinstance(content.get("message"), dict):
+        raise SkipItem("chat content has no message")
+    hosted = content.get("hostedContents") or {}
+    return content["message"], hosted if isinstance(hosted, dict) else {}
+
+
+def instant(value: Any) -> datetime:
+    """A Graph DateTimeOffset ("2021-03-28T21:11:12.3950000Z") as an aware datetime."""
+    if not isinstance(value, str) or not value:
+        raise SkipItem(f"message has no valid date: {value!r}")
+    try:
+        parsed = datetime.fromisoformat(_FRACTION.sub(r"\1", value).replace("Z", "+00:00"))
+    except ValueError as error:
+        raise SkipItem(f"message has no valid date: {value!r}") from error
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _author(message: Mapping[str, Any], context: ChatContext) -> tuple[str, str]:
+    """(sender MXID, display name) of a message; system events speak as Teams."""
+    sender = message.get("from") or {}
+    for kind in ("user", "application", "device"):
+        identity = sender.get(kind) if isinstance(sender, Mapping) else None
+        if isinstance(identity, Mapping) and identity.get("id"):
+            teams_id = str(identity["id"])
+            name = identity.get("displayName") or context.names.get(teams_id) or "Unknown user"
+            return matrix_user(teams_id, context), str(name)
+    return puppet_id(SYSTEM_USER, context), SYSTEM_NAME
+
+
+def _body(message: Mapping[str, Any], rendering: _Rendering) -> str:
+    """The message's HTML: subject, body, then attachments the body did not place."""
+    body = message.get("body") or {}
+    content = str(body.get("content") or "")
+    if str(body.get("contentType") or "html").lower() == "text":
+        markup = text_to_html(content)
+    else:
+        markup = teams_to_matrix(content, rendering.rewrites())
+    subject = message.get("subject")
+    if isinstance(subject, str) and subject.strip():
+        markup = f"<p><strong>{escape(subject.strip())}</strong></p>{markup}"
+    extra = "".join(
+        render_attachment(attachment, rendering.hosted, rendering.migrated)
+        for attachment in message.get("attachments") or ()
+        if str(attachment.get("id")) not in rendering.used_attachments
+    )
+    return markup + sanitize(extra) if extra else markup
+
+
+SENTENCES = {
+    "membersAdded": "{initiator} added {members} to the team",
+    "membersDeleted": "{initiator} removed {members} from the team",
+    "membersJoined": "{members} joined",
+    "membersLeft": "{members} left",
+    "channelAdded": "{initiator} created the channel {channelDisplayName}",
+    "channelDeleted": "{initiator} deleted the channel {channelDisplayName}",
+    "channelRenamed": "{initiator} renamed the channel to {channelDisplayName}",
+    "channelDescriptionUpdated": '{initiator} set the channel description: "{channelDescription}"',
+    "channelSetAsFavoriteByDefault": "{initiator} made the channel shown by default",
+    "channelUnsetAsFavoriteByDefault": "{initiator} stopped showing the channel by default",
+    "channelSharingUpdated": "{initiator} changed how the channel is shared",
+    "teamCreated": "{initiator} created the team {teamDisplayName}",
+    "teamRenamed": "{initiator} renamed the team to {teamDisplayName}",
+    "teamDescriptionUpdated": '{initiator} set the team description: "{teamDescription}"',
+    "teamArchived": "{initiator} archived the team",
+    "teamUnarchived": "{initiator} restored the team from the archive",
+    "teamJoiningDisabled": "{initiator} turned off joining the team",
+    "teamJoiningEnabled": "{initiator} turned on joining the team",
+    "teamsAppInstalled": "{initiator} added the app {teamsAppDisplayName}",
+    "teamsAppRemoved": "{initiator} removed the app {teamsAppDisplayName}",
+    "teamsAppUpgraded": "{initiator} updated the app {teamsAppDisplayName}",
+    "tabUpdated": "{initiator} updated a tab",
+    "callStarted": "{initiator} started a {callEventType}",
+    "callEnded": "The {callEventType} ended after {callDuration}",
+    "callRecording": "{callRecordingDisplayName} is available",
+    "callTranscript": "A meeting transcript is available",
+    "conversationMemberRoleUpdated": "{initiator} made {conversationMemberUser} {roles}",
+    "messagePinned": "{initiator} pinned a message",
+    "messageUnpinned": "{initiator} unpinned a message",
+    "chatRenamed": "{initiator} renamed the chat to {chatDisplayName}",
+}
+GENERIC_SENTENCE = "A Teams event took place here"
+
+
+class _Fields(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def system_sentence(detail: Any, names: Mapping[str, str]) -> str:
+    """A readable sentence for a system event's `eventDetail` ("Alice added Bob to the team")."""
+    if not isinstance(detail, Mapping):
+        return GENERIC_SENTENCE
+    kind = str(detail.get("@odata.type") or "").rpartition(".")[2]
+    template = SENTENCES.get(kind.removesuffix("EventMessageDetail"))
+    if template is None:
+        return GENERIC_SENTENCE
+    fields = _Fields({k: str(v) for k, v in detail.items() if isinstance(v, str) and v})
+    fields["initiator"] = _person(detail.get("initiator"), names, "Someone")
+    members = [_person(member, names, "a member") for member in detail.get("members") or ()]
+    fields["members"] = _enumeration(members) or "members"
+    fields["conversationMemberUser"] = _person(
+        detail.get("conversationMemberUser"), names, "a member"
+    )
+    roles = [str(role).lower() for role in detail.get("conversationMemberRoles") or ()]
+    fields["roles"] = "an owner" if "owner" in roles else "a member"
+    fields["callEventType"] = {"call": "call"}.get(fields.get("callEventType", ""), "meeting")
+    fields["callDuration"] = _duration(str(detail.get("callDuration") or ""))
+    return template.format_map(fields)
+
+
+def _person(identity: Any, names: Mapping[str, str], unknown: str) -> str:
+    """The display name in an identitySet or teamworkUserIdentity (often null in Graph)."""
+    if isinstance(identity, Mapping) and isinstance(identity.get("user"), Mapping):
+        identity = identity["user"]
+    if not isinstance(identity, Mapping):
+        return unknown
+    name = identity.get("displayName") or names.get(str(identity.get("id") or ""))
+    return str(name) if name else unknown
+
+
+def _enumeration(names: list[str]) -> str:
+    return "".join(names) if len(names) < 2 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _duration(value: str) -> str:
+    """An ISO 8601 duration ("PT1H2M3.5S") as "1 h 2 min 3 s"."""
+    found = re.fullmatch(r"P(?:(\d+)D)?T?(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?", value)
+    if not found or not any(found.groups()):
+        return "an unknown time"
+    days, hours, minutes, seconds = found.groups()
+    parts = [
+        f"{int(float(number))} {unit}"
+        for number, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s"))
+        if number and float(number) >= 1
+    ]
+    return " ".join(parts) or "less than a second"
+
+
+def _contents(
+    item: Item, message: Mapping[str, Any], hosted: Mapping[str, Any], context: ChatContext
+) -> tuple[str, str, bool, _Rendering]:
+    """(msgtype, HTML, edited, rendering) of the message's main text."""
+    rendering = _Rendering(message, hosted, context)
+    if message.get("deletedDateTime") or item.meta.get("deleted"):
+        if context.deleted == "skip":
+            raise SkipItem("the message was deleted in Teams")
+        return "m.notice", escape(DELETED_TEXT), False, rendering
+    if message.get("messageType") not in (None, "message") or message.get("eventDetail"):
+        sentence = system_sentence(message.get("eventDetail"), context.names)
+        return "m.notice", escape(sentence), False, rendering
+    markup = _body(message, rendering) or escape("(empty message)")
+    edited = bool(message.get("lastEditedDateTime"))
+    if edited:  # inside the last paragraph, so that the mark reads on the same line
+        markup = _CLOSING_BLOCKS.sub(lambda m: f" <em>{EDITED_MARK}</em>{m.group(0)}", markup, 1)
+    return "m.text", markup, edited, rendering
+
+
+def _prefixed(markup: str, author: str, when: datetime) -> tuple[str, str]:
+    """Bot mode: (HTML, body) starting with "<author> (<date time>):"."""
+    stamp = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    prefix = f"{author} ({stamp}):"
+    text = html_to_text(markup)
+    separator = "\n" if "\n" in text else " "
+    return f"<p><strong>{escape(author)}</strong> ({stamp}):</p>{markup}", prefix + separator + text
+
+
+def _message_events(
+    source_id: str, msgtype: str, markup: str, body: str | None, relation: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """The message as one event, or several when its JSON would pass the size limit."""
+    budget = MAX_CONTENT_BYTES // 2
+    while True:
+        chunks = split_html(markup, budget)
+        events = []
+        for index, chunk in enumerate(chunks):
+            text = body if body is not None and len(chunks) == 1 else html_to_text(chunk)
+            content: dict[str, Any] = {
+                "msgtype": msgtype,
+                "body": text,
+                "format": "org.matrix.custom.html",
+                "formatted_body": chunk,
+                TEAMS_ID_KEY: source_id,
+            }
+            if relation is not None:
+                content["m.relates_to"] = json.loads(json.dumps(relation))
+            if index:
+                content[PART_KEY] = index + 1
+            events.append({"type": "m.room.message", "content": content})
+        if all(_json_size(event["content"]) <= MAX_CONTENT_BYTES for event in events):
+            return events
+        if budget < 2048:
+            raise SkipItem("the message cannot be cut into events under the size limit")
+        budget = budget * 3 // 4
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+
+
+def reaction_key(reaction: Mapping[str, Any]) -> str | None:
+    """The emoji of a Teams reaction: the six classic names, else its own emoji or name."""
+    kind = str(reaction.get("reactionType") or "").strip()
+    if kind.lower() in REACTION_EMOJI:
+        return REACTION_EMOJI[kind.lower()]
+    if kind.lower() == "custom" or not kind:
+        name = str(reaction.get("displayName") or "").strip()
+        return f":{name}:" if name else None
+    return kind
+
+
+def _reaction_events(
+    source_id: str, message: Mapping[str, Any], context: ChatContext
+) -> list[dict[str, Any]]:
+    """One `m.reaction` per (reacting user, emoji); per emoji in bot mode (one account)."""
+    seen: set[tuple[str, str]] = set()
+    events = []
+    ordered = sorted(message.get("reactions") or (), key=lambda r: str(r.get("createdDateTime")))
+    for reaction in ordered:
+        key = reaction_key(reaction)
+        user = ((reaction.get("user") or {}).get("user")) or {}
+        if key is None:
+            continue
+        sender = matrix_user(str(user["id"]), context) if user.get("id") else ""
+        identity = (sender if context.mode == "appservice" else "", key)
+        if identity in seen:
+            continue
+        seen.add(identity)
+        relates = {"rel_type": "m.annotation", "event_id": "$SELF", "key": key}
+        event: dict[str, Any] = {
+            "type": "m.reaction",
+            "content": {"m.relates_to": relates, TEAMS_ID_KEY: source_id},
+        }
+        if context.mode == "appservice" and sender:
+            event["sender"] = sender
+            name = user.get("displayName") or context.names.get(str(user["id"]))
+            event["sender_name"] = str(name or "")
+            if reaction.get("createdDateTime"):
+                event["ts"] = _millis(instant(reaction["createdDateTime"]))
+        events.append(event)
+    return events
+
+
+def _millis(when: datetime) -> int:
+    return int(when.timestamp() * 1000)
+
+
+def map_chat_message(item: Item, content: Any, context: ChatContext) -> Payload:
+    """The Matrix events of one Teams message (see the module docstring).
+
+    Raises `SkipItem` when the content is malformed, or for a deleted message when
+    `context.deleted == "skip"`.
+    """
+    message, hosted = _load(content)
+    created = instant(message.get("createdDateTime") or item.meta.get("createdDateTime"))
+    sender, author = _author(message, context)
+    msgtype, markup, edited, rendering = _contents(item, message, hosted, context)
+    body: str | None = None
+    if context.mode == "bot":
+        markup, body = _prefixed(markup, author, created)
+    root = item.meta.get("rootId") or message.get("replyToId")
+    is_reply = "/" in item.source_id or bool(message.get("replyToId"))
+    root_id = str(root or item.source_id.partition("/")[0]) if is_reply else None
+    relation = None
+    if root_id is not None:
+        relation = {
+            "rel_type": "m.thread",
+            "event_id": "$ROOT",
+            "is_falling_back": True,
+            "m.in_reply_to": {"event_id": "$ROOT"},
+        }
+    events = _message_events(item.source_id, msgtype, markup, body, relation)
+    events[0]["content"]["m.mentions"] = {"user_ids": sorted(rendering.mentioned)}
+    if msgtype == "m.text":
+        events.extend(_reaction_events(item.source_id, message, context))
+    media = [
+        {"placeholder": placeholder, **entry}
+        for placeholder, entry in rendering.media.items()
+        if any(placeholder in e["content"].get("formatted_body", "") for e in events)
+    ]
+    attrs = {
+        "sender": sender,
+        "sender_name": author,
+        "ts": _millis(created),
+        "root": root_id,
+        "txn_id": txn_id(item.source_id),
+        "media": media,
+        "edited": edited,
+    }
+    document = json.dumps({"events": events}, ensure_ascii=False).encode("utf-8")
+    return Payload(item.source_id, document, f"teams:{item.source_id}", attrs)

@@ -1,0 +1,52 @@
+"""The chat part of `plan`: per channel, messages and replies, authors, inline images.
+
+Counting needs one read of each channel (Graph has no cheap message count), so
+the plan reads them once, at Teams' rate, and reuses the listing for findings.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .model import Container, Item, Owner
+from .plan import Finding
+from .protocols import Source
+
+
+class ChatPlanner:
+    def __init__(self, source: Source, requests_per_second: float) -> None:
+        self.source, self.requests_per_second = source, requests_per_second
+        self._listings: dict[str, list[Item]] = {}
+
+    async def _listing(self, container: Container) -> list[Item]:
+        if container.source_id not in self._listings:
+            self._listings[container.source_id] = await self.source.listing(container)
+        return self._listings[container.source_id]
+
+    async def count(self, container: Container) -> int:
+        return len(await self._listing(container))
+
+    def target_name(self, container: Container) -> str:
+        return " / ".join(container.path)
+
+    def requests(self, container: Container) -> int:
+        items = self._listings.get(container.source_id, [])
+        roots = sum(1 for i in items if i.meta.get("rootId") == i.source_id)
+        return roots // 50 + roots + 2  # pages of 50 roots, a replies read per thread
+
+    async def findings(self, owner: Owner, containers: list[Container]) -> list[Finding]:
+        found: list[Finding] = []
+        for container in containers:
+            items = await self._listing(container)
+            roots = sum(1 for i in items if i.meta.get("rootId") == i.source_id)
+            authors = Counter(str(i.meta.get("fromName") or "?") for i in items)
+            detail = (
+                f"{roots} posts, {len(items) - roots} replies, {len(authors)} authors"
+                f" ({', '.join(name for name, _ in authors.most_common(5))})"
+            )
+            found.append(Finding("info", "channel", owner.upn, container.display_path, detail))
+            deleted = sum(1 for i in items if i.meta.get("deleted"))
+            if deleted:
+                text = f"{deleted} deleted messages (carried as notices or skipped)"
+                found.append(Finding("info", "deleted", owner.upn, container.display_path, text))
+        return found
