@@ -1,0 +1,242 @@
+"""Teams channels end to end: sandbox Graph -> engine -> a real Synapse (both modes)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from harness import SECRET_ENV
+
+from hirondelle.migrator import operations
+from hirondelle.migrator.config import load_config
+from hirondelle.sandbox.faults import Faults
+from hirondelle.sandbox.server import Limits, SandboxServer
+from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
+from hirondelle.state.schema import Unit
+from hirondelle.state.store import open_store
+from hirondelle.tests.servers import SYNAPSE_AS_TOKEN, SynapseServer
+
+AS_TOKEN_ENV = "HIRONDELLE_TEST_AS_TOKEN"
+BOT_TOKEN_ENV = "HIRONDELLE_TEST_BOT_TOKEN"
+TEAMS_ID = "fi.hirondelle.teams_id"
+
+
+@dataclass
+class Chat:
+    tenant: Tenant
+    sandbox: SandboxServer
+    synapse: SynapseServer
+    config_path: Path
+    env: dict[str, str]
+    token: str
+
+
+def chat_setup(
+    tmp_path: Path, synapse: SynapseServer, mode: str, faults: Faults | None = None
+) -> Iterator[Chat]:
+    spec = TenantSpec(
+        seed=29,
+        users=2,
+        messages=2,
+        large_messages=0,
+        teams=1,
+        posts_per_channel=5,
+        replies_per_post=2,
+        files_per_drive=4,
+        large_file_bytes=0,
+    )
+    tenant = Tenant.generate(spec)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
+        # the application service owns the m365_ aliases exclusively: a bot uses its own
+        prefix = f"{'bot' if mode == 'bot' else 'm365_'}{uuid.uuid4().hex[:8]}_"
+        if mode == "bot":
+            account = synapse.new_user()
+            token, credential = account.access_token, f'access_token_env = "{BOT_TOKEN_ENV}"'
+            env = {BOT_TOKEN_ENV: token}
+        else:
+            token, credential = SYNAPSE_AS_TOKEN, f'as_token_env = "{AS_TOKEN_ENV}"'
+            env = {AS_TOKEN_ENV: token}
+        config = tmp_path / "hirondelle.toml"
+        config.write_text(
+            f"""
+[source]
+tenant_id = "{sandbox.tenant_id}"
+client_id = "{sandbox.client_id}"
+client_secret_env = "{SECRET_ENV}"
+graph_url = "{sandbox.graph_url}"
+authority = "{sandbox.authority}"
+ca_file = "{sandbox.ca_file}"
+
+[targets.chat]
+kind = "matrix"
+mode = "{mode}"
+homeserver = "{synapse.url}"
+server_name = "{synapse.server_name}"
+room_alias_prefix = "{prefix}"
+bot_rate = 50.0
+{credential}
+"""
+        )
+        yield Chat(
+            tenant, sandbox, synapse, config, {SECRET_ENV: sandbox.client_secret, **env}, token
+        )
+
+
+def rooms(chat: Chat) -> dict[str, str]:
+    """Channel id -> room id, as the state recorded them."""
+    store = open_store(load_config(chat.config_path).state_url)
+    try:
+        with store.session() as s:
+            return {u.container_id: u.target_folder for u in s.query(Unit) if u.target_folder}
+    finally:
+        store.engine.dispose()
+
+
+def room_events(chat: Chat, room: str) -> list[dict[str, Any]]:
+    """Every event of a room, oldest first, read with the client-server API."""
+    events: list[dict[str, Any]] = []
+    params: dict[str, Any] = {"dir": "f", "limit": 1000}
+    headers = {"Authorization": f"Bearer {chat.token}"}
+    with httpx.Client(base_url=chat.synapse.url, headers=headers, timeout=30) as client:
+        while True:
+            body = client.get(f"/_matrix/client/v3/rooms/{room}/messages", params=params)
+            page = body.raise_for_status().json()
+            events.extend(page.get("chunk", []))
+            if not page.get("end") or not page.get("chunk"):
+                return events
+            params["from"] = page["end"]
+
+
+def check_rooms(chat: Chat) -> int:
+    """Every channel's messages once each, in order, with their threads and reactions."""
+    total = 0
+    for channel_id, room in rooms(chat).items():
+        events = [e for e in room_events(chat, room) if TEAMS_ID in e.get("content", {})]
+        main = [
+            e
+            for e in events
+            if e["type"] == "m.room.message"
+            and "fi.hirondelle.part" not in e["content"]
+            and e["content"].get("m.relates_to", {}).get("rel_type") != "m.replace"  # edits
+        ]
+        ids = Counter(e["content"][TEAMS_ID] for e in main)
+        assert all(n == 1 for n in ids.values()), [k for k, n in ids.items() if n > 1]
+        source = {m for m in _source_ids(chat.tenant, channel_id)}
+        assert set(ids) <= source and len(source - set(ids)) <= _skipped(chat, channel_id)
+        replies = [e for e in main if "/" in e["content"][TEAMS_ID]]
+        for reply in replies:
+            relation = reply["content"].get("m.relates_to", {})
+            assert relation.get("rel_type") == "m.thread", reply["content"]
+        total += len(main)
+    return total
+
+
+def _source_ids(tenant: Tenant, channel_id: str) -> list[str]:
+    teams = tenant.teams
+    found = []
+    for root in teams.roots(channel_id):
+        found.append(root.id)
+        found.extend(f"{root.id}/{reply.id}" for reply in teams.replies(channel_id, root.id))
+    return found
+
+
+def _skipped(chat: Chat, channel_id: str) -> int:
+    return 0  # deleted messages become notices: nothing is skipped by default
+
+
+@pytest.fixture
+def chat(tmp_path: Path, synapse: SynapseServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[Chat]:
+    for setup in chat_setup(tmp_path, synapse, "appservice"):
+        for name, value in setup.env.items():
+            monkeypatch.setenv(name, value)
+        yield setup
+
+
+def test_appservice_run_sync_verify(chat: Chat) -> None:
+    config = load_config(chat.config_path)
+    first = asyncio.run(operations.migrate(config, "run"))
+    assert first.ok, first.as_dict()
+    assert check_rooms(chat) == first.tallies["chat"].copied > 20
+    for room in rooms(chat).values():  # oldest first, with the Teams times, roots first
+        main = [
+            e
+            for e in room_events(chat, room)
+            if e["type"] == "m.room.message" and TEAMS_ID in e["content"]
+        ]
+        stamps = [e["origin_server_ts"] for e in main]
+        assert stamps == sorted(stamps) and stamps[0] < 1_735_000_000_000  # Teams' own times
+        seen: set[str] = set()
+        for event in main:
+            teams_id = event["content"][TEAMS_ID]
+            assert "/" not in teams_id or teams_id.split("/")[0] in seen, teams_id
+            seen.add(teams_id)
+    report = asyncio.run(operations.check(config))["chat"]
+    assert report.verified, report.differences[:5]
+    changed = chat.sandbox.mutate(
+        Mutation(seed=3, chat_posts=2, chat_replies=2, chat_edits=1, chat_deletions=1)
+    )
+    second = asyncio.run(operations.migrate(config, "sync"))
+    assert second.ok, second.as_dict()
+    assert second.tallies["chat"].copied == 4 and second.tallies["chat"].updated >= 2
+    assert len(changed.messages) >= 6
+    check_rooms(chat)
+    report = asyncio.run(operations.check(config))["chat"]
+    assert report.verified, report.differences[:5]
+
+
+def test_kill_nine_during_a_channel_import(tmp_path: Path, synapse: SynapseServer) -> None:
+    for setup in chat_setup(tmp_path, synapse, "appservice", Faults(slow_seconds=0.02)):
+        env = {**os.environ, **setup.env}
+        command = [sys.executable, "-m", "hirondelle.cli", "-c", str(setup.config_path), "run"]
+        audit = tmp_path / "audit"
+        kills = 0
+        for goal in (5, 20, 35):
+            process = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            deadline = time.monotonic() + 90
+            while process.poll() is None and time.monotonic() < deadline:
+                lines = sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
+                if lines >= goal:
+                    os.kill(process.pid, signal.SIGKILL)
+                    kills += 1
+                    break
+                time.sleep(0.005)
+            process.wait(timeout=30)
+        assert kills >= 2
+        setup.sandbox.set_faults(Faults())
+        final = subprocess.run(command, env=env, capture_output=True, timeout=300)
+        assert final.returncode == 0, final.stderr.decode()[-2000:]
+        check_rooms(setup)  # each message once: no duplicate, no gap
+
+
+def test_bot_mode_prefixes_authors(
+    tmp_path: Path, synapse: SynapseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for setup in chat_setup(tmp_path, synapse, "bot"):
+        for name, value in setup.env.items():
+            monkeypatch.setenv(name, value)
+        config = load_config(setup.config_path)
+        result = asyncio.run(operations.migrate(config, "run"))
+        assert result.ok, result.as_dict()
+        check_rooms(setup)
+        room = next(iter(rooms(setup).values()))
+        bodies = [
+            e["content"].get("body", "")
+            for e in room_events(setup, room)
+            if TEAMS_ID in e.get("content", {}) and e["type"] == "m.room.message"
+        ]
+        assert bodies and all(" (" in b.split(":", 1)[0] for b in bodies if b)
+        assert asyncio.run(operations.check(config))["chat"].verified
