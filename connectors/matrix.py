@@ -521,7 +521,10 @@ class MatrixTarget:
         team_owners: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.settings = settings
-        self.team_owners = dict(team_owners or {})
+        # kept by reference: the registry hands a live view filled as teams are listed
+        self.team_owners: Mapping[str, Sequence[str]] = (
+            team_owners if team_owners is not None else {}
+        )
         self._token = settings.read_token()
         rate = settings.bot_rate if settings.mode == "bot" else None
         self._limiter = RateLimiter(rate)

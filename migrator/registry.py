@@ -7,7 +7,7 @@ verify only see the `Workload` it builds.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,7 +34,7 @@ from ..connectors.imap import ImapSettings, ImapTarget
 from ..connectors.matrix import MatrixSettings, MatrixTarget
 from ..connectors.webdav import WebDavSettings, WebDavTarget
 from ..mappings.calendar import map_event
-from ..mappings.chat import ChatContext, map_chat_message
+from ..mappings.chat import ChatContext, map_chat_message, matrix_user
 from ..mappings.contacts import map_contact, map_contact_v3
 from ..mappings.file_names import LOCAL, PRESETS
 from ..mappings.files import attrs_only, content_changed, map_drive_item
@@ -246,7 +246,6 @@ def _chat(
         context = ChatContext(server_name="archive.invalid", users=users, links=links)
     else:
         settings = settings_of(MatrixSettings, {**options, "config_key": table}, table)
-        target = MatrixTarget(settings)
         context = ChatContext(
             server_name=settings.server_name,
             puppet_prefix=settings.puppet_prefix,
@@ -256,9 +255,28 @@ def _chat(
             mode=settings.mode,
         )
     source = GraphTeamsSource(clients.teams)
+    if target_config.kind != "archive":
+        target = MatrixTarget(settings, _TeamOwners(source, context))
     mapper = partial(map_chat_message, context=context)
     workload = Workload("chat", source, mapper, target, ordered=True)
     return workload, ChatPlanner(source, 4.0)
+
+
+class _TeamOwners(Mapping[str, list[str]]):
+    """Team id -> the Matrix ids of its owners, filled as the source lists teams."""
+
+    def __init__(self, source: GraphTeamsSource, context: ChatContext) -> None:
+        self.source, self.context = source, context
+
+    def __getitem__(self, team_id: str) -> list[str]:
+        owners = self.source.team_owner_ids[team_id]
+        return [matrix_user(user_id, self.context) for user_id in owners]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.source.team_owner_ids)
+
+    def __len__(self) -> int:
+        return len(self.source.team_owner_ids)
 
 
 def path_depth(item: Item) -> int:

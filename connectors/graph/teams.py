@@ -172,6 +172,7 @@ class GraphTeamsSource:
         self._sdk = client.sdk
         self._channels: dict[str, _Channel] = {}
         self._bodies: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> source id -> JSON
+        self.team_owner_ids: dict[str, list[str]] = {}  # team id -> owners' Entra user ids
 
     # -- owners and containers -----------------------------------------------------
 
@@ -188,6 +189,26 @@ class GraphTeamsSource:
             for team in teams
         ]
 
+    async def _team_owners(self, owner: Owner) -> None:
+        """The team's owners (their rooms give them power level 100): `/teams/{id}/members`,
+        members whose `roles` hold "owner"
+        (https://learn.microsoft.com/en-us/graph/api/team-list-members)."""
+        url = f"{self.client.graph_url}/teams/{quote(owner.source_id, safe='')}/members"
+        call = Call(f"members of {owner.upn}", CHANNELS_PERMISSION, item=True)
+        try:
+            members = [
+                member
+                async for page in self.client.pages(url, owner.source_id, call)
+                for member in page.get("value", [])
+            ]
+        except SkipItem:
+            members = []
+        self.team_owner_ids[owner.source_id] = [
+            str(m["userId"])
+            for m in members
+            if "owner" in (m.get("roles") or []) and m.get("userId")
+        ]
+
     async def containers(self, owner: Owner) -> list[Container]:
         """The team's own channels: standard, private and shared (role = membershipType).
 
@@ -202,6 +223,7 @@ class GraphTeamsSource:
             RequestConfiguration(query_parameters=params)
         )
         call = Call(f"channels of {owner.upn}", CHANNELS_PERMISSION, item=True)
+        await self._team_owners(owner)
         channels = [
             channel
             async for page in self.client.pages(request, owner.source_id, call)

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from harness import SECRET_ENV
 
+from hirondelle.mappings.chat import ChatContext, puppet_id
 from hirondelle.migrator import operations
 from hirondelle.migrator.config import load_config
 from hirondelle.sandbox.faults import Faults
@@ -184,6 +185,16 @@ def test_appservice_run_sync_verify(chat: Chat) -> None:
             seen.add(teams_id)
     report = asyncio.run(operations.check(config))["chat"]
     assert report.verified, report.differences[:5]
+    owners = {m.user_id for t in chat.tenant.teams.teams for m in t.members if "owner" in m.roles}
+    headers = {"Authorization": f"Bearer {chat.token}"}
+    for room in rooms(chat).values():  # the team's owners administer its rooms
+        levels = httpx.get(
+            f"{chat.synapse.url}/_matrix/client/v3/rooms/{room}/state/m.room.power_levels",
+            headers=headers,
+        ).json()["users"]
+        admins = {user for user, level in levels.items() if level == 100}
+        context = ChatContext(server_name=chat.synapse.server_name)
+        assert owners and {puppet_id(owner, context) for owner in owners} <= admins
     changed = chat.sandbox.mutate(
         Mutation(seed=3, chat_posts=2, chat_replies=2, chat_edits=1, chat_deletions=1)
     )
