@@ -85,12 +85,19 @@ def main(ctx: click.Context, config: str, verbose: int) -> None:
 @main.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=".")
 @click.option("--force", is_flag=True, help="Overwrite existing files.")
+@click.option(
+    "--matrix-server-name",
+    default="example.org",
+    show_default=True,
+    help="The Matrix server name the application service registration is for.",
+)
 @reported
-def init(directory: Path, force: bool) -> None:
-    """Write a commented hirondelle.toml and a users.csv template in DIRECTORY."""
+def init(directory: Path, force: bool, matrix_server_name: str) -> None:
+    """Write a commented hirondelle.toml, a users.csv template and the Matrix application
+    service registration (with a fresh token) in DIRECTORY."""
     from .migrator.templates import write_templates
 
-    for path in write_templates(directory, force):
+    for path in write_templates(directory, force, matrix_server_name):
         click.echo(f"wrote {path}")
 
 

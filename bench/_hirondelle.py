@@ -70,6 +70,14 @@ def _toml(value: object) -> str:
     return repr(value)
 
 
+def toml_text(tables: Mapping[str, Mapping[str, object]]) -> str:
+    """Flat TOML tables (strings, numbers, booleans), in the order given."""
+    return "".join(
+        f"[{name}]\n" + "".join(f"{key} = {_toml(value)}\n" for key, value in table.items()) + "\n"
+        for name, table in tables.items()
+    )
+
+
 def write_config(
     directory: Path,
     endpoint: SandboxEndpoint,
@@ -107,12 +115,8 @@ def write_config(
             "master_password_env": MASTER_ENV,
         },
     }
-    text = "".join(
-        f"[{name}]\n" + "".join(f"{key} = {_toml(value)}\n" for key, value in table.items()) + "\n"
-        for name, table in tables.items()
-    )
     path = directory / "hirondelle.toml"
-    path.write_text(text, encoding="utf-8")
+    path.write_text(toml_text(tables), encoding="utf-8")
     return path
 
 
@@ -125,6 +129,22 @@ def run_hirondelle(
 ) -> RunReport:
     """`hirondelle run --json` in a child process; its tallies, wall time and peak RSS."""
     env = {**os.environ, SECRET_ENV: endpoint.client_secret, MASTER_ENV: target.master_password}
+    return run_workload(config, "mail", env, timeout, wrapper)
+
+
+def run_workload(
+    config: Path,
+    workload: str,
+    env: Mapping[str, str],
+    timeout: float,
+    wrapper: list[str] | None = None,
+) -> RunReport:
+    """`hirondelle -c CONFIG run --json` in a child process, measured; `workload`'s tally.
+
+    Its output goes to `run.json` and `run.log` next to the configuration; `wrapper`
+    replaces `python -m` (a profiler). Exit codes 0 and 1 (some items failed) count as
+    finished runs; anything else raises `BenchError` with the end of its log.
+    """
     stdout_path, stderr_path = config.parent / "run.json", config.parent / "run.log"
     command = [*(wrapper or [sys.executable, "-m"]), "hirondelle.cli", "-c", str(config)]
     with open(stdout_path, "wb") as stdout, open(stderr_path, "wb") as stderr:
@@ -140,13 +160,13 @@ def run_hirondelle(
     if finished.returncode not in (0, 1) or "{" not in text:
         tail = stderr_path.read_text(encoding="utf-8", errors="replace")[-1500:]
         raise BenchError(f"hirondelle run exited with {finished.returncode}: {tail}")
-    mail = json.loads(text[text.index("{") :])["workloads"]["mail"]
+    tally = json.loads(text[text.index("{") :])["workloads"][workload]
     return RunReport(
         finished=finished,
-        copied=int(mail["copied"]),
-        skipped=int(mail["skipped"]),
-        failed=int(mail["failed"]) + len(mail.get("failed_units", [])),
-        bytes=int(mail["bytes"]),
+        copied=int(tally["copied"]),
+        skipped=int(tally["skipped"]),
+        failed=int(tally["failed"]) + len(tally.get("failed_units", [])),
+        bytes=int(tally["bytes"]),
     )
 
 

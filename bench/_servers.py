@@ -25,7 +25,7 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import psutil
 
@@ -115,10 +115,17 @@ class SandboxShape:
         return [*argv, "--scale", repr(self.scale)]
 
 
-class SandboxProcess:
-    """`hirondelle sandbox serve` as a child process, stopped by its PID."""
+class SandboxCommand(Protocol):
+    """What a sandbox child runs: a command line that prints `serve_forever`'s banner."""
 
-    def __init__(self, shape: SandboxShape, log_path: Path) -> None:
+    def argv(self) -> list[str]: ...
+
+
+class SandboxProcess:
+    """`hirondelle sandbox serve` (or any `SandboxCommand`) as a child process, stopped by
+    its PID."""
+
+    def __init__(self, shape: SandboxCommand, log_path: Path) -> None:
         self.shape = shape
         self.log_path = log_path
         self.process: subprocess.Popen[str] | None = None

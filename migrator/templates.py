@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
+from ..connectors.matrix import MatrixSettings, registration_yaml
 from .errors import ConfigError
 
 CONFIG_TEMPLATE = """\
@@ -55,6 +57,32 @@ password_file = "imap-passwords.txt"
 # [targets.mail]
 # kind = "archive"
 # path = "archive"
+
+# [targets.calendar]
+# kind = "caldav"                              # or "archive": one .ics per calendar
+# url = "https://dav.example.org/"
+# password_file = "dav-passwords.txt"
+
+# [targets.contacts]
+# kind = "carddav"                             # or "archive": one .vcf per address book
+# url = "https://dav.example.org/"
+# password_file = "dav-passwords.txt"
+# vcard_version = "4.0"                        # "3.0" for servers that need it
+
+# [targets.files]
+# kind = "webdav"                              # or "archive": the tree with mtimes
+# url = "https://cloud.example.org/remote.php/dav/files/{login}/"
+# profile = "nextcloud"                        # "generic", "nextcloud" or "twake-drive"
+# password_file = "webdav-passwords.txt"
+# site_login = "migration"                     # who receives SharePoint sites' libraries
+
+# [targets.chat]
+# kind = "matrix"                              # or "archive": JSON lines + HTML transcript
+# mode = "appservice"                          # "bot" where no application service is allowed
+# homeserver = "https://matrix.example.org"
+# server_name = "{server_name}"
+# as_token_file = "matrix-as-token"            # written by init, with matrix-appservice.yaml
+# access_token_env = "HIRONDELLE_MATRIX_TOKEN" # bot mode
 """
 
 USERS_TEMPLATE = """\
@@ -63,16 +91,27 @@ source_upn,target_login
 """
 
 
-def write_templates(directory: Path, force: bool = False) -> list[Path]:
-    """Write hirondelle.toml and users.csv into `directory`; refuse to overwrite unless forced."""
+def write_templates(
+    directory: Path, force: bool = False, server_name: str = "example.org"
+) -> list[Path]:
+    """Write hirondelle.toml, users.csv, and the Matrix application service registration
+    with a fresh token (readable by its owner only) into `directory`; never overwrite
+    unless forced."""
     directory.mkdir(parents=True, exist_ok=True)
+    as_token, hs_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    token_file = directory / "matrix-as-token"
+    settings = MatrixSettings("https://matrix.example.org", server_name, as_token_file=token_file)
     files = {
-        directory / "hirondelle.toml": CONFIG_TEMPLATE,
+        directory / "hirondelle.toml": CONFIG_TEMPLATE.replace("{server_name}", server_name),
         directory / "users.csv": USERS_TEMPLATE,
+        directory / "matrix-appservice.yaml": registration_yaml(settings, as_token, hs_token),
+        token_file: as_token + "\n",
     }
     for path in files:
         if path.exists() and not force:
             raise ConfigError(str(path), "already exists (use --force to overwrite)")
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")
+    for secret in (token_file, directory / "matrix-appservice.yaml"):
+        secret.chmod(0o600)
     return list(files)

@@ -181,10 +181,12 @@ class GraphClient:
             token = await self._credential.get_token(self._scope)
             headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
             async with self._http.stream("GET", url, headers=headers) as response:
+                # Read the (empty) body even of a redirect: a response left unread makes
+                # httpcore close its connection, and every file paid a new TLS handshake.
+                await response.aread()
                 location = response.headers.get("Location")
                 if response.is_redirect and location:
                     return urljoin(url, location)
-                await response.aread()
                 if response.is_success:
                     raise UnexpectedAnswer(f"{call.what}: HTTP {response.status_code}, not 302")
                 _raise_for_answer(response, call)

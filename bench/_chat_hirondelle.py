@@ -1,0 +1,135 @@
+"""The measured side of the chat benchmark: `hirondelle run` into Synapse as an application service.
+
+The configuration points `[source]` at the sandbox child and `[targets.chat]` at the
+homeserver in `appservice` mode; the sandbox's public test secret and the application
+service token are read from environment variables, never written in the file. A fresh
+`room_alias_prefix` per run keeps each run's rooms apart on a shared homeserver.
+What landed is read back from the room afterwards (`sent_events`), and the audit log
+gives when the first and the last channel message was written (`write_span`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hirondelle.bench._hirondelle import SECRET_ENV, RunReport, run_workload, toml_text
+from hirondelle.bench._servers import BenchError, SandboxEndpoint
+from hirondelle.connectors.matrix_wire import CLIENT, TEAMS_KEY, path_part
+
+AS_TOKEN_ENV = "HIRONDELLE_BENCH_AS_TOKEN"
+EVENT_TYPES = ("m.room.message", "m.reaction")
+HISTORY_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Homeserver:
+    """Where the application service talks to, and as whom."""
+
+    url: str
+    server_name: str
+    as_token: str
+
+    def client(self, timeout: float = 60.0) -> httpx.Client:
+        """A client carrying the application service token (never logged)."""
+        headers = {"Authorization": f"Bearer {self.as_token}", "User-Agent": "hirondelle-bench"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+
+def write_config(
+    directory: Path, endpoint: SandboxEndpoint, homeserver: Homeserver, alias_prefix: str
+) -> Path:
+    """`hirondelle.toml` in `directory`: the sandbox's Teams into Synapse, appservice mode."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tables: dict[str, dict[str, object]] = {
+        "source": {
+            "tenant_id": endpoint.tenant_id,
+            "client_id": endpoint.client_id,
+            "client_secret_env": SECRET_ENV,
+            "graph_url": endpoint.graph_url,
+            "authority": endpoint.authority,
+            "ca_file": endpoint.ca_file,
+        },
+        "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
+        "targets.chat": {
+            "kind": "matrix",
+            "mode": "appservice",
+            "homeserver": homeserver.url,
+            "server_name": homeserver.server_name,
+            "room_alias_prefix": alias_prefix,
+            "as_token_env": AS_TOKEN_ENV,
+        },
+    }
+    path = directory / "hirondelle.toml"
+    path.write_text(toml_text(tables), encoding="utf-8")
+    return path
+
+
+def run_chat(
+    config: Path,
+    endpoint: SandboxEndpoint,
+    homeserver: Homeserver,
+    timeout: float,
+    wrapper: list[str] | None = None,
+) -> RunReport:
+    """`hirondelle run --json` on `config` in a child process; the chat tally, measured."""
+    env = {**os.environ, SECRET_ENV: endpoint.client_secret, AS_TOKEN_ENV: homeserver.as_token}
+    return run_workload(config, "chat", env, timeout, wrapper)
+
+
+def channel_room(homeserver: Homeserver, alias_prefix: str) -> str:
+    """The id of the one channel room this run made (not the team's space)."""
+    with homeserver.client() as client:
+        joined = client.get(f"{CLIENT}/joined_rooms").raise_for_status().json()["joined_rooms"]
+        found = [room for room in joined if _is_channel_room(client, room, alias_prefix)]
+    if len(found) != 1:
+        raise BenchError(f"expected one channel room with prefix {alias_prefix}, found {found}")
+    return str(found[0])
+
+
+def _is_channel_room(client: httpx.Client, room: str, alias_prefix: str) -> bool:
+    answer = client.get(f"{CLIENT}/rooms/{path_part(room)}/state/m.room.canonical_alias")
+    if answer.status_code != 200:
+        return False
+    alias = str(answer.json().get("alias") or "")
+    created = client.get(f"{CLIENT}/rooms/{path_part(room)}/state/m.room.create").json()
+    return alias.startswith(f"#{alias_prefix}") and created.get("type") != "m.space"
+
+
+def room_timeline(client: httpx.Client, room: str) -> Iterator[dict[str, Any]]:
+    """Every message and reaction event of the room, oldest first."""
+    params: dict[str, str | int] = {"dir": "f", "limit": HISTORY_PAGE}
+    params["filter"] = json.dumps({"types": list(EVENT_TYPES), "lazy_load_members": True})
+    while True:
+        answer = client.get(f"{CLIENT}/rooms/{path_part(room)}/messages", params=params)
+        page = answer.raise_for_status().json()
+        yield from page.get("chunk", [])
+        if not page.get("chunk") or not page.get("end"):
+            return
+        params["from"] = page["end"]
+
+
+def sent_events(homeserver: Homeserver, room: str) -> list[dict[str, Any]]:
+    """The events hirondelle sent into `room` (they carry the Teams id), oldest first."""
+    with homeserver.client() as client:
+        return [e for e in room_timeline(client, room) if TEAMS_KEY in (e.get("content") or {})]
+
+
+def write_span(audit_dir: Path) -> tuple[float, int]:
+    """Seconds from the first to the last item the audit log records, and how many."""
+    stamps: list[datetime] = []
+    for path in sorted(audit_dir.glob("*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record.get("workload") == "chat" and record.get("source_id"):
+                stamps.append(datetime.fromisoformat(record["ts"]))
+    if len(stamps) < 2:
+        return 0.0, len(stamps)
+    return (max(stamps) - min(stamps)).total_seconds(), len(stamps)

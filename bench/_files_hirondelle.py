@@ -1,0 +1,74 @@
+"""The measured side of the files benchmark: `hirondelle run` into a WebDAV server.
+
+The configuration points `[source]` at the sandbox child and `[targets.files]` at the
+WebDAV server (`kind = "webdav"`, generic profile); `[users]` names the one OneDrive
+under test, so the sandbox's SharePoint libraries are left out. The WebDAV password
+sits in a mode-0600 `login:password` file and the sandbox's public test secret in an
+environment variable: neither is in the configuration. Downloads are spooled under
+the run's own `TMPDIR`, removed with the benchmark's temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from hirondelle.bench._files_peer import DavAccount
+from hirondelle.bench._hirondelle import SECRET_ENV, RunReport, run_workload, toml_text
+from hirondelle.bench._servers import SandboxEndpoint
+
+TARGET_FOLDER = "Microsoft 365"  # `[targets.files] folder`; the drive goes to ".../OneDrive"
+
+
+@dataclass(frozen=True)
+class FilesRun:
+    """What one measured copy is: from which OneDrive owner, into which account."""
+
+    upn: str  # the sandbox user whose OneDrive is copied
+    account: DavAccount  # `url` is the server's "{login}" template
+    concurrency: int  # `run.fetch_concurrency`: downloads in flight
+    units_per_minute: int  # `source.files_units_per_minute`
+
+
+def write_config(directory: Path, endpoint: SandboxEndpoint, run: FilesRun) -> Path:
+    """`hirondelle.toml`, `users.csv` and `dav-passwords` (0600) in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    users = directory / "users.csv"
+    users.write_text(f"source_upn,target_login\n{run.upn},{run.account.login}\n", "utf-8")
+    passwords = directory / "dav-passwords"
+    passwords.touch(mode=0o600)
+    passwords.write_text(f"{run.account.login}:{run.account.password}\n", "utf-8")
+    tables: dict[str, dict[str, object]] = {
+        "source": {
+            "tenant_id": endpoint.tenant_id,
+            "client_id": endpoint.client_id,
+            "client_secret_env": SECRET_ENV,
+            "graph_url": endpoint.graph_url,
+            "authority": endpoint.authority,
+            "ca_file": endpoint.ca_file,
+            "files_units_per_minute": run.units_per_minute,
+        },
+        "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
+        "users": {"file": users.name},
+        "run": {"owner_concurrency": 1, "fetch_concurrency": run.concurrency},
+        "targets.files": {
+            "kind": "webdav",
+            "url": run.account.url,
+            "folder": TARGET_FOLDER,
+            "password_file": passwords.name,
+        },
+    }
+    path = directory / "hirondelle.toml"
+    path.write_text(toml_text(tables), encoding="utf-8")
+    return path
+
+
+def run_files(
+    config: Path, endpoint: SandboxEndpoint, timeout: float, wrapper: list[str] | None = None
+) -> RunReport:
+    """`hirondelle run --json` on `config` in a child process; the files tally, measured."""
+    spool = config.parent / "spool"
+    spool.mkdir(exist_ok=True)
+    env = {**os.environ, SECRET_ENV: endpoint.client_secret, "TMPDIR": str(spool)}
+    return run_workload(config, "files", env, timeout, wrapper)

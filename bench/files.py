@@ -1,0 +1,342 @@
+"""Files benchmark: a OneDrive from the Graph sandbox into WebDAV with hirondelle, against
+rclone copying the same files from local disk into the same server.
+
+    python -m hirondelle.bench.files --quick    # 1,000 small files and a 200 MB file
+    python -m hirondelle.bench.files            # 5,000 small files and a 2 GB file
+
+Two phases, each measured on both sides in the same run, into one `rclone serve
+webdav` (a fresh folder per side and phase):
+
+1. Small files: a sandbox child serves one user's OneDrive with `--files` files (the
+   sandbox's log-uniform mix, 100 B to 2.5 MB, about 250 KB on average). hirondelle
+   copies it (`python -m hirondelle.cli -c FILE run --json`, a measured child); the same
+   bytes, written to local disk first (untimed), are copied by `rclone copy`.
+2. One large file: the same with a OneDrive holding a `--large-bytes` file (and the
+   sandbox's few showcase files, carried by both sides).
+
+Both sides run `--concurrency` transfers at once (hirondelle's `run.fetch_concurrency`,
+rclone's `--transfers`). The sandbox throttles nothing and hirondelle's SharePoint budget
+is set to `--units-per-minute`, so both measure speed, not Graph's limits. The last line
+printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import psutil
+
+from hirondelle.bench._files_hirondelle import TARGET_FOLDER, FilesRun, run_files, write_config
+from hirondelle.bench._files_peer import (
+    DavAccount,
+    FileSet,
+    count_tree,
+    rclone_binary,
+    rclone_copy,
+    write_local,
+)
+from hirondelle.bench._files_sandbox import DriveShape
+from hirondelle.bench._servers import (
+    BenchError,
+    Finished,
+    SandboxProcess,
+    machine_busy_seconds,
+    stop_live,
+    tree_cpu_seconds,
+)
+from hirondelle.sandbox.tenant import Tenant
+from hirondelle.tests.servers import MailUser, RcloneDavServer
+
+MB = 1_000_000
+DRIVE_FOLDER = f"{TARGET_FOLDER}/OneDrive"  # where hirondelle puts a user's OneDrive
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m hirondelle.bench.files",
+        description="Benchmark hirondelle's files copy (Graph sandbox to WebDAV) against rclone.",
+    )
+    parser.add_argument("--files", type=int, default=5000, help="small files (default 5,000)")
+    parser.add_argument(
+        "--large-bytes", type=int, default=2_000_000_000, help="the large file (default 2 GB)"
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="transfers at once, both sides (default 4)"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="tenant seed (default 7)")
+    parser.add_argument("--quick", action="store_true", help="1,000 small files, a 200 MB file")
+    parser.add_argument(
+        "--units-per-minute",
+        type=int,
+        default=1_000_000,
+        help="hirondelle's SharePoint budget (default 1,000,000: out of the way)",
+    )
+    parser.add_argument("--no-peer", action="store_true", help="skip rclone")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="sample hirondelle's stacks into FILE-small / FILE-large (slows it)",
+    )
+    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per measured run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.files, args.large_bytes = 1000, 200_000_000
+    for name in ("files", "large_bytes", "concurrency", "units_per_minute"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One side's copy of one phase: how long, what it used, what landed."""
+
+    finished: Finished
+    stored: FileSet
+
+    @property
+    def files_per_s(self) -> float:
+        return self.stored.files / self.finished.seconds
+
+    @property
+    def mb_per_s(self) -> float:
+        return self.stored.bytes / MB / self.finished.seconds
+
+    def figures(self, prefix: str) -> dict[str, float]:
+        return {
+            f"{prefix}files_per_s": round(self.files_per_s, 1),
+            f"{prefix}mb_per_s": round(self.mb_per_s, 2),
+            f"{prefix}seconds": round(self.finished.seconds, 2),
+            f"{prefix}peak_rss_mb": round(self.finished.peak_rss_mb, 1),
+            f"{prefix}cpu_s": round(self.finished.cpu_seconds, 1),
+            f"{prefix}files": self.stored.files,
+            f"{prefix}mb": round(self.stored.bytes / MB, 1),
+        }
+
+
+class Bench:
+    """The run's shared parts: its options, temporary folder, WebDAV server and clean-up."""
+
+    def __init__(self, args: argparse.Namespace, work: Path, stack: ExitStack) -> None:
+        self.args, self.work, self.stack = args, work, stack
+        self.server = RcloneDavServer(spare_users=4, start_timeout=30)
+        stack.callback(self.server.stop)
+        self.server.start()
+
+    # -- one phase ------------------------------------------------------------------------
+
+    def phase(self, name: str, shape: DriveShape) -> dict[str, Any]:
+        """Copy one OneDrive with hirondelle, then its local twin with rclone."""
+        sandbox = SandboxProcess(shape, self.work / f"sandbox-{name}.log")
+        self.stack.callback(sandbox.stop)
+        sandbox.launch()
+        tenant = Tenant.generate(shape.spec())  # the same bytes the sandbox serves
+        local_dir = self.work / f"local-{name}"
+        local = write_local(tenant, local_dir)
+        say(
+            f"{name}: {local.files} files, {local.bytes / MB:.1f} MB written to local disk "
+            f"for rclone (not timed)"
+            + (f"; {local.left_out} left out (names over 255 bytes)" if local.left_out else "")
+        )
+        figures: dict[str, Any] = {f"{name}_source_files": local.files}
+        figures.update(self._hirondelle(name, sandbox, tenant.users[0].upn, local))
+        sandbox.stop()
+        if not self.args.no_peer:
+            figures.update(self._rclone(name, local_dir, local))
+        shutil.rmtree(local_dir, ignore_errors=True)
+        return figures
+
+    def _hirondelle(
+        self, name: str, sandbox: SandboxProcess, upn: str, local: FileSet
+    ) -> dict[str, Any]:
+        endpoint = sandbox.ready()
+        user = self.server.new_user()
+        account = DavAccount(self.server.url, user.login, user.password, "")
+        run = FilesRun(upn, account, self.args.concurrency, self.args.units_per_minute)
+        config = write_config(self.work / f"hirondelle-{name}", endpoint, run)
+        sandbox_process, server_process = psutil.Process(sandbox.pid), self._server_process()
+        sandbox_cpu, server_cpu = tree_cpu_seconds(sandbox_process), _cpu(server_process)
+        busy = machine_busy_seconds()
+        report = run_files(config, endpoint, self.args.timeout, self._wrapper(name))
+        busy = machine_busy_seconds() - busy
+        sandbox_cpu = tree_cpu_seconds(sandbox_process) - sandbox_cpu
+        server_cpu = _cpu(server_process) - server_cpu
+        side = Side(report.finished, self._collect(user))
+        other = max(0.0, busy - side.finished.cpu_seconds - sandbox_cpu - server_cpu)
+        requests = int(sandbox.stats()["requests"])
+        say(
+            f"  hirondelle: {report.copied} items copied, {report.skipped} skipped, "
+            f"{report.failed} failed; {side.stored.files} files, {side.stored.bytes / MB:.1f} "
+            f"MB on the target in {side.finished.seconds:.1f} s: {side.files_per_s:.1f} files/s,"
+            f" {side.mb_per_s:.1f} MB/s, peak RSS {side.finished.peak_rss_mb:.0f} MB"
+        )
+        say(
+            f"    CPU: hirondelle {side.finished.cpu_seconds:.1f} s, sandbox {sandbox_cpu:.1f} s,"
+            f" rclone serve {server_cpu:.1f} s, kernel and anything else {other:.1f} s; "
+            f"{requests} Graph requests"
+        )
+        _check(side.stored, local, "hirondelle's target")
+        return {
+            **side.figures(f"{name}_"),
+            f"{name}_copied": report.copied,
+            f"{name}_skipped": report.skipped,
+            f"{name}_failed": report.failed,
+            f"{name}_sandbox_cpu_s": round(sandbox_cpu, 1),
+            f"{name}_server_cpu_s": round(server_cpu, 1),
+            f"{name}_other_cpu_s": round(other, 1),
+            f"{name}_graph_requests": requests,
+        }
+
+    def _rclone(self, name: str, local_dir: Path, local: FileSet) -> dict[str, Any]:
+        user = self.server.new_user()
+        url = self.server.url_for(user.login)
+        account = DavAccount(url, user.login, user.password, DRIVE_FOLDER)
+        server_process = self._server_process()
+        server_cpu, busy = _cpu(server_process), machine_busy_seconds()
+        finished = rclone_copy(
+            local_dir,
+            account,
+            self.args.concurrency,
+            self.work / f"rclone-{name}",
+            self.args.timeout,
+        )
+        busy = machine_busy_seconds() - busy
+        server_cpu = _cpu(server_process) - server_cpu
+        side = Side(finished, self._collect(user))
+        other = max(0.0, busy - finished.cpu_seconds - server_cpu)
+        say(
+            f"  rclone: {side.stored.files} files, {side.stored.bytes / MB:.1f} MB on the target "
+            f"in {side.finished.seconds:.1f} s: {side.files_per_s:.1f} files/s, "
+            f"{side.mb_per_s:.1f} MB/s, peak RSS {side.finished.peak_rss_mb:.0f} MB; CPU rclone "
+            f"{side.finished.cpu_seconds:.1f} s, rclone serve {server_cpu:.1f} s, kernel and "
+            f"anything else {other:.1f} s"
+        )
+        _check(side.stored, local, "rclone's target")
+        return {
+            **side.figures(f"rclone_{name}_"),
+            f"rclone_{name}_server_cpu_s": round(server_cpu, 1),
+            f"rclone_{name}_other_cpu_s": round(other, 1),
+        }
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _collect(self, user: MailUser) -> FileSet:
+        """Count what the user's drive folder holds, then empty it (disk space)."""
+        folder = self.server.path_of(user.login, DRIVE_FOLDER)
+        stored = count_tree(folder)
+        shutil.rmtree(self.server.path_of(user.login, TARGET_FOLDER), ignore_errors=True)
+        return stored
+
+    def _server_process(self) -> psutil.Process:
+        """The `rclone serve webdav` process, found among this process's children."""
+        data = str(self.server.data_dir)
+        for child in psutil.Process().children():
+            try:
+                if data in child.cmdline():
+                    return child
+            except psutil.Error:
+                continue
+        raise BenchError(f"no rclone server serves {data}")
+
+    def _wrapper(self, name: str) -> list[str] | None:
+        profile = self.args.profile
+        if profile is None:
+            return None
+        report = profile.resolve().with_name(f"{profile.name}-{name}")
+        return [sys.executable, "-m", "hirondelle.bench._profile", str(report)]
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+def _check(stored: FileSet, local: FileSet, where: str) -> None:
+    if stored.files < local.files or stored.bytes < local.bytes:
+        say(
+            f"    WARNING: {where} holds {stored.files} files, {stored.bytes} bytes; "
+            f"{local.files} files, {local.bytes} bytes expected"
+        )
+
+
+def ratios(result: dict[str, Any]) -> dict[str, float | None]:
+    """hirondelle over rclone: files/s on small files, MB/s on the large one."""
+
+    def ratio(ours: str, theirs: str) -> float | None:
+        if ours not in result or not result.get(theirs):
+            return None
+        return round(result[ours] / result[theirs], 3)
+
+    return {
+        "small_ratio_vs_rclone": ratio("small_files_per_s", "rclone_small_files_per_s"),
+        "large_ratio_vs_rclone": ratio("large_mb_per_s", "rclone_large_mb_per_s"),
+    }
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Both phases, with every server and temporary folder cleaned up on the way out."""
+    rclone_binary()
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hirondelle-bench-")))
+        stack.callback(stop_live)
+        bench = Bench(args, work, stack)
+        result: dict[str, Any] = {
+            "files_per_drive": args.files,
+            "large_bytes": args.large_bytes,
+            "concurrency": args.concurrency,
+            "units_per_minute": args.units_per_minute,
+            "server": "rclone serve webdav",
+        }
+        result.update(bench.phase("small", DriveShape(args.files, 0, args.seed)))
+        result.update(bench.phase("large", DriveShape(0, args.large_bytes, args.seed)))
+    return result
+
+
+def summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures first, then everything else."""
+    headline = {
+        **ratios(result),
+        "files_per_s": result.get("small_files_per_s"),
+        "mb_per_s": result.get("large_mb_per_s"),
+        "peak_rss_mb": max(result.get("small_peak_rss_mb", 0), result.get("large_peak_rss_mb", 0)),
+    }
+    return {**headline, **result}
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        result = run(args)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
+        return 130
+    print(json.dumps(summary(result)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
