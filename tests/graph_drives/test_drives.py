@@ -142,6 +142,7 @@ def test_full_delta_paths_kinds_and_costs(fake_time: FakeTime) -> None:
         "quickXorHash": "AAAAA",
         "mimeType": "application/pdf",
         "packageType": None,
+        "webUrl": None,
     }
     assert items["A"].version == '"{A},1"'
     assert pages[1].removed == ("D",)
