@@ -115,6 +115,7 @@ def test_meta_of_a_documented_file() -> None:
         "quickXorHash": quickxor_b64(CONTENT),
         "mimeType": DOCX["file"]["mimeType"],
         "packageType": None,
+        "webUrl": None,
     }
 
 
