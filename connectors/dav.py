@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import os
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -38,9 +37,8 @@ import httpx
 from ..migrator.errors import ConfigError, FatalError, HirondelleError, Retriable, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from . import dav_wire as wire
+from .credentials import Credentials, Login
 from .dav_wire import CALDAV_KIND, CARDDAV_KIND, DAV, DavKind, DavResponse, qname
-from .imap import _Secret, read_password_file
-from .imap_wire import Login
 
 VCARD_VERSIONS = ("4.0", "3.0")
 MAX_SLUG_ATTEMPTS = 100
@@ -128,26 +126,6 @@ class DavSettings:
         """Settings from a parsed TOML table; unknown keys (such as `kind`) are ignored."""
         known = {spec.name for spec in fields(cls)} - {"config_key"}
         return cls(config_key=config_key, **{k: table[k] for k in known if k in table})
-
-
-def _read_master_password(settings: DavSettings) -> str:
-    if settings.master_password_env:
-        value = os.environ.get(settings.master_password_env)
-        if not value:
-            raise ConfigError(
-                settings.setting("master_password_env"),
-                f"environment variable {settings.master_password_env} is not set",
-            )
-        return _Secret(value)
-    assert settings.master_password_file is not None
-    try:
-        lines = settings.master_password_file.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ConfigError(
-            settings.setting("master_password_file"),
-            f"cannot read {settings.master_password_file}: {error.strerror}",
-        ) from None
-    return _Secret(lines[0] if lines else "")
 
 
 def _content(payload: Payload) -> bytes:
@@ -391,32 +369,24 @@ class DavTarget:
 
     def __init__(self, settings: DavSettings) -> None:
         self.settings = settings
-        self._passwords: dict[str, str] | None = None
-        self._master_password: str | None = None
         if settings.password_file is not None:
-            self._passwords = read_password_file(
-                settings.password_file, settings.setting("password_file")
-            )
+            self.credentials = Credentials.per_user(settings, settings.password_file)
         else:
-            self._master_password = _read_master_password(settings)
+            assert settings.master_user is not None
+            self.credentials = Credentials.shared(
+                settings,
+                "master_user",
+                settings.master_user,
+                "master_password_env",
+                settings.master_password_env,
+                "master_password_file",
+                settings.master_password_file,
+                settings.master_separator,
+            )
 
     def login_for(self, login: str) -> Login:
         """How to log in as `login`: the user's own password, or the master user's."""
-        settings = self.settings
-        if self._passwords is not None:
-            hint = f"{settings.setting('password_file')} ({settings.password_file})"
-            password = self._passwords.get(login)
-            if password is None:
-                raise FatalError(f"no password for {login} in {hint}")
-            return Login(login=login, auth_user=login, password=password, hint=hint)
-        secret = "master_password_env" if settings.master_password_env else "master_password_file"
-        hint = (
-            f"{settings.setting('master_user')} ({settings.master_user}) and "
-            f"{settings.setting(secret)}"
-        )
-        assert self._master_password is not None
-        auth_user = f"{login}{settings.master_separator}{settings.master_user}"
-        return Login(login=login, auth_user=auth_user, password=self._master_password, hint=hint)
+        return self.credentials.login_for(login)
 
     def _session(self, login: Login) -> DavSession:
         settings = self.settings
@@ -446,8 +416,8 @@ class DavTarget:
         """Findings for `doctor`: connection, TLS, login, discovery, server classes."""
         if self.settings.probe_login:
             login = self.login_for(self.settings.probe_login)
-        elif self._passwords:
-            login = self.login_for(next(iter(self._passwords)))
+        elif self.credentials.passwords:
+            login = self.login_for(next(iter(self.credentials.passwords)))
         else:
             return [
                 f"set {self.settings.setting('probe_login')} to a login so that "

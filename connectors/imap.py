@@ -12,12 +12,10 @@ Certificates are always verified; plain text is accepted only on the loopback in
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import imaplib
 import ipaddress
 import logging
-import os
 import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -30,6 +28,7 @@ from ..mappings.mail_folders import imap_utf7_decode, imap_utf7_encode, join_fol
 from ..migrator.errors import ConfigError, FatalError, HirondelleError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from . import imap_wire as wire
+from .credentials import Credentials, read_password_file  # noqa: F401 - re-exported
 from .imap_wire import Failure, Login
 
 log = logging.getLogger(__name__)
@@ -116,60 +115,6 @@ class ImapSettings:
             if values.get(key) is not None:
                 values[key] = Path(values[key])
         return cls(config_key=config_key, **values)
-
-
-class _Secret(str):
-    """A string that never shows itself in a repr or a traceback's locals."""
-
-    def __repr__(self) -> str:
-        return "'***'"
-
-
-def read_password_file(path: Path, setting: str) -> dict[str, str]:
-    """login -> password from `login:password` lines or CSV `login,password` rows.
-
-    Blank lines, lines starting with "#" and a `login,password` header are ignored. The
-    separator is the first ":" or "," of the line, so a password may hold either.
-    """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(setting, f"cannot read {path}: {error.strerror}") from None
-    passwords: dict[str, str] = {}
-    for line in text.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        colon, comma = line.find(":"), line.find(",")
-        if comma >= 0 and (colon < 0 or comma < colon):
-            row = next(csv.reader([line]))
-            login, password = row[0], ",".join(row[1:])
-        else:
-            login, _, password = line.partition(":")
-        login = login.strip()
-        if login.lower() == "login" and password.strip().lower() == "password":
-            continue
-        passwords[login] = _Secret(password)
-    return passwords
-
-
-def _read_master_password(settings: ImapSettings) -> str:
-    if settings.master_password_env:
-        value = os.environ.get(settings.master_password_env)
-        if not value:
-            raise ConfigError(
-                settings.setting("master_password_env"),
-                f"environment variable {settings.master_password_env} is not set",
-            )
-        return _Secret(value)
-    assert settings.master_password_file is not None
-    try:
-        lines = settings.master_password_file.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ConfigError(
-            settings.setting("master_password_file"),
-            f"cannot read {settings.master_password_file}: {error.strerror}",
-        ) from None
-    return _Secret(lines[0] if lines else "")
 
 
 def _shutdown(conn: imaplib.IMAP4) -> None:
@@ -740,30 +685,25 @@ class ImapTarget:
             moves=True,
             special_folders=SPECIAL_FOLDERS,
         )
-        if self.settings.password_file is not None:
-            self._passwords = read_password_file(
-                self.settings.password_file, self.settings.setting("password_file")
-            )
+        settings = self.settings
+        if settings.password_file is not None:
+            self.credentials = Credentials.per_user(settings, settings.password_file)
         else:
-            self._master_password = _read_master_password(self.settings)
+            assert settings.master_user is not None
+            self.credentials = Credentials.shared(
+                settings,
+                "master_user",
+                settings.master_user,
+                "master_password_env",
+                settings.master_password_env,
+                "master_password_file",
+                settings.master_password_file,
+                settings.master_separator,
+            )
 
     def login_for(self, login: str) -> Login:
         """How to log in as `login`: the user's own password, or the master user's."""
-        settings = self.settings
-        if self._passwords is not None:
-            hint = f"{settings.setting('password_file')} ({settings.password_file})"
-            password = self._passwords.get(login)
-            if password is None:
-                raise FatalError(f"no password for {login} in {hint}")
-            return Login(login=login, auth_user=login, password=password, hint=hint)
-        secret = "master_password_env" if settings.master_password_env else "master_password_file"
-        hint = (
-            f"{settings.setting('master_user')} ({settings.master_user}) and "
-            f"{settings.setting(secret)}"
-        )
-        assert self._master_password is not None
-        auth_user = f"{login}{settings.master_separator}{settings.master_user}"
-        return Login(login=login, auth_user=auth_user, password=self._master_password, hint=hint)
+        return self.credentials.login_for(login)
 
     def _session(self, login: Login) -> ImapSession:
         return ImapSession(dial=lambda: connect(self.settings), login=login, settings=self.settings)
@@ -778,8 +718,8 @@ class ImapTarget:
         """Findings for `doctor`: connection, TLS, login, missing extensions."""
         if self.settings.probe_login:
             login = self.login_for(self.settings.probe_login)
-        elif self._passwords:
-            login = self.login_for(next(iter(self._passwords)))
+        elif self.credentials.passwords:
+            login = self.login_for(next(iter(self.credentials.passwords)))
         else:
             return [
                 f"set {self.settings.setting('probe_login')} to a mailbox login so that "

@@ -13,10 +13,11 @@ import re
 import socket
 import ssl
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ..migrator.errors import FatalError, HirondelleError, Retriable, SkipItem
+from .credentials import Login  # noqa: F401 - re-exported for the IMAP target
 
 CRLF = b"\r\n"
 SYSTEM_FLAGS = frozenset({"\\seen", "\\answered", "\\flagged", "\\deleted", "\\draft"})
@@ -105,16 +106,6 @@ def send_raw(conn: imaplib.IMAP4, name: str, command: bytes) -> tuple[str, list[
     except OSError as error:
         raise imaplib.IMAP4.abort(f"socket error: {error}") from error
     return conn._command_complete(name, tag)  # noqa: SLF001
-
-
-@dataclass(frozen=True, slots=True)
-class Login:
-    """Who to authenticate as for one mailbox, and which setting to fix if refused."""
-
-    login: str  # the mailbox
-    auth_user: str  # the user name sent (the login, or "login*master" for a master user)
-    password: str = field(repr=False)
-    hint: str = ""  # e.g. "targets.mail.password_file (/etc/hirondelle/passwords)"
 
 
 def authenticate(conn: imaplib.IMAP4, auth_user: str, password: str) -> None:

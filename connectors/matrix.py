@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -45,8 +44,8 @@ import httpx
 
 from ..migrator.errors import ConfigError, HirondelleError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from .credentials import Secret, read_secret
 from .dav import _is_loopback
-from .imap import _Secret
 from .matrix_wire import (
     CLIENT,
     CLIENT_V1,
@@ -149,19 +148,13 @@ class MatrixSettings:
     def read_token(self) -> str:
         """The access token, from the environment variable or the first line of the file."""
         env, file = self.token_settings
-        variable, path = getattr(self, env), getattr(self, file)
-        if variable:
-            value = os.environ.get(variable, "")
-            if not value:
-                raise ConfigError(self.setting(env), f"environment variable {variable} is not set")
-            return _Secret(value)
-        try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
-        except OSError as error:
-            raise ConfigError(self.setting(file), f"cannot read {path}: {error.strerror}") from None
-        if not lines or not lines[0].strip():
+        path = getattr(self, file)
+        token = read_secret(
+            getattr(self, env), Path(path) if path else None, self.setting(env), self.setting(file)
+        ).strip()
+        if not token:
             raise ConfigError(self.setting(file), f"{path} is empty")
-        return _Secret(lines[0].strip())
+        return Secret(token)
 
     def puppet_regex(self) -> str:
         return f"@{_regex_escape(self.puppet_prefix)}.*:{_regex_escape(self.server_name)}"

@@ -34,7 +34,6 @@ thread. Certificates are always verified; plain http is accepted only on loopbac
 from __future__ import annotations
 
 import logging
-import os
 import ssl
 import threading
 from collections.abc import Iterator, Mapping
@@ -59,8 +58,8 @@ from ..mappings.file_names import (
 )
 from ..migrator.errors import ConfigError, FatalError, HirondelleError, Retriable, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .imap import _is_loopback, _Secret, read_password_file
-from .imap_wire import Login
+from .credentials import Credentials, Login
+from .imap import _is_loopback
 from .webdav_chunked import (
     MAX_CHUNK_BYTES,
     MIN_CHUNK_BYTES,
@@ -575,24 +574,6 @@ class WebDavSession:
 # -- the target -------------------------------------------------------------------------------
 
 
-def _read_service_password(settings: WebDavSettings) -> str:
-    if settings.password_env:
-        value = os.environ.get(settings.password_env)
-        if not value:
-            raise ConfigError(
-                settings.setting("password_env"),
-                f"environment variable {settings.password_env} is not set",
-            )
-        return _Secret(value)
-    assert settings.password_file is not None and settings.login is not None
-    setting = settings.setting("password_file")
-    passwords = read_password_file(settings.password_file, setting)
-    if settings.login in passwords:
-        return passwords[settings.login]
-    lines = settings.password_file.read_text(encoding="utf-8").splitlines()
-    return _Secret(lines[0] if lines else "")
-
-
 class WebDavTarget:
     """The `Target` for WebDAV file servers: `open(owner)` logs in as the owner's target
     login (a site's libraries go to `site_login`), or as the service `login` for all."""
@@ -607,15 +588,20 @@ class WebDavTarget:
             checksums=self.profile.chunked,
             moves=False,  # between drives: the engine writes the item afresh
         )
-        self._passwords: dict[str, str] | None = None
-        self._service_password: str | None = None
         if settings.login is None:
             assert settings.password_file is not None
-            self._passwords = read_password_file(
-                settings.password_file, settings.setting("password_file")
+            self.credentials = Credentials.per_user(settings, settings.password_file)
+        else:  # one service account for everyone: its password from the env or a file
+            self.credentials = Credentials.shared(
+                settings,
+                "login",
+                settings.login,
+                "password_env",
+                settings.password_env,
+                "password_file",
+                settings.password_file,
+                None,
             )
-        else:
-            self._service_password = _read_service_password(settings)
         self._rules: NameRules | None = None
         self.rules_note = ""  # why the naming rules are the preset's, for `doctor`
         self._lock = threading.Lock()
@@ -635,17 +621,7 @@ class WebDavTarget:
 
     def login_for(self, login: str) -> Login:
         """How to authenticate for `login`'s space: its own password, or the service's."""
-        settings = self.settings
-        if self._passwords is not None:
-            hint = f"{settings.setting('password_file')} ({settings.password_file})"
-            password = self._passwords.get(login)
-            if password is None:
-                raise FatalError(f"no password for {login} in {hint}")
-            return Login(login=login, auth_user=login, password=password, hint=hint)
-        secret = "password_env" if settings.password_env else "password_file"
-        hint = f"{settings.setting('login')} ({settings.login}) and {settings.setting(secret)}"
-        assert self._service_password is not None and settings.login is not None
-        return Login(login, settings.login, self._service_password, hint)
+        return self.credentials.login_for(login)
 
     def _http(self, login: Login) -> DavHttp:
         settings = self.settings
@@ -704,7 +680,11 @@ class WebDavTarget:
     def check(self) -> list[str]:
         """Findings for `doctor`: reachability, login, capabilities, modification times."""
         settings = self.settings
-        login = settings.probe_login or settings.login or next(iter(self._passwords or {}), None)
+        login = (
+            settings.probe_login
+            or settings.login
+            or next(iter(self.credentials.passwords or {}), None)
+        )
         if login is None:
             return [f"set {settings.setting('probe_login')} so that doctor can log in"]
         try:

@@ -1,0 +1,133 @@
+"""How targets authenticate: one password per user from a file, or one shared account.
+
+The shared account is a master user that logs in *as* each user (Dovecot's
+`user*master`, some DAV servers) or a service account that acts for all of them
+(a WebDAV service login). Secrets come from an environment variable or a file,
+never from the configuration itself, and never show in a repr or a traceback.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..migrator.errors import ConfigError, FatalError
+
+
+class Secret(str):
+    """A string that never shows itself in a repr or a traceback's locals."""
+
+    def __repr__(self) -> str:
+        return "'***'"
+
+
+@dataclass(frozen=True)
+class Login:
+    """Who to authenticate as for one user's space, and which setting to fix if refused."""
+
+    login: str  # the user whose space it is
+    auth_user: str  # the user name sent (the login, "login*master", or a service account)
+    password: str = field(repr=False)
+    hint: str = ""  # e.g. "targets.mail.password_file (/etc/hirondelle/passwords)"
+
+
+def read_password_file(path: Path, setting: str) -> dict[str, str]:
+    """login -> password from `login:password` lines or CSV `login,password` rows.
+
+    Blank lines, lines starting with "#" and a `login,password` header are ignored. The
+    separator is the first ":" or "," of the line, so a password may hold either.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ConfigError(setting, f"cannot read {path}: {error.strerror}") from None
+    passwords: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        colon, comma = line.find(":"), line.find(",")
+        if comma >= 0 and (colon < 0 or comma < colon):
+            row = next(csv.reader([line]))
+            login, password = row[0], ",".join(row[1:])
+        else:
+            login, _, password = line.partition(":")
+        login = login.strip()
+        if login.lower() == "login" and password.strip().lower() == "password":
+            continue
+        passwords[login] = Secret(password)
+    return passwords
+
+
+def read_secret(env: str | None, file: Path | None, env_setting: str, file_setting: str) -> Secret:
+    """A secret from the named environment variable, else the first line of a file."""
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise ConfigError(env_setting, f"environment variable {env} is not set")
+        return Secret(value)
+    if file is None:
+        raise ConfigError(env_setting, f"set {env_setting} or {file_setting}")
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise ConfigError(file_setting, f"cannot read {file}: {error.strerror}") from None
+    return Secret(lines[0] if lines else "")
+
+
+class _Named(Protocol):
+    def setting(self, name: str) -> str: ...
+
+
+class Credentials:
+    """Answers `login_for(login)` for a target, from either kind of credential."""
+
+    def __init__(
+        self,
+        passwords: dict[str, str] | None,
+        password_hint: str,
+        shared_user: str | None = None,
+        shared_password: str | None = None,
+        shared_hint: str = "",
+        separator: str | None = None,
+    ) -> None:
+        self.passwords = passwords
+        self._password_hint = password_hint
+        self._shared = (shared_user, shared_password, shared_hint, separator)
+
+    @classmethod
+    def per_user(cls, settings: _Named, path: Path) -> Credentials:
+        setting = settings.setting("password_file")
+        return cls(read_password_file(path, setting), f"{setting} ({path})")
+
+    @classmethod
+    def shared(
+        cls,
+        settings: _Named,
+        user_key: str,
+        user: str,
+        env_key: str,
+        env: str | None,
+        file_key: str,
+        file: Path | None,
+        separator: str | None,
+    ) -> Credentials:
+        """A master user (`separator` set: it logs in as `login<sep>user`) or a service
+        account (`separator` None: it logs in as itself for everyone)."""
+        password = read_secret(env, file, settings.setting(env_key), settings.setting(file_key))
+        secret_key = env_key if env else file_key
+        hint = f"{settings.setting(user_key)} ({user}) and {settings.setting(secret_key)}"
+        return cls(None, "", user, password, hint, separator)
+
+    def login_for(self, login: str) -> Login:
+        if self.passwords is not None:
+            password = self.passwords.get(login)
+            if password is None:
+                raise FatalError(f"no password for {login} in {self._password_hint}")
+            return Login(login=login, auth_user=login, password=password, hint=self._password_hint)
+        user, password, hint, separator = self._shared
+        assert user is not None and password is not None
+        auth_user = user if separator is None else f"{login}{separator}{user}"
+        return Login(login=login, auth_user=auth_user, password=password, hint=hint)
