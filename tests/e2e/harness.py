@@ -29,6 +29,18 @@ class Copy:
     received: datetime | None
 
 
+def source_table(sandbox: SandboxServer) -> str:
+    """The `[source]` table of a configuration reading the sandbox."""
+    return f"""[source]
+tenant_id = "{sandbox.tenant_id}"
+client_id = "{sandbox.client_id}"
+client_secret_env = "{SECRET_ENV}"
+graph_url = "{sandbox.graph_url}"
+authority = "{sandbox.authority}"
+ca_file = "{sandbox.ca_file}"
+"""
+
+
 def write_config(
     directory: Path,
     sandbox: SandboxServer,
@@ -48,14 +60,7 @@ def write_config(
     config = directory / "hirondelle.toml"
     config.write_text(
         f"""
-[source]
-tenant_id = "{sandbox.tenant_id}"
-client_id = "{sandbox.client_id}"
-client_secret_env = "{SECRET_ENV}"
-graph_url = "{sandbox.graph_url}"
-authority = "{sandbox.authority}"
-ca_file = "{sandbox.ca_file}"
-{source_extra}
+{source_table(sandbox)}{source_extra}
 
 [state]
 url = "sqlite:///state/hirondelle.sqlite"

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import SECRET_ENV
+from harness import SECRET_ENV, source_table
 
 from hirondelle.mappings.chat import ChatContext, puppet_id
 from hirondelle.migrator import operations
@@ -72,14 +72,7 @@ def chat_setup(
         config = tmp_path / "hirondelle.toml"
         config.write_text(
             f"""
-[source]
-tenant_id = "{sandbox.tenant_id}"
-client_id = "{sandbox.client_id}"
-client_secret_env = "{SECRET_ENV}"
-graph_url = "{sandbox.graph_url}"
-authority = "{sandbox.authority}"
-ca_file = "{sandbox.ca_file}"
-
+{source_table(sandbox)}
 [targets.chat]
 kind = "matrix"
 mode = "{mode}"

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import SECRET_ENV
+from harness import SECRET_ENV, source_table
 
 from hirondelle.mappings.quickxor import QuickXorHash
 from hirondelle.migrator import operations
@@ -50,14 +50,7 @@ def drives_setup(
         config = tmp_path / "hirondelle.toml"
         config.write_text(
             f"""
-[source]
-tenant_id = "{sandbox.tenant_id}"
-client_id = "{sandbox.client_id}"
-client_secret_env = "{SECRET_ENV}"
-graph_url = "{sandbox.graph_url}"
-authority = "{sandbox.authority}"
-ca_file = "{sandbox.ca_file}"
-
+{source_table(sandbox)}
 [users]
 file = "users.csv"
 

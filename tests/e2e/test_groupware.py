@@ -12,7 +12,7 @@ from typing import Any
 import icalendar
 import pytest
 import recurring_ical_events
-from harness import SECRET_ENV, graph_pages
+from harness import SECRET_ENV, graph_pages, source_table
 
 from hirondelle.mappings.calendar import event_description
 from hirondelle.migrator import operations
@@ -47,14 +47,7 @@ def groupware(
         config = tmp_path / "hirondelle.toml"
         config.write_text(
             f"""
-[source]
-tenant_id = "{sandbox.tenant_id}"
-client_id = "{sandbox.client_id}"
-client_secret_env = "{SECRET_ENV}"
-graph_url = "{sandbox.graph_url}"
-authority = "{sandbox.authority}"
-ca_file = "{sandbox.ca_file}"
-
+{source_table(sandbox)}
 [users]
 file = "users.csv"
 
