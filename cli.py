@@ -79,6 +79,8 @@ def main(ctx: click.Context, config: str, verbose: int) -> None:
     """Move Microsoft 365 mailboxes into open-protocol servers, resumably."""
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:  # azure-identity logs the identity platform's answer: our error says it
+        logging.getLogger("azure").setLevel(logging.CRITICAL)
     ctx.obj = {"config": config}
 
 
