@@ -4,8 +4,7 @@ The configuration points `[source]` at the sandbox child and `[targets.chat]` at
 homeserver in `appservice` mode; the sandbox's public test secret and the application
 service token are read from environment variables, never written in the file. A fresh
 `room_alias_prefix` per run keeps each run's rooms apart on a shared homeserver.
-What landed is read back from the room afterwards (`sent_events`), and the audit log
-gives when the first and the last channel message was written (`write_span`).
+What landed is read back from the room afterwards (`sent_events`).
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,16 +118,3 @@ def sent_events(homeserver: Homeserver, room: str) -> list[dict[str, Any]]:
     """The events hirondelle sent into `room` (they carry the Teams id), oldest first."""
     with homeserver.client() as client:
         return [e for e in room_timeline(client, room) if TEAMS_KEY in (e.get("content") or {})]
-
-
-def write_span(audit_dir: Path) -> tuple[float, int]:
-    """Seconds from the first to the last item the audit log records, and how many."""
-    stamps: list[datetime] = []
-    for path in sorted(audit_dir.glob("*.jsonl")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            record = json.loads(line)
-            if record.get("workload") == "chat" and record.get("source_id"):
-                stamps.append(datetime.fromisoformat(record["ts"]))
-    if len(stamps) < 2:
-        return 0.0, len(stamps)
-    return (max(stamps) - min(stamps)).total_seconds(), len(stamps)

@@ -110,8 +110,13 @@ class MessagesRoute:
         page = roots[:size]
         body: JSON = {"@odata.context": self.context, "@odata.count": len(page)}
         if len(roots) > size:
+            # A next link carries the request's own options (https://learn.microsoft.com/
+            # en-us/graph/paging): the next pages keep their size and their expanded replies.
             token = encode_token({"b": int(page[-1].id)})
-            body["@odata.nextLink"] = f"{self.request.base_url}/{self.path}?$skiptoken={token}"
+            options = f"$top={size}&" + ("$expand=replies&" if expand else "")
+            body["@odata.nextLink"] = (
+                f"{self.request.base_url}/{self.path}?{options}$skiptoken={token}"
+            )
         body["value"] = [self._with_replies(m) if expand else self._json(m) for m in page]
         return GraphResponse(body=body)
 

@@ -78,3 +78,14 @@ def test_single_messages_and_replies(sb: SandboxServer, client: httpx.Client) ->
     assert client.get(f"{path}/messages/{reply_id}").status_code == 404  # roots only
     unknown = client.get(f"{path}/messages/42")
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "NotFound"
+
+
+def test_next_links_keep_the_page_size_and_the_expanded_replies(
+    sb: SandboxServer, client: httpx.Client
+) -> None:
+    """Graph's next links carry the request's options: every page is expanded alike."""
+    path = channel_path(sb, 0, "General")
+    first = client.get(f"{path}/messages", params={"$top": 7, "$expand": "replies"}).json()
+    second = client.get(first["@odata.nextLink"]).json()
+    assert len(second["value"]) == 7
+    assert all("replies" in m for m in second["value"])
