@@ -53,9 +53,12 @@ class Engine:
         self.ledger = Ledger([w.name for w in workloads], audit, self.reporter)
         self.memory = MemoryGate(options.memory_bytes)
         self.pool = ThreadPoolExecutor(
-            max_workers=max(4, options.owner_concurrency * len(workloads)),
+            max_workers=max(4, options.owner_concurrency * options.target_sessions),
             thread_name_prefix="target",
         )
+
+    def _sessions(self, workload: Workload) -> int:
+        return 1 if workload.ordered else self.options.target_sessions
 
     @property
     def tallies(self) -> dict[str, Tally]:
@@ -90,7 +93,7 @@ class Engine:
                 return
             if mode == "run":  # a sync's work is only known page by page
                 self.reporter.add_total(workload.name, sum(c.total_items for c in containers))
-            session = OwnerSession(workload, owner, self.pool)
+            session = OwnerSession(workload, owner, self.pool, self._sessions(workload))
             try:
                 for container in containers:
                     await self._unit(workload, container, session, mode)
@@ -355,7 +358,8 @@ class Engine:
             by_owner.setdefault(unit.owner, []).append(entry)
         for upn, rows in by_owner.items():
             login = self.options.target_logins.get(upn.lower(), "")
-            session = OwnerSession(workload, Owner(upn, "", "", login), self.pool)
+            owner = Owner(upn, "", "", login)
+            session = OwnerSession(workload, owner, self.pool, self._sessions(workload))
             try:
                 for container, unit_id, folder, row in rows:
                     writer = Writer(

@@ -23,33 +23,42 @@ T = TypeVar("T")
 
 
 class OwnerSession:
-    """One owner's target session, used by one thread at a time, reopened after a reset."""
+    """An owner's target sessions: up to `size` connections, each used by one thread at a
+    time; a connection that failed with a retriable error is dropped and reopened."""
 
-    def __init__(self, workload: Workload, owner: Owner, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, workload: Workload, owner: Owner, pool: ThreadPoolExecutor, size: int = 1
+    ) -> None:
         self.workload, self.owner, self.pool = workload, owner, pool
-        self.lock = asyncio.Lock()
-        self._session: TargetSession | None = None
+        self._slots = asyncio.Semaphore(max(1, size))
+        self._idle: list[TargetSession] = []
 
     async def call(self, fn: Callable[[TargetSession], T]) -> T:
-        """Run `fn(session)` in the pool, holding the session for this call only."""
-        async with self.lock:
+        """Run `fn(session)` in the pool on a free session (opened on first need)."""
+        async with self._slots:
             loop = asyncio.get_running_loop()
-            if self._session is None:
-                self._session = await loop.run_in_executor(
+            if self._idle:
+                session = self._idle.pop()
+            else:
+                session = await loop.run_in_executor(
                     self.pool, self.workload.target.open, self.owner
                 )
-            session = self._session
             try:
-                return await loop.run_in_executor(self.pool, fn, session)
+                result = await loop.run_in_executor(self.pool, fn, session)
             except Retriable:
-                self._session = None  # the connection may be dead: reopen on the next call
+                # the connection may be dead: drop it, the next call opens another
                 await loop.run_in_executor(self.pool, close_quietly, session)
                 raise
+            except BaseException:
+                self._idle.append(session)
+                raise
+            self._idle.append(session)
+            return result
 
     async def close(self) -> None:
-        if self._session is not None:
-            session, self._session = self._session, None
-            await asyncio.get_running_loop().run_in_executor(self.pool, close_quietly, session)
+        loop = asyncio.get_running_loop()
+        while self._idle:
+            await loop.run_in_executor(self.pool, close_quietly, self._idle.pop())
 
 
 def close_quietly(session: TargetSession) -> None:

@@ -66,6 +66,7 @@ class Claims:
     def __init__(self, store: Store, unit_id: int) -> None:
         self.store, self.unit_id = store, unit_id
         self._refs: set[str] | None = None
+        self.lock = asyncio.Lock()
 
     def refs(self) -> frozenset[str]:
         if self._refs is None:
@@ -118,6 +119,17 @@ class Writer:
 
         tasks = [asyncio.create_task(produce(entry)) for entry in pending]
         outcomes: list[Outcome] = []
+        # Batches go to the target on up to `target_sessions` connections at once (one for
+        # an ordered workload, to keep its order).
+        writers = asyncio.Semaphore(1 if self.workload.ordered else self.options.target_sessions)
+        flushes: list[asyncio.Task[None]] = []
+
+        async def flush(batch: list[Fetched]) -> None:
+            try:
+                outcomes.extend(await self._flush(batch))
+            finally:
+                writers.release()
+
         try:
             left = len(pending)
             while left:
@@ -127,11 +139,16 @@ class Writer:
                     batch.append(queue.get_nowait())
                     size += _size(batch[-1])
                 left -= len(batch)
-                outcomes.extend(await self._flush(batch))
+                await writers.acquire()
+                flushes.append(asyncio.create_task(flush(batch)))
+                for done in [f for f in flushes if f.done()]:
+                    flushes.remove(done)
+                    done.result()  # a fatal error stops the page at once
+            await asyncio.gather(*flushes)
         finally:
-            for task in tasks:
+            for task in [*tasks, *flushes]:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *flushes, return_exceptions=True)
             for row_id in list(self._held):
                 await self._release(row_id)
         return outcomes
@@ -206,11 +223,13 @@ class Writer:
         for attempt in range(1, self.options.item_attempts + 1):
             try:
                 ref: TargetRef | None = None
-                if resume:
-                    find = partial(_find, self.folder, payload, self.claims.refs())
-                    ref = await self.session.call(find)
-                if ref is None:
-                    ref = await self.session.call(lambda s: s.put(self.folder, payload))
+                if resume:  # one find at a time, so two equal items never share a copy
+                    async with self.claims.lock:
+                        find = partial(_find, self.folder, payload, self.claims.refs())
+                        ref = await self.session.call(find)
+                        if ref is not None:
+                            return self._written(entry, payload, ref)
+                ref = await self.session.call(lambda s: s.put(self.folder, payload))
                 return self._written(entry, payload, ref)
             except SkipItem as exc:
                 return self._not_written(entry, SKIPPED, str(exc))
