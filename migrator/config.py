@@ -55,6 +55,7 @@ class Config:
     users: dict[str, str] = field(default_factory=dict)  # source UPN (lower) -> target login
     owner_concurrency: int = 8
     fetch_concurrency: int = 4
+    target_sessions: int = 4
     deletions: str = "mirror"
     calendar_window_start: str | None = None  # ISO dates; default 5 years either side of now
     calendar_window_end: str | None = None
@@ -135,6 +136,7 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         raise ConfigError("run.deletions", f'must be "mirror" or "keep", not {deletions!r}')
     owner_concurrency = run.positive("owner_concurrency", 8)
     fetch_concurrency = run.positive("fetch_concurrency", 4)
+    target_sessions = run.positive("target_sessions", 4)
     window_start = run.get("calendar_window_start", str)
     window_end = run.get("calendar_window_end", str)
     run.finish()
@@ -151,6 +153,7 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         users=read_users(users_file) if users_file else {},
         owner_concurrency=owner_concurrency,
         fetch_concurrency=fetch_concurrency,
+        target_sessions=target_sessions,
         deletions=deletions,
         calendar_window_start=window_start,
         calendar_window_end=window_end,

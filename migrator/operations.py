@@ -27,6 +27,7 @@ def run_options(config: Config) -> RunOptions:
     return RunOptions(
         owner_concurrency=config.owner_concurrency,
         fetch_concurrency=config.fetch_concurrency,
+        target_sessions=config.target_sessions,
         deletions="keep" if config.deletions == "keep" else "mirror",
         users=frozenset(config.users) if config.users else None,
         target_logins=dict(config.users),

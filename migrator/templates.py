@@ -39,7 +39,8 @@ file = "users.csv"                             # source_upn,target_login; remove
 
 [run]
 owner_concurrency = 8                          # mailboxes moved at once
-fetch_concurrency = 4                          # messages downloaded ahead per folder
+fetch_concurrency = 4                          # items downloaded ahead per folder
+target_sessions = 4                            # target connections per owner at once
 deletions = "mirror"                           # sync: "mirror" deletions or "keep" them
 
 [targets.mail]
