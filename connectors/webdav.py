@@ -59,7 +59,7 @@ from ..mappings.file_names import (
 from ..migrator.errors import ConfigError, FatalError, HirondelleError, Retriable, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .credentials import Credentials, Login
-from .imap import _is_loopback
+from .imap_settings import _is_loopback
 from .webdav_chunked import (
     MAX_CHUNK_BYTES,
     MIN_CHUNK_BYTES,

@@ -1,0 +1,118 @@
+"""IMAP target settings and connections: TLS always verified, plain text only on loopback."""
+
+from __future__ import annotations
+
+import imaplib
+import ipaddress
+import logging
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..migrator.errors import ConfigError
+from .credentials import Credentials, read_password_file  # noqa: F401 - re-exported
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+SECURITY_MODES = ("tls", "starttls", "plain")
+SPECIAL_FOLDERS = ("\\Sent", "\\Trash", "\\Drafts", "\\Junk", "\\Archive")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSettings:
+    """The `[targets.mail]` table for `kind = "imap"`. Holds no secret, only where to read it.
+
+    Log in either with a per-user `password_file` (lines `login:password`, or CSV
+    `login,password`) or as `master_user` on behalf of each user, which Dovecot spells
+    "{login}{master_separator}{master_user}".
+    """
+
+    host: str
+    port: int = 993
+    security: str = "tls"
+    ca_file: Path | None = None  # None: the system trust store; verification stays on
+    password_file: Path | None = None
+    master_user: str | None = None
+    master_password_env: str | None = None
+    master_password_file: Path | None = None
+    master_separator: str = "*"
+    timeout: float = 60.0
+    max_message_bytes: int | None = None
+    batch_messages: int = 50  # MULTIAPPEND batch, in messages
+    batch_bytes: int = 16 * 1024 * 1024  # and in bytes
+    probe_login: str | None = None  # the login `check` uses with a master user
+    config_key: str = "targets.mail"
+
+    def __post_init__(self) -> None:
+        if self.security not in SECURITY_MODES:
+            raise ConfigError(self.setting("security"), f"one of {', '.join(SECURITY_MODES)}")
+        if self.security == "plain" and not _is_loopback(self.host):
+            raise ConfigError(
+                self.setting("security"),
+                f"plain text IMAP is refused for {self.host}: use tls or starttls "
+                "(plain is only for a server on the loopback interface)",
+            )
+        if (self.password_file is None) == (self.master_user is None):
+            raise ConfigError(
+                self.setting("password_file"), "set either password_file or master_user"
+            )
+        if self.master_user and not (self.master_password_env or self.master_password_file):
+            raise ConfigError(
+                self.setting("master_password_env"),
+                "the master user needs master_password_env or master_password_file",
+            )
+
+    def ca_hint(self) -> str:
+        """The CA setting and its value, for a certificate error."""
+        return f"{self.setting('ca_file')} ({self.ca_file or 'the system trust store'})"
+
+    def setting(self, name: str) -> str:
+        """The full name of one setting, as the configuration file spells it."""
+        return f"{self.config_key}.{name}"
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], config_key: str = "targets.mail") -> ImapSettings:
+        """Settings from a parsed TOML table; unknown keys (such as `kind`) are ignored."""
+        known = {spec.name for spec in fields(cls)} - {"config_key"}
+        values: dict[str, Any] = {key: table[key] for key in known if key in table}
+        for key in ("ca_file", "password_file", "master_password_file"):
+            if values.get(key) is not None:
+                values[key] = Path(values[key])
+        return cls(config_key=config_key, **values)
+
+
+def _shutdown(conn: imaplib.IMAP4) -> None:
+    """Close the socket, ignoring a connection that is already broken."""
+    try:
+        conn.shutdown()
+    except OSError:
+        pass
+
+
+def connect(settings: ImapSettings) -> imaplib.IMAP4:
+    """An open connection, TLS verified against `ca_file` or the system store."""
+    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    if settings.security == "tls":
+        return imaplib.IMAP4_SSL(
+            settings.host, settings.port, ssl_context=context, timeout=settings.timeout
+        )
+    conn = imaplib.IMAP4(settings.host, settings.port, timeout=settings.timeout)
+    if settings.security == "starttls":
+        try:
+            conn.starttls(ssl_context=context)
+        except BaseException:
+            _shutdown(conn)
+            raise
+    return conn
