@@ -1,4 +1,5 @@
-"""How targets authenticate: one password per user from a file, or one shared account.
+"""How targets authenticate: one password per user from a file, or one shared account;
+and where they may do it in clear text (loopback only).
 
 The shared account is a master user that logs in *as* each user (Dovecot's
 `user*master`, some DAV servers) or a service account that acts for all of them
@@ -9,6 +10,7 @@ never from the configuration itself, and never show in a repr or a traceback.
 from __future__ import annotations
 
 import csv
+import ipaddress
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +77,16 @@ def read_secret(env: str | None, file: Path | None, env_setting: str, file_setti
     except OSError as error:
         raise ConfigError(file_setting, f"cannot read {file}: {error.strerror}") from None
     return Secret(lines[0] if lines else "")
+
+
+def is_loopback(host: str) -> bool:
+    """Plain-text protocols (IMAP without TLS, http) are allowed to these hosts only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class _Named(Protocol):

@@ -23,7 +23,6 @@ Certificates are always verified; plain http is accepted only on the loopback in
 
 from __future__ import annotations
 
-import ipaddress
 import itertools
 import ssl
 from collections.abc import Mapping
@@ -37,21 +36,12 @@ import httpx
 from ..migrator.errors import ConfigError, FatalError, HirondelleError, Retriable, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from . import dav_wire as wire
-from .credentials import Credentials, Login
+from .credentials import Credentials, Login, is_loopback
 from .dav_wire import CALDAV_KIND, CARDDAV_KIND, DAV, DavKind, DavResponse, qname
 
 VCARD_VERSIONS = ("4.0", "3.0")
 MAX_SLUG_ATTEMPTS = 100
 _CREATED = (200, 201, 204)
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +91,7 @@ class DavSettings:
         parts = urlsplit(self.url)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ConfigError(self.setting("url"), f"{self.url!r} is not an http(s) URL")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ConfigError(
                 self.setting("url"),
                 f"plain http is refused for {parts.hostname}: use https "

@@ -24,7 +24,6 @@ from .imap_settings import (  # noqa: F401 - re-exported: the target's public fa
     SECURITY_MODES,
     SPECIAL_FOLDERS,
     ImapSettings,
-    _is_loopback,
     connect,
 )
 from .imap_wire import Login

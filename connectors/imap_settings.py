@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import imaplib
-import ipaddress
 import logging
 import ssl
 from collections.abc import Mapping
@@ -12,22 +11,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..migrator.errors import ConfigError
-from .credentials import Credentials, read_password_file  # noqa: F401 - re-exported
+from .credentials import is_loopback
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 SECURITY_MODES = ("tls", "starttls", "plain")
 SPECIAL_FOLDERS = ("\\Sent", "\\Trash", "\\Drafts", "\\Junk", "\\Archive")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +48,7 @@ class ImapSettings:
     def __post_init__(self) -> None:
         if self.security not in SECURITY_MODES:
             raise ConfigError(self.setting("security"), f"one of {', '.join(SECURITY_MODES)}")
-        if self.security == "plain" and not _is_loopback(self.host):
+        if self.security == "plain" and not is_loopback(self.host):
             raise ConfigError(
                 self.setting("security"),
                 f"plain text IMAP is refused for {self.host}: use tls or starttls "

@@ -44,8 +44,7 @@ import httpx
 
 from ..migrator.errors import ConfigError, HirondelleError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .credentials import Secret, read_secret
-from .dav import _is_loopback
+from .credentials import Secret, is_loopback, read_secret
 from .matrix_wire import (
     CLIENT,
     CLIENT_V1,
@@ -124,7 +123,7 @@ class MatrixSettings:
         parts = urlsplit(self.homeserver)
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ConfigError(self.setting("homeserver"), f"{self.homeserver!r} is not a URL")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ConfigError(
                 self.setting("homeserver"),
                 f"plain http is refused for {parts.hostname}: use https "

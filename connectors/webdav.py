@@ -58,8 +58,7 @@ from ..mappings.file_names import (
 )
 from ..migrator.errors import ConfigError, FatalError, HirondelleError, Retriable, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .credentials import Credentials, Login
-from .imap_settings import _is_loopback
+from .credentials import Credentials, Login, is_loopback
 from .webdav_chunked import (
     MAX_CHUNK_BYTES,
     MIN_CHUNK_BYTES,
@@ -147,7 +146,7 @@ class WebDavSettings:
         parts = urlsplit(self.url.replace("{login}", "login"))
         if parts.scheme not in ("https", "http") or not parts.hostname:
             raise ConfigError(self.setting("url"), f"{self.url!r} is not an http(s) URL")
-        if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ConfigError(
                 self.setting("url"),
                 f"plain http is refused for {parts.hostname}: use https "
