@@ -93,6 +93,19 @@ class _Named(Protocol):
     def setting(self, name: str) -> str: ...
 
 
+class _MasterSettings(_Named, Protocol):
+    @property
+    def password_file(self) -> Path | None: ...
+    @property
+    def master_user(self) -> str | None: ...
+    @property
+    def master_password_env(self) -> str | None: ...
+    @property
+    def master_password_file(self) -> Path | None: ...
+    @property
+    def master_separator(self) -> str: ...
+
+
 class Credentials:
     """Answers `login_for(login)` for a target, from either kind of credential."""
 
@@ -132,6 +145,24 @@ class Credentials:
         secret_key = env_key if env else file_key
         hint = f"{settings.setting(user_key)} ({user}) and {settings.setting(secret_key)}"
         return cls(None, "", user, password, hint, separator)
+
+    @classmethod
+    def per_user_or_master(cls, settings: _MasterSettings) -> Credentials:
+        """`password_file`, else `master_user` with `master_password_env`/`_file` (the
+        settings of the IMAP and DAV targets)."""
+        if settings.password_file is not None:
+            return cls.per_user(settings, settings.password_file)
+        assert settings.master_user is not None
+        return cls.shared(
+            settings,
+            "master_user",
+            settings.master_user,
+            "master_password_env",
+            settings.master_password_env,
+            "master_password_file",
+            settings.master_password_file,
+            settings.master_separator,
+        )
 
     def login_for(self, login: str) -> Login:
         if self.passwords is not None:

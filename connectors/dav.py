@@ -359,20 +359,7 @@ class DavTarget:
 
     def __init__(self, settings: DavSettings) -> None:
         self.settings = settings
-        if settings.password_file is not None:
-            self.credentials = Credentials.per_user(settings, settings.password_file)
-        else:
-            assert settings.master_user is not None
-            self.credentials = Credentials.shared(
-                settings,
-                "master_user",
-                settings.master_user,
-                "master_password_env",
-                settings.master_password_env,
-                "master_password_file",
-                settings.master_password_file,
-                settings.master_separator,
-            )
+        self.credentials = Credentials.per_user_or_master(settings)
 
     def login_for(self, login: str) -> Login:
         """How to log in as `login`: the user's own password, or the master user's."""
