@@ -158,7 +158,11 @@ class Engine:
         session: OwnerSession,
         page: Page,
     ) -> None:
-        ids = [item.source_id for item in page.items]
+        # An item listed twice in one page (OneDrive repeats parent folders) counts once, in
+        # its latest state, at the place of its first mention (parents before children).
+        latest = {item.source_id: item for item in page.items}
+        items = [latest.pop(item.source_id) for item in page.items if item.source_id in latest]
+        ids = [item.source_id for item in items]
         known = self.store.items_by_source(unit.id, ids)
         moved_from = self.store.items_elsewhere(
             workload.name, container.owner, unit.id, [i for i in ids if i not in known]
@@ -167,7 +171,7 @@ class Engine:
         updates: list[tuple[Item, ItemState]] = []
         moves: list[tuple[Item, ItemState]] = []
         unchanged = 0
-        for item in page.items:
+        for item in items:
             row = known.get(item.source_id)
             if row is not None and row.status in (DONE, SKIPPED, VANISHED):
                 if row.version == item.version and row.status != VANISHED:
