@@ -55,7 +55,7 @@ class Config:
     users: dict[str, str] = field(default_factory=dict)  # source UPN (lower) -> target login
     owner_concurrency: int = 8
     fetch_concurrency: int = 4
-    target_sessions: int = 4
+    target_sessions: int = 1
     deletions: str = "mirror"
     calendar_window_start: str | None = None  # ISO dates; default 5 years either side of now
     calendar_window_end: str | None = None
@@ -136,7 +136,7 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         raise ConfigError("run.deletions", f'must be "mirror" or "keep", not {deletions!r}')
     owner_concurrency = run.positive("owner_concurrency", 8)
     fetch_concurrency = run.positive("fetch_concurrency", 4)
-    target_sessions = run.positive("target_sessions", 4)
+    target_sessions = run.positive("target_sessions", 1)
     window_start = run.get("calendar_window_start", str)
     window_end = run.get("calendar_window_end", str)
     run.finish()

@@ -53,7 +53,7 @@ class Engine:
         self.ledger = Ledger([w.name for w in workloads], audit, self.reporter)
         self.memory = MemoryGate(options.memory_bytes)
         self.pool = ThreadPoolExecutor(
-            max_workers=max(4, options.owner_concurrency * options.target_sessions),
+            max_workers=max(4, options.owner_concurrency * max(2, options.target_sessions)),
             thread_name_prefix="target",
         )
 

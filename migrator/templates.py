@@ -40,7 +40,7 @@ file = "users.csv"                             # source_upn,target_login; remove
 [run]
 owner_concurrency = 8                          # mailboxes moved at once
 fetch_concurrency = 4                          # items downloaded ahead per folder
-target_sessions = 4                            # target connections per owner at once
+target_sessions = 1                            # target connections per owner at once
 deletions = "mirror"                           # sync: "mirror" deletions or "keep" them
 
 [targets.mail]

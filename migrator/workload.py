@@ -46,7 +46,7 @@ class RunOptions:
 
     owner_concurrency: int = 8  # owners (mailboxes) moved at once
     fetch_concurrency: int = 4  # items downloaded ahead of the target per container
-    target_sessions: int = 4  # connections to the target per owner, used at once
+    target_sessions: int = 1  # connections to the target per owner, used at once
     deletions: Literal["mirror", "keep"] = "mirror"
     item_attempts: int = 3  # target attempts for an item before it is marked failed
     retry_pause: float = 1.0  # first pause between target attempts (doubles)
