@@ -76,7 +76,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 @click.version_option(package_name="hirondelle")
 @click.pass_context
 def main(ctx: click.Context, config: str, verbose: int) -> None:
-    """Move Microsoft 365 mailboxes into open-protocol servers, resumably."""
+    """Move Microsoft 365 (mail, calendars, contacts, drives, Teams channels) into
+    open-protocol servers, resumably."""
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:  # azure-identity logs the identity platform's answer: our error says it
