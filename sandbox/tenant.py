@@ -50,7 +50,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from .drive_data import CHANGE_KINDS, SandboxDrives
+from .drive_data import SandboxDrives
+from .drive_seed import CHANGE_KINDS
 from .mime import CATEGORIES, CONTACTS, SUBJECTS, MessageRecipe, MimeDocument
 
 if TYPE_CHECKING:
