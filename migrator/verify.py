@@ -81,6 +81,7 @@ def compare(
     check = ContainerCheck(container.owner, container.display_path, len(source), len(target))
     by_ref = {e.ref.ref: e for e in target}
     rows_by_id = {r.source_id: r for r in rows}
+    rows_by_ref = {r.target_ref: r for r in rows if r.target_ref is not None}
     source_ids = {i.source_id for i in source}
 
     def differ(kind: str, source_id: str | None, ref: str | None, detail: str) -> None:
@@ -117,7 +118,7 @@ def compare(
     for entry in target:
         if entry.ref.ref in claimed:
             continue
-        row = next((r for r in rows if r.target_ref == entry.ref.ref), None)
+        row = rows_by_ref.get(entry.ref.ref)
         if row is not None and row.source_id not in source_ids:
             differ("extra", row.source_id, entry.ref.ref, "removed at source since the last sync")
         elif entry.fingerprint and carried[entry.fingerprint]:
