@@ -102,9 +102,7 @@ class Writer:
 
     async def write_all(self, pending: Sequence[Pending]) -> list[Outcome]:
         queue: asyncio.Queue[Fetched] = asyncio.Queue(maxsize=4 * self.options.fetch_concurrency)
-        # asyncio.Semaphore wakes its waiters in order: with one slot, items are fetched,
-        # queued and written in the source's order.
-        gate = asyncio.Semaphore(1 if self.workload.ordered else self.options.fetch_concurrency)
+        gate = asyncio.Semaphore(self.options.fetch_concurrency)
 
         async def produce(entry: Pending) -> None:
             held = self.memory.hold(self._expected_bytes(entry.item))
@@ -117,7 +115,16 @@ class Writer:
                     result = exc
             await queue.put((entry, result))
 
-        tasks = [asyncio.create_task(produce(entry)) for entry in pending]
+        if self.workload.ordered:
+            # One producer walks the page in order: a memory wait can never let a later
+            # item overtake an earlier one.
+            async def produce_in_order() -> None:
+                for entry in pending:
+                    await produce(entry)
+
+            tasks = [asyncio.create_task(produce_in_order())]
+        else:
+            tasks = [asyncio.create_task(produce(entry)) for entry in pending]
         outcomes: list[Outcome] = []
         # Batches go to the target on up to `target_sessions` connections at once (one for
         # an ordered workload, to keep its order).
