@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import itertools
 import ssl
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -110,12 +108,6 @@ class DavSettings:
 
     def ca_hint(self) -> str:
         return f"{self.setting('ca_file')} ({self.ca_file or 'the system trust store'})"
-
-    @classmethod
-    def from_table(cls, table: Mapping[str, Any], config_key: str) -> DavSettings:
-        """Settings from a parsed TOML table; unknown keys (such as `kind`) are ignored."""
-        known = {spec.name for spec in fields(cls)} - {"config_key"}
-        return cls(config_key=config_key, **{k: table[k] for k in known if k in table})
 
 
 def _content(payload: Payload) -> bytes:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import imaplib
 import logging
 import ssl
-from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from ..migrator.errors import ConfigError
 from .credentials import is_loopback
@@ -71,16 +70,6 @@ class ImapSettings:
     def setting(self, name: str) -> str:
         """The full name of one setting, as the configuration file spells it."""
         return f"{self.config_key}.{name}"
-
-    @classmethod
-    def from_table(cls, table: Mapping[str, Any], config_key: str = "targets.mail") -> ImapSettings:
-        """Settings from a parsed TOML table; unknown keys (such as `kind`) are ignored."""
-        known = {spec.name for spec in fields(cls)} - {"config_key"}
-        values: dict[str, Any] = {key: table[key] for key in known if key in table}
-        for key in ("ca_file", "password_file", "master_password_file"):
-            if values.get(key) is not None:
-                values[key] = Path(values[key])
-        return cls(config_key=config_key, **values)
 
 
 def _shutdown(conn: imaplib.IMAP4) -> None:

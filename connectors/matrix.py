@@ -35,7 +35,7 @@ import hashlib
 import json
 import ssl
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -162,12 +162,6 @@ class MatrixSettings:
         return user_id.startswith(f"@{self.puppet_prefix}") and user_id.endswith(
             f":{self.server_name}"
         )
-
-    @classmethod
-    def from_table(cls, table: Mapping[str, Any], config_key: str) -> MatrixSettings:
-        """Settings from a parsed TOML table; unknown keys (such as `kind`) are ignored."""
-        known = {spec.name for spec in fields(cls)} - {"config_key"}
-        return cls(config_key=config_key, **{k: table[k] for k in known if k in table})
 
 
 def _regex_escape(text: str) -> str:

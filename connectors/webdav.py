@@ -36,12 +36,11 @@ from __future__ import annotations
 import logging
 import ssl
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -167,12 +166,6 @@ class WebDavSettings:
 
     def url_for(self, login: str) -> str:
         return self.url.replace("{login}", quote(login, safe="@"))
-
-    @classmethod
-    def from_table(cls, table: Mapping[str, Any], config_key: str) -> WebDavSettings:
-        """Settings from a parsed TOML table; unknown keys (such as `kind`) are ignored."""
-        known = {spec.name for spec in fields(cls)} - {"config_key"}
-        return cls(config_key=config_key, **{k: table[k] for k in known if k in table})
 
 
 def _is_folder(payload: Payload) -> bool:

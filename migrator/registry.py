@@ -58,14 +58,18 @@ class Assembled:
     planned: list[tuple[Workload, Planner]] = field(default_factory=list)
 
 
-def settings_of(cls: type, options: dict[str, Any], table: str) -> Any:
-    """Build a connector's settings dataclass, naming any unknown or bad key."""
-    known = {f.name for f in dataclasses.fields(cls)}
+def settings_of(cls: type, options: Mapping[str, Any], table: str) -> Any:
+    """Build a connector's settings dataclass from its `[targets.<workload>]` table, naming
+    any unknown or bad key; settings that name themselves in errors learn their table."""
+    known = {f.name for f in dataclasses.fields(cls)} - {"config_key"}
     for key in options:
         if key not in known:
             raise ConfigError(f"{table}.{key}", f"is not a known setting (known: {sorted(known)})")
+    values = dict(options)
+    if any(f.name == "config_key" for f in dataclasses.fields(cls)):
+        values["config_key"] = table
     try:
-        return cls(**options)
+        return cls(**values)
     except TypeError as exc:
         raise ConfigError(table, str(exc)) from None
 
@@ -92,17 +96,15 @@ def build_target(config: TargetConfig) -> Target:
         case "contacts", "archive":
             return VcfArchiveTarget(_archive(config))
         case "calendar", "caldav":
-            return CalDavTarget(settings_of(DavSettings, {**options, "config_key": table}, table))
+            return CalDavTarget(settings_of(DavSettings, options, table))
         case "contacts", "carddav":
-            return CardDavTarget(settings_of(DavSettings, {**options, "config_key": table}, table))
+            return CardDavTarget(settings_of(DavSettings, options, table))
         case "files", "archive":
             return FilesArchiveTarget(_archive(config))
         case "chat", "archive":
             return ChatArchiveTarget(_archive(config))
         case "files", "webdav":
-            return WebDavTarget(
-                settings_of(WebDavSettings, {**options, "config_key": table}, table)
-            )
+            return WebDavTarget(settings_of(WebDavSettings, options, table))
     raise ConfigError(f"{table}.kind", f"unknown target kind {config.kind!r}")
 
 
@@ -245,7 +247,7 @@ def _chat(
         target = ChatArchiveTarget(_archive(target_config))
         context = ChatContext(server_name="archive.invalid", users=users, links=links)
     else:
-        settings = settings_of(MatrixSettings, {**options, "config_key": table}, table)
+        settings = settings_of(MatrixSettings, options, table)
         context = ChatContext(
             server_name=settings.server_name,
             puppet_prefix=settings.puppet_prefix,

@@ -15,6 +15,7 @@ from hirondelle.connectors.dav import CalDavTarget, DavSettings
 from hirondelle.connectors.imap_wire import Login
 from hirondelle.migrator.errors import ConfigError, FatalError, Retriable, SkipItem
 from hirondelle.migrator.model import Owner
+from hirondelle.migrator.registry import settings_of
 
 CONTEXT = wire.FailureContext(
     operation="PUT /alice/work/x.ics",
@@ -67,13 +68,9 @@ def test_bad_settings_name_the_setting(
     assert raised.value.setting == f"targets.calendar.{setting}"
 
 
-def test_from_table_reads_paths_and_ignores_kind(password_file: Path) -> None:
-    table = {
-        "kind": "carddav",
-        "url": "https://dav.example.org",
-        "password_file": str(password_file),
-    }
-    settings = DavSettings.from_table(table, "targets.contacts")
+def test_settings_from_a_toml_table(password_file: Path) -> None:
+    table = {"url": "https://dav.example.org", "password_file": password_file}
+    settings = settings_of(DavSettings, table, "targets.contacts")
     assert settings.password_file == password_file
     assert settings.setting("url") == "targets.contacts.url"
     assert settings.origin == "https://dav.example.org"

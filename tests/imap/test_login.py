@@ -11,6 +11,7 @@ import trustme
 from hirondelle.connectors.imap import ImapSettings, ImapTarget, read_password_file
 from hirondelle.migrator.errors import ConfigError, FatalError
 from hirondelle.migrator.model import Owner
+from hirondelle.migrator.registry import settings_of
 from hirondelle.tests.servers import DovecotServer, MailUser, TlsFiles, dovecot_server
 
 
@@ -97,15 +98,16 @@ def test_settings_need_one_way_to_log_in() -> None:
 
 
 def test_settings_from_a_toml_table() -> None:
-    settings = ImapSettings.from_table(
+    settings = settings_of(
+        ImapSettings,
         {
-            "kind": "imap",
             "host": "imap.example.org",
             "port": 143,
             "security": "starttls",
-            "password_file": "/srv/pw.csv",
+            "password_file": Path("/srv/pw.csv"),
             "max_message_bytes": 10,
-        }
+        },
+        "targets.mail",
     )
     assert settings.password_file == Path("/srv/pw.csv") and settings.port == 143
 

@@ -72,3 +72,18 @@ def test_users_csv(tmp_path: Path) -> None:
     (tmp_path / "users.csv").write_text("source_upn,target_login\n")
     with pytest.raises(ConfigError, match="no users"):
         parse_config({**good(), "users": {"file": "users.csv"}}, tmp_path)
+
+
+def test_an_unknown_target_setting_is_named(tmp_path: Path) -> None:
+    from hirondelle.migrator.registry import build_target
+
+    config = good()
+    config["targets"]["calendar"] = {
+        "kind": "caldav",
+        "url": "https://dav.example.org/",
+        "pasword_file": "typo.txt",
+    }
+    parsed = parse_config(config, tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        build_target(parsed.targets["calendar"])
+    assert caught.value.setting == "targets.calendar.pasword_file"

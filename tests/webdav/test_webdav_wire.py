@@ -18,6 +18,7 @@ from hirondelle.connectors.webdav_chunked import (
 )
 from hirondelle.migrator.errors import ConfigError, FatalError, Retriable, SkipItem
 from hirondelle.migrator.model import Owner
+from hirondelle.migrator.registry import settings_of
 
 LOGIN = Login("alice", "alice", "pw", "targets.files.password_file (/etc/passwords)")
 
@@ -104,9 +105,8 @@ def test_settings_refuse_unsafe_or_incomplete_configurations(tmp_path: Path) -> 
         WebDavSettings(url="https://h/")
     with pytest.raises(ConfigError, match=r"targets\.files\.password_env"):
         WebDavSettings(url="https://h/", login="svc")
-    settings = WebDavSettings.from_table(
-        {"kind": "webdav", "url": "http://127.0.0.1:8/x", "password_file": str(passwords)},
-        "targets.files",
+    settings = settings_of(
+        WebDavSettings, {"url": "http://127.0.0.1:8/x", "password_file": passwords}, "targets.files"
     )
     assert settings.url == "http://127.0.0.1:8/x/" and settings.password_file == passwords
 
