@@ -301,8 +301,13 @@ class SandboxApp:
         return web.json_response(self.stats.snapshot())
 
     async def _control_expire(self, request: web.Request) -> web.Response:
-        self.mail.expire_delta_tokens()
+        self.expire_delta_tokens()
         return web.json_response({"expired_below": self.mail.expired_below})
+
+    def expire_delta_tokens(self) -> None:
+        """Every workload's delta tokens (and mail's skip tokens) issued so far expire."""
+        self.tenant.expire_delta_tokens()
+        self.mail.expire_delta_tokens()
 
 
 def _json_response(response: GraphResponse) -> web.Response:
@@ -436,7 +441,7 @@ class SandboxServer:
 
     def expire_delta_tokens(self) -> None:
         """Every delta and skip token issued so far becomes expired (410 Gone)."""
-        self._on_loop(self._state.mail.expire_delta_tokens)
+        self._on_loop(self._state.expire_delta_tokens)
 
     def _on_loop(self, action: Any) -> Any:
         async def run() -> Any:

@@ -135,3 +135,12 @@ def test_select_holds_on_every_page_of_a_round(sb: SandboxServer) -> None:
         entries, _, pages = delta_round(graph, f"drives/{drive.id}/root/delta?$top=5&$select=name")
     assert pages > 2
     assert all(set(e) == {"id", "name"} for e in entries)
+
+
+def test_the_servers_expire_control_expires_drive_tokens_too(mutable: SandboxServer) -> None:
+    """`SandboxServer.expire_delta_tokens` (and its control endpoint) reaches every workload."""
+    user = mutable.tenant.users[0]
+    with client(mutable) as graph:
+        _, link, _ = delta_round(graph, f"users/{user.id}/drive/root/delta")
+        mutable.expire_delta_tokens()
+        assert graph.get(link).status_code == 410
