@@ -301,7 +301,11 @@ class Engine:
             )
             if row.version != item.version:
                 payload = await self._attrs_payload(workload, container, item)
-                moved = await session.call(lambda s: s.update(moved, payload))
+                try:
+                    moved = await session.call(lambda s: s.update(moved, payload))
+                finally:
+                    if payload.blob is not None:
+                        payload.blob.discard()
         except (SkipItem, Retriable) as exc:
             # The copy is gone or unreachable: write the item afresh on the next pass.
             self.ledger.item("move", "failed", container, item, ref=ref, reason=str(exc))
