@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hirondelle.tests.servers import (
     ApacheDavServer,
@@ -22,6 +23,13 @@ from hirondelle.tests.servers import (
     synapse_server,
     webdav_server,
 )
+
+# The suite shares two cores with the real servers it starts: a property test whose inputs
+# are slow to generate on a busy machine is still a valid test, not a failure.
+settings.register_profile(
+    "shared-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile("shared-machine")
 
 ALICE = MailUser("alice@example.test", "alice-pw")
 BOB = MailUser("bob@example.test", "bob-pw")
