@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from .audit import AuditLog
 from .model import Container, Item, TargetRef
@@ -21,6 +23,21 @@ class Tally:
     failed: int = 0
     bytes: int = 0
     failed_units: list[str] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        """Fold another pass's tally into this one."""
+        for name in ("copied", "updated", "moved", "removed", "skipped", "failed", "bytes"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.failed_units.extend(other.failed_units)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Tally:
+        """The tally `as_dict` gave (as stored with a job); missing counters are 0."""
+        counters = {
+            name: int(data.get(name) or 0)
+            for name in ("copied", "updated", "moved", "removed", "skipped", "failed", "bytes")
+        }
+        return cls(**counters, failed_units=[str(u) for u in data.get("failed_units") or []])
 
     def as_dict(self) -> dict[str, object]:
         return {

@@ -1,8 +1,14 @@
 """SQLAlchemy models of the resumable state. Never content, never a secret.
 
-The schema is versioned from day one: `SCHEMA_VERSION` is stored in
-`schema_migrations`, and `state.store.open_store` refuses a database written by a
-newer version and upgrades an older one step by step.
+The schema is versioned by Alembic (`state/migrations/`): `state.migrate` brings an
+older database up to date at start and refuses one written by a newer version.
+`SCHEMA_VERSION` is also written to `schema_migrations`, the table versions before
+Alembic read, so that they refuse a database they no longer understand.
+
+Identifiers, paths and URLs are `Text`: SharePoint URLs and WebDAV paths run to
+hundreds of characters, and PostgreSQL, unlike SQLite, enforces a declared length.
+Times that decide who holds what (`expires_at`, `heartbeat_at`...) are seconds since
+the epoch by the database's clock (`state.database.clock`).
 """
 
 from __future__ import annotations
@@ -10,10 +16,21 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Item statuses. `vanished`: the source reported it removed; what happens on the
 # target is settled at the end of the owner's pass (it may have moved elsewhere).
@@ -33,7 +50,7 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON}
+    type_annotation_map = {dict[str, Any]: JSON, datetime: DateTime(timezone=True)}
 
 
 class SchemaMigration(Base):
@@ -65,8 +82,8 @@ class Unit(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     workload: Mapped[str] = mapped_column(String(16))
-    owner: Mapped[str] = mapped_column(String(320))
-    container_id: Mapped[str] = mapped_column(String(512))
+    owner: Mapped[str] = mapped_column(Text)
+    container_id: Mapped[str] = mapped_column(Text)
     path: Mapped[str] = mapped_column(Text, default="")
     target_folder: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -91,15 +108,15 @@ class ItemRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     workload: Mapped[str] = mapped_column(String(16))
-    owner: Mapped[str] = mapped_column(String(320))
-    source_id: Mapped[str] = mapped_column(String(512))
-    version: Mapped[str] = mapped_column(String(512), default="")
+    owner: Mapped[str] = mapped_column(Text)
+    source_id: Mapped[str] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(Text, default="")
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # listed metadata, no body
     target_folder: Mapped[str | None] = mapped_column(Text)
-    target_ref: Mapped[str | None] = mapped_column(String(512))
-    fingerprint: Mapped[str | None] = mapped_column(String(1024))
+    target_ref: Mapped[str | None] = mapped_column(Text)
+    fingerprint: Mapped[str | None] = mapped_column(Text)
     size: Mapped[int | None] = mapped_column(BigInteger)
-    checksum: Mapped[str | None] = mapped_column(String(80))
+    checksum: Mapped[str | None] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16), default=PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -114,5 +131,110 @@ class Link(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     workload: Mapped[str] = mapped_column(String(16))
-    source_id: Mapped[str] = mapped_column(String(512))
+    source_id: Mapped[str] = mapped_column(Text)  # a SharePoint web URL reaches ~900 chars
     target: Mapped[str] = mapped_column(Text)
+
+
+# Job statuses. A job is one owner of one workload within a run.
+QUEUED, RUNNING, FINISHED, FATAL, ERROR, INTERRUPTED = (
+    "queued",
+    "running",
+    "finished",  # its tally says what was copied, skipped or failed
+    "fatal",  # a fatal error (authentication refused, quota...): the run stops
+    "error",  # an unexpected exception (a bug): the run stops
+    "interrupted",  # its run was interrupted before it ran
+)
+OPEN_JOBS = (QUEUED, RUNNING)
+
+
+class StateIdentity(Base):
+    """This state's own id (one row, made with the schema): tasks on a shared broker name
+    it, so a worker of one state never runs another state's jobs."""
+
+    __tablename__ = "state_identity"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+
+
+class StateLock(Base):
+    """The one run at a time over this state: held by a live process, renewed by it."""
+
+    __tablename__ = "state_lock"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    command: Mapped[str] = mapped_column(String(32))
+    holder: Mapped[str] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_start: Mapped[int | None] = mapped_column(BigInteger)
+    acquired_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class Job(Base):
+    """One owner of one workload in one run: scheduled, leased, retried and reported."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_run_status", "run_id", "status"),
+        Index("ix_jobs_lease_key", "lease_key"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    mode: Mapped[str] = mapped_column(String(16))  # run | sync | retry-failed
+    workload: Mapped[str] = mapped_column(String(16))
+    owner: Mapped[str] = mapped_column(Text)  # the owner's UPN (or team:, site: name)
+    owner_id: Mapped[str] = mapped_column(Text, default="")
+    display_name: Mapped[str] = mapped_column(Text, default="")
+    target_login: Mapped[str] = mapped_column(Text, default="")
+    lease_key: Mapped[str] = mapped_column(Text)  # owners that share a Graph budget share it
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    holder: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    dispatched_at: Mapped[float | None] = mapped_column(Float)
+    started_at: Mapped[float | None] = mapped_column(Float)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+    items_total: Mapped[int] = mapped_column(BigInteger, default=0)
+    items_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    bytes_done: Mapped[int] = mapped_column(BigInteger, default=0)
+    tally: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class Lease(Base):
+    """Who moves an owner now. Held by one worker, renewed by its heartbeat, and free
+    again once `expires_at` has passed (or, on the holder's own machine, once its
+    process is gone)."""
+
+    __tablename__ = "leases"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    budget: Mapped[str] = mapped_column(String(32))  # the Graph budget its owner draws on
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    holder: Mapped[str] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_start: Mapped[int | None] = mapped_column(BigInteger)
+    acquired_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class WorkerRow(Base):
+    """A process that runs owners: a local worker of `run --workers`, or a cluster node."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # local | cluster
+    host: Mapped[str] = mapped_column(Text)
+    pid: Mapped[int] = mapped_column(Integer)
+    pid_start: Mapped[int | None] = mapped_column(BigInteger)
+    capacity: Mapped[int] = mapped_column(Integer, default=1)  # owners at once
+    busy: Mapped[int] = mapped_column(Integer, default=0)
+    run_id: Mapped[int | None] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_at: Mapped[float] = mapped_column(Float)
+    stopped_at: Mapped[float | None] = mapped_column(Float)

@@ -2,34 +2,34 @@
 
 One transaction per page: items are marked `started` before the target writes,
 then their outcomes and the unit's cursor are committed together, so a cursor
-never runs ahead of what the target holds.
+never runs ahead of what the target holds. Transactions that write begin as
+writers (`state.database.writer`), so several processes can share one SQLite file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, select, update
-from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import ConnectionPoolEntry
 
-from ..migrator.errors import ConfigError
+from ..migrator.errors import FatalError
 from ..migrator.model import Container, Item, TargetRef
+from .database import open_engine, writer
+from .migrate import upgrade
 from .schema import (
     DONE,
     FAILED,
-    SCHEMA_VERSION,
     STARTED,
     VANISHED,
-    Base,
     ItemRow,
     Link,
     Run,
-    SchemaMigration,
+    StateIdentity,
     Unit,
     utcnow,
 )
@@ -86,15 +86,6 @@ class StatusCounts:
     bytes_done: int = 0
 
 
-def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-
-
 def _state(row: ItemRow) -> ItemState:
     return ItemState(
         id=row.id,
@@ -121,21 +112,32 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sessions = sessionmaker(engine, expire_on_commit=False)
+        self._writers = sessionmaker(writer(engine), expire_on_commit=False)
 
     def session(self) -> Session:
+        """A session for reading (and for writes that do not read first)."""
         return self._sessions()
+
+    def writing(self) -> Session:
+        """A session whose transaction writes: it holds the write lock from its start."""
+        return self._writers()
+
+    def identity(self) -> str:
+        """This state's own id (see `StateIdentity`)."""
+        with self.session() as s:
+            return str(s.scalar(select(StateIdentity.id)))
 
     # -- runs -------------------------------------------------------------
 
     def start_run(self, command: str, options: dict[str, Any]) -> int:
-        with self.session() as s, s.begin():
+        with self.writing() as s, s.begin():
             run = Run(command=command, options=options)
             s.add(run)
             s.flush()
             return run.id
 
     def finish_run(self, run_id: int, status: str, summary: dict[str, Any]) -> None:
-        with self.session() as s, s.begin():
+        with self.writing() as s, s.begin():
             s.execute(
                 update(Run)
                 .where(Run.id == run_id)
@@ -150,7 +152,7 @@ class Store:
 
     def unit_for(self, container: Container) -> UnitState:
         """The unit of `container`, created on first sight."""
-        with self.session() as s, s.begin():
+        with self.writing() as s, s.begin():
             row = s.scalar(
                 select(Unit).where(
                     Unit.workload == container.workload,
@@ -172,7 +174,7 @@ class Store:
             return _unit_state(row)
 
     def set_unit(self, unit_id: int, **values: Any) -> None:
-        with self.session() as s, s.begin():
+        with self.writing() as s, s.begin():
             s.execute(update(Unit).where(Unit.id == unit_id).values(**values))
 
     def units(self, workload: str | None = None) -> list[Unit]:
@@ -240,7 +242,7 @@ class Store:
         """Record the items about to be written (one transaction); return their row ids."""
         ids: dict[str, int] = {}
         items = list(items)
-        with self.session() as s, s.begin():
+        with self.writing() as s, s.begin():
             _preload(s, [row_id for _, row_id in items])
             for item, row_id in items:
                 row = s.get(ItemRow, row_id) if row_id is not None else None
@@ -271,7 +273,7 @@ class Store:
         delta_link: str | None,
     ) -> None:
         """Apply a page's outcomes and advance the unit's cursor in one transaction."""
-        with self.session() as s, s.begin():
+        with self.writing() as s, s.begin():
             _preload(s, [o.row_id for o in outcomes])
             for outcome in outcomes:
                 self._apply(s, unit_id, container, outcome)
@@ -319,13 +321,13 @@ class Store:
         self, unit_id: int, container: Container, outcomes: Sequence[Outcome]
     ) -> None:
         """Apply outcomes without touching the unit's cursor (retry-failed)."""
-        with self.session() as s, s.begin():
+        with self.writing() as s, s.begin():
             for outcome in outcomes:
                 self._apply(s, unit_id, container, outcome)
 
     def rebase_refs(self, unit_id: int, old_prefix: str, new_prefix: str) -> int:
         """A renamed or moved folder moved its subtree: rewrite the stored refs under it."""
-        with self.session() as s, s.begin():
+        with self.writing() as s, s.begin():
             rows = s.scalars(
                 select(ItemRow).where(
                     ItemRow.unit_id == unit_id, ItemRow.target_ref.startswith(old_prefix)
@@ -337,16 +339,19 @@ class Store:
             return len(rows)
 
     def set_links(self, workload: str, links: dict[str, str]) -> None:
-        """Record where source items went (drive item id -> migrated URL...)."""
-        with self.session() as s, s.begin():
-            for source_id, target in links.items():
-                row = s.scalar(
-                    select(Link).where(Link.workload == workload, Link.source_id == source_id)
+        """Record where source items went (drive item id -> migrated URL...); an upsert, so
+        two processes recording the same link never collide."""
+        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        rows = [{"workload": workload, "source_id": k, "target": v} for k, v in links.items()]
+        with self.writing() as s, s.begin():
+            for start in range(0, len(rows), 500):
+                statement = insert(Link).values(rows[start : start + 500])
+                s.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=[Link.workload, Link.source_id],
+                        set_={"target": statement.excluded.target},
+                    )
                 )
-                if row is None:
-                    s.add(Link(workload=workload, source_id=source_id, target=target))
-                else:
-                    row.target = target
 
     def all_links(self, workload: str) -> dict[str, str]:
         with self.session() as s:
@@ -374,20 +379,32 @@ class Store:
     def set_status(self, row_ids: Sequence[int], status: str, error: str | None = None) -> None:
         if not row_ids:
             return
-        with self.session() as s, s.begin():
+        with self.writing() as s, s.begin():
             s.execute(
                 update(ItemRow)
                 .where(ItemRow.id.in_(list(row_ids)))
                 .values(status=status, last_error=error, updated_at=utcnow())
             )
 
-    def failed(self, workload: str | None = None) -> list[tuple[Unit, ItemState]]:
+    def failed(
+        self, workload: str | None = None, owner: str | None = None
+    ) -> list[tuple[Unit, ItemState]]:
         with self.session() as s:
             query = select(Unit, ItemRow).join(Unit, Unit.id == ItemRow.unit_id)
             query = query.where(ItemRow.status == FAILED)
             if workload:
                 query = query.where(ItemRow.workload == workload)
-            return [(u, _state(r)) for u, r in s.execute(query).all()]
+            if owner is not None:
+                query = query.where(ItemRow.owner == owner)
+            return [(u, _state(r)) for u, r in s.execute(query.order_by(ItemRow.id)).all()]
+
+    def failed_owners(self, workload: str) -> list[str]:
+        """The owners of `workload` with items marked failed."""
+        with self.session() as s:
+            query = select(ItemRow.owner).where(
+                ItemRow.workload == workload, ItemRow.status == FAILED
+            )
+            return sorted(set(s.scalars(query.distinct())))
 
     def counts(self, workload: str | None = None) -> StatusCounts:
         with self.session() as s:
@@ -435,29 +452,14 @@ def _preload(s: Session, row_ids: Sequence[int | None]) -> None:
 
 def open_store(url: str) -> Store:
     """Open (creating or upgrading) the state database at an SQLAlchemy URL."""
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(url)
     try:
-        engine = create_engine(url, future=True)
-    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several kinds for a bad URL
-        raise ConfigError("state.url", f"cannot use {url!r}: {exc}") from None
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
-    _migrate(engine)
+        upgrade(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        where = engine.url.render_as_string(hide_password=True)
+        raise FatalError(f"cannot use the state database {where}: {exc.orig}") from None
+    except BaseException:
+        engine.dispose()
+        raise
     return Store(engine)
-
-
-def _migrate(engine: Engine) -> None:
-    Base.metadata.create_all(engine)
-    with Session(engine) as s, s.begin():
-        current = s.scalar(select(func.max(SchemaMigration.version)))
-        if current is None:
-            s.add(SchemaMigration(version=SCHEMA_VERSION))
-        elif current > SCHEMA_VERSION:
-            raise ConfigError(
-                "state.url",
-                f"the state database has schema {current}, newer than this version "
-                f"of hirondelle understands ({SCHEMA_VERSION}): upgrade hirondelle",
-            )

@@ -7,6 +7,12 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from hirondelle.tests.cluster_servers import (
+    PostgresServer,
+    RedisServer,
+    postgres_server,
+    redis_server,
+)
 from hirondelle.tests.servers import (
     ApacheDavServer,
     DovecotServer,
@@ -89,3 +95,26 @@ def synapse() -> Iterator[SynapseServer]:
         pytest.fail(str(error))
     with synapse_server() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One private PostgreSQL for the whole run; `new_database()` gives a fresh database."""
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    """One Redis (the cluster tests' broker) for the whole run; each state has its queue."""
+    with redis_server() as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
+    """A fresh, empty state database: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.sqlite"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()

@@ -1,23 +1,17 @@
-"""The state store's page transaction, move lookup and schema version guard."""
+"""The state store's page transaction, move lookup and links, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-from sqlalchemy import update
-
-from hirondelle.migrator.errors import ConfigError
 from hirondelle.migrator.model import Container, Item, TargetRef
-from hirondelle.state.schema import DONE, STARTED, VANISHED, SchemaMigration
+from hirondelle.state.schema import DONE, STARTED, VANISHED
 from hirondelle.state.store import Outcome, open_store
 
 INBOX = Container("mail", "alice@contoso.test", "F-IN", ("Inbox",), "inbox", total_items=2)
 ARCHIVE = Container("mail", "alice@contoso.test", "F-AR", ("Archive",), "archive")
 
 
-def test_page_outcomes_and_cursor_commit_together(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path}/s.sqlite")
+def test_page_outcomes_and_cursor_commit_together(state_url: str) -> None:
+    store = open_store(state_url)
     unit = store.unit_for(INBOX)
     a, b = Item("a", "v1", {"isRead": True}), Item("b", "v1")
     ids = store.mark_started(unit.id, INBOX, [(a, None), (b, None)])
@@ -45,10 +39,27 @@ def test_page_outcomes_and_cursor_commit_together(tmp_path: Path) -> None:
     assert store.counts("mail").items == {VANISHED: 1, "failed": 1}
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/s.sqlite"
-    store = open_store(url)
-    with store.session() as s, s.begin():
-        s.execute(update(SchemaMigration).values(version=99))
-    with pytest.raises(ConfigError, match="newer"):
-        open_store(url)
+def test_long_ids_paths_and_urls_fit(state_url: str) -> None:
+    """SharePoint web URLs and WebDAV paths run to hundreds of characters: PostgreSQL
+    enforces declared lengths where SQLite does not."""
+    store = open_store(state_url)
+    long_id = "b!" + "x" * 700
+    drive = Container("files", "site:" + "s" * 400, long_id, ("Documents",) * 50)
+    unit = store.unit_for(drive)
+    item = Item("i" * 600, "v" * 600, {"webUrl": "https://contoso.sharepoint.com/" + "y" * 900})
+    ids = store.mark_started(unit.id, drive, [(item, None)])
+    ref = TargetRef("Microsoft 365/" + "f/" * 300, "n" * 900)
+    store.settle_page(
+        unit.id,
+        drive,
+        [Outcome(item, DONE, ref=ref, fingerprint="q" * 2000, row_id=ids[item.source_id])],
+        [],
+        None,
+        "d" * 3000,
+    )
+    assert store.items_by_source(unit.id, [item.source_id])[item.source_id].ref == ref
+    url = "https://contoso.sharepoint.com/sites/" + "z" * 900
+    store.set_links("files", {url: "https://cloud.example/" + "w" * 900})
+    store.set_links("files", {url: "https://cloud.example/again"})  # an upsert
+    assert store.all_links("files") == {url: "https://cloud.example/again"}
+    store.engine.dispose()

@@ -1,0 +1,96 @@
+"""Opening the state database: the engine, SQLite's settings for several processes, the
+database's own clock, and the schema brought up to date by Alembic.
+
+Several processes (the workers of `run --workers N`) and several machines (a cluster
+over PostgreSQL) share one state. On SQLite that holds when every transaction that
+writes takes the write lock when it begins (`BEGIN IMMEDIATE`): a transaction that
+read first and wrote later could otherwise fail at once with "database is locked"
+instead of waiting. Reads stay deferred, so they never wait for a writer (WAL mode).
+
+Times that decide who holds what (leases, the state lock, heartbeats) are read from
+the database's clock, as seconds since the epoch, so machines whose clocks drift
+apart still agree on when a lease expires.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, literal_column, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..migrator.errors import ConfigError
+
+WRITE_OPTION = "hirondelle_write"  # execution option: this connection's transactions write
+
+
+def open_engine(url: str) -> Engine:
+    """An SQLAlchemy engine for the state at `url`, with the settings several processes need.
+
+    A password in the URL is refused: it would sit in the configuration file.
+    PostgreSQL reads it from `PGPASSWORD` or `~/.pgpass` instead (libpq's own rules).
+    """
+    if url.startswith("sqlite:///"):
+        path = Path(url.removeprefix("sqlite:///"))
+        if str(path) != ":memory:":
+            path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        engine = create_engine(url, future=True, pool_pre_ping=not url.startswith("sqlite"))
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            "state.url",
+            f"{url.split(':', 1)[0]} needs the {exc.name} module: "
+            "pip install 'hirondelle[postgresql]'",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several kinds for a bad URL
+        raise ConfigError("state.url", f"cannot use {url!r}: {exc}") from None
+    if engine.url.password:
+        raise ConfigError(
+            "state.url",
+            "holds a password: secrets are not accepted in the file; "
+            "PostgreSQL reads it from PGPASSWORD or ~/.pgpass",
+        )
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+    return engine
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine, for transactions that write (`BEGIN IMMEDIATE` on SQLite)."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
+def _sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+    # SQLAlchemy's recipe: the driver emits no BEGIN of its own, `_sqlite_begin` does.
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    writes = connection.get_execution_options().get(WRITE_OPTION, False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+def clock(dialect: str) -> ColumnElement[Any]:
+    """The database's current time in seconds since the epoch, as an SQL expression."""
+    if dialect == "postgresql":
+        return func.extract("epoch", func.clock_timestamp())
+    if dialect == "sqlite":
+        return literal_column("((julianday('now') - 2440587.5) * 86400.0)")
+    return func.extract("epoch", func.current_timestamp())
+
+
+def database_now(engine: Engine) -> float:
+    """The database's clock, read once."""
+    with engine.connect() as connection:
+        return float(connection.scalar(select(clock(engine.dialect.name))) or 0.0)

@@ -1,0 +1,77 @@
+"""The state's schema brought to this version at start, by Alembic (`state/migrations/`).
+
+A fresh database gets every migration; one written before Alembic (only the
+`schema_migrations` table, version 1) is stamped with the first revision, then
+upgraded; one written by a newer version of hirondelle is refused with a clear
+message, whichever way it is versioned.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, func, inspect, select
+
+from ..migrator.errors import ConfigError
+from .database import writer
+from .schema import SCHEMA_VERSION, SchemaMigration
+
+SCRIPTS = Path(__file__).parent / "migrations"
+FIRST = "0001"  # the schema versions before Alembic created (schema_migrations version 1)
+
+
+def alembic_config() -> AlembicConfig:
+    config = AlembicConfig()
+    config.set_main_option("script_location", str(SCRIPTS))
+    return config
+
+
+def head() -> str:
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the state at `engine` to this version's schema, or refuse a newer one."""
+    config = alembic_config()
+    scripts = ScriptDirectory.from_config(config)
+    current = _current(engine)
+    if current == scripts.get_current_head():
+        return
+    if current is not None and current not in {s.revision for s in scripts.walk_revisions()}:
+        raise _newer(f"revision {current}")
+    with writer(engine).connect() as connection:
+        config.attributes["connection"] = connection
+        if current is None and _legacy_version(engine) is not None:
+            command.stamp(config, FIRST)
+        command.upgrade(config, "head")
+        connection.commit()
+
+
+def _current(engine: Engine) -> str | None:
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _legacy_version(engine: Engine) -> int | None:
+    """The `schema_migrations` version of a state written before Alembic, if any."""
+    if not inspect(engine).has_table(SchemaMigration.__tablename__):
+        return None
+    with engine.connect() as connection:
+        version = connection.scalar(select(func.max(SchemaMigration.version)))
+    if version is not None and version > SCHEMA_VERSION:
+        raise _newer(f"schema {version}")
+    return None if version is None else int(version)
+
+
+def _newer(what: str) -> ConfigError:
+    return ConfigError(
+        "state.url",
+        f"the state database has {what}, newer than this version of hirondelle "
+        f"understands ({head()}): upgrade hirondelle",
+    )

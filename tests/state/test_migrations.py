@@ -1,0 +1,105 @@
+"""The state's schema under Alembic: fresh, legacy and newer databases, on SQLite and
+PostgreSQL; processes that start together upgrade it once."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+
+import pytest
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect, text
+
+from hirondelle.migrator.errors import ConfigError
+from hirondelle.migrator.model import Container, Item
+from hirondelle.state.database import open_engine, writer
+from hirondelle.state.migrate import alembic_config, head
+from hirondelle.state.schema import Base
+from hirondelle.state.store import open_store
+
+INBOX = Container("mail", "alice@contoso.test", "F-IN", ("Inbox",), "inbox")
+
+
+def test_a_fresh_state_matches_the_models(state_url: str) -> None:
+    store = open_store(state_url)
+    with store.engine.connect() as connection:
+        context = MigrationContext.configure(connection)
+        assert context.get_current_revision() == head()
+        differences = compare_metadata(context, Base.metadata)
+    if store.engine.dialect.name == "sqlite":  # SQLite keeps neither lengths nor time zones
+        differences = [d for d in differences if not _type_change(d)]
+    assert differences == []
+    assert store.identity() and store.identity() == open_store(state_url).identity()
+    store.engine.dispose()
+
+
+def _type_change(difference: object) -> bool:
+    changes = difference if isinstance(difference, list) else [difference]
+    return all(isinstance(c, tuple) and c[0] == "modify_type" for c in changes)
+
+
+def _legacy(url: str) -> None:
+    """A state as versions before Alembic left it: the first schema, no alembic_version."""
+    engine = open_engine(url)
+    config = alembic_config()
+    with writer(engine).connect() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.commit()
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE alembic_version"))
+        connection.execute(
+            text(
+                "INSERT INTO units (workload, owner, container_id, path, status, source_count,"
+                " source_bytes, updated_at) VALUES ('mail', 'alice@contoso.test', 'F-IN',"
+                " 'Inbox', 'done', 3, 0, CURRENT_TIMESTAMP)"
+            )
+        )
+    engine.dispose()
+
+
+def test_a_state_from_before_alembic_is_upgraded_in_place(state_url: str) -> None:
+    _legacy(state_url)
+    store = open_store(state_url)
+    assert store.unit_for(INBOX).status == "done"  # the old row, kept
+    assert {"jobs", "leases", "state_lock", "workers"} <= set(
+        inspect(store.engine).get_table_names()
+    )
+    ids = store.mark_started(store.unit_for(INBOX).id, INBOX, [(Item("m1", "v"), None)])
+    assert set(ids) == {"m1"}
+    store.engine.dispose()
+
+
+def test_a_newer_state_is_refused(state_url: str) -> None:
+    store = open_store(state_url)
+    with store.engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    store.engine.dispose()
+    with pytest.raises(ConfigError, match="newer than this version"):
+        open_store(state_url)
+
+
+def test_a_newer_state_from_before_alembic_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/state.sqlite"
+    _legacy(url)
+    engine = open_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO schema_migrations VALUES (99, CURRENT_TIMESTAMP)"))
+    engine.dispose()
+    with pytest.raises(ConfigError, match="newer than this version"):
+        open_store(url)
+
+
+def _open(url: str) -> str:
+    store = open_store(url)
+    identity = store.identity()
+    store.engine.dispose()
+    return identity
+
+
+def test_processes_that_start_together_upgrade_once(state_url: str) -> None:
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        identities = pool.map(_open, [state_url] * 4)
+    assert len(set(identities)) == 1  # one schema, made once
