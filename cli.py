@@ -82,7 +82,7 @@ def main(ctx: click.Context, config: str, verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:  # azure-identity logs the identity platform's answer: our error says it
         logging.getLogger("azure").setLevel(logging.CRITICAL)
-    ctx.obj = {"config": config}
+    ctx.obj = {"config": config, "verbose": verbose}
 
 
 @main.command()
@@ -173,13 +173,35 @@ def _duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def _migrate(ctx: click.Context, mode: str, as_json: bool) -> None:
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Worker processes on this machine (default: run.workers, else the core count).",
+)
+detach_option = click.option(
+    "--detach",
+    is_flag=True,
+    help="With a [cluster]: queue the owners and return at once (follow with `status`).",
+)
+
+
+def _migrate(
+    ctx: click.Context, mode: str, as_json: bool, workers: int | None, detach: bool
+) -> None:
     config = _config(ctx)
     with ProgressReporter() as reporter:
-        if mode == "retry-failed":
-            result = asyncio.run(operations.retry_failed(config, reporter))
+        result = asyncio.run(
+            operations.migrate(config, mode, reporter, workers=workers, detach=detach)
+        )
+    if result.detached:
+        if as_json:
+            click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
         else:
-            result = asyncio.run(operations.migrate(config, mode, reporter))
+            out.print(
+                f"run {result.run_id}: {result.jobs} owners queued on the cluster; "
+                "follow it with `hirondelle status`"
+            )
+        return
     _print_result(result.as_dict(), as_json)
     if not result.ok:
         sys.exit(EXIT_PARTIAL)
@@ -203,29 +225,74 @@ def _print_result(data: dict[str, Any], as_json: bool) -> None:
 
 @main.command()
 @json_option
+@workers_option
+@detach_option
 @click.pass_context
 @reported
-def run(ctx: click.Context, as_json: bool) -> None:
+def run(ctx: click.Context, as_json: bool, workers: int | None, detach: bool) -> None:
     """Copy everything not yet copied; resumes where an interrupted run stopped."""
-    _migrate(ctx, "run", as_json)
+    _migrate(ctx, "run", as_json, workers, detach)
 
 
 @main.command()
 @json_option
+@workers_option
+@detach_option
 @click.pass_context
 @reported
-def sync(ctx: click.Context, as_json: bool) -> None:
+def sync(ctx: click.Context, as_json: bool, workers: int | None, detach: bool) -> None:
     """Carry new items, changes, moves and deletions since the last pass."""
-    _migrate(ctx, "sync", as_json)
+    _migrate(ctx, "sync", as_json, workers, detach)
 
 
 @main.command("retry-failed")
 @json_option
+@workers_option
+@detach_option
 @click.pass_context
 @reported
-def retry_failed(ctx: click.Context, as_json: bool) -> None:
+def retry_failed(ctx: click.Context, as_json: bool, workers: int | None, detach: bool) -> None:
     """Try again every item marked failed (an earlier copy is looked for first)."""
-    _migrate(ctx, "retry-failed", as_json)
+    _migrate(ctx, "retry-failed", as_json, workers, detach)
+
+
+@main.command()
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="Worker processes (Celery nodes) on this machine (default: the core count).",
+)
+@click.option(
+    "--name",
+    help="Node name NAME@HOST (default hirondelle@<host name>); with several processes, "
+    "NAME-1, NAME-2... Owners held by a node of this machine are taken over as soon as "
+    "its process is gone; a node named for another HOST waits for its leases to expire.",
+)
+@click.option(
+    "--owners",
+    type=click.IntRange(min=1),
+    help="Owners each process moves at once (default: run.owner_concurrency).",
+)
+@click.pass_context
+@reported
+def worker(ctx: click.Context, processes: int | None, name: str | None, owners: int | None) -> None:
+    """Serve the cluster's owner jobs from its broker until stopped (SIGTERM or Ctrl-C give
+    the running owners back to the queue). Needs [cluster] and pip install
+    'hirondelle[cluster]'."""
+    from .migrator.coordinator import default_workers
+    from .migrator.worker_nodes import serve
+
+    config = _config(ctx)
+    if config.cluster is None:
+        raise ConfigError("cluster", "hirondelle worker needs a [cluster] table with broker_url")
+    serve(
+        config,
+        Path(ctx.obj["config"]),
+        processes or default_workers(),
+        name,
+        owners or config.owner_concurrency,
+        ctx.obj["verbose"],
+    )
 
 
 @main.command()
@@ -260,22 +327,20 @@ def _print_verify(report: Any) -> None:
 
 @main.command()
 @json_option
+@click.option("--owners", "all_owners", is_flag=True, help="List every owner of the latest run.")
 @click.pass_context
 @reported
-def status(ctx: click.Context, as_json: bool) -> None:
-    """What the state says: folders and items by status, and the last runs."""
+def status(ctx: click.Context, as_json: bool, all_owners: bool) -> None:
+    """What the state says: items per workload, the latest run's owners (running ones,
+    failed ones) and workers, and the last runs."""
+    from .migrator.status import status_lines
+
     data = operations.status(_config(ctx))
     if as_json:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
-    for name, counts in data["workloads"].items():
-        items = ", ".join(f"{v} {k}" for k, v in sorted(counts["items"].items())) or "none"
-        units = ", ".join(f"{v} {k}" for k, v in sorted(counts["units"].items())) or "none"
-        out.print(
-            f"{name}: folders {units}; items {items}; {counts['bytes_done'] / 1e6:.1f} MB copied"
-        )
-    for r in data["runs"]:
-        out.print(f"run {r['id']} {r['command']} {r['status']} {r['started_at']}")
+    for line in status_lines(data, all_owners):
+        out.print(line, markup=False, highlight=False)
 
 
 @main.command()

@@ -1,33 +1,36 @@
 """The audit log: one JSON line per action on an item, for the integrator's client.
 
 It records what was done to which item, when, and with what result. Never
-content, never a secret: only ids, folders, sizes and reasons.
+content, never a secret: only ids, folders, sizes and reasons. Several processes
+of one machine append to one run's file: each line is one `write` to a file opened
+for appending, which the kernel never interleaves with another's.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 
 class AuditLog:
-    """Appends JSON lines to `<directory>/run-<id>.jsonl`; flushed after every line."""
+    """Appends JSON lines to `<directory>/run-<id><suffix>.jsonl`, each line as it happens."""
 
-    def __init__(self, directory: Path | None, run_id: int) -> None:
+    def __init__(self, directory: Path | None, run_id: int, suffix: str = "") -> None:
         self.path: Path | None = None
-        self._file: IO[str] | None = None
+        self._fd: int | None = None
         self._lock = threading.Lock()
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
-            self.path = directory / f"run-{run_id:06d}.jsonl"
-            self._file = self.path.open("a", encoding="utf-8")
+            self.path = directory / f"run-{run_id:06d}{suffix}.jsonl"
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
         self.run_id = run_id
 
     def record(self, action: str, result: str, **fields: Any) -> None:
-        if self._file is None:
+        if self._fd is None:
             return
         line = {
             "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
@@ -36,11 +39,13 @@ class AuditLog:
             "result": result,
             **{k: v for k, v in fields.items() if v is not None},
         }
+        data = (json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8")
         with self._lock:
-            self._file.write(json.dumps(line, ensure_ascii=False) + "\n")
-            self._file.flush()
+            if self._fd is not None:
+                os.write(self._fd, data)
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        with self._lock:
+            if self._fd is not None:
+                os.close(self._fd)
+                self._fd = None

@@ -8,10 +8,12 @@ values in this file: only the names of environment variables or files.
 from __future__ import annotations
 
 import csv
+import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from ..connectors.graph.auth import GraphSettings
 from .errors import ConfigError
@@ -34,6 +36,48 @@ class BudgetConfig:
     requests_per_window: int = 10_000
     window_seconds: float = 600.0
     files_units_per_minute: int = 1200  # SharePoint resource units, tenant-wide
+    files_window_seconds: float = 60.0  # the window they apply to (SharePoint's: a minute)
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """`[cluster]`: Celery workers on several machines, fed through a broker."""
+
+    broker_url: str  # redis://host:6379/0 or amqp://user@host// (no password here)
+    queue: str | None = None  # default: one named for the state, "hirondelle-<state id>"
+    broker_password_env: str | None = None
+    broker_password_file: Path | None = None
+
+    def broker(self) -> str:
+        """The broker URL with its password, read now from where the file names it."""
+        password = read_secret(
+            "cluster", self.broker_password_env, self.broker_password_file, "broker_password"
+        )
+        if password is None:
+            return self.broker_url
+        parts = urlsplit(self.broker_url)
+        user = quote(unquote(parts.username or ""), safe="")
+        netloc = f"{user}:{quote(password, safe='')}@{parts.hostname or ''}"
+        if parts.port:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+def read_secret(table: str, env: str | None, file: Path | None, name: str) -> str | None:
+    """A secret from the environment variable or the file the configuration names."""
+    if env:
+        value = os.environ.get(env)
+        if not value:
+            raise ConfigError(f"{table}.{name}_env", f"the environment variable {env} is not set")
+        return value
+    if file is not None:
+        try:
+            return file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"{table}.{name}_file", f"cannot read {file}: {exc.strerror}"
+            ) from None
+    return None
 
 
 @dataclass(frozen=True)
@@ -50,7 +94,6 @@ class Config:
     budget: BudgetConfig
     state_url: str
     audit_dir: Path | None
-    lock_file: Path
     targets: dict[str, TargetConfig]
     users: dict[str, str] = field(default_factory=dict)  # source UPN (lower) -> target login
     owner_concurrency: int = 8
@@ -59,6 +102,9 @@ class Config:
     deletions: str = "mirror"
     calendar_window_start: str | None = None  # ISO dates; default 5 years either side of now
     calendar_window_end: str | None = None
+    workers: int | None = None  # worker processes on this machine; None: its core count
+    lease_seconds: float = 60.0
+    cluster: ClusterConfig | None = None
 
 
 class _Table:
@@ -125,7 +171,12 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         if relative != ":memory:":
             state_url = f"sqlite:///{base / relative}"
     audit_dir = state.path("audit_dir", base) or base / "audit"
-    lock_file = state.path("lock_file", base) or base / "state" / "hirondelle.lock"
+    if "lock_file" in state.values:
+        raise ConfigError(
+            "state.lock_file",
+            "is no longer used: the lock that keeps two runs apart lives in the state "
+            "database itself; remove the setting",
+        )
     state.finish()
     users_table = _Table("users", top.get("users", dict, {}))
     users_file = users_table.path("file", base)
@@ -139,7 +190,14 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
     target_sessions = run.positive("target_sessions", 1)
     window_start = run.get("calendar_window_start", str)
     window_end = run.get("calendar_window_end", str)
+    workers = run.get("workers", int)
+    if workers is not None and workers < 1:
+        raise ConfigError("run.workers", f"must be at least 1, not {workers}")
+    lease_seconds = run.get("lease_seconds", float, 60.0)
+    if lease_seconds < 2:
+        raise ConfigError("run.lease_seconds", f"must be at least 2 seconds, not {lease_seconds}")
     run.finish()
+    cluster = _cluster(top.get("cluster", dict), base, state_url)
     targets = _targets(_Table("targets", top.get("targets", dict, required=True)), base)
     top.finish()
     return Config(
@@ -148,7 +206,6 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         budget=budget,
         state_url=state_url,
         audit_dir=audit_dir,
-        lock_file=lock_file,
         targets=targets,
         users=read_users(users_file) if users_file else {},
         owner_concurrency=owner_concurrency,
@@ -157,7 +214,40 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         deletions=deletions,
         calendar_window_start=window_start,
         calendar_window_end=window_end,
+        workers=workers,
+        lease_seconds=lease_seconds,
+        cluster=cluster,
     )
+
+
+def _cluster(values: Any, base: Path, state_url: str) -> ClusterConfig | None:
+    if values is None:
+        return None
+    t = _Table("cluster", values)
+    broker_url = t.get("broker_url", str, required=True)
+    if not broker_url.startswith(("redis://", "rediss://", "amqp://", "amqps://", "pyamqp://")):
+        raise ConfigError(
+            "cluster.broker_url", "must be a redis:// or amqp:// URL (Redis or RabbitMQ)"
+        )
+    if urlsplit(broker_url).password:
+        raise ConfigError(
+            "cluster.broker_url",
+            "holds a password: name it with broker_password_env or broker_password_file",
+        )
+    cluster = ClusterConfig(
+        broker_url=broker_url,
+        queue=t.get("queue", str),
+        broker_password_env=t.get("broker_password_env", str),
+        broker_password_file=t.path("broker_password_file", base),
+    )
+    t.finish()
+    if state_url.startswith("sqlite"):
+        raise ConfigError(
+            "state.url",
+            "a cluster needs a state every machine reaches: PostgreSQL "
+            "(postgresql+psycopg://user@host/db), not SQLite",
+        )
+    return cluster
 
 
 def _source(t: _Table, base: Path) -> tuple[GraphSettings, BudgetConfig]:
@@ -190,9 +280,12 @@ def _source(t: _Table, base: Path) -> tuple[GraphSettings, BudgetConfig]:
         requests_per_window=t.positive("requests_per_window", 10_000),
         window_seconds=t.get("window_seconds", float, 600.0),
         files_units_per_minute=t.positive("files_units_per_minute", 1200),
+        files_window_seconds=t.get("files_window_seconds", float, 60.0),
     )
     if budget.window_seconds <= 0:
         raise ConfigError("source.window_seconds", "must be positive")
+    if budget.files_window_seconds <= 0:
+        raise ConfigError("source.files_window_seconds", "must be positive")
     t.finish()
     return settings, budget
 

@@ -1,12 +1,11 @@
 """The engine: moves every workload's items from its source to its target, resumably.
 
-It knows nothing about mail or files. For each owner it walks the containers;
-for each container it reads pages of changes from the stored cursor, marks the
-items to write `started`, writes them, and commits their outcomes together with
-the next cursor. A `started` item is looked up on the target before any write,
-so a killed run resumes without loss and without duplicates. Removals are
-settled at the end of an owner's pass, once every container has been read, so
-a move between containers is never mistaken for a deletion.
+It knows nothing about mail or files. An `Engine` holds what one process shares
+between the owners it moves at once (the state, the target thread pool, the memory
+gate, the audit log); each owner of each workload is one `OwnerPass`, which keeps
+its own tally. A worker (`migrator.worker`) runs the owners the state hands it;
+`run` and `retry_failed` here move every owner in this process, for tests and tools
+that need no scheduling.
 """
 
 from __future__ import annotations
@@ -14,20 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from typing import Literal
 
-from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED
-from ..state.store import ItemState, Outcome, Store, UnitState
+from ..state.store import Store
 from .audit import AuditLog
-from .errors import CursorExpired, FatalError, Retriable, SkipItem
-from .ledger import Ledger, Tally, ref_text
+from .errors import FatalError
+from .ledger import Ledger, Tally
 from .memory import MemoryGate
-from .model import Container, Item, Owner, Page, Payload, TargetRef
-from .protocols import TargetSession
-from .session import OwnerSession, retrying
+from .model import Owner
+from .owner_pass import Fence, OwnerPass
+from .session import OwnerSession
 from .workload import Reporter, RunOptions, SilentReporter, Workload, select_owners
-from .writer import Claims, Pending, Writer, checksum
 
 log = logging.getLogger(__name__)
 Mode = Literal["run", "sync"]
@@ -36,7 +32,7 @@ __all__ = ["Engine", "Mode", "OwnerSession", "Tally"]
 
 
 class Engine:
-    """Runs `run`, `sync` and `retry-failed` over the registered workloads."""
+    """What one process shares between the owners it moves at once."""
 
     def __init__(
         self,
@@ -49,349 +45,85 @@ class Engine:
         self.store = store
         self.workloads = workloads
         self.options = options
+        self.audit = audit
         self.reporter = reporter or SilentReporter()
-        self.ledger = Ledger([w.name for w in workloads], audit, self.reporter)
         self.memory = MemoryGate(options.memory_bytes)
         self.pool = ThreadPoolExecutor(
             max_workers=max(4, options.owner_concurrency * max(2, options.target_sessions)),
             thread_name_prefix="target",
         )
 
-    def _sessions(self, workload: Workload) -> int:
+    def sessions(self, workload: Workload) -> int:
+        """Target connections one owner of `workload` uses at once."""
         return 1 if workload.ordered else self.options.target_sessions
 
-    @property
-    def tallies(self) -> dict[str, Tally]:
-        return self.ledger.tallies
+    def close(self) -> None:
+        self.pool.shutdown(wait=False)
 
-    # -- entry points -------------------------------------------------------
+    # -- one owner ------------------------------------------------------------
+
+    async def owner(
+        self,
+        workload: Workload,
+        owner: Owner,
+        mode: Mode,
+        reporter: Reporter | None = None,
+        fence: Fence | None = None,
+    ) -> Tally:
+        """Copy (`run`) or carry the changes of (`sync`) one owner; its tally."""
+        ledger = Ledger([workload.name], self.audit, reporter or self.reporter)
+        await OwnerPass(self, workload, owner, ledger, fence).run(mode)
+        return ledger.tallies[workload.name]
+
+    async def retry_owner(
+        self,
+        workload: Workload,
+        owner: Owner,
+        reporter: Reporter | None = None,
+        fence: Fence | None = None,
+    ) -> Tally:
+        """Write again the owner's failed items, looking for an earlier copy first."""
+        ledger = Ledger([workload.name], self.audit, reporter or self.reporter)
+        await OwnerPass(self, workload, owner, ledger, fence).retry_failed()
+        return ledger.tallies[workload.name]
+
+    # -- every owner, in this process -------------------------------------------
 
     async def run(self, mode: Mode) -> dict[str, Tally]:
         """Copy (`run`) or carry changes (`sync`) for every workload and owner."""
+        tallies = {w.name: Tally() for w in self.workloads}
+        gate = asyncio.Semaphore(self.options.owner_concurrency)
+
+        async def one(workload: Workload, owner: Owner) -> None:
+            async with gate:
+                tallies[workload.name].add(await self.owner(workload, owner, mode))
+
         try:
-            for workload in self.workloads:
-                owners = select_owners(await workload.source.owners(), self.options)
-                gate = asyncio.Semaphore(self.options.owner_concurrency)
-                async with asyncio.TaskGroup() as group:
-                    for owner in owners:
-                        group.create_task(self._owner(workload, owner, mode, gate))
+            async with asyncio.TaskGroup() as group:
+                for workload in self.workloads:
+                    for owner in select_owners(await workload.source.owners(), self.options):
+                        group.create_task(one(workload, owner))
         except BaseExceptionGroup as group:
-            raise _unwrap(group) from None
+            raise unwrap(group) from None
         finally:
-            self.pool.shutdown(wait=False)
-        return self.tallies
-
-    async def _owner(
-        self, workload: Workload, owner: Owner, mode: Mode, gate: asyncio.Semaphore
-    ) -> None:
-        async with gate:
-            try:
-                containers = await workload.source.containers(owner)
-            except (SkipItem, Retriable) as exc:
-                mailbox = Container(workload.name, owner.upn, "", ("(all)",))
-                self.ledger.unit_failed(mailbox, f"{type(exc).__name__}: {exc}")
-                return
-            if mode == "run":  # a sync's work is only known page by page
-                self.reporter.add_total(workload.name, sum(c.total_items for c in containers))
-            session = OwnerSession(workload, owner, self.pool, self._sessions(workload))
-            try:
-                for container in containers:
-                    await self._unit(workload, container, session, mode)
-                await self._settle_vanished(workload, owner, session)
-            finally:
-                await session.close()
-
-    # -- one container --------------------------------------------------------
-
-    async def _unit(
-        self, workload: Workload, container: Container, session: OwnerSession, mode: Mode
-    ) -> None:
-        unit = self.store.unit_for(container)
-        if mode == "run" and unit.status == DONE:
-            self.reporter.advance(workload.name, container.total_items, 0)
-            return
-        # A run's total is the containers' counts; a sync's (or an uncounted container's)
-        # work is only known page by page.
-        count_pages = mode == "sync" or not container.total_items
-        try:
-            folder = await session.call(lambda s: s.ensure_container(container))
-            self.store.set_unit(unit.id, target_folder=folder, last_error=None)
-            cursor = unit.next_link or unit.delta_link
-            try:
-                await self._pages(workload, container, unit, folder, session, cursor, count_pages)
-            except CursorExpired:
-                log.info("cursor of %s expired: enumerating it again", container.display_path)
-                self.ledger.audit.record(
-                    "resync",
-                    "cursor-expired",
-                    owner=container.owner,
-                    container=container.display_path,
-                )
-                self.store.set_unit(unit.id, next_link=None, delta_link=None)
-                await self._pages(workload, container, unit, folder, session, None, count_pages)
-        except (Retriable, SkipItem) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
-            self.store.set_unit(unit.id, status=FAILED, last_error=reason)
-            self.ledger.unit_failed(container, reason)
-
-    async def _pages(
-        self,
-        workload: Workload,
-        container: Container,
-        unit: UnitState,
-        folder: str,
-        session: OwnerSession,
-        cursor: str | None,
-        count_pages: bool,
-    ) -> None:
-        async for page in workload.source.changes(container, cursor):
-            if count_pages:
-                self.reporter.add_total(workload.name, len(page.items))
-            await self._page(workload, container, unit, folder, session, page)
-
-    async def _page(
-        self,
-        workload: Workload,
-        container: Container,
-        unit: UnitState,
-        folder: str,
-        session: OwnerSession,
-        page: Page,
-    ) -> None:
-        # An item listed twice in one page (OneDrive repeats parent folders) counts once, in
-        # its latest state, at the place of its first mention (parents before children).
-        latest = {item.source_id: item for item in page.items}
-        items = [latest.pop(item.source_id) for item in page.items if item.source_id in latest]
-        ids = [item.source_id for item in items]
-        known = self.store.items_by_source(unit.id, ids)
-        moved_from = self.store.items_elsewhere(
-            workload.name, container.owner, unit.id, [i for i in ids if i not in known]
-        )
-        writes: list[tuple[Item, ItemState | None]] = []
-        updates: list[tuple[Item, ItemState]] = []
-        moves: list[tuple[Item, ItemState]] = []
-        unchanged = 0
-        for item in items:
-            row = known.get(item.source_id)
-            if row is not None and row.status in (DONE, SKIPPED, VANISHED):
-                if row.version == item.version and row.status != VANISHED:
-                    unchanged += 1
-                elif row.status == SKIPPED:
-                    writes.append((item, row))
-                else:
-                    updates.append((item, row))
-            elif row is None and item.source_id in moved_from:
-                moves.append((item, moved_from[item.source_id]))
-            else:
-                writes.append((item, row))
-        self.reporter.advance(workload.name, unchanged, 0)
-
-        row_ids = self.store.mark_started(
-            unit.id, container, [(item, row.id if row else None) for item, row in writes]
-        )
-        outcomes: list[Outcome] = []
-        if workload.update_order is not None:
-            order = workload.update_order
-            updates.sort(key=lambda pair: order(pair[0]))
-        for item, row in moves:
-            outcomes.append(await self._move(workload, container, folder, session, item, row))
-        for item, row in updates:
-            outcomes.append(await self._update(workload, container, session, item, row))
-        writer = Writer(
-            workload,
-            container,
-            folder,
-            session,
-            Claims(self.store, unit.id),
-            self.options,
-            self.ledger,
-            self.memory,
-        )
-        pending = [
-            Pending(
-                item, row_ids[item.source_id], row is not None and row.status in (STARTED, FAILED)
-            )
-            for item, row in writes
-        ]
-        outcomes.extend(await writer.write_all(pending))
-        vanished = [i for i in page.removed if i not in ids]
-        self.store.settle_page(
-            unit.id, container, outcomes, vanished, page.next_link, page.delta_link
-        )
-        if workload.link_of is not None:
-            self._record_links(workload, container, outcomes)
-
-    def _record_links(
-        self, workload: Workload, container: Container, outcomes: list[Outcome]
-    ) -> None:
-        assert workload.link_of is not None
-        links = {}
-        for outcome in outcomes:
-            if outcome.status == DONE and outcome.ref is not None:
-                link = workload.link_of(container, outcome.item, outcome.ref)
-                if link is not None and link[0]:
-                    links[link[0]] = link[1]
-        if links:
-            self.store.set_links(workload.name, links)
-
-    async def _update(
-        self,
-        workload: Workload,
-        container: Container,
-        session: OwnerSession,
-        item: Item,
-        row: ItemState,
-    ) -> Outcome:
-        if workload.hierarchical_refs:
-            # An earlier update of this page may have moved a parent folder and rebased
-            # this item's ref: read it again.
-            row = self.store.item(row.id) or row
-        ref = old = row.ref
-        payload: Payload | None = None
-        with_content = workload.attrs_mapper is None or (
-            workload.content_changed is not None and workload.content_changed(row.meta, item)
-        )
-        try:
-            payload = await self._attrs_payload(workload, container, item, with_content)
-            if ref is not None:
-                ref = await retrying(
-                    lambda: session.call(lambda s: s.update(ref, payload)),
-                    self.options.item_attempts,
-                    self.options.retry_pause,
-                )
-        except (SkipItem, Retriable) as exc:
-            status = SKIPPED if isinstance(exc, SkipItem) else FAILED
-            self.ledger.item("update", status, container, item, ref=ref, reason=str(exc))
-            return Outcome(item, status, error=str(exc), row_id=row.id)
-        finally:
-            if payload is not None and payload.blob is not None:
-                payload.blob.discard()
-        if workload.hierarchical_refs and old is not None and ref is not None and ref != old:
-            self.store.rebase_refs(row.unit_id, old.ref + "/", ref.ref + "/")
-        self.ledger.item("update", "done", container, item, ref=ref)
-        if not with_content or payload is None:
-            return Outcome(item, DONE, ref=ref, row_id=row.id)  # attributes only
-        return Outcome(
-            item,
-            DONE,
-            ref=ref,
-            row_id=row.id,
-            size=payload.size,
-            fingerprint=payload.fingerprint,
-            checksum=checksum(payload),
-        )
-
-    async def _move(
-        self,
-        workload: Workload,
-        container: Container,
-        folder: str,
-        session: OwnerSession,
-        item: Item,
-        row: ItemState,
-    ) -> Outcome:
-        ref = row.ref
-        if ref is None:
-            raise AssertionError(f"item {item.source_id} is done without a target ref")
-        try:
-            moved = await retrying(
-                lambda: session.call(lambda s: s.move(ref, folder)),
-                self.options.item_attempts,
-                self.options.retry_pause,
-            )
-            if row.version != item.version:
-                payload = await self._attrs_payload(workload, container, item)
-                try:
-                    moved = await session.call(lambda s: s.update(moved, payload))
-                finally:
-                    if payload.blob is not None:
-                        payload.blob.discard()
-        except (SkipItem, Retriable) as exc:
-            # The copy is gone or unreachable: write the item afresh on the next pass.
-            self.ledger.item("move", "failed", container, item, ref=ref, reason=str(exc))
-            return Outcome(item, FAILED, error=str(exc), row_id=row.id)
-        self.ledger.item("move", "done", container, item, ref=moved)
-        return Outcome(item, DONE, ref=moved, row_id=row.id)
-
-    async def _attrs_payload(
-        self, workload: Workload, container: Container, item: Item, with_content: bool = False
-    ) -> Payload:
-        if workload.attrs_mapper is not None and not with_content:
-            return workload.attrs_mapper(item)
-        return workload.mapper(item, await workload.source.fetch(container, item))
-
-    async def _settle_vanished(
-        self, workload: Workload, owner: Owner, session: OwnerSession
-    ) -> None:
-        """Items the source removed and that did not reappear elsewhere: mirror or keep."""
-        for row in self.store.vanished(workload.name, owner.upn):
-            ref = row.ref
-            result = "kept"
-            if self.options.deletions == "mirror" and ref is not None:
-                await retrying(
-                    partial(session.call, partial(_remove, ref)),
-                    self.options.item_attempts,
-                    self.options.retry_pause,
-                )
-                self.tallies[workload.name].removed += 1
-                result = "removed"
-            self.store.set_status([row.id], DELETED)
-            self.ledger.audit.record(
-                "remove",
-                result,
-                workload=workload.name,
-                owner=owner.upn,
-                source_id=row.source_id,
-                ref=ref_text(ref),
-            )
-
-    # -- retry-failed -----------------------------------------------------------
+            self.close()
+        return tallies
 
     async def retry_failed(self) -> dict[str, Tally]:
         """Write again every item marked failed, looking for an earlier copy first."""
+        tallies = {w.name: Tally() for w in self.workloads}
         try:
             for workload in self.workloads:
-                await self._retry_workload(workload)
+                for upn in self.store.failed_owners(workload.name):
+                    login = self.options.target_logins.get(upn.lower(), "")
+                    owner = Owner(upn, "", "", login)
+                    tallies[workload.name].add(await self.retry_owner(workload, owner))
         finally:
-            self.pool.shutdown(wait=False)
-        return self.tallies
-
-    async def _retry_workload(self, workload: Workload) -> None:
-        by_owner: dict[str, list[tuple[Container, int, str, ItemState]]] = {}
-        for unit, row in self.store.failed(workload.name):
-            container = Container(
-                workload.name, unit.owner, unit.container_id, tuple(unit.path.split("/"))
-            )
-            entry = (container, unit.id, unit.target_folder or "", row)
-            by_owner.setdefault(unit.owner, []).append(entry)
-        for upn, rows in by_owner.items():
-            login = self.options.target_logins.get(upn.lower(), "")
-            owner = Owner(upn, "", "", login)
-            session = OwnerSession(workload, owner, self.pool, self._sessions(workload))
-            try:
-                for container, unit_id, folder, row in rows:
-                    writer = Writer(
-                        workload,
-                        container,
-                        folder,
-                        session,
-                        Claims(self.store, unit_id),
-                        self.options,
-                        self.ledger,
-                        self.memory,
-                    )
-                    item = Item(row.source_id, row.version, row.meta)
-                    outcomes = await writer.write_all([Pending(item, row.id, True)])
-                    self.store.apply_outcomes(unit_id, container, outcomes)
-            finally:
-                await session.close()
+            self.close()
+        return tallies
 
 
-def _remove(ref: TargetRef, session: TargetSession) -> None:
-    session.remove(ref)
-
-
-def _unwrap(group: BaseExceptionGroup) -> BaseException:
+def unwrap(group: BaseExceptionGroup) -> BaseException:
     """The first fatal error of a task group (what the user must fix), else the group."""
     fatal = group.subgroup(FatalError)
     while fatal is not None:

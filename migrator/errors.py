@@ -41,3 +41,7 @@ class CursorExpired(HirondelleError):
 
 class LockedError(HirondelleError):
     """Another run holds the state lock."""
+
+
+class LeaseLost(HirondelleError):
+    """Another process took over the owner this one was moving (its lease had expired)."""

@@ -2,125 +2,211 @@
 
 `cli.py` is a thin skin over these; the demo and the tests call them directly.
 Runs that write (`run`, `sync`, `retry-failed`) hold the state lock and record
-themselves in the `runs` table with their options (never a secret) and summary.
+themselves in the `runs` table with their options (never a secret) and summary;
+their owners run as jobs (`migrator.coordinator`): in this process, in local
+worker processes, or on a cluster.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+import asyncio
+import contextlib
 from typing import Any
 
+from ..state.jobs import Jobs
+from ..state.leases import Holder
 from ..state.store import Store, open_store
-from .audit import AuditLog
 from .config import Config
-from .engine import Engine, Tally
-from .lock import state_lock
+from .coordinator import (
+    RunResult,
+    StateLockHold,
+    audit_for,
+    default_workers,
+    follow,
+    job_specs,
+    raise_stopper,
+    run_options,
+    stop_run,
+)
+from .errors import ConfigError
 from .plan import Plan, make_plan
-from .registry import Assembled, assemble
+from .registry import assemble
 from .verify import VerifyReport, verify
-from .workload import Reporter, RunOptions
+from .worker import Worker
+from .workload import Reporter, SilentReporter
+
+__all__ = ["RunResult", "check", "doctor", "migrate", "plan", "retry_failed", "status"]
 
 
-def run_options(config: Config) -> RunOptions:
-    return RunOptions(
-        owner_concurrency=config.owner_concurrency,
-        fetch_concurrency=config.fetch_concurrency,
-        target_sessions=config.target_sessions,
-        deletions="keep" if config.deletions == "keep" else "mirror",
-        users=frozenset(config.users) if config.users else None,
-        target_logins=dict(config.users),
+async def migrate(
+    config: Config,
+    mode: str,
+    reporter: Reporter | None = None,
+    *,
+    workers: int | None = None,
+    detach: bool = False,
+) -> RunResult:
+    """`run` (first copy), `sync` (carry changes since the stored cursors) or
+    `retry-failed`: one job per owner, run by `workers` processes (or the cluster)."""
+    if detach and config.cluster is None:
+        raise ConfigError("--detach", "needs a [cluster]: local workers stop with the command")
+    if workers is not None and config.cluster is not None:
+        raise ConfigError(
+            "--workers",
+            "applies to one machine: with a [cluster], the workers are the "
+            "`hirondelle worker` processes",
+        )
+    count = workers or config.workers or default_workers()
+    store = open_store(config.state_url)
+    lock = StateLockHold(store, Holder.here(f"run-{mode}"), mode, config.lease_seconds)
+    try:
+        lock.acquire()
+        return await _coordinate(config, store, lock, mode, reporter, count, detach)
+    finally:
+        store.engine.dispose()
+
+
+async def _coordinate(
+    config: Config,
+    store: Store,
+    lock: StateLockHold,
+    mode: str,
+    reporter: Reporter | None,
+    count: int,
+    detach: bool,
+) -> RunResult:
+    reporter = reporter or SilentReporter()
+    options = {
+        "users": len(config.users),
+        "deletions": config.deletions,
+        "owner_concurrency": config.owner_concurrency,
+        "workers": "cluster" if config.cluster else count,
+        "detached": detach,
+        "targets": {w: t.kind for w, t in config.targets.items()},
+    }
+    run_id = store.start_run(mode, options)
+    lock.attach(run_id)
+    jobs = Jobs(store, config.lease_seconds)
+    audit = audit_for(config, run_id)
+    status, summary, handed_over = "failed", {}, False
+    stopper = None
+    try:
+        async with assemble(config, store) as assembled:
+            specs = await job_specs(assembled.workloads, mode, run_options(config), store)
+            queued = jobs.add(run_id, mode, specs)
+            if config.cluster is not None:
+                from .cluster import dispatch_run
+
+                await asyncio.to_thread(dispatch_run, config, store, run_id)
+                if detach:
+                    lock.hand_over(max(600.0, config.lease_seconds))
+                    handed_over = True
+                    return RunResult(run_id, {}, None, 0, detached=True, jobs=queued)
+                stopper = await _follow_cluster(config, store, jobs, run_id, reporter, lock)
+            elif count == 1:
+                stopper = await _in_process(config, store, assembled, jobs, run_id, reporter, lock)
+        if config.cluster is None and count > 1:
+            stopper = await _local_pool(config, jobs, run_id, count, reporter, lock)
+        if stopper is not None:
+            stop_run(store, jobs, run_id, "failed")
+            raise_stopper(stopper)
+        tallies = jobs.tallies(run_id, list(config.targets))
+        audit_path = str(audit.path) if audit.path else None
+        result = RunResult(run_id, tallies, audit_path, 0 if config.cluster else count)
+        summary, status = result.as_dict(), "done"
+        return result
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        status = "interrupted"
+        raise
+    finally:
+        audit.close()
+        if not handed_over:
+            if status != "done":
+                await asyncio.to_thread(stop_run, store, jobs, run_id, status)
+            store.finish_run(run_id, status, summary)
+            lock.release()
+
+
+async def _in_process(
+    config: Config,
+    store: Store,
+    assembled: Any,
+    jobs: Jobs,
+    run_id: int,
+    reporter: Reporter,
+    lock: StateLockHold,
+) -> Any:
+    """One worker, in this process, on the workloads already open."""
+    worker = Worker(
+        store,
+        assembled.workloads,
+        run_options(config),
+        audit_for(config, run_id),
+        Holder.here("local-0"),
+        lease_seconds=config.lease_seconds,
+        shared=assembled.shared,
+        pool_run=run_id,
     )
+    worker.start()
+    drain = asyncio.create_task(worker.drain(run_id, wait=True))
+    try:
+        stopper = await follow(jobs, run_id, reporter, lock=lock)
+        if stopper is None:
+            await drain
+        return stopper
+    finally:
+        drain.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await drain
+        await worker.stop()
+        worker.engine.audit.close()
 
 
-@dataclass
-class RunResult:
-    run_id: int
-    tallies: dict[str, Tally]
-    audit_path: str | None
+async def _local_pool(
+    config: Config, jobs: Jobs, run_id: int, count: int, reporter: Reporter, lock: StateLockHold
+) -> Any:
+    """`count` worker processes on this machine."""
+    from .local_workers import LocalPool
 
-    @property
-    def ok(self) -> bool:
-        return not any(t.failed or t.failed_units for t in self.tallies.values())
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run": self.run_id,
-            "audit_log": self.audit_path,
-            "workloads": {k: v.as_dict() for k, v in self.tallies.items()},
-        }
-
-
-@dataclass
-class _Recorded:
-    store: Store
-    audit: AuditLog
-    assembled: Assembled
-    summary: dict[str, Any]
+    pool = LocalPool(config, run_id, count)
+    pool.start()
+    try:
+        stopper = await follow(jobs, run_id, reporter, tick=pool.check, lock=lock)
+        if stopper is None:
+            await asyncio.to_thread(pool.wait)
+        return stopper
+    finally:
+        await asyncio.to_thread(pool.stop)
 
 
-@asynccontextmanager
-async def _recorded(config: Config, command: str) -> AsyncIterator[_Recorded]:
-    """Lock the state, record the run, open the workloads; close all in order."""
-    with state_lock(config.lock_file):
-        store = open_store(config.state_url)
-        options = {
-            "users": len(config.users),
-            "deletions": config.deletions,
-            "owner_concurrency": config.owner_concurrency,
-            "targets": {w: t.kind for w, t in config.targets.items()},
-        }
-        run_id = store.start_run(command, options)
-        audit = AuditLog(config.audit_dir, run_id)
-        status = "failed"
-        recorded: _Recorded | None = None
-        try:
-            async with assemble(config, store) as assembled:
-                recorded = _Recorded(store, audit, assembled, {})
-                yield recorded
-                status = "done"
-        finally:
-            audit.close()
-            store.finish_run(run_id, status, recorded.summary if recorded else {})
-            store.engine.dispose()
+async def _follow_cluster(
+    config: Config, store: Store, jobs: Jobs, run_id: int, reporter: Reporter, lock: StateLockHold
+) -> Any:
+    """Follow a run on the cluster; tasks lost with a broker or a worker are sent again."""
+    from .cluster import Sweeper
+
+    sweeper = Sweeper(config, store, jobs)
+    return await follow(jobs, run_id, reporter, tick=lambda _: sweeper.sweep(run_id), lock=lock)
 
 
-async def migrate(config: Config, mode: str, reporter: Reporter | None = None) -> RunResult:
-    """`run` (first copy) or `sync` (carry changes since the stored cursors)."""
-    async with _recorded(config, mode) as rec:
-        engine = Engine(
-            rec.store, rec.assembled.workloads, run_options(config), rec.audit, reporter
-        )
-        tallies = await engine.run("sync" if mode == "sync" else "run")
-        return _result(rec, tallies)
-
-
-async def retry_failed(config: Config, reporter: Reporter | None = None) -> RunResult:
+async def retry_failed(config: Config, reporter: Reporter | None = None, **kw: Any) -> RunResult:
     """`retry-failed`: write again every failed item, looking for an earlier copy first."""
-    async with _recorded(config, "retry-failed") as rec:
-        engine = Engine(
-            rec.store, rec.assembled.workloads, run_options(config), rec.audit, reporter
-        )
-        return _result(rec, await engine.retry_failed())
-
-
-def _result(rec: _Recorded, tallies: dict[str, Tally]) -> RunResult:
-    audit_path = str(rec.audit.path) if rec.audit.path else None
-    result = RunResult(rec.audit.run_id, tallies, audit_path)
-    rec.summary.update(result.as_dict())
-    return result
+    return await migrate(config, "retry-failed", reporter, **kw)
 
 
 async def check(config: Config) -> dict[str, VerifyReport]:
     """`verify`: compare source, state and target; read-only but locked against runs."""
-    with state_lock(config.lock_file):
-        store = open_store(config.state_url)
+    store = open_store(config.state_url)
+    lock = StateLockHold(store, Holder.here("verify"), "verify", config.lease_seconds)
+    try:
+        lock.acquire()
         try:
             async with assemble(config) as assembled:
                 return await verify(store, assembled.workloads, run_options(config))
         finally:
-            store.engine.dispose()
+            lock.release()
+    finally:
+        store.engine.dispose()
 
 
 async def plan(config: Config) -> Plan:
@@ -146,27 +232,12 @@ async def doctor(config: Config) -> list[tuple[str, bool, str]]:
 
 
 def status(config: Config) -> dict[str, Any]:
-    """`status`: what the state says, per workload, and the last runs."""
+    """`status`: what the state says, per workload; the last runs; the latest run's jobs
+    per owner and the workers."""
+    from .status import state_report
+
     store = open_store(config.state_url)
     try:
-        report: dict[str, Any] = {"workloads": {}, "runs": []}
-        for workload in config.targets:
-            counts = store.counts(workload)
-            report["workloads"][workload] = {
-                "units": counts.units,
-                "items": counts.items,
-                "bytes_done": counts.bytes_done,
-            }
-        for run in store.last_runs(5):
-            report["runs"].append(
-                {
-                    "id": run.id,
-                    "command": run.command,
-                    "status": run.status,
-                    "started_at": run.started_at.isoformat(),
-                    "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-                }
-            )
-        return report
+        return state_report(store, list(config.targets), config.lease_seconds)
     finally:
         store.engine.dispose()

@@ -56,6 +56,9 @@ from .workload import Workload
 class Assembled:
     workloads: list[Workload] = field(default_factory=list)
     planned: list[tuple[Workload, Planner]] = field(default_factory=list)
+    # Tenant-wide Graph budgets (SharePoint's resource units, the Teams tenant rate), by
+    # budget group: each divides itself among the processes that draw on it now.
+    shared: dict[str, Callable[[int], None]] = field(default_factory=dict)
 
 
 def settings_of(cls: type, options: Mapping[str, Any], table: str) -> Any:
@@ -132,7 +135,10 @@ class Clients:
         if self._sharepoint is None:
             self._sharepoint = GraphClient(
                 self.config.source,
-                sharepoint_budget(self.config.budget.files_units_per_minute),
+                sharepoint_budget(
+                    self.config.budget.files_units_per_minute,
+                    window_seconds=self.config.budget.files_window_seconds,
+                ),
                 mailboxes=self.config.owner_concurrency,
                 credential=self.credential,
             )
@@ -158,6 +164,9 @@ class Clients:
 
 
 Builder = Callable[[Config, TargetConfig, Clients], tuple[Workload, Planner]]
+# The Graph budgets owners draw on: a mailbox's mail, calendar and contacts share Outlook's
+# per-mailbox budget; SharePoint's resource units and the Teams tenant rate are tenant-wide.
+OUTLOOK, SHAREPOINT, TEAMS = "outlook", "sharepoint", "teams"
 
 
 def _mail(
@@ -165,7 +174,7 @@ def _mail(
 ) -> tuple[Workload, Planner]:
     target = build_target(target_config)
     source = GraphMailSource(clients.outlook)
-    workload = Workload("mail", source, map_message, target, message_attrs)
+    workload = Workload("mail", source, map_message, target, message_attrs, budget=OUTLOOK)
     return workload, MailPlanner(source, target, _outlook_rate(config))
 
 
@@ -175,7 +184,7 @@ def _calendar(
     target = build_target(target_config)
     window = CalendarSettings(config.calendar_window_start, config.calendar_window_end)
     source = GraphCalendarSource(clients.outlook, window)
-    workload = Workload("calendar", source, map_event, target)
+    workload = Workload("calendar", source, map_event, target, budget=OUTLOOK)
     return workload, GroupwarePlanner(source, _outlook_rate(config), 3, calendar_findings)
 
 
@@ -186,7 +195,7 @@ def _contacts(
     source = GraphContactsSource(clients.outlook)
     version = target_config.options.get("vcard_version", "4.0")
     mapper = map_contact_v3 if version == "3.0" else map_contact
-    return Workload("contacts", source, mapper, target), GroupwarePlanner(
+    return Workload("contacts", source, mapper, target, budget=OUTLOOK), GroupwarePlanner(
         source, _outlook_rate(config), 2, None
     )
 
@@ -206,6 +215,7 @@ def _files(
         update_order=path_depth,
         content_in_memory=False,
         hierarchical_refs=True,
+        budget=SHAREPOINT,
     )
     if isinstance(target, WebDavTarget):
         rules = PRESETS[target.settings.profile]
@@ -260,7 +270,7 @@ def _chat(
     if target_config.kind != "archive":
         target = MatrixTarget(settings, _TeamOwners(source, context))
     mapper = partial(map_chat_message, context=context)
-    workload = Workload("chat", source, mapper, target, ordered=True)
+    workload = Workload("chat", source, mapper, target, ordered=True, budget=TEAMS)
     return workload, ChatPlanner(source, 4.0)
 
 
@@ -314,6 +324,10 @@ async def assemble(config: Config, store: Store | None = None) -> AsyncIterator[
             workload, planner = BUILDERS[name](config, target_config, clients)
             assembled.workloads.append(workload)
             assembled.planned.append((workload, planner))
+            if workload.budget == SHAREPOINT:
+                assembled.shared[SHAREPOINT] = clients.sharepoint.budgets.divide
+            if isinstance(workload.source, GraphTeamsSource):
+                assembled.shared[TEAMS] = workload.source.tenant.divide
         yield assembled
     finally:
         await clients.aclose()

@@ -38,6 +38,14 @@ class Workload:
     # Target refs are paths (WebDAV): when an update moves a folder, the refs of
     # everything under it are rewritten ("<old>/" -> "<new>/").
     hierarchical_refs: bool = False
+    # The Graph budget its owners draw on ("outlook" for a mailbox's mail, calendar and
+    # contacts): owners of one budget never run in two processes at once. Empty: the
+    # workload's own.
+    budget: str = ""
+
+    @property
+    def budget_group(self) -> str:
+        return self.budget or self.name
 
 
 @dataclass(frozen=True)

@@ -523,11 +523,14 @@ class RadicaleServer:
     def new_user(self) -> MailUser:
         """A fresh, unique user: tests do not see each other's calendars."""
         login = f"user{next(_counter)}-{uuid.uuid4().hex[:8]}@example.test"
-        user = MailUser(login, f"pw-{uuid.uuid4().hex}")
+        return self.add_user(login, f"pw-{uuid.uuid4().hex}")
+
+    def add_user(self, login: str, password: str) -> MailUser:
+        """A user of the given login (Radicale reads its users file at every login)."""
         with self._lock:
-            self._users[user.login] = user.password
+            self._users[login] = password
             self._write_users()
-        return user
+        return MailUser(login, password)
 
     def password_file(self, path: Path, *users: MailUser) -> Path:
         """Write a `login:password` file for the DAV target's settings."""

@@ -92,6 +92,7 @@ class MailboxBudget:
             raise ValueError("a budget needs at least one request, one slot and a window")
         self.concurrency = concurrency
         self.requests_per_window = requests_per_window
+        self.full_window = requests_per_window  # the budget before `divide`
         self.window_seconds = window_seconds
         self.success_run = success_run
         self.attempts = attempts
@@ -105,6 +106,11 @@ class MailboxBudget:
             lane = _Lane(limit=self.concurrency, ceiling=self.concurrency)
             self._lanes[owner] = lane
         return lane
+
+    def divide(self, holders: int) -> None:
+        """Keep to a `holders`-th of the budget: it is tenant-wide and that many processes
+        draw on it now (each re-divides as they come and go)."""
+        self.requests_per_window = max(1, self.full_window // max(1, holders))
 
     def limit(self, owner: str) -> int:
         """The owner's current concurrency limit."""

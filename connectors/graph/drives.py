@@ -107,13 +107,16 @@ class _Tree:
         self.nodes[entry["id"]] = _Node(entry.get("name") or "", _parent_id(entry), package_type)
 
 
-def sharepoint_budget(units_per_minute: int = 1200, concurrency: int = 16) -> MailboxBudget:
+def sharepoint_budget(
+    units_per_minute: int = 1200, concurrency: int = 16, window_seconds: float = 60.0
+) -> MailboxBudget:
     """The budget of a drive client: one tenant-wide lane of resource units per minute.
 
     1,200 RU a minute is the smallest tier (tenants up to 1,000 licences); a larger tenant
-    may set its own tier from the page cited above.
+    may set its own tier from the page cited above. `window_seconds` shrinks the minute
+    (with the units) for tests and benchmarks against a scaled sandbox.
     """
-    return MailboxBudget(concurrency, units_per_minute, 60.0)
+    return MailboxBudget(concurrency, units_per_minute, window_seconds)
 
 
 class GraphDriveSource:

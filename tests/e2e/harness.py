@@ -132,7 +132,7 @@ def target_view(
     store = open_store(config.state_url)
     try:
         with store.session() as s:
-            units = [u for u in s.query(Unit).filter(Unit.owner == upn)]
+            units = list(s.query(Unit).filter(Unit.owner == upn, Unit.workload == "mail"))
     finally:
         store.engine.dispose()
     view: dict[str, Counter[Copy]] = {}

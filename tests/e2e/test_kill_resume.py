@@ -85,24 +85,3 @@ def test_kill_nine_five_times_then_resume(tmp_path: Path, dovecot: DovecotServer
             timeout=DEADLINE,
         )
         assert check.returncode == 0, check.stdout.decode()[-2000:]
-
-
-def test_a_second_run_is_refused_while_one_holds_the_lock(
-    tmp_path: Path, dovecot: DovecotServer
-) -> None:
-    from hirondelle.migrator.lock import state_lock
-
-    tenant = Tenant.generate(TenantSpec(seed=3, users=1, messages=5, large_messages=0))
-    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
-        logins = {user.upn: dovecot.new_user() for user in tenant.users}
-        config = write_config(tmp_path, sandbox, dovecot, logins)
-        with state_lock(tmp_path / "state" / "hirondelle.lock"):
-            refused = subprocess.run(
-                [sys.executable, "-m", "hirondelle.cli", "-c", str(config), "sync"],
-                env={**os.environ, **environment(sandbox, dovecot)},
-                capture_output=True,
-                timeout=DEADLINE,
-            )
-        assert refused.returncode == 4
-        assert b"another hirondelle run" in refused.stderr
-        assert refused.stderr.count(b"\n") == 1

@@ -1,0 +1,147 @@
+"""`run --workers N`: N worker processes on this machine, over the same state.
+
+Each process is started fresh (`spawn`: no thread or event loop inherited), opens the
+state and the workloads from the same configuration, and claims jobs until the run
+has none left (`Worker.drain` with `wait`, so a sibling's jobs are taken over when it
+dies). A process dies with its parent: killed with -9, the parent takes its workers
+with it, and the next run resumes every owner from the state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from multiprocessing.process import BaseProcess
+
+from ..state.leases import Holder
+from ..state.store import open_store
+from .config import Config
+from .coordinator import audit_for, run_options
+from .registry import assemble
+from .worker import Worker
+
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies (the parent may die by -9)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
+
+
+def child_main(
+    config: Config, run_id: int, index: int, workers: int, level: int, parent: int
+) -> None:
+    """The body of one local worker process."""
+    _die_with_parent(parent)
+    logging.basicConfig(
+        level=level, format=f"%(asctime)s %(levelname)s worker-{index} %(name)s: %(message)s"
+    )
+    if level > logging.DEBUG:
+        logging.getLogger("azure").setLevel(logging.CRITICAL)
+    try:
+        asyncio.run(_work(config, run_id, index, workers))
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+async def _work(config: Config, run_id: int, index: int, workers: int) -> None:
+    store = open_store(config.state_url)
+    audit = audit_for(config, run_id)
+    try:
+        async with assemble(config, store) as assembled:
+            options = run_options(config, workers)
+            worker = Worker(
+                store,
+                assembled.workloads,
+                options,
+                audit,
+                Holder.here(f"local-{index}"),
+                lease_seconds=config.lease_seconds,
+                shared=assembled.shared,
+                pool_run=run_id,
+                pool_size=workers,
+            )
+            worker.start()
+            try:
+                await worker.drain(run_id, wait=True)
+            finally:
+                await worker.stop()
+    finally:
+        audit.close()
+        store.engine.dispose()
+
+
+class LocalPool:
+    """N worker processes for one run; a dead one is replaced while work remains."""
+
+    def __init__(self, config: Config, run_id: int, count: int) -> None:
+        self.config, self.run_id, self.count = config, run_id, count
+        self._context = multiprocessing.get_context("spawn")
+        self._processes: list[BaseProcess] = []
+        self._started = 0
+        self._level = logging.getLogger().getEffectiveLevel()
+
+    def start(self) -> None:
+        for _ in range(self.count):
+            self._spawn()
+
+    def _spawn(self) -> None:
+        self._started += 1
+        process = self._context.Process(
+            target=child_main,
+            args=(self.config, self.run_id, self._started, self.count, self._level, os.getpid()),
+            name=f"hirondelle-worker-{self._started}",
+            daemon=True,
+        )
+        process.start()
+        self._processes.append(process)
+
+    def check(self, open_jobs: int) -> None:
+        """Note dead workers; start others while jobs remain and some budget of restarts."""
+        for process in [p for p in self._processes if not p.is_alive()]:
+            self._processes.remove(process)
+            if process.exitcode not in (0, None):
+                log.warning(
+                    "worker %s ended with %s: the others take its owners over",
+                    process.name,
+                    _exit(process.exitcode),
+                )
+        if open_jobs and not self._processes:
+            if self._started >= 3 * self.count:
+                raise RuntimeError("every worker process died repeatedly: see the log above")
+            self._spawn()
+
+    def stop(self) -> None:
+        """Stop the workers (their running jobs end where they are; the state resumes them)."""
+        for process in self._processes:
+            if process.is_alive():
+                process.terminate()
+        for process in self._processes:
+            process.join(timeout=30)
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self._processes.clear()
+
+    def wait(self) -> None:
+        for process in self._processes:
+            process.join()
+        self._processes.clear()
+
+
+def _exit(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"signal {-code}"
+    return f"exit code {code}"

@@ -1,0 +1,316 @@
+"""One pass over one owner of one workload: its containers, page by page.
+
+For each container it reads pages of changes from the stored cursor, marks the
+items to write `started`, writes them, and commits their outcomes together with
+the next cursor. A `started` item is looked up on the target before any write,
+so a killed pass resumes without loss and without duplicates. Removals are
+settled at the end of the owner's pass, once every container has been read, so
+a move between containers is never mistaken for a deletion.
+
+The pass records what it did in its own `Ledger`: the tally of this owner, which
+the worker that ran it stores with its job.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Literal
+
+from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED
+from ..state.store import ItemState, Outcome, UnitState
+from .errors import CursorExpired, Retriable, SkipItem
+from .ledger import Ledger, ref_text
+from .model import Container, Item, Owner, Page, Payload, TargetRef
+from .protocols import TargetSession
+from .session import OwnerSession, retrying
+from .workload import Workload
+from .writer import Claims, Pending, Writer, checksum
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger(__name__)
+Mode = Literal["run", "sync"]
+Fence = Callable[[], None]
+"""Raises `LeaseLost` when this process no longer holds the owner: called before writes."""
+
+
+class OwnerPass:
+    """Moves one owner of one workload (`run` or `sync`), or retries its failed items."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        workload: Workload,
+        owner: Owner,
+        ledger: Ledger,
+        fence: Fence | None = None,
+    ) -> None:
+        self.engine, self.workload, self.owner, self.ledger = engine, workload, owner, ledger
+        self.store, self.options = engine.store, engine.options
+        self.reporter = ledger.reporter
+        self.fence = fence or (lambda: None)
+        self.session = OwnerSession(workload, owner, engine.pool, engine.sessions(workload))
+
+    async def run(self, mode: Mode) -> None:
+        workload, owner = self.workload, self.owner
+        try:
+            containers = await workload.source.containers(owner)
+        except (SkipItem, Retriable) as exc:
+            mailbox = Container(workload.name, owner.upn, "", ("(all)",))
+            self.ledger.unit_failed(mailbox, f"{type(exc).__name__}: {exc}")
+            return
+        if mode == "run":  # a sync's work is only known page by page
+            self.reporter.add_total(workload.name, sum(c.total_items for c in containers))
+        try:
+            for container in containers:
+                await self._unit(container, mode)
+            await self._settle_vanished()
+        finally:
+            await self.session.close()
+
+    # -- one container --------------------------------------------------------
+
+    async def _unit(self, container: Container, mode: Mode) -> None:
+        unit = self.store.unit_for(container)
+        if mode == "run" and unit.status == DONE:
+            self.reporter.advance(self.workload.name, container.total_items, 0)
+            return
+        # A run's total is the containers' counts; a sync's (or an uncounted container's)
+        # work is only known page by page.
+        count_pages = mode == "sync" or not container.total_items
+        try:
+            folder = await self.session.call(lambda s: s.ensure_container(container))
+            self.store.set_unit(unit.id, target_folder=folder, last_error=None)
+            cursor = unit.next_link or unit.delta_link
+            try:
+                await self._pages(container, unit, folder, cursor, count_pages)
+            except CursorExpired:
+                log.info("cursor of %s expired: enumerating it again", container.display_path)
+                self.ledger.audit.record(
+                    "resync",
+                    "cursor-expired",
+                    owner=container.owner,
+                    container=container.display_path,
+                )
+                self.store.set_unit(unit.id, next_link=None, delta_link=None)
+                await self._pages(container, unit, folder, None, count_pages)
+        except (Retriable, SkipItem) as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            self.store.set_unit(unit.id, status=FAILED, last_error=reason)
+            self.ledger.unit_failed(container, reason)
+
+    async def _pages(
+        self,
+        container: Container,
+        unit: UnitState,
+        folder: str,
+        cursor: str | None,
+        count_pages: bool,
+    ) -> None:
+        async for page in self.workload.source.changes(container, cursor):
+            if count_pages:
+                self.reporter.add_total(self.workload.name, len(page.items))
+            await self._page(container, unit, folder, page)
+
+    async def _page(self, container: Container, unit: UnitState, folder: str, page: Page) -> None:
+        workload = self.workload
+        # An item listed twice in one page (OneDrive repeats parent folders) counts once, in
+        # its latest state, at the place of its first mention (parents before children).
+        latest = {item.source_id: item for item in page.items}
+        items = [latest.pop(item.source_id) for item in page.items if item.source_id in latest]
+        ids = [item.source_id for item in items]
+        known = self.store.items_by_source(unit.id, ids)
+        moved_from = self.store.items_elsewhere(
+            workload.name, container.owner, unit.id, [i for i in ids if i not in known]
+        )
+        writes: list[tuple[Item, ItemState | None]] = []
+        updates: list[tuple[Item, ItemState]] = []
+        moves: list[tuple[Item, ItemState]] = []
+        unchanged = 0
+        for item in items:
+            row = known.get(item.source_id)
+            if row is not None and row.status in (DONE, SKIPPED, VANISHED):
+                if row.version == item.version and row.status != VANISHED:
+                    unchanged += 1
+                elif row.status == SKIPPED:
+                    writes.append((item, row))
+                else:
+                    updates.append((item, row))
+            elif row is None and item.source_id in moved_from:
+                moves.append((item, moved_from[item.source_id]))
+            else:
+                writes.append((item, row))
+        self.reporter.advance(workload.name, unchanged, 0)
+
+        self.fence()  # this process still holds the owner: nobody else writes it
+        row_ids = self.store.mark_started(
+            unit.id, container, [(item, row.id if row else None) for item, row in writes]
+        )
+        outcomes: list[Outcome] = []
+        if workload.update_order is not None:
+            order = workload.update_order
+            updates.sort(key=lambda pair: order(pair[0]))
+        for item, row in moves:
+            outcomes.append(await self._move(container, folder, item, row))
+        for item, row in updates:
+            outcomes.append(await self._update(container, item, row))
+        pending = [
+            Pending(
+                item, row_ids[item.source_id], row is not None and row.status in (STARTED, FAILED)
+            )
+            for item, row in writes
+        ]
+        outcomes.extend(await self._writer(container, unit.id, folder).write_all(pending))
+        vanished = [i for i in page.removed if i not in ids]
+        self.store.settle_page(
+            unit.id, container, outcomes, vanished, page.next_link, page.delta_link
+        )
+        if workload.link_of is not None:
+            self._record_links(container, outcomes)
+
+    def _writer(self, container: Container, unit_id: int, folder: str) -> Writer:
+        return Writer(
+            self.workload,
+            container,
+            folder,
+            self.session,
+            Claims(self.store, unit_id),
+            self.options,
+            self.ledger,
+            self.engine.memory,
+        )
+
+    def _record_links(self, container: Container, outcomes: list[Outcome]) -> None:
+        link_of = self.workload.link_of
+        assert link_of is not None
+        links = {}
+        for outcome in outcomes:
+            if outcome.status == DONE and outcome.ref is not None:
+                link = link_of(container, outcome.item, outcome.ref)
+                if link is not None and link[0]:
+                    links[link[0]] = link[1]
+        if links:
+            self.store.set_links(self.workload.name, links)
+
+    async def _update(self, container: Container, item: Item, row: ItemState) -> Outcome:
+        workload, session = self.workload, self.session
+        if workload.hierarchical_refs:
+            # An earlier update of this page may have moved a parent folder and rebased
+            # this item's ref: read it again.
+            row = self.store.item(row.id) or row
+        ref = old = row.ref
+        payload: Payload | None = None
+        with_content = workload.attrs_mapper is None or (
+            workload.content_changed is not None and workload.content_changed(row.meta, item)
+        )
+        try:
+            payload = await self._attrs_payload(container, item, with_content)
+            if ref is not None:
+                ref = await retrying(
+                    lambda: session.call(lambda s: s.update(ref, payload)),
+                    self.options.item_attempts,
+                    self.options.retry_pause,
+                )
+        except (SkipItem, Retriable) as exc:
+            status = SKIPPED if isinstance(exc, SkipItem) else FAILED
+            self.ledger.item("update", status, container, item, ref=ref, reason=str(exc))
+            return Outcome(item, status, error=str(exc), row_id=row.id)
+        finally:
+            if payload is not None and payload.blob is not None:
+                payload.blob.discard()
+        if workload.hierarchical_refs and old is not None and ref is not None and ref != old:
+            self.store.rebase_refs(row.unit_id, old.ref + "/", ref.ref + "/")
+        self.ledger.item("update", "done", container, item, ref=ref)
+        if not with_content or payload is None:
+            return Outcome(item, DONE, ref=ref, row_id=row.id)  # attributes only
+        return Outcome(
+            item,
+            DONE,
+            ref=ref,
+            row_id=row.id,
+            size=payload.size,
+            fingerprint=payload.fingerprint,
+            checksum=checksum(payload),
+        )
+
+    async def _move(self, container: Container, folder: str, item: Item, row: ItemState) -> Outcome:
+        session = self.session
+        ref = row.ref
+        if ref is None:
+            raise AssertionError(f"item {item.source_id} is done without a target ref")
+        try:
+            moved = await retrying(
+                lambda: session.call(lambda s: s.move(ref, folder)),
+                self.options.item_attempts,
+                self.options.retry_pause,
+            )
+            if row.version != item.version:
+                payload = await self._attrs_payload(container, item)
+                try:
+                    moved = await session.call(lambda s: s.update(moved, payload))
+                finally:
+                    if payload.blob is not None:
+                        payload.blob.discard()
+        except (SkipItem, Retriable) as exc:
+            # The copy is gone or unreachable: write the item afresh on the next pass.
+            self.ledger.item("move", "failed", container, item, ref=ref, reason=str(exc))
+            return Outcome(item, FAILED, error=str(exc), row_id=row.id)
+        self.ledger.item("move", "done", container, item, ref=moved)
+        return Outcome(item, DONE, ref=moved, row_id=row.id)
+
+    async def _attrs_payload(
+        self, container: Container, item: Item, with_content: bool = False
+    ) -> Payload:
+        workload = self.workload
+        if workload.attrs_mapper is not None and not with_content:
+            return workload.attrs_mapper(item)
+        return workload.mapper(item, await workload.source.fetch(container, item))
+
+    async def _settle_vanished(self) -> None:
+        """Items the source removed and that did not reappear elsewhere: mirror or keep."""
+        workload, owner = self.workload, self.owner
+        for row in self.store.vanished(workload.name, owner.upn):
+            ref = row.ref
+            result = "kept"
+            if self.options.deletions == "mirror" and ref is not None:
+                self.fence()
+                await retrying(
+                    partial(self.session.call, partial(_remove, ref)),
+                    self.options.item_attempts,
+                    self.options.retry_pause,
+                )
+                self.ledger.tallies[workload.name].removed += 1
+                result = "removed"
+            self.store.set_status([row.id], DELETED)
+            self.ledger.audit.record(
+                "remove",
+                result,
+                workload=workload.name,
+                owner=owner.upn,
+                source_id=row.source_id,
+                ref=ref_text(ref),
+            )
+
+    # -- retry-failed -----------------------------------------------------------
+
+    async def retry_failed(self) -> None:
+        """Write again every item of this owner marked failed, looking for an earlier copy."""
+        try:
+            for unit, row in self.store.failed(self.workload.name, self.owner.upn):
+                container = Container(
+                    self.workload.name, unit.owner, unit.container_id, tuple(unit.path.split("/"))
+                )
+                self.fence()
+                writer = self._writer(container, unit.id, unit.target_folder or "")
+                item = Item(row.source_id, row.version, row.meta)
+                outcomes = await writer.write_all([Pending(item, row.id, True)])
+                self.store.apply_outcomes(unit.id, container, outcomes)
+        finally:
+            await self.session.close()
+
+
+def _remove(ref: TargetRef, session: TargetSession) -> None:
+    session.remove(ref)

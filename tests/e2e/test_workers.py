@@ -1,0 +1,177 @@
+"""Several worker processes on one machine, over one SQLite state: kill -9 of the parent
+and of one child, then resume; and the state lock shared by two folders."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from harness import assert_same, environment, write_config
+
+from hirondelle.migrator.config import load_config
+from hirondelle.migrator.operations import status
+from hirondelle.sandbox.faults import Faults
+from hirondelle.sandbox.server import Limits, SandboxServer
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.state.schema import Job, StateLock
+from hirondelle.state.store import open_store
+from hirondelle.tests.servers import DovecotServer
+
+DEADLINE = 180.0
+
+
+def hirondelle(config: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hirondelle.cli", "-c", str(config), *args],
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def poll(condition: object, what: str, deadline: float = DEADLINE) -> None:
+    """Wait until `condition()` holds (polled; the deadline only bounds a broken run)."""
+    end = time.monotonic() + deadline
+    while not condition():  # type: ignore[operator]
+        if time.monotonic() > end:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
+
+
+def items_done(state_url: str) -> int:
+    """Items written by the latest run so far."""
+    store = open_store(state_url)
+    try:
+        with store.session() as s:
+            latest = s.query(Job.run_id).order_by(Job.run_id.desc()).limit(1).scalar()
+            return sum(job.items_done for job in s.query(Job).filter(Job.run_id == latest))
+    finally:
+        store.engine.dispose()
+
+
+def holds_a_job(state_url: str, pid: int) -> bool:
+    store = open_store(state_url)
+    try:
+        with store.session() as s:
+            return any(
+                (job.holder or "").endswith(f"#{pid}")
+                for job in s.query(Job).filter(Job.status == "running")
+            )
+    finally:
+        store.engine.dispose()
+
+
+def workers_of(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
+    """The worker processes of a run (multiprocessing's resource tracker left out)."""
+    found = []
+    for child in psutil.Process(process.pid).children():
+        try:
+            command = " ".join(child.cmdline())
+        except psutil.NoSuchProcess:
+            continue
+        if "spawn_main" in command and "resource_tracker" not in command:
+            found.append(child)
+    return found
+
+
+def test_kill_the_parent_then_a_child_of_two_workers_and_resume(
+    tmp_path: Path, dovecot: DovecotServer
+) -> None:
+    tenant = Tenant.generate(TenantSpec(seed=41, users=3, messages=100, large_messages=0))
+    faults = Faults(slow_seconds=0.2)  # stretch the copy so the kills land mid-owner
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
+        logins = {user.upn: dovecot.new_user() for user in tenant.users}
+        config = write_config(tmp_path, sandbox, dovecot, logins, run_extra="workers = 2")
+        # one mailbox at a time per worker: both workers hold an owner when one is killed
+        config.write_text(
+            config.read_text().replace("owner_concurrency = 4", "owner_concurrency = 1")
+        )
+        env = environment(sandbox, dovecot)
+        state_url = load_config(config).state_url
+
+        first = hirondelle(config, env, "run")
+        poll(lambda: len(workers_of(first)) == 2, "two worker processes")
+        children = workers_of(first)
+        poll(lambda: items_done(state_url) >= 20, "progress of the first run")
+        first.kill()  # kill -9 of the parent: its workers die with it
+        first.wait(timeout=30)
+        poll(
+            lambda: not any(c.is_running() and c.status() != "zombie" for c in children),
+            "the workers to die with their parent",
+            30,
+        )
+        assert status(load_config(config))["runs"][0]["status"] == "interrupted"
+
+        second = hirondelle(config, env, "run", "--json")
+        poll(lambda: len(workers_of(second)) == 2, "two worker processes again")
+        poll(lambda: items_done(state_url) >= 20, "progress of the second run")
+        victim = next(w for w in workers_of(second) if holds_a_job(state_url, w.pid))
+        victim.send_signal(signal.SIGKILL)  # one worker dies mid-owner: its sibling goes on
+        out, err = second.communicate(timeout=DEADLINE)
+        assert second.returncode == 0, err.decode()[-3000:]
+        assert b"ended with signal 9" in err
+        sandbox.set_faults(Faults())
+        assert assert_same(tenant, config, dovecot, logins) == sum(
+            len(tenant.messages(u.id, f.id))
+            for u in tenant.users
+            for f in tenant.folders(u.id)
+            if not f.hidden
+        )
+        store = open_store(state_url)
+        with store.session() as s:
+            latest = s.query(Job.run_id).order_by(Job.run_id.desc()).limit(1).scalar()
+            taken_over = [j for j in s.query(Job).filter(Job.run_id == latest) if j.attempts > 1]
+        store.engine.dispose()
+        assert taken_over, "a job of the killed worker should have been claimed again"
+
+
+def test_two_runs_from_two_folders_on_one_state_exclude_each_other(
+    tmp_path: Path, dovecot: DovecotServer
+) -> None:
+    tenant = Tenant.generate(TenantSpec(seed=3, users=1, messages=60, large_messages=0))
+    faults = Faults(slow_seconds=0.05)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
+        logins = {user.upn: dovecot.new_user() for user in tenant.users}
+        state = tmp_path / "shared" / "hirondelle.sqlite"
+        configs = []
+        for folder in ("one", "two"):
+            (tmp_path / folder).mkdir()
+            path = write_config(tmp_path / folder, sandbox, dovecot, logins)
+            path.write_text(
+                path.read_text().replace(
+                    'url = "sqlite:///state/hirondelle.sqlite"', f'url = "sqlite:///{state}"'
+                )
+            )
+            configs.append(path)
+        env = environment(sandbox, dovecot)
+        first = hirondelle(configs[0], env, "run")
+        url = f"sqlite:///{state}"
+
+        def locked() -> bool:
+            if not state.exists():
+                return False
+            store = open_store(url)
+            try:
+                with store.session() as s:
+                    return s.get(StateLock, "state") is not None
+            finally:
+                store.engine.dispose()
+
+        poll(locked, "the first run to hold the lock")
+        second = hirondelle(configs[1], env, "sync")
+        _, err = second.communicate(timeout=60)
+        assert second.returncode == 4, err.decode()
+        message = err.decode()
+        assert message.count("\n") == 1, message
+        assert "another hirondelle run holds this state: `run` (run 1)" in message
+        assert f"#{first.pid}" in message  # names the holding process
+        _, err = first.communicate(timeout=DEADLINE)
+        assert first.returncode == 0, err.decode()[-2000:]
+        again = hirondelle(configs[1], env, "sync")
+        _, err = again.communicate(timeout=DEADLINE)
+        assert again.returncode == 0, err.decode()[-2000:]
