@@ -8,7 +8,11 @@ while the others go on:
 
 - concurrency starts at `concurrency`, halves on throttling (never below one) and
   creeps back by one after a run of successes (AIMD);
-- a sliding window caps the requests of a lane per `window_seconds`;
+- a sliding window caps the requests of a lane per `window_seconds`. A request counts
+  from the moment it is sent, and stays in the window until `window_seconds` after its
+  answer came back: the service charged it somewhere in between, so the lane never
+  believes a request has left the service's window before it has (timing the window
+  from the send let a burst whose answers were slow overrun it);
 - `report_throttled` pauses that lane only, until the time Graph gave.
 
 `run` wraps one request with its retries: throttling pauses the lane, other
@@ -47,6 +51,7 @@ class _Lane:
     ceiling: int
     condition: asyncio.Condition = field(default_factory=asyncio.Condition)
     in_flight: int = 0
+    in_flight_cost: int = 0  # sent, not answered: in the window until it is
     success_run: int = 0
     paused_until: float = 0.0
     window: deque[tuple[float, int]] = field(default_factory=deque)
@@ -61,9 +66,10 @@ class _Lane:
             _, cost = self.window.popleft()
             self.window_total -= cost
 
-    def window_wait(self, now: float, cost: int, cap: int, window_seconds: float) -> float:
-        """Seconds until `cost` more requests fit in the window (0 if they fit now)."""
-        excess = self.window_total + cost - cap
+    def window_wait(self, now: float, cost: int, cap: int, window_seconds: float) -> float | None:
+        """Seconds until `cost` more requests fit in the window (0 if they fit now), or
+        None when only answers still awaited can make room."""
+        excess = self.window_total + self.in_flight_cost + cost - cap
         if excess <= 0:
             return 0.0
         freed = 0
@@ -71,7 +77,7 @@ class _Lane:
             freed += entry_cost
             if freed >= excess:
                 return max(0.0, stamp + window_seconds - now)
-        return window_seconds
+        return None
 
 
 class MailboxBudget:
@@ -120,39 +126,41 @@ class MailboxBudget:
     async def slot(self, owner: str, cost: int = 1) -> AsyncIterator[None]:
         """Hold one of the owner's concurrent slots for one request (a $batch costs more)."""
         lane = self._lane(owner)
-        await self._acquire(lane, min(max(cost, 1), self.requests_per_window))
+        cost = min(max(cost, 1), self.requests_per_window)
+        await self._acquire(lane, cost)
         succeeded = False
         try:
             yield
             succeeded = True
         finally:
-            await self._release(lane, succeeded)
+            await self._release(lane, succeeded, cost)
 
     async def _acquire(self, lane: _Lane, cost: int) -> None:
         started = self._clock()
         while True:
             now = self._clock()
             lane.expire(now, self.window_seconds)
-            wait = max(
-                lane.paused_until - now,
-                lane.window_wait(now, cost, self.requests_per_window, self.window_seconds),
-            )
+            window = lane.window_wait(now, cost, self.requests_per_window, self.window_seconds)
+            wait = max(lane.paused_until - now, window or 0.0)
             if wait > 0:
                 await self._sleep(wait)
                 continue
-            if lane.in_flight >= lane.limit:
+            if window is None or lane.in_flight >= lane.limit:
+                # a slot, or room in the window, comes back with an answer
                 async with lane.condition:
-                    await lane.condition.wait_for(lambda: lane.in_flight < lane.limit)
+                    await lane.condition.wait()
                 continue
             lane.in_flight += 1
-            lane.window.append((now, cost))
-            lane.window_total += cost
+            lane.in_flight_cost += cost
             lane.requests += cost
             lane.waited_s += self._clock() - started
             return
 
-    async def _release(self, lane: _Lane, succeeded: bool) -> None:
+    async def _release(self, lane: _Lane, succeeded: bool, cost: int) -> None:
         lane.in_flight -= 1
+        lane.in_flight_cost -= cost
+        lane.window.append((self._clock(), cost))
+        lane.window_total += cost
         if succeeded:
             lane.success_run += 1
             if lane.success_run >= self.success_run and lane.limit < lane.ceiling:

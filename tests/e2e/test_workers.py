@@ -175,3 +175,41 @@ def test_two_runs_from_two_folders_on_one_state_exclude_each_other(
         again = hirondelle(configs[1], env, "sync")
         _, err = again.communicate(timeout=DEADLINE)
         assert again.returncode == 0, err.decode()[-2000:]
+
+
+def test_two_workers_keep_together_under_the_tenants_sharepoint_budget(tmp_path: Path) -> None:
+    """SharePoint's resource units are one budget per tenant: two workers divide it, so
+    together they stay under what the service accepts (no 429) while using most of it."""
+    from harness import SECRET_ENV, source_table
+
+    from hirondelle.sandbox.resource_units import ResourceUnitLimits
+
+    tenant = Tenant.generate(
+        TenantSpec(
+            seed=71, users=3, messages=1, large_messages=0, files_per_drive=30, large_file_bytes=0
+        )
+    )
+    # Graph's 1,200 units a minute, shrunk twenty-fold: 60 units per 3 s window.
+    limits = ResourceUnitLimits(units_per_window=1200, window_seconds=60, scale=0.05)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
+        sandbox.set_resource_units(limits)
+        config = tmp_path / "hirondelle.toml"
+        config.write_text(
+            f"""{source_table(sandbox)}files_units_per_minute = 54
+files_window_seconds = {limits.window_length}
+
+[run]
+workers = 2
+owner_concurrency = 2
+
+[targets.files]
+kind = "archive"
+path = "archive"
+"""
+        )
+        run = hirondelle(config, {SECRET_ENV: sandbox.client_secret}, "run", "--json")
+        out, err = run.communicate(timeout=DEADLINE)
+        assert run.returncode == 0, err.decode()[-3000:]
+        counters = sandbox.stats()["by_mailbox"]["sharepoint"]
+    assert counters["throttled"] == 0, counters
+    assert counters["requests"] > 3 * limits.window_units  # the budget did bind

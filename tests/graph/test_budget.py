@@ -106,7 +106,8 @@ def test_the_request_window_caps_requests(fake_time: FakeTime) -> None:
                 fake_time.now += 1
 
     run(requests(4))
-    assert fake_time.sleeps == [7]  # the first request leaves the window at t=10
+    # the first request was answered at t=1: it leaves the window at t=11
+    assert fake_time.sleeps == [8]
 
 
 def test_run_honours_retry_after_then_succeeds(fake_time: FakeTime) -> None:
