@@ -30,18 +30,25 @@ certificate_file = "hirondelle-app.pem"        # PEM with the certificate and it
 # window_seconds = 600
 
 [state]
-url = "sqlite:///state/hirondelle.sqlite"      # or postgresql+psycopg://host/db
+url = "sqlite:///state/hirondelle.sqlite"      # or postgresql+psycopg://user@host/db
+                                               # (password: PGPASSWORD or ~/.pgpass)
 audit_dir = "audit"                            # one JSON-lines audit log per run
-# lock_file = "state/hirondelle.lock"
 
 [users]
 file = "users.csv"                             # source_upn,target_login; remove to take all users
 
 [run]
-owner_concurrency = 8                          # mailboxes moved at once
+# workers = 4                                  # worker processes (default: the core count)
+owner_concurrency = 8                          # owners each worker process moves at once
+# lease_seconds = 60                           # a lost worker's owners are taken over after this
 fetch_concurrency = 4                          # items downloaded ahead per folder
 target_sessions = 1                            # target connections per owner at once
 deletions = "mirror"                           # sync: "mirror" deletions or "keep" them
+
+# Several machines: hirondelle worker on each, the state in PostgreSQL (pip install '.[cluster]').
+# [cluster]
+# broker_url = "redis://mq.example.org:6379/0" # or "amqp://hirondelle@mq.example.org:5672//"
+# broker_password_file = "broker-password"
 
 [targets.mail]
 kind = "imap"                                  # or "archive" (Maildir + mbox files)
