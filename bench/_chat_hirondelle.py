@@ -42,7 +42,11 @@ class Homeserver:
 
 
 def write_config(
-    directory: Path, endpoint: SandboxEndpoint, homeserver: Homeserver, alias_prefix: str
+    directory: Path,
+    endpoint: SandboxEndpoint,
+    homeserver: Homeserver,
+    alias_prefix: str,
+    workers: int = 1,
 ) -> Path:
     """`hirondelle.toml` in `directory`: the sandbox's Teams into Synapse, appservice mode."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -56,6 +60,7 @@ def write_config(
             "ca_file": endpoint.ca_file,
         },
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
+        "run": {"workers": workers},
         "targets.chat": {
             "kind": "matrix",
             "mode": "appservice",

@@ -29,6 +29,7 @@ class FilesRun:
     account: DavAccount  # `url` is the server's "{login}" template
     concurrency: int  # `run.fetch_concurrency`: downloads in flight
     units_per_minute: int  # `source.files_units_per_minute`
+    workers: int = 1  # `run.workers`: one OneDrive is one owner, moved by one of them
 
 
 def write_config(directory: Path, endpoint: SandboxEndpoint, run: FilesRun) -> Path:
@@ -51,7 +52,11 @@ def write_config(directory: Path, endpoint: SandboxEndpoint, run: FilesRun) -> P
         },
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
         "users": {"file": users.name},
-        "run": {"owner_concurrency": 1, "fetch_concurrency": run.concurrency},
+        "run": {
+            "owner_concurrency": 1,
+            "fetch_concurrency": run.concurrency,
+            "workers": run.workers,
+        },
         "targets.files": {
             "kind": "webdav",
             "url": run.account.url,

@@ -84,6 +84,7 @@ def write_config(
     target: DovecotServer,
     owner_concurrency: int,
     budget: Budget | None = None,
+    workers: int = 1,
 ) -> Path:
     """`hirondelle.toml` in `directory`; both secrets are read from the environment.
 
@@ -105,7 +106,7 @@ def write_config(
     tables: dict[str, Mapping[str, object]] = {
         "source": source,
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
-        "run": {"owner_concurrency": owner_concurrency},
+        "run": {"owner_concurrency": owner_concurrency, "workers": workers},
         "targets.mail": {
             "kind": "imap",
             "host": target.host,

@@ -59,6 +59,7 @@ from hirondelle.bench._servers import (
     tree_cpu_seconds,
 )
 from hirondelle.connectors.matrix_wire import TEAMS_KEY
+from hirondelle.migrator.coordinator import default_workers
 from hirondelle.tests.servers import SYNAPSE_AS_TOKEN
 
 QUICK_POSTS = 150
@@ -77,6 +78,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="tenant seed (default 7)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_POSTS} posts")
     parser.add_argument("--no-raw", action="store_true", help="skip the raw loop")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="hirondelle's worker processes (default: the core count); one channel is "
+        "written in order by one worker, as the raw loop writes it",
+    )
     parser.add_argument(
         "--profile", type=Path, help="profile hirondelle's side into FILE (slows it)"
     )
@@ -111,7 +119,9 @@ class Bench:
         self.stack.callback(sandbox.stop)
         endpoint = sandbox.start()
         prefix = f"m365_bench{uuid.uuid4().hex[:6]}_"
-        config = write_config(self.work / "hirondelle", endpoint, self.homeserver, prefix)
+        config = write_config(
+            self.work / "hirondelle", endpoint, self.homeserver, prefix, self.args.workers
+        )
         sandbox_process = psutil.Process(sandbox.pid)
         sandbox_cpu, synapse_cpu = tree_cpu_seconds(sandbox_process), self._synapse_cpu()
         busy = machine_busy_seconds()
@@ -235,7 +245,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hirondelle-bench-")))
         stack.callback(stop_live)
         bench = Bench(args, work, stack)
-        result: dict[str, Any] = {"posts": args.posts, "replies_per_post": args.replies}
+        result: dict[str, Any] = {
+            "posts": args.posts,
+            "replies_per_post": args.replies,
+            "workers": args.workers,
+        }
         say(f"channel of {args.posts} posts, 0 to {args.replies} replies each, into Synapse")
         figures, events = bench.hirondelle()
         result |= figures

@@ -55,6 +55,7 @@ from hirondelle.bench._servers import (
     stop_live,
     tree_cpu_seconds,
 )
+from hirondelle.migrator.coordinator import default_workers
 from hirondelle.sandbox.tenant import Tenant
 from hirondelle.tests.servers import MailUser, RcloneDavServer
 
@@ -75,6 +76,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--concurrency", type=int, default=4, help="transfers at once, both sides (default 4)"
     )
     parser.add_argument("--seed", type=int, default=7, help="tenant seed (default 7)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="hirondelle's worker processes (default: the core count); one OneDrive is "
+        "one owner, moved by one worker, with --concurrency downloads like rclone's transfers",
+    )
     parser.add_argument("--quick", action="store_true", help="1,000 small files, a 200 MB file")
     parser.add_argument(
         "--units-per-minute",
@@ -92,7 +100,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.files, args.large_bytes = 1000, 200_000_000
-    for name in ("files", "large_bytes", "concurrency", "units_per_minute"):
+    for name in ("files", "large_bytes", "concurrency", "units_per_minute", "workers"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -167,7 +175,9 @@ class Bench:
         endpoint = sandbox.ready()
         user = self.server.new_user()
         account = DavAccount(self.server.url, user.login, user.password, "")
-        run = FilesRun(upn, account, self.args.concurrency, self.args.units_per_minute)
+        run = FilesRun(
+            upn, account, self.args.concurrency, self.args.units_per_minute, self.args.workers
+        )
         config = write_config(self.work / f"hirondelle-{name}", endpoint, run)
         sandbox_process, server_process = psutil.Process(sandbox.pid), self._server_process()
         sandbox_cpu, server_cpu = tree_cpu_seconds(sandbox_process), _cpu(server_process)
@@ -299,6 +309,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "files_per_drive": args.files,
             "large_bytes": args.large_bytes,
             "concurrency": args.concurrency,
+            "workers": args.workers,
             "units_per_minute": args.units_per_minute,
             "server": "rclone serve webdav",
         }

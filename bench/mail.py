@@ -50,6 +50,7 @@ from hirondelle.bench._servers import (
     stop_live,
     tree_cpu_seconds,
 )
+from hirondelle.migrator.coordinator import default_workers
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
 from hirondelle.tests.servers import DovecotServer
 
@@ -86,6 +87,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--concurrency", type=int, default=8, help="mailboxes at once, both sides (default 8)"
     )
     parser.add_argument(
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help="hirondelle's worker processes (default: the core count); the mailboxes at "
+        "once (--concurrency) are shared among them",
+    )
+    parser.add_argument(
         "--large", type=int, default=0, help="messages with a 40 MB attachment (default 0)"
     )
     parser.add_argument("--seed", type=int, default=7, help="tenant seed (default 7)")
@@ -107,7 +115,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     if args.quick:
         args.mailboxes, args.messages = 4, 250
         args.budget_mailboxes, args.budget_messages = 4, 150
-    for name in ("mailboxes", "messages", "concurrency", "budget_mailboxes", "budget_messages"):
+    for name in (
+        "mailboxes",
+        "messages",
+        "concurrency",
+        "workers",
+        "budget_mailboxes",
+        "budget_messages",
+    ):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if not 0 < args.scale <= 1:
@@ -149,6 +164,12 @@ def measure_speed(args: argparse.Namespace, work: Path, stack: ExitStack) -> dic
     return figures
 
 
+def per_worker(args: argparse.Namespace) -> int:
+    """Owners each worker moves at once: the mailboxes at once, shared among the workers,
+    so both sides move `--concurrency` mailboxes at once."""
+    return max(1, -(-args.concurrency // args.workers))
+
+
 def _dovecot(stack: ExitStack, logins: Sequence[str]) -> DovecotServer:
     server = start_dovecot(logins, USER_PASSWORD)
     stack.callback(server.stop)
@@ -167,7 +188,7 @@ def _hirondelle_side(
     assert sandbox.endpoint is not None
     target = _dovecot(stack, logins)
     config = write_hirondelle_config(
-        work / "hirondelle", sandbox.endpoint, target, args.concurrency
+        work / "hirondelle", sandbox.endpoint, target, per_worker(args), workers=args.workers
     )
     sandbox_process, dovecot = psutil.Process(sandbox.pid), dovecot_master(target)
     sandbox_cpu, dovecot_cpu = _cpu(sandbox_process), tree_cpu_seconds(dovecot)
@@ -186,7 +207,9 @@ def _hirondelle_side(
         f"{size / MB / seconds:.2f} MB/s, peak RSS {report.finished.peak_rss_mb:.0f} MB"
     )
     say(
-        f"  CPU: hirondelle {report.finished.cpu_seconds:.1f} s, sandbox {sandbox_cpu:.1f} s, "
+        f"  CPU: hirondelle {report.finished.cpu_seconds:.1f} s "
+        f"({1000 * report.finished.cpu_seconds / max(count, 1):.2f} ms a message, "
+        f"{args.workers} worker(s)), sandbox {sandbox_cpu:.1f} s, "
         f"target Dovecot {dovecot_cpu:.1f} s, anything else {other_cpu:.1f} s (other load "
         f"skews the figures); {requests} Graph requests "
         f"({requests / max(count, 1):.2f} per message)"
@@ -203,6 +226,7 @@ def _hirondelle_side(
         "failed": report.failed,
         "on_target": stored,
         "hirondelle_cpu_s": round(report.finished.cpu_seconds, 1),
+        "hirondelle_cpu_ms_per_msg": round(1000 * report.finished.cpu_seconds / max(count, 1), 2),
         "sandbox_cpu_s": round(sandbox_cpu, 1),
         "dovecot_cpu_s": round(dovecot_cpu, 1),
         "other_cpu_s": round(other_cpu, 1),
@@ -243,6 +267,7 @@ def _mbsync_side(
         "mbsync_seconds": round(run.seconds, 2),
         "mbsync_peak_rss_mb": round(run.peak_rss_mb, 1),
         "mbsync_cpu_s": round(run.cpu_seconds, 1),
+        "mbsync_cpu_ms_per_msg": round(1000 * run.cpu_seconds / max(count, 1), 2),
         "mbsync_machine_busy_s": round(busy, 1),
         "mbsync_failures": run.failures,
     }
@@ -281,7 +306,7 @@ def measure_budget(args: argparse.Namespace, work: Path, stack: ExitStack) -> di
     logins = [user.upn for user in Tenant.generate(corpus.spec()).users]
     target = _dovecot(stack, logins)
     config = write_hirondelle_config(
-        work / "budget", endpoint, target, args.concurrency, budget=budget
+        work / "budget", endpoint, target, per_worker(args), budget=budget, workers=args.workers
     )
     report, watch = watch_budget(
         sandbox, lambda: run_hirondelle(config, endpoint, target, args.timeout)
@@ -319,6 +344,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "messages_per_mailbox": args.messages,
             "large_messages": args.large,
             "concurrency": args.concurrency,
+            "workers": args.workers,
         }
         result.update(measure_speed(args, work, stack))
         if not args.no_budget:

@@ -213,3 +213,26 @@ path = "archive"
         counters = sandbox.stats()["by_mailbox"]["sharepoint"]
     assert counters["throttled"] == 0, counters
     assert counters["requests"] > 3 * limits.window_units  # the budget did bind
+
+
+def test_a_fatal_error_in_one_worker_stops_the_run_with_one_line(
+    tmp_path: Path, dovecot: DovecotServer
+) -> None:
+    """A refused login is fatal: exit 3, one line naming what to fix, no traceback; the
+    run is recorded as failed and its state lock is free again."""
+    tenant = Tenant.generate(TenantSpec(seed=5, users=2, messages=5, large_messages=0))
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
+        logins = {user.upn: dovecot.new_user() for user in tenant.users}
+        config = write_config(tmp_path, sandbox, dovecot, logins, run_extra="workers = 2")
+        env = {**environment(sandbox, dovecot), "HIRONDELLE_TEST_IMAP_MASTER": "wrong"}
+        run = hirondelle(config, env, "run")
+        _, err = run.communicate(timeout=DEADLINE)
+        message = err.decode()
+        assert run.returncode == 3, message
+        assert "Traceback" not in message
+        lines = [line for line in message.splitlines() if not line.startswith(" ")]
+        assert lines[-1].startswith("error: mail "), message
+        report = status(load_config(config))
+        assert report["runs"][0]["status"] == "failed"
+        with open_store(load_config(config).state_url).session() as s:
+            assert s.get(StateLock, "state") is None
