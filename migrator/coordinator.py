@@ -25,10 +25,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import update
+
 from ..state import leases
 from ..state.jobs import Jobs, JobSpec, JobState
 from ..state.leases import Holder
-from ..state.schema import ERROR, FATAL, INTERRUPTED, QUEUED, RUNNING
+from ..state.schema import ERROR, FATAL, QUEUED, RUNNING, Run
 from ..state.store import Store
 from .audit import AuditLog
 from .config import Config
@@ -222,10 +224,6 @@ async def follow(
 def stop_run(store: Store, jobs: Jobs, run_id: int, status: str) -> None:
     """The run stops: its queued jobs will not run; workers stop its running ones."""
     jobs.interrupt(run_id)
-    from sqlalchemy import update
-
-    from ..state.schema import Run
-
     with store.writing() as s, s.begin():
         s.execute(update(Run).where(Run.id == run_id).values(status=status))
 
@@ -244,16 +242,3 @@ def raise_stopper(job: JobState) -> None:
 
 def audit_for(config: Config, run_id: int, suffix: str = "") -> AuditLog:
     return AuditLog(config.audit_dir, run_id, suffix)
-
-
-__all__ = [
-    "INTERRUPTED",
-    "Follower",
-    "RunResult",
-    "StateLockHold",
-    "default_workers",
-    "follow",
-    "job_specs",
-    "raise_stopper",
-    "stop_run",
-]

@@ -112,7 +112,9 @@ async def _coordinate(
             raise_stopper(stopper)
         tallies = jobs.tallies(run_id, list(config.targets))
         audit_path = str(audit.path) if audit.path else None
-        result = RunResult(run_id, tallies, audit_path, 0 if config.cluster else count)
+        if config.cluster is not None:  # the cluster's workers that took part
+            count = len({job.holder for job in jobs.of_run(run_id) if job.holder})
+        result = RunResult(run_id, tallies, audit_path, count)
         summary, status = result.as_dict(), "done"
         return result
     except (KeyboardInterrupt, asyncio.CancelledError):
