@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.exc import OperationalError
 
 from .migrator import operations
 from .migrator.config import Config, load_config
@@ -45,6 +46,13 @@ def reported(fn: F) -> F:
             _fail(str(exc), EXIT_LOCKED)
         except HirondelleError as exc:
             _fail(f"error: {exc}", EXIT_FATAL)
+        except OperationalError as exc:  # the state database went away mid-command
+            detail = " ".join(str(exc.orig or exc).split())
+            _fail(
+                f"error: the state database stopped answering ({detail}); run the same "
+                "command again once it is back: it resumes",
+                EXIT_FATAL,
+            )
         except KeyboardInterrupt:
             _fail("interrupted: run the same command again to resume", 130)
 
@@ -340,7 +348,7 @@ def status(ctx: click.Context, as_json: bool, all_owners: bool) -> None:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     for line in status_lines(data, all_owners):
-        out.print(line, markup=False, highlight=False)
+        click.echo(line)
 
 
 @main.command()

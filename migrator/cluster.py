@@ -39,7 +39,7 @@ from ..state.schema import Run, StateLock, WorkerRow, utcnow
 from ..state.store import Store, open_store
 from .audit import AuditLog
 from .config import Config
-from .coordinator import audit_for, run_options
+from .coordinator import audit_for, default_workers, run_options
 from .errors import ConfigError, FatalError
 from .registry import assemble
 from .worker import Worker
@@ -137,6 +137,24 @@ class Sweeper:
             send(self.config, self.store, run_id, ids)
 
 
+_last_warning = 0.0
+
+
+def warn_without_workers(config: Config, store: Store, every: float = 60.0) -> None:
+    """Say so, once a minute, while no `hirondelle worker` is alive to take the owners."""
+    global _last_warning
+    if time.monotonic() - _last_warning < every:
+        return
+    with store.session() as s:
+        live = leases.live_workers(s, "cluster", config.lease_seconds)
+    if not live:
+        _last_warning = time.monotonic()
+        log.warning(
+            "no hirondelle worker is alive for this state: the owners wait in the queue; "
+            "start `hirondelle worker` on the worker machines"
+        )
+
+
 def idle_slots(store: Store, lease_seconds: float) -> int:
     """Owners the live cluster workers could take on now."""
     with store.session() as s:
@@ -194,7 +212,7 @@ class Node:
         self._worker = Worker(
             self._store,
             assembled.workloads,
-            run_options(self.config),
+            run_options(self.config, default_workers()),  # the machine's memory, shared
             AuditLog(None, 0),
             self.holder,
             kind="cluster",
@@ -233,6 +251,12 @@ class Node:
         finish_detached(self.config, self._store, run_id)
         return True
 
+    def _detached(self, run_id: int) -> bool:
+        assert self._store is not None
+        with self._store.session() as s:
+            run = s.get(Run, run_id)
+            return run is not None and bool((run.options or {}).get("detached"))
+
     async def _drain(self, worker: Worker, run_id: int, job_id: int) -> None:
         # One run at a time holds the state: its audit lines go to this machine's file.
         if run_id not in self._audits:
@@ -253,9 +277,10 @@ class Node:
                 with store.session() as s:
                     runs = list(s.scalars(select(Run.id).where(Run.status == "running")))
                 sweeper = Sweeper(self.config, store, Jobs(store, self.config.lease_seconds))
-                for run_id in runs:
-                    sweeper.sweep(run_id, now=True)
-                    finish_detached(self.config, store, run_id)
+                for run_id in runs:  # a followed run is swept by the command following it
+                    if self._detached(run_id):
+                        sweeper.sweep(run_id, now=True)
+                        finish_detached(self.config, store, run_id)
             except Exception:  # noqa: BLE001 - the next sweep tries again
                 log.warning("sweep failed", exc_info=True)
 
@@ -281,23 +306,38 @@ class Node:
 
 
 def finish_detached(config: Config, store: Store, run_id: int) -> None:
-    """A detached run whose last job ended: record its summary and free the state lock."""
+    """A detached run: after a fatal error its queued owners are not started; once its last
+    job ended, its summary is recorded (failed after a fatal error) and the lock freed."""
     jobs = Jobs(store, config.lease_seconds)
     with store.session() as s:
         run = s.get(Run, run_id)
         if run is None or run.status != "running" or not (run.options or {}).get("detached"):
             return
+    stopper = jobs.stopped(run_id)
+    if stopper is not None:
+        jobs.interrupt(run_id)  # the running ones end on their own
     if jobs.open_count(run_id):
         return
     from .coordinator import RunResult
 
     tallies = jobs.tallies(run_id, list(config.targets))
-    summary = RunResult(run_id, tallies, None, 0).as_dict()
+    holders = {job.holder for job in jobs.of_run(run_id) if job.holder}
+    summary = RunResult(run_id, tallies, None, len(holders)).as_dict()
+    if stopper is not None:
+        summary["stopped_by"] = {
+            "workload": stopper.workload,
+            "owner": stopper.owner,
+            "error": stopper.error,
+        }
     with store.writing() as s, s.begin():
         done = s.execute(
             update(Run)
             .where(Run.id == run_id, Run.status == "running")
-            .values(status="done", summary=summary, finished_at=utcnow())
+            .values(
+                status="failed" if stopper is not None else "done",
+                summary=summary,
+                finished_at=utcnow(),
+            )
         )
         if done.rowcount:  # type: ignore[attr-defined]
             s.execute(delete(StateLock).where(StateLock.run_id == run_id))

@@ -194,8 +194,10 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
     if workers is not None and workers < 1:
         raise ConfigError("run.workers", f"must be at least 1, not {workers}")
     lease_seconds = run.get("lease_seconds", float, 60.0)
-    if lease_seconds < 2:
-        raise ConfigError("run.lease_seconds", f"must be at least 2 seconds, not {lease_seconds}")
+    if not 2 <= lease_seconds <= 86_400:  # also refuses nan and inf
+        raise ConfigError(
+            "run.lease_seconds", f"must be between 2 and 86400 seconds, not {lease_seconds}"
+        )
     run.finish()
     cluster = _cluster(top.get("cluster", dict), base, state_url)
     targets = _targets(_Table("targets", top.get("targets", dict, required=True)), base)
@@ -229,7 +231,8 @@ def _cluster(values: Any, base: Path, state_url: str) -> ClusterConfig | None:
         raise ConfigError(
             "cluster.broker_url", "must be a redis:// or amqp:// URL (Redis or RabbitMQ)"
         )
-    if urlsplit(broker_url).password:
+    parts = urlsplit(broker_url)
+    if parts.password or "password" in parts.query.lower():
         raise ConfigError(
             "cluster.broker_url",
             "holds a password: name it with broker_password_env or broker_password_file",

@@ -18,14 +18,18 @@ queued jobs are not run, the running ones stop, and the error is raised.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 
 from ..state import leases
 from ..state.jobs import Jobs, JobSpec, JobState
@@ -90,6 +94,29 @@ class RunResult:
         return data
 
 
+@contextmanager
+def legacy_lock(state_url: str) -> Iterator[None]:
+    """Hold the lock file versions before 0.2 kept beside an SQLite state, so that a run
+    of such a version and this one never share the state (nor its schema upgrade)."""
+    if not state_url.startswith("sqlite:///") or state_url.endswith(":memory:"):
+        yield
+        return
+    path = Path(state_url.removeprefix("sqlite:///")).parent / "hirondelle.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LockedError(
+                f"another hirondelle run holds this state: a run of an earlier version "
+                f"holds {path}; wait for it to finish"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
+
+
 class StateLockHold:
     """The state lock, held by this process for a command; a thread renews it."""
 
@@ -100,15 +127,25 @@ class StateLockHold:
         self._thread: threading.Thread | None = None
 
     def acquire(self) -> None:
-        with self.store.writing() as s, s.begin():
-            other, stale = leases.take_lock(s, self.holder, self.command, self.seconds)
+        for attempt in range(3):
+            try:
+                with self.store.writing() as s, s.begin():
+                    other, stale = leases.take_lock(s, self.holder, self.command, self.seconds)
+                break
+            except IntegrityError:  # two first takes of the lock at once: look again
+                if attempt == 2:
+                    raise
         if other is not None:
             raise LockedError(
                 f"another hirondelle run holds this state: {other.describe()}; wait for it "
                 "to finish or point state.url elsewhere"
             )
         if stale is not None:
-            log.warning("run %d was interrupted (its process is gone): this run resumes it", stale)
+            log.warning(
+                "run %d was interrupted (its process is gone or stopped renewing the lock): "
+                "this run resumes its work",
+                stale,
+            )
         self._thread = threading.Thread(target=self._renew, name="state-lock", daemon=True)
         self._thread.start()
 
@@ -116,12 +153,14 @@ class StateLockHold:
         with self.store.writing() as s, s.begin():
             leases.attach_run(s, self.holder, run_id)
 
-    def hand_over(self, grace: float) -> None:
+    def hand_over(self, run_id: int, grace: float) -> None:
         """Leave the lock to a detached run's workers: it lasts `grace` seconds unless a
         worker renews it."""
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
         with self.store.writing() as s, s.begin():
-            leases.renew_lock(s, self.holder, grace)
+            leases.detach_lock(s, self.holder, run_id, grace)
 
     def _renew(self) -> None:
         while not self._stop.wait(max(0.5, self.seconds / 4)):

@@ -18,10 +18,13 @@ import signal
 import sys
 from multiprocessing.process import BaseProcess
 
+from sqlalchemy.exc import OperationalError
+
 from ..state.leases import Holder
 from ..state.store import open_store
 from .config import Config
 from .coordinator import audit_for, run_options
+from .errors import FatalError, HirondelleError
 from .registry import assemble
 from .worker import Worker
 
@@ -54,6 +57,10 @@ def child_main(
         asyncio.run(_work(config, run_id, index, workers))
     except KeyboardInterrupt:
         sys.exit(130)
+    except (HirondelleError, OperationalError) as exc:  # the parent reports the run's end
+        detail = " ".join(str(getattr(exc, "orig", None) or exc).split())
+        logging.getLogger(__name__).error("worker-%d stops: %s", index, detail)
+        sys.exit(3)
 
 
 async def _work(config: Config, run_id: int, index: int, workers: int) -> None:
@@ -109,8 +116,10 @@ class LocalPool:
         self._processes.append(process)
 
     def check(self, open_jobs: int) -> None:
-        """Note dead workers; start others while jobs remain and some budget of restarts."""
-        for process in [p for p in self._processes if not p.is_alive()]:
+        """Note dead workers and start others while jobs remain, within a budget of
+        restarts (twice the pool)."""
+        dead = [p for p in self._processes if not p.is_alive()]
+        for process in dead:
             self._processes.remove(process)
             if process.exitcode not in (0, None):
                 log.warning(
@@ -118,9 +127,16 @@ class LocalPool:
                     process.name,
                     _exit(process.exitcode),
                 )
-        if open_jobs and not self._processes:
+        if not open_jobs:
+            return
+        for _ in range(self.count - len(self._processes)):
             if self._started >= 3 * self.count:
-                raise RuntimeError("every worker process died repeatedly: see the log above")
+                if not self._processes:
+                    raise FatalError(
+                        "every worker process died, again and again: see the lines above; "
+                        "run the same command again to resume"
+                    )
+                return
             self._spawn()
 
     def stop(self) -> None:

@@ -24,6 +24,7 @@ from .coordinator import (
     default_workers,
     follow,
     job_specs,
+    legacy_lock,
     raise_stopper,
     run_options,
     stop_run,
@@ -57,13 +58,14 @@ async def migrate(
             "`hirondelle worker` processes",
         )
     count = workers or config.workers or default_workers()
-    store = open_store(config.state_url)
-    lock = StateLockHold(store, Holder.here(f"run-{mode}"), mode, config.lease_seconds)
-    try:
-        lock.acquire()
-        return await _coordinate(config, store, lock, mode, reporter, count, detach)
-    finally:
-        store.engine.dispose()
+    with legacy_lock(config.state_url):
+        store = open_store(config.state_url)
+        lock = StateLockHold(store, Holder.here(f"run-{mode}"), mode, config.lease_seconds)
+        try:
+            lock.acquire()
+            return await _coordinate(config, store, lock, mode, reporter, count, detach)
+        finally:
+            store.engine.dispose()
 
 
 async def _coordinate(
@@ -99,7 +101,7 @@ async def _coordinate(
 
                 await asyncio.to_thread(dispatch_run, config, store, run_id)
                 if detach:
-                    lock.hand_over(max(600.0, config.lease_seconds))
+                    lock.hand_over(run_id, max(600.0, config.lease_seconds))
                     handed_over = True
                     return RunResult(run_id, {}, None, 0, detached=True, jobs=queued)
                 stopper = await _follow_cluster(config, store, jobs, run_id, reporter, lock)
@@ -185,10 +187,15 @@ async def _follow_cluster(
     config: Config, store: Store, jobs: Jobs, run_id: int, reporter: Reporter, lock: StateLockHold
 ) -> Any:
     """Follow a run on the cluster; tasks lost with a broker or a worker are sent again."""
-    from .cluster import Sweeper
+    from .cluster import Sweeper, warn_without_workers
 
     sweeper = Sweeper(config, store, jobs)
-    return await follow(jobs, run_id, reporter, tick=lambda _: sweeper.sweep(run_id), lock=lock)
+
+    def tick(_: int) -> None:
+        sweeper.sweep(run_id)
+        warn_without_workers(config, store)
+
+    return await follow(jobs, run_id, reporter, tick=tick, lock=lock)
 
 
 async def retry_failed(config: Config, reporter: Reporter | None = None, **kw: Any) -> RunResult:
@@ -198,17 +205,18 @@ async def retry_failed(config: Config, reporter: Reporter | None = None, **kw: A
 
 async def check(config: Config) -> dict[str, VerifyReport]:
     """`verify`: compare source, state and target; read-only but locked against runs."""
-    store = open_store(config.state_url)
-    lock = StateLockHold(store, Holder.here("verify"), "verify", config.lease_seconds)
-    try:
-        lock.acquire()
+    with legacy_lock(config.state_url):
+        store = open_store(config.state_url)
+        lock = StateLockHold(store, Holder.here("verify"), "verify", config.lease_seconds)
         try:
-            async with assemble(config) as assembled:
-                return await verify(store, assembled.workloads, run_options(config))
+            lock.acquire()
+            try:
+                async with assemble(config) as assembled:
+                    return await verify(store, assembled.workloads, run_options(config))
+            finally:
+                lock.release()
         finally:
-            lock.release()
-    finally:
-        store.engine.dispose()
+            store.engine.dispose()
 
 
 async def plan(config: Config) -> Plan:

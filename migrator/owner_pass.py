@@ -14,9 +14,10 @@ the worker that ran it stores with its job.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from sqlalchemy.orm import Session
 
 from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED
 from ..state.store import ItemState, Outcome, UnitState
@@ -33,8 +34,18 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 Mode = Literal["run", "sync"]
-Fence = Callable[[], None]
-"""Raises `LeaseLost` when this process no longer holds the owner: called before writes."""
+
+
+class Fence(Protocol):
+    """Raises `LeaseLost` when this process no longer holds the owner (checked before every
+    target call, and inside the transactions that record a page), with `session` when
+    called within one."""
+
+    def __call__(self, session: Session | None = None) -> None: ...
+
+
+def _no_fence(session: Session | None = None) -> None:
+    return None
 
 
 class OwnerPass:
@@ -51,8 +62,10 @@ class OwnerPass:
         self.engine, self.workload, self.owner, self.ledger = engine, workload, owner, ledger
         self.store, self.options = engine.store, engine.options
         self.reporter = ledger.reporter
-        self.fence = fence or (lambda: None)
-        self.session = OwnerSession(workload, owner, engine.pool, engine.sessions(workload))
+        self.fence: Fence = fence or _no_fence
+        self.session = OwnerSession(
+            workload, owner, engine.pool, engine.sessions(workload), self.fence
+        )
 
     async def run(self, mode: Mode) -> None:
         workload, owner = self.workload, self.owner
@@ -145,9 +158,11 @@ class OwnerPass:
                 writes.append((item, row))
         self.reporter.advance(workload.name, unchanged, 0)
 
-        self.fence()  # this process still holds the owner: nobody else writes it
         row_ids = self.store.mark_started(
-            unit.id, container, [(item, row.id if row else None) for item, row in writes]
+            unit.id,
+            container,
+            [(item, row.id if row else None) for item, row in writes],
+            guard=self.fence,
         )
         outcomes: list[Outcome] = []
         if workload.update_order is not None:
@@ -166,7 +181,13 @@ class OwnerPass:
         outcomes.extend(await self._writer(container, unit.id, folder).write_all(pending))
         vanished = [i for i in page.removed if i not in ids]
         self.store.settle_page(
-            unit.id, container, outcomes, vanished, page.next_link, page.delta_link
+            unit.id,
+            container,
+            outcomes,
+            vanished,
+            page.next_link,
+            page.delta_link,
+            guard=self.fence,
         )
         if workload.link_of is not None:
             self._record_links(container, outcomes)
@@ -276,7 +297,6 @@ class OwnerPass:
             ref = row.ref
             result = "kept"
             if self.options.deletions == "mirror" and ref is not None:
-                self.fence()
                 await retrying(
                     partial(self.session.call, partial(_remove, ref)),
                     self.options.item_attempts,
@@ -303,11 +323,10 @@ class OwnerPass:
                 container = Container(
                     self.workload.name, unit.owner, unit.container_id, tuple(unit.path.split("/"))
                 )
-                self.fence()
                 writer = self._writer(container, unit.id, unit.target_folder or "")
                 item = Item(row.source_id, row.version, row.meta)
                 outcomes = await writer.write_all([Pending(item, row.id, True)])
-                self.store.apply_outcomes(unit.id, container, outcomes)
+                self.store.apply_outcomes(unit.id, container, outcomes, guard=self.fence)
         finally:
             await self.session.close()
 

@@ -27,15 +27,24 @@ class OwnerSession:
     time; a connection that failed with a retriable error is dropped and reopened."""
 
     def __init__(
-        self, workload: Workload, owner: Owner, pool: ThreadPoolExecutor, size: int = 1
+        self,
+        workload: Workload,
+        owner: Owner,
+        pool: ThreadPoolExecutor,
+        size: int = 1,
+        fence: Callable[[], None] | None = None,
     ) -> None:
         self.workload, self.owner, self.pool = workload, owner, pool
         self._slots = asyncio.Semaphore(max(1, size))
         self._idle: list[TargetSession] = []
+        # Raises `LeaseLost` once this process no longer holds the owner: checked before
+        # every call, so a process that stalled past its lease writes nothing more.
+        self.fence = fence or (lambda: None)
 
     async def call(self, fn: Callable[[TargetSession], T]) -> T:
         """Run `fn(session)` in the pool on a free session (opened on first need)."""
         async with self._slots:
+            self.fence()
             loop = asyncio.get_running_loop()
             if self._idle:
                 session = self._idle.pop()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from ..state import leases
 from ..state.jobs import Jobs, JobState
-from ..state.schema import RUNNING, Run, WorkerRow
+from ..state.schema import INTERRUPTED, OPEN_JOBS, RUNNING, Run, WorkerRow
 from ..state.store import Store
 
 
@@ -66,20 +66,30 @@ def _jobs(store: Store, run: Run, live_run: int | None, lease_seconds: float) ->
         name: {"items_total": p.total, "items_done": p.done, "bytes_done": p.bytes, "jobs": p.jobs}
         for name, p in jobs.progress(run.id).items()
     }
+    ended = _status(run, live_run) != "running"
+    if ended:  # what was still open when the run ended will not go on
+        by_status = {}
+        for job in states:
+            shown = _job_status(job, ended)
+            by_status[shown] = by_status.get(shown, 0) + 1
     return {
         **_run(run, live_run),
         "jobs": by_status,
         "workloads": progress,
-        "owners": [_owner(job) for job in states],
+        "owners": [_owner(job, ended) for job in states],
     }
 
 
-def _owner(job: JobState) -> dict[str, Any]:
+def _job_status(job: JobState, ended: bool) -> str:
+    return INTERRUPTED if ended and job.status in OPEN_JOBS else job.status
+
+
+def _owner(job: JobState, ended: bool) -> dict[str, Any]:
     failed = int(job.tally.get("failed") or 0) + len(job.tally.get("failed_units") or [])
     return {
         "workload": job.workload,
         "owner": job.owner,
-        "status": job.status,
+        "status": _job_status(job, ended),
         "worker": job.holder,
         "attempts": job.attempts,
         "items_total": job.items_total,
@@ -103,7 +113,7 @@ def _worker(worker: WorkerRow, at: float, lease_seconds: float) -> dict[str, Any
         "kind": worker.kind,
         "host": worker.host,
         "state": "alive" if alive else ("stopped" if worker.stopped_at else "gone"),
-        "owners": worker.busy,
+        "owners": worker.busy if alive else 0,
         "capacity": worker.capacity,
         "run": worker.run_id,
         "last_seen_s": round(at - worker.heartbeat_at, 1),

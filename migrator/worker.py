@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from ..state import leases
 from ..state.jobs import Jobs, JobState
@@ -34,6 +35,7 @@ from .engine import Engine, Mode
 from .errors import ConfigError, FatalError, HirondelleError, LeaseLost
 from .ledger import Tally
 from .model import Owner
+from .owner_pass import Fence
 from .workload import RunOptions, Workload
 
 log = logging.getLogger(__name__)
@@ -159,7 +161,8 @@ class Worker:
                     )
                     mine -= done
                     for task in done:
-                        task.result()
+                        if not task.cancelled():  # a cancelled job was given back
+                            task.result()
                     continue
                 if not wait or not await asyncio.to_thread(self._run_open, run_id):
                     return
@@ -212,8 +215,13 @@ class Worker:
             await asyncio.to_thread(self._abandon, active)
             raise
         except LeaseLost:
-            log.warning("%s: %s moves on elsewhere (lease lost)", job.workload, job.owner)
-            self._active.pop(job.id, None)
+            log.warning(
+                "%s %s: this worker no longer holds it (its lease ran out): it stops here",
+                job.workload,
+                job.owner,
+            )
+            active.lost = True
+            await asyncio.to_thread(self._abandon, active)
             return
         except HirondelleError as exc:
             kind = "configuration error" if isinstance(exc, ConfigError) else "error"
@@ -229,19 +237,27 @@ class Worker:
         await asyncio.to_thread(self.jobs.finish, job, self.holder, status, tally, error, counters)
 
     def _abandon(self, active: _Active) -> None:
+        """Give the job back: queued again unless another process holds it already."""
         self._active.pop(active.job.id, None)
-        if not active.lost:
-            self.jobs.release(active.job, self.holder)
+        self.jobs.release(active.job, self.holder)
 
-    def _fence(self, job: JobState) -> Callable[[], None]:
-        def check() -> None:
+    def _fence(self, job: JobState) -> Fence:
+        """Raises `LeaseLost` unless this process holds the owner with a quarter of a lease
+        to spare (the heartbeat keeps three quarters or more: less means it stalled)."""
+        margin = self.lease_seconds / 4
+
+        def check(session: Session | None = None) -> None:
             active = self._active.get(job.id)
             if active is None or active.lost:
                 raise LeaseLost(job.owner)
-            with self.store.session() as s:
-                if not leases.holds(s, job.lease_key, self.holder):
-                    active.lost = True
-                    raise LeaseLost(job.owner)
+            if session is not None:
+                held = leases.holds(session, job.lease_key, self.holder, margin)
+            else:
+                with self.store.session() as own:
+                    held = leases.holds(own, job.lease_key, self.holder, margin)
+            if not held:
+                active.lost = True
+                raise LeaseLost(job.owner)
 
         return check
 

@@ -57,7 +57,9 @@ def serve(
         node: [*base, "worker", "--processes", "1", "--name", node, "--owners", str(owners)]
         for node in names
     }
-    Supervisor(commands).run()
+    code = Supervisor(commands).run()
+    if code:
+        raise SystemExit(code)
 
 
 def _die_with_parent() -> None:
@@ -75,18 +77,31 @@ class Supervisor:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.stopping = False
 
-    def run(self) -> None:
+    def run(self) -> int:
+        """Until SIGTERM or Ctrl-C (0); or the exit code of a child that stopped on an error
+        a restart cannot cure (2: configuration, 3: fatal, e.g. the state unreachable)."""
         previous = {sig: signal.signal(sig, self._stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+        restart_at: dict[str, float] = {}
         try:
             for node in self.commands:
                 self._start(node)
             while not self.stopping:
-                time.sleep(0.5)
+                time.sleep(0.2)
                 for node, child in list(self.children.items()):
-                    if child.poll() is not None and not self.stopping:
-                        log.warning("node %s ended with %s: restarting it", node, child.returncode)
-                        time.sleep(RESTART_PAUSE_S)
+                    code = child.poll()
+                    if code is None or self.stopping:
+                        continue
+                    if code in (2, 3):
+                        log.error("node %s stopped on an error (exit %d): see above", node, code)
+                        return code
+                    due = restart_at.get(node)
+                    if due is None:
+                        log.warning("node %s ended with %s: restarting it", node, code)
+                        restart_at[node] = time.monotonic() + RESTART_PAUSE_S
+                    elif time.monotonic() >= due:
+                        del restart_at[node]
                         self._start(node)
+            return 0
         finally:
             for child in self.children.values():
                 if child.poll() is None:
@@ -101,7 +116,10 @@ class Supervisor:
                 signal.signal(sig, handler)
 
     def _start(self, node: str) -> None:
-        self.children[node] = subprocess.Popen(self.commands[node], preexec_fn=_die_with_parent)
+        # Its own session: Ctrl-C reaches the parent only, which stops the nodes in order.
+        self.children[node] = subprocess.Popen(
+            self.commands[node], preexec_fn=_die_with_parent, start_new_session=True
+        )
 
     def _stop(self, signum: int, frame: FrameType | None) -> None:
         self.stopping = True

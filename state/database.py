@@ -48,7 +48,7 @@ def open_engine(url: str) -> Engine:
         ) from None
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy raises several kinds for a bad URL
         raise ConfigError("state.url", f"cannot use {url!r}: {exc}") from None
-    if engine.url.password:
+    if engine.url.password or any("password" in key.lower() for key in engine.url.query):
         raise ConfigError(
             "state.url",
             "holds a password: secrets are not accepted in the file; "

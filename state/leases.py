@@ -23,7 +23,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from .database import clock
-from .schema import Lease, Run, StateLock, WorkerRow
+from .schema import INTERRUPTED, OPEN_JOBS, Job, Lease, Run, StateLock, WorkerRow
 
 LOCK_NAME = "state"
 
@@ -148,7 +148,7 @@ def take_lock(
     (None, the run id a dead holder left interrupted, if any).
     """
     at = now(s)
-    row = s.get(StateLock, LOCK_NAME, with_for_update=True)
+    row = s.get(StateLock, LOCK_NAME, with_for_update=True, populate_existing=True)
     if row is not None and row.holder != holder.id and alive(row, at):
         renewed = at - (row.expires_at - seconds)
         return LockView(row.command, row.run_id, row.holder, at - row.acquired_at, renewed), None
@@ -162,7 +162,29 @@ def take_lock(
         s.execute(
             update(Run).where(Run.id == stale, Run.status == "running").values(status="interrupted")
         )
+        s.execute(
+            update(Job)
+            .where(Job.run_id == stale, Job.status.in_(OPEN_JOBS))
+            .values(status=INTERRUPTED)
+        )
+    s.flush()
     return None, stale
+
+
+def detach_lock(s: Session, holder: Holder, run_id: int, seconds: float) -> None:
+    """Leave the lock to a detached run: no process of this machine holds it any more,
+    the run's workers renew it, and it lasts `seconds` unless they do."""
+    s.execute(
+        update(StateLock)
+        .where(StateLock.name == LOCK_NAME, StateLock.holder == holder.id)
+        .values(
+            holder=f"detached run {run_id} (kept by its workers)",
+            host="",
+            pid=0,
+            pid_start=None,
+            expires_at=now(s) + seconds,
+        )
+    )
 
 
 def lock_view(s: Session, seconds: float) -> tuple[LockView | None, bool]:
@@ -220,7 +242,7 @@ def take_lease(
     """Take (or keep) the lease on `key` in `s`'s write transaction; False if held alive
     by another. On PostgreSQL two first takes of one key collide on its primary key:
     the loser's transaction fails and the caller tries again."""
-    row = s.get(Lease, key, with_for_update=True)
+    row = s.get(Lease, key, with_for_update=True, populate_existing=True)
     if row is not None and row.holder != holder.id and alive(row, at):
         return False
     if row is None:
@@ -237,20 +259,22 @@ def take_lease(
 
 
 def renew_leases(s: Session, holder: Holder, seconds: float) -> set[str]:
-    """Push the expiry of every lease `holder` holds; the keys it still holds."""
+    """Push the expiry of every lease `holder` still holds; those keys. A lease that ran
+    out while the holder stalled is not revived: another process may take it."""
     at = now(s)
-    s.execute(update(Lease).where(Lease.holder == holder.id).values(expires_at=at + seconds))
-    return set(s.scalars(select(Lease.key).where(Lease.holder == holder.id)))
+    mine = (Lease.holder == holder.id) & (Lease.expires_at > at)
+    s.execute(update(Lease).where(mine).values(expires_at=at + seconds))
+    return set(s.scalars(select(Lease.key).where(mine)))
 
 
 def release_lease(s: Session, key: str, holder: Holder) -> None:
     s.execute(delete(Lease).where(Lease.key == key, Lease.holder == holder.id))
 
 
-def holds(s: Session, key: str, holder: Holder) -> bool:
-    """Whether `holder` holds `key` now (the fence checked before a page's writes)."""
-    row = s.get(Lease, key)
-    return row is not None and row.holder == holder.id and row.expires_at > now(s)
+def holds(s: Session, key: str, holder: Holder, margin: float = 0.0) -> bool:
+    """Whether `holder` holds `key` for `margin` seconds more at least (the fence)."""
+    row = s.scalar(select(Lease).where(Lease.key == key))
+    return row is not None and row.holder == holder.id and row.expires_at > now(s) + margin
 
 
 # -- workers -------------------------------------------------------------------------

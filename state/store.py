@@ -8,7 +8,7 @@ writers (`state.database.writer`), so several processes can share one SQLite fil
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,9 @@ from .schema import (
     Unit,
     utcnow,
 )
+
+Guard = Callable[[Session], None]
+"""Run first in a transaction that records writes; raises if they must not be recorded."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,12 +240,22 @@ class Store:
             return {r for r in refs if r}
 
     def mark_started(
-        self, unit_id: int, container: Container, items: Iterable[tuple[Item, int | None]]
+        self,
+        unit_id: int,
+        container: Container,
+        items: Iterable[tuple[Item, int | None]],
+        guard: Guard | None = None,
     ) -> dict[str, int]:
-        """Record the items about to be written (one transaction); return their row ids."""
+        """Record the items about to be written (one transaction); return their row ids.
+
+        `guard(session)` runs first in the transaction: it raises (and nothing is
+        recorded) when this process no longer holds the owner.
+        """
         ids: dict[str, int] = {}
         items = list(items)
         with self.writing() as s, s.begin():
+            if guard is not None:
+                guard(s)
             _preload(s, [row_id for _, row_id in items])
             for item, row_id in items:
                 row = s.get(ItemRow, row_id) if row_id is not None else None
@@ -271,9 +284,13 @@ class Store:
         vanished: Sequence[str],
         next_link: str | None,
         delta_link: str | None,
+        guard: Guard | None = None,
     ) -> None:
-        """Apply a page's outcomes and advance the unit's cursor in one transaction."""
+        """Apply a page's outcomes and advance the unit's cursor in one transaction
+        (`guard` as for `mark_started`)."""
         with self.writing() as s, s.begin():
+            if guard is not None:
+                guard(s)
             _preload(s, [o.row_id for o in outcomes])
             for outcome in outcomes:
                 self._apply(s, unit_id, container, outcome)
@@ -318,10 +335,16 @@ class Store:
                 setattr(row, name, value)
 
     def apply_outcomes(
-        self, unit_id: int, container: Container, outcomes: Sequence[Outcome]
+        self,
+        unit_id: int,
+        container: Container,
+        outcomes: Sequence[Outcome],
+        guard: Guard | None = None,
     ) -> None:
         """Apply outcomes without touching the unit's cursor (retry-failed)."""
         with self.writing() as s, s.begin():
+            if guard is not None:
+                guard(s)
             for outcome in outcomes:
                 self._apply(s, unit_id, container, outcome)
 
@@ -458,7 +481,8 @@ def open_store(url: str) -> Store:
     except OperationalError as exc:
         engine.dispose()
         where = engine.url.render_as_string(hide_password=True)
-        raise FatalError(f"cannot use the state database {where}: {exc.orig}") from None
+        detail = " ".join(str(exc.orig).split())
+        raise FatalError(f"cannot use the state database {where}: {detail}") from None
     except BaseException:
         engine.dispose()
         raise

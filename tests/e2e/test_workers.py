@@ -3,6 +3,7 @@ and of one child, then resume; and the state lock shared by two folders."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -236,3 +237,82 @@ def test_a_fatal_error_in_one_worker_stops_the_run_with_one_line(
         assert report["runs"][0]["status"] == "failed"
         with open_store(load_config(config).state_url).session() as s:
             assert s.get(StateLock, "state") is None
+
+
+def stall(process: psutil.Process, seconds: float) -> None:
+    """Freeze a process (as a VM pause or a swapped-out machine would) past its lease."""
+    process.send_signal(signal.SIGSTOP)
+    time.sleep(seconds)  # the stall itself is what is tested, not a wait for readiness
+    process.send_signal(signal.SIGCONT)
+
+
+def test_a_worker_stalled_past_its_lease_neither_doubles_nor_hangs(
+    tmp_path: Path, dovecot: DovecotServer
+) -> None:
+    """A worker frozen past its lease loses its owner to its sibling; when it wakes it
+    writes nothing more of it, and the run ends with every message exactly once."""
+    tenant = Tenant.generate(TenantSpec(seed=43, users=3, messages=100, large_messages=0))
+    faults = Faults(slow_seconds=0.1)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
+        logins = {user.upn: dovecot.new_user() for user in tenant.users}
+        config = write_config(
+            tmp_path, sandbox, dovecot, logins, run_extra="workers = 2\nlease_seconds = 3"
+        )
+        config.write_text(
+            config.read_text().replace("owner_concurrency = 4", "owner_concurrency = 1")
+        )
+        env = environment(sandbox, dovecot)
+        state_url = load_config(config).state_url
+        run = hirondelle(config, env, "run", "--json")
+        poll(lambda: len(workers_of(run)) == 2, "two worker processes")
+        poll(lambda: items_done(state_url) >= 15, "progress")
+        frozen = next(w for w in workers_of(run) if holds_a_job(state_url, w.pid))
+        stall(frozen, 8)
+        _, err = run.communicate(timeout=DEADLINE)
+        assert run.returncode == 0, err.decode()[-3000:]
+        sandbox.set_faults(Faults())
+        expected = sum(
+            len(tenant.messages(u.id, f.id))
+            for u in tenant.users
+            for f in tenant.folders(u.id)
+            if not f.hidden
+        )
+        assert assert_same(tenant, config, dovecot, logins) == expected
+
+
+def test_a_lone_worker_stalled_past_its_lease_takes_its_owners_back(tmp_path: Path) -> None:
+    """Nobody else to take over: the worker that woke up claims its owners again."""
+    from harness import SECRET_ENV, source_table
+
+    tenant = Tenant.generate(TenantSpec(seed=47, users=2, messages=80, large_messages=0))
+    with SandboxServer(
+        tenant, tls=True, limits=Limits(enabled=False), faults=Faults(slow_seconds=0.05)
+    ) as sandbox:
+        config = tmp_path / "hirondelle.toml"
+        config.write_text(
+            f"""{source_table(sandbox)}
+[run]
+workers = 1
+lease_seconds = 2
+
+[targets.mail]
+kind = "archive"
+path = "archive"
+"""
+        )
+        state_url = load_config(config).state_url
+        run = hirondelle(config, {SECRET_ENV: sandbox.client_secret}, "run", "--json")
+        poll(lambda: items_done(state_url) >= 10, "progress")
+        for _ in range(4):
+            stall(psutil.Process(run.pid), 4)
+            time.sleep(0.5)  # let it run a moment between two stalls
+        out, err = run.communicate(timeout=DEADLINE)
+        assert run.returncode == 0, err.decode()[-3000:]
+        copied = json.loads(out)["workloads"]["mail"]["copied"]
+        stored = sum(1 for _ in (tmp_path / "archive").rglob("cur/*"))
+        assert stored == 160 - sum(
+            len(tenant.messages(u.id, f.id))
+            for u in tenant.users
+            for f in tenant.folders(u.id)
+            if f.hidden
+        ), (stored, copied)

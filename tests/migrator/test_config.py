@@ -40,6 +40,19 @@ def test_minimal_config_resolves_paths_against_its_folder(tmp_path: Path) -> Non
         (lambda c: c.update(run={"owner_concurrency": "8"}), "run.owner_concurrency"),
         (lambda c: c.update(state={"colour": "blue"}), "state.colour"),
         (lambda c: c.pop("targets"), "targets"),
+        (lambda c: c.update(state={"lock_file": "x.lock"}), "state.lock_file"),
+        (lambda c: c.update(run={"workers": 0}), "run.workers"),
+        (lambda c: c.update(run={"lease_seconds": 1}), "run.lease_seconds"),
+        (lambda c: c.update(run={"lease_seconds": float("nan")}), "run.lease_seconds"),
+        (lambda c: c.update(run={"lease_seconds": float("inf")}), "run.lease_seconds"),
+        (lambda c: c.update(cluster={"broker_url": "redis://h/0"}), "state.url"),  # SQLite
+        (lambda c: c.update(cluster={}), "cluster.broker_url"),
+        (lambda c: c.update(cluster={"broker_url": "http://h/"}), "cluster.broker_url"),
+        (lambda c: c.update(cluster={"broker_url": "redis://:pw@h/0"}), "cluster.broker_url"),
+        (
+            lambda c: c.update(cluster={"broker_url": "redis://h/0?password=pw"}),
+            "cluster.broker_url",
+        ),
     ],
 )
 def test_bad_setting_is_named(tmp_path: Path, change: Any, setting: str) -> None:
@@ -87,3 +100,42 @@ def test_an_unknown_target_setting_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         build_target(parsed.targets["calendar"])
     assert caught.value.setting == "targets.calendar.pasword_file"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://u:hunter2@127.0.0.1:1/db",
+        "postgresql+psycopg://u@127.0.0.1:1/db?password=hunter2",
+    ],
+)
+def test_a_password_in_the_state_url_is_refused_unprinted(url: str) -> None:
+    from hirondelle.state.store import open_store
+
+    with pytest.raises(ConfigError) as caught:
+        open_store(url)
+    assert caught.value.setting == "state.url"
+    assert "hunter2" not in str(caught.value)
+
+
+def test_an_earlier_versions_lock_keeps_this_version_off_the_state(tmp_path: Path) -> None:
+    """A run of a version before the state lock moved into the database holds
+    state/hirondelle.lock: this version refuses to touch (and upgrade) the state."""
+    import asyncio
+    import fcntl
+    import os
+
+    from hirondelle.migrator import operations
+    from hirondelle.migrator.errors import LockedError
+
+    config = parse_config(good(), tmp_path)
+    lock = tmp_path / "state" / "hirondelle.lock"
+    lock.parent.mkdir()
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(LockedError, match="earlier version"):
+            asyncio.run(operations.migrate(config, "run"))
+        assert not (tmp_path / "state" / "hirondelle.sqlite").exists()
+    finally:
+        os.close(fd)
