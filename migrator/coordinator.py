@@ -94,10 +94,15 @@ class RunResult:
         return data
 
 
+LEGACY_MARK = b"hirondelle state lock, kept for earlier versions; held by pid "
+
+
 @contextmanager
 def legacy_lock(state_url: str) -> Iterator[None]:
-    """Hold the lock file versions before 0.2 kept beside an SQLite state, so that a run
-    of such a version and this one never share the state (nor its schema upgrade)."""
+    """Hold the lock file versions before the state lock moved into the database kept
+    beside an SQLite state, so that a run of such a version and this one never share the
+    state (nor its schema upgrade). When a run of this version holds it, the state lock
+    in the database says who (the file says only that it is one of ours)."""
     if not state_url.startswith("sqlite:///") or state_url.endswith(":memory:"):
         yield
         return
@@ -108,10 +113,15 @@ def legacy_lock(state_url: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise LockedError(
-                f"another hirondelle run holds this state: a run of an earlier version "
-                f"holds {path}; wait for it to finish"
-            ) from None
+            if os.pread(fd, len(LEGACY_MARK), 0) != LEGACY_MARK:
+                raise LockedError(
+                    f"another hirondelle run holds this state: a run of an earlier version "
+                    f"holds {path}; wait for it to finish"
+                ) from None
+            yield  # one of ours: the state lock decides
+            return
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, LEGACY_MARK + str(os.getpid()).encode(), 0)
         yield
     finally:
         os.close(fd)

@@ -14,14 +14,15 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, func, inspect, select
+from sqlalchemy import Connection, Engine, func, inspect, select, text
 
 from ..migrator.errors import ConfigError
 from .database import writer
 from .schema import SCHEMA_VERSION, SchemaMigration
 
 SCRIPTS = Path(__file__).parent / "migrations"
-FIRST = "0001"  # the schema versions before Alembic created (schema_migrations version 1)
+FIRST = "0001"  # the schema versions before Alembic created (schema_migrations 1)
+MIGRATION_LOCK = 0x6869726F  # pg_advisory_xact_lock key ("hiro"), as in migrations/env.py
 
 
 def alembic_config() -> AlembicConfig:
@@ -37,20 +38,29 @@ def head() -> str:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the state at `engine` to this version's schema, or refuse a newer one."""
+    """Bring the state at `engine` to this version's schema, or refuse a newer one.
+
+    The version is read, and the migrations run, in one transaction that first takes the
+    database's migration lock: processes that start together upgrade the schema once.
+    """
     config = alembic_config()
     scripts = ScriptDirectory.from_config(config)
-    current = _current(engine)
-    if current == scripts.get_current_head():
+    target = scripts.get_current_head()
+    if _current(engine) == target:
         return
-    if current is not None and current not in {s.revision for s in scripts.walk_revisions()}:
-        raise _newer(f"revision {current}")
-    with writer(engine).connect() as connection:
+    known = {script.revision for script in scripts.walk_revisions()}
+    with writer(engine).connect() as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})"))
+        current = MigrationContext.configure(connection).get_current_revision()
+        if current == target:
+            return
+        if current is not None and current not in known:
+            raise _newer(f"revision {current}")
         config.attributes["connection"] = connection
-        if current is None and _legacy_version(engine) is not None:
+        if current is None and _legacy_version(connection) is not None:
             command.stamp(config, FIRST)
         command.upgrade(config, "head")
-        connection.commit()
 
 
 def _current(engine: Engine) -> str | None:
@@ -58,12 +68,11 @@ def _current(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
-def _legacy_version(engine: Engine) -> int | None:
+def _legacy_version(connection: Connection) -> int | None:
     """The `schema_migrations` version of a state written before Alembic, if any."""
-    if not inspect(engine).has_table(SchemaMigration.__tablename__):
+    if not inspect(connection).has_table(SchemaMigration.__tablename__):
         return None
-    with engine.connect() as connection:
-        version = connection.scalar(select(func.max(SchemaMigration.version)))
+    version = connection.scalar(select(func.max(SchemaMigration.version)))
     if version is not None and version > SCHEMA_VERSION:
         raise _newer(f"schema {version}")
     return None if version is None else int(version)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic import command
@@ -92,14 +93,22 @@ def test_a_newer_state_from_before_alembic_is_refused(tmp_path: Path) -> None:
         open_store(url)
 
 
-def _open(url: str) -> str:
+def _open(url: str, barrier: Any, identities: Any) -> None:
+    barrier.wait()  # every process opens the fresh state at the same moment
     store = open_store(url)
-    identity = store.identity()
+    identities.put(store.identity())
     store.engine.dispose()
-    return identity
 
 
 def test_processes_that_start_together_upgrade_once(state_url: str) -> None:
-    with multiprocessing.get_context("spawn").Pool(4) as pool:
-        identities = pool.map(_open, [state_url] * 4)
-    assert len(set(identities)) == 1  # one schema, made once
+    context = multiprocessing.get_context("spawn")
+    barrier, identities = context.Barrier(5), context.Queue()
+    processes = [
+        context.Process(target=_open, args=(state_url, barrier, identities)) for _ in range(5)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=120)
+        assert process.exitcode == 0
+    assert len({identities.get(timeout=5) for _ in processes}) == 1  # one schema, made once
