@@ -243,13 +243,21 @@ class Worker:
 
     def _fence(self, job: JobState) -> Fence:
         """Raises `LeaseLost` unless this process holds the owner with a quarter of a lease
-        to spare (the heartbeat keeps three quarters or more: less means it stalled)."""
+        to spare (the heartbeat keeps three quarters or more: less means it stalled).
+
+        Between two target calls a check that passed less than an eighth of a lease ago
+        (by this process's clock, which a stall moves on too) still stands: the lease
+        cannot have run out since. Inside a transaction the lease is always read."""
         margin = self.lease_seconds / 4
+        reuse = min(1.0, self.lease_seconds / 8)
+        passed = [-reuse]  # when the last check passed (monotonic)
 
         def check(session: Session | None = None) -> None:
             active = self._active.get(job.id)
             if active is None or active.lost:
                 raise LeaseLost(job.owner)
+            if session is None and time.monotonic() - passed[0] < reuse:
+                return
             if session is not None:
                 held = leases.holds(session, job.lease_key, self.holder, margin)
             else:
@@ -258,6 +266,7 @@ class Worker:
             if not held:
                 active.lost = True
                 raise LeaseLost(job.owner)
+            passed[0] = time.monotonic()
 
         return check
 

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from harness import MASTER_ENV, SECRET_ENV, assert_same, source_table, write_config
 
 from hirondelle.sandbox.faults import Faults
@@ -53,13 +54,29 @@ def poll(condition: object, what: str, deadline: float = DEADLINE) -> None:
         time.sleep(0.05)
 
 
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+@pytest.fixture(autouse=True)
+def no_command_left_behind() -> Iterator[None]:
+    """A failed test leaves no hirondelle command running."""
+    yield
+    while STARTED:
+        process = STARTED.pop()
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
 def cli(config: Path, env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "hirondelle.cli", "-c", str(config), *args],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
+    STARTED.append(process)
+    return process
 
 
 def finished(process: subprocess.Popen[bytes], timeout: float = DEADLINE) -> tuple[str, str]:
