@@ -96,6 +96,9 @@ async def _coordinate(
         async with assemble(config, store) as assembled:
             specs = await job_specs(assembled.workloads, mode, run_options(config), store)
             queued = jobs.add(run_id, mode, specs)
+            # No more processes than owners that can move at once (a mailbox's workloads
+            # share one lease): an idle worker would only cost its start.
+            count = max(1, min(count, len({spec.lease_key for spec in specs})))
             if config.cluster is not None:
                 from .cluster import dispatch_run
 
