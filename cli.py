@@ -30,6 +30,7 @@ from .migrator.progress import ProgressReporter
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_PARTIAL, EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED = 1, 2, 3, 4
+SHOWN = 20  # lines of a list printed before "... and N more"
 out = Console()
 
 
@@ -225,10 +226,37 @@ def _print_result(data: dict[str, Any], as_json: bool) -> None:
             f"{tally['moved']} moved, {tally['removed']} removed, {tally['skipped']} skipped, "
             f"{tally['failed']} failed, {tally['bytes'] / 1e6:.1f} MB"
         )
-        for unit in tally["failed_units"]:
-            out.print(f"  folder not finished: {unit}", markup=False)
+        for owner in tally.get("failed_owners", [])[:SHOWN]:
+            out.print(f"  owner failed: {owner}", markup=False)
+        if len(tally.get("failed_owners", [])) > SHOWN:
+            more = len(tally["failed_owners"]) - SHOWN
+            out.print(f"  ... and {more} more owners (the audit log has them all)", markup=False)
+        for unit in tally["failed_units"][:SHOWN]:
+            out.print(f"  not finished: {unit}", markup=False)
+        if len(tally["failed_units"]) > SHOWN:
+            more = len(tally["failed_units"]) - SHOWN
+            out.print(f"  ... and {more} more (the audit log has them all)", markup=False)
+    for name, left in (data.get("still_failed") or {}).items():
+        _print_still_failed(name, left)
     if data.get("audit_log"):
         out.print(f"audit log: {data['audit_log']}", markup=False)
+
+
+def _print_still_failed(workload: str, left: dict[str, Any]) -> None:
+    """What this pass and earlier ones left unwritten, and what to do about it."""
+    parts = []
+    if left["failed_items"]:
+        parts.append(f"{left['failed_items']} items failed ({len(left['owners'])} owners)")
+    if left["unsettled_items"]:
+        parts.append(f"{left['unsettled_items']} items interrupted mid-write")
+    if left["failed_folders"]:
+        parts.append(f"{len(left['failed_folders'])} folders not finished")
+    out.print(
+        f"{workload}: still missing on the target: {', '.join(parts)}; the audit log and "
+        "`hirondelle status --owners` name them; `hirondelle retry-failed` (or the next run "
+        "or sync) writes them again",
+        markup=False,
+    )
 
 
 @main.command()
@@ -330,7 +358,9 @@ def _print_verify(report: Any) -> None:
         for diff in check.differences:
             out.print(f"    {diff.kind}: {diff.source_id or diff.ref}: {diff.detail}", markup=False)
     verdict = "verified" if report.verified else f"{len(report.differences)} difference(s)"
-    out.print(f"{report.workload}: {verdict}")
+    counts = [f"{report.failed} failed"] if report.failed else []
+    counts += [f"{report.skipped} skipped as announced"] if report.skipped else []
+    out.print(f"{report.workload}: {verdict}" + (f" ({', '.join(counts)})" if counts else ""))
 
 
 @main.command()

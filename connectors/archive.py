@@ -57,6 +57,7 @@ from ..mappings.mail_folders import (
 )
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from .archive_root import root_problems
 
 FOLDER_DELIMITER = "/"  # between levels of a mailbox name (`TargetRef.folder`)
 MAILDIR_DELIMITER = "."  # between levels of a Maildir++ directory name
@@ -244,14 +245,7 @@ class ArchiveTarget:
 
     def check(self) -> list[str]:
         """Findings for `doctor`: the root must exist (or be creatable) and be writable."""
-        probe = self.root
-        while not probe.exists() and probe.parent != probe:
-            probe = probe.parent
-        if not probe.is_dir():
-            return [f"archive root {self.root}: {probe} is not a directory"]
-        if not os.access(probe, os.W_OK | os.X_OK):
-            return [f"archive root {self.root}: {probe} is not writable"]
-        return []
+        return root_problems(self.root, "archive root")
 
 
 class ArchiveSession:

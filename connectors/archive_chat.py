@@ -35,6 +35,7 @@ from ..mappings.chat_html import escape, sanitize
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .archive_dav import collection_dir_name, write_atomically
+from .archive_root import root_problems
 
 EVENTS_FILE = "events.jsonl"
 TRANSCRIPT_FILE = "transcript.html"
@@ -157,12 +158,7 @@ class ChatArchiveTarget:
 
     def check(self) -> list[str]:
         """Findings for `doctor`: the root must exist (or be creatable) and be writable."""
-        probe = self.root
-        while not probe.exists() and probe.parent != probe:
-            probe = probe.parent
-        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-            return [f"archive root {self.root}: {probe} is not a writable directory"]
-        return []
+        return root_problems(self.root, "archive root")
 
 
 class ChatArchiveSession:

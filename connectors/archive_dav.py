@@ -29,8 +29,9 @@ from pathlib import Path
 
 import icalendar
 
-from ..migrator.errors import FatalError, SkipItem
+from ..migrator.errors import FatalError, Refused, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from .archive_root import root_problems
 from .dav_wire import payload_resource, payload_uid, resource_uid
 
 log = logging.getLogger(__name__)
@@ -146,14 +147,7 @@ class DavArchiveTarget:
 
     def check(self) -> list[str]:
         """Findings for `doctor`: the root must exist (or be creatable) and be writable."""
-        probe = self.root
-        while not probe.exists() and probe.parent != probe:
-            probe = probe.parent
-        if not probe.is_dir():
-            return [f"archive root {self.root}: {probe} is not a directory"]
-        if not os.access(probe, os.W_OK | os.X_OK):
-            return [f"archive root {self.root}: {probe} is not writable"]
-        return []
+        return root_problems(self.root, "archive root")
 
 
 class IcsArchiveTarget(DavArchiveTarget):
@@ -240,7 +234,7 @@ class DavArchiveSession:
         path = self._path(folder, resource)
         stored = self._stored_uid(path) if path.exists() else None
         if stored is not None and stored != payload_uid(payload):
-            raise SkipItem(f"{resource} in {folder} already holds another item (UID {stored})")
+            raise Refused(f"{resource} in {folder} already holds another item (UID {stored})")
         return self._write(folder, resource, payload)
 
     def _write(self, folder: str, resource: str, payload: Payload) -> TargetRef:

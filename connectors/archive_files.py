@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import IO
 
 from ..mappings.file_names import LOCAL, MappedPath, NameRules, target_name, target_path, twin_path
-from ..migrator.errors import FatalError, SkipItem
+from ..migrator.errors import FatalError, Refused, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from .archive_root import root_problems
 
 CHUNK = 1024 * 1024
 _TEMPORARY = re.compile(r"^\.hirondelle-[0-9a-f]{32}\.tmp$")
@@ -69,14 +70,7 @@ class FilesArchiveTarget:
 
     def check(self) -> list[str]:
         """Findings for `doctor`: the root must exist (or be creatable) and be writable."""
-        probe = self.root
-        while not probe.exists() and probe.parent != probe:
-            probe = probe.parent
-        if not probe.is_dir():
-            return [f"files archive root {self.root}: {probe} is not a directory"]
-        if not os.access(probe, os.W_OK | os.X_OK):
-            return [f"files archive root {self.root}: {probe} is not writable"]
-        return []
+        return root_problems(self.root, "files archive root")
 
 
 class FilesArchiveSession:
@@ -172,7 +166,7 @@ class FilesArchiveSession:
         if not _is_folder(payload) and has_content:
             self._write_file(wanted, payload)
         elif not wanted.exists():
-            raise SkipItem(f"{ref.ref!r} is no longer in the archive")
+            raise Refused(f"{ref.ref!r} is no longer in the archive")
         _stamp(wanted, payload)
         return new_ref
 
@@ -217,7 +211,7 @@ class FilesArchiveSession:
         """Write under a temporary name, then rename; with `clobber` False an existing
         file at `path` is left alone and `FileExistsError` raised."""
         if path.is_dir():
-            raise SkipItem(f"{path.name!r} is a folder in the archive, not a file")
+            raise Refused(f"{path.name!r} is a folder in the archive, not a file")
         temporary = path.with_name(f".hirondelle-{uuid.uuid4().hex}.tmp")
         with _disk_errors(), self._parent_mtime_kept(path):
             try:
@@ -238,7 +232,7 @@ class FilesArchiveSession:
     def _rename(self, current: Path, wanted: Path) -> None:
         self._make_dirs(wanted.parent)
         if wanted.is_dir() and current.is_dir() and any(wanted.iterdir()):
-            raise SkipItem(f"cannot rename {current.name!r}: {wanted.name!r} exists and is full")
+            raise Refused(f"cannot rename {current.name!r}: {wanted.name!r} exists and is full")
         with _disk_errors(), self._parent_mtime_kept(current), self._parent_mtime_kept(wanted):
             os.replace(current, wanted)
         self._sync_dir(wanted.parent)
@@ -281,14 +275,14 @@ class FilesArchiveSession:
 @contextmanager
 def _disk_errors() -> Iterator[None]:
     """The archive's one error table: a full or read-only disk stops the run, a name the
-    file system refuses skips the item, anything else is a bug and propagates."""
+    file system refuses fails the item, anything else is a bug and propagates."""
     try:
         yield
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM):
             raise FatalError(f"files archive: {exc.strerror} ({exc.filename})") from exc
         if exc.errno in (errno.ENAMETOOLONG, errno.ENOTEMPTY, errno.EISDIR, errno.ENOTDIR):
-            raise SkipItem(f"files archive: {exc.strerror}") from exc
+            raise Refused(f"files archive: {exc.strerror} ({exc.filename})") from exc
         raise
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..migrator.errors import ConfigError, FatalError
+from ..migrator.errors import ConfigError, OwnerFailed
 
 
 class Secret(str):
@@ -34,6 +34,11 @@ class Login:
     auth_user: str  # the user name sent (the login, "login*master", or a service account)
     password: str = field(repr=False)
     hint: str = ""  # e.g. "targets.mail.password_file (/etc/hirondelle/passwords)"
+
+    @property
+    def shared(self) -> bool:
+        """A master user or service account: refused, it stops every owner, not one."""
+        return self.auth_user != self.login
 
 
 def read_password_file(path: Path, setting: str) -> dict[str, str]:
@@ -168,7 +173,7 @@ class Credentials:
         if self.passwords is not None:
             password = self.passwords.get(login)
             if password is None:
-                raise FatalError(f"no password for {login} in {self._password_hint}")
+                raise OwnerFailed(f"no password for {login} in {self._password_hint}")
             return Login(login=login, auth_user=login, password=password, hint=self._password_hint)
         user, password, hint, separator = self._shared
         assert user is not None and password is not None

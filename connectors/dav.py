@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ..migrator.errors import ConfigError, FatalError, HirondelleError, Retriable, SkipItem
+from ..migrator.errors import ConfigError, FatalError, HirondelleError, Refused, Retriable, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from . import dav_wire as wire
 from .credentials import Credentials, Login, is_loopback
@@ -247,7 +247,7 @@ class DavSession:
                 raise Retriable(f"{folder}{resource} existed, then vanished: try again")
             uid = wire.resource_uid(stored)
             if uid != wire.payload_uid(payload):
-                raise SkipItem(f"{resource} in {folder} already holds another item (UID {uid})")
+                raise Refused(f"{resource} in {folder} already holds another item (UID {uid})")
         return TargetRef(folder, resource)
 
     def _content_type(self, payload: Payload) -> str:

@@ -19,7 +19,15 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
-from ..migrator.errors import FatalError, HirondelleError, Retriable, SkipItem
+from ..migrator.errors import (
+    FatalError,
+    HirondelleError,
+    OwnerFailed,
+    Refused,
+    Retriable,
+    SkipItem,
+    Unreachable,
+)
 from ..migrator.model import Payload
 from .imap_wire import Login
 
@@ -235,6 +243,7 @@ class FailureContext:
     auth_hint: str  # the password setting and its value
     ca_hint: str  # the CA setting and its value
     item_scoped: bool = False  # a refusal concerns this item only (PUT...)
+    shared_login: bool = True  # a master user or service account: refused, nobody goes on
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -292,15 +301,16 @@ def error_for_status(response: httpx.Response, context: FailureContext) -> Hiron
     where = f"{context.operation} as {context.login}"
     item_refusal = context.item_scoped and bool(preconditions(response))
     if status == 401 or (status == 403 and not item_refusal):
-        return FatalError(
+        refused = FatalError if context.shared_login else OwnerFailed
+        return refused(
             f"{where}: the server refused the login ({reason}): check {context.auth_hint}"
         )
     if status == 507:
-        return FatalError(f"{where}: the server has no storage left ({reason})")
+        return OwnerFailed(f"{where}: the server has no storage left ({reason})")
     if status in (408, 425, 429) or status >= 500:
         return Retriable(f"{where}: {reason}", _retry_after(response.headers.get("Retry-After")))
     if context.item_scoped and 400 <= status < 500:
-        return SkipItem(f"the server refused the item ({reason})")
+        return Refused(f"the server refused the item ({reason})")
     return FatalError(f"{where}: unexpected answer {reason}")
 
 
@@ -314,6 +324,9 @@ def error_for_exception(error: Exception, context: FailureContext) -> Hirondelle
                 f"check {context.ca_hint}"
             )
         cause = cause.__cause__ or cause.__context__
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+        # No connection, so nothing was sent: the engine waits for the server.
+        return Unreachable(f"{context.operation} as {context.login}: no connection ({error})")
     if isinstance(error, httpx.TransportError):
         return Retriable(f"{context.operation} as {context.login} failed: {error!r}")
     return None
@@ -383,6 +396,7 @@ class DavConnection:
             auth_hint=self.login.hint,
             ca_hint=self.ca_hint,
             item_scoped=item_scoped,
+            shared_login=self.login.shared,
         )
 
     def send(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import imaplib
 import logging
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 from ..mappings.mail import bare_message_id, header_value
 from ..mappings.mail_folders import imap_utf7_decode, imap_utf7_encode, join_folder, target_folder
-from ..migrator.errors import FatalError, HirondelleError, SkipItem
+from ..migrator.errors import FatalError, HirondelleError, ItemError, SkipItem, Unreachable
 from ..migrator.model import Container, Entry, Payload, TargetRef
 from . import imap_wire as wire
 from .credentials import Credentials, read_password_file  # noqa: F401 - re-exported
@@ -65,7 +66,7 @@ class ImapSession:
     """One owner's IMAP connection (`TargetSession`). Reconnects after a dropped connection.
 
     `put_many` appends a batch in one round trip (MULTIAPPEND + LITERAL+) when the server
-    offers both; it returns, in order, a ref or the `SkipItem` of each payload.
+    offers both; it returns, in order, a ref or the `ItemError` of each payload.
     """
 
     def __init__(
@@ -105,7 +106,13 @@ class ImapSession:
         return self._conn
 
     def _open(self) -> imaplib.IMAP4:
-        conn = self._dial()
+        try:
+            conn = self._dial()
+        except ssl.SSLError:
+            raise  # a certificate or TLS setting: sorted by the error table
+        except (OSError, EOFError, imaplib.IMAP4.abort) as error:
+            # Nothing was sent: the engine waits for the server and tries again.
+            raise Unreachable(f"IMAP server cannot be reached: {error}") from error
         try:
             wire.authenticate(conn, self._login.auth_user, self._login.password)
             self.server_caps = wire.parse_capabilities(conn.capability()[1])
@@ -126,6 +133,7 @@ class ImapSession:
             operation=operation,
             login=self._login.login,
             auth_hint=self._login.hint,
+            shared_login=self._login.shared,
             ca_hint=self._settings.ca_hint(),
             mailbox=mailbox,
             size=size,
@@ -286,22 +294,22 @@ class ImapSession:
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """APPEND with flags and INTERNALDATE; the ref comes from APPENDUID (RFC 4315)."""
         result = self.put_many(folder, [payload])[0]
-        if isinstance(result, SkipItem):
+        if isinstance(result, ItemError):
             raise result
         return result
 
-    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | SkipItem]:
+    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | ItemError]:
         """APPEND several messages, in batches of one MULTIAPPEND (RFC 3502) when offered.
 
         A refused batch is retried one message at a time so that one oversized message
         costs only itself. Fatal and retriable errors are raised, not returned.
         """
-        results: list[TargetRef | SkipItem | None] = [None] * len(payloads)
+        results: list[TargetRef | ItemError | None] = [None] * len(payloads)
         pending: list[tuple[int, _Outgoing]] = []
         for index, payload in enumerate(payloads):
             try:
                 pending.append((index, self._outgoing(payload)))
-            except SkipItem as skip:
+            except ItemError as skip:
                 results[index] = skip
         for batch in self._batches(pending):
             for (index, _), result in zip(batch, self._append_batch(folder, batch), strict=True):
@@ -340,19 +348,19 @@ class ImapSession:
 
     def _append_batch(
         self, folder: str, batch: list[tuple[int, _Outgoing]]
-    ) -> list[TargetRef | SkipItem]:
+    ) -> list[TargetRef | ItemError]:
         messages = [outgoing for _, outgoing in batch]
         if len(messages) > 1:
             try:
                 return list(self._append(folder, messages))
-            except SkipItem:
+            except ItemError:
                 pass  # MULTIAPPEND is all or nothing: find the culprit one by one
-        results: list[TargetRef | SkipItem] = []
+        results: list[TargetRef | ItemError] = []
         for message in messages:
             try:
                 results.extend(self._append(folder, [message]))
-            except SkipItem as skip:
-                results.append(skip)
+            except ItemError as refused:
+                results.append(refused)
         return results
 
     def _append(

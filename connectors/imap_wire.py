@@ -16,7 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..migrator.errors import FatalError, HirondelleError, Retriable, SkipItem
+from ..migrator.errors import (
+    FatalError,
+    HirondelleError,
+    OwnerFailed,
+    Refused,
+    Retriable,
+    SkipItem,
+)
 from .credentials import Login  # noqa: F401 - re-exported for the IMAP target
 
 CRLF = b"\r\n"
@@ -332,17 +339,19 @@ class FailureContext:
     mailbox: str = ""
     size: int | None = None
     limit: int | None = None
+    shared_login: bool = True  # a master user: refused, no owner can go on
 
 
 def error_for(failure: Failure, text: str, context: FailureContext) -> HirondelleError:
     """The engine error for a sorted failure; `text` is the server's answer, never a secret."""
     where = f" in mailbox {context.mailbox!r}" if context.mailbox else ""
     if failure is Failure.AUTH:
-        return FatalError(
+        refused = FatalError if context.shared_login else OwnerFailed
+        return refused(
             f"IMAP login refused for {context.login} ({text.strip()}): check {context.auth_hint}"
         )
     if failure is Failure.QUOTA:
-        return FatalError(
+        return OwnerFailed(
             f"the mailbox of {context.login} is over quota{where} ({text.strip()}): "
             "raise its quota on the IMAP server, then resume the run"
         )
@@ -355,7 +364,7 @@ def error_for(failure: Failure, text: str, context: FailureContext) -> Hirondell
     if failure is Failure.PASSING:
         return Retriable(f"IMAP {context.operation}{where} failed for now: {text.strip()}")
     if failure is Failure.REFUSED:
-        return SkipItem(f"IMAP server refused {context.operation}{where}: {text.strip()}")
+        return Refused(f"IMAP server refused {context.operation}{where}: {text.strip()}")
     return FatalError(f"IMAP {context.operation}{where} failed: {text.strip()}")
 
 

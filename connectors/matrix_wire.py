@@ -9,7 +9,8 @@ error kinds, in one place (`classify`):
 - 429 M_LIMIT_EXCEEDED: `Retriable` after `retry_after_ms` (or the Retry-After header);
 - 5xx and transport failures (resets, timeouts, refused connections): `Retriable`;
 - 413 M_TOO_LARGE: `SkipItem` (the event or media is over the server's limit);
-- any other 4xx: `SkipItem` when the request writes one item, else `FatalError`.
+- any other 4xx: `Refused` when the request writes one item (a failure of that item,
+  kept and counted), else `FatalError`.
 
 Callers list the statuses they expect (`ok`) so that, say, a 404 on an alias lookup is an
 answer rather than an error. A `RateLimiter` spaces requests (bot mode: one account, Tchap's
@@ -36,7 +37,7 @@ from urllib.parse import quote
 
 import httpx
 
-from ..migrator.errors import FatalError, Retriable, SkipItem
+from ..migrator.errors import FatalError, Refused, Retriable, SkipItem, Unreachable
 from ..migrator.model import Payload
 
 CLIENT = "/_matrix/client/v3"
@@ -115,7 +116,8 @@ def retry_after(response: httpx.Response, body: Mapping[str, Any]) -> float | No
 def classify(
     response: httpx.Response, decoded: MatrixResponse, what: str, token_hint: str, item: bool
 ) -> Exception:
-    """The one table: a failed Matrix answer as `FatalError`, `Retriable` or `SkipItem`."""
+    """The one table: a failed Matrix answer as `FatalError`, `Retriable`, `SkipItem`
+    or `Refused`."""
     status, code = decoded.status, decoded.errcode
     detail = f"{what}: {status} {code} {str(decoded.body.get('error') or '')[:200]}".rstrip()
     if status == 401 or code in TOKEN_ERRORS:
@@ -129,7 +131,7 @@ def classify(
     if status == 403:
         return FatalError(f"{detail}: forbidden, check {token_hint} and the account's rights")
     if item:
-        return SkipItem(detail)
+        return Refused(detail)
     return FatalError(detail)
 
 
@@ -175,6 +177,9 @@ class MatrixConnection:
                 params={k: str(v) for k, v in (params or {}).items()},
                 headers=headers,
             )
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            # No connection, so nothing was sent: the engine waits for the homeserver.
+            raise Unreachable(f"{what}: no connection ({error})") from None
         except httpx.TransportError as error:
             raise Retriable(f"{what}: {type(error).__name__}: {error}") from None
         decoded = _decode(response)
@@ -272,10 +277,10 @@ def edit_content(new: Mapping[str, Any], event_id: str) -> dict[str, Any]:
     return edit
 
 
-def item_error(decoded: MatrixResponse, what: str) -> SkipItem:
+def item_error(decoded: MatrixResponse, what: str) -> Refused:
     """An item the homeserver refused for a reason of its own (bad event, unknown user)."""
     reason = str(decoded.body.get("error") or "")[:200]
-    return SkipItem(f"{what}: {decoded.status} {decoded.errcode} {reason}".rstrip())
+    return Refused(f"{what}: {decoded.status} {decoded.errcode} {reason}".rstrip())
 
 
 class RoomBuilder:

@@ -55,7 +55,7 @@ from ..mappings.file_names import (
     target_path,
     twin_path,
 )
-from ..migrator.errors import ConfigError, FatalError, HirondelleError, Retriable, SkipItem
+from ..migrator.errors import ConfigError, FatalError, HirondelleError, Refused, Retriable, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .credentials import Credentials, Login, is_loopback
 from .webdav_chunked import (
@@ -427,7 +427,7 @@ class WebDavSession:
                 self._write_file(path, payload)
                 return new
             if not moved and self._stat(path) is None:
-                raise SkipItem(f"{new.ref!r} is no longer on the target")
+                raise Refused(f"{new.ref!r} is no longer on the target")
             mtime = _unix_mtime(payload)
             if not _is_folder(payload) and mtime is not None:
                 self._proppatch_mtime(path, mtime)
@@ -448,7 +448,7 @@ class WebDavSession:
         if status in (404, 412) and self._stat(old) is None:
             return False
         if status == 412:
-            raise SkipItem(f"cannot rename to {new!r}: a folder of that name is on the target")
+            raise Refused(f"cannot rename to {new!r}: a folder of that name is on the target")
         self._forget(old)
         return True
 
@@ -458,7 +458,7 @@ class WebDavSession:
             response = self.http.send(
                 "MOVE", self.url(old), ok=(*_WRITTEN, 404, 412), headers=headers, item=new
             )
-        except SkipItem:
+        except Refused:
             if self._stat(old) is None:  # rclone answers 403 for a missing source
                 return 404
             raise

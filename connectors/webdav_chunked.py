@@ -37,7 +37,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from ..migrator.errors import FatalError, HirondelleError, Retriable, SkipItem
+from ..migrator.errors import FatalError, HirondelleError, OwnerFailed, Refused, Retriable
 from ..migrator.model import Payload
 from .dav_wire import DAV, FailureContext, error_for_exception, propfind_body, qname, server_reason
 from .imap_wire import Login
@@ -135,25 +135,27 @@ def retry_after(response: httpx.Response) -> float | None:
 def error_for_status(
     response: httpx.Response, operation: str, item: str | None, login: Login, url_hint: str
 ) -> HirondelleError:
-    """The one place an HTTP status becomes retry, skip or stop.
+    """The one place an HTTP status becomes retry, an item's failure or stop.
 
     `item` is the target path when the request concerns one item: then a 4xx refusal
-    (a name the server refuses, 413 too large...) skips that item only, and 409 (a parent
-    folder went missing) is retried. Without an item, 403 means the login lacks rights.
+    (a name the server refuses, 413 too large, a 405 from a full disk...) fails that item
+    only (it stays failed and counted until written), and 409 (a parent folder went
+    missing) is retried. Without an item, 403 means the login lacks rights.
     """
     status, reason = response.status_code, server_reason(response)
     where = f"{operation} as {login.login}"
     if status == 401 or (status == 403 and item is None):
-        return FatalError(f"{where}: the server refused the login ({reason}): check {login.hint}")
+        refused = FatalError if login.shared else OwnerFailed
+        return refused(f"{where}: the server refused the login ({reason}): check {login.hint}")
     if status == 507:
-        return FatalError(f"{where}: no storage left for {login.login} on the server ({reason})")
+        return OwnerFailed(f"{where}: no storage left for {login.login} on the server ({reason})")
     if status in (408, 423, 425, 429) or status >= 500:
         return Retriable(f"{where}: {reason}", retry_after(response))
     if item is not None and status == 409:
         return Retriable(f"{where}: a parent folder is missing ({reason})")
     if item is not None and 400 <= status < 500:
         too_large = " as too large" if status == 413 else ""
-        return SkipItem(f"the server refused {item!r}{too_large} ({reason})")
+        return Refused(f"the server refused {item!r}{too_large} ({reason})")
     return FatalError(f"{where}: unexpected answer {reason}: check {url_hint}")
 
 
@@ -242,7 +244,7 @@ def content_stream(payload: Payload, offset: int = 0, length: int | None = None)
         while remaining > 0:
             block = stream.read(min(READ_BYTES, remaining))
             if not block:
-                raise SkipItem(f"the downloaded content ends {remaining} bytes before its size")
+                raise Retriable(f"the downloaded content ends {remaining} bytes before its size")
             remaining -= len(block)
             yield block
 

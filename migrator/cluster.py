@@ -35,7 +35,7 @@ from sqlalchemy import delete, select, update
 from ..state import leases
 from ..state.jobs import Jobs
 from ..state.leases import Holder
-from ..state.schema import Run, StateLock, WorkerRow, utcnow
+from ..state.schema import INCOMPLETE, Run, StateLock, WorkerRow, utcnow
 from ..state.store import Store, open_store
 from .audit import AuditLog
 from .config import Config
@@ -313,6 +313,9 @@ def finish_detached(config: Config, store: Store, run_id: int) -> None:
         run = s.get(Run, run_id)
         if run is None or run.status != "running" or not (run.options or {}).get("detached"):
             return
+        lock = s.get(StateLock, leases.LOCK_NAME)
+        if lock is None or lock.run_id != run_id or lock.pid != 0:
+            return  # the command is still queueing its jobs: not handed over yet
     stopper = jobs.stopped(run_id)
     if stopper is not None:
         jobs.interrupt(run_id)  # the running ones end on their own
@@ -322,7 +325,8 @@ def finish_detached(config: Config, store: Store, run_id: int) -> None:
 
     tallies = jobs.tallies(run_id, list(config.targets))
     holders = {job.holder for job in jobs.of_run(run_id) if job.holder}
-    summary = RunResult(run_id, tallies, None, len(holders)).as_dict()
+    result = RunResult(run_id, tallies, None, len(holders), outstanding=jobs.outstanding(run_id))
+    summary = result.as_dict()
     if stopper is not None:
         summary["stopped_by"] = {
             "workload": stopper.workload,
@@ -334,7 +338,7 @@ def finish_detached(config: Config, store: Store, run_id: int) -> None:
             update(Run)
             .where(Run.id == run_id, Run.status == "running")
             .values(
-                status="failed" if stopper is not None else "done",
+                status="failed" if stopper else "done" if result.ok else INCOMPLETE,
                 summary=summary,
                 finished_at=utcnow(),
             )

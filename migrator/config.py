@@ -7,7 +7,6 @@ values in this file: only the names of environment variables or files.
 
 from __future__ import annotations
 
-import csv
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from ..connectors.graph.auth import GraphSettings
 from .errors import ConfigError
+from .selection import UsersFile, read_users
 
 WORKLOADS = ("mail", "calendar", "contacts", "files", "chat")
 TARGET_KINDS = {
@@ -96,6 +96,7 @@ class Config:
     audit_dir: Path | None
     targets: dict[str, TargetConfig]
     users: dict[str, str] = field(default_factory=dict)  # source UPN (lower) -> target login
+    users_file: UsersFile | None = None  # where the users came from, for errors by line
     owner_concurrency: int = 8
     fetch_concurrency: int = 4
     target_sessions: int = 1
@@ -104,6 +105,7 @@ class Config:
     calendar_window_end: str | None = None
     workers: int | None = None  # worker processes on this machine; None: its core count
     lease_seconds: float = 60.0
+    target_wait: float = 300.0
     cluster: ClusterConfig | None = None
 
 
@@ -179,8 +181,9 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         )
     state.finish()
     users_table = _Table("users", top.get("users", dict, {}))
-    users_file = users_table.path("file", base)
+    users_path = users_table.path("file", base)
     users_table.finish()
+    users = read_users(users_path) if users_path else None
     run = _Table("run", top.get("run", dict, {}))
     deletions = run.get("deletions", str, "mirror")
     if deletions not in ("mirror", "keep"):
@@ -198,6 +201,11 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         raise ConfigError(
             "run.lease_seconds", f"must be between 2 and 86400 seconds, not {lease_seconds}"
         )
+    target_wait = run.get("target_wait_seconds", float, 300.0)
+    if not 0 <= target_wait <= 86_400:
+        raise ConfigError(
+            "run.target_wait_seconds", f"must be between 0 and 86400 seconds, not {target_wait}"
+        )
     run.finish()
     cluster = _cluster(top.get("cluster", dict), base, state_url)
     targets = _targets(_Table("targets", top.get("targets", dict, required=True)), base)
@@ -209,7 +217,8 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         state_url=state_url,
         audit_dir=audit_dir,
         targets=targets,
-        users=read_users(users_file) if users_file else {},
+        users=dict(users.logins) if users else {},
+        users_file=users,
         owner_concurrency=owner_concurrency,
         fetch_concurrency=fetch_concurrency,
         target_sessions=target_sessions,
@@ -218,6 +227,7 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         calendar_window_end=window_end,
         workers=workers,
         lease_seconds=lease_seconds,
+        target_wait=target_wait,
         cluster=cluster,
     )
 
@@ -314,24 +324,3 @@ def _targets(t: _Table, base: Path) -> dict[str, TargetConfig]:
     if not targets:
         raise ConfigError("targets", "configure at least one target, e.g. [targets.mail]")
     return targets
-
-
-def read_users(path: Path) -> dict[str, str]:
-    """The users CSV: `source_upn,target_login` (header optional); returns lowercased UPNs."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError("users.file", f"cannot read {path}: {exc.strerror}") from None
-    users: dict[str, str] = {}
-    for number, row in enumerate(csv.reader(text.splitlines()), start=1):
-        if not row or row[0].strip().startswith("#"):
-            continue
-        if number == 1 and row[0].strip().lower() in ("source_upn", "upn", "source"):
-            continue
-        if len(row) < 2 or "@" not in row[0]:
-            expected = "expected source_upn,target_login"
-            raise ConfigError("users.file", f"{path} line {number}: {expected}")
-        users[row[0].strip().lower()] = row[1].strip()
-    if not users:
-        raise ConfigError("users.file", f"{path} lists no users (remove [users] to take all)")
-    return users

@@ -32,7 +32,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from ..state import leases
-from ..state.jobs import Jobs, JobSpec, JobState
+from ..state.jobs import Jobs, JobSpec, JobState, Outstanding
 from ..state.leases import Holder
 from ..state.schema import ERROR, FATAL, QUEUED, RUNNING, Run
 from ..state.store import Store
@@ -41,7 +41,8 @@ from .config import Config
 from .errors import ConfigError, FatalError, LockedError
 from .ledger import Tally
 from .model import Owner
-from .workload import Reporter, RunOptions, Workload, select_owners
+from .selection import UsersFile, owners_of
+from .workload import Reporter, RunOptions, Workload
 
 log = logging.getLogger(__name__)
 FOLLOW_S = 0.5
@@ -58,6 +59,7 @@ def run_options(config: Config, workers: int = 1) -> RunOptions:
         users=frozenset(config.users) if config.users else None,
         target_logins=dict(config.users),
         memory_bytes=RunOptions.memory_bytes // max(1, workers),
+        target_wait=config.target_wait,
     )
 
 
@@ -77,10 +79,15 @@ class RunResult:
     workers: int = 1
     detached: bool = False
     jobs: int = 0
+    # What is still failed for the run's owners, this pass's failures and earlier ones.
+    outstanding: dict[str, Outstanding] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return not any(t.failed or t.failed_units for t in self.tallies.values())
+        this_pass = any(
+            t.failed or t.failed_units or t.failed_owners for t in self.tallies.values()
+        )
+        return not this_pass and not any(self.outstanding.values())
 
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -88,6 +95,7 @@ class RunResult:
             "audit_log": self.audit_path,
             "workers": self.workers,
             "workloads": {k: v.as_dict() for k, v in self.tallies.items()},
+            "still_failed": {k: v.as_dict() for k, v in self.outstanding.items() if v},
         }
         if self.detached:
             data.update(detached=True, jobs=self.jobs)
@@ -191,10 +199,16 @@ class StateLockHold:
 
 
 async def job_specs(
-    workloads: Sequence[Workload], command: str, options: RunOptions, store: Store
+    workloads: Sequence[Workload],
+    command: str,
+    options: RunOptions,
+    store: Store,
+    users: UsersFile | None = None,
 ) -> list[JobSpec]:
-    """One job per owner of each workload (the owners with failed items for retry-failed)."""
+    """One job per owner of each workload (the owners with failed items for retry-failed).
+    The users file is checked against the tenant first (`ConfigError` by line)."""
     specs: list[JobSpec] = []
+    selected = {} if command == "retry-failed" else await owners_of(workloads, options, users)
     for workload in workloads:
         if command == "retry-failed":
             owners = [
@@ -202,7 +216,7 @@ async def job_specs(
                 for upn in store.failed_owners(workload.name)
             ]
         else:
-            owners = select_owners(await workload.source.owners(), options)
+            owners = selected[workload.name]
         specs.extend(
             JobSpec(
                 workload.name,

@@ -17,13 +17,14 @@ from typing import Literal
 
 from ..state.store import Store
 from .audit import AuditLog
-from .errors import FatalError
+from .errors import FatalError, OwnerFailed
 from .ledger import Ledger, Tally
 from .memory import MemoryGate
 from .model import Owner
 from .owner_pass import Fence, OwnerPass
-from .session import OwnerSession
-from .workload import Reporter, RunOptions, SilentReporter, Workload, select_owners
+from .selection import select_owners
+from .session import Outage, OwnerSession
+from .workload import Reporter, RunOptions, SilentReporter, Workload
 
 log = logging.getLogger(__name__)
 Mode = Literal["run", "sync"]
@@ -52,6 +53,13 @@ class Engine:
             max_workers=max(4, options.owner_concurrency * max(2, options.target_sessions)),
             thread_name_prefix="target",
         )
+        self.outages: dict[str, Outage] = {}
+
+    def outage(self, workload: Workload) -> Outage:
+        """The one view of `workload`'s target reachability that its owners here share."""
+        if workload.name not in self.outages:
+            self.outages[workload.name] = Outage(workload.name, self.options.target_wait)
+        return self.outages[workload.name]
 
     def sessions(self, workload: Workload) -> int:
         """Target connections one owner of `workload` uses at once."""
@@ -72,7 +80,10 @@ class Engine:
     ) -> Tally:
         """Copy (`run`) or carry the changes of (`sync`) one owner; its tally."""
         ledger = Ledger([workload.name], self.audit, reporter or self.reporter)
-        await OwnerPass(self, workload, owner, ledger, fence).run(mode)
+        try:
+            await OwnerPass(self, workload, owner, ledger, fence).run(mode)
+        except OwnerFailed as exc:
+            ledger.owner_failed(workload.name, owner.upn, str(exc))
         return ledger.tallies[workload.name]
 
     async def retry_owner(
@@ -84,7 +95,10 @@ class Engine:
     ) -> Tally:
         """Write again the owner's failed items, looking for an earlier copy first."""
         ledger = Ledger([workload.name], self.audit, reporter or self.reporter)
-        await OwnerPass(self, workload, owner, ledger, fence).retry_failed()
+        try:
+            await OwnerPass(self, workload, owner, ledger, fence).retry_failed()
+        except OwnerFailed as exc:
+            ledger.owner_failed(workload.name, owner.upn, str(exc))
         return ledger.tallies[workload.name]
 
     # -- every owner, in this process -------------------------------------------

@@ -23,8 +23,24 @@ class FatalError(HirondelleError):
     """The run cannot go on (auth refused, quota full); the message says what to fix."""
 
 
-class SkipItem(HirondelleError):
-    """This one item cannot be carried; the reason is recorded on the item."""
+class ItemError(HirondelleError):
+    """This one item was not written; `status` is what its state row records."""
+
+    status = "failed"
+
+
+class SkipItem(ItemError):
+    """This one item cannot be carried by design (a kind the target has no place for, over
+    a size limit the plan announces): recorded as skipped, with the reason."""
+
+    status = "skipped"
+
+
+class Refused(ItemError):
+    """The target refused to write this one item (a 4xx answer, a full quota or disk): a
+    failure, kept visible and counted until a later pass or `retry-failed` writes it."""
+
+    status = "failed"
 
 
 class Retriable(HirondelleError):
@@ -33,6 +49,17 @@ class Retriable(HirondelleError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unreachable(Retriable):
+    """The target could not be reached at all: no connection could be made (refused, no
+    route, connect timeout). Raise it only where the call it ends can be made again whole
+    without writing anything twice: the engine waits for the target, then repeats it."""
+
+
+class OwnerFailed(HirondelleError):
+    """This owner cannot go on (its own login refused, its mailbox or space full, its target
+    unreachable past the wait): it fails with this reason and the other owners go on."""
 
 
 class CursorExpired(HirondelleError):

@@ -23,12 +23,14 @@ class Tally:
     failed: int = 0
     bytes: int = 0
     failed_units: list[str] = field(default_factory=list)
+    failed_owners: list[str] = field(default_factory=list)  # "owner: reason"
 
     def add(self, other: Tally) -> None:
         """Fold another pass's tally into this one."""
         for name in ("copied", "updated", "moved", "removed", "skipped", "failed", "bytes"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failed_units.extend(other.failed_units)
+        self.failed_owners.extend(other.failed_owners)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Tally:
@@ -37,7 +39,11 @@ class Tally:
             name: int(data.get(name) or 0)
             for name in ("copied", "updated", "moved", "removed", "skipped", "failed", "bytes")
         }
-        return cls(**counters, failed_units=[str(u) for u in data.get("failed_units") or []])
+        return cls(
+            **counters,
+            failed_units=[str(u) for u in data.get("failed_units") or []],
+            failed_owners=[str(u) for u in data.get("failed_owners") or []],
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -49,6 +55,7 @@ class Tally:
             "failed": self.failed,
             "bytes": self.bytes,
             "failed_units": list(self.failed_units),
+            "failed_owners": list(self.failed_owners),
         }
 
 
@@ -95,9 +102,14 @@ class Ledger:
             reason=reason,
         )
 
+    def owner_failed(self, workload: str, owner: str, reason: str) -> None:
+        """The owner could not go on (its login refused, its space full...): the others do."""
+        self.tallies[workload].failed_owners.append(f"{owner}: {reason}")
+        self.audit.record("owner", "failed", workload=workload, owner=owner, reason=reason)
+
     def unit_failed(self, container: Container, reason: str) -> None:
         where = f"{container.owner}:{container.display_path}"
-        self.tallies[container.workload].failed_units.append(where)
+        self.tallies[container.workload].failed_units.append(f"{where}: {reason}")
         self.audit.record(
             "unit",
             "failed",

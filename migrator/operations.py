@@ -15,6 +15,7 @@ from typing import Any
 
 from ..state.jobs import Jobs
 from ..state.leases import Holder
+from ..state.schema import INCOMPLETE
 from ..state.store import Store, open_store
 from .config import Config
 from .coordinator import (
@@ -29,7 +30,8 @@ from .coordinator import (
     run_options,
     stop_run,
 )
-from .errors import ConfigError
+from .errors import ConfigError, FatalError
+from .ledger import Tally
 from .plan import Plan, make_plan
 from .registry import assemble
 from .verify import VerifyReport, verify
@@ -94,7 +96,9 @@ async def _coordinate(
     stopper = None
     try:
         async with assemble(config, store) as assembled:
-            specs = await job_specs(assembled.workloads, mode, run_options(config), store)
+            specs = await job_specs(
+                assembled.workloads, mode, run_options(config), store, config.users_file
+            )
             queued = jobs.add(run_id, mode, specs)
             # No more processes than owners that can move at once (a mailbox's workloads
             # share one lease): an idle worker would only cost its start.
@@ -116,11 +120,13 @@ async def _coordinate(
             stop_run(store, jobs, run_id, "failed")
             raise_stopper(stopper)
         tallies = jobs.tallies(run_id, list(config.targets))
+        _raise_if_no_owner_moved(tallies, queued)
         audit_path = str(audit.path) if audit.path else None
         if config.cluster is not None:  # the cluster's workers that took part
             count = len({job.holder for job in jobs.of_run(run_id) if job.holder})
-        result = RunResult(run_id, tallies, audit_path, count)
-        summary, status = result.as_dict(), "done"
+        outstanding = await asyncio.to_thread(jobs.outstanding, run_id)
+        result = RunResult(run_id, tallies, audit_path, count, outstanding=outstanding)
+        summary, status = result.as_dict(), "done" if result.ok else INCOMPLETE
         return result
     except (KeyboardInterrupt, asyncio.CancelledError):
         status = "interrupted"
@@ -128,10 +134,19 @@ async def _coordinate(
     finally:
         audit.close()
         if not handed_over:
-            if status != "done":
+            if status not in ("done", INCOMPLETE):
                 await asyncio.to_thread(stop_run, store, jobs, run_id, status)
             store.finish_run(run_id, status, summary)
             lock.release()
+
+
+def _raise_if_no_owner_moved(tallies: dict[str, Tally], jobs: int) -> None:
+    """Owners fail one by one and the wave goes on; when every one of them failed, nothing
+    at all could proceed: that is the run's failure (exit 3), with the first reason."""
+    failed = [owner for tally in tallies.values() for owner in tally.failed_owners]
+    if jobs and len(failed) >= jobs:
+        more = f" (and {len(failed) - 1} more owners)" if len(failed) > 1 else ""
+        raise FatalError(f"no owner could be moved: {failed[0]}{more}")
 
 
 async def _in_process(
@@ -215,7 +230,9 @@ async def check(config: Config) -> dict[str, VerifyReport]:
             lock.acquire()
             try:
                 async with assemble(config) as assembled:
-                    return await verify(store, assembled.workloads, run_options(config))
+                    return await verify(
+                        store, assembled.workloads, run_options(config), config.users_file
+                    )
             finally:
                 lock.release()
         finally:
@@ -225,7 +242,7 @@ async def check(config: Config) -> dict[str, VerifyReport]:
 async def plan(config: Config) -> Plan:
     """`plan`: inventory and findings; touches neither the state nor the target's data."""
     async with assemble(config) as assembled:
-        return await make_plan(assembled.planned, run_options(config))
+        return await make_plan(assembled.planned, run_options(config), config.users_file)
 
 
 async def doctor(config: Config) -> list[tuple[str, bool, str]]:

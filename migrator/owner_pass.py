@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from sqlalchemy.orm import Session
 
-from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED
+from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED, Unit
 from ..state.store import ItemState, Outcome, UnitState
-from .errors import CursorExpired, Retriable, SkipItem
+from .errors import CursorExpired, ItemError, Retriable
 from .ledger import Ledger, ref_text
 from .model import Container, Item, Owner, Page, Payload, TargetRef
 from .protocols import TargetSession
@@ -64,20 +64,28 @@ class OwnerPass:
         self.reporter = ledger.reporter
         self.fence: Fence = fence or _no_fence
         self.session = OwnerSession(
-            workload, owner, engine.pool, engine.sessions(workload), self.fence
+            workload,
+            owner,
+            engine.pool,
+            engine.sessions(workload),
+            self.fence,
+            engine.outage(workload),
         )
 
     async def run(self, mode: Mode) -> None:
         workload, owner = self.workload, self.owner
         try:
             containers = await workload.source.containers(owner)
-        except (SkipItem, Retriable) as exc:
+        except (ItemError, Retriable) as exc:
             mailbox = Container(workload.name, owner.upn, "", ("(all)",))
             self.ledger.unit_failed(mailbox, f"{type(exc).__name__}: {exc}")
             return
         if mode == "run":  # a sync's work is only known page by page
             self.reporter.add_total(workload.name, sum(c.total_items for c in containers))
         try:
+            # What earlier passes could not write is tried again first: a failure stays
+            # counted until a pass writes it, it is never left behind by a later one.
+            await self._write_failed()
             for container in containers:
                 await self._unit(container, mode)
             await self._settle_vanished()
@@ -110,7 +118,7 @@ class OwnerPass:
                 )
                 self.store.set_unit(unit.id, next_link=None, delta_link=None)
                 await self._pages(container, unit, folder, None, count_pages)
-        except (Retriable, SkipItem) as exc:
+        except (Retriable, ItemError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             self.store.set_unit(unit.id, status=FAILED, last_error=reason)
             self.ledger.unit_failed(container, reason)
@@ -235,8 +243,8 @@ class OwnerPass:
                     self.options.item_attempts,
                     self.options.retry_pause,
                 )
-        except (SkipItem, Retriable) as exc:
-            status = SKIPPED if isinstance(exc, SkipItem) else FAILED
+        except (ItemError, Retriable) as exc:
+            status = exc.status if isinstance(exc, ItemError) else FAILED
             self.ledger.item("update", status, container, item, ref=ref, reason=str(exc))
             return Outcome(item, status, error=str(exc), row_id=row.id)
         finally:
@@ -275,7 +283,7 @@ class OwnerPass:
                 finally:
                     if payload.blob is not None:
                         payload.blob.discard()
-        except (SkipItem, Retriable) as exc:
+        except (ItemError, Retriable) as exc:
             # The copy is gone or unreachable: write the item afresh on the next pass.
             self.ledger.item("move", "failed", container, item, ref=ref, reason=str(exc))
             return Outcome(item, FAILED, error=str(exc), row_id=row.id)
@@ -319,16 +327,25 @@ class OwnerPass:
     async def retry_failed(self) -> None:
         """Write again every item of this owner marked failed, looking for an earlier copy."""
         try:
-            for unit, row in self.store.failed(self.workload.name, self.owner.upn):
-                container = Container(
-                    self.workload.name, unit.owner, unit.container_id, tuple(unit.path.split("/"))
-                )
-                writer = self._writer(container, unit.id, unit.target_folder or "")
-                item = Item(row.source_id, row.version, row.meta)
-                outcomes = await writer.write_all([Pending(item, row.id, True)])
-                self.store.apply_outcomes(unit.id, container, outcomes, guard=self.fence)
+            await self._write_failed()
         finally:
             await self.session.close()
+
+    async def _write_failed(self) -> None:
+        failed = self.store.failed(self.workload.name, self.owner.upn)
+        if failed:
+            self.reporter.add_total(self.workload.name, len(failed))
+        by_unit: dict[int, tuple[Unit, list[ItemState]]] = {}
+        for unit, row in failed:
+            by_unit.setdefault(unit.id, (unit, []))[1].append(row)
+        for unit, rows in by_unit.values():
+            container = Container(
+                self.workload.name, unit.owner, unit.container_id, tuple(unit.path.split("/"))
+            )
+            writer = self._writer(container, unit.id, unit.target_folder or "")
+            pending = [Pending(Item(r.source_id, r.version, r.meta), r.id, True) for r in rows]
+            outcomes = await writer.write_all(pending)
+            self.store.apply_outcomes(unit.id, container, outcomes, guard=self.fence)
 
 
 def _remove(ref: TargetRef, session: TargetSession) -> None:

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
 from .model import Container, Owner
-from .workload import RunOptions, Workload, select_owners
+from .selection import UsersFile, owners_of
+from .workload import RunOptions, Workload
 
 
 @dataclass(frozen=True)
@@ -89,11 +90,16 @@ def estimate_seconds(owner_requests: list[int], rate: float, concurrency: int) -
     return max(max(times), sum(times) / max(1, concurrency))
 
 
-async def make_plan(workloads: list[tuple[Workload, Planner]], options: RunOptions) -> Plan:
+async def make_plan(
+    workloads: list[tuple[Workload, Planner]],
+    options: RunOptions,
+    users: UsersFile | None = None,
+) -> Plan:
     plan = Plan(owner_concurrency=options.owner_concurrency)
     per_owner: list[int] = []
+    selected = await owners_of([w for w, _ in workloads], options, users)
     for workload, planner in workloads:
-        owners = select_owners(await workload.source.owners(), options)
+        owners = selected[workload.name]
         plan.owners = max(plan.owners, len(owners))
         plan.requests_per_second = planner.requests_per_second
         gate = asyncio.Semaphore(options.owner_concurrency)

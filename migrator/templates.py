@@ -41,6 +41,7 @@ file = "users.csv"                             # source_upn,target_login; remove
 # workers = 4                                  # worker processes (default: the core count)
 owner_concurrency = 8                          # owners each worker process moves at once
 # lease_seconds = 60                           # a lost worker's owners are taken over after this
+# target_wait_seconds = 300                    # an unreachable target is waited for this long
 fetch_concurrency = 4                          # items downloaded ahead per folder
 target_sessions = 1                            # target connections per owner at once
 deletions = "mirror"                           # sync: "mirror" deletions or "keep" them

@@ -18,8 +18,9 @@ from ..state.schema import DONE, FAILED, SKIPPED
 from ..state.store import ItemState, Store
 from .model import Container, Entry, Item, Owner
 from .protocols import TargetSession
+from .selection import UsersFile, owners_of
 from .session import OwnerSession
-from .workload import RunOptions, Workload, select_owners
+from .workload import RunOptions, Workload
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ContainerCheck:
     target_count: int
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source id, reason)
     differences: list[Difference] = field(default_factory=list)
+    failed: int = 0  # items a pass tried and could not write (each is a difference too)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -48,6 +50,7 @@ class ContainerCheck:
             "source_count": self.source_count,
             "target_count": self.target_count,
             "skipped": [{"source_id": s, "reason": r} for s, r in self.skipped],
+            "failed": self.failed,
             "differences": [d.__dict__ for d in self.differences],
         }
 
@@ -65,11 +68,22 @@ class VerifyReport:
     def verified(self) -> bool:
         return not self.differences
 
+    @property
+    def skipped(self) -> int:
+        """Items not carried for a reason the plan announces (listed, not differences)."""
+        return sum(len(c.skipped) for c in self.containers)
+
+    @property
+    def failed(self) -> int:
+        return sum(c.failed for c in self.containers)
+
     def as_dict(self) -> dict[str, object]:
         return {
             "workload": self.workload,
             "verified": self.verified,
             "differences": len(self.differences),
+            "failed": self.failed,
+            "skipped": self.skipped,
             "containers": [c.as_dict() for c in self.containers],
         }
 
@@ -99,6 +113,7 @@ def compare(
             check.skipped.append((item.source_id, row.last_error or "skipped"))
             continue
         if row.status == FAILED:
+            check.failed += 1
             differ("missing", item.source_id, None, f"failed: {row.last_error}")
             continue
         if row.status != DONE or row.target_ref is None:
@@ -129,13 +144,17 @@ def compare(
 
 
 async def verify(
-    store: Store, workloads: list[Workload], options: RunOptions
+    store: Store,
+    workloads: list[Workload],
+    options: RunOptions,
+    users: UsersFile | None = None,
 ) -> dict[str, VerifyReport]:
     """Compare every container of every selected owner; the report lists every difference."""
     reports: dict[str, VerifyReport] = {}
+    selected = await owners_of(workloads, options, users)
     for workload in workloads:
         report = reports[workload.name] = VerifyReport(workload.name)
-        owners = select_owners(await workload.source.owners(), options)
+        owners = selected[workload.name]
         gate = asyncio.Semaphore(options.owner_concurrency)
         with ThreadPoolExecutor(max_workers=max(2, options.owner_concurrency)) as pool:
             results = await asyncio.gather(

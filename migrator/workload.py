@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from .model import Container, Item, Owner, Payload, TargetRef
+from .model import Container, Item, Payload, TargetRef
 from .protocols import Mapper, Source, Target
 
 AttrsMapper = Callable[[Item], Payload]
@@ -58,6 +58,7 @@ class RunOptions:
     deletions: Literal["mirror", "keep"] = "mirror"
     item_attempts: int = 3  # target attempts for an item before it is marked failed
     retry_pause: float = 1.0  # first pause between target attempts (doubles)
+    target_wait: float = 300.0  # seconds an unreachable target is waited for, then the owner fails
     memory_bytes: int = 256 * 1024 * 1024  # content held in memory at once, whole run
     users: frozenset[str] | None = None  # restrict to these owners (UPNs), None = all
     target_logins: dict[str, str] = field(default_factory=dict)  # UPN -> target login
@@ -77,13 +78,3 @@ class SilentReporter:
 
     def advance(self, workload: str, items: int, size: int) -> None:
         return None
-
-
-def select_owners(owners: list[Owner], options: RunOptions) -> list[Owner]:
-    """The owners the run is restricted to, each with its target login filled in."""
-    wanted, logins = options.users, options.target_logins
-    return [
-        Owner(o.upn, o.source_id, o.display_name, logins.get(o.upn.lower(), o.target_login))
-        for o in owners
-        if wanted is None or o.upn.lower() in wanted
-    ]

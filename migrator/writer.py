@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Protocol, runtime_checkable
 
-from ..state.schema import DONE, FAILED, SKIPPED
+from ..state.schema import DONE, FAILED
 from ..state.store import Outcome, Store
-from .errors import Retriable, SkipItem
+from .errors import ItemError, Retriable
 from .ledger import Ledger
 from .memory import MemoryGate
 from .model import Container, Item, Payload, TargetRef
@@ -35,21 +35,21 @@ BATCH_BYTES = 8 * 1024 * 1024
 class BatchPut(Protocol):
     """Optional: a session that stores several items in one round trip."""
 
-    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | SkipItem]: ...
+    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | ItemError]: ...
 
 
 def put_batch(
     session: TargetSession, folder: str, payloads: Sequence[Payload]
-) -> list[TargetRef | SkipItem]:
+) -> list[TargetRef | ItemError]:
     """`put_many` when the session has it, else one `put` after the other."""
     if isinstance(session, BatchPut):
         return session.put_many(folder, payloads)
-    results: list[TargetRef | SkipItem] = []
+    results: list[TargetRef | ItemError] = []
     for payload in payloads:
         try:
             results.append(session.put(folder, payload))
-        except SkipItem as skip:
-            results.append(skip)
+        except ItemError as refused:
+            results.append(refused)
     return results
 
 
@@ -179,8 +179,8 @@ class Writer:
         try:
             content = await self.workload.source.fetch(self.container, item)
             return self.workload.mapper(item, content)
-        except SkipItem as exc:
-            return self._not_written(entry, SKIPPED, str(exc))
+        except ItemError as exc:
+            return self._not_written(entry, exc.status, str(exc))
         except Retriable as exc:
             return self._not_written(entry, FAILED, str(exc))
 
@@ -218,8 +218,8 @@ class Writer:
                 )
             return outcomes
         for (entry, payload), stored in zip(to_put, results, strict=True):
-            if isinstance(stored, SkipItem):
-                outcomes.append(self._not_written(entry, SKIPPED, str(stored)))
+            if isinstance(stored, ItemError):
+                outcomes.append(self._not_written(entry, stored.status, str(stored)))
             else:
                 outcomes.append(self._written(entry, payload, stored))
         return outcomes
@@ -238,8 +238,8 @@ class Writer:
                             return self._written(entry, payload, ref)
                 ref = await self.session.call(lambda s: s.put(self.folder, payload))
                 return self._written(entry, payload, ref)
-            except SkipItem as exc:
-                return self._not_written(entry, SKIPPED, str(exc))
+            except ItemError as exc:
+                return self._not_written(entry, exc.status, str(exc))
             except Retriable as exc:
                 if attempt == self.options.item_attempts:
                     return self._not_written(entry, FAILED, str(exc))

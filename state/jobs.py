@@ -23,14 +23,18 @@ from sqlalchemy.exc import IntegrityError
 from ..migrator.ledger import Tally
 from .leases import Holder, alive, now, release_lease, take_lease
 from .schema import (
+    FAILED,
     FATAL,
     FINISHED,
     INTERRUPTED,
     OPEN_JOBS,
     QUEUED,
     RUNNING,
+    STARTED,
+    ItemRow,
     Job,
     Lease,
+    Unit,
 )
 from .store import Store
 
@@ -112,6 +116,29 @@ class WorkloadProgress:
     done: int = 0
     bytes: int = 0
     jobs: dict[str, int] = field(default_factory=dict)  # status -> count
+
+
+@dataclass
+class Outstanding:
+    """What the state still holds unwritten for one workload's owners, across passes."""
+
+    failed_items: int = 0
+    unsettled_items: int = 0  # marked started by a pass that did not end
+    owners: list[str] = field(default_factory=list)  # owners with failed items
+    failed_units: list[tuple[str, str, str]] = field(default_factory=list)  # owner, path, why
+
+    def __bool__(self) -> bool:
+        return bool(self.failed_items or self.unsettled_items or self.failed_units)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "failed_items": self.failed_items,
+            "unsettled_items": self.unsettled_items,
+            "owners": list(self.owners),
+            "failed_folders": [
+                {"owner": o, "folder": p, "reason": r} for o, p, r in self.failed_units
+            ],
+        }
 
 
 class Jobs:
@@ -331,6 +358,40 @@ class Jobs:
         for workload, tally in rows:
             tallies.setdefault(workload, Tally()).add(Tally.from_dict(tally or {}))
         return tallies
+
+    def outstanding(self, run_id: int) -> dict[str, Outstanding]:
+        """What is still failed or unsettled for the owners of the run's jobs, whichever
+        pass left it: the run is not a success while any of it remains."""
+        found: dict[str, Outstanding] = defaultdict(Outstanding)
+        with self.store.session() as s:
+            owners = select(Job.workload, Job.owner).where(Job.run_id == run_id).subquery()
+            items = s.execute(
+                select(ItemRow.workload, ItemRow.owner, ItemRow.status, func.count())
+                .join(
+                    owners,
+                    (owners.c.workload == ItemRow.workload) & (owners.c.owner == ItemRow.owner),
+                )
+                .where(ItemRow.status.in_((FAILED, STARTED)))
+                .group_by(ItemRow.workload, ItemRow.owner, ItemRow.status)
+            ).all()
+            units = s.execute(
+                select(Unit.workload, Unit.owner, Unit.path, Unit.last_error)
+                .join(owners, (owners.c.workload == Unit.workload) & (owners.c.owner == Unit.owner))
+                .where(Unit.status == FAILED)
+                .order_by(Unit.workload, Unit.owner, Unit.path)
+            ).all()
+        for workload, owner, status, count in items:
+            entry = found[workload]
+            if status == FAILED:
+                entry.failed_items += int(count)
+                entry.owners.append(owner)
+            else:
+                entry.unsettled_items += int(count)
+        for workload, owner, path, reason in units:
+            found[workload].failed_units.append((owner, path, reason or "not finished"))
+        for entry in found.values():
+            entry.owners.sort()
+        return dict(found)
 
     def of_run(self, run_id: int) -> list[JobState]:
         with self.store.session() as s:

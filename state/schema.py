@@ -135,6 +135,9 @@ class Link(Base):
     target: Mapped[str] = mapped_column(Text)
 
 
+# A run that ended with items or owners still failed (its own or earlier passes').
+INCOMPLETE = "incomplete"
+
 # Job statuses. A job is one owner of one workload within a run.
 QUEUED, RUNNING, FINISHED, FATAL, ERROR, INTERRUPTED = (
     "queued",

@@ -171,6 +171,7 @@ class DovecotServer:
         self._lock = threading.Lock()
         self._users_stamp = 0
         self._process: subprocess.Popen[bytes] | None = None
+        self._binary = "dovecot"
         self.root = Path()
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -193,15 +194,32 @@ class DovecotServer:
         self.tls_port = free_port() if self._tls else None
         self._write_secrets()
         (self.root / "dovecot.conf").write_text(self._config(), encoding="utf-8")
-        with open(self.root / "stdout.log", "wb") as output:
+        self._binary = binary
+        self._launch()
+
+    def _launch(self) -> None:
+        with open(self.root / "stdout.log", "ab") as output:
             self._process = subprocess.Popen(
-                [binary, "-F", "-c", str(self.root / "dovecot.conf")],
+                [self._binary, "-F", "-c", str(self.root / "dovecot.conf")],
                 stdout=output,
                 stderr=subprocess.STDOUT,
                 cwd=self.root,
             )
         deadline = time.monotonic() + self._start_timeout
         _poll(self._greets, deadline, "Dovecot did not start", self.root / "dovecot.log")
+
+    def pause(self) -> None:
+        """Stop the server as a crash or a restart would, keeping its mail and its port."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            _poll(lambda: not _port_open(self.port), deadline, "Dovecot port stays open")
+
+    def resume(self) -> None:
+        """Start it again after `pause`, on the same port with the same mail."""
+        self._launch()
 
     def _greets(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
@@ -707,6 +725,7 @@ class ApacheDavServer(WebDavServer):
     """
 
     name = "apache"
+    refuse: str | None = None  # a regular expression: writes to matching paths get 403
     _MODULES = (
         "mpm_event",
         "authn_core",
@@ -730,7 +749,7 @@ class ApacheDavServer(WebDavServer):
         www = pwd.getpwnam("www-data")
         self.owner_uid = www.pw_uid
         for name in ("run", "lock"):
-            (self.root / name).mkdir()
+            (self.root / name).mkdir(exist_ok=True)
             os.chown(self.root / name, www.pw_uid, www.pw_gid)
         (self.root / "users").write_text(self.htpasswd(), encoding="utf-8")
         modules = "".join(
@@ -744,9 +763,36 @@ class ApacheDavServer(WebDavServer):
             f'DAVLockDB "{root}/lock/DAVLock"\nLimitRequestBody 0\nTimeout 60\n'
             f'DocumentRoot "{data}"\n<Directory "{data}">\n  Dav On\n  AuthType Basic\n'
             f'  AuthName "hirondelle"\n  AuthBasicProvider file\n  AuthUserFile "{root}/users"\n'
-            "  Require valid-user\n  Options None\n  AllowOverride None\n</Directory>\n",
+            "  Require valid-user\n  Options None\n  AllowOverride None\n</Directory>\n"
+            + self._refusal(),
             encoding="utf-8",
         )
+
+    def _refusal(self) -> str:
+        """A server that refuses some writes, as a full or locked-down one does."""
+        if self.refuse is None:
+            return ""
+        return (
+            f'<LocationMatch "{self.refuse}">\n  <Limit PUT MOVE COPY MKCOL>\n'
+            "    Require all denied\n  </Limit>\n</LocationMatch>\n"
+        )
+
+    def restart(self, refuse: str | None) -> None:
+        """Start again on the same port and data with another refusal rule."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            process.wait(timeout=15)
+            deadline = time.monotonic() + 10
+            _poll(lambda: not _port_open(self.port), deadline, f"{self.name} port stays open")
+        self.refuse = refuse
+        self.prepare()
+        with open(self.root / "server.log", "ab") as output:
+            self._process = subprocess.Popen(
+                self.command(), stdout=output, stderr=subprocess.STDOUT, cwd=self.root
+            )
+        deadline = time.monotonic() + self._start_timeout
+        _poll(self._ready, deadline, f"{self.name} did not restart", self.root / "server.log")
 
 
 class RcloneDavServer(WebDavServer):

@@ -12,7 +12,7 @@ import pytest
 
 from hirondelle.connectors import archive_files
 from hirondelle.connectors.archive_files import FilesArchiveSession, FilesArchiveTarget
-from hirondelle.migrator.errors import FatalError, SkipItem
+from hirondelle.migrator.errors import FatalError, Refused, SkipItem
 from hirondelle.migrator.model import Blob, Container, Owner, Payload, TargetRef
 
 OWNER = Owner(upn="alice@contoso.test", source_id="u-1", target_login="alice@example.test")
@@ -181,7 +181,7 @@ def test_update_after_a_crash_between_rename_and_commit(
     session.update(ref, renamed)
     assert session.update(ref, renamed) == TargetRef(drive, "b.txt")  # already moved: fine
     gone = Payload("i1", b"", "", {"kind": "file", "path": "c.txt", "mtime": FILE_TIME})
-    with pytest.raises(SkipItem, match="no longer"):
+    with pytest.raises(Refused, match="no longer"):
         session.update(TargetRef(drive, "missing.txt"), gone)
 
 

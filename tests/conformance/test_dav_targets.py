@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hirondelle.migrator.errors import SkipItem
+from hirondelle.migrator.errors import ItemError, Refused
 from hirondelle.migrator.model import Container, Owner, Payload
 from hirondelle.migrator.protocols import Target, TargetSession
 from hirondelle.tests.dav.payloads import contact, event
@@ -150,14 +150,14 @@ def test_not_found_and_remove(dav_subject: DavUnderTest) -> None:
     assert [entry.fingerprint for entry in session.listing(folder)] == [kept.fingerprint]
 
 
-def test_another_uid_under_the_same_resource_is_skipped(dav_subject: DavUnderTest) -> None:
+def test_another_uid_under_the_same_resource_is_refused(dav_subject: DavUnderTest) -> None:
     session = dav_subject.session()
     folder = session.ensure_container(dav_subject.container("Projets"))
     payload = dav_subject.payload()
     ref = session.put(folder, payload)
     impostor = dav_subject.make(payload.source_id, uid="urn:uuid:another")
     assert session.find(folder, impostor, frozenset()) is None
-    with pytest.raises(SkipItem):
+    with pytest.raises(Refused):  # a failure kept visible, never a skip
         session.put(folder, impostor)
     assert session.find(folder, payload, frozenset()) == ref
 
@@ -205,13 +205,13 @@ def test_move(dav_subject: DavUnderTest) -> None:
     assert session.find(destination, payload, frozenset()) == moved
 
 
-def test_empty_content_is_skipped_or_stored(dav_subject: DavUnderTest) -> None:
+def test_empty_content_is_refused_or_stored(dav_subject: DavUnderTest) -> None:
     session = dav_subject.session()
     folder = session.ensure_container(dav_subject.container("Projets"))
     empty = dataclasses.replace(dav_subject.payload(), content=b"")
     try:
         ref = session.put(folder, empty)
-    except SkipItem:
+    except ItemError:
         assert session.listing(folder) == []
     else:
         assert [entry.ref for entry in session.listing(folder)] == [ref]

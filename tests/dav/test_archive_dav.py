@@ -15,7 +15,7 @@ from hirondelle.connectors.archive_dav import (
     VcfArchiveTarget,
     collection_dir_name,
 )
-from hirondelle.migrator.errors import FatalError, SkipItem
+from hirondelle.migrator.errors import FatalError, Refused, SkipItem
 from hirondelle.migrator.model import Container, Owner
 from hirondelle.tests.dav.payloads import contact, event
 
@@ -92,7 +92,7 @@ def test_put_rewrites_the_same_item_and_refuses_another(tmp_path: Path) -> None:
     ref = session.put(folder, event("event-1"))
     assert session.put(folder, event("event-1", summary="Changé")) == ref
     assert b"Chang" in session._path(folder, ref.ref).read_bytes()
-    with pytest.raises(SkipItem, match="another item"):
+    with pytest.raises(Refused, match="another item"):
         session.put(folder, event("event-1", uid="other@example.test"))
 
 

@@ -11,7 +11,7 @@ import trustme
 
 from hirondelle.connectors.dav import CalDavTarget, CardDavTarget, DavSession, DavSettings
 from hirondelle.connectors.dav_wire import resource_uid
-from hirondelle.migrator.errors import FatalError, Retriable, SkipItem
+from hirondelle.migrator.errors import FatalError, OwnerFailed, Refused, SkipItem, Unreachable
 from hirondelle.migrator.model import Container, Owner, Payload, TargetRef
 from hirondelle.tests.dav.payloads import contact, event
 from hirondelle.tests.servers import (
@@ -140,32 +140,32 @@ def test_find_after_a_new_session(settings: DavSettings, user: MailUser) -> None
     assert resumed.find(folder, event("never-written"), frozenset()) is None
 
 
-def test_same_resource_with_another_uid_is_skipped(settings: DavSettings, user: MailUser) -> None:
+def test_same_resource_with_another_uid_is_refused(settings: DavSettings, user: MailUser) -> None:
     session = open_caldav(settings, user)
     folder = session.ensure_container(calendar("Travail"))
     session.put(folder, event("event-3"))
     impostor = event("event-3", uid="someone-else@example.test")
     assert session.find(folder, impostor, frozenset()) is None
-    with pytest.raises(SkipItem, match="another item"):
+    with pytest.raises(Refused, match="another item"):
         session.put(folder, impostor)
 
 
-def test_uid_conflict_and_invalid_data_are_skipped(settings: DavSettings, user: MailUser) -> None:
+def test_uid_conflict_and_invalid_data_are_refused(settings: DavSettings, user: MailUser) -> None:
     session = open_caldav(settings, user)
     folder = session.ensure_container(calendar("Travail"))
     session.put(folder, event("first", uid="shared@example.test"))
-    with pytest.raises(SkipItem, match="no-uid-conflict"):
+    with pytest.raises(Refused, match="no-uid-conflict"):
         session.put(folder, event("second", uid="shared@example.test"))
     broken = dataclasses.replace(event("broken"), content=b"not a calendar")
-    with pytest.raises(SkipItem, match="400"):
+    with pytest.raises(Refused, match="400"):
         session.put(folder, broken)
     assert [e.fingerprint for e in session.listing(folder)] == ["uid:shared@example.test"]
 
 
-def test_too_large_is_skipped(settings: DavSettings, user: MailUser) -> None:
+def test_too_large_is_refused(settings: DavSettings, user: MailUser) -> None:
     session = open_caldav(settings, user)
     folder = session.ensure_container(calendar("Travail"))
-    with pytest.raises(SkipItem, match="413"):
+    with pytest.raises(Refused, match="413"):
         session.put(folder, event("huge", description="x" * (2 * 1024 * 1024)))
 
 
@@ -224,19 +224,19 @@ def test_move_between_calendars(settings: DavSettings, user: MailUser) -> None:
         session.move(TargetRef(source, payload.attrs["resource"]), destination)
 
 
-def test_wrong_password_is_fatal_and_names_the_setting(
+def test_a_wrong_password_fails_that_owner_and_names_the_setting(
     radicale: RadicaleServer, user: MailUser, tmp_path: Path
 ) -> None:
     wrong = MailUser(user.login, "not-the-password")
     settings = settings_for(radicale, tmp_path, wrong)
-    with pytest.raises(FatalError, match="targets.calendar.password_file") as raised:
+    with pytest.raises(OwnerFailed, match="targets.calendar.password_file") as raised:
         open_caldav(settings, user)
     assert "not-the-password" not in str(raised.value)
     assert CalDavTarget(settings).check() != []
 
 
-def test_unknown_login_is_fatal(settings: DavSettings) -> None:
-    with pytest.raises(FatalError, match="no password for nobody@example.test"):
+def test_an_owner_without_a_password_fails_alone(settings: DavSettings) -> None:
+    with pytest.raises(OwnerFailed, match="no password for nobody@example.test"):
         CalDavTarget(settings).open(Owner(upn="nobody@example.test", source_id="x"))
 
 
@@ -245,11 +245,11 @@ def test_check_reports_nothing_for_radicale(settings: DavSettings) -> None:
     assert CardDavTarget(settings).check() == []
 
 
-def test_server_down_is_retriable(user: MailUser, tmp_path: Path) -> None:
+def test_a_server_down_is_unreachable_and_retriable(user: MailUser, tmp_path: Path) -> None:
     path = tmp_path / "pw"
     path.write_text(f"{user.login}:{user.password}\n", encoding="utf-8")
     settings = DavSettings(url=f"http://127.0.0.1:{free_port()}/", password_file=path)
-    with pytest.raises(Retriable):
+    with pytest.raises(Unreachable):  # a Retriable the engine waits out
         open_caldav(settings, user)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import ssl
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -13,7 +14,14 @@ import pytest
 from hirondelle.connectors import dav_wire as wire
 from hirondelle.connectors.dav import CalDavTarget, DavSettings
 from hirondelle.connectors.imap_wire import Login
-from hirondelle.migrator.errors import ConfigError, FatalError, Retriable, SkipItem
+from hirondelle.migrator.errors import (
+    ConfigError,
+    FatalError,
+    OwnerFailed,
+    Refused,
+    Retriable,
+    Unreachable,
+)
 from hirondelle.migrator.model import Owner
 from hirondelle.migrator.registry import settings_of
 
@@ -99,9 +107,9 @@ def test_check_without_a_known_login_asks_for_probe_login() -> None:
     assert "targets.calendar.probe_login" in finding
 
 
-def test_owner_without_password_is_fatal(password_file: Path) -> None:
+def test_owner_without_password_fails_alone(password_file: Path) -> None:
     target = CalDavTarget(DavSettings(url="https://dav.example.org/", password_file=password_file))
-    with pytest.raises(FatalError, match="bob@example.test"):
+    with pytest.raises(OwnerFailed, match="bob@example.test"):
         target.open(Owner(upn="bob@example.test", source_id="b"))
 
 
@@ -200,12 +208,12 @@ PRECONDITION = (
     [
         (401, b"", FatalError),
         (403, b"Forbidden", FatalError),
-        (403, PRECONDITION, SkipItem),
-        (507, b"", FatalError),
-        (413, b"", SkipItem),
-        (415, b"", SkipItem),
-        (400, b"Bad Request", SkipItem),
-        (409, PRECONDITION, SkipItem),
+        (403, PRECONDITION, Refused),
+        (507, b"", OwnerFailed),
+        (413, b"", Refused),
+        (415, b"", Refused),
+        (400, b"Bad Request", Refused),
+        (409, PRECONDITION, Refused),
         (429, b"", Retriable),
         (500, b"", Retriable),
         (503, b"", Retriable),
@@ -219,6 +227,9 @@ def test_error_table(status: int, content: bytes, expected: type[Exception]) -> 
 def test_auth_refusal_names_the_password_setting() -> None:
     error = wire.error_for_status(response(401), CONTEXT)
     assert "targets.calendar.password_file" in str(error)
+    assert isinstance(error, FatalError)  # a master user: nobody can go on
+    own = dataclasses.replace(CONTEXT, shared_login=False)
+    assert isinstance(wire.error_for_status(response(401), own), OwnerFailed)  # that user only
     collection = wire.FailureContext("PROPFIND /", "alice", "hint", "ca", item_scoped=False)
     assert isinstance(wire.error_for_status(response(403, PRECONDITION), collection), FatalError)
     assert isinstance(wire.error_for_status(response(400), collection), FatalError)
@@ -253,6 +264,8 @@ def test_transport_errors() -> None:
         wire.error_for_exception(httpx.RemoteProtocolError("reset"), CONTEXT), Retriable
     )
     assert wire.error_for_exception(httpx.InvalidURL("bad"), CONTEXT) is None
+    refused = wire.error_for_exception(httpx.ConnectError("Connection refused"), CONTEXT)
+    assert isinstance(refused, Unreachable)  # nothing was sent: the engine waits
 
 
 def test_the_password_travels_only_in_the_auth_header() -> None:
@@ -267,7 +280,7 @@ def test_the_password_travels_only_in_the_auth_header() -> None:
         transport=httpx.MockTransport(handler), auth=httpx.BasicAuth("alice@example.test", "s3cret")
     )
     connection = wire.DavConnection(client, "https://dav.example.org", login, "ca")
-    with pytest.raises(FatalError) as raised:
+    with pytest.raises(OwnerFailed) as raised:
         connection.propfind("/", 0, wire.qname(wire.DAV, "current-user-principal"))
     assert "s3cret" not in str(raised.value)
     assert seen[0].headers["Authorization"].startswith("Basic ")

@@ -9,7 +9,7 @@ import pytest
 
 from hirondelle.connectors.imap import ImapSession, ImapSettings, ImapTarget
 from hirondelle.mappings.mail import fingerprint_of
-from hirondelle.migrator.errors import FatalError, SkipItem
+from hirondelle.migrator.errors import OwnerFailed, SkipItem
 from hirondelle.migrator.model import Owner, Payload, TargetRef
 from hirondelle.tests.servers import DovecotServer, MailUser
 
@@ -37,11 +37,13 @@ def open_session(
     return ImapTarget(settings).open(Owner(upn=user.login, source_id="x"))
 
 
-def test_over_quota_is_fatal_and_names_the_mailbox(dovecot: DovecotServer, tmp_path: Path) -> None:
+def test_over_quota_fails_the_owner_and_names_the_mailbox(
+    dovecot: DovecotServer, tmp_path: Path
+) -> None:
     user = dovecot.new_user(quota_bytes=3000)
     session = open_session(dovecot, user, tmp_path)
     session.put("INBOX", payload(1, 1000))
-    with pytest.raises(FatalError, match="quota") as raised:
+    with pytest.raises(OwnerFailed, match="quota") as raised:
         session.put("INBOX", payload(2, 2500))
     assert user.login in str(raised.value) and "INBOX" in str(raised.value)
     assert "raise its quota" in str(raised.value)

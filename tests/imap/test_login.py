@@ -9,17 +9,17 @@ import pytest
 import trustme
 
 from hirondelle.connectors.imap import ImapSettings, ImapTarget, read_password_file
-from hirondelle.migrator.errors import ConfigError, FatalError
+from hirondelle.migrator.errors import ConfigError, FatalError, OwnerFailed, Unreachable
 from hirondelle.migrator.model import Owner
 from hirondelle.migrator.registry import settings_of
-from hirondelle.tests.servers import DovecotServer, MailUser, TlsFiles, dovecot_server
+from hirondelle.tests.servers import DovecotServer, MailUser, TlsFiles, dovecot_server, free_port
 
 
 def owner(user: MailUser) -> Owner:
     return Owner(upn=user.login, source_id="x")
 
 
-def test_wrong_password_is_fatal_and_names_the_setting(
+def test_a_wrong_password_fails_that_owner_and_names_the_setting(
     dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path
 ) -> None:
     wrong = MailUser(mail_user.login, "not-the-password-123")
@@ -29,19 +29,29 @@ def test_wrong_password_is_fatal_and_names_the_setting(
         security="plain",
         password_file=dovecot.password_file(tmp_path / "passwords", wrong),
     )
-    with pytest.raises(FatalError) as raised:
+    with pytest.raises(OwnerFailed) as raised:
         ImapTarget(settings).open(owner(mail_user))
     message = str(raised.value)
     assert "targets.mail.password_file" in message and mail_user.login in message
     assert wrong.password not in message and wrong.password not in repr(raised.value.__cause__)
 
 
-def test_missing_password_is_fatal(dovecot: DovecotServer, tmp_path: Path) -> None:
+def test_a_server_that_is_down_is_unreachable(mail_user: MailUser, tmp_path: Path) -> None:
+    """Nothing could be sent: the engine waits for the server (`run.target_wait_seconds`)."""
+    (tmp_path / "passwords").write_text(f"{mail_user.login}:{mail_user.password}\n")
+    settings = ImapSettings(
+        host="127.0.0.1", port=free_port(), security="plain", password_file=tmp_path / "passwords"
+    )
+    with pytest.raises(Unreachable, match="cannot be reached"):
+        ImapTarget(settings).open(owner(mail_user))
+
+
+def test_a_missing_password_fails_that_owner(dovecot: DovecotServer, tmp_path: Path) -> None:
     (tmp_path / "passwords").write_text("someone@example.test:pw\n")
     settings = ImapSettings(
         host=dovecot.host, port=dovecot.port, security="plain", password_file=tmp_path / "passwords"
     )
-    with pytest.raises(FatalError, match="no password for nobody@example.test"):
+    with pytest.raises(OwnerFailed, match="no password for nobody@example.test"):
         ImapTarget(settings).open(Owner(upn="nobody@example.test", source_id="x"))
 
 

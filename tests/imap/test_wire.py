@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import imaplib
 import ssl
 from datetime import UTC, datetime, timedelta, timezone
@@ -9,7 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from hirondelle.connectors import imap_wire as wire
-from hirondelle.migrator.errors import FatalError, Retriable, SkipItem
+from hirondelle.migrator.errors import FatalError, OwnerFailed, Refused, Retriable, SkipItem
 
 CONTEXT = wire.FailureContext(
     operation="APPEND",
@@ -24,21 +25,28 @@ CONTEXT = wire.FailureContext(
 @pytest.mark.parametrize(
     ("text", "kind", "words"),
     [
-        ("[OVERQUOTA] Quota exceeded (mailbox for user is full)", FatalError, "raise its quota"),
-        ("Quota exceeded", FatalError, "over quota"),
+        ("[OVERQUOTA] Quota exceeded (mailbox for user is full)", OwnerFailed, "raise its quota"),
+        ("Quota exceeded", OwnerFailed, "over quota"),
         ("[TOOBIG] Message too large", SkipItem, "5000 bytes"),
         ("[LIMIT] Mail size is larger than the maximum", SkipItem, "limit 1000"),
         ("[UNAVAILABLE] Backend down", Retriable, "Backend down"),
         ("[INUSE] Mailbox locked", Retriable, "locked"),
         ("[AUTHENTICATIONFAILED] Authentication failed.", FatalError, "password_file"),
-        ("Can't save a zero byte message", SkipItem, "zero byte"),
-        ("Something odd happened", SkipItem, "refused"),
+        ("Can't save a zero byte message", Refused, "zero byte"),
+        ("Something odd happened", Refused, "refused"),
     ],
 )
 def test_error_table(text: str, kind: type[Exception], words: str) -> None:
     error = wire.error_for(wire.failure_of(text, item_scoped=True), text, CONTEXT)
     assert isinstance(error, kind)
     assert words in str(error)
+
+
+def test_a_refused_login_stops_one_owner_unless_it_is_the_master_users() -> None:
+    text = "[AUTHENTICATIONFAILED] Authentication failed."
+    own = dataclasses.replace(CONTEXT, shared_login=False)
+    assert isinstance(wire.error_for(wire.Failure.AUTH, text, own), OwnerFailed)
+    assert isinstance(wire.error_for(wire.Failure.AUTH, text, CONTEXT), FatalError)
 
 
 def test_unknown_refusal_outside_an_item_stops_the_run() -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from hirondelle.connectors.matrix import MatrixSettings, registration_yaml
 from hirondelle.connectors.matrix_wire import MatrixConnection, RateLimiter, slug
-from hirondelle.migrator.errors import ConfigError, FatalError, Retriable, SkipItem
+from hirondelle.migrator.errors import ConfigError, FatalError, Refused, Retriable, SkipItem
 
 
 def _connection(status: int, body: dict[str, object], headers: dict[str, str] | None = None):
@@ -44,7 +44,7 @@ def test_retry_after_header_and_other_client_errors() -> None:
     with pytest.raises(Retriable) as raised:
         _connection(429, {}, {"Retry-After": "3"}).call("GET", "/x")
     assert raised.value.retry_after == 3.0
-    with pytest.raises(SkipItem):
+    with pytest.raises(Refused):  # a failure of that item, kept and counted
         _connection(400, {"errcode": "M_BAD_JSON"}).call("PUT", "/x", item=True)
     with pytest.raises(FatalError):
         _connection(400, {"errcode": "M_BAD_JSON"}).call("PUT", "/x")

@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import time
 from collections import defaultdict
+from typing import Any
 
 from sqlalchemy import update
 
@@ -156,3 +157,41 @@ def test_concurrent_claimers_take_each_job_once_and_never_share_an_owner(state_u
     assert {j.status for j in jobs.of_run(run_id)} == {FINISHED}
     assert jobs.open_count(run_id) == 0 and QUEUED not in {j.status for j in jobs.of_run(run_id)}
     store.engine.dispose()
+
+
+def test_a_detached_run_is_finished_by_its_workers_only_once_handed_over(state_url: str) -> None:
+    """A node's sweep must not close a detached run while its command still queues jobs."""
+    from types import SimpleNamespace
+
+    from hirondelle.migrator.cluster import finish_detached
+
+    store = open_store(state_url)
+    config: Any = SimpleNamespace(lease_seconds=LEASE, targets={"mail": None})
+    command = Holder.here("run")
+    with store.writing() as s, s.begin():
+        assert leases.take_lock(s, command, "run", LEASE)[0] is None
+    run_id = store.start_run("run", {"detached": True})
+    with store.writing() as s, s.begin():
+        leases.attach_run(s, command, run_id)
+    finish_detached(config, store, run_id)  # no job yet: the command is still listing owners
+    assert _run_status(store, run_id) == "running"
+    jobs = Jobs(store, LEASE)
+    jobs.add(run_id, "run", specs(1, ("mail",)))
+    with store.writing() as s, s.begin():
+        leases.detach_lock(s, command, run_id, 600)
+    worker = elsewhere("a")
+    job = jobs.claim(run_id, worker)
+    assert job is not None
+    assert jobs.finish(job, worker, FINISHED, None, None, (1, 1, 1))
+    finish_detached(config, store, run_id)
+    assert _run_status(store, run_id) == "done"
+    store.engine.dispose()
+
+
+def _run_status(store: Store, run_id: int) -> str:
+    from hirondelle.state.schema import Run
+
+    with store.session() as s:
+        run = s.get(Run, run_id)
+        assert run is not None
+        return run.status

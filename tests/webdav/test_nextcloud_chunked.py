@@ -18,7 +18,7 @@ import respx
 
 from hirondelle.connectors.webdav import WebDavSession, WebDavSettings, WebDavTarget
 from hirondelle.connectors.webdav_chunked import MIN_CHUNK_BYTES, transfer_id
-from hirondelle.migrator.errors import FatalError, Retriable
+from hirondelle.migrator.errors import OwnerFailed, Retriable
 from hirondelle.migrator.model import Container, Owner, TargetRef
 from hirondelle.tests.webdav.payloads import MTIME, file
 
@@ -225,11 +225,11 @@ def test_listing_fingerprints_come_from_oc_checksums(
     ]
 
 
-def test_quota_full_stops_the_run_naming_the_user(
+def test_quota_full_fails_the_owner_naming_the_user(
     nextcloud: respx.MockRouter, tmp_path: Path
 ) -> None:
     nextcloud.route(method="PUT").respond(507, text="Insufficient Storage")
     session = session_for(tmp_path)
     drive = session.ensure_container(Container("files", LOGIN, "d", ("OneDrive",)))
-    with pytest.raises(FatalError, match=f"no storage left for {LOGIN}"):
+    with pytest.raises(OwnerFailed, match=f"no storage left for {LOGIN}"):
         session.put(drive, file(tmp_path, "a.txt", b"x"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
-from hirondelle.migrator.errors import FatalError, SkipItem
+from hirondelle.migrator.errors import OwnerFailed, Refused, SkipItem
 from hirondelle.migrator.model import TargetRef
 from hirondelle.tests.webdav.conftest import KEEPS_MTIME, DavUser, target_for
 from hirondelle.tests.webdav.payloads import MTIME, file, folder, renamed, streamed
@@ -170,10 +170,10 @@ def test_update_with_content_replaces_the_file(dav: DavUser) -> None:
     assert dav.on_disk(drive, "notes (2).md").read_bytes() == b"version 2"
 
 
-def test_update_of_an_item_gone_from_the_target_is_skipped(dav: DavUser) -> None:
+def test_update_of_an_item_gone_from_the_target_fails(dav: DavUser) -> None:
     session = dav.session()
     drive = session.ensure_container(dav.drive())
-    with pytest.raises(SkipItem, match="no longer on the target"):
+    with pytest.raises(Refused, match="no longer on the target"):
         session.update(TargetRef(drive, "ghost"), renamed(folder("ghost"), "ghost 2"))
 
 
@@ -210,13 +210,13 @@ def test_files_over_the_upload_limit_are_skipped(dav: DavUser) -> None:
     assert session.listing(drive) == []
 
 
-def test_wrong_password_stops_the_run_naming_the_setting(dav: DavUser) -> None:
+def test_a_wrong_password_fails_the_owner_naming_the_setting(dav: DavUser) -> None:
     passwords = dav.tmp_path / "wrong"
     passwords.write_text(f"{dav.user.login}:not-the-password\n", encoding="utf-8")
     target = WebDavTarget(WebDavSettings(url=dav.server.url, password_file=passwords))
     session = target.open(dav.owner)
     dav.sessions.append(session)
-    with pytest.raises(FatalError, match=r"targets\.files\.password_file"):
+    with pytest.raises(OwnerFailed, match=r"targets\.files\.password_file"):
         session.ensure_container(dav.drive())
     assert any("targets.files.password_file" in finding for finding in target.check())
 

@@ -16,7 +16,7 @@ from hirondelle.connectors.webdav_chunked import (
     error_for_status,
     parse_resources,
 )
-from hirondelle.migrator.errors import ConfigError, FatalError, Retriable, SkipItem
+from hirondelle.migrator.errors import ConfigError, FatalError, OwnerFailed, Refused, Retriable
 from hirondelle.migrator.model import Owner
 from hirondelle.migrator.registry import settings_of
 
@@ -31,12 +31,13 @@ def _error(status: int, item: str | None = "Docs/a.txt", **headers: str) -> Exce
 @pytest.mark.parametrize(
     ("status", "item", "kind", "words"),
     [
-        (401, "Docs/a.txt", FatalError, "targets.files.password_file"),
-        (403, None, FatalError, "targets.files.password_file"),
-        (403, "Docs/a.txt", SkipItem, "refused 'Docs/a.txt'"),
-        (400, "Docs/a.txt", SkipItem, "refused 'Docs/a.txt'"),
-        (413, "Docs/a.txt", SkipItem, "too large"),
-        (507, "Docs/a.txt", FatalError, "no storage left for alice"),
+        (401, "Docs/a.txt", OwnerFailed, "targets.files.password_file"),
+        (403, None, OwnerFailed, "targets.files.password_file"),
+        (403, "Docs/a.txt", Refused, "refused 'Docs/a.txt'"),
+        (400, "Docs/a.txt", Refused, "refused 'Docs/a.txt'"),
+        (405, "Docs/a.txt", Refused, "refused 'Docs/a.txt'"),  # a full disk, on some servers
+        (413, "Docs/a.txt", Refused, "too large"),
+        (507, "Docs/a.txt", OwnerFailed, "no storage left for alice"),
         (423, "Docs/a.txt", Retriable, "423"),
         (429, None, Retriable, "429"),
         (503, "Docs/a.txt", Retriable, "503"),
@@ -121,7 +122,7 @@ def test_logins_for_users_sites_and_a_service_account(
     site = Owner("site:Finance", "s", "Finance")
     with pytest.raises(FatalError, match=r"targets\.files\.site_login"):
         per_user.target_login(site)
-    with pytest.raises(FatalError, match="no password for bob"):
+    with pytest.raises(OwnerFailed, match="no password for bob"):
         per_user.login_for("bob")
     monkeypatch.setenv("DAV_SERVICE_PASSWORD", "service-secret")
     service = WebDavTarget(

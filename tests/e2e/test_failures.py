@@ -1,0 +1,211 @@
+"""Failures that must stay visible: a target that refuses items, a target that goes away,
+one user's login refused. Real servers (Apache mod_dav, Dovecot), the sandbox as Graph."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import small_tenant
+from harness import assert_same, environment, write_config
+from test_files import drives_setup, source_hashes, target_hashes
+
+from hirondelle.cli import main
+from hirondelle.migrator import operations
+from hirondelle.migrator.config import load_config
+from hirondelle.migrator.coordinator import RunResult
+from hirondelle.sandbox.server import Limits, SandboxServer
+from hirondelle.sandbox.tenant import TenantSpec
+from hirondelle.tests.servers import ApacheDavServer, DovecotServer, dovecot_server
+
+REFUSED = r"\.txt"  # the sandbox drive's "Notes de réunion NN.txt" files
+
+
+@pytest.fixture
+def refusing_dav() -> Iterator[ApacheDavServer]:
+    """An Apache mod_dav of this test's own that answers 403 to writes of *.txt files."""
+    server = ApacheDavServer(spare_users=2)
+    server.refuse = REFUSED
+    with server:
+        yield server
+
+
+def test_a_refused_write_stays_failed_until_a_later_run_writes_it(
+    tmp_path: Path, refusing_dav: ApacheDavServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = TenantSpec(
+        seed=23,
+        users=1,
+        messages=2,
+        large_messages=0,
+        files_per_drive=24,
+        large_file_bytes=2 * 1024 * 1024,
+    )
+    for setup in drives_setup(tmp_path, refusing_dav, spec):
+        for name, value in setup.env.items():
+            monkeypatch.setenv(name, value)
+        refused = sum(1 for name in _file_names(setup.tenant) if name.endswith(".txt"))
+        assert refused >= 2
+        config = load_config(setup.config_path)
+        first = asyncio.run(operations.migrate(config, "run", workers=1))
+        assert not first.ok
+        assert first.tallies["files"].failed == refused
+        assert first.outstanding["files"].failed_items == refused
+        report = asyncio.run(operations.check(config))["files"]
+        assert not report.verified and report.failed == refused
+        reasons = [reason for c in report.containers for _, reason in c.skipped]
+        assert not [r for r in reasons if "refused" in r]  # a refusal is never a skip
+        assert len(reasons) == first.tallies["files"].skipped  # declared ones only
+
+        # A later run with nothing new still says what is missing, and exits 1.
+        again = CliRunner().invoke(main, ["-c", str(setup.config_path), "run", "--workers", "1"])
+        assert again.exit_code == 1, again.output
+        assert flat(f"{refused} items failed") in flat(again.output)
+        assert "Traceback" not in again.output
+
+        refusing_dav.restart(refuse=None)  # the server takes them now
+        last = asyncio.run(operations.migrate(config, "run", workers=1))
+        assert last.ok, last.as_dict()
+        assert last.tallies["files"].copied == refused
+        assert target_hashes(refusing_dav, setup.user.login) == source_hashes(setup.tenant)
+        assert asyncio.run(operations.check(config))["files"].verified
+
+
+def flat(text: str) -> str:
+    """The text without whitespace: the console wraps long lines wherever it likes."""
+    return "".join(text.split())
+
+
+def _file_names(tenant: object) -> list[str]:
+    drives = tenant.drives  # type: ignore[attr-defined]
+    drive_id = drives.user_drives[tenant.users[0].upn.lower()]  # type: ignore[attr-defined]
+    return [i.name for i in drives.items(drive_id) if i.kind == "file"]
+
+
+class _Said(logging.Handler):
+    """Collects what the engine logs, so a test can wait for a moment of the run."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def wait_for(self, text: str, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while not any(text in line for line in self.lines):
+            assert time.monotonic() < deadline, f"never logged {text!r}: {self.lines}"
+            time.sleep(0.02)
+
+
+@pytest.fixture
+def said() -> Iterator[_Said]:
+    handler = _Said()
+    logger = logging.getLogger("hirondelle")
+    logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+
+
+@pytest.fixture
+def own_dovecot() -> Iterator[DovecotServer]:
+    """A Dovecot of this test's own, to bring down and up again."""
+    with dovecot_server(spare_users=4) as server:
+        yield server
+
+
+def test_a_target_down_for_a_while_is_waited_for(
+    tmp_path: Path,
+    own_dovecot: DovecotServer,
+    said: _Said,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tenant = small_tenant(seed=29, messages=30)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
+        logins = {user.upn: own_dovecot.new_user() for user in tenant.users}
+        path = write_config(
+            tmp_path, sandbox, own_dovecot, logins, run_extra="target_wait_seconds = 120"
+        )
+        for name, value in environment(sandbox, own_dovecot).items():
+            monkeypatch.setenv(name, value)
+        config = load_config(path)
+        own_dovecot.pause()
+        results: list[RunResult | BaseException] = []
+
+        def run() -> None:
+            try:
+                results.append(asyncio.run(operations.migrate(config, "run", workers=1)))
+            except BaseException as exc:  # noqa: BLE001 - asserted below
+                results.append(exc)
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        try:
+            said.wait_for("cannot be reached", 60)
+        finally:
+            own_dovecot.resume()
+            thread.join(timeout=300)
+        (result,) = results
+        assert isinstance(result, RunResult), result
+        assert result.ok, result.as_dict()
+        assert any("answers again" in line for line in said.lines)
+        assert_same(tenant, path, own_dovecot, logins)
+
+
+def test_a_target_down_past_the_wait_fails_every_owner_with_the_reason(
+    tmp_path: Path, own_dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = small_tenant(seed=31, messages=10)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
+        logins = {user.upn: own_dovecot.new_user() for user in tenant.users}
+        path = write_config(
+            tmp_path, sandbox, own_dovecot, logins, run_extra="target_wait_seconds = 2"
+        )
+        for name, value in environment(sandbox, own_dovecot).items():
+            monkeypatch.setenv(name, value)
+        own_dovecot.pause()
+        try:
+            outcome = CliRunner().invoke(main, ["-c", str(path), "run", "--workers", "1"])
+        finally:
+            own_dovecot.resume()
+        assert outcome.exit_code == 3, outcome.output
+        assert flat("no owner could be moved") in flat(outcome.output)
+        assert flat("stayed unreachable") in flat(outcome.output)
+        assert "Traceback" not in outcome.output
+        # Once it is back, the same command carries everything.
+        config = load_config(path)
+        assert asyncio.run(operations.migrate(config, "run", workers=1)).ok
+        assert_same(tenant, path, own_dovecot, logins)
+
+
+def test_one_users_refused_login_fails_that_owner_only(
+    tmp_path: Path, own_dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = small_tenant(seed=37, messages=10)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
+        logins = {user.upn: own_dovecot.new_user() for user in tenant.users}
+        path = write_config(tmp_path, sandbox, own_dovecot, logins)
+        (bad_upn, bad), (good_upn, good) = sorted(logins.items())
+        passwords = tmp_path / "imap-passwords.txt"
+        passwords.write_text(f"{bad.login}:wrong-password\n{good.login}:{good.password}\n")
+        text = path.read_text()
+        start = text.index("master_user")
+        path.write_text(text[:start] + f'password_file = "{passwords}"\n')
+        for name, value in environment(sandbox, own_dovecot).items():
+            monkeypatch.setenv(name, value)
+        outcome = CliRunner().invoke(main, ["-c", str(path), "run", "--workers", "1"])
+        assert outcome.exit_code == 1, outcome.output
+        assert flat(f"owner failed: {bad_upn}: IMAP login refused for {bad.login}") in flat(
+            outcome.output
+        )
+        assert "Traceback" not in outcome.output
+        assert_same(tenant, path, own_dovecot, {good_upn: good})
