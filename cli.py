@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from .migrator import operations
 from .migrator.config import Config, load_config
@@ -52,6 +52,14 @@ def reported(fn: F) -> F:
             _fail(
                 f"error: the state database stopped answering ({detail}); run the same "
                 "command again once it is back: it resumes",
+                EXIT_FATAL,
+            )
+        except DatabaseError as exc:  # not a database, or a damaged one
+            detail = " ".join(str(exc.orig or exc).split())
+            _fail(
+                f"error: the state database cannot be read ({detail}): restore it from a "
+                "backup, or move it away and run again: a new state looks up what the "
+                "targets already hold before writing, so nothing is written twice",
                 EXIT_FATAL,
             )
         except KeyboardInterrupt:
@@ -87,10 +95,9 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print one JS
 def main(ctx: click.Context, config: str, verbose: int) -> None:
     """Move Microsoft 365 (mail, calendars, contacts, drives, Teams channels) into
     open-protocol servers, resumably."""
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not verbose:  # azure-identity logs the identity platform's answer: our error says it
-        logging.getLogger("azure").setLevel(logging.CRITICAL)
+    from .migrator import logs
+
+    logs.setup([logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)])
     ctx.obj = {"config": config, "verbose": verbose}
 
 
@@ -137,7 +144,13 @@ def doctor(ctx: click.Context) -> None:
 @reported
 def plan(ctx: click.Context, as_json: bool, csv_path: Path | None) -> None:
     """Dry run: inventory, findings and a time estimate. Writes nothing to the target."""
-    result = asyncio.run(operations.plan(_config(ctx)))
+    config = _config(ctx)
+    if csv_path is not None:  # found unwritable now, not after a long scan
+        try:
+            csv_path.touch()
+        except OSError as exc:
+            raise ConfigError("--csv", f"cannot write {csv_path}: {exc.strerror}") from None
+    result = asyncio.run(operations.plan(config))
     data = result.as_dict()
     if csv_path is not None:
         csv_path.write_text(_plan_csv(data), encoding="utf-8")

@@ -40,6 +40,7 @@ def write_config(directory: Path, endpoint: SandboxEndpoint, run: FilesRun) -> P
     passwords = directory / "dav-passwords"
     passwords.touch(mode=0o600)
     passwords.write_text(f"{run.account.login}:{run.account.password}\n", "utf-8")
+    passwords.chmod(0o600)
     tables: dict[str, dict[str, object]] = {
         "source": {
             "tenant_id": endpoint.tenant_id,

@@ -248,6 +248,7 @@ def _mbsync_side(
     password.parent.mkdir(parents=True, exist_ok=True)
     password.write_text(source.master_password + "\n", encoding="utf-8")
     password.chmod(0o600)
+    password.chmod(0o600)
     configs = mbsync_configs(work / "mbsync", logins, source, target, password)
     busy = machine_busy_seconds()
     run: MbsyncRun = run_mbsync(configs, args.concurrency, work / "mbsync")

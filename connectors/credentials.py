@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from ..migrator.errors import ConfigError, OwnerFailed
+from ..migrator.secret_files import read_secret_text
 
 
 class Secret(str):
@@ -47,10 +48,7 @@ def read_password_file(path: Path, setting: str) -> dict[str, str]:
     Blank lines, lines starting with "#" and a `login,password` header are ignored. The
     separator is the first ":" or "," of the line, so a password may hold either.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise ConfigError(setting, f"cannot read {path}: {error.strerror}") from None
+    text = read_secret_text(path, setting)
     passwords: dict[str, str] = {}
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
@@ -77,10 +75,7 @@ def read_secret(env: str | None, file: Path | None, env_setting: str, file_setti
         return Secret(value)
     if file is None:
         raise ConfigError(env_setting, f"set {env_setting} or {file_setting}")
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except OSError as error:
-        raise ConfigError(file_setting, f"cannot read {file}: {error.strerror}") from None
+    lines = read_secret_text(file, file_setting).splitlines()
     return Secret(lines[0] if lines else "")
 
 

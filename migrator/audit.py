@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 
 class AuditLog:
     """Appends JSON lines to `<directory>/run-<id><suffix>.jsonl`, each line as it happens."""
@@ -24,9 +26,15 @@ class AuditLog:
         self._fd: int | None = None
         self._lock = threading.Lock()
         if directory is not None:
-            directory.mkdir(parents=True, exist_ok=True)
+            # Readable by this user only: it names every mailbox, folder and file.
             self.path = directory / f"run-{run_id:06d}{suffix}.jsonl"
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            except OSError as exc:
+                raise ConfigError(
+                    "state.audit_dir", f"cannot write {self.path}: {exc.strerror}"
+                ) from None
         self.run_id = run_id
 
     def record(self, action: str, result: str, **fields: Any) -> None:

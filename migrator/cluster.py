@@ -37,6 +37,7 @@ from ..state.jobs import Jobs
 from ..state.leases import Holder
 from ..state.schema import INCOMPLETE, Run, StateLock, WorkerRow, utcnow
 from ..state.store import Store, open_store
+from . import logs
 from .audit import AuditLog
 from .config import Config
 from .coordinator import audit_for, default_workers, run_options
@@ -364,6 +365,7 @@ def run_node(config: Config, name: str, capacity: int, loglevel: str) -> None:
     global _NODE
     from celery import signals
 
+    logs.install_redaction()
     app = celery_app(config)
     assert config.cluster is not None
     node = Node(config, name, capacity)

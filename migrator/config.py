@@ -16,6 +16,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from ..connectors.graph.auth import GraphSettings
 from .errors import ConfigError
+from .secret_files import POLICIES, read_secret_text, set_policy
 from .selection import UsersFile, read_users
 
 WORKLOADS = ("mail", "calendar", "contacts", "files", "chat")
@@ -71,12 +72,7 @@ def read_secret(table: str, env: str | None, file: Path | None, name: str) -> st
             raise ConfigError(f"{table}.{name}_env", f"the environment variable {env} is not set")
         return value
     if file is not None:
-        try:
-            return file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(
-                f"{table}.{name}_file", f"cannot read {file}: {exc.strerror}"
-            ) from None
+        return read_secret_text(file, f"{table}.{name}_file").strip()
     return None
 
 
@@ -160,6 +156,10 @@ def load_config(path: Path) -> Config:
         raise ConfigError("--config", f"{path} does not exist (run `hirondelle init`)") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError("--config", f"{path} is not UTF-8 text") from None
+    except OSError as exc:  # a folder, a file this user cannot read...
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror}") from None
     return parse_config(raw, path.resolve().parent)
 
 
@@ -207,6 +207,14 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
             "run.target_wait_seconds", f"must be between 0 and 86400 seconds, not {target_wait}"
         )
     run.finish()
+    security = _Table("security", top.get("security", dict, {}))
+    readable = security.get("readable_secret_files", str, "refuse")
+    if readable not in POLICIES:
+        raise ConfigError(
+            "security.readable_secret_files", f'must be "refuse" or "warn", not {readable!r}'
+        )
+    security.finish()
+    set_policy(readable)
     cluster = _cluster(top.get("cluster", dict), base, state_url)
     targets = _targets(_Table("targets", top.get("targets", dict, required=True)), base)
     top.finish()

@@ -115,7 +115,7 @@ def legacy_lock(state_url: str) -> Iterator[None]:
         yield
         return
     path = Path(state_url.removeprefix("sqlite:///")).parent / "hirondelle.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:

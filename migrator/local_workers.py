@@ -22,6 +22,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..state.leases import Holder
 from ..state.store import open_store
+from . import logs
 from .config import Config
 from .coordinator import audit_for, run_options
 from .errors import FatalError, HirondelleError
@@ -48,11 +49,7 @@ def child_main(
 ) -> None:
     """The body of one local worker process."""
     _die_with_parent(parent)
-    logging.basicConfig(
-        level=level, format=f"%(asctime)s %(levelname)s worker-{index} %(name)s: %(message)s"
-    )
-    if level > logging.DEBUG:
-        logging.getLogger("azure").setLevel(logging.CRITICAL)
+    logs.setup(level, f"%(asctime)s %(levelname)s worker-{index} %(name)s: %(message)s")
     try:
         asyncio.run(_work(config, run_id, index, workers))
     except KeyboardInterrupt:

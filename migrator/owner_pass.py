@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from sqlalchemy.orm import Session
 
-from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED, Unit
+from ..state.schema import DELETED, DONE, FAILED, PENDING, SKIPPED, STARTED, VANISHED, Unit
 from ..state.store import ItemState, Outcome, UnitState
 from .errors import CursorExpired, ItemError, Retriable
 from .ledger import Ledger, ref_text
-from .model import Container, Item, Owner, Page, Payload, TargetRef
+from .model import Container, Entry, Item, Owner, Page, Payload, TargetRef
 from .protocols import TargetSession
 from .session import OwnerSession, retrying
 from .workload import Workload
@@ -106,8 +106,10 @@ class OwnerPass:
             folder = await self.session.call(lambda s: s.ensure_container(container))
             self.store.set_unit(unit.id, target_folder=folder, last_error=None)
             cursor = unit.next_link or unit.delta_link
+            fresh = unit.status == PENDING and cursor is None
+            adopt = fresh and await self._target_holds(container, folder)
             try:
-                await self._pages(container, unit, folder, cursor, count_pages)
+                await self._pages(container, unit, folder, cursor, count_pages, adopt)
             except CursorExpired:
                 log.info("cursor of %s expired: enumerating it again", container.display_path)
                 self.ledger.audit.record(
@@ -117,11 +119,35 @@ class OwnerPass:
                     container=container.display_path,
                 )
                 self.store.set_unit(unit.id, next_link=None, delta_link=None)
-                await self._pages(container, unit, folder, None, count_pages)
+                await self._pages(container, unit, folder, None, count_pages, adopt)
         except (Retriable, ItemError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             self.store.set_unit(unit.id, status=FAILED, last_error=reason)
             self.ledger.unit_failed(container, reason)
+
+    async def _target_holds(self, container: Container, folder: str) -> bool:
+        """Whether the target already holds items in the folder of a container the state
+        has never seen (a state deleted or replaced after a run, a second tool): then each
+        item is looked up before it is written, so what is there is adopted, not doubled."""
+        entries = await self.session.call(partial(_listing, folder))
+        if entries:
+            log.warning(
+                "%s %s: the target already holds %d items in %s: each item is looked up "
+                "before it is written",
+                container.owner,
+                container.display_path,
+                len(entries),
+                folder,
+            )
+            self.ledger.audit.record(
+                "adopt",
+                "lookup",
+                workload=container.workload,
+                owner=container.owner,
+                container=container.display_path,
+                size=len(entries),
+            )
+        return bool(entries)
 
     async def _pages(
         self,
@@ -130,13 +156,16 @@ class OwnerPass:
         folder: str,
         cursor: str | None,
         count_pages: bool,
+        adopt: bool = False,
     ) -> None:
         async for page in self.workload.source.changes(container, cursor):
             if count_pages:
                 self.reporter.add_total(self.workload.name, len(page.items))
-            await self._page(container, unit, folder, page)
+            await self._page(container, unit, folder, page, adopt)
 
-    async def _page(self, container: Container, unit: UnitState, folder: str, page: Page) -> None:
+    async def _page(
+        self, container: Container, unit: UnitState, folder: str, page: Page, adopt: bool = False
+    ) -> None:
         workload = self.workload
         # An item listed twice in one page (OneDrive repeats parent folders) counts once, in
         # its latest state, at the place of its first mention (parents before children).
@@ -182,7 +211,9 @@ class OwnerPass:
             outcomes.append(await self._update(container, item, row))
         pending = [
             Pending(
-                item, row_ids[item.source_id], row is not None and row.status in (STARTED, FAILED)
+                item,
+                row_ids[item.source_id],
+                adopt or (row is not None and row.status in (STARTED, FAILED)),
             )
             for item, row in writes
         ]
@@ -346,6 +377,10 @@ class OwnerPass:
             pending = [Pending(Item(r.source_id, r.version, r.meta), r.id, True) for r in rows]
             outcomes = await writer.write_all(pending)
             self.store.apply_outcomes(unit.id, container, outcomes, guard=self.fence)
+
+
+def _listing(folder: str, session: TargetSession) -> list[Entry]:
+    return session.listing(folder)
 
 
 def _remove(ref: TargetRef, session: TargetSession) -> None:

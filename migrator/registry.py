@@ -49,6 +49,8 @@ from .mail_plan import MailPlanner
 from .model import Container, Item, Owner, TargetRef
 from .plan import Planner
 from .protocols import Target
+from .spool import process_spool, spool_root
+from .spool import remove as remove_spool
 from .workload import Workload
 
 
@@ -129,6 +131,17 @@ class Clients:
         )
         self._sharepoint: GraphClient | None = None
         self._teams: GraphClient | None = None
+        self._spool: Path | None = None
+
+    def spool(self) -> Path:
+        """This process's folder for downloaded contents (dead processes' ones swept)."""
+        if self._spool is None:
+            root = spool_root(self.config.state_url, self.config.base_dir)
+            try:
+                self._spool = process_spool(root)
+            except OSError as exc:
+                raise ConfigError("state.url", f"cannot create {root}: {exc.strerror}") from None
+        return self._spool
 
     @property
     def sharepoint(self) -> GraphClient:
@@ -161,6 +174,8 @@ class Clients:
         for client in (self._sharepoint, self._teams):
             if client is not None:
                 await client.aclose()
+        if self._spool is not None:
+            remove_spool(self._spool)
 
 
 Builder = Callable[[Config, TargetConfig, Clients], tuple[Workload, Planner]]
@@ -204,7 +219,7 @@ def _files(
     config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
     target = build_target(target_config)
-    source = GraphDriveSource(clients.sharepoint)
+    source = GraphDriveSource(clients.sharepoint, temp_dir=clients.spool())
     workload = Workload(
         "files",
         source,

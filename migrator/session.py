@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
-from .errors import OwnerFailed, Retriable, Unreachable
+from .errors import FatalError, OwnerFailed, Retriable, Unreachable
 from .model import Owner
 from .protocols import TargetSession
 from .workload import Workload
@@ -98,6 +98,13 @@ class OwnerSession:
             except Unreachable as error:
                 await self.outage.wait(error)
                 continue
+            except OSError as error:
+                # A local disk (an archive target) that cannot be written: one line, not
+                # a traceback. Connectors sort their network errors themselves.
+                where = f" ({error.filename})" if error.filename else ""
+                raise FatalError(
+                    f"the {self.workload.name} target cannot write: {error.strerror}{where}"
+                ) from error
             self.outage.over()
             return result
 

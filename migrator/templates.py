@@ -34,8 +34,12 @@ url = "sqlite:///state/hirondelle.sqlite"      # or postgresql+psycopg://user@ho
                                                # (password: PGPASSWORD or ~/.pgpass)
 audit_dir = "audit"                            # one JSON-lines audit log per run
 
+# [security]
+# readable_secret_files = "refuse"             # "warn": accept secret files others can read
+
 [users]
-file = "users.csv"                             # source_upn,target_login; remove to take all users
+file = "users.csv"                             # source_upn,target_login; team:<name>, site:<name>
+                                               # rows select teams and sites; remove to take all
 
 [run]
 # workers = 4                                  # worker processes (default: the core count)

@@ -60,6 +60,13 @@ class TokenIssuer:
         expiry = self.issued.get(authorization[7:].strip())
         return expiry is not None and expiry > time.monotonic()
 
+    def revoke_all(self) -> int:
+        """Every token issued so far is refused from now on (as when an admin revokes the
+        app's sessions or the tenant rolls its keys); new ones can be issued. How many."""
+        count = len(self.issued)
+        self.issued.clear()
+        return count
+
     def check_client(self, form: dict[str, str], token_url: str) -> str | None:
         """Return None when the form authenticates the app, else the AADSTS reason."""
         if form.get("client_id") != self.app.client_id:

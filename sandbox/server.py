@@ -56,6 +56,7 @@ class _Stats:
     requests: int = 0
     throttled: int = 0
     batches: int = 0
+    unauthorized: int = 0  # requests refused with 401 (a missing, expired or revoked token)
     faults: Counter[str] = field(default_factory=Counter)
     user_agents: Counter[str] = field(default_factory=Counter)
     by_mailbox: dict[str, Counter[str]] = field(default_factory=dict)
@@ -65,6 +66,7 @@ class _Stats:
             "requests": self.requests,
             "throttled": self.throttled,
             "batches": self.batches,
+            "unauthorized": self.unauthorized,
             "faults": dict(self.faults),
             "user_agents": dict(self.user_agents),
             "by_mailbox": {
@@ -102,6 +104,7 @@ class SandboxApp:
         app.router.add_post("/_sandbox/limits", self._control_limits)
         app.router.add_get("/_sandbox/stats", self._control_stats)
         app.router.add_post("/_sandbox/expire-delta-tokens", self._control_expire)
+        app.router.add_post("/_sandbox/revoke-tokens", self._control_revoke)
         app.router.add_route("*", "/v1.0/{tail:.*}", self._graph)
         app.router.add_get("/_download/{ticket}", self.drive.download)  # pre-authenticated
         return app
@@ -115,6 +118,7 @@ class SandboxApp:
         self.stats.user_agents[request.headers.get("User-Agent", "")] += 1
         client_id = request.headers.get("client-request-id")
         if not self.issuer.is_valid(request.headers.get("Authorization")):
+            self.stats.unauthorized += 1
             message = "Access token is empty or not one this service issued."
             return _error(GraphError(401, "InvalidAuthenticationToken", message), client_id)
         fate = self.injector.draw()
@@ -304,6 +308,9 @@ class SandboxApp:
         self.expire_delta_tokens()
         return web.json_response({"expired_below": self.mail.expired_below})
 
+    async def _control_revoke(self, request: web.Request) -> web.Response:
+        return web.json_response({"revoked": self.issuer.revoke_all()})
+
     def expire_delta_tokens(self) -> None:
         """Every workload's delta tokens (and mail's skip tokens) issued so far expire."""
         self.tenant.expire_delta_tokens()
@@ -442,6 +449,10 @@ class SandboxServer:
     def expire_delta_tokens(self) -> None:
         """Every delta and skip token issued so far becomes expired (410 Gone)."""
         self._on_loop(self._state.expire_delta_tokens)
+
+    def revoke_tokens(self) -> int:
+        """Every access token issued so far is refused with 401 from now on."""
+        return int(self._on_loop(self._state.issuer.revoke_all))
 
     def _on_loop(self, action: Any) -> Any:
         async def run() -> Any:

@@ -299,6 +299,7 @@ class DovecotServer:
     def password_file(self, path: Path, *users: MailUser) -> Path:
         """Write a `login:password` file for the IMAP target's settings."""
         path.write_text("".join(f"{u.login}:{u.password}\n" for u in users), encoding="utf-8")
+        path.chmod(0o600)  # secret files others can read are refused
         return path
 
     @staticmethod
@@ -553,6 +554,7 @@ class RadicaleServer:
     def password_file(self, path: Path, *users: MailUser) -> Path:
         """Write a `login:password` file for the DAV target's settings."""
         path.write_text("".join(f"{u.login}:{u.password}\n" for u in users), encoding="utf-8")
+        path.chmod(0o600)  # secret files others can read are refused
         return path
 
     # -- reading back (straight from Radicale's storage folder) -------------------------------
@@ -651,6 +653,7 @@ class WebDavServer:
     def password_file(self, path: Path, *users: MailUser) -> Path:
         """Write a `login:password` file for the WebDAV target's settings."""
         path.write_text("".join(f"{u.login}:{u.password}\n" for u in users), encoding="utf-8")
+        path.chmod(0o600)  # secret files others can read are refused
         return path
 
     def htpasswd(self) -> str:

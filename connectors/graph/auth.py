@@ -9,13 +9,17 @@ carry the secret's text.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from azure.core.credentials import AccessToken
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import CertificateCredential, ClientSecretCredential
 
 from ...migrator.errors import ConfigError
+from ...migrator.secret_files import read_secret_bytes
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 
@@ -47,7 +51,43 @@ class GraphSettings:
             )
 
 
-def make_credential(settings: GraphSettings) -> AsyncTokenCredential:
+class RenewableCredential(AsyncTokenCredential):
+    """The app's credential, replaced by a fresh one on demand: azure-identity serves its
+    cached token until it nears expiry, so a token Graph refused (revoked, or the
+    tenant's keys rolled) is only left behind by asking a new credential."""
+
+    def __init__(self, factory: Callable[[], AsyncTokenCredential]) -> None:
+        self._factory = factory
+        self._current = factory()
+        self._retired: list[AsyncTokenCredential] = []
+        self.generation = 0  # how many times it was renewed
+
+    async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
+        return await self._current.get_token(*scopes, **kwargs)
+
+    def renew(self, seen: int) -> None:
+        """A fresh credential, unless one was made since generation `seen` was read (many
+        requests refused at once renew it once)."""
+        if seen == self.generation:
+            self._retired.append(self._current)
+            self._current = self._factory()
+            self.generation += 1
+
+    async def close(self) -> None:
+        for credential in (*self._retired, self._current):
+            await credential.close()
+        self._retired.clear()
+
+    async def __aexit__(self, *args: object) -> None:
+        await self.close()
+
+
+def make_credential(settings: GraphSettings) -> RenewableCredential:
+    """The app's credential (azure-identity), built from the settings, renewable."""
+    return RenewableCredential(lambda: _credential(settings))
+
+
+def _credential(settings: GraphSettings) -> AsyncTokenCredential:
     """An azure-identity async credential for the app, built from the settings."""
     options: dict[str, str] = {}
     if settings.authority:
@@ -105,7 +145,4 @@ def _env_value(name: str, setting: str) -> str:
 
 
 def _file_bytes(path: str, setting: str) -> bytes:
-    try:
-        return Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(setting, f"cannot read {path}: {exc.strerror or 'unreadable'}") from None
+    return read_secret_bytes(Path(path), setting)

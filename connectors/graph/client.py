@@ -22,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import logging
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from importlib.metadata import version
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import certifi
@@ -51,9 +52,17 @@ from msgraph_core.middleware import GraphTelemetryHandler
 from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 
 from ...migrator.errors import FatalError, Retriable, SkipItem
-from .auth import GraphSettings, make_credential
+from .auth import GraphSettings, RenewableCredential, make_credential
 from .budget import MailboxBudget
-from .errors import Call, Failure, Throttled, TruncatedBody, parse_retry_after, to_error
+from .errors import (
+    Call,
+    Failure,
+    Throttled,
+    TokenRefused,
+    TruncatedBody,
+    parse_retry_after,
+    to_error,
+)
 
 PRODUCT = "ISV|Hirondelle|hirondelle"
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
@@ -64,6 +73,9 @@ _NATIONAL_HOSTS = frozenset(urlsplit(url).hostname for url in (
     "https://graph.microsoft.com", "https://graph.microsoft.us",
     "https://dod-graph.microsoft.us", "https://microsoftgraph.chinacloudapi.cn",
 ))  # fmt: skip
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def user_agent() -> str:
@@ -130,7 +142,9 @@ class GraphClient:
         """
         sent = Target(target, tuple(prefer))
         described = call or Call(what=f"GET {_path_of(target)}")
-        return await self.budgets.run(owner, lambda: self._send_json(sent, described), cost=cost)
+        return await self.budgets.run(
+            owner, lambda: self._renewing(lambda: self._send_json(sent, described)), cost=cost
+        )
 
     async def pages(
         self,
@@ -166,7 +180,9 @@ class GraphClient:
     async def stream_bytes(self, url: str, owner: str, call: Call | None = None) -> bytes:
         """The body of `url` (a `$value`), streamed and checked against Content-Length."""
         described = call or Call(what=f"GET {_path_of(url)}", item=True)
-        return await self.budgets.run(owner, lambda: self._stream_once(url, described, owner))
+        return await self.budgets.run(
+            owner, lambda: self._renewing(lambda: self._stream_once(url, described, owner))
+        )
 
     async def download_location(self, url: str, call: Call) -> str:
         """GET a driveItem `/content` with the Graph token; return where its 302 points.
@@ -176,6 +192,22 @@ class GraphClient:
         https://learn.microsoft.com/en-us/graph/api/driveitem-get-content#response
         Not budgeted here: the caller runs it inside `budgets.run` with the download's cost.
         """
+        return await self._renewing(lambda: self._location_once(url, call))
+
+    async def _renewing(self, send: Callable[[], Awaitable[T]]) -> T:
+        """`send()`; when Graph refuses the token, once more with a fresh one."""
+        credential = self._credential
+        seen = credential.generation if isinstance(credential, RenewableCredential) else -1
+        try:
+            return await send()
+        except TokenRefused as refused:
+            if not isinstance(credential, RenewableCredential):
+                raise
+            log.warning("Graph refused the access token: asking for a fresh one (%s)", refused)
+            credential.renew(seen)
+            return await send()
+
+    async def _location_once(self, url: str, call: Call) -> str:
         self._check_host(url)
         try:
             token = await self._credential.get_token(self._scope)
@@ -286,7 +318,8 @@ class GraphClient:
         request.url = f"{self.graph_url}/$batch"
         request.headers.add("Content-Type", "application/json")
         request.content = json.dumps({"requests": parts}).encode()
-        return await self._send_json(Target(request), replace(call, what=f"$batch: {call.what}"))
+        described = replace(call, what=f"$batch: {call.what}")
+        return await self._renewing(lambda: self._send_json(Target(request), described))
 
     def _sort_parts(
         self,

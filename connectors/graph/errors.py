@@ -58,6 +58,11 @@ class LinkExpired(Retriable):
     """A pre-authenticated download URL no longer works: ask Graph for a fresh one."""
 
 
+class TokenRefused(FatalError):
+    """Graph refused the access token (401): the client fetches a fresh one and tries once
+    more before this ends the run."""
+
+
 class TruncatedBody(Exception):
     """A body ended before the announced Content-Length: the transfer broke."""
 
@@ -134,7 +139,7 @@ def to_error(failure: Failure, call: Call) -> HirondelleError | None:
     if call.link and status in LINK_EXPIRED_STATUSES:
         return LinkExpired(f"{call.what}: the download link expired (HTTP {status})", 0.0)
     if status == 401:
-        return FatalError(
+        return TokenRefused(
             f"{call.what}: Graph refused the access token (HTTP 401). Check source.tenant_id, "
             "source.client_id and the secret named by source.client_secret_env, "
             "source.client_secret_file or source.certificate_file."

@@ -160,6 +160,7 @@ def test_mbsync_copies_every_populated_message(tmp_path: Path) -> None:
         assert count == 50 and size > 0
         password = tmp_path / "master"
         password.write_text(source.master_password + "\n", encoding="utf-8")
+        password.chmod(0o600)
         configs = mbsync_configs(tmp_path / "rc", logins, source, target, password)
         run = run_mbsync(configs, 2, tmp_path)
         assert run.failures == 0

@@ -204,6 +204,7 @@ def test_every_workload_split_across_two_workers_then_verify_and_sync(
             radicale.add_user(upn, password)
         dav_passwords = tmp_path / "dav-passwords.txt"
         dav_passwords.write_text("".join(f"{u}:{p}\n" for u, p in passwords.items()))
+        dav_passwords.chmod(0o600)
         prefix = f"m365_{uuid.uuid4().hex[:8]}_"
         config = tmp_path / "hirondelle.toml"
         config.write_text(

@@ -45,6 +45,7 @@ def _appservice(request: pytest.FixtureRequest, tmp_path: Path) -> ChatUnderTest
     server: SynapseServer = request.getfixturevalue("synapse")
     token = tmp_path / "as-token"
     token.write_text(SYNAPSE_AS_TOKEN, encoding="utf-8")
+    token.chmod(0o600)
     settings = MatrixSettings(server.url, server.server_name, as_token_file=token)
     return ChatUnderTest("matrix-appservice", MatrixTarget(settings), _team())
 
@@ -56,6 +57,7 @@ def _bot(request: pytest.FixtureRequest, tmp_path: Path) -> ChatUnderTest:
     server: SynapseServer = request.getfixturevalue("synapse")
     token = tmp_path / "bot-token"
     token.write_text(server.new_user().access_token, encoding="utf-8")
+    token.chmod(0o600)
     settings = MatrixSettings(
         server.url,
         server.server_name,

@@ -248,6 +248,7 @@ def test_check_reports_nothing_for_radicale(settings: DavSettings) -> None:
 def test_a_server_down_is_unreachable_and_retriable(user: MailUser, tmp_path: Path) -> None:
     path = tmp_path / "pw"
     path.write_text(f"{user.login}:{user.password}\n", encoding="utf-8")
+    path.chmod(0o600)
     settings = DavSettings(url=f"http://127.0.0.1:{free_port()}/", password_file=path)
     with pytest.raises(Unreachable):  # a Retriable the engine waits out
         open_caldav(settings, user)

@@ -38,6 +38,7 @@ CONTEXT = wire.FailureContext(
 def password_file(tmp_path: Path) -> Path:
     path = tmp_path / "passwords"
     path.write_text("alice@example.test:s3cret\n", encoding="utf-8")
+    path.chmod(0o600)
     return path
 
 

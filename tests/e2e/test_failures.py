@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import small_tenant
+from conftest import Setup, small_tenant
 from harness import assert_same, environment, write_config
 from test_files import drives_setup, source_hashes, target_hashes
 
@@ -20,9 +20,10 @@ from hirondelle.cli import main
 from hirondelle.migrator import operations
 from hirondelle.migrator.config import load_config
 from hirondelle.migrator.coordinator import RunResult
+from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import TenantSpec
-from hirondelle.tests.servers import ApacheDavServer, DovecotServer, dovecot_server
+from hirondelle.tests.servers import ApacheDavServer, DovecotServer, WebDavServer, dovecot_server
 
 REFUSED = r"\.txt"  # the sandbox drive's "Notes de réunion NN.txt" files
 
@@ -197,6 +198,7 @@ def test_one_users_refused_login_fails_that_owner_only(
         (bad_upn, bad), (good_upn, good) = sorted(logins.items())
         passwords = tmp_path / "imap-passwords.txt"
         passwords.write_text(f"{bad.login}:wrong-password\n{good.login}:{good.password}\n")
+        passwords.chmod(0o600)
         text = path.read_text()
         start = text.index("master_user")
         path.write_text(text[:start] + f'password_file = "{passwords}"\n')
@@ -209,3 +211,63 @@ def test_one_users_refused_login_fails_that_owner_only(
         )
         assert "Traceback" not in outcome.output
         assert_same(tenant, path, own_dovecot, {good_upn: good})
+
+
+def test_a_deleted_state_adopts_what_the_target_holds(setup: Setup) -> None:
+    """The state removed after a run: the next run looks each item up, writes nothing twice."""
+    config = load_config(setup.config_path)
+    first = asyncio.run(operations.migrate(config, "run", workers=1))
+    assert first.ok
+    count = assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins)
+    state = setup.config_path.parent / "state" / "hirondelle.sqlite"
+    for leftover in state.parent.glob("hirondelle.sqlite*"):
+        leftover.unlink()
+    again = asyncio.run(operations.migrate(config, "run", workers=1))
+    assert again.ok and again.tallies["mail"].copied == count  # each one found, not written
+    assert assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins) == count
+    state.write_bytes(b"")  # emptied, as a careless copy would leave it
+    assert asyncio.run(operations.migrate(config, "run", workers=1)).ok
+    assert assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins) == count
+
+
+def test_a_deleted_state_adopts_the_files_on_the_target(
+    tmp_path: Path, rclone_dav: WebDavServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = TenantSpec(
+        seed=41, users=1, messages=2, large_messages=0, files_per_drive=20, large_file_bytes=1 << 20
+    )
+    for setup in drives_setup(tmp_path, rclone_dav, spec):
+        for name, value in setup.env.items():
+            monkeypatch.setenv(name, value)
+        config = load_config(setup.config_path)
+        assert asyncio.run(operations.migrate(config, "run", workers=1)).ok
+        for leftover in (tmp_path / "state").glob("hirondelle.sqlite*"):
+            leftover.unlink()
+        assert asyncio.run(operations.migrate(config, "run", workers=1)).ok
+        assert target_hashes(rclone_dav, setup.user.login) == source_hashes(setup.tenant)
+
+
+def test_a_token_revoked_mid_run_is_renewed_not_fatal(setup: Setup) -> None:
+    config = load_config(setup.config_path)
+    setup.sandbox.set_faults(Faults(slow_seconds=0.02))
+    results: list[RunResult | BaseException] = []
+
+    def run() -> None:
+        try:
+            results.append(asyncio.run(operations.migrate(config, "run", workers=1)))
+        except BaseException as exc:  # noqa: BLE001 - asserted below
+            results.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while setup.sandbox.stats()["requests"] < 30:
+        assert time.monotonic() < deadline and thread.is_alive(), results
+        time.sleep(0.02)
+    assert setup.sandbox.revoke_tokens() >= 1
+    thread.join(timeout=300)
+    (result,) = results
+    assert isinstance(result, RunResult), result
+    assert result.ok, result.as_dict()
+    assert setup.sandbox.stats()["unauthorized"] >= 1  # the revoked token was refused
+    assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins)

@@ -46,17 +46,19 @@ def test_a_secret_from_env_or_file_builds_a_client_secret_credential(
     monkeypatch.setenv("HIRONDELLE_TEST_SECRET", SECRET)
     secret_file = tmp_path / "secret"
     secret_file.write_text(SECRET + "\n")
+    secret_file.chmod(0o600)
     for options in ({"client_secret_env": "HIRONDELLE_TEST_SECRET"},
                     {"client_secret_file": str(secret_file)}):  # fmt: skip
         credential = make_credential(settings(**options))
-        assert isinstance(credential, ClientSecretCredential)
-        assert SECRET not in repr(credential)
+        assert isinstance(credential._current, ClientSecretCredential)
+        assert SECRET not in repr(credential) and SECRET not in repr(credential._current)
         run(credential.close())
 
 
 def test_a_bad_certificate_is_a_config_error_without_its_content(tmp_path: Path) -> None:
     pem = tmp_path / "app.pem"
     pem.write_text(f"-----BEGIN PRIVATE KEY-----\n{SECRET}\n-----END PRIVATE KEY-----\n")
+    pem.chmod(0o600)
     with pytest.raises(ConfigError) as caught:
         make_credential(settings(certificate_file=str(pem)))
     assert caught.value.setting == "source.certificate_file"
@@ -68,6 +70,7 @@ def test_a_certificate_with_its_key_builds_a_certificate_credential(tmp_path: Pa
     pem = tmp_path / "app.pem"
     issued = trustme.CA().issue_cert("app.test", key_type=trustme.KeyType.RSA)  # RS256 needs RSA
     issued.private_key_and_cert_chain_pem.write_to_path(str(pem))
+    pem.chmod(0o600)
     credential = make_credential(settings(certificate_file=str(pem)))
-    assert isinstance(credential, CertificateCredential)
+    assert isinstance(credential._current, CertificateCredential)
     run(credential.close())

@@ -39,6 +39,7 @@ def test_a_wrong_password_fails_that_owner_and_names_the_setting(
 def test_a_server_that_is_down_is_unreachable(mail_user: MailUser, tmp_path: Path) -> None:
     """Nothing could be sent: the engine waits for the server (`run.target_wait_seconds`)."""
     (tmp_path / "passwords").write_text(f"{mail_user.login}:{mail_user.password}\n")
+    (tmp_path / "passwords").chmod(0o600)
     settings = ImapSettings(
         host="127.0.0.1", port=free_port(), security="plain", password_file=tmp_path / "passwords"
     )
@@ -48,6 +49,7 @@ def test_a_server_that_is_down_is_unreachable(mail_user: MailUser, tmp_path: Pat
 
 def test_a_missing_password_fails_that_owner(dovecot: DovecotServer, tmp_path: Path) -> None:
     (tmp_path / "passwords").write_text("someone@example.test:pw\n")
+    (tmp_path / "passwords").chmod(0o600)
     settings = ImapSettings(
         host=dovecot.host, port=dovecot.port, security="plain", password_file=tmp_path / "passwords"
     )
@@ -82,6 +84,7 @@ def test_wrong_master_password_names_the_master_settings(
     dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path
 ) -> None:
     (tmp_path / "master").write_text("wrong-master-pw\n")
+    (tmp_path / "master").chmod(0o600)
     settings = ImapSettings(
         host=dovecot.host,
         port=dovecot.port,
@@ -131,6 +134,7 @@ def test_password_file_formats(tmp_path: Path) -> None:
         "\n"
         "carol@example.test,é€\n"
     )
+    path.chmod(0o600)
     passwords = read_password_file(path, "targets.mail.password_file")
     assert passwords == {
         "alice@example.test": "pa:ss,word",
@@ -165,6 +169,7 @@ def tls_settings(server: DovecotServer, tmp_path: Path, ca: Path, security: str)
     port = server.tls_port if security == "tls" else server.port
     assert port is not None
     (tmp_path / "pw").write_text("tls@example.test:tls-pw\n")
+    (tmp_path / "pw").chmod(0o600)
     return ImapSettings(
         host=server.host, port=port, security=security, ca_file=ca, password_file=tmp_path / "pw"
     )

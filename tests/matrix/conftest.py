@@ -49,6 +49,7 @@ def bot_target(
     """Build bot-mode targets (one ordinary account, its token in a file)."""
     token_file = tmp_path / "bot-token"
     token_file.write_text(bot_account.access_token + "\n", encoding="utf-8")
+    token_file.chmod(0o600)
     prefix = f"bot{uuid.uuid4().hex[:8]}_"
 
     def make(**options: object) -> MatrixTarget:

@@ -80,6 +80,7 @@ def test_a_refused_token_is_fatal_and_names_the_setting(
 ) -> None:
     token = tmp_path / "token"
     token.write_text("not-a-token\n", encoding="utf-8")
+    token.chmod(0o600)
     settings = MatrixSettings(synapse.url, "localhost", mode="bot", access_token_file=token)
     target = MatrixTarget(settings)
     with pytest.raises(FatalError, match=r"targets\.chat\.access_token_file"):

@@ -77,6 +77,7 @@ def nextcloud(tmp_path: Path) -> Iterator[respx.MockRouter]:
 def session_for(tmp_path: Path, **options: object) -> WebDavSession:
     passwords = tmp_path / "passwords"
     passwords.write_text(f"{LOGIN}:secret\n", encoding="utf-8")
+    passwords.chmod(0o600)
     settings = WebDavSettings(
         url=f"{SERVER}/remote.php/dav/files/{{login}}/",
         profile="nextcloud",

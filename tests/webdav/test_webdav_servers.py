@@ -213,6 +213,7 @@ def test_files_over_the_upload_limit_are_skipped(dav: DavUser) -> None:
 def test_a_wrong_password_fails_the_owner_naming_the_setting(dav: DavUser) -> None:
     passwords = dav.tmp_path / "wrong"
     passwords.write_text(f"{dav.user.login}:not-the-password\n", encoding="utf-8")
+    passwords.chmod(0o600)
     target = WebDavTarget(WebDavSettings(url=dav.server.url, password_file=passwords))
     session = target.open(dav.owner)
     dav.sessions.append(session)

@@ -89,6 +89,7 @@ def test_chunks_cover_the_file_within_nextcloud_limits() -> None:
 def test_settings_refuse_unsafe_or_incomplete_configurations(tmp_path: Path) -> None:
     passwords = tmp_path / "passwords"
     passwords.write_text("alice:pw\n", encoding="utf-8")
+    passwords.chmod(0o600)
     with pytest.raises(ConfigError, match=r"targets\.files\.url.*plain http"):
         WebDavSettings(url="http://cloud.example/dav/{login}/", password_file=passwords)
     with pytest.raises(ConfigError, match=r"targets\.files\.profile"):
@@ -117,6 +118,7 @@ def test_logins_for_users_sites_and_a_service_account(
 ) -> None:
     passwords = tmp_path / "passwords"
     passwords.write_text("alice:pw\n", encoding="utf-8")
+    passwords.chmod(0o600)
     per_user = WebDavTarget(WebDavSettings(url="https://h/{login}/", password_file=passwords))
     assert per_user.target_login(Owner("alice", "a")) == "alice"
     site = Owner("site:Finance", "s", "Finance")
