@@ -124,7 +124,7 @@ def init(directory: Path, force: bool, matrix_server_name: str) -> None:
 @click.pass_context
 @reported
 def doctor(ctx: click.Context) -> None:
-    """Check that Graph and every target are reachable and usable."""
+    """Check Graph, the users file and every target, logging in as every selected owner."""
     lines = asyncio.run(operations.doctor(_config(ctx)))
     for what, ok, detail in lines:
         out.print(f"[{'green' if ok else 'red'}]{'ok ' if ok else 'BAD'}[/] {what}: {detail}")

@@ -630,11 +630,14 @@ class WebDavTarget:
         return DavHttp(client, login, settings.ca_hint(), url_hint)
 
     def open(self, owner: Owner) -> WebDavSession:
-        """A session on the owner's target space (no request is made yet)."""
+        """A session on the owner's target space, its login checked with one PROPFIND
+        (Depth 0) of the space, so a refused password fails the owner before any work."""
         login = self.login_for(self.target_login(owner))
         http = self._http(login)
         try:
-            return self._session(http, login)
+            session = self._session(http, login)
+            http.propfind(session.base_url, "0")
+            return session
         except BaseException:
             http.close()
             raise

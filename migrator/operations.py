@@ -30,13 +30,17 @@ from .coordinator import (
     run_options,
     stop_run,
 )
-from .errors import ConfigError, FatalError
+from .errors import ConfigError, FatalError, HirondelleError
 from .ledger import Tally
+from .model import Owner
 from .plan import Plan, make_plan
 from .registry import assemble
+from .selection import owners_of
 from .verify import VerifyReport, verify
 from .worker import Worker
-from .workload import Reporter, SilentReporter
+from .workload import Reporter, SilentReporter, Workload
+
+DoctorLine = tuple[str, bool, str]
 
 __all__ = ["RunResult", "check", "doctor", "migrate", "plan", "retry_failed", "status"]
 
@@ -246,19 +250,48 @@ async def plan(config: Config) -> Plan:
 
 
 async def doctor(config: Config) -> list[tuple[str, bool, str]]:
-    """Reach Graph and every target; each line is (what, ok, detail)."""
+    """Reach Graph and every target, and log in as every selected owner as a run would;
+    each line is (what, ok, detail)."""
     lines: list[tuple[str, bool, str]] = []
     async with assemble(config) as assembled:
+        try:
+            selected = await owners_of(assembled.workloads, run_options(config), config.users_file)
+        except ConfigError as exc:
+            return [("users", False, str(exc))]
+        except Exception as exc:  # noqa: BLE001 - doctor reports every failure
+            return [("graph", False, str(exc))]
         for workload in assembled.workloads:
-            try:
-                owners = await workload.source.owners()
-                lines.append((f"graph: {workload.name}", True, f"{len(owners)} users readable"))
-            except Exception as exc:  # noqa: BLE001 - doctor reports every failure
-                lines.append((f"graph: {workload.name}", False, str(exc)))
+            owners = selected[workload.name]
+            lines.append((f"graph: {workload.name}", True, f"{len(owners)} owners selected"))
             problems = workload.target.check()
             detail = "; ".join(problems) if problems else "reachable, capabilities complete"
             lines.append((f"target: {workload.name}", not problems, detail))
+            if not problems:
+                lines.append(await _logins(workload, owners, config.owner_concurrency))
     return lines
+
+
+async def _logins(workload: Workload, owners: list[Owner], concurrency: int) -> DoctorLine:
+    """Open the target as each owner (its login, its password, its space), `concurrency`
+    at a time: what a run would meet at its first write, found before it starts."""
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(owner: Owner) -> str | None:
+        async with gate:
+            try:
+                session = await asyncio.to_thread(workload.target.open, owner)
+            except HirondelleError as exc:
+                return f"{owner.upn}: {exc}"
+            await asyncio.to_thread(session.close)
+            return None
+
+    failed = [f for f in await asyncio.gather(*(one(o) for o in owners)) if f]
+    what = f"target logins: {workload.name}"
+    if not failed:
+        return (what, True, f"all {len(owners)} owners can log in")
+    more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
+    shown = "; ".join(failed[:3])
+    return (what, False, f"{len(failed)} of {len(owners)} owners cannot: {shown}{more}")
 
 
 def status(config: Config) -> dict[str, Any]:

@@ -271,3 +271,33 @@ def test_a_token_revoked_mid_run_is_renewed_not_fatal(setup: Setup) -> None:
     assert result.ok, result.as_dict()
     assert setup.sandbox.stats()["unauthorized"] >= 1  # the revoked token was refused
     assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins)
+
+
+def test_doctor_logs_in_as_every_owner_and_says_who_cannot(
+    tmp_path: Path, own_dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = small_tenant(seed=43, messages=4)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
+        logins = {user.upn: own_dovecot.new_user() for user in tenant.users}
+        path = write_config(tmp_path, sandbox, own_dovecot, logins)
+        for name, value in environment(sandbox, own_dovecot).items():
+            monkeypatch.setenv(name, value)
+        (first, one), (_, two) = sorted(logins.items())
+        path.write_text(path.read_text() + f'probe_login = "{one.login}"\n')
+        good = CliRunner().invoke(main, ["-c", str(path), "doctor"])
+        assert good.exit_code == 0, good.output
+        assert flat("target logins: mail: all 2 owners can log in") in flat(good.output)
+        passwords = tmp_path / "imap-passwords.txt"
+        passwords.write_text(f"{two.login}:{two.password}\n")  # covers one user of two
+        passwords.chmod(0o600)
+        text = path.read_text()
+        path.write_text(
+            text[: text.index("master_user")]
+            + f'password_file = "{passwords}"\nprobe_login = "{two.login}"\n'
+        )
+        bad = CliRunner().invoke(main, ["-c", str(path), "doctor"])
+        assert bad.exit_code == 3, bad.output
+        assert flat(f"1 of 2 owners cannot: {first}: no password for {one.login}") in flat(
+            bad.output
+        )
+        assert "Traceback" not in bad.output

@@ -201,6 +201,7 @@ def test_names_follow_the_published_capabilities(
 def test_capabilities_unreadable_fall_back_to_the_preset(tmp_path: Path) -> None:
     with respx.mock(base_url=SERVER, assert_all_called=False) as router:
         router.get("/ocs/v1.php/cloud/capabilities").respond(503)
+        router.route(method="PROPFIND").respond(404)  # the space, looked at by open()
         session = session_for(tmp_path)
         assert session.rules.label == "nextcloud" and ":" not in session.rules.forbidden_chars
 

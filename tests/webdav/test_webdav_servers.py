@@ -215,10 +215,8 @@ def test_a_wrong_password_fails_the_owner_naming_the_setting(dav: DavUser) -> No
     passwords.write_text(f"{dav.user.login}:not-the-password\n", encoding="utf-8")
     passwords.chmod(0o600)
     target = WebDavTarget(WebDavSettings(url=dav.server.url, password_file=passwords))
-    session = target.open(dav.owner)
-    dav.sessions.append(session)
     with pytest.raises(OwnerFailed, match=r"targets\.files\.password_file"):
-        session.ensure_container(dav.drive())
+        target.open(dav.owner)  # the login is checked before any work
     assert any("targets.files.password_file" in finding for finding in target.check())
 
 

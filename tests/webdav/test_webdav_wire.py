@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import respx
 
 from hirondelle.connectors.imap_wire import Login
 from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
@@ -138,6 +139,8 @@ def test_logins_for_users_sites_and_a_service_account(
     login = service.login_for(service.target_login(site))
     assert (login.login, login.auth_user, login.password) == ("sharepoint", "svc", "service-secret")
     assert "service-secret" not in repr(login)
-    session = service.open(Owner("carol@example.test", "c"))
+    with respx.mock(assert_all_called=True) as router:
+        router.route(method="PROPFIND", url="https://h/carol@example.test/").respond(404)
+        session = service.open(Owner("carol@example.test", "c"))  # looks at the space once
     assert session.base_url == "https://h/carol@example.test/"
     session.close()
