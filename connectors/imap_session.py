@@ -22,6 +22,7 @@ from .imap_settings import SPECIAL_FOLDERS, ImapSettings, _shutdown
 from .imap_wire import Failure, Login
 
 log = logging.getLogger(__name__)
+HEAD_ITEMS = "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
 _T = TypeVar("_T")
 
 
@@ -385,7 +386,10 @@ class ImapSession:
             self._raise(refusal, "APPEND", folder, size)
         appended = wire.parse_appenduid(wire.text_of(data))
         if appended is not None and len(appended[1]) == len(messages):
-            return [TargetRef(folder, f"{appended[0]}:{uid}") for uid in appended[1]]
+            return [
+                TargetRef(folder, f"{appended[0]}:{uid}", stored_size=len(message.content))
+                for uid, message in zip(appended[1], messages, strict=True)
+            ]
         return [self._locate(folder, message.payload) for message in messages]
 
     def _locate(self, folder: str, payload: Payload) -> TargetRef:
@@ -394,7 +398,8 @@ class ImapSession:
         uids = self._matching_uids(folder, payload)
         if uidvalidity is None or not uids:
             raise FatalError(f"APPEND to {folder!r} succeeded but the message cannot be found")
-        return TargetRef(folder, f"{uidvalidity}:{uids[-1]}")
+        stored = len(wire.stored_form(payload.content))
+        return TargetRef(folder, f"{uidvalidity}:{uids[-1]}", stored_size=stored)
 
     def update(self, ref: TargetRef, payload: Payload) -> TargetRef:
         """Set the message's flags to the payload's (`UID STORE FLAGS`).
@@ -484,23 +489,37 @@ class ImapSession:
         for uid in self._matching_uids(folder, payload):
             ref = f"{uidvalidity}:{uid}"
             if ref not in exclude:
-                return TargetRef(folder, ref)
+                return TargetRef(folder, ref, stored_size=len(wire.stored_form(payload.content)))
         return None
 
     def _matching_uids(self, folder: str, payload: Payload) -> list[int]:
-        """UIDs of the selected `folder` holding the payload, ascending."""
+        """UIDs of the selected `folder` holding exactly the payload's bytes, ascending.
+
+        Candidates come from the Message-ID (searched by a piece of the header as it
+        is written, which may hold spaces the fingerprint drops) or from the size; only
+        a message of the same size whose bytes have the same SHA-256 is taken, so
+        another message with the same Message-ID is never mistaken for this one.
+        """
         kind, _, value = payload.fingerprint.partition(":")
-        if kind == "mid":
-            uids = self._search_message_id(folder, value)
-            fetched = self._fetch(folder, uids, "(UID BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
-            return [m.uid for m in fetched if _message_id(m.literal) == value]
         stored = wire.stored_form(payload.content)
-        digests = {value, hashlib.sha256(stored).hexdigest()}
-        sizes = {len(stored), len(payload.content)}
-        candidates = sorted({uid for size in sizes for uid in self._uid_search_size(folder, size)})
+        digests = {hashlib.sha256(stored).hexdigest(), hashlib.sha256(payload.content).hexdigest()}
+        if kind == "mid":
+            term = _search_term(payload.content) or value
+            uids = self._search_message_id(folder, term)
+            heads = self._fetch(
+                folder, uids, "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+            )
+            candidates = [
+                m.uid
+                for m in heads
+                if _message_id(m.literal) == value and m.size in (len(stored), None)
+            ]
+        else:
+            sizes = {len(stored), len(payload.content)}
+            candidates = sorted({u for size in sizes for u in self._uid_search_size(folder, size)})
         return [
             m.uid
-            for uid in candidates
+            for uid in sorted(candidates)
             for m in self._fetch(folder, [uid], "(UID BODY.PEEK[])")
             if hashlib.sha256(m.literal or b"").hexdigest() in digests
         ]
@@ -532,7 +551,7 @@ class ImapSession:
     def _fingerprints(self, folder: str, uids: Sequence[int]) -> list[Entry]:
         """Entries (fingerprint, size) of messages of the selected folder."""
         uidvalidity = self._select(folder)
-        items = "(UID RFC822.SIZE BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"
+        items = HEAD_ITEMS
         entries: list[Entry] = []
         for message in self._fetch(folder, uids, items):
             message_id = _message_id(message.literal)
@@ -555,3 +574,13 @@ class ImapSession:
 
 def _message_id(header: bytes | None) -> str | None:
     return bare_message_id(header_value(header or b"", "Message-ID"))
+
+
+def _search_term(mime: bytes) -> str | None:
+    """A piece of the Message-ID exactly as the header writes it, for SEARCH HEADER (a
+    substring match): its longest run without white space, angle brackets left out."""
+    raw = header_value(mime, "Message-ID")
+    if not raw:
+        return None
+    pieces = raw.replace("<", " ").replace(">", " ").split()
+    return max(pieces, key=len) if pieces else None

@@ -112,6 +112,9 @@ class TargetRef:
 
     folder: str
     ref: str
+    # The size of what the target stored when it differs from the payload's (IMAP stores
+    # CRLF line endings): what `verify` compares with the target's listing.
+    stored_size: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -250,13 +250,14 @@ class Writer:
 
     def _written(self, entry: Pending, payload: Payload, ref: TargetRef) -> Outcome:
         self.claims.add(ref)
-        self.ledger.item("put", "done", self.container, entry.item, ref=ref, size=payload.size)
+        size = payload.size if ref.stored_size is None else ref.stored_size
+        self.ledger.item("put", "done", self.container, entry.item, ref=ref, size=size)
         return Outcome(
             entry.item,
             DONE,
             ref=ref,
             fingerprint=payload.fingerprint,
-            size=payload.size,
+            size=size,
             checksum=checksum(payload),
             row_id=entry.row_id,
         )
