@@ -22,7 +22,7 @@ from typing import Any
 
 from ..migrator.errors import SkipItem
 from ..migrator.model import Blob, Item, Payload
-from .file_names import NameRules, target_path
+from .file_names import NameRules, target_path, twin_path
 
 KINDS = ("file", "folder", "package", "remote")
 ONENOTE_REASON = "OneNote notebook: export it from OneNote; not carried"
@@ -243,19 +243,30 @@ def _name_findings(path: str, rules: NameRules) -> list[Finding]:
 
 
 def _collisions(items: Sequence[Item], rules: NameRules) -> list[Finding]:
-    """Distinct source paths that one target name would hold (NFC or case twins)."""
-    by_target: dict[str, list[str]] = defaultdict(list)
+    """Distinct source paths that one target name would hold (NFC or case twins). The run
+    keeps them all: whichever is written second takes its twin name (`twin_path`), so the
+    finding names the final path each one may get."""
+    by_target: dict[str, list[Item]] = defaultdict(list)
     for item in items:
         mapped = target_path(item.meta["path"], rules).path
         key = unicodedata.normalize("NFC", mapped)
-        by_target[key.casefold() if rules.case_insensitive else key].append(item.meta["path"])
+        by_target[key.casefold() if rules.case_insensitive else key].append(item)
     found: list[Finding] = []
-    for paths in by_target.values():
-        if len(paths) > 1:
-            others = ", ".join(repr(p) for p in sorted(paths)[1:])
-            detail = f"same target name as {others}: only one would survive"
-            found.append(("blocker", "collision", sorted(paths)[0], detail))
+    for twins in by_target.values():
+        if len(twins) > 1:
+            twins = sorted(twins, key=lambda i: str(i.meta["path"]))
+            names = ", ".join(f"{i.meta['path']!r} as {_twin(i, rules)!r}" for i in twins)
+            others = ", ".join(repr(i.meta["path"]) for i in twins[1:])
+            detail = (
+                f"same target name as {others}: all are kept, each one written after the "
+                f"first under its twin name ({names})"
+            )
+            found.append(("warning", "collision", twins[0].meta["path"], detail))
     return found
+
+
+def _twin(item: Item, rules: NameRules) -> str:
+    return twin_path(target_path(item.meta["path"], rules).path, item.source_id)
 
 
 def _size_findings(items: Sequence[Item], limit: int | None, largest: int) -> list[Finding]:

@@ -59,6 +59,12 @@ class Tally:
         }
 
 
+def _readable_path(item: Item) -> str | None:
+    """Where the item sits at the source, as its owner names it (files: its path)."""
+    path = item.meta.get("path") if isinstance(item.meta, Mapping) else None
+    return path if isinstance(path, str) and path else None
+
+
 def ref_text(ref: TargetRef | None) -> str | None:
     return None if ref is None else f"{ref.folder}#{ref.ref}"
 
@@ -97,6 +103,7 @@ class Ledger:
             owner=container.owner,
             container=container.display_path,
             source_id=item.source_id,
+            path=_readable_path(item),
             ref=ref_text(ref),
             size=size,
             reason=reason,

@@ -14,6 +14,7 @@ the worker that ran it stores with its job.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from ..state.schema import DELETED, DONE, FAILED, PENDING, SKIPPED, STARTED, VANISHED, Unit
 from ..state.store import ItemState, Outcome, UnitState
-from .errors import CursorExpired, ItemError, Retriable
+from .errors import CursorExpired, ItemError, Refused, Retriable
 from .ledger import Ledger, ref_text
 from .model import Container, Entry, Item, Owner, Page, Payload, TargetRef
 from .protocols import TargetSession
@@ -86,7 +87,8 @@ class OwnerPass:
             # What earlier passes could not write is tried again first: a failure stays
             # counted until a pass writes it, it is never left behind by a later one.
             await self._write_failed()
-            for container in containers:
+            # Well-known folders first: on a name collision they keep the special name.
+            for container in sorted(containers, key=lambda c: c.role is None):
                 await self._unit(container, mode)
             await self._settle_vanished()
         finally:
@@ -103,7 +105,7 @@ class OwnerPass:
         # work is only known page by page.
         count_pages = mode == "sync" or not container.total_items
         try:
-            folder = await self.session.call(lambda s: s.ensure_container(container))
+            folder = await self._target_folder(container, unit)
             self.store.set_unit(unit.id, target_folder=folder, last_error=None)
             cursor = unit.next_link or unit.delta_link
             fresh = unit.status == PENDING and cursor is None
@@ -124,6 +126,48 @@ class OwnerPass:
             reason = f"{type(exc).__name__}: {exc}"
             self.store.set_unit(unit.id, status=FAILED, last_error=reason)
             self.ledger.unit_failed(container, reason)
+
+    async def _target_folder(self, container: Container, unit: UnitState) -> str:
+        """The container's target folder. When another folder of this owner was written
+        there first (two source names that clean up to one target name), the next free
+        name with " (2)", " (3)"...: both are kept, in the order they were first written,
+        and the audit log says so."""
+        wanted = container
+        for number in range(2, 100):
+            folder = await self.session.call(partial(_ensure, wanted))
+            other = self.store.unit_with_folder(
+                container.workload, container.owner, folder, excluding=unit.id
+            )
+            if other is None:
+                break
+            last = container.path[-1] if container.path else container.workload
+            wanted = replace(
+                container,
+                path=(*container.path[:-1], f"{last} ({number})"),
+                role=None,
+                path_roles=(*container.path_roles[:-1], None) if container.path_roles else (),
+            )
+            if number == 2:
+                log.warning(
+                    "%s: %s and %s would both be written to %s: the second one is renamed",
+                    container.owner,
+                    other.path,
+                    container.display_path,
+                    folder,
+                )
+        else:
+            raise Refused(f"{container.display_path}: no free target name near {folder!r}")
+        if wanted is not container:
+            self.ledger.audit.record(
+                "rename",
+                "collision",
+                workload=container.workload,
+                owner=container.owner,
+                container=container.display_path,
+                ref=folder,
+                reason="another source folder has the same target name",
+            )
+        return folder
 
     async def _target_holds(self, container: Container, folder: str) -> bool:
         """Whether the target already holds items in the folder of a container the state
@@ -377,6 +421,10 @@ class OwnerPass:
             pending = [Pending(Item(r.source_id, r.version, r.meta), r.id, True) for r in rows]
             outcomes = await writer.write_all(pending)
             self.store.apply_outcomes(unit.id, container, outcomes, guard=self.fence)
+
+
+def _ensure(container: Container, session: TargetSession) -> str:
+    return session.ensure_container(container)
 
 
 def _listing(folder: str, session: TargetSession) -> list[Entry]:

@@ -9,6 +9,7 @@ The estimate is bound by Graph's per-owner request budget: owners run
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Protocol
 
@@ -90,6 +91,34 @@ def estimate_seconds(owner_requests: list[int], rate: float, concurrency: int) -
     return max(max(times), sum(times) / max(1, concurrency))
 
 
+def collisions(
+    owner: Owner, containers: list[Container], target_name: Callable[[Container], str]
+) -> list[Finding]:
+    """Folders whose names clean up to a name another folder of the owner takes first:
+    the run keeps both, the later one renamed " (2)", " (3)"... (well-known folders and
+    then the source's order decide who comes first, as in the run)."""
+    taken: dict[str, str] = {}
+    found: list[Finding] = []
+    for container in sorted(containers, key=lambda c: c.role is None):
+        name = target_name(container)
+        if name not in taken:
+            taken[name] = container.display_path
+            continue
+        number = 2
+        while f"{name} ({number})" in taken:
+            number += 1
+        renamed = f"{name} ({number})"
+        taken[renamed] = container.display_path
+        detail = (
+            f"same target name {name!r} as {taken[name]!r}: written to {renamed!r} "
+            "instead (both kept)"
+        )
+        found.append(
+            Finding("warning", "name-collision", owner.upn, container.display_path, detail)
+        )
+    return found
+
+
 async def make_plan(
     workloads: list[tuple[Workload, Planner]],
     options: RunOptions,
@@ -130,7 +159,8 @@ async def make_plan(
                     )
                     for c in containers
                 ]
-                return rows, await planner.findings(owner, containers)
+                clashes = collisions(owner, containers, planner.target_name)
+                return rows, clashes + await planner.findings(owner, containers)
 
         for rows, findings in await asyncio.gather(*(assess(o) for o in owners)):
             plan.rows.extend(rows)

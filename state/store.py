@@ -180,6 +180,18 @@ class Store:
         with self.writing() as s, s.begin():
             s.execute(update(Unit).where(Unit.id == unit_id).values(**values))
 
+    def unit_with_folder(
+        self, workload: str, owner: str, folder: str, excluding: int
+    ) -> Unit | None:
+        """Another unit of the owner already written to `folder`, if any."""
+        with self.session() as s:
+            return s.scalar(
+                select(Unit)
+                .where(Unit.workload == workload, Unit.owner == owner)
+                .where(Unit.target_folder == folder, Unit.id != excluding)
+                .limit(1)
+            )
+
     def units(self, workload: str | None = None) -> list[Unit]:
         with self.session() as s:
             query = select(Unit).order_by(Unit.owner, Unit.path)

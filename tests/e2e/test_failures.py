@@ -4,6 +4,7 @@ one user's login refused. Real servers (Apache mod_dav, Dovecot), the sandbox as
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import threading
 import time
@@ -60,6 +61,9 @@ def test_a_refused_write_stays_failed_until_a_later_run_writes_it(
         assert first.outstanding["files"].failed_items == refused
         report = asyncio.run(operations.check(config))["files"]
         assert not report.verified and report.failed == refused
+        lines = [json.loads(x) for f in (tmp_path / "audit").glob("*.jsonl") for x in f.open()]
+        failed = [line for line in lines if line["result"] == "failed"]
+        assert failed and all(line["path"].endswith(".txt") for line in failed)  # readable
         reasons = [reason for c in report.containers for _, reason in c.skipped]
         assert not [r for r in reasons if "refused" in r]  # a refusal is never a skip
         assert len(reasons) == first.tallies["files"].skipped  # declared ones only

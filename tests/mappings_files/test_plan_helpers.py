@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from hirondelle.mappings.file_names import NEXTCLOUD, WINDOWS
+from hirondelle.mappings.file_names import NEXTCLOUD, WINDOWS, twin_path
 from hirondelle.mappings.files import drive_findings, group_by_user, sharing_report
 from hirondelle.migrator.model import Item
 
@@ -63,7 +63,7 @@ def test_findings_depend_on_the_target() -> None:
     assert "path-refused" in by_kind
 
 
-def test_collisions_after_normalisation_or_case_are_blockers() -> None:
+def test_collisions_after_normalisation_or_case_name_where_each_twin_goes() -> None:
     twins = [
         item("a", "file", "Caf\u00e9.txt", 1),
         item("b", "file", "Cafe\u0301.txt", 1),
@@ -71,7 +71,10 @@ def test_collisions_after_normalisation_or_case_are_blockers() -> None:
         item("d", "file", "notes.TXT", 1),
     ]
     windows = [f for f in drive_findings(twins, WINDOWS, None) if f[1] == "collision"]
-    assert len(windows) == 2 and all(f[0] == "blocker" for f in windows)
+    assert len(windows) == 2 and all(f[0] == "warning" for f in windows)  # both are kept
+    cafe = next(f for f in windows if "Caf" in f[2])
+    assert "all are kept" in cafe[3]
+    assert twin_path("Caf\u00e9.txt", "a") in cafe[3] and twin_path("Caf\u00e9.txt", "b") in cafe[3]
     nextcloud = [f for f in drive_findings(twins, NEXTCLOUD, None) if f[1] == "collision"]
     assert [f[2] for f in nextcloud] == ["Cafe\u0301.txt"]  # Nextcloud is case-sensitive
 
