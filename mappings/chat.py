@@ -275,7 +275,10 @@ class _Rendering:
         return self.migrated(href) or href
 
     def migrated(self, url: str) -> str | None:
-        return migrated_url(url, self.context.links)
+        """The migrated file's web address; None when it has none a chat client can open
+        (a file archive's `file://` path): then the original URL is kept."""
+        found = migrated_url(url, self.context.links)
+        return found if found and found.lower().startswith(("https://", "http://")) else None
 
 
 def migrated_url(url: str, links: Mapping[str, str]) -> str | None:

@@ -191,6 +191,16 @@ def test_reference_attachments_point_at_migrated_files_or_carry_a_note() -> None
     assert "https://cloud.example.org/f/101" in content["body"]
 
 
+def test_a_file_only_archived_keeps_its_original_link() -> None:
+    """Files into a local archive have a `file://` address no chat client opens."""
+    document = fixture("reference_attachment")
+    site = "https://contoso.sharepoint.com/sites/ProjetHirondelle/Shared Documents/General"
+    links = {f"{site}/compte-rendu.docx": "file:///srv/archive/alice/compte-rendu.docx"}
+    html = main_content(mapped(document, ChatContext("localhost", links=links)))["formatted_body"]
+    assert f'<a href="{site}/compte-rendu.docx">compte-rendu.docx</a>' in html
+    assert "file:///" not in html and "<a>" not in html
+
+
 def test_code_snippet_and_code_block_become_pre_code() -> None:
     html = main_content(mapped(fixture("code_snippet")))["formatted_body"]
     assert '<pre><code class="language-python">def migrate(mailbox):\n' in html
@@ -350,3 +360,9 @@ def test_links_inside_cards_point_at_migrated_files() -> None:
     context = ChatContext("localhost", links={"https://tickets.example.org/42": "https://new/42"})
     html = main_content(mapped(fixture("adaptive_card"), context))["formatted_body"]
     assert '<a href="https://new/42">Voir le ticket</a>' in html
+
+
+def test_a_link_whose_file_went_to_a_local_archive_keeps_its_address() -> None:
+    context = ChatContext("localhost", links={"https://tickets.example.org/42": "file:///a/42"})
+    html = main_content(mapped(fixture("adaptive_card"), context))["formatted_body"]
+    assert '<a href="https://tickets.example.org/42">Voir le ticket</a>' in html
