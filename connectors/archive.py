@@ -169,7 +169,8 @@ def read_keywords(folder_dir: Path) -> list[str]:
 
 
 def _write_atomically(path: Path, chunks: Iterator[bytes] | Sequence[bytes], durable: bool) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # A fixed-length name: the final name may already be as long as the file system allows.
+    temporary = path.with_name(f".hirondelle-{uuid.uuid4().hex}.tmp")
     try:
         with open(temporary, "wb") as stream:
             for chunk in chunks:

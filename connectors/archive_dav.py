@@ -71,7 +71,8 @@ def collection_dir_name(name: str, fallback: str) -> str:
 
 def write_atomically(path: Path, content: bytes, durable: bool) -> None:
     """Write `content` to a temporary sibling, then rename it onto `path`."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    # A fixed-length name: the final name may already be as long as the file system allows.
+    temporary = path.with_name(f".hirondelle-{uuid.uuid4().hex}.tmp")
     try:
         with open(temporary, "xb") as stream:
             stream.write(content)

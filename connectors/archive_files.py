@@ -128,7 +128,7 @@ class FilesArchiveSession:
                 found = path.stat()
             except FileNotFoundError:
                 continue
-            if path.is_file() and found.st_size == payload.size:
+            if path.is_file() and found.st_size == payload.size and _same_content(path, payload):
                 return ref
         return None
 
@@ -147,7 +147,8 @@ class FilesArchiveSession:
             try:
                 self._write_file(path, payload, clobber=False)
             except FileExistsError:
-                if path.is_file() and path.stat().st_size == payload.size:
+                same_size = path.is_file() and path.stat().st_size == payload.size
+                if same_size and _same_content(path, payload):
                     self._write_file(path, payload)  # a second put of the same item
                     return ref
                 # another item holds this name (NFC or case twins): keep both
@@ -308,6 +309,16 @@ def _stamp(path: Path, payload: Payload) -> None:
 
 def _relative(path: Path, base: Path) -> str:
     return path.relative_to(base).as_posix()
+
+
+def _same_content(path: Path, payload: Payload) -> bool:
+    """Whether the file holds exactly the payload's bytes (twins may have equal sizes)."""
+    digest = _sha256_of(path)[0]
+    if payload.blob is not None and "sha256" in payload.blob.hashes:
+        return digest == f"sha256:{payload.blob.hashes['sha256']}"
+    if payload.blob is not None:
+        return digest == _sha256_of(payload.blob.path)[0]
+    return digest == f"sha256:{hashlib.sha256(payload.content).hexdigest()}"
 
 
 def _sha256_of(path: Path) -> tuple[str, int]:

@@ -33,6 +33,7 @@ thread. Certificates are always verified; plain http is accepted only on loopbac
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import ssl
 import threading
@@ -319,7 +320,7 @@ class WebDavSession:
                 self._write_file(path, payload, clobber=False)
             except NameTaken:
                 found = self._stat(path)
-                if found is not None and found.size == _size(payload):
+                if found is not None and self._holds(path, found, payload):
                     return ref  # a second put of the same item: idempotent
                 # another item holds this name (NFC or case twins): keep both
                 ref = TargetRef(ref.folder, twin_path(ref.ref, payload.source_id))
@@ -487,9 +488,32 @@ class WebDavSession:
                 continue
             if _is_folder(payload):
                 return ref if found.is_collection else None
-            if not found.is_collection and found.size == _size(payload):
+            if not found.is_collection and self._holds(self._path(ref), found, payload):
                 return ref
         return None
+
+    def _holds(self, path: str, found: Resource, payload: Payload) -> bool:
+        """Whether the file at `path` is this payload's: the same size and, when the
+        payload has content, the same SHA-256 (the server's checksum, else the bytes read
+        back). Twins of one name may have equal sizes: one never stands for the other."""
+        if found.size != _size(payload):
+            return False
+        kind, _, digest = payload.fingerprint.partition(":")
+        if kind != "sha256" or not digest:
+            return True  # an attributes-only payload: the size is all there is
+        listed = _fingerprint(found.checksums)
+        if listed:
+            return listed == f"sha256:{digest.lower()}"
+        hasher = hashlib.sha256()
+        try:
+            with self.http.client.stream("GET", self.url(path)) as response:
+                if response.status_code != 200:
+                    return False
+                for chunk in response.iter_bytes():
+                    hasher.update(chunk)
+        except httpx.HTTPError as error:
+            raise Retriable(f"GET {path} as {self.http.login.login}: {error!r}") from error
+        return hasher.hexdigest() == digest.lower()
 
     # -- reading --
 

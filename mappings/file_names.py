@@ -363,15 +363,22 @@ def _refusal(path: str, depth: int, rules: NameRules) -> str | None:
     return None
 
 
-def twin_path(path: str, source_id: str) -> str:
+def twin_path(path: str, source_id: str, max_bytes: int = 255) -> str:
     """Where an item goes when another item already holds its mapped path.
 
     Two source names can become one target name (NFC and NFD forms of "Résumé", case
     twins on a case-insensitive server, two names cleaned alike): the second one gets
-    "~" and a digest of its source id before the extension, so both are kept.
+    "~" and a digest of its source id before the extension, so both are kept. The stem
+    is shortened (whole characters) so the twin's name stays within `max_bytes` of UTF-8.
     """
     parent, _, name = path.rpartition("/")
     digest = hashlib.sha256(source_id.encode("utf-8")).hexdigest()[:DIGEST_HEX]
     stem, dot, extension = name.rpartition(".")
-    twin = f"{stem}~{digest}.{extension}" if dot and stem else f"{name}~{digest}"
+    if not (dot and stem):
+        stem, extension = name, ""
+    tail = f"~{digest}" + (f".{extension}" if extension else "")
+    room = max_bytes - len(tail.encode("utf-8"))
+    while stem and len(stem.encode("utf-8")) > room:
+        stem = stem[:-1]
+    twin = stem + tail
     return f"{parent}/{twin}" if parent else twin

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import unicodedata
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,11 +106,15 @@ def test_find_matches_path_and_size(
     assert session.find(drive, folder("f1", "Docs"), frozenset()) == TargetRef(drive, "Docs")
 
 
-def test_second_put_replaces(tmp_path: Path, session: FilesArchiveSession, drive: str) -> None:
-    session.put(drive, file(tmp_path, "i1", "notes.txt", b"one"))
-    session.put(drive, file(tmp_path, "i1", "notes.txt", b"two"))
-    assert (session.drive_dir(drive) / "notes.txt").read_bytes() == b"two"
+def test_second_put_of_the_same_bytes_replaces(
+    tmp_path: Path, session: FilesArchiveSession, drive: str
+) -> None:
+    first = session.put(drive, file(tmp_path, "i1", "notes.txt", b"one"))
+    assert session.put(drive, file(tmp_path, "i1", "notes.txt", b"one")) == first
     assert len(session.listing(drive)) == 1
+    # Other bytes of the same size may be another item's (a twin name): never overwritten.
+    other = session.put(drive, file(tmp_path, "i2", "notes.txt", b"two"))
+    assert other != first and (session.drive_dir(drive) / "notes.txt").read_bytes() == b"one"
 
 
 def test_interrupted_write_leaves_no_file_at_the_final_path(
@@ -269,3 +274,17 @@ def test_child_listed_with_its_renamed_folder_resolves_with_a_stale_ref(
     attrs = {"kind": "file", "path": "Q/a.txt", "mtime": FILE_TIME, "size": 1}
     assert session.update(stale, Payload("i1", b"", "", attrs)) == TargetRef(drive, "Q/a.txt")
     assert (session.drive_dir(drive) / "Q" / "a.txt").read_bytes() == b"a"
+
+
+def test_twins_with_names_at_the_length_limit_are_both_kept_and_found_again(
+    tmp_path: Path, session: FilesArchiveSession, drive: str
+) -> None:
+    """Two NFC/NFD twins whose names are as long as the disk allows: the second one's
+    twin name is shortened to fit, and a resumed run finds each where it was written."""
+    stem = "é" * 120 + "x"  # 241 bytes: with ".txt", near the 255-byte limit
+    first = file(tmp_path, "i1", f"{stem}.txt", b"one")
+    second = file(tmp_path, "i2", unicodedata.normalize("NFD", stem) + ".txt", b"two")
+    one, two = session.put(drive, first), session.put(drive, second)
+    assert one != two and len(two.ref.encode()) <= 255
+    assert session.find(drive, first, frozenset()) == one
+    assert session.find(drive, second, frozenset({one.ref})) == two

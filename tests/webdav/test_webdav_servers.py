@@ -7,6 +7,7 @@ import hashlib
 import os
 import threading
 import time
+import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -245,3 +246,18 @@ def test_twake_drive_profile_never_asks_depth_infinity_nor_proppatch(dav: DavUse
     assert ("PROPFIND", "infinity") not in sent
     assert "PROPPATCH" not in {method for method, _ in sent}
     assert target.capabilities.keeps_timestamps is False
+
+
+def test_twins_of_equal_size_are_both_kept(dav: DavUser) -> None:
+    """NFC and NFD forms of one name land on one target name: the second one takes its
+    twin name even when its size equals the first one's, and each is found again."""
+    session = dav.session()
+    drive = session.ensure_container(dav.drive())
+    nfc = file(dav.tmp_path, unicodedata.normalize("NFC", "Résumé.txt"), b"one")
+    nfd = file(dav.tmp_path, unicodedata.normalize("NFD", "Résumé.txt"), b"two")
+    first, second = session.put(drive, nfc), session.put(drive, nfd)
+    assert first != second
+    assert dav.on_disk(drive, first.ref).read_bytes() == b"one"
+    assert dav.on_disk(drive, second.ref).read_bytes() == b"two"
+    assert session.find(drive, nfd, frozenset({first.ref})) == second
+    assert session.find(drive, nfc, frozenset()) == first
