@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import imaplib
 import logging
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,8 +85,10 @@ def connect(settings: ImapSettings) -> imaplib.IMAP4:
     """An open connection, TLS verified against `ca_file` or the system store."""
     context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
     if settings.security == "tls":
-        return imaplib.IMAP4_SSL(
-            settings.host, settings.port, ssl_context=context, timeout=settings.timeout
+        return _no_delay(
+            imaplib.IMAP4_SSL(
+                settings.host, settings.port, ssl_context=context, timeout=settings.timeout
+            )
         )
     conn = imaplib.IMAP4(settings.host, settings.port, timeout=settings.timeout)
     if settings.security == "starttls":
@@ -94,4 +97,14 @@ def connect(settings: ImapSettings) -> imaplib.IMAP4:
         except BaseException:
             _shutdown(conn)
             raise
+    return _no_delay(conn)
+
+
+def _no_delay(conn: imaplib.IMAP4) -> imaplib.IMAP4:
+    """A command is written in pieces (its literals as they are): the last, small piece
+    goes out at once instead of waiting for the peer's acknowledgement (Nagle)."""
+    try:
+        conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):
+        pass
     return conn

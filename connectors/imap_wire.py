@@ -86,30 +86,39 @@ def stored_form(content: bytes) -> bytes:
     return _LINE_END.sub(CRLF, content)
 
 
-def append_command(mailbox: str, messages: Sequence[tuple[str, str | None, bytes]]) -> bytes:
-    """`APPEND` with non-synchronizing literals (LITERAL+, RFC 7888), MULTIAPPEND if several.
+def append_command(mailbox: str, messages: Sequence[tuple[str, str | None, bytes]]) -> list[bytes]:
+    """`APPEND` with non-synchronizing literals (LITERAL+, RFC 7888), MULTIAPPEND if several,
+    as the pieces to send in order: each message's content is one piece, the very object
+    given (never copied into a larger buffer: a 40 MB message stays one copy in memory).
 
     `mailbox` is already in modified UTF-7; each message is (flags, quoted date or None,
     content).
     """
-    parts = [b"APPEND " + quote(mailbox).encode("ascii")]
+    pieces: list[bytes] = []
+    text = b"APPEND " + quote(mailbox).encode("ascii")
     for flags, date, content in messages:
         head = f" {flags} {date}" if date else f" {flags}"
-        parts.append(f"{head} {{{len(content)}+}}".encode("ascii") + CRLF + content)
-    return b"".join(parts)
+        pieces.append(text + f"{head} {{{len(content)}+}}".encode("ascii") + CRLF)
+        pieces.append(content)
+        text = b""
+    return pieces
 
 
-def send_raw(conn: imaplib.IMAP4, name: str, command: bytes) -> tuple[str, list[bytes]]:
-    """Send one complete command line (literals included) and wait for its tagged answer.
+def send_raw(conn: imaplib.IMAP4, name: str, pieces: Sequence[bytes]) -> tuple[str, list[bytes]]:
+    """Send one complete command (literals included), piece by piece, and wait for its
+    tagged answer.
 
     `imaplib` sends at most one literal per command and waits for a continuation before
-    it; LITERAL+ needs none, so the whole batch goes out in one write.
+    it; LITERAL+ needs none, so the whole batch goes out at once.
     """
     for kind in ("OK", "NO", "BAD"):
         conn.untagged_responses.pop(kind, None)
     tag = conn._new_tag()  # noqa: SLF001 - imaplib has no public API for pipelined literals
     try:
-        conn.send(tag + b" " + command + CRLF)
+        conn.send(tag + b" ")
+        for piece in pieces:
+            conn.send(piece)
+        conn.send(CRLF)
     except OSError as error:
         raise imaplib.IMAP4.abort(f"socket error: {error}") from error
     return conn._command_complete(name, tag)  # noqa: SLF001

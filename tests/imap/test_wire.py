@@ -109,6 +109,8 @@ def test_flags_dates_and_append_command() -> None:
         '"01-Jun-2021 08:00:00 +0200"'
     )
     assert wire.format_internal_date(datetime(2021, 6, 1, 8, 0)).endswith('+0000"')
-    command = wire.append_command("INBOX", [("()", None, b"a\r\n"), ("(\\Seen)", '"d"', b"bc")])
-    assert command == b'APPEND "INBOX" () {3+}\r\na\r\n (\\Seen) "d" {2+}\r\nbc'
+    big = b"bc"
+    pieces = wire.append_command("INBOX", [("()", None, b"a\r\n"), ("(\\Seen)", '"d"', big)])
+    assert b"".join(pieces) == b'APPEND "INBOX" () {3+}\r\na\r\n (\\Seen) "d" {2+}\r\nbc'
+    assert pieces[-1] is big  # the content goes out as it is, never copied
     assert wire.stored_form(b"a\nb\r\nc\r") == b"a\r\nb\r\nc\r\n"
