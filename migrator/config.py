@@ -82,6 +82,18 @@ class TargetConfig:
     kind: str
     options: dict[str, Any]
 
+    def identity(self, base: Path) -> str:
+        """Which server or folder this target writes to, as the state records it: a state
+        whose items were written to one server is never taken for another's."""
+        where = [
+            f"{key}={self.options[key]}"
+            for key in ("url", "host", "port", "homeserver", "server_name")
+            if key in self.options
+        ]
+        if "path" in self.options:
+            where.append(f"path={(base / str(self.options['path'])).resolve()}")
+        return f"{self.kind}:" + ",".join(where)
+
 
 @dataclass(frozen=True)
 class Config:

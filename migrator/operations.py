@@ -69,6 +69,11 @@ async def migrate(
         lock = StateLockHold(store, Holder.here(f"run-{mode}"), mode, config.lease_seconds)
         try:
             lock.acquire()
+            try:
+                _check_targets(store, config)
+            except ConfigError:
+                lock.release()
+                raise
             return await _coordinate(config, store, lock, mode, reporter, count, detach)
         finally:
             store.engine.dispose()
@@ -85,6 +90,7 @@ async def _coordinate(
 ) -> RunResult:
     reporter = reporter or SilentReporter()
     options = {
+        "target_ids": {w: t.identity(config.base_dir) for w, t in config.targets.items()},
         "users": len(config.users),
         "deletions": config.deletions,
         "owner_concurrency": config.owner_concurrency,
@@ -142,6 +148,25 @@ async def _coordinate(
                 await asyncio.to_thread(stop_run, store, jobs, run_id, status)
             store.finish_run(run_id, status, summary)
             lock.release()
+
+
+def _check_targets(store: Store, config: Config) -> None:
+    """The targets are the ones the state's items were written to: pointed at another
+    server or folder, a state would call done what the new target never received."""
+    for run in store.last_runs(50):
+        recorded = (run.options or {}).get("target_ids") or {}
+        for workload, target in config.targets.items():
+            was = recorded.get(workload)
+            now = target.identity(config.base_dir)
+            if was is not None and was != now:
+                raise ConfigError(
+                    f"targets.{workload}",
+                    f"this state (state.url) was written to {was}, the configuration now "
+                    f"names {now}: give the new target a state of its own, or restore the "
+                    "old target settings",
+                )
+        if recorded:
+            return  # the latest run that recorded its targets decides
 
 
 def _raise_if_no_owner_moved(tallies: dict[str, Tally], jobs: int) -> None:

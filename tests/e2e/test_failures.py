@@ -305,3 +305,17 @@ def test_doctor_logs_in_as_every_owner_and_says_who_cannot(
             bad.output
         )
         assert "Traceback" not in bad.output
+
+
+def test_a_state_pointed_at_another_target_is_refused(setup: Setup, tmp_path: Path) -> None:
+    """Its items were written to one server: another one would be told they are done."""
+    config = load_config(setup.config_path)
+    assert asyncio.run(operations.migrate(config, "run", workers=1)).ok
+    text = setup.config_path.read_text()
+    setup.config_path.write_text(text.replace('host = "127.0.0.1"', 'host = "localhost"'))
+    outcome = CliRunner().invoke(main, ["-c", str(setup.config_path), "run"])
+    assert outcome.exit_code == 2, outcome.output
+    assert flat("targets.mail: this state (state.url) was written to imap:") in flat(outcome.output)
+    assert "Traceback" not in outcome.output
+    setup.config_path.write_text(text)  # the old target back: the state is usable again
+    assert asyncio.run(operations.migrate(config, "run", workers=1)).ok
