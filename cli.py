@@ -239,20 +239,20 @@ def _print_result(data: dict[str, Any], as_json: bool) -> None:
             f"{tally['moved']} moved, {tally['removed']} removed, {tally['skipped']} skipped, "
             f"{tally['failed']} failed, {tally['bytes'] / 1e6:.1f} MB"
         )
-        for owner in tally.get("failed_owners", [])[:SHOWN]:
-            out.print(f"  owner failed: {owner}", markup=False)
-        if len(tally.get("failed_owners", [])) > SHOWN:
-            more = len(tally["failed_owners"]) - SHOWN
-            out.print(f"  ... and {more} more owners (the audit log has them all)", markup=False)
-        for unit in tally["failed_units"][:SHOWN]:
-            out.print(f"  not finished: {unit}", markup=False)
-        if len(tally["failed_units"]) > SHOWN:
-            more = len(tally["failed_units"]) - SHOWN
-            out.print(f"  ... and {more} more (the audit log has them all)", markup=False)
+        _print_capped("owner failed", tally.get("failed_owners", []))
+        _print_capped("not finished", tally["failed_units"])
     for name, left in (data.get("still_failed") or {}).items():
         _print_still_failed(name, left)
     if data.get("audit_log"):
         out.print(f"audit log: {data['audit_log']}", markup=False)
+
+
+def _print_capped(label: str, lines: list[str]) -> None:
+    """The first `SHOWN` lines of a list, then how many more the audit log holds."""
+    for line in lines[:SHOWN]:
+        out.print(f"  {label}: {line}", markup=False)
+    if len(lines) > SHOWN:
+        out.print(f"  ... and {len(lines) - SHOWN} more (the audit log has them all)", markup=False)
 
 
 def _print_still_failed(workload: str, left: dict[str, Any]) -> None:

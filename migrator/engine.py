@@ -79,12 +79,7 @@ class Engine:
         fence: Fence | None = None,
     ) -> Tally:
         """Copy (`run`) or carry the changes of (`sync`) one owner; its tally."""
-        ledger = Ledger([workload.name], self.audit, reporter or self.reporter)
-        try:
-            await OwnerPass(self, workload, owner, ledger, fence).run(mode)
-        except OwnerFailed as exc:
-            ledger.owner_failed(workload.name, owner.upn, str(exc))
-        return ledger.tallies[workload.name]
+        return await self._pass(workload, owner, mode, reporter, fence)
 
     async def retry_owner(
         self,
@@ -94,9 +89,21 @@ class Engine:
         fence: Fence | None = None,
     ) -> Tally:
         """Write again the owner's failed items, looking for an earlier copy first."""
+        return await self._pass(workload, owner, "retry-failed", reporter, fence)
+
+    async def _pass(
+        self,
+        workload: Workload,
+        owner: Owner,
+        mode: Mode | Literal["retry-failed"],
+        reporter: Reporter | None,
+        fence: Fence | None,
+    ) -> Tally:
+        """One pass over one owner; an owner that cannot go on fails alone, in its tally."""
         ledger = Ledger([workload.name], self.audit, reporter or self.reporter)
+        one = OwnerPass(self, workload, owner, ledger, fence)
         try:
-            await OwnerPass(self, workload, owner, ledger, fence).retry_failed()
+            await (one.retry_failed() if mode == "retry-failed" else one.run(mode))
         except OwnerFailed as exc:
             ledger.owner_failed(workload.name, owner.upn, str(exc))
         return ledger.tallies[workload.name]

@@ -68,12 +68,8 @@ async def migrate(
         store = open_store(config.state_url)
         lock = StateLockHold(store, Holder.here(f"run-{mode}"), mode, config.lease_seconds)
         try:
+            _check_targets(store, config)  # reads finished runs only: no lock needed
             lock.acquire()
-            try:
-                _check_targets(store, config)
-            except ConfigError:
-                lock.release()
-                raise
             return await _coordinate(config, store, lock, mode, reporter, count, detach)
         finally:
             store.engine.dispose()

@@ -19,7 +19,7 @@ from ..state.store import ItemState, Store
 from .model import Container, Entry, Item, Owner
 from .protocols import TargetSession
 from .selection import UsersFile, owners_of
-from .session import OwnerSession
+from .session import Outage, OwnerSession
 from .workload import RunOptions, Workload
 
 
@@ -156,9 +156,10 @@ async def verify(
         report = reports[workload.name] = VerifyReport(workload.name)
         owners = selected[workload.name]
         gate = asyncio.Semaphore(options.owner_concurrency)
+        outage = Outage(workload.name, options.target_wait)  # as a run waits for its target
         with ThreadPoolExecutor(max_workers=max(2, options.owner_concurrency)) as pool:
             results = await asyncio.gather(
-                *(_owner_checks(store, workload, o, pool, gate) for o in owners)
+                *(_owner_checks(store, workload, o, pool, gate, outage) for o in owners)
             )
         for checks in results:
             report.containers.extend(checks)
@@ -171,15 +172,16 @@ async def _owner_checks(
     owner: Owner,
     pool: ThreadPoolExecutor,
     gate: asyncio.Semaphore,
+    outage: Outage,
 ) -> list[ContainerCheck]:
     async with gate:
-        return await _checks(store, workload, owner, pool)
+        return await _checks(store, workload, owner, pool, outage)
 
 
 async def _checks(
-    store: Store, workload: Workload, owner: Owner, pool: ThreadPoolExecutor
+    store: Store, workload: Workload, owner: Owner, pool: ThreadPoolExecutor, outage: Outage
 ) -> list[ContainerCheck]:
-    session = OwnerSession(workload, owner, pool)
+    session = OwnerSession(workload, owner, pool, outage=outage)
     checks = []
     try:
         for container in await workload.source.containers(owner):

@@ -234,7 +234,7 @@ def test_a_deleted_state_adopts_what_the_target_holds(setup: Setup) -> None:
     assert assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins) == count
 
 
-def test_a_deleted_state_adopts_the_files_on_the_target(
+def test_a_deleted_state_writes_no_second_copy_of_the_files(
     tmp_path: Path, rclone_dav: WebDavServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = TenantSpec(
