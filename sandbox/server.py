@@ -47,6 +47,7 @@ if TYPE_CHECKING:
 __all__ = ["Faults", "Limits", "SandboxServer", "serve_forever"]
 
 MAX_BATCH = 20  # https://learn.microsoft.com/en-us/graph/json-batching
+BATCH_PARALLEL = 4  # parts Graph sends on at once (throttling-limits, Outlook service limits)
 CHUNK = 64 * 1024
 READY_DEADLINE_SECONDS = 10.0
 
@@ -70,7 +71,7 @@ class _Stats:
             "faults": dict(self.faults),
             "user_agents": dict(self.user_agents),
             "by_mailbox": {
-                mailbox: {"requests": c["requests"], "throttled": c["throttled"]}
+                mailbox: {k: c[k] for k in ("requests", "throttled", "peak_in_flight")}
                 for mailbox, c in self.by_mailbox.items()
             },
         }
@@ -132,8 +133,7 @@ class SandboxApp:
         slow = self.injector.faults.slow_seconds
         graph_request = await self._graph_request(request)
         if graph_request.segments == ["$batch"] and request.method == "POST":
-            await asyncio.sleep(slow)
-            return await self._batch(request, graph_request)
+            return await self._batch(request, graph_request)  # each part is slowed alone
         try:
             service = self._service(graph_request)
             async with self._admitted(service, graph_request):
@@ -175,15 +175,21 @@ class SandboxApp:
             # Observed Outlook wording; the status and Retry-After are documented at
             # https://learn.microsoft.com/en-us/graph/throttling
             message = f"Application is over its {refusal.limit} limit."
+            headers = dict(getattr(refusal, "headers", {}))
+            if refusal.retry_after is not None:
+                headers["Retry-After"] = str(refusal.retry_after)
             raise GraphError(
                 getattr(refusal, "status", 429),  # SharePoint's refusals carry their own
                 getattr(refusal, "code", "ApplicationThrottled"),
                 getattr(refusal, "message", message),
-                {"Retry-After": str(refusal.retry_after), **getattr(refusal, "headers", {})},
+                headers,
             )
+        counters["in_flight"] += 1
+        counters["peak_in_flight"] = max(counters["peak_in_flight"], counters["in_flight"])
         try:
             yield
         finally:
+            counters["in_flight"] -= 1
             if gate and mailbox:
                 gate.throttle.release(mailbox)
 
@@ -230,14 +236,23 @@ class SandboxApp:
         raise asyncio.CancelledError  # no response at all: the peer sees a reset
 
     async def _batch(self, request: web.Request, envelope: GraphRequest) -> web.StreamResponse:
-        """JSON batching: each sub-request is routed and throttled on its own."""
+        """JSON batching (https://learn.microsoft.com/en-us/graph/json-batching).
+
+        Each part is routed and throttled on its own, as its own request: it sees its
+        own headers only (a `Prefer` on the envelope does not reach the parts). Graph
+        dispatches up to four parts at once, whatever mailbox they target, so a batch
+        holds up to four of a mailbox's concurrency slots and its parts are refused
+        with 429 when other requests hold the rest ("Outlook service limits" in
+        https://learn.microsoft.com/en-us/graph/throttling-limits). Parts with
+        `dependsOn` run in order, and a part whose dependency failed answers 424.
+        """
         self.stats.batches += 1
         client_id = request.headers.get("client-request-id")
         try:
             body = await request.json()
             steps = body["requests"]
-            if not isinstance(steps, list):
-                raise TypeError("requests is not a list")
+            if not isinstance(steps, list) or not all(isinstance(s, dict) for s in steps):
+                raise TypeError("requests is not a list of objects")
         except (ValueError, KeyError, TypeError):
             return _error(GraphError(400, "BadRequest", "Invalid batch payload."), client_id)
         if len(steps) > MAX_BATCH:
@@ -246,17 +261,43 @@ class SandboxApp:
         ids = [str(step.get("id")) for step in steps]
         if len(set(ids)) != len(ids):
             return _error(GraphError(400, "BadRequest", "Batch request ids must be unique."))
-        answers = [await self._batch_step(step, envelope) for step in steps]
+        if any(step.get("dependsOn") for step in steps):
+            answers = await self._batch_in_order(steps, envelope)
+        else:
+            dispatch = asyncio.Semaphore(BATCH_PARALLEL)
+
+            async def dispatched(step: Mapping[str, Any]) -> JSON:
+                async with dispatch:
+                    return await self._batch_step(step, envelope)
+
+            answers = list(await asyncio.gather(*(dispatched(step) for step in steps)))
         return web.json_response({"responses": answers})
+
+    async def _batch_in_order(
+        self, steps: list[Mapping[str, Any]], envelope: GraphRequest
+    ) -> list[JSON]:
+        """Parts one after the other; a failed dependency fails its dependants with 424."""
+        failed: set[str] = set()
+        answers: list[JSON] = []
+        for step in steps:
+            depends = [str(d) for d in step.get("dependsOn") or []]
+            if failed.intersection(depends):
+                error = GraphError(424, "FailedDependency", "A dependency of this request failed.")
+                answer = _part_error(str(step.get("id")), error)
+            else:
+                answer = await self._batch_step(step, envelope)
+            if not 200 <= int(answer["status"]) < 300:
+                failed.add(str(step.get("id")))
+            answers.append(answer)
+        return answers
 
     async def _batch_step(self, step: Mapping[str, Any], envelope: GraphRequest) -> JSON:
         parts = urlsplit("/" + str(step.get("url", "")).lstrip("/"))
-        headers = {**envelope.headers, **{k: str(v) for k, v in step.get("headers", {}).items()}}
         sub = GraphRequest.create(
             str(step.get("method", "GET")).upper(),
             parts.path,
             dict(parse_qsl(parts.query, keep_blank_values=True)),
-            headers,
+            {str(k): str(v) for k, v in (step.get("headers") or {}).items()},
             envelope.base_url,
         )
         answer: JSON = {"id": str(step.get("id"))}
@@ -265,6 +306,7 @@ class SandboxApp:
                 raise GraphError(400, "BadRequest", "Nested batch requests are not supported.")
             service = self._service(sub)
             async with self._admitted(service, sub):
+                await asyncio.sleep(self.injector.faults.slow_seconds)  # holding its slot
                 response = service.handle(sub)
                 if response.mime is not None:
                     mime = await asyncio.to_thread(self.tenant.mime, *response.mime)
@@ -282,9 +324,7 @@ class SandboxApp:
                     "body": response.body,
                 }
         except GraphError as error:
-            headers = {**error.headers, "Content-Type": "application/json"}
-            body = error_body(error.code, error.message, headers.get("client-request-id"))
-            return {**answer, "status": error.status, "headers": headers, "body": body}
+            return _part_error(answer["id"], error)
 
     # -- control endpoints (no auth: for a sandbox in another process) -------------------
 
@@ -321,6 +361,13 @@ def _json_response(response: GraphResponse) -> web.Response:
     if isinstance(response, MediaResponse):  # binary content such as a contact photo
         return web.Response(body=response.content, status=response.status, headers=response.headers)
     return web.json_response(response.body, status=response.status, headers=response.headers)
+
+
+def _part_error(part_id: str, error: GraphError) -> JSON:
+    """A `$batch` part's error answer, in the same envelope as a whole request's."""
+    headers = {**error.headers, "Content-Type": "application/json"}
+    body = error_body(error.code, error.message, headers.get("client-request-id"))
+    return {"id": part_id, "status": error.status, "headers": headers, "body": body}
 
 
 def _error(error: GraphError, client_request_id: str | None = None) -> web.Response:

@@ -3,7 +3,11 @@
 Microsoft documents two limits per app and mailbox: 4 concurrent requests and
 10,000 requests in a 10-minute window
 (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits).
-Over either, Graph answers 429 with a `Retry-After` header. `Limits.scale`
+Over the window, Graph answers 429 with a `Retry-After` header. Over the concurrency,
+the 429 may come without one: the throttling page tells clients to back off
+exponentially when Retry-After is absent
+(https://learn.microsoft.com/en-us/graph/throttling#best-practices-to-handle-throttling),
+so the sandbox sends none there. `Limits.scale`
 shrinks the window and its request count together so tests reach the limit in
 seconds. Refused requests do not count against the window, so that `Retry-After`
 stays an honest promise.
@@ -42,7 +46,7 @@ class Refusal:
     """Why a request was refused and when a request would pass again."""
 
     limit: str  # "MailboxConcurrency" | "MailboxRequests"
-    retry_after: int  # whole seconds, at least 1
+    retry_after: int | None  # whole seconds, at least 1; None: no Retry-After header
 
 
 @dataclass
@@ -75,7 +79,7 @@ class MailboxThrottle:
         now = self._clock()
         self._forget_before(state, now - self.limits.window_length)
         if state.in_flight >= self.limits.concurrency:
-            return Refusal("MailboxConcurrency", 1)
+            return Refusal("MailboxConcurrency", None)
         if len(state.admitted) >= self.limits.window_requests:
             wait = state.admitted[0] + self.limits.window_length - now
             return Refusal("MailboxRequests", max(1, math.ceil(wait)))

@@ -13,7 +13,12 @@ while the others go on:
   answer came back: the service charged it somewhere in between, so the lane never
   believes a request has left the service's window before it has (timing the window
   from the send let a burst whose answers were slow overrun it);
-- `report_throttled` pauses that lane only, until the time Graph gave.
+- `report_throttled` pauses that lane only, until the time Graph gave; without a
+  Retry-After (Outlook's concurrency refusals may come without one) the pause doubles
+  with each refusal in a row, as the throttling page advises
+  (https://learn.microsoft.com/en-us/graph/throttling#best-practices-to-handle-throttling);
+- a request that runs several parts at once on the service (a `$batch`: Graph sends
+  up to four of its parts on together) holds as many of the lane's slots.
 
 `run` wraps one request with its retries: throttling pauses the lane, other
 retriable failures back off exponentially, and the last failure is raised after
@@ -39,7 +44,7 @@ T = TypeVar("T")
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[None]]
 
-DEFAULT_PAUSE_S = 2.0  # a throttling answer without Retry-After still pauses the lane
+DEFAULT_PAUSE_S = 1.0  # the first pause of a throttling answer without Retry-After
 MAX_BACKOFF_S = 60.0
 
 
@@ -50,9 +55,10 @@ class _Lane:
     limit: int
     ceiling: int
     condition: asyncio.Condition = field(default_factory=asyncio.Condition)
-    in_flight: int = 0
+    in_flight: int = 0  # slots held (a batch holds several)
     in_flight_cost: int = 0  # sent, not answered: in the window until it is
     success_run: int = 0
+    refusals_in_a_row: int = 0  # throttling answers since the last success
     paused_until: float = 0.0
     window: deque[tuple[float, int]] = field(default_factory=deque)
     window_total: int = 0
@@ -123,19 +129,20 @@ class MailboxBudget:
         return self._lane(owner).limit
 
     @asynccontextmanager
-    async def slot(self, owner: str, cost: int = 1) -> AsyncIterator[None]:
-        """Hold one of the owner's concurrent slots for one request (a $batch costs more)."""
+    async def slot(self, owner: str, cost: int = 1, parallel: int = 1) -> AsyncIterator[None]:
+        """Hold the owner's concurrent slots for one request: `cost` requests of the
+        window, `parallel` of them at once on the service (both more for a $batch)."""
         lane = self._lane(owner)
         cost = min(max(cost, 1), self.requests_per_window)
-        await self._acquire(lane, cost)
+        slots = await self._acquire(lane, cost, max(1, parallel))
         succeeded = False
         try:
             yield
             succeeded = True
         finally:
-            await self._release(lane, succeeded, cost)
+            await self._release(lane, succeeded, cost, slots)
 
-    async def _acquire(self, lane: _Lane, cost: int) -> None:
+    async def _acquire(self, lane: _Lane, cost: int, parallel: int) -> int:
         started = self._clock()
         while True:
             now = self._clock()
@@ -145,23 +152,25 @@ class MailboxBudget:
             if wait > 0:
                 await self._sleep(wait)
                 continue
-            if window is None or lane.in_flight >= lane.limit:
+            slots = min(parallel, lane.limit)  # a lane cut to one slot runs a batch alone
+            if window is None or lane.in_flight + slots > lane.limit:
                 # a slot, or room in the window, comes back with an answer
                 async with lane.condition:
                     await lane.condition.wait()
                 continue
-            lane.in_flight += 1
+            lane.in_flight += slots
             lane.in_flight_cost += cost
             lane.requests += cost
             lane.waited_s += self._clock() - started
-            return
+            return slots
 
-    async def _release(self, lane: _Lane, succeeded: bool, cost: int) -> None:
-        lane.in_flight -= 1
+    async def _release(self, lane: _Lane, succeeded: bool, cost: int, slots: int) -> None:
+        lane.in_flight -= slots
         lane.in_flight_cost -= cost
         lane.window.append((self._clock(), cost))
         lane.window_total += cost
         if succeeded:
+            lane.refusals_in_a_row = 0
             lane.success_run += 1
             if lane.success_run >= self.success_run and lane.limit < lane.ceiling:
                 lane.limit += 1
@@ -174,8 +183,13 @@ class MailboxBudget:
         lane = self._lane(owner)
         lane.throttled += 1
         lane.success_run = 0
+        lane.refusals_in_a_row += 1
         lane.limit = max(1, lane.limit // 2)
-        pause = DEFAULT_PAUSE_S if retry_after is None else max(0.0, retry_after)
+        if retry_after is None:
+            backoff = DEFAULT_PAUSE_S * 2 ** min(lane.refusals_in_a_row - 1, 6)
+            pause = min(MAX_BACKOFF_S, random.uniform(backoff / 2, backoff))
+        else:
+            pause = max(0.0, retry_after)
         lane.paused_until = max(lane.paused_until, self._clock() + pause)
 
     def stats(self) -> dict[str, dict[str, float]]:
@@ -190,11 +204,17 @@ class MailboxBudget:
             for owner, lane in self._lanes.items()
         }
 
-    async def run(self, owner: str, request: Callable[[], Awaitable[T]], cost: int = 1) -> T:
-        """Send `request` in one of the owner's slots, retrying what is retriable."""
+    async def run(
+        self,
+        owner: str,
+        request: Callable[[], Awaitable[T]],
+        cost: int = 1,
+        parallel: int = 1,
+    ) -> T:
+        """Send `request` in the owner's slots, retrying what is retriable."""
         for attempt in range(1, self.attempts + 1):
             try:
-                async with self.slot(owner, cost):
+                async with self.slot(owner, cost, parallel):
                     return await request()
             except Throttled as exc:
                 self.report_throttled(owner, exc.retry_after)

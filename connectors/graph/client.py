@@ -68,6 +68,7 @@ PRODUCT = "ISV|Hirondelle|hirondelle"
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
 TENANT = "(tenant)"  # the budget lane of tenant-wide requests such as /users
 BATCH_LIMIT = 20  # https://learn.microsoft.com/en-us/graph/json-batching
+BATCH_PARALLEL = 4  # parts of one batch Graph runs at once
 _ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
 _NATIONAL_HOSTS = frozenset(urlsplit(url).hostname for url in (
     "https://graph.microsoft.com", "https://graph.microsoft.us",
@@ -298,8 +299,14 @@ class GraphClient:
         answers: dict[str, dict[str, Any] | None] = {}
         pending = dict(paths)
         for attempt in range(1, self.budgets.attempts + 1):
+            # Graph sends up to four parts of a batch on at once, each counted against the
+            # mailbox's concurrency: the batch holds that many of the owner's slots
+            # (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits).
             envelope = await self.budgets.run(
-                owner, functools.partial(self._post_batch, pending, call), cost=len(pending)
+                owner,
+                functools.partial(self._post_batch, pending, call),
+                cost=len(pending),
+                parallel=min(len(pending), BATCH_PARALLEL),
             )
             retry, error = self._sort_parts(owner, envelope, call, answers)
             if not retry:
@@ -328,9 +335,14 @@ class GraphClient:
         call: Call,
         answers: dict[str, dict[str, Any] | None],
     ) -> tuple[list[str], Retriable | None]:
-        """File each part's answer; return the keys to send again and the last passing error."""
+        """File each part's answer; return the keys to send again and the last passing error.
+
+        Throttled parts pause the lane once for the whole batch (with the longest
+        Retry-After any part gave), not once per part.
+        """
         retry: list[str] = []
         last: Retriable | None = None
+        throttled: list[Throttled] = []
         for part in envelope.get("responses", []):
             key, status = str(part.get("id")), int(part.get("status", 0))
             body = part.get("body") if isinstance(part.get("body"), dict) else {}
@@ -343,13 +355,16 @@ class GraphClient:
                 answers[key] = None
             elif isinstance(error, Retriable):
                 if isinstance(error, Throttled):
-                    self.budgets.report_throttled(owner, error.retry_after)
+                    throttled.append(error)
                 retry.append(key)
                 last = error
             elif error is not None:
                 raise error
             else:
                 raise UnexpectedAnswer(f"{call.what}: $batch part answered HTTP {status}")
+        if throttled:
+            waits = [t.retry_after for t in throttled if t.retry_after is not None]
+            self.budgets.report_throttled(owner, max(waits) if waits else None)
         return retry, last
 
     def _owner_http(self, owner: str) -> httpx.AsyncClient:

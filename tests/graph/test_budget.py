@@ -151,3 +151,71 @@ def test_run_does_not_retry_what_is_not_retriable(fake_time: FakeTime) -> None:
     with pytest.raises(SkipItem):
         run(budgets.run("alice", request))
     assert calls == 1
+
+
+def test_a_batch_holds_one_slot_per_part_sent_on_at_once(fake_time: FakeTime) -> None:
+    # Graph runs up to four parts of a $batch at once against the mailbox's four concurrent
+    # requests (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits):
+    # while a batch of four is in flight, no other request to that mailbox may start.
+    budgets = make_budget(fake_time, concurrency=4)
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def batch() -> None:
+        async with budgets.slot("alice", cost=20, parallel=4):
+            order.append("batch")
+            await release.wait()
+        order.append("batch done")
+
+    async def single() -> None:
+        async with budgets.slot("alice"):
+            order.append("single")
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(batch())
+        await asyncio.sleep(0)
+        second = asyncio.ensure_future(single())
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert order == ["batch"]  # the single waits: the batch holds all four slots
+        release.set()
+        await asyncio.gather(first, second)
+
+    run(scenario())
+    assert order == ["batch", "batch done", "single"]
+
+
+def test_a_batch_fits_a_lane_cut_down_by_throttling(fake_time: FakeTime) -> None:
+    budgets = make_budget(fake_time, concurrency=4)
+    budgets.report_throttled("alice", 0)
+    budgets.report_throttled("alice", 0)
+    assert budgets.limit("alice") == 1
+
+    async def batch() -> None:
+        async with budgets.slot("alice", cost=8, parallel=4):  # runs alone, not never
+            pass
+
+    run(batch())
+    assert budgets.stats()["alice"]["requests"] == 8
+
+
+def test_throttling_without_retry_after_backs_off_longer_each_time(fake_time: FakeTime) -> None:
+    # "If no Retry-After header is provided ... implementing an exponential backoff":
+    # https://learn.microsoft.com/en-us/graph/throttling#best-practices-to-handle-throttling
+    budgets = make_budget(fake_time)
+
+    async def one() -> None:
+        async with budgets.slot("alice"):
+            pass
+
+    def pause_after(refusals: int) -> float:
+        for _ in range(refusals):  # refusals in a row, no success in between
+            budgets.report_throttled("alice", None)
+        before = fake_time.now
+        run(one())  # succeeds: the next refusal starts the doubling over
+        return fake_time.now - before
+
+    first = pause_after(1)
+    assert 0.5 <= first <= 1.0
+    assert 4.0 <= pause_after(4) <= 8.0
+    assert 0.5 <= pause_after(1) <= 1.0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -188,3 +189,37 @@ def _assert_item(item: Item, message: Any) -> None:
     assert item.meta["categories"] == message.categories
     assert item.meta["lastVerb"] == message.last_verb
     assert item.meta["size"] == message.size
+
+
+def test_a_batch_beside_downloads_stays_within_the_mailbox_concurrency(sb: Any) -> None:
+    # Graph runs up to four parts of a $batch at once, each counted against the mailbox's
+    # four concurrent requests (https://learn.microsoft.com/en-us/graph/throttling-limits,
+    # "Outlook service limits"): the client must hold that many slots for a batch, or its
+    # parts get 429 while downloads of the same mailbox are in flight.
+    from hirondelle.connectors.graph.errors import Call
+    from hirondelle.sandbox.faults import Faults
+    from hirondelle.sandbox.throttle import Limits
+
+    sb.set_limits(Limits())
+    sb.set_faults(Faults(slow_seconds=0.15))
+    user = sb.tenant.users[0]
+    inbox = sb.tenant.folder(user.id, "inbox")
+    ids = [m.id for m in sb.tenant.messages(user.id, inbox.id)][:6]
+    client = GraphClient(settings_for(sb), MailboxBudget(), mailboxes=2)
+
+    async def together() -> tuple[list[bytes], dict[str, Any]]:
+        try:
+            urls = [f"{sb.graph_url}/users/{user.id}/messages/{i}/$value" for i in ids]
+            downloads = asyncio.gather(*(client.stream_bytes(u, user.upn) for u in urls))
+            paths = {str(n): f"users/{user.id}/mailFolders/inbox" for n in range(10)}
+            batch = client.batch_get(user.upn, paths, Call("inbox ten times"))
+            bodies, answers = await asyncio.gather(downloads, batch)
+            return list(bodies), answers
+        finally:
+            await client.aclose()
+
+    bodies, answers = asyncio.run(together())
+    assert all(bodies) and len(answers) == 10 and all(answers.values())
+    mailbox = sb.stats()["by_mailbox"][user.upn.lower()]
+    assert mailbox["throttled"] == 0, mailbox
+    assert mailbox["peak_in_flight"] == 4  # the budget was used whole, never overrun

@@ -62,7 +62,11 @@ def test_plain_http_mode_and_control_endpoints() -> None:
             httpx.post(f"{root}/expire-delta-tokens").raise_for_status()
         stats = httpx.get(f"{root}/stats").json()
     assert stats["throttled"] == 1
-    assert stats["by_mailbox"][user.upn.lower()] == {"requests": 2, "throttled": 1}
+    assert stats["by_mailbox"][user.upn.lower()] == {
+        "requests": 2,
+        "throttled": 1,
+        "peak_in_flight": 1,
+    }
     assert stats["faults"] == {"error": 1}
     assert any("python-httpx" in agent for agent in stats["user_agents"])
 
