@@ -157,9 +157,7 @@ def test_batch_parts_beyond_the_free_slots_get_429(sb: SandboxServer) -> None:
             url = f"{sb.graph_url}/users/{user.id}/mailFolders/inbox"
             singles = [asyncio.ensure_future(client.get(url)) for _ in range(2)]
             await asyncio.sleep(0.1)  # the two singles hold their slots (slow_seconds)
-            batch = await client.post(
-                f"{sb.graph_url}/$batch", json={"requests": _batch_of(sb, 6)}
-            )
+            batch = await client.post(f"{sb.graph_url}/$batch", json={"requests": _batch_of(sb, 6)})
             return list(await asyncio.gather(*singles)), batch
 
     singles, batch = asyncio.run(together())
