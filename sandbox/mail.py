@@ -33,6 +33,7 @@ from hirondelle.sandbox.odata import (
     select_keys,
     user_json,
 )
+from hirondelle.sandbox.outlook_ids import presented, resolve, wants_immutable
 from hirondelle.sandbox.service import Gate
 from hirondelle.sandbox.throttle import MailboxThrottle
 
@@ -129,7 +130,7 @@ class MailService:
             raise GraphError(405, "BadRequest", f"{request.method} is not supported here.")
         options = QueryOptions.parse(request.query)
         response = self._route(request, options)
-        if "idtype" in preferences(request.headers.get("Prefer")):
+        if wants_immutable(request.headers):
             _apply_preference(response, 'IdType="ImmutableId"')
         return response
 
@@ -252,11 +253,17 @@ class MailService:
 
     # -- messages -------------------------------------------------------------------------
 
-    def _message_entity(self, message: SandboxMessage, options: QueryOptions) -> JSON:
+    def _message_entity(
+        self, message: SandboxMessage, options: QueryOptions, request: GraphRequest
+    ) -> JSON:
         def body() -> tuple[str, str]:
             return self.bodies.get(message, lambda: self.tenant.mime(message.user_id, message.id))
 
-        return message_json(message, body, options)
+        entity = message_json(message, body, options)
+        if "id" in entity:
+            immutable = wants_immutable(request.headers)
+            entity["id"] = presented(message.id, message.folder_id, immutable)
+        return entity
 
     def _messages(
         self, request: GraphRequest, options: QueryOptions, folder_key: str | None
@@ -278,7 +285,12 @@ class MailService:
         selected = f"({','.join(options.select)})" if options.select else ""
         context = f"{request.base_url}/$metadata#users('{user.id}')/{where}{selected}"
         return _page(
-            request, options, messages, context, lambda m: self._message_entity(m, options), 1000
+            request,
+            options,
+            messages,
+            context,
+            lambda m: self._message_entity(m, options, request),
+            1000,
         )
 
     def _message(
@@ -290,10 +302,13 @@ class MailService:
         content: bool,
     ) -> GraphResponse:
         user = self._mailbox_user(request.segments[1])
+        message_id, issued_in = resolve(message_id)
         try:
             message = self.tenant.message(user.id, message_id)
         except KeyError:
             message = None
+        if issued_in is not None and message is not None and message.folder_id != issued_in:
+            message = None  # a default id dies when its message moves
         if folder_key is not None and message is not None:
             if self._lookup_folder(user, folder_key).id != message.folder_id:
                 message = None
@@ -304,7 +319,7 @@ class MailService:
             return GraphResponse(mime=(user.id, message.id))
         context = f"{request.base_url}/$metadata#users('{user.id}')/messages/$entity"
         return GraphResponse(
-            body={"@odata.context": context} | self._message_entity(message, options)
+            body={"@odata.context": context} | self._message_entity(message, options, request)
         )
 
     # -- delta ----------------------------------------------------------------------------
@@ -328,7 +343,7 @@ class MailService:
         if "odata.maxpagesize" in prefer and prefer["odata.maxpagesize"].isdigit():
             size = max(1, min(int(prefer["odata.maxpagesize"]), DELTA_MAX_PAGE))
         page_options = QueryOptions(select=tuple(state["sel"]), expand=state["exp"])
-        entries, cursor = self._delta_entries(user.id, folder.id, state, size, page_options)
+        entries, cursor = self._delta_entries(folder, state, size, page_options, request)
         body: JSON = {"@odata.context": f"{request.base_url}/$metadata#Collection(message)"}
         link = f"{request.base_url}/users/{user.id}/mailFolders/{folder.id}/messages/delta"
         if cursor is not None:
@@ -368,13 +383,14 @@ class MailService:
 
     def _delta_entries(
         self,
-        user_id: str,
-        folder_id: str,
+        folder: SandboxFolder,
         state: Mapping[str, Any],
         size: int,
         options: QueryOptions,
+        request: GraphRequest,
     ) -> tuple[list[JSON], list[Any] | None]:
         """One page of entries after the state's cursor, and the cursor if more remain."""
+        user_id, folder_id = folder.user_id, folder.id
         keyed: list[tuple[list[Any], SandboxMessage | str]]
         if state["m"] == "i":
             current = self.tenant.messages(user_id, folder_id)
@@ -389,19 +405,27 @@ class MailService:
         if cursor is not None:
             keyed = [pair for pair in keyed if pair[0] > list(cursor)]
         page = keyed[:size]
-        entries = [self._delta_entry(item, options) for _, item in page]
+        entries = [self._delta_entry(item, folder_id, options, request) for _, item in page]
         return entries, (page[-1][0] if len(keyed) > size else None)
 
-    def _delta_entry(self, item: SandboxMessage | str, options: QueryOptions) -> JSON:
+    def _delta_entry(
+        self,
+        item: SandboxMessage | str,
+        folder_id: str,
+        options: QueryOptions,
+        request: GraphRequest,
+    ) -> JSON:
         if isinstance(item, str):
             # The documented reason for a message gone from the folder is "deleted"
-            # (https://learn.microsoft.com/en-us/graph/delta-query-messages).
+            # (https://learn.microsoft.com/en-us/graph/delta-query-messages); its id is
+            # the one it had in this folder.
             return {
                 "@odata.type": "#microsoft.graph.message",
-                "id": item,
+                "id": presented(item, folder_id, wants_immutable(request.headers)),
                 "@removed": {"reason": "deleted"},
             }
-        return {"@odata.type": "#microsoft.graph.message"} | self._message_entity(item, options)
+        entity = self._message_entity(item, options, request)
+        return {"@odata.type": "#microsoft.graph.message"} | entity
 
 
 def _carry(state: Mapping[str, Any]) -> dict[str, Any]:

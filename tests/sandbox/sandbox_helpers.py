@@ -17,6 +17,14 @@ from hirondelle.sandbox.tenant import Tenant, TenantSpec
 
 SMALL = TenantSpec(seed=7, users=2, messages=40, large_messages=0)
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+# As the client asks on every request: ids that a move does not change. Without it the
+# sandbox hands out default ids, as Graph does (see test_outlook_ids.py).
+IMMUTABLE = 'IdType="ImmutableId"'
+
+
+def prefer(*values: str) -> dict[str, str]:
+    """A Prefer header with these preferences and immutable ids."""
+    return {"Prefer": ", ".join((*values, IMMUTABLE))}
 
 
 def make_tenant(spec: TenantSpec = SMALL) -> Tenant:
@@ -46,7 +54,7 @@ def access_token(server: SandboxServer) -> str:
 
 def raw_client(server: SandboxServer, token: str | None = None) -> httpx.Client:
     """An httpx client on the Graph URL with a bearer token (no retries, unlike the SDK)."""
-    headers = {"Authorization": f"Bearer {token or access_token(server)}"}
+    headers = {"Authorization": f"Bearer {token or access_token(server)}", **prefer()}
     return httpx.Client(
         base_url=server.graph_url + "/", headers=headers, verify=trust(server), timeout=10
     )
@@ -66,7 +74,7 @@ def graph_client(server: SandboxServer) -> tuple[GraphServiceClient, ClientSecre
     )
     auth = AzureIdentityAuthenticationProvider(credential, scopes=[GRAPH_SCOPE])
     http = GraphClientFactory.create_with_default_middleware(
-        client=httpx.AsyncClient(verify=trust(server), timeout=30)
+        client=httpx.AsyncClient(verify=trust(server), timeout=30, headers=prefer())
     )
     adapter = GraphRequestAdapter(auth, client=http)
     adapter.base_url = server.graph_url

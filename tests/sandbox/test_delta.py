@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sandbox_helpers import make_tenant, raw_client
+from sandbox_helpers import make_tenant, prefer, raw_client
 
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation
@@ -25,7 +25,7 @@ def run_round(client: httpx.Client, url: str, page_size: int = 3) -> tuple[list[
     entries: list[Any] = []
     pages = 0
     while True:
-        response = client.get(url, headers={"Prefer": f"odata.maxpagesize={page_size}"})
+        response = client.get(url, headers=prefer(f"odata.maxpagesize={page_size}"))
         assert response.status_code == 200, response.text
         body = response.json()
         pages += 1
@@ -83,7 +83,7 @@ def test_skiptoken_stays_valid_while_the_tenant_mutates(mutable: SandboxServer) 
     with raw_client(mutable) as client:
         first = client.get(
             f"users/{user.id}/mailFolders/inbox/messages/delta",
-            headers={"Prefer": "odata.maxpagesize=2"},
+            headers=prefer("odata.maxpagesize=2"),
         ).json()
         mutable.mutate(Mutation(seed=5, new=3, flag_changes=3, user=user.id))
         rest, delta_link, _ = run_round(client, first["@odata.nextLink"], page_size=2)
@@ -114,11 +114,11 @@ def test_delta_honours_expand_and_page_size_preference(sb: SandboxServer) -> Non
         response = client.get(
             f"users/{user.upn}/mailFolders/inbox/messages/delta",
             params={"$expand": expand},
-            headers={"Prefer": "odata.maxpagesize=4"},
+            headers=prefer("odata.maxpagesize=4"),
         )
         body = response.json()
         following = client.get(body["@odata.nextLink"]).json()
-    assert response.headers["Preference-Applied"] == "odata.maxpagesize=4"
+    assert response.headers["Preference-Applied"] == 'odata.maxpagesize=4, IdType="ImmutableId"'
     assert len(body["value"]) == 4
     for entry in body["value"] + following["value"]:
         size = sb.tenant.message(user.id, entry["id"]).size
