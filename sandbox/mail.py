@@ -35,6 +35,7 @@ from hirondelle.sandbox.odata import (
 )
 from hirondelle.sandbox.outlook_ids import presented, resolve, wants_immutable
 from hirondelle.sandbox.service import Gate
+from hirondelle.sandbox.sync_states import SyncStates
 from hirondelle.sandbox.throttle import MailboxThrottle
 
 # -- the mail resources ----------------------------------------------------------------
@@ -103,6 +104,7 @@ class MailService:
         self.tenant = tenant
         self.bodies = BodyCache()
         self.expired_below = 0  # raised by expire_delta_tokens()
+        self.sync_states = SyncStates()  # each page of a folder's delta walk is a generation
 
     def expire_delta_tokens(self) -> None:
         self.expired_below = self.tenant.seq + 1
@@ -346,11 +348,13 @@ class MailService:
         entries, cursor = self._delta_entries(folder, state, size, page_options, request)
         body: JSON = {"@odata.context": f"{request.base_url}/$metadata#Collection(message)"}
         link = f"{request.base_url}/users/{user.id}/mailFolders/{folder.id}/messages/delta"
+        generation = {"g": self.sync_states.issue((user.id, folder.id))}
         if cursor is not None:
-            token = encode_token({**state, "k": cursor})
+            token = encode_token({**state, "k": cursor} | generation)
             body["@odata.nextLink"] = f"{link}?$skiptoken={token}"
         else:
-            token = encode_token({"u": user.id, "f": folder.id, "s": state["t"]} | _carry(state))
+            state_end = {"u": user.id, "f": folder.id, "s": state["t"]} | _carry(state)
+            token = encode_token(state_end | generation)
             body["@odata.deltaLink"] = f"{link}?$deltatoken={token}"
         body["value"] = entries
         response = GraphResponse(body=body)
@@ -370,12 +374,15 @@ class MailService:
         state = decode_token(token)
         if state.get("u") != user.id or state.get("f") != folder.id:
             raise GraphError(400, "BadRequest", "The state token belongs to another folder.")
+        restart = f"{request.base_url}/users/{user.id}/mailFolders/{folder.id}/messages/delta"
+        problem = self.sync_states.problem((user.id, folder.id), int(state.get("g", 0)))
+        if problem is not None:  # an older page of the walk: see sync_states.py
+            raise GraphError(410, "SyncStateNotFound", problem, {"Location": restart})
         if int(state["s"]) < max(self.tenant.oldest_delta_seq, self.expired_below) or (
             state.get("m") == "i" and int(state["t"]) < self.expired_below
         ):
             # https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset
             # and #token-duration: 410 Gone, a Location to restart, code syncStateNotFound.
-            restart = f"{request.base_url}/users/{user.id}/mailFolders/{folder.id}/messages/delta"
             raise GraphError(410, "syncStateNotFound", SYNC_STATE_NOT_FOUND, {"Location": restart})
         if options.deltatoken is not None:
             return {**state, "m": "c", "t": self.tenant.seq}

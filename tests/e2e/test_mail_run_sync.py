@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 from conftest import Setup
-from harness import assert_same
+from harness import assert_same, graph_pages
 
 from hirondelle.migrator import operations
 from hirondelle.migrator.config import load_config
@@ -66,3 +67,23 @@ def stored(setup: Setup, login: str) -> int:
     return sum(
         len(setup.dovecot.read_mailbox(login, name)) for name in setup.dovecot.mailboxes(login)
     )
+
+
+def test_sync_starts_a_folder_over_when_its_delta_link_has_expired(setup: Setup) -> None:
+    # Exchange keeps only the newest few generations of a folder's delta walk: another
+    # walk of the same folder by the same app (a second tool, a copy of the state) makes
+    # the stored link answer 410 SyncStateNotFound (sandbox/sync_states.py). The folder
+    # is enumerated again: new mail arrives once, nothing is written twice.
+    config = load_config(setup.config_path)
+    assert asyncio.run(operations.migrate(config, "run")).ok
+    user = setup.tenant.users[0]
+    for _ in range(2):  # each walk serves several pages, each a new generation
+        graph_pages(setup.sandbox, f"users/{user.id}/mailFolders/inbox/messages/delta", {})
+    changed = setup.sandbox.mutate(Mutation(seed=8, new=6))
+    tally = asyncio.run(operations.migrate(config, "sync")).tallies["mail"]
+    assert (tally.copied, tally.failed) == (len(changed.new), 0)
+    assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins)
+    audit = setup.config_path.parent / "audit"
+    records = [json.loads(line) for f in audit.glob("*.jsonl") for line in f.open()]
+    resyncs = [r for r in records if r.get("action") == "resync"]
+    assert [(r["owner"], r["result"]) for r in resyncs] == [(user.upn, "cursor-expired")]

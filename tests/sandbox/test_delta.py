@@ -133,3 +133,27 @@ def test_delta_without_preference_sends_ten_a_page(sb: SandboxServer) -> None:
         body = client.get(f"users/{user.id}/mailFolders/inbox/messages/delta").json()
     total = len(sb.tenant.messages(user.id, sb.tenant.folder(user.id, "inbox").id))
     assert len(body["value"]) == min(10, total)
+
+
+def test_links_older_than_three_generations_are_410_sync_state_not_found(
+    mutable: SandboxServer,
+) -> None:
+    # Exchange keeps the newest few generations of a folder's sync state; an older link
+    # answers 410 "The sync state generation is not found; generation=518;[highest=523]
+    # [523][521][522]." (github.com/microsoftgraph/microsoft-graph-docs/issues/2877, #2162).
+    user = mutable.tenant.users[0]
+    links = [f"users/{user.id}/mailFolders/inbox/messages/delta"]
+    with raw_client(mutable) as client:
+        while len(links) < 6:
+            body = client.get(links[-1], headers=prefer("odata.maxpagesize=2")).json()
+            links.append(body["@odata.nextLink"])
+        stale = client.get(links[1], headers=prefer("odata.maxpagesize=2"))
+        assert stale.status_code == 410
+        error = stale.json()["error"]
+        assert error["code"] == "SyncStateNotFound"
+        assert error["message"].startswith("The sync state generation is not found; generation=1;")
+        assert "[highest=5][5][4][3]" in error["message"]
+        assert stale.headers["Location"].endswith("/messages/delta")
+        # the newest three still answer (a retried page is not lost)
+        for link in links[-3:]:
+            assert client.get(link, headers=prefer("odata.maxpagesize=2")).status_code == 200
