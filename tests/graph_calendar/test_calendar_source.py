@@ -19,7 +19,7 @@ from .conftest import USER, ScriptedGraph, json_of, link, query
 
 ALICE = Owner("alice@contoso.test", "u1")
 CALENDAR = Container("calendar", ALICE.upn, "c1", ("Calendrier",), "default")
-DELTA = f"{USER}/calendars/c1/calendarView/delta()"
+DELTA = f"{USER}/calendarView/delta()"  # the primary calendar's, the one v1.0 documents
 EVENTS = f"{USER}/calendars/c1/events"
 SETTINGS = CalendarSettings("2022-01-01", "2028-01-01")  # two slices of the calendar view
 FIRST_SLICE = "2022-01-01T00:00:00Z"
