@@ -58,6 +58,11 @@ NO_WINDOW = (
     "This request requires a time window specified by the query string parameters "
     "StartDateTime and EndDateTime."
 )
+# What Graph answers a delta it does not support on events, here any calendarView/delta but
+# the primary calendar's (github.com/microsoftgraph/msgraph-metadata/issues/608).
+UNSUPPORTED_DELTA = (
+    "Unsupported request: Change tracking is not supported against 'microsoft.graph.event'."
+)
 DELTA_DEFAULT_PAGE = 10
 DELTA_MAX_PAGE = 1000
 # In calendarView/delta an occurrence carries only these properties; the series master and
@@ -146,7 +151,10 @@ class CalendarService:
             case ["calendarview"]:
                 return self._view(request, user, calendar or self._calendar(user, None))
             case ["calendarview", delta] if delta in DELTA_SEGMENTS:
-                return self._view_delta(request, user, calendar or self._calendar(user, None))
+                if calendar is not None:
+                    # v1.0 documents delta on the primary calendar's view only.
+                    raise GraphError(400, "BadRequest", UNSUPPORTED_DELTA)
+                return self._view_delta(request, user, self._calendar(user, None))
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{tail[-1]}'.")
 
     def _contacts_route(
@@ -293,7 +301,8 @@ class CalendarService:
     def _view_delta(
         self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar
     ) -> GraphResponse:
-        """calendarView/delta (https://learn.microsoft.com/en-us/graph/api/event-delta and
+        """calendarView/delta of the primary calendar, `/users/{id}/calendarView/delta`, the
+        only form v1.0 documents (https://learn.microsoft.com/en-us/graph/api/event-delta and
         https://learn.microsoft.com/en-us/graph/delta-query-events).
 
         The initial round lists, per single, the event, and per series, the master,
@@ -309,7 +318,7 @@ class CalendarService:
         window = (_parse_moment(state["ws"]), _parse_moment(state["we"]))
         zone_name = _zone_preference(request)
         groups = self._view_groups(user, calendar, state, window)
-        link = f"{request.base_url}/users/{user.id}/calendars/{calendar.id}/calendarView/delta"
+        link = f"{request.base_url}/users/{user.id}/calendarView/delta"
         shape: Callable[[JSON], JSON] = lambda e: in_zone(e, zone_name)  # noqa: E731
         return self._delta_page(request, state, groups, link, "event", shape)
 
