@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from sandbox_helpers import raw_client
+from sandbox_helpers import add_contacts, raw_client
 
 from hirondelle.sandbox.calendar import OCCURRENCE_DELTA_KEYS
 from hirondelle.sandbox.server import SandboxServer
@@ -75,8 +75,9 @@ def test_delta_is_refused_on_any_view_but_the_primary_calendars(fresh_sb: Sandbo
             assert refused.status_code == 400, url
             error = refused.json()["error"]
             assert error["code"] == "BadRequest"
-            assert "Change tracking is not supported against 'microsoft.graph.event'" in (
-                error["message"]
+            assert (
+                "Change tracking is not supported against 'microsoft.graph.event'"
+                in (error["message"])
             )
         # The plain view of any calendar stays served
         # (https://learn.microsoft.com/en-us/graph/api/calendar-list-calendarview).
@@ -169,6 +170,20 @@ def test_contacts_delta_rounds(fresh_sb: SandboxServer) -> None:
     assert {e["id"] for e in entries if "@removed" not in e} == {t for t in touched if t in alive}
     assert {e["id"] for e in entries if "@removed" in e} == {t for t in touched if t not in alive}
     assert len(touched) == 4
+
+
+def test_contacts_delta_pages_hold_200_at_most(fresh_sb: SandboxServer) -> None:
+    # contact-delta documents Prefer: odata.maxpagesize with no maximum; Graph caps contacts
+    # pages at 200 whatever is asked (https://learn.microsoft.com/en-us/answers/a/2052165).
+    user = fresh_sb.tenant.users[0]
+    add_contacts(fresh_sb, user.id, 230)
+    url = f"users/{user.id}/contacts/delta"
+    with raw_client(fresh_sb) as client:
+        asked_more = client.get(url, headers={"Prefer": "odata.maxpagesize=1000"})
+        asked_less = client.get(url, headers={"Prefer": "odata.maxpagesize=50"})
+    assert len(asked_more.json()["value"]) == 200 and "@odata.nextLink" in asked_more.json()
+    assert asked_more.headers["Preference-Applied"] == "odata.maxpagesize=200"
+    assert len(asked_less.json()["value"]) == 50
 
 
 def test_generation_is_deterministic() -> None:
