@@ -221,11 +221,22 @@ class GraphCalendarSource:
         return f"odata.maxpagesize={self.page_size}"
 
     async def _delta_round(self, container: Container, state: Cursor) -> Settled:
-        """`/users/{id}/calendarView/delta` over every slice, settled against the masters."""
+        """`/users/{id}/calendarView/delta` over every slice, settled against the masters.
+
+        A stored link Graph refuses as unsupported (one an earlier version took on the
+        calendar's own path) means enumerating again, like an expired one."""
         found = Round()
         links: list[str | None] = []
         for bounds, link in zip(state.window.slices(), state.links, strict=True):
-            links.append(await self._read_slice(container, bounds, link, found))
+            try:
+                links.append(await self._read_slice(container, bounds, link, found))
+            except APIError as exc:
+                if link is None or exc.response_status_code not in UNSUPPORTED_DELTA:
+                    raise
+                status = exc.response_status_code
+                raise CursorExpired(
+                    f"the stored calendar delta link is refused ({status})"
+                ) from exc
         items: list[Item] = []
         removed: set[str] = set()
         tracked = state.masters  # a quiet round changed no series: no listing needed
