@@ -322,11 +322,11 @@ class GraphCalendarSource:
                 if link:
                     await self._read_slice(container, bounds, link, found)
         except (APIError, CursorExpired) as exc:
-            status = exc.response_status_code if isinstance(exc, APIError) else "410"
+            status = exc.response_status_code if isinstance(exc, APIError) else "expired"
             if isinstance(exc, APIError) and status not in UNSUPPORTED_DELTA:
                 raise
             log.warning(
-                "%s %s: the delta links of an earlier version were refused (HTTP %s): "
+                "%s %s: the delta links of an earlier version were refused (%s): "
                 "deletions made before this pass are not carried",
                 container.owner,
                 container.display_path,
