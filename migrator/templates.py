@@ -21,8 +21,8 @@ certificate_file = "hirondelle-app.pem"        # PEM with the certificate and it
 # certificate_password_env = "HIRONDELLE_CERT_PASSWORD"
 # client_secret_env = "HIRONDELLE_CLIENT_SECRET"  # name of the environment variable
 # client_secret_file = "client-secret.txt"
-# graph_url = "https://graph.microsoft.com/v1.0"
-# authority = "login.microsoftonline.com"      # a national cloud's login host
+# graph_url = "https://graph.microsoft.com/v1.0"  # or a national cloud's Graph root
+# authority = "login.microsoftonline.com"      # default: the sign-in host of graph_url's cloud
 # ca_file = ""                                 # an extra CA bundle to trust
 # Graph's Outlook limits per mailbox (lower them if other tools share the app's budget):
 # concurrency = 4

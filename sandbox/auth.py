@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -29,6 +30,18 @@ SANDBOX_TENANT_ID = "9f2c1a4e-5b7d-4c3e-8a61-0d4e5f6a7b8c"
 SANDBOX_CLIENT_ID = "hirondelle-sandbox"
 # A fixed, public test value: the sandbox holds no real data.
 SANDBOX_CLIENT_SECRET = "sandbox-secret-not-for-production"
+# The client credentials grant asks for the resource's identifier with the `.default` suffix
+# (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow,
+# "scope"): the sandbox is the global Graph, named by its URI or its application id.
+GRAPH_SCOPES = frozenset(
+    {"https://graph.microsoft.com/.default", "00000003-0000-0000-c000-000000000000/.default"}
+)
+# Any other scope is refused as Entra ID does, 400 invalid_scope with AADSTS70011 InvalidScope
+# (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes).
+INVALID_SCOPE = (
+    "AADSTS70011: The provided request must include a 'scope' input parameter. The provided "
+    "value for the input parameter 'scope' is not valid. The scope {scope} is not valid."
+)
 
 
 @dataclass
@@ -122,7 +135,9 @@ def _b64url_decode(text: str) -> bytes:
 
 
 def _oauth_error(status: int, error: str, description: str) -> web.Response:
-    body = {"error": error, "error_description": description, "error_codes": []}
+    """An Entra ID error body: `error_codes` holds the AADSTS number of the description."""
+    codes = [int(code) for code in re.findall(r"^AADSTS(\d+)", description)]
+    body = {"error": error, "error_description": description, "error_codes": codes}
     return web.json_response(body, status=status)
 
 
@@ -141,6 +156,9 @@ def add_auth_routes(app: web.Application, issuer: TokenIssuer) -> None:
         reason = issuer.check_client(form, str(request.url))
         if reason is not None:
             return _oauth_error(401, "invalid_client", reason)
+        scope = form.get("scope", "")
+        if scope.strip().lower() not in GRAPH_SCOPES:
+            return _oauth_error(400, "invalid_scope", INVALID_SCOPE.format(scope=scope))
         # kiota asks again with a `claims` field (continuous access evaluation): same answer.
         body = {
             "token_type": "Bearer",

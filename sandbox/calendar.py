@@ -58,8 +58,18 @@ NO_WINDOW = (
     "This request requires a time window specified by the query string parameters "
     "StartDateTime and EndDateTime."
 )
+# What Graph answers a delta it does not support on events, here any calendarView/delta but
+# the primary calendar's (github.com/microsoftgraph/msgraph-metadata/issues/608).
+UNSUPPORTED_DELTA = (
+    "Unsupported request: Change tracking is not supported against 'microsoft.graph.event'."
+)
 DELTA_DEFAULT_PAGE = 10
 DELTA_MAX_PAGE = 1000
+# contacts/delta answers at most 200 contacts a page whatever odata.maxpagesize asks: the
+# contact-delta page gives no maximum; measured by users and confirmed on Microsoft Q&A
+# (https://learn.microsoft.com/en-us/answers/a/2052165: contacts pages hold 200 at most, a
+# larger odata.maxpagesize is capped).
+CONTACTS_DELTA_MAX_PAGE = 200
 # In calendarView/delta an occurrence carries only these properties; the series master and
 # the exceptions carry them all (observed behaviour, reported in
 # github.com/microsoftgraph/microsoft-graph-docs/issues/7632).
@@ -146,7 +156,10 @@ class CalendarService:
             case ["calendarview"]:
                 return self._view(request, user, calendar or self._calendar(user, None))
             case ["calendarview", delta] if delta in DELTA_SEGMENTS:
-                return self._view_delta(request, user, calendar or self._calendar(user, None))
+                if calendar is not None:
+                    # v1.0 documents delta on the primary calendar's view only.
+                    raise GraphError(400, "BadRequest", UNSUPPORTED_DELTA)
+                return self._view_delta(request, user, self._calendar(user, None))
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{tail[-1]}'.")
 
     def _contacts_route(
@@ -293,7 +306,8 @@ class CalendarService:
     def _view_delta(
         self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar
     ) -> GraphResponse:
-        """calendarView/delta (https://learn.microsoft.com/en-us/graph/api/event-delta and
+        """calendarView/delta of the primary calendar, `/users/{id}/calendarView/delta`, the
+        only form v1.0 documents (https://learn.microsoft.com/en-us/graph/api/event-delta and
         https://learn.microsoft.com/en-us/graph/delta-query-events).
 
         The initial round lists, per single, the event, and per series, the master,
@@ -309,7 +323,7 @@ class CalendarService:
         window = (_parse_moment(state["ws"]), _parse_moment(state["we"]))
         zone_name = _zone_preference(request)
         groups = self._view_groups(user, calendar, state, window)
-        link = f"{request.base_url}/users/{user.id}/calendars/{calendar.id}/calendarView/delta"
+        link = f"{request.base_url}/users/{user.id}/calendarView/delta"
         shape: Callable[[JSON], JSON] = lambda e: in_zone(e, zone_name)  # noqa: E731
         return self._delta_page(request, state, groups, link, "event", shape)
 
@@ -376,7 +390,9 @@ class CalendarService:
                     groups.append((key, [contact_json(contact)]))
         link = f"{request.base_url}/users/{user.id}/contactFolders/{folder.id}/contacts/delta"
         shape: Callable[[JSON], JSON] = lambda e: select_keys(e, select)  # noqa: E731
-        return self._delta_page(request, state, groups, link, "contact", shape)
+        return self._delta_page(
+            request, state, groups, link, "contact", shape, CONTACTS_DELTA_MAX_PAGE
+        )
 
     def _photo(
         self, request: GraphRequest, user: SandboxUser, contact: SandboxContact, value: bool
@@ -430,12 +446,14 @@ class CalendarService:
         link: str,
         kind: str,
         shape: Callable[[JSON], JSON],
+        maximum: int = DELTA_MAX_PAGE,
     ) -> GraphResponse:
-        """One page of whole groups after the state's cursor, with a next or delta link."""
+        """One page of whole groups after the state's cursor, with a next or delta link;
+        at most `maximum` entries, whatever odata.maxpagesize asks."""
         prefer = preferences(request.headers.get("Prefer"))
         size = DELTA_DEFAULT_PAGE
         if prefer.get("odata.maxpagesize", "").isdigit():
-            size = max(1, min(int(prefer["odata.maxpagesize"]), DELTA_MAX_PAGE))
+            size = max(1, min(int(prefer["odata.maxpagesize"]), maximum))
         groups.sort(key=lambda pair: pair[0])
         if state.get("k") is not None:
             groups = [pair for pair in groups if pair[0] > list(state["k"])]

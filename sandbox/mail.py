@@ -339,8 +339,13 @@ class MailService:
         folder = self._lookup_folder(user, request.segments[3])
         state = self._delta_state(request, options, user, folder)
         prefer = preferences(request.headers.get("Prefer"))
-        # The docs give no default or maximum: the service sends 10 a page unless asked, and
-        # ignores $top on delta (github.com/microsoftgraph/microsoft-graph-docs/issues/6006).
+        # The docs give no default or maximum page: the service sends 10 a page unless asked
+        # (github.com/microsoftgraph/microsoft-graph-docs/issues/6006). `$top` is supported
+        # (message-delta, "OData query parameters") and, as OData's $top, bounds the round,
+        # not the page: `$top=2` gives two messages, then the round ends (microsoft-graph-docs
+        # issue 2232), and a sync left with `$top` never reads the folder's other messages
+        # (github.com/bkaankose/Wino-Mail/pull/716). What it does to a later round is not
+        # documented: the sandbox bounds the initial round only (`_delta_entries`).
         size = DELTA_DEFAULT_PAGE
         if "odata.maxpagesize" in prefer and prefer["odata.maxpagesize"].isdigit():
             size = max(1, min(int(prefer["odata.maxpagesize"]), DELTA_MAX_PAGE))
@@ -369,7 +374,9 @@ class MailService:
         token = options.skiptoken or options.deltatoken
         if token is None:
             options.expanded_property_ids()  # reject an unsupported $expand now
-            carry = {"sel": list(options.select), "exp": options.expand}
+            if options.top is not None and options.top < 1:
+                raise GraphError(400, "ErrorInvalidArgument", "$top must be 1 or more.")
+            carry = {"sel": list(options.select), "exp": options.expand, "top": options.top}
             return {"m": "i", "u": user.id, "f": folder.id, "s": 0, "t": self.tenant.seq} | carry
         state = decode_token(token)
         if state.get("u") != user.id or state.get("f") != folder.id:
@@ -402,6 +409,8 @@ class MailService:
         if state["m"] == "i":
             current = self.tenant.messages(user_id, folder_id)
             keyed = [([0, iso(m.received) or "", m.id], m) for m in current]
+            keyed.sort(key=lambda pair: pair[0])
+            keyed = keyed[: state.get("top") or len(keyed)]  # $top bounds the whole round
         else:
             changes = self.tenant.changes_since(user_id, folder_id, int(state["s"]))
             keyed = [([0, "", gone], gone) for gone in changes.removed]
@@ -437,7 +446,7 @@ class MailService:
 
 def _carry(state: Mapping[str, Any]) -> dict[str, Any]:
     """The query options a delta round carries from token to token."""
-    return {"sel": state.get("sel", []), "exp": state.get("exp", "")}
+    return {"sel": state.get("sel", []), "exp": state.get("exp", ""), "top": state.get("top")}
 
 
 def _apply_preference(response: GraphResponse, preference: str) -> None:

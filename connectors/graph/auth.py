@@ -20,6 +20,7 @@ from azure.identity.aio import CertificateCredential, ClientSecretCredential
 
 from ...migrator.errors import ConfigError
 from ...migrator.secret_files import read_secret_bytes
+from .clouds import sign_in_host
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
 
@@ -31,7 +32,7 @@ class GraphSettings:
     tenant_id: str
     client_id: str
     graph_url: str = DEFAULT_GRAPH_URL
-    authority: str | None = None  # None: Microsoft's; "127.0.0.1:PORT" for the sandbox
+    authority: str | None = None  # None: graph_url's cloud's; "127.0.0.1:PORT" for the sandbox
     ca_file: str | None = None  # an extra CA to trust (None: the system's)
     client_secret_env: str | None = None
     client_secret_file: str | None = None
@@ -90,8 +91,9 @@ def make_credential(settings: GraphSettings) -> RenewableCredential:
 def _credential(settings: GraphSettings) -> AsyncTokenCredential:
     """An azure-identity async credential for the app, built from the settings."""
     options: dict[str, str] = {}
-    if settings.authority:
-        options["authority"] = settings.authority
+    authority = settings.authority or sign_in_host(settings.graph_url)
+    if authority:
+        options["authority"] = authority
     if settings.ca_file:
         options["connection_verify"] = settings.ca_file
     if settings.certificate_file:

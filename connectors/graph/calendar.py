@@ -1,19 +1,35 @@
 """The calendar `Source`: a user's calendars, their events within a window, and event content.
 
 Graph tracks calendar changes through `calendarView/delta`, which lists expanded
-instances (single events, occurrences and exceptions of series):
-https://learn.microsoft.com/en-us/graph/api/event-delta. The engine moves one item
-per single event or series master, so a round of delta is read whole, instances
-(and a series master, where the service lists one too) are folded into their
-master (`seriesMasterId`) and each master is emitted once, with a version that
-changes whenever one of its instances did.
+instances (single events, occurrences and exceptions of series). Version 1.0
+documents it for the user's primary calendar only, `/users/{id}/calendarView/delta`
+(https://learn.microsoft.com/en-us/graph/api/event-delta, "HTTP request"; the
+per-calendar forms are beta's); asked of another calendar, Graph answers an error
+such as 400 "Change tracking is not supported against 'microsoft.graph.event'"
+(microsoftgraph/msgraph-metadata issue 608). So:
 
-Three behaviours of the service shape this module:
+- the default calendar is read through delta: a round of delta is read whole, its
+  instances (and a series master, where the service lists one too) are folded into
+  their master (`seriesMasterId`) and each master is emitted once, with a version
+  that changes whenever one of its instances did;
+- every other calendar is read through the documented plain view,
+  `/users/{id}/calendars/{id}/calendarView`
+  (https://learn.microsoft.com/en-us/graph/api/calendar-list-calendarview), in full
+  at every pass, folded the same way. The cursor remembers the version of every
+  single and master it carried: what changed is emitted, what is listed no more
+  was removed. A pass costs, per slice of the window, one request per 1,000
+  instances (occurrences of series included), plus one per 1,000 events for the
+  masters' changeKeys when the calendar holds a series; a quiet delta pass costs
+  one request per slice. A cursor written when every calendar was read through
+  delta still has its links followed once for the deletions they report; a
+  tenant that refuses them (400, 501) costs those deletions, not the calendar.
+
+Three behaviours of the service shape the delta rounds:
 
 - a calendar view may span at most 1,825 days ("The range between the start and
   end dates is greater than the allowed range. Maximum number of days: 1825",
   microsoftgraph/microsoft-graph-docs-contrib issue 6321), so the window is cut
-  into slices, each with its own delta link;
+  into slices, each with its own delta link (and its own plain views);
 - delta says nothing about a cancelled (deleted) occurrence beyond an `@removed`
   entry carrying the occurrence's own id (microsoft-graph-docs pull request 4501),
   and a deleted series only shows as its instances being removed; Exchange updates
@@ -26,26 +42,29 @@ Three behaviours of the service shape this module:
 
 Occurrences in delta pages may carry only `id`, `type`, `seriesMasterId`, `start`,
 `end` and `@odata.etag` (microsoft-graph-docs issue 7632): nothing here reads more.
-The cursor is this module's own JSON (window, one delta link per slice, masters);
-it is only ever handed back by the engine.
+Folding, settling and the cursor live in `calendar_rounds.py`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_abstractions.request_information import RequestInformation
+from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import (
+    DeltaRequestBuilder,
+)
 from msgraph.generated.users.item.calendars.calendars_request_builder import (
     CalendarsRequestBuilder,
 )
-from msgraph.generated.users.item.calendars.item.calendar_view.delta.delta_request_builder import (  # noqa: E501
-    DeltaRequestBuilder,
+from msgraph.generated.users.item.calendars.item.calendar_view.calendar_view_request_builder import (  # noqa: E501
+    CalendarViewRequestBuilder,
 )
 from msgraph.generated.users.item.calendars.item.events.events_request_builder import (
     EventsRequestBuilder,
@@ -56,18 +75,31 @@ from msgraph.generated.users.item.events.item.instances.instances_request_builde
 
 from ...migrator.errors import CursorExpired
 from ...migrator.model import Container, Item, Owner, Page
+from .calendar_rounds import (
+    MASTER,
+    SINGLE,
+    Cursor,
+    Masters,
+    Round,
+    item_of,
+    settle_delta,
+    settle_listing,
+)
 from .calendar_window import Window, iso, numbered_range_end, overlaps
 from .client import GraphClient
 from .directory import tenant_users
 from .errors import Call
 
 PERMISSION = "Calendars.Read"
-PAGE_SIZE = 1000  # asked with Prefer: odata.maxpagesize; Graph may answer with less
+PAGE_SIZE = 1000  # asked with Prefer: odata.maxpagesize or $top; Graph may answer with less
 ITEMS_PER_PAGE = 100  # items handed to the engine per Page (one transaction each)
-CURSOR_VERSION = 1
-SINGLE, MASTER = "singleInstance", "seriesMaster"
 LISTING_SELECT = ["id", "type", "changeKey", "iCalUId", "start", "end", "recurrence"]
 MASTER_SELECT = ["id", "type", "changeKey", "iCalUId"]
+VIEW_SELECT = ["id", "type", "seriesMasterId", "changeKey", "iCalUId"]
+UNSUPPORTED_DELTA = frozenset({400, 501})  # how Graph refuses delta on another calendar
+
+log = logging.getLogger(__name__)
+Settled = tuple[list[Item], set[str], Cursor]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,69 +114,6 @@ class CalendarSettings:
 
     def window(self, now: datetime | None = None) -> Window:
         return Window.from_settings(self.window_start, self.window_end, now)
-
-
-@dataclass
-class _Cursor:
-    """What a finished round leaves for the next: window, delta links, known masters."""
-
-    window: Window
-    links: list[str | None]
-    masters: dict[str, str] = field(default_factory=dict)  # master id -> its changeKey
-
-    def dumps(self) -> str:
-        return json.dumps(
-            {
-                "v": CURSOR_VERSION,
-                "start": self.window.start_text,
-                "end": self.window.end_text,
-                "links": self.links,
-                "masters": self.masters,
-            },
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def loads(cls, text: str) -> _Cursor:
-        """Read a stored cursor; anything unreadable means enumerating again."""
-        try:
-            state = json.loads(text)
-            window = Window.parse(state["start"], state["end"])
-            links = [link if isinstance(link, str) else None for link in state["links"]]
-            masters = {str(k): str(v) for k, v in dict(state.get("masters") or {}).items()}
-            if state.get("v") != CURSOR_VERSION or len(links) != len(window.slices()):
-                raise ValueError("cursor of another shape")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise CursorExpired(f"unreadable calendar cursor ({exc})") from exc
-        return cls(window, links, masters)
-
-
-@dataclass
-class _Round:
-    """Everything one round of delta said, across the window's slices."""
-
-    singles: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> version, uid
-    series: dict[str, dict[str, str]] = field(default_factory=dict)  # master -> instance tokens
-    live: set[str] = field(default_factory=set)
-    removed: set[str] = field(default_factory=set)
-
-    def take(self, entry: Mapping[str, Any]) -> None:
-        event_id = str(entry["id"])
-        if "@removed" in entry:
-            self.removed.add(event_id)
-            return
-        self.live.add(event_id)
-        master = entry.get("seriesMasterId")
-        if entry.get("type") == MASTER:
-            self.series.setdefault(event_id, {})[event_id] = _token(entry)
-        elif master:
-            self.series.setdefault(str(master), {})[event_id] = _token(entry)
-        else:
-            self.singles[event_id] = (_token(entry), str(entry.get("iCalUId") or ""))
-
-    @property
-    def empty(self) -> bool:
-        return not (self.live or self.removed)
 
 
 class GraphCalendarSource:
@@ -194,20 +163,15 @@ class GraphCalendarSource:
         ]
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
-        """One round of `calendarView/delta` over every slice, as single and master items."""
-        state = _Cursor.loads(cursor) if cursor else _Cursor(self.window, [None] * self._slices)
+        """One round over every slice, as single and master items: through delta for the
+        default calendar, through full plain views for every other one."""
+        state = Cursor.loads(cursor) if cursor else Cursor(self.window, [None] * self._slices)
         self._windows[(container.owner, container.source_id)] = state.window
-        found = _Round()
-        links: list[str | None] = []
-        for bounds, link in zip(state.window.slices(), state.links, strict=True):
-            links.append(await self._read_slice(container, bounds, link, found))
-        items: list[Item] = []
-        removed: set[str] = set()
-        tracked = state.masters  # a quiet round changed no series: no listing needed
-        if not found.empty:
-            masters = await self._masters(container) if found.series or state.masters else {}
-            items, removed, tracked = _settle(found, state.masters, masters)
-        delta_link = _Cursor(state.window, links, tracked).dumps()
+        if container.role == "default":
+            items, removed, after = await self._delta_round(container, state)
+        else:
+            items, removed, after = await self._listing_round(container, state)
+        delta_link = after.dumps()
         chunks = [items[i : i + ITEMS_PER_PAGE] for i in range(0, len(items), ITEMS_PER_PAGE)]
         for chunk in chunks[:-1]:
             yield Page(tuple(chunk))
@@ -239,7 +203,7 @@ class GraphCalendarSource:
             if event.get("type") not in (SINGLE, MASTER):
                 continue
             if await self._in_window(container.owner, event, window):
-                items.append(_item(event, str(event.get("changeKey") or "")))
+                items.append(item_of(event, str(event.get("changeKey") or "")))
         return items
 
     async def aclose(self) -> None:
@@ -256,12 +220,37 @@ class GraphCalendarSource:
     def _max_page(self) -> str:
         return f"odata.maxpagesize={self.page_size}"
 
+    async def _delta_round(self, container: Container, state: Cursor) -> Settled:
+        """`/users/{id}/calendarView/delta` over every slice, settled against the masters.
+
+        A stored link Graph refuses as unsupported (one an earlier version took on the
+        calendar's own path) means enumerating again, like an expired one."""
+        found = Round()
+        links: list[str | None] = []
+        for bounds, link in zip(state.window.slices(), state.links, strict=True):
+            try:
+                links.append(await self._read_slice(container, bounds, link, found))
+            except APIError as exc:
+                if link is None or exc.response_status_code not in UNSUPPORTED_DELTA:
+                    raise
+                status = exc.response_status_code
+                raise CursorExpired(
+                    f"the stored calendar delta link is refused ({status})"
+                ) from exc
+        items: list[Item] = []
+        removed: set[str] = set()
+        tracked = state.masters  # a quiet round changed no series: no listing needed
+        if not found.empty:
+            masters = await self._masters(container) if found.series or state.masters else {}
+            items, removed, tracked = settle_delta(found, state.masters, masters)
+        return items, removed, Cursor(state.window, links, tracked)
+
     async def _read_slice(
         self,
         container: Container,
         bounds: tuple[datetime, datetime],
         link: str | None,
-        found: _Round,
+        found: Round,
     ) -> str | None:
         """Follow one slice's delta pages to its new delta link, feeding `found`."""
         upn = container.owner
@@ -281,13 +270,70 @@ class GraphCalendarSource:
     def _delta_request(
         self, container: Container, bounds: tuple[datetime, datetime]
     ) -> RequestInformation:
+        """The documented delta of the user's primary calendar (event-delta, v1.0)."""
         params = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
             start_date_time=iso(bounds[0]), end_date_time=iso(bounds[1])
         )
-        calendar = self._user(container.owner).calendars.by_calendar_id(container.source_id)
-        return calendar.calendar_view.delta.to_get_request_information(
+        return self._user(container.owner).calendar_view.delta.to_get_request_information(
             RequestConfiguration(query_parameters=params)
         )
+
+    # -- full listings of the other calendars -------------------------------------------
+
+    async def _listing_round(self, container: Container, state: Cursor) -> Settled:
+        """Every instance of the window through plain views, compared with what the
+        cursor remembers; an older cursor's delta links give their deletions once."""
+        found = Round()
+        for bounds in state.window.slices():
+            await self._read_view(container, bounds, found)
+        masters: Masters = await self._masters(container) if found.series else {}
+        known = state.known if state.known is not None else {}
+        if state.known is None and any(state.links):
+            known = dict.fromkeys(await self._earlier_removals(container, state), "")
+            known |= dict.fromkeys(state.masters, "")
+        items, removed, listed = settle_listing(found, masters, known)
+        return items, removed, Cursor(state.window, [None] * len(state.links), {}, listed)
+
+    async def _read_view(
+        self, container: Container, bounds: tuple[datetime, datetime], found: Round
+    ) -> None:
+        """`/calendars/{id}/calendarView` of one slice, every page, feeding `found`."""
+        params = CalendarViewRequestBuilder.CalendarViewRequestBuilderGetQueryParameters(
+            start_date_time=iso(bounds[0]),
+            end_date_time=iso(bounds[1]),
+            select=VIEW_SELECT,
+            top=self.page_size,
+        )
+        calendar = self._user(container.owner).calendars.by_calendar_id(container.source_id)
+        request = calendar.calendar_view.to_get_request_information(
+            RequestConfiguration(query_parameters=params)
+        )
+        call = Call(f"calendar view of {container.owner} {container.display_path}", PERMISSION)
+        async for page in self.client.pages(request, container.owner, call):
+            for entry in page.get("value", []):
+                found.take(entry)
+
+    async def _earlier_removals(self, container: Container, state: Cursor) -> set[str]:
+        """The ids an older cursor's delta links report removed; none when Graph refuses
+        delta on this calendar (as it may: v1.0 documents it for the primary one only)."""
+        found = Round()
+        try:
+            for bounds, link in zip(state.window.slices(), state.links, strict=True):
+                if link:
+                    await self._read_slice(container, bounds, link, found)
+        except (APIError, CursorExpired) as exc:
+            status = exc.response_status_code if isinstance(exc, APIError) else "expired"
+            if isinstance(exc, APIError) and status not in UNSUPPORTED_DELTA:
+                raise
+            log.warning(
+                "%s %s: the delta links of an earlier version were refused (%s): "
+                "deletions made before this pass are not carried",
+                container.owner,
+                container.display_path,
+                status,
+            )
+            return set()
+        return found.removed - found.live
 
     async def _masters(self, container: Container) -> dict[str, tuple[str, str]]:
         """Series master id -> (changeKey, iCalUId) for the whole calendar."""
@@ -380,45 +426,6 @@ class GraphCalendarSource:
 
     def _user(self, upn: str) -> Any:
         return self._sdk.users.by_user_id(upn)
-
-
-def _settle(
-    found: _Round, known: Mapping[str, str], masters: Mapping[str, tuple[str, str]]
-) -> tuple[list[Item], set[str], dict[str, str]]:
-    """Items to write, ids removed and the masters to remember, from one whole round."""
-    items = [
-        Item(event_id, version, {"type": SINGLE, "iCalUId": uid})
-        for event_id, (version, uid) in sorted(found.singles.items())
-    ]
-    changed = {m for m, key in known.items() if m in masters and masters[m][0] != key}
-    for master_id in sorted(set(found.series) | changed):
-        if master_id not in masters:
-            continue  # gone since delta listed it: the next round removes it
-        change_key, uid = masters[master_id]
-        version = _master_version(change_key, found.series.get(master_id, {}).values())
-        items.append(Item(master_id, version, {"type": MASTER, "iCalUId": uid}))
-    removed = (found.removed - found.live - set(masters)) | {m for m in known if m not in masters}
-    tracked = {m: masters[m][0] for m in set(known) | set(found.series) if m in masters}
-    return items, removed, tracked
-
-
-def _master_version(change_key: str, tokens: Iterable[str]) -> str:
-    """The master's changeKey, plus a digest of the instance versions delta reported."""
-    reported = sorted(tokens)
-    if not reported:
-        return change_key
-    digest = hashlib.sha256("\n".join(reported).encode()).hexdigest()[:16]
-    return f"{change_key}#{digest}"
-
-
-def _token(entry: Mapping[str, Any]) -> str:
-    """An instance's version: its changeKey, else its etag (occurrences carry only that)."""
-    return str(entry.get("changeKey") or entry.get("@odata.etag") or entry.get("id"))
-
-
-def _item(event: Mapping[str, Any], version: str) -> Item:
-    meta = {"type": str(event.get("type") or SINGLE), "iCalUId": str(event.get("iCalUId") or "")}
-    return Item(str(event["id"]), version, meta)
 
 
 def _start_text(instance: Mapping[str, Any]) -> str:

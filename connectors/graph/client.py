@@ -23,6 +23,7 @@ import asyncio
 import functools
 import json
 import logging
+import re
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -54,6 +55,7 @@ from msgraph_core.middleware.options import GraphTelemetryHandlerOption
 from ...migrator.errors import FatalError, Retriable, SkipItem
 from .auth import GraphSettings, RenewableCredential, make_credential
 from .budget import MailboxBudget
+from .clouds import token_scope
 from .errors import (
     Call,
     Failure,
@@ -70,10 +72,8 @@ TENANT = "(tenant)"  # the budget lane of tenant-wide requests such as /users
 BATCH_LIMIT = 20  # https://learn.microsoft.com/en-us/graph/json-batching
 BATCH_PARALLEL = 4  # parts of one batch Graph runs at once
 _ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
-_NATIONAL_HOSTS = frozenset(urlsplit(url).hostname for url in (
-    "https://graph.microsoft.com", "https://graph.microsoft.us",
-    "https://dod-graph.microsoft.us", "https://microsoftgraph.chinacloudapi.cn",
-))  # fmt: skip
+# What azure-identity's message says of an Entra ID refusal: "(invalid_scope) AADSTS70011: ..."
+_IDENTITY_ERROR = re.compile(r"\((invalid_[a-z_]+)\) (AADSTS\d+)")
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -111,7 +111,7 @@ class GraphClient:
         self.budgets = budgets
         self.graph_url = settings.graph_url.rstrip("/")
         self._host = urlsplit(self.graph_url).hostname or ""
-        self._scope = _token_scope(self._host)
+        self._scope = token_scope(self.graph_url)
         self._owns_credential = credential is None
         self._credential = credential if credential is not None else make_credential(settings)
         self._tls = _tls_context(settings.ca_file)
@@ -450,13 +450,6 @@ def _http_client(
     )
 
 
-def _token_scope(host: str) -> str:
-    """`.default` of the national cloud in use; Microsoft's global Graph otherwise."""
-    if host in _NATIONAL_HOSTS:
-        return f"https://{host}/.default"
-    return "https://graph.microsoft.com/.default"
-
-
 def _path_of(target: RequestInformation | str) -> str:
     url = target if isinstance(target, str) else (target.url_template or "request")
     return urlsplit(url).path or url
@@ -470,15 +463,30 @@ def _odata_code(body: Mapping[str, Any] | None) -> str:
 def _classified(exc: Exception, call: Call) -> Exception:
     """The engine's error for `exc`, or `exc` itself when the table does not know it."""
     if isinstance(exc, ClientAuthenticationError):
-        return FatalError(
-            f"{call.what}: the identity platform refused the app's credential. Check "
-            "source.tenant_id, source.client_id and source.client_secret_env, "
-            "source.client_secret_file or source.certificate_file."
-        )
+        return FatalError(_refusal_message(exc, call))
     failure = _failure_of(exc)
     if failure is None:
         return exc
     return to_error(failure, call) or exc
+
+
+def _refusal_message(exc: ClientAuthenticationError, call: Call) -> str:
+    """One line naming the settings to fix. Entra ID answers a scope or resource it does not
+    know with invalid_scope (AADSTS70011) or invalid_resource: the scope is the `.default`
+    of source.graph_url's cloud, which must be the cloud of source.authority
+    (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes)."""
+    refusal = _IDENTITY_ERROR.search(str(exc.message or exc))
+    if refusal is not None:
+        return (
+            f"{call.what}: the identity platform refused the Graph scope ({refusal[1]} "
+            f"{refusal[2]}). Check source.graph_url: its cloud's Graph root, whose .default "
+            "is asked for, must be the one source.authority signs in to."
+        )
+    return (
+        f"{call.what}: the identity platform refused the app's credential. Check "
+        "source.tenant_id, source.client_id and source.client_secret_env, "
+        "source.client_secret_file or source.certificate_file."
+    )
 
 
 def _failure_of(exc: Exception) -> Failure | None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import copy
+import random
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -17,8 +19,10 @@ from harness import SECRET_ENV, graph_pages, source_table
 from hirondelle.mappings.calendar import event_description
 from hirondelle.migrator import operations
 from hirondelle.migrator.config import load_config
+from hirondelle.sandbox.calendar_data import EVENT_ID_PREFIX, SandboxEvent, ical_uid
+from hirondelle.sandbox.calendar_seed import add_exception, shifted
 from hirondelle.sandbox.server import Limits, SandboxServer
-from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
+from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec, stable_id
 from hirondelle.tests.servers import MailUser, RadicaleServer
 
 WINDOW = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
@@ -103,6 +107,81 @@ def test_run_sync_verify_into_radicale(groupware: Groupware) -> None:
     assert again["calendar"].copied == 0 and again["contacts"].copied == 0
 
 
+def test_another_calendars_changes_reach_the_dav_server(groupware: Groupware) -> None:
+    """A calendar other than the primary one has no documented delta: new, changed and
+    deleted singles, series and exceptions still reach Radicale, and a quiet sync writes
+    nothing (the sandbox refuses delta on it, as Graph v1.0 does)."""
+    config = load_config(groupware.config_path)
+    assert asyncio.run(operations.migrate(config, "run")).ok
+    user = groupware.tenant.users[0]
+    data = groupware.tenant.calendar_data
+    other = next(c for c in data.calendars(user.id) if not c.is_default)
+    singles = [e for e in data.events(user.id, other.id) if not e.is_series]
+    (series,) = [e for e in data.events(user.id, other.id) if e.is_series]
+
+    # New single and series, an edited single, a new exception and a cancelled occurrence.
+    fresh_single = copied_event(data, singles[1], "bis", "Atelier RGPD (bis)", 7 * 24 * 60)
+    fresh_series = copied_event(data, series, "retro", "Rétrospective", 60)
+    edited = copy.deepcopy(singles[0].fields) | {"subject": "Lancement repoussé"}
+    data.put_event(replace(singles[0], fields=edited))
+    originals = open_originals(data, series)
+    add_exception(data, series, originals[0], random.Random(3), [groupware.tenant.users[1]])
+    data.cancel_occurrence(data.event(user.id, series.id), originals[1])
+    first = synced(config, groupware, user.id, other.id)
+    assert (first.copied, first.updated, first.removed) == (2, 2, 0)
+    login = groupware.logins[user.upn].login
+    stored = b"".join(
+        groupware.radicale.resources(login, collection_of(groupware, login, other.name)).values()
+    )
+    assert b"Lancement repouss" in stored and b"Atelier RGPD (bis)" in stored
+
+    # A single and the new series deleted, the exception cancelled.
+    data.delete_event(user.id, fresh_single)
+    data.delete_event(user.id, fresh_series)
+    data.cancel_occurrence(data.event(user.id, series.id), originals[0])
+    second = synced(config, groupware, user.id, other.id)
+    assert (second.copied, second.updated, second.removed) == (0, 1, 2)
+
+    quiet = asyncio.run(operations.migrate(config, "sync"))
+    assert quiet.ok, quiet.as_dict()
+    tally = quiet.tallies["calendar"]
+    assert (tally.copied, tally.updated, tally.removed, tally.failed) == (0, 0, 0, 0)
+
+
+def copied_event(data: Any, source: Any, tag: str, subject: str, minutes: int) -> str:
+    """A new event in `source`'s calendar, like it but `minutes` later; its id."""
+    event_id = stable_id(EVENT_ID_PREFIX, source.id, tag)
+    fields = copy.deepcopy(source.fields) | shifted(source, minutes)
+    fields |= {"subject": subject, "iCalUId": ical_uid(event_id)}
+    fresh = SandboxEvent(event_id, source.user_id, source.calendar_id, 0, "", fields)
+    data.put_event(replace(fresh, created=data.clock()))
+    return event_id
+
+
+def open_originals(data: Any, series: Any) -> list[str]:
+    """Original starts of the series' plain occurrences in WINDOW."""
+    instances = data.instances(data.event(series.user_id, series.id), *WINDOW)
+    return [i["originalStart"] for i in instances if i["type"] == "occurrence"]
+
+
+def collection_of(groupware: Groupware, login: str, name: str) -> str:
+    collections = groupware.radicale.collections(login)
+    return next(n for n, props in collections.items() if props.get("D:displayname") == name)
+
+
+def synced(config: Any, groupware: Groupware, user_id: str, calendar_id: str) -> Any:
+    """Sync; check the calendar's occurrences and verify; the calendar tally."""
+    result = asyncio.run(operations.migrate(config, "sync"))
+    assert result.ok, result.as_dict()
+    calendars = graph_pages(groupware.sandbox, f"users/{user_id}/calendars", {})
+    assert_same_occurrences(
+        groupware, user_id, next(c for c in calendars if c["id"] == calendar_id)
+    )
+    report = asyncio.run(operations.check(load_config(groupware.config_path)))["calendar"]
+    assert report.verified, report.differences[:5]
+    return result.tallies["calendar"]
+
+
 def occurrence_key(
     start: Any, end: Any, summary: str, description: str, attendees: set[str]
 ) -> tuple[Any, ...]:
@@ -126,53 +205,56 @@ def test_migrated_occurrences_equal_the_sources_calendar_view(groupware: Groupwa
     """A year of occurrences expanded from the migrated iCalendar equals calendarView."""
     config = load_config(groupware.config_path)
     assert asyncio.run(operations.migrate(config, "run")).ok
-    start, end = WINDOW
     checked = 0
     for user in groupware.tenant.users:
-        login = groupware.logins[user.upn].login
-        calendars = graph_pages(groupware.sandbox, f"users/{user.id}/calendars", {})
-        collections = groupware.radicale.collections(login)
-        for calendar in calendars:
-            expected = {
-                occurrence_key(
-                    graph_time(i["start"], i["isAllDay"]),
-                    graph_time(i["end"], i["isAllDay"]),
-                    i.get("subject") or "",
-                    event_description(i),
-                    {a["emailAddress"]["address"].lower() for a in i.get("attendees", [])},
-                )
-                for i in graph_pages(
-                    groupware.sandbox,
-                    f"users/{user.id}/calendars/{calendar['id']}/calendarView",
-                    {"startDateTime": start.isoformat(), "endDateTime": end.isoformat()},
-                )
-                if not i.get("isCancelled")
-            }
-            name = next(
-                n for n, p in collections.items() if p.get("D:displayname") == calendar["name"]
-            )
-            merged = icalendar.Calendar()
-            for data in groupware.radicale.resources(login, name).values():
-                for component in icalendar.Calendar.from_ical(data).subcomponents:
-                    merged.add_component(component)
-            actual = {
-                occurrence_key(
-                    o["DTSTART"].dt,
-                    o["DTEND"].dt,
-                    str(o.get("SUMMARY", "")),
-                    str(o.get("DESCRIPTION", "")),
-                    {str(a).lower().removeprefix("mailto:") for a in _list(o.get("ATTENDEE"))},
-                )
-                for o in recurring_ical_events.of(merged).between(start, end)
-                if str(o.get("STATUS", "")) != "CANCELLED"
-            }
-            assert actual == expected, (
-                calendar["name"],
-                sorted(map(str, expected - actual))[:3],
-                sorted(map(str, actual - expected))[:3],
-            )
-            checked += len(expected)
+        for calendar in graph_pages(groupware.sandbox, f"users/{user.id}/calendars", {}):
+            checked += assert_same_occurrences(groupware, user.id, calendar)
     assert checked > 50
+
+
+def assert_same_occurrences(groupware: Groupware, user_id: str, calendar: Any) -> int:
+    """The occurrences of WINDOW expanded from the calendar's collection on Radicale equal
+    its calendarView (subject, times, description, attendees); how many there are."""
+    start, end = WINDOW
+    expected = {
+        occurrence_key(
+            graph_time(i["start"], i["isAllDay"]),
+            graph_time(i["end"], i["isAllDay"]),
+            i.get("subject") or "",
+            event_description(i),
+            {a["emailAddress"]["address"].lower() for a in i.get("attendees", [])},
+        )
+        for i in graph_pages(
+            groupware.sandbox,
+            f"users/{user_id}/calendars/{calendar['id']}/calendarView",
+            {"startDateTime": start.isoformat(), "endDateTime": end.isoformat()},
+        )
+        if not i.get("isCancelled")
+    }
+    login = groupware.logins[groupware.tenant.user(user_id).upn].login
+    collections = groupware.radicale.collections(login)
+    name = next(n for n, p in collections.items() if p.get("D:displayname") == calendar["name"])
+    merged = icalendar.Calendar()
+    for data in groupware.radicale.resources(login, name).values():
+        for component in icalendar.Calendar.from_ical(data).subcomponents:
+            merged.add_component(component)
+    actual = {
+        occurrence_key(
+            o["DTSTART"].dt,
+            o["DTEND"].dt,
+            str(o.get("SUMMARY", "")),
+            str(o.get("DESCRIPTION", "")),
+            {str(a).lower().removeprefix("mailto:") for a in _list(o.get("ATTENDEE"))},
+        )
+        for o in recurring_ical_events.of(merged).between(start, end)
+        if str(o.get("STATUS", "")) != "CANCELLED"
+    }
+    assert actual == expected, (
+        calendar["name"],
+        sorted(map(str, expected - actual))[:3],
+        sorted(map(str, actual - expected))[:3],
+    )
+    return len(expected)
 
 
 def _list(value: Any) -> list[Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kiota_abstractions.api_error import APIError
 
 from hirondelle.connectors.graph.calendar import CalendarSettings, GraphCalendarSource
 from hirondelle.connectors.graph.calendar_window import Window
@@ -19,7 +20,7 @@ from .conftest import USER, ScriptedGraph, json_of, link, query
 
 ALICE = Owner("alice@contoso.test", "u1")
 CALENDAR = Container("calendar", ALICE.upn, "c1", ("Calendrier",), "default")
-DELTA = f"{USER}/calendars/c1/calendarView/delta()"
+DELTA = f"{USER}/calendarView/delta()"  # the primary calendar's, the one v1.0 documents
 EVENTS = f"{USER}/calendars/c1/events"
 SETTINGS = CalendarSettings("2022-01-01", "2028-01-01")  # two slices of the calendar view
 FIRST_SLICE = "2022-01-01T00:00:00Z"
@@ -226,6 +227,10 @@ def test_many_items_come_in_several_pages_with_the_cursor_on_the_last(
     [
         httpx.Response(410, json={"error": {"code": "SyncStateNotFound"}}),
         httpx.Response(400, json={"error": {"code": "SyncStateNotFound"}}),
+        # A link an earlier version took on the calendar's own path, which v1.0 does not
+        # document (msgraph-metadata issue 608 for Graph's answer): enumerate again.
+        httpx.Response(400, json={"error": {"code": "BadRequest"}}),
+        httpx.Response(501, json={"error": {"code": "NotImplemented"}}),
     ],
 )
 def test_expired_delta_link_raises_cursor_expired(
@@ -237,6 +242,15 @@ def test_expired_delta_link_raises_cursor_expired(
     graph.answers[DELTA] = failure
     with pytest.raises(CursorExpired):
         run(all_pages(source(fake_time), cursor))
+
+
+def test_a_refused_first_request_is_not_taken_for_an_expired_cursor(
+    graph: ScriptedGraph, fake_time: FakeTime
+) -> None:
+    graph.answers[DELTA] = httpx.Response(400, json={"error": {"code": "BadRequest"}})
+    with pytest.raises(APIError) as refused:
+        run(all_pages(source(fake_time), None))
+    assert refused.value.response_status_code == 400
 
 
 def test_an_unreadable_cursor_means_enumerating_again(fake_time: FakeTime) -> None:

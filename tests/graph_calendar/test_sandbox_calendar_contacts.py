@@ -16,6 +16,7 @@ from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.contacts import GraphContactsSource
 from hirondelle.migrator.model import Container, Item, Page
 from hirondelle.tests.graph.conftest import run
+from hirondelle.tests.sandbox.sandbox_helpers import add_contacts
 
 from .conftest import json_of
 
@@ -227,3 +228,15 @@ def test_contacts_folders_changes_and_photos(sb: Any) -> None:
             assert document["photoType"] == contact.photo_type
         else:
             assert document["photo"] is None and document["photoType"] is None
+
+
+def test_contacts_beyond_one_capped_page_are_all_read(sb: Any) -> None:
+    """Graph answers contacts/delta 200 a page whatever the source asks (1,000): every
+    contact still comes, over several pages."""
+    user = sb.tenant.users[0]
+    added = set(add_contacts(sb, user.id, 450))
+    rounds = run(read_all(GraphContactsSource(client_for(sb))))
+    default = next(c for c in rounds if c.owner == user.upn and c.role == "default")
+    read = {item.source_id for page in rounds[default] for item in page.items}
+    folder = sb.tenant.calendar_data.contact_folder(user.id, None)
+    assert added <= read == {c.id for c in sb.tenant.calendar_data.contacts(user.id, folder.id)}

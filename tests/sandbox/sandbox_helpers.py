@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import ssl
 
 import httpx
@@ -12,8 +13,10 @@ from kiota_authentication_azure.azure_identity_authentication_provider import (
 from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from hirondelle.sandbox.calendar_data import CONTACT_ID_PREFIX, SandboxContact
+from hirondelle.sandbox.calendar_seed import contact_fields
 from hirondelle.sandbox.server import SandboxServer
-from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.sandbox.tenant import Tenant, TenantSpec, stable_id
 
 SMALL = TenantSpec(seed=7, users=2, messages=40, large_messages=0)
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -79,3 +82,16 @@ def graph_client(server: SandboxServer) -> tuple[GraphServiceClient, ClientSecre
     adapter = GraphRequestAdapter(auth, client=http)
     adapter.base_url = server.graph_url
     return GraphServiceClient(request_adapter=adapter), credential
+
+
+def add_contacts(server: SandboxServer, user_id: str, count: int) -> list[str]:
+    """`count` more contacts in the user's default Contacts folder; their ids."""
+    data = server.tenant.calendar_data
+    folder = data.contact_folder(user_id, None)
+    added = []
+    for n in range(count):
+        contact_id = stable_id(CONTACT_ID_PREFIX, user_id, "added", n)
+        fields = contact_fields(random.Random(n), "Élodie", f"Martin-{n:03}", folder.id, n)
+        data.put_contact(SandboxContact(contact_id, user_id, folder.id, 0, "", fields))
+        added.append(contact_id)
+    return added

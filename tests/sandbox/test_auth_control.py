@@ -11,7 +11,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from sandbox_helpers import make_tenant, raw_client
+from sandbox_helpers import make_tenant, raw_client, trust
 
 from hirondelle.sandbox.auth import verify_jwt
 from hirondelle.sandbox.server import SandboxServer
@@ -77,3 +77,33 @@ def test_token_endpoint_rejects_an_unknown_client(sb: SandboxServer) -> None:
     response = httpx.post(url, data=form, verify=sb.ca_file or True)
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
+
+
+def test_token_endpoint_refuses_any_scope_but_graphs_default(sb: SandboxServer) -> None:
+    # Client credentials ask for the resource identifier with the .default suffix
+    # (https://learn.microsoft.com/en-us/entra/identity-platform/v2-oauth2-client-creds-grant-flow);
+    # Entra ID refuses any other scope with 400 invalid_scope, AADSTS70011 InvalidScope
+    # (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes).
+    url = f"https://{sb.authority}/{sb.tenant_id}/oauth2/v2.0/token"
+    form = {
+        "client_id": sb.client_id,
+        "client_secret": sb.client_secret,
+        "grant_type": "client_credentials",
+    }
+    for good in (
+        "https://graph.microsoft.com/.default",
+        "00000003-0000-0000-c000-000000000000/.default",
+    ):
+        answer = httpx.post(url, data=form | {"scope": good}, verify=trust(sb))
+        assert answer.status_code == 200 and answer.json()["access_token"], good
+    for wrong in (
+        "https://graph.microsoft.us/.default",
+        "https://graph.microsoft.com/Mail.Read",
+        "https://graph.microsoft.com/.default offline_access",
+        "",
+    ):
+        refused = httpx.post(url, data=form | {"scope": wrong}, verify=trust(sb))
+        assert refused.status_code == 400, wrong
+        body = refused.json()
+        assert body["error"] == "invalid_scope" and body["error_codes"] == [70011]
+        assert body["error_description"].startswith("AADSTS70011:")

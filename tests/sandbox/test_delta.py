@@ -157,3 +157,24 @@ def test_links_older_than_three_generations_are_410_sync_state_not_found(
         # the newest three still answer (a retried page is not lost)
         for link in links[-3:]:
             assert client.get(link, headers=prefer("odata.maxpagesize=2")).status_code == 200
+
+
+def test_top_bounds_the_initial_round_not_the_page(mutable: SandboxServer) -> None:
+    # message-delta, "OData query parameters": delta supports $top for messages. As OData's
+    # $top it bounds the round: $top=2 gives two messages and the round ends
+    # (github.com/microsoftgraph/microsoft-graph-docs/issues/2232), and a sync that keeps
+    # $top never reads the other messages (github.com/bkaankose/Wino-Mail/pull/716).
+    user = mutable.tenant.users[0]
+    inbox = mutable.tenant.folder(user.id, "inbox")
+    total = len(mutable.tenant.messages(user.id, inbox.id))
+    url = f"users/{user.id}/mailFolders/inbox/messages/delta"
+    with raw_client(mutable) as client:
+        capped, capped_link, pages = run_round(client, f"{url}?$top=7", page_size=3)
+        whole, _, _ = run_round(client, url, page_size=3)
+        mutable.mutate(Mutation(new=2, user=user.upn))
+        later, _, _ = run_round(client, capped_link, page_size=3)
+        refused = client.get(url, params={"$top": "0"})
+    assert total > 7 and len(capped) == 7 and pages == 3 and len(whole) == total
+    assert {e["id"] for e in capped} < {e["id"] for e in whole}
+    assert len([e for e in later if "@removed" not in e]) == 2  # later rounds: every change
+    assert refused.status_code == 400
