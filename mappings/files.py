@@ -28,6 +28,7 @@ KINDS = ("file", "folder", "package", "remote")
 ONENOTE_REASON = "OneNote notebook: export it from OneNote; not carried"
 REMOTE_REASON = "shortcut or item shared from another drive: not carried (it lives elsewhere)"
 LARGEST_FILES = 10
+LIBRARY_ROLE = "documentLibrary"  # a SharePoint document library's Container.role
 
 Finding = tuple[str, str, str, str]  # (severity, kind, path, detail)
 
