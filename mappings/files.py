@@ -2,7 +2,8 @@
 
 Pure: no network, no database, no file I/O (the content stays in the source's `Blob`).
 Also the pure helpers of the files plan: `drive_findings` (what the target will rename,
-refuse or not receive) and `sharing_report` (who had access to what, with which role).
+refuse or not receive) and `sharing_report` (who had access to what, with which role);
+and `sharepoint_note`, what `verify` says of a file kept as SharePoint changed it.
 
 `Item.meta` is the flattened shape the drive source lists (see `drive_item_meta`):
 {"kind": "file" | "folder" | "package" | "remote", "name", "path" (from the drive root,
@@ -23,6 +24,7 @@ from typing import Any
 from ..migrator.errors import SkipItem
 from ..migrator.model import Blob, Item, Payload
 from .file_names import NameRules, target_path, twin_path
+from .quickxor import same_quickxor
 
 KINDS = ("file", "folder", "package", "remote")
 ONENOTE_REASON = "OneNote notebook: export it from OneNote; not carried"
@@ -182,6 +184,26 @@ def content_changed(old_meta: Mapping[str, Any], item: Item) -> bool:
             if before != after:
                 return True
     return not compared  # nothing to compare: assume it changed
+
+
+def sharepoint_note(item: Item, written: Mapping[str, Any], checksum: str | None) -> str | None:
+    """What `verify` notes about a file written as SharePoint serves it, not as Graph lists
+    it: the QuickXorHash recorded when it was written differs from the listed one, which
+    has not changed since. SharePoint rewrote the file after upload and the download was
+    kept (two identical, complete copies; see `connectors.graph.download`). None otherwise.
+    """
+    listed = item.meta
+    published = listed.get("quickXorHash")
+    kind, _, received = (checksum or "").partition(":")
+    if listed.get("kind") != "file" or kind != "quickXorHash" or not published or not received:
+        return None
+    if written.get("quickXorHash") != published or same_quickxor(published, received):
+        return None  # changed at the source since (a sync carries it), or as listed
+    return (
+        f"{listed.get('path')}: modified by SharePoint after upload (listed "
+        f"{listed.get('size')} bytes, quickXorHash {published}; written as served, "
+        f"quickXorHash {received})"
+    )
 
 
 # -- plan findings -----------------------------------------------------------------------------

@@ -327,7 +327,8 @@ class OwnerPass:
                 payload.blob.discard()
         if workload.hierarchical_refs and old is not None and ref is not None and ref != old:
             self.store.rebase_refs(row.unit_id, old.ref + "/", ref.ref + "/")
-        self.ledger.item("update", "done", container, item, ref=ref)
+        remark = payload.remark if payload is not None else None
+        self.ledger.item("update", "done", container, item, ref=ref, remark=remark)
         if not with_content or payload is None:
             return Outcome(item, DONE, ref=ref, row_id=row.id)  # attributes only
         return Outcome(
