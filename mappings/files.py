@@ -2,8 +2,9 @@
 
 Pure: no network, no database, no file I/O (the content stays in the source's `Blob`).
 Also the pure helpers of the files plan: `drive_findings` (what the target will rename,
-refuse or not receive) and `sharing_report` (who had access to what, with which role);
-and `sharepoint_note`, what `verify` says of a file kept as SharePoint changed it.
+refuse or not receive), `sharepoint_findings` (library files SharePoint may have changed
+after upload) and `sharing_report` (who had access to what, with which role); and
+`sharepoint_note`, what `verify` says of a file kept as SharePoint changed it.
 
 `Item.meta` is the flattened shape the drive source lists (see `drive_item_meta`):
 {"kind": "file" | "folder" | "package" | "remote", "name", "path" (from the drive root,
@@ -31,6 +32,14 @@ ONENOTE_REASON = "OneNote notebook: export it from OneNote; not carried"
 REMOTE_REASON = "shortcut or item shared from another drive: not carried (it lives elsewhere)"
 LARGEST_FILES = 10
 LIBRARY_ROLE = "documentLibrary"  # a SharePoint document library's Container.role
+# The formats SharePoint writes library properties into after upload (Word, Excel and
+# PowerPoint, Open XML and binary): https://github.com/rclone/rclone/issues/2599,
+# https://github.com/rclone/rclone/issues/3564 (.dot, .ppt, .pot)
+OFFICE_EXTENSIONS = frozenset(
+    (".doc", ".docx", ".docm", ".dot", ".dotx", ".dotm")
+    + (".xls", ".xlsx", ".xlsm", ".xlsb", ".xlt", ".xltx", ".xltm")
+    + (".ppt", ".pptx", ".pptm", ".pot", ".potx", ".potm")
+)
 
 Finding = tuple[str, str, str, str]  # (severity, kind, path, detail)
 
@@ -240,6 +249,33 @@ def drive_findings(
     found.extend(_collisions(carried, rules))
     found.extend(_size_findings(carried, large_file_bytes, largest))
     return found
+
+
+def sharepoint_findings(items: Iterable[Item]) -> list[Finding]:
+    """For one SharePoint library: how many of its files are Office documents, which
+    SharePoint may have changed after upload, so that their downloads do not match the
+    hash Graph lists. One row for the library (path ""), none when it holds none."""
+    office = [
+        item
+        for item in items
+        if item.meta.get("kind") == "file"
+        and _extension(str(item.meta.get("name") or item.meta.get("path") or ""))
+        in OFFICE_EXTENSIONS
+    ]
+    if not office:
+        return []
+    detail = (
+        f"{len(office)} Office file(s): SharePoint may have changed them after upload, so "
+        "their downloads may not match the hash Graph lists; such a file is downloaded "
+        "twice and kept as served when both copies are the same (the audit log and verify "
+        "say so)"
+    )
+    return [("info", "sharepoint-modified", "", detail)]
+
+
+def _extension(name: str) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    return f".{suffix.lower()}" if dot and stem else ""
 
 
 def _inside(path: str, roots: Sequence[str]) -> str | None:
