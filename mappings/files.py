@@ -9,7 +9,8 @@ after upload) and `sharing_report` (who had access to what, with which role); an
 `Item.meta` is the flattened shape the drive source lists (see `drive_item_meta`):
 {"kind": "file" | "folder" | "package" | "remote", "name", "path" (from the drive root,
 root excluded, "/" between levels), "parentId", "size", "mtime"
-(fileSystemInfo.lastModifiedDateTime), "cTag", "quickXorHash", "mimeType", "packageType"}.
+(fileSystemInfo.lastModifiedDateTime), "cTag", "quickXorHash", "mimeType", "packageType",
+"driveType" (parentReference.driveType: "documentLibrary" in a SharePoint library)}.
 The target applies its own naming rules (`mappings.file_names`) to `attrs["path"]`.
 """
 
@@ -84,6 +85,7 @@ def drive_item_meta(
         "mimeType": file_facet.get("mimeType"),
         "packageType": package_type or _mapping(drive_item.get("package")).get("type"),
         "webUrl": drive_item.get("webUrl"),  # how Teams posts link the file
+        "driveType": _mapping(drive_item.get("parentReference")).get("driveType"),
     }
 
 

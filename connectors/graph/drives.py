@@ -229,7 +229,7 @@ class GraphDriveSource:
             url,
             call,
             expected,
-            sharepoint_library=container.role == LIBRARY_ROLE,
+            sharepoint_library=in_library(container, item),
             listed_size=listed if isinstance(listed, int) else None,
         )
 
@@ -359,6 +359,12 @@ class GraphDriveSource:
 
     def _item(self, container: Container, item_id: str) -> str:
         return f"{self._drive(container)}/items/{_segment(item_id)}"
+
+
+def in_library(container: Container, item: Item) -> bool:
+    """Whether the item lies in a SharePoint document library: its own `driveType` says
+    (it travels with the item in the state, for a retry), else its container's role."""
+    return (item.meta.get("driveType") or container.role) == LIBRARY_ROLE
 
 
 def _item(entry: Mapping[str, Any], path: str, package_type: str | None) -> Item:

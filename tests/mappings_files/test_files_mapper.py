@@ -117,6 +117,7 @@ def test_meta_of_a_documented_file() -> None:
         "mimeType": DOCX["file"]["mimeType"],
         "packageType": None,
         "webUrl": None,
+        "driveType": "business",  # parentReference.driveType
     }
 
 
