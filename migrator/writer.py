@@ -271,8 +271,8 @@ class Writer:
 
 def checksum(payload: Payload) -> str | None:
     """The digest recorded in the state for `verify` (never the content itself): for
-    spooled content, the QuickXorHash the source publishes when it has one (so `verify`
-    can tell content written as served from content as listed), else its SHA-256."""
+    spooled content its QuickXorHash when it has one, the hash Graph lists for files (so
+    `verify` can tell content written as served from content as listed), else its SHA-256."""
     if payload.blob is None:
         return "sha256:" + hashlib.sha256(payload.content).hexdigest()
     for name in ("quickXorHash", "sha256"):

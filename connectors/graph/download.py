@@ -46,7 +46,7 @@ SHAREPOINT = "sharepoint"  # the one tenant-wide resource-unit budget lane of dr
 DOWNLOAD_RU = 1  # a file download costs one SharePoint resource unit
 CHUNK_BYTES = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
-MODIFIED_BY_SHAREPOINT = "modified by SharePoint"  # the audit note of a file kept so
+MODIFIED_BY_SHAREPOINT = "modified by SharePoint"  # the remark's note on a file kept as served
 
 
 class ContentMismatch(Retriable):
@@ -138,7 +138,7 @@ class DriveDownloader:
         first.blob.discard()  # its hashes and length are all the comparison needs
         second = await self._copy(content_url, call)
         try:
-            return second_opinion(
+            return _second_opinion(
                 call.what, expected_quickxor, first, second, sharepoint_library, listed_size
             )
         except BaseException:
@@ -229,7 +229,7 @@ class DriveDownloader:
         return 0
 
 
-def second_opinion(
+def _second_opinion(
     what: str,
     expected: str,
     first: _Copy,
