@@ -370,9 +370,12 @@ def _print_verify(report: Any) -> None:
         )
         for diff in check.differences:
             out.print(f"    {diff.kind}: {diff.source_id or diff.ref}: {diff.detail}", markup=False)
+        for _, note in check.notes:
+            out.print(f"    note: {note}", markup=False)
     verdict = "verified" if report.verified else f"{len(report.differences)} difference(s)"
     counts = [f"{report.failed} failed"] if report.failed else []
     counts += [f"{report.skipped} skipped as announced"] if report.skipped else []
+    counts += [f"{report.notes} noted above"] if report.notes else []
     out.print(f"{report.workload}: {verdict}" + (f" ({', '.join(counts)})" if counts else ""))
 
 

@@ -2,12 +2,15 @@
 
 Pure: no network, no database, no file I/O (the content stays in the source's `Blob`).
 Also the pure helpers of the files plan: `drive_findings` (what the target will rename,
-refuse or not receive) and `sharing_report` (who had access to what, with which role).
+refuse or not receive), `sharepoint_findings` (library files SharePoint may have changed
+after upload) and `sharing_report` (who had access to what, with which role); and
+`sharepoint_note`, what `verify` says of a file kept as SharePoint changed it.
 
 `Item.meta` is the flattened shape the drive source lists (see `drive_item_meta`):
 {"kind": "file" | "folder" | "package" | "remote", "name", "path" (from the drive root,
 root excluded, "/" between levels), "parentId", "size", "mtime"
-(fileSystemInfo.lastModifiedDateTime), "cTag", "quickXorHash", "mimeType", "packageType"}.
+(fileSystemInfo.lastModifiedDateTime), "cTag", "quickXorHash", "mimeType", "packageType",
+"driveType" (parentReference.driveType: "documentLibrary" in a SharePoint library)}.
 The target applies its own naming rules (`mappings.file_names`) to `attrs["path"]`.
 """
 
@@ -23,11 +26,21 @@ from typing import Any
 from ..migrator.errors import SkipItem
 from ..migrator.model import Blob, Item, Payload
 from .file_names import NameRules, target_path, twin_path
+from .quickxor import same_quickxor
 
 KINDS = ("file", "folder", "package", "remote")
 ONENOTE_REASON = "OneNote notebook: export it from OneNote; not carried"
 REMOTE_REASON = "shortcut or item shared from another drive: not carried (it lives elsewhere)"
 LARGEST_FILES = 10
+LIBRARY_ROLE = "documentLibrary"  # a SharePoint document library's Container.role
+# The formats SharePoint writes library properties into after upload (Word, Excel and
+# PowerPoint, Open XML and binary): https://github.com/rclone/rclone/issues/2599,
+# https://github.com/rclone/rclone/issues/3564 (.dot, .ppt, .pot)
+OFFICE_EXTENSIONS = frozenset(
+    (".doc", ".docx", ".docm", ".dot", ".dotx", ".dotm")
+    + (".xls", ".xlsx", ".xlsm", ".xlsb", ".xlt", ".xltx", ".xltm")
+    + (".ppt", ".pptx", ".pptm", ".pot", ".potx", ".potm")
+)
 
 Finding = tuple[str, str, str, str]  # (severity, kind, path, detail)
 
@@ -72,6 +85,7 @@ def drive_item_meta(
         "mimeType": file_facet.get("mimeType"),
         "packageType": package_type or _mapping(drive_item.get("package")).get("type"),
         "webUrl": drive_item.get("webUrl"),  # how Teams posts link the file
+        "driveType": _mapping(drive_item.get("parentReference")).get("driveType"),
     }
 
 
@@ -183,6 +197,26 @@ def content_changed(old_meta: Mapping[str, Any], item: Item) -> bool:
     return not compared  # nothing to compare: assume it changed
 
 
+def sharepoint_note(item: Item, written: Mapping[str, Any], checksum: str | None) -> str | None:
+    """What `verify` notes about a file written as SharePoint serves it, not as Graph lists
+    it: the QuickXorHash recorded when it was written differs from the listed one, which
+    has not changed since. SharePoint rewrote the file after upload and the download was
+    kept (two identical, complete copies; see `connectors.graph.download`). None otherwise.
+    """
+    listed = item.meta
+    published = listed.get("quickXorHash")
+    kind, _, received = (checksum or "").partition(":")
+    if listed.get("kind") != "file" or kind != "quickXorHash" or not published or not received:
+        return None
+    if written.get("quickXorHash") != published or same_quickxor(published, received):
+        return None  # changed at the source since (a sync carries it), or as listed
+    return (
+        f"{listed.get('path')}: modified by SharePoint after upload (listed "
+        f"{listed.get('size')} bytes, quickXorHash {published}; written as served, "
+        f"quickXorHash {received})"
+    )
+
+
 # -- plan findings -----------------------------------------------------------------------------
 
 
@@ -217,6 +251,33 @@ def drive_findings(
     found.extend(_collisions(carried, rules))
     found.extend(_size_findings(carried, large_file_bytes, largest))
     return found
+
+
+def sharepoint_findings(items: Iterable[Item]) -> list[Finding]:
+    """For one SharePoint library: how many of its files are Office documents, which
+    SharePoint may have changed after upload, so that their downloads do not match the
+    hash Graph lists. One row for the library (path ""), none when it holds none."""
+    office = [
+        item
+        for item in items
+        if item.meta.get("kind") == "file"
+        and _extension(str(item.meta.get("name") or item.meta.get("path") or ""))
+        in OFFICE_EXTENSIONS
+    ]
+    if not office:
+        return []
+    detail = (
+        f"{len(office)} Office file(s): SharePoint may have changed them after upload, so "
+        "their downloads may not match the hash Graph lists; such a file is downloaded "
+        "twice and kept as served when both copies are the same (the audit log and verify "
+        "say so)"
+    )
+    return [("info", "sharepoint-modified", "", detail)]
+
+
+def _extension(name: str) -> str:
+    stem, dot, suffix = name.rpartition(".")
+    return f".{suffix.lower()}" if dot and stem else ""
 
 
 def _inside(path: str, roots: Sequence[str]) -> str | None:

@@ -12,6 +12,7 @@ Algorithm: https://learn.microsoft.com/en-us/onedrive/developer/code-snippets/qu
 from __future__ import annotations
 
 import base64
+import binascii
 
 import numpy as np
 
@@ -60,3 +61,11 @@ def quickxor_b64(data: bytes) -> str:
     hasher = QuickXorHash()
     hasher.update(data)
     return hasher.b64digest()
+
+
+def same_quickxor(first: str, second: str) -> bool:
+    """Whether two base64 QuickXorHashes name one digest (False when either is malformed)."""
+    try:
+        return base64.b64decode(first, validate=True) == base64.b64decode(second, validate=True)
+    except (binascii.Error, ValueError):
+        return False

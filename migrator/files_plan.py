@@ -1,5 +1,6 @@
-"""The files part of `plan`: per drive, counts, bytes, the largest files, and every
-name or path the target will rename or refuse, from one listing of the drive.
+"""The files part of `plan`: per drive, counts, bytes, the largest files, every name or
+path the target will rename or refuse, and in SharePoint libraries the Office files
+SharePoint may have changed after upload, from one listing of the drive.
 
 The estimate is in SharePoint resource units: about one per downloaded file (the
 download), one per folder (no download), plus the listing pages.
@@ -8,7 +9,7 @@ download), one per folder (no download), plus the listing pages.
 from __future__ import annotations
 
 from ..mappings.file_names import NameRules
-from ..mappings.files import drive_findings
+from ..mappings.files import LIBRARY_ROLE, drive_findings, sharepoint_findings
 from .model import Container, Item, Owner
 from .plan import Finding
 from .protocols import Source
@@ -46,9 +47,10 @@ class FilesPlanner:
         found: list[Finding] = []
         for container in containers:
             items = await self._listing(container)
-            for severity, kind, path, detail in drive_findings(
-                items, self.rules, self.large_file_bytes
-            ):
+            rows = drive_findings(items, self.rules, self.large_file_bytes)
+            if container.role == LIBRARY_ROLE:
+                rows += sharepoint_findings(items)
+            for severity, kind, path, detail in rows:
                 where = f"{container.display_path}/{path}".rstrip("/")
                 found.append(Finding(severity, kind, owner.upn, where, detail))
         return found

@@ -85,7 +85,10 @@ class Ledger:
         ref: TargetRef | None = None,
         size: int | None = None,
         reason: str | None = None,
+        remark: Mapping[str, Any] | None = None,
     ) -> None:
+        """`remark`: what the source noticed about the content (`Blob.remark`), added to
+        the audit line as it is."""
         tally = self.tallies[container.workload]
         counter = {
             ("put", "done"): "copied",
@@ -107,6 +110,7 @@ class Ledger:
             ref=ref_text(ref),
             size=size,
             reason=reason,
+            **(remark or {}),
         )
 
     def owner_failed(self, workload: str, owner: str, reason: str) -> None:

@@ -76,6 +76,9 @@ class Blob:
     path: Path
     size: int
     hashes: Mapping[str, str] = field(default_factory=dict)  # "sha256", "quickXorHash"...
+    # What the source noticed about this content, for the item's audit line (ids, hashes
+    # and sizes, never content): e.g. that it differs from the hash the source publishes.
+    remark: Mapping[str, Any] = field(default_factory=dict)
 
     def open(self) -> IO[bytes]:
         return self.path.open("rb")
@@ -104,6 +107,11 @@ class Payload:
     @property
     def size(self) -> int:
         return self.blob.size if self.blob is not None else len(self.content)
+
+    @property
+    def remark(self) -> Mapping[str, Any]:
+        """The source's remark on the content (see `Blob.remark`), for the audit log."""
+        return self.blob.remark if self.blob is not None else {}
 
 
 @dataclass(frozen=True, slots=True)

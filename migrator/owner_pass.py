@@ -14,6 +14,7 @@ the worker that ran it stores with its job.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Literal, Protocol
@@ -86,7 +87,7 @@ class OwnerPass:
         try:
             # What earlier passes could not write is tried again first: a failure stays
             # counted until a pass writes it, it is never left behind by a later one.
-            await self._write_failed()
+            await self._write_failed(containers)
             # Well-known folders first: on a name collision they keep the special name.
             for container in sorted(containers, key=lambda c: c.role is None):
                 await self._unit(container, mode)
@@ -327,7 +328,8 @@ class OwnerPass:
                 payload.blob.discard()
         if workload.hierarchical_refs and old is not None and ref is not None and ref != old:
             self.store.rebase_refs(row.unit_id, old.ref + "/", ref.ref + "/")
-        self.ledger.item("update", "done", container, item, ref=ref)
+        remark = payload.remark if payload is not None else None
+        self.ledger.item("update", "done", container, item, ref=ref, remark=remark)
         if not with_content or payload is None:
             return Outcome(item, DONE, ref=ref, row_id=row.id)  # attributes only
         return Outcome(
@@ -402,19 +404,22 @@ class OwnerPass:
     async def retry_failed(self) -> None:
         """Write again every item of this owner marked failed, looking for an earlier copy."""
         try:
-            await self._write_failed()
+            await self._write_failed(())  # the state's record of each container serves
         finally:
             await self.session.close()
 
-    async def _write_failed(self) -> None:
+    async def _write_failed(self, containers: Sequence[Container]) -> None:
+        """Write again the items marked failed, each in its container as the source listed
+        it in this pass (`containers`, with its role), else as the state recorded it."""
         failed = self.store.failed(self.workload.name, self.owner.upn)
         if failed:
             self.reporter.add_total(self.workload.name, len(failed))
         by_unit: dict[int, tuple[Unit, list[ItemState]]] = {}
         for unit, row in failed:
             by_unit.setdefault(unit.id, (unit, []))[1].append(row)
+        listed = {c.source_id: c for c in containers}
         for unit, rows in by_unit.values():
-            container = Container(
+            container = listed.get(unit.container_id) or Container(
                 self.workload.name, unit.owner, unit.container_id, tuple(unit.path.split("/"))
             )
             writer = self._writer(container, unit.id, unit.target_folder or "")

@@ -37,7 +37,7 @@ from ..mappings.calendar import map_event
 from ..mappings.chat import ChatContext, map_chat_message, matrix_user
 from ..mappings.contacts import map_contact, map_contact_v3
 from ..mappings.file_names import LOCAL, PRESETS
-from ..mappings.files import attrs_only, content_changed, map_drive_item
+from ..mappings.files import attrs_only, content_changed, map_drive_item, sharepoint_note
 from ..mappings.mail import map_message, message_attrs
 from ..state.store import LinkMap, Store
 from .chat_plan import ChatPlanner
@@ -230,6 +230,7 @@ def _files(
         update_order=path_depth,
         content_in_memory=False,
         hierarchical_refs=True,
+        verify_note=sharepoint_note,
         budget=SHAREPOINT,
     )
     if isinstance(target, WebDavTarget):

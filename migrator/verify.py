@@ -20,7 +20,7 @@ from .model import Container, Entry, Item, Owner
 from .protocols import TargetSession
 from .selection import UsersFile, owners_of
 from .session import Outage, OwnerSession
-from .workload import RunOptions, Workload
+from .workload import RunOptions, VerifyNote, Workload
 
 
 @dataclass(frozen=True)
@@ -40,6 +40,7 @@ class ContainerCheck:
     source_count: int
     target_count: int
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (source id, reason)
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (source id, note): no difference
     differences: list[Difference] = field(default_factory=list)
     failed: int = 0  # items a pass tried and could not write (each is a difference too)
 
@@ -50,6 +51,7 @@ class ContainerCheck:
             "source_count": self.source_count,
             "target_count": self.target_count,
             "skipped": [{"source_id": s, "reason": r} for s, r in self.skipped],
+            "notes": [{"source_id": s, "note": n} for s, n in self.notes],
             "failed": self.failed,
             "differences": [d.__dict__ for d in self.differences],
         }
@@ -74,6 +76,11 @@ class VerifyReport:
         return sum(len(c.skipped) for c in self.containers)
 
     @property
+    def notes(self) -> int:
+        """Items written as the workload expects, with something to say (not differences)."""
+        return sum(len(c.notes) for c in self.containers)
+
+    @property
     def failed(self) -> int:
         return sum(c.failed for c in self.containers)
 
@@ -84,14 +91,20 @@ class VerifyReport:
             "differences": len(self.differences),
             "failed": self.failed,
             "skipped": self.skipped,
+            "notes": self.notes,
             "containers": [c.as_dict() for c in self.containers],
         }
 
 
 def compare(
-    container: Container, source: list[Item], rows: list[ItemState], target: list[Entry]
+    container: Container,
+    source: list[Item],
+    rows: list[ItemState],
+    target: list[Entry],
+    note: VerifyNote | None = None,
 ) -> ContainerCheck:
-    """Pure comparison of the three views of one container."""
+    """Pure comparison of the three views of one container; `note` says what to note about
+    an item found as written (the workload's `verify_note`)."""
     check = ContainerCheck(container.owner, container.display_path, len(source), len(target))
     by_ref = {e.ref.ref: e for e in target}
     rows_by_id = {r.source_id: r for r in rows}
@@ -128,6 +141,8 @@ def compare(
             differ("differs", item.source_id, row.target_ref, f"size {entry.size} != {row.size}")
         elif row.fingerprint and entry.fingerprint and entry.fingerprint != row.fingerprint:
             differ("differs", item.source_id, row.target_ref, "fingerprint differs")
+        elif note is not None and (said := note(item, row.meta, row.checksum)):
+            check.notes.append((item.source_id, said))
 
     carried = Counter(by_ref[r].fingerprint for r in claimed)
     for entry in target:
@@ -192,7 +207,7 @@ async def _checks(
             target: list[Entry] = []
             if folder is not None:
                 target = await session.call(partial(_listing, folder))
-            checks.append(compare(container, source, rows, target))
+            checks.append(compare(container, source, rows, target, workload.verify_note))
     finally:
         await session.close()
     return checks

@@ -12,6 +12,11 @@ from .protocols import Mapper, Source, Target
 AttrsMapper = Callable[[Item], Payload]
 """Pure: a payload with the item's attributes only (no content), for attribute updates."""
 
+VerifyNote = Callable[[Item, Mapping[str, Any], str | None], str | None]
+"""Pure: what `verify` notes about a written item that is not a difference, from the item
+as listed now, its metadata when it was written and the checksum recorded then; None for
+nothing to note."""
+
 
 @dataclass
 class Workload:
@@ -38,6 +43,9 @@ class Workload:
     # Target refs are paths (WebDAV): when an update moves a folder, the refs of
     # everything under it are rewritten ("<old>/" -> "<new>/").
     hierarchical_refs: bool = False
+    # What `verify` notes about a written item besides differences (files: content that
+    # SharePoint changed after upload, written as served rather than as listed).
+    verify_note: VerifyNote | None = None
     # The Graph budget its owners draw on ("outlook" for a mailbox's mail, calendar and
     # contacts): owners of one budget never run in two processes at once. Empty: the
     # workload's own.

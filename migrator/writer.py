@@ -251,7 +251,9 @@ class Writer:
     def _written(self, entry: Pending, payload: Payload, ref: TargetRef) -> Outcome:
         self.claims.add(ref)
         size = payload.size if ref.stored_size is None else ref.stored_size
-        self.ledger.item("put", "done", self.container, entry.item, ref=ref, size=size)
+        self.ledger.item(
+            "put", "done", self.container, entry.item, ref=ref, size=size, remark=payload.remark
+        )
         return Outcome(
             entry.item,
             DONE,
@@ -268,10 +270,12 @@ class Writer:
 
 
 def checksum(payload: Payload) -> str | None:
-    """The digest recorded in the state for `verify` (never the content itself)."""
+    """The digest recorded in the state for `verify` (never the content itself): for
+    spooled content its QuickXorHash when it has one, the hash Graph lists for files (so
+    `verify` can tell content written as served from content as listed), else its SHA-256."""
     if payload.blob is None:
         return "sha256:" + hashlib.sha256(payload.content).hexdigest()
-    for name in ("sha256", "quickXorHash"):
+    for name in ("quickXorHash", "sha256"):
         if name in payload.blob.hashes:
             return f"{name}:{payload.blob.hashes[name]}"
     return None

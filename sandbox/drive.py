@@ -6,7 +6,9 @@ Every request is charged its SharePoint resource units through the server's pipe
 (`gate`). `/content` answers 302 to a short-lived, pre-authenticated `/_download/<ticket>`
 URL served by `download` outside the bearer-token pipeline, as SharePoint's download
 host is: it honours `Range` and meets the same injected faults (a truncation fault cuts
-the body halfway and resets the connection).
+the body halfway and resets the connection). A file SharePoint enriched after upload
+(`drive_data.Enrichment`) serves its rewritten bytes, announced by their own
+Content-Length, while its listed size and quickXorHash stay those of the upload.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class _Ticket:
     item_id: str
     version: str | None
     expires: float
+    serial: int  # which download URL this is (an enrichment may differ per download)
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class DriveService:
         self._faults = faults if faults is not None else Counter()
         self._clock = clock
         self._tickets: dict[str, _Ticket] = {}
+        self._issued = 0
 
     @property
     def drives(self) -> SandboxDrives:
@@ -439,7 +443,9 @@ class DriveService:
         now = self._clock()
         self._tickets = {k: t for k, t in self._tickets.items() if t.expires > now}
         ticket = secrets.token_urlsafe(24)
-        self._tickets[ticket] = _Ticket(item.drive_id, item.id, version, now + self.ticket_seconds)
+        self._issued += 1
+        expires = now + self.ticket_seconds
+        self._tickets[ticket] = _Ticket(item.drive_id, item.id, version, expires, self._issued)
         origin = request.base_url.rsplit("/v1.0", 1)[0]
         return f"{origin}/_download/{ticket}"
 
@@ -459,7 +465,7 @@ class DriveService:
             return _text(401, "The download URL has expired or is not valid.")
         try:
             item = self.drives.item(ticket.drive_id, ticket.item_id)
-            size = self.drives.size_of(item, ticket.version)
+            size = self.drives.served_size(item, ticket.version, ticket.serial)
         except KeyError:
             return _text(404, "The file is gone.")
         wanted = _byte_range(request.headers.get("Range"), size)
@@ -487,7 +493,7 @@ class DriveService:
         if request.method == "HEAD":
             return stream
         limit = start + (end - start) // 2 if truncate else end
-        for chunk in self.drives.chunks(item, start, limit, ticket.version):
+        for chunk in self.drives.served_chunks(item, start, limit, ticket.version, ticket.serial):
             await stream.write(chunk)
         if truncate:
             self._faults["truncate"] += 1

@@ -11,6 +11,10 @@ delta token remembers. Items are frozen snapshots: a change replaces them.
     drives.path(item) -> "Docs/2024/Rapport.docx"    # root excluded
     drives.changes_since(drive_id, seq) -> (changed items, deleted tombstones)
     drives.chunks(item, start, end) / drives.quick_xor(item) / drives.mutate(mutation)
+    drives.served_chunks(item, start, end, serial=n) / drives.served_size(item)   # downloads
+
+An item may carry an `Enrichment`: SharePoint changed the file after upload, so its
+downloads serve other bytes than the size and quickXorHash Graph lists (see `Enrichment`).
 """
 
 from __future__ import annotations
@@ -71,6 +75,28 @@ class ItemVersion:
 
 
 @dataclass(frozen=True)
+class Enrichment:
+    """SharePoint changed this file after upload: its downloads differ from what Graph lists.
+
+    SharePoint document libraries (not OneDrive) rewrite some uploaded files, mostly Office
+    documents, writing library properties into them (SharePoint's "property promotion and
+    demotion"); `size` and `file.hashes.quickXorHash` stay those of the bytes uploaded,
+    while downloads serve the rewritten file, the same bytes each time:
+    https://github.com/OneDrive/onedrive-api-docs/issues/935 (SharePoint, not OneDrive for
+    Business), https://github.com/rclone/rclone/issues/2036 (download sizes differ from the
+    listed ones), https://github.com/rclone/rclone/issues/2599 (some Office files, a few
+    bytes longer), https://github.com/abraunegg/onedrive/issues/2654 (doc, docx, xls, xlsx).
+
+    `grows`: the properties are added (the file grows) or written over its last bytes (same
+    size, other hash). `per_download`: each download URL serves other bytes (a file being
+    saved again and again), for tests of downloads that disagree.
+    """
+
+    grows: bool = True
+    per_download: bool = False
+
+
+@dataclass(frozen=True)
 class Grant:
     """One permission set on an item: a sharing link, or access given to a user or group."""
 
@@ -104,6 +130,7 @@ class DriveItem:
     grants: tuple[Grant, ...] = ()
     remote: dict[str, object] | None = None  # remoteItem of shortcuts / shared from outside
     pinned: bool = False  # part of the seeded showcase: mutations leave it alone
+    enrichment: Enrichment | None = None  # what SharePoint did to it after upload
 
     @property
     def guid(self) -> str:
@@ -214,6 +241,17 @@ class ContentSource:
             while len(self._blocks) > _BLOCK_CACHE:
                 self._blocks.popitem(last=False)
         return base
+
+
+def _property_block(seed: int, item: DriveItem, serial: int) -> bytes:
+    """The document properties SharePoint writes into an enriched file (its Document ID
+    and item GUID), different for every item, content and `serial`."""
+    digest = hashlib.sha256(f"{seed}|enrich|{item.id}|{item.content}|{serial}".encode())
+    doc_id = f"HIRO-{int.from_bytes(digest.digest()[:4], 'big') % 10**8:08d}"
+    return (
+        f'<property name="_dlc_DocId"><vt:lpwstr>{doc_id}</vt:lpwstr></property>'
+        f'<property name="_dlc_DocIdItemGuid"><vt:lpwstr>{{{item.guid}}}</vt:lpwstr></property>'
+    ).encode()
 
 
 # --- the drives -------------------------------------------------------------------------------
@@ -402,6 +440,47 @@ class SandboxDrives:
     def size_of(self, item: DriveItem, version: str | None = None) -> int:
         return self._content_of(item, version)[1]
 
+    def served_size(self, item: DriveItem, version: str | None = None, serial: int = 0) -> int:
+        """How many bytes a download of the item serves (`size_of` unless it was enriched)."""
+        keep, block = self._served(item, version, serial)
+        return keep + len(block or b"")
+
+    def served_chunks(
+        self,
+        item: DriveItem,
+        start: int = 0,
+        end: int | None = None,
+        version: str | None = None,
+        serial: int = 0,
+    ) -> Iterator[bytes]:
+        """The bytes [start, end) a download serves: the listed content, or for an enriched
+        file its first `keep` bytes followed by SharePoint's property block. `serial` numbers
+        the download URL, for enrichments that differ per download."""
+        keep, block = self._served(item, version, serial)
+        if block is None:
+            yield from self.chunks(item, start, end, version)
+            return
+        end = keep + len(block) if end is None else min(end, keep + len(block))
+        if start < keep:
+            yield from self.chunks(item, start, min(end, keep), version)
+        if end > keep:
+            yield block[max(0, start - keep) : end - keep]
+
+    def _served(
+        self, item: DriveItem, version: str | None, serial: int
+    ) -> tuple[int, bytes | None]:
+        """(bytes of the listed content kept, the property block after them) of an enriched
+        current version; (size, None) for content served as listed (older versions too)."""
+        enrichment = item.enrichment
+        size = self.size_of(item, version)
+        if enrichment is None or version not in (None, item.version_id):
+            return size, None
+        block = _property_block(self.seed, item, serial if enrichment.per_download else 0)
+        if enrichment.grows:
+            return size, block
+        block = block[:size]
+        return size - len(block), block
+
     def quick_xor(self, item: DriveItem) -> str:
         """The base64 QuickXorHash of the item's current content, computed once."""
         key = (item.id, item.content)
@@ -436,6 +515,18 @@ class SandboxDrives:
             from .drive_seed import _Mutator
 
             return _Mutator(self, mutation).apply()
+
+    def enrich(self, drive: str, key: str, enrichment: Enrichment | None) -> DriveItem:
+        """Have SharePoint change (or stop changing) a file's downloads. Not a change Graph
+        reports: the listed size, hash and tags stay. SharePoint does it in document
+        libraries; a test may set it anywhere, to see it refused elsewhere."""
+        with self._lock:
+            item = self.item(drive, key)
+            if item.kind != "file":
+                raise ValueError(f"{item.name!r} is not a file")
+            updated = dataclasses.replace(item, enrichment=enrichment)
+            self._items[drive][item.id] = updated
+            return updated
 
     def replace(self, item: DriveItem, **changes: object) -> DriveItem:
         """A new snapshot of `item` as the latest change."""

@@ -2,8 +2,9 @@
 
 `_Layout` builds every user's OneDrive and the seeded SharePoint sites (nested folders,
 names targets refuse, a OneNote notebook, a shortcut, a multi-GB file, versions and
-sharing); `_Mutator` creates, changes, renames, moves and deletes items deterministically
-from a mutation's seed. Both work on `drive_data.SandboxDrives`.
+sharing, Office documents SharePoint changed after upload); `_Mutator` creates, changes,
+renames, moves and deletes items deterministically from a mutation's seed. Both work on
+`drive_data.SandboxDrives`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 from .drive_data import (
     EPOCH,
     DriveItem,
+    Enrichment,
     FileChanges,
     Grant,
     ItemVersion,
@@ -113,6 +115,13 @@ _PROBLEM_NAMES = (
     "Re\u0301sume\u0301.docx",  # NFD: the same name, decomposed
 )
 _LIBRARY_PROBLEM_NAMES = ("Budget: 2024?.xlsx", "desktop.ini", "~$Budget.xlsx", "Taux 5%.xlsx")
+# Office documents of the Finances library whose downloads SharePoint rewrote after upload
+# (`drive_data.Enrichment`): (folder, name, size, enrichment).
+_ENRICHED = (
+    ("Budgets/2024", "Compte rendu du comité budgétaire.docx", 48_731, Enrichment()),
+    ("Budgets/2024", "Suivi des dépenses 2024.xlsx", 23_456, Enrichment()),
+    ("Budgets", "Présentation au conseil.pptx", 131_072, Enrichment(grows=False)),
+)
 
 
 def _long_name(target_bytes: int, extension: str) -> str:
@@ -135,6 +144,7 @@ class _Layout:
         self.shortcut: dict[str, object] | None = None
 
     def build(self) -> None:
+        finances: tuple[SandboxDrive, dict[str, str]] | None = None
         for url_name, display, is_team, libraries in _SITES:
             site = self._site(url_name, display, is_team)
             for library, folders in libraries:
@@ -147,6 +157,7 @@ class _Layout:
                     self._file(drive, drive.root_id, name, pinned=True)
                 if url_name == "Finances" and library == "Documents":
                     self._remember_shortcut(drive, homes["Budgets"])
+                    finances = (drive, homes)
         for index, user in enumerate(self.users):
             drive = self._drive("OneDrive", "business", user.id, user.display_name, user, None)
             homes = self._folders(drive, _ONEDRIVE_FOLDERS)
@@ -156,6 +167,13 @@ class _Layout:
             if index == 0 and large > 0:
                 home = homes["Images/Chantier"]
                 self._file(drive, home, "Tournage chantier.mp4", size=large, pinned=True)
+        if finances is not None:  # last: every item seeded before keeps its place and content
+            self._enriched(*finances)
+
+    def _enriched(self, drive: SandboxDrive, homes: dict[str, str]) -> None:
+        for folder, name, size, enrichment in _ENRICHED:
+            item = self._file(drive, homes[folder], name, size=size, pinned=True)
+            self.drives.enrich(drive.id, item.id, enrichment)
 
     def _site(self, url_name: str, display: str, is_team: bool) -> SandboxSite:
         host = self.drives.host

@@ -60,6 +60,7 @@ class ItemState:
     size: int | None
     meta: dict[str, Any]
     last_error: str | None = None
+    checksum: str | None = None  # the digest recorded when it was written ("name:value")
 
     @property
     def ref(self) -> TargetRef | None:
@@ -102,6 +103,7 @@ def _state(row: ItemRow) -> ItemState:
         size=row.size,
         meta=dict(row.meta or {}),
         last_error=row.last_error,
+        checksum=row.checksum,
     )
 
 

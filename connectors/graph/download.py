@@ -11,12 +11,21 @@ updated, so memory stays flat whatever the size. A dropped connection or a body
 shorter than announced resumes with `Range: bytes=N-` (guarded by `If-Range` when
 the first answer gave a validator); an expired link is replaced by a fresh one from
 `/content`. At the end, the QuickXorHash is compared with the one Graph published.
+
+SharePoint document libraries rewrite some files after upload (mostly Office documents:
+properties written in) and Graph goes on listing the upload's size and hash, so their
+downloads never match (https://github.com/OneDrive/onedrive-api-docs/issues/935,
+https://github.com/rclone/rclone/issues/2036). A mismatch is therefore downloaded once
+more: a second copy that matches wins (the first was damaged on the way); one with the
+very same bytes as the first, both complete by the lengths their answers announced
+(Content-Length, the Content-Range total: never the listed size, which SharePoint's
+change made wrong), is kept in a document library as modified by SharePoint, with both
+hashes in its `Blob.remark`. Anything else stays a retriable `ContentMismatch` that says
+which case it was.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import os
 import re
@@ -27,7 +36,7 @@ from typing import IO, Any
 
 import httpx
 
-from ...mappings.quickxor import QuickXorHash
+from ...mappings.quickxor import QuickXorHash, same_quickxor
 from ...migrator.errors import Retriable
 from ...migrator.model import Blob
 from .client import GraphClient
@@ -37,6 +46,7 @@ SHAREPOINT = "sharepoint"  # the one tenant-wide resource-unit budget lane of dr
 DOWNLOAD_RU = 1  # a file download costs one SharePoint resource unit
 CHUNK_BYTES = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
+MODIFIED_BY_SHAREPOINT = "modified by SharePoint"  # the remark's note on a file kept as served
 
 
 class ContentMismatch(Retriable):
@@ -54,6 +64,7 @@ class _Spool:
     sha256: Any = field(default_factory=hashlib.sha256)
     location: str | None = None  # the pre-authenticated URL, while it works
     validator: str | None = None  # ETag (or Last-Modified) of the first answer, for If-Range
+    total: int | None = None  # the content's length as the answers announced it
 
     def write(self, chunk: bytes) -> None:
         self.file.write(chunk)
@@ -73,6 +84,19 @@ class _Spool:
         hashes = {"quickXorHash": self.quickxor.b64digest(), "sha256": self.sha256.hexdigest()}
         return Blob(self.path, self.offset, hashes)
 
+    @property
+    def complete(self) -> bool:
+        """Whether the server said how long the content is and every byte of it came."""
+        return self.total is not None and self.offset == self.total
+
+
+@dataclass(frozen=True)
+class _Copy:
+    """One whole download: its content, and whether it is complete by its answers' lengths."""
+
+    blob: Blob
+    complete: bool
+
 
 class DriveDownloader:
     """Downloads driveItem content to spooled temporary files through the SharePoint budget."""
@@ -91,24 +115,43 @@ class DriveDownloader:
         self.chunk_bytes = chunk_bytes
 
     async def download(
-        self, content_url: str, call: Call, expected_quickxor: str | None = None
+        self,
+        content_url: str,
+        call: Call,
+        expected_quickxor: str | None = None,
+        *,
+        sharepoint_library: bool = False,
+        listed_size: int | None = None,
     ) -> Blob:
         """The content behind `content_url` (a `/content` URL) as a `Blob`.
 
-        Raises `ContentMismatch` (retriable) when Graph's quickXorHash disagrees, the
-        table's errors otherwise; the temporary file is removed on any failure.
+        When it does not hash to `expected_quickxor`, it is downloaded once more (see the
+        module's docstring); `sharepoint_library` allows keeping a file SharePoint changed
+        after upload, `listed_size` (Graph's `size`) goes into its remark. Raises
+        `ContentMismatch` (retriable) when no copy can be kept, the table's errors
+        otherwise; no temporary file is left behind on any failure.
         """
+        first = await self._copy(content_url, call)
+        received = first.blob.hashes["quickXorHash"]
+        if not expected_quickxor or same_quickxor(expected_quickxor, received):
+            return first.blob
+        first.blob.discard()  # its hashes and length are all the comparison needs
+        second = await self._copy(content_url, call)
+        try:
+            return _second_opinion(
+                call.what, expected_quickxor, first, second, sharepoint_library, listed_size
+            )
+        except BaseException:
+            second.blob.discard()
+            raise
+
+    async def _copy(self, content_url: str, call: Call) -> _Copy:
+        """One whole download, unchecked; the temporary file is removed on any failure."""
         spool = self._open_spool()
         try:
             await self._fill(spool, content_url, call)
             spool.file.close()
-            blob = spool.blob()
-            if expected_quickxor and not same_quickxor(expected_quickxor, blob):
-                raise ContentMismatch(
-                    f"{call.what}: quickXorHash of the {blob.size} bytes received differs "
-                    "from the one Graph published (the file changed or the transfer was damaged)"
-                )
-            return blob
+            return _Copy(spool.blob(), spool.complete)
         except BaseException:
             spool.file.close()
             _unlink(spool.path)
@@ -156,6 +199,8 @@ class DriveDownloader:
                     spool.write(chunk)
                     received += len(chunk)
                 _check_complete(response, received)
+                if spool.total is not None and spool.offset < spool.total:
+                    raise TruncatedBody(f"have {spool.offset} of {spool.total} bytes")
         except LinkExpired:
             spool.location = None
             raise
@@ -163,25 +208,67 @@ class DriveDownloader:
     @staticmethod
     def _accept(response: httpx.Response, spool: _Spool) -> int:
         """Line the answer up with the spool; return the bytes of this answer counted so far."""
-        if response.status_code == 206 and spool.offset:
+        total = _announced_total(response)
+        if response.status_code == 206:
             start = _range_start(response.headers.get("Content-Range"))
-            if start == spool.offset:
+            known = spool.total
+            if start == spool.offset and (known is None or total in (None, known)):
+                spool.total = known if total is None else total
                 return 0
+            offset = spool.offset
             spool.restart()
-            raise Retriable(f"asked for bytes from {spool.offset}, got a range from {start}", 0.0)
+            raise Retriable(
+                f"asked for bytes from {offset} of {known}, got "
+                f"{response.headers.get('Content-Range')!r}",
+                0.0,
+            )
         if spool.offset:
             spool.restart()  # 200: the server ignored Range, or If-Range saw a new version
         spool.validator = response.headers.get("ETag") or response.headers.get("Last-Modified")
+        spool.total = total
         return 0
 
 
-def same_quickxor(expected: str, blob: Blob) -> bool:
-    """Whether Graph's base64 quickXorHash names the same digest as the blob's."""
-    try:
-        wanted = base64.b64decode(expected, validate=True)
-    except (binascii.Error, ValueError):
-        return False
-    return wanted == base64.b64decode(blob.hashes["quickXorHash"])
+def _second_opinion(
+    what: str,
+    expected: str,
+    first: _Copy,
+    second: _Copy,
+    sharepoint_library: bool,
+    listed_size: int | None,
+) -> Blob:
+    """The copy to keep after a first one that did not match Graph's quickXorHash, or
+    `ContentMismatch` saying why none is kept (the first copy's file is already gone)."""
+    blob = second.blob
+    received = blob.hashes["quickXorHash"]
+    if same_quickxor(expected, received):
+        return blob  # the first copy was damaged on the way
+    if blob.hashes != first.blob.hashes:
+        raise ContentMismatch(
+            f"{what}: two downloads gave different bytes ({first.blob.size} and {blob.size} "
+            "bytes), neither with the quickXorHash Graph published: the file is changing, "
+            "or the transfers were damaged"
+        )
+    if not (first.complete and second.complete):
+        raise ContentMismatch(
+            f"{what}: the same {blob.size} bytes came twice, unlike the quickXorHash Graph "
+            "published, but the server did not announce their length: a file SharePoint "
+            "changed cannot be told from a cut one"
+        )
+    if not sharepoint_library:
+        raise ContentMismatch(
+            f"{what}: the same {blob.size} bytes came twice, unlike the quickXorHash Graph "
+            "published; only SharePoint document libraries are known to change files after "
+            "upload, so they are not kept here"
+        )
+    remark: dict[str, Any] = {
+        "note": MODIFIED_BY_SHAREPOINT,
+        "published_quickXorHash": expected,
+        "received_quickXorHash": received,
+    }
+    if listed_size is not None:
+        remark["published_size"] = listed_size
+    return replace(blob, remark=remark)
 
 
 def _range_headers(spool: _Spool) -> dict[str, str]:
@@ -198,6 +285,16 @@ def _range_headers(spool: _Spool) -> dict[str, str]:
 def _range_start(content_range: str | None) -> int | None:
     match = _CONTENT_RANGE.match(content_range or "")
     return int(match.group(1)) if match else None
+
+
+def _announced_total(response: httpx.Response) -> int | None:
+    """The whole content's length as the answer announced it: the Content-Range total of
+    a 206, the Content-Length of a 200 (asked with identity encoding); None if unsaid."""
+    if response.status_code == 206:
+        match = _CONTENT_RANGE.match(response.headers.get("Content-Range") or "")
+        return int(match.group(3)) if match and match.group(3).isdigit() else None
+    length = response.headers.get("Content-Length")
+    return int(length) if length is not None and length.isdigit() else None
 
 
 def _check_complete(response: httpx.Response, received: int) -> None:

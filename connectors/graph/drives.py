@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 from kiota_abstractions.api_error import APIError
 
-from ...mappings.files import drive_item_meta
+from ...mappings.files import LIBRARY_ROLE, drive_item_meta
 from ...migrator.errors import SkipItem
 from ...migrator.model import Blob, Container, Item, Owner, Page
 from .budget import MailboxBudget
@@ -200,7 +200,11 @@ class GraphDriveSource:
         return str(body["@odata.deltaLink"])
 
     async def fetch(self, container: Container, item: Item) -> bytes | Blob:
-        """A file's content as a `Blob`; b"" for a folder; `SkipItem` for what is not carried."""
+        """A file's content as a `Blob`; b"" for a folder; `SkipItem` for what is not carried.
+
+        In a document library, a file whose downloads differ from its listed hash the same
+        way twice is kept as SharePoint changed it (see `download`); not in a OneDrive.
+        """
         kind = item.meta.get("kind")
         if kind == "folder":
             return b""
@@ -220,7 +224,14 @@ class GraphDriveSource:
             permission=FILES,
             item=True,
         )
-        return await self.downloader.download(url, call, expected)
+        listed = item.meta.get("size")
+        return await self.downloader.download(
+            url,
+            call,
+            expected,
+            sharepoint_library=in_library(container, item),
+            listed_size=listed if isinstance(listed, int) else None,
+        )
 
     async def listing(self, container: Container) -> list[Item]:
         """Every item of the drive now, by a delta without token.
@@ -334,9 +345,7 @@ class GraphDriveSource:
         call = Call(f"document libraries of {owner.upn}", permission=SITES, item=True)
         site = owner.display_name or owner.upn.removeprefix(SITE_PREFIX)
         return [
-            _container(
-                owner.upn, drive, (site, drive.get("name") or drive["id"]), "documentLibrary"
-            )
+            _container(owner.upn, drive, (site, drive.get("name") or drive["id"]), LIBRARY_ROLE)
             for drive in await self._collect(url, call)
         ]
 
@@ -350,6 +359,12 @@ class GraphDriveSource:
 
     def _item(self, container: Container, item_id: str) -> str:
         return f"{self._drive(container)}/items/{_segment(item_id)}"
+
+
+def in_library(container: Container, item: Item) -> bool:
+    """Whether the item lies in a SharePoint document library: its own `driveType` says
+    (it travels with the item in the state, for a retry), else its container's role."""
+    return (item.meta.get("driveType") or container.role) == LIBRARY_ROLE
 
 
 def _item(entry: Mapping[str, Any], path: str, package_type: str | None) -> Item:

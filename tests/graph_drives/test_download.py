@@ -25,6 +25,8 @@ CONTENT_URL = f"{GRAPH}/drives/b!drive/items/01FILE/content"
 LINK = f"{DOWNLOAD_HOST}/personal/alice/_layouts/download.aspx?tempauth=abc"
 BODY = random.Random(5).randbytes(3 * 1024 * 1024 + 123)
 CALL = Call("content of 'Docs/report.pdf'", permission="Files.Read.All", item=True)
+LISTED = len(BODY) - 183  # the size Graph lists for a file SharePoint grew after upload
+UPLOADED = quickxor_b64(BODY[:LISTED])  # the hash Graph lists for it
 
 
 class CutStream(httpx.AsyncByteStream):
@@ -57,12 +59,16 @@ def redirect(mock: respx.MockRouter, location: str = LINK) -> respx.Route:
     )
 
 
-def download(fake_time: FakeTime, tmp_path: Path, expected: str | None) -> tuple[Blob, int]:
+def download(
+    fake_time: FakeTime, tmp_path: Path, expected: str | None, library: bool = False
+) -> tuple[Blob, int]:
     async def go() -> tuple[Blob, int]:
         client = drive_client(fake_time)
         try:
             downloader = DriveDownloader(client, temp_dir=tmp_path, chunk_bytes=65536)
-            blob = await downloader.download(CONTENT_URL, CALL, expected)
+            blob = await downloader.download(
+                CONTENT_URL, CALL, expected, sharepoint_library=library, listed_size=LISTED
+            )
             return blob, resource_units(client)
         finally:
             await client.aclose()
@@ -246,3 +252,140 @@ def test_refused_token_on_content_is_fatal_not_an_expired_link(
             download(fake_time, tmp_path, None)
     assert content.call_count == 1
     assert list(tmp_path.iterdir()) == []
+
+
+# -- a file SharePoint changed after upload: its downloads never match the listed hash --
+# https://github.com/OneDrive/onedrive-api-docs/issues/935, rclone/rclone#2036
+
+
+def test_the_same_bytes_twice_in_a_library_are_kept_as_modified_by_sharepoint(
+    fake_time: FakeTime, tmp_path: Path
+) -> None:
+    with respx.mock() as mock:
+        content = redirect(mock)
+        link = mock.get(LINK).mock(side_effect=ranged)
+        blob, units = download(fake_time, tmp_path, UPLOADED, library=True)
+    assert content.call_count == link.call_count == 2  # downloaded once more, no more
+    assert units == 2
+    assert_is_body(blob)
+    assert blob.remark == {
+        "note": "modified by SharePoint",
+        "published_quickXorHash": UPLOADED,
+        "received_quickXorHash": quickxor_b64(BODY),
+        "published_size": LISTED,
+    }
+    assert list(tmp_path.iterdir()) == [blob.path]  # the first copy is gone
+
+
+def test_the_same_bytes_twice_outside_a_library_stay_a_mismatch(
+    fake_time: FakeTime, tmp_path: Path
+) -> None:
+    with respx.mock() as mock:
+        redirect(mock)
+        link = mock.get(LINK).mock(side_effect=ranged)
+        with pytest.raises(ContentMismatch, match="only SharePoint document libraries"):
+            download(fake_time, tmp_path, UPLOADED, library=False)
+    assert link.call_count == 2
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_two_downloads_that_differ_stay_a_mismatch_that_says_so(
+    fake_time: FakeTime, tmp_path: Path
+) -> None:
+    other = BODY[:-1] + b"\x01"
+    bodies = iter([BODY, other])
+
+    def changing(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=next(bodies))
+
+    with respx.mock() as mock:
+        redirect(mock)
+        mock.get(LINK).mock(side_effect=changing)
+        with pytest.raises(ContentMismatch, match="two downloads gave different bytes"):
+            download(fake_time, tmp_path, UPLOADED, library=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_second_download_that_matches_wins_without_a_remark(
+    fake_time: FakeTime, tmp_path: Path
+) -> None:
+    damaged = BODY[:1000] + b"\xff" + BODY[1001:]
+    bodies = iter([damaged, BODY])
+
+    def once_damaged(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=next(bodies))
+
+    with respx.mock() as mock:
+        redirect(mock)
+        mock.get(LINK).mock(side_effect=once_damaged)
+        blob, _ = download(fake_time, tmp_path, quickxor_b64(BODY), library=True)
+    assert_is_body(blob)
+    assert blob.remark == {}
+    assert list(tmp_path.iterdir()) == [blob.path]
+
+
+def test_bytes_without_an_announced_length_are_never_kept(
+    fake_time: FakeTime, tmp_path: Path
+) -> None:
+    """Twice the same bytes, but nothing says they are all: a cut copy looks the same."""
+
+    def unannounced(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=CutStream(BODY[: LISTED // 2]))  # no Content-Length
+
+    with respx.mock() as mock:
+        redirect(mock)
+        mock.get(LINK).mock(side_effect=unannounced)
+        with pytest.raises(ContentMismatch, match="did not announce their length"):
+            download(fake_time, tmp_path, UPLOADED, library=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_body_cut_at_the_same_place_every_time_is_never_kept(
+    fake_time: FakeTime, tmp_path: Path
+) -> None:
+    """Its announced length says it is cut: resumed, never taken as SharePoint's change."""
+    cut = LISTED // 2
+
+    def always_cut(request: httpx.Request) -> httpx.Response:
+        wanted = request.headers.get("Range")
+        start = int(wanted[len("bytes=") : -1]) if wanted else 0
+        headers = {"Content-Length": str(len(BODY) - start), "ETag": '"v1"'}
+        if wanted:
+            headers["Content-Range"] = f"bytes {start}-{len(BODY) - 1}/{len(BODY)}"
+        return httpx.Response(
+            206 if wanted else 200, headers=headers, stream=CutStream(BODY[start:cut])
+        )
+
+    with respx.mock() as mock:
+        redirect(mock)
+        link = mock.get(LINK).mock(side_effect=always_cut)
+        with pytest.raises(Retriable) as caught:
+            download(fake_time, tmp_path, UPLOADED, library=True)
+    assert not isinstance(caught.value, ContentMismatch)  # it never got as far as comparing
+    assert all(r.request.headers.get("Range") == f"bytes={cut}-" for r in link.calls[1:])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_range_answer_of_another_length_starts_over(fake_time: FakeTime, tmp_path: Path) -> None:
+    """The file changed between two answers: the resumed part is not glued to the first."""
+    cut = 1_000_001
+    answers = iter(
+        [
+            httpx.Response(
+                200,
+                headers={"Content-Length": str(len(BODY) + 5), "ETag": '"v1"'},
+                stream=CutStream((BODY + b"older")[:cut]),
+            )
+        ]
+    )
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return next(answers, None) or ranged(request)
+
+    with respx.mock() as mock:
+        redirect(mock)
+        link = mock.get(LINK).mock(side_effect=answer)
+        blob, _ = download(fake_time, tmp_path, quickxor_b64(BODY))
+    assert link.calls[1].request.headers["Range"] == f"bytes={cut}-"
+    assert "Range" not in link.calls.last.request.headers  # started over
+    assert_is_body(blob)

@@ -143,6 +143,7 @@ def test_full_delta_paths_kinds_and_costs(fake_time: FakeTime) -> None:
         "mimeType": "application/pdf",
         "packageType": None,
         "webUrl": None,
+        "driveType": "business",
     }
     assert items["A"].version == '"{A},1"'
     assert pages[1].removed == ("D",)

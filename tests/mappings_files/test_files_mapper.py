@@ -23,6 +23,7 @@ from hirondelle.mappings.files import (
     drive_item_meta,
     map_drive_item,
     parse_mtime,
+    sharepoint_note,
 )
 from hirondelle.mappings.quickxor import quickxor_b64
 from hirondelle.migrator.errors import SkipItem
@@ -116,6 +117,7 @@ def test_meta_of_a_documented_file() -> None:
         "mimeType": DOCX["file"]["mimeType"],
         "packageType": None,
         "webUrl": None,
+        "driveType": "business",  # parentReference.driveType
     }
 
 
@@ -207,6 +209,22 @@ def test_content_changed_follows_ctag_hash_and_size() -> None:
     rehashed = dict(before, cTag=None, quickXorHash="AAAA")
     assert content_changed(rehashed, item_of({**DOCX, "cTag": None}, "Docs/Rapport.docx"))
     assert not content_changed(before, item_of(FOLDER, "Docs"))
+
+
+def test_verify_notes_a_file_written_as_sharepoint_served_it() -> None:
+    """Written from bytes that differ from the listed hash, the listing unchanged since:
+    SharePoint changed the file after upload (OneDrive/onedrive-api-docs#935)."""
+    listed = item_of(DOCX, "Docs/Rapport.docx")
+    served = quickxor_b64(CONTENT + b"<property/>")
+    note = sharepoint_note(listed, listed.meta, f"quickXorHash:{served}")
+    assert note is not None and note.startswith("Docs/Rapport.docx: modified by SharePoint")
+    assert DOCX["file"]["hashes"]["quickXorHash"] in note and served in note
+    as_listed = f"quickXorHash:{quickxor_b64(CONTENT)}"
+    assert sharepoint_note(listed, listed.meta, as_listed) is None
+    assert sharepoint_note(listed, listed.meta, "sha256:00") is None  # an older state's row
+    before = dict(listed.meta, quickXorHash=served)  # changed at the source since: sync's job
+    assert sharepoint_note(listed, before, f"quickXorHash:{served}") is None
+    assert sharepoint_note(item_of(FOLDER, "Docs"), {}, None) is None
 
 
 def test_parse_mtime_accepts_graph_forms() -> None:

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from hirondelle.mappings.file_names import NEXTCLOUD, WINDOWS, twin_path
-from hirondelle.mappings.files import drive_findings, group_by_user, sharing_report
+from hirondelle.mappings.files import (
+    drive_findings,
+    group_by_user,
+    sharepoint_findings,
+    sharing_report,
+)
 from hirondelle.migrator.model import Item
 
 
@@ -61,6 +66,17 @@ def test_findings_depend_on_the_target() -> None:
     assert "renamed" not in by_kind  # ":" and "CON" are fine on a default Nextcloud
     assert "oversize" not in by_kind
     assert "path-refused" in by_kind
+
+
+def test_office_files_of_a_library_are_counted_once_for_the_library() -> None:
+    """SharePoint may change them after upload (OneDrive/onedrive-api-docs#935)."""
+    office = [*DRIVE, item("11", "file", "Docs/Présentation.PPTX", 3), item("12", "file", "a.doc")]
+    (finding,) = sharepoint_findings(office)
+    severity, kind, path, detail = finding
+    assert (severity, kind, path) == ("info", "sharepoint-modified", "")
+    # Rapport.docx, budget.xlsx, Présentation.PPTX, a.doc; not Section.one nor .txt files
+    assert detail.startswith("4 Office file(s): SharePoint may have changed them")
+    assert sharepoint_findings([i for i in DRIVE if i.meta["path"].endswith(".txt")]) == []
 
 
 def test_collisions_after_normalisation_or_case_name_where_each_twin_goes() -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
 from hirondelle.migrator.model import Container, Entry, Item, TargetRef
 from hirondelle.migrator.verify import compare
 from hirondelle.state.store import ItemState
@@ -61,3 +65,18 @@ def test_each_kind_of_difference_is_listed() -> None:
         ("missing", "never"),
     ]
     assert check.skipped == [("skip", "too big")]
+
+
+def test_a_note_is_listed_apart_and_is_no_difference() -> None:
+    def note(item: Item, written: Mapping[str, Any], checksum: str | None) -> str | None:
+        return f"{item.source_id} as served" if checksum == "served" else None
+
+    rows = [replace(row("a", "1:1"), checksum="served"), row("b", "1:2")]
+    target = [entry("1:1", "mid:a"), entry("1:2", "mid:b")]
+    check = compare(FOLDER, [Item("a", "v"), Item("b", "v")], rows, target, note)
+    assert check.differences == []
+    assert check.notes == [("a", "a as served")]
+    assert check.as_dict()["notes"] == [{"source_id": "a", "note": "a as served"}]
+    differing = [entry("1:1", "mid:a", size=11), entry("1:2", "mid:b")]
+    check = compare(FOLDER, [Item("a", "v"), Item("b", "v")], rows, differing, note)
+    assert [d.kind for d in check.differences] == ["differs"] and check.notes == []
