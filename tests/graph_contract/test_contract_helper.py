@@ -170,7 +170,11 @@ def test_the_error_envelope_is_checked() -> None:
         "$.error.innerError: missing (read by the client)"
     ]
     empty_code = {"error": {"code": "", "message": "Gone.", "innerError": {}}}
-    assert error_problems(empty_code, documented) == ["$.error.code: empty"]
+    assert not error_problems(empty_code, documented)  # documented (json-batching)
+    no_message = {"error": {"code": "NotFound", "message": "", "innerError": {}}}
+    assert error_problems(no_message, documented) == ["$.error.message: empty"]
+    numeric_code = {"error": {"code": 404, "message": "Gone.", "innerError": {}}}
+    assert error_problems(numeric_code, documented) == ["$.error.code: number, documented string"]
 
 
 def test_required_fields_follow_select_and_expand() -> None:
