@@ -388,7 +388,10 @@ class CalendarService:
                 if contact.seq <= int(state["t"]):
                     key = [1, f"{contact.seq:020d}", contact.id]
                     groups.append((key, [contact_json(contact)]))
-        link = f"{request.base_url}/users/{user.id}/contactFolders/{folder.id}/contacts/delta"
+        # Links continue the request's own path (the default folder's /contacts/delta stays
+        # /contacts/delta): https://learn.microsoft.com/en-us/graph/api/contact-delta and
+        # https://learn.microsoft.com/en-us/graph/delta-query-overview#state-tokens
+        link = request.link().split("?", 1)[0]
         shape: Callable[[JSON], JSON] = lambda e: select_keys(e, select)  # noqa: E731
         return self._delta_page(
             request, state, groups, link, "contact", shape, CONTACTS_DELTA_MAX_PAGE

@@ -593,12 +593,17 @@ def _text(status: int, message: str, headers: dict[str, str] | None = None) -> w
 
 
 def site_json(site: Any) -> JSON:
-    """https://learn.microsoft.com/en-us/graph/api/resources/site"""
+    """https://learn.microsoft.com/en-us/graph/api/resources/site
+
+    `isPersonalSite` as site-get and site-getallsites show it: the sandbox's sites are
+    team and communication sites (its OneDrives are served as user drives only).
+    """
     return {
         "id": site.id,
         "name": site.name,
         "displayName": site.display_name,
         "description": "",
+        "isPersonalSite": False,
         "webUrl": site.web_url,
         "createdDateTime": iso(site.created),
         "lastModifiedDateTime": iso(site.created),
