@@ -54,7 +54,7 @@ READS: dict[str, frozenset[str]] = {
             "package remoteItem parentReference fileSystemInfo"
         ).split()
     )
-    | _paths("id", under="parentReference")
+    | _paths("id", "driveType", under="parentReference")
     | _paths("type", under="package")
     | _paths("mimeType", "hashes", "hashes.quickXorHash", under="file")
     | _paths("lastModifiedDateTime", under="fileSystemInfo"),
@@ -114,6 +114,8 @@ NOT_GRAPH = frozenset(
     {
         "v", "links", "masters", "recent", "delta",  # cursors of calendar and teams
         "kind", "path", "lastVerb",  # Item.meta keys
+        "known",  # the cursor of a calendar read without delta
+        "published_size",  # an audit remark of a file SharePoint changed
         "baseurl", "authority", "connection_verify",  # kiota and azure-identity options
         "Content-Length", "Content-Range", "ETag", "If-Range", "Last-Modified", "Location",
         "Range", "Retry-After", "retry-after", "RateLimit-Reset", "ratelimit-reset",
