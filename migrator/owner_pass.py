@@ -21,7 +21,17 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from sqlalchemy.orm import Session
 
-from ..state.schema import DELETED, DONE, FAILED, PENDING, SKIPPED, STARTED, VANISHED, Unit
+from ..state.schema import (
+    DELETED,
+    DONE,
+    FAILED,
+    PENDING,
+    RESYNC,
+    SKIPPED,
+    STARTED,
+    VANISHED,
+    Unit,
+)
 from ..state.store import ItemState, Outcome, UnitState
 from .errors import CursorExpired, ItemError, Refused, Retriable
 from .ledger import Ledger, ref_text
@@ -111,22 +121,36 @@ class OwnerPass:
             cursor = unit.next_link or unit.delta_link
             fresh = unit.status == PENDING and cursor is None
             adopt = fresh and await self._target_holds(container, folder)
+            if unit.status == RESYNC:  # a re-enumeration was cut short: start it over
+                await self._resync(container, unit, folder, count_pages, "interrupted")
+                return
             try:
                 await self._pages(container, unit, folder, cursor, count_pages, adopt)
             except CursorExpired:
                 log.info("cursor of %s expired: enumerating it again", container.display_path)
-                self.ledger.audit.record(
-                    "resync",
-                    "cursor-expired",
-                    owner=container.owner,
-                    container=container.display_path,
-                )
-                self.store.set_unit(unit.id, next_link=None, delta_link=None)
-                await self._pages(container, unit, folder, None, count_pages, adopt)
+                await self._resync(container, unit, folder, count_pages, "cursor-expired")
         except (Retriable, ItemError) as exc:
             reason = f"{type(exc).__name__}: {exc}"
             self.store.set_unit(unit.id, status=FAILED, last_error=reason)
             self.ledger.unit_failed(container, reason)
+
+    async def _resync(
+        self, container: Container, unit: UnitState, folder: str, count_pages: bool, why: str
+    ) -> None:
+        """Enumerate the container again from the start, as when it was first read.
+
+        What the state holds and the new listing lacks was removed at the source while
+        the cursor could not say so: it is settled as a removal with the listing's last
+        page (when the workload's listing is complete, not a window). The unit stays
+        `resync` until then, so a re-enumeration cut short starts over rather than
+        continue with ids it never saw.
+        """
+        self.ledger.audit.record(
+            "resync", why, owner=container.owner, container=container.display_path
+        )
+        self.store.set_unit(unit.id, status=RESYNC, next_link=None, delta_link=None)
+        seen: set[str] | None = set() if self.workload.complete_listing else None
+        await self._pages(container, unit, folder, None, count_pages, seen=seen)
 
     async def _target_folder(self, container: Container, unit: UnitState) -> str:
         """The container's target folder. When another folder of this owner was written
@@ -202,15 +226,24 @@ class OwnerPass:
         cursor: str | None,
         count_pages: bool,
         adopt: bool = False,
+        seen: set[str] | None = None,
     ) -> None:
         async for page in self.workload.source.changes(container, cursor):
             if count_pages:
                 self.reporter.add_total(self.workload.name, len(page.items))
-            await self._page(container, unit, folder, page, adopt)
+            await self._page(container, unit, folder, page, adopt, seen)
 
     async def _page(
-        self, container: Container, unit: UnitState, folder: str, page: Page, adopt: bool = False
+        self,
+        container: Container,
+        unit: UnitState,
+        folder: str,
+        page: Page,
+        adopt: bool = False,
+        seen: set[str] | None = None,
     ) -> None:
+        """Write one page and settle it with the unit's cursor; `seen` gathers the ids of a
+        re-enumeration, whose last page also removes what it never listed."""
         workload = self.workload
         # An item listed twice in one page (OneDrive repeats parent folders) counts once, in
         # its latest state, at the place of its first mention (parents before children).
@@ -264,6 +297,11 @@ class OwnerPass:
         ]
         outcomes.extend(await self._writer(container, unit.id, folder).write_all(pending))
         vanished = [i for i in page.removed if i not in ids]
+        if seen is not None:
+            seen.update(ids)
+            if page.delta_link is not None:
+                unlisted = self.store.settled_ids(unit.id) - seen - set(vanished)
+                vanished += sorted(unlisted)
         self.store.settle_page(
             unit.id,
             container,

@@ -199,7 +199,9 @@ def _calendar(
     target = build_target(target_config)
     window = CalendarSettings(config.calendar_window_start, config.calendar_window_end)
     source = GraphCalendarSource(clients.outlook, window)
-    workload = Workload("calendar", source, map_event, target, budget=OUTLOOK)
+    workload = Workload(
+        "calendar", source, map_event, target, budget=OUTLOOK, complete_listing=False
+    )
     return workload, GroupwarePlanner(source, _outlook_rate(config), 3, calendar_findings)
 
 

@@ -50,6 +50,10 @@ class Workload:
     # contacts): owners of one budget never run in two processes at once. Empty: the
     # workload's own.
     budget: str = ""
+    # True when a listing from the start names every item of the container (mail, files,
+    # contacts, chat); False for a window (calendar): an item a fresh listing lacks was
+    # removed only if the listing was complete.
+    complete_listing: bool = True
 
     @property
     def budget_group(self) -> str:

@@ -45,6 +45,11 @@ PENDING, STARTED, DONE, FAILED, SKIPPED, VANISHED, DELETED = (
 )
 
 
+# A unit being enumerated again after its cursor expired (units also use PENDING, DONE
+# and FAILED): until the listing's end it may not settle what it has not listed yet.
+RESYNC = "resync"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -24,6 +24,7 @@ from .migrate import upgrade
 from .schema import (
     DONE,
     FAILED,
+    SKIPPED,
     STARTED,
     VANISHED,
     ItemRow,
@@ -223,6 +224,17 @@ class Store:
                 )
                 found.update((r.source_id, _state(r)) for r in rows)
         return found
+
+    def settled_ids(self, unit_id: int) -> set[str]:
+        """Source ids of the unit's items the target holds or that were settled (done,
+        skipped or failed): what a complete listing of the container must name again."""
+        with self.session() as s:
+            rows = s.scalars(
+                select(ItemRow.source_id).where(
+                    ItemRow.unit_id == unit_id, ItemRow.status.in_((DONE, SKIPPED, FAILED))
+                )
+            )
+            return set(rows)
 
     def items_elsewhere(
         self, workload: str, owner: str, unit_id: int, source_ids: Sequence[str]

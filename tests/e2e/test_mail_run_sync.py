@@ -87,3 +87,48 @@ def test_sync_starts_a_folder_over_when_its_delta_link_has_expired(setup: Setup)
     records = [json.loads(line) for f in audit.glob("*.jsonl") for line in f.open()]
     resyncs = [r for r in records if r.get("action") == "resync"]
     assert [(r["owner"], r["result"]) for r in resyncs] == [(user.upn, "cursor-expired")]
+
+
+def test_a_sync_that_enumerates_again_removes_what_was_deleted_meanwhile(setup: Setup) -> None:
+    # When a delta link has expired, the folder is listed again from the start: a message
+    # deleted while the link could not say so is one the new listing lacks. It is removed
+    # from the target as a reported deletion would be, and only after the whole listing.
+    config = load_config(setup.config_path)
+    assert asyncio.run(operations.migrate(config, "run")).ok
+    changed = setup.sandbox.mutate(Mutation(seed=9, new=4, deletions=5, moves=2))
+    setup.sandbox.expire_delta_tokens()
+    tally = asyncio.run(operations.migrate(config, "sync")).tallies["mail"]
+    assert (tally.copied, tally.removed, tally.failed) == (
+        len(changed.new),
+        len(changed.deleted),
+        0,
+    )
+    assert tally.moved == len(changed.moved)
+    assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins)
+    assert asyncio.run(operations.check(config))["mail"].verified
+
+
+def test_a_re_enumeration_cut_short_starts_over_and_still_removes(setup: Setup) -> None:
+    # A re-enumeration killed halfway has listed only part of the folder: the next pass
+    # lists it from the start again (the unit stays "resync" until its listing ends), so
+    # what it removes rests on a whole listing, never on the part a dead process saw.
+    from hirondelle.state.schema import RESYNC
+    from hirondelle.state.store import open_store
+
+    config = load_config(setup.config_path)
+    assert asyncio.run(operations.migrate(config, "run")).ok
+    user = setup.tenant.users[0]
+    inbox = setup.tenant.folder(user.id, "inbox").id
+    store = open_store(config.state_url)
+    try:
+        unit = next(u for u in store.units("mail") if u.container_id == inbox)
+        store.set_unit(unit.id, status=RESYNC, next_link="https://cut.invalid/")
+    finally:
+        store.engine.dispose()
+    changed = setup.sandbox.mutate(Mutation(seed=12, deletions=3, user=user.id))
+    tally = asyncio.run(operations.migrate(config, "sync")).tallies["mail"]
+    assert (tally.removed, tally.failed, tally.copied) == (len(changed.deleted), 0, 0)
+    assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins)
+    audit = setup.config_path.parent / "audit"
+    records = [json.loads(line) for f in audit.glob("*.jsonl") for line in f.open()]
+    assert [r["result"] for r in records if r.get("action") == "resync"] == ["interrupted"]

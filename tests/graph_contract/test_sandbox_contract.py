@@ -501,11 +501,6 @@ def changed() -> Iterator[tuple[SandboxServer, httpx.Client, dict[str, list[dict
     ):
         upn = sb.tenant.users[0].upn
         inbox = fetch(client, f"users/{upn}/mailFolders/inbox", {"$select": "id"})["id"]
-        calendar = next(
-            c["id"]
-            for c in fetch(client, f"users/{upn}/calendars")["value"]
-            if c["isDefaultCalendar"]
-        )
         drive = fetch(client, f"users/{upn}/drive")["id"]
         starts = {
             "messages_delta": (f"users/{upn}/mailFolders/{inbox}/messages/delta", {}),
