@@ -23,6 +23,11 @@ Serves `tenant.teams` (`teams_data.py`) the way the service answers, per Microso
   so it reads `unknownFutureValue` unless the request sends `Prefer:
   include-unknown-enum-members` (the `eventDetail` object is there either way):
   https://learn.microsoft.com/en-us/graph/best-practices-concept#handling-future-members-in-evolvable-enumerations
+- Channel messages are protected APIs: with application permissions an app reads them only
+  once Microsoft approved it (https://learn.microsoft.com/en-us/graph/teams-protected-apis).
+  `protected_apis_approved = False` plays an app still waiting: every request under
+  `/messages` answers 403 `Forbidden` with the message the service gives (quoted in
+  github.com/leeford/Backup-TeamsChat/issues/12); teams, channels and members still answer.
 - Hosted contents list ids only (`contentBytes` and `contentType` null); `$value` is the bytes.
 - Throttling: at most 4 requests per second per app on one team or channel, and 20 channel
   message reads per second per app and tenant, answered with 429 and `Retry-After`:
@@ -80,6 +85,11 @@ UNIFIED_FILTER = re.compile(
     r"^\s*groupTypes/any\(\s*(\w+)\s*:\s*\1\s+eq\s+'Unified'\s*\)\s*$", re.I
 )
 TENANT_BUCKET = "tenant:channel-message-reads"
+PROTECTED_API_REFUSAL = (
+    "Invoked API requires Protected API access in application-only context when not using "
+    "Resource Specific Consent. Visit https://docs.microsoft.com/en-us/graph/teams-protected-apis "
+    "for more details."
+)
 _MESSAGES, _CHANNEL, _TEAM = "teams-messages:", "teams-channel:", "teams-team:"
 
 
@@ -147,6 +157,7 @@ class TeamsService:
     def __init__(self, tenant: Tenant, throttle: MailboxThrottle) -> None:
         self.tenant = tenant
         self.throttle = TeamsThrottle(lambda: throttle.limits)
+        self.protected_apis_approved = True  # False: channel messages answer 403
 
     @property
     def data(self) -> TeamsData:
@@ -246,6 +257,8 @@ class TeamsService:
             context = f"teams('{team.id}')/channels('{quote(channel.id)}')/members"
             return self._members(request, channel.members, context)
         if len(names) > 4 and names[4] == "messages":
+            if not self.protected_apis_approved:
+                raise GraphError(403, "Forbidden", PROTECTED_API_REFUSAL)
             return MessagesRoute(self.data, request, options, channel).answer(segments[5:])
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segments[-1]}'.")
 

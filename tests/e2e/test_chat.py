@@ -244,3 +244,24 @@ def test_bot_mode_prefixes_authors(
         ]
         assert bodies and all(" (" in b.split(":", 1)[0] for b in bodies if b)
         assert asyncio.run(operations.check(config))["chat"].verified
+
+
+def test_an_app_not_approved_for_protected_apis_fails_in_one_line(tmp_path: Path) -> None:
+    # Channel messages need Microsoft's approval for application permissions:
+    # https://learn.microsoft.com/en-us/graph/teams-protected-apis
+    spec = TenantSpec(seed=29, users=2, messages=1, large_messages=0, teams=1, posts_per_channel=3)
+    with SandboxServer(Tenant.generate(spec), tls=True, limits=Limits(enabled=False)) as sandbox:
+        sandbox.set_protected_apis(False)
+        config = tmp_path / "hirondelle.toml"
+        config.write_text(
+            f'{source_table(sandbox)}\n[targets.chat]\nkind = "archive"\npath = "archive"\n'
+        )
+        env = {**os.environ, SECRET_ENV: sandbox.client_secret}
+        command = [sys.executable, "-m", "hirondelle.cli", "-c", str(config), "run"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: chat team:")
+    assert "not approved this app for the Teams protected APIs" in lines[0]
+    assert lines[0].endswith("https://learn.microsoft.com/en-us/graph/teams-protected-apis")
+    assert "Grant the application permission" not in lines[0]
