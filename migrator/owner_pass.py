@@ -206,6 +206,8 @@ class OwnerPass:
             if count_pages:
                 self.reporter.add_total(self.workload.name, len(page.items))
             await self._page(container, unit, folder, page, adopt)
+            if page.unchecked:
+                self.ledger.unit_unchecked(container, page.unchecked)
 
     async def _page(
         self, container: Container, unit: UnitState, folder: str, page: Page, adopt: bool = False
