@@ -13,12 +13,20 @@ Serves `tenant.teams` (`teams_data.py`) the way the service answers, per Microso
   https://learn.microsoft.com/en-us/graph/api/chatmessage-list-replies
 - `messages/delta` lists root posts only, oldest change first, and only those created in
   the eight months before the sandbox's "now" (the latest seeded date). A later round
-  reports a root again when anything in its reply chain changed (a new, edited or deleted
-  reply): the docs describe delta as tracking "reply chains (each channel post message and
-  associated reply messages)" (https://learn.microsoft.com/en-us/graph/api/chatmessage-delta).
-  Deleted messages are never `@removed`: they come back with `deletedDateTime` set and an
-  empty body. `$filter` is refused, as the service refuses it with application
-  permissions (github.com/microsoftgraph/microsoft-graph-docs/issues/20728).
+  reports a root again when the root itself changed (edited, deleted), never because a
+  reply was posted, edited or deleted in its thread: the page lists "messages (without the
+  replies)" and sends to list replies for those
+  (https://learn.microsoft.com/en-us/graph/api/chatmessage-delta), and a root's
+  `lastModifiedDateTime` moves when it is "created (initial setting) or modified, including
+  when a reaction is added or removed", not for a reply
+  (https://learn.microsoft.com/en-us/graph/api/resources/chatmessage; the wording that
+  included replies was withdrawn: microsoftgraph/microsoft-graph-docs issue 6693). Only
+  `$filter` is said to fetch whole "reply chains", and the service refuses it with
+  application permissions (microsoftgraph/microsoft-graph-docs issue 20728), so an app
+  must find new replies to old threads by reading the threads again. Deleted messages are
+  never `@removed`: they come back with `deletedDateTime` set and an empty body. The
+  metadata also names `messages/{id}/replies/delta`, which no page documents for
+  channels: it is not served.
 - `messageType` is an evolvable enum: `systemEventMessage` comes after `unknownFutureValue`,
   so it reads `unknownFutureValue` unless the request sends `Prefer:
   include-unknown-enum-members` (the `eventDetail` object is there either way):
