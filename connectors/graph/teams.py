@@ -60,7 +60,6 @@ item metadata (which the state keeps) never holds a body.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import re
@@ -91,6 +90,14 @@ from .budget import MailboxBudget
 from .client import TENANT, GraphClient
 from .errors import Call
 from .teams_cursor import ChannelCursor, Round, stamp
+from .teams_items import (
+    Thread,
+    chronological,
+    created_at,
+    first_created,
+    instant,
+    source_ids,
+)
 
 PERMISSION = "ChannelMessage.Read.All"
 TEAMS_PERMISSION = "Team.ReadBasic.All"
@@ -100,8 +107,6 @@ TENANT_LANE = "teams-tenant"
 MESSAGE_PAGE = 50  # the largest $top of channel messages, replies and delta
 ITEMS_PER_PAGE = 100  # items handed to the engine per Page (one transaction each)
 _HOSTED = re.compile(r"hostedContents/([^/\"'\s?<>]+)/\$value")
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 log = logging.getLogger(__name__)
 
 
@@ -141,22 +146,6 @@ class _Channel:
     team_name: str
     name: str
     description: str
-
-
-@dataclass
-class _Thread:
-    """A root post (None when only its replies were read again) and its replies."""
-
-    root_id: str
-    root: dict[str, Any] | None
-    replies: list[dict[str, Any]]
-    created: str  # the root's createdDateTime, for the order of threads
-
-    @property
-    def activity(self) -> str:
-        """The latest time anything in the thread was written or changed."""
-        messages = ([self.root] if self.root else []) + self.replies
-        return max((_touched(m) for m in messages), key=_instant, default=self.created)
 
 
 class GraphTeamsSource:
@@ -277,7 +266,7 @@ class GraphTeamsSource:
                 known = state.recent
             ended = ChannelCursor(delta, self._recent(known, threads), done)
             note = done.unchecked(since, self.settings.reread_pages * MESSAGE_PAGE)
-            entries = list(_chronological(threads))
+            entries = list(chronological(threads))
             async for page in self._pages(channel_id, entries, removed, ended, note):
                 yield page
         finally:
@@ -304,13 +293,13 @@ class GraphTeamsSource:
 
     async def _thread_pages(
         self, container: Container, channel: _Channel, link: str | None, limit: int
-    ) -> tuple[list[_Thread], str | None]:
+    ) -> tuple[list[Thread], str | None]:
         """Threads of the channel's listing (`$top=50&$expand=replies`, newest first), from
         `link` or the newest, at most `limit` pages (0: to the end); and the next page's
         link, None once the oldest thread was read."""
         call = Call(f"messages of {container.display_path}", PERMISSION, cursor=link is not None)
         target: RequestInformation | str | None = link or self._list_request(container, channel)
-        threads: list[_Thread] = []
+        threads: list[Thread] = []
         pages = 0
         while target is not None and (limit == 0 or pages < limit):
             page = await self._read(target, container.source_id, call)
@@ -322,9 +311,9 @@ class GraphTeamsSource:
 
     async def _thread(
         self, container: Container, channel: _Channel, root: Mapping[str, Any]
-    ) -> _Thread:
+    ) -> Thread:
         replies = await self._complete_replies(container, channel, root)
-        return _Thread(str(root["id"]), dict(root), replies, _created(root))
+        return Thread(str(root["id"]), dict(root), replies, created_at(root))
 
     def _list_request(self, container: Container, channel: _Channel) -> RequestInformation:
         params = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
@@ -336,7 +325,7 @@ class GraphTeamsSource:
 
     async def _round(
         self, container: Container, channel: _Channel, state: Round, since: str
-    ) -> tuple[list[_Thread], Round]:
+    ) -> tuple[list[Thread], Round]:
         """This sync's pages of the round that reads every thread again: where the last
         sync stopped, or from the newest thread. A stored link the listing no longer
         takes starts the round again (the page links of a listing have no documented
@@ -373,11 +362,11 @@ class GraphTeamsSource:
 
     async def _changed_threads(
         self, container: Container, channel: _Channel, state: ChannelCursor, since: str
-    ) -> tuple[str, list[_Thread], set[str], Round]:
+    ) -> tuple[str, list[Thread], set[str], Round]:
         """What a sync reads: the roots delta reported, this sync's share of the round,
         then the recently active threads neither brought."""
         delta, roots, removed = await self._delta_round(container, channel, state.delta)
-        threads: dict[str, _Thread] = {}
+        threads: dict[str, Thread] = {}
         for root_id, root in roots.items():
             if root is not None:  # a reply listed by delta (None) has its thread read below
                 threads[root_id] = await self._thread(container, channel, root)
@@ -391,7 +380,7 @@ class GraphTeamsSource:
             if root_id in threads or root_id in removed:
                 continue
             replies = await self._list_replies(container, channel, root_id)
-            threads[root_id] = _Thread(root_id, None, replies, created or _first_created(replies))
+            threads[root_id] = Thread(root_id, None, replies, created or first_created(replies))
         return delta, list(threads.values()), removed, done
 
     async def _delta_round(
@@ -475,7 +464,7 @@ class GraphTeamsSource:
         return list(replies.values())
 
     def _recent(
-        self, known: Mapping[str, tuple[str, str]], threads: Iterable[_Thread]
+        self, known: Mapping[str, tuple[str, str]], threads: Iterable[Thread]
     ) -> dict[str, tuple[str, str]]:
         """The threads active within the reply window of the channel's newest activity."""
         window = timedelta(days=self.settings.reply_window_days)
@@ -486,9 +475,9 @@ class GraphTeamsSource:
             times[thread.root_id] = (thread.created, thread.activity)
         if not times:
             return {}
-        newest = max(_instant(activity) for _, activity in times.values())
-        active = [(r, t) for r, t in times.items() if _instant(t[1]) >= newest - window]
-        active.sort(key=lambda entry: _instant(entry[1][1]), reverse=True)
+        newest = max(instant(activity) for _, activity in times.values())
+        active = [(r, t) for r, t in times.items() if instant(t[1]) >= newest - window]
+        active.sort(key=lambda entry: instant(entry[1][1]), reverse=True)
         return dict(active[: self.settings.reply_window_threads])
 
     # -- content ------------------------------------------------------------------------
@@ -516,7 +505,7 @@ class GraphTeamsSource:
         self, container: Container, channel: _Channel, item: Item
     ) -> dict[str, Any]:
         """One message read again (a retry after the channel's bodies were dropped)."""
-        root_id, reply_id = _ids(item)
+        root_id, reply_id = source_ids(item)
         builder = self._channel_builder(channel, container).messages.by_chat_message_id(root_id)
         if reply_id is not None:
             builder = builder.replies.by_chat_message_id1(reply_id)
@@ -546,7 +535,7 @@ class GraphTeamsSource:
     def _hosted_url(
         self, container: Container, channel: _Channel, item: Item, hosted_id: str
     ) -> str:
-        root_id, reply_id = _ids(item)
+        root_id, reply_id = source_ids(item)
         parts = ["teams", channel.team_id, "channels", container.source_id, "messages", root_id]
         if reply_id is not None:
             parts += ["replies", reply_id]
@@ -558,7 +547,7 @@ class GraphTeamsSource:
         """Every root and reply of the channel as it is now, for verify."""
         channel = await self._channel(container)
         threads, _ = await self._thread_pages(container, channel, None, 0)
-        return [item for item, _ in _chronological(threads)]
+        return [item for item, _ in chronological(threads)]
 
     async def aclose(self) -> None:
         """Close the client this source was given (its pool and credential)."""
@@ -617,92 +606,6 @@ class GraphTeamsSource:
         if known is None:
             raise SkipItem(f"channel {container.display_path} is no longer in {container.owner}")
         return known
-
-
-# -- message functions -----------------------------------------------------------------------
-
-
-def _chronological(threads: Iterable[_Thread]) -> Iterable[tuple[Item, dict[str, Any]]]:
-    """Roots oldest first, each followed by its replies oldest first."""
-    for thread in sorted(threads, key=lambda t: (_instant(t.created), _numeric(t.root_id))):
-        if thread.root is not None:
-            yield _item(thread.root, None), thread.root
-        for reply in sorted(thread.replies, key=lambda r: (_instant(_created(r)), _numeric(r))):
-            yield _item(reply, thread.root_id), reply
-
-
-def _item(message: Mapping[str, Any], root_id: str | None) -> Item:
-    """The engine's item for a message: ids, version and metadata, never the body."""
-    message_id = str(message["id"])
-    source_id = f"{root_id}/{message_id}" if root_id else message_id
-    author = message.get("from") or {}
-    who = author.get("user") or author.get("application") or author.get("device") or {}
-    meta = {
-        "rootId": root_id or message_id,
-        "createdDateTime": _created(message),
-        "fromId": who.get("id"),
-        "fromName": str(who.get("displayName") or ""),
-        "messageType": str(message.get("messageType") or "message"),
-        "deleted": bool(message.get("deletedDateTime")),
-    }
-    return Item(source_id, _version(message), meta)
-
-
-def _version(message: Mapping[str, Any]) -> str:
-    """What changes when the message itself does: an edit, a deletion, a reaction.
-
-    Not `lastModifiedDateTime` alone, which Teams also moves when a thread changes
-    around a root; an edit shown for a mere new reply would be wrong on the target.
-    """
-    body = message.get("body") or {}
-    reactions = sorted(
-        f"{r.get('reactionType')}|{((r.get('user') or {}).get('user') or {}).get('id')}"
-        for r in message.get("reactions") or []
-    )
-    parts = [
-        str(message.get("lastEditedDateTime") or ""),
-        str(message.get("deletedDateTime") or ""),
-        str(message.get("subject") or ""),
-        str(body.get("contentType") or ""),
-        str(body.get("content") or ""),
-        json.dumps(message.get("attachments") or [], sort_keys=True),
-        *reactions,
-    ]
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
-    return f"{message.get('lastEditedDateTime') or _created(message)}#{digest}"
-
-
-def _ids(item: Item) -> tuple[str, str | None]:
-    """(root id, reply id or None) of an item's source id."""
-    root_id, _, reply_id = item.source_id.partition("/")
-    return root_id, reply_id or None
-
-
-def _created(message: Mapping[str, Any]) -> str:
-    return str(message.get("createdDateTime") or "")
-
-
-def _touched(message: Mapping[str, Any]) -> str:
-    return str(message.get("lastModifiedDateTime") or _created(message))
-
-
-def _first_created(replies: list[dict[str, Any]]) -> str:
-    return min((_created(r) for r in replies), key=_instant, default="")
-
-
-def _instant(text: str) -> datetime:
-    """An ISO time as Graph writes it (Z, up to 7 fraction digits); the epoch if unreadable."""
-    try:
-        value = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()))
-    except ValueError:
-        return _EPOCH
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _numeric(message: Mapping[str, Any] | str) -> tuple[int, str]:
-    """A tie-breaker: Teams message ids are the creation time in milliseconds."""
-    text = message if isinstance(message, str) else str(message.get("id"))
-    return (int(text), text) if text.isdigit() else (0, text)
 
 
 def _name(entry: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ import pytest
 
 from hirondelle.connectors.graph.teams import GraphTeamsSource, teams_tenant_budget
 from hirondelle.connectors.graph.teams_cursor import ChannelCursor
+from hirondelle.connectors.graph.teams_items import message_version
 from hirondelle.migrator.errors import CursorExpired
 from hirondelle.migrator.model import Container, Item, Owner, Page
 from hirondelle.tests.graph.conftest import FakeTime, run
@@ -332,14 +333,13 @@ def test_listing_names_every_root_and_reply(
 
 
 def test_the_version_follows_edits_deletions_and_reactions_not_thread_activity() -> None:
-    from hirondelle.connectors.graph.teams import _version
-
     base = message("1", 0)
-    assert _version(base) == _version({**base, "lastModifiedDateTime": "2025-01-01T00:00:00Z"})
+    touched = {**base, "lastModifiedDateTime": "2025-01-01T00:00:00Z"}
+    assert message_version(base) == message_version(touched)
     reaction = {"reactionType": "like", "user": {"user": {"id": "u1"}}}
     for changed in (
         {"lastEditedDateTime": "2024-03-02T00:00:00Z"},
         {"deletedDateTime": "2024-03-02T00:00:00Z"},
         {"reactions": [reaction]},
     ):
-        assert _version({**base, **changed}) != _version(base)
+        assert message_version({**base, **changed}) != message_version(base)
