@@ -241,6 +241,7 @@ def _print_result(data: dict[str, Any], as_json: bool) -> None:
         )
         _print_capped("owner failed", tally.get("failed_owners", []))
         _print_capped("not finished", tally["failed_units"])
+        _print_capped("not all read again", tally.get("unchecked", []))
     for name, left in (data.get("still_failed") or {}).items():
         _print_still_failed(name, left)
     if data.get("audit_log"):

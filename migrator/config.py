@@ -115,6 +115,9 @@ class Config:
     lease_seconds: float = 60.0
     target_wait: float = 300.0
     cluster: ClusterConfig | None = None
+    chat_reread_pages: int = 20  # pages of 50 Teams threads each sync reads again; 0: all
+    chat_reply_window_days: float = 7.0  # threads active this recently are read each sync
+    chat_reply_window_threads: int = 200  # at most this many of them
 
 
 class _Table:
@@ -218,6 +221,16 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         raise ConfigError(
             "run.target_wait_seconds", f"must be between 0 and 86400 seconds, not {target_wait}"
         )
+    reread_pages = run.get("chat_reread_pages", int, 20)
+    window_days = run.get("chat_reply_window_days", float, 7.0)
+    window_threads = run.get("chat_reply_window_threads", int, 200)
+    for key, value in (
+        ("chat_reread_pages", reread_pages),
+        ("chat_reply_window_days", window_days),
+        ("chat_reply_window_threads", window_threads),
+    ):
+        if not 0 <= value <= 1_000_000:  # also refuses nan and inf
+            raise ConfigError(f"run.{key}", f"must be between 0 and 1000000, not {value}")
     run.finish()
     security = _Table("security", top.get("security", dict, {}))
     readable = security.get("readable_secret_files", str, "refuse")
@@ -249,6 +262,9 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
         lease_seconds=lease_seconds,
         target_wait=target_wait,
         cluster=cluster,
+        chat_reread_pages=reread_pages,
+        chat_reply_window_days=window_days,
+        chat_reply_window_threads=window_threads,
     )
 
 

@@ -24,6 +24,7 @@ class Tally:
     bytes: int = 0
     failed_units: list[str] = field(default_factory=list)
     failed_owners: list[str] = field(default_factory=list)  # "owner: reason"
+    unchecked: list[str] = field(default_factory=list)  # "owner:container: what, since when"
 
     def add(self, other: Tally) -> None:
         """Fold another pass's tally into this one."""
@@ -31,6 +32,7 @@ class Tally:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.failed_units.extend(other.failed_units)
         self.failed_owners.extend(other.failed_owners)
+        self.unchecked.extend(other.unchecked)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Tally:
@@ -43,6 +45,7 @@ class Tally:
             **counters,
             failed_units=[str(u) for u in data.get("failed_units") or []],
             failed_owners=[str(u) for u in data.get("failed_owners") or []],
+            unchecked=[str(u) for u in data.get("unchecked") or []],
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -56,6 +59,7 @@ class Tally:
             "bytes": self.bytes,
             "failed_units": list(self.failed_units),
             "failed_owners": list(self.failed_owners),
+            "unchecked": list(self.unchecked),
         }
 
 
@@ -117,6 +121,12 @@ class Ledger:
         """The owner could not go on (its login refused, its space full...): the others do."""
         self.tallies[workload].failed_owners.append(f"{owner}: {reason}")
         self.audit.record("owner", "failed", workload=workload, owner=owner, reason=reason)
+
+    def unit_unchecked(self, container: Container, note: str) -> None:
+        """The source did not read all of the container again in this pass (it says since
+        when): not a failure, but the summary must not let it pass for a full check."""
+        where = f"{container.owner}:{container.display_path}"
+        self.tallies[container.workload].unchecked.append(f"{where}: {note}")
 
     def unit_failed(self, container: Container, reason: str) -> None:
         where = f"{container.owner}:{container.display_path}"

@@ -57,12 +57,16 @@ class Page:
 
     `next_link` is only a progress marker (the enumeration is not finished);
     `delta_link` is the bookmark to store once every item of the page is settled.
+    `unchecked`, beside a bookmark, says what the source did not read again in this
+    pass and since when (a source that re-reads a container in turns); the summary
+    shows it. None: the source read everything a change could hide in.
     """
 
     items: tuple[Item, ...]
     removed: tuple[str, ...] = ()
     next_link: str | None = None
     delta_link: str | None = None
+    unchecked: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -232,6 +232,8 @@ class OwnerPass:
             if count_pages:
                 self.reporter.add_total(self.workload.name, len(page.items))
             await self._page(container, unit, folder, page, adopt, seen)
+            if page.unchecked:
+                self.ledger.unit_unchecked(container, page.unchecked)
 
     async def _page(
         self,

@@ -29,7 +29,7 @@ from ..connectors.graph.client import GraphClient
 from ..connectors.graph.contacts import GraphContactsSource
 from ..connectors.graph.drives import GraphDriveSource, sharepoint_budget
 from ..connectors.graph.mail import GraphMailSource
-from ..connectors.graph.teams import GraphTeamsSource, teams_budget
+from ..connectors.graph.teams import GraphTeamsSource, TeamsSettings, teams_budget
 from ..connectors.imap import ImapSettings, ImapTarget
 from ..connectors.matrix import MatrixSettings, MatrixTarget
 from ..connectors.webdav import WebDavSettings, WebDavTarget
@@ -284,7 +284,12 @@ def _chat(
             deleted=settings.deleted,
             mode=settings.mode,
         )
-    source = GraphTeamsSource(clients.teams)
+    reread = TeamsSettings(
+        reread_pages=config.chat_reread_pages,
+        reply_window_days=config.chat_reply_window_days,
+        reply_window_threads=config.chat_reply_window_threads,
+    )
+    source = GraphTeamsSource(clients.teams, reread)
     if target_config.kind != "archive":
         target = MatrixTarget(settings, _TeamOwners(source, context))
     mapper = partial(map_chat_message, context=context)

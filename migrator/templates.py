@@ -49,6 +49,8 @@ owner_concurrency = 8                          # owners each worker process move
 fetch_concurrency = 4                          # items downloaded ahead per folder
 target_sessions = 1                            # target connections per owner at once
 deletions = "mirror"                           # sync: "mirror" deletions or "keep" them
+# chat_reread_pages = 20                       # Teams: pages of 50 threads each sync reads
+                                               # again, in turns (0: every thread, every sync)
 
 # Several machines: hirondelle worker on each, the state in PostgreSQL (pip install '.[cluster]').
 # [cluster]

@@ -95,7 +95,8 @@ class SandboxApp:
             tenant, ResourceUnitThrottle(units), self._draw_fate, self.stats.faults
         )
         self.services.insert(0, self.drive)  # before mail, which answers any short path
-        self.services.insert(0, TeamsService(tenant, self.throttle))  # groups, teams, channels
+        self.teams = TeamsService(tenant, self.throttle)
+        self.services.insert(0, self.teams)  # groups, teams, channels
 
     def build(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
@@ -488,6 +489,10 @@ class SandboxServer:
     def set_resource_units(self, limits: ResourceUnitLimits) -> None:
         """SharePoint's resource-unit budget for drive requests, counted afresh."""
         self._on_loop(lambda: self._state.drive.throttle.configure(limits))
+
+    def set_protected_apis(self, approved: bool) -> None:
+        """Whether Microsoft approved the app for Teams' protected APIs (channel messages)."""
+        self._on_loop(lambda: setattr(self._state.teams, "protected_apis_approved", approved))
 
     def mutate(self, mutation: Mutation) -> Any:
         """Mutate the tenant on the server's loop, between two requests."""

@@ -13,16 +13,29 @@ Serves `tenant.teams` (`teams_data.py`) the way the service answers, per Microso
   https://learn.microsoft.com/en-us/graph/api/chatmessage-list-replies
 - `messages/delta` lists root posts only, oldest change first, and only those created in
   the eight months before the sandbox's "now" (the latest seeded date). A later round
-  reports a root again when anything in its reply chain changed (a new, edited or deleted
-  reply): the docs describe delta as tracking "reply chains (each channel post message and
-  associated reply messages)" (https://learn.microsoft.com/en-us/graph/api/chatmessage-delta).
-  Deleted messages are never `@removed`: they come back with `deletedDateTime` set and an
-  empty body. `$filter` is refused, as the service refuses it with application
-  permissions (github.com/microsoftgraph/microsoft-graph-docs/issues/20728).
+  reports a root again when the root itself changed (edited, deleted), never because a
+  reply was posted, edited or deleted in its thread: the page lists "messages (without the
+  replies)" and sends to list replies for those
+  (https://learn.microsoft.com/en-us/graph/api/chatmessage-delta), and a root's
+  `lastModifiedDateTime` moves when it is "created (initial setting) or modified, including
+  when a reaction is added or removed", not for a reply
+  (https://learn.microsoft.com/en-us/graph/api/resources/chatmessage; the wording that
+  included replies was withdrawn: microsoftgraph/microsoft-graph-docs issue 6693). Only
+  `$filter` is said to fetch whole "reply chains", and the service refuses it with
+  application permissions (microsoftgraph/microsoft-graph-docs issue 20728), so an app
+  must find new replies to old threads by reading the threads again. Deleted messages are
+  never `@removed`: they come back with `deletedDateTime` set and an empty body. The
+  metadata also names `messages/{id}/replies/delta`, which no page documents for
+  channels: it is not served.
 - `messageType` is an evolvable enum: `systemEventMessage` comes after `unknownFutureValue`,
   so it reads `unknownFutureValue` unless the request sends `Prefer:
   include-unknown-enum-members` (the `eventDetail` object is there either way):
   https://learn.microsoft.com/en-us/graph/best-practices-concept#handling-future-members-in-evolvable-enumerations
+- Channel messages are protected APIs: with application permissions an app reads them only
+  once Microsoft approved it (https://learn.microsoft.com/en-us/graph/teams-protected-apis).
+  `protected_apis_approved = False` plays an app still waiting: every request under
+  `/messages` answers 403 `Forbidden` with the message the service gives (quoted in
+  github.com/leeford/Backup-TeamsChat/issues/12); teams, channels and members still answer.
 - Hosted contents list ids only (`contentBytes` and `contentType` null); `$value` is the bytes.
 - Throttling: at most 4 requests per second per app on one team or channel, and 20 channel
   message reads per second per app and tenant, answered with 429 and `Retry-After`:
@@ -80,6 +93,11 @@ UNIFIED_FILTER = re.compile(
     r"^\s*groupTypes/any\(\s*(\w+)\s*:\s*\1\s+eq\s+'Unified'\s*\)\s*$", re.I
 )
 TENANT_BUCKET = "tenant:channel-message-reads"
+PROTECTED_API_REFUSAL = (
+    "Invoked API requires Protected API access in application-only context when not using "
+    "Resource Specific Consent. Visit https://docs.microsoft.com/en-us/graph/teams-protected-apis "
+    "for more details."
+)
 _MESSAGES, _CHANNEL, _TEAM = "teams-messages:", "teams-channel:", "teams-team:"
 
 
@@ -147,6 +165,7 @@ class TeamsService:
     def __init__(self, tenant: Tenant, throttle: MailboxThrottle) -> None:
         self.tenant = tenant
         self.throttle = TeamsThrottle(lambda: throttle.limits)
+        self.protected_apis_approved = True  # False: channel messages answer 403
 
     @property
     def data(self) -> TeamsData:
@@ -246,6 +265,8 @@ class TeamsService:
             context = f"teams('{team.id}')/channels('{quote(channel.id)}')/members"
             return self._members(request, channel.members, context)
         if len(names) > 4 and names[4] == "messages":
+            if not self.protected_apis_approved:
+                raise GraphError(403, "Forbidden", PROTECTED_API_REFUSAL)
             return MessagesRoute(self.data, request, options, channel).answer(segments[5:])
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{segments[-1]}'.")
 

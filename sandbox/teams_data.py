@@ -8,15 +8,16 @@ with 0 to `replies_per_post` replies; the first channel of the first team also h
 showcase: mentions, inline images, reference attachments, cards, code, reactions (classic,
 Unicode and custom), system events, edited, deleted, very long and hostile messages.
 
-Every change gets a rising sequence number. A thread (a root and its replies) remembers the
-sequence of its latest change, which is what `messages/delta` reports: delta lists root
-posts, and a root comes back when anything in its reply chain changed. Messages are frozen
-snapshots: a change replaces them. Mutations happen after "now", one minute per change.
+Every change gets a rising sequence number, kept on the message it changed (`seq`), which
+is what `messages/delta` reports: delta lists root posts, and a root comes back when the
+root itself changed (posted, edited, deleted), not when a reply was added to its thread.
+Messages are frozen snapshots: a change replaces them. Mutations happen after "now", one
+minute per change.
 
     teams = TeamsData.generate(spec, users, drives, tenant_id)
     teams.teams / teams.team(id) / teams.channels(team_id) / teams.channel(team_id, id)
     teams.roots(channel_id) -> oldest first / teams.replies(channel_id, root_id) -> oldest first
-    teams.threads_changed(channel_id, since, upto) -> [(thread seq, root)], by seq
+    teams.roots_changed(channel_id, since, upto) -> roots whose own seq is in (since, upto]
     teams.mutate(mutation, users) -> source ids touched ("<root>" or "<root>/<reply>")
 """
 
@@ -224,7 +225,6 @@ class TeamsData:
         self._channels: dict[str, list[SandboxChannel]] = {}  # hosting team id -> channels
         self._roots: dict[str, dict[str, ChannelMessage]] = {}  # channel id -> id -> root
         self._replies: dict[tuple[str, str], dict[str, ChannelMessage]] = {}
-        self._thread_seq: dict[tuple[str, str], int] = {}  # (channel, root) -> latest change
         self._taken: dict[str, set[int]] = {}  # channel id -> message ids in use
         self._seq = 0
         self.delta_epoch = 0  # raised by expire_delta_tokens: older tokens are gone
@@ -285,7 +285,6 @@ class TeamsData:
                 self._replies.setdefault((stamped.channel_id, stamped.id), {})
             else:
                 self._replies[(stamped.channel_id, stamped.root_id)][stamped.id] = stamped
-            self._thread_seq[(stamped.channel_id, stamped.root_id)] = self._seq
             return stamped
 
     # --- reads ------------------------------------------------------------------------------
@@ -349,16 +348,11 @@ class TeamsData:
             roots = [m for channel in self._roots.values() for m in channel.values()]
             return roots + [m for thread in self._replies.values() for m in thread.values()]
 
-    def threads_changed(
-        self, channel_id: str, since: int, upto: int
-    ) -> list[tuple[int, ChannelMessage]]:
-        """Roots whose thread's latest change is in (since, upto], by that change."""
+    def roots_changed(self, channel_id: str, since: int, upto: int) -> list[ChannelMessage]:
+        """Roots whose own latest change is in (since, upto], by that change."""
         with self._lock:
-            found = [
-                (self._thread_seq[(channel_id, root.id)], root)
-                for root in self._roots[channel_id].values()
-            ]
-        return sorted(((s, r) for s, r in found if since < s <= upto), key=lambda pair: pair[0])
+            found = [r for r in self._roots[channel_id].values() if since < r.seq <= upto]
+        return sorted(found, key=lambda root: root.seq)
 
     # --- changes ----------------------------------------------------------------------------
 

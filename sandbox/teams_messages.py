@@ -3,7 +3,7 @@
 One `MessagesRoute` answers one request under `/teams/{t}/channels/{c}/messages` for
 `TeamsService` (`teams.py`, whose docstring cites the documented behaviour): root posts
 newest first with their replies on demand, a thread's replies, `messages/delta` over
-reply chains with its eight-month horizon, single messages, hosted contents and their
+root posts with its eight-month horizon, single messages, hosted contents and their
 bytes, and the chatMessage JSON itself.
 """
 
@@ -60,6 +60,8 @@ class MessagesRoute:
                 return self._single(self._root(rest[0]))
             case [_, "replies"]:
                 return self._replies(self._root(rest[0]))
+            case [_, "replies", delta] if delta in DELTA_SEGMENTS:
+                pass  # in the metadata, documented for no channel: refused below
             case [_, "replies", _]:
                 return self._single(self._reply(rest[0], rest[2]))
             case [_, "hostedcontents", *media]:
@@ -165,12 +167,12 @@ class MessagesRoute:
         state = self._delta_state()
         if state.get("e", 0) != self.data.delta_epoch:
             raise GraphError(410, "SyncStateNotFound", SYNC_STATE_NOT_FOUND)
-        threads = self.data.threads_changed(self.channel.id, int(state["s"]), int(state["u"]))
+        roots = self.data.roots_changed(self.channel.id, int(state["s"]), int(state["u"]))
         horizon = self.data.horizon if state["h"] else None
         pending = [
-            (seq, root)
-            for seq, root in threads
-            if seq > int(state["a"]) and (horizon is None or root.created >= horizon)
+            (root.seq, root)
+            for root in roots
+            if root.seq > int(state["a"]) and (horizon is None or root.created >= horizon)
         ]
         page = pending[: int(state["n"])]
         body: JSON = {

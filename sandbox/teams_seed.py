@@ -469,7 +469,7 @@ class Mutator:
             return []
         live = [m for m in self.data.all_messages() if _changeable(m)]
         live.sort(key=lambda m: (m.channel_id, int(m.root_id), int(m.id)))
-        roots = [m for m in live if m.is_root]
+        roots = [m for m in live if m.is_root and mutation.chat_thread in (None, m.id)]
         touched = [self._post(self.rng.choice(channels)) for _ in range(mutation.chat_posts)]
         for _ in range(mutation.chat_replies if roots else 0):
             touched.append(self._reply(self.rng.choice(roots)))

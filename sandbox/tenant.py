@@ -149,6 +149,7 @@ class Mutation:
     new_contacts: int = 0  # added to default contact folders
     chat_posts: int = 0  # new root posts in random channels (sandbox/teams_data.py)
     chat_replies: int = 0  # new replies to existing posts
+    chat_thread: str | None = None  # restrict new replies to this root post (its id)
     chat_edits: int = 0  # posts or replies edited
     chat_deletions: int = 0  # posts or replies deleted (soft: deletedDateTime set)
 

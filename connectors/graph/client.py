@@ -349,7 +349,9 @@ class GraphClient:
             if 200 <= status < 300:
                 answers[key] = body
                 continue
-            failure = Failure(status, _odata_code(body), parse_retry_after(part.get("headers")))
+            code, message = _odata_error(body)
+            retry_after = parse_retry_after(part.get("headers"))
+            failure = Failure(status, code, retry_after, message=message)
             error = to_error(failure, replace(call, item=True))
             if isinstance(error, SkipItem):
                 answers[key] = None
@@ -455,9 +457,12 @@ def _path_of(target: RequestInformation | str) -> str:
     return urlsplit(url).path or url
 
 
-def _odata_code(body: Mapping[str, Any] | None) -> str:
+def _odata_error(body: Mapping[str, Any] | None) -> tuple[str, str]:
+    """Graph's error code and message from an error body ("" when absent)."""
     error = (body or {}).get("error")
-    return str(error.get("code") or "") if isinstance(error, dict) else ""
+    if not isinstance(error, dict):
+        return "", ""
+    return str(error.get("code") or ""), str(error.get("message") or "")
 
 
 def _classified(exc: Exception, call: Call) -> Exception:
@@ -491,11 +496,11 @@ def _refusal_message(exc: ClientAuthenticationError, call: Call) -> str:
 
 def _failure_of(exc: Exception) -> Failure | None:
     if isinstance(exc, APIError) and exc.response_status_code is not None:
-        code = ""
+        code = message = ""
         if isinstance(exc, ODataError) and exc.error is not None:
-            code = exc.error.code or ""
-        headers = exc.response_headers
-        return Failure(exc.response_status_code, code, parse_retry_after(headers))
+            code, message = exc.error.code or "", exc.error.message or ""
+        retry_after = parse_retry_after(exc.response_headers)
+        return Failure(exc.response_status_code, code, retry_after, message=message)
     if isinstance(exc, httpx.TransportError | ServiceRequestError):
         return Failure(None, detail=type(exc).__name__)
     if isinstance(exc, TruncatedBody):
@@ -509,8 +514,9 @@ def _raise_for_answer(response: httpx.Response, call: Call) -> None:
         body = response.json()
     except ValueError:
         body = None
-    code = _odata_code(body if isinstance(body, dict) else None)
-    failure = Failure(response.status_code, code, parse_retry_after(response.headers))
+    code, message = _odata_error(body if isinstance(body, dict) else None)
+    retry_after = parse_retry_after(response.headers)
+    failure = Failure(response.status_code, code, retry_after, message=message)
     error = to_error(failure, call)
     if error is not None:
         raise error

@@ -10,6 +10,8 @@ References:
 - throttling and Retry-After: https://learn.microsoft.com/en-us/graph/throttling
 - error codes: https://learn.microsoft.com/en-us/graph/errors
 - expired delta tokens: https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset
+- Teams protected APIs (channel messages with application permissions need Microsoft's
+  approval beyond admin consent): https://learn.microsoft.com/en-us/graph/teams-protected-apis
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ EXPIRED_CURSOR_CODES = frozenset(
 )
 # A pre-authenticated download URL lives a few minutes; past that it is refused.
 LINK_EXPIRED_STATUSES = frozenset({401, 403, 404, 410})
+# An app Microsoft has not approved for Teams' protected APIs is refused with 403 and
+# "Invoked API requires Protected API access in application-only context..." (the message
+# users quote, e.g. github.com/leeford/Backup-TeamsChat/issues/12).
+PROTECTED_API_MARK = "protected api"
+PROTECTED_APIS = "https://learn.microsoft.com/en-us/graph/teams-protected-apis"
 
 
 class Throttled(Retriable):
@@ -61,6 +68,11 @@ class LinkExpired(Retriable):
 class TokenRefused(FatalError):
     """Graph refused the access token (401): the client fetches a fresh one and tries once
     more before this ends the run."""
+
+
+class ProtectedApiRefused(FatalError):
+    """Microsoft has not (yet) approved the app for Teams' protected APIs: no permission
+    grant fixes that, only Microsoft's approval process."""
 
 
 class TruncatedBody(Exception):
@@ -92,6 +104,7 @@ class Failure:
     code: str = ""  # Graph's error.code, when the body carried one
     retry_after: float | None = None
     detail: str = ""  # a short description, never a secret or a message body
+    message: str = ""  # Graph's error.message, read to tell refusals apart; never shown
 
 
 def parse_retry_after(headers: Mapping[str, str] | None, now: float | None = None) -> float | None:
@@ -144,6 +157,8 @@ def to_error(failure: Failure, call: Call) -> HirondelleError | None:
             "source.client_id and the secret named by source.client_secret_env, "
             "source.client_secret_file or source.certificate_file."
         )
+    if status == 403 and PROTECTED_API_MARK in failure.message.lower():
+        return ProtectedApiRefused(_protected_api_message(call))
     if status == 403:
         return FatalError(_forbidden_message(failure, call))
     if call.cursor and (status == 410 or failure.code.lower() in EXPIRED_CURSOR_CODES):
@@ -159,4 +174,14 @@ def _forbidden_message(failure: Failure, call: Call) -> str:
         f"{call.what}: Graph denied access (HTTP 403 {failure.code}). Grant the application "
         f"permission {call.permission} to the app registration source.client_id with admin "
         "consent, and check that no application access policy excludes this mailbox."
+    )
+
+
+def _protected_api_message(call: Call) -> str:
+    """Point at Microsoft's approval process: the permission is granted already."""
+    return (
+        f"{call.what}: Microsoft has not approved this app for the Teams protected APIs "
+        "(HTTP 403): reading channel messages with application permissions needs Microsoft's "
+        f"approval on top of the admin-consented {call.permission}. Request it for the app "
+        f"registration source.client_id with Microsoft's form: {PROTECTED_APIS}"
     )

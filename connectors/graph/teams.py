@@ -9,16 +9,20 @@ How the service shapes this module:
 - Channel messages are read 50 roots a page with `$expand=replies`; a root expands at
   most 1,000 replies and gives `replies@odata.nextLink` for the rest:
   https://learn.microsoft.com/en-us/graph/api/channel-list-messages
-- `messages/delta` lists root posts only and only those of the last eight months:
-  https://learn.microsoft.com/en-us/graph/api/chatmessage-delta. The cursor is its
-  deltaLink, taken by a delta round *before* the enumeration so that nothing posted
-  meanwhile is lost. Delta tracks reply chains (its `$filter` "fetches any reply chain
-  created or changed", same page), so every root it reports has its replies read
-  again; the unchanged ones keep their version and the engine skips them. Because
-  that is documented only indirectly, the replies of roots active in the channel's
-  last `reply_window_days` are also read again on each sync (a bounded safety net).
-  `$filter` on delta is refused with application permissions
-  (microsoftgraph/microsoft-graph-docs issue 20728), so the first round pages it all.
+- `messages/delta` lists root posts only ("without the replies"), only those of the last
+  eight months, and sends to list replies for the replies:
+  https://learn.microsoft.com/en-us/graph/api/chatmessage-delta. Only its `$filter` is
+  said to return whole "reply chains", and `$filter` is refused with application
+  permissions (microsoftgraph/microsoft-graph-docs issue 20728); a root's
+  `lastModifiedDateTime` moves for an edit or a reaction, not for a reply
+  (https://learn.microsoft.com/en-us/graph/api/resources/chatmessage). So delta cannot be
+  trusted to bring back a thread that only got a new reply. The cursor is its deltaLink,
+  taken by a delta round *before* the enumeration so that nothing posted meanwhile is lost;
+  roots it reports come with their replies expanded (`$expand=replies` is encoded into the
+  delta token).
+- Replies are listed per root, newest first, at most 50 a page, with no other query
+  option: https://learn.microsoft.com/en-us/graph/api/chatmessage-list-replies. The
+  metadata names a `replies/delta`, but no page documents it for channels: unused.
 - System messages carry their real `eventDetail` type only with
   `Prefer: include-unknown-enum-members`:
   https://learn.microsoft.com/en-us/graph/best-practices-concept#handling-future-members-in-evolvable-enumerations
@@ -28,6 +32,27 @@ How the service shapes this module:
   The client's budget has one lane per channel (4 per second); every message read also
   takes a slot of this source's tenant budget (lane `teams-tenant`, 20 per second).
 
+So that no reply can be missed silently, each sync (`changes` with a stored cursor) reads:
+
+1. the delta round: new and changed roots, with their replies;
+2. the next `reread_pages` pages (50 threads each, with their replies) of a round that
+   reads every thread of the channel again, newest first, resuming where the last sync
+   stopped (0: the whole channel each sync). A round that reaches the oldest thread is
+   complete: every reply posted before it began has been read;
+3. the replies of the threads active in the channel's last `reply_window_days` (the
+   `reply_window_threads` most recently active) that steps 1 and 2 did not read.
+
+Cost in Graph requests per channel and sync, each counted against the channel's 4
+requests a second and the tenant's 20: at least 1 for delta, plus 1 per 50 changed roots;
+at most `reread_pages` for the round (for a channel of T threads, ceil(T / 50) when that
+is fewer or the setting is 0); 1 per 50 replies of each window thread not read otherwise
+(at most `reply_window_threads` such threads); and 1 per 50 replies past the first 1,000
+of any thread read through the listing or delta. Every thread is read again at least once
+every ceil(T / (50 x reread_pages)) syncs. Each sync's last page says (`Page.unchecked`)
+when the threads outside the window were last all read, unless a round began and ended
+within it; `verify` reads every thread whole. A channel's first pass, or a sync where
+delta is refused, reads every thread (ceil(T / 50) requests, plus the delta round).
+
 Message bodies stay in memory only between `changes` and `fetch` of one channel; the
 item metadata (which the state keeps) never holds a body.
 """
@@ -35,12 +60,11 @@ item metadata (which the state keeps) never holds a body.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote
@@ -65,6 +89,15 @@ from ...migrator.model import Container, Item, Owner, Page
 from .budget import MailboxBudget
 from .client import TENANT, GraphClient
 from .errors import Call
+from .teams_cursor import ChannelCursor, Round, stamp
+from .teams_items import (
+    Thread,
+    chronological,
+    created_at,
+    first_created,
+    instant,
+    source_ids,
+)
 
 PERMISSION = "ChannelMessage.Read.All"
 TEAMS_PERMISSION = "Team.ReadBasic.All"
@@ -73,11 +106,7 @@ UNKNOWN_ENUMS = "include-unknown-enum-members"
 TENANT_LANE = "teams-tenant"
 MESSAGE_PAGE = 50  # the largest $top of channel messages, replies and delta
 ITEMS_PER_PAGE = 100  # items handed to the engine per Page (one transaction each)
-RECENT_LIMIT = 200  # at most this many recently active threads are re-read per sync
-CURSOR_VERSION = 1
 _HOSTED = re.compile(r"hostedContents/([^/\"'\s?<>]+)/\$value")
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 log = logging.getLogger(__name__)
 
 
@@ -94,13 +123,18 @@ def teams_tenant_budget(requests_per_second: int = 20) -> MailboxBudget:
 
 @dataclass(frozen=True, slots=True)
 class TeamsSettings:
-    """The chat source's options.
+    """The chat source's options (the README's `run.chat_*` settings).
 
-    `reply_window_days`: threads active in the channel's last days (counted back from
-    its newest activity) have their replies read again on each sync; 0 turns it off.
+    `reread_pages`: pages of 50 threads, each with its replies, that every sync reads
+    again, continuing a round over the whole channel; 0 reads every thread each sync.
+    `reply_window_days`, `reply_window_threads`: threads active in the channel's last
+    days (counted back from its newest activity; at most that many, the most recently
+    active) have their replies read again on each sync; 0 days turns it off.
     """
 
+    reread_pages: int = 20
     reply_window_days: float = 7.0
+    reply_window_threads: int = 200
     tenant_requests_per_second: int = 20
 
 
@@ -114,46 +148,6 @@ class _Channel:
     description: str
 
 
-@dataclass
-class _Thread:
-    """A root post (None when only its replies were read again) and its replies."""
-
-    root_id: str
-    root: dict[str, Any] | None
-    replies: list[dict[str, Any]]
-    created: str  # the root's createdDateTime, for the order of threads
-
-    @property
-    def activity(self) -> str:
-        """The latest time anything in the thread was written or changed."""
-        messages = ([self.root] if self.root else []) + self.replies
-        return max((_touched(m) for m in messages), key=_instant, default=self.created)
-
-
-@dataclass
-class _Cursor:
-    """What a finished round leaves for the next: the deltaLink and recent threads."""
-
-    delta: str | None  # None: delta was refused, every sync enumerates the channel again
-    recent: dict[str, tuple[str, str]] = field(default_factory=dict)  # root -> created, activity
-
-    def dumps(self) -> str:
-        recent = {root: list(times) for root, times in self.recent.items()}
-        return json.dumps({"v": CURSOR_VERSION, "delta": self.delta, "recent": recent})
-
-    @classmethod
-    def loads(cls, text: str) -> _Cursor:
-        """Read a stored cursor; anything unreadable means enumerating again."""
-        try:
-            state = json.loads(text)
-            if state.get("v") != CURSOR_VERSION or not isinstance(state["delta"], str | None):
-                raise ValueError("cursor of another shape")
-            recent = {str(k): (str(v[0]), str(v[1])) for k, v in state["recent"].items()}
-        except (ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
-            raise CursorExpired(f"unreadable chat cursor ({exc})") from exc
-        return cls(state["delta"], recent)
-
-
 class GraphTeamsSource:
     """Reads Teams channel messages out of Graph; implements `migrator.protocols.Source`."""
 
@@ -165,9 +159,11 @@ class GraphTeamsSource:
         settings: TeamsSettings | None = None,
         *,
         tenant: MailboxBudget | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.client = client
         self.settings = settings or TeamsSettings()
+        self.clock = clock  # the cursor's times
         self.tenant = tenant or teams_tenant_budget(self.settings.tenant_requests_per_second)
         self._sdk = client.sdk
         self._channels: dict[str, _Channel] = {}
@@ -250,22 +246,28 @@ class GraphTeamsSource:
     # -- changes ---------------------------------------------------------------------
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
-        """The whole channel (cursor None) or what changed since the stored delta round."""
+        """The whole channel (cursor None), or what a sync reads (the module docstring)."""
         channel_id = container.source_id
         channel = await self._channel(container)
         self._bodies[channel_id] = {}
         try:
-            state = _Cursor.loads(cursor) if cursor else None
+            state = ChannelCursor.loads(cursor) if cursor else None
+            since = stamp(self.clock())  # every reply posted before this is read, or said not
             if state is None or state.delta is None:
                 delta = await self._first_delta(container, channel)
-                threads = await self._threads(container, channel)
+                threads, _ = await self._thread_pages(container, channel, None, 0)
                 removed: set[str] = set()
-                recent = self._recent({}, threads)
+                known: Mapping[str, tuple[str, str]] = {}
+                done = Round(checked=since, threads=len(threads))
             else:
-                delta, threads, removed = await self._changed_threads(container, channel, state)
-                recent = self._recent(state.recent, threads)
-            entries = list(_chronological(threads))
-            async for page in self._pages(channel_id, entries, removed, _Cursor(delta, recent)):
+                delta, threads, removed, done = await self._changed_threads(
+                    container, channel, state, since
+                )
+                known = state.recent
+            ended = ChannelCursor(delta, self._recent(known, threads), done)
+            note = done.unchecked(since, self.settings.reread_pages * MESSAGE_PAGE)
+            entries = list(chronological(threads))
+            async for page in self._pages(channel_id, entries, removed, ended, note):
                 yield page
         finally:
             self._bodies.pop(channel_id, None)
@@ -275,7 +277,8 @@ class GraphTeamsSource:
         channel_id: str,
         entries: list[tuple[Item, dict[str, Any]]],
         removed: set[str],
-        cursor: _Cursor,
+        cursor: ChannelCursor,
+        note: str | None,
     ) -> AsyncIterator[Page]:
         """Cut the items into pages, keeping each body until `fetch` takes it."""
         bodies = self._bodies.setdefault(channel_id, {})
@@ -286,23 +289,60 @@ class GraphTeamsSource:
             if index < len(chunks) - 1:
                 yield Page(items)
             else:
-                yield Page(items, tuple(sorted(removed)), None, cursor.dumps())
+                yield Page(items, tuple(sorted(removed)), None, cursor.dumps(), note)
 
-    async def _threads(self, container: Container, channel: _Channel) -> list[_Thread]:
-        """Every root of the channel with all its replies (`$top=50&$expand=replies`)."""
+    async def _thread_pages(
+        self, container: Container, channel: _Channel, link: str | None, limit: int
+    ) -> tuple[list[Thread], str | None]:
+        """Threads of the channel's listing (`$top=50&$expand=replies`, newest first), from
+        `link` or the newest, at most `limit` pages (0: to the end); and the next page's
+        link, None once the oldest thread was read."""
+        call = Call(f"messages of {container.display_path}", PERMISSION, cursor=link is not None)
+        target: RequestInformation | str | None = link or self._list_request(container, channel)
+        threads: list[Thread] = []
+        pages = 0
+        while target is not None and (limit == 0 or pages < limit):
+            page = await self._read(target, container.source_id, call)
+            pages += 1
+            for root in page.get("value", []):
+                threads.append(await self._thread(container, channel, root))
+            target = page.get("@odata.nextLink")
+        return threads, None if target is None else str(target)
+
+    async def _thread(
+        self, container: Container, channel: _Channel, root: Mapping[str, Any]
+    ) -> Thread:
+        replies = await self._complete_replies(container, channel, root)
+        return Thread(str(root["id"]), dict(root), replies, created_at(root))
+
+    def _list_request(self, container: Container, channel: _Channel) -> RequestInformation:
         params = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
             top=MESSAGE_PAGE, expand=["replies"]
         )
-        request = self._channel_builder(channel, container).messages.to_get_request_information(
+        return self._channel_builder(channel, container).messages.to_get_request_information(
             RequestConfiguration(query_parameters=params)
         )
-        call = Call(f"messages of {container.display_path}", PERMISSION)
-        threads: list[_Thread] = []
-        async for page in self._message_pages(request, container.source_id, call):
-            for root in page.get("value", []):
-                replies = await self._complete_replies(container, channel, root)
-                threads.append(_Thread(str(root["id"]), root, replies, _created(root)))
-        return threads
+
+    async def _round(
+        self, container: Container, channel: _Channel, state: Round, since: str
+    ) -> tuple[list[Thread], Round]:
+        """This sync's pages of the round that reads every thread again: where the last
+        sync stopped, or from the newest thread. A stored link the listing no longer
+        takes starts the round again (the page links of a listing have no documented
+        lifetime); with `reread_pages` 0 every sync reads a whole round."""
+        limit = self.settings.reread_pages
+        if limit and state.next is not None:
+            try:
+                threads, link = await self._thread_pages(container, channel, state.next, limit)
+            except (CursorExpired, APIError) as exc:
+                if isinstance(exc, APIError) and exc.response_status_code not in (400, 404):
+                    raise
+                log.info("%s: the thread round begins again (%s)", container.display_path, exc)
+            else:
+                read = state.read + len(threads)
+                return threads, state.resumed(link, state.started or since, read)
+        threads, link = await self._thread_pages(container, channel, None, limit)
+        return threads, state.resumed(link, since, len(threads))
 
     async def _first_delta(self, container: Container, channel: _Channel) -> str | None:
         """The deltaLink to start from, or None where the service refuses delta.
@@ -321,24 +361,27 @@ class GraphTeamsSource:
         return delta
 
     async def _changed_threads(
-        self, container: Container, channel: _Channel, state: _Cursor
-    ) -> tuple[str, list[_Thread], set[str]]:
-        """The threads delta reported, plus the recently active ones, read again."""
+        self, container: Container, channel: _Channel, state: ChannelCursor, since: str
+    ) -> tuple[str, list[Thread], set[str], Round]:
+        """What a sync reads: the roots delta reported, this sync's share of the round,
+        then the recently active threads neither brought."""
         delta, roots, removed = await self._delta_round(container, channel, state.delta)
-        threads: list[_Thread] = []
+        threads: dict[str, Thread] = {}
         for root_id, root in roots.items():
-            if root is None:  # a reply listed by delta: its thread is read again below
-                continue
-            replies = await self._complete_replies(container, channel, root)
-            threads.append(_Thread(root_id, root, replies, _created(root)))
-        reread = {root: times[0] for root, times in state.recent.items() if root not in roots}
-        reread.update({root: "" for root, body in roots.items() if body is None})
-        for root_id, created in reread.items():
-            if root_id in removed:
+            if root is not None:  # a reply listed by delta (None) has its thread read below
+                threads[root_id] = await self._thread(container, channel, root)
+        swept, done = await self._round(container, channel, state.round, since)
+        threads.update((thread.root_id, thread) for thread in swept)
+        again = {root: times[0] for root, times in state.recent.items()}
+        for root_id, body in roots.items():
+            if body is None:
+                again.setdefault(root_id, "")
+        for root_id, created in again.items():
+            if root_id in threads or root_id in removed:
                 continue
             replies = await self._list_replies(container, channel, root_id)
-            threads.append(_Thread(root_id, None, replies, created or _first_created(replies)))
-        return delta, threads, removed
+            threads[root_id] = Thread(root_id, None, replies, created or first_created(replies))
+        return delta, list(threads.values()), removed, done
 
     async def _delta_round(
         self, container: Container, channel: _Channel, link: str | None
@@ -421,21 +464,21 @@ class GraphTeamsSource:
         return list(replies.values())
 
     def _recent(
-        self, known: Mapping[str, tuple[str, str]], threads: Iterable[_Thread]
+        self, known: Mapping[str, tuple[str, str]], threads: Iterable[Thread]
     ) -> dict[str, tuple[str, str]]:
         """The threads active within the reply window of the channel's newest activity."""
         window = timedelta(days=self.settings.reply_window_days)
-        if window <= timedelta(0):
+        if window <= timedelta(0) or self.settings.reply_window_threads < 1:
             return {}
         times = dict(known)
         for thread in threads:
             times[thread.root_id] = (thread.created, thread.activity)
         if not times:
             return {}
-        newest = max(_instant(activity) for _, activity in times.values())
-        active = [(r, t) for r, t in times.items() if _instant(t[1]) >= newest - window]
-        active.sort(key=lambda entry: _instant(entry[1][1]), reverse=True)
-        return dict(active[:RECENT_LIMIT])
+        newest = max(instant(activity) for _, activity in times.values())
+        active = [(r, t) for r, t in times.items() if instant(t[1]) >= newest - window]
+        active.sort(key=lambda entry: instant(entry[1][1]), reverse=True)
+        return dict(active[: self.settings.reply_window_threads])
 
     # -- content ------------------------------------------------------------------------
 
@@ -462,7 +505,7 @@ class GraphTeamsSource:
         self, container: Container, channel: _Channel, item: Item
     ) -> dict[str, Any]:
         """One message read again (a retry after the channel's bodies were dropped)."""
-        root_id, reply_id = _ids(item)
+        root_id, reply_id = source_ids(item)
         builder = self._channel_builder(channel, container).messages.by_chat_message_id(root_id)
         if reply_id is not None:
             builder = builder.replies.by_chat_message_id1(reply_id)
@@ -492,7 +535,7 @@ class GraphTeamsSource:
     def _hosted_url(
         self, container: Container, channel: _Channel, item: Item, hosted_id: str
     ) -> str:
-        root_id, reply_id = _ids(item)
+        root_id, reply_id = source_ids(item)
         parts = ["teams", channel.team_id, "channels", container.source_id, "messages", root_id]
         if reply_id is not None:
             parts += ["replies", reply_id]
@@ -503,8 +546,8 @@ class GraphTeamsSource:
     async def listing(self, container: Container) -> list[Item]:
         """Every root and reply of the channel as it is now, for verify."""
         channel = await self._channel(container)
-        threads = await self._threads(container, channel)
-        return [item for item, _ in _chronological(threads)]
+        threads, _ = await self._thread_pages(container, channel, None, 0)
+        return [item for item, _ in chronological(threads)]
 
     async def aclose(self) -> None:
         """Close the client this source was given (its pool and credential)."""
@@ -563,92 +606,6 @@ class GraphTeamsSource:
         if known is None:
             raise SkipItem(f"channel {container.display_path} is no longer in {container.owner}")
         return known
-
-
-# -- message functions -----------------------------------------------------------------------
-
-
-def _chronological(threads: Iterable[_Thread]) -> Iterable[tuple[Item, dict[str, Any]]]:
-    """Roots oldest first, each followed by its replies oldest first."""
-    for thread in sorted(threads, key=lambda t: (_instant(t.created), _numeric(t.root_id))):
-        if thread.root is not None:
-            yield _item(thread.root, None), thread.root
-        for reply in sorted(thread.replies, key=lambda r: (_instant(_created(r)), _numeric(r))):
-            yield _item(reply, thread.root_id), reply
-
-
-def _item(message: Mapping[str, Any], root_id: str | None) -> Item:
-    """The engine's item for a message: ids, version and metadata, never the body."""
-    message_id = str(message["id"])
-    source_id = f"{root_id}/{message_id}" if root_id else message_id
-    author = message.get("from") or {}
-    who = author.get("user") or author.get("application") or author.get("device") or {}
-    meta = {
-        "rootId": root_id or message_id,
-        "createdDateTime": _created(message),
-        "fromId": who.get("id"),
-        "fromName": str(who.get("displayName") or ""),
-        "messageType": str(message.get("messageType") or "message"),
-        "deleted": bool(message.get("deletedDateTime")),
-    }
-    return Item(source_id, _version(message), meta)
-
-
-def _version(message: Mapping[str, Any]) -> str:
-    """What changes when the message itself does: an edit, a deletion, a reaction.
-
-    Not `lastModifiedDateTime` alone, which Teams also moves when a thread changes
-    around a root; an edit shown for a mere new reply would be wrong on the target.
-    """
-    body = message.get("body") or {}
-    reactions = sorted(
-        f"{r.get('reactionType')}|{((r.get('user') or {}).get('user') or {}).get('id')}"
-        for r in message.get("reactions") or []
-    )
-    parts = [
-        str(message.get("lastEditedDateTime") or ""),
-        str(message.get("deletedDateTime") or ""),
-        str(message.get("subject") or ""),
-        str(body.get("contentType") or ""),
-        str(body.get("content") or ""),
-        json.dumps(message.get("attachments") or [], sort_keys=True),
-        *reactions,
-    ]
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:20]
-    return f"{message.get('lastEditedDateTime') or _created(message)}#{digest}"
-
-
-def _ids(item: Item) -> tuple[str, str | None]:
-    """(root id, reply id or None) of an item's source id."""
-    root_id, _, reply_id = item.source_id.partition("/")
-    return root_id, reply_id or None
-
-
-def _created(message: Mapping[str, Any]) -> str:
-    return str(message.get("createdDateTime") or "")
-
-
-def _touched(message: Mapping[str, Any]) -> str:
-    return str(message.get("lastModifiedDateTime") or _created(message))
-
-
-def _first_created(replies: list[dict[str, Any]]) -> str:
-    return min((_created(r) for r in replies), key=_instant, default="")
-
-
-def _instant(text: str) -> datetime:
-    """An ISO time as Graph writes it (Z, up to 7 fraction digits); the epoch if unreadable."""
-    try:
-        value = datetime.fromisoformat(_FRACTION.sub(r"\1", text.strip()))
-    except ValueError:
-        return _EPOCH
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _numeric(message: Mapping[str, Any] | str) -> tuple[int, str]:
-    """A tie-breaker: Teams message ids are the creation time in milliseconds."""
-    text = message if isinstance(message, str) else str(message.get("id"))
-    return (int(text), text) if text.isdigit() else (0, text)
 
 
 def _name(entry: Mapping[str, Any]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import signal
 import subprocess
@@ -44,20 +45,27 @@ class Chat:
     token: str
 
 
+SMALL_TEAM = TenantSpec(
+    seed=29,
+    users=2,
+    messages=2,
+    large_messages=0,
+    teams=1,
+    posts_per_channel=5,
+    replies_per_post=2,
+    files_per_drive=4,
+    large_file_bytes=0,
+)
+
+
 def chat_setup(
-    tmp_path: Path, synapse: SynapseServer, mode: str, faults: Faults | None = None
+    tmp_path: Path,
+    synapse: SynapseServer,
+    mode: str,
+    faults: Faults | None = None,
+    spec: TenantSpec = SMALL_TEAM,
+    run_table: str = "",
 ) -> Iterator[Chat]:
-    spec = TenantSpec(
-        seed=29,
-        users=2,
-        messages=2,
-        large_messages=0,
-        teams=1,
-        posts_per_channel=5,
-        replies_per_post=2,
-        files_per_drive=4,
-        large_file_bytes=0,
-    )
     tenant = Tenant.generate(spec)
     with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
         # the application service owns the m365_ aliases exclusively: a bot uses its own
@@ -73,6 +81,7 @@ def chat_setup(
         config.write_text(
             f"""
 {source_table(sandbox)}
+{run_table}
 [targets.chat]
 kind = "matrix"
 mode = "{mode}"
@@ -200,6 +209,60 @@ def test_appservice_run_sync_verify(chat: Chat) -> None:
     assert report.verified, report.differences[:5]
 
 
+def test_a_reply_to_a_thread_long_quiet_reaches_matrix_within_the_documented_syncs(
+    tmp_path: Path, synapse: SynapseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # With application permissions delta lists root posts only, and a reply does not bring
+    # its root back (https://learn.microsoft.com/en-us/graph/api/chatmessage-delta): the
+    # reply is found by the round reading every thread again through the channel listing
+    # (https://learn.microsoft.com/en-us/graph/api/channel-list-messages), 2 pages of 50
+    # threads a sync here, at a cost the Teams source's docstring bounds.
+    spec = dataclasses.replace(SMALL_TEAM, seed=31, posts_per_channel=210, replies_per_post=0)
+    run_table = "[run]\nchat_reread_pages = 2\nchat_reply_window_threads = 5\n"
+    for chat in chat_setup(tmp_path, synapse, "appservice", spec=spec, run_table=run_table):
+        for name, value in chat.env.items():
+            monkeypatch.setenv(name, value)
+        config = load_config(chat.config_path)
+        assert asyncio.run(operations.migrate(config, "run")).ok
+        teams = chat.tenant.teams
+        team = teams.teams[0]
+        channel = next(c for c in teams.channels(team.id) if c.display_name == "Chantier")
+        roots = teams.roots(channel.id)
+        oldest = next(r for r in roots if r.deleted is None and r.sender and not r.pinned)
+        assert len(roots) > 200 and (teams.now - oldest.created).days > 365  # past any window
+        reply = chat.sandbox.mutate(Mutation(seed=4, chat_replies=1, chat_thread=oldest.id))
+        (reply_id,) = reply.messages
+        within = -(-len(roots) // 100)  # ceil(threads / (50 x chat_reread_pages)) syncs
+        bound = 1 + 2 + 5  # delta (nothing changed) + 2 round pages + at most 5 window threads
+        carried, syncs = 0, 0
+        while syncs < within:
+            syncs += 1
+            before = _message_reads(chat.sandbox, channel.id)
+            result = asyncio.run(operations.migrate(config, "sync"))
+            assert result.ok and _message_reads(chat.sandbox, channel.id) - before <= bound
+            tally = result.tallies["chat"]
+            carried = tally.copied
+            if carried:
+                break
+            said = [line for line in tally.unchecked if "Chantier" in line]
+            assert said and "carried up to" in said[0], tally.unchecked
+        assert carried == 1 and syncs >= 2  # the round reached the oldest thread in turns
+        room = rooms(chat)[channel.id]
+        found = [e for e in room_events(chat, room) if e["content"].get(TEAMS_ID) == reply_id]
+        assert len(found) == 1
+        assert found[0]["content"]["m.relates_to"]["rel_type"] == "m.thread"
+        again = asyncio.run(operations.migrate(config, "sync")).tallies["chat"]
+        assert (again.copied, again.updated, again.removed) == (0, 0, 0)
+        check_rooms(chat)
+        assert asyncio.run(operations.check(config))["chat"].verified
+
+
+def _message_reads(sandbox: SandboxServer, channel_id: str) -> int:
+    """Channel message requests the sandbox answered for one channel so far."""
+    counters = sandbox.stats()["by_mailbox"]
+    return sum(c["requests"] for key, c in counters.items() if channel_id in key)
+
+
 def test_kill_nine_during_a_channel_import(tmp_path: Path, synapse: SynapseServer) -> None:
     for setup in chat_setup(tmp_path, synapse, "appservice", Faults(slow_seconds=0.02)):
         env = {**os.environ, **setup.env}
@@ -244,3 +307,24 @@ def test_bot_mode_prefixes_authors(
         ]
         assert bodies and all(" (" in b.split(":", 1)[0] for b in bodies if b)
         assert asyncio.run(operations.check(config))["chat"].verified
+
+
+def test_an_app_not_approved_for_protected_apis_fails_in_one_line(tmp_path: Path) -> None:
+    # Channel messages need Microsoft's approval for application permissions:
+    # https://learn.microsoft.com/en-us/graph/teams-protected-apis
+    spec = TenantSpec(seed=29, users=2, messages=1, large_messages=0, teams=1, posts_per_channel=3)
+    with SandboxServer(Tenant.generate(spec), tls=True, limits=Limits(enabled=False)) as sandbox:
+        sandbox.set_protected_apis(False)
+        config = tmp_path / "hirondelle.toml"
+        config.write_text(
+            f'{source_table(sandbox)}\n[targets.chat]\nkind = "archive"\npath = "archive"\n'
+        )
+        env = {**os.environ, SECRET_ENV: sandbox.client_secret}
+        command = [sys.executable, "-m", "hirondelle.cli", "-c", str(config), "run"]
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 3 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: chat team:")
+    assert "not approved this app for the Teams protected APIs" in lines[0]
+    assert lines[0].endswith("https://learn.microsoft.com/en-us/graph/teams-protected-apis")
+    assert "Grant the application permission" not in lines[0]

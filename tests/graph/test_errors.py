@@ -9,6 +9,7 @@ import pytest
 from hirondelle.connectors.graph.errors import (
     Call,
     Failure,
+    ProtectedApiRefused,
     Throttled,
     parse_retry_after,
     to_error,
@@ -75,3 +76,21 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert parse_retry_after({"Retry-After": date}, now=1_000_000) == pytest.approx(30.0)
     assert parse_retry_after({"Retry-After": "soon"}) is None
     assert parse_retry_after({}) is None
+
+
+def test_a_protected_api_refusal_points_at_microsofts_approval_not_a_permission() -> None:
+    # The refusal an unapproved app meets (github.com/leeford/Backup-TeamsChat/issues/12);
+    # the approval process: https://learn.microsoft.com/en-us/graph/teams-protected-apis
+    message = (
+        "Invoked API requires Protected API access in application-only context when not "
+        "using Resource Specific Consent. Visit https://docs.microsoft.com/en-us/graph/"
+        "teams-protected-apis for more details."
+    )
+    call = Call("messages of Projet/Général", "ChannelMessage.Read.All")
+    error = to_error(Failure(403, "Forbidden", message=message), call)
+    assert isinstance(error, ProtectedApiRefused) and isinstance(error, FatalError)
+    text = str(error)
+    assert "https://learn.microsoft.com/en-us/graph/teams-protected-apis" in text
+    assert "approv" in text and "Grant the application permission" not in text
+    plain = to_error(Failure(403, "Forbidden", message="Missing role permissions."), call)
+    assert "Grant the application permission ChannelMessage.Read.All" in str(plain)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -111,13 +111,19 @@ def graph() -> Iterator[ScriptedGraph]:
         yield scripted
 
 
-def make_source(fake_time: FakeTime, **settings: Any) -> GraphTeamsSource:
-    """A source whose channel and tenant budgets run on the fake clock."""
+def make_source(
+    fake_time: FakeTime, clock: Callable[[], datetime] | None = None, **settings: Any
+) -> GraphTeamsSource:
+    """A source whose channel and tenant budgets run on the fake clock (and whose cursor
+    times come from `clock`, when given)."""
     client = make_client(
         make_budget(fake_time, concurrency=4, requests_per_window=4, window_seconds=1.0)
     )
     tenant = make_budget(fake_time, concurrency=20, requests_per_window=20, window_seconds=1.0)
-    return GraphTeamsSource(client, TeamsSettings(**settings), tenant=tenant)
+    source = GraphTeamsSource(client, TeamsSettings(**settings), tenant=tenant)
+    if clock is not None:
+        source.clock = clock
+    return source
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from hirondelle.connectors.graph.teams import GraphTeamsSource, teams_tenant_budget
+from hirondelle.connectors.graph.teams_cursor import ChannelCursor
+from hirondelle.connectors.graph.teams_items import message_version
 from hirondelle.migrator.errors import CursorExpired
 from hirondelle.migrator.model import Container, Item, Owner, Page
 from hirondelle.tests.graph.conftest import FakeTime, run
@@ -238,27 +240,34 @@ def test_a_sync_reads_the_delta_link_and_the_reported_threads(
     teams_graph.answers[DELTA] = by_query(
         {"d1": page([edited, removed], delta=url(DELTA, **{"$deltatoken": "d2"}))}
     )
-    pages = collect(make_source(fake_time, reply_window_days=0), first[-1].delta_link)
+    teams_graph.answers[MESSAGES] = by_query(  # the listing as it is now
+        {"": page([edited], next=url(MESSAGES, **{"$skiptoken": "p2"})), "p2": page([])}
+    )
+    source = make_source(fake_time, reply_window_days=0, reread_pages=1)
+    pages = collect(source, first[-1].delta_link)
     changed = {i.source_id for p in pages for i in p.items if before.get(i.source_id) != i.version}
     assert changed == {"300", "300/330"}
     assert items_of(pages) == ["300", "300/320", "300/330"]
     assert pages[-1].removed == ("200",)
-    assert json.loads(pages[-1].delta_link or "")["delta"].endswith("$deltatoken=d2")
+    cursor = json.loads(pages[-1].delta_link or "")
+    assert cursor["delta"].endswith("$deltatoken=d2")
+    assert cursor["round"]["next"].endswith("$skiptoken=p2") and pages[-1].unchecked
 
 
-def test_recently_active_threads_have_their_replies_read_again(
+def test_recently_active_threads_the_round_did_not_reach_have_their_replies_read(
     teams_graph: ScriptedGraph, fake_time: FakeTime
 ) -> None:
     script_channel(teams_graph)
     first = collect(make_source(fake_time))
     assert set(json.loads(first[-1].delta_link or "")["recent"]) == {"100", "200", "300"}
     teams_graph.answers[DELTA] = page([], delta=url(DELTA, **{"$deltatoken": "d2"}))
-    teams_graph.answers[f"{MESSAGES}/300/replies"] = page(
-        [message("340", 34, reply_to="300"), message("320", 32, reply_to="300")]
+    teams_graph.answers[f"{MESSAGES}/100/replies"] = page(
+        [message("170", 17, reply_to="100"), message("150", 15, reply_to="100")]
     )
-    pages = collect(make_source(fake_time), first[-1].delta_link)
-    assert "300/340" in items_of(pages)
-    assert "300" not in items_of(pages)  # the root itself did not change
+    pages = collect(make_source(fake_time, reread_pages=1), first[-1].delta_link)
+    assert "100/170" in items_of(pages)  # thread 100 is on the round's next page
+    assert "100" not in items_of(pages)  # the root itself was not read again
+    assert not teams_graph.asked(f"{MESSAGES}/300/replies")  # the round read thread 300
 
 
 def test_an_expired_delta_link_asks_for_a_new_enumeration(
@@ -266,9 +275,12 @@ def test_an_expired_delta_link_asks_for_a_new_enumeration(
 ) -> None:
     gone = httpx.Response(410, json={"error": {"code": "syncStateNotFound"}})
     teams_graph.answers[DELTA] = gone
-    cursor = json.dumps({"v": 1, "delta": url(DELTA, **{"$deltatoken": "old"}), "recent": {}})
-    with pytest.raises(CursorExpired):
+    cursor = ChannelCursor(url(DELTA, **{"$deltatoken": "old"})).dumps()
+    with pytest.raises(CursorExpired, match="expired"):  # gone
         collect(make_source(fake_time), cursor)
+    earlier = json.dumps({"v": 1, "delta": url(DELTA, **{"$deltatoken": "d1"}), "recent": {}})
+    with pytest.raises(CursorExpired):  # an earlier version's: read the channel whole once
+        collect(make_source(fake_time), earlier)
     with pytest.raises(CursorExpired):
         collect(make_source(fake_time), "not json")
 
@@ -321,14 +333,13 @@ def test_listing_names_every_root_and_reply(
 
 
 def test_the_version_follows_edits_deletions_and_reactions_not_thread_activity() -> None:
-    from hirondelle.connectors.graph.teams import _version
-
     base = message("1", 0)
-    assert _version(base) == _version({**base, "lastModifiedDateTime": "2025-01-01T00:00:00Z"})
+    touched = {**base, "lastModifiedDateTime": "2025-01-01T00:00:00Z"}
+    assert message_version(base) == message_version(touched)
     reaction = {"reactionType": "like", "user": {"user": {"id": "u1"}}}
     for changed in (
         {"lastEditedDateTime": "2024-03-02T00:00:00Z"},
         {"deletedDateTime": "2024-03-02T00:00:00Z"},
         {"reactions": [reaction]},
     ):
-        assert _version({**base, **changed}) != _version(base)
+        assert message_version({**base, **changed}) != message_version(base)

@@ -24,6 +24,7 @@ def test_minimal_config_resolves_paths_against_its_folder(tmp_path: Path) -> Non
     assert config.targets["mail"].options["path"] == tmp_path / "out"
     assert config.deletions == "mirror"
     assert config.budget.requests_per_window == 10_000
+    assert (config.chat_reread_pages, config.chat_reply_window_threads) == (20, 200)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +39,8 @@ def test_minimal_config_resolves_paths_against_its_folder(tmp_path: Path) -> Non
         (lambda c: c["targets"].update(fax={"kind": "x"}), "targets.fax"),
         (lambda c: c.update(run={"deletions": "purge"}), "run.deletions"),
         (lambda c: c.update(run={"owner_concurrency": "8"}), "run.owner_concurrency"),
+        (lambda c: c.update(run={"chat_reread_pages": -1}), "run.chat_reread_pages"),
+        (lambda c: c.update(run={"chat_reply_window_days": -2.0}), "run.chat_reply_window_days"),
         (lambda c: c.update(state={"colour": "blue"}), "state.colour"),
         (lambda c: c.pop("targets"), "targets"),
         (lambda c: c.update(state={"lock_file": "x.lock"}), "state.lock_file"),

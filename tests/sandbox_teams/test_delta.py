@@ -68,33 +68,65 @@ def test_the_first_round_holds_the_roots_of_the_last_eight_months(fresh: Sandbox
     ],
     ids=["posts", "replies", "edits", "deletions", "all"],
 )
-def test_a_round_reports_exactly_the_threads_that_changed(
+def test_a_round_reports_exactly_the_roots_that_changed_themselves(
     fresh: SandboxServer, mutation: Mutation
 ) -> None:
+    # Delta lists "messages (without the replies)" and sends to list replies for those:
+    # https://learn.microsoft.com/en-us/graph/api/chatmessage-delta. A reply posted, edited
+    # or deleted does not bring its root back; the thread's replies listing has it:
+    # https://learn.microsoft.com/en-us/graph/api/chatmessage-list-replies
+    paths = channel_paths(fresh)
     with raw_client(fresh) as client:
         links = delta_links(fresh, client)
         assert not any(next_round(client, links).values())  # nothing changed yet
         touched = fresh.mutate(mutation).messages
         reported = next_round(client, links)
         assert not any(next_round(client, links).values())  # and nothing since
-    expected = {source.split("/")[0] for source in touched}
+        data = fresh.tenant.teams
+        listed = {}
+        for source in touched:
+            root_id, _, reply_id = source.partition("/")
+            stored = next(m for m in data.all_messages() if m.source_id == source)
+            if reply_id:
+                url = f"{paths[stored.channel_id]}/messages/{root_id}/replies"
+                replies, _ = every_page(client, url, {"$top": 50})
+                listed[source] = next(r for r in replies if r["id"] == reply_id)
     found = {m["id"]: m for entries in reported.values() for m in entries}
-    assert set(found) == expected
+    assert set(found) == {source for source in touched if "/" not in source}
     wanted = (
         mutation.chat_posts + mutation.chat_replies + mutation.chat_edits + mutation.chat_deletions
     )
     assert len(touched) == len(set(touched)) == wanted
-    data = fresh.tenant.teams
     for source in touched:
-        root_id, _, reply_id = source.partition("/")
-        root = found[root_id]
-        message = root if not reply_id else next(r for r in root["replies"] if r["id"] == reply_id)
+        message = listed.get(source) or found[source]
         stored = next(m for m in data.all_messages() if m.source_id == source)
         assert message["etag"] == stored.etag
         if stored.deleted:
             assert message["deletedDateTime"] and message["body"]["content"] == ""
         if stored.edited and not stored.deleted:
             assert message["lastEditedDateTime"] == message["lastModifiedDateTime"]
+
+
+def test_a_reply_to_an_old_thread_leaves_delta_and_the_root_unchanged(
+    fresh: SandboxServer,
+) -> None:
+    data = fresh.tenant.teams
+    team = data.teams[0]
+    channel = data.channels(team.id)[1]
+    oldest = next(r for r in data.roots(channel.id) if r.deleted is None and r.sender)
+    path = f"teams/{team.id}/channels/{channel.id}/messages"
+    with raw_client(fresh) as client:
+        _, last = every_page(client, f"{path}/delta", {"$expand": "replies"})
+        before = client.get(f"{path}/{oldest.id}").json()
+        touched = fresh.mutate(Mutation(seed=9, chat_replies=1, chat_thread=oldest.id)).messages
+        later, _ = every_page(client, last["@odata.deltaLink"])
+        after = client.get(f"{path}/{oldest.id}").json()
+        replies, _ = every_page(client, f"{path}/{oldest.id}/replies")
+        refused = client.get(f"{path}/{oldest.id}/replies/delta")
+    assert touched and touched[0].startswith(f"{oldest.id}/") and later == []
+    assert after["lastModifiedDateTime"] == before["lastModifiedDateTime"]
+    assert replies[0]["id"] == touched[0].split("/")[1]  # newest first
+    assert refused.status_code == 400  # replies/delta: documented for no channel
 
 
 def test_a_change_during_a_round_is_reported_by_the_next(fresh: SandboxServer) -> None:
