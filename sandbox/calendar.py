@@ -47,6 +47,7 @@ from hirondelle.sandbox.odata import (
 )
 from hirondelle.sandbox.recurrence import event_span, graph_time, parse_graph_time, zone
 from hirondelle.sandbox.service import Gate
+from hirondelle.sandbox.sync_states import SyncStates
 from hirondelle.sandbox.throttle import MailboxThrottle
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class CalendarService:
     def __init__(self, tenant: Tenant, throttle: MailboxThrottle) -> None:
         self.tenant = tenant
         self.throttle = throttle
+        self.sync_states = SyncStates()  # each page of a delta walk is a generation
 
     @property
     def data(self) -> CalendarData:
@@ -433,10 +435,14 @@ class CalendarService:
         state = decode_token(token)
         if state.get("u") != user.id or state.get("c") != container:
             raise GraphError(400, "BadRequest", "The state token belongs to another collection.")
+        restart = request.link().split("?", 1)[0]
         if int(state.get("g", -1)) < self.data.token_generation:
             # https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset
-            restart = request.link().split("?", 1)[0]
             raise GraphError(410, "syncStateNotFound", SYNC_STATE_NOT_FOUND, {"Location": restart})
+        walk = (user.id, container)
+        problem = self.sync_states.problem(walk, int(state.get("w", 0)))
+        if problem is not None:  # an older page of the walk: see sync_states.py
+            raise GraphError(410, "SyncStateNotFound", problem, {"Location": restart})
         if options.deltatoken is not None:
             return {**state, "m": "c", "t": self.data.seq, "k": None}
         return state
@@ -469,6 +475,7 @@ class CalendarService:
             sent += 1
             state = {**state, "k": key}
         body: JSON = {"@odata.context": f"{request.base_url}/$metadata#Collection({kind})"}
+        state = {**state, "w": self.sync_states.issue((state["u"], state["c"]))}
         if sent < len(groups):
             body["@odata.nextLink"] = f"{link}?$skiptoken={encode_token(state)}"
         else:

@@ -92,7 +92,7 @@ READS: dict[str, frozenset[str]] = {
     "batchResponse": _paths(
         "responses", "responses.id", "responses.status", "responses.headers", "responses.body"
     ),
-    "error": _paths("error", "error.code"),
+    "error": _paths("error", "error.code", "error.message"),
 }
 
 # Annotations read from answers: collection and delta paging, counts, removals, versions.
@@ -115,6 +115,7 @@ NOT_GRAPH = frozenset(
         "v", "links", "masters", "recent", "delta",  # cursors of calendar and teams
         "kind", "path", "lastVerb",  # Item.meta keys
         "known",  # the cursor of a calendar read without delta
+        "checked", "next", "read", "round", "started", "threads",  # the chat cursor
         "published_size",  # an audit remark of a file SharePoint changed
         "baseurl", "authority", "connection_verify",  # kiota and azure-identity options
         "Content-Length", "Content-Range", "ETag", "If-Range", "Last-Modified", "Location",
