@@ -42,6 +42,7 @@ from .workload import Workload
 from .writer import Claims, Pending, Writer, checksum
 
 if TYPE_CHECKING:
+    from ..state.store import Store
     from .engine import Engine
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,17 @@ class Fence(Protocol):
     called within one."""
 
     def __call__(self, session: Session | None = None) -> None: ...
+
+
+def _restart_reason(unit: UnitState, cursor: str | None, store: Store) -> str | None:
+    """Why the container must be listed again from the start, or None: a re-enumeration
+    cut short by a dead process (`resync`), or one that failed, leaving no cursor over
+    a unit that holds items."""
+    if unit.status == RESYNC:
+        return "interrupted"
+    if unit.status == FAILED and cursor is None and store.settled_ids(unit.id):
+        return "failed-before"
+    return None
 
 
 def _no_fence(session: Session | None = None) -> None:
@@ -115,23 +127,31 @@ class OwnerPass:
         # A run's total is the containers' counts; a sync's (or an uncounted container's)
         # work is only known page by page.
         count_pages = mode == "sync" or not container.total_items
+        resyncing = False
         try:
             folder = await self._target_folder(container, unit)
             self.store.set_unit(unit.id, target_folder=folder, last_error=None)
             cursor = unit.next_link or unit.delta_link
             fresh = unit.status == PENDING and cursor is None
             adopt = fresh and await self._target_holds(container, folder)
-            if unit.status == RESYNC:  # a re-enumeration was cut short: start it over
-                await self._resync(container, unit, folder, count_pages, "interrupted")
+            restart = _restart_reason(unit, cursor, self.store)
+            if restart is not None:  # a re-enumeration did not end: start it over
+                resyncing = True
+                await self._resync(container, unit, folder, count_pages, restart)
                 return
             try:
                 await self._pages(container, unit, folder, cursor, count_pages, adopt)
             except CursorExpired:
                 log.info("cursor of %s expired: enumerating it again", container.display_path)
+                resyncing = True
                 await self._resync(container, unit, folder, count_pages, "cursor-expired")
-        except (Retriable, ItemError) as exc:
+        except (Retriable, ItemError, CursorExpired) as exc:
+            # A re-enumeration that fails (its own link expired too) is not continued from
+            # where it stopped: the next pass lists the container from the start again,
+            # so what it removes rests on a whole listing.
             reason = f"{type(exc).__name__}: {exc}"
-            self.store.set_unit(unit.id, status=FAILED, last_error=reason)
+            values = {"next_link": None} if resyncing else {}
+            self.store.set_unit(unit.id, status=FAILED, last_error=reason, **values)
             self.ledger.unit_failed(container, reason)
 
     async def _resync(
@@ -385,8 +405,7 @@ class OwnerPass:
     async def _move(self, container: Container, folder: str, item: Item, row: ItemState) -> Outcome:
         session = self.session
         ref = row.ref
-        if ref is None:
-            raise AssertionError(f"item {item.source_id} is done without a target ref")
+        assert ref is not None  # items_elsewhere only finds rows with a target ref
         try:
             moved = await retrying(
                 lambda: session.call(lambda s: s.move(ref, folder)),

@@ -439,8 +439,7 @@ class CalendarService:
         if int(state.get("g", -1)) < self.data.token_generation:
             # https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset
             raise GraphError(410, "syncStateNotFound", SYNC_STATE_NOT_FOUND, {"Location": restart})
-        walk = (user.id, container)
-        problem = self.sync_states.problem(walk, int(state.get("w", 0)))
+        problem = self.sync_states.problem(_walk(state), int(state.get("w", 0)))
         if problem is not None:  # an older page of the walk: see sync_states.py
             raise GraphError(410, "SyncStateNotFound", problem, {"Location": restart})
         if options.deltatoken is not None:
@@ -475,7 +474,7 @@ class CalendarService:
             sent += 1
             state = {**state, "k": key}
         body: JSON = {"@odata.context": f"{request.base_url}/$metadata#Collection({kind})"}
-        state = {**state, "w": self.sync_states.issue((state["u"], state["c"]))}
+        state = {**state, "w": self.sync_states.issue(_walk(state))}
         if sent < len(groups):
             body["@odata.nextLink"] = f"{link}?$skiptoken={encode_token(state)}"
         else:
@@ -625,6 +624,12 @@ def _window(request: GraphRequest) -> tuple[datetime, datetime]:
     except ValueError:
         message = f"The value '{start}' or '{end}' of the StartDateTime or EndDateTime is invalid."
         raise GraphError(400, "ErrorInvalidParameter", message) from None
+
+
+def _walk(state: dict[str, Any]) -> tuple[Any, ...]:
+    """The sync state a delta walk advances: one per collection, and for a calendar view
+    one per window (a view's window is part of what its delta tracks)."""
+    return (state["u"], state["c"], state.get("ws"), state.get("we"))
 
 
 def _zone_preference(request: GraphRequest) -> str:

@@ -239,7 +239,9 @@ class Store:
     def items_elsewhere(
         self, workload: str, owner: str, unit_id: int, source_ids: Sequence[str]
     ) -> dict[str, ItemState]:
-        """Rows of the same owner in other units: the item moved between containers."""
+        """Rows of the same owner in other units that the target holds: the item moved
+        between containers. A row without a target ref (skipped, never written) is no
+        copy to move: the item is written afresh where it now is."""
         found: dict[str, ItemState] = {}
         with self.session() as s:
             for start in range(0, len(source_ids), 500):
@@ -251,6 +253,7 @@ class Store:
                         ItemRow.unit_id != unit_id,
                         ItemRow.source_id.in_(chunk),
                         ItemRow.status.in_((DONE, VANISHED)),
+                        ItemRow.target_ref.is_not(None),
                     )
                 )
                 found.update((r.source_id, _state(r)) for r in rows)

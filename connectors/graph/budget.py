@@ -56,6 +56,7 @@ class _Lane:
     ceiling: int
     condition: asyncio.Condition = field(default_factory=asyncio.Condition)
     in_flight: int = 0  # slots held (a batch holds several)
+    wide_waiting: int = 0  # requests of several slots waiting: newcomers of one wait behind
     in_flight_cost: int = 0  # sent, not answered: in the window until it is
     success_run: int = 0
     refusals_in_a_row: int = 0  # throttling answers since the last success
@@ -135,15 +136,30 @@ class MailboxBudget:
         lane = self._lane(owner)
         cost = min(max(cost, 1), self.requests_per_window)
         slots = await self._acquire(lane, cost, max(1, parallel))
+        refusals = lane.throttled
         succeeded = False
         try:
             yield
-            succeeded = True
+            # A request that reported throttling meanwhile (a batch whose parts were
+            # refused) is no success: the backoff keeps growing, the limit does not.
+            succeeded = lane.throttled == refusals
         finally:
             await self._release(lane, succeeded, cost, slots)
 
     async def _acquire(self, lane: _Lane, cost: int, parallel: int) -> int:
         started = self._clock()
+        wide = parallel > 1
+        lane.wide_waiting += wide
+        try:
+            return await self._wait_for_room(lane, cost, parallel, started)
+        finally:
+            lane.wide_waiting -= wide
+
+    async def _wait_for_room(self, lane: _Lane, cost: int, parallel: int, started: float) -> int:
+        """Wait until the lane has `parallel` free slots (fewer when its limit is lower)
+        and room for `cost` in its window. While a request of several slots waits, a
+        request of one waits behind it: otherwise single requests that keep coming would
+        take each slot as it frees and the batch would wait forever."""
         while True:
             now = self._clock()
             lane.expire(now, self.window_seconds)
@@ -153,7 +169,8 @@ class MailboxBudget:
                 await self._sleep(wait)
                 continue
             slots = min(parallel, lane.limit)  # a lane cut to one slot runs a batch alone
-            if window is None or lane.in_flight + slots > lane.limit:
+            behind_a_batch = parallel == 1 and lane.wide_waiting > 0
+            if window is None or lane.in_flight + slots > lane.limit or behind_a_batch:
                 # a slot, or room in the window, comes back with an answer
                 async with lane.condition:
                     await lane.condition.wait()

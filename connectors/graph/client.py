@@ -302,19 +302,30 @@ class GraphClient:
             # Graph sends up to four parts of a batch on at once, each counted against the
             # mailbox's concurrency: the batch holds that many of the owner's slots
             # (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits).
-            envelope = await self.budgets.run(
+            retry, error = await self.budgets.run(
                 owner,
-                functools.partial(self._post_batch, pending, call),
+                functools.partial(self._send_batch, owner, pending, call, answers),
                 cost=len(pending),
                 parallel=min(len(pending), BATCH_PARALLEL),
             )
-            retry, error = self._sort_parts(owner, envelope, call, answers)
             if not retry:
                 return answers
             pending = {key: pending[key] for key in retry if key in pending}
             if attempt < self.budgets.attempts and not isinstance(error, Throttled):
                 await self.budgets.backoff(attempt, error.retry_after if error else None)
         raise error or Retriable(f"{call.what}: $batch parts kept failing")
+
+    async def _send_batch(
+        self,
+        owner: str,
+        paths: Mapping[str, str],
+        call: Call,
+        answers: dict[str, dict[str, Any] | None],
+    ) -> tuple[list[str], Retriable | None]:
+        """Post one batch and file its parts while its slots are still held, so that
+        throttled parts count against the lane as a throttled request does."""
+        envelope = await self._post_batch(paths, call)
+        return self._sort_parts(owner, envelope, call, answers)
 
     async def _post_batch(self, paths: Mapping[str, str], call: Call) -> dict[str, Any]:
         parts = [

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.errors import Throttled
 from hirondelle.migrator.errors import Retriable, SkipItem
 
@@ -219,3 +220,31 @@ def test_throttling_without_retry_after_backs_off_longer_each_time(fake_time: Fa
     assert 0.5 <= first <= 1.0
     assert 4.0 <= pause_after(4) <= 8.0
     assert 0.5 <= pause_after(1) <= 1.0
+
+
+def test_a_waiting_batch_is_not_starved_by_single_requests_that_keep_coming() -> None:
+    # Single requests release a slot and take one again at once; a batch that needs four
+    # must still get them: while it waits, newcomers of one slot wait behind it.
+    budgets = MailboxBudget(concurrency=4, requests_per_window=10**6)
+
+    async def scenario() -> bool:
+        stop = asyncio.Event()
+
+        async def single() -> None:
+            while not stop.is_set():
+                async with budgets.slot("alice"):
+                    await asyncio.sleep(0.005)
+
+        singles = [asyncio.ensure_future(single()) for _ in range(4)]
+        await asyncio.sleep(0.02)
+        try:
+            async with asyncio.timeout(2):
+                async with budgets.slot("alice", cost=4, parallel=4):
+                    got = True
+        except TimeoutError:
+            got = False
+        stop.set()
+        await asyncio.gather(*singles)
+        return got
+
+    assert run(scenario())
