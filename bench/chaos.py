@@ -41,11 +41,25 @@ from typing import Any
 from hirondelle.mappings.quickxor import QuickXorHash
 from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
-from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
 from hirondelle.tests.servers import ApacheDavServer, DovecotServer, MailUser, dovecot_server
 
 SECRET_ENV, MASTER_ENV = "HIRONDELLE_CHAOS_SECRET", "HIRONDELLE_CHAOS_MASTER"
 FAULTS = Faults(error_rate=0.05, reset_rate=0.03, truncate_rate=0.02, seed=5)  # ~10 %
+# What the source does between the runs and the syncs, for every user and drive.
+SYNC_CHANGES = Mutation(
+    seed=13,
+    new=10,
+    flag_changes=10,
+    moves=6,
+    deletions=6,
+    file_creates=4,
+    file_changes=3,
+    file_renames=2,
+    file_moves=2,
+    file_deletions=3,
+    folder_deletions=1,
+)
 
 
 @dataclass
@@ -157,11 +171,19 @@ def disturb(rig: Rig, applied: Applied, rng: random.Random) -> None:
         applied.webdav_restarts += 1
 
 
-def chaos_loop(rig: Rig, kills: int, seconds: tuple[float, float], seed: int) -> Applied:
+def chaos_loop(
+    rig: Rig,
+    kills: int,
+    seconds: tuple[float, float],
+    seed: int,
+    command: str = "run",
+    applied: Applied | None = None,
+) -> Applied:
     rng = random.Random(seed)
-    applied = Applied()
-    while applied.kills < kills:
-        process = hirondelle(rig, "run", "--workers", str(rng.choice([1, 2])))
+    applied = applied or Applied()
+    goal = applied.kills + kills
+    while applied.kills < goal:
+        process = hirondelle(rig, command, "--workers", str(rng.choice([1, 2])))
         applied.runs += 1
         deadline = time.monotonic() + rng.uniform(*seconds)
         disturbed = False
@@ -181,14 +203,15 @@ def chaos_loop(rig: Rig, kills: int, seconds: tuple[float, float], seed: int) ->
     return applied
 
 
-def finish(rig: Rig, applied: Applied) -> dict[str, Any]:
-    """Healthy servers, no faults: the last run, retry-failed, then what is still failed."""
+def finish(rig: Rig, applied: Applied, command: str = "run") -> dict[str, Any]:
+    """Healthy servers, no faults: the last run (or sync), retry-failed, then what is still
+    failed."""
     rig.sandbox.set_faults(Faults())
     rig.sandbox.set_limits(Limits(enabled=False))
     rig.dav.restart(refuse=None)
     summary: dict[str, Any] = {}
-    for command in (("run", "--json"), ("retry-failed", "--json"), ("run", "--json")):
-        process = hirondelle(rig, *command)
+    for args in ((command, "--json"), ("retry-failed", "--json"), (command, "--json")):
+        process = hirondelle(rig, *args)
         out, err = process.communicate(timeout=1800)
         applied.exits[process.returncode] += 1
         if out.strip():
@@ -330,6 +353,16 @@ def main(argv: list[str] | None = None) -> int:
         # How much the disturbed runs had written before the last, healthy one.
         written_mail, written_files = on_targets(rig)
         summary = finish(rig, applied)
+        # Then the source changes and every delta link expires (Graph's 410: each folder
+        # is listed again, and what it no longer lists is removed), and `sync` is killed
+        # as `run` was, under the same faults, before a healthy sync ends it.
+        changed = sandbox.mutate(SYNC_CHANGES)
+        sandbox.expire_delta_tokens()
+        sandbox.set_faults(FAULTS)
+        sandbox.set_limits(limits)
+        chaos_loop(rig, max(1, kills // 2), window, args.seed + 1, "sync", applied)
+        faults = sandbox.stats()
+        sync_summary = finish(rig, applied, "sync")
         differences = verify_differences(rig)
         mail_lost, mail_duplicated = mail_counts(rig)
         files_lost, files_duplicated = file_counts(rig)
@@ -340,7 +373,12 @@ def main(argv: list[str] | None = None) -> int:
         "lost": mail_lost + files_lost,
         "duplicated": mail_duplicated + files_duplicated,
         "verify_differences": differences,
-        "unexplained_failures": unexplained(summary),
+        "unexplained_failures": unexplained(summary) + unexplained(sync_summary),
+        "changed_at_source": {
+            "messages": len(changed.new) + len(changed.changed) + len(changed.moved),
+            "messages_deleted": len(changed.deleted),
+            "drive_items": len(changed.files),
+        },
         "lost_by_workload": {"mail": mail_lost, "files": files_lost},
         "duplicated_by_workload": {"mail": mail_duplicated, "files": files_duplicated},
         "written_under_chaos": {"mail": written_mail, "files": written_files},
