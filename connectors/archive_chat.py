@@ -333,7 +333,7 @@ class ChatArchiveSession:
 
 
 def _events(payload: Payload) -> list[dict[str, Any]]:
-    content = payload.blob.path.read_bytes() if payload.blob else payload.content
+    content = payload.blob.read_bytes() if payload.blob else payload.content
     try:
         events = json.loads(content)["events"]
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:

@@ -240,7 +240,7 @@ class DavArchiveSession:
 
     def _write(self, folder: str, resource: str, payload: Payload) -> TargetRef:
         """Write the file, if its content holds the payload's UID (so `find` knows it again)."""
-        content = payload.blob.path.read_bytes() if payload.blob else payload.content
+        content = payload.blob.read_bytes() if payload.blob else payload.content
         found = resource_uid(content.decode("utf-8", "replace"))
         if found != payload_uid(payload):
             raise SkipItem(f"the content holds no item with UID {payload_uid(payload)!r}")

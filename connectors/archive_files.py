@@ -317,15 +317,20 @@ def _same_content(path: Path, payload: Payload) -> bool:
     if payload.blob is not None and "sha256" in payload.blob.hashes:
         return digest == f"sha256:{payload.blob.hashes['sha256']}"
     if payload.blob is not None:
-        return digest == _sha256_of(payload.blob.path)[0]
+        with payload.blob.open() as stream:
+            return digest == _sha256_of_stream(stream)[0]
     return digest == f"sha256:{hashlib.sha256(payload.content).hexdigest()}"
 
 
 def _sha256_of(path: Path) -> tuple[str, int]:
+    with open(path, "rb") as stream:
+        return _sha256_of_stream(stream)
+
+
+def _sha256_of_stream(stream: IO[bytes]) -> tuple[str, int]:
     digest = hashlib.sha256()
     size = 0
-    with open(path, "rb") as stream:
-        while chunk := stream.read(CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
     return f"sha256:{digest.hexdigest()}", size

@@ -111,7 +111,7 @@ class DavSettings:
 
 
 def _content(payload: Payload) -> bytes:
-    return payload.blob.path.read_bytes() if payload.blob is not None else payload.content
+    return payload.blob.read_bytes() if payload.blob is not None else payload.content
 
 
 class DavSession:

@@ -235,8 +235,9 @@ def content_stream(payload: Payload, offset: int = 0, length: int | None = None)
     """`length` bytes of the payload's content from `offset`, read in blocks from its `Blob`
     (never the whole file in memory). A spooled file shorter than announced skips the item."""
     remaining = payload.size - offset if length is None else length
-    if payload.blob is None:
-        yield payload.content[offset : offset + remaining]
+    if payload.blob is None or payload.blob.data is not None:
+        whole = payload.content if payload.blob is None else payload.blob.data or b""
+        yield whole[offset : offset + remaining]
         return
     with payload.blob.open() as stream:
         if offset:

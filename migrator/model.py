@@ -7,6 +7,7 @@ hands that payload to a target session. Everything here is immutable.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -71,23 +72,35 @@ class Page:
 
 @dataclass(frozen=True, slots=True)
 class Blob:
-    """Content spooled to a local temporary file, so memory stays flat whatever its size.
+    """Downloaded content with its hashes: spooled to a local temporary file (`path`), so
+    memory stays flat whatever its size, or held in memory (`data`) when it is small.
 
     A source that downloads large items (drive files) hands one of these instead of
-    bytes; the engine deletes the file once the item is settled.
+    bytes; the engine discards it (deletes the file) once the item is settled.
     """
 
-    path: Path
+    path: Path | None
     size: int
     hashes: Mapping[str, str] = field(default_factory=dict)  # "sha256", "quickXorHash"...
     # What the source noticed about this content, for the item's audit line (ids, hashes
     # and sizes, never content): e.g. that it differs from the hash the source publishes.
     remark: Mapping[str, Any] = field(default_factory=dict)
+    data: bytes | None = None  # the content itself, for a blob held in memory
 
     def open(self) -> IO[bytes]:
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        assert self.path is not None, "a Blob has a path or data"
         return self.path.open("rb")
 
+    def read_bytes(self) -> bytes:
+        """The whole content (for targets that send small items in one piece)."""
+        with self.open() as stream:
+            return stream.read()
+
     def discard(self) -> None:
+        if self.path is None:
+            return
         try:
             os.unlink(self.path)
         except FileNotFoundError:

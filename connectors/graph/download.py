@@ -7,10 +7,12 @@ that URL, not of `/content`:
 https://learn.microsoft.com/en-us/graph/api/driveitem-get-content#partial-range-downloads
 
 The body is written to a temporary file in chunks while QuickXorHash and SHA-256 are
-updated, so memory stays flat whatever the size. A dropped connection or a body
-shorter than announced resumes with `Range: bytes=N-` (guarded by `If-Range` when
-the first answer gave a validator); an expired link is replaced by a fresh one from
-`/content`. At the end, the QuickXorHash is compared with the one Graph published.
+updated, so memory stays flat whatever the size; a file Graph lists at `memory_bytes` or
+less is held in memory instead and hashed once complete (no file to create, write and
+delete on the event loop: the per-file cost of a drive of small files). A dropped
+connection or a body shorter than announced resumes with `Range: bytes=N-` (guarded by
+`If-Range` when the first answer gave a validator); an expired link is replaced by a fresh
+one from `/content`. At the end, the QuickXorHash is compared with the one Graph published.
 
 SharePoint document libraries rewrite some files after upload (mostly Office documents:
 properties written in) and Graph goes on listing the upload's size and hash, so their
@@ -27,6 +29,7 @@ which case it was.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import tempfile
@@ -45,6 +48,7 @@ from .errors import Call, LinkExpired, TruncatedBody
 SHAREPOINT = "sharepoint"  # the one tenant-wide resource-unit budget lane of drive requests
 DOWNLOAD_RU = 1  # a file download costs one SharePoint resource unit
 CHUNK_BYTES = 1 << 20
+MEMORY_BYTES = 1 << 20  # files listed at this size or less are downloaded into memory
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 MODIFIED_BY_SHAREPOINT = "modified by SharePoint"  # the remark's note on a file kept as served
 
@@ -55,10 +59,11 @@ class ContentMismatch(Retriable):
 
 @dataclass
 class _Spool:
-    """The temporary file being filled, its running hashes and where the download stands."""
+    """The temporary file (or, with no `path`, the memory buffer) being filled, its running
+    hashes and where the download stands. A memory buffer is hashed once, when complete."""
 
     file: IO[bytes]
-    path: Path
+    path: Path | None
     offset: int = 0
     quickxor: QuickXorHash = field(default_factory=QuickXorHash)
     sha256: Any = field(default_factory=hashlib.sha256)
@@ -68,8 +73,9 @@ class _Spool:
 
     def write(self, chunk: bytes) -> None:
         self.file.write(chunk)
-        self.quickxor.update(chunk)
-        self.sha256.update(chunk)
+        if self.path is not None:
+            self.quickxor.update(chunk)
+            self.sha256.update(chunk)
         self.offset += len(chunk)
 
     def restart(self) -> None:
@@ -81,8 +87,14 @@ class _Spool:
         self.sha256 = hashlib.sha256()
 
     def blob(self) -> Blob:
+        data = None
+        if self.path is None:
+            assert isinstance(self.file, io.BytesIO)
+            data = self.file.getvalue()
+            self.quickxor.update(data)
+            self.sha256.update(data)
         hashes = {"quickXorHash": self.quickxor.b64digest(), "sha256": self.sha256.hexdigest()}
-        return Blob(self.path, self.offset, hashes)
+        return Blob(self.path, self.offset, hashes, data=data)
 
     @property
     def complete(self) -> bool:
@@ -108,11 +120,13 @@ class DriveDownloader:
         temp_dir: Path | None = None,
         lane: str = SHAREPOINT,
         chunk_bytes: int = CHUNK_BYTES,
+        memory_bytes: int = MEMORY_BYTES,
     ) -> None:
         self.client = client
         self.temp_dir = temp_dir
         self.lane = lane
         self.chunk_bytes = chunk_bytes
+        self.memory_bytes = memory_bytes
 
     async def download(
         self,
@@ -131,12 +145,13 @@ class DriveDownloader:
         `ContentMismatch` (retriable) when no copy can be kept, the table's errors
         otherwise; no temporary file is left behind on any failure.
         """
-        first = await self._copy(content_url, call)
+        in_memory = listed_size is not None and listed_size <= self.memory_bytes
+        first = await self._copy(content_url, call, in_memory)
         received = first.blob.hashes["quickXorHash"]
         if not expected_quickxor or same_quickxor(expected_quickxor, received):
             return first.blob
         first.blob.discard()  # its hashes and length are all the comparison needs
-        second = await self._copy(content_url, call)
+        second = await self._copy(content_url, call, in_memory)
         try:
             return _second_opinion(
                 call.what, expected_quickxor, first, second, sharepoint_library, listed_size
@@ -145,31 +160,36 @@ class DriveDownloader:
             second.blob.discard()
             raise
 
-    async def _copy(self, content_url: str, call: Call) -> _Copy:
+    async def _copy(self, content_url: str, call: Call, in_memory: bool) -> _Copy:
         """One whole download, unchecked; the temporary file is removed on any failure."""
-        spool = self._open_spool()
+        spool = _Spool(io.BytesIO(), None) if in_memory else self._open_spool()
         try:
             await self._fill(spool, content_url, call)
+            blob = spool.blob()
             spool.file.close()
-            return _Copy(spool.blob(), spool.complete)
+            return _Copy(blob, spool.complete)
         except BaseException:
             spool.file.close()
-            _unlink(spool.path)
+            if spool.path is not None:
+                _unlink(spool.path)
             raise
 
     def empty(self) -> Blob:
         """A zero-byte `Blob` with its hashes, for files Graph lists as empty (no request)."""
-        spool = self._open_spool()
-        spool.file.close()
-        return spool.blob()
+        return _Spool(io.BytesIO(), None).blob()
 
     def _open_spool(self) -> _Spool:
-        if self.temp_dir is not None:
+        """A fresh temporary file in `temp_dir` (made when missing: no stat per file)."""
+        try:
+            handle, name = self._mkstemp()
+        except FileNotFoundError:
+            assert self.temp_dir is not None
             self.temp_dir.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(
-            prefix="hirondelle-drive-", suffix=".part", dir=self.temp_dir
-        )
+            handle, name = self._mkstemp()
         return _Spool(os.fdopen(handle, "wb"), Path(name))
+
+    def _mkstemp(self) -> tuple[int, str]:
+        return tempfile.mkstemp(prefix="hirondelle-drive-", suffix=".part", dir=self.temp_dir)
 
     async def _fill(self, spool: _Spool, content_url: str, call: Call) -> None:
         """Run attempts through the budget; a failure after progress earns fresh attempts."""
@@ -195,7 +215,9 @@ class DriveDownloader:
                 spool.location, link_call, _range_headers(spool)
             ) as response:
                 received = self._accept(response, spool)
-                async for chunk in response.aiter_bytes(self.chunk_bytes):
+                # a memory buffer takes the chunks as they come; a file, 1 MiB writes
+                size = self.chunk_bytes if spool.path is not None else None
+                async for chunk in response.aiter_bytes(size):
                     spool.write(chunk)
                     received += len(chunk)
                 _check_complete(response, received)

@@ -27,6 +27,16 @@ BODY = random.Random(5).randbytes(3 * 1024 * 1024 + 123)
 CALL = Call("content of 'Docs/report.pdf'", permission="Files.Read.All", item=True)
 LISTED = len(BODY) - 183  # the size Graph lists for a file SharePoint grew after upload
 UPLOADED = quickxor_b64(BODY[:LISTED])  # the hash Graph lists for it
+IN_MEMORY = {"file": 0, "memory": 2 * len(BODY)}  # DriveDownloader.memory_bytes per mode
+memory_bytes = 0
+
+
+@pytest.fixture(autouse=True, params=sorted(IN_MEMORY))
+def spool_mode(request: pytest.FixtureRequest) -> str:
+    """Every test runs twice: content spooled to a file, and held in memory."""
+    global memory_bytes
+    memory_bytes = IN_MEMORY[request.param]
+    return str(request.param)
 
 
 class CutStream(httpx.AsyncByteStream):
@@ -65,7 +75,9 @@ def download(
     async def go() -> tuple[Blob, int]:
         client = drive_client(fake_time)
         try:
-            downloader = DriveDownloader(client, temp_dir=tmp_path, chunk_bytes=65536)
+            downloader = DriveDownloader(
+                client, temp_dir=tmp_path, chunk_bytes=65536, memory_bytes=memory_bytes
+            )
             blob = await downloader.download(
                 CONTENT_URL, CALL, expected, sharepoint_library=library, listed_size=LISTED
             )
@@ -78,7 +90,7 @@ def download(
 
 def assert_is_body(blob: Blob) -> None:
     assert blob.size == len(BODY)
-    assert blob.path.read_bytes() == BODY
+    assert blob.read_bytes() == BODY
     assert blob.hashes == {
         "quickXorHash": quickxor_b64(BODY),
         "sha256": hashlib.sha256(BODY).hexdigest(),
@@ -94,7 +106,12 @@ def test_redirect_is_followed_without_the_graph_token(fake_time: FakeTime, tmp_p
     assert "Authorization" not in link.calls.last.request.headers
     assert link.calls.last.request.headers["Accept-Encoding"] == "identity"
     assert_is_body(blob)
-    assert blob.path.parent == tmp_path and blob.path.name.endswith(".part")
+    if memory_bytes:
+        assert blob.path is None and blob.data == BODY
+        assert list(tmp_path.iterdir()) == []  # nothing written to disk
+    else:
+        assert blob.path is not None and blob.data is None
+        assert blob.path.parent == tmp_path and blob.path.name.endswith(".part")
     assert units == 1
 
 
@@ -274,7 +291,7 @@ def test_the_same_bytes_twice_in_a_library_are_kept_as_modified_by_sharepoint(
         "received_quickXorHash": quickxor_b64(BODY),
         "published_size": LISTED,
     }
-    assert list(tmp_path.iterdir()) == [blob.path]  # the first copy is gone
+    assert list(tmp_path.iterdir()) == spooled(blob)  # the first copy is gone
 
 
 def test_the_same_bytes_twice_outside_a_library_stay_a_mismatch(
@@ -321,7 +338,7 @@ def test_a_second_download_that_matches_wins_without_a_remark(
         blob, _ = download(fake_time, tmp_path, quickxor_b64(BODY), library=True)
     assert_is_body(blob)
     assert blob.remark == {}
-    assert list(tmp_path.iterdir()) == [blob.path]
+    assert list(tmp_path.iterdir()) == spooled(blob)
 
 
 def test_bytes_without_an_announced_length_are_never_kept(
@@ -389,3 +406,8 @@ def test_a_range_answer_of_another_length_starts_over(fake_time: FakeTime, tmp_p
     assert link.calls[1].request.headers["Range"] == f"bytes={cut}-"
     assert "Range" not in link.calls.last.request.headers  # started over
     assert_is_body(blob)
+
+
+def spooled(blob: Blob) -> list[Path]:
+    """The temporary files a blob holds: its spool file, none when it is in memory."""
+    return [blob.path] if blob.path is not None else []
