@@ -28,7 +28,8 @@ Profiles:
   first, no PROPPATCH, modification times not kept (declared).
 
 Blocking on purpose (httpx's sync client): the engine runs each session in a worker
-thread. Certificates are always verified; plain http is accepted only on loopback.
+thread; a batch of files is uploaded `uploads` at a time (`webdav_batch`). Certificates
+are always verified; plain http is accepted only on loopback.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ import hashlib
 import logging
 import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,9 +58,18 @@ from ..mappings.file_names import (
     target_path,
     twin_path,
 )
-from ..migrator.errors import ConfigError, FatalError, HirondelleError, Refused, Retriable, SkipItem
+from ..migrator.errors import (
+    ConfigError,
+    FatalError,
+    HirondelleError,
+    ItemError,
+    Refused,
+    Retriable,
+    SkipItem,
+)
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .credentials import Credentials, Login, is_loopback
+from .webdav_batch import put_at_once
 from .webdav_chunked import (
     MAX_CHUNK_BYTES,
     MIN_CHUNK_BYTES,
@@ -113,6 +124,7 @@ class WebDavSettings:
     timeout: float = 60.0
     chunk_bytes: int = 10 * 1024 * 1024  # Nextcloud chunked upload: files above, chunk size
     max_upload_bytes: int | None = None  # larger files are skipped; None: no limit
+    uploads: int = 4  # files of one owner uploaded at once (each on its own connection)
     site_login: str | None = None  # the target login owning SharePoint sites' libraries
     probe_login: str | None = None  # the login `doctor` checks with
     config_key: str = "targets.files"
@@ -129,6 +141,8 @@ class WebDavSettings:
         self._check_url()
         if self.timeout <= 0:
             raise ConfigError(self.setting("timeout"), "must be a positive number of seconds")
+        if self.uploads < 1:
+            raise ConfigError(self.setting("uploads"), "must be 1 or more")
         if self.max_upload_bytes is not None and self.max_upload_bytes <= 0:
             raise ConfigError(self.setting("max_upload_bytes"), "must be positive (or unset)")
         if self.profile == "nextcloud" and not (
@@ -242,6 +256,7 @@ class WebDavSession:
         self._base_path = decoded_path(base_url)
         self._depth_infinity = profile.depth_infinity
         self._collections: set[str] = set()  # paths known to exist, relative to the root
+        self._uploads: ThreadPoolExecutor | None = None  # for `put_many`, made on first need
 
     # -- paths --
 
@@ -306,6 +321,25 @@ class WebDavSession:
         return listed[0] if listed else None
 
     # -- writing --
+
+    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | ItemError]:
+        """`put` each payload, up to `uploads` files at once (see `webdav_batch`)."""
+        return put_at_once(
+            lambda payload: self.put(folder, payload),
+            payloads,
+            self._upload_pool() if len(payloads) > 1 else None,
+            lambda payload: self._path(self._mapped(folder, payload)),
+            alone_first=self.mtime_header is None,
+        )
+
+    def _upload_pool(self) -> ThreadPoolExecutor | None:
+        if self.settings.uploads < 2:
+            return None
+        if self._uploads is None:
+            self._uploads = ThreadPoolExecutor(
+                self.settings.uploads, thread_name_prefix="webdav-upload"
+            )
+        return self._uploads
 
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """MKCOL a folder, or upload a file so that it appears whole at its final path."""
@@ -584,6 +618,8 @@ class WebDavSession:
         ]
 
     def close(self) -> None:
+        if self._uploads is not None:
+            self._uploads.shutdown(wait=True)
         self.http.close()
 
 

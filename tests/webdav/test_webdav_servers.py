@@ -261,3 +261,31 @@ def test_twins_of_equal_size_are_both_kept(dav: DavUser) -> None:
     assert dav.on_disk(drive, second.ref).read_bytes() == b"two"
     assert session.find(drive, nfd, frozenset({first.ref})) == second
     assert session.find(drive, nfc, frozenset()) == first
+
+
+def test_a_batch_lands_whole_with_several_uploads_at_once(dav: DavUser) -> None:
+    """`put_many`: a folder, files under it (some in memory, some spooled), NFC/NFD twins
+    and a name the mapper refuses; every file whole at its path, results in order."""
+    session = dav.session()
+    drive = session.ensure_container(dav.drive())
+    nfc = unicodedata.normalize("NFC", "Résumé.txt")
+    batch = [
+        folder("Lot"),
+        *(file(dav.tmp_path, f"Lot/{i:02}.bin", os.urandom(1000 + i)) for i in range(12)),
+        file(dav.tmp_path, f"Lot/{nfc}", b"one"),
+        file(dav.tmp_path, unicodedata.normalize("NFD", "Résumé.txt"), b"two"),
+        file(dav.tmp_path, unicodedata.normalize("NFD", f"Lot/{nfc}"), b"six"),
+        renamed(file(dav.tmp_path, "x", b""), "/"),  # no source path: refused alone
+    ]
+    results = session.put_many(drive, batch)
+    assert isinstance(results[-1], SkipItem)
+    refs = results[:-1]
+    assert refs[0] == TargetRef(drive, "Lot")
+    for payload, ref in zip(batch[1:-1], refs[1:], strict=True):
+        assert isinstance(ref, TargetRef)
+        assert payload.blob is not None
+        assert dav.on_disk(drive, ref.ref).read_bytes() == payload.blob.read_bytes()
+    assert len({ref.ref for ref in refs}) == len(refs)  # the twin took its own name
+    listed = [e.ref.ref for e in session.listing(drive)]
+    assert not [path for path in listed if path.endswith(".hirondelle-part")]
+    assert len(listed) == 16
