@@ -30,6 +30,7 @@ class FilesRun:
     concurrency: int  # `run.fetch_concurrency`: downloads in flight
     units_per_minute: int  # `source.files_units_per_minute`
     workers: int = 1  # `run.workers`: one OneDrive is one owner, moved by one of them
+    uploads: int = 4  # `[targets.files] uploads`: files of the owner uploaded at once
 
 
 def write_config(directory: Path, endpoint: SandboxEndpoint, run: FilesRun) -> Path:
@@ -63,6 +64,7 @@ def write_config(directory: Path, endpoint: SandboxEndpoint, run: FilesRun) -> P
             "url": run.account.url,
             "folder": TARGET_FOLDER,
             "password_file": passwords.name,
+            "uploads": run.uploads,
         },
     }
     path = directory / "hirondelle.toml"

@@ -90,6 +90,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=1_000_000,
         help="hirondelle's SharePoint budget (default 1,000,000: out of the way)",
     )
+    parser.add_argument(
+        "--uploads",
+        type=int,
+        default=4,
+        help="hirondelle's files uploaded at once per owner ([targets.files] uploads, default 4)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip rclone")
     parser.add_argument(
         "--profile",
@@ -100,7 +106,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.files, args.large_bytes = 1000, 200_000_000
-    for name in ("files", "large_bytes", "concurrency", "units_per_minute", "workers"):
+    for name in ("files", "large_bytes", "concurrency", "units_per_minute", "workers", "uploads"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
@@ -142,14 +148,14 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, work: Path, stack: ExitStack) -> None:
         self.args, self.work, self.stack = args, work, stack
-        self.server = RcloneDavServer(spare_users=4, start_timeout=30)
+        self.server = RcloneDavServer(spare_users=5, start_timeout=30)
         stack.callback(self.server.stop)
         self.server.start()
 
     # -- one phase ------------------------------------------------------------------------
 
-    def phase(self, name: str, shape: DriveShape) -> dict[str, Any]:
-        """Copy one OneDrive with hirondelle, then its local twin with rclone."""
+    def phase(self, name: str, shape: DriveShape, peer: bool = True) -> dict[str, Any]:
+        """Copy one OneDrive with hirondelle, then (with `peer`) its local twin with rclone."""
         sandbox = SandboxProcess(shape, self.work / f"sandbox-{name}.log")
         self.stack.callback(sandbox.stop)
         sandbox.launch()
@@ -164,7 +170,7 @@ class Bench:
         figures: dict[str, Any] = {f"{name}_source_files": local.files}
         figures.update(self._hirondelle(name, sandbox, tenant.users[0].upn, local))
         sandbox.stop()
-        if not self.args.no_peer:
+        if peer and not self.args.no_peer:
             figures.update(self._rclone(name, local_dir, local))
         shutil.rmtree(local_dir, ignore_errors=True)
         return figures
@@ -175,8 +181,9 @@ class Bench:
         endpoint = sandbox.ready()
         user = self.server.new_user()
         account = DavAccount(self.server.url, user.login, user.password, "")
+        args = self.args
         run = FilesRun(
-            upn, account, self.args.concurrency, self.args.units_per_minute, self.args.workers
+            upn, account, args.concurrency, args.units_per_minute, args.workers, args.uploads
         )
         config = write_config(self.work / f"hirondelle-{name}", endpoint, run)
         sandbox_process, server_process = psutil.Process(sandbox.pid), self._server_process()
@@ -313,9 +320,26 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "units_per_minute": args.units_per_minute,
             "server": "rclone serve webdav",
         }
+        result.update(bench.phase("startup", DriveShape(0, 0, args.seed), peer=False))
         result.update(bench.phase("small", DriveShape(args.files, 0, args.seed)))
         result.update(bench.phase("large", DriveShape(0, args.large_bytes, args.seed)))
     return result
+
+
+def net_figures(result: dict[str, Any]) -> dict[str, float]:
+    """hirondelle's CPU per small file, whole and net of start-up: the small phase's CPU
+    less the start-up phase's (the same run on a OneDrive of the showcase files only:
+    imports, worker processes, sign-in, state), over the files it adds."""
+    figures: dict[str, float] = {}
+    files, cpu = result.get("small_files"), result.get("small_cpu_s")
+    if not files or cpu is None:
+        return figures
+    figures["small_cpu_ms_per_file"] = round(1000 * cpu / files, 2)
+    base_files, base_cpu = result.get("startup_files"), result.get("startup_cpu_s")
+    if base_files is not None and base_cpu is not None and files > base_files:
+        net = 1000 * (cpu - base_cpu) / (files - base_files)
+        figures["small_net_cpu_ms_per_file"] = round(net, 2)
+    return figures
 
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
@@ -325,6 +349,7 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "files_per_s": result.get("small_files_per_s"),
         "mb_per_s": result.get("large_mb_per_s"),
         "peak_rss_mb": max(result.get("small_peak_rss_mb", 0), result.get("large_peak_rss_mb", 0)),
+        **net_figures(result),
     }
     return {**headline, **result}
 

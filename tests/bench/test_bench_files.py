@@ -101,6 +101,7 @@ def test_config_restricts_to_one_owner_and_holds_no_secret(tmp_path: Path) -> No
     assert target.kind == "webdav"
     assert target.options["url"] == account.url
     assert target.options["password_file"] == passwords
+    assert target.options["uploads"] == 4
 
 
 def test_ratios_and_headline_figures() -> None:
@@ -129,6 +130,13 @@ def test_ratios_and_headline_figures() -> None:
     )
     del result["rclone_small_files_per_s"]
     assert files.ratios(result)["small_ratio_vs_rclone"] is None
+
+
+def test_cpu_per_file_is_also_given_net_of_start_up() -> None:
+    result: dict[str, Any] = {"small_files": 1018, "small_cpu_s": 5.6}
+    assert files.net_figures(result) == {"small_cpu_ms_per_file": 5.5}
+    result.update(startup_files=18, startup_cpu_s=3.6)  # imports, workers, sign-in
+    assert files.summary(result)["small_net_cpu_ms_per_file"] == 2.0
 
 
 def test_quick_is_a_reduced_set_and_bad_counts_are_refused() -> None:
@@ -181,3 +189,4 @@ def test_whole_benchmark_ends_with_one_json_line(capsys: pytest.CaptureFixture[s
     assert result["small_files"] >= result["small_source_files"] == 25 + 18
     assert result["rclone_small_files"] == result["small_source_files"] - 1
     assert result["large_mb"] == result["rclone_large_mb"] >= 3.0
+    assert result["startup_source_files"] == 18 and "small_net_cpu_ms_per_file" in result
