@@ -25,11 +25,12 @@ import json
 import logging
 import re
 import ssl
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from importlib.metadata import version
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
 import certifi
@@ -56,6 +57,10 @@ from ...migrator.errors import FatalError, Retriable, SkipItem
 from .auth import GraphSettings, RenewableCredential, make_credential
 from .budget import MailboxBudget
 from .clouds import token_scope
+
+if TYPE_CHECKING:
+    from .links import LinkAnswer, LinkClient
+
 from .errors import (
     Call,
     Failure,
@@ -106,6 +111,7 @@ class GraphClient:
         *,
         mailboxes: int = 1,
         credential: AsyncTokenCredential | None = None,
+        links: LinkClient | None = None,
     ) -> None:
         self.settings = settings
         self.budgets = budgets
@@ -117,6 +123,8 @@ class GraphClient:
         self._tls = _tls_context(settings.ca_file)
         self._http = _http_client(settings.ca_file, mailboxes, tls=self._tls)
         self._owner_pools: dict[str, httpx.AsyncClient] = {}
+        self._links = links  # download links' own client (`links.py`), made on first use
+        self._link_connections = max(4, 4 * mailboxes)
         self._owner_pool_limit = 2 * max(1, mailboxes)
         self._closing: set[asyncio.Future[None]] = set()
         auth = AzureIdentityAuthenticationProvider(
@@ -235,18 +243,22 @@ class GraphClient:
     @asynccontextmanager
     async def download_stream(
         self, url: str, call: Call, headers: Mapping[str, str]
-    ) -> AsyncIterator[httpx.Response]:
-        """A streamed GET of a pre-authenticated download URL, never with the Graph token.
+    ) -> AsyncIterator[LinkAnswer]:
+        """A streamed GET of a pre-authenticated download URL, never with the Graph token,
+        through the links' own client (aiohttp: see `links.py`).
 
         A failed answer, and a transport failure while the caller reads the body,
         come out as the table's error (`call.link` marks an expired link).
         Not budgeted here: the caller runs it inside `budgets.run`.
         """
         try:
-            async with self._http.stream("GET", url, headers=dict(headers)) as response:
-                if not response.is_success:
-                    await response.aread()
-                    _raise_for_answer(response, call)
+            async with self._link_client().stream(url, headers) as response:
+                if not 200 <= response.status_code < 300:
+                    body = await response.aread()
+                    answer = httpx.Response(
+                        response.status_code, headers=list(response.headers.items()), content=body
+                    )
+                    _raise_for_answer(answer, call)
                 yield response
         except (Retriable, FatalError, SkipItem):
             raise
@@ -256,9 +268,18 @@ class GraphClient:
                 raise
             raise error from exc
 
+    def _link_client(self) -> LinkClient:
+        if self._links is None:
+            from .links import AiohttpLinks  # imported by the files workload only
+
+            self._links = AiohttpLinks(self._tls, self._link_connections, user_agent())
+        return self._links
+
     async def aclose(self) -> None:
         """Close the HTTP pools and the credential's own session."""
         await self._http.aclose()
+        if self._links is not None:
+            await self._links.aclose()
         for pool in self._owner_pools.values():
             await pool.aclose()
         self._owner_pools.clear()
@@ -512,11 +533,19 @@ def _failure_of(exc: Exception) -> Failure | None:
             code, message = exc.error.code or "", exc.error.message or ""
         retry_after = parse_retry_after(exc.response_headers)
         return Failure(exc.response_status_code, code, retry_after, message=message)
-    if isinstance(exc, httpx.TransportError | ServiceRequestError):
+    if isinstance(exc, httpx.TransportError | ServiceRequestError) or _link_failure(exc):
         return Failure(None, detail=type(exc).__name__)
     if isinstance(exc, TruncatedBody):
         return Failure(None, detail=str(exc))
     return None
+
+
+def _link_failure(exc: Exception) -> bool:
+    """A transport failure of the links' client (aiohttp): reset, cut body, timeout."""
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return True
+    aiohttp = sys.modules.get("aiohttp")  # loaded once a link was read
+    return aiohttp is not None and isinstance(exc, aiohttp.ClientError)
 
 
 def _raise_for_answer(response: httpx.Response, call: Call) -> None:

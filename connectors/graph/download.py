@@ -35,15 +35,16 @@ import re
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
-
-import httpx
+from typing import IO, TYPE_CHECKING, Any
 
 from ...mappings.quickxor import QuickXorHash, same_quickxor
 from ...migrator.errors import Retriable
 from ...migrator.model import Blob
 from .client import GraphClient
 from .errors import Call, LinkExpired, TruncatedBody
+
+if TYPE_CHECKING:
+    from .links import LinkAnswer
 
 SHAREPOINT = "sharepoint"  # the one tenant-wide resource-unit budget lane of drive requests
 DOWNLOAD_RU = 1  # a file download costs one SharePoint resource unit
@@ -228,7 +229,7 @@ class DriveDownloader:
             raise
 
     @staticmethod
-    def _accept(response: httpx.Response, spool: _Spool) -> int:
+    def _accept(response: LinkAnswer, spool: _Spool) -> int:
         """Line the answer up with the spool; return the bytes of this answer counted so far."""
         total = _announced_total(response)
         if response.status_code == 206:
@@ -309,7 +310,7 @@ def _range_start(content_range: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def _announced_total(response: httpx.Response) -> int | None:
+def _announced_total(response: LinkAnswer) -> int | None:
     """The whole content's length as the answer announced it: the Content-Range total of
     a 206, the Content-Length of a 200 (asked with identity encoding); None if unsaid."""
     if response.status_code == 206:
@@ -319,7 +320,7 @@ def _announced_total(response: httpx.Response) -> int | None:
     return int(length) if length is not None and length.isdigit() else None
 
 
-def _check_complete(response: httpx.Response, received: int) -> None:
+def _check_complete(response: LinkAnswer, received: int) -> None:
     """A body shorter than its Content-Length is a broken transfer: resume it."""
     announced = response.headers.get("Content-Length")
     if announced is not None and announced.isdigit() and received < int(announced):

@@ -13,6 +13,7 @@ from azure.core.credentials import AccessToken
 from hirondelle.connectors.graph.auth import GraphSettings
 from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.client import GraphClient
+from hirondelle.connectors.graph.links import LinkClient
 
 T = TypeVar("T")
 GRAPH = "https://graph.test/v1.0"
@@ -63,8 +64,9 @@ def make_budget(fake_time: FakeTime, **options: Any) -> MailboxBudget:
     return MailboxBudget(clock=fake_time.clock, sleep=fake_time.sleep, **options)
 
 
-def make_client(budgets: MailboxBudget) -> GraphClient:
+def make_client(budgets: MailboxBudget, links: LinkClient | None = None) -> GraphClient:
     settings = GraphSettings(
         tenant_id="tenant", client_id="client", graph_url=GRAPH, client_secret_env="UNUSED"
     )
-    return GraphClient(settings, budgets, credential=FakeCredential())  # type: ignore[arg-type]
+    credential = FakeCredential()
+    return GraphClient(settings, budgets, credential=credential, links=links)  # type: ignore[arg-type]

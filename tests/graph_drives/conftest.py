@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
+import httpx
 import pytest
 
 from hirondelle.connectors.graph.client import GraphClient
@@ -26,7 +29,23 @@ def drive_client(fake_time: FakeTime, **options: Any) -> GraphClient:
         "window_seconds": 60.0,
         **options,
     }
-    return make_client(make_budget(fake_time, **limits))
+    return make_client(make_budget(fake_time, **limits), links=HttpxLinks())
+
+
+class HttpxLinks:
+    """A `LinkClient` over httpx, so that respx can play the download host in these tests
+    (the real one, aiohttp, is read against the sandbox in `test_sandbox_drives`)."""
+
+    def __init__(self) -> None:
+        self._client = httpx.AsyncClient(follow_redirects=False)
+
+    @asynccontextmanager
+    async def stream(self, url: str, headers: Mapping[str, str]) -> AsyncIterator[httpx.Response]:
+        async with self._client.stream("GET", url, headers=dict(headers)) as response:
+            yield response
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
 
 
 def resource_units(client: GraphClient) -> int:
