@@ -124,7 +124,7 @@ class GraphClient:
         self._http = _http_client(settings.ca_file, mailboxes, tls=self._tls)
         self._owner_pools: dict[str, httpx.AsyncClient] = {}
         self._links = links  # download links' own client (`links.py`), made on first use
-        self._link_connections = max(4, 4 * mailboxes)
+        self._link_connections = 2 * max(4, 4 * mailboxes)  # Graph and download hosts
         self._owner_pool_limit = 2 * max(1, mailboxes)
         self._closing: set[asyncio.Future[None]] = set()
         auth = AzureIdentityAuthenticationProvider(
@@ -199,7 +199,10 @@ class GraphClient:
         Graph answers 302 Found to a pre-authenticated, short-lived URL that needs no
         Authorization header (and may refuse one):
         https://learn.microsoft.com/en-us/graph/api/driveitem-get-content#response
-        Not budgeted here: the caller runs it inside `budgets.run` with the download's cost.
+        Sent through the links' client with the token of this client's credential: once
+        per file, the SDK's transport cost more CPU than the download of a small file
+        (`links.py`). Not budgeted here: the caller runs it inside `budgets.run` with the
+        download's cost.
         """
         return await self._renewing(lambda: self._location_once(url, call))
 
@@ -221,17 +224,18 @@ class GraphClient:
         try:
             token = await self._credential.get_token(self._scope)
             headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
-            async with self._http.stream("GET", url, headers=headers) as response:
-                # Read the (empty) body even of a redirect: a response left unread makes
-                # httpcore close its connection, and every file paid a new TLS handshake.
-                await response.aread()
+            async with self._link_client().stream(url, headers) as response:
+                # Read the (empty) body even of a redirect: a response left unread may
+                # close its connection, and every file would pay a new TLS handshake.
+                body = await response.aread()
                 location = response.headers.get("Location")
-                if response.is_redirect and location:
+                status = response.status_code
+                if 300 <= status < 400 and location:
                     return urljoin(url, location)
-                if response.is_success:
-                    raise UnexpectedAnswer(f"{call.what}: HTTP {response.status_code}, not 302")
-                _raise_for_answer(response, call)
-                raise UnexpectedAnswer(f"{call.what}: HTTP {response.status_code}")
+                if 200 <= status < 300:
+                    raise UnexpectedAnswer(f"{call.what}: HTTP {status}, not 302")
+                _raise_for_answer(_read_answer(response, body), call)
+                raise UnexpectedAnswer(f"{call.what}: HTTP {status}")
         except (Retriable, FatalError, SkipItem, UnexpectedAnswer):
             raise
         except Exception as exc:
@@ -254,11 +258,7 @@ class GraphClient:
         try:
             async with self._link_client().stream(url, headers) as response:
                 if not 200 <= response.status_code < 300:
-                    body = await response.aread()
-                    answer = httpx.Response(
-                        response.status_code, headers=list(response.headers.items()), content=body
-                    )
-                    _raise_for_answer(answer, call)
+                    _raise_for_answer(_read_answer(response, await response.aread()), call)
                 yield response
         except (Retriable, FatalError, SkipItem):
             raise
@@ -538,6 +538,13 @@ def _failure_of(exc: Exception) -> Failure | None:
     if isinstance(exc, TruncatedBody):
         return Failure(None, detail=str(exc))
     return None
+
+
+def _read_answer(response: LinkAnswer, body: bytes) -> httpx.Response:
+    """A links' client answer as httpx's, for the one error table."""
+    return httpx.Response(
+        response.status_code, headers=list(response.headers.items()), content=body
+    )
 
 
 def _link_failure(exc: Exception) -> bool:
