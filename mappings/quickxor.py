@@ -3,8 +3,8 @@
 Each byte at position i is XORed into a 160-bit register at bit offset
 (11 * i) mod 160, wrapping around; the total length is then XORed into the last
 eight bytes of the little-endian result, which is base64-encoded. Because the
-offset only depends on i mod 160, a block is reduced column by column (numpy)
-and the 160 column values are placed at the end: hashing runs at memory speed,
+offset only depends on i mod 160, a block is reduced column by column (numpy, 8
+columns at a time) and the 160 column values are placed at the end: hashing runs at memory speed,
 which matters for multi-GB files hashed while they stream.
 Algorithm: https://learn.microsoft.com/en-us/onedrive/developer/code-snippets/quickxorhash
 """
@@ -29,16 +29,20 @@ class QuickXorHash:
         self._length = 0
 
     def update(self, data: bytes | bytearray | memoryview) -> None:
-        if not data:
-            return
-        phase = self._length % WIDTH_BITS
         raw = np.frombuffer(data, dtype=np.uint8)
-        tail = (-(phase + raw.size)) % WIDTH_BITS
-        padded = np.concatenate((np.zeros(phase, np.uint8), raw, np.zeros(tail, np.uint8))).reshape(
-            -1, WIDTH_BITS
-        )
-        self._columns ^= np.bitwise_xor.reduce(padded, axis=0)
-        self._length += raw.size
+        size = raw.size
+        phase = self._length % WIDTH_BITS
+        head = min(-phase % WIDTH_BITS, size)  # bytes that complete the current row
+        self._columns[phase : phase + head] ^= raw[:head]
+        rows = (size - head) // WIDTH_BITS
+        if rows:
+            # whole rows, reduced 8 columns at a time (XOR is bytewise: a uint64 view of
+            # the row is the same sum), without copying the data into a padded array
+            body = raw[head : head + rows * WIDTH_BITS].view(np.uint64).reshape(rows, -1)
+            self._columns.view(np.uint64)[:] ^= np.bitwise_xor.reduce(body, axis=0)
+        tail = size - head - rows * WIDTH_BITS
+        self._columns[:tail] ^= raw[size - tail :]
+        self._length += size
 
     def digest(self) -> bytes:
         register = 0
