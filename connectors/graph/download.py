@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 SHAREPOINT = "sharepoint"  # the one tenant-wide resource-unit budget lane of drive requests
 DOWNLOAD_RU = 1  # a file download costs one SharePoint resource unit
 CHUNK_BYTES = 1 << 20
-MEMORY_BYTES = 1 << 20  # files listed at this size or less are downloaded into memory
+MEMORY_BYTES = 256 << 10  # files listed at this size or less are downloaded into memory
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 MODIFIED_BY_SHAREPOINT = "modified by SharePoint"  # the remark's note on a file kept as served
 
