@@ -57,10 +57,6 @@ from ...migrator.errors import FatalError, Retriable, SkipItem
 from .auth import GraphSettings, RenewableCredential, make_credential
 from .budget import MailboxBudget
 from .clouds import token_scope
-
-if TYPE_CHECKING:
-    from .links import LinkAnswer, LinkClient
-
 from .errors import (
     Call,
     Failure,
@@ -79,6 +75,9 @@ BATCH_PARALLEL = 4  # parts of one batch Graph runs at once
 _ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
 # What azure-identity's message says of an Entra ID refusal: "(invalid_scope) AADSTS70011: ..."
 _IDENTITY_ERROR = re.compile(r"\((invalid_[a-z_]+)\) (AADSTS\d+)")
+
+if TYPE_CHECKING:
+    from .links import LinkAnswer, LinkClient
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -88,6 +88,7 @@ class AiohttpLinks:
                 timeout=aiohttp.ClientTimeout(sock_connect=CONNECT_S, sock_read=READ_S),
                 headers={"User-Agent": self._user_agent},
                 auto_decompress=False,  # byte offsets must be offsets in the file
+                cookie_jar=aiohttp.DummyCookieJar(),  # links take no cookies
             )
         return self._session
 
