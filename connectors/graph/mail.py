@@ -13,8 +13,11 @@ but expanding extensions or extended properties on delta has been reported to
 answer 500 "Value cannot be null" (microsoftgraph/microsoft-graph-docs issues
 1993 and 2270). So delta pages carry only
 plain fields, and the two properties come from the folder's `/messages` listing
-with `$expand` (a large page: one request per 1,000 messages) or, for a few
-changed messages, from a `$batch` of 20 GETs with the same `$expand`.
+with `$expand` (a large page: one request per 1,000 messages) or, for fewer changed
+messages than the listing has pages, from a `$batch` of GETs with the same `$expand`.
+Each part of a batch counts as one request against the mailbox's limits ("each
+individual request within a batch is evaluated against applicable throttling limits",
+https://learn.microsoft.com/en-us/graph/throttling), so the cheaper of the two is read.
 """
 
 from __future__ import annotations
@@ -77,7 +80,6 @@ FOLDER_PROPERTIES = "singleValueExtendedProperties($filter=id eq 'Long 0x0E08')"
 # takes odata.maxpagesize as a maximum and may answer with less.
 PAGE_SIZE = 1000
 FOLDER_PAGE = 250
-LISTING_THRESHOLD = 40  # more unknown messages than this: read the folder listing
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,9 +197,10 @@ class GraphMailSource:
     async def _fill_properties(
         self, container: Container, ids: list[str], properties: _Properties
     ) -> None:
-        """Find lastVerb and size for `ids`: the whole listing for many, $batch for few."""
+        """Find lastVerb and size for `ids`: from the folder's listing when it takes fewer
+        requests than one $batch part per message, else from a $batch."""
         missing = [message_id for message_id in ids if message_id not in properties.values]
-        if len(missing) > LISTING_THRESHOLD and not properties.listed:
+        if len(missing) > listing_requests(container) and not properties.listed:
             for item in await self.listing(container):
                 properties.values[item.source_id] = (item.meta["lastVerb"], item.meta["size"])
             properties.listed = True
@@ -290,6 +293,11 @@ class GraphMailSource:
             paths[name] = self._absolute(request)[len(self.client.graph_url) :]
         answers = await self.client.batch_get(upn, paths, Call(f"well-known folders of {upn}"))
         return {body["id"]: name for name, body in answers.items() if body and "id" in body}
+
+
+def listing_requests(container: Container) -> int:
+    """Requests the folder's `/messages` listing takes: one per page of `PAGE_SIZE`."""
+    return max(1, -(-container.total_items // PAGE_SIZE))
 
 
 def _container(upn: str, folder: _Folder) -> Container:
