@@ -20,8 +20,11 @@ import multiprocessing
 import multiprocessing.context
 import multiprocessing.forkserver
 import os
+import select
 import signal
 import sys
+import threading
+import time
 from multiprocessing.process import BaseProcess
 
 from sqlalchemy.exc import OperationalError
@@ -51,15 +54,32 @@ PRELOAD = (
 
 
 def _die_with_parent(parent: int) -> None:
-    """Ask Linux to kill this process when the process that started it dies: `parent`
-    itself, or the forkserver, which ends with `parent` (which may die by -9)."""
+    """End this process, as by -9, when `parent` (the run's process) dies, even by -9.
+
+    Linux kills it when the process that started it dies (PR_SET_PDEATHSIG): that is
+    `parent` for a spawned worker, but the forkserver for a forked one, and the
+    forkserver only ends once its workers have closed their copy of its pipe. So a
+    thread also watches `parent` itself (a pidfd, readable once it has exited).
+    """
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
-        return
-    if not _alive(parent):  # the parent died before the request took effect
-        os._exit(1)
+        pass
+    threading.Thread(target=_watch, args=(parent,), name="parent-watch", daemon=True).start()
+
+
+def _watch(parent: int) -> None:
+    try:
+        pidfd = os.pidfd_open(parent)
+    except OSError:  # already gone (or no pidfd: then polled)
+        pidfd = None
+    if pidfd is not None:
+        select.select([pidfd], [], [])
+    else:
+        while _alive(parent):
+            time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _alive(pid: int) -> bool:
