@@ -14,6 +14,7 @@ from hirondelle.connectors.graph.auth import GraphSettings
 from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.client import GraphClient, user_agent
 from hirondelle.connectors.graph.mail import GraphMailSource
+from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Container, Item, Page
 
 from .conftest import run
@@ -258,3 +259,19 @@ def test_a_batch_beside_downloads_stays_within_the_mailbox_concurrency(sb: Any) 
     mailbox = sb.stats()["by_mailbox"][user.upn.lower()]
     assert mailbox["throttled"] == 0, mailbox
     assert mailbox["peak_in_flight"] == 4  # the budget was used whole, never overrun
+
+
+def test_fetch_many_gives_each_mime_as_fetch_does_and_skips_a_gone_message(sb: Any) -> None:
+    user = sb.tenant.users[0]
+    inbox = sb.tenant.folder(user.id, "inbox")
+    container = Container("mail", user.upn, inbox.id, (inbox.display_name,), "inbox")
+    messages = sb.tenant.messages(user.id, inbox.id)
+    messages = (messages * 2)[:25]  # some twice: more parts than one batch holds
+    items = [Item(m.id, m.change_key) for m in messages] + [Item("AAMkAGone", "x")]
+    before = sb.stats()
+    contents = run(closing(source_for(settings_for(sb)), "fetch_many", container, items))
+    after = sb.stats()
+    assert contents[:-1] == [sb.tenant.mime(user.id, m.id) for m in messages]
+    assert isinstance(contents[-1], SkipItem)
+    assert after["batches"] - before["batches"] == 2  # 26 parts: 20 and 6
+    assert after["requests"] - before["requests"] == 26  # each part counts as a request
