@@ -2,7 +2,8 @@
 
 High-volume reads (delta pages, folder listings, `$batch` answers) are raw JSON;
 folders and users are few, so they go the same way for one uniform error path.
-Message bodies are never read into `Item.meta`; only `$value` carries content.
+Message bodies are never read into `Item.meta`; only `$value` carries content, for
+small messages several `$value`s at once in a `$batch` (`fetch_many`).
 
 Two MAPI properties have no first-class Graph field and are read as single-value
 extended properties: PR_LAST_VERB_EXECUTED (`Integer 0x1081`: 102 reply, 103 reply
