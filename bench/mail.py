@@ -156,10 +156,11 @@ def measure_speed(args: argparse.Namespace, work: Path, stack: ExitStack) -> dic
     )
     figures: dict[str, Any] = {"messages": count, "mb": round(size / MB, 1)}
     figures.update(_hirondelle_side(args, work, stack, sandbox, logins, count, size))
+    sandbox.stop()
+    figures.update(_fixed_cost(args, work, stack, count, figures))
     if not args.no_peer:
         figures.update(_mbsync_side(args, work, stack, source, logins, count, size))
         figures["ratio_vs_mbsync"] = round(figures["msgs_per_s"] / figures["mbsync_msgs_per_s"], 3)
-    sandbox.stop()
     source.stop()
     return figures
 
@@ -225,12 +226,49 @@ def _hirondelle_side(
         "skipped": report.skipped,
         "failed": report.failed,
         "on_target": stored,
-        "hirondelle_cpu_s": round(report.finished.cpu_seconds, 1),
+        "hirondelle_cpu_s": round(report.finished.cpu_seconds, 2),
         "hirondelle_cpu_ms_per_msg": round(1000 * report.finished.cpu_seconds / max(count, 1), 2),
         "sandbox_cpu_s": round(sandbox_cpu, 1),
         "dovecot_cpu_s": round(dovecot_cpu, 1),
         "other_cpu_s": round(other_cpu, 1),
         "graph_requests": requests,
+    }
+
+
+def _fixed_cost(
+    args: argparse.Namespace, work: Path, stack: ExitStack, count: int, speed: dict[str, Any]
+) -> dict[str, Any]:
+    """The same command over the same mailboxes and folders holding no message: what a
+    run costs whatever it copies (process start, imports, workers, folder walks and one
+    delta request per folder), so that the rest, per message, is the steady-state cost."""
+    empty = Corpus(args.mailboxes, 0, 0, args.seed)
+    sandbox = SandboxProcess(empty.shape(None), work / "sandbox-empty.log")
+    stack.callback(sandbox.stop)
+    endpoint = sandbox.start()
+    logins = [user.upn for user in Tenant.generate(empty.spec()).users]
+    target = _dovecot(stack, logins)
+    config = write_hirondelle_config(
+        work / "hirondelle-empty", endpoint, target, per_worker(args), workers=args.workers
+    )
+    busy = machine_busy_seconds()
+    report = run_hirondelle(config, endpoint, target, args.timeout)
+    busy = machine_busy_seconds() - busy
+    sandbox.stop()
+    target.stop()
+    cpu, seconds = report.finished.cpu_seconds, report.finished.seconds
+    net_cpu = max(0.0, speed["hirondelle_cpu_s"] - cpu)
+    net_seconds = max(1e-3, speed["seconds"] - seconds)
+    say(
+        f"  fixed cost (same mailboxes, no message): {cpu:.1f} s CPU in {seconds:.1f} s "
+        f"(machine busy {busy:.1f} s); beyond it {1000 * net_cpu / max(count, 1):.2f} ms "
+        f"CPU a message, {count / net_seconds:.1f} msg/s"
+    )
+    return {
+        "hirondelle_startup_cpu_s": round(cpu, 2),
+        "hirondelle_startup_seconds": round(seconds, 2),
+        "hirondelle_cpu_ms_per_msg_net": round(1000 * net_cpu / max(count, 1), 2),
+        "msgs_per_s_net": round(count / net_seconds, 1),
+        "startup_machine_busy_s": round(busy, 1),
     }
 
 

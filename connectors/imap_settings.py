@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import imaplib
 import logging
 import socket
@@ -81,19 +82,29 @@ def _shutdown(conn: imaplib.IMAP4) -> None:
         pass
 
 
+@functools.lru_cache(maxsize=8)
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """A verifying client context, made once per CA file: reading the system's certificate
+    store on every connection cost more CPU than the connection's login."""
+    return ssl.create_default_context(cafile=ca_file)
+
+
 def connect(settings: ImapSettings) -> imaplib.IMAP4:
     """An open connection, TLS verified against `ca_file` or the system store."""
-    context = ssl.create_default_context(cafile=str(settings.ca_file) if settings.ca_file else None)
+    ca_file = str(settings.ca_file) if settings.ca_file else None
     if settings.security == "tls":
         return _no_delay(
             imaplib.IMAP4_SSL(
-                settings.host, settings.port, ssl_context=context, timeout=settings.timeout
+                settings.host,
+                settings.port,
+                ssl_context=tls_context(ca_file),
+                timeout=settings.timeout,
             )
         )
     conn = imaplib.IMAP4(settings.host, settings.port, timeout=settings.timeout)
     if settings.security == "starttls":
         try:
-            conn.starttls(ssl_context=context)
+            conn.starttls(ssl_context=tls_context(ca_file))
         except BaseException:
             _shutdown(conn)
             raise

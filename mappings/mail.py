@@ -49,7 +49,10 @@ _KEYWORD_UNSAFE = frozenset('(){ %*"\\][=_')
 
 def header_block(mime: bytes) -> bytes:
     """The header block of a message: everything before the first empty line."""
-    ends = [pos for pos in (mime.find(b"\r\n\r\n"), mime.find(b"\n\n")) if pos >= 0]
+    # Bare "\n\n" is only looked for before the first CRLF one: not through the whole body.
+    crlf = mime.find(b"\r\n\r\n")
+    lf = mime.find(b"\n\n", 0, len(mime) if crlf < 0 else crlf + 1)
+    ends = [pos for pos in (crlf, lf) if pos >= 0]
     return mime[: min(ends)] if ends else mime
 
 

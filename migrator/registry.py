@@ -12,46 +12,61 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from azure.core.credentials_async import AsyncTokenCredential
 
-from ..connectors.archive import ArchiveTarget
-from ..connectors.archive_chat import ChatArchiveTarget
-from ..connectors.archive_dav import IcsArchiveTarget, VcfArchiveTarget
-from ..connectors.archive_files import FilesArchiveTarget
-from ..connectors.dav import CalDavTarget, CardDavTarget, DavSettings
 from ..connectors.graph.auth import make_credential
 from ..connectors.graph.budget import MailboxBudget
-from ..connectors.graph.calendar import CalendarSettings, GraphCalendarSource
 from ..connectors.graph.client import GraphClient
-from ..connectors.graph.contacts import GraphContactsSource
-from ..connectors.graph.drives import GraphDriveSource, sharepoint_budget
-from ..connectors.graph.mail import GraphMailSource
-from ..connectors.graph.teams import GraphTeamsSource, TeamsSettings, teams_budget
-from ..connectors.imap import ImapSettings, ImapTarget
-from ..connectors.matrix import MatrixSettings, MatrixTarget
-from ..connectors.webdav import WebDavSettings, WebDavTarget
-from ..mappings.calendar import map_event
-from ..mappings.chat import ChatContext, map_chat_message, matrix_user
-from ..mappings.contacts import map_contact, map_contact_v3
-from ..mappings.file_names import LOCAL, PRESETS
-from ..mappings.files import attrs_only, content_changed, map_drive_item, sharepoint_note
-from ..mappings.mail import map_message, message_attrs
 from ..state.store import LinkMap, Store
-from .chat_plan import ChatPlanner
 from .config import Config, TargetConfig
 from .errors import ConfigError
-from .files_plan import FilesPlanner
-from .groupware_plan import GroupwarePlanner, calendar_findings
-from .mail_plan import MailPlanner
 from .model import Container, Item, Owner, TargetRef
 from .plan import Planner
 from .protocols import Target
 from .spool import process_spool, spool_root
 from .spool import remove as remove_spool
 from .workload import Workload
+
+if TYPE_CHECKING:
+    from ..connectors.graph.teams import GraphTeamsSource
+    from ..mappings.chat import ChatContext
+
+# Each workload's connectors, mappers and planner are imported by its builder, when the
+# configuration names it: a mail run does not import what calendars, files or chat need
+# (their imports cost about 0.4 s of CPU in each process). The same modules, by name, for
+# a forkserver to import once before it forks workers (`local_workers`).
+WORKLOAD_MODULES: Mapping[str, tuple[str, ...]] = {
+    "mail": (
+        "connectors.graph.mail", "connectors.imap", "connectors.archive",
+        "mappings.mail", "migrator.mail_plan",
+    ),
+    "calendar": (
+        "connectors.graph.calendar", "connectors.dav", "connectors.archive_dav",
+        "mappings.calendar", "migrator.groupware_plan",
+    ),
+    "contacts": (
+        "connectors.graph.contacts", "connectors.dav", "connectors.archive_dav",
+        "mappings.contacts", "migrator.groupware_plan",
+    ),
+    "files": (
+        "connectors.graph.drives", "connectors.webdav", "connectors.archive_files",
+        "mappings.files", "migrator.files_plan",
+    ),
+    "chat": (
+        "connectors.graph.teams", "connectors.matrix", "connectors.archive_chat",
+        "mappings.chat", "migrator.chat_plan",
+    ),
+}  # fmt: skip
+
+
+def workload_modules(config: Config) -> list[str]:
+    """The full names of the modules the configured workloads' builders import."""
+    package = __name__.rsplit(".", 2)[0]  # "hirondelle"
+    names = (f"{package}.{module}" for w in config.targets for module in WORKLOAD_MODULES[w])
+    return list(dict.fromkeys(names))
 
 
 @dataclass
@@ -93,22 +108,40 @@ def build_target(config: TargetConfig) -> Target:
     options = dict(config.options)
     match config.workload, config.kind:
         case "mail", "archive":
+            from ..connectors.archive import ArchiveTarget
+
             return ArchiveTarget(_archive(config))
         case "mail", "imap":
+            from ..connectors.imap import ImapSettings, ImapTarget
+
             return ImapTarget(settings_of(ImapSettings, options, table))
         case "calendar", "archive":
+            from ..connectors.archive_dav import IcsArchiveTarget
+
             return IcsArchiveTarget(_archive(config))
         case "contacts", "archive":
+            from ..connectors.archive_dav import VcfArchiveTarget
+
             return VcfArchiveTarget(_archive(config))
         case "calendar", "caldav":
+            from ..connectors.dav import CalDavTarget, DavSettings
+
             return CalDavTarget(settings_of(DavSettings, options, table))
         case "contacts", "carddav":
+            from ..connectors.dav import CardDavTarget, DavSettings
+
             return CardDavTarget(settings_of(DavSettings, options, table))
         case "files", "archive":
+            from ..connectors.archive_files import FilesArchiveTarget
+
             return FilesArchiveTarget(_archive(config))
         case "chat", "archive":
+            from ..connectors.archive_chat import ChatArchiveTarget
+
             return ChatArchiveTarget(_archive(config))
         case "files", "webdav":
+            from ..connectors.webdav import WebDavSettings, WebDavTarget
+
             return WebDavTarget(settings_of(WebDavSettings, options, table))
     raise ConfigError(f"{table}.kind", f"unknown target kind {config.kind!r}")
 
@@ -146,6 +179,8 @@ class Clients:
     @property
     def sharepoint(self) -> GraphClient:
         if self._sharepoint is None:
+            from ..connectors.graph.drives import sharepoint_budget
+
             self._sharepoint = GraphClient(
                 self.config.source,
                 sharepoint_budget(
@@ -161,6 +196,8 @@ class Clients:
     def teams(self) -> GraphClient:
         """Teams reads are limited per channel (about 4/s) and per tenant: see the source."""
         if self._teams is None:
+            from ..connectors.graph.teams import teams_budget
+
             self._teams = GraphClient(
                 self.config.source,
                 teams_budget(),
@@ -187,6 +224,10 @@ OUTLOOK, SHAREPOINT, TEAMS = "outlook", "sharepoint", "teams"
 def _mail(
     config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
+    from ..connectors.graph.mail import GraphMailSource
+    from ..mappings.mail import map_message, message_attrs
+    from .mail_plan import MailPlanner
+
     target = build_target(target_config)
     source = GraphMailSource(clients.outlook)
     workload = Workload("mail", source, map_message, target, message_attrs, budget=OUTLOOK)
@@ -196,6 +237,10 @@ def _mail(
 def _calendar(
     config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
+    from ..connectors.graph.calendar import CalendarSettings, GraphCalendarSource
+    from ..mappings.calendar import map_event
+    from .groupware_plan import GroupwarePlanner, calendar_findings
+
     target = build_target(target_config)
     window = CalendarSettings(config.calendar_window_start, config.calendar_window_end)
     source = GraphCalendarSource(clients.outlook, window)
@@ -208,6 +253,10 @@ def _calendar(
 def _contacts(
     config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
+    from ..connectors.graph.contacts import GraphContactsSource
+    from ..mappings.contacts import map_contact, map_contact_v3
+    from .groupware_plan import GroupwarePlanner
+
     target = build_target(target_config)
     source = GraphContactsSource(clients.outlook)
     version = target_config.options.get("vcard_version", "4.0")
@@ -220,6 +269,12 @@ def _contacts(
 def _files(
     config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
+    from ..connectors.graph.drives import GraphDriveSource
+    from ..connectors.webdav import WebDavTarget
+    from ..mappings.file_names import LOCAL, PRESETS
+    from ..mappings.files import attrs_only, content_changed, map_drive_item, sharepoint_note
+    from .files_plan import FilesPlanner
+
     target = build_target(target_config)
     source = GraphDriveSource(clients.sharepoint, temp_dir=clients.spool())
     workload = Workload(
@@ -249,6 +304,9 @@ def _file_link(
     config: Config, target: Target, container: Container, item: Item, ref: TargetRef
 ) -> tuple[str, str] | None:
     """(the file's SharePoint/OneDrive URL, where it is now) for the links table."""
+    from ..connectors.archive_files import FilesArchiveTarget
+    from ..connectors.webdav import WebDavTarget
+
     web_url = item.meta.get("webUrl")
     if not isinstance(web_url, str) or item.meta.get("kind") != "file":
         return None
@@ -265,6 +323,12 @@ def _file_link(
 def _chat(
     config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
+    from ..connectors.archive_chat import ChatArchiveTarget
+    from ..connectors.graph.teams import GraphTeamsSource, TeamsSettings
+    from ..connectors.matrix import MatrixSettings, MatrixTarget
+    from ..mappings.chat import ChatContext, map_chat_message
+    from .chat_plan import ChatPlanner
+
     table = "targets.chat"
     options = dict(target_config.options)
     # users.csv's target login is a Matrix id for real users known on the homeserver
@@ -304,6 +368,8 @@ class _TeamOwners(Mapping[str, list[str]]):
         self.source, self.context = source, context
 
     def __getitem__(self, team_id: str) -> list[str]:
+        from ..mappings.chat import matrix_user
+
         owners = self.source.team_owner_ids[team_id]
         return [matrix_user(user_id, self.context) for user_id in owners]
 
@@ -349,7 +415,10 @@ async def assemble(config: Config, store: Store | None = None) -> AsyncIterator[
             assembled.planned.append((workload, planner))
             if workload.budget == SHAREPOINT:
                 assembled.shared[SHAREPOINT] = clients.sharepoint.budgets.divide
-            if isinstance(workload.source, GraphTeamsSource):
+            if workload.budget == TEAMS:
+                from ..connectors.graph.teams import GraphTeamsSource
+
+                assert isinstance(workload.source, GraphTeamsSource)
                 assembled.shared[TEAMS] = workload.source.tenant.divide
         yield assembled
     finally:

@@ -2,7 +2,9 @@
 
 Downloads run `fetch_concurrency` at a time; whatever is ready when the target
 is free goes out as one batch (`put_many`, e.g. IMAP MULTIAPPEND) so the target
-never waits for the network and the network never waits for the target. An item
+never waits for the network and the network never waits for the target. Small items
+of a source that can fetch several at once (`fetch_many`, e.g. a Graph `$batch` of
+`$value`s) are downloaded in groups of up to `FETCH_GROUP`. An item
 that may have landed before an interruption is looked up (`find`) first, with the
 refs already owned by other items excluded, so equal items keep one copy each.
 """
@@ -29,6 +31,18 @@ from .workload import RunOptions, Workload
 
 BATCH_ITEMS = 50
 BATCH_BYTES = 8 * 1024 * 1024
+FETCH_GROUP = 20  # items fetched in one round trip: Graph's limit of parts in a $batch
+FETCH_GROUP_BYTES = 1024 * 1024  # items expected larger than this are fetched alone
+
+
+@runtime_checkable
+class BatchFetch(Protocol):
+    """Optional: a source that fetches several items in one round trip. The answer holds
+    each item's content, or the `ItemError` that keeps that item from being carried."""
+
+    async def fetch_many(
+        self, container: Container, items: Sequence[Item]
+    ) -> list[bytes | ItemError]: ...
 
 
 @runtime_checkable
@@ -81,6 +95,14 @@ class Claims:
 Fetched = tuple[Pending, Payload | Outcome | BaseException]
 
 
+class _Held:
+    """One memory hold for a group of items, given back when the last of them is settled:
+    taken whole, so that groups waiting for memory never each hold a part of it."""
+
+    def __init__(self, hold: AbstractAsyncContextManager[None], count: int) -> None:
+        self.hold, self.count = hold, count
+
+
 class Writer:
     """Writes one page's new items of one container."""
 
@@ -98,33 +120,37 @@ class Writer:
         self.workload, self.container, self.folder = workload, container, folder
         self.session, self.claims, self.options, self.ledger = session, claims, options, ledger
         self.memory = memory
-        self._held: dict[int, AbstractAsyncContextManager[None]] = {}
+        self._held: dict[int, _Held] = {}
 
     async def write_all(self, pending: Sequence[Pending]) -> list[Outcome]:
         queue: asyncio.Queue[Fetched] = asyncio.Queue(maxsize=4 * self.options.fetch_concurrency)
         gate = asyncio.Semaphore(self.options.fetch_concurrency)
 
-        async def produce(entry: Pending) -> None:
-            held = self.memory.hold(self._expected_bytes(entry.item))
-            await held.__aenter__()
-            self._held[entry.row_id] = held
+        async def produce(group: Sequence[Pending]) -> None:
+            hold = self.memory.hold(sum(self._expected_bytes(e.item) for e in group))
+            await hold.__aenter__()
+            held = _Held(hold, len(group))
+            self._held.update((entry.row_id, held) for entry in group)
             async with gate:
                 try:
-                    result: Payload | Outcome | BaseException = await self._fetch(entry)
+                    results: list[Payload | Outcome | BaseException] = [
+                        *await self._fetch_group(group)
+                    ]
                 except Exception as exc:  # handed to the consumer, which re-raises
-                    result = exc
-            await queue.put((entry, result))
+                    results = [exc] * len(group)
+            for entry, result in zip(group, results, strict=True):
+                await queue.put((entry, result))
 
         if self.workload.ordered:
             # One producer walks the page in order: a memory wait can never let a later
             # item overtake an earlier one.
             async def produce_in_order() -> None:
                 for entry in pending:
-                    await produce(entry)
+                    await produce([entry])
 
             tasks = [asyncio.create_task(produce_in_order())]
         else:
-            tasks = [asyncio.create_task(produce(entry)) for entry in pending]
+            tasks = [asyncio.create_task(produce(group)) for group in self._groups(pending)]
         outcomes: list[Outcome] = []
         # Batches go to the target on up to `target_sessions` connections at once (one for
         # an ordered workload, to keep its order).
@@ -169,16 +195,53 @@ class Writer:
         except (TypeError, ValueError):
             return 64 * 1024
 
+    def _groups(self, pending: Sequence[Pending]) -> list[list[Pending]]:
+        """The fetches to make: small items together when the source can, others alone."""
+        if not isinstance(self.workload.source, BatchFetch):
+            return [[entry] for entry in pending]
+        groups: list[list[Pending]] = []
+        small: list[Pending] = []
+        for entry in pending:
+            size = entry.item.meta.get("size")
+            if size is None or self._expected_bytes(entry.item) > FETCH_GROUP_BYTES:
+                groups.append([entry])
+                continue
+            small.append(entry)
+            if len(small) == FETCH_GROUP:
+                groups.append(small)
+                small = []
+        return [*groups, small] if small else groups
+
     async def _release(self, row_id: int) -> None:
         held = self._held.pop(row_id, None)
         if held is not None:
-            await held.__aexit__(None, None, None)
+            held.count -= 1
+            if not held.count:
+                await held.hold.__aexit__(None, None, None)
+
+    async def _fetch_group(self, group: Sequence[Pending]) -> list[Payload | Outcome]:
+        source = self.workload.source
+        if len(group) == 1 or not isinstance(source, BatchFetch):
+            return [await self._fetch(entry) for entry in group]
+        try:
+            contents = await source.fetch_many(self.container, [e.item for e in group])
+        except (ItemError, Retriable) as exc:
+            return [self._mapped(entry, exc) for entry in group]
+        return [self._mapped(e, content) for e, content in zip(group, contents, strict=True)]
 
     async def _fetch(self, entry: Pending) -> Payload | Outcome:
-        item = entry.item
         try:
-            content = await self.workload.source.fetch(self.container, item)
-            return self.workload.mapper(item, content)
+            content = await self.workload.source.fetch(self.container, entry.item)
+        except (ItemError, Retriable) as exc:
+            return self._mapped(entry, exc)
+        return self._mapped(entry, content)
+
+    def _mapped(self, entry: Pending, content: object) -> Payload | Outcome:
+        """The item's payload from its content, or its outcome when it cannot be written."""
+        try:
+            if isinstance(content, ItemError | Retriable):
+                raise content
+            return self.workload.mapper(entry.item, content)
         except ItemError as exc:
             return self._not_written(entry, exc.status, str(exc))
         except Retriable as exc:

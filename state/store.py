@@ -280,14 +280,14 @@ class Store:
         `guard(session)` runs first in the transaction: it raises (and nothing is
         recorded) when this process no longer holds the owner.
         """
-        ids: dict[str, int] = {}
         items = list(items)
         with self.writing() as s, s.begin():
             if guard is not None:
                 guard(s)
-            _preload(s, [row_id for _, row_id in items])
+            known = _preload(s, [row_id for _, row_id in items])
+            rows: dict[str, ItemRow] = {}
             for item, row_id in items:
-                row = s.get(ItemRow, row_id) if row_id is not None else None
+                row = known.get(row_id) if row_id is not None else None
                 if row is None:
                     row = ItemRow(
                         unit_id=unit_id,
@@ -301,9 +301,9 @@ class Store:
                 row.version = item.version
                 row.meta = dict(item.meta)
                 row.attempts = (row.attempts or 0) + 1
-                s.flush()
-                ids[item.source_id] = row.id
-        return ids
+                rows[item.source_id] = row
+            s.flush()  # one batch of INSERT / UPDATE for the page, not one per item
+            return {source_id: row.id for source_id, row in rows.items()}
 
     def settle_page(
         self,
@@ -320,9 +320,9 @@ class Store:
         with self.writing() as s, s.begin():
             if guard is not None:
                 guard(s)
-            _preload(s, [o.row_id for o in outcomes])
+            rows = _preload(s, [o.row_id for o in outcomes])
             for outcome in outcomes:
-                self._apply(s, unit_id, container, outcome)
+                self._apply(s, unit_id, container, outcome, rows)
             if vanished:
                 s.execute(
                     update(ItemRow)
@@ -335,8 +335,19 @@ class Store:
             s.execute(update(Unit).where(Unit.id == unit_id).values(**values))
 
     @staticmethod
-    def _apply(s: Session, unit_id: int, container: Container, outcome: Outcome) -> None:
-        row = s.get(ItemRow, outcome.row_id) if outcome.row_id is not None else None
+    def _apply(
+        s: Session,
+        unit_id: int,
+        container: Container,
+        outcome: Outcome,
+        rows: Mapping[int, ItemRow] | None = None,
+    ) -> None:
+        """Record one outcome on its row: from `rows` (a page's, loaded at once), else
+        looked up by id, else by source id, else a new row."""
+        row = None
+        if outcome.row_id is not None:
+            row = rows.get(outcome.row_id) if rows else None
+            row = row or s.get(ItemRow, outcome.row_id)
         if row is None:
             row = s.scalar(
                 select(ItemRow).where(
@@ -495,11 +506,17 @@ class LinkMap(Mapping[str, str]):
         return len(self.store.all_links(self.workload))
 
 
-def _preload(s: Session, row_ids: Sequence[int | None]) -> None:
-    """Load a page's rows in one query, so the per-item `get` calls hit the identity map."""
+def _preload(s: Session, row_ids: Sequence[int | None]) -> dict[int, ItemRow]:
+    """A page's rows by id, loaded in a query per 500. Held here: the session's identity
+    map keeps unchanged rows weakly, so a later `get` would load each one again."""
     wanted = [i for i in row_ids if i is not None]
+    rows: dict[int, ItemRow] = {}
     for start in range(0, len(wanted), 500):
-        s.scalars(select(ItemRow).where(ItemRow.id.in_(wanted[start : start + 500]))).all()
+        chunk = wanted[start : start + 500]
+        rows.update(
+            (row.id, row) for row in s.scalars(select(ItemRow).where(ItemRow.id.in_(chunk)))
+        )
+    return rows
 
 
 def open_store(url: str) -> Store:

@@ -2,7 +2,8 @@
 
 High-volume reads (delta pages, folder listings, `$batch` answers) are raw JSON;
 folders and users are few, so they go the same way for one uniform error path.
-Message bodies are never read into `Item.meta`; only `$value` carries content.
+Message bodies are never read into `Item.meta`; only `$value` carries content, for
+small messages several `$value`s at once in a `$batch` (`fetch_many`).
 
 Two MAPI properties have no first-class Graph field and are read as single-value
 extended properties: PR_LAST_VERB_EXECUTED (`Integer 0x1081`: 102 reply, 103 reply
@@ -13,13 +14,16 @@ but expanding extensions or extended properties on delta has been reported to
 answer 500 "Value cannot be null" (microsoftgraph/microsoft-graph-docs issues
 1993 and 2270). So delta pages carry only
 plain fields, and the two properties come from the folder's `/messages` listing
-with `$expand` (a large page: one request per 1,000 messages) or, for a few
-changed messages, from a `$batch` of 20 GETs with the same `$expand`.
+with `$expand` (a large page: one request per 1,000 messages) or, for fewer changed
+messages than the listing has pages, from a `$batch` of GETs with the same `$expand`.
+Each part of a batch counts as one request against the mailbox's limits ("each
+individual request within a batch is evaluated against applicable throttling limits",
+https://learn.microsoft.com/en-us/graph/throttling), so the cheaper of the two is read.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -45,6 +49,7 @@ from msgraph.generated.users.item.messages.item.message_item_request_builder imp
     MessageItemRequestBuilder,
 )
 
+from ...migrator.errors import ItemError, SkipItem
 from ...migrator.model import Container, Item, Owner, Page
 from .budget import MailboxBudget
 from .client import GraphClient
@@ -77,7 +82,6 @@ FOLDER_PROPERTIES = "singleValueExtendedProperties($filter=id eq 'Long 0x0E08')"
 # takes odata.maxpagesize as a maximum and may answer with less.
 PAGE_SIZE = 1000
 FOLDER_PAGE = 250
-LISTING_THRESHOLD = 40  # more unknown messages than this: read the folder listing
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,12 +150,25 @@ class GraphMailSource:
         """The message's MIME (`$value`). Raises `SkipItem` if it is gone."""
         # Formatted directly: the request builders' URI-template expansion cost more CPU
         # than the download itself on this, the highest-volume call.
-        url = (
-            f"{self.client.graph_url}/users/{quote(container.owner, safe='@')}"
-            f"/messages/{quote(item.source_id, safe='')}/$value"
-        )
+        url = self.client.graph_url + _mime_path(container.owner, item.source_id)
         call = Call(f"MIME of {container.owner} message {item.source_id}", item=True)
         return await self.client.stream_bytes(url, container.owner, call)
+
+    async def fetch_many(
+        self, container: Container, items: Sequence[Item]
+    ) -> list[bytes | ItemError]:
+        """The MIME of several small messages with one `$batch` of `$value`s: each part
+        still counts as a request against the mailbox, but the client makes one HTTP
+        exchange instead of twenty. A message that is gone is a `SkipItem` in its place."""
+        paths = {
+            str(n): _mime_path(container.owner, item.source_id) for n, item in enumerate(items)
+        }
+        call = Call(f"MIME of {len(items)} messages of {container.owner}", item=True)
+        bodies = await self.client.batch_bytes(container.owner, paths, call)
+        return [
+            content if content is not None else SkipItem(f"message {item.source_id} is gone")
+            for item, content in ((item, bodies.get(str(n))) for n, item in enumerate(items))
+        ]
 
     async def listing(self, container: Container) -> list[Item]:
         """Every message of the folder with its Message-ID, size and last verb."""
@@ -195,9 +212,10 @@ class GraphMailSource:
     async def _fill_properties(
         self, container: Container, ids: list[str], properties: _Properties
     ) -> None:
-        """Find lastVerb and size for `ids`: the whole listing for many, $batch for few."""
+        """Find lastVerb and size for `ids`: from the folder's listing when it takes fewer
+        requests than one $batch part per message, else from a $batch."""
         missing = [message_id for message_id in ids if message_id not in properties.values]
-        if len(missing) > LISTING_THRESHOLD and not properties.listed:
+        if len(missing) > listing_requests(container) and not properties.listed:
             for item in await self.listing(container):
                 properties.values[item.source_id] = (item.meta["lastVerb"], item.meta["size"])
             properties.listed = True
@@ -290,6 +308,16 @@ class GraphMailSource:
             paths[name] = self._absolute(request)[len(self.client.graph_url) :]
         answers = await self.client.batch_get(upn, paths, Call(f"well-known folders of {upn}"))
         return {body["id"]: name for name, body in answers.items() if body and "id" in body}
+
+
+def _mime_path(upn: str, message_id: str) -> str:
+    """`/users/{upn}/messages/{id}/$value`, relative to the version root."""
+    return f"/users/{quote(upn, safe='@')}/messages/{quote(message_id, safe='')}/$value"
+
+
+def listing_requests(container: Container) -> int:
+    """Requests the folder's `/messages` listing takes: one per page of `PAGE_SIZE`."""
+    return max(1, -(-container.total_items // PAGE_SIZE))
 
 
 def _container(upn: str, folder: _Folder) -> Container:

@@ -86,15 +86,18 @@ def holds_a_job(state_url: str, pid: int) -> bool:
 
 
 def workers_of(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
-    """The worker processes of a run (multiprocessing's resource tracker left out)."""
+    """The worker processes of a run: spawned children, or the children of its forkserver
+    (multiprocessing's resource tracker left out)."""
     found = []
     for child in psutil.Process(process.pid).children():
         try:
             command = " ".join(child.cmdline())
+            if "spawn_main" in command and "resource_tracker" not in command:
+                found.append(child)
+            elif "multiprocessing.forkserver" in command:
+                found.extend(child.children())
         except psutil.NoSuchProcess:
             continue
-        if "spawn_main" in command and "resource_tracker" not in command:
-            found.append(child)
     return found
 
 

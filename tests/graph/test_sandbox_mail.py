@@ -14,6 +14,7 @@ from hirondelle.connectors.graph.auth import GraphSettings
 from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.client import GraphClient, user_agent
 from hirondelle.connectors.graph.mail import GraphMailSource
+from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Container, Item, Page
 
 from .conftest import run
@@ -133,11 +134,11 @@ def test_full_then_incremental_delta_and_mime(sb: Any) -> None:
     assert user_agent() in sb.stats()["user_agents"]
 
 
-@pytest.mark.parametrize("threshold", [0, 10_000], ids=["folder-listing", "batch"])
+@pytest.mark.parametrize("listing_cost", [0, 10_000], ids=["folder-listing", "batch"])
 def test_full_enumeration_equals_the_folder(
-    sb: Any, threshold: int, monkeypatch: pytest.MonkeyPatch
+    sb: Any, listing_cost: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mail_module, "LISTING_THRESHOLD", threshold)
+    monkeypatch.setattr(mail_module, "listing_requests", lambda container: listing_cost)
     user = sb.tenant.users[0]
     inbox = sb.tenant.folder(user.id, "inbox")
     container = Container("mail", user.upn, inbox.id, (inbox.display_name,), "inbox", ("inbox",))
@@ -147,6 +148,24 @@ def test_full_enumeration_equals_the_folder(
     assert items.keys() == expected.keys()
     for message_id, message in expected.items():
         _assert_item(items[message_id], message)
+
+
+def test_a_folder_costs_its_delta_and_listing_pages_not_a_request_per_message(sb: Any) -> None:
+    """Reading every message's properties one $batch part each would cost a request per
+    message (each part counts against the mailbox); the folder's listing costs one."""
+    user = sb.tenant.users[0]
+    folders = {f.id: f for f in sb.tenant.folders(user.id) if not f.hidden}
+    counts = {fid: len(sb.tenant.messages(user.id, fid)) for fid in folders}
+    folder_id = max((fid for fid in counts if 1 < counts[fid] < 1000), key=counts.__getitem__)
+    folder = folders[folder_id]
+    container = Container(
+        "mail", user.upn, folder.id, (folder.display_name,), total_items=counts[folder_id]
+    )
+    before = sb.stats()["requests"]
+    pages = run(closing(source_for(settings_for(sb)), "changes_list", container))
+    assert sum(len(page.items) for page in pages) == counts[folder_id] > 2
+    assert all(item.meta["size"] for page in pages for item in page.items)
+    assert sb.stats()["requests"] - before == 2  # one delta page and one listing page
 
 
 def test_delta_pages_smaller_than_asked_still_give_the_whole_folder(
@@ -240,3 +259,19 @@ def test_a_batch_beside_downloads_stays_within_the_mailbox_concurrency(sb: Any) 
     mailbox = sb.stats()["by_mailbox"][user.upn.lower()]
     assert mailbox["throttled"] == 0, mailbox
     assert mailbox["peak_in_flight"] == 4  # the budget was used whole, never overrun
+
+
+def test_fetch_many_gives_each_mime_as_fetch_does_and_skips_a_gone_message(sb: Any) -> None:
+    user = sb.tenant.users[0]
+    inbox = sb.tenant.folder(user.id, "inbox")
+    container = Container("mail", user.upn, inbox.id, (inbox.display_name,), "inbox")
+    messages = sb.tenant.messages(user.id, inbox.id)
+    messages = (messages * 2)[:25]  # some twice: more parts than one batch holds
+    items = [Item(m.id, m.change_key) for m in messages] + [Item("AAMkAGone", "x")]
+    before = sb.stats()
+    contents = run(closing(source_for(settings_for(sb)), "fetch_many", container, items))
+    after = sb.stats()
+    assert contents[:-1] == [sb.tenant.mime(user.id, m.id) for m in messages]
+    assert isinstance(contents[-1], SkipItem)
+    assert after["batches"] - before["batches"] == 2  # 26 parts: 20 and 6
+    assert after["requests"] - before["requests"] == 26  # each part counts as a request

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import ssl
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
 
+from hirondelle.connectors import imap_settings
 from hirondelle.connectors.imap import ImapSettings, ImapTarget, read_password_file
 from hirondelle.migrator.errors import ConfigError, FatalError, OwnerFailed, Unreachable
 from hirondelle.migrator.model import Owner
@@ -197,3 +201,24 @@ def test_tls_with_a_wrong_ca_is_fatal(
         target.open(Owner(upn="tls@example.test", source_id="x"))
     (finding,) = target.check()
     assert "certificate" in finding
+
+
+def test_connections_share_one_tls_context_and_plain_ones_make_none(
+    tls_dovecot: tuple[DovecotServer, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, ca = tls_dovecot
+    made: list[str | None] = []
+    create = ssl.create_default_context
+
+    def counted(*args: Any, cafile: str | None = None, **kw: Any) -> ssl.SSLContext:
+        made.append(cafile)
+        return create(*args, cafile=cafile, **kw)
+
+    monkeypatch.setattr(ssl, "create_default_context", counted)
+    imap_settings.tls_context.cache_clear()
+    settings = tls_settings(server, tmp_path, ca, "tls")
+    for _ in range(3):
+        ImapTarget(settings).open(Owner(upn="tls@example.test", source_id="x")).close()
+    plain = dataclasses.replace(settings, security="plain", port=server.port)
+    ImapTarget(plain).open(Owner(upn="tls@example.test", source_id="x")).close()
+    assert made == [str(ca)]

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hirondelle.mappings.mail import category_keyword, fingerprint_of, map_message
+from hirondelle.mappings.mail import category_keyword, fingerprint_of, header_block, map_message
 from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Item
 
@@ -258,3 +258,9 @@ def test_message_attrs_carries_flags_without_content() -> None:
     assert payload.content == b""
     assert payload.attrs["flags"][:2] == ("\\Seen", "\\Flagged")
     assert "Rouge" in payload.attrs["flags"]
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"\r\n", b"A: 1", b" "])).map(b"".join))
+def test_the_header_block_ends_at_the_first_empty_line_of_either_kind(mime: bytes) -> None:
+    ends = [pos for pos in (mime.find(b"\r\n\r\n"), mime.find(b"\n\n")) if pos >= 0]
+    assert header_block(mime) == (mime[: min(ends)] if ends else mime)

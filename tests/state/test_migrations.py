@@ -16,7 +16,7 @@ from sqlalchemy import inspect, text
 from hirondelle.migrator.errors import ConfigError
 from hirondelle.migrator.model import Container, Item
 from hirondelle.state.database import open_engine, writer
-from hirondelle.state.migrate import alembic_config, head
+from hirondelle.state.migrate import HEAD, alembic_config, head
 from hirondelle.state.schema import Base
 from hirondelle.state.store import open_store
 
@@ -34,6 +34,12 @@ def test_a_fresh_state_matches_the_models(state_url: str) -> None:
     assert differences == []
     assert store.identity() and store.identity() == open_store(state_url).identity()
     store.engine.dispose()
+
+
+def test_the_head_a_start_recognises_without_alembic_is_alembics() -> None:
+    """A state at `HEAD` is not upgraded: a migration added without moving `HEAD` would
+    never run on a state at the previous one."""
+    assert head() == HEAD
 
 
 def _type_change(difference: object) -> bool:

@@ -1,0 +1,60 @@
+"""What a process imports at start: only what its command and workloads need, and the
+local workers' forkserver imports what a worker then uses."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hirondelle.migrator.config import load_config
+from hirondelle.migrator.local_workers import PRELOAD
+from hirondelle.migrator.registry import WORKLOAD_MODULES, workload_modules
+
+PACKAGE = "hirondelle"
+# Imported by workloads other than mail, or by a schema upgrade only.
+NOT_FOR_MAIL = (
+    "alembic",
+    "numpy",
+    "icalendar",
+    f"{PACKAGE}.connectors.matrix",
+    f"{PACKAGE}.connectors.webdav",
+    f"{PACKAGE}.connectors.graph.drives",
+    f"{PACKAGE}.connectors.graph.teams",
+    f"{PACKAGE}.connectors.graph.calendar",
+)
+
+
+def imported_after(code: str) -> set[str]:
+    """The modules a fresh interpreter holds after running `code`."""
+    probe = f"{code}\nimport sys\nprint('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, check=True)
+    return set(out.stdout.decode().split())
+
+
+def test_the_command_line_imports_no_workload_and_no_alembic() -> None:
+    loaded = imported_after(f"import {PACKAGE}.cli")
+    assert f"{PACKAGE}.migrator.registry" in loaded
+    assert loaded.isdisjoint(NOT_FOR_MAIL), sorted(loaded.intersection(NOT_FOR_MAIL))
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOAD_MODULES))
+def test_every_module_a_forkserver_preloads_exists(workload: str) -> None:
+    for module in (*PRELOAD, *(f"{PACKAGE}.{m}" for m in WORKLOAD_MODULES[workload])):
+        importlib.import_module(module)
+
+
+def test_a_mail_run_preloads_the_mail_modules_only(tmp_path: Path) -> None:
+    config_file = tmp_path / "hirondelle.toml"
+    config_file.write_text(
+        '[source]\ntenant_id = "t"\nclient_id = "c"\nclient_secret_env = "S"\n\n'
+        '[targets.mail]\nkind = "archive"\npath = "archive"\n',
+        encoding="utf-8",
+    )
+    modules = workload_modules(load_config(config_file))
+    assert f"{PACKAGE}.connectors.graph.mail" in modules
+    assert f"{PACKAGE}.connectors.imap" in modules
+    assert not any(name in modules for name in NOT_FOR_MAIL)
