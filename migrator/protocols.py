@@ -6,8 +6,8 @@ on nothing else.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
 
 from .model import Blob, Capabilities, Container, Entry, Item, Owner, Page, Payload, TargetRef
 
@@ -40,6 +40,16 @@ class Source(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class PagedListing(Protocol):
+    """Optional for a `Source`: its listing a page at a time, so `verify` of a large
+    container never holds it whole."""
+
+    def listing_pages(self, container: Container) -> AsyncIterator[Sequence[Item]]:
+        """The items `listing` returns, in pages as the service gives them."""
+        ...
 
 
 Mapper = Callable[[Item, Any], Payload]
@@ -86,6 +96,15 @@ class TargetSession(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamedListing(Protocol):
+    """Optional for a `TargetSession`: its listing streamed, in any order."""
+
+    def listing_stream(self, folder: str) -> Iterator[Entry]:
+        """The entries `listing` returns, produced one at a time."""
+        ...
 
 
 class Target(Protocol):
