@@ -40,7 +40,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -330,7 +330,7 @@ class ArchiveSession:
 
     # -- TargetSession --
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The file an earlier put wrote for this source id, whatever its flags."""
         base = message_base(payload.source_id)
         if base in exclude or self._locate(self.folder_dir(folder), base) is None:

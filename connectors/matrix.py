@@ -34,7 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,7 +302,7 @@ class MatrixSession:
 
     # -- items ------------------------------------------------------------------------------
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The payload's main event if every one of its events is in the room already."""
         history = self._history(folder, scan=True)
         events = payload_events(payload)

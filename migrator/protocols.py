@@ -6,7 +6,7 @@ on nothing else.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence, Set
 from typing import Any, Protocol, runtime_checkable
 
 from .model import Blob, Capabilities, Container, Entry, Item, Owner, Page, Payload, TargetRef
@@ -67,7 +67,7 @@ class TargetSession(Protocol):
         """Create the target folder if missing (succeeds if it exists); return its name."""
         ...
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """What an earlier, possibly interrupted, attempt wrote for `payload`, or None.
 
         `exclude` holds the refs already owned by other items, so that two source
