@@ -3,14 +3,15 @@
     python -m hirondelle.bench.verify --quick   # 100,000 rows
     python -m hirondelle.bench.verify           # 100,000 then 1,000,000 rows
 
-For each size it builds, untimed, in a temporary folder: a SQLite state through the
-project's schema (one unit, every row `done`, inserted in bulk) and the matching archive
-target (one Maildir file per row). The source is an in-process stand-in that lists the
-same ids a page of 1,000 at a time, as Graph would. Then `verify` runs as a measured child
-process (imports included): wall time, its own peak RSS and CPU (`wait4`), and the CPU the
-machine spent on anything else meanwhile (`other_cpu_s`). The child checks the report:
-every row listed, no difference. The last line is one JSON object: `rows`, `seconds`,
-`peak_rss_mb` of the largest size, then `steps` with the figures of every size.
+For each size a process of its own builds, untimed, in a temporary folder: a SQLite
+state through the project's schema (one unit, every row `done`, inserted in bulk) and
+the matching archive target (one Maildir file per row). The source is an in-process
+stand-in that lists the same ids a page of 1,000 at a time, as Graph would. Then `verify`
+runs as a measured child process (imports included): wall time, its own peak RSS and CPU
+(`wait4`), and the CPU the machine spent on anything else meanwhile (`other_cpu_s`). The
+child checks the report: every row listed, no difference. The last line is one JSON
+object: `rows`, `seconds`, `peak_rss_mb` of the largest size, then `steps` with the
+figures of every size.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import subprocess
 import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -93,6 +95,7 @@ def build(folder: Path, rows: int) -> None:
             batch = list(_rows(unit.id, target_folder, cur, start, min(start + 10_000, rows)))
             connection.execute(insert(ItemRow), batch)
     store.engine.dispose()
+    session.close()  # the folder's mbox, as a run leaves it (else verify's close writes it)
 
 
 def _rows(unit_id: int, folder: str, cur: Path, start: int, end: int) -> Iterator[dict[str, Any]]:
@@ -136,25 +139,27 @@ def _no_mapper(item: Item, content: Any) -> Any:
 
 def step(rows: int, timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hirondelle-bench-verify-") as name:
-        folder = Path(name)
         print(f"building {rows:,} rows and files...", file=sys.stderr, flush=True)
-        build(folder, rows)
-        argv = [sys.executable, "-m", "hirondelle.bench.verify", "--child", name]
-        argv += ["--rows", str(rows)]
+        # Built by a process of its own: a child's peak RSS (wait4) starts from what its
+        # parent held when it forked, so the measuring process stays small.
+        command = [sys.executable, "-m", "hirondelle.bench.verify", "--rows", str(rows)]
+        subprocess.run([*command, "--build", name], check=True)
+        argv = [*command, "--child", name]
         busy = machine_busy_seconds()
         finished = run_measured(argv, stdout=None, stderr=None, timeout=timeout)
         other = machine_busy_seconds() - busy - finished.cpu_seconds
         if finished.returncode != 0:
             raise SystemExit(f"verify of {rows} rows failed ({finished.returncode})")
-    figures = {
-        "rows": rows,
-        "seconds": round(finished.seconds, 2),
-        "peak_rss_mb": round(finished.peak_rss_mb, 1),
-        "cpu_s": round(finished.cpu_seconds, 2),
-        "other_cpu_s": round(max(other, 0.0), 2),
-        "us_per_row": round(finished.seconds / rows * 1e6, 1),
-    }
-    print(json.dumps(figures), file=sys.stderr, flush=True)
+        figures = {
+            "rows": rows,
+            "seconds": round(finished.seconds, 2),
+            "peak_rss_mb": round(finished.peak_rss_mb, 1),
+            "cpu_s": round(finished.cpu_seconds, 2),
+            "other_cpu_s": round(max(other, 0.0), 2),
+            "us_per_row": round(finished.seconds / rows * 1e6, 1),
+        }
+        # printed before the folder goes: removing a million files takes minutes
+        print(json.dumps(figures), file=sys.stderr, flush=True)
     return figures
 
 
@@ -164,7 +169,11 @@ def main() -> None:
     parser.add_argument("--rows", type=int, help="one size only")
     parser.add_argument("--timeout", type=float, default=3600.0)
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--build", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build:
+        build(Path(args.build), args.rows)
+        return
     if args.child:
         measure_child(Path(args.child), args.rows)
         return
