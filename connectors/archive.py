@@ -40,7 +40,7 @@ import hashlib
 import os
 import re
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -302,12 +302,14 @@ class ArchiveSession:
 
     # -- message files --
 
-    def _files(self, folder_dir: Path) -> Iterator[MaildirFile]:
+    def _files(self, folder_dir: Path, ordered: bool = True) -> Iterator[MaildirFile]:
         for sub in ("cur", "new"):
             try:
-                entries = sorted(os.scandir(folder_dir / sub), key=lambda e: e.name)
+                entries: Iterable[os.DirEntry[str]] = os.scandir(folder_dir / sub)
             except FileNotFoundError:
                 continue
+            if ordered:
+                entries = sorted(entries, key=lambda e: e.name)
             for entry in entries:
                 if not entry.name.startswith(".") and entry.is_file():
                     yield MaildirFile.parse(Path(entry.path))
@@ -328,7 +330,7 @@ class ArchiveSession:
 
     # -- TargetSession --
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The file an earlier put wrote for this source id, whatever its flags."""
         base = message_base(payload.source_id)
         if base in exclude or self._locate(self.folder_dir(folder), base) is None:
@@ -413,12 +415,18 @@ class ArchiveSession:
 
     def listing(self, folder: str) -> list[Entry]:
         """Every message of the folder with its fingerprint and size."""
-        entries = []
-        for message in self._files(self.folder_dir(folder)):
+        return list(self._entries(folder, self._files(self.folder_dir(folder))))
+
+    def listing_stream(self, folder: str) -> Iterator[Entry]:
+        """`listing` in directory order, one file at a time (a folder of a million
+        messages is never held whole)."""
+        return self._entries(folder, self._files(self.folder_dir(folder), ordered=False))
+
+    @staticmethod
+    def _entries(folder: str, files: Iterable[MaildirFile]) -> Iterator[Entry]:
+        for message in files:
             content = message.path.read_bytes()
-            ref = TargetRef(folder, message.base)
-            entries.append(Entry(ref, fingerprint_of(content), len(content)))
-        return entries
+            yield Entry(TargetRef(folder, message.base), fingerprint_of(content), len(content))
 
     def close(self) -> None:
         """Rebuild the mbox file of every folder changed since its mbox was written."""

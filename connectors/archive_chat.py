@@ -24,7 +24,7 @@ import hashlib
 import json
 import mimetypes
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,7 +192,7 @@ class ChatArchiveSession:
 
     # -- items --------------------------------------------------------------------------------
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The message's main event, if every event of the payload is already in the file."""
         log = self._log(folder)
         main = log.main.get(payload.source_id)

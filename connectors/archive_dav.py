@@ -23,7 +23,7 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -220,7 +220,7 @@ class DavArchiveSession:
         except FileNotFoundError:
             return None
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The payload's file if it exists, holds the payload's UID and is not excluded."""
         resource = payload_resource(payload)
         if resource in exclude:

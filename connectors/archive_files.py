@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Set
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,7 +111,7 @@ class FilesArchiveSession:
         self._make_dirs(self.drive_dir(folder))
         return folder
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The final path, if it holds this item: a directory, or a file of the same size."""
         mapped = self._mapped(folder, payload).path
         candidates = (

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import ssl
+from collections.abc import Set
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -219,7 +220,7 @@ class DavSession:
             return None
         return response.content.decode("utf-8", "replace")
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The payload's resource if it exists, holds the payload's UID and is not excluded."""
         resource = wire.payload_resource(payload)
         if resource in exclude:

@@ -7,7 +7,7 @@ import hashlib
 import imaplib
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -481,7 +481,7 @@ class ImapSession:
 
     # -- reading ------------------------------------------------------------------------------
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The first message matching the payload's fingerprint whose ref is not excluded."""
         uidvalidity = self._select(folder)
         if uidvalidity is None:

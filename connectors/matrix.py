@@ -34,15 +34,17 @@ from __future__ import annotations
 import hashlib
 import json
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
 
-from ..migrator.errors import ConfigError, HirondelleError, SkipItem
+from ..migrator.errors import ConfigError, HirondelleError, ItemError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .credentials import Secret, is_loopback, read_secret
 from .matrix_wire import (
@@ -206,6 +208,57 @@ def _yaml_namespaces(entries: Sequence[Mapping[str, Any]]) -> list[str]:
     return lines
 
 
+class EventRequest(NamedTuple):
+    """One event PUT: room, event type, txnId, content, puppet to send as, timestamp."""
+
+    room: str
+    kind: str
+    txn: str
+    content: Mapping[str, Any]
+    as_user: str | None
+    ts: Any
+
+
+class SideSender:
+    """The later events of payloads (reactions, edits), sent on a connection of their own
+    by one thread, in the order handed over, while the session goes on with the next
+    payloads' first events."""
+
+    def __init__(self, connection: MatrixConnection) -> None:
+        self._conn = connection
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="matrix-side")
+        self._sent: list[tuple[int, str, str, Future[str | None]]] = []
+
+    def send(
+        self, position: int, source_id: str, txn: str, put: Callable[[MatrixConnection], str | None]
+    ) -> None:
+        self._sent.append((position, source_id, txn, self._thread.submit(put, self._conn)))
+
+    def finish(self, history: RoomHistory) -> dict[int, ItemError]:
+        """Wait for every send; record what landed; the refusals by payload position.
+        Another error (the homeserver gone...) is raised once every send has ended."""
+        refused: dict[int, ItemError] = {}
+        failure: BaseException | None = None
+        sent, self._sent = self._sent, []
+        for position, source_id, txn, future in sent:
+            try:
+                event_id = future.result()
+            except ItemError as error:
+                refused.setdefault(position, error)
+            except Exception as error:  # noqa: BLE001 - raised below, after the rest ended
+                failure = failure or error
+            else:
+                if event_id:
+                    history.record(source_id, txn, event_id)
+        if failure is not None:
+            raise failure
+        return refused
+
+    def close(self) -> None:
+        self._thread.shutdown(wait=True)
+        self._conn.close()
+
+
 class MatrixSession:
     """One team's connection (`TargetSession`): folders are room ids, refs event ids."""
 
@@ -220,6 +273,7 @@ class MatrixSession:
         )
         self._histories: dict[str, RoomHistory] = {}
         self._members: dict[str, set[str]] = {}
+        self._side: SideSender | None = None
 
     def connect(self) -> None:
         """Check the token (`whoami`); raises `FatalError` if the homeserver refuses it."""
@@ -302,7 +356,7 @@ class MatrixSession:
 
     # -- items ------------------------------------------------------------------------------
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The payload's main event if every one of its events is in the room already."""
         history = self._history(folder, scan=True)
         events = payload_events(payload)
@@ -316,6 +370,40 @@ class MatrixSession:
 
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """Send the payload's events in order; the ones already in the room are not sent again."""
+        return self._put(folder, payload, None, 0)
+
+    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | ItemError]:
+        """`put` for each payload, in order, while the later events of each (reactions,
+        edits) go out alongside on a second connection, in their own order.
+
+        A payload's first event is what a later payload can point at (a reply at its
+        root), so first events go one after the other on this connection, in the page's
+        order; a later event only points at its own payload's first event, sent before
+        it is handed over. Every send has ended when this returns: a payload reported
+        written has every one of its events in the room.
+        """
+        side = self._side_sender()
+        results: list[TargetRef | ItemError] = []
+        try:
+            for position, payload in enumerate(payloads):
+                try:
+                    results.append(self._put(folder, payload, side, position))
+                except ItemError as refused:
+                    results.append(refused)
+        finally:
+            refused_later = side.finish(self._history(folder))
+        for position, error in refused_later.items():
+            results[position] = error
+        return results
+
+    def _side_sender(self) -> SideSender:
+        if self._side is None:
+            self._side = SideSender(self._target.connection())
+        return self._side
+
+    def _put(
+        self, folder: str, payload: Payload, side: SideSender | None, position: int
+    ) -> TargetRef:
         attrs, history = payload.attrs, self._history(folder)
         txn_id = str(attrs["txn_id"])
         events = payload_events(payload)
@@ -334,8 +422,13 @@ class MatrixSession:
             if main is not None:
                 replacements["$SELF"] = main
             event_id = history.by_txn.get(txn)
+            if event_id is None and index and side is not None:
+                request = self._event_request(folder, payload, event, txn, replacements)
+                side.send(position, payload.source_id, txn, partial(self._send_request, request))
+                continue
             if event_id is None:
-                event_id = self._send_event(folder, payload, event, txn, replacements)
+                request = self._event_request(folder, payload, event, txn, replacements)
+                event_id = self._send(self._conn, *request)
                 if event_id:
                     history.record(payload.source_id, txn, event_id)
             if index == 0:
@@ -365,15 +458,15 @@ class MatrixSession:
             uploaded[str(entry["placeholder"])] = str(answer.body["content_uri"])
         return uploaded
 
-    def _send_event(
+    def _event_request(
         self,
         room: str,
         payload: Payload,
         event: Mapping[str, Any],
         txn: str,
         replacements: Mapping[str, str],
-    ) -> str | None:
-        """PUT one event; None for a reaction the room already holds from that sender."""
+    ) -> EventRequest:
+        """What `_send` PUTs for one event of the payload; its sender joined the room."""
         content = substitute(event["content"], replacements)
         if "$ROOT" not in replacements:
             content = without_root(content)
@@ -385,10 +478,14 @@ class MatrixSession:
             sender = payload.attrs.get("sender")
             name = str(payload.attrs.get("sender_name") or "")
         as_user = self._as_user(room, sender, name)
-        return self._send(room, kind, txn, content, as_user, payload.attrs.get("ts"))
+        return EventRequest(room, kind, txn, content, as_user, payload.attrs.get("ts"))
+
+    def _send_request(self, request: EventRequest, connection: MatrixConnection) -> str | None:
+        return self._send(connection, *request)
 
     def _send(
         self,
+        connection: MatrixConnection,
         room: str,
         kind: str,
         txn: str,
@@ -396,6 +493,7 @@ class MatrixSession:
         as_user: str | None,
         ts: Any,
     ) -> str | None:
+        """PUT one event; None for a reaction the room already holds from that sender."""
         params: dict[str, str | int] = {}
         if self._settings.mode == "appservice":
             if as_user:
@@ -403,7 +501,7 @@ class MatrixSession:
             if isinstance(ts, int | float):
                 params["ts"] = int(ts)
         path = f"{CLIENT}/rooms/{path_part(room)}/send/{path_part(kind)}/{path_part(txn)}"
-        answer = self._conn.call("PUT", path, body=content, params=params, ok=(200, 400), item=True)
+        answer = connection.call("PUT", path, body=content, params=params, ok=(200, 400), item=True)
         if answer.status == 400:
             if answer.errcode == "M_DUPLICATE_ANNOTATION":
                 return None
@@ -427,7 +525,7 @@ class MatrixSession:
         edit[TXN_KEY] = f"{txn_id}.edit.{digest}"
         sender = payload.attrs.get("sender")
         as_user = self._as_user(ref.folder, sender, str(payload.attrs.get("sender_name") or ""))
-        self._send(ref.folder, "m.room.message", edit[TXN_KEY], edit, as_user, None)
+        self._send(self._conn, ref.folder, "m.room.message", edit[TXN_KEY], edit, as_user, None)
         reactions = [e for e in events[1:] if e.get("type") == "m.reaction"]
         self._sync_reactions(ref, payload, reactions, replacements)
         return ref
@@ -456,7 +554,8 @@ class MatrixSession:
             if (as_user or self.user_id, key) not in present:
                 txn = f"{payload.attrs['txn_id']}.r.{digest(as_user or '', key)}"
                 event = {**reaction, "sender": as_user}
-                self._send_event(ref.folder, payload, event, txn, replacements)
+                request = self._event_request(ref.folder, payload, event, txn, replacements)
+                self._send(self._conn, *request)
         for pair, event_id in present.items():
             if pair not in wanted:
                 self.remove(TargetRef(ref.folder, event_id))
@@ -483,6 +582,8 @@ class MatrixSession:
         ]
 
     def close(self) -> None:
+        if self._side is not None:
+            self._side.close()
         self._conn.close()
 
 

@@ -38,7 +38,7 @@ import hashlib
 import logging
 import ssl
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -508,7 +508,7 @@ class WebDavSession:
         self.http.send("DELETE", self.url(path), ok=(200, 204, 404), item=path)
         self._forget(path)
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The final path, if it holds this item: a folder, or a file of the same size."""
         mapped = self._mapped(folder, payload)
         candidates = [mapped]

@@ -95,6 +95,7 @@ class OwnerPass:
             self.fence,
             engine.outage(workload),
         )
+        self._claims: Claims | None = None  # the refs of the unit being written
 
     async def run(self, mode: Mode) -> None:
         workload, owner = self.workload, self.owner
@@ -309,6 +310,10 @@ class OwnerPass:
             outcomes.append(await self._move(container, folder, item, row))
         for item, row in updates:
             outcomes.append(await self._update(container, item, row))
+        claims = self._claims_of(unit.id)
+        for outcome in outcomes:  # moved in or rewritten: owned before any lookup below
+            if outcome.ref is not None:
+                claims.add(outcome.ref)
         pending = [
             Pending(
                 item,
@@ -342,11 +347,17 @@ class OwnerPass:
             container,
             folder,
             self.session,
-            Claims(self.store, unit_id),
+            self._claims_of(unit_id),
             self.options,
             self.ledger,
             self.engine.memory,
         )
+
+    def _claims_of(self, unit_id: int) -> Claims:
+        """The unit's claims, read from the state at most once while its pages are written."""
+        if self._claims is None or self._claims.unit_id != unit_id:
+            self._claims = Claims(self.store, unit_id)
+        return self._claims
 
     def _record_links(self, container: Container, outcomes: list[Outcome]) -> None:
         link_of = self.workload.link_of
@@ -388,6 +399,7 @@ class OwnerPass:
                 payload.blob.discard()
         if workload.hierarchical_refs and old is not None and ref is not None and ref != old:
             self.store.rebase_refs(row.unit_id, old.ref + "/", ref.ref + "/")
+            self._claims = None  # refs rewritten in the state: read them again
         remark = payload.remark if payload is not None else None
         self.ledger.item("update", "done", container, item, ref=ref, remark=remark)
         if not with_content or payload is None:

@@ -6,8 +6,8 @@ on nothing else.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence, Set
+from typing import Any, Protocol, runtime_checkable
 
 from .model import Blob, Capabilities, Container, Entry, Item, Owner, Page, Payload, TargetRef
 
@@ -42,6 +42,16 @@ class Source(Protocol):
     async def aclose(self) -> None: ...
 
 
+@runtime_checkable
+class PagedListing(Protocol):
+    """Optional for a `Source`: its listing a page at a time, so `verify` of a large
+    container never holds it whole."""
+
+    def listing_pages(self, container: Container) -> AsyncIterator[Sequence[Item]]:
+        """The items `listing` returns, in pages as the service gives them."""
+        ...
+
+
 Mapper = Callable[[Item, Any], Payload]
 """Pure: listed metadata plus content (bytes or a `Blob`, as the workload's source
 gives) in, target payload out (no I/O)."""
@@ -57,7 +67,7 @@ class TargetSession(Protocol):
         """Create the target folder if missing (succeeds if it exists); return its name."""
         ...
 
-    def find(self, folder: str, payload: Payload, exclude: frozenset[str]) -> TargetRef | None:
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """What an earlier, possibly interrupted, attempt wrote for `payload`, or None.
 
         `exclude` holds the refs already owned by other items, so that two source
@@ -86,6 +96,15 @@ class TargetSession(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class StreamedListing(Protocol):
+    """Optional for a `TargetSession`: its listing streamed, in any order."""
+
+    def listing_stream(self, folder: str) -> Iterator[Entry]:
+        """The entries `listing` returns, produced one at a time."""
+        ...
 
 
 class Target(Protocol):

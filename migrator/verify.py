@@ -9,18 +9,27 @@ carry (skipped, with their reason) are listed apart, they are not differences.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+import hashlib
+from array import array
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
+from itertools import groupby
+from operator import itemgetter
+from typing import TypeVar
 
 from ..state.schema import DONE, FAILED, SKIPPED
 from ..state.store import ItemState, Store
-from .model import Container, Entry, Item, Owner
-from .protocols import TargetSession
+from .model import Container, Entry, Item, Owner, TargetRef
+from .protocols import PagedListing, Source, StreamedListing, TargetSession
 from .selection import UsersFile, owners_of
 from .session import Outage, OwnerSession
+from .sorted_runs import SortedRuns
 from .workload import RunOptions, VerifyNote, Workload
+
+T = TypeVar("T")
+SOURCE_CHUNK = 1000  # source ids looked up in the state at once
 
 
 @dataclass(frozen=True)
@@ -96,6 +105,150 @@ class VerifyReport:
         }
 
 
+class Comparison:
+    """One container's comparison, fed in two passes so that memory stays flat.
+
+    1. `listed`: the source listing, a page at a time, with the state's rows of those
+       ids (a keyed query): what was never copied, skipped or failed is known at once.
+    2. `joined`: the state's rows that name a target ref and the target's listing, both
+       in ascending ref order, walked side by side (a merge join).
+
+    Between the passes it holds one bit per state row (whether its item is still listed)
+    and the notes of listed items; the second pass holds one 8-byte digest per carried
+    copy. Differences, notes and skipped items are kept whole: they are the report.
+    """
+
+    def __init__(self, container: Container, note: VerifyNote | None = None) -> None:
+        self.container, self.note = container, note
+        self.check = ContainerCheck(container.owner, container.display_path, 0, 0)
+        self._listed = bytearray()  # bit per state row id: its item is in the source
+        self._notes: dict[int, str] = {}  # row id -> note, said if found as written
+
+    def _differ(self, kind: str, source_id: str | None, ref: str | None, detail: str) -> None:
+        self.check.differences.append(
+            Difference(
+                kind, self.container.owner, self.container.display_path, source_id, ref, detail
+            )
+        )
+
+    def _mark(self, row_id: int) -> None:
+        byte = row_id >> 3
+        if byte >= len(self._listed):
+            self._listed.extend(bytes(max(byte + 1 - len(self._listed), len(self._listed))))
+        self._listed[byte] |= 1 << (row_id & 7)
+
+    def _is_listed(self, row_id: int) -> bool:
+        byte = row_id >> 3
+        return byte < len(self._listed) and bool(self._listed[byte] & (1 << (row_id & 7)))
+
+    def listed(self, items: Iterable[Item], rows: Mapping[str, ItemState]) -> None:
+        """Pass 1, for a page of the source listing and the state's rows of its ids."""
+        check = self.check
+        for item in items:
+            check.source_count += 1
+            row = rows.get(item.source_id)
+            if row is None:
+                self._differ("missing", item.source_id, None, "never copied (run sync)")
+                continue
+            self._mark(row.id)
+            if row.status == SKIPPED:
+                check.skipped.append((item.source_id, row.last_error or "skipped"))
+            elif row.status == FAILED:
+                check.failed += 1
+                self._differ("missing", item.source_id, None, f"failed: {row.last_error}")
+            elif row.status != DONE or row.target_ref is None:
+                self._differ("missing", item.source_id, None, f"not copied yet ({row.status})")
+            elif self.note is not None and (said := self.note(item, row.meta, row.checksum)):
+                self._notes[row.id] = said
+
+    def joined(self, rows: Iterable[ItemState], entries: Iterable[Entry]) -> None:
+        """Pass 2: rows with a target ref and the target's entries, both in ref order."""
+        carried = array("Q")  # digests of the fingerprints of claimed copies
+        unclaimed: list[tuple[Entry, ItemState | None]] = []
+        for group, entry in _merge(rows, entries):
+            claims = [r for r in group if r.status == DONE and self._is_listed(r.id)]
+            for row in claims:
+                self._claimed(row, entry)
+            if entry is None:
+                continue
+            self.check.target_count += 1
+            if not claims:
+                unclaimed.append((entry, group[-1] if group else None))
+            elif entry.fingerprint:
+                carried.append(_digest(entry.fingerprint))
+        # A copy nobody claims is a duplicate when its fingerprint is also carried by a
+        # claimed one; those are few, so the carried digests are scanned once for them.
+        suspects = {_digest(e.fingerprint) for e, _ in unclaimed if e.fingerprint}
+        doubled = {d for d in carried if d in suspects} if suspects else set()
+        for entry, owner_row in unclaimed:
+            ref = entry.ref.ref
+            if owner_row is not None and not self._is_listed(owner_row.id):
+                self._differ(
+                    "extra", owner_row.source_id, ref, "removed at source since the last sync"
+                )
+            elif entry.fingerprint and _digest(entry.fingerprint) in doubled:
+                self._differ("duplicate", None, ref, f"second copy of {entry.fingerprint}")
+            else:
+                self._differ("extra", None, ref, "on the target only")
+
+    def _claimed(self, row: ItemState, entry: Entry | None) -> None:
+        """A listed item written as `row`, against the target's entry of its ref."""
+        if entry is None:
+            self._differ("missing", row.source_id, row.target_ref, "no longer on the target")
+        elif row.size is not None and entry.size >= 0 and entry.size != row.size:
+            self._differ(
+                "differs", row.source_id, row.target_ref, f"size {entry.size} != {row.size}"
+            )
+        elif row.fingerprint and entry.fingerprint and entry.fingerprint != row.fingerprint:
+            self._differ("differs", row.source_id, row.target_ref, "fingerprint differs")
+        elif said := self._notes.get(row.id):
+            self.check.notes.append((row.source_id, said))
+
+
+def _digest(text: str) -> int:
+    """64 bits of BLAKE2b: a collision among a folder's fingerprints is not to be expected."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def _ascending(refs: Iterable[T], ref_of: Callable[[T], str], what: str) -> Iterator[T]:
+    """`refs` unchanged, checked to come in ascending order (a merge join relies on it)."""
+    last = ""
+    for record in refs:
+        ref = ref_of(record)
+        if ref < last:
+            raise RuntimeError(f"verify: the {what} is not in ascending ref order at {ref!r}")
+        last = ref
+        yield record
+
+
+def _merge(
+    rows: Iterable[ItemState], entries: Iterable[Entry]
+) -> Iterator[tuple[list[ItemState], Entry | None]]:
+    """Pairs of (the rows of one ref, the target's entry of that ref or None)."""
+    groups = groupby(_ascending(rows, _row_ref, "state"), key=_row_ref)
+    listing = iter(_ascending(entries, _entry_ref, "target listing"))
+    group, entry = next(groups, None), next(listing, None)
+    while group is not None or entry is not None:
+        if entry is None or (group is not None and group[0] < entry.ref.ref):
+            assert group is not None
+            yield list(group[1]), None
+            group = next(groups, None)
+        elif group is None or entry.ref.ref < group[0]:
+            yield [], entry
+            entry = next(listing, None)
+        else:
+            yield list(group[1]), entry
+            group, entry = next(groups, None), next(listing, None)
+
+
+def _row_ref(row: ItemState) -> str:
+    return row.target_ref or ""
+
+
+def _entry_ref(entry: Entry) -> str:
+    return entry.ref.ref
+
+
 def compare(
     container: Container,
     source: list[Item],
@@ -103,59 +256,14 @@ def compare(
     target: list[Entry],
     note: VerifyNote | None = None,
 ) -> ContainerCheck:
-    """Pure comparison of the three views of one container; `note` says what to note about
-    an item found as written (the workload's `verify_note`)."""
-    check = ContainerCheck(container.owner, container.display_path, len(source), len(target))
-    by_ref = {e.ref.ref: e for e in target}
-    rows_by_id = {r.source_id: r for r in rows}
-    rows_by_ref = {r.target_ref: r for r in rows if r.target_ref is not None}
-    source_ids = {i.source_id for i in source}
-
-    def differ(kind: str, source_id: str | None, ref: str | None, detail: str) -> None:
-        check.differences.append(
-            Difference(kind, container.owner, container.display_path, source_id, ref, detail)
-        )
-
-    claimed: set[str] = set()
-    for item in source:
-        row = rows_by_id.get(item.source_id)
-        if row is None:
-            differ("missing", item.source_id, None, "never copied (run sync)")
-            continue
-        if row.status == SKIPPED:
-            check.skipped.append((item.source_id, row.last_error or "skipped"))
-            continue
-        if row.status == FAILED:
-            check.failed += 1
-            differ("missing", item.source_id, None, f"failed: {row.last_error}")
-            continue
-        if row.status != DONE or row.target_ref is None:
-            differ("missing", item.source_id, None, f"not copied yet ({row.status})")
-            continue
-        entry = by_ref.get(row.target_ref)
-        if entry is None:
-            differ("missing", item.source_id, row.target_ref, "no longer on the target")
-            continue
-        claimed.add(row.target_ref)
-        if row.size is not None and entry.size >= 0 and entry.size != row.size:
-            differ("differs", item.source_id, row.target_ref, f"size {entry.size} != {row.size}")
-        elif row.fingerprint and entry.fingerprint and entry.fingerprint != row.fingerprint:
-            differ("differs", item.source_id, row.target_ref, "fingerprint differs")
-        elif note is not None and (said := note(item, row.meta, row.checksum)):
-            check.notes.append((item.source_id, said))
-
-    carried = Counter(by_ref[r].fingerprint for r in claimed)
-    for entry in target:
-        if entry.ref.ref in claimed:
-            continue
-        row = rows_by_ref.get(entry.ref.ref)
-        if row is not None and row.source_id not in source_ids:
-            differ("extra", row.source_id, entry.ref.ref, "removed at source since the last sync")
-        elif entry.fingerprint and carried[entry.fingerprint]:
-            differ("duplicate", None, entry.ref.ref, f"second copy of {entry.fingerprint}")
-        else:
-            differ("extra", None, entry.ref.ref, "on the target only")
-    return check
+    """Pure comparison of the three views of one container held in memory; `note` says
+    what to note about an item found as written (the workload's `verify_note`)."""
+    numbered = [replace(r, id=n) for n, r in enumerate(rows)]  # any ids: a bit each
+    comparison = Comparison(container, note)
+    comparison.listed(source, {r.source_id: r for r in numbered})
+    with_ref = sorted((r for r in numbered if r.target_ref is not None), key=_row_ref)
+    comparison.joined(with_ref, sorted(target, key=_entry_ref))
+    return comparison.check
 
 
 async def verify(
@@ -197,21 +305,48 @@ async def _checks(
     store: Store, workload: Workload, owner: Owner, pool: ThreadPoolExecutor, outage: Outage
 ) -> list[ContainerCheck]:
     session = OwnerSession(workload, owner, pool, outage=outage)
+    loop = asyncio.get_running_loop()
     checks = []
     try:
         for container in await workload.source.containers(owner):
             unit = store.unit_for(container)
-            source = await workload.source.listing(container)
-            rows = store.items_of_unit(unit.id)
+            comparison = Comparison(container, workload.verify_note)
+            async for page in _source_pages(workload.source, container):
+                for start in range(0, len(page), SOURCE_CHUNK):
+                    chunk = page[start : start + SOURCE_CHUNK]
+                    ids = [item.source_id for item in chunk]
+                    rows = await loop.run_in_executor(pool, store.items_by_source, unit.id, ids)
+                    comparison.listed(chunk, rows)
             folder = unit.target_folder
-            target: list[Entry] = []
+            target: SortedRuns[Listed] = SortedRuns([], key=itemgetter(0))
             if folder is not None:
-                target = await session.call(partial(_listing, folder))
-            checks.append(compare(container, source, rows, target, workload.verify_note))
+                target = await session.call(partial(_sorted_listing, folder))
+            with target:
+                entries = (Entry(TargetRef(folder or "", r), f, n) for r, f, n in target)
+                rows_by_ref = store.items_by_ref(unit.id)
+                await loop.run_in_executor(pool, comparison.joined, rows_by_ref, entries)
+            checks.append(comparison.check)
     finally:
         await session.close()
     return checks
 
 
-def _listing(folder: str, session: TargetSession) -> list[Entry]:
-    return session.listing(folder)
+async def _source_pages(source: Source, container: Container) -> AsyncIterator[Sequence[Item]]:
+    """The container's source listing a page at a time when the source can, else whole."""
+    if isinstance(source, PagedListing):
+        async for page in source.listing_pages(container):
+            yield page
+    else:
+        yield await source.listing(container)
+
+
+Listed = tuple[str, str, int]  # an entry as sorted: ref, fingerprint, size
+
+
+def _sorted_listing(folder: str, session: TargetSession) -> SortedRuns[Listed]:
+    """The folder's entries in ref order, streamed from the target when it can."""
+    if isinstance(session, StreamedListing):
+        entries: Iterable[Entry] = session.listing_stream(folder)
+    else:
+        entries = session.listing(folder)
+    return SortedRuns(((e.ref.ref, e.fingerprint, e.size) for e in entries), key=itemgetter(0))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, Row, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -91,7 +91,8 @@ class StatusCounts:
     bytes_done: int = 0
 
 
-def _state(row: ItemRow) -> ItemState:
+def _state(row: ItemRow | Row[Any]) -> ItemState:
+    """An `ItemState` from an ORM row or, for reads in bulk, a row of `_STATE_COLUMNS`."""
     return ItemState(
         id=row.id,
         unit_id=row.unit_id,
@@ -106,6 +107,22 @@ def _state(row: ItemRow) -> ItemState:
         last_error=row.last_error,
         checksum=row.checksum,
     )
+
+
+_STATE_COLUMNS = (
+    ItemRow.id,
+    ItemRow.unit_id,
+    ItemRow.source_id,
+    ItemRow.version,
+    ItemRow.status,
+    ItemRow.target_folder,
+    ItemRow.target_ref,
+    ItemRow.fingerprint,
+    ItemRow.size,
+    ItemRow.meta,
+    ItemRow.last_error,
+    ItemRow.checksum,
+)
 
 
 def _unit_state(row: Unit) -> UnitState:
@@ -209,6 +226,24 @@ class Store:
             rows = s.scalars(select(ItemRow).where(ItemRow.unit_id == unit_id))
             return [_state(r) for r in rows]
 
+    def items_by_ref(self, unit_id: int, batch: int = 2000) -> Iterator[ItemState]:
+        """The unit's rows that name a target ref, in ascending ref order (as Python
+        compares strings; SQLite's BINARY collation of UTF-8 gives it), streamed in
+        batches of `batch`: memory stays flat whatever the unit's size (the database
+        sorts, SQLite spilling to temporary files)."""
+        ref = ItemRow.target_ref
+        if self.engine.dialect.name == "postgresql":  # code point order, as Python sorts
+            ref = ref.collate("C")  # type: ignore[assignment]
+        query = (
+            select(*_STATE_COLUMNS)
+            .where(ItemRow.unit_id == unit_id, ItemRow.target_ref.is_not(None))
+            .order_by(ref, ItemRow.id)
+            .execution_options(yield_per=batch)
+        )
+        with self.session() as s:
+            for row in s.execute(query):
+                yield _state(row)
+
     def item(self, row_id: int) -> ItemState | None:
         with self.session() as s:
             row = s.get(ItemRow, row_id)
@@ -219,8 +254,10 @@ class Store:
         with self.session() as s:
             for start in range(0, len(source_ids), 500):
                 chunk = source_ids[start : start + 500]
-                rows = s.scalars(
-                    select(ItemRow).where(ItemRow.unit_id == unit_id, ItemRow.source_id.in_(chunk))
+                rows = s.execute(
+                    select(*_STATE_COLUMNS).where(
+                        ItemRow.unit_id == unit_id, ItemRow.source_id.in_(chunk)
+                    )
                 )
                 found.update((r.source_id, _state(r)) for r in rows)
         return found

@@ -172,6 +172,10 @@ class GraphMailSource:
 
     async def listing(self, container: Container) -> list[Item]:
         """Every message of the folder with its Message-ID, size and last verb."""
+        return [item async for page in self.listing_pages(container) for item in page]
+
+    async def listing_pages(self, container: Container) -> AsyncIterator[list[Item]]:
+        """`listing` a page at a time."""
         params = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
             select=["id", "changeKey", "internetMessageId"],
             expand=[MESSAGE_PROPERTIES],
@@ -184,8 +188,8 @@ class GraphMailSource:
             RequestConfiguration(query_parameters=params)
         )
         call = Call(f"listing of {container.owner} {container.display_path}")
-        items: list[Item] = []
         async for page in self.client.pages(first, container.owner, call):
+            items: list[Item] = []
             for entry in page.get("value", []):
                 last_verb, size = _message_properties(entry)
                 meta = {
@@ -194,7 +198,7 @@ class GraphMailSource:
                     "lastVerb": last_verb,
                 }
                 items.append(Item(entry["id"], entry.get("changeKey") or "", meta))
-        return items
+            yield items
 
     async def aclose(self) -> None:
         """Close the client this source was given (its pool and credential)."""
