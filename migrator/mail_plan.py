@@ -1,8 +1,10 @@
 """The mail workload's part of `plan`: target folder names, request counts, findings.
 
 Findings an integrator shows the client before the move: folders that will be
-renamed on the target, hidden folders that are not carried, messages larger than
-the target accepts, drafts without a Message-ID (verified by digest instead).
+renamed on the target, hidden folders that are not carried and, in a deep plan
+(which lists every message of every folder), messages larger than the target
+accepts and drafts without a Message-ID (verified by digest instead). Counts and
+sizes are the folders' own (totalItemCount and size), read with the folder tree.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from ..mappings.mail_folders import escape_segment, join_folder, target_folder
 from .model import Container, Owner
-from .plan import Finding
+from .plan import Counted, Finding
 from .protocols import Source, Target
 
 # Requests per message: one `$value`; per page of the delta enumeration: one
@@ -23,6 +25,8 @@ PLAN_DELIMITER = "/"
 
 
 class MailPlanner:
+    counted: Counted = "inventory"
+
     def __init__(self, source: Source, target: Target, requests_per_second: float) -> None:
         self.source, self.target = source, target
         self.requests_per_second = requests_per_second
@@ -36,7 +40,9 @@ class MailPlanner:
         n = container.total_items
         return n + math.ceil(n / DELTA_PAGE) + 1
 
-    async def findings(self, owner: Owner, containers: list[Container]) -> list[Finding]:
+    async def findings(
+        self, owner: Owner, containers: list[Container], deep: bool
+    ) -> list[Finding]:
         found: list[Finding] = []
         hidden = getattr(self.source, "hidden_folders", None)
         if hidden is not None:
@@ -47,9 +53,12 @@ class MailPlanner:
         limit = self.target.capabilities.max_item_bytes
         for container in containers:
             found.extend(self._renamed(owner, container))
-            if container.total_items:
+            if deep and container.total_items:
                 found.extend(await self._items(owner, container, limit))
         return found
+
+    def forget(self, container: Container) -> None:
+        return None  # nothing is kept per folder
 
     def _renamed(self, owner: Owner, container: Container) -> list[Finding]:
         mapped = target_folder(container.path, _roles(container), {})
