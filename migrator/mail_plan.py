@@ -30,6 +30,16 @@ class MailPlanner:
     def __init__(self, source: Source, target: Target, requests_per_second: float) -> None:
         self.source, self.target = source, target
         self.requests_per_second = requests_per_second
+        self._hidden: dict[str, list[str]] = {}  # owner -> hidden folders, until its findings
+
+    async def containers(self, owner: Owner) -> list[Container]:
+        """The visible folders, and the hidden ones kept for `findings`: the tree is walked
+        once per owner, not once for each."""
+        tree = getattr(self.source, "folder_tree", None)
+        if tree is None:
+            return await self.source.containers(owner)
+        containers, self._hidden[owner.upn] = await tree(owner)
+        return list(containers)
 
     def target_name(self, container: Container) -> str:
         """The folder name on a server that has no SPECIAL-USE folders yet."""
@@ -44,9 +54,11 @@ class MailPlanner:
         self, owner: Owner, containers: list[Container], deep: bool
     ) -> list[Finding]:
         found: list[Finding] = []
-        hidden = getattr(self.source, "hidden_folders", None)
+        hidden = self._hidden.pop(owner.upn, None)
+        if hidden is None and hasattr(self.source, "hidden_folders"):
+            hidden = await self.source.hidden_folders(owner)
         if hidden is not None:
-            for name in await hidden(owner):
+            for name in hidden:
                 found.append(
                     Finding("info", "hidden-folder", owner.upn, name, "hidden folder, not carried")
                 )

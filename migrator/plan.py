@@ -193,7 +193,8 @@ async def assess_owner(
     workload: Workload, planner: Planner, owner: Owner, deep: bool
 ) -> tuple[list[PlanRow], list[Finding]]:
     """One owner's rows and findings for one workload."""
-    containers = await workload.source.containers(owner)
+    listed = getattr(planner, "containers", None)  # a planner that reads more at once
+    containers = await (listed or workload.source.containers)(owner)
     count = getattr(planner, "count", None)
     if count is not None:  # sources that cannot count cheaply in containers()
         containers = [
