@@ -38,7 +38,7 @@ from .calendar_data import (
 )
 from .mime import CONTACTS, FIRST_NAMES, LAST_NAMES, SUBJECTS
 from .recurrence import event_span, graph_time, occurrence_start, pattern_dates
-from .tenant import EPOCH, SandboxUser, change_key, stable_id
+from .tenant import EPOCH, SandboxUser, change_key, colleagues, stable_id
 
 JSON = dict[str, Any]
 
@@ -172,7 +172,7 @@ def generate_calendar_data(
     """Two calendars and two contact folders per user, filled deterministically from `seed`."""
     data = CalendarData()
     for index, user in enumerate(users):
-        _UserSeeder(data, seed, user, [u for u in users if u.id != user.id]).fill(
+        _UserSeeder(data, seed, user, colleagues(users, user.id)).fill(
             events_per_user, contacts_per_user, index
         )
     return data
@@ -628,8 +628,7 @@ def _change_event(
     if event.is_series:
         original = rng.choice(_open_occurrences(data, event) or [None])
         if original is not None:
-            colleagues = [u for u in users if u.id != event.user_id]
-            add_exception(data, event, original, rng, colleagues)
+            add_exception(data, event, original, rng, colleagues(users, event.user_id))
             return event.id
     what = rng.choice(("subject", "time", "body"))
     fields = copy.deepcopy(event.fields)

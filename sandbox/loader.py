@@ -47,6 +47,7 @@ from .tenant import (
     SandboxUser,
     Tenant,
     TenantSpec,
+    colleagues,
     message_from_recipe,
     stable_id,
 )
@@ -144,7 +145,7 @@ def generate_tenant(spec: TenantSpec) -> Tenant:
     users = _users(spec)
     large = _large_slots(spec)
     for index, user in enumerate(users):
-        others = [(u.display_name, u.mail) for u in users if u.id != user.id][:20]
+        others = [(u.display_name, u.mail) for u in colleagues(users, user.id)]
         _Mailbox(tenant, spec, index, user).fill([*others, *CONTACTS], large.get(index, set()))
     return tenant
 

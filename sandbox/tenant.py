@@ -44,9 +44,10 @@ import hashlib
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -186,6 +187,17 @@ def stable_id(prefix: str, *parts: object) -> str:
     """A base64url id derived from `parts`: the same parts always give the same id."""
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:30]
     return prefix + base64.urlsafe_b64encode(digest).decode("ascii")
+
+
+COLLEAGUES = 20  # the other users a generated user writes to, invites or shares with
+
+
+def colleagues(
+    users: Iterable[SandboxUser], user_id: str, limit: int = COLLEAGUES
+) -> list[SandboxUser]:
+    """The first `limit` users other than `user_id`, in the tenant's order: what one user's
+    generated mail, events and sharing name, in time independent of the tenant's size."""
+    return list(islice((u for u in users if u.id != user_id), limit))
 
 
 def change_key(message_id: str, seq: int) -> str:
