@@ -484,7 +484,8 @@ def serve(
             Tenant.load(from_dir)
             if from_dir is not None
             else Tenant.generate(
-                TenantSpec(seed=seed, users=users, messages=messages, large_messages=large)
+                TenantSpec(seed=seed, users=users, messages=messages, large_messages=large),
+                lazy=True,  # each user's content when first asked for: starts at once
             )
         )
     except ValueError as exc:
