@@ -145,9 +145,17 @@ def doctor(ctx: click.Context) -> None:
     is_flag=True,
     help="Also check every message and event (requests in proportion to the items).",
 )
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run the --deep checks for one owner in N only (the 1st, the N+1th...).",
+)
 @click.pass_context
 @reported
-def plan(ctx: click.Context, as_json: bool, csv_path: Path | None, deep: bool) -> None:
+def plan(
+    ctx: click.Context, as_json: bool, csv_path: Path | None, deep: bool, sample: int | None
+) -> None:
     """Dry run: inventory, findings and a time estimate. Writes nothing to the target."""
     config = _config(ctx)
     with contextlib.ExitStack() as stack:
@@ -161,9 +169,9 @@ def plan(ctx: click.Context, as_json: bool, csv_path: Path | None, deep: bool) -
         if as_json:  # rows are written as owners finish: memory stays flat
             writer = JsonPlanWriter(sys.stdout)
             sinks = Sinks(writer, *([csv_writer] if csv_writer else []))
-            writer.close(asyncio.run(operations.plan(config, deep, sinks)))
+            writer.close(asyncio.run(operations.plan(config, deep, sinks, sample or 0)))
             return
-        result = asyncio.run(operations.plan(config, deep))
+        result = asyncio.run(operations.plan(config, deep, sample=sample or 0))
         if csv_writer is not None:
             csv_writer.owner_done(result.rows, [])
     table = Table(title="Plan")

@@ -264,12 +264,16 @@ async def check(config: Config) -> dict[str, VerifyReport]:
             store.engine.dispose()
 
 
-async def plan(config: Config, deep: bool = False, sink: PlanSink | None = None) -> Plan:
+async def plan(
+    config: Config, deep: bool = False, sink: PlanSink | None = None, sample: int = 0
+) -> Plan:
     """`plan`: inventory and findings; touches neither the state nor the target's data.
-    `deep` adds the item-by-item findings; `sink` takes rows and findings as owners finish."""
+    `deep` adds the item-by-item findings (`sample` = N: for one owner in N); `sink` takes
+    rows and findings as owners finish."""
     async with assemble(config) as assembled:
+        options, users = run_options(config), config.users_file
         return await make_plan(
-            assembled.planned, run_options(config), config.users_file, deep=deep, sink=sink
+            assembled.planned, options, users, deep=deep, sample=sample, sink=sink
         )
 
 

@@ -6,7 +6,8 @@ listing per container (calendars, address books, drives, channels; a recurring s
 counts as one item, never expanded), and findings are those the listings already show.
 `deep` adds each workload's item-by-item checks (every message listed for oversize
 items and missing Message-IDs, every event read with its occurrences), which cost
-requests in proportion to the items.
+requests in proportion to the items; `sample` = N runs them for one owner in N only
+(the first, the N+1th...): a view of what the deep checks find at a fraction of it.
 
 Owners are assessed `owner_concurrency` at a time and handed to a `PlanSink` in the
 tenant's order as they finish, so outputs can be written while the plan goes on and
@@ -73,6 +74,7 @@ class Plan:
     owner_concurrency: int = 1
     estimate_seconds: float = 0.0
     deep: bool = False
+    sample: int = 0  # deep checks for one owner in this many; 0: none (or all when deep)
     items: int = 0
     bytes: int = 0
     requests: int = 0
@@ -94,7 +96,8 @@ class Plan:
             "bytes": self.bytes,
             "requests": self.requests,
             "estimate_seconds": round(self.estimate_seconds, 1),
-            "tier": "deep" if self.deep else "inventory",
+            "tier": "deep" if self.deep else "sampled" if self.sample else "inventory",
+            **({"deep_one_owner_in": self.sample} if self.sample and not self.deep else {}),
             "assumptions": {
                 "requests_per_second_per_owner": self.requests_per_second,
                 "owner_concurrency": self.owner_concurrency,
@@ -226,11 +229,12 @@ async def make_plan(
     users: UsersFile | None = None,
     *,
     deep: bool = False,
+    sample: int = 0,
     sink: PlanSink | None = None,
 ) -> Plan:
     """Assess every selected owner of every workload. Rows and findings go to `sink`
     as owners finish, or into the returned plan when there is none."""
-    plan = Plan(owner_concurrency=options.owner_concurrency, deep=deep)
+    plan = Plan(owner_concurrency=options.owner_concurrency, deep=deep, sample=sample)
     per_owner: list[int] = []
     selected = await owners_of([w for w, _ in workloads], options, users)
 
@@ -250,11 +254,13 @@ async def make_plan(
         plan.requests_per_second = planner.requests_per_second
 
         async def assess(
-            owner: Owner, workload: Workload = workload, planner: Planner = planner
+            numbered: tuple[int, Owner], workload: Workload = workload, planner: Planner = planner
         ) -> tuple[list[PlanRow], list[Finding]]:
-            return await assess_owner(workload, planner, owner, deep)
+            index, owner = numbered
+            checked = deep or (sample > 0 and index % sample == 0)
+            return await assess_owner(workload, planner, owner, checked)
 
-        await in_order(owners, assess, options.owner_concurrency, emit)
+        await in_order(enumerate(owners), assess, options.owner_concurrency, emit)
     plan.estimate_seconds = estimate_seconds(
         per_owner, plan.requests_per_second, options.owner_concurrency
     )

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from hirondelle.cli import main
 from hirondelle.migrator import operations
 from hirondelle.migrator.demo import SECRET_ENV, demo_config
-from hirondelle.migrator.plan import in_order
+from hirondelle.migrator.plan import Plan, in_order
 from hirondelle.sandbox.server import SandboxServer
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
 
@@ -76,6 +76,24 @@ def test_the_inventory_reads_no_event_and_says_where_counts_come_from(
     deep_only = {f.kind for f in deep.findings} - {f.kind for f in inventory.findings}
     assert "no-message-id" in deep_only  # drafts: found by listing every message
     assert set(inventory.findings) <= set(deep.findings)
+
+
+def test_a_sample_runs_the_deep_checks_for_one_owner_in_n(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = demo_config(sandbox, tmp_path)
+    deep = asyncio.run(operations.plan(config, deep=True))
+    sampled = asyncio.run(operations.plan(config, sample=2))
+    first, second = (user.upn for user in sandbox.tenant.users)
+
+    def drafts(plan: Plan) -> set[str]:
+        return {f.owner for f in plan.findings if f.kind == "no-message-id"}
+
+    assert drafts(deep) == {first, second}
+    assert drafts(sampled) == {first}  # the 1st owner of every two
+    assert sampled.summary()["tier"] == "sampled"
+    assert sampled.summary()["deep_one_owner_in"] == 2
+    assert sampled.rows == deep.rows
 
 
 def test_json_and_csv_are_streamed_with_the_collected_plans_content(
