@@ -1,7 +1,9 @@
 """Where `plan` writes its rows as owners finish: JSON and CSV, streamed.
 
 A plan of ten thousand owners has hundreds of thousands of rows; each writer puts
-a row out when its owner is done and keeps nothing of it, so memory stays flat.
+a row out when its owner is done and keeps nothing of it, so memory stays flat. The
+JSON starts with the first owner, so a plan refused before (a bad users file, Graph
+unreachable) writes nothing to it.
 The JSON document holds the same keys as `Plan.as_dict` (the summary keys come
 last, since the totals are known only at the end): `containers` is written as it
 goes, findings wait in a temporary file until the containers are all out.
@@ -51,9 +53,15 @@ class JsonPlanWriter:
         self.findings: IO[str] = tempfile.TemporaryFile("w+", encoding="utf-8")
         self.rows = 0
         self.finding_count = 0
-        out.write('{\n  "containers": [')
+        self.started = False  # nothing is written before the first owner is assessed
+
+    def _start(self) -> None:
+        if not self.started:
+            self.out.write('{\n  "containers": [')
+            self.started = True
 
     def owner_done(self, rows: list[PlanRow], findings: list[Finding]) -> None:
+        self._start()
         for row in rows:
             self.out.write(("," if self.rows else "") + "\n    " + _line(asdict(row)))
             self.rows += 1
@@ -64,6 +72,7 @@ class JsonPlanWriter:
 
     def close(self, plan: Plan) -> None:
         """The findings, then the plan's totals, and the document's end."""
+        self._start()
         self.out.write("\n  ],\n  " + '"findings": [')
         self.findings.seek(0)
         shutil.copyfileobj(self.findings, self.out)

@@ -115,6 +115,18 @@ def test_json_and_csv_are_streamed_with_the_collected_plans_content(
     assert {r["counted"] for r in rows} == {"inventory", "listing"}
 
 
+def test_a_plan_refused_before_any_owner_writes_no_json(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    (tmp_path / "users.csv").write_text("nobody@contoso.test,nobody\n", encoding="utf-8")
+    tables = {**config_source(sandbox), "users": {"file": "users.csv"}}
+    (tmp_path / "hirondelle.toml").write_text(_toml(tables), encoding="utf-8")
+    result = CliRunner().invoke(main, ["-c", str(tmp_path / "hirondelle.toml"), "plan", "--json"])
+    assert result.exit_code == 2
+    assert "nobody@contoso.test" in result.output  # the message names the row
+    assert "{" not in result.output  # and no half document precedes it
+
+
 def test_owners_are_emitted_in_order_whatever_order_they_finish_in() -> None:
     async def scenario() -> list[str]:
         gates = {name: asyncio.Event() for name in "abcd"}
