@@ -8,9 +8,8 @@ unreachable); 4 another run holds the state lock; 130 interrupted.
 from __future__ import annotations
 
 import asyncio
-import csv
+import contextlib
 import functools
-import io
 import json
 import logging
 import sys
@@ -26,6 +25,7 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from .migrator import operations
 from .migrator.config import Config, load_config
 from .migrator.errors import ConfigError, HirondelleError, LockedError
+from .migrator.plan_output import CsvPlanWriter, JsonPlanWriter, Sinks
 from .migrator.progress import ProgressReporter
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -140,23 +140,40 @@ def doctor(ctx: click.Context) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the per-folder inventory as CSV to this file.",
 )
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also check every message and event (requests in proportion to the items).",
+)
+@click.option(
+    "--sample",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Run the --deep checks for one owner in N only (the 1st, the N+1th...).",
+)
 @click.pass_context
 @reported
-def plan(ctx: click.Context, as_json: bool, csv_path: Path | None) -> None:
+def plan(
+    ctx: click.Context, as_json: bool, csv_path: Path | None, deep: bool, sample: int | None
+) -> None:
     """Dry run: inventory, findings and a time estimate. Writes nothing to the target."""
     config = _config(ctx)
-    if csv_path is not None:  # found unwritable now, not after a long scan
-        try:
-            csv_path.touch()
-        except OSError as exc:
-            raise ConfigError("--csv", f"cannot write {csv_path}: {exc.strerror}") from None
-    result = asyncio.run(operations.plan(config))
-    data = result.as_dict()
-    if csv_path is not None:
-        csv_path.write_text(_plan_csv(data), encoding="utf-8")
-    if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
-        return
+    with contextlib.ExitStack() as stack:
+        csv_writer = None
+        if csv_path is not None:  # found unwritable now, not after a long scan
+            try:
+                csv_file = stack.enter_context(open(csv_path, "w", encoding="utf-8", newline=""))
+            except OSError as exc:
+                raise ConfigError("--csv", f"cannot write {csv_path}: {exc.strerror}") from None
+            csv_writer = CsvPlanWriter(csv_file)
+        if as_json:  # rows are written as owners finish: memory stays flat
+            writer = JsonPlanWriter(sys.stdout)
+            sinks = Sinks(writer, *([csv_writer] if csv_writer else []))
+            writer.close(asyncio.run(operations.plan(config, deep, sinks, sample or 0)))
+            return
+        result = asyncio.run(operations.plan(config, deep, sample=sample or 0))
+        if csv_writer is not None:
+            csv_writer.owner_done(result.rows, [])
     table = Table(title="Plan")
     for column in ("owner", "folder", "target", "items", "MB"):
         table.add_column(column, justify="right" if column in ("items", "MB") else "left")
@@ -178,15 +195,6 @@ def plan(ctx: click.Context, as_json: bool, csv_path: Path | None) -> None:
         f"{result.requests_per_second:.1f} Graph requests/s per mailbox, "
         f"{result.owner_concurrency} mailboxes at once"
     )
-
-
-def _plan_csv(data: dict[str, Any]) -> str:
-    buffer = io.StringIO()
-    rows = data["containers"]
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else ["workload"])
-    writer.writeheader()
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 def _duration(seconds: float) -> str:
@@ -484,7 +492,8 @@ def serve(
             Tenant.load(from_dir)
             if from_dir is not None
             else Tenant.generate(
-                TenantSpec(seed=seed, users=users, messages=messages, large_messages=large)
+                TenantSpec(seed=seed, users=users, messages=messages, large_messages=large),
+                lazy=True,  # each user's content when first asked for: starts at once
             )
         )
     except ValueError as exc:

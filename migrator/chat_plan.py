@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections import Counter
 
 from .model import Container, Item, Owner
-from .plan import Finding
+from .plan import Counted, Finding
 from .protocols import Source
 
 
 class ChatPlanner:
+    counted: Counted = "listing"
+
     def __init__(self, source: Source, requests_per_second: float) -> None:
         self.source, self.requests_per_second = source, requests_per_second
         self._listings: dict[str, list[Item]] = {}
@@ -34,7 +36,13 @@ class ChatPlanner:
         roots = sum(1 for i in items if i.meta.get("rootId") == i.source_id)
         return roots // 50 + roots + 2  # pages of 50 roots, a replies read per thread
 
-    async def findings(self, owner: Owner, containers: list[Container]) -> list[Finding]:
+    def forget(self, container: Container) -> None:
+        self._listings.pop(container.source_id, None)
+
+    async def findings(
+        self, owner: Owner, containers: list[Container], deep: bool
+    ) -> list[Finding]:
+        """The same in both tiers: they come from the listing the counts need."""
         found: list[Finding] = []
         for container in containers:
             items = await self._listing(container)

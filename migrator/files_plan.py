@@ -11,11 +11,13 @@ from __future__ import annotations
 from ..mappings.file_names import NameRules
 from ..mappings.files import LIBRARY_ROLE, drive_findings, sharepoint_findings
 from .model import Container, Item, Owner
-from .plan import Finding
+from .plan import Counted, Finding
 from .protocols import Source
 
 
 class FilesPlanner:
+    counted: Counted = "listing"
+
     def __init__(
         self,
         source: Source,
@@ -43,7 +45,13 @@ class FilesPlanner:
         items = self._listings.get(container.source_id, [])
         return len(items) + len(items) // 999 + 2
 
-    async def findings(self, owner: Owner, containers: list[Container]) -> list[Finding]:
+    def forget(self, container: Container) -> None:
+        self._listings.pop(container.source_id, None)
+
+    async def findings(
+        self, owner: Owner, containers: list[Container], deep: bool
+    ) -> list[Finding]:
+        """The same in both tiers: they come from the listing the counts need."""
         found: list[Finding] = []
         for container in containers:
             items = await self._listing(container)

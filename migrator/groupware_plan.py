@@ -1,10 +1,11 @@
 """The calendar and contacts part of `plan`: counts per calendar/address book, findings.
 
 Counts come from the source's listing (one request per page of events or
-contacts). For calendars, each event is also read and checked by the pure
+contacts; a recurring series is one item, its occurrences are not expanded). In a
+deep plan each event is also read with its occurrences and checked by the pure
 `event_findings` (time zones without an IANA name, recurrences iCalendar cannot
-express, attendees without an address): calendars are small, and this is the
-only way to say before the move what will not be carried exactly.
+express, attendees without an address): the only way to say before the move what
+will not be carried exactly, at a few requests per event.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable
 from ..mappings.calendar import event_findings
 from .errors import SkipItem
 from .model import Container, Owner
-from .plan import Finding
+from .plan import Counted, Finding
 from .protocols import Source
 
 FINDINGS_LIMIT = 2000  # events read per calendar for findings; beyond, said so
@@ -30,6 +31,8 @@ def calendar_findings(content: bytes) -> list[str]:
 
 
 class GroupwarePlanner:
+    counted: Counted = "listing"
+
     def __init__(
         self,
         source: Source,
@@ -53,9 +56,14 @@ class GroupwarePlanner:
         items = container.total_items or self._counts.get(container.source_id, 0)
         return items * self.requests_per_item + 2
 
-    async def findings(self, owner: Owner, containers: list[Container]) -> list[Finding]:
+    def forget(self, container: Container) -> None:
+        self._counts.pop(container.source_id, None)
+
+    async def findings(
+        self, owner: Owner, containers: list[Container], deep: bool
+    ) -> list[Finding]:
         found: list[Finding] = []
-        if self.findings_of is None:
+        if self.findings_of is None or not deep:
             return found
         for container in containers:
             items = await self.source.listing(container)

@@ -1,8 +1,10 @@
 """The mail workload's part of `plan`: target folder names, request counts, findings.
 
 Findings an integrator shows the client before the move: folders that will be
-renamed on the target, hidden folders that are not carried, messages larger than
-the target accepts, drafts without a Message-ID (verified by digest instead).
+renamed on the target, hidden folders that are not carried and, in a deep plan
+(which lists every message of every folder), messages larger than the target
+accepts and drafts without a Message-ID (verified by digest instead). Counts and
+sizes are the folders' own (totalItemCount and size), read with the folder tree.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from ..mappings.mail_folders import escape_segment, join_folder, target_folder
 from .model import Container, Owner
-from .plan import Finding
+from .plan import Counted, Finding
 from .protocols import Source, Target
 
 # Requests per message: one `$value`; per page of the delta enumeration: one
@@ -23,9 +25,21 @@ PLAN_DELIMITER = "/"
 
 
 class MailPlanner:
+    counted: Counted = "inventory"
+
     def __init__(self, source: Source, target: Target, requests_per_second: float) -> None:
         self.source, self.target = source, target
         self.requests_per_second = requests_per_second
+        self._hidden: dict[str, list[str]] = {}  # owner -> hidden folders, until its findings
+
+    async def containers(self, owner: Owner) -> list[Container]:
+        """The visible folders, and the hidden ones kept for `findings`: the tree is walked
+        once per owner, not once for each."""
+        tree = getattr(self.source, "folder_tree", None)
+        if tree is None:
+            return await self.source.containers(owner)
+        containers, self._hidden[owner.upn] = await tree(owner)
+        return list(containers)
 
     def target_name(self, container: Container) -> str:
         """The folder name on a server that has no SPECIAL-USE folders yet."""
@@ -36,20 +50,27 @@ class MailPlanner:
         n = container.total_items
         return n + math.ceil(n / DELTA_PAGE) + 1
 
-    async def findings(self, owner: Owner, containers: list[Container]) -> list[Finding]:
+    async def findings(
+        self, owner: Owner, containers: list[Container], deep: bool
+    ) -> list[Finding]:
         found: list[Finding] = []
-        hidden = getattr(self.source, "hidden_folders", None)
+        hidden = self._hidden.pop(owner.upn, None)
+        if hidden is None and hasattr(self.source, "hidden_folders"):
+            hidden = await self.source.hidden_folders(owner)
         if hidden is not None:
-            for name in await hidden(owner):
+            for name in hidden:
                 found.append(
                     Finding("info", "hidden-folder", owner.upn, name, "hidden folder, not carried")
                 )
         limit = self.target.capabilities.max_item_bytes
         for container in containers:
             found.extend(self._renamed(owner, container))
-            if container.total_items:
+            if deep and container.total_items:
                 found.extend(await self._items(owner, container, limit))
         return found
+
+    def forget(self, container: Container) -> None:
+        return None  # nothing is kept per folder
 
     def _renamed(self, owner: Owner, container: Container) -> list[Finding]:
         mapped = target_folder(container.path, _roles(container), {})

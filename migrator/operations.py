@@ -33,7 +33,7 @@ from .coordinator import (
 from .errors import ConfigError, FatalError, HirondelleError
 from .ledger import Tally
 from .model import Owner
-from .plan import Plan, make_plan
+from .plan import Plan, PlanSink, make_plan
 from .registry import assemble
 from .selection import owners_of
 from .verify import VerifyReport, verify
@@ -264,10 +264,17 @@ async def check(config: Config) -> dict[str, VerifyReport]:
             store.engine.dispose()
 
 
-async def plan(config: Config) -> Plan:
-    """`plan`: inventory and findings; touches neither the state nor the target's data."""
+async def plan(
+    config: Config, deep: bool = False, sink: PlanSink | None = None, sample: int = 0
+) -> Plan:
+    """`plan`: inventory and findings; touches neither the state nor the target's data.
+    `deep` adds the item-by-item findings (`sample` = N: for one owner in N); `sink` takes
+    rows and findings as owners finish."""
     async with assemble(config) as assembled:
-        return await make_plan(assembled.planned, run_options(config), config.users_file)
+        options, users = run_options(config), config.users_file
+        return await make_plan(
+            assembled.planned, options, users, deep=deep, sample=sample, sink=sink
+        )
 
 
 async def doctor(config: Config) -> list[tuple[str, bool, str]]:

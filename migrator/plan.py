@@ -1,21 +1,39 @@
 """`plan`: a dry run. Inventory, findings and a time estimate; nothing is written.
 
-Counts and sizes come from cheap container calls; findings come from each
-workload's planner (oversize items, renamed folders, what will not be carried).
-The estimate is bound by Graph's per-owner request budget: owners run
-`owner_concurrency` at a time, each at most at its budget's request rate.
+Two tiers. The inventory (the default) costs a few requests per owner: counts and
+sizes come from container calls (a mail folder's totalItemCount and size) or from one
+listing per container (calendars, address books, drives, channels; a recurring series
+counts as one item, never expanded), and findings are those the listings already show.
+`deep` adds each workload's item-by-item checks (every message listed for oversize
+items and missing Message-IDs, every event read with its occurrences), which cost
+requests in proportion to the items; `sample` = N runs them for one owner in N only
+(the first, the N+1th...): a view of what the deep checks find at a fraction of it.
+
+Owners are assessed `owner_concurrency` at a time and handed to a `PlanSink` in the
+tenant's order as they finish, so outputs can be written while the plan goes on and
+memory stays flat whatever the tenant's size. The estimate is bound by Graph's
+per-owner request budget: owners run `owner_concurrency` at a time, each at most at
+its budget's request rate.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Protocol
+from typing import Literal, Protocol, TypeVar
 
 from .model import Container, Owner
 from .selection import UsersFile, owners_of
 from .workload import RunOptions, Workload
+
+T = TypeVar("T")
+K = TypeVar("K")
+
+# Where a row's `items` and `bytes` come from: "inventory", the container's own
+# counters as Graph reports them (a mail folder's totalItemCount and size), or
+# "listing", counted from a listing of the container read by the plan.
+Counted = Literal["inventory", "listing"]
 
 
 @dataclass(frozen=True)
@@ -35,37 +53,61 @@ class PlanRow:
     target: str
     items: int
     bytes: int
-    requests: int
+    requests: int  # an estimate: what the run will ask of Graph for this container
+    counted: Counted = "listing"
+
+
+class PlanSink(Protocol):
+    """Where each owner's rows and findings go once the owner is assessed."""
+
+    def owner_done(self, rows: list[PlanRow], findings: list[Finding]) -> None: ...
 
 
 @dataclass
 class Plan:
+    """The plan's totals; its rows and findings too when no other sink took them."""
+
     rows: list[PlanRow] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     owners: int = 0
     requests_per_second: float = 0.0
     owner_concurrency: int = 1
     estimate_seconds: float = 0.0
+    deep: bool = False
+    sample: int = 0  # deep checks for one owner in this many; 0: none (or all when deep)
+    items: int = 0
+    bytes: int = 0
+    requests: int = 0
+    containers: int = 0
+    finding_count: int = 0
 
-    @property
-    def items(self) -> int:
-        return sum(r.items for r in self.rows)
+    def count(self, rows: list[PlanRow], findings: list[Finding]) -> None:
+        self.items += sum(r.items for r in rows)
+        self.bytes += sum(r.bytes for r in rows)
+        self.requests += sum(r.requests for r in rows)
+        self.containers += len(rows)
+        self.finding_count += len(findings)
 
-    @property
-    def bytes(self) -> int:
-        return sum(r.bytes for r in self.rows)
-
-    def as_dict(self) -> dict[str, object]:
+    def summary(self) -> dict[str, object]:
+        """Every figure but the rows and findings."""
         return {
             "owners": self.owners,
             "items": self.items,
             "bytes": self.bytes,
-            "requests": sum(r.requests for r in self.rows),
+            "requests": self.requests,
             "estimate_seconds": round(self.estimate_seconds, 1),
+            "tier": "deep" if self.deep else "sampled" if self.sample else "inventory",
+            **({"deep_one_owner_in": self.sample} if self.sample and not self.deep else {}),
             "assumptions": {
                 "requests_per_second_per_owner": self.requests_per_second,
                 "owner_concurrency": self.owner_concurrency,
             },
+            "estimated": ["requests", "estimate_seconds"],
+        }
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            **self.summary(),
             "containers": [asdict(r) for r in self.rows],
             "findings": [asdict(f) for f in self.findings],
         }
@@ -75,12 +117,19 @@ class Planner(Protocol):
     """A workload's part of the plan."""
 
     requests_per_second: float  # the source budget's sustained rate per owner
+    counted: Counted  # where its rows' counts come from
 
     def target_name(self, container: Container) -> str: ...
 
     def requests(self, container: Container) -> int: ...
 
-    async def findings(self, owner: Owner, containers: list[Container]) -> list[Finding]: ...
+    async def findings(
+        self, owner: Owner, containers: list[Container], deep: bool
+    ) -> list[Finding]: ...
+
+    def forget(self, container: Container) -> None:
+        """Drop what was read about the container: the plan is done with it."""
+        ...
 
 
 def estimate_seconds(owner_requests: list[int], rate: float, concurrency: int) -> float:
@@ -119,53 +168,99 @@ def collisions(
     return found
 
 
+async def in_order(
+    owners: Iterable[K],
+    assess: Callable[[K], Awaitable[T]],
+    concurrency: int,
+    emit: Callable[[T], None],
+) -> None:
+    """`assess` every owner, `concurrency` at a time; `emit` each result in the owners'
+    order as soon as it and those before it are done (only results waiting for a slower
+    owner before them are held)."""
+    queue = iter(enumerate(owners))
+    done: dict[int, T] = {}
+    next_index = 0
+
+    async def worker() -> None:
+        nonlocal next_index
+        for index, owner in queue:
+            done[index] = await assess(owner)
+            while next_index in done:
+                emit(done.pop(next_index))
+                next_index += 1
+
+    await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+
+
+async def assess_owner(
+    workload: Workload, planner: Planner, owner: Owner, deep: bool
+) -> tuple[list[PlanRow], list[Finding]]:
+    """One owner's rows and findings for one workload."""
+    listed = getattr(planner, "containers", None)  # a planner that reads more at once
+    containers = await (listed or workload.source.containers)(owner)
+    count = getattr(planner, "count", None)
+    if count is not None:  # sources that cannot count cheaply in containers()
+        containers = [
+            c if c.total_items else replace(c, total_items=await count(c)) for c in containers
+        ]
+    rows = [
+        PlanRow(
+            workload.name,
+            owner.upn,
+            c.display_path,
+            planner.target_name(c),
+            c.total_items,
+            c.size_bytes,
+            planner.requests(c),
+            planner.counted,
+        )
+        for c in containers
+    ]
+    found = collisions(owner, containers, planner.target_name)
+    found += await planner.findings(owner, containers, deep)
+    for container in containers:
+        planner.forget(container)
+    return rows, found
+
+
 async def make_plan(
     workloads: list[tuple[Workload, Planner]],
     options: RunOptions,
     users: UsersFile | None = None,
+    *,
+    deep: bool = False,
+    sample: int = 0,
+    sink: PlanSink | None = None,
 ) -> Plan:
-    plan = Plan(owner_concurrency=options.owner_concurrency)
+    """Assess every selected owner of every workload. Rows and findings go to `sink`
+    as owners finish, or into the returned plan when there is none."""
+    plan = Plan(owner_concurrency=options.owner_concurrency, deep=deep, sample=sample)
     per_owner: list[int] = []
     selected = await owners_of([w for w, _ in workloads], options, users)
+
+    def emit(result: tuple[list[PlanRow], list[Finding]]) -> None:
+        rows, findings = result
+        plan.count(rows, findings)
+        per_owner.append(sum(r.requests for r in rows))
+        if sink is None:
+            plan.rows.extend(rows)
+            plan.findings.extend(findings)
+        else:
+            sink.owner_done(rows, findings)
+
     for workload, planner in workloads:
         owners = selected[workload.name]
         plan.owners = max(plan.owners, len(owners))
         plan.requests_per_second = planner.requests_per_second
-        gate = asyncio.Semaphore(options.owner_concurrency)
 
         async def assess(
-            owner: Owner,
-            workload: Workload = workload,
-            planner: Planner = planner,
-            gate: asyncio.Semaphore = gate,
+            numbered: tuple[int, Owner], workload: Workload = workload, planner: Planner = planner
         ) -> tuple[list[PlanRow], list[Finding]]:
-            async with gate:
-                containers = await workload.source.containers(owner)
-                count = getattr(planner, "count", None)
-                if count is not None:  # sources that cannot count cheaply in containers()
-                    containers = [
-                        c if c.total_items else replace(c, total_items=await count(c))
-                        for c in containers
-                    ]
-                rows = [
-                    PlanRow(
-                        workload.name,
-                        owner.upn,
-                        c.display_path,
-                        planner.target_name(c),
-                        c.total_items,
-                        c.size_bytes,
-                        planner.requests(c),
-                    )
-                    for c in containers
-                ]
-                clashes = collisions(owner, containers, planner.target_name)
-                return rows, clashes + await planner.findings(owner, containers)
+            index, owner = numbered
+            checked = deep or (sample > 0 and index % sample == 0)
+            return await assess_owner(workload, planner, owner, checked)
 
-        for rows, findings in await asyncio.gather(*(assess(o) for o in owners)):
-            plan.rows.extend(rows)
-            plan.findings.extend(findings)
-            per_owner.append(sum(r.requests for r in rows))
+        await in_order(enumerate(owners), assess, options.owner_concurrency, emit)
     plan.estimate_seconds = estimate_seconds(
         per_owner, plan.requests_per_second, options.owner_concurrency
     )

@@ -15,6 +15,7 @@ import copy
 import random
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from html import escape
@@ -38,7 +39,7 @@ from .calendar_data import (
 )
 from .mime import CONTACTS, FIRST_NAMES, LAST_NAMES, SUBJECTS
 from .recurrence import event_span, graph_time, occurrence_start, pattern_dates
-from .tenant import EPOCH, SandboxUser, change_key, stable_id
+from .tenant import EPOCH, SandboxUser, change_key, colleagues, stable_id
 
 JSON = dict[str, Any]
 
@@ -171,11 +172,29 @@ def generate_calendar_data(
 ) -> CalendarData:
     """Two calendars and two contact folders per user, filled deterministically from `seed`."""
     data = CalendarData()
-    for index, user in enumerate(users):
-        _UserSeeder(data, seed, user, [u for u in users if u.id != user.id]).fill(
-            events_per_user, contacts_per_user, index
-        )
+    fill = calendar_filler(data, seed, users, events_per_user, contacts_per_user)
+    for index in range(len(users)):
+        fill(index)
     return data
+
+
+def calendar_filler(
+    data: CalendarData,
+    seed: int,
+    users: list[SandboxUser],
+    events_per_user: int,
+    contacts_per_user: int,
+) -> Callable[[int], None]:
+    """What fills the calendars and contacts of the user at an index into `data`; users
+    filled in index order get the same events, ids and sequence numbers whenever it
+    happens."""
+
+    def fill(index: int) -> None:
+        user = users[index]
+        seeder = _UserSeeder(data, seed, user, colleagues(users, user.id))
+        seeder.fill(events_per_user, contacts_per_user, index)
+
+    return fill
 
 
 class _UserSeeder:
@@ -628,8 +647,7 @@ def _change_event(
     if event.is_series:
         original = rng.choice(_open_occurrences(data, event) or [None])
         if original is not None:
-            colleagues = [u for u in users if u.id != event.user_id]
-            add_exception(data, event, original, rng, colleagues)
+            add_exception(data, event, original, rng, colleagues(users, event.user_id))
             return event.id
     what = rng.choice(("subject", "time", "body"))
     fields = copy.deepcopy(event.fields)

@@ -269,6 +269,7 @@ class SandboxDrives:
         self._lock = threading.RLock()
         self.sites: list[SandboxSite] = []
         self.drives: list[SandboxDrive] = []
+        self._by_id: dict[str, SandboxDrive] = {}  # every drive by id: a lookup per request
         self.user_drives: dict[str, str] = {}  # user id -> drive id
         self._items: dict[str, dict[str, DriveItem]] = {}  # drive id -> item id -> item
         self._tombstones: dict[str, list[Tombstone]] = {}
@@ -295,6 +296,7 @@ class SandboxDrives:
     def add_drive(self, drive: SandboxDrive, created: datetime) -> None:
         with self._lock:
             self.drives.append(drive)
+            self._by_id[drive.id] = drive
             self._items[drive.id] = {}
             self._tombstones[drive.id] = []
             self.add_item(drive.id, drive.root_id, "root", None, "root", created)
@@ -346,10 +348,7 @@ class SandboxDrives:
         raise KeyError(key)
 
     def drive(self, key: str) -> SandboxDrive:
-        for drive in self.drives:
-            if drive.id == key:
-                return drive
-        raise KeyError(key)
+        return self._by_id[key]
 
     def site_drives(self, site_id: str) -> list[SandboxDrive]:
         return [d for d in self.drives if d.site_id == site_id]

@@ -229,7 +229,9 @@ class _Layout:
     def _files(self, drive: SandboxDrive, homes: dict[str, str]) -> None:
         """The regular files, spread over the folders; a few with versions or sharing."""
         places = sorted(homes)
-        others = [u for u in self.users if u.id != drive.owner_id]
+        from .tenant import colleagues  # the tenant builds on this module: import when used
+
+        others = colleagues(self.users, drive.owner_id, 2)  # the most a drive shares with
         for number in range(self.spec.files_per_drive):  # type: ignore[attr-defined]
             stem, extension = _STEMS[number % len(_STEMS)]
             home = homes[self.rng.choice(places)]

@@ -17,6 +17,7 @@ import random
 import re
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email import policy
@@ -47,6 +48,7 @@ from .tenant import (
     SandboxUser,
     Tenant,
     TenantSpec,
+    colleagues,
     message_from_recipe,
     stable_id,
 )
@@ -138,15 +140,21 @@ _COPY_OF = {8: 0}  # showcase 8 is showcase 0 copied into another folder: same M
 _REPLY_TO = {6: 0}  # showcase 6 answers showcase 0
 
 
-def generate_tenant(spec: TenantSpec) -> Tenant:
-    """Users, folders and messages for `spec`; the same spec gives the same tenant."""
+def generate_tenant(spec: TenantSpec) -> tuple[Tenant, Callable[[int], None]]:
+    """Users and folders for `spec`, and what fills the messages of the user at an index.
+
+    Users filled in index order get the same messages, ids and sequence numbers whenever
+    it happens: the same spec gives the same tenant."""
     tenant = Tenant(seed=spec.seed, spec=spec)
     users = _users(spec)
     large = _large_slots(spec)
-    for index, user in enumerate(users):
-        others = [(u.display_name, u.mail) for u in users if u.id != user.id][:20]
-        _Mailbox(tenant, spec, index, user).fill([*others, *CONTACTS], large.get(index, set()))
-    return tenant
+    mailboxes = {index: _Mailbox(tenant, spec, index, user) for index, user in enumerate(users)}
+
+    def fill(index: int) -> None:
+        others = [(u.display_name, u.mail) for u in colleagues(users, users[index].id)]
+        mailboxes.pop(index).fill([*others, *CONTACTS], large.get(index, set()))
+
+    return tenant, fill
 
 
 def _users(spec: TenantSpec) -> list[SandboxUser]:

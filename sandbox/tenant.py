@@ -44,9 +44,10 @@ import hashlib
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -188,6 +189,17 @@ def stable_id(prefix: str, *parts: object) -> str:
     return prefix + base64.urlsafe_b64encode(digest).decode("ascii")
 
 
+COLLEAGUES = 20  # the other users a generated user writes to, invites or shares with
+
+
+def colleagues(
+    users: Iterable[SandboxUser], user_id: str, limit: int = COLLEAGUES
+) -> list[SandboxUser]:
+    """The first `limit` users other than `user_id`, in the tenant's order: what one user's
+    generated mail, events and sharing name, in time independent of the tenant's size."""
+    return list(islice((u for u in users if u.id != user_id), limit))
+
+
 def change_key(message_id: str, seq: int) -> str:
     """A short version stamp that differs for every (message, change) pair."""
     digest = hashlib.sha256(f"{message_id}|{seq}".encode()).digest()[:12]
@@ -217,6 +229,9 @@ class Tenant:
         self._mime_cache: OrderedDict[str, MimeDocument] = OrderedDict()
         self._seq = 0
         self._oldest_delta_seq = 0
+        self._fill: Callable[[int], None] | None = None  # fills a user's content, lazily
+        self._filled = 0  # users whose content is generated, in order
+        self._index: dict[str, int] = {}  # user id -> position
         self._drives: SandboxDrives | None = None  # generated on first use
         self._teams: TeamsData | None = None  # generated on first use
         from .calendar_data import CalendarData  # it builds on this module: import when used
@@ -226,16 +241,48 @@ class Tenant:
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
-    def generate(cls, spec: TenantSpec) -> Tenant:
-        """A synthetic tenant, identical (ids, metadata, MIME bytes) for identical specs."""
-        from .calendar_seed import generate_calendar_data
+    def generate(cls, spec: TenantSpec, lazy: bool = False) -> Tenant:
+        """A synthetic tenant, identical (ids, metadata, MIME bytes) for identical specs.
+
+        `lazy`: users and folders now; each user's messages, calendars and contacts when
+        the user is first looked up (`user`), every user before it first, so the content
+        and its sequence numbers are the same as generated at once. A mutation or an
+        expiry of delta tokens fills every user first. Lets a tenant of thousands of
+        users start serving at once."""
+        from .calendar_seed import calendar_filler
         from .loader import generate_tenant  # the loader builds on this class: import when used
 
-        tenant = generate_tenant(spec)
-        tenant.calendar_data = generate_calendar_data(
-            spec.seed, tenant.users, spec.events_per_user, spec.contacts_per_user
+        tenant, fill_mail = generate_tenant(spec)
+        fill_calendar = calendar_filler(
+            tenant.calendar_data,
+            spec.seed,
+            tenant.users,
+            spec.events_per_user,
+            spec.contacts_per_user,
         )
+
+        def fill(index: int) -> None:
+            fill_mail(index)
+            fill_calendar(index)
+
+        tenant._fill, tenant._filled = fill, 0
+        if not lazy:
+            tenant.fill_all()
         return tenant
+
+    def fill_all(self) -> None:
+        """Generate every user's content not generated yet (see `generate`'s `lazy`)."""
+        self._fill_through(len(self._users) - 1)
+
+    def _fill_through(self, index: int) -> None:
+        if self._fill is None or self._filled > index:
+            return
+        with self._lock:
+            while self._filled <= index:
+                self._fill(self._filled)
+                self._filled += 1
+            if self._filled >= len(self._users):
+                self._fill = None
 
     @classmethod
     def load(cls, directory: str | Path) -> Tenant:
@@ -247,6 +294,7 @@ class Tenant:
     def add_user(self, user: SandboxUser, root_id: str) -> None:
         """Register a mailbox and its msgfolderroot folder (not listed by `folders`)."""
         with self._lock:
+            self._index[user.id] = len(self._users)
             self._users.append(user)
             self._user_keys[user.id.lower()] = user
             self._user_keys[user.upn.lower()] = user
@@ -313,8 +361,11 @@ class Tenant:
         return self._oldest_delta_seq
 
     def user(self, key: str) -> SandboxUser:
+        """A user by id or UPN, its content generated (see `generate`'s `lazy`)."""
         with self._lock:
-            return self._user_keys[key.lower()]
+            user = self._user_keys[key.lower()]
+        self._fill_through(self._index[user.id])
+        return user
 
     def root_folder_id(self, user_id: str) -> str:
         with self._lock:
@@ -413,6 +464,7 @@ class Tenant:
 
     def expire_delta_tokens(self) -> None:
         """Make every delta token issued so far expired (tests of the 410 / resync path)."""
+        self.fill_all()
         with self._lock:
             self._oldest_delta_seq = self._seq
             for folder, log in self._removals.items():
@@ -428,6 +480,7 @@ class Tenant:
 
         Every message is touched at most once per mutation, so the result lists are disjoint.
         """
+        self.fill_all()
         with self._lock:
             rng = random.Random(f"{self._seed}|mutation|{mutation.seed}|{self._seq}")
             users = [self.user(mutation.user)] if mutation.user else list(self._users)

@@ -117,8 +117,13 @@ class GraphMailSource:
 
     async def containers(self, owner: Owner) -> list[Container]:
         """The visible folder tree, parents before children, with roles, counts and sizes."""
-        visible, _ = await self._walk(owner.upn)
-        return [_container(owner.upn, folder) for folder in visible]
+        visible, _ = await self.folder_tree(owner)
+        return visible
+
+    async def folder_tree(self, owner: Owner) -> tuple[list[Container], list[str]]:
+        """`containers` and `hidden_folders` from one walk of the tree (for the plan)."""
+        visible, hidden = await self._walk(owner.upn)
+        return [_container(owner.upn, folder) for folder in visible], hidden
 
     async def hidden_folders(self, owner: Owner) -> list[str]:
         """Display paths of the hidden folders, which `containers` leaves out."""

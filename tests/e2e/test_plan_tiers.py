@@ -1,0 +1,172 @@
+"""`plan` in two tiers, end to end over the sandbox: the inventory and `--deep`.
+
+The inventory reads each mail folder's own counters (mailFolder `totalItemCount`,
+https://learn.microsoft.com/en-us/graph/api/resources/mailfolder) and lists calendars
+with `/calendars/{id}/events`, which returns single events and series masters, never
+their occurrences (https://learn.microsoft.com/en-us/graph/api/calendar-list-events);
+the deep tier reads each event and its instances
+(https://learn.microsoft.com/en-us/graph/api/event-list-instances).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hirondelle.cli import main
+from hirondelle.migrator import operations
+from hirondelle.migrator.demo import SECRET_ENV, demo_config
+from hirondelle.migrator.plan import Plan, in_order
+from hirondelle.sandbox.server import SandboxServer
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
+
+SPEC = TenantSpec(
+    seed=5, users=2, messages=12, large_messages=0, files_per_drive=3, large_file_bytes=0
+)
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(Tenant.generate(SPEC), tls=True) as server:
+        os.environ[SECRET_ENV] = server.client_secret  # the sandbox's public test secret
+        yield server
+
+
+def _requests(sandbox: SandboxServer) -> int:
+    return int(sandbox.stats()["requests"])
+
+
+def test_the_inventory_reads_no_event_and_says_where_counts_come_from(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = demo_config(sandbox, tmp_path)
+    before = _requests(sandbox)
+    inventory = asyncio.run(operations.plan(config))
+    inventory_requests = _requests(sandbox) - before
+    deep = asyncio.run(operations.plan(config, deep=True))
+    deep_requests = _requests(sandbox) - before - inventory_requests
+
+    assert inventory.summary()["tier"] == "inventory" and deep.summary()["tier"] == "deep"
+    assert inventory_requests < deep_requests
+    # the same rows in both tiers: counts do not depend on the findings' depth
+    assert inventory.rows == deep.rows
+    assert inventory.items == deep.items == sum(r.items for r in deep.rows) > 0
+    counted = {row.workload: row.counted for row in inventory.rows}
+    assert counted["mail"] == "inventory"
+    assert counted["calendar"] == counted["contacts"] == counted["files"] == "listing"
+    # a series is one item: the calendar rows count what the tenant holds as masters
+    total_events = 0
+    for user in sandbox.tenant.users:
+        events = sum(
+            len(sandbox.tenant.calendar_data.events(user.id, c.id))
+            for c in sandbox.tenant.calendar_data.calendars(user.id)
+        )
+        rows = [r for r in inventory.rows if r.workload == "calendar" and r.owner == user.upn]
+        assert sum(r.items for r in rows) == events
+        total_events += events
+    # only the deep tier reads each event (and a series' instances)
+    assert deep_requests - inventory_requests >= total_events
+    deep_only = {f.kind for f in deep.findings} - {f.kind for f in inventory.findings}
+    assert "no-message-id" in deep_only  # drafts: found by listing every message
+    assert set(inventory.findings) <= set(deep.findings)
+
+
+def test_a_sample_runs_the_deep_checks_for_one_owner_in_n(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = demo_config(sandbox, tmp_path)
+    deep = asyncio.run(operations.plan(config, deep=True))
+    sampled = asyncio.run(operations.plan(config, sample=2))
+    first, second = (user.upn for user in sandbox.tenant.users)
+
+    def drafts(plan: Plan) -> set[str]:
+        return {f.owner for f in plan.findings if f.kind == "no-message-id"}
+
+    assert drafts(deep) == {first, second}
+    assert drafts(sampled) == {first}  # the 1st owner of every two
+    assert sampled.summary()["tier"] == "sampled"
+    assert sampled.summary()["deep_one_owner_in"] == 2
+    assert sampled.rows == deep.rows
+
+
+def test_json_and_csv_are_streamed_with_the_collected_plans_content(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = demo_config(sandbox, tmp_path)
+    (tmp_path / "hirondelle.toml").write_text(_toml(config_source(sandbox)), encoding="utf-8")
+    collected = asyncio.run(operations.plan(config)).as_dict()
+    csv_path = tmp_path / "plan.csv"
+    result = CliRunner().invoke(
+        main, ["-c", str(tmp_path / "hirondelle.toml"), "plan", "--json", "--csv", str(csv_path)]
+    )
+    assert result.exit_code == 0, result.output
+    streamed = json.loads(result.output)
+    assert streamed == collected
+    with open(csv_path, encoding="utf-8", newline="") as lines:
+        rows = list(csv.DictReader(lines))
+    assert [r["container"] for r in rows] == [c["container"] for c in streamed["containers"]]
+    assert {r["counted"] for r in rows} == {"inventory", "listing"}
+
+
+def test_a_plan_refused_before_any_owner_writes_no_json(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    (tmp_path / "users.csv").write_text("nobody@contoso.test,nobody\n", encoding="utf-8")
+    tables = {**config_source(sandbox), "users": {"file": "users.csv"}}
+    (tmp_path / "hirondelle.toml").write_text(_toml(tables), encoding="utf-8")
+    result = CliRunner().invoke(main, ["-c", str(tmp_path / "hirondelle.toml"), "plan", "--json"])
+    assert result.exit_code == 2
+    assert "nobody@contoso.test" in result.output  # the message names the row
+    assert "{" not in result.output  # and no half document precedes it
+
+
+def test_owners_are_emitted_in_order_whatever_order_they_finish_in() -> None:
+    async def scenario() -> list[str]:
+        gates = {name: asyncio.Event() for name in "abcd"}
+        emitted: list[str] = []
+
+        async def assess(owner: str) -> str:
+            await gates[owner].wait()
+            return owner
+
+        async def release() -> None:
+            for name in "dcba":  # the last owner finishes first
+                gates[name].set()
+                await asyncio.sleep(0)  # let the workers run: no time passes
+
+        await asyncio.gather(in_order(list("abcd"), assess, 4, emitted.append), release())
+        return emitted
+
+    assert asyncio.run(scenario()) == list("abcd")
+
+
+def config_source(sandbox: SandboxServer) -> dict[str, dict[str, str]]:
+    return {
+        "source": {
+            "tenant_id": sandbox.tenant_id,
+            "client_id": sandbox.client_id,
+            "client_secret_env": SECRET_ENV,
+            "graph_url": sandbox.graph_url,
+            "authority": sandbox.authority,
+            "ca_file": str(sandbox.ca_file),
+        },
+        "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
+        **{
+            f"targets.{name}": {"kind": "archive", "path": f"archive/{name}"}
+            for name in ("mail", "calendar", "contacts", "files", "chat")
+        },
+    }
+
+
+def _toml(tables: dict[str, dict[str, str]]) -> str:
+    return "".join(
+        f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items()) + "\n"
+        for name, table in tables.items()
+    )
