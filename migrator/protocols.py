@@ -7,7 +7,7 @@ on nothing else.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .model import Blob, Capabilities, Container, Entry, Item, Owner, Page, Payload, TargetRef
 
@@ -40,6 +40,16 @@ class Source(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class LiveSource(Protocol):
+    """Optional: a source that can hand a large item's content while it is still arriving."""
+
+    async def fetch_live(self, container: Container, item: Item) -> bytes | Blob:
+        """`fetch`, except that large content may come as a live `Blob` (`Blob.live`):
+        only for a target whose `Capabilities.live_content` says it takes one."""
+        ...
 
 
 Mapper = Callable[[Item, Any], Payload]

@@ -5,6 +5,10 @@ is free goes out as one batch (`put_many`, e.g. IMAP MULTIAPPEND) so the target
 never waits for the network and the network never waits for the target. An item
 that may have landed before an interruption is looked up (`find`) first, with the
 refs already owned by other items excluded, so equal items keep one copy each.
+
+A target that takes content still arriving (`Capabilities.live_content`) gets large
+files from a `LiveSource` as live payloads, so their download and upload overlap; a
+lookup, and the outcome recorded, use the payload once `settled()`.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from .errors import ItemError, Retriable
 from .ledger import Ledger
 from .memory import MemoryGate
 from .model import Container, Item, Payload, TargetRef
-from .protocols import TargetSession
+from .protocols import LiveSource, TargetSession
 from .session import OwnerSession
 from .workload import RunOptions, Workload
 
@@ -177,7 +181,11 @@ class Writer:
     async def _fetch(self, entry: Pending) -> Payload | Outcome:
         item = entry.item
         try:
-            content = await self.workload.source.fetch(self.container, item)
+            source = self.workload.source
+            if self.workload.target.capabilities.live_content and isinstance(source, LiveSource):
+                content = await source.fetch_live(self.container, item)
+            else:
+                content = await source.fetch(self.container, item)
             return self.workload.mapper(item, content)
         except ItemError as exc:
             return self._not_written(entry, exc.status, str(exc))
@@ -221,7 +229,7 @@ class Writer:
             if isinstance(stored, ItemError):
                 outcomes.append(self._not_written(entry, stored.status, str(stored)))
             else:
-                outcomes.append(self._written(entry, payload, stored))
+                outcomes.append(await self._written(entry, payload, stored))
         return outcomes
 
     async def _store_one(self, entry: Pending, payload: Payload) -> Outcome:
@@ -235,9 +243,9 @@ class Writer:
                         find = partial(_find, self.folder, payload, self.claims.refs())
                         ref = await self.session.call(find)
                         if ref is not None:
-                            return self._written(entry, payload, ref)
+                            return await self._written(entry, payload, ref)
                 ref = await self.session.call(lambda s: s.put(self.folder, payload))
-                return self._written(entry, payload, ref)
+                return await self._written(entry, payload, ref)
             except ItemError as exc:
                 return self._not_written(entry, exc.status, str(exc))
             except Retriable as exc:
@@ -248,7 +256,8 @@ class Writer:
                 pause *= 2
         raise AssertionError("unreachable")
 
-    def _written(self, entry: Pending, payload: Payload, ref: TargetRef) -> Outcome:
+    async def _written(self, entry: Pending, payload: Payload, ref: TargetRef) -> Outcome:
+        payload = await payload.asettled()  # a live payload's hashes, checked before publishing
         self.claims.add(ref)
         size = payload.size if ref.stored_size is None else ref.stored_size
         self.ledger.item(
@@ -284,7 +293,7 @@ def checksum(payload: Payload) -> str | None:
 def _find(
     folder: str, payload: Payload, exclude: frozenset[str], session: TargetSession
 ) -> TargetRef | None:
-    return session.find(folder, payload, exclude)
+    return session.find(folder, payload.settled(), exclude)
 
 
 def _size(fetched: Fetched) -> int:
