@@ -28,7 +28,8 @@ class StreamAbandoned(Retriable):
     upload stops; the content is still to be had from `result()`."""
 
 
-BUFFER_CHUNKS = 4  # chunks of up to 1 MiB held between the download and the upload
+BUFFER_CHUNKS = 4  # chunks held between the download and the upload
+CHUNK_BYTES = 1 << 20  # the download's reads are gathered into chunks of this size
 
 _END: Final = b""  # no chunk is empty: the marker of the last one
 
@@ -45,6 +46,8 @@ class ContentFeed:
         self._loop = loop
         self.size = size  # the length the upload announces: the stream must give that
         self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(chunks)
+        self._gathered: list[bytes] = []  # reads not handed on yet (one hop per chunk)
+        self._gathered_bytes = 0
         self._verdict: concurrent.futures.Future[Blob] = concurrent.futures.Future()
         self._taken = False
         self._flowing = True  # the buffer is fed; False once dropped or spoilt
@@ -55,13 +58,25 @@ class ContentFeed:
     # -- the download's side (event loop) --
 
     async def push(self, chunk: bytes) -> None:
-        """Hand one chunk on; waits while the buffer is full (the upload is behind)."""
+        """Hand bytes on, `CHUNK_BYTES` at a time; waits while the buffer is full (the
+        upload is behind)."""
         if self._flowing and chunk:
+            self._gathered.append(chunk)
+            self._gathered_bytes += len(chunk)
+            if self._gathered_bytes >= CHUNK_BYTES:
+                await self._hand_on()
+
+    async def _hand_on(self) -> None:
+        if self._gathered:
+            chunk = b"".join(self._gathered)
+            self._gathered.clear()
+            self._gathered_bytes = 0
             await self._queue.put(chunk)
 
     async def end(self) -> None:
         """Every byte was pushed."""
         if self._flowing:
+            await self._hand_on()
             self._whole = True
             await self._queue.put(_END)
 
@@ -140,5 +155,7 @@ class ContentFeed:
                 self._queue.put_nowait(StreamAbandoned("streamed content dropped", 0.0))
 
     def _drain(self) -> None:
+        self._gathered.clear()
+        self._gathered_bytes = 0
         while not self._queue.empty():
             self._queue.get_nowait()

@@ -7,16 +7,21 @@ import threading
 
 import pytest
 
-from hirondelle.migrator.feed import BUFFER_CHUNKS, ContentFeed, StreamAbandoned
+from hirondelle.migrator.feed import BUFFER_CHUNKS, CHUNK_BYTES, ContentFeed, StreamAbandoned
 from hirondelle.migrator.model import Blob
+
+
+def chunk(number: int) -> bytes:
+    return bytes([number]) * CHUNK_BYTES
 
 
 def test_a_full_buffer_holds_the_download_back_until_the_upload_reads() -> None:
     async def go() -> list[bytes]:
-        feed = ContentFeed(asyncio.get_running_loop(), 10 * BUFFER_CHUNKS)
+        feed = ContentFeed(asyncio.get_running_loop(), (BUFFER_CHUNKS + 2) * CHUNK_BYTES)
         for number in range(BUFFER_CHUNKS):
-            await feed.push(b"%d" % number)
-        blocked = asyncio.create_task(feed.push(b"late"))
+            for half in (chunk(number)[: CHUNK_BYTES // 2], chunk(number)[CHUNK_BYTES // 2 :]):
+                await feed.push(half)  # reads are gathered into whole chunks
+        blocked = asyncio.create_task(feed.push(chunk(BUFFER_CHUNKS)))
         for _ in range(20):
             await asyncio.sleep(0)  # let the push run as far as it can
         assert not blocked.done()  # the buffer holds BUFFER_CHUNKS chunks, no more
@@ -26,11 +31,13 @@ def test_a_full_buffer_holds_the_download_back_until_the_upload_reads() -> None:
         reader = threading.Thread(target=lambda: received.extend(chunks))
         reader.start()
         await blocked
+        await feed.push(b"tail")
         await feed.end()
         await asyncio.to_thread(reader.join)
         return received
 
-    assert asyncio.run(go()) == [b"%d" % n for n in range(BUFFER_CHUNKS)] + [b"late"]
+    expected = [chunk(number) for number in range(BUFFER_CHUNKS + 1)] + [b"tail"]
+    assert asyncio.run(go()) == expected
 
 
 def test_a_stream_that_starts_over_fails_the_reader_but_not_the_verdict() -> None:
