@@ -117,7 +117,11 @@ class Writer:
                     result: Payload | Outcome | BaseException = await self._fetch(entry)
                 except Exception as exc:  # handed to the consumer, which re-raises
                     result = exc
-            await queue.put((entry, result))
+            try:
+                await queue.put((entry, result))
+            except asyncio.CancelledError:
+                _discard(result)  # a live download would wait for its reader forever
+                raise
 
         if self.workload.ordered:
             # One producer walks the page in order: a memory wait can never let a later
@@ -160,6 +164,8 @@ class Writer:
             for task in [*tasks, *flushes]:
                 task.cancel()
             await asyncio.gather(*tasks, *flushes, return_exceptions=True)
+            while not queue.empty():  # fetched, never flushed: the page stopped
+                _discard(queue.get_nowait()[1])
             for row_id in list(self._held):
                 await self._release(row_id)
         return outcomes
@@ -197,8 +203,7 @@ class Writer:
             return await self._store_batch(batch)
         finally:
             for entry, result in batch:
-                if isinstance(result, Payload) and result.blob is not None:
-                    result.blob.discard()
+                _discard(result)
                 await self._release(entry.row_id)
 
     async def _store_batch(self, batch: list[Fetched]) -> list[Outcome]:
@@ -294,6 +299,12 @@ def _find(
     folder: str, payload: Payload, exclude: frozenset[str], session: TargetSession
 ) -> TargetRef | None:
     return session.find(folder, payload.settled(), exclude)
+
+
+def _discard(result: Payload | Outcome | BaseException) -> None:
+    """Remove a payload's spooled content (stop its download if it is still live)."""
+    if isinstance(result, Payload) and result.blob is not None:
+        result.blob.discard()
 
 
 def _size(fetched: Fetched) -> int:
