@@ -19,6 +19,10 @@ Profiles:
   PROPPATCH where the server accepts it (wsgidav with `mutable_live_props`), else it is
   lost (Apache). `listing` asks for `Depth: infinity`, and walks with `Depth: 1` where
   refused (Apache's `DavDepthInfinity Off`) or silently cut to one level (SabreDAV).
+  A large file still downloading (a live payload, `migrator.feed`) is PUT to its part
+  file as its bytes arrive; the MOVE waits for the download's verdict and happens only
+  if the checked content is the one streamed (a second download that won is uploaded
+  again from its spool file; a failed one deletes the part file and raises).
 - `nextcloud`: naming rules read from the server's capabilities; a file up to
   `chunk_bytes` is one PUT straight to its final path (Nextcloud writes a part file and
   renames it itself) with `X-OC-Mtime` and `OC-Checksum: SHA256:<hex>`; a larger one goes
@@ -67,6 +71,7 @@ from ..migrator.errors import (
     Retriable,
     SkipItem,
 )
+from ..migrator.feed import StreamAbandoned
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .credentials import Credentials, Login, is_loopback
 from .webdav_batch import put_at_once
@@ -353,6 +358,7 @@ class WebDavSession:
             try:
                 self._write_file(path, payload, clobber=False)
             except NameTaken:
+                payload = payload.settled()  # a live payload's hash, for the comparison
                 found = self._stat(path)
                 if found is not None and self._holds(path, found, payload):
                     return ref  # a second put of the same item: idempotent
@@ -371,6 +377,8 @@ class WebDavSession:
                 f"{payload.size} bytes, over {self.settings.setting('max_upload_bytes')} ({limit})"
             )
         mtime = _unix_mtime(payload)
+        if payload.live and (self.profile.chunked or self.profile.direct_put):
+            payload = payload.settled()  # streamed only through a part file
         if self.profile.chunked and payload.size > self.settings.chunk_bytes:
             assert self.uploads_url is not None
             if not clobber and self._stat(path) is not None:
@@ -387,7 +395,7 @@ class WebDavSession:
             temporary = _join(_parent(path), f".{name}{PART_SUFFIX}")
             if len(temporary.rpartition("/")[2].encode("utf-8")) > self.rules.max_name:
                 temporary = _join(_parent(path), f".{payload.source_id[:40]}{PART_SUFFIX}")
-            self._upload(temporary, payload, mtime, path)
+            self._upload_part(temporary, payload, mtime, path)
             headers = {"Destination": self.url(path), "Overwrite": "T" if clobber else "F"}
             moved = self.http.send(
                 "MOVE", self.url(temporary), ok=(*_WRITTEN, 412), headers=headers, item=path
@@ -397,8 +405,45 @@ class WebDavSession:
                 raise NameTaken(path)
         self._keep_mtime(path, mtime)
 
+    def _upload_part(self, part: str, payload: Payload, mtime: int | None, item: str) -> None:
+        """PUT the part file. A live payload's bytes go as they arrive; the part file is
+        kept only if the download's verdict is what was streamed (a second copy that won,
+        or a download that started over, is uploaded again from its spool file, without
+        downloading again); any failure deletes the part file."""
+        feed = payload.blob.live if payload.blob is not None else None
+        if feed is None:
+            self._upload(part, payload, mtime, item)
+            return
+        try:
+            chunks = feed.take()
+            if chunks is not None:
+                try:
+                    self._upload(part, payload, mtime, item, content=chunks)
+                except StreamAbandoned:
+                    chunks = None  # the download goes on into its spool file: upload that
+            finished = feed.result()
+            if chunks is None or not feed.sent_whole(finished):
+                self._upload(part, payload.settled(), mtime, item)
+        except BaseException:
+            self._delete_quietly(part, item)
+            raise
+
+    def _delete_quietly(self, path: str, item: str) -> None:
+        """DELETE a part file on the way out of a failure; a later attempt overwrites it
+        anyway, so a failure here is only logged."""
+        try:
+            self.http.send("DELETE", self.url(path), ok=(*_WRITTEN, 404), item=item)
+        except HirondelleError as error:
+            log.info("part file %s left for a later attempt: %s", path, error)
+
     def _upload(
-        self, path: str, payload: Payload, mtime: int | None, item: str, clobber: bool = True
+        self,
+        path: str,
+        payload: Payload,
+        mtime: int | None,
+        item: str,
+        clobber: bool = True,
+        content: Iterator[bytes] | None = None,
     ) -> None:
         headers = {"Content-Length": str(payload.size), "Content-Type": "application/octet-stream"}
         if not clobber:
@@ -408,7 +453,8 @@ class WebDavSession:
         kind, _, digest = payload.fingerprint.partition(":")
         if self.profile.chunked and kind == "sha256":
             headers["OC-Checksum"] = f"SHA256:{digest}"
-        content = content_stream(payload)
+        if content is None:
+            content = content_stream(payload)
         sent = self.http.send(
             "PUT", self.url(path), ok=(*_WRITTEN, 412), headers=headers, content=content, item=item
         )
@@ -639,6 +685,7 @@ class WebDavTarget:
             max_item_bytes=settings.max_upload_bytes,
             checksums=self.profile.chunked,
             moves=False,  # between drives: the engine writes the item afresh
+            live_content=not (self.profile.direct_put or self.profile.chunked),
         )
         if settings.login is None:
             assert settings.password_file is not None

@@ -21,6 +21,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from ..migrator.errors import SkipItem
@@ -149,13 +150,18 @@ def _checked_attrs(item: Item) -> dict[str, Any]:
 def map_drive_item(item: Item, content: Blob | bytes) -> Payload:
     """A driveItem as the target writes it: a folder (no content) or a file (its `Blob`).
 
-    The fingerprint of a file is "sha256:<hex>" of the content the source streamed; the
-    attributes carry the SOURCE path (the target applies its naming rules), the
-    modification time, the size and Graph's quickXorHash.
+    The fingerprint of a file is "sha256:<hex>" of the content the source streamed (of a
+    live `Blob`, still arriving: none until the payload is `settled()`); the attributes
+    carry the SOURCE path (the target applies its naming rules), the modification time,
+    the size and Graph's quickXorHash.
     """
     attrs = _checked_attrs(item)
     if attrs["kind"] == "folder":
         return Payload(item.source_id, b"", "", attrs)
+    if isinstance(content, Blob) and content.live is not None:  # still arriving
+        attrs["size"] = content.size
+        remap = partial(map_drive_item, item)
+        return Payload(item.source_id, b"", "", attrs, blob=content, remap=remap)
     if isinstance(content, Blob):
         sha256 = content.hashes.get("sha256")
         if not sha256:

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .feed import ContentFeed
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,10 @@ class Blob:
 
     A source that downloads large items (drive files) hands one of these instead of
     bytes; the engine discards it (deletes the file) once the item is settled.
+
+    A blob whose content is still arriving has `live` (see `migrator.feed`): no path, no
+    hashes yet, `size` the length the download announced; `live.result()` is the whole
+    content once checked, an ordinary `Blob`.
     """
 
     path: Path | None
@@ -86,8 +93,11 @@ class Blob:
     # and sizes, never content): e.g. that it differs from the hash the source publishes.
     remark: Mapping[str, Any] = field(default_factory=dict)
     data: bytes | None = None  # the content itself, for a blob held in memory
+    live: ContentFeed | None = None  # content still arriving
 
     def open(self) -> IO[bytes]:
+        if self.live is not None:
+            return self.live.result().open()
         if self.data is not None:
             return io.BytesIO(self.data)
         assert self.path is not None, "a Blob has a path or data"
@@ -99,6 +109,10 @@ class Blob:
             return stream.read()
 
     def discard(self) -> None:
+        """Remove the spooled file (for a live blob: stop its download; event loop)."""
+        if self.live is not None:
+            self.live.discard()
+            return
         if self.path is None:
             return
         try:
@@ -112,7 +126,9 @@ class Payload:
     """What a mapper produced and a target writes: content plus target attributes.
 
     Small content travels as `content` bytes; large content as a spooled `blob`
-    (then `content` is empty).
+    (then `content` is empty). With a live blob (content still arriving) the fingerprint
+    and the attributes that come from the content wait for its end: `settled()` is the
+    payload the mapper's `remap` makes of the finished content.
     """
 
     source_id: str
@@ -120,6 +136,25 @@ class Payload:
     fingerprint: str  # how a target recognises the item again (Message-ID or a digest)
     attrs: Mapping[str, Any] = field(default_factory=dict)
     blob: Blob | None = None
+    remap: Callable[[Blob], Payload] | None = None  # for a live blob: the finished payload
+
+    @property
+    def live(self) -> bool:
+        return self.blob is not None and self.blob.live is not None
+
+    def settled(self) -> Payload:
+        """This payload with its content finished and checked (blocking, worker thread)."""
+        if self.blob is None or self.blob.live is None:
+            return self
+        assert self.remap is not None, "a live payload comes with its remap"
+        return self.remap(self.blob.live.result())
+
+    async def asettled(self) -> Payload:
+        """`settled()` for the event loop."""
+        if self.blob is None or self.blob.live is None:
+            return self
+        assert self.remap is not None, "a live payload comes with its remap"
+        return self.remap(await self.blob.live.finished())
 
     @property
     def size(self) -> int:
@@ -161,3 +196,6 @@ class Capabilities:
     checksums: bool
     moves: bool
     special_folders: tuple[str, ...] = ()
+    # `put` takes a live payload (content still arriving) and publishes it only once its
+    # `settled()` content is the one it streamed; other sessions get settled payloads.
+    live_content: bool = False

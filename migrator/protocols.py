@@ -52,6 +52,16 @@ class PagedListing(Protocol):
         ...
 
 
+@runtime_checkable
+class LiveSource(Protocol):
+    """Optional: a source that can hand a large item's content while it is still arriving."""
+
+    async def fetch_live(self, container: Container, item: Item) -> bytes | Blob:
+        """`fetch`, except that large content may come as a live `Blob` (`Blob.live`):
+        only for a target whose `Capabilities.live_content` says it takes one."""
+        ...
+
+
 Mapper = Callable[[Item, Any], Payload]
 """Pure: listed metadata plus content (bytes or a `Blob`, as the workload's source
 gives) in, target payload out (no I/O)."""

@@ -7,6 +7,10 @@ of a source that can fetch several at once (`fetch_many`, e.g. a Graph `$batch` 
 `$value`s) are downloaded in groups of up to `FETCH_GROUP`. An item
 that may have landed before an interruption is looked up (`find`) first, with the
 refs already owned by other items excluded, so equal items keep one copy each.
+
+A target that takes content still arriving (`Capabilities.live_content`) gets large
+files from a `LiveSource` as live payloads, so their download and upload overlap; a
+lookup, and the outcome recorded, use the payload once `settled()`.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from .errors import ItemError, Retriable
 from .ledger import Ledger
 from .memory import MemoryGate
 from .model import Container, Item, Payload, TargetRef
-from .protocols import TargetSession
+from .protocols import LiveSource, TargetSession
 from .session import OwnerSession
 from .workload import RunOptions, Workload
 
@@ -144,8 +148,13 @@ class Writer:
                     ]
                 except Exception as exc:  # handed to the consumer, which re-raises
                     results = [exc] * len(group)
-            for entry, result in zip(group, results, strict=True):
-                await queue.put((entry, result))
+            for index, (entry, result) in enumerate(zip(group, results, strict=True)):
+                try:
+                    await queue.put((entry, result))
+                except asyncio.CancelledError:
+                    for unread in results[index:]:
+                        _discard(unread)  # a live download would wait for its reader forever
+                    raise
 
         if self.workload.ordered:
             # One producer walks the page in order: a memory wait can never let a later
@@ -188,6 +197,8 @@ class Writer:
             for task in [*tasks, *flushes]:
                 task.cancel()
             await asyncio.gather(*tasks, *flushes, return_exceptions=True)
+            while not queue.empty():  # fetched, never flushed: the page stopped
+                _discard(queue.get_nowait()[1])
             for row_id in list(self._held):
                 await self._release(row_id)
         return outcomes
@@ -237,7 +248,11 @@ class Writer:
 
     async def _fetch(self, entry: Pending) -> Payload | Outcome:
         try:
-            content = await self.workload.source.fetch(self.container, entry.item)
+            source = self.workload.source
+            if self.workload.target.capabilities.live_content and isinstance(source, LiveSource):
+                content = await source.fetch_live(self.container, entry.item)
+            else:
+                content = await source.fetch(self.container, entry.item)
         except (ItemError, Retriable) as exc:
             return self._mapped(entry, exc)
         return self._mapped(entry, content)
@@ -258,8 +273,7 @@ class Writer:
             return await self._store_batch(batch)
         finally:
             for entry, result in batch:
-                if isinstance(result, Payload) and result.blob is not None:
-                    result.blob.discard()
+                _discard(result)
                 await self._release(entry.row_id)
 
     async def _store_batch(self, batch: list[Fetched]) -> list[Outcome]:
@@ -290,7 +304,7 @@ class Writer:
             if isinstance(stored, ItemError):
                 outcomes.append(self._not_written(entry, stored.status, str(stored)))
             else:
-                outcomes.append(self._written(entry, payload, stored))
+                outcomes.append(await self._written(entry, payload, stored))
         return outcomes
 
     async def _store_one(self, entry: Pending, payload: Payload) -> Outcome:
@@ -304,9 +318,9 @@ class Writer:
                         find = partial(_find, self.folder, payload, self.claims.refs())
                         ref = await self.session.call(find)
                         if ref is not None:
-                            return self._written(entry, payload, ref)
+                            return await self._written(entry, payload, ref)
                 ref = await self.session.call(lambda s: s.put(self.folder, payload))
-                return self._written(entry, payload, ref)
+                return await self._written(entry, payload, ref)
             except ItemError as exc:
                 return self._not_written(entry, exc.status, str(exc))
             except Retriable as exc:
@@ -317,7 +331,8 @@ class Writer:
                 pause *= 2
         raise AssertionError("unreachable")
 
-    def _written(self, entry: Pending, payload: Payload, ref: TargetRef) -> Outcome:
+    async def _written(self, entry: Pending, payload: Payload, ref: TargetRef) -> Outcome:
+        payload = await payload.asettled()  # a live payload's hashes, checked before publishing
         self.claims.add(ref)
         size = payload.size if ref.stored_size is None else ref.stored_size
         self.ledger.item(
@@ -353,7 +368,13 @@ def checksum(payload: Payload) -> str | None:
 def _find(
     folder: str, payload: Payload, exclude: Set[str], session: TargetSession
 ) -> TargetRef | None:
-    return session.find(folder, payload, exclude)
+    return session.find(folder, payload.settled(), exclude)
+
+
+def _discard(result: Payload | Outcome | BaseException) -> None:
+    """Remove a payload's spooled content (stop its download if it is still live)."""
+    if isinstance(result, Payload) and result.blob is not None:
+        result.blob.discard()
 
 
 def _size(fetched: Fetched) -> int:

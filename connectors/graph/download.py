@@ -14,6 +14,12 @@ connection or a body shorter than announced resumes with `Range: bytes=N-` (guar
 `If-Range` when the first answer gave a validator); an expired link is replaced by a fresh
 one from `/content`. At the end, the QuickXorHash is compared with the one Graph published.
 
+A file of `stream_bytes` or more can be streamed (`stream`): the download runs on while
+its chunks, still written to the spool file and hashed, go to the target through a
+`ContentFeed`'s bounded buffer; its verdict (the checked `Blob` or the error, after a
+second download if need be) comes when it ends, and the target publishes what it
+streamed only if that verdict is the streamed copy. At most `streams` run at once.
+
 SharePoint document libraries rewrite some files after upload (mostly Office documents:
 properties written in) and Graph goes on listing the upload's size and hash, so their
 downloads never match (https://github.com/OneDrive/onedrive-api-docs/issues/935,
@@ -28,6 +34,7 @@ which case it was.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import io
 import os
@@ -39,6 +46,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ...mappings.quickxor import QuickXorHash, same_quickxor
 from ...migrator.errors import Retriable
+from ...migrator.feed import ContentFeed
 from ...migrator.model import Blob
 from .client import GraphClient
 from .errors import Call, LinkExpired, TruncatedBody
@@ -50,6 +58,8 @@ SHAREPOINT = "sharepoint"  # the one tenant-wide resource-unit budget lane of dr
 DOWNLOAD_RU = 1  # a file download costs one SharePoint resource unit
 CHUNK_BYTES = 1 << 20
 MEMORY_BYTES = 256 << 10  # files listed at this size or less are downloaded into memory
+STREAM_BYTES = 16 << 20  # files listed at this size or more may be streamed to the target
+STREAMS = 4  # streamed downloads at once
 _CONTENT_RANGE = re.compile(r"bytes\s+(\d+)-(\d+)/(\d+|\*)")
 MODIFIED_BY_SHAREPOINT = "modified by SharePoint"  # the remark's note on a file kept as served
 
@@ -71,6 +81,7 @@ class _Spool:
     location: str | None = None  # the pre-authenticated URL, while it works
     validator: str | None = None  # ETag (or Last-Modified) of the first answer, for If-Range
     total: int | None = None  # the content's length as the answers announced it
+    feed: ContentFeed | None = None  # where the chunks also go, for a streamed download
 
     def write(self, chunk: bytes) -> None:
         self.file.write(chunk)
@@ -81,6 +92,8 @@ class _Spool:
 
     def restart(self) -> None:
         """Forget every byte received: the server sent the whole content again."""
+        if self.feed is not None and self.offset:
+            self.feed.fail_stream("the server sent the whole content again")
         self.file.seek(0)
         self.file.truncate()
         self.offset = 0
@@ -122,12 +135,16 @@ class DriveDownloader:
         lane: str = SHAREPOINT,
         chunk_bytes: int = CHUNK_BYTES,
         memory_bytes: int = MEMORY_BYTES,
+        stream_bytes: int = STREAM_BYTES,
+        streams: int = STREAMS,
     ) -> None:
         self.client = client
         self.temp_dir = temp_dir
         self.lane = lane
         self.chunk_bytes = chunk_bytes
         self.memory_bytes = memory_bytes
+        self.stream_bytes = stream_bytes
+        self._streams = asyncio.Semaphore(streams)
 
     async def download(
         self,
@@ -137,6 +154,7 @@ class DriveDownloader:
         *,
         sharepoint_library: bool = False,
         listed_size: int | None = None,
+        feed: ContentFeed | None = None,
     ) -> Blob:
         """The content behind `content_url` (a `/content` URL) as a `Blob`.
 
@@ -144,10 +162,11 @@ class DriveDownloader:
         module's docstring); `sharepoint_library` allows keeping a file SharePoint changed
         after upload, `listed_size` (Graph's `size`) goes into its remark. Raises
         `ContentMismatch` (retriable) when no copy can be kept, the table's errors
-        otherwise; no temporary file is left behind on any failure.
+        otherwise; no temporary file is left behind on any failure. The first copy's
+        chunks also go to `feed`, when given.
         """
-        in_memory = listed_size is not None and listed_size <= self.memory_bytes
-        first = await self._copy(content_url, call, in_memory)
+        in_memory = feed is None and listed_size is not None and listed_size <= self.memory_bytes
+        first = await self._copy(content_url, call, in_memory, feed)
         received = first.blob.hashes["quickXorHash"]
         if not expected_quickxor or same_quickxor(expected_quickxor, received):
             return first.blob
@@ -161,13 +180,57 @@ class DriveDownloader:
             second.blob.discard()
             raise
 
-    async def _copy(self, content_url: str, call: Call, in_memory: bool) -> _Copy:
+    async def stream(
+        self,
+        content_url: str,
+        call: Call,
+        expected_quickxor: str | None,
+        *,
+        listed_size: int,
+        sharepoint_library: bool = False,
+    ) -> Blob:
+        """A live `Blob` of the content behind `content_url`: `download` runs on in a task,
+        its chunks fed to `Blob.live` as they come (see the module's docstring). Waits
+        while `streams` downloads are already streaming."""
+        await self._streams.acquire()
+        feed = ContentFeed(asyncio.get_running_loop(), listed_size)
+
+        async def run() -> None:
+            try:
+                blob = await self.download(
+                    content_url,
+                    call,
+                    expected_quickxor,
+                    sharepoint_library=sharepoint_library,
+                    listed_size=listed_size,
+                    feed=feed,
+                )
+            except BaseException as error:
+                feed.finish(None, error)
+                if not isinstance(error, Exception):
+                    raise
+            else:
+                feed.finish(blob)
+            finally:
+                self._streams.release()
+
+        feed.task = asyncio.create_task(run())
+        return Blob(None, listed_size, {}, live=feed)
+
+    async def _copy(
+        self, content_url: str, call: Call, in_memory: bool, feed: ContentFeed | None = None
+    ) -> _Copy:
         """One whole download, unchecked; the temporary file is removed on any failure."""
         spool = _Spool(io.BytesIO(), None) if in_memory else self._open_spool()
+        spool.feed = feed
         try:
             await self._fill(spool, content_url, call)
+            if feed is not None:
+                await feed.end()
             blob = spool.blob()
             spool.file.close()
+            if feed is not None:
+                feed.streamed(blob)
             return _Copy(blob, spool.complete)
         except BaseException:
             spool.file.close()
@@ -216,11 +279,16 @@ class DriveDownloader:
                 spool.location, link_call, _range_headers(spool)
             ) as response:
                 received = self._accept(response, spool)
+                feed = spool.feed
+                if feed is not None and spool.total != feed.size:
+                    feed.fail_stream(f"{spool.total} bytes announced, {feed.size} listed")
                 # a memory buffer takes the chunks as they come; a file, 1 MiB writes
                 size = self.chunk_bytes if spool.path is not None else None
                 async for chunk in response.aiter_bytes(size):
                     spool.write(chunk)
                     received += len(chunk)
+                    if feed is not None:
+                        await feed.push(chunk)
                 _check_complete(response, received)
                 if spool.total is not None and spool.offset < spool.total:
                     raise TruncatedBody(f"have {spool.offset} of {spool.total} bytes")

@@ -205,6 +205,14 @@ class GraphDriveSource:
         In a document library, a file whose downloads differ from its listed hash the same
         way twice is kept as SharePoint changed it (see `download`); not in a OneDrive.
         """
+        return await self._fetch(container, item, live=False)
+
+    async def fetch_live(self, container: Container, item: Item) -> bytes | Blob:
+        """`fetch`, but a file of the downloader's `stream_bytes` or more comes as a live
+        `Blob` whose content is still arriving (`migrator.feed`)."""
+        return await self._fetch(container, item, live=True)
+
+    async def _fetch(self, container: Container, item: Item, live: bool) -> bytes | Blob:
         kind = item.meta.get("kind")
         if kind == "folder":
             return b""
@@ -225,11 +233,16 @@ class GraphDriveSource:
             item=True,
         )
         listed = item.meta.get("size")
+        library = in_library(container, item)
+        if live and isinstance(listed, int) and listed >= self.downloader.stream_bytes:
+            return await self.downloader.stream(
+                url, call, expected, listed_size=listed, sharepoint_library=library
+            )
         return await self.downloader.download(
             url,
             call,
             expected,
-            sharepoint_library=in_library(container, item),
+            sharepoint_library=library,
             listed_size=listed if isinstance(listed, int) else None,
         )
 

@@ -147,7 +147,8 @@ def test_run_then_sync_moves_renames_and_deletions(drives: Drives) -> None:
 def test_kill_nine_during_a_large_file_and_many_small_ones(
     tmp_path: Path, rclone_dav: WebDavServer
 ) -> None:
-    """1 GiB file plus small ones; killed mid-transfer three times; no half file, no loss."""
+    """1 GiB file plus small ones; killed mid-transfer three times; no half file, no loss.
+    The first kill lands while the large file is uploaded as it downloads (streamed)."""
     spec = TenantSpec(
         seed=19, users=1, messages=2, large_messages=0, files_per_drive=60, large_file_bytes=1 << 30
     )
@@ -157,6 +158,7 @@ def test_kill_nine_during_a_large_file_and_many_small_ones(
         env = {**os.environ, **setup.env}
         home = rclone_dav.path_of(setup.user.login)
         kills = 0
+        streaming = False
         for attempt in range(3):
             process = subprocess.Popen(
                 command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -166,6 +168,8 @@ def test_kill_nine_during_a_large_file_and_many_small_ones(
             while process.poll() is None and time.monotonic() < deadline:
                 parts = list(home.rglob(f"*{PART}")) if home.exists() else []
                 if attempt == 0 and any(_size(p) > 50 << 20 for p in parts):
+                    spools = tmp_path.rglob("hirondelle-drive-*.part")
+                    streaming = any(0 < _size(p) < spec.large_file_bytes for p in spools)
                     break  # the large file is half uploaded
                 if (
                     attempt > 0
@@ -183,10 +187,12 @@ def test_kill_nine_during_a_large_file_and_many_small_ones(
                 if path.is_file() and PART not in path.name:  # no half file at a final path
                     assert _size(path) in sizes | {-1}, path
         assert kills >= 2
+        assert streaming  # its download was still running when the part file was killed
         setup.sandbox.set_faults(Faults())
         final = subprocess.run(command, env=env, capture_output=True, timeout=300)
         assert final.returncode == 0, final.stderr.decode()[-2000:]
         assert target_hashes(rclone_dav, setup.user.login) == source_hashes(setup.tenant)
+        assert not list(home.rglob(f"*{PART}"))  # the killed runs' part files were reused
 
 
 def _sizes(tenant: Tenant) -> set[int]:
