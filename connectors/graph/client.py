@@ -370,7 +370,7 @@ class GraphClient:
         """Post one batch and file its parts while its slots are still held, so that
         throttled parts count against the lane as a throttled request does."""
         envelope = await self._post_batch(paths, call)
-        return self._sort_parts(owner, envelope, call, answers)
+        return self._sort_parts(owner, paths, envelope, call, answers)
 
     async def _post_batch(self, paths: Mapping[str, str], call: Call) -> dict[str, Any]:
         parts = [
@@ -387,6 +387,7 @@ class GraphClient:
     def _sort_parts(
         self,
         owner: str,
+        paths: Mapping[str, str],
         envelope: Mapping[str, Any],
         call: Call,
         answers: dict[str, Any],
@@ -395,13 +396,22 @@ class GraphClient:
         keys to send again and the last passing error.
 
         Throttled parts pause the lane once for the whole batch (with the longest
-        Retry-After any part gave), not once per part.
+        Retry-After any part gave), not once per part. A part the envelope leaves out is
+        sent again: its absence says nothing of the item (None would mean a 404).
         """
         retry: list[str] = []
         last: Retriable | None = None
         throttled: list[Throttled] = []
-        for part in envelope.get("responses", []):
+        parts = envelope.get("responses", [])
+        answered = {str(part.get("id")) for part in parts}
+        left_out = [key for key in paths if key not in answered]
+        if left_out:
+            retry.extend(left_out)
+            last = Retriable(f"{call.what}: the $batch answer left out {len(left_out)} parts")
+        for part in parts:
             key, status = str(part.get("id")), int(part.get("status", 0))
+            if key not in paths:
+                continue  # no part of ours: nothing to file
             if 200 <= status < 300:
                 body = part.get("body")
                 answers[key] = {} if body is None else body  # None stands for 404
