@@ -42,11 +42,12 @@ FETCH_GROUP_BYTES = 1024 * 1024  # items expected larger than this are fetched a
 @runtime_checkable
 class BatchFetch(Protocol):
     """Optional: a source that fetches several items in one round trip. The answer holds
-    each item's content, or the `ItemError` that keeps that item from being carried."""
+    each item's content, or the `ItemError` that keeps that item from being carried, or
+    the `Retriable` that kept it from coming this time (that item fails alone)."""
 
     async def fetch_many(
         self, container: Container, items: Sequence[Item]
-    ) -> list[bytes | ItemError]: ...
+    ) -> list[bytes | ItemError | Retriable]: ...
 
 
 @runtime_checkable

@@ -4,7 +4,9 @@ A real aiohttp server speaking Graph's wire format, so that the msgraph SDK,
 azure-identity and the migration engine run against it unchanged. Each Graph
 request (a `$batch` sub-request included) passes the same pipeline: bearer token,
 per-mailbox throttling, then routing to `MailService`. Fault injection acts on
-whole HTTP requests. `SandboxServer` runs it on its own event loop in a daemon
+whole HTTP requests, and its errors on each `$batch` part too (Graph answers a part
+503 as it does a request: a client that sends most of its reads in batches must still
+meet them). `SandboxServer` runs it on its own event loop in a daemon
 thread for tests and the demo; `serve_forever` backs `hirondelle sandbox serve`.
 """
 
@@ -303,6 +305,11 @@ class SandboxApp:
         )
         answer: JSON = {"id": str(step.get("id"))}
         try:
+            if self.injector.draw() is Fate.ERROR:  # a reset or a cut body is the envelope's
+                self.stats.faults["error"] += 1
+                unavailable = GraphError(503, "ServiceUnavailable", "The service is busy.")
+                unavailable.headers["Retry-After"] = "1"
+                raise unavailable
             if sub.segments == ["$batch"]:
                 raise GraphError(400, "BadRequest", "Nested batch requests are not supported.")
             service = self._service(sub)

@@ -187,27 +187,34 @@ class GraphClient:
 
     async def batch_bytes(
         self, owner: str, paths: Mapping[str, str], call: Call
-    ) -> dict[str, bytes | None]:
+    ) -> dict[str, bytes | Retriable | None]:
         """GET many binary bodies (such as `$value`s) with `$batch`, 20 at a time.
 
         Graph carries a part's body that is not JSON as a base64 string
         (https://learn.microsoft.com/en-us/graph/json-batching#response-format); it is
-        decoded here. None where Graph answered 404; retries as for `batch_get`.
+        decoded here. None where Graph answered 404; retries as for `batch_get`, but a
+        part still failing after them holds its last error, so that one item Graph keeps
+        refusing (a damaged message answers 500 every time) fails alone, not its batch.
         """
-        answers = await self._batch_all(owner, paths, call)
-        decoded: dict[str, bytes | None] = {}
+        answers = await self._batch_all(owner, paths, call, keep_failures=True)
+        decoded: dict[str, bytes | Retriable | None] = {}
         for key, body in answers.items():
-            if body is not None and not isinstance(body, str):
+            if body is None or isinstance(body, Retriable):
+                decoded[key] = body
+            elif isinstance(body, str):
+                decoded[key] = base64.b64decode(body, validate=True)
+            else:
                 raise UnexpectedAnswer(f"{call.what}: a $batch part held no base64 body")
-            decoded[key] = None if body is None else base64.b64decode(body, validate=True)
         return decoded
 
-    async def _batch_all(self, owner: str, paths: Mapping[str, str], call: Call) -> dict[str, Any]:
+    async def _batch_all(
+        self, owner: str, paths: Mapping[str, str], call: Call, *, keep_failures: bool = False
+    ) -> dict[str, Any]:
         answers: dict[str, Any] = {}
         keys = list(paths)
         for start in range(0, len(keys), BATCH_LIMIT):
             chunk = {key: paths[key] for key in keys[start : start + BATCH_LIMIT]}
-            answers.update(await self._batch_chunk(owner, chunk, call))
+            answers.update(await self._batch_chunk(owner, chunk, call, keep_failures))
         return answers
 
     async def stream_bytes(self, url: str, owner: str, call: Call | None = None) -> bytes:
@@ -339,8 +346,10 @@ class GraphClient:
         return request
 
     async def _batch_chunk(
-        self, owner: str, paths: Mapping[str, str], call: Call
+        self, owner: str, paths: Mapping[str, str], call: Call, keep_failures: bool
     ) -> dict[str, Any]:
+        """Each part's answer; parts failing passingly are sent again, up to the budget's
+        attempts. Then their last error is raised, or with `keep_failures` is their answer."""
         answers: dict[str, Any] = {}
         pending = dict(paths)
         for attempt in range(1, self.budgets.attempts + 1):
@@ -358,7 +367,11 @@ class GraphClient:
             pending = {key: pending[key] for key in retry if key in pending}
             if attempt < self.budgets.attempts and not isinstance(error, Throttled):
                 await self.budgets.backoff(attempt, error.retry_after if error else None)
-        raise error or Retriable(f"{call.what}: $batch parts kept failing")
+        failure = error or Retriable(f"{call.what}: $batch parts kept failing")
+        if not keep_failures:
+            raise failure
+        answers.update(dict.fromkeys(pending, failure))
+        return answers
 
     async def _send_batch(
         self,
@@ -370,7 +383,7 @@ class GraphClient:
         """Post one batch and file its parts while its slots are still held, so that
         throttled parts count against the lane as a throttled request does."""
         envelope = await self._post_batch(paths, call)
-        return self._sort_parts(owner, envelope, call, answers)
+        return self._sort_parts(owner, paths, envelope, call, answers)
 
     async def _post_batch(self, paths: Mapping[str, str], call: Call) -> dict[str, Any]:
         parts = [
@@ -387,6 +400,7 @@ class GraphClient:
     def _sort_parts(
         self,
         owner: str,
+        paths: Mapping[str, str],
         envelope: Mapping[str, Any],
         call: Call,
         answers: dict[str, Any],
@@ -395,13 +409,22 @@ class GraphClient:
         keys to send again and the last passing error.
 
         Throttled parts pause the lane once for the whole batch (with the longest
-        Retry-After any part gave), not once per part.
+        Retry-After any part gave), not once per part. A part the envelope leaves out is
+        sent again: its absence says nothing of the item (None would mean a 404).
         """
         retry: list[str] = []
         last: Retriable | None = None
         throttled: list[Throttled] = []
-        for part in envelope.get("responses", []):
+        parts = envelope.get("responses", [])
+        answered = {str(part.get("id")) for part in parts}
+        left_out = [key for key in paths if key not in answered]
+        if left_out:
+            retry.extend(left_out)
+            last = Retriable(f"{call.what}: the $batch answer left out {len(left_out)} parts")
+        for part in parts:
             key, status = str(part.get("id")), int(part.get("status", 0))
+            if key not in paths:
+                continue  # no part of ours: nothing to file
             if 200 <= status < 300:
                 body = part.get("body")
                 answers[key] = {} if body is None else body  # None stands for 404

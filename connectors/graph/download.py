@@ -9,7 +9,8 @@ https://learn.microsoft.com/en-us/graph/api/driveitem-get-content#partial-range-
 The body is written to a temporary file in chunks while QuickXorHash and SHA-256 are
 updated, so memory stays flat whatever the size; a file Graph lists at `memory_bytes` or
 less is held in memory instead and hashed once complete (no file to create, write and
-delete on the event loop: the per-file cost of a drive of small files). A dropped
+delete on the event loop: the per-file cost of a drive of small files), unless its body
+turns out larger than that: then it goes on in a temporary file. A dropped
 connection or a body shorter than announced resumes with `Range: bytes=N-` (guarded by
 `If-Range` when the first answer gave a validator); an expired link is replaced by a fresh
 one from `/content`. At the end, the QuickXorHash is compared with the one Graph published.
@@ -282,6 +283,8 @@ class DriveDownloader:
                 feed = spool.feed
                 if feed is not None and spool.total != feed.size:
                     feed.fail_stream(f"{spool.total} bytes announced, {feed.size} listed")
+                if (spool.total or 0) > self.memory_bytes:
+                    self._spill(spool)
                 # a memory buffer takes the chunks as they come; a file, 1 MiB writes
                 size = self.chunk_bytes if spool.path is not None else None
                 async for chunk in response.aiter_bytes(size):
@@ -289,12 +292,29 @@ class DriveDownloader:
                     received += len(chunk)
                     if feed is not None:
                         await feed.push(chunk)
+                    if spool.offset > self.memory_bytes:
+                        self._spill(spool)
                 _check_complete(response, received)
                 if spool.total is not None and spool.offset < spool.total:
                     raise TruncatedBody(f"have {spool.offset} of {spool.total} bytes")
         except LinkExpired:
             spool.location = None
             raise
+
+    def _spill(self, spool: _Spool) -> None:
+        """Go on in a temporary file when a body held in memory outgrows `memory_bytes`:
+        the listed size that chose memory is not the size served (SharePoint's rewrites),
+        and memory must stay bounded whatever a server sends."""
+        if spool.path is not None:
+            return
+        assert isinstance(spool.file, io.BytesIO)
+        held = spool.file.getvalue()
+        target = self._open_spool()
+        spool.file.close()
+        spool.file, spool.path = target.file, target.path
+        spool.file.write(held)
+        spool.quickxor.update(held)
+        spool.sha256.update(held)
 
     @staticmethod
     def _accept(response: LinkAnswer, spool: _Spool) -> int:

@@ -19,6 +19,8 @@ import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
+from urllib.parse import urlsplit
+from urllib.request import getproxies, proxy_bypass
 
 import aiohttp
 
@@ -74,11 +76,18 @@ class _AiohttpAnswer:
 
 class AiohttpLinks:
     """A keep-alive pool of `connections` for download links, TLS verified with `tls`;
-    its session is made on first use, inside the event loop that uses it."""
+    its session is made on first use, inside the event loop that uses it.
+
+    The proxies of the environment (HTTP_PROXY, HTTPS_PROXY, NO_PROXY) are honoured as
+    httpx honours them for Graph's own requests: a network that reaches Graph only
+    through a proxy reaches the download hosts through it too. They are read once, not
+    through aiohttp's `trust_env`, which would also send ~/.netrc credentials to links."""
 
     def __init__(self, tls: ssl.SSLContext, connections: int, user_agent: str) -> None:
         self._tls, self._connections, self._user_agent = tls, connections, user_agent
         self._session: aiohttp.ClientSession | None = None
+        self._proxies = getproxies()
+        self._proxy_of: dict[tuple[str, str], str | None] = {}  # per scheme and host
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -94,8 +103,20 @@ class AiohttpLinks:
 
     @asynccontextmanager
     async def stream(self, url: str, headers: Mapping[str, str]) -> AsyncIterator[LinkAnswer]:
-        async with self._open().get(url, headers=dict(headers), allow_redirects=False) as answer:
+        proxy = self._proxy_for(url)
+        async with self._open().get(
+            url, headers=dict(headers), allow_redirects=False, proxy=proxy
+        ) as answer:
             yield _AiohttpAnswer(answer)
+
+    def _proxy_for(self, url: str) -> str | None:
+        """The proxy the environment names for `url`'s scheme, unless NO_PROXY lists its host."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "")
+        if key not in self._proxy_of:
+            proxy = self._proxies.get(key[0])
+            self._proxy_of[key] = None if proxy is None or proxy_bypass(key[1]) else proxy
+        return self._proxy_of[key]
 
     async def aclose(self) -> None:
         if self._session is not None:

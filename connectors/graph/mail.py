@@ -49,7 +49,7 @@ from msgraph.generated.users.item.messages.item.message_item_request_builder imp
     MessageItemRequestBuilder,
 )
 
-from ...migrator.errors import ItemError, SkipItem
+from ...migrator.errors import ItemError, Retriable, SkipItem
 from ...migrator.model import Container, Item, Owner, Page
 from .budget import MailboxBudget
 from .client import GraphClient
@@ -161,10 +161,11 @@ class GraphMailSource:
 
     async def fetch_many(
         self, container: Container, items: Sequence[Item]
-    ) -> list[bytes | ItemError]:
+    ) -> list[bytes | ItemError | Retriable]:
         """The MIME of several small messages with one `$batch` of `$value`s: each part
         still counts as a request against the mailbox, but the client makes one HTTP
-        exchange instead of twenty. A message that is gone is a `SkipItem` in its place."""
+        exchange instead of twenty. A message that is gone is a `SkipItem` in its place,
+        one that kept failing the `Retriable` that says why."""
         paths = {
             str(n): _mime_path(container.owner, item.source_id) for n, item in enumerate(items)
         }

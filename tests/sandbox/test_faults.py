@@ -33,6 +33,27 @@ def test_error_rate_answers_503_with_retry_after(sb: SandboxServer) -> None:
     assert response.json()["error"]["code"] == "ServiceUnavailable"
 
 
+def test_error_rate_reaches_the_parts_of_a_batch(sb: SandboxServer) -> None:
+    """A client that reads through `$batch` meets the injected errors in its parts."""
+    faults = next(  # a seed whose first draw, the envelope's, is not a fault
+        Faults(error_rate=0.5, seed=seed)
+        for seed in range(100)
+        if FaultInjector(Faults(error_rate=0.5, seed=seed)).draw() is Fate.NORMAL
+    )
+    sb.set_faults(faults)
+    before = sb.stats()["faults"].get("error", 0)
+    user = sb.tenant.users[0]
+    parts = [{"id": str(n), "method": "GET", "url": f"/users/{user.id}"} for n in range(20)]
+    with raw_client(sb) as client:
+        response = client.post("$batch", json={"requests": parts})
+    assert response.status_code == 200
+    answers = response.json()["responses"]
+    refused = [a for a in answers if a["status"] == 503]
+    assert 0 < len(refused) < len(answers)
+    assert all(a["headers"]["Retry-After"] == "1" for a in refused)
+    assert sb.stats()["faults"]["error"] - before == len(refused)
+
+
 def test_reset_rate_closes_the_connection_without_an_answer(sb: SandboxServer) -> None:
     sb.set_faults(Faults(reset_rate=1.0))
     with raw_client(sb) as client, pytest.raises(httpx.TransportError):
