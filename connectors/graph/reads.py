@@ -122,6 +122,7 @@ NOT_GRAPH = frozenset(
         "Range", "Retry-After", "retry-after", "RateLimit-Reset", "ratelimit-reset",
         "owner",  # a value of a member's roles
         "-my.sharepoint.", "token=", "token%3d",  # pieces of URLs
+        "aiohttp",  # a module name looked up in sys.modules
     }
 )  # fmt: skip
 
