@@ -470,6 +470,14 @@ def sandbox() -> None:
     help="Shrink Graph's 10-minute throttling window (and its count) by this factor.",
 )
 @click.option("--no-throttle", is_flag=True, help="Do not enforce Graph's mailbox limits.")
+@click.option(
+    "--reports-forbidden",
+    is_flag=True,
+    help="Refuse the usage reports with 403, as to an app without Reports.Read.All.",
+)
+@click.option(
+    "--conceal-names", is_flag=True, help="Conceal user names in the usage reports (hashes)."
+)
 @reported
 def serve(
     host: str,
@@ -482,6 +490,8 @@ def serve(
     tls: bool,
     scale: float,
     no_throttle: bool,
+    reports_forbidden: bool,
+    conceal_names: bool,
 ) -> None:
     """Serve the sandbox tenant over HTTP(S) until interrupted."""
     from .sandbox.server import Limits, serve_forever
@@ -499,7 +509,15 @@ def serve(
     except ValueError as exc:
         raise ConfigError("--from", str(exc)) from None
     limits = Limits(scale=scale, enabled=not no_throttle)
-    serve_forever(tenant, host=host, port=port, tls=tls, limits=limits)
+    serve_forever(
+        tenant,
+        host=host,
+        port=port,
+        tls=tls,
+        limits=limits,
+        reports_forbidden=reports_forbidden,
+        conceal_names=conceal_names,
+    )
 
 
 if __name__ == "__main__":
