@@ -17,8 +17,8 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-from ...migrator.errors import FatalError
-from .client import TENANT, GraphClient
+from ...migrator.errors import HirondelleError
+from .client import TENANT, GraphClient, UnexpectedAnswer
 from .errors import Call
 
 PERIOD = "D7"
@@ -67,7 +67,8 @@ def parse_report(
 
 
 async def read_reports(client: GraphClient) -> UsageReports:
-    """Both reports; `ReportsUnavailable` when Graph refuses them (no Reports.Read.All)."""
+    """Both reports; `ReportsUnavailable` when Graph does not serve them: refused (no
+    Reports.Read.All), absent (the reports API is global-service only), failing."""
     mail = await _report(client, "getMailboxUsageDetail")
     drives = await _report(client, "getOneDriveUsageAccountDetail")
     date, mailboxes, hidden = parse_report(mail, "User Principal Name", "Item Count")
@@ -88,7 +89,7 @@ async def _report(client: GraphClient, function: str) -> bytes:
 
     try:
         return await client.budgets.run(TENANT, fetch)
-    except FatalError as exc:
+    except (HirondelleError, UnexpectedAnswer) as exc:  # refused, absent (national clouds)...
         raise ReportsUnavailable(str(exc)) from None
 
 
