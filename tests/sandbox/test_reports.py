@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from hirondelle.connectors.graph.reports import parse_report
-from hirondelle.sandbox.reports import MAILBOX_COLUMNS, ONEDRIVE_COLUMNS
+from hirondelle.sandbox.mail import GraphRequest
+from hirondelle.sandbox.reports import MAILBOX_COLUMNS, ONEDRIVE_COLUMNS, ReportsService
 from hirondelle.sandbox.server import SandboxServer
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
 
@@ -87,3 +88,14 @@ def test_a_tally_equals_the_generated_mailbox() -> None:
     full = Tenant.generate(spec)
     assert tallied == [full.mailbox_usage(u.id) for u in full.users]
     assert all(items == 30 for items, _ in tallied)
+
+
+def test_the_mailbox_report_generates_no_user_and_no_drive() -> None:
+    spec = TenantSpec(seed=4, users=50, messages=6, large_messages=0)
+    tenant = Tenant.generate(spec, lazy=True)
+    reports = ReportsService(tenant)
+    request = GraphRequest.create("GET", f"/{MAILBOX}", {}, {}, "https://graph.test/v1.0")
+    answer = reports.handle(request)
+    assert answer.status == 302
+    assert answer.headers["Location"].startswith("https://graph.test/_reports/")
+    assert tenant._filled == 0 and tenant._drives is None  # nothing generated to count it
