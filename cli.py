@@ -25,6 +25,8 @@ from sqlalchemy.exc import DatabaseError, OperationalError
 from .migrator import operations
 from .migrator.config import Config, load_config
 from .migrator.errors import ConfigError, HirondelleError, LockedError
+from .migrator.operations import PlanSource
+from .migrator.plan import Plan
 from .migrator.plan_output import CsvPlanWriter, JsonPlanWriter, Sinks
 from .migrator.progress import ProgressReporter
 
@@ -151,13 +153,33 @@ def doctor(ctx: click.Context) -> None:
     default=None,
     help="Run the --deep checks for one owner in N only (the 1st, the N+1th...).",
 )
+@click.option(
+    "--source",
+    type=click.Choice(["auto", "reports", "graph"]),
+    default="auto",
+    show_default=True,
+    help="Where the inventory counts mail and OneDrive: the tenant's usage reports "
+    "(Reports.Read.All; a few days old), each owner's folders and drives, or the reports "
+    "when Graph serves them.",
+)
 @click.pass_context
 @reported
 def plan(
-    ctx: click.Context, as_json: bool, csv_path: Path | None, deep: bool, sample: int | None
+    ctx: click.Context,
+    as_json: bool,
+    csv_path: Path | None,
+    deep: bool,
+    sample: int | None,
+    source: PlanSource,
 ) -> None:
     """Dry run: inventory, findings and a time estimate. Writes nothing to the target."""
     config = _config(ctx)
+
+    def run(sinks: Sinks | None = None) -> Plan:
+        return asyncio.run(
+            operations.plan(config, deep, sinks, sample or 0, source, notice=_notice)
+        )
+
     with contextlib.ExitStack() as stack:
         csv_writer = None
         if csv_path is not None:  # found unwritable now, not after a long scan
@@ -169,9 +191,9 @@ def plan(
         if as_json:  # rows are written as owners finish: memory stays flat
             writer = JsonPlanWriter(sys.stdout)
             sinks = Sinks(writer, *([csv_writer] if csv_writer else []))
-            writer.close(asyncio.run(operations.plan(config, deep, sinks, sample or 0)))
+            writer.close(run(sinks))
             return
-        result = asyncio.run(operations.plan(config, deep, sample=sample or 0))
+        result = run()
         if csv_writer is not None:
             csv_writer.owner_done(result.rows, [])
     table = Table(title="Plan")
@@ -195,6 +217,19 @@ def plan(
         f"{result.requests_per_second:.1f} Graph requests/s per mailbox, "
         f"{result.owner_concurrency} mailboxes at once"
     )
+    if result.report_date:
+        left = ", ".join(result.not_counted) or "nothing"
+        out.print(
+            f"Mail and OneDrive rows marked 'report' are Microsoft 365's usage reports as of "
+            f"{result.report_date} (a few days old); not counted: {left}; folder and file "
+            "names not checked (--deep or --sample N do both).",
+            markup=False,
+            highlight=False,
+        )
+
+
+def _notice(line: str) -> None:
+    click.echo(line, err=True)
 
 
 def _duration(seconds: float) -> str:
@@ -470,6 +505,14 @@ def sandbox() -> None:
     help="Shrink Graph's 10-minute throttling window (and its count) by this factor.",
 )
 @click.option("--no-throttle", is_flag=True, help="Do not enforce Graph's mailbox limits.")
+@click.option(
+    "--reports-forbidden",
+    is_flag=True,
+    help="Refuse the usage reports with 403, as to an app without Reports.Read.All.",
+)
+@click.option(
+    "--conceal-names", is_flag=True, help="Conceal user names in the usage reports (hashes)."
+)
 @reported
 def serve(
     host: str,
@@ -482,6 +525,8 @@ def serve(
     tls: bool,
     scale: float,
     no_throttle: bool,
+    reports_forbidden: bool,
+    conceal_names: bool,
 ) -> None:
     """Serve the sandbox tenant over HTTP(S) until interrupted."""
     from .sandbox.server import Limits, serve_forever
@@ -499,7 +544,15 @@ def serve(
     except ValueError as exc:
         raise ConfigError("--from", str(exc)) from None
     limits = Limits(scale=scale, enabled=not no_throttle)
-    serve_forever(tenant, host=host, port=port, tls=tls, limits=limits)
+    serve_forever(
+        tenant,
+        host=host,
+        port=port,
+        tls=tls,
+        limits=limits,
+        reports_forbidden=reports_forbidden,
+        conceal_names=conceal_names,
+    )
 
 
 if __name__ == "__main__":

@@ -61,6 +61,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=7, help="tenant seed (default 7)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_USERS:,} users")
     parser.add_argument("--deep", action="store_true", help="run `plan --deep` instead")
+    parser.add_argument(
+        "--source",
+        choices=("auto", "reports", "graph"),
+        default="auto",
+        help="`plan --source` (default auto: the usage reports)",
+    )
     parser.add_argument("--profile", type=Path, help="profile the plan into FILE (slows it)")
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds for the plan")
     args = parser.parse_args(argv)
@@ -131,6 +137,7 @@ def measure_plan(args: argparse.Namespace, sandbox: SandboxProcess, work: Path) 
     if args.profile is not None:
         wrapper = [*wrapper, "hirondelle.bench._profile", str(args.profile.resolve())]
     command = [*wrapper, "hirondelle.cli", "-c", str(config), "plan", "--json"]
+    command += ["--source", args.source]
     if args.deep:
         command.append("--deep")
     before = int(sandbox.stats()["requests"])
@@ -160,6 +167,7 @@ def measure_plan(args: argparse.Namespace, sandbox: SandboxProcess, work: Path) 
         "plan_owners": plan["owners"],
         "plan_items": plan["items"],
         "plan_findings": len(plan["findings"]),
+        "plan_counted": sorted({row["counted"] for row in plan["containers"]}),
     }
 
 
@@ -181,6 +189,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "sandbox_rss_mb_ready": round(made.rss_mb, 1),
         "sandbox_rss_mb_after": round(sandbox_rss, 1),
         "deep": args.deep,
+        "source": args.source,
     }
 
 

@@ -42,8 +42,11 @@ class FilesPlanner:
         return container.display_path
 
     def requests(self, container: Container) -> int:
-        items = self._listings.get(container.source_id, [])
-        return len(items) + len(items) // 999 + 2
+        return self.requests_for(len(self._listings.get(container.source_id, [])))
+
+    def requests_for(self, items: int) -> int:
+        """A drive of `items` items (or a OneDrive as the usage report counts its files)."""
+        return items + items // 999 + 2
 
     def forget(self, container: Container) -> None:
         self._listings.pop(container.source_id, None)

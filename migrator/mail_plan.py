@@ -47,8 +47,11 @@ class MailPlanner:
         return join_folder(segments, PLAN_DELIMITER)
 
     def requests(self, container: Container) -> int:
-        n = container.total_items
-        return n + math.ceil(n / DELTA_PAGE) + 1
+        return self.requests_for(container.total_items)
+
+    def requests_for(self, items: int) -> int:
+        """A folder of `items` messages (or a whole mailbox, as a usage report counts it)."""
+        return items + math.ceil(items / DELTA_PAGE) + 1
 
     async def findings(
         self, owner: Owner, containers: list[Container], deep: bool

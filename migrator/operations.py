@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..state.jobs import Jobs
 from ..state.leases import Holder
@@ -33,12 +35,19 @@ from .coordinator import (
 from .errors import ConfigError, FatalError, HirondelleError
 from .ledger import Tally
 from .model import Owner
-from .plan import Plan, PlanSink, make_plan
+from .plan import REPORTED, Plan, PlanSink, make_plan
 from .registry import assemble
 from .selection import owners_of
 from .verify import VerifyReport, verify
 from .worker import Worker
 from .workload import Reporter, SilentReporter, Workload
+
+if TYPE_CHECKING:
+    from ..connectors.graph.client import GraphClient
+    from ..connectors.graph.reports import UsageReports
+
+log = logging.getLogger(__name__)
+PlanSource = Literal["auto", "reports", "graph"]
 
 DoctorLine = tuple[str, bool, str]
 
@@ -265,16 +274,55 @@ async def check(config: Config) -> dict[str, VerifyReport]:
 
 
 async def plan(
-    config: Config, deep: bool = False, sink: PlanSink | None = None, sample: int = 0
+    config: Config,
+    deep: bool = False,
+    sink: PlanSink | None = None,
+    sample: int = 0,
+    source: PlanSource = "auto",
+    notice: Callable[[str], None] = log.warning,
 ) -> Plan:
     """`plan`: inventory and findings; touches neither the state nor the target's data.
     `deep` adds the item-by-item findings (`sample` = N: for one owner in N); `sink` takes
-    rows and findings as owners finish."""
+    rows and findings as owners finish. `source`: where the inventory counts mail and
+    OneDrive ("reports": the tenant's usage reports; "graph": each owner's folders and
+    drives; "auto": the reports when Graph serves them, else per owner, after one
+    `notice` saying why)."""
     async with assemble(config) as assembled:
         options, users = run_options(config), config.users_file
+        reports = None
+        if source != "graph" and not deep and assembled.graph is not None:
+            if {w.name for w, _ in assembled.planned} & set(REPORTED):
+                reports = await _usage_reports(assembled.graph, source, notice)
         return await make_plan(
-            assembled.planned, options, users, deep=deep, sample=sample, sink=sink
+            assembled.planned,
+            options,
+            users,
+            deep=deep,
+            sample=sample,
+            sink=sink,
+            reports=reports,
         )
+
+
+async def _usage_reports(
+    graph: GraphClient, source: PlanSource, notice: Callable[[str], None]
+) -> UsageReports | None:
+    """The tenant's usage reports, or None (after `notice`) when they cannot serve."""
+    from ..connectors.graph.reports import ReportsUnavailable, read_reports
+
+    try:
+        reports = await read_reports(graph)
+        if reports.concealed:
+            raise ReportsUnavailable(
+                "the tenant conceals user names in Microsoft 365 reports (admin center, "
+                "Reports settings), so their rows match no user"
+            )
+    except ReportsUnavailable as exc:
+        if source == "reports":
+            raise ConfigError("--source", f"usage reports unavailable: {exc}") from None
+        notice(f"usage reports unavailable ({exc}): counting each owner's mail and files")
+        return None
+    return reports
 
 
 async def doctor(config: Config) -> list[tuple[str, bool, str]]:

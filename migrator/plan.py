@@ -9,6 +9,14 @@ items and missing Message-IDs, every event read with its occurrences), which cos
 requests in proportion to the items; `sample` = N runs them for one owner in N only
 (the first, the N+1th...): a view of what the deep checks find at a fraction of it.
 
+With the tenant's usage reports (`reports`: Microsoft 365's mailbox and OneDrive usage
+reports, read in a few requests for the whole tenant), the inventory takes each user's
+mail and OneDrive counts and sizes from them, one row per mailbox or OneDrive marked
+`counted` = "report" (figures as of the reports' refresh date, a few days old), and makes
+no per-owner mail, drive, calendar or contacts request: calendars and contacts are then
+counted, and folder and file names checked, only for the owners `deep` or `sample` check
+in full (`Plan.not_counted` says so). Owners the reports do not name are assessed per owner.
+
 Owners are assessed `owner_concurrency` at a time and handed to a `PlanSink` in the
 tenant's order as they finish, so outputs can be written while the plan goes on and
 memory stays flat whatever the tenant's size. The estimate is bound by Graph's
@@ -21,19 +29,27 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from .model import Container, Owner
 from .selection import UsersFile, owners_of
 from .workload import RunOptions, Workload
+
+if TYPE_CHECKING:
+    from ..connectors.graph.reports import Usage, UsageReports
 
 T = TypeVar("T")
 K = TypeVar("K")
 
 # Where a row's `items` and `bytes` come from: "inventory", the container's own
 # counters as Graph reports them (a mail folder's totalItemCount and size), or
-# "listing", counted from a listing of the container read by the plan.
-Counted = Literal["inventory", "listing"]
+# "listing", counted from a listing of the container read by the plan, or "report", a
+# whole mailbox or OneDrive as the tenant's usage report gave it (a few days old).
+Counted = Literal["inventory", "listing", "report"]
+# The workloads the usage reports count, the name of their one row per owner, and those
+# the inventory then leaves to the fully checked owners.
+REPORTED = {"mail": "(mailbox)", "files": "(OneDrive)"}
+LEFT_TO_CHECKS = ("calendar", "contacts")
 
 
 @dataclass(frozen=True)
@@ -80,6 +96,8 @@ class Plan:
     requests: int = 0
     containers: int = 0
     finding_count: int = 0
+    report_date: str = ""  # the usage reports' refresh date when they gave counts
+    not_counted: list[str] = field(default_factory=list)  # workloads left to checked owners
 
     def count(self, rows: list[PlanRow], findings: list[Finding]) -> None:
         self.items += sum(r.items for r in rows)
@@ -103,6 +121,21 @@ class Plan:
                 "owner_concurrency": self.owner_concurrency,
             },
             "estimated": ["requests", "estimate_seconds"],
+            **self._report_summary(),
+        }
+
+    def _report_summary(self) -> dict[str, object]:
+        if not self.report_date:
+            return {}
+        return {
+            "usage_reports": {
+                "refreshed": self.report_date,
+                "note": "mail and OneDrive counts of rows counted 'report' are the usage "
+                "reports' figures as of that date, a few days old",
+                "not_counted": self.not_counted,
+                "not_checked": "folder and file names (renamed, hidden, colliding) of "
+                "owners counted from the reports: use --deep or --sample N",
+            }
         }
 
     def as_dict(self) -> dict[str, object]:
@@ -223,6 +256,23 @@ async def assess_owner(
     return rows, found
 
 
+def report_row(workload: str, planner: Planner, owner: Owner, usage: Usage) -> PlanRow:
+    """An owner's whole mailbox or OneDrive, as the usage report counts it."""
+    name = REPORTED[workload]
+    estimate = getattr(planner, "requests_for", None)  # the planners of REPORTED have it
+    requests = estimate(usage.items) if estimate is not None else 0
+    return PlanRow(workload, owner.upn, name, name, usage.items, usage.bytes, requests, "report")
+
+
+def reported_usage(reports: UsageReports, workload: str, owner: Owner) -> Usage | None:
+    """The owner's figures in the reports; None when they do not name it or do not count
+    the workload."""
+    if workload not in REPORTED:
+        return None
+    table = reports.mailboxes if workload == "mail" else reports.onedrives
+    return table.get(owner.upn.lower())
+
+
 async def make_plan(
     workloads: list[tuple[Workload, Planner]],
     options: RunOptions,
@@ -231,10 +281,18 @@ async def make_plan(
     deep: bool = False,
     sample: int = 0,
     sink: PlanSink | None = None,
+    reports: UsageReports | None = None,
 ) -> Plan:
     """Assess every selected owner of every workload. Rows and findings go to `sink`
-    as owners finish, or into the returned plan when there is none."""
+    as owners finish, or into the returned plan when there is none. With `reports`, the
+    owners not checked in full take their mail and OneDrive figures from them."""
     plan = Plan(owner_concurrency=options.owner_concurrency, deep=deep, sample=sample)
+    if reports is not None and not deep:
+        plan.report_date = reports.refreshed
+        names = {w.name for w, _ in workloads}
+        plan.not_counted = [name for name in LEFT_TO_CHECKS if name in names]
+    else:
+        reports = None
     per_owner: list[int] = []
     selected = await owners_of([w for w, _ in workloads], options, users)
 
@@ -258,6 +316,12 @@ async def make_plan(
         ) -> tuple[list[PlanRow], list[Finding]]:
             index, owner = numbered
             checked = deep or (sample > 0 and index % sample == 0)
+            if not checked and reports is not None:
+                if workload.name in LEFT_TO_CHECKS:
+                    return [], []  # said in the summary's not_counted
+                usage = reported_usage(reports, workload.name, owner)
+                if usage is not None:
+                    return [report_row(workload.name, planner, owner, usage)], []
             return await assess_owner(workload, planner, owner, checked)
 
         await in_order(enumerate(owners), assess, options.owner_concurrency, emit)

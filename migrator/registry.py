@@ -76,6 +76,7 @@ class Assembled:
     # Tenant-wide Graph budgets (SharePoint's resource units, the Teams tenant rate), by
     # budget group: each divides itself among the processes that draw on it now.
     shared: dict[str, Callable[[int], None]] = field(default_factory=dict)
+    graph: GraphClient | None = None  # Outlook's client, for tenant-wide reads (reports)
 
 
 def settings_of(cls: type, options: Mapping[str, Any], table: str) -> Any:
@@ -408,6 +409,7 @@ async def assemble(config: Config, store: Store | None = None) -> AsyncIterator[
     assembled = Assembled()
     credential = make_credential(config.source)
     clients = Clients(config, credential, store)
+    assembled.graph = clients.outlook
     try:
         for name, target_config in config.targets.items():
             workload, planner = BUILDERS[name](config, target_config, clients)

@@ -140,8 +140,11 @@ _COPY_OF = {8: 0}  # showcase 8 is showcase 0 copied into another folder: same M
 _REPLY_TO = {6: 0}  # showcase 6 answers showcase 0
 
 
-def generate_tenant(spec: TenantSpec) -> tuple[Tenant, Callable[[int], None]]:
-    """Users and folders for `spec`, and what fills the messages of the user at an index.
+def generate_tenant(
+    spec: TenantSpec,
+) -> tuple[Tenant, Callable[[int], None], Callable[[int], tuple[int, int]]]:
+    """Users and folders for `spec`, what fills the messages of the user at an index, and
+    what tallies them (visible messages, bytes) without storing any.
 
     Users filled in index order get the same messages, ids and sequence numbers whenever
     it happens: the same spec gives the same tenant."""
@@ -150,11 +153,41 @@ def generate_tenant(spec: TenantSpec) -> tuple[Tenant, Callable[[int], None]]:
     large = _large_slots(spec)
     mailboxes = {index: _Mailbox(tenant, spec, index, user) for index, user in enumerate(users)}
 
-    def fill(index: int) -> None:
-        others = [(u.display_name, u.mail) for u in colleagues(users, users[index].id)]
-        mailboxes.pop(index).fill([*others, *CONTACTS], large.get(index, set()))
+    def correspondents(index: int) -> list[Address]:
+        return [*((u.display_name, u.mail) for u in colleagues(users, users[index].id)), *CONTACTS]
 
-    return tenant, fill
+    def fill(index: int) -> None:
+        mailboxes.pop(index).fill(correspondents(index), large.get(index, set()))
+
+    def tally(index: int) -> tuple[int, int]:
+        counter = _Tally()
+        mailbox = _Mailbox(counter, spec, index, users[index])  # type: ignore[arg-type]
+        mailbox.fill(correspondents(index), large.get(index, set()))
+        return counter.items, counter.bytes
+
+    return tenant, fill, tally
+
+
+class _Tally:
+    """Stands for the tenant when only a mailbox's visible count and size are wanted: the
+    same messages are made (each one's size needs its MIME built once), none is kept."""
+
+    def __init__(self) -> None:
+        self.items = self.bytes = 0
+        self._hidden: set[str] = set()
+
+    def add_user(self, user: SandboxUser, root_id: str) -> None:
+        return None
+
+    def add_folder(self, folder: SandboxFolder) -> None:
+        if folder.hidden or folder.parent_id in self._hidden:
+            self._hidden.add(folder.id)
+
+    def add_message(self, message: SandboxMessage, source: object) -> SandboxMessage:
+        if message.folder_id not in self._hidden:
+            self.items += 1
+            self.bytes += message.size
+        return message
 
 
 def _users(spec: TenantSpec) -> list[SandboxUser]:

@@ -36,6 +36,7 @@ from hirondelle.sandbox.drive import DriveService
 from hirondelle.sandbox.faults import Fate, FaultInjector, Faults
 from hirondelle.sandbox.mail import GraphRequest, GraphResponse, MailService
 from hirondelle.sandbox.odata import JSON, GraphError, error_body
+from hirondelle.sandbox.reports import ReportsService
 from hirondelle.sandbox.resource_units import ResourceUnitLimits, ResourceUnitThrottle
 from hirondelle.sandbox.service import Service
 from hirondelle.sandbox.teams import TeamsService
@@ -99,6 +100,8 @@ class SandboxApp:
         self.services.insert(0, self.drive)  # before mail, which answers any short path
         self.teams = TeamsService(tenant, self.throttle)
         self.services.insert(0, self.teams)  # groups, teams, channels
+        self.reports = ReportsService(tenant)  # usage reports, tenant-wide
+        self.services.insert(0, self.reports)
 
     def build(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)
@@ -111,6 +114,7 @@ class SandboxApp:
         app.router.add_post("/_sandbox/revoke-tokens", self._control_revoke)
         app.router.add_route("*", "/v1.0/{tail:.*}", self._graph)
         app.router.add_get("/_download/{ticket}", self.drive.download)  # pre-authenticated
+        app.router.add_get("/_reports/{ticket}", self.reports.download)  # pre-authenticated
         return app
 
     def _draw_fate(self) -> Fate:
@@ -368,6 +372,8 @@ class SandboxApp:
 def _json_response(response: GraphResponse) -> web.Response:
     if isinstance(response, MediaResponse):  # binary content such as a contact photo
         return web.Response(body=response.content, status=response.status, headers=response.headers)
+    if response.body is None:  # a redirect such as a report's 302 to its download
+        return web.Response(status=response.status, headers=response.headers)
     return web.json_response(response.body, status=response.status, headers=response.headers)
 
 
@@ -501,6 +507,15 @@ class SandboxServer:
         """Whether Microsoft approved the app for Teams' protected APIs (channel messages)."""
         self._on_loop(lambda: setattr(self._state.teams, "protected_apis_approved", approved))
 
+    def set_reports(self, *, forbidden: bool = False, concealed: bool = False) -> None:
+        """Usage reports refused (an app without Reports.Read.All), or names concealed."""
+        reports = self._state.reports
+
+        def switch() -> None:
+            reports.forbidden, reports.concealed = forbidden, concealed
+
+        self._on_loop(switch)
+
     def mutate(self, mutation: Mutation) -> Any:
         """Mutate the tenant on the server's loop, between two requests."""
         return self._on_loop(lambda: self.tenant.mutate(mutation))
@@ -539,9 +554,13 @@ def serve_forever(
     tls: bool = True,
     limits: Limits | None = None,
     faults: Faults | None = None,
+    *,
+    reports_forbidden: bool = False,
+    conceal_names: bool = False,
 ) -> None:
     """Serve until interrupted, printing what a client needs to connect."""
     with SandboxServer(tenant, tls=tls, limits=limits, faults=faults, host=host, port=port) as sb:
+        sb.set_reports(forbidden=reports_forbidden, concealed=conceal_names)
         print(f"Graph URL:      {sb.graph_url}")
         print(f"Authority:      {sb.authority}")
         print(f"CA file:        {sb.ca_file or '(plain http)'}")

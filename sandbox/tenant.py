@@ -231,6 +231,7 @@ class Tenant:
         self._oldest_delta_seq = 0
         self._fill: Callable[[int], None] | None = None  # fills a user's content, lazily
         self._filled = 0  # users whose content is generated, in order
+        self._tally: Callable[[int], tuple[int, int]] | None = None  # a user's mail, counted
         self._index: dict[str, int] = {}  # user id -> position
         self._drives: SandboxDrives | None = None  # generated on first use
         self._teams: TeamsData | None = None  # generated on first use
@@ -252,7 +253,8 @@ class Tenant:
         from .calendar_seed import calendar_filler
         from .loader import generate_tenant  # the loader builds on this class: import when used
 
-        tenant, fill_mail = generate_tenant(spec)
+        tenant, fill_mail, tally = generate_tenant(spec)
+        tenant._tally = tally
         fill_calendar = calendar_filler(
             tenant.calendar_data,
             spec.seed,
@@ -366,6 +368,24 @@ class Tenant:
             user = self._user_keys[key.lower()]
         self._fill_through(self._index[user.id])
         return user
+
+    def mailbox_usage(self, user_id: str) -> tuple[int, int]:
+        """(messages, bytes) in the user's visible folders, as the folders' totalItemCount
+        and size add up; a user not generated yet is tallied without being generated."""
+        with self._lock:
+            index = self._index[user_id]
+            if self._fill is not None and self._tally is not None and index >= self._filled:
+                return self._tally(index)
+            hidden: set[str] = set()
+            items = size = 0
+            for folder in self._folders[user_id].values():  # parents come before children
+                if folder.hidden or folder.parent_id in hidden:
+                    hidden.add(folder.id)
+                    continue
+                members = self._members.get(folder.id, {})
+                items += len(members)
+                size += sum(self._messages[user_id][m].size for m in members)
+            return items, size
 
     def root_folder_id(self, user_id: str) -> str:
         with self._lock:

@@ -1,11 +1,18 @@
-"""`plan` in two tiers, end to end over the sandbox: the inventory and `--deep`.
+"""`plan` in two tiers, end to end over the sandbox: the inventory and `--deep`, and the
+inventory from the tenant's usage reports.
 
 The inventory reads each mail folder's own counters (mailFolder `totalItemCount`,
 https://learn.microsoft.com/en-us/graph/api/resources/mailfolder) and lists calendars
 with `/calendars/{id}/events`, which returns single events and series masters, never
 their occurrences (https://learn.microsoft.com/en-us/graph/api/calendar-list-events);
 the deep tier reads each event and its instances
-(https://learn.microsoft.com/en-us/graph/api/event-list-instances).
+(https://learn.microsoft.com/en-us/graph/api/event-list-instances). The usage reports are a
+302 to a CSV, one row per mailbox or OneDrive
+(https://learn.microsoft.com/en-us/graph/api/reportroot-getmailboxusagedetail,
+https://learn.microsoft.com/en-us/graph/api/reportroot-getonedriveusageaccountdetail), refused
+with 403 without Reports.Read.All (https://learn.microsoft.com/en-us/graph/reportroot-authorization)
+and carrying hashes when the tenant conceals names
+(https://learn.microsoft.com/en-us/graph/api/resources/adminreportsettings).
 """
 
 from __future__ import annotations
@@ -22,8 +29,11 @@ from click.testing import CliRunner
 
 from hirondelle.cli import main
 from hirondelle.migrator import operations
+from hirondelle.migrator.config import Config
 from hirondelle.migrator.demo import SECRET_ENV, demo_config
+from hirondelle.migrator.errors import ConfigError
 from hirondelle.migrator.plan import Plan, in_order
+from hirondelle.migrator.registry import assemble
 from hirondelle.sandbox.server import SandboxServer
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
 
@@ -48,7 +58,7 @@ def test_the_inventory_reads_no_event_and_says_where_counts_come_from(
 ) -> None:
     config = demo_config(sandbox, tmp_path)
     before = _requests(sandbox)
-    inventory = asyncio.run(operations.plan(config))
+    inventory = asyncio.run(operations.plan(config, source="graph"))
     inventory_requests = _requests(sandbox) - before
     deep = asyncio.run(operations.plan(config, deep=True))
     deep_requests = _requests(sandbox) - before - inventory_requests
@@ -83,7 +93,7 @@ def test_a_sample_runs_the_deep_checks_for_one_owner_in_n(
 ) -> None:
     config = demo_config(sandbox, tmp_path)
     deep = asyncio.run(operations.plan(config, deep=True))
-    sampled = asyncio.run(operations.plan(config, sample=2))
+    sampled = asyncio.run(operations.plan(config, sample=2, source="graph"))
     first, second = (user.upn for user in sandbox.tenant.users)
 
     def drafts(plan: Plan) -> set[str]:
@@ -101,11 +111,10 @@ def test_json_and_csv_are_streamed_with_the_collected_plans_content(
 ) -> None:
     config = demo_config(sandbox, tmp_path)
     (tmp_path / "hirondelle.toml").write_text(_toml(config_source(sandbox)), encoding="utf-8")
-    collected = asyncio.run(operations.plan(config)).as_dict()
+    collected = asyncio.run(operations.plan(config, source="graph")).as_dict()
     csv_path = tmp_path / "plan.csv"
-    result = CliRunner().invoke(
-        main, ["-c", str(tmp_path / "hirondelle.toml"), "plan", "--json", "--csv", str(csv_path)]
-    )
+    arguments = ["plan", "--json", "--csv", str(csv_path), "--source", "graph"]
+    result = CliRunner().invoke(main, ["-c", str(tmp_path / "hirondelle.toml"), *arguments])
     assert result.exit_code == 0, result.output
     streamed = json.loads(result.output)
     assert streamed == collected
@@ -125,6 +134,77 @@ def test_a_plan_refused_before_any_owner_writes_no_json(
     assert result.exit_code == 2
     assert "nobody@contoso.test" in result.output  # the message names the row
     assert "{" not in result.output  # and no half document precedes it
+
+
+def test_the_reports_give_each_users_mail_and_onedrive_as_owners_count_them(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = demo_config(sandbox, tmp_path)
+    before = _requests(sandbox)
+    per_owner = asyncio.run(operations.plan(config, source="graph"))
+    per_owner_requests = _requests(sandbox) - before
+    reported = asyncio.run(operations.plan(config, source="reports"))
+    reported_requests = _requests(sandbox) - before - per_owner_requests
+
+    for user in sandbox.tenant.users:
+        for workload in ("mail", "files"):
+            counted = [r for r in per_owner.rows if (r.workload, r.owner) == (workload, user.upn)]
+            (row,) = [r for r in reported.rows if (r.workload, r.owner) == (workload, user.upn)]
+            assert row.counted == "report"
+            assert row.bytes == sum(r.bytes for r in counted) > 0
+            if workload == "mail":
+                assert row.items == sum(r.items for r in counted)
+        files = asyncio.run(_onedrive_files(config, user.upn))
+        (drive,) = [r for r in reported.rows if (r.workload, r.owner) == ("files", user.upn)]
+        assert drive.items == files  # "File Count": files (notebooks too), not folders
+    # calendars and contacts are left to the checked owners, and the summary says so
+    assert not {r.workload for r in reported.rows} & {"calendar", "contacts"}
+    summary = reported.summary()["usage_reports"]
+    assert isinstance(summary, dict) and summary["not_counted"] == ["calendar", "contacts"]
+    assert reported_requests < per_owner_requests / 2
+    # sites are in no OneDrive report: still listed per owner
+    assert any(r.owner.startswith("site:") and r.counted == "listing" for r in reported.rows)
+
+
+async def _onedrive_files(config: Config, upn: str) -> int:
+    async with assemble(config) as assembled:
+        (source,) = [w.source for w in assembled.workloads if w.name == "files"]
+        owners = [o for o in await source.owners() if o.upn == upn]
+        (drive,) = await source.containers(owners[0])
+        kinds = [item.meta.get("kind") for item in await source.listing(drive)]
+        return sum(1 for kind in kinds if kind in ("file", "package"))  # a notebook is a file
+
+
+def test_without_reports_the_plan_says_why_and_counts_per_owner(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    config = demo_config(sandbox, tmp_path)
+    per_owner = asyncio.run(operations.plan(config, source="graph"))
+    for switch in ({"forbidden": True}, {"concealed": True}):
+        sandbox.set_reports(**switch)
+        try:
+            notices: list[str] = []
+            fallback = asyncio.run(operations.plan(config, notice=notices.append))
+            with pytest.raises(ConfigError, match="usage reports unavailable"):
+                asyncio.run(operations.plan(config, source="reports"))
+        finally:
+            sandbox.set_reports()
+        assert len(notices) == 1 and "usage reports unavailable" in notices[0]
+        assert fallback.rows == per_owner.rows
+    assert "403" in notices[0] or "conceal" in notices[0]
+
+
+def test_plan_source_option_on_the_command_line(sandbox: SandboxServer, tmp_path: Path) -> None:
+    (tmp_path / "hirondelle.toml").write_text(_toml(config_source(sandbox)), encoding="utf-8")
+    base = ["-c", str(tmp_path / "hirondelle.toml"), "plan", "--json"]
+    result = CliRunner().invoke(main, [*base, "--source", "reports"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["usage_reports"]["refreshed"]
+    assert {"report", "listing"} == {c["counted"] for c in document["containers"]}
+    wrong = CliRunner().invoke(main, [*base, "--source", "nowhere"])
+    assert wrong.exit_code == 2 and "Traceback" not in wrong.output
+    assert "'nowhere' is not one of" in wrong.output
 
 
 def test_owners_are_emitted_in_order_whatever_order_they_finish_in() -> None:
