@@ -36,6 +36,7 @@ from .config import Config
 from .coordinator import audit_for, run_options
 from .errors import FatalError, HirondelleError
 from .registry import assemble, workload_modules
+from .spool import pid_alive
 from .worker import Worker
 
 log = logging.getLogger(__name__)
@@ -77,19 +78,9 @@ def _watch(parent: int) -> None:
     if pidfd is not None:
         select.select([pidfd], [], [])
     else:
-        while _alive(parent):
+        while pid_alive(parent):
             time.sleep(1.0)
     os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 Context = multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext

@@ -39,7 +39,7 @@ def sweep(root: Path) -> int:
     host, swept = socket.gethostname(), 0
     for entry in root.iterdir():
         name, _, pid = entry.name.rpartition("-")
-        if name != host or not pid.isdigit() or _alive(int(pid)):
+        if name != host or not pid.isdigit() or pid_alive(int(pid)):
             continue
         shutil.rmtree(entry, ignore_errors=True)
         swept += 1
@@ -52,7 +52,8 @@ def remove(folder: Path) -> None:
     shutil.rmtree(folder, ignore_errors=True)
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process of that id exists on this machine (owned by anyone)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
