@@ -18,7 +18,13 @@ from typing import Any
 
 import httpx
 
-from hirondelle.bench._hirondelle import SECRET_ENV, RunReport, run_workload, toml_text
+from hirondelle.bench._hirondelle import (
+    SECRET_ENV,
+    RunReport,
+    run_workload,
+    source_table,
+    toml_text,
+)
 from hirondelle.bench._servers import BenchError, SandboxEndpoint
 from hirondelle.connectors.matrix_wire import CLIENT, TEAMS_KEY, path_part
 
@@ -51,14 +57,7 @@ def write_config(
     """`hirondelle.toml` in `directory`: the sandbox's Teams into Synapse, appservice mode."""
     directory.mkdir(parents=True, exist_ok=True)
     tables: dict[str, dict[str, object]] = {
-        "source": {
-            "tenant_id": endpoint.tenant_id,
-            "client_id": endpoint.client_id,
-            "client_secret_env": SECRET_ENV,
-            "graph_url": endpoint.graph_url,
-            "authority": endpoint.authority,
-            "ca_file": endpoint.ca_file,
-        },
+        "source": source_table(endpoint),
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
         "run": {"workers": workers},
         "targets.chat": {

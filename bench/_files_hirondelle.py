@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hirondelle.bench._files_peer import DavAccount
-from hirondelle.bench._hirondelle import SECRET_ENV, RunReport, run_workload, toml_text
+from hirondelle.bench._hirondelle import (
+    SECRET_ENV,
+    RunReport,
+    run_workload,
+    source_table,
+    toml_text,
+)
 from hirondelle.bench._servers import SandboxEndpoint
 
 TARGET_FOLDER = "Microsoft 365"  # `[targets.files] folder`; the drive goes to ".../OneDrive"
@@ -43,15 +49,7 @@ def write_config(directory: Path, endpoint: SandboxEndpoint, run: FilesRun) -> P
     passwords.write_text(f"{run.account.login}:{run.account.password}\n", "utf-8")
     passwords.chmod(0o600)
     tables: dict[str, dict[str, object]] = {
-        "source": {
-            "tenant_id": endpoint.tenant_id,
-            "client_id": endpoint.client_id,
-            "client_secret_env": SECRET_ENV,
-            "graph_url": endpoint.graph_url,
-            "authority": endpoint.authority,
-            "ca_file": endpoint.ca_file,
-            "files_units_per_minute": run.units_per_minute,
-        },
+        "source": source_table(endpoint, files_units_per_minute=run.units_per_minute),
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
         "users": {"file": users.name},
         "run": {

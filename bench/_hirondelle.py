@@ -78,6 +78,19 @@ def toml_text(tables: Mapping[str, Mapping[str, object]]) -> str:
     )
 
 
+def source_table(endpoint: SandboxEndpoint, **extra: object) -> dict[str, object]:
+    """The `[source]` table of a bench run: the sandbox, its secret through `SECRET_ENV`."""
+    return {
+        "tenant_id": endpoint.tenant_id,
+        "client_id": endpoint.client_id,
+        "client_secret_env": SECRET_ENV,
+        "graph_url": endpoint.graph_url,
+        "authority": endpoint.authority,
+        "ca_file": endpoint.ca_file,
+        **extra,
+    }
+
+
 def write_config(
     directory: Path,
     endpoint: SandboxEndpoint,
@@ -93,14 +106,7 @@ def write_config(
     turns paths into strings) and the IMAP target then fails to read it.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    source: dict[str, object] = {
-        "tenant_id": endpoint.tenant_id,
-        "client_id": endpoint.client_id,
-        "client_secret_env": SECRET_ENV,
-        "graph_url": endpoint.graph_url,
-        "authority": endpoint.authority,
-        "ca_file": endpoint.ca_file,
-    }
+    source = source_table(endpoint)
     if budget is not None:
         source.update(requests_per_window=budget.requests, window_seconds=budget.seconds)
     tables: dict[str, Mapping[str, object]] = {

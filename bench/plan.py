@@ -33,7 +33,7 @@ from typing import Any
 
 import psutil
 
-from hirondelle.bench._hirondelle import SECRET_ENV, toml_text
+from hirondelle.bench._hirondelle import SECRET_ENV, source_table, toml_text
 from hirondelle.bench._servers import (
     BenchError,
     SandboxEndpoint,
@@ -83,17 +83,9 @@ def say(line: str) -> None:
 
 def write_config(directory: Path, endpoint: SandboxEndpoint) -> Path:
     """`hirondelle.toml` with the sandbox as source and an archive target per workload."""
-    source: dict[str, object] = {
-        "tenant_id": endpoint.tenant_id,
-        "client_id": endpoint.client_id,
-        "client_secret_env": SECRET_ENV,
-        "graph_url": endpoint.graph_url,
-        "authority": endpoint.authority,
-        "ca_file": endpoint.ca_file,
-        # the tenant-wide SharePoint budget (1,200 units a minute by default) would pace
-        # the drive listings of thousands of OneDrives: kept out of a speed figure
-        "files_units_per_minute": FILES_UNITS_PER_MINUTE,
-    }
+    # the tenant-wide SharePoint budget (1,200 units a minute by default) would pace the
+    # drive listings of thousands of OneDrives: kept out of a speed figure
+    source = source_table(endpoint, files_units_per_minute=FILES_UNITS_PER_MINUTE)
     tables: dict[str, dict[str, object]] = {
         "source": source,
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
