@@ -22,9 +22,10 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any, Protocol
 
 import psutil
@@ -336,3 +337,25 @@ def run_measured(
         peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
         cpu_seconds=usage.ru_utime + usage.ru_stime,
     )
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def guarded_run(work: Callable[[], dict[str, Any]]) -> dict[str, Any] | int:
+    """A benchmark's figures, or its exit status when it failed (2) or was stopped (130).
+
+    Ctrl-C and SIGTERM both unwind through the clean-up, even when this process was started
+    with SIGINT ignored (a background job); the children then get the default.
+    """
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return work()
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
+        return 130

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import tempfile
 import time
@@ -35,7 +34,6 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import psutil
@@ -52,8 +50,8 @@ from hirondelle.bench._chat_sandbox import ChannelShape
 from hirondelle.bench._chat_synapse import AccessLog, Traffic, start_synapse, synapse_process
 from hirondelle.bench._hirondelle import RunReport
 from hirondelle.bench._servers import (
-    BenchError,
     SandboxProcess,
+    guarded_run,
     machine_busy_seconds,
     stop_live,
     tree_cpu_seconds,
@@ -271,23 +269,12 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     return {**headline, **result}
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
-    try:
-        result = run(args)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
-        return 130
+    result = guarded_run(lambda: run(args))
+    if isinstance(result, int):
+        return result
     result["bench_seconds"] = round(time.perf_counter() - started, 1)
     final = summary(result)
     say(

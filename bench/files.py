@@ -25,14 +25,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import psutil
@@ -51,6 +49,7 @@ from hirondelle.bench._servers import (
     BenchError,
     Finished,
     SandboxProcess,
+    guarded_run,
     machine_busy_seconds,
     stop_live,
     tree_cpu_seconds,
@@ -354,22 +353,11 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
     return {**headline, **result}
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        result = run(args)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
-        return 130
+    result = guarded_run(lambda: run(args))
+    if isinstance(result, int):
+        return result
     print(json.dumps(summary(result)), flush=True)
     return 0
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import tempfile
 import time
@@ -30,7 +29,6 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import psutil
@@ -39,10 +37,10 @@ from hirondelle.bench._hirondelle import Budget, run_hirondelle, watch_budget
 from hirondelle.bench._hirondelle import write_config as write_hirondelle_config
 from hirondelle.bench._peer import MbsyncRun, mbsync_configs, populate, run_mbsync
 from hirondelle.bench._servers import (
-    BenchError,
     SandboxProcess,
     SandboxShape,
     dovecot_master,
+    guarded_run,
     machine_busy_seconds,
     message_count,
     require_tools,
@@ -368,10 +366,6 @@ def measure_budget(args: argparse.Namespace, work: Path, stack: ExitStack) -> di
 # -- entry point ----------------------------------------------------------------------------
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Every measurement, with every server and temp dir cleaned up on the way out."""
     require_tools()
@@ -394,18 +388,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    # Ctrl-C and SIGTERM both unwind through the clean-up, even when this process was
-    # started with SIGINT ignored (a background job); the children then get the default.
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        result = run(args)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
-        return 130
+    result = guarded_run(lambda: run(args))
+    if isinstance(result, int):
+        return result
     keys = ("msgs_per_s", "mb_per_s", "ratio_vs_mbsync", "budget_used", "throttled_share")
     ordered = {key: result.get(key) for key in (*keys, "peak_rss_mb")}
     print(json.dumps({**ordered, **result}), flush=True)

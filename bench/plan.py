@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import tempfile
 import time
@@ -28,7 +27,6 @@ from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import psutil
@@ -39,6 +37,7 @@ from hirondelle.bench._servers import (
     SandboxEndpoint,
     SandboxProcess,
     SandboxShape,
+    guarded_run,
     machine_busy_seconds,
     run_measured,
     stop_live,
@@ -185,22 +184,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _interrupt(signum: int, frame: FrameType | None) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        result = run(args)
-    except BenchError as exc:
-        print(f"bench: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
-        return 130
+    result = guarded_run(lambda: run(args))
+    if isinstance(result, int):
+        return result
     say(
         f"plan of {result['users']:,} users: {result['seconds']} s, {result['cpu_s']} s CPU, "
         f"{result['peak_rss_mb']} MB, {result['requests']:,} Graph requests"
