@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import dataclass, field
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from ..connectors.graph.auth import GraphSettings
+from ..connectors.graph.calendar_window import Window
 from .errors import ConfigError
 from .secret_files import POLICIES, read_secret_text, set_policy
 from .selection import UsersFile, read_users
@@ -109,8 +111,9 @@ class Config:
     fetch_concurrency: int = 4
     target_sessions: int = 1
     deletions: str = "mirror"
-    calendar_window_start: str | None = None  # ISO dates; default 5 years either side of now
-    calendar_window_end: str | None = None
+    # TOML dates or ISO strings; default 5 years either side of now
+    calendar_window_start: str | date | None = None
+    calendar_window_end: str | date | None = None
     workers: int | None = None  # worker processes on this machine; None: its core count
     lease_seconds: float = 60.0
     target_wait: float = 300.0
@@ -118,6 +121,23 @@ class Config:
     chat_reread_pages: int = 20  # pages of 50 Teams threads each sync reads again; 0: all
     chat_reply_window_days: float = 7.0  # threads active this recently are read each sync
     chat_reply_window_threads: int = 200  # at most this many of them
+
+
+def _calendar_window(run: _Table) -> tuple[str | date | None, str | date | None]:
+    """`run.calendar_window_start`/`_end`: TOML dates or date-times, or ISO strings,
+    checked now rather than when the calendar source first opens."""
+    bounds: list[str | date | None] = []
+    for key in ("calendar_window_start", "calendar_window_end"):
+        run.used.add(key)
+        value = run.values.get(key)
+        if value is not None and (isinstance(value, time) or not isinstance(value, str | date)):
+            raise ConfigError(
+                run.setting(key), f"must be a date (2021-01-01) or an ISO string, not {value!r}"
+            )
+        bounds.append(value)
+    start, end = bounds
+    Window.from_settings(start, end)  # a ConfigError naming the settings if unreadable
+    return start, end
 
 
 class _Table:
@@ -206,8 +226,7 @@ def parse_config(raw: dict[str, Any], base: Path) -> Config:
     owner_concurrency = run.positive("owner_concurrency", 8)
     fetch_concurrency = run.positive("fetch_concurrency", 4)
     target_sessions = run.positive("target_sessions", 1)
-    window_start = run.get("calendar_window_start", str)
-    window_end = run.get("calendar_window_end", str)
+    window_start, window_end = _calendar_window(run)
     workers = run.get("workers", int)
     if workers is not None and workers < 1:
         raise ConfigError("run.workers", f"must be at least 1, not {workers}")

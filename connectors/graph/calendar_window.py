@@ -41,9 +41,11 @@ class Window:
             begin = _moment(start) if start else _years(today, -DEFAULT_YEARS)
             finish = _moment(end) if end else _years(today, DEFAULT_YEARS)
         except ValueError as exc:
-            raise ConfigError("calendar.window_start/window_end", str(exc)) from None
+            raise ConfigError("run.calendar_window_start/run.calendar_window_end", str(exc)) from None
         if finish <= begin:
-            raise ConfigError("calendar.window_end", "must come after calendar.window_start")
+            raise ConfigError(
+                "run.calendar_window_end", "must come after run.calendar_window_start"
+            )
         return cls(begin, finish)
 
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
@@ -142,3 +143,38 @@ def test_an_earlier_versions_lock_keeps_this_version_off_the_state(tmp_path: Pat
         assert not (tmp_path / "state" / "hirondelle.sqlite").exists()
     finally:
         os.close(fd)
+
+
+def test_calendar_window_takes_toml_dates_and_iso_strings(tmp_path: Path) -> None:
+    (tmp_path / "hirondelle.toml").write_text(
+        '[source]\ntenant_id = "t"\nclient_id = "c"\nclient_secret_env = "SECRET"\n'
+        '[targets.mail]\nkind = "archive"\npath = "out"\n'
+        "[run]\ncalendar_window_start = 2021-01-01\n"
+        'calendar_window_end = "2027-06-30T12:00:00Z"\n',
+        encoding="utf-8",
+    )
+    config = load_config(tmp_path / "hirondelle.toml")
+    assert config.calendar_window_start == date(2021, 1, 1)
+    assert config.calendar_window_end == "2027-06-30T12:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("run", "setting"),
+    [
+        ({"calendar_window_start": "January 2021"}, "run.calendar_window_start"),
+        ({"calendar_window_start": time(12, 0)}, "run.calendar_window_start"),
+        ({"calendar_window_end": 2027}, "run.calendar_window_end"),
+        (
+            {"calendar_window_start": date(2027, 1, 1), "calendar_window_end": date(2021, 1, 1)},
+            "run.calendar_window_end",
+        ),
+    ],
+)
+def test_a_bad_calendar_window_is_refused_when_the_file_is_read(
+    run: dict[str, Any], setting: str, tmp_path: Path
+) -> None:
+    config = good()
+    config["run"] = run
+    with pytest.raises(ConfigError) as refused:
+        parse_config(config, tmp_path)
+    assert refused.value.setting.startswith(setting)
