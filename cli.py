@@ -1,8 +1,6 @@
 """The `hirondelle` command line: a thin skin over `migrator.operations`.
 
-Exit codes: 0 done; 1 done, but some items failed or `verify` found differences;
-2 bad configuration or usage; 3 fatal error (authentication, quota, target
-unreachable); 4 another run holds the state lock; 130 interrupted.
+Exit codes: see `EXIT_CODES` (printed by `hirondelle --help`).
 """
 
 from __future__ import annotations
@@ -12,6 +10,7 @@ import contextlib
 import functools
 import json
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,13 +35,24 @@ SHOWN = 20  # lines of a list printed before "... and N more"
 out = Console()
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the command stands so that it stops as Ctrl-C stops it."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def reported(fn: F) -> F:
     """Turn the tool's own errors into one line and an exit code, never a traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        previous = signal.signal(signal.SIGTERM, _terminate)
         try:
             return fn(*args, **kwargs)
+        except Terminated:
+            _fail("stopped by SIGTERM: run the same command again to resume", 143)
         except ConfigError as exc:
             _fail(f"configuration error: {exc}", EXIT_CONFIG)
         except LockedError as exc:
@@ -66,6 +76,8 @@ def reported(fn: F) -> F:
             )
         except KeyboardInterrupt:
             _fail("interrupted: run the same command again to resume", 130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     return wrapper  # type: ignore[return-value]
 
@@ -81,8 +93,61 @@ def _config(ctx: click.Context) -> Config:
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
+# Commands as an integrator meets them, for `--help`; any other command comes after.
+WORKFLOW = (
+    "init", "doctor", "plan", "run", "sync", "verify", "status", "retry-failed", "report",
+    "worker", "demo", "sandbox",
+)  # fmt: skip
+EXIT_CODES = """\b
+Exit codes:
+  0    done: everything selected is on the target (plan: no blocker found)
+  1    done, but some items failed, `verify` found differences, or `plan` found blockers
+  2    bad configuration or usage (the message names the setting or option)
+  3    fatal: authentication refused, a target unreachable or full, a damaged state
+  4    another run holds the state lock
+  130  interrupted by Ctrl-C (run the same command again: it resumes)
+  143  stopped by SIGTERM (run the same command again: it resumes)"""
+EXAMPLES = """\b
+Examples:
+  hirondelle init migration/             write hirondelle.toml and users.csv to fill in
+  hirondelle -c migration/hirondelle.toml doctor
+  hirondelle plan --csv plan.csv         the inventory, findings and a time estimate
+  hirondelle run                         copy everything (again: resumes where it stopped)
+  hirondelle sync                        carry what changed since, until the cut-over
+  hirondelle verify                      compare source and target folder by folder
+  hirondelle demo                        the whole flow on the built-in sandbox tenant"""
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class WorkflowGroup(click.Group):
+    """Lists its commands in workflow order rather than alphabetically."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        def rank(name: str) -> tuple[int, str]:
+            return (WORKFLOW.index(name) if name in WORKFLOW else len(WORKFLOW), name)
+
+        return sorted(super().list_commands(ctx), key=rank)
+
+
+def _config_after(ctx: click.Context, _: click.Parameter, value: str | None) -> None:
+    if value is not None:  # given after the command: it wins over one given before
+        ctx.ensure_object(dict)["config"] = value
+
+
+config_option = click.option(
+    "-c",
+    "--config",
+    "config_after",
+    expose_value=False,
+    callback=_config_after,
+    help="Configuration file (also accepted before the command).",
+)
+
+
+@click.group(
+    cls=WorkflowGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=f"{EXAMPLES}\n\n{EXIT_CODES}",
+)
 @click.option(
     "-c",
     "--config",
@@ -123,6 +188,7 @@ def init(directory: Path, force: bool, matrix_server_name: str) -> None:
 
 
 @main.command()
+@config_option
 @click.pass_context
 @reported
 def doctor(ctx: click.Context) -> None:
@@ -135,6 +201,7 @@ def doctor(ctx: click.Context) -> None:
 
 
 @main.command()
+@config_option
 @json_option
 @click.option(
     "--csv",
@@ -317,6 +384,7 @@ def _print_still_failed(workload: str, left: dict[str, Any]) -> None:
 
 
 @main.command()
+@config_option
 @json_option
 @workers_option
 @detach_option
@@ -328,6 +396,7 @@ def run(ctx: click.Context, as_json: bool, workers: int | None, detach: bool) ->
 
 
 @main.command()
+@config_option
 @json_option
 @workers_option
 @detach_option
@@ -339,6 +408,7 @@ def sync(ctx: click.Context, as_json: bool, workers: int | None, detach: bool) -
 
 
 @main.command("retry-failed")
+@config_option
 @json_option
 @workers_option
 @detach_option
@@ -350,6 +420,7 @@ def retry_failed(ctx: click.Context, as_json: bool, workers: int | None, detach:
 
 
 @main.command()
+@config_option
 @click.option(
     "--processes",
     type=click.IntRange(min=1),
@@ -389,6 +460,7 @@ def worker(ctx: click.Context, processes: int | None, name: str | None, owners: 
 
 
 @main.command()
+@config_option
 @json_option
 @click.pass_context
 @reported
@@ -424,6 +496,7 @@ def _print_verify(report: Any) -> None:
 
 
 @main.command()
+@config_option
 @json_option
 @click.option("--owners", "all_owners", is_flag=True, help="List every owner of the latest run.")
 @click.pass_context

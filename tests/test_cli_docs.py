@@ -56,3 +56,14 @@ def test_missing_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert result.output.count("\n") == 1
     assert "hirondelle init" in result.output
+
+
+def test_help_lists_commands_in_workflow_order_with_examples_and_exit_codes() -> None:
+    shown = CliRunner().invoke(main, ["--help"]).output
+    block = shown.split("Commands:\n")[1].split("\n\n")[0]
+    listed = [line.split()[0] for line in block.splitlines()]
+    workflow = ["init", "doctor", "plan", "run", "sync", "verify", "status", "retry-failed"]
+    assert listed[: len(workflow)] == workflow, listed
+    assert "Examples:" in shown and "Exit codes:" in shown
+    codes = [line.split()[0] for line in shown.split("Exit codes:\n")[1].splitlines()]
+    assert codes == ["0", "1", "2", "3", "4", "130", "143"]

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from click.testing import CliRunner, Result
@@ -66,3 +70,35 @@ def test_a_plan_csv_that_cannot_be_written_is_refused_before_the_scan(tmp_path: 
     result = invoke("-c", str(tmp_path / "hirondelle.toml"), "plan", "--csv", str(unwritable))
     assert result.exit_code == 2
     assert "--csv: cannot write" in one_line(result)
+
+
+def test_the_configuration_may_follow_the_command(tmp_path: Path) -> None:
+    (tmp_path / "hirondelle.toml").write_text(CONFIG, encoding="utf-8")
+    missing = tmp_path / "missing.toml"
+    after = invoke("status", "-c", str(missing))
+    assert after.exit_code == 2 and "missing.toml" in one_line(after)
+    # given on both sides, the one after the command wins
+    both = invoke("-c", str(missing), "status", "--config", str(tmp_path / "hirondelle.toml"))
+    assert both.exit_code == 0, both.output
+    assert "missing.toml" not in both.output
+
+
+def test_sigterm_stops_with_one_line_and_exit_143(tmp_path: Path) -> None:
+    command = [sys.executable, "-c", "from hirondelle.cli import main; main()"]
+    process = subprocess.Popen(
+        [*command, "demo", "--dir", str(tmp_path / "demo"), "--messages", "400"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "demo" / "state").exists():  # inside the work, not at start-up
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 143, err
+    assert "Traceback" not in err
+    assert err.strip().splitlines()[-1] == (
+        "stopped by SIGTERM: run the same command again to resume"
+    )
