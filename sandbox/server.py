@@ -32,6 +32,7 @@ from aiohttp import web
 
 from hirondelle.sandbox.auth import AppRegistration, TokenIssuer, add_auth_routes
 from hirondelle.sandbox.calendar import CalendarService, MediaResponse
+from hirondelle.sandbox.control import ControlError, read_control
 from hirondelle.sandbox.drive import DriveService
 from hirondelle.sandbox.faults import Fate, FaultInjector, Faults
 from hirondelle.sandbox.mail import GraphRequest, GraphResponse, MailService
@@ -341,16 +342,28 @@ class SandboxApp:
     # -- control endpoints (no auth: for a sandbox in another process) -------------------
 
     async def _control_mutate(self, request: web.Request) -> web.Response:
-        fields = await request.json()
-        result = self.tenant.mutate(Mutation(**fields))
-        return web.json_response(asdict(result))
+        try:
+            mutation = read_control(await request.read(), Mutation)
+            if mutation.user is not None:
+                self.tenant.user(mutation.user)
+        except ControlError as exc:
+            return _refused(str(exc))
+        except KeyError:
+            return _refused(f"user: no user has the id or name {mutation.user!r}")
+        return web.json_response(asdict(self.tenant.mutate(mutation)))
 
     async def _control_faults(self, request: web.Request) -> web.Response:
-        self.injector = FaultInjector(Faults(**(await request.json())))
+        try:
+            self.injector = FaultInjector(read_control(await request.read(), Faults))
+        except ControlError as exc:
+            return _refused(str(exc))
         return web.json_response(asdict(self.injector.faults))
 
     async def _control_limits(self, request: web.Request) -> web.Response:
-        self.throttle.configure(Limits(**(await request.json())))
+        try:
+            self.throttle.configure(read_control(await request.read(), Limits))
+        except ControlError as exc:
+            return _refused(str(exc))
         return web.json_response(asdict(self.throttle.limits))
 
     async def _control_stats(self, request: web.Request) -> web.Response:
@@ -367,6 +380,11 @@ class SandboxApp:
         """Every workload's delta tokens (and mail's skip tokens) issued so far expire."""
         self.tenant.expire_delta_tokens()
         self.mail.expire_delta_tokens()
+
+
+def _refused(reason: str) -> web.Response:
+    """A control request refused: 400 with the reason (see `sandbox/control.py`)."""
+    return web.json_response({"error": reason}, status=400)
 
 
 def _json_response(response: GraphResponse) -> web.Response:

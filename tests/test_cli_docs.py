@@ -67,3 +67,16 @@ def test_help_lists_commands_in_workflow_order_with_examples_and_exit_codes() ->
     assert "Examples:" in shown and "Exit codes:" in shown
     codes = [line.split()[0] for line in shown.split("Exit codes:\n")[1].splitlines()]
     assert codes == ["0", "1", "2", "3", "4", "130", "143"]
+
+
+def test_the_sandbox_control_api_documents_every_field() -> None:
+    from dataclasses import fields
+
+    from hirondelle.sandbox.faults import Faults
+    from hirondelle.sandbox.tenant import Mutation
+    from hirondelle.sandbox.throttle import Limits
+
+    section = README.split("### The sandbox's control API")[1].split("\n## ")[0]
+    for kind in (Mutation, Faults, Limits):
+        for field in fields(kind):
+            assert f"`{field.name}`" in section, f"{kind.__name__}.{field.name} is not documented"

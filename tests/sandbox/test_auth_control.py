@@ -107,3 +107,30 @@ def test_token_endpoint_refuses_any_scope_but_graphs_default(sb: SandboxServer) 
         body = refused.json()
         assert body["error"] == "invalid_scope" and body["error_codes"] == [70011]
         assert body["error_description"].startswith("AADSTS70011:")
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "reason"),
+    [
+        ("mutate", b"", "send a JSON object of Mutation fields"),
+        ("mutate", b"{new: 1}", "the body is not JSON"),
+        ("mutate", b"[1, 2]", "send a JSON object of Mutation fields"),
+        ("mutate", b'{"neww": 1}', "unknown field(s) neww; known: seed, new,"),
+        ("mutate", b'{"new": "3"}', 'new must be int, not "3"'),
+        ("mutate", b'{"new": true}', "new must be int, not true"),
+        ("mutate", b'{"new": -1}', "new must not be negative"),
+        ("mutate", b'{"user": "nobody@example.test"}', "no user has the id or name"),
+        ("faults", b'{"error_rate": 2}', "error_rate is a probability per request, at most 1"),
+        ("limits", b'{"enabled": "no"}', 'enabled must be bool, not "no"'),
+    ],
+)
+def test_control_requests_with_a_bad_body_are_refused_with_the_reason(
+    sb: SandboxServer, endpoint: str, body: bytes, reason: str
+) -> None:
+    seq = sb.tenant.seq
+    answer = httpx.post(
+        f"https://{sb.authority}/_sandbox/{endpoint}", content=body, verify=trust(sb)
+    )
+    assert answer.status_code == 400
+    assert reason in answer.json()["error"]
+    assert sb.tenant.seq == seq  # nothing changed
