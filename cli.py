@@ -18,15 +18,22 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy.exc import DatabaseError, OperationalError
 
 from .migrator import operations
 from .migrator.config import Config, load_config
 from .migrator.errors import ConfigError, HirondelleError, LockedError
 from .migrator.operations import PlanSource
-from .migrator.plan import Plan
-from .migrator.plan_output import CsvPlanWriter, JsonPlanWriter, Sinks
+from .migrator.plan import Plan, PlanSink
+from .migrator.plan_output import (
+    CSV_ENCODING,
+    Collected,
+    CsvFindingsWriter,
+    CsvPlanWriter,
+    JsonPlanWriter,
+    Sinks,
+)
+from .migrator.plan_text import print_plan
 from .migrator.progress import ProgressReporter
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -207,7 +214,13 @@ def doctor(ctx: click.Context) -> None:
     "--csv",
     "csv_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write the per-folder inventory as CSV to this file.",
+    help="Also write the per-folder inventory as CSV (UTF-8 with a BOM) to this file.",
+)
+@click.option(
+    "--findings-csv",
+    "findings_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the findings as CSV (UTF-8 with a BOM) to this file.",
 )
 @click.option(
     "--deep",
@@ -235,11 +248,13 @@ def plan(
     ctx: click.Context,
     as_json: bool,
     csv_path: Path | None,
+    findings_path: Path | None,
     deep: bool,
     sample: int | None,
     source: PlanSource,
 ) -> None:
-    """Dry run: inventory, findings and a time estimate. Writes nothing to the target."""
+    """Dry run: inventory, findings and a time estimate. Writes nothing to the target.
+    Exits 1 when it finds blockers (items the run would leave unwritten)."""
     config = _config(ctx)
 
     def run(sinks: Sinks | None = None) -> Plan:
@@ -248,51 +263,34 @@ def plan(
         )
 
     with contextlib.ExitStack() as stack:
-        csv_writer = None
-        if csv_path is not None:  # found unwritable now, not after a long scan
-            try:
-                csv_file = stack.enter_context(open(csv_path, "w", encoding="utf-8", newline=""))
-            except OSError as exc:
-                raise ConfigError("--csv", f"cannot write {csv_path}: {exc.strerror}") from None
-            csv_writer = CsvPlanWriter(csv_file)
+        sinks: list[PlanSink] = []
+        for option, path, writer in (
+            ("--csv", csv_path, CsvPlanWriter),
+            ("--findings-csv", findings_path, CsvFindingsWriter),
+        ):
+            if path is not None:  # found unwritable now, not after a long scan
+                try:
+                    file = stack.enter_context(open(path, "w", encoding=CSV_ENCODING, newline=""))
+                except OSError as exc:
+                    raise ConfigError(option, f"cannot write {path}: {exc.strerror}") from None
+                sinks.append(writer(file))
         if as_json:  # rows are written as owners finish: memory stays flat
-            writer = JsonPlanWriter(sys.stdout)
-            sinks = Sinks(writer, *([csv_writer] if csv_writer else []))
-            writer.close(run(sinks))
-            return
-        result = run()
-        if csv_writer is not None:
-            csv_writer.owner_done(result.rows, [])
-    table = Table(title="Plan")
-    for column in ("owner", "folder", "target", "items", "MB"):
-        table.add_column(column, justify="right" if column in ("items", "MB") else "left")
-    for row in result.rows:
-        table.add_row(
-            row.owner, row.container, row.target, str(row.items), f"{row.bytes / 1e6:.1f}"
+            document = JsonPlanWriter(sys.stdout)
+            result = run(Sinks(document, *sinks))
+            document.close(result)
+        else:
+            collected = Collected()
+            result = run(Sinks(collected, *sinks))
+    if not as_json:
+        print_plan(
+            out,
+            result,
+            collected.rows,
+            collected.findings_in_order(),
+            _duration(result.estimate_seconds),
         )
-    out.print(table)
-    for finding in result.findings:
-        out.print(
-            f"{finding.severity:8} {finding.kind:14} {finding.owner} {finding.container}: "
-            f"{finding.detail}",
-            markup=False,
-            highlight=False,
-        )
-    out.print(
-        f"{result.owners} owners, {result.items} items, {result.bytes / 1e6:.1f} MB; "
-        f"estimated {_duration(result.estimate_seconds)} at "
-        f"{result.requests_per_second:.1f} Graph requests/s per mailbox, "
-        f"{result.owner_concurrency} mailboxes at once"
-    )
-    if result.report_date:
-        left = ", ".join(result.not_counted) or "nothing"
-        out.print(
-            f"Mail and OneDrive rows marked 'report' are Microsoft 365's usage reports as of "
-            f"{result.report_date} (a few days old); not counted: {left}; folder and file "
-            "names not checked (--deep or --sample N do both).",
-            markup=False,
-            highlight=False,
-        )
+    if result.blockers:
+        sys.exit(EXIT_PARTIAL)
 
 
 def _notice(line: str) -> None:

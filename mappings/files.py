@@ -28,6 +28,7 @@ from ..migrator.errors import SkipItem
 from ..migrator.model import Blob, Item, Payload
 from .file_names import NameRules, target_path, twin_path
 from .quickxor import same_quickxor
+from .sizes import readable_size
 
 KINDS = ("file", "folder", "package", "remote")
 ONENOTE_REASON = "OneNote notebook: export it from OneNote; not carried"
@@ -301,7 +302,7 @@ def _package_detail(item: Item, inside: int) -> str:
 def _name_findings(path: str, rules: NameRules) -> list[Finding]:
     mapped = target_path(path, rules)
     if mapped.refused is not None:
-        return [("warning", "path-refused", path, f"{mapped.refused}; not carried")]
+        return [("blocker", "path-refused", path, f"{mapped.refused}; not carried")]
     for source, target in mapped.renamed:
         if source == path:  # only the item's own name: its folders report theirs
             detail = f"renamed to {target.rsplit('/', 1)[-1]!r} on the target ({rules.label})"
@@ -345,10 +346,13 @@ def _size_findings(items: Sequence[Item], limit: int | None, largest: int) -> li
         for size, path in sorted(files, reverse=True):
             if size <= limit:
                 break
-            detail = f"{size} bytes, over the target's limit of {limit}; not carried"
-            found.append(("warning", "oversize", path, detail))
+            detail = (
+                f"{readable_size(size)}, over the target's limit of {readable_size(limit)}; "
+                "not carried"
+            )
+            found.append(("blocker", "oversize", path, detail))
     for size, path in sorted(files, reverse=True)[:largest]:
-        found.append(("info", "largest", path, f"{size} bytes"))
+        found.append(("info", "largest", path, f"{readable_size(size)} ({size:,} bytes)"))
     return found
 
 

@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from ..mappings.mail_folders import escape_segment, join_folder, target_folder
+from ..mappings.sizes import readable_size
 from .model import Container, Owner
 from .plan import Counted, Finding
 from .protocols import Source, Target
@@ -89,9 +90,12 @@ class MailPlanner:
         for item in await self.source.listing(container):
             size = _int(item.meta.get("size"))
             if limit is not None and size is not None and size > limit:
-                detail = f"{item.source_id}: {size} bytes, over the target's {limit}; skipped"
+                detail = (
+                    f"{item.source_id}: {readable_size(size)}, over the target's limit of "
+                    f"{readable_size(limit)}; not carried"
+                )
                 found.append(
-                    Finding("warning", "oversize", owner.upn, container.display_path, detail)
+                    Finding("blocker", "oversize", owner.upn, container.display_path, detail)
                 )
             if not item.meta.get("internetMessageId"):
                 no_id += 1

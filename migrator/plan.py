@@ -52,9 +52,15 @@ REPORTED = {"mail": "(mailbox)", "files": "(OneDrive)"}
 LEFT_TO_CHECKS = ("calendar", "contacts")
 
 
+# A blocker is something the run will leave unwritten unless someone acts first (an item
+# over the target's size limit, a path the target refuses); a warning, something carried
+# differently (renamed, merged) or declared not carried; info, something worth knowing.
+SEVERITIES = ("blocker", "warning", "info")
+
+
 @dataclass(frozen=True)
 class Finding:
-    severity: str  # "blocker" | "warning" | "info"
+    severity: str  # one of SEVERITIES
     kind: str  # "oversize", "renamed", "hidden-folder", ...
     owner: str
     container: str
@@ -96,6 +102,7 @@ class Plan:
     requests: int = 0
     containers: int = 0
     finding_count: int = 0
+    severities: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
     report_date: str = ""  # the usage reports' refresh date when they gave counts
     not_counted: list[str] = field(default_factory=list)  # workloads left to checked owners
 
@@ -105,6 +112,12 @@ class Plan:
         self.requests += sum(r.requests for r in rows)
         self.containers += len(rows)
         self.finding_count += len(findings)
+        for finding in findings:
+            self.severities[finding.severity] += 1
+
+    @property
+    def blockers(self) -> int:
+        return self.severities["blocker"]
 
     def summary(self) -> dict[str, object]:
         """Every figure but the rows and findings."""
@@ -114,6 +127,7 @@ class Plan:
             "bytes": self.bytes,
             "requests": self.requests,
             "estimate_seconds": round(self.estimate_seconds, 1),
+            "findings_by_severity": dict(self.severities),
             "tier": "deep" if self.deep else "sampled" if self.sample else "inventory",
             **({"deep_one_owner_in": self.sample} if self.sample and not self.deep else {}),
             "assumptions": {

@@ -18,20 +18,42 @@ import tempfile
 from dataclasses import asdict, fields
 from typing import IO
 
-from .plan import Finding, Plan, PlanRow
+from .plan import SEVERITIES, Finding, Plan, PlanRow, PlanSink
 
 CSV_COLUMNS = [f.name for f in fields(PlanRow)]
+FINDING_COLUMNS = [f.name for f in fields(Finding)]
+# Excel reads a CSV file as the system's code page unless it starts with a byte order mark.
+CSV_ENCODING = "utf-8-sig"
 
 
 class Sinks:
     """Hands each owner's rows and findings to every sink in turn."""
 
-    def __init__(self, *sinks: CsvPlanWriter | JsonPlanWriter) -> None:
+    def __init__(self, *sinks: PlanSink) -> None:
         self.sinks = sinks
 
     def owner_done(self, rows: list[PlanRow], findings: list[Finding]) -> None:
         for sink in self.sinks:
             sink.owner_done(rows, findings)
+
+
+class Collected:
+    """Keeps every row and finding, for the terminal's table (which needs them all)."""
+
+    def __init__(self) -> None:
+        self.rows: list[PlanRow] = []
+        self.findings: list[Finding] = []
+
+    def owner_done(self, rows: list[PlanRow], findings: list[Finding]) -> None:
+        self.rows.extend(rows)
+        self.findings.extend(findings)
+
+    def findings_in_order(self) -> list[Finding]:
+        """Blockers first, then warnings, then info; by kind, owner and path within."""
+        return sorted(
+            self.findings,
+            key=lambda f: (SEVERITIES.index(f.severity), f.kind, f.owner, f.container),
+        )
 
 
 class CsvPlanWriter:
@@ -43,6 +65,17 @@ class CsvPlanWriter:
 
     def owner_done(self, rows: list[PlanRow], findings: list[Finding]) -> None:
         self.writer.writerows(asdict(row) for row in rows)
+
+
+class CsvFindingsWriter:
+    """The findings as CSV, a line per finding (severity, kind, owner, path, detail)."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self.writer = csv.DictWriter(out, fieldnames=FINDING_COLUMNS)
+        self.writer.writeheader()
+
+    def owner_done(self, rows: list[PlanRow], findings: list[Finding]) -> None:
+        self.writer.writerows(asdict(finding) for finding in findings)
 
 
 class JsonPlanWriter:

@@ -41,7 +41,8 @@ class Window:
             begin = _moment(start) if start else _years(today, -DEFAULT_YEARS)
             finish = _moment(end) if end else _years(today, DEFAULT_YEARS)
         except ValueError as exc:
-            raise ConfigError("run.calendar_window_start/run.calendar_window_end", str(exc)) from None
+            names = "run.calendar_window_start/run.calendar_window_end"
+            raise ConfigError(names, str(exc)) from None
         if finish <= begin:
             raise ConfigError(
                 "run.calendar_window_end", "must come after run.calendar_window_start"

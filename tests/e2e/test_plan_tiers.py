@@ -250,3 +250,42 @@ def _toml(tables: dict[str, dict[str, str]]) -> str:
         f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items()) + "\n"
         for name, table in tables.items()
     )
+
+
+def test_blockers_come_first_are_counted_and_make_plan_exit_1(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Files over the WebDAV target's upload limit would not be carried: blockers. `plan`
+    reads no target, so the target's URL need not answer."""
+    (tmp_path / "passwords").write_text("", encoding="utf-8")
+    (tmp_path / "passwords").chmod(0o600)
+    files = {
+        "kind": "webdav",
+        "url": "https://127.0.0.1:9/dav/{login}/",
+        "password_file": "passwords",
+        "max_upload_bytes": 10,
+    }
+    tables = {**config_source(sandbox), "targets.files": files}
+    (tmp_path / "hirondelle.toml").write_text(_toml(tables), encoding="utf-8")
+    findings_csv = tmp_path / "findings.csv"
+    arguments = ["plan", "--source", "graph", "--findings-csv", str(findings_csv)]
+    result = CliRunner().invoke(main, [*arguments, "-c", str(tmp_path / "hirondelle.toml")])
+
+    assert result.exit_code == 1, result.output
+    assert findings_csv.read_bytes().startswith(b"\xef\xbb\xbf")  # a BOM: Excel reads UTF-8
+    with open(findings_csv, encoding="utf-8-sig", newline="") as lines:
+        rows = list(csv.DictReader(lines))
+    blockers = [r for r in rows if r["severity"] == "blocker"]
+    assert blockers and {r["kind"] for r in blockers} == {"oversize"}
+    shown = result.output
+    # the findings, blockers first, then the totals counting them, then what to do
+    headings = [line.split(":")[0] for line in shown.splitlines() if line[:1].isupper()]
+    severities = [h.split()[0] for h in headings if h.split()[0] in ("BLOCKER", "WARNING", "INFO")]
+    assert severities == sorted(severities, key=["BLOCKER", "WARNING", "INFO"].index)
+    assert severities[0] == "BLOCKER"
+    assert f"findings: {len(blockers)} blocker" in shown
+    assert shown.rstrip().endswith("exit code 1")
+    # one table per workload, each with a total per owner that has several folders
+    for workload in ("mail", "files"):
+        assert f"\n{workload}" in shown or shown.startswith(workload)
+    assert "(all folders)" in shown

@@ -1,0 +1,18 @@
+"""Sizes as people read them: decimal units, three significant figures."""
+
+from __future__ import annotations
+
+UNITS = ("bytes", "kB", "MB", "GB", "TB", "PB")
+
+
+def readable_size(size: int) -> str:
+    """`1234567` → "1.23 MB"; below a kilobyte, "512 bytes" (SI units, as disks are sold)."""
+    if size < 1000:
+        return f"{size} bytes"
+    value = float(size)
+    unit = 0
+    while value >= 999.5 and unit < len(UNITS) - 1:
+        value /= 1000
+        unit += 1
+    shown = f"{value:,.0f}" if value >= 999.5 else f"{value:.3g}"  # past the last unit
+    return f"{shown} {UNITS[unit]}"
