@@ -26,7 +26,8 @@ Importing the archive:
   keywords (up to 26 per folder) and internal dates (the file mtimes) come along; this
   layout was checked against Dovecot 2.3 serving it over IMAP.
 - mbox, for Thunderbird (ImportExportTools NG, "Import mbox file") and La Suite Messages'
-  mbox import: one `.mbox` file per folder; mbox keeps content and date order, not flags.
+  mbox import: one `.mbox` file per folder, in date order, each message's flags and keywords
+  in its `Status:`, `X-Status:` and `X-Keywords:` headers (see `mbox_format`).
 
 Declared gaps: a folder may hold at most 26 distinct keywords (the letters a-z Dovecot uses
 in Maildir names), further keywords are dropped; a folder whose Maildir++ directory name
@@ -38,7 +39,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
@@ -58,6 +58,7 @@ from ..mappings.mail_folders import (
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .archive_root import root_problems
+from .mbox_format import asctime, imap_base, mboxrd_quote, with_state
 
 FOLDER_DELIMITER = "/"  # between levels of a mailbox name (`TargetRef.folder`)
 MAILDIR_DELIMITER = "."  # between levels of a Maildir++ directory name
@@ -78,28 +79,10 @@ LETTER_FLAGS = {letter: flag for flag, letter in FLAG_LETTERS.items()}
 # Dovecot reads no flag from "P": it keeps $Forwarded as a keyword, so it is written both ways.
 KEYWORD_TOO = frozenset({"$Forwarded"})
 
-_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
-
 
 def message_base(source_id: str) -> str:
     """The file base name (and `TargetRef.ref`) of a source item: a digest of its id."""
     return hashlib.sha256(source_id.encode("utf-8")).hexdigest()[:40]
-
-
-def asctime(moment: datetime) -> str:
-    """`moment` in UTC as C's asctime() writes it, for the mbox "From " line."""
-    utc = moment.astimezone(UTC)
-    return (
-        f"{_WEEKDAYS[utc.weekday()]} {_MONTHS[utc.month - 1]} {utc.day:2d} "
-        f"{utc:%H:%M:%S} {utc.year}"
-    )
-
-
-def mboxrd_quote(content: bytes) -> bytes:
-    """Quote every line matching `>*From ` with one more ">" (mboxrd)."""
-    return _FROM_LINE.sub(rb">\1", content)
 
 
 # -- folder names and directories -----------------------------------------------------------
@@ -457,11 +440,16 @@ class ArchiveSession:
         files.sort(key=lambda f: (f.path.stat().st_mtime_ns, f.base))
         path = self.mbox_path(folder)
         path.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(path, self._mbox_chunks(files), self.durable)
+        chunks = self._mbox_chunks(files, folder, self.folder_dir(folder))
+        _write_atomically(path, chunks, self.durable)
         return path
 
     @staticmethod
-    def _mbox_chunks(files: Sequence[MaildirFile]) -> Iterator[bytes]:
+    def _mbox_chunks(
+        files: Sequence[MaildirFile], folder: str, folder_dir: Path
+    ) -> Iterator[bytes]:
+        keywords = [k for k in read_keywords(folder_dir) if k]
+        base = imap_base(folder, len(files), keywords) if keywords else None
         for message in files:
             try:
                 content = message.path.read_bytes()
@@ -469,6 +457,8 @@ class ArchiveSession:
             except FileNotFoundError:  # removed meanwhile
                 continue
             moment = datetime.fromtimestamp(stamp, UTC)
+            flags = letters_to_flags(message.letters, folder_dir)
             yield f"From MAILER-DAEMON {asctime(moment)}\n".encode("ascii")
-            yield mboxrd_quote(content)
+            yield mboxrd_quote(with_state(content, flags, base))
+            base = None
             yield b"\n" if content.endswith(b"\n") else b"\n\n"

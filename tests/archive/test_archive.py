@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import mailbox
 import os
+import pwd
 import re
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,14 +19,15 @@ from hirondelle.connectors import archive as archive_module
 from hirondelle.connectors.archive import (
     ArchiveSession,
     ArchiveTarget,
-    asctime,
     folder_of_dir_name,
     maildir_dir_name,
     message_base,
 )
+from hirondelle.connectors.mbox_format import asctime
 from hirondelle.mappings.mail import fingerprint_of
 from hirondelle.migrator.errors import FatalError, SkipItem
 from hirondelle.migrator.model import Container, Owner, Payload, TargetRef
+from hirondelle.tests.servers import DovecotServer
 
 OWNER = Owner(upn="alice@contoso.test", source_id="u-1", target_login="alice@example.test")
 WHEN = datetime(2021, 6, 1, 8, 30, tzinfo=UTC)
@@ -271,7 +276,7 @@ def test_mbox_holds_the_same_messages_in_date_order(target: ArchiveTarget) -> No
     path = session.mbox_path(folder)
     assert path == session.mbox_dir / "INBOX" / "Projets" / "2024\u22152025.mbox"
     box = mailbox.mbox(path)
-    found = [mboxrd_unquote(box.get_bytes(key)) for key in box.keys()]
+    found = [without_state(mboxrd_unquote(box.get_bytes(key))) for key in box.keys()]
     assert found == [payloads[k].content for k in ("early", "middle", "late")]
     assert [box.get_message(k).get_from() for k in box.keys()][1] == (
         "MAILER-DAEMON Thu May  6 07:08:09 2021"
@@ -282,6 +287,58 @@ def test_mbox_holds_the_same_messages_in_date_order(target: ArchiveTarget) -> No
 
 def mboxrd_unquote(content: bytes) -> bytes:
     return re.sub(rb"(?m)^>(>*From )", rb"\1", content)
+
+
+def without_state(content: bytes) -> bytes:
+    """The message as put: the state headers the mbox adds first taken off."""
+    return re.sub(rb"\A(?:(?:X-IMAPbase|Status|X-Status|X-Keywords): [^\r\n]*\r?\n)+", b"", content)
+
+
+def test_mbox_carries_flags_and_keywords_as_dovecot_and_python_read_them(
+    target: ArchiveTarget, dovecot: DovecotServer
+) -> None:
+    session = target.open(OWNER)
+    folder = session.ensure_container(container(("Inbox",), ("inbox",)))
+    states = [
+        ("\\Seen", "\\Flagged"),
+        ("\\Answered", "\\Draft", "$Forwarded", "Projet"),
+        (),
+    ]
+    for number, flags in enumerate(states):
+        # a Status header of the source's own must not override the state written
+        content = f"Subject: m{number}\r\nStatus: RO\r\nX-UID: 9\r\n\r\nbody\r\n".encode()
+        when = datetime(2021, 1, 1 + number, tzinfo=UTC)
+        attrs = {"flags": flags, "internal_date": when}
+        session.put(folder, Payload(f"m{number}", content, fingerprint_of(content), attrs))
+    session.close()
+    path = session.mbox_path(folder)
+
+    box = mailbox.mbox(path)
+    assert [box.get_message(k).get_flags() for k in box.keys()] == ["ROF", "OAT", "O"]
+    box.close()
+    # Dovecot serving a copy as a user's INBOX (mbox storage) shows the same flags; the
+    # copy sits where Dovecot's mail user can reach it
+    home = Path(tempfile.mkdtemp(dir=dovecot.root))
+    home.chmod(0o755)
+    served = home / "INBOX.mbox"
+    shutil.copyfile(path, served)
+    vmail = pwd.getpwnam("vmail")
+    for each in (home, served):
+        os.chown(each, vmail.pw_uid, vmail.pw_gid)
+    fetched = subprocess.run(
+        [
+            "doveadm", "-c", str(dovecot.root / "dovecot.conf"),
+            "-o", f"mail_location=mbox:{home}:INBOX={served}",
+            "fetch", "-u", dovecot.new_user().login, "flags", "mailbox", "INBOX", "ALL",
+        ],
+        capture_output=True, text=True, check=True, timeout=30,
+    )  # fmt: skip
+    shown = [set(line.split()[1:]) for line in fetched.stdout.splitlines() if line]
+    assert shown == [
+        {"\\Seen", "\\Flagged"},
+        {"\\Answered", "\\Draft", "$Forwarded", "Projet"},
+        set(),
+    ]
 
 
 def test_mbox_is_rebuilt_only_when_the_folder_changed(target: ArchiveTarget) -> None:
