@@ -57,6 +57,7 @@ from ..mappings.mail_folders import (
 )
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from .archive_readme import ensure_readme
 from .archive_root import root_problems
 from .mbox_format import asctime, imap_base, mboxrd_quote, with_state
 
@@ -225,6 +226,7 @@ class ArchiveTarget:
         login = owner.target_login or owner.upn
         if not login or "/" in login or "\0" in login or login in (".", ".."):
             raise FatalError(f"target login {login!r} cannot name an archive directory")
+        ensure_readme(self.root)
         return ArchiveSession(self.root / login, self.durable)
 
     def check(self) -> list[str]:

@@ -35,6 +35,7 @@ from ..mappings.chat_html import escape, sanitize
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .archive_dav import collection_dir_name, write_atomically
+from .archive_readme import ensure_readme
 from .archive_root import root_problems
 
 EVENTS_FILE = "events.jsonl"
@@ -154,6 +155,7 @@ class ChatArchiveTarget:
         name = owner.display_name or owner.upn.removeprefix("team:")
         if not name.strip():
             raise FatalError(f"team {owner.source_id!r} has no name for its archive directory")
+        ensure_readme(self.root)
         return ChatArchiveSession(self.root / collection_dir_name(name, "Team"), self.durable)
 
     def check(self) -> list[str]:

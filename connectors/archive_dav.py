@@ -31,6 +31,7 @@ import icalendar
 
 from ..migrator.errors import FatalError, Refused, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from .archive_readme import ensure_readme
 from .archive_root import root_problems
 from .dav_wire import payload_resource, payload_uid, resource_uid
 
@@ -144,6 +145,7 @@ class DavArchiveTarget:
         login = owner.target_login or owner.upn
         if not login or "/" in login or "\0" in login or login in (".", ".."):
             raise FatalError(f"target login {login!r} cannot name an archive directory")
+        ensure_readme(self.root)
         return DavArchiveSession(self.root / login / self.kind.directory, self.kind, self.durable)
 
     def check(self) -> list[str]:

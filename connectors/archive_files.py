@@ -35,6 +35,7 @@ from typing import IO
 from ..mappings.file_names import LOCAL, MappedPath, NameRules, target_name, target_path, twin_path
 from ..migrator.errors import FatalError, Refused, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from .archive_readme import ensure_readme
 from .archive_root import root_problems
 
 CHUNK = 1024 * 1024
@@ -65,6 +66,7 @@ class FilesArchiveTarget:
         login = owner.target_login or owner.upn
         if not login:
             raise FatalError(f"owner {owner.source_id!r} has no login to name its directory")
+        ensure_readme(self.root)
         directory = self.root / target_name(login, self.rules)
         return FilesArchiveSession(directory, self.durable, self.rules)
 

@@ -1,0 +1,105 @@
+"""The README.txt every archive root holds: its layout, the characters changed in names, and
+how to import each part elsewhere. One text for every kind of archive, so that targets
+sharing a root write the same file."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+README_NAME = "README.txt"
+
+README = """\
+Microsoft 365 archive written by Hirondelle
+===========================================
+
+Everything here is in standard formats, readable without Hirondelle. Each workload's
+folder holds one folder per user (the target login, else the Microsoft 365 address), per
+SharePoint site ("site:<name>") or per team.
+
+Mail
+----
+  <login>/Maildir/                  Maildir++ (cur/ new/ tmp/), as Dovecot writes it:
+  <login>/Maildir/.INBOX.Projets/   the folder "Projets" inside the inbox ("." between levels,
+                                    names in modified UTF-7); Sent, Drafts, Trash, Junk and
+                                    Archive keep these English names.
+  <login>/mbox/INBOX.mbox           the same folders as mbox files (mboxrd), one per folder,
+  <login>/mbox/INBOX/Projets.mbox   oldest message first; flags in the Status:, X-Status:
+                                    and X-Keywords: headers.
+A message file's name ends with its flags: S seen, R answered, F flagged, D draft,
+T deleted, P forwarded, then one lower-case letter per keyword listed in the folder's
+"dovecot-keywords" file. A file's modification time is the message's received date.
+
+Characters changed in folder names. A mail folder name may not contain the characters
+that separate levels or that IMAP servers refuse; each is replaced by a look-alike, so the
+name reads the same:
+  "/"  becomes "\u2215" (U+2215 DIVISION SLASH)      "Projets/2024" stays one level
+  "."  becomes "\u2024" (U+2024 ONE DOT LEADER)
+  "\\"  becomes "\u29f5" (U+29F5 REVERSE SOLIDUS OPERATOR)
+  "*"  becomes "\u2217" (U+2217 ASTERISK OPERATOR)
+  "%"  becomes "\uff05" (U+FF05 FULLWIDTH PERCENT SIGN)
+  a leading "~" becomes "\uff5e" (U+FF5E FULLWIDTH TILDE); an empty name becomes "Unnamed".
+A name too long for the server is cut and ends with a short digest of the full name.
+
+Import:
+  Dovecot (and suites built on it):  doveadm import -u USER maildir:PATH/<login>/Maildir "" all
+  Thunderbird:  ImportExportTools NG, "Import mbox file", one .mbox per folder.
+  La Suite Messages:  its mbox import, one .mbox per folder.
+  Nextcloud Mail:  a client of an IMAP server: import into that server as above.
+
+Calendars and contacts
+----------------------
+  <login>/calendars/<calendar>.ics          the whole calendar (iCalendar, RFC 5545)
+  <login>/calendars/<calendar>/<id>.ics     one event (a series with its exceptions) per file
+  <login>/contacts/<address book>.vcf       the whole address book (vCard)
+  <login>/contacts/<address book>/<id>.vcf  one contact per file
+Import the whole-collection files: Nextcloud Calendar ("Import calendar") and Contacts
+("Import contacts"); Thunderbird ("Events and Tasks > Import", address book "Import");
+any CalDAV/CardDAV server by uploading the one-item files with a client.
+
+Files (OneDrive and SharePoint libraries)
+-----------------------------------------
+  <login>/OneDrive/...                 a user's OneDrive, as a folder tree
+  site:<name>/<site>/<library>/...     a SharePoint document library
+Modification times are the files' own. A name a disk cannot hold (over 255 bytes, a "/")
+is changed and ends with "~" and a ten-character digest of the original path; two names
+that would be the same on disk are both kept, each later one under such a twin name.
+Import: Nextcloud: upload with its desktop client, rclone, or WebDAV; or copy into the
+user's data folder and run "occ files:scan --path=USER/files".
+
+Teams channels
+--------------
+  <team>/<channel>/events.jsonl     one Matrix event per line (JSON), in order
+  <team>/<channel>/transcript.html  the channel as a readable page: threads, reactions
+  <team>/<channel>/media/           inline images, named by their SHA-256
+events.jsonl holds each message's author, time and content as Matrix events, for a later
+import into a Matrix room (Tchap, Element, Twake Chat) through an application service.
+"""
+
+
+def write_readme(root: Path) -> None:
+    """README.txt in `root`, unless it already holds this text (written atomically)."""
+    path = root / README_NAME
+    try:
+        if path.read_text(encoding="utf-8") == README:
+            return
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    root.mkdir(parents=True, exist_ok=True)
+    temporary = root / f".hirondelle-{uuid.uuid4().hex}.tmp"
+    try:
+        temporary.write_text(README, encoding="utf-8")
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+_written: set[Path] = set()  # roots this process has written the file in
+
+
+def ensure_readme(root: Path) -> None:
+    """`write_readme` once per root and process (targets call it as each owner opens)."""
+    if root not in _written:
+        write_readme(root)
+        _written.add(root)
