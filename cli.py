@@ -353,7 +353,8 @@ def _print_result(data: dict[str, Any], as_json: bool) -> None:
     for name, left in (data.get("still_failed") or {}).items():
         _print_still_failed(name, left)
     if data.get("audit_log"):
-        out.print(f"audit log: {data['audit_log']}", markup=False)
+        out.print(f"audit log: {data['audit_log']}", markup=False, soft_wrap=True)
+        out.print(f"log file: {data['log_file']}", markup=False, soft_wrap=True)
 
 
 def _print_capped(label: str, lines: list[str]) -> None:

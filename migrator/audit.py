@@ -15,22 +15,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import logs
 from .errors import ConfigError
 
 
 class AuditLog:
-    """Appends JSON lines to `<directory>/run-<id><suffix>.jsonl`, each line as it happens."""
+    """Appends JSON lines to `<directory>/run-<id><suffix>.jsonl`, each line as it happens,
+    and keeps the run's log lines in `run-<id><suffix>.log` beside it while open."""
 
     def __init__(self, directory: Path | None, run_id: int, suffix: str = "") -> None:
         self.path: Path | None = None
+        self.log_path: Path | None = None
         self._fd: int | None = None
         self._lock = threading.Lock()
         if directory is not None:
             # Readable by this user only: it names every mailbox, folder and file.
             self.path = directory / f"run-{run_id:06d}{suffix}.jsonl"
+            self.log_path = self.path.with_suffix(".log")
             try:
                 directory.mkdir(mode=0o700, parents=True, exist_ok=True)
                 self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                logs.open_run_log(self.log_path)
             except OSError as exc:
                 raise ConfigError(
                     "state.audit_dir", f"cannot write {self.path}: {exc.strerror}"
@@ -57,3 +62,5 @@ class AuditLog:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+                if self.log_path is not None:
+                    logs.close_run_log(self.log_path)

@@ -93,6 +93,7 @@ class RunResult:
         data: dict[str, Any] = {
             "run": self.run_id,
             "audit_log": self.audit_path,
+            "log_file": str(Path(self.audit_path).with_suffix(".log")) if self.audit_path else None,
             "workers": self.workers,
             "workloads": {k: v.as_dict() for k, v in self.tallies.items()},
             "still_failed": {k: v.as_dict() for k, v in self.outstanding.items() if v},

@@ -115,6 +115,7 @@ async def _coordinate(
                 assembled.workloads, mode, run_options(config), store, config.users_file
             )
             queued = jobs.add(run_id, mode, specs)
+            log.info("run %d (%s): %d owner jobs queued", run_id, mode, queued)
             # No more processes than owners that can move at once (a mailbox's workloads
             # share one lease): an idle worker would only cost its start.
             count = max(1, min(count, len({spec.lease_key for spec in specs})))
@@ -147,6 +148,7 @@ async def _coordinate(
         status = "interrupted"
         raise
     finally:
+        log.info("run %d (%s) ends: %s", run_id, mode, status)
         audit.close()
         if not handed_over:
             if status not in ("done", INCOMPLETE):

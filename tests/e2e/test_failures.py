@@ -73,6 +73,17 @@ def test_a_refused_write_stays_failed_until_a_later_run_writes_it(
         assert again.exit_code == 1, again.output
         assert flat(f"{refused} items failed") in flat(again.output)
         assert "Traceback" not in again.output
+        # the run's log lines are kept beside its audit log, for this user only
+        (log_file,) = [
+            line.split(": ", 1)[1]
+            for line in again.output.splitlines()
+            if line.startswith("log file: ")
+        ]
+        log_path = Path(log_file)
+        assert log_path.parent == tmp_path / "audit" and log_path.suffix == ".log"
+        assert log_path.stat().st_mode & 0o777 == 0o600
+        logged = log_path.read_text(encoding="utf-8")
+        assert "(run): 1 owner jobs queued" in logged and "(run) ends: incomplete" in logged
 
         refusing_dav.restart(refuse=None)  # the server takes them now
         last = asyncio.run(operations.migrate(config, "run", workers=1))
