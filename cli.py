@@ -529,7 +529,7 @@ def status(ctx: click.Context, as_json: bool, all_owners: bool) -> None:
 @reported
 def demo(directory: Path, users: int, messages: int, seed: int, as_json: bool) -> None:
     """Plan, run, mutate, sync and verify from the built-in sandbox into local files."""
-    from .migrator.demo import run_demo
+    from .migrator.demo import run_demo, summary_lines
 
     with ProgressReporter() as reporter:
         summary = run_demo(
@@ -542,6 +542,9 @@ def demo(directory: Path, users: int, messages: int, seed: int, as_json: bool) -
         )
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
+    else:  # after the bars have stopped, so that nothing draws over it
+        for line in summary_lines(summary, directory):
+            out.print(line, markup=False, highlight=False, soft_wrap=True)
     if not all(w["verified"] and not w["failed"] for w in summary.values()):
         sys.exit(EXIT_PARTIAL)
 

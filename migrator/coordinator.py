@@ -42,7 +42,7 @@ from .errors import ConfigError, FatalError, LockedError
 from .ledger import Tally
 from .model import Owner
 from .selection import UsersFile, owners_of
-from .workload import Reporter, RunOptions, Workload
+from .workload import RunOptions, RunReporter, Workload
 
 log = logging.getLogger(__name__)
 FOLLOW_S = 0.5
@@ -238,7 +238,7 @@ class Follower:
 
     jobs: Jobs
     run_id: int
-    reporter: Reporter
+    reporter: RunReporter
     shown: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
     def step(self) -> int:
@@ -255,14 +255,16 @@ class Follower:
                 max(done, now.done),
                 max(size, now.bytes),
             )
-            open_jobs += now.jobs.get(QUEUED, 0) + now.jobs.get(RUNNING, 0)
+            waiting, running = now.jobs.get(QUEUED, 0), now.jobs.get(RUNNING, 0)
+            self.reporter.owners(workload, waiting, running)
+            open_jobs += waiting + running
         return open_jobs
 
 
 async def follow(
     jobs: Jobs,
     run_id: int,
-    reporter: Reporter,
+    reporter: RunReporter,
     tick: Callable[[int], None] | None = None,
     lock: StateLockHold | None = None,
 ) -> JobState | None:

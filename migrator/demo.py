@@ -19,7 +19,7 @@ from ..sandbox.server import SandboxServer
 from ..sandbox.tenant import Mutation, Tenant, TenantSpec
 from .config import Config, parse_config
 from .operations import check, migrate, plan
-from .workload import Reporter
+from .workload import RunReporter
 
 SECRET_ENV = "HIRONDELLE_DEMO_CLIENT_SECRET"
 OWNED = ("state", "archive", "audit")  # what a previous demo left in the folder
@@ -53,7 +53,7 @@ def run_demo(
     users: int = 3,
     messages: int = 60,
     seed: int = 7,
-    reporter: Reporter | None = None,
+    reporter: RunReporter | None = None,
     say: Callable[[str], None] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Run the demo into `directory` (its earlier demo output is replaced)."""
@@ -79,7 +79,7 @@ async def _demo(
     sandbox: SandboxServer,
     config: Config,
     seed: int,
-    reporter: Reporter | None,
+    reporter: RunReporter | None,
     say: Callable[[str], None],
 ) -> dict[str, dict[str, Any]]:
     planned = await plan(config)
@@ -141,6 +141,18 @@ async def _demo(
             "verified": report.verified,
             "differences": len(report.differences),
         }
-        say(f"{name}: {summary[name]}")
-    say(f"archive written under {config.base_dir / 'archive'}")
     return summary
+
+
+def summary_lines(summary: dict[str, dict[str, Any]], directory: Path) -> list[str]:
+    """The demo's outcome as lines to read, one per workload, then where the files are."""
+    lines = []
+    for name, tally in summary.items():
+        verdict = "verified" if tally["verified"] else f"{tally['differences']} differences"
+        counts = ", ".join(
+            f"{tally[key]} {key}"
+            for key in ("copied", "updated", "moved", "removed", "skipped", "failed")
+        )
+        lines.append(f"{name}: {counts}; {verdict}")
+    lines.append(f"archive written under {directory / 'archive'}")
+    return lines

@@ -156,7 +156,7 @@ class LocalPool:
         self._context = _context(config)
         self._processes: list[BaseProcess] = []
         self._started = 0
-        self._level = logging.getLogger().getEffectiveLevel()
+        self._level = logs.console_level()
 
     def start(self) -> None:
         for _ in range(self.count):

@@ -34,11 +34,13 @@ def redact(text: str) -> str:
 
 FILE_FORMAT = "%(asctime)s %(levelname)s %(processName)s %(name)s: %(message)s"
 _run_files: dict[Path, tuple[logging.Handler, int]] = {}  # path -> (handler, users)
+_console = {"level": logging.WARNING}  # what `setup` gave the terminal, for worker processes
 
 
 def setup(level: int, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)s") -> None:
     """Configure this process's logging: the terminal at `level`, a run's log file (see
     `open_run_log`) from INFO, every URL's query cut."""
+    _console["level"] = level
     logging.basicConfig(level=level, format=fmt)
     root = logging.getLogger()
     for handler in root.handlers:
@@ -50,6 +52,11 @@ def setup(level: int, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)
         for chatty in ("httpx", "httpcore", "aiohttp.access"):
             logging.getLogger(chatty).setLevel(logging.WARNING)
     install_redaction()
+
+
+def console_level() -> int:
+    """The level this process's terminal lines start at (its workers' too)."""
+    return _console["level"]
 
 
 def open_run_log(path: Path) -> None:

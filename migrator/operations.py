@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..state.jobs import Jobs
 from ..state.leases import Holder
-from ..state.schema import INCOMPLETE
+from ..state.schema import DONE, INCOMPLETE, Run
 from ..state.store import Store, open_store
 from .config import Config
 from .coordinator import (
@@ -40,7 +40,7 @@ from .registry import assemble
 from .selection import owners_of
 from .verify import VerifyReport, verify
 from .worker import Worker
-from .workload import Reporter, SilentReporter, Workload
+from .workload import RunReporter, SilentReporter, Workload
 
 if TYPE_CHECKING:
     from ..connectors.graph.client import GraphClient
@@ -57,7 +57,7 @@ __all__ = ["RunResult", "check", "doctor", "migrate", "plan", "retry_failed", "s
 async def migrate(
     config: Config,
     mode: str,
-    reporter: Reporter | None = None,
+    reporter: RunReporter | None = None,
     *,
     workers: int | None = None,
     detach: bool = False,
@@ -89,7 +89,7 @@ async def _coordinate(
     store: Store,
     lock: StateLockHold,
     mode: str,
-    reporter: Reporter | None,
+    reporter: RunReporter | None,
     count: int,
     detach: bool,
 ) -> RunResult:
@@ -103,7 +103,9 @@ async def _coordinate(
         "detached": detach,
         "targets": {w: t.kind for w, t in config.targets.items()},
     }
+    previous = store.last_runs(1)
     run_id = store.start_run(mode, options)
+    reporter.begin(_phase(store, mode, run_id, previous[0] if previous else None))
     lock.attach(run_id)
     jobs = Jobs(store, config.lease_seconds)
     audit = audit_for(config, run_id)
@@ -157,6 +159,18 @@ async def _coordinate(
             lock.release()
 
 
+def _phase(store: Store, mode: str, run_id: int, previous: Run | None) -> str:
+    """ "run 12", and when the previous pass stopped midway, what this one resumes."""
+    phase = f"{mode} {run_id}"
+    if previous is None or previous.status in ("done", INCOMPLETE):
+        return phase
+    done = store.counts().items.get(DONE, 0)
+    stopped = "was interrupted" if previous.status in ("running", "interrupted") else "failed"
+    return (
+        f"{phase}: resuming ({previous.command} {previous.id} {stopped}): {done} items already done"
+    )
+
+
 def _check_targets(store: Store, config: Config) -> None:
     """The targets are the ones the state's items were written to: pointed at another
     server or folder, a state would call done what the new target never received."""
@@ -191,7 +205,7 @@ async def _in_process(
     assembled: Any,
     jobs: Jobs,
     run_id: int,
-    reporter: Reporter,
+    reporter: RunReporter,
     lock: StateLockHold,
 ) -> Any:
     """One worker, in this process, on the workloads already open."""
@@ -221,7 +235,7 @@ async def _in_process(
 
 
 async def _local_pool(
-    config: Config, jobs: Jobs, run_id: int, count: int, reporter: Reporter, lock: StateLockHold
+    config: Config, jobs: Jobs, run_id: int, count: int, reporter: RunReporter, lock: StateLockHold
 ) -> Any:
     """`count` worker processes on this machine."""
     from .local_workers import LocalPool
@@ -238,7 +252,12 @@ async def _local_pool(
 
 
 async def _follow_cluster(
-    config: Config, store: Store, jobs: Jobs, run_id: int, reporter: Reporter, lock: StateLockHold
+    config: Config,
+    store: Store,
+    jobs: Jobs,
+    run_id: int,
+    reporter: RunReporter,
+    lock: StateLockHold,
 ) -> Any:
     """Follow a run on the cluster; tasks lost with a broker or a worker are sent again."""
     from .cluster import Sweeper, warn_without_workers
@@ -252,7 +271,7 @@ async def _follow_cluster(
     return await follow(jobs, run_id, reporter, tick=tick, lock=lock)
 
 
-async def retry_failed(config: Config, reporter: Reporter | None = None, **kw: Any) -> RunResult:
+async def retry_failed(config: Config, reporter: RunReporter | None = None, **kw: Any) -> RunResult:
     """`retry-failed`: write again every failed item, looking for an earlier copy first."""
     return await migrate(config, "retry-failed", reporter, **kw)
 

@@ -84,9 +84,25 @@ class Reporter(Protocol):
     def advance(self, workload: str, items: int, size: int) -> None: ...
 
 
+class RunReporter(Reporter, Protocol):
+    """What a command following a run shows: a `Reporter`, told also where the run stands."""
+
+    def begin(self, phase: str) -> None:
+        """A new pass starts ("run 12", "sync 13, resuming: ..."): counts start afresh."""
+
+    def owners(self, workload: str, waiting: int, running: int) -> None:
+        """How many of the workload's owners wait for a worker, and how many are moving."""
+
+
 class SilentReporter:
     def add_total(self, workload: str, items: int) -> None:
         return None
 
     def advance(self, workload: str, items: int, size: int) -> None:
+        return None
+
+    def begin(self, phase: str) -> None:
+        return None
+
+    def owners(self, workload: str, waiting: int, running: int) -> None:
         return None

@@ -1,0 +1,48 @@
+"""What the progress display says: items as items, bytes as bytes, totals honest."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from rich.console import Console
+
+from hirondelle.migrator.progress import ProgressReporter
+
+
+def test_lines_count_items_and_bytes_and_mark_growing_totals(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    quiet = Console(file=io.StringIO(), force_terminal=False)  # not a terminal: lines
+    with ProgressReporter(console=quiet, interval=3600) as reporter:
+        reporter.begin("run 7")
+        reporter.owners("mail", waiting=3, running=2)
+        reporter.add_total("mail", 120)
+        reporter.advance("mail", 40, 2_500_000)
+        reporter.begin("sync 8: resuming (run 7 was interrupted): 40 items already done")
+        reporter.owners("mail", waiting=0, running=1)
+        reporter.add_total("mail", 5)
+        reporter.advance("mail", 5, 1_200)
+        reporter.owners("mail", waiting=0, running=0)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines == [
+        "run 7",
+        # the pass before ends with its own line, its total marked as still growing
+        "mail: 40/120+ items, 2.5 MB written, 2 owners moving, 3 waiting",
+        "sync 8: resuming (run 7 was interrupted): 40 items already done",
+        "mail: 5/5 items, 1.2 kB written, owners done",
+    ]
+
+
+def test_the_live_display_estimates_time_only_once_every_owner_started() -> None:
+    screen = Console(file=io.StringIO(), force_terminal=True, width=120)
+    with ProgressReporter(console=screen) as reporter:
+        reporter.owners("files", waiting=2, running=1)
+        reporter.add_total("files", 10)
+        reporter.advance("files", 4, 4_000_000)
+        task = reporter._progress.tasks[0]
+        assert task.total is None and task.fields["items"] == "4/10+ items"
+        reporter.owners("files", waiting=0, running=1)
+        task = reporter._progress.tasks[0]
+        assert task.total == 10 and task.fields["settled"]
+        assert task.fields["size"] == "4 MB written"
