@@ -83,6 +83,14 @@ def reported(fn: F) -> F:
             )
         except KeyboardInterrupt:
             _fail("interrupted: run the same command again to resume", 130)
+        except Exception as exc:  # a bug: one line here, the traceback in the log (-vv shows it)
+            logging.getLogger("hirondelle").debug("unexpected error", exc_info=True)
+            _fail(
+                f"internal error: {type(exc).__name__}: {exc}; nothing is lost (the state "
+                "holds what was written): run again with -vv to see where it happened, and "
+                "report it",
+                EXIT_FATAL,
+            )
         finally:
             signal.signal(signal.SIGTERM, previous)
 

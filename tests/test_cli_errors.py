@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from hirondelle.cli import main
@@ -102,3 +103,18 @@ def test_sigterm_stops_with_one_line_and_exit_143(tmp_path: Path) -> None:
     assert err.strip().splitlines()[-1] == (
         "stopped by SIGTERM: run the same command again to resume"
     )
+
+
+def test_an_unexpected_error_is_one_line_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hirondelle.migrator import operations
+
+    def broken(config: object) -> None:
+        raise KeyError("items")
+
+    (tmp_path / "hirondelle.toml").write_text(CONFIG, encoding="utf-8")
+    monkeypatch.setattr(operations, "status", broken)
+    result = invoke("-c", str(tmp_path / "hirondelle.toml"), "status")
+    assert result.exit_code == 3
+    assert "internal error: KeyError: 'items'" in one_line(result)
