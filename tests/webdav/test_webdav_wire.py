@@ -11,6 +11,7 @@ import respx
 from hirondelle.connectors.imap_wire import Login
 from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
 from hirondelle.connectors.webdav_chunked import (
+    DavHttp,
     chunk_plan,
     chunk_size,
     decoded_path,
@@ -43,6 +44,7 @@ def _error(status: int, item: str | None = "Docs/a.txt", **headers: str) -> Exce
         (429, None, Retriable, "429"),
         (503, "Docs/a.txt", Retriable, "503"),
         (409, "Docs/a.txt", Retriable, "parent folder"),
+        (404, "Docs/a.txt", Retriable, "parent folder"),  # SabreDAV's answer to a PUT
         (409, None, FatalError, "targets.files.url"),
     ],
 )
@@ -77,6 +79,25 @@ def test_multistatus_parsing_decodes_hrefs_and_ignores_failed_properties() -> No
     with pytest.raises(Retriable):
         parse_resources(b"<D:multistatus xmlns:D='DAV:'></D:multistatus>junk")
     assert decoded_path("https://h:8/a%20b//c/") == "/a b/c"
+
+
+def test_a_redirect_to_the_same_server_is_followed_once_with_the_same_method() -> None:
+    """lighttpd answers a MOVE of "…/Projets" with 308 to "…/Projets/" (RFC 9110 15.4.9)."""
+    http = DavHttp(httpx.Client(), LOGIN, "ca", "targets.files.url")
+    move = {"Destination": "https://h/u/B", "Overwrite": "F"}
+    with respx.mock(assert_all_called=True) as router:
+        router.route(method="MOVE", url="https://h/u/A").respond(308, headers={"Location": "/u/A/"})
+        moved = router.route(method="MOVE", url="https://h/u/A/").respond(201)
+        assert http.send("MOVE", "https://h/u/A", ok=(201,), headers=move).status_code == 201
+        assert moved.calls.last.request.headers["Destination"] == "https://h/u/B"
+    with respx.mock(assert_all_called=True) as router:  # another server: not followed
+        router.route(url="https://h/u/A").respond(308, headers={"Location": "https://x/u/A/"})
+        with pytest.raises(FatalError, match="308"):
+            http.send("MOVE", "https://h/u/A", ok=(201,), headers=move)
+    with respx.mock(assert_all_called=True) as router:  # a streamed body cannot go twice
+        router.route(url="https://h/u/f").respond(307, headers={"Location": "/u/g"})
+        with pytest.raises(FatalError, match="307"):
+            http.send("PUT", "https://h/u/f", ok=(201,), content=iter([b"x"]), item="f")
 
 
 def test_chunks_cover_the_file_within_nextcloud_limits() -> None:
