@@ -16,9 +16,11 @@ from hirondelle.tests.cluster_servers import (
 from hirondelle.tests.servers import (
     ApacheDavServer,
     DovecotServer,
+    LighttpdDavServer,
     MailUser,
     RadicaleServer,
     RcloneDavServer,
+    SabreDavServer,
     ServerUnavailable,
     SynapseServer,
     WebDavServer,
@@ -79,6 +81,20 @@ def rclone_dav() -> Iterator[WebDavServer]:
 def wsgidav_dav() -> Iterator[WebDavServer]:
     """One wsgidav (mtime by PROPPATCH of `getlastmodified`) for the whole run."""
     with webdav_server(WsgiDavServer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sabre_dav() -> Iterator[WebDavServer]:
+    """One SabreDAV (Nextcloud's DAV engine, on PHP's built-in server) for the whole run."""
+    with webdav_server(SabreDavServer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lighttpd_dav() -> Iterator[WebDavServer]:
+    """One lighttpd with mod_webdav for the whole run."""
+    with webdav_server(LighttpdDavServer) as server:
         yield server
 
 

@@ -33,6 +33,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -614,6 +615,7 @@ class WebDavServer:
 
     name = "webdav"
     owner_uid: int | None = None  # the account the server writes files as (Apache: www-data)
+    own_group = False  # the server's workers outlive their parent: start and stop a group
 
     def __init__(self, *, spare_users: int = 40, start_timeout: float = 20.0) -> None:
         self.host = HOST
@@ -672,6 +674,10 @@ class WebDavServer:
     def prepare(self) -> None:
         """Write the server's configuration files under `self.root`."""
 
+    def environment(self) -> dict[str, str] | None:
+        """The server process's environment (None: this process's)."""
+        return None
+
     def start(self) -> None:
         """Create a folder per user, start the server, return once it answers HTTP."""
         self.root = Path(tempfile.mkdtemp(prefix=f"hirondelle-{self.name}-"))
@@ -686,7 +692,12 @@ class WebDavServer:
                     os.chown(name, self.owner_uid, self.owner_uid)
         with open(self.root / "server.log", "wb") as output:
             self._process = subprocess.Popen(
-                self.command(), stdout=output, stderr=subprocess.STDOUT, cwd=self.root
+                self.command(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                env=self.environment(),
+                start_new_session=self.own_group,
             )
         deadline = time.monotonic() + self._start_timeout
         _poll(self._ready, deadline, f"{self.name} did not start", self.root / "server.log")
@@ -701,7 +712,10 @@ class WebDavServer:
         """Stop the server by PID and wait until its port is closed; remove its directory."""
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
+            if self.own_group:
+                os.killpg(process.pid, signal.SIGTERM)
+            else:
+                process.terminate()
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -869,6 +883,88 @@ class WsgiDavServer(WebDavServer):
         }
         # JSON is YAML: wsgidav reads it with its YAML loader
         (self.root / "wsgidav.yaml").write_text(json.dumps(config), encoding="utf-8")
+
+
+# SabreDAV (Nextcloud's DAV engine) behind PHP's built-in server: a root collection over
+# the data folder (Sabre's plain FS nodes: nothing but the files on disk), Basic
+# authentication against the same {SHA} htpasswd lines as the other servers.
+_SABRE_SERVER_PHP = r"""<?php
+require 'Sabre/autoload.php';
+
+class HtpasswdSha extends Sabre\DAV\Auth\Backend\AbstractBasic {
+    protected function validateUserPass($username, $password) {
+        foreach (file(__DIR__ . '/users', FILE_IGNORE_NEW_LINES) as $line) {
+            list($login, $hash) = explode(':', $line, 2);
+            if ($login === $username) {
+                return hash_equals($hash, '{SHA}' . base64_encode(sha1($password, true)));
+            }
+        }
+        return false;
+    }
+}
+
+$server = new Sabre\DAV\Server(new Sabre\DAV\FS\Directory(__DIR__ . '/data'));
+$server->setBaseUri('/');
+$server->addPlugin(new Sabre\DAV\Auth\Plugin(new HtpasswdSha(), 'hirondelle'));
+$server->exec();
+"""
+
+
+class SabreDavServer(WebDavServer):
+    """SabreDAV (Debian `php-sabre-dav`) served by `php -S`: the engine of Nextcloud's and
+    Twake's DAV endpoints, here on a plain folder. It keeps no mtime (`getlastmodified` is a
+    protected property, X-OC-Mtime is Nextcloud's own code) and cuts a PROPFIND with
+    `Depth: infinity` to one level without saying so."""
+
+    name = "sabredav"
+    own_group = True
+
+    def command(self) -> list[str]:
+        binary = shutil.which("php")
+        if binary is None or not Path("/usr/share/php/Sabre/autoload.php").exists():
+            raise ServerUnavailable(
+                "SabreDAV is not installed: apt-get install php-cli php-sabre-dav"
+            )
+        return [binary, "-d", "display_errors=0", "-S", f"{HOST}:{self.port}", "server.php"]
+
+    def environment(self) -> dict[str, str]:
+        # the built-in server answers one request at a time unless given workers
+        return {**os.environ, "PHP_CLI_SERVER_WORKERS": "4"}
+
+    def prepare(self) -> None:
+        (self.root / "users").write_text(self.htpasswd(), encoding="utf-8")
+        (self.root / "server.php").write_text(_SABRE_SERVER_PHP, encoding="utf-8")
+
+
+class LighttpdDavServer(WebDavServer):
+    """lighttpd 1.4 with mod_webdav (Debian `lighttpd lighttpd-mod-webdav`): dead
+    properties and locks in SQLite; refuses `Depth: infinity` with 403 by default."""
+
+    name = "lighttpd"
+
+    def command(self) -> list[str]:
+        binary = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
+        if not Path(binary).exists() or not Path("/usr/lib/lighttpd/mod_webdav.so").exists():
+            raise ServerUnavailable(
+                "lighttpd is not installed: apt-get install lighttpd lighttpd-mod-webdav"
+            )
+        return [binary, "-D", "-f", str(self.root / "lighttpd.conf")]
+
+    def prepare(self) -> None:
+        root = self.root
+        (root / "users").write_text(self.htpasswd(), encoding="utf-8")
+        (root / "lighttpd.conf").write_text(
+            'server.modules = ("mod_auth", "mod_authn_file", "mod_webdav")\n'
+            f'server.document-root = "{self.data_dir}"\nserver.bind = "{HOST}"\n'
+            f'server.port = {self.port}\nserver.errorlog = "{root}/error.log"\n'
+            'server.max-request-size = 0\nauth.backend = "htpasswd"\n'
+            f'auth.backend.htpasswd.userfile = "{root}/users"\n'
+            'auth.require = ("/" => ("method" => "basic", "realm" => "hirondelle", '
+            '"require" => "valid-user"))\n'
+            'webdav.activate = "enable"\nwebdav.is-readonly = "disable"\n'
+            f'webdav.sqlite-db-name = "{root}/webdav.sqlite"\n',
+            encoding="utf-8",
+        )
 
 
 @contextmanager

@@ -1,4 +1,5 @@
-"""The WebDAV target against real servers: Apache mod_dav, rclone serve webdav, wsgidav."""
+"""The WebDAV target against real servers: Apache mod_dav, rclone serve webdav, wsgidav,
+SabreDAV and lighttpd mod_webdav."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
-from hirondelle.migrator.errors import OwnerFailed, Refused, SkipItem
+from hirondelle.migrator.errors import OwnerFailed, Refused, Retriable, SkipItem
 from hirondelle.migrator.model import TargetRef
 from hirondelle.tests.webdav.conftest import KEEPS_MTIME, DavUser, target_for
 from hirondelle.tests.webdav.payloads import MTIME, file, folder, renamed, streamed
@@ -190,6 +191,20 @@ def test_remove_files_and_folders_gone_is_fine(dav: DavUser) -> None:
     # a folder of the same name can come back in the same session
     session.put(drive, file(dav.tmp_path, "Corbeille/b.txt", b"b"))
     assert dav.on_disk(drive, "Corbeille/b.txt").read_bytes() == b"b"
+
+
+def test_a_folder_removed_behind_the_session_is_made_again(dav: DavUser) -> None:
+    """A PUT under a folder someone else deleted is retried, never failed for good: most
+    servers answer 409 (RFC 4918 9.7.1), SabreDAV 404; the retry makes the folder again."""
+    session, other = dav.session(), dav.session()
+    drive = session.ensure_container(dav.drive())
+    session.put(drive, file(dav.tmp_path, "Partagé/a.txt", b"a"))
+    other.remove(TargetRef(drive, "Partagé"))
+    again = file(dav.tmp_path, "Partagé/b.txt", b"b")
+    with pytest.raises(Retriable, match="a parent folder is missing"):
+        session.put(drive, again)
+    ref = session.put(drive, again)  # the engine's retry: the session forgot its folders
+    assert dav.on_disk(drive, ref.ref).read_bytes() == b"b"
 
 
 def test_move_between_drives_is_declared_unsupported(dav: DavUser) -> None:
