@@ -1,5 +1,5 @@
 """The WebDAV files target: OneDrive and SharePoint drives into Nextcloud, Twake Drive
-(cozy-stack) or any RFC 4918 server (Apache mod_dav, rclone, wsgidav...).
+(cozy-stack) or any RFC 4918 server (Apache mod_dav, rclone, wsgidav, SabreDAV, lighttpd...).
 
 Layout, under each user's URL (`url` with "{login}" filled in)::
 
@@ -18,7 +18,7 @@ Profiles:
   the first file of a session shows whether it was kept, else `getlastmodified` is set by
   PROPPATCH where the server accepts it (wsgidav with `mutable_live_props`), else it is
   lost (Apache). `listing` asks for `Depth: infinity`, and walks with `Depth: 1` where
-  refused (Apache's `DavDepthInfinity Off`) or silently cut to one level (SabreDAV).
+  refused (Apache's `DavDepthInfinity Off`, lighttpd) or silently cut to one level (SabreDAV).
   A large file still downloading (a live payload, `migrator.feed`) is PUT to its part
   file as its bytes arrive; the MOVE waits for the download's verdict and happens only
   if the checked content is the one streamed (a second download that won is uploaded

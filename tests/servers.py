@@ -13,9 +13,10 @@ a master user (`admin`) can log in as any of them ("alice@example.test*admin").
 `RadicaleServer` does the same for CalDAV and CardDAV (Radicale 3, plain htpasswd users,
 optional TLS), and reads collections and resources back from its storage folder.
 
-`ApacheDavServer` (Apache 2.4 mod_dav_fs), `RcloneDavServer` (`rclone serve webdav`) and
-`WsgiDavServer` (wsgidav + cheroot, mtime by PROPPATCH and `X-OC-Mtime`) serve one folder
-per user under "http://127.0.0.1:PORT/<login>/" with Basic authentication.
+`ApacheDavServer` (Apache 2.4 mod_dav_fs), `RcloneDavServer` (`rclone serve webdav`),
+`WsgiDavServer` (wsgidav + cheroot, mtime by PROPPATCH and `X-OC-Mtime`), `SabreDavServer`
+(SabreDAV on PHP's built-in server) and `LighttpdDavServer` (lighttpd mod_webdav) serve one
+folder per user under "http://127.0.0.1:PORT/<login>/" with Basic authentication.
 
 `SynapseServer` runs a Matrix homeserver from its own virtualenv (`.ci/install-synapse`)
 with the tool's application service registered; `new_user()` gives ordinary accounts.
@@ -911,8 +912,8 @@ $server->exec();
 
 
 class SabreDavServer(WebDavServer):
-    """SabreDAV (Debian `php-sabre-dav`) served by `php -S`: the engine of Nextcloud's and
-    Twake's DAV endpoints, here on a plain folder. It keeps no mtime (`getlastmodified` is a
+    """SabreDAV (Debian `php-sabre-dav`) served by `php -S`: the DAV engine Nextcloud builds
+    on, here on a plain folder. It keeps no mtime (`getlastmodified` is a
     protected property, X-OC-Mtime is Nextcloud's own code) and cuts a PROPFIND with
     `Depth: infinity` to one level without saying so."""
 
