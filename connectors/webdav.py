@@ -542,6 +542,8 @@ class WebDavSession:
         except Refused:
             if self._stat(old) is None:  # rclone answers 403 for a missing source
                 return 404
+            if _parent(new) and self._stat(_parent(new)) is None:  # rclone: 403 here too
+                raise Retriable(f"MOVE {new}: its parent folder is missing") from None
             raise
         return response.status_code
 

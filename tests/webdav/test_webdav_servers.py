@@ -207,6 +207,23 @@ def test_a_folder_removed_behind_the_session_is_made_again(dav: DavUser) -> None
     assert dav.on_disk(drive, ref.ref).read_bytes() == b"b"
 
 
+def test_a_rename_into_a_folder_removed_behind_the_session_is_retried(dav: DavUser) -> None:
+    """The MOVE's parent was deleted meanwhile: 409 (RFC 4918 9.9.4), Apache 500, rclone
+    403; each is retried, and the retry makes the folder again."""
+    session, other = dav.session(), dav.session()
+    drive = session.ensure_container(dav.drive())
+    document = file(dav.tmp_path, "a.txt", b"a")
+    ref = session.put(drive, document)
+    session.put(drive, folder("Classé"))
+    other.remove(TargetRef(drive, "Classé"))
+    with pytest.raises(Retriable):
+        session.update(ref, renamed(document, "Classé/a.txt"))
+    assert session.update(ref, renamed(document, "Classé/a.txt")) == TargetRef(
+        drive, "Classé/a.txt"
+    )
+    assert dav.on_disk(drive, "Classé/a.txt").read_bytes() == b"a"
+
+
 def test_move_between_drives_is_declared_unsupported(dav: DavUser) -> None:
     session = dav.session()
     drive = session.ensure_container(dav.drive())
