@@ -265,9 +265,12 @@ class WebDavSession:
 
     # -- paths --
 
-    def url(self, path: str) -> str:
-        """The URL of `path` (relative to the user's root, "/" between levels)."""
-        return self.base_url + quote(path, safe="/")
+    def url(self, path: str, collection: bool = False) -> str:
+        """The URL of `path` (relative to the user's root, "/" between levels). A
+        collection's ends with "/", the form RFC 4918 5.2 tells clients to use: nginx
+        refuses MKCOL, MOVE and DELETE of a folder named without it (409 or 400)."""
+        ending = "/" if collection and path else ""
+        return self.base_url + quote(path, safe="/") + ending
 
     def _relative(self, resource: Resource) -> str | None:
         if resource.path == self._base_path:
@@ -311,7 +314,7 @@ class WebDavSession:
         for depth in range(1, len(levels) + 1):
             level = "/".join(levels[:depth])
             if level not in self._collections:
-                self.http.send("MKCOL", self.url(level), ok=(201, 405), item=item)
+                self.http.send("MKCOL", self.url(level, True), ok=(201, 405), item=item)
                 self._collections.add(level)
 
     def _forget(self, path: str) -> None:
@@ -523,21 +526,29 @@ class WebDavSession:
         there is a stale copy, replaced by a second MOVE.
         """
         self._make_collections(_parent(new), new)
-        status = self._move_once(old, new, overwrite=False)
-        if status == 412 and not _is_folder(payload) and self._stat(old) is not None:
-            status = self._move_once(old, new, overwrite=True)
+        is_folder = _is_folder(payload)
+        status = self._move_once(old, new, is_folder, overwrite=False)
+        if status == 412 and not is_folder and self._stat(old) is not None:
+            status = self._move_once(old, new, is_folder, overwrite=True)
         if status in (404, 412) and self._stat(old) is None:
             return False
         if status == 412:
             raise Refused(f"cannot rename to {new!r}: a folder of that name is on the target")
+        if status == 404:  # the source is there, yet the server says it is not found
+            raise Refused(f"cannot rename {old!r} to {new!r}: the server answered 404")
         self._forget(old)
         return True
 
-    def _move_once(self, old: str, new: str, overwrite: bool) -> int:
-        headers = {"Destination": self.url(new), "Overwrite": "T" if overwrite else "F"}
+    def _move_once(self, old: str, new: str, is_folder: bool, overwrite: bool) -> int:
+        destination = self.url(new, is_folder)
+        headers = {"Destination": destination, "Overwrite": "T" if overwrite else "F"}
         try:
             response = self.http.send(
-                "MOVE", self.url(old), ok=(*_WRITTEN, 404, 412), headers=headers, item=new
+                "MOVE",
+                self.url(old, is_folder),
+                ok=(*_WRITTEN, 404, 412),
+                headers=headers,
+                item=new,
             )
         except Refused:
             if self._stat(old) is None:  # rclone answers 403 for a missing source
@@ -551,9 +562,12 @@ class WebDavSession:
         raise SkipItem("items do not move between drives on the WebDAV target; written afresh")
 
     def remove(self, ref: TargetRef) -> None:
-        """DELETE the file, or the folder with everything under it; gone is fine."""
+        """DELETE the file, or the folder with everything under it; gone is fine. A ref
+        does not say which it is: a 409 is asked again in the folder's form (nginx)."""
         path = self._path(ref)
-        self.http.send("DELETE", self.url(path), ok=(200, 204, 404), item=path)
+        gone = (200, 204, 404)
+        if self.http.send("DELETE", self.url(path), ok=(*gone, 409), item=path).status_code == 409:
+            self.http.send("DELETE", self.url(path, True), ok=gone, item=path)
         self._forget(path)
 
     def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
