@@ -18,6 +18,7 @@ from hirondelle.tests.servers import (
     DovecotServer,
     LighttpdDavServer,
     MailUser,
+    NginxDavServer,
     RadicaleServer,
     RcloneDavServer,
     SabreDavServer,
@@ -95,6 +96,13 @@ def sabre_dav() -> Iterator[WebDavServer]:
 def lighttpd_dav() -> Iterator[WebDavServer]:
     """One lighttpd with mod_webdav for the whole run."""
     with webdav_server(LighttpdDavServer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nginx_dav() -> Iterator[WebDavServer]:
+    """One nginx with its dav and dav-ext modules for the whole run."""
+    with webdav_server(NginxDavServer) as server:
         yield server
 
 

@@ -1,6 +1,6 @@
 """The contract every files target keeps (`TargetSession` for drives), run against the
-WebDAV target on Apache mod_dav, rclone serve webdav, wsgidav, SabreDAV and lighttpd
-mod_webdav, and against the files archive. Gaps a target declares are skipped with
+WebDAV target on Apache mod_dav, rclone serve webdav, wsgidav, SabreDAV, lighttpd
+mod_webdav and nginx, and against the files archive. Gaps a target declares are skipped with
 "declared gap: ...".
 """
 
@@ -82,6 +82,7 @@ FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], FilesUnderTest]] = 
     "webdav-wsgidav": _webdav("wsgidav_dav", keeps_mtime=True),
     "webdav-sabredav": _webdav("sabre_dav", keeps_mtime=False),
     "webdav-lighttpd": _webdav("lighttpd_dav", keeps_mtime=False),
+    "webdav-nginx": _webdav("nginx_dav", keeps_mtime=False),
     "files-archive": _archive,
 }
 

@@ -1,5 +1,5 @@
-"""A WebDAV target on each real server (Apache mod_dav, rclone, wsgidav, SabreDAV, lighttpd),
-one fresh user each."""
+"""A WebDAV target on each real server (Apache mod_dav, rclone, wsgidav, SabreDAV, lighttpd,
+nginx), one fresh user each."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ SERVERS = {
     "wsgidav": "wsgidav_dav",
     "sabredav": "sabre_dav",
     "lighttpd": "lighttpd_dav",
+    "nginx": "nginx_dav",
 }
 KEEPS_MTIME = {
     "apache": False,
@@ -26,6 +27,7 @@ KEEPS_MTIME = {
     "wsgidav": True,
     "sabredav": False,
     "lighttpd": False,
+    "nginx": False,
 }
 
 
