@@ -14,10 +14,12 @@ subtree, and the engine rewrites the refs under it.
 Profiles:
 - `generic`: a file is PUT to "<dir>/.<name>.hirondelle-part" then MOVEd (Overwrite: T)
   onto its final path, so no half file is ever visible there; folders by MKCOL one level
-  at a time, parents first. The mtime goes as `X-OC-Mtime` on the PUT (rclone honours it);
-  the first file of a session shows whether it was kept, else `getlastmodified` is set by
-  PROPPATCH where the server accepts it (wsgidav with `mutable_live_props`), else it is
-  lost (Apache). `listing` asks for `Depth: infinity`, and walks with `Depth: 1` where
+  at a time, parents first. The mtime goes with the PUT as `X-OC-Mtime` (rclone honours
+  it) and as the request's `Date` (nginx's dav module gives it to the file:
+  https://nginx.org/en/docs/http/ngx_http_dav_module.html, "dav_methods"); the first file
+  of a session shows whether it was kept, else `getlastmodified` is set by PROPPATCH where
+  the server accepts it (wsgidav with `mutable_live_props`), else it is lost (Apache,
+  SabreDAV, lighttpd). `listing` asks for `Depth: infinity`, and walks with `Depth: 1` where
   refused (Apache's `DavDepthInfinity Off`, lighttpd) or silently cut to one level (SabreDAV).
   A large file still downloading (a live payload, `migrator.feed`) is PUT to its part
   file as its bytes arrive; the MOVE waits for the download's verdict and happens only
@@ -47,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -99,7 +102,7 @@ class Profile:
 
     name: str
     rules: NameRules
-    mtime_header: bool | None  # X-OC-Mtime honoured: True, False, None = find out
+    mtime_header: bool | None  # X-OC-Mtime (or Date) honoured: True, False, None = find out
     proppatch_mtime: bool | None  # getlastmodified writable by PROPPATCH: same
     depth_infinity: bool
     direct_put: bool  # the server writes a part file itself: PUT to the final path
@@ -453,6 +456,8 @@ class WebDavSession:
             headers["If-None-Match"] = "*"
         if mtime is not None and self.mtime_header is not False:
             headers["X-OC-Mtime"] = str(mtime)
+            if not self.profile.direct_put:  # the part file's: a MOVE keeps it (nginx)
+                headers["Date"] = format_datetime(datetime.fromtimestamp(mtime, UTC), usegmt=True)
         kind, _, digest = payload.fingerprint.partition(":")
         if self.profile.chunked and kind == "sha256":
             headers["OC-Checksum"] = f"SHA256:{digest}"
@@ -471,7 +476,7 @@ class WebDavSession:
         if self.mtime_header is None:
             stamp = found.mtime if (found := self._stat(path)) is not None else None
             self.mtime_header = stamp is not None and int(stamp.timestamp()) == mtime
-            log.info("WebDAV server keeps X-OC-Mtime: %s", self.mtime_header)
+            log.info("WebDAV server keeps the PUT's X-OC-Mtime or Date: %s", self.mtime_header)
             if self.mtime_header:
                 return
         self._proppatch_mtime(path, mtime)
@@ -675,8 +680,8 @@ class WebDavSession:
         if self.mtime_header or self.proppatch_mtime:
             return []
         return [
-            f"{self.base_url}: modification times are not kept (neither X-OC-Mtime nor a "
-            "PROPPATCH of getlastmodified): files show their upload time"
+            f"{self.base_url}: modification times are not kept (neither X-OC-Mtime, nor "
+            "Date on a PUT, nor a PROPPATCH of getlastmodified): files show their upload time"
         ]
 
     def close(self) -> None:

@@ -82,7 +82,7 @@ FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], FilesUnderTest]] = 
     "webdav-wsgidav": _webdav("wsgidav_dav", keeps_mtime=True),
     "webdav-sabredav": _webdav("sabre_dav", keeps_mtime=False),
     "webdav-lighttpd": _webdav("lighttpd_dav", keeps_mtime=False),
-    "webdav-nginx": _webdav("nginx_dav", keeps_mtime=False),
+    "webdav-nginx": _webdav("nginx_dav", keeps_mtime=True),
     "files-archive": _archive,
 }
 

@@ -27,7 +27,7 @@ KEEPS_MTIME = {
     "wsgidav": True,
     "sabredav": False,
     "lighttpd": False,
-    "nginx": False,
+    "nginx": True,  # from the PUT's Date header
 }
 
 
