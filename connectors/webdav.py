@@ -568,11 +568,15 @@ class WebDavSession:
 
     def remove(self, ref: TargetRef) -> None:
         """DELETE the file, or the folder with everything under it; gone is fine. A ref
-        does not say which it is: a 409 is asked again in the folder's form (nginx)."""
+        does not say which it is: a 409 is asked again in the folder's form (nginx), and
+        stands when that finds nothing (the item is not taken for gone)."""
         path = self._path(ref)
         gone = (200, 204, 404)
-        if self.http.send("DELETE", self.url(path), ok=(*gone, 409), item=path).status_code == 409:
-            self.http.send("DELETE", self.url(path, True), ok=gone, item=path)
+        first = self.http.send("DELETE", self.url(path), ok=(*gone, 409), item=path)
+        if first.status_code == 409:
+            again = self.http.send("DELETE", self.url(path, True), ok=gone, item=path)
+            if again.status_code == 404:
+                raise Retriable(f"DELETE {path} as {self.http.login.login}: 409 Conflict")
         self._forget(path)
 
     def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:

@@ -185,8 +185,9 @@ class DavHttp:
         """One request; a status outside `ok` or a transport failure raises the sorted error.
 
         A 307 or 308 to the same server is followed once with the same method (RFC 9110
-        15.4.8, 15.4.9): lighttpd answers 308 to a MOVE or DELETE of a collection named
-        without its trailing "/". A streamed body cannot be sent twice: its redirect fails.
+        15.4.8, 15.4.9): lighttpd answers 308 to a MOVE of a collection named without its
+        trailing "/" (the session names folders with it, but a server may redirect others).
+        A streamed body cannot be sent twice: its redirect fails.
         """
         operation = f"{method} {item or decoded_path(url) or '/'}"
         response = self._request(method, url, headers, content, operation, item)

@@ -19,10 +19,11 @@ from hirondelle.connectors.webdav_chunked import (
     parse_resources,
 )
 from hirondelle.migrator.errors import ConfigError, FatalError, OwnerFailed, Refused, Retriable
-from hirondelle.migrator.model import Owner
+from hirondelle.migrator.model import Owner, TargetRef
 from hirondelle.migrator.registry import settings_of
 
 LOGIN = Login("alice", "alice", "pw", "targets.files.password_file (/etc/passwords)")
+EMPTY_MULTISTATUS = '<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"/>'
 
 
 def _error(status: int, item: str | None = "Docs/a.txt", **headers: str) -> Exception:
@@ -164,4 +165,26 @@ def test_logins_for_users_sites_and_a_service_account(
         router.route(method="PROPFIND", url="https://h/carol@example.test/").respond(404)
         session = service.open(Owner("carol@example.test", "c"))  # looks at the space once
     assert session.base_url == "https://h/carol@example.test/"
+    session.close()
+
+
+def test_a_delete_answered_409_is_asked_again_as_a_folder_and_never_taken_for_gone(
+    tmp_path: Path,
+) -> None:
+    """nginx deletes a folder only by its "/" form; a 409 that this does not explain stands."""
+    passwords = tmp_path / "passwords"
+    passwords.write_text("alice:pw\n", encoding="utf-8")
+    passwords.chmod(0o600)
+    target = WebDavTarget(WebDavSettings(url="https://h/{login}/", password_file=passwords))
+    with respx.mock(assert_all_called=True) as router:
+        router.route(method="PROPFIND", url="https://h/alice/").respond(207, text=EMPTY_MULTISTATUS)
+        session = target.open(Owner("alice", "a"))
+        router.route(method="DELETE", url="https://h/alice/D/dossier").respond(409)
+        folder = router.route(method="DELETE", url="https://h/alice/D/dossier/").respond(204)
+        session.remove(TargetRef("D", "dossier"))
+        assert folder.called
+        router.route(method="DELETE", url="https://h/alice/D/locked.txt").respond(409)
+        router.route(method="DELETE", url="https://h/alice/D/locked.txt/").respond(404)
+        with pytest.raises(Retriable, match="409"):
+            session.remove(TargetRef("D", "locked.txt"))
     session.close()
