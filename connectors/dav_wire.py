@@ -32,6 +32,7 @@ from ..migrator.model import Payload
 from .imap_wire import Login
 
 DAV = "DAV:"
+SABRE = "http://sabredav.org/ns"  # SabreDAV's own details in a DAV:error body
 CALDAV = "urn:ietf:params:xml:ns:caldav"
 CARDDAV = "urn:ietf:params:xml:ns:carddav"
 _PREFIXES = {DAV: "D", CALDAV: "C", CARDDAV: "CR"}
@@ -261,26 +262,39 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
-def preconditions(response: httpx.Response) -> list[str]:
-    """The names of the conditions a DAV:error body reports ("no-uid-conflict"...)."""
+def _error_body(response: httpx.Response) -> ET.Element | None:
+    """The DAV:error element a refusal carries (RFC 4918 16), None when it has none."""
     content = response.content[:4096]
     if b"<" not in content:
-        return []
+        return None
     try:
         root = ET.fromstring(content)
     except ET.ParseError:
+        return None
+    return root if root.tag == qname(DAV, "error") else None
+
+
+def preconditions(response: httpx.Response) -> list[str]:
+    """The names of the conditions a DAV:error body reports ("no-uid-conflict"...). SabreDAV
+    (Nextcloud's DAV engine) adds its exception class, message and version to every error
+    body in its own namespace: those are details, not conditions."""
+    body = _error_body(response)
+    if body is None:
         return []
-    return (
-        [child.tag.rpartition("}")[2] for child in root] if root.tag == qname(DAV, "error") else []
-    )
+    return [
+        child.tag.rpartition("}")[2] for child in body if not child.tag.startswith(f"{{{SABRE}}}")
+    ]
 
 
 def server_reason(response: httpx.Response) -> str:
-    """The server's reason: its status, plus a DAV precondition or its short plain text."""
+    """The server's reason: its status, plus DAV preconditions and SabreDAV's message, or
+    its short plain text."""
     reason = f"{response.status_code} {response.reason_phrase}".strip()
-    conditions = preconditions(response)
-    if conditions:
-        return f"{reason} ({', '.join(conditions)})"
+    body = _error_body(response)
+    if body is not None:
+        message = " ".join((body.findtext(qname(SABRE, "message")) or "").split())
+        details = [*preconditions(response), *([message] if message else [])]
+        return (f"{reason} ({', '.join(details)})" if details else reason)[:MAX_REASON]
     if b"<" in response.content[:4096]:
         return reason  # an HTML or XML page: nothing short to quote
     text = " ".join(response.content[:1024].decode("utf-8", "replace").split())

@@ -1,5 +1,5 @@
 """The WebDAV files target: OneDrive and SharePoint drives into Nextcloud, Twake Drive
-(cozy-stack) or any RFC 4918 server (Apache mod_dav, rclone, wsgidav...).
+(cozy-stack) or any RFC 4918 server (Apache mod_dav, rclone, wsgidav, SabreDAV, lighttpd...).
 
 Layout, under each user's URL (`url` with "{login}" filled in)::
 
@@ -14,11 +14,13 @@ subtree, and the engine rewrites the refs under it.
 Profiles:
 - `generic`: a file is PUT to "<dir>/.<name>.hirondelle-part" then MOVEd (Overwrite: T)
   onto its final path, so no half file is ever visible there; folders by MKCOL one level
-  at a time, parents first. The mtime goes as `X-OC-Mtime` on the PUT (rclone honours it);
-  the first file of a session shows whether it was kept, else `getlastmodified` is set by
-  PROPPATCH where the server accepts it (wsgidav with `mutable_live_props`), else it is
-  lost (Apache). `listing` asks for `Depth: infinity`, and walks with `Depth: 1` where
-  refused (Apache's `DavDepthInfinity Off`) or silently cut to one level (SabreDAV).
+  at a time, parents first. The mtime goes with the PUT as `X-OC-Mtime` (rclone honours
+  it) and as the request's `Date` (nginx's dav module gives it to the file:
+  https://nginx.org/en/docs/http/ngx_http_dav_module.html, "dav_methods"); the first file
+  of a session shows whether it was kept, else `getlastmodified` is set by PROPPATCH where
+  the server accepts it (wsgidav with `mutable_live_props`), else it is lost (Apache,
+  SabreDAV, lighttpd). `listing` asks for `Depth: infinity`, and walks with `Depth: 1` where
+  refused (Apache's `DavDepthInfinity Off`, lighttpd) or silently cut to one level (SabreDAV).
   A large file still downloading (a live payload, `migrator.feed`) is PUT to its part
   file as its bytes arrive; the MOVE waits for the download's verdict and happens only
   if the checked content is the one streamed (a second download that won is uploaded
@@ -47,6 +49,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -99,7 +102,7 @@ class Profile:
 
     name: str
     rules: NameRules
-    mtime_header: bool | None  # X-OC-Mtime honoured: True, False, None = find out
+    mtime_header: bool | None  # X-OC-Mtime (or Date) honoured: True, False, None = find out
     proppatch_mtime: bool | None  # getlastmodified writable by PROPPATCH: same
     depth_infinity: bool
     direct_put: bool  # the server writes a part file itself: PUT to the final path
@@ -265,9 +268,12 @@ class WebDavSession:
 
     # -- paths --
 
-    def url(self, path: str) -> str:
-        """The URL of `path` (relative to the user's root, "/" between levels)."""
-        return self.base_url + quote(path, safe="/")
+    def url(self, path: str, collection: bool = False) -> str:
+        """The URL of `path` (relative to the user's root, "/" between levels). A
+        collection's ends with "/", the form RFC 4918 5.2 tells clients to use: nginx
+        refuses MKCOL, MOVE and DELETE of a folder named without it (409 or 400)."""
+        ending = "/" if collection and path else ""
+        return self.base_url + quote(path, safe="/") + ending
 
     def _relative(self, resource: Resource) -> str | None:
         if resource.path == self._base_path:
@@ -311,7 +317,7 @@ class WebDavSession:
         for depth in range(1, len(levels) + 1):
             level = "/".join(levels[:depth])
             if level not in self._collections:
-                self.http.send("MKCOL", self.url(level), ok=(201, 405), item=item)
+                self.http.send("MKCOL", self.url(level, True), ok=(201, 405), item=item)
                 self._collections.add(level)
 
     def _forget(self, path: str) -> None:
@@ -450,6 +456,8 @@ class WebDavSession:
             headers["If-None-Match"] = "*"
         if mtime is not None and self.mtime_header is not False:
             headers["X-OC-Mtime"] = str(mtime)
+            if not self.profile.direct_put:  # the part file's: a MOVE keeps it (nginx)
+                headers["Date"] = format_datetime(datetime.fromtimestamp(mtime, UTC), usegmt=True)
         kind, _, digest = payload.fingerprint.partition(":")
         if self.profile.chunked and kind == "sha256":
             headers["OC-Checksum"] = f"SHA256:{digest}"
@@ -468,7 +476,7 @@ class WebDavSession:
         if self.mtime_header is None:
             stamp = found.mtime if (found := self._stat(path)) is not None else None
             self.mtime_header = stamp is not None and int(stamp.timestamp()) == mtime
-            log.info("WebDAV server keeps X-OC-Mtime: %s", self.mtime_header)
+            log.info("WebDAV server keeps the PUT's X-OC-Mtime or Date: %s", self.mtime_header)
             if self.mtime_header:
                 return
         self._proppatch_mtime(path, mtime)
@@ -523,25 +531,35 @@ class WebDavSession:
         there is a stale copy, replaced by a second MOVE.
         """
         self._make_collections(_parent(new), new)
-        status = self._move_once(old, new, overwrite=False)
-        if status == 412 and not _is_folder(payload) and self._stat(old) is not None:
-            status = self._move_once(old, new, overwrite=True)
+        is_folder = _is_folder(payload)
+        status = self._move_once(old, new, is_folder, overwrite=False)
+        if status == 412 and not is_folder and self._stat(old) is not None:
+            status = self._move_once(old, new, is_folder, overwrite=True)
         if status in (404, 412) and self._stat(old) is None:
             return False
         if status == 412:
             raise Refused(f"cannot rename to {new!r}: a folder of that name is on the target")
+        if status == 404:  # the source is there, yet the server says it is not found
+            raise Refused(f"cannot rename {old!r} to {new!r}: the server answered 404")
         self._forget(old)
         return True
 
-    def _move_once(self, old: str, new: str, overwrite: bool) -> int:
-        headers = {"Destination": self.url(new), "Overwrite": "T" if overwrite else "F"}
+    def _move_once(self, old: str, new: str, is_folder: bool, overwrite: bool) -> int:
+        destination = self.url(new, is_folder)
+        headers = {"Destination": destination, "Overwrite": "T" if overwrite else "F"}
         try:
             response = self.http.send(
-                "MOVE", self.url(old), ok=(*_WRITTEN, 404, 412), headers=headers, item=new
+                "MOVE",
+                self.url(old, is_folder),
+                ok=(*_WRITTEN, 404, 412),
+                headers=headers,
+                item=new,
             )
         except Refused:
             if self._stat(old) is None:  # rclone answers 403 for a missing source
                 return 404
+            if _parent(new) and self._stat(_parent(new)) is None:  # rclone: 403 here too
+                raise Retriable(f"MOVE {new}: its parent folder is missing") from None
             raise
         return response.status_code
 
@@ -549,9 +567,16 @@ class WebDavSession:
         raise SkipItem("items do not move between drives on the WebDAV target; written afresh")
 
     def remove(self, ref: TargetRef) -> None:
-        """DELETE the file, or the folder with everything under it; gone is fine."""
+        """DELETE the file, or the folder with everything under it; gone is fine. A ref
+        does not say which it is: a 409 is asked again in the folder's form (nginx), and
+        stands when that finds nothing (the item is not taken for gone)."""
         path = self._path(ref)
-        self.http.send("DELETE", self.url(path), ok=(200, 204, 404), item=path)
+        gone = (200, 204, 404)
+        first = self.http.send("DELETE", self.url(path), ok=(*gone, 409), item=path)
+        if first.status_code == 409:
+            again = self.http.send("DELETE", self.url(path, True), ok=gone, item=path)
+            if again.status_code == 404:
+                raise Retriable(f"DELETE {path} as {self.http.login.login}: 409 Conflict")
         self._forget(path)
 
     def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
@@ -659,8 +684,8 @@ class WebDavSession:
         if self.mtime_header or self.proppatch_mtime:
             return []
         return [
-            f"{self.base_url}: modification times are not kept (neither X-OC-Mtime nor a "
-            "PROPPATCH of getlastmodified): files show their upload time"
+            f"{self.base_url}: modification times are not kept (neither X-OC-Mtime, nor "
+            "Date on a PUT, nor a PROPPATCH of getlastmodified): files show their upload time"
         ]
 
     def close(self) -> None:

@@ -139,8 +139,8 @@ def error_for_status(
 
     `item` is the target path when the request concerns one item: then a 4xx refusal
     (a name the server refuses, 413 too large, a 405 from a full disk...) fails that item
-    only (it stays failed and counted until written), and 409 (a parent folder went
-    missing) is retried. Without an item, 403 means the login lacks rights.
+    only (it stays failed and counted until written), and 409 or 404 (a parent folder
+    went missing) is retried. Without an item, 403 means the login lacks rights.
     """
     status, reason = response.status_code, server_reason(response)
     where = f"{operation} as {login.login}"
@@ -151,7 +151,8 @@ def error_for_status(
         return OwnerFailed(f"{where}: no storage left for {login.login} on the server ({reason})")
     if status in (408, 423, 425, 429) or status >= 500:
         return Retriable(f"{where}: {reason}", retry_after(response))
-    if item is not None and status == 409:
+    if item is not None and status in (404, 409):
+        # RFC 4918 9.7.1 and 9.3.1 say 409; SabreDAV answers a PUT under a missing folder 404
         return Retriable(f"{where}: a parent folder is missing ({reason})")
     if item is not None and 400 <= status < 500:
         too_large = " as too large" if status == 413 else ""
@@ -181,10 +182,33 @@ class DavHttp:
         content: bytes | Iterator[bytes] | None = None,
         item: str | None = None,
     ) -> httpx.Response:
-        """One request; a status outside `ok` or a transport failure raises the sorted error."""
+        """One request; a status outside `ok` or a transport failure raises the sorted error.
+
+        A 307 or 308 to the same server is followed once with the same method (RFC 9110
+        15.4.8, 15.4.9): lighttpd answers 308 to a MOVE of a collection named without its
+        trailing "/" (the session names folders with it, but a server may redirect others).
+        A streamed body cannot be sent twice: its redirect fails.
+        """
         operation = f"{method} {item or decoded_path(url) or '/'}"
+        response = self._request(method, url, headers, content, operation, item)
+        moved = _same_server_redirect(url, response)
+        if moved is not None and not isinstance(content, Iterator):
+            response = self._request(method, moved, headers, content, operation, item)
+        if response.status_code not in ok:
+            raise error_for_status(response, operation, item, self.login, self.url_hint)
+        return response
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        content: bytes | Iterator[bytes] | None,
+        operation: str,
+        item: str | None,
+    ) -> httpx.Response:
         try:
-            response = self.client.request(method, url, headers=headers, content=content)
+            return self.client.request(method, url, headers=headers, content=content)
         except httpx.HTTPError as error:
             context = FailureContext(
                 operation, self.login.login, self.login.hint, self.ca_hint, bool(item)
@@ -193,9 +217,6 @@ class DavHttp:
             if mapped is None:
                 raise
             raise mapped from error
-        if response.status_code not in ok:
-            raise error_for_status(response, operation, item, self.login, self.url_hint)
-        return response
 
     def propfind(self, url: str, depth: str, *, ok: Collection[int] = ()) -> list[Resource] | None:
         """The resources at `url` (Depth "0", "1" or "infinity"); None when it does not
@@ -207,6 +228,18 @@ class DavHttp:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _same_server_redirect(url: str, response: httpx.Response) -> str | None:
+    """The URL a 307/308 answer sends the request to, when it is on the same server (the
+    credentials never follow a redirect elsewhere) and another URL; else None."""
+    location = response.headers.get("Location")
+    if response.status_code not in (307, 308) or not location:
+        return None
+    moved = str(httpx.URL(url).join(location))
+    here, there = urlsplit(url), urlsplit(moved)
+    same = (here.scheme, here.netloc) == (there.scheme, there.netloc)
+    return moved if same and moved != url else None
 
 
 def getlastmodified_body(mtime: int) -> bytes:

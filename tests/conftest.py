@@ -16,9 +16,12 @@ from hirondelle.tests.cluster_servers import (
 from hirondelle.tests.servers import (
     ApacheDavServer,
     DovecotServer,
+    LighttpdDavServer,
     MailUser,
+    NginxDavServer,
     RadicaleServer,
     RcloneDavServer,
+    SabreDavServer,
     ServerUnavailable,
     SynapseServer,
     WebDavServer,
@@ -79,6 +82,27 @@ def rclone_dav() -> Iterator[WebDavServer]:
 def wsgidav_dav() -> Iterator[WebDavServer]:
     """One wsgidav (mtime by PROPPATCH of `getlastmodified`) for the whole run."""
     with webdav_server(WsgiDavServer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sabre_dav() -> Iterator[WebDavServer]:
+    """One SabreDAV (Nextcloud's DAV engine, on PHP's built-in server) for the whole run."""
+    with webdav_server(SabreDavServer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def lighttpd_dav() -> Iterator[WebDavServer]:
+    """One lighttpd with mod_webdav for the whole run."""
+    with webdav_server(LighttpdDavServer) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def nginx_dav() -> Iterator[WebDavServer]:
+    """One nginx with its dav and dav-ext modules for the whole run."""
+    with webdav_server(NginxDavServer) as server:
         yield server
 
 

@@ -13,9 +13,11 @@ a master user (`admin`) can log in as any of them ("alice@example.test*admin").
 `RadicaleServer` does the same for CalDAV and CardDAV (Radicale 3, plain htpasswd users,
 optional TLS), and reads collections and resources back from its storage folder.
 
-`ApacheDavServer` (Apache 2.4 mod_dav_fs), `RcloneDavServer` (`rclone serve webdav`) and
-`WsgiDavServer` (wsgidav + cheroot, mtime by PROPPATCH and `X-OC-Mtime`) serve one folder
-per user under "http://127.0.0.1:PORT/<login>/" with Basic authentication.
+`ApacheDavServer` (Apache 2.4 mod_dav_fs), `RcloneDavServer` (`rclone serve webdav`),
+`WsgiDavServer` (wsgidav + cheroot, mtime by PROPPATCH and `X-OC-Mtime`), `SabreDavServer`
+(SabreDAV on PHP's built-in server), `LighttpdDavServer` (lighttpd mod_webdav) and
+`NginxDavServer` (nginx dav + dav-ext) serve one folder per user under
+"http://127.0.0.1:PORT/<login>/" with Basic authentication.
 
 `SynapseServer` runs a Matrix homeserver from its own virtualenv (`.ci/install-synapse`)
 with the tool's application service registered; `new_user()` gives ordinary accounts.
@@ -33,6 +35,7 @@ import json
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -600,7 +603,7 @@ def radicale_server(
         server.stop()
 
 
-# -- WebDAV file servers (Apache mod_dav, rclone, wsgidav) ----------------------------------
+# -- WebDAV file servers (Apache, rclone, wsgidav, SabreDAV, lighttpd, nginx) --------------
 
 
 class WebDavServer:
@@ -614,6 +617,7 @@ class WebDavServer:
 
     name = "webdav"
     owner_uid: int | None = None  # the account the server writes files as (Apache: www-data)
+    own_group = False  # the server's workers outlive their parent: start and stop a group
 
     def __init__(self, *, spare_users: int = 40, start_timeout: float = 20.0) -> None:
         self.host = HOST
@@ -672,6 +676,10 @@ class WebDavServer:
     def prepare(self) -> None:
         """Write the server's configuration files under `self.root`."""
 
+    def environment(self) -> dict[str, str] | None:
+        """The server process's environment (None: this process's)."""
+        return None
+
     def start(self) -> None:
         """Create a folder per user, start the server, return once it answers HTTP."""
         self.root = Path(tempfile.mkdtemp(prefix=f"hirondelle-{self.name}-"))
@@ -686,7 +694,12 @@ class WebDavServer:
                     os.chown(name, self.owner_uid, self.owner_uid)
         with open(self.root / "server.log", "wb") as output:
             self._process = subprocess.Popen(
-                self.command(), stdout=output, stderr=subprocess.STDOUT, cwd=self.root
+                self.command(),
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                env=self.environment(),
+                start_new_session=self.own_group,
             )
         deadline = time.monotonic() + self._start_timeout
         _poll(self._ready, deadline, f"{self.name} did not start", self.root / "server.log")
@@ -701,7 +714,10 @@ class WebDavServer:
         """Stop the server by PID and wait until its port is closed; remove its directory."""
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
+            if self.own_group:
+                os.killpg(process.pid, signal.SIGTERM)
+            else:
+                process.terminate()
             try:
                 process.wait(timeout=15)
             except subprocess.TimeoutExpired:
@@ -869,6 +885,126 @@ class WsgiDavServer(WebDavServer):
         }
         # JSON is YAML: wsgidav reads it with its YAML loader
         (self.root / "wsgidav.yaml").write_text(json.dumps(config), encoding="utf-8")
+
+
+# SabreDAV (Nextcloud's DAV engine) behind PHP's built-in server: a root collection over
+# the data folder (Sabre's plain FS nodes: nothing but the files on disk), Basic
+# authentication against the same {SHA} htpasswd lines as the other servers.
+_SABRE_SERVER_PHP = r"""<?php
+require 'Sabre/autoload.php';
+
+class HtpasswdSha extends Sabre\DAV\Auth\Backend\AbstractBasic {
+    protected function validateUserPass($username, $password) {
+        foreach (file(__DIR__ . '/users', FILE_IGNORE_NEW_LINES) as $line) {
+            list($login, $hash) = explode(':', $line, 2);
+            if ($login === $username) {
+                return hash_equals($hash, '{SHA}' . base64_encode(sha1($password, true)));
+            }
+        }
+        return false;
+    }
+}
+
+$server = new Sabre\DAV\Server(new Sabre\DAV\FS\Directory(__DIR__ . '/data'));
+$server->setBaseUri('/');
+$server->addPlugin(new Sabre\DAV\Auth\Plugin(new HtpasswdSha(), 'hirondelle'));
+$server->exec();
+"""
+
+
+class SabreDavServer(WebDavServer):
+    """SabreDAV (Debian `php-sabre-dav`) served by `php -S`: the DAV engine Nextcloud builds
+    on, here on a plain folder. It keeps no mtime (`getlastmodified` is a
+    protected property, X-OC-Mtime is Nextcloud's own code) and cuts a PROPFIND with
+    `Depth: infinity` to one level without saying so."""
+
+    name = "sabredav"
+    own_group = True
+
+    def command(self) -> list[str]:
+        binary = shutil.which("php")
+        if binary is None or not Path("/usr/share/php/Sabre/autoload.php").exists():
+            raise ServerUnavailable(
+                "SabreDAV is not installed: apt-get install php-cli php-sabre-dav"
+            )
+        return [binary, "-d", "display_errors=0", "-S", f"{HOST}:{self.port}", "server.php"]
+
+    def environment(self) -> dict[str, str]:
+        # the built-in server answers one request at a time unless given workers
+        return {**os.environ, "PHP_CLI_SERVER_WORKERS": "4"}
+
+    def prepare(self) -> None:
+        (self.root / "users").write_text(self.htpasswd(), encoding="utf-8")
+        (self.root / "server.php").write_text(_SABRE_SERVER_PHP, encoding="utf-8")
+
+
+class LighttpdDavServer(WebDavServer):
+    """lighttpd 1.4 with mod_webdav (Debian `lighttpd lighttpd-mod-webdav`): dead
+    properties and locks in SQLite; refuses `Depth: infinity` with 403 by default."""
+
+    name = "lighttpd"
+
+    def command(self) -> list[str]:
+        binary = shutil.which("lighttpd") or "/usr/sbin/lighttpd"
+        if not Path(binary).exists() or not Path("/usr/lib/lighttpd/mod_webdav.so").exists():
+            raise ServerUnavailable(
+                "lighttpd is not installed: apt-get install lighttpd lighttpd-mod-webdav"
+            )
+        return [binary, "-D", "-f", str(self.root / "lighttpd.conf")]
+
+    def prepare(self) -> None:
+        root = self.root
+        (root / "users").write_text(self.htpasswd(), encoding="utf-8")
+        (root / "lighttpd.conf").write_text(
+            'server.modules = ("mod_auth", "mod_authn_file", "mod_webdav")\n'
+            f'server.document-root = "{self.data_dir}"\nserver.bind = "{HOST}"\n'
+            f'server.port = {self.port}\nserver.errorlog = "{root}/error.log"\n'
+            'server.max-request-size = 0\nauth.backend = "htpasswd"\n'
+            f'auth.backend.htpasswd.userfile = "{root}/users"\n'
+            'auth.require = ("/" => ("method" => "basic", "realm" => "hirondelle", '
+            '"require" => "valid-user"))\n'
+            'webdav.activate = "enable"\nwebdav.is-readonly = "disable"\n'
+            f'webdav.sqlite-db-name = "{root}/webdav.sqlite"\n',
+            encoding="utf-8",
+        )
+
+
+class NginxDavServer(WebDavServer):
+    """nginx with its dav module and dav-ext for PROPFIND (Debian `nginx-light`
+    `libnginx-mod-http-dav-ext`): no PROPPATCH, no dead properties, no Depth infinity."""
+
+    name = "nginx"
+
+    def command(self) -> list[str]:
+        binary = shutil.which("nginx") or "/usr/sbin/nginx"
+        if not Path(binary).exists() or not Path(_NGINX_DAV_EXT).exists():
+            raise ServerUnavailable(
+                "nginx is not installed: apt-get install nginx-light libnginx-mod-http-dav-ext"
+            )
+        return [binary, "-p", str(self.root), "-c", "nginx.conf", "-e", "error.log"]
+
+    def prepare(self) -> None:
+        root = self.root
+        (root / "users").write_text(self.htpasswd(), encoding="utf-8")
+        temporary = "".join(
+            f"  {kind}_temp_path {root}/{kind};\n"
+            for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+        )
+        (root / "nginx.conf").write_text(
+            f"daemon off;\nuser root;\nworker_processes 2;\npid {root}/nginx.pid;\n"
+            f"load_module {_NGINX_DAV_EXT};\nevents {{}}\n"
+            f"http {{\n  access_log off;\n{temporary}"
+            f"  server {{\n    listen {HOST}:{self.port};\n    root {self.data_dir};\n"
+            "    client_max_body_size 0;\n    location / {\n"
+            "      dav_methods PUT DELETE MKCOL COPY MOVE;\n"
+            "      dav_ext_methods PROPFIND OPTIONS;\n"
+            '      auth_basic "hirondelle";\n'
+            f"      auth_basic_user_file {root}/users;\n    }}\n  }}\n}}\n",
+            encoding="utf-8",
+        )
+
+
+_NGINX_DAV_EXT = "/usr/lib/nginx/modules/ngx_http_dav_ext_module.so"
 
 
 @contextmanager

@@ -1,6 +1,7 @@
 """The contract every files target keeps (`TargetSession` for drives), run against the
-WebDAV target on Apache mod_dav, rclone serve webdav and wsgidav, and against the files
-archive. Gaps a target declares are skipped with "declared gap: ...".
+WebDAV target on Apache mod_dav, rclone serve webdav, wsgidav, SabreDAV, lighttpd
+mod_webdav and nginx, and against the files archive. Gaps a target declares are skipped with
+"declared gap: ...".
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], FilesUnderTest]] = 
     "webdav-apache": _webdav("apache_dav", keeps_mtime=False),
     "webdav-rclone": _webdav("rclone_dav", keeps_mtime=True),
     "webdav-wsgidav": _webdav("wsgidav_dav", keeps_mtime=True),
+    "webdav-sabredav": _webdav("sabre_dav", keeps_mtime=False),
+    "webdav-lighttpd": _webdav("lighttpd_dav", keeps_mtime=False),
+    "webdav-nginx": _webdav("nginx_dav", keeps_mtime=True),
     "files-archive": _archive,
 }
 

@@ -243,6 +243,24 @@ def test_reason_quotes_the_precondition_or_short_text() -> None:
     assert html == "500 Internal Server Error"
 
 
+# the body SabreDAV 1.8 sends with every refusal (Nextcloud's SabreDAV 4 sends the same)
+SABRE_NOT_FOUND = b"""<?xml version="1.0" encoding="utf-8"?>
+<d:error xmlns:d="DAV:" xmlns:s="http://sabredav.org/ns">
+  <s:exception>Sabre\\DAV\\Exception\\NotFound</s:exception>
+  <s:message>File with name Dossier could not be located</s:message>
+  <s:sabredav-version>1.8.12</s:sabredav-version>
+</d:error>"""
+
+
+def test_sabredav_details_give_the_message_and_are_no_precondition() -> None:
+    refused = response(403, SABRE_NOT_FOUND.replace(b"NotFound", b"Forbidden"))
+    assert wire.preconditions(refused) == []
+    # a bare 403 on an item is a refused login, whatever SabreDAV's details say
+    assert isinstance(wire.error_for_status(refused, CONTEXT), FatalError)
+    reason = wire.server_reason(response(404, SABRE_NOT_FOUND))
+    assert reason == "404 Not Found (File with name Dossier could not be located)"
+
+
 def test_retry_after_seconds_and_dates() -> None:
     seconds = wire.error_for_status(response(429, headers={"Retry-After": "7"}), CONTEXT)
     assert isinstance(seconds, Retriable) and seconds.retry_after == 7

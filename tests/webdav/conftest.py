@@ -1,4 +1,5 @@
-"""A WebDAV target on each real server (Apache mod_dav, rclone, wsgidav), one fresh user each."""
+"""A WebDAV target on each real server (Apache mod_dav, rclone, wsgidav, SabreDAV, lighttpd,
+nginx), one fresh user each."""
 
 from __future__ import annotations
 
@@ -12,8 +13,22 @@ from hirondelle.connectors.webdav import WebDavSession, WebDavSettings, WebDavTa
 from hirondelle.migrator.model import Container, Owner
 from hirondelle.tests.servers import MailUser, WebDavServer
 
-SERVERS = {"apache": "apache_dav", "rclone": "rclone_dav", "wsgidav": "wsgidav_dav"}
-KEEPS_MTIME = {"apache": False, "rclone": True, "wsgidav": True}
+SERVERS = {
+    "apache": "apache_dav",
+    "rclone": "rclone_dav",
+    "wsgidav": "wsgidav_dav",
+    "sabredav": "sabre_dav",
+    "lighttpd": "lighttpd_dav",
+    "nginx": "nginx_dav",
+}
+KEEPS_MTIME = {
+    "apache": False,
+    "rclone": True,
+    "wsgidav": True,
+    "sabredav": False,
+    "lighttpd": False,
+    "nginx": True,  # from the PUT's Date header
+}
 
 
 @dataclass

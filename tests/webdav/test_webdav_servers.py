@@ -1,4 +1,5 @@
-"""The WebDAV target against real servers: Apache mod_dav, rclone serve webdav, wsgidav."""
+"""The WebDAV target against real servers: Apache mod_dav, rclone serve webdav, wsgidav,
+SabreDAV and lighttpd mod_webdav."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
-from hirondelle.migrator.errors import OwnerFailed, Refused, SkipItem
+from hirondelle.migrator.errors import OwnerFailed, Refused, Retriable, SkipItem
 from hirondelle.migrator.model import TargetRef
 from hirondelle.tests.webdav.conftest import KEEPS_MTIME, DavUser, target_for
 from hirondelle.tests.webdav.payloads import MTIME, file, folder, renamed, streamed
@@ -192,6 +193,39 @@ def test_remove_files_and_folders_gone_is_fine(dav: DavUser) -> None:
     assert dav.on_disk(drive, "Corbeille/b.txt").read_bytes() == b"b"
 
 
+def test_a_folder_removed_behind_the_session_is_made_again(dav: DavUser) -> None:
+    """A PUT under a folder someone else deleted is retried, never failed for good: most
+    servers answer 409 (RFC 4918 9.7.1), SabreDAV 404, nginx 500; the retry makes the
+    folder again."""
+    session, other = dav.session(), dav.session()
+    drive = session.ensure_container(dav.drive())
+    session.put(drive, file(dav.tmp_path, "Partagé/a.txt", b"a"))
+    other.remove(TargetRef(drive, "Partagé"))
+    again = file(dav.tmp_path, "Partagé/b.txt", b"b")
+    with pytest.raises(Retriable):
+        session.put(drive, again)
+    ref = session.put(drive, again)  # the engine's retry: the session forgot its folders
+    assert dav.on_disk(drive, ref.ref).read_bytes() == b"b"
+
+
+def test_a_rename_into_a_folder_removed_behind_the_session_is_retried(dav: DavUser) -> None:
+    """The MOVE's parent was deleted meanwhile: 409 (RFC 4918 9.9.4), Apache 500, rclone
+    403, each retried (the retry makes the folder again); nginx makes the folder itself."""
+    session, other = dav.session(), dav.session()
+    drive = session.ensure_container(dav.drive())
+    document = file(dav.tmp_path, "a.txt", b"a")
+    ref = session.put(drive, document)
+    session.put(drive, folder("Classé"))
+    other.remove(TargetRef(drive, "Classé"))
+    moved = renamed(document, "Classé/a.txt")
+    try:
+        new = session.update(ref, moved)
+    except Retriable:
+        new = session.update(ref, moved)
+    assert new == TargetRef(drive, "Classé/a.txt")
+    assert dav.on_disk(drive, "Classé/a.txt").read_bytes() == b"a"
+
+
 def test_move_between_drives_is_declared_unsupported(dav: DavUser) -> None:
     session = dav.session()
     drive = session.ensure_container(dav.drive())
@@ -241,7 +275,8 @@ def test_twake_drive_profile_never_asks_depth_infinity_nor_proppatch(dav: DavUse
     drive = session.ensure_container(dav.drive())
     session.put(drive, folder("A"))
     session.put(drive, file(dav.tmp_path, "A/B/c.txt", b"c"))
-    ref = session.update(TargetRef(drive, "A/B/c.txt"), renamed(folder("x"), "A/B/d.txt"))
+    document = file(dav.tmp_path, "A/B/c.txt", b"c")
+    ref = session.update(TargetRef(drive, "A/B/c.txt"), renamed(document, "A/B/d.txt"))
     assert [e.ref.ref for e in session.listing(drive)] == ["A", "A/B", ref.ref]
     assert ("PROPFIND", "infinity") not in sent
     assert "PROPPATCH" not in {method for method, _ in sent}

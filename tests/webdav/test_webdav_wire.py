@@ -11,6 +11,7 @@ import respx
 from hirondelle.connectors.imap_wire import Login
 from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
 from hirondelle.connectors.webdav_chunked import (
+    DavHttp,
     chunk_plan,
     chunk_size,
     decoded_path,
@@ -18,10 +19,11 @@ from hirondelle.connectors.webdav_chunked import (
     parse_resources,
 )
 from hirondelle.migrator.errors import ConfigError, FatalError, OwnerFailed, Refused, Retriable
-from hirondelle.migrator.model import Owner
+from hirondelle.migrator.model import Owner, TargetRef
 from hirondelle.migrator.registry import settings_of
 
 LOGIN = Login("alice", "alice", "pw", "targets.files.password_file (/etc/passwords)")
+EMPTY_MULTISTATUS = '<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"/>'
 
 
 def _error(status: int, item: str | None = "Docs/a.txt", **headers: str) -> Exception:
@@ -43,6 +45,7 @@ def _error(status: int, item: str | None = "Docs/a.txt", **headers: str) -> Exce
         (429, None, Retriable, "429"),
         (503, "Docs/a.txt", Retriable, "503"),
         (409, "Docs/a.txt", Retriable, "parent folder"),
+        (404, "Docs/a.txt", Retriable, "parent folder"),  # SabreDAV's answer to a PUT
         (409, None, FatalError, "targets.files.url"),
     ],
 )
@@ -77,6 +80,25 @@ def test_multistatus_parsing_decodes_hrefs_and_ignores_failed_properties() -> No
     with pytest.raises(Retriable):
         parse_resources(b"<D:multistatus xmlns:D='DAV:'></D:multistatus>junk")
     assert decoded_path("https://h:8/a%20b//c/") == "/a b/c"
+
+
+def test_a_redirect_to_the_same_server_is_followed_once_with_the_same_method() -> None:
+    """lighttpd answers a MOVE of "…/Projets" with 308 to "…/Projets/" (RFC 9110 15.4.9)."""
+    http = DavHttp(httpx.Client(), LOGIN, "ca", "targets.files.url")
+    move = {"Destination": "https://h/u/B", "Overwrite": "F"}
+    with respx.mock(assert_all_called=True) as router:
+        router.route(method="MOVE", url="https://h/u/A").respond(308, headers={"Location": "/u/A/"})
+        moved = router.route(method="MOVE", url="https://h/u/A/").respond(201)
+        assert http.send("MOVE", "https://h/u/A", ok=(201,), headers=move).status_code == 201
+        assert moved.calls.last.request.headers["Destination"] == "https://h/u/B"
+    with respx.mock(assert_all_called=True) as router:  # another server: not followed
+        router.route(url="https://h/u/A").respond(308, headers={"Location": "https://x/u/A/"})
+        with pytest.raises(FatalError, match="308"):
+            http.send("MOVE", "https://h/u/A", ok=(201,), headers=move)
+    with respx.mock(assert_all_called=True) as router:  # a streamed body cannot go twice
+        router.route(url="https://h/u/f").respond(307, headers={"Location": "/u/g"})
+        with pytest.raises(FatalError, match="307"):
+            http.send("PUT", "https://h/u/f", ok=(201,), content=iter([b"x"]), item="f")
 
 
 def test_chunks_cover_the_file_within_nextcloud_limits() -> None:
@@ -143,4 +165,26 @@ def test_logins_for_users_sites_and_a_service_account(
         router.route(method="PROPFIND", url="https://h/carol@example.test/").respond(404)
         session = service.open(Owner("carol@example.test", "c"))  # looks at the space once
     assert session.base_url == "https://h/carol@example.test/"
+    session.close()
+
+
+def test_a_delete_answered_409_is_asked_again_as_a_folder_and_never_taken_for_gone(
+    tmp_path: Path,
+) -> None:
+    """nginx deletes a folder only by its "/" form; a 409 that this does not explain stands."""
+    passwords = tmp_path / "passwords"
+    passwords.write_text("alice:pw\n", encoding="utf-8")
+    passwords.chmod(0o600)
+    target = WebDavTarget(WebDavSettings(url="https://h/{login}/", password_file=passwords))
+    with respx.mock(assert_all_called=True) as router:
+        router.route(method="PROPFIND", url="https://h/alice/").respond(207, text=EMPTY_MULTISTATUS)
+        session = target.open(Owner("alice", "a"))
+        router.route(method="DELETE", url="https://h/alice/D/dossier").respond(409)
+        folder = router.route(method="DELETE", url="https://h/alice/D/dossier/").respond(204)
+        session.remove(TargetRef("D", "dossier"))
+        assert folder.called
+        router.route(method="DELETE", url="https://h/alice/D/locked.txt").respond(409)
+        router.route(method="DELETE", url="https://h/alice/D/locked.txt/").respond(404)
+        with pytest.raises(Retriable, match="409"):
+            session.remove(TargetRef("D", "locked.txt"))
     session.close()
