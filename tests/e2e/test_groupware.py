@@ -24,7 +24,7 @@ from hirondelle.sandbox.calendar_data import EVENT_ID_PREFIX, SandboxEvent, ical
 from hirondelle.sandbox.calendar_seed import add_exception, shifted
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec, stable_id
-from hirondelle.tests.servers import DavServer, MailUser
+from hirondelle.tests.servers import DavServer, MailUser, XandikosServer
 
 WINDOW = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))
 # Run, sync, verify and the kill -9 resume run against every server; the finer calendar
@@ -97,6 +97,8 @@ def test_run_sync_verify(groupware: Groupware) -> None:
     reports = asyncio.run(operations.check(config))
     for name in ("calendar", "contacts"):
         assert reports[name].verified, reports[name].differences[:5]
+    if isinstance(groupware.server, XandikosServer):  # it lists vCard 3.0 only
+        assert stored_card_versions(groupware) == {"3.0"}
     changed = groupware.sandbox.mutate(
         Mutation(
             seed=4,
@@ -162,6 +164,19 @@ def test_another_calendars_changes_reach_the_dav_server(groupware: Groupware) ->
     assert quiet.ok, quiet.as_dict()
     tally = quiet.tallies["calendar"]
     assert (tally.copied, tally.updated, tally.removed, tally.failed) == (0, 0, 0, 0)
+
+
+def stored_card_versions(groupware: Groupware) -> set[str]:
+    """The VERSION of every card stored for the test's users."""
+    return {
+        line.partition(":")[2].strip()
+        for login in (user.login for user in groupware.logins.values())
+        for name, props in groupware.server.collections(login).items()
+        if props.get("tag") == "VADDRESSBOOK"
+        for data in groupware.server.resources(login, name).values()
+        for line in data.decode().splitlines()
+        if line.startswith("VERSION:")
+    }
 
 
 def copied_event(data: Any, source: Any, tag: str, subject: str, minutes: int) -> str:
