@@ -3,13 +3,14 @@
 Principal (RFC 6764 section 6, RFC 4791 section 6, RFC 6352 section 7, RFC 5397): a
 PROPFIND of `current-user-principal` on the well-known URL (`/.well-known/caldav` or
 `carddav`), then on the configured URL, then the configured URL itself. RFC 6764 section 5
-lets a server answer the well-known URL with any redirect: Radicale and Nextcloud send 301,
-Xandikos 302. HTTP clients turn a 302 or 303 (and a 301 after a POST) into a GET (RFC 9110
-section 15.4), which a DAV server answers with a 200 page; so redirects are followed here,
-by hand, keeping the PROPFIND and its body, a few hops at most and on the configured origin
-only: the Basic credentials are never sent to another host. A well-known URL that answers
-anything but a multistatus naming a principal (a 200 page, a 404...) falls back to the
-configured URL.
+has the server redirect the well-known URL "using one of the available mechanisms provided
+by HTTP (e.g., using a 301, 303, or 307 response)" and clients handle redirects: Radicale
+and Nextcloud send 301, Xandikos 302. HTTP clients turn a 302 or 303 (and a 301 after a
+POST) into a GET (RFC 9110 section 15.4), which a DAV server answers with a 200 page; so
+redirects (301, 302, 303, 307, 308) are followed here, by hand, keeping the PROPFIND and its
+body, a few hops at most and on the configured origin only: the Basic credentials are never
+sent to another host. A well-known URL that answers anything but a multistatus naming a
+principal (a 200 page, a 404...) falls back to the configured URL.
 
 What a collection takes: `supported-address-data` (RFC 6352 section 6.2.2) for the vCard
 versions, `supported-calendar-data` and `supported-calendar-component-set` (RFC 4791
