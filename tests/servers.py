@@ -453,7 +453,7 @@ class DavServer:
     Users are added while it runs (the server reads its users file again when it changes);
     `collections()` and `resources()` read back what it stored, straight from its storage
     folder, keyed by the collection's path under the user's folder. `ca_file` is the CA
-    to trust when it serves https (None: plain http).
+    to trust when the server made its own (None: plain http, or a CA the test holds).
     """
 
     name = "dav"
@@ -469,6 +469,7 @@ class DavServer:
         self._process: subprocess.Popen[bytes] | None = None
         self.root = Path()
         self.ca_file: Path | None = None
+        self._users_mtime_ns = 0
 
     @property
     def url(self) -> str:
@@ -534,8 +535,13 @@ class DavServer:
     def _write_users(self) -> None:
         lines = "".join(self._user_line(login, pw) for login, pw in self._users.items())
         path = self.root / "users"
-        path.with_suffix(".new").write_text(lines, encoding="utf-8")
-        path.with_suffix(".new").replace(path)  # never a half-written users file
+        fresh = path.with_suffix(".new")
+        fresh.write_text(lines, encoding="utf-8")
+        # Xandikos reads the file again when its mtime changes; two writes within one clock
+        # tick of the file system would share an mtime, so each write moves it forward.
+        self._users_mtime_ns = max(time.time_ns(), self._users_mtime_ns + 1_000_000)
+        os.utime(fresh, ns=(self._users_mtime_ns, self._users_mtime_ns))
+        fresh.replace(path)  # never a half-written users file
 
     def new_user(self) -> MailUser:
         """A fresh, unique user: tests do not see each other's calendars."""
