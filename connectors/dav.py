@@ -253,6 +253,14 @@ class DavSession:
             self._described[folder] = listed
         return self._described[folder]
 
+    def learn_vcard(self) -> None:
+        """Tell the target the vCard version of the home's first address book, if any
+        (before anything is mapped: items retried from an earlier pass are mapped before
+        their address book is looked up again)."""
+        books = [c for c in self.collections() if c.has_type(self.kind.collection_type)]
+        if books and self._on_vcard is not None:
+            self._on_vcard(self.vcard_choice(books[0].href))
+
     def vcard_choice(self, folder: str) -> VcardChoice:
         """The vCard version for the address book at `folder`: the setting, else the best
         one it lists."""
@@ -469,6 +477,8 @@ class DavTarget:
         session = self._session(self.login_for(owner.target_login or owner.upn))
         try:
             session.connect()
+            if self.kind is CARDDAV_KIND and self._vcard is None:
+                session.learn_vcard()
         except BaseException:
             session.close()
             raise

@@ -177,6 +177,9 @@ def test_xandikos_discovery_vcard_and_components(xandikos: XandikosServer, tmp_p
     book = _open(target, user).ensure_container(Container("contacts", user.login, "b", ("Amis",)))
     assert unquote(book) == f"/{user.login}/contacts/amis/"
     assert target.vcard_version() == "3.0"
+    fresh = CardDavTarget(contacts_settings)  # another process: told at login already
+    _open(fresh, user)
+    assert fresh.vcard_version() == "3.0"
     assert target.check() == []
     assert f"the address book {book} lists vCard 3.0" in "; ".join(target.found)
     override = CardDavTarget(dataclasses.replace(contacts_settings, vcard_version="4.0"))
