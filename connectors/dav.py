@@ -3,9 +3,14 @@
 
 A session finds the owner's home the standard way (RFC 6764 `/.well-known/caldav` or
 `carddav`, then RFC 5397 `current-user-principal`, then `calendar-home-set` /
-`addressbook-home-set`), finds each collection by display name among the home's children
-and creates it when missing (MKCALENDAR, or an RFC 5689 extended MKCOL for address books)
-under an ASCII slug of its name.
+`addressbook-home-set`; see `dav_discovery`), finds each collection by display name among
+the home's children and creates it when missing (MKCALENDAR, or an RFC 5689 extended MKCOL
+for address books) under an ASCII slug of its name.
+
+What a collection takes decides what is written: the vCard version is the best one the
+address books list in `supported-address-data` (the `vcard_version` setting overrides it),
+and an event whose component the calendar does not list in
+`supported-calendar-component-set` is refused with that reason, never dropped.
 
 Idempotency: every resource is named after its source id by the mapper
 (`payload.attrs["resource"]`) and created with `If-None-Match: *`, so a rerun or a resumed
@@ -25,7 +30,8 @@ from __future__ import annotations
 
 import itertools
 import ssl
-from collections.abc import Set
+import threading
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -34,11 +40,22 @@ import httpx
 
 from ..migrator.errors import ConfigError, FatalError, HirondelleError, Refused, Retriable, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from . import dav_discovery as discovery
 from . import dav_wire as wire
 from .credentials import Credentials, Login, is_loopback
-from .dav_wire import CALDAV_KIND, CARDDAV_KIND, DAV, DavKind, DavResponse, qname
+from .dav_discovery import VcardChoice
+from .dav_wire import (
+    CALDAV_KIND,
+    CARDDAV_KIND,
+    DAV,
+    SUPPORTED_ADDRESS_DATA,
+    SUPPORTED_CALENDAR_DATA,
+    DavKind,
+    DavResponse,
+    qname,
+)
 
-VCARD_VERSIONS = ("4.0", "3.0")
+VCARD_VERSIONS = discovery.VCARD_PREFERENCE
 MAX_SLUG_ATTEMPTS = 100
 _CREATED = (200, 201, 204)
 
@@ -48,8 +65,8 @@ class DavSettings:
     """The `[targets.calendar]` or `[targets.contacts]` table for `kind = "caldav"` /
     `"carddav"`. Holds no secret, only where to read it.
 
-    `vcard_version` is the vCard version the server takes ("3.0" for servers that refuse
-    4.0); the contacts mapper reads it from here.
+    `vcard_version`, when set, overrides the vCard version read from the server's
+    `supported-address-data` ("3.0" for a server that lists 4.0 but mangles it).
     """
 
     url: str
@@ -60,7 +77,7 @@ class DavSettings:
     master_password_file: Path | None = None
     master_separator: str = "*"
     timeout: float = 60.0
-    vcard_version: str = "4.0"
+    vcard_version: str | None = None  # None: the best one the server lists
     probe_login: str | None = None  # the login `check` uses with a master user
     config_key: str = "targets.calendar"
 
@@ -72,7 +89,7 @@ class DavSettings:
         if not self.url.endswith("/"):
             object.__setattr__(self, "url", self.url + "/")
         self._check_url()
-        if self.vcard_version not in VCARD_VERSIONS:
+        if self.vcard_version is not None and self.vcard_version not in VCARD_VERSIONS:
             raise ConfigError(self.setting("vcard_version"), f"one of {', '.join(VCARD_VERSIONS)}")
         if self.timeout <= 0:
             raise ConfigError(self.setting("timeout"), "must be a positive number of seconds")
@@ -111,6 +128,16 @@ class DavSettings:
         return f"{self.setting('ca_file')} ({self.ca_file or 'the system trust store'})"
 
 
+def _refuse_precondition(response: httpx.Response) -> None:
+    """`Refused` when a 412 names a DAV precondition rather than the If-None-Match/If-Match.
+
+    Xandikos answers data it cannot take (an empty or broken calendar) with 412 and a
+    `valid-calendar-data` error body, where RFC 4791 section 5.3.2.1 has 403 or 409.
+    """
+    if wire.preconditions(response):
+        raise Refused(f"the server refused the item ({wire.server_reason(response)})")
+
+
 def _content(payload: Payload) -> bytes:
     return payload.blob.read_bytes() if payload.blob is not None else payload.content
 
@@ -122,20 +149,32 @@ class DavSession:
     `TargetRef.ref` the resource name.
     """
 
-    def __init__(self, dav: wire.DavConnection, kind: DavKind, settings: DavSettings) -> None:
+    def __init__(
+        self,
+        dav: wire.DavConnection,
+        kind: DavKind,
+        settings: DavSettings,
+        on_vcard: Callable[[VcardChoice], None] | None = None,
+    ) -> None:
         self._dav = dav
         self.kind = kind
         self._login = dav.login
         self._settings = settings
+        self._on_vcard = on_vcard  # told the vCard version an address book takes
         self.principal = ""
+        self.principal_via = ""  # how the principal was found, for doctor
         self.home = ""
         self._children: list[DavResponse] | None = None
+        self._described: dict[str, DavResponse] = {}  # collection path -> what it takes
 
     # -- discovery ----------------------------------------------------------------------------
 
     def connect(self) -> None:
         """Log in and find the owner's home collection (raises `FatalError` if refused)."""
-        self.principal = self._find_principal()
+        found_principal = discovery.find_principal(
+            self._dav, self.kind.well_known, urlsplit(self._settings.url).path
+        )
+        self.principal, self.principal_via = found_principal.path, found_principal.via
         found = self._dav.propfind(self.principal, 0, self.kind.home_set)
         home = next((r.href_of(self.kind.home_set) for r in found if r.props), None)
         if not home:
@@ -146,19 +185,6 @@ class DavSession:
         self.home = wire.url_path(home, self._settings.url)
         if not self.home.endswith("/"):
             self.home += "/"
-
-    def _find_principal(self) -> str:
-        """current-user-principal through the well-known URL (RFC 6764), else the URL itself."""
-        prop = qname(DAV, "current-user-principal")
-        for path, follow in (
-            (self.kind.well_known, True),
-            (urlsplit(self._settings.url).path, False),
-        ):
-            found = self._dav.propfind(path, 0, prop, ok=(207, 400, 404, 405, 501), follow=follow)
-            principal = next((r.href_of(prop) for r in found if r.href_of(prop)), None)
-            if principal:
-                return wire.url_path(principal, self._settings.url)
-        return urlsplit(self._settings.url).path
 
     def server_classes(self) -> frozenset[str]:
         """The compliance classes the server's OPTIONS answer announces for the home."""
@@ -171,12 +197,18 @@ class DavSession:
         """The home's children (display name and resource type), fetched once per session."""
         if self._children is None:
             props = (qname(DAV, "displayname"), qname(DAV, "resourcetype"))
-            found = self._dav.propfind(self.home, 1, *props)
+            found = self._dav.propfind(self.home, 1, *props, *self.kind.collection_props)
             self._children = [r for r in found if not wire.same_path(r.href, self.home)]
         return self._children
 
     def ensure_container(self, container: Container) -> str:
         """The collection whose display name is the container's name, created if missing."""
+        folder = self._ensure(container)
+        if self.kind is CARDDAV_KIND and self._on_vcard is not None:
+            self._on_vcard(self.vcard_choice(folder))
+        return folder
+
+    def _ensure(self, container: Container) -> str:
         name = container.path[-1] if container.path else container.source_id
         existing = self._named(name)
         if existing is not None:
@@ -211,6 +243,54 @@ class DavSession:
                 return child.href if child.href.endswith("/") else child.href + "/"
         return None
 
+    def described(self, folder: str) -> DavResponse:
+        """What the collection at `folder` says it takes (its `collection_props`)."""
+        if folder not in self._described:
+            listed = next((c for c in self.collections() if wire.same_path(c.href, folder)), None)
+            if listed is None or not listed.props:
+                found = self._dav.propfind(folder, 0, *self.kind.collection_props, ok=(207, 404))
+                listed = found[0] if found else DavResponse(folder)
+            self._described[folder] = listed
+        return self._described[folder]
+
+    def learn_vcard(self) -> None:
+        """Tell the target the vCard version of the home's first address book, if any
+        (before anything is mapped: items retried from an earlier pass are mapped before
+        their address book is looked up again)."""
+        books = [c for c in self.collections() if c.has_type(self.kind.collection_type)]
+        if books and self._on_vcard is not None:
+            self._on_vcard(self.vcard_choice(books[0].href))
+
+    def vcard_choice(self, folder: str) -> VcardChoice:
+        """The vCard version for the address book at `folder`: the setting, else the best
+        one it lists."""
+        if self._settings.vcard_version:
+            setting = self._settings.setting("vcard_version")
+            return VcardChoice(self._settings.vcard_version, f"set by {setting}")
+        listed = discovery.data_types(self.described(folder), SUPPORTED_ADDRESS_DATA)
+        return discovery.choose_vcard(listed, f"the address book {folder}")
+
+    def _check_takes(self, folder: str, payload: Payload) -> None:
+        """`Refused` when the calendar says it does not take this payload's components.
+
+        (Cards are written in the version the mapper was told, see `vcard_choice`.)
+        """
+        if self.kind is CARDDAV_KIND:
+            return
+        text = _content(payload).decode("utf-8", "replace")
+        found = self.described(folder)
+        missing = discovery.missing_components(found, wire.top_components(text))
+        if missing:
+            taken = ", ".join(sorted(discovery.components(found) or ())) or "nothing"
+            raise Refused(
+                f"the calendar {folder} does not take {', '.join(missing)} "
+                f"(its supported-calendar-component-set lists {taken}): "
+                "choose or create a calendar for it on the server"
+            )
+        if not discovery.calendar_takes_icalendar(found):
+            listed = discovery.data_types(found, SUPPORTED_CALENDAR_DATA)
+            raise Refused(f"the calendar {folder} does not take iCalendar 2.0 (it lists {listed})")
+
     # -- resources ----------------------------------------------------------------------------
 
     def _get(self, folder: str, resource: str) -> str | None:
@@ -233,6 +313,7 @@ class DavSession:
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """Create the resource (`If-None-Match: *`); an existing one with the same UID is it."""
         resource = wire.payload_resource(payload)
+        self._check_takes(folder, payload)
         headers = {"If-None-Match": "*", "Content-Type": self._content_type(payload)}
         response = self._dav.send(
             "PUT",
@@ -243,6 +324,7 @@ class DavSession:
             item=True,
         )
         if response.status_code == 412:
+            _refuse_precondition(response)
             stored = self._get(folder, resource)
             if stored is None:
                 raise Retriable(f"{folder}{resource} existed, then vanished: try again")
@@ -260,6 +342,7 @@ class DavSession:
         response = self._dav.send("HEAD", path, ok=(200, 404, 410), item=True)
         if response.status_code != 200:
             return self.put(ref.folder, payload)
+        self._check_takes(ref.folder, payload)
         headers = {"Content-Type": self._content_type(payload)}
         etag = response.headers.get("ETag")
         if etag:
@@ -268,6 +351,7 @@ class DavSession:
             "PUT", path, ok=(*_CREATED, 412), body=_content(payload), headers=headers, item=True
         )
         if response.status_code == 412:
+            _refuse_precondition(response)
             raise Retriable(f"{path} changed on the server during the update: try again")
         return ref
 
@@ -353,6 +437,22 @@ class DavTarget:
     def __init__(self, settings: DavSettings) -> None:
         self.settings = settings
         self.credentials = Credentials.per_user_or_master(settings)
+        self._vcard: VcardChoice | None = None  # learned from the first address book seen
+        self._vcard_lock = threading.Lock()
+        self.found: list[str] = []  # what the last `check` found, for doctor
+
+    def vcard_version(self) -> str:
+        """The vCard version the contacts mapper writes: the setting, else the one the
+        server's address books take (4.0 until one was seen)."""
+        if self.settings.vcard_version:
+            return self.settings.vcard_version
+        with self._vcard_lock:
+            return self._vcard.version if self._vcard else VCARD_VERSIONS[0]
+
+    def _learn_vcard(self, choice: VcardChoice) -> None:
+        with self._vcard_lock:
+            if self._vcard is None:
+                self._vcard = choice
 
     def login_for(self, login: str) -> Login:
         """How to log in as `login`: the user's own password, or the master user's."""
@@ -370,13 +470,15 @@ class DavTarget:
             headers={"User-Agent": "hirondelle"},
         )
         dav = wire.DavConnection(client, settings.origin, login, settings.ca_hint())
-        return DavSession(dav, self.kind, settings)
+        return DavSession(dav, self.kind, settings, self._learn_vcard)
 
     def open(self, owner: Owner) -> DavSession:
         """A session for `owner` (login = target_login, else the UPN), its home discovered."""
         session = self._session(self.login_for(owner.target_login or owner.upn))
         try:
             session.connect()
+            if self.kind is CARDDAV_KIND and self._vcard is None:
+                session.learn_vcard()
         except BaseException:
             session.close()
             raise
@@ -397,11 +499,40 @@ class DavTarget:
         try:
             session.connect()
             classes = session.server_classes()
+            self.found = self._found(session, login.login)
         except HirondelleError as error:
             return [f"{self.kind.name} {self.settings.url}: {error}"]
         finally:
             session.close()
         return self._findings(classes)
+
+    def _found(self, session: DavSession, login: str) -> list[str]:
+        """What discovery found for `login`: principal, home, what the collections take."""
+        found = [
+            f"principal of {login}: {session.principal} (through {session.principal_via})",
+            f"home: {session.home}",
+        ]
+        books = [c for c in session.collections() if c.has_type(self.kind.collection_type)]
+        if self.kind is CARDDAV_KIND:
+            if books:
+                choice = session.vcard_choice(books[0].href)
+                found.append(f"vCard {choice.version} ({choice.why})")
+            elif self.settings.vcard_version:
+                setting = self.settings.setting("vcard_version")
+                found.append(f"vCard {self.settings.vcard_version} (set by {setting})")
+            else:
+                found.append(
+                    "vCard: chosen from the first address book created "
+                    "(none exists yet for this login)"
+                )
+            return found
+        if not books:
+            found.append("no calendar yet: components are read from the first one created")
+        for calendar in books:
+            taken = discovery.components(calendar)
+            shown = ", ".join(sorted(taken)) if taken is not None else "any (not listed)"
+            found.append(f"calendar {calendar.href} takes {shown}")
+        return found
 
     def _findings(self, classes: frozenset[str]) -> list[str]:
         findings = []

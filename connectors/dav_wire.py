@@ -51,6 +51,11 @@ def qname(namespace: str, name: str) -> str:
     return f"{{{namespace}}}{name}"
 
 
+SUPPORTED_ADDRESS_DATA = qname(CARDDAV, "supported-address-data")  # RFC 6352 6.2.2
+SUPPORTED_CALENDAR_DATA = qname(CALDAV, "supported-calendar-data")  # RFC 4791 5.2.4
+SUPPORTED_COMPONENTS = qname(CALDAV, "supported-calendar-component-set")  # RFC 4791 5.2.3
+
+
 # -- request bodies ---------------------------------------------------------------------------
 
 
@@ -212,6 +217,23 @@ def resource_uid(text: str) -> str | None:
     return None
 
 
+def top_components(text: str) -> list[str]:
+    """The components directly inside the VCALENDAR ("VEVENT"...), VTIMEZONE left out."""
+    found: list[str] = []
+    depth = 0
+    for line in _unfolded(text):
+        name, _, value = line.partition(":")
+        name = name.partition(";")[0].upper()
+        if name == "BEGIN":
+            depth += 1
+            component = value.strip().upper()
+            if depth == 2 and component != "VTIMEZONE" and component not in found:
+                found.append(component)
+        elif name == "END":
+            depth -= 1
+    return found
+
+
 def payload_uid(payload: Payload) -> str:
     """The UID the mapper gave the payload (its "uid" attribute, else its fingerprint)."""
     uid = payload.attrs.get("uid")
@@ -361,6 +383,8 @@ class DavKind:
     query_body: Callable[[], bytes]
     content_type: str
     fallback_slug: str
+    # What a collection of this kind says it takes (read with its display name)
+    collection_props: tuple[str, ...] = ()
 
 
 CALDAV_KIND = DavKind(
@@ -375,6 +399,7 @@ CALDAV_KIND = DavKind(
     query_body=calendar_query_body,
     content_type="text/calendar; charset=utf-8",
     fallback_slug="calendar",
+    collection_props=(SUPPORTED_CALENDAR_DATA, SUPPORTED_COMPONENTS),
 )
 CARDDAV_KIND = DavKind(
     name="CardDAV",
@@ -388,6 +413,7 @@ CARDDAV_KIND = DavKind(
     query_body=addressbook_query_body,
     content_type="text/vcard; charset=utf-8",
     fallback_slug="addressbook",
+    collection_props=(SUPPORTED_ADDRESS_DATA,),
 )
 
 
@@ -422,7 +448,6 @@ class DavConnection:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         item: bool = False,
-        follow: bool = False,
     ) -> httpx.Response:
         """One request; a status outside `ok` or a transport failure raises the sorted error.
 
@@ -431,7 +456,7 @@ class DavConnection:
         context = self._context(f"{method} {path}", item)
         try:
             response = self.client.request(
-                method, self.origin + path, content=body, headers=headers, follow_redirects=follow
+                method, self.origin + path, content=body, headers=headers, follow_redirects=False
             )
         except httpx.HTTPError as error:
             mapped = error_for_exception(error, context)
@@ -443,12 +468,12 @@ class DavConnection:
         return response
 
     def propfind(
-        self, path: str, depth: int, *props: str, ok: Collection[int] = (207,), follow: bool = False
+        self, path: str, depth: int, *props: str, ok: Collection[int] = (207,)
     ) -> list[DavResponse]:
         """The multistatus of a PROPFIND; [] when the status is another one of `ok`."""
         headers = {"Depth": str(depth), "Content-Type": XML_TYPE}
         body = propfind_body(*props)
-        response = self.send("PROPFIND", path, ok=ok, body=body, headers=headers, follow=follow)
+        response = self.send("PROPFIND", path, ok=ok, body=body, headers=headers)
         if response.status_code != 207:
             return []
         return parse_multistatus(response.content, str(response.url))

@@ -7,9 +7,10 @@ contacts source fetches: {"contact": <contact JSON>, "photo": <base64 or null>,
 `emailAddresses[].type` of the beta resource are honoured when present.
 
 vCard 4.0 (RFC 6350) is the default; `map_contact_v3` writes 3.0 (RFC 2426) for servers that
-need it. One known vobject limit: its parser reads a 4.0 `PHOTO:data:...;base64,...` URI only up
-to the comma (it treats PHOTO as text), so a server that re-serialises through vobject
-(Radicale) truncates 4.0 photos; 3.0's `ENCODING=b` photo survives it.
+need it, and `map_contact_as` the version a CardDAV server's address books list. One known
+vobject limit: its parser reads a 4.0 `PHOTO:data:...;base64,...` URI only up to the comma
+(it treats PHOTO as text), so a server that re-serialises through vobject (Radicale)
+truncates 4.0 photos; 3.0's `ENCODING=b` photo survives it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -63,6 +64,16 @@ def map_contact(item: Item, content: bytes) -> Payload:
 def map_contact_v3(item: Item, content: bytes) -> Payload:
     """The vCard 3.0 payload of one contact, for servers that do not take 4.0."""
     return _payload(item, content, "3.0")
+
+
+def map_contact_as(version_of: Callable[[], str]) -> Callable[[Item, bytes], Payload]:
+    """A mapper writing each contact in the version `version_of()` names at that moment
+    (a CardDAV target learns it from the server's first address book)."""
+
+    def mapper(item: Item, content: bytes) -> Payload:
+        return _payload(item, content, version_of())
+
+    return mapper
 
 
 def _payload(item: Item, content: Any, version: str) -> Payload:

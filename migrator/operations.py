@@ -363,6 +363,9 @@ async def doctor(config: Config) -> list[tuple[str, bool, str]]:
             problems = workload.target.check()
             detail = "; ".join(problems) if problems else "reachable, capabilities complete"
             lines.append((f"target: {workload.name}", not problems, detail))
+            found: list[str] = getattr(workload.target, "found", [])  # what discovery found
+            if found:
+                lines.append((f"target: {workload.name} found", True, "; ".join(found)))
             if not problems:
                 lines.append(await _logins(workload, owners, config.owner_concurrency))
     return lines

@@ -25,7 +25,7 @@ from .config import Config, TargetConfig
 from .errors import ConfigError
 from .model import Container, Item, Owner, TargetRef
 from .plan import Planner
-from .protocols import Target
+from .protocols import Mapper, Target
 from .spool import process_spool, spool_root
 from .spool import remove as remove_spool
 from .workload import Workload
@@ -254,14 +254,19 @@ def _calendar(
 def _contacts(
     config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
+    from ..connectors.dav import CardDavTarget
     from ..connectors.graph.contacts import GraphContactsSource
-    from ..mappings.contacts import map_contact, map_contact_v3
+    from ..mappings.contacts import map_contact, map_contact_as, map_contact_v3
     from .groupware_plan import GroupwarePlanner
 
     target = build_target(target_config)
     source = GraphContactsSource(clients.outlook)
-    version = target_config.options.get("vcard_version", "4.0")
-    mapper = map_contact_v3 if version == "3.0" else map_contact
+    mapper: Mapper
+    if isinstance(target, CardDavTarget):  # the setting, else what the server lists
+        mapper = map_contact_as(target.vcard_version)
+    else:
+        version = target_config.options.get("vcard_version", "4.0")
+        mapper = map_contact_v3 if version == "3.0" else map_contact
     return Workload("contacts", source, mapper, target, budget=OUTLOOK), GroupwarePlanner(
         source, _outlook_rate(config), 2, None
     )

@@ -82,7 +82,7 @@ password_file = "imap-passwords.txt"
 # kind = "carddav"                             # or "archive": one .vcf per address book
 # url = "https://dav.example.org/"
 # password_file = "dav-passwords.txt"
-# vcard_version = "4.0"                        # "3.0" for servers that need it
+# vcard_version = "3.0"                        # overrides what the server lists
 
 # [targets.files]
 # kind = "webdav"                              # or "archive": the tree with mtimes

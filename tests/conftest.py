@@ -26,6 +26,8 @@ from hirondelle.tests.servers import (
     SynapseServer,
     WebDavServer,
     WsgiDavServer,
+    XandikosServer,
+    dav_server,
     dovecot_server,
     radicale_server,
     synapse_python,
@@ -61,6 +63,14 @@ def mail_user(dovecot: DovecotServer) -> MailUser:
 def radicale() -> Iterator[RadicaleServer]:
     """One Radicale (CalDAV and CardDAV) for the whole run; `new_user()` gives fresh users."""
     with radicale_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def xandikos() -> Iterator[XandikosServer]:
+    """One Xandikos (CalDAV and CardDAV, multi-user, https) for the whole run."""
+    with dav_server(XandikosServer) as server:
+        assert isinstance(server, XandikosServer)
         yield server
 
 

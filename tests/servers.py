@@ -11,7 +11,9 @@ a master user (`admin`) can log in as any of them ("alice@example.test*admin").
         messages = server.read_mailbox(user.login, "INBOX")
 
 `RadicaleServer` does the same for CalDAV and CardDAV (Radicale 3, plain htpasswd users,
-optional TLS), and reads collections and resources back from its storage folder.
+optional TLS), and `XandikosServer` for a second one (Xandikos in its multi-user mode, from
+its own virtualenv, `.ci/install-xandikos`); both read collections and resources back from
+their storage folders.
 
 `ApacheDavServer` (Apache 2.4 mod_dav_fs), `RcloneDavServer` (`rclone serve webdav`),
 `WsgiDavServer` (wsgidav + cheroot, mtime by PROPPATCH and `X-OC-Mtime`), `SabreDavServer`
@@ -26,6 +28,7 @@ with the tool's application service registered; `new_user()` gives ordinary acco
 from __future__ import annotations
 
 import base64
+import configparser
 import hashlib
 import hmac
 import http.client
@@ -447,60 +450,66 @@ def _answers_http(port: int) -> bool:
     return True
 
 
-class RadicaleServer:
-    """A Radicale 3 CalDAV/CardDAV server for one test session, in its own temporary directory.
+class DavServer:
+    """A CalDAV/CardDAV server for one test session, in its own temporary directory.
 
-    Users live in a plain htpasswd file that Radicale reads on every login, so tests add
-    users while it runs. Radicale has no proxy (master user) login.
+    Users are added while it runs (the server reads its users file again when it changes);
+    `collections()` and `resources()` read back what it stored, straight from its storage
+    folder, keyed by the collection's path under the user's folder. `ca_file` is the CA
+    to trust when the server made its own (None: plain http, or a CA the test holds).
     """
 
+    name = "dav"
+
     def __init__(
-        self,
-        users: Mapping[str, str] | None = None,
-        *,
-        tls: TlsFiles | None = None,
-        max_content_length: int = 1024 * 1024,
-        start_timeout: float = 15.0,
+        self, users: Mapping[str, str] | None = None, *, start_timeout: float = 15.0
     ) -> None:
         self.host = HOST
         self.port = 0
         self._users = dict(users or {})
-        self._tls = tls
-        self._max_content_length = max_content_length
         self._start_timeout = start_timeout
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self.root = Path()
+        self.ca_file: Path | None = None
+        self._users_mtime_ns = 0
 
     @property
     def url(self) -> str:
         """The server root, e.g. "http://127.0.0.1:PORT/"."""
-        return f"{'https' if self._tls else 'http'}://{self.host}:{self.port}/"
+        return f"{'https' if self._serves_tls() else 'http'}://{HOST}:{self.port}/"
+
+    def _serves_tls(self) -> bool:
+        return False
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Write the configuration files into `root` before the start."""
 
     def start(self) -> None:
-        """Write the configuration, start Radicale, return once it answers."""
-        self.root = Path(tempfile.mkdtemp(prefix="hirondelle-radicale-"))
+        """Write the configuration, start the server, return once it answers."""
+        self.root = Path(tempfile.mkdtemp(prefix=f"hirondelle-{self.name}-"))
         self.port = free_port()
         self._write_users()
-        (self.root / "radicale.conf").write_text(self._config(), encoding="utf-8")
-        with open(self.root / "radicale.log", "wb") as output:
+        self.prepare()
+        log = self.root / f"{self.name}.log"
+        with open(log, "wb") as output:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "radicale", "--config", str(self.root / "radicale.conf")],
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                cwd=self.root,
+                self.command(), stdout=output, stderr=subprocess.STDOUT, cwd=self.root
             )
         deadline = time.monotonic() + self._start_timeout
-        _poll(self._ready, deadline, "Radicale did not start", self.root / "radicale.log")
+        _poll(self._ready, deadline, f"{self.name} did not start", log)
 
     def _ready(self) -> bool:
         if self._process is not None and self._process.poll() is not None:
-            output = (self.root / "radicale.log").read_text(errors="replace")
-            raise ServerUnavailable(f"radicale exited with {self._process.returncode}: {output}")
-        return _port_open(self.port) if self._tls else _answers_http(self.port)
+            output = (self.root / f"{self.name}.log").read_text(errors="replace")[-3000:]
+            raise ServerUnavailable(f"{self.name} exited with {self._process.returncode}: {output}")
+        return _port_open(self.port) if self.url.startswith("https") else _answers_http(self.port)
 
     def stop(self) -> None:
-        """Stop Radicale and wait until its port is closed; remove its directory."""
+        """Stop the server and wait until its port is closed; remove its directory."""
         process, self._process = self._process, None
         if process is not None:
             process.terminate()
@@ -510,37 +519,32 @@ class RadicaleServer:
                 process.kill()
                 process.wait(timeout=10)
             deadline = time.monotonic() + 10
-            _poll(lambda: not _port_open(self.port), deadline, "Radicale port stays open")
+            _poll(lambda: not _port_open(self.port), deadline, f"{self.name} port stays open")
         if self.root != Path() and self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> RadicaleServer:
+    def __enter__(self) -> DavServer:
         self.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def _config(self) -> str:
-        tls = self._tls
-        ssl = (
-            f"ssl = True\ncertificate = {tls.cert_chain}\nkey = {tls.private_key}\n" if tls else ""
-        )
-        return (
-            f"[server]\nhosts = {HOST}:{self.port}\n{ssl}"
-            f"max_content_length = {self._max_content_length}\ndelay_on_error = 0\n"
-            f"[auth]\ntype = htpasswd\nhtpasswd_filename = {self.root / 'users'}\n"
-            "htpasswd_encryption = plain\ndelay = 0\n"
-            f"[storage]\nfilesystem_folder = {self.root / 'collections'}\n"
-            "[rights]\ntype = owner_only\n"
-            "[logging]\nlevel = warning\n"
-        )
-
     # -- users --------------------------------------------------------------------------------
 
+    def _user_line(self, login: str, password: str) -> str:
+        return f"{login}:{password}\n"
+
     def _write_users(self) -> None:
-        lines = "".join(f"{login}:{password}\n" for login, password in self._users.items())
-        (self.root / "users").write_text(lines, encoding="utf-8")
+        lines = "".join(self._user_line(login, pw) for login, pw in self._users.items())
+        path = self.root / "users"
+        fresh = path.with_suffix(".new")
+        fresh.write_text(lines, encoding="utf-8")
+        # Xandikos reads the file again when its mtime changes; two writes within one clock
+        # tick of the file system would share an mtime, so each write moves it forward.
+        self._users_mtime_ns = max(time.time_ns(), self._users_mtime_ns + 1_000_000)
+        os.utime(fresh, ns=(self._users_mtime_ns, self._users_mtime_ns))
+        fresh.replace(path)  # never a half-written users file
 
     def new_user(self) -> MailUser:
         """A fresh, unique user: tests do not see each other's calendars."""
@@ -548,7 +552,7 @@ class RadicaleServer:
         return self.add_user(login, f"pw-{uuid.uuid4().hex}")
 
     def add_user(self, login: str, password: str) -> MailUser:
-        """A user of the given login (Radicale reads its users file at every login)."""
+        """A user of the given login (the server reads its users file again)."""
         with self._lock:
             self._users[login] = password
             self._write_users()
@@ -560,22 +564,26 @@ class RadicaleServer:
         path.chmod(0o600)  # secret files others can read are refused
         return path
 
-    # -- reading back (straight from Radicale's storage folder) -------------------------------
+    # -- reading back (straight from the storage folder) --------------------------------------
 
     def _user_dir(self, login: str) -> Path:
-        return self.root / "collections" / "collection-root" / login
+        raise NotImplementedError
+
+    def _collection_props(self, folder: Path) -> dict[str, str] | None:
+        raise NotImplementedError
 
     def collections(self, login: str) -> dict[str, dict[str, str]]:
-        """Every collection of `login`: its name in the URL and its properties
-        ("D:displayname", "tag": "VCALENDAR" or "VADDRESSBOOK"...)."""
+        """Every collection of `login`: its path under the user's folder and its properties
+        ("D:displayname", "tag": "VCALENDAR" or "VADDRESSBOOK")."""
         user_dir = self._user_dir(login)
         if not user_dir.is_dir():
             return {}
         found = {}
-        for child in sorted(user_dir.iterdir()):
-            props = child / ".Radicale.props"
-            if child.is_dir() and props.exists():
-                found[child.name] = json.loads(props.read_text(encoding="utf-8"))
+        for child in sorted(user_dir.rglob("*")):
+            hidden = any(part.startswith(".") for part in child.relative_to(user_dir).parts)
+            props = None if hidden or not child.is_dir() else self._collection_props(child)
+            if props is not None:
+                found[child.relative_to(user_dir).as_posix()] = props
         return found
 
     def resources(self, login: str, collection: str) -> dict[str, bytes]:
@@ -590,12 +598,150 @@ class RadicaleServer:
         }
 
 
+class RadicaleServer(DavServer):
+    """Radicale 3 (CalDAV and CardDAV), plain htpasswd users read at every login, optional
+    TLS. Radicale has no proxy (master user) login."""
+
+    name = "radicale"
+
+    def __init__(
+        self,
+        users: Mapping[str, str] | None = None,
+        *,
+        tls: TlsFiles | None = None,
+        max_content_length: int = 1024 * 1024,
+        start_timeout: float = 15.0,
+    ) -> None:
+        super().__init__(users, start_timeout=start_timeout)
+        self._tls = tls
+        self._max_content_length = max_content_length
+
+    def _serves_tls(self) -> bool:
+        return self._tls is not None
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "radicale", "--config", str(self.root / "radicale.conf")]
+
+    def prepare(self) -> None:
+        tls = self._tls
+        ssl = (
+            f"ssl = True\ncertificate = {tls.cert_chain}\nkey = {tls.private_key}\n" if tls else ""
+        )
+        (self.root / "radicale.conf").write_text(
+            f"[server]\nhosts = {HOST}:{self.port}\n{ssl}"
+            f"max_content_length = {self._max_content_length}\ndelay_on_error = 0\n"
+            f"[auth]\ntype = htpasswd\nhtpasswd_filename = {self.root / 'users'}\n"
+            "htpasswd_encryption = plain\ndelay = 0\n"
+            f"[storage]\nfilesystem_folder = {self.root / 'collections'}\n"
+            "[rights]\ntype = owner_only\n"
+            "[logging]\nlevel = warning\n",
+            encoding="utf-8",
+        )
+
+    def _user_dir(self, login: str) -> Path:
+        return self.root / "collections" / "collection-root" / login
+
+    def _collection_props(self, folder: Path) -> dict[str, str] | None:
+        props = folder / ".Radicale.props"
+        return json.loads(props.read_text(encoding="utf-8")) if props.exists() else None
+
+
 @contextmanager
 def radicale_server(
     users: Mapping[str, str] | None = None, **options: object
 ) -> Iterator[RadicaleServer]:
     """Start a `RadicaleServer` for the duration of the block (options as its constructor)."""
     server = RadicaleServer(users, **options)  # type: ignore[arg-type]
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+XANDIKOS_VENV_ENV = "HIRONDELLE_XANDIKOS_VENV"
+
+
+def xandikos_command() -> Path:
+    """The `xandikos` of its own virtualenv (`.ci/install-xandikos`), or `ServerUnavailable`
+    saying how to install it."""
+    default = Path.home() / ".cache" / "hirondelle" / "xandikos-venv"
+    command = Path(os.environ.get(XANDIKOS_VENV_ENV) or default) / "bin" / "xandikos"
+    if not command.exists():
+        raise ServerUnavailable(
+            f"Xandikos is not installed at {command} (${XANDIKOS_VENV_ENV}): "
+            "run .ci/install-xandikos to create its virtualenv"
+        )
+    return command
+
+
+class XandikosServer(DavServer):
+    """Xandikos (CalDAV and CardDAV, git-backed) in its multi-user mode: each login's
+    principal is "/<login>/", its homes "/<login>/calendars/" and "/<login>/contacts/".
+
+    Xandikos checks Basic credentials itself against an htpasswd file (`{SHA}` entries,
+    read again when the file changes), but only over https (`--htpasswd` requires
+    `--autocert`): `--autocert` reuses the certificate it finds in its state folder, so a
+    throwaway CA's certificate for 127.0.0.1 is put there and `ca_file` names that CA.
+    """
+
+    name = "xandikos"
+
+    def prepare(self) -> None:
+        import trustme
+
+        authority = trustme.CA()
+        certs = self.root / "state" / "certs"
+        certs.mkdir(parents=True)
+        issued = authority.issue_cert(HOST)
+        issued.private_key_pem.write_to_path(str(certs / "selfsigned.key"))
+        issued.cert_chain_pems[0].write_to_path(str(certs / "selfsigned.crt"))
+        self.ca_file = self.root / "ca.pem"
+        authority.cert_pem.write_to_path(str(self.ca_file))
+
+    def command(self) -> list[str]:
+        return [
+            str(xandikos_command()),
+            "multi-user",
+            "-d",
+            str(self.root / "data"),
+            "--state-dir",
+            str(self.root / "state"),
+            "-l",
+            HOST,
+            "-p",
+            str(self.port),
+            "--autocert",
+            "--htpasswd",
+            str(self.root / "users"),
+            "--no-detect-systemd",
+        ]
+
+    def _serves_tls(self) -> bool:
+        return True
+
+    def _user_line(self, login: str, password: str) -> str:
+        digest = base64.b64encode(hashlib.sha1(password.encode()).digest()).decode("ascii")
+        return f"{login}:{{SHA}}{digest}\n"
+
+    def _user_dir(self, login: str) -> Path:
+        return self.root / "data" / login
+
+    def _collection_props(self, folder: Path) -> dict[str, str] | None:
+        config = folder / ".xandikos"
+        if not config.exists():
+            return None
+        parser = configparser.ConfigParser(interpolation=None)
+        parser.read(config, encoding="utf-8")
+        section = parser["DEFAULT"]
+        tag = {"calendar": "VCALENDAR", "addressbook": "VADDRESSBOOK"}.get(section.get("type", ""))
+        return {"D:displayname": section.get("displayname", ""), "tag": tag or ""}
+
+
+@contextmanager
+def dav_server(kind: type[DavServer], **options: object) -> Iterator[DavServer]:
+    """Start a DAV server of `kind` for the duration of the block."""
+    server = kind(**options)  # type: ignore[arg-type]
     try:
         server.start()
         yield server

@@ -1,5 +1,6 @@
 """The contract every calendar and contacts target keeps (`TargetSession`), run against the
-CalDAV and CardDAV targets on a real Radicale and against the .ics / .vcf archives.
+CalDAV and CardDAV targets on a real Radicale and a real Xandikos, and against the .ics /
+.vcf archives.
 
 Gaps a target declares are skipped with "declared gap: ...".
 """
@@ -50,16 +51,19 @@ class DavUnderTest:
             session.close()
 
 
-def _dav(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> DavUnderTest:
+def _dav(
+    kind: str, server_fixture: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> DavUnderTest:
     from hirondelle.connectors.dav import CalDavTarget, CardDavTarget, DavSettings
-    from hirondelle.tests.servers import RadicaleServer
+    from hirondelle.tests.servers import DavServer
 
-    server: RadicaleServer = request.getfixturevalue("radicale")
+    server: DavServer = request.getfixturevalue(server_fixture)
     user = server.new_user()
     key = "targets.calendar" if kind == "caldav" else "targets.contacts"
     settings = DavSettings(
         url=server.url,
         password_file=server.password_file(tmp_path / "passwords", user),
+        ca_file=server.ca_file,
         config_key=key,
     )
     owner = Owner(upn=user.login, source_id=f"{kind}-owner")
@@ -80,8 +84,10 @@ def _archive(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> DavUn
 
 
 FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], DavUnderTest]] = {
-    "caldav": lambda request, path: _dav("caldav", request, path),
-    "carddav": lambda request, path: _dav("carddav", request, path),
+    "caldav-radicale": lambda request, path: _dav("caldav", "radicale", request, path),
+    "carddav-radicale": lambda request, path: _dav("carddav", "radicale", request, path),
+    "caldav-xandikos": lambda request, path: _dav("caldav", "xandikos", request, path),
+    "carddav-xandikos": lambda request, path: _dav("carddav", "xandikos", request, path),
     "ics-archive": lambda request, path: _archive("ics", request, path),
     "vcf-archive": lambda request, path: _archive("vcf", request, path),
 }
