@@ -359,3 +359,15 @@ def guarded_run(work: Callable[[], dict[str, Any]]) -> dict[str, Any] | int:
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped and temporary files removed", file=sys.stderr)
         return 130
+
+
+def child_serving(data_dir: Path) -> psutil.Process:
+    """The child of this process that serves `data_dir` (its command line names it)."""
+    data = str(data_dir)
+    for child in psutil.Process().children():
+        try:
+            if data in child.cmdline():
+                return child
+        except psutil.Error:
+            continue
+    raise BenchError(f"no server serves {data}")

@@ -46,9 +46,9 @@ from hirondelle.bench._files_peer import (
 )
 from hirondelle.bench._files_sandbox import DriveShape
 from hirondelle.bench._servers import (
-    BenchError,
     Finished,
     SandboxProcess,
+    child_serving,
     guarded_run,
     machine_busy_seconds,
     stop_live,
@@ -259,15 +259,7 @@ class Bench:
         return stored
 
     def _server_process(self) -> psutil.Process:
-        """The `rclone serve webdav` process, found among this process's children."""
-        data = str(self.server.data_dir)
-        for child in psutil.Process().children():
-            try:
-                if data in child.cmdline():
-                    return child
-            except psutil.Error:
-                continue
-        raise BenchError(f"no rclone server serves {data}")
+        return child_serving(self.server.data_dir)
 
     def _wrapper(self, name: str) -> list[str] | None:
         profile = self.args.profile

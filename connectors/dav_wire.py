@@ -18,6 +18,8 @@ from email.utils import parsedate_to_datetime
 from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
+import urllib3
+from urllib3.exceptions import ConnectTimeoutError
 
 from ..migrator.errors import (
     FatalError,
@@ -351,7 +353,7 @@ def error_for_status(response: httpx.Response, context: FailureContext) -> Hiron
 
 
 def error_for_exception(error: Exception, context: FailureContext) -> HirondelleError | None:
-    """The engine error for a transport failure raised by httpx, None if not one."""
+    """The engine error for a transport failure raised by httpx or urllib3, None if not one."""
     cause: BaseException | None = error
     while cause is not None:
         if isinstance(cause, ssl.SSLCertVerificationError):
@@ -360,10 +362,10 @@ def error_for_exception(error: Exception, context: FailureContext) -> Hirondelle
                 f"check {context.ca_hint}"
             )
         cause = cause.__cause__ or cause.__context__
-    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | ConnectTimeoutError):
         # No connection, so nothing was sent: the engine waits for the server.
         return Unreachable(f"{context.operation} as {context.login}: no connection ({error})")
-    if isinstance(error, httpx.TransportError):
+    if isinstance(error, httpx.TransportError | urllib3.exceptions.HTTPError):
         return Retriable(f"{context.operation} as {context.login} failed: {error!r}")
     return None
 

@@ -33,17 +33,18 @@ Profiles:
 - `twake-drive`: cozy-stack refuses `Depth: infinity` and keeps no dead properties: parents
   first, no PROPPATCH, modification times not kept (declared).
 
-Blocking on purpose (httpx's sync client): the engine runs each session in a worker
-thread; a batch of files is uploaded `uploads` at a time (`webdav_batch`). Certificates
-are always verified; plain http is accepted only on loopback.
+Blocking on purpose (urllib3's pool, `webdav_chunked.DavHttp`): the engine runs each
+session in a worker thread; a batch of files is uploaded `uploads` at a time
+(`webdav_batch`). Certificates are always verified; plain http is accepted only on
+loopback.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Iterator, Sequence, Set
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -52,8 +53,6 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import quote, urlsplit
-
-import httpx
 
 from ..mappings.file_names import (
     GENERIC,
@@ -94,6 +93,9 @@ log = logging.getLogger(__name__)
 
 PART_SUFFIX = ".hirondelle-part"
 _WRITTEN = (200, 201, 204)
+_LOCKED = 423
+LOCKED_FIRST_PAUSE_S = 0.05  # a PUT answered 423 is sent again after 0.05, 0.1... s
+LOCKED_LAST_PAUSE_S = 1.6  # ... up to this pause, about 3 s in all
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,7 @@ class WebDavSession:
         self._base_path = decoded_path(base_url)
         self._depth_infinity = profile.depth_infinity
         self._collections: set[str] = set()  # paths known to exist, relative to the root
+        self._rules_under: dict[str, NameRules] = {}  # the naming rules under each drive folder
         self._uploads: ThreadPoolExecutor | None = None  # for `put_many`, made on first need
 
     # -- paths --
@@ -286,8 +289,11 @@ class WebDavSession:
         if not isinstance(source_path, str) or not source_path.strip("/"):
             raise SkipItem(f"item {payload.source_id} has no source path")
         # Nextcloud counts a path from the user's root; other servers from the URL's root
-        prefix = folder if self.profile.name == "nextcloud" else _join(self._base_path, folder)
-        mapped = target_path(source_path, self.rules.under(prefix))
+        rules = self._rules_under.get(folder)
+        if rules is None:
+            prefix = folder if self.profile.name == "nextcloud" else _join(self._base_path, folder)
+            rules = self._rules_under[folder] = self.rules.under(prefix)
+        mapped = target_path(source_path, rules)
         if mapped.refused is not None:
             raise SkipItem(f"{source_path}: {mapped.refused}")
         return TargetRef(folder, mapped.path)
@@ -335,11 +341,17 @@ class WebDavSession:
 
     def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | ItemError]:
         """`put` each payload, up to `uploads` files at once (see `webdav_batch`)."""
+        mapped: dict[int, TargetRef] = {}  # each payload's ref, mapped once for both uses
+
+        def path_of(payload: Payload) -> str:
+            mapped[id(payload)] = ref = self._mapped(folder, payload)
+            return self._path(ref)
+
         return put_at_once(
-            lambda payload: self.put(folder, payload),
+            lambda payload: self._put(folder, payload, mapped.get(id(payload))),
             payloads,
             self._upload_pool() if len(payloads) > 1 else None,
-            lambda payload: self._path(self._mapped(folder, payload)),
+            path_of,
             alone_first=self.mtime_header is None,
         )
 
@@ -354,7 +366,10 @@ class WebDavSession:
 
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """MKCOL a folder, or upload a file so that it appears whole at its final path."""
-        ref = self._mapped(folder, payload)
+        return self._put(folder, payload, None)
+
+    def _put(self, folder: str, payload: Payload, ref: TargetRef | None) -> TargetRef:
+        ref = ref or self._mapped(folder, payload)
         path = self._path(ref)
         with self._forgetting_on_retry():
             self._make_collections(_parent(path), path)
@@ -461,11 +476,25 @@ class WebDavSession:
         kind, _, digest = payload.fingerprint.partition(":")
         if self.profile.chunked and kind == "sha256":
             headers["OC-Checksum"] = f"SHA256:{digest}"
-        if content is None:
-            content = content_stream(payload)
-        sent = self.http.send(
-            "PUT", self.url(path), ok=(*_WRITTEN, 412), headers=headers, content=content, item=item
-        )
+        pause, again = LOCKED_FIRST_PAUSE_S, content is None
+        while True:
+            sent = self.http.send(
+                "PUT",
+                self.url(path),
+                ok=(*_WRITTEN, 412, *((_LOCKED,) if again else ())),
+                headers=headers,
+                content=content_stream(payload) if content is None else content,
+                item=item,
+            )
+            if sent.status_code != _LOCKED:
+                break
+            # 423 Locked (RFC 4918 section 11.3): rclone answers it to a PUT that
+            # follows, on a new connection, an upload of the same name that was cut
+            # (a streamed one abandoned), until it has noticed the cut: waited out
+            # briefly; then a Retriable, as any 423
+            again = pause < LOCKED_LAST_PAUSE_S
+            time.sleep(pause)
+            pause *= 2
         if sent.status_code == 412:
             raise NameTaken(path)
 
@@ -609,16 +638,7 @@ class WebDavSession:
         listed = _fingerprint(found.checksums)
         if listed:
             return listed == f"sha256:{digest.lower()}"
-        hasher = hashlib.sha256()
-        try:
-            with self.http.client.stream("GET", self.url(path)) as response:
-                if response.status_code != 200:
-                    return False
-                for chunk in response.iter_bytes():
-                    hasher.update(chunk)
-        except httpx.HTTPError as error:
-            raise Retriable(f"GET {path} as {self.http.login.login}: {error!r}") from error
-        return hasher.hexdigest() == digest.lower()
+        return self.http.sha256(self.url(path), path) == digest.lower()
 
     # -- reading --
 
@@ -752,14 +772,16 @@ class WebDavTarget:
         context = ssl.create_default_context(
             cafile=str(settings.ca_file) if settings.ca_file else None
         )
-        client = httpx.Client(
-            auth=httpx.BasicAuth(login.auth_user, login.password),
-            verify=context,
-            timeout=settings.timeout,
-            headers={"User-Agent": "hirondelle"},
-        )
         url_hint = f"{settings.setting('url')} ({settings.url})"
-        return DavHttp(client, login, settings.ca_hint(), url_hint)
+        return DavHttp(
+            settings.url,
+            login,
+            settings.ca_hint(),
+            url_hint,
+            tls=context,
+            timeout=settings.timeout,
+            connections=max(4, settings.uploads),
+        )
 
     def open(self, owner: Owner) -> WebDavSession:
         """A session on the owner's target space, its login checked with one PROPFIND

@@ -5,7 +5,7 @@ Nextcloud), which the server answers one after the other on a connection: one fi
 at a time left a drive of small files waiting on the network (the files benchmark's
 target thread was busy 30 % of the time). `put_many` therefore runs up to
 `[targets.files] uploads` puts at once, each on its own pooled connection of the
-session's HTTP client (httpx's client is safe to share between threads).
+session's HTTP client (urllib3's pool is thread-safe: https://pypi.org/project/urllib3/).
 
 Every file keeps its own part file and MOVE, so each still appears whole or not at all.
 What must stay in order does: folders are made first, one after the other; files whose

@@ -3,12 +3,16 @@ nginx), one fresh user each."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import io
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
+import urllib3
 
+from hirondelle.connectors import webdav_chunked
 from hirondelle.connectors.webdav import WebDavSession, WebDavSettings, WebDavTarget
 from hirondelle.migrator.model import Container, Owner
 from hirondelle.tests.servers import MailUser, WebDavServer
@@ -77,3 +81,38 @@ def dav(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[DavUser]:
     finally:
         for session in subject.sessions:
             session.close()
+
+
+class HttpxPool:
+    """Stands for the target's urllib3 pool in tests that describe a server with respx:
+    each request goes through an httpx client (which respx answers) and comes back as a
+    urllib3 answer."""
+
+    def __init__(self, headers: Mapping[str, str], **options: object) -> None:
+        self.client = httpx.Client(headers=headers)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | Iterator[bytes] | None = None,
+        headers: Mapping[str, str] | None = None,
+        redirect: bool = True,
+        preload_content: bool = True,
+    ) -> urllib3.HTTPResponse:
+        answer = self.client.request(method, url, content=body, headers=headers)
+        return urllib3.HTTPResponse(
+            body=io.BytesIO(answer.content),
+            headers=dict(answer.headers),
+            status=answer.status_code,
+            preload_content=preload_content,
+        )
+
+    def clear(self) -> None:
+        self.client.close()
+
+
+@pytest.fixture
+def respx_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The target's HTTP requests go through httpx, where respx answers them."""
+    monkeypatch.setattr(webdav_chunked.urllib3, "PoolManager", HttpxPool)

@@ -22,6 +22,7 @@ from hirondelle.migrator.errors import OwnerFailed, Retriable
 from hirondelle.migrator.model import Container, Owner, TargetRef
 from hirondelle.tests.webdav.payloads import MTIME, file
 
+pytestmark = pytest.mark.usefixtures("respx_pool")  # the requests go where respx answers
 SERVER = "https://cloud.example"
 LOGIN = "alice"
 FILES = f"{SERVER}/remote.php/dav/files/{LOGIN}"

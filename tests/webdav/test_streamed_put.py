@@ -80,8 +80,7 @@ def stream_into(
         finally:
             await client.aclose()
 
-    with respx.mock() as mock:
-        mock.route(host="127.0.0.1").pass_through()
+    with respx.mock() as mock:  # the WebDAV server is reached through urllib3, not httpx
         redirect(mock)
         mock.get(LINK).mock(side_effect=answer)
         return asyncio.run(go())

@@ -11,7 +11,9 @@ import time
 import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
@@ -269,9 +271,13 @@ def test_twake_drive_profile_never_asks_depth_infinity_nor_proppatch(dav: DavUse
     session = target.open(dav.owner)
     dav.sessions.append(session)
     sent: list[tuple[str, str | None]] = []
-    session.http.client.event_hooks["request"].append(
-        lambda request: sent.append((request.method, request.headers.get("Depth")))
-    )
+    send = session.http.send
+
+    def noted(method: str, url: str, **options: Any) -> httpx.Response:
+        sent.append((method, (options.get("headers") or {}).get("Depth")))
+        return send(method, url, **options)
+
+    session.http.send = noted  # type: ignore[method-assign]
     drive = session.ensure_container(dav.drive())
     session.put(drive, folder("A"))
     session.put(drive, file(dav.tmp_path, "A/B/c.txt", b"c"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import threading
 from pathlib import Path
 
 import httpx
@@ -18,9 +21,17 @@ from hirondelle.connectors.webdav_chunked import (
     error_for_status,
     parse_resources,
 )
-from hirondelle.migrator.errors import ConfigError, FatalError, OwnerFailed, Refused, Retriable
+from hirondelle.migrator.errors import (
+    ConfigError,
+    FatalError,
+    OwnerFailed,
+    Refused,
+    Retriable,
+    Unreachable,
+)
 from hirondelle.migrator.model import Owner, TargetRef
 from hirondelle.migrator.registry import settings_of
+from hirondelle.sandbox.tls import create_pki
 
 LOGIN = Login("alice", "alice", "pw", "targets.files.password_file (/etc/passwords)")
 EMPTY_MULTISTATUS = '<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"/>'
@@ -137,7 +148,7 @@ def test_settings_refuse_unsafe_or_incomplete_configurations(tmp_path: Path) -> 
 
 
 def test_logins_for_users_sites_and_a_service_account(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, respx_pool: None
 ) -> None:
     passwords = tmp_path / "passwords"
     passwords.write_text("alice:pw\n", encoding="utf-8")
@@ -168,6 +179,7 @@ def test_logins_for_users_sites_and_a_service_account(
     session.close()
 
 
+@pytest.mark.usefixtures("respx_pool")
 def test_a_delete_answered_409_is_asked_again_as_a_folder_and_never_taken_for_gone(
     tmp_path: Path,
 ) -> None:
@@ -188,3 +200,32 @@ def test_a_delete_answered_409_is_asked_again_as_a_folder_and_never_taken_for_go
         with pytest.raises(Retriable, match="409"):
             session.remove(TargetRef("D", "locked.txt"))
     session.close()
+
+
+def test_transport_failures_are_sorted(tmp_path: Path) -> None:
+    """A certificate the trust store does not know stops the run and names the CA
+    setting; a port nobody listens on is a wait for the server, not an item's failure."""
+    pki = create_pki(tmp_path / "pki")
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    server_tls = pki.server_context()
+
+    def handshake_once() -> None:
+        connection, _ = listener.accept()
+        with contextlib.suppress(OSError):  # the client refuses the certificate
+            server_tls.wrap_socket(connection, server_side=True).close()
+        connection.close()
+
+    thread = threading.Thread(target=handshake_once, daemon=True)
+    thread.start()
+    passwords = tmp_path / "passwords"
+    passwords.write_text("alice:pw\n", encoding="utf-8")
+    passwords.chmod(0o600)
+    url = f"https://127.0.0.1:{port}/{{login}}/"
+    target = WebDavTarget(WebDavSettings(url=url, password_file=passwords))
+    with pytest.raises(FatalError, match=r"certificate was not verified .*targets\.files\.ca_file"):
+        target.open(Owner("alice", "a"))
+    thread.join(timeout=10)
+    listener.close()
+    with pytest.raises(Unreachable, match="PROPFIND .* as alice: no connection"):
+        target.open(Owner("alice", "a"))
