@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import ssl
 import threading
 from pathlib import Path
 
@@ -93,9 +94,13 @@ def test_multistatus_parsing_decodes_hrefs_and_ignores_failed_properties() -> No
     assert decoded_path("https://h:8/a%20b//c/") == "/a b/c"
 
 
+@pytest.mark.usefixtures("respx_pool")
 def test_a_redirect_to_the_same_server_is_followed_once_with_the_same_method() -> None:
     """lighttpd answers a MOVE of "…/Projets" with 308 to "…/Projets/" (RFC 9110 15.4.9)."""
-    http = DavHttp(httpx.Client(), LOGIN, "ca", "targets.files.url")
+    tls = ssl.create_default_context()
+    http = DavHttp(
+        "https://h/u/", LOGIN, "ca", "targets.files.url", tls=tls, timeout=5, connections=1
+    )
     move = {"Destination": "https://h/u/B", "Overwrite": "F"}
     with respx.mock(assert_all_called=True) as router:
         router.route(method="MOVE", url="https://h/u/A").respond(308, headers={"Location": "/u/A/"})
@@ -147,6 +152,7 @@ def test_settings_refuse_unsafe_or_incomplete_configurations(tmp_path: Path) -> 
     assert settings.url == "http://127.0.0.1:8/x/" and settings.password_file == passwords
 
 
+@pytest.mark.usefixtures("respx_pool")
 def test_logins_for_users_sites_and_a_service_account(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, respx_pool: None
 ) -> None:
