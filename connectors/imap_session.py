@@ -115,7 +115,9 @@ class ImapSession:
             # Nothing was sent: the engine waits for the server and tries again.
             raise Unreachable(f"IMAP server cannot be reached: {error}") from error
         try:
-            wire.authenticate(conn, self._login.auth_user, self._login.password)
+            wire.authenticate(
+                conn, self._login.auth_user, self._login.password, self._login.authzid
+            )
             self.server_caps = wire.parse_capabilities(conn.capability()[1])
             if self._layout is None:
                 self._layout = self._discover(conn)

@@ -124,15 +124,21 @@ def send_raw(conn: imaplib.IMAP4, name: str, pieces: Sequence[bytes]) -> tuple[s
     return conn._command_complete(name, tag)  # noqa: SLF001
 
 
-def authenticate(conn: imaplib.IMAP4, auth_user: str, password: str) -> None:
+def authenticate(conn: imaplib.IMAP4, auth_user: str, password: str, authzid: str = "") -> None:
     """SASL PLAIN when offered (UTF-8 safe, RFC 4616), else LOGIN. Raises imaplib's error.
 
-    The password is only ever written to the socket.
+    `authzid` (a master user acting for a user) needs SASL PLAIN: LOGIN has no place for
+    it. The password is only ever written to the socket.
     """
     if "AUTH=PLAIN" in conn.capabilities:
-        response = b"\0" + auth_user.encode("utf-8") + b"\0" + password.encode("utf-8")
+        response = b"\0".join(part.encode("utf-8") for part in (authzid, auth_user, password))
         conn.authenticate("PLAIN", lambda _challenge: response)
         return
+    if authzid:
+        raise imaplib.IMAP4.error(
+            "[AUTHENTICATIONFAILED] the server offers no AUTH=PLAIN, which master_login = "
+            '"authzid" needs: use master_login = "separator" if the server knows that form'
+        )
     try:
         conn.login(auth_user, password)
     except UnicodeEncodeError:
