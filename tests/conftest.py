@@ -59,14 +59,10 @@ def cyrus() -> Iterator[CyrusServer]:
         yield server
 
 
-IMAP_SERVERS = ("dovecot", "cyrus")
-both_imap_servers = pytest.mark.parametrize("imap_server", IMAP_SERVERS, indirect=True)
-"""Runs a test that takes `imap_server` once against each IMAP server."""
-
-
 @pytest.fixture
 def imap_server(request: pytest.FixtureRequest) -> ImapReadBack:
-    """The IMAP server of the test: Dovecot, unless `both_imap_servers` asks for each."""
+    """The IMAP server of the test: Dovecot, unless `both_imap_servers` (tests/servers.py)
+    asks for each in turn."""
     server: ImapReadBack = request.getfixturevalue(getattr(request, "param", "dovecot"))
     return server
 

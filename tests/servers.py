@@ -47,6 +47,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hirondelle.connectors.imap_wire import parse_fetch, parse_list, quote
 from hirondelle.mappings.mail_folders import imap_utf7_decode, imap_utf7_encode
 
@@ -690,6 +692,11 @@ class CyrusServer(ImapReadBack):
             f'  imap cmd="{imapd} -C {conf}" listen="{HOST}:{self.port}" prefork=0\n'
             "}\nEVENTS {\n}\n"
         )
+
+
+IMAP_SERVERS = ("dovecot", "cyrus")  # the session fixtures of tests/conftest.py
+both_imap_servers = pytest.mark.parametrize("imap_server", IMAP_SERVERS, indirect=True)
+"""Runs a test that takes the `imap_server` fixture once against each IMAP server."""
 
 
 @contextmanager
