@@ -385,6 +385,10 @@ class ImapSession:
             if refusal[0] is Failure.MISSING and retry:
                 self._create_path(folder)
                 return self._append(folder, messages, retry=False)
+            if refusal[0] is Failure.KEYWORDS and len(messages) == 1:
+                plain = _without_keywords(messages[0], folder)
+                if plain is not None:
+                    return self._append(folder, [plain], retry)
             self._raise(refusal, "APPEND", folder, size)
         appended = wire.parse_appenduid(wire.text_of(data))
         if appended is not None and len(appended[1]) == len(messages):
@@ -415,8 +419,15 @@ class ImapSession:
             if found is None:
                 return self.put(ref.folder, payload)
             ref, uid = found, int(found.ref.partition(":")[2])
-        flags = wire.format_flags(payload.attrs.get("flags", ()))
-        self._uid("STORE", ref.folder, str(uid), "FLAGS.SILENT", flags)
+        flags = payload.attrs.get("flags", ())
+        try:
+            self._uid("STORE", ref.folder, str(uid), "FLAGS.SILENT", wire.format_flags(flags))
+        except HirondelleError as error:
+            if wire.failure_of(str(error), item_scoped=True) is not Failure.KEYWORDS:
+                raise
+            log.warning("%s: too many keywords in the mailbox, system flags only", ref.folder)
+            system = wire.format_flags(flags, keywords=False)
+            self._uid("STORE", ref.folder, str(uid), "FLAGS.SILENT", system)
         return ref
 
     def move(self, ref: TargetRef, folder: str) -> TargetRef:
@@ -572,6 +583,23 @@ class ImapSession:
             return []
         uids = wire.parse_search(self._uid("SEARCH", folder, "ALL"))
         return self._fingerprints(folder, uids) if uids else []
+
+
+def _without_keywords(message: _Outgoing, folder: str) -> _Outgoing | None:
+    """The message with its system flags only, for a mailbox that takes no more keywords:
+    the message is kept, its categories are not (and the log says so). None if it had
+    no keyword to leave out."""
+    flags = message.payload.attrs.get("flags", ())
+    system = wire.format_flags(flags, keywords=False)
+    if system == message.flags:
+        return None
+    log.warning(
+        "%s: the server takes no more keywords in this mailbox; message %s stored without %s",
+        folder,
+        message.payload.source_id,
+        " ".join(flag for flag in flags if not flag.startswith("\\")),
+    )
+    return _Outgoing(message.payload, system, message.date, message.content)
 
 
 def _message_id(header: bytes | None) -> str | None:

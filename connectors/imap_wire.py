@@ -61,9 +61,12 @@ def is_flag(flag: str) -> bool:
     )
 
 
-def format_flags(flags: Iterable[str]) -> str:
-    """A parenthesised flag list; anything that is not a valid flag atom is left out."""
-    kept = dict.fromkeys(flag for flag in flags if is_flag(flag))
+def format_flags(flags: Iterable[str], keywords: bool = True) -> str:
+    """A parenthesised flag list; anything that is not a valid flag atom is left out, and
+    keywords too when `keywords` is False (system flags only)."""
+    kept = dict.fromkeys(
+        flag for flag in flags if is_flag(flag) and (keywords or flag.startswith("\\"))
+    )
     return "(" + " ".join(kept) + ")"
 
 
@@ -297,6 +300,7 @@ class Failure(enum.Enum):
     QUOTA = "quota"  # mailbox full: fatal, raise the quota
     TOO_BIG = "too_big"  # this message exceeds the server's size limit: skip it
     REFUSED = "refused"  # this one item was refused for another reason: skip it
+    KEYWORDS = "keywords"  # the mailbox holds as many keywords as the server allows
     MISSING = "missing"  # the mailbox does not exist (NONEXISTENT, TRYCREATE)
     EXISTS = "exists"  # the mailbox already exists (ALREADYEXISTS)
     PASSING = "passing"  # try again later (UNAVAILABLE, INUSE, server hiccup)
@@ -326,6 +330,9 @@ _BY_TEXT: tuple[tuple[re.Pattern[str], Failure], ...] = (
     (re.compile(r"quota", re.IGNORECASE), Failure.QUOTA),
     (re.compile(r"too (large|big)|larger than|size limit|exceeds", re.IGNORECASE), Failure.TOO_BIG),
     (re.compile(r"zero byte|empty message", re.IGNORECASE), Failure.REFUSED),
+    # Cyrus IMAP keeps at most 100 keywords per mailbox (its MAX_USER_FLAGS), and says so
+    # without a response code: "NO Too many user flags in mailbox".
+    (re.compile(r"too many (user )?(flags|keywords)", re.IGNORECASE), Failure.KEYWORDS),
     (re.compile(r"authenticat|invalid credentials|login failed", re.IGNORECASE), Failure.AUTH),
     (re.compile(r"already exists", re.IGNORECASE), Failure.EXISTS),
     (re.compile(r"try again|temporar|unavailable", re.IGNORECASE), Failure.PASSING),
@@ -378,7 +385,7 @@ def error_for(failure: Failure, text: str, context: FailureContext) -> Hirondell
         )
     if failure is Failure.PASSING:
         return Retriable(f"IMAP {context.operation}{where} failed for now: {text.strip()}")
-    if failure is Failure.REFUSED:
+    if failure in (Failure.REFUSED, Failure.KEYWORDS):
         return Refused(f"IMAP server refused {context.operation}{where}: {text.strip()}")
     return FatalError(f"IMAP {context.operation}{where} failed: {text.strip()}")
 
