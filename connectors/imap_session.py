@@ -33,6 +33,7 @@ class _Layout:
     delimiter: str
     special_use: dict[str, str]  # RFC 6154 attribute -> existing mailbox (decoded)
     mailboxes: set[str]  # decoded names known to exist
+    prefix: tuple[str, ...] = ()  # the personal namespace's levels, e.g. ("INBOX",)
 
 
 @dataclass
@@ -213,6 +214,13 @@ class ImapSession:
         else:
             lines = conn.list('""', '"*"')[1]
         layout = _Layout(delimiter=delimiter, special_use={}, mailboxes={"INBOX"})
+        if "NAMESPACE" in caps:
+            # A server may keep every personal folder under a prefix (RFC 2342 section 5),
+            # e.g. Cyrus's "INBOX." without its alternate namespace: CREATE "Projets" is
+            # refused there ("Permission denied"), "INBOX.Projets" is the user's folder.
+            typ, data = conn.namespace()
+            prefix = _decoded(wire.personal_prefix(data)) if typ == "OK" else ""
+            layout.prefix = _inbox_upper(tuple(level for level in prefix.split(delimiter) if level))
         wanted = {attribute.lower(): attribute for attribute in SPECIAL_FOLDERS}
         for listed in wire.parse_list(lines):
             name = _decoded(listed.raw_name)
@@ -233,6 +241,7 @@ class ImapSession:
         layout = self._known_layout()
         roles = container.path_roles or (None,) * (len(container.path) - 1) + (container.role,)
         segments = target_folder(container.path, roles, layout.special_use, layout.delimiter)
+        segments = _in_namespace(segments, layout.prefix)
         for depth in range(1, len(segments) + 1):
             self._create(join_folder(segments[:depth], layout.delimiter))
         return join_folder(segments, layout.delimiter)
@@ -583,6 +592,18 @@ class ImapSession:
             return []
         uids = wire.parse_search(self._uid("SEARCH", folder, "ALL"))
         return self._fingerprints(folder, uids) if uids else []
+
+
+def _in_namespace(segments: tuple[str, ...], prefix: tuple[str, ...]) -> tuple[str, ...]:
+    """`segments` under the personal namespace's prefix, unless they are already there."""
+    if not prefix or _inbox_upper(segments[: len(prefix)]) == prefix:
+        return segments
+    return prefix + segments
+
+
+def _inbox_upper(levels: tuple[str, ...]) -> tuple[str, ...]:
+    """INBOX is one name whatever its case (RFC 3501 section 5.1)."""
+    return tuple("INBOX" if level.upper() == "INBOX" else level for level in levels)
 
 
 def _without_keywords(message: _Outgoing, folder: str) -> _Outgoing | None:

@@ -213,6 +213,17 @@ def parse_search(data: Sequence[bytes | None]) -> list[int]:
     return sorted(int(uid) for line in data if line for uid in line.split())
 
 
+_PERSONAL_NAMESPACE = re.compile(r'^\s*\(\(\s*"((?:\\.|[^"\\])*)"')
+
+
+def personal_prefix(data: object) -> str:
+    """The prefix of the first personal namespace of a NAMESPACE answer (RFC 2342), as
+    sent (modified UTF-7): "INBOX." on a server whose users' folders live under INBOX,
+    "" on most; "" too for NIL or an answer that cannot be read."""
+    found = _PERSONAL_NAMESPACE.match(text_of(data))
+    return found.group(1).replace('\\"', '"').replace("\\\\", "\\") if found else ""
+
+
 @dataclass(frozen=True, slots=True)
 class ListedMailbox:
     """One LIST answer line: the raw (modified UTF-7) name, its delimiter and attributes."""

@@ -515,14 +515,16 @@ class CyrusServer(ImapReadBack):
     first login (`autocreate_quota`) with Sent, Trash, Drafts and Junk marked special-use.
     `admin` is both an administrator and a proxy server: it logs in as any user with SASL
     PLAIN's authorization id. The hierarchy separator is "." (`unixhierarchysep: no`), in
-    the alternate namespace (personal folders at the top, beside INBOX).
+    the alternate namespace (personal folders at the top, beside INBOX) unless
+    `altnamespace` is False (Debian's packaged setting: every folder under "INBOX.").
     """
 
     delimiter = "."
 
-    def __init__(self, *, start_timeout: float = 20.0) -> None:
+    def __init__(self, *, altnamespace: bool = True, start_timeout: float = 20.0) -> None:
         self.host = HOST
         self.port = 0
+        self._altnamespace = altnamespace
         self.master_user = MASTER_USER
         self.master_password = MASTER_PASSWORD
         self._start_timeout = start_timeout
@@ -672,7 +674,8 @@ class CyrusServer(ImapReadBack):
             f"proc_path: {root}/run/proc\nmboxname_lockpath: {root}/run/lock\n"
             f"idlesocket: {root}/run/socket/idle\nnotifysocket: {root}/run/socket/notify\n"
             f"lmtpsocket: {root}/run/socket/lmtp\nsievedir: {root}/conf/sieve\n"
-            "altnamespace: yes\nunixhierarchysep: no\nvirtdomains: userid\n"
+            f"altnamespace: {'yes' if self._altnamespace else 'no'}\n"
+            "unixhierarchysep: no\nvirtdomains: userid\n"
             "allowplaintext: yes\nsasl_pwcheck_method: auxprop\n"
             f"sasl_auxprop_plugin: sasldb\nsasl_sasldb_path: {root}/sasldb2\n"
             "sasl_mech_list: PLAIN LOGIN\n"
