@@ -584,8 +584,14 @@ class CyrusServer(ImapReadBack):
             *master,
         ]
         with open(self.root / "stdout.log", "ab") as output:
+            # a session of its own: `master` signals its whole process group when it stops,
+            # which would stop another Cyrus of the same test run (and its imapd processes)
             self._process = subprocess.Popen(
-                command, stdout=output, stderr=subprocess.STDOUT, cwd=self.root
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                start_new_session=True,
             )
         deadline = time.monotonic() + self._start_timeout
         _poll(self._greets, deadline, "Cyrus did not start", self.root / "cyrus.log")
