@@ -35,6 +35,7 @@ class Login:
     auth_user: str  # the user name sent (the login, "login*master", or a service account)
     password: str = field(repr=False)
     hint: str = ""  # e.g. "targets.mail.password_file (/etc/hirondelle/passwords)"
+    authzid: str = ""  # SASL authorization identity: the user a master user acts for
 
     @property
     def shared(self) -> bool:
@@ -117,10 +118,12 @@ class Credentials:
         shared_password: str | None = None,
         shared_hint: str = "",
         separator: str | None = None,
+        authzid: bool = False,
     ) -> None:
         self.passwords = passwords
         self._password_hint = password_hint
         self._shared = (shared_user, shared_password, shared_hint, separator)
+        self._authzid = authzid
 
     @classmethod
     def per_user(cls, settings: _Named, path: Path) -> Credentials:
@@ -138,18 +141,20 @@ class Credentials:
         file_key: str,
         file: Path | None,
         separator: str | None,
+        authzid: bool = False,
     ) -> Credentials:
-        """A master user (`separator` set: it logs in as `login<sep>user`) or a service
-        account (`separator` None: it logs in as itself for everyone)."""
+        """A master user (`separator` set: it logs in as `login<sep>user`; `authzid`: as
+        itself, naming the user as SASL authorization identity) or a service account
+        (neither: it logs in as itself for everyone)."""
         password = read_secret(env, file, settings.setting(env_key), settings.setting(file_key))
         secret_key = env_key if env else file_key
         hint = f"{settings.setting(user_key)} ({user}) and {settings.setting(secret_key)}"
-        return cls(None, "", user, password, hint, separator)
+        return cls(None, "", user, password, hint, None if authzid else separator, authzid)
 
     @classmethod
-    def per_user_or_master(cls, settings: _MasterSettings) -> Credentials:
+    def per_user_or_master(cls, settings: _MasterSettings, authzid: bool = False) -> Credentials:
         """`password_file`, else `master_user` with `master_password_env`/`_file` (the
-        settings of the IMAP and DAV targets)."""
+        settings of the IMAP and DAV targets); `authzid`: see `shared`."""
         if settings.password_file is not None:
             return cls.per_user(settings, settings.password_file)
         assert settings.master_user is not None
@@ -162,6 +167,7 @@ class Credentials:
             "master_password_file",
             settings.master_password_file,
             settings.master_separator,
+            authzid=authzid,
         )
 
     def login_for(self, login: str) -> Login:
@@ -172,5 +178,7 @@ class Credentials:
             return Login(login=login, auth_user=login, password=password, hint=self._password_hint)
         user, password, hint, separator = self._shared
         assert user is not None and password is not None
+        if self._authzid:
+            return Login(login=login, auth_user=user, password=password, hint=hint, authzid=login)
         auth_user = user if separator is None else f"{login}{separator}{user}"
         return Login(login=login, auth_user=auth_user, password=password, hint=hint)

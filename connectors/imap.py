@@ -59,7 +59,9 @@ class ImapTarget:
             special_folders=SPECIAL_FOLDERS,
         )
         settings = self.settings
-        self.credentials = Credentials.per_user_or_master(settings)
+        self.credentials = Credentials.per_user_or_master(
+            settings, authzid=settings.master_login == "authzid"
+        )
 
     def login_for(self, login: str) -> Login:
         """How to log in as `login`: the user's own password, or the master user's."""

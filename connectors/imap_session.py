@@ -33,6 +33,7 @@ class _Layout:
     delimiter: str
     special_use: dict[str, str]  # RFC 6154 attribute -> existing mailbox (decoded)
     mailboxes: set[str]  # decoded names known to exist
+    prefix: tuple[str, ...] = ()  # the personal namespace's levels, e.g. ("INBOX",)
 
 
 @dataclass
@@ -115,7 +116,9 @@ class ImapSession:
             # Nothing was sent: the engine waits for the server and tries again.
             raise Unreachable(f"IMAP server cannot be reached: {error}") from error
         try:
-            wire.authenticate(conn, self._login.auth_user, self._login.password)
+            wire.authenticate(
+                conn, self._login.auth_user, self._login.password, self._login.authzid
+            )
             self.server_caps = wire.parse_capabilities(conn.capability()[1])
             if self._layout is None:
                 self._layout = self._discover(conn)
@@ -211,6 +214,13 @@ class ImapSession:
         else:
             lines = conn.list('""', '"*"')[1]
         layout = _Layout(delimiter=delimiter, special_use={}, mailboxes={"INBOX"})
+        if "NAMESPACE" in caps:
+            # A server may keep every personal folder under a prefix (RFC 2342 section 5),
+            # e.g. Cyrus's "INBOX." without its alternate namespace: CREATE "Projets" is
+            # refused there ("Permission denied"), "INBOX.Projets" is the user's folder.
+            typ, data = conn.namespace()
+            prefix = _decoded(wire.personal_prefix(data)) if typ == "OK" else ""
+            layout.prefix = _inbox_upper(tuple(level for level in prefix.split(delimiter) if level))
         wanted = {attribute.lower(): attribute for attribute in SPECIAL_FOLDERS}
         for listed in wire.parse_list(lines):
             name = _decoded(listed.raw_name)
@@ -231,6 +241,7 @@ class ImapSession:
         layout = self._known_layout()
         roles = container.path_roles or (None,) * (len(container.path) - 1) + (container.role,)
         segments = target_folder(container.path, roles, layout.special_use, layout.delimiter)
+        segments = _in_namespace(segments, layout.prefix)
         for depth in range(1, len(segments) + 1):
             self._create(join_folder(segments[:depth], layout.delimiter))
         return join_folder(segments, layout.delimiter)
@@ -383,6 +394,10 @@ class ImapSession:
             if refusal[0] is Failure.MISSING and retry:
                 self._create_path(folder)
                 return self._append(folder, messages, retry=False)
+            if refusal[0] is Failure.KEYWORDS and len(messages) == 1:
+                plain = _without_keywords(messages[0], folder)
+                if plain is not None:
+                    return self._append(folder, [plain], retry)
             self._raise(refusal, "APPEND", folder, size)
         appended = wire.parse_appenduid(wire.text_of(data))
         if appended is not None and len(appended[1]) == len(messages):
@@ -413,8 +428,15 @@ class ImapSession:
             if found is None:
                 return self.put(ref.folder, payload)
             ref, uid = found, int(found.ref.partition(":")[2])
-        flags = wire.format_flags(payload.attrs.get("flags", ()))
-        self._uid("STORE", ref.folder, str(uid), "FLAGS.SILENT", flags)
+        flags = payload.attrs.get("flags", ())
+        try:
+            self._uid("STORE", ref.folder, str(uid), "FLAGS.SILENT", wire.format_flags(flags))
+        except HirondelleError as error:
+            if wire.failure_of(str(error), item_scoped=True) is not Failure.KEYWORDS:
+                raise
+            log.warning("%s: too many keywords in the mailbox, system flags only", ref.folder)
+            system = wire.format_flags(flags, keywords=False)
+            self._uid("STORE", ref.folder, str(uid), "FLAGS.SILENT", system)
         return ref
 
     def move(self, ref: TargetRef, folder: str) -> TargetRef:
@@ -570,6 +592,35 @@ class ImapSession:
             return []
         uids = wire.parse_search(self._uid("SEARCH", folder, "ALL"))
         return self._fingerprints(folder, uids) if uids else []
+
+
+def _in_namespace(segments: tuple[str, ...], prefix: tuple[str, ...]) -> tuple[str, ...]:
+    """`segments` under the personal namespace's prefix, unless they are already there."""
+    if not prefix or _inbox_upper(segments[: len(prefix)]) == prefix:
+        return segments
+    return prefix + segments
+
+
+def _inbox_upper(levels: tuple[str, ...]) -> tuple[str, ...]:
+    """INBOX is one name whatever its case (RFC 3501 section 5.1)."""
+    return tuple("INBOX" if level.upper() == "INBOX" else level for level in levels)
+
+
+def _without_keywords(message: _Outgoing, folder: str) -> _Outgoing | None:
+    """The message with its system flags only, for a mailbox that takes no more keywords:
+    the message is kept, its categories are not (and the log says so). None if it had
+    no keyword to leave out."""
+    flags = message.payload.attrs.get("flags", ())
+    system = wire.format_flags(flags, keywords=False)
+    if system == message.flags:
+        return None
+    log.warning(
+        "%s: the server takes no more keywords in this mailbox; message %s stored without %s",
+        folder,
+        message.payload.source_id,
+        " ".join(flag for flag in flags if not flag.startswith("\\")),
+    )
+    return _Outgoing(message.payload, system, message.date, message.content)
 
 
 def _message_id(header: bytes | None) -> str | None:

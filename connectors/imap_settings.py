@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 SECURITY_MODES = ("tls", "starttls", "plain")
+MASTER_LOGIN_FORMS = ("separator", "authzid")
 SPECIAL_FOLDERS = ("\\Sent", "\\Trash", "\\Drafts", "\\Junk", "\\Archive")
 
 
@@ -26,8 +27,11 @@ class ImapSettings:
     """The `[targets.mail]` table for `kind = "imap"`. Holds no secret, only where to read it.
 
     Log in either with a per-user `password_file` (lines `login:password`, or CSV
-    `login,password`) or as `master_user` on behalf of each user, which Dovecot spells
-    "{login}{master_separator}{master_user}".
+    `login,password`) or as `master_user` on behalf of each user. `master_login` says how:
+    "separator" sends the user name "{login}{master_separator}{master_user}" (Dovecot's
+    master users, also through LOGIN); "authzid" authenticates as `master_user` with SASL
+    PLAIN and names the user as the authorization identity (RFC 4616 section 2): Cyrus's
+    `admins`/`proxyservers`, and Dovecot's master users as well.
     """
 
     host: str
@@ -39,6 +43,7 @@ class ImapSettings:
     master_password_env: str | None = None
     master_password_file: Path | None = None
     master_separator: str = "*"
+    master_login: str = "separator"
     timeout: float = 60.0
     max_message_bytes: int | None = None
     batch_messages: int = 50  # MULTIAPPEND batch, in messages
@@ -58,6 +63,10 @@ class ImapSettings:
         if (self.password_file is None) == (self.master_user is None):
             raise ConfigError(
                 self.setting("password_file"), "set either password_file or master_user"
+            )
+        if self.master_login not in MASTER_LOGIN_FORMS:
+            raise ConfigError(
+                self.setting("master_login"), f"one of {', '.join(MASTER_LOGIN_FORMS)}"
             )
         if self.master_user and not (self.master_password_env or self.master_password_file):
             raise ConfigError(

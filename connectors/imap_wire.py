@@ -61,9 +61,12 @@ def is_flag(flag: str) -> bool:
     )
 
 
-def format_flags(flags: Iterable[str]) -> str:
-    """A parenthesised flag list; anything that is not a valid flag atom is left out."""
-    kept = dict.fromkeys(flag for flag in flags if is_flag(flag))
+def format_flags(flags: Iterable[str], keywords: bool = True) -> str:
+    """A parenthesised flag list; anything that is not a valid flag atom is left out, and
+    keywords too when `keywords` is False (system flags only)."""
+    kept = dict.fromkeys(
+        flag for flag in flags if is_flag(flag) and (keywords or flag.startswith("\\"))
+    )
     return "(" + " ".join(kept) + ")"
 
 
@@ -124,15 +127,21 @@ def send_raw(conn: imaplib.IMAP4, name: str, pieces: Sequence[bytes]) -> tuple[s
     return conn._command_complete(name, tag)  # noqa: SLF001
 
 
-def authenticate(conn: imaplib.IMAP4, auth_user: str, password: str) -> None:
+def authenticate(conn: imaplib.IMAP4, auth_user: str, password: str, authzid: str = "") -> None:
     """SASL PLAIN when offered (UTF-8 safe, RFC 4616), else LOGIN. Raises imaplib's error.
 
-    The password is only ever written to the socket.
+    `authzid` (a master user acting for a user) needs SASL PLAIN: LOGIN has no place for
+    it. The password is only ever written to the socket.
     """
     if "AUTH=PLAIN" in conn.capabilities:
-        response = b"\0" + auth_user.encode("utf-8") + b"\0" + password.encode("utf-8")
+        response = b"\0".join(part.encode("utf-8") for part in (authzid, auth_user, password))
         conn.authenticate("PLAIN", lambda _challenge: response)
         return
+    if authzid:
+        raise imaplib.IMAP4.error(
+            "[AUTHENTICATIONFAILED] the server offers no AUTH=PLAIN, which master_login = "
+            '"authzid" needs: use master_login = "separator" if the server knows that form'
+        )
     try:
         conn.login(auth_user, password)
     except UnicodeEncodeError:
@@ -202,6 +211,17 @@ def parse_copyuid(text: str) -> tuple[int, list[int], list[int]] | None:
 def parse_search(data: Sequence[bytes | None]) -> list[int]:
     """UIDs of a SEARCH answer, ascending."""
     return sorted(int(uid) for line in data if line for uid in line.split())
+
+
+_PERSONAL_NAMESPACE = re.compile(r'^\s*\(\(\s*"((?:\\.|[^"\\])*)"')
+
+
+def personal_prefix(data: object) -> str:
+    """The prefix of the first personal namespace of a NAMESPACE answer (RFC 2342), as
+    sent (modified UTF-7): "INBOX." on a server whose users' folders live under INBOX,
+    "" on most; "" too for NIL or an answer that cannot be read."""
+    found = _PERSONAL_NAMESPACE.match(text_of(data))
+    return found.group(1).replace('\\"', '"').replace("\\\\", "\\") if found else ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +311,7 @@ class Failure(enum.Enum):
     QUOTA = "quota"  # mailbox full: fatal, raise the quota
     TOO_BIG = "too_big"  # this message exceeds the server's size limit: skip it
     REFUSED = "refused"  # this one item was refused for another reason: skip it
+    KEYWORDS = "keywords"  # the mailbox holds as many keywords as the server allows
     MISSING = "missing"  # the mailbox does not exist (NONEXISTENT, TRYCREATE)
     EXISTS = "exists"  # the mailbox already exists (ALREADYEXISTS)
     PASSING = "passing"  # try again later (UNAVAILABLE, INUSE, server hiccup)
@@ -320,6 +341,9 @@ _BY_TEXT: tuple[tuple[re.Pattern[str], Failure], ...] = (
     (re.compile(r"quota", re.IGNORECASE), Failure.QUOTA),
     (re.compile(r"too (large|big)|larger than|size limit|exceeds", re.IGNORECASE), Failure.TOO_BIG),
     (re.compile(r"zero byte|empty message", re.IGNORECASE), Failure.REFUSED),
+    # Cyrus IMAP keeps at most 100 keywords per mailbox (its MAX_USER_FLAGS), and says so
+    # without a response code: "NO Too many user flags in mailbox".
+    (re.compile(r"too many (user )?(flags|keywords)", re.IGNORECASE), Failure.KEYWORDS),
     (re.compile(r"authenticat|invalid credentials|login failed", re.IGNORECASE), Failure.AUTH),
     (re.compile(r"already exists", re.IGNORECASE), Failure.EXISTS),
     (re.compile(r"try again|temporar|unavailable", re.IGNORECASE), Failure.PASSING),
@@ -372,7 +396,7 @@ def error_for(failure: Failure, text: str, context: FailureContext) -> Hirondell
         )
     if failure is Failure.PASSING:
         return Retriable(f"IMAP {context.operation}{where} failed for now: {text.strip()}")
-    if failure is Failure.REFUSED:
+    if failure in (Failure.REFUSED, Failure.KEYWORDS):
         return Refused(f"IMAP server refused {context.operation}{where}: {text.strip()}")
     return FatalError(f"IMAP {context.operation}{where} failed: {text.strip()}")
 

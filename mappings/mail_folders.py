@@ -67,6 +67,19 @@ _CHAR_REPLACEMENTS: Mapping[str, str] = MappingProxyType(
         ".": "\u2024",  # ONE DOT LEADER
         "*": "\u2217",  # ASTERISK OPERATOR: a LIST wildcard (RFC 3501 section 6.3.8)
         "%": "\uff05",  # FULLWIDTH PERCENT SIGN: a LIST wildcard
+        # Cyrus IMAP refuses these in any name ("Invalid mailbox name"; with "." as its
+        # delimiter, "/" too); replaced everywhere so that a folder has the same name on
+        # every server.
+        "/": "\u2215",  # DIVISION SLASH, as for the "/" delimiter
+        "\\": "\u29f5",  # REVERSE SOLIDUS OPERATOR
+        '"': "\uff02",  # FULLWIDTH QUOTATION MARK
+        ";": "\uff1b",  # FULLWIDTH SEMICOLON
+        "<": "\uff1c",  # FULLWIDTH LESS-THAN SIGN
+        ">": "\uff1e",  # FULLWIDTH GREATER-THAN SIGN
+        "`": "\uff40",  # FULLWIDTH GRAVE ACCENT
+        "{": "\uff5b",  # FULLWIDTH LEFT CURLY BRACKET
+        "|": "\uff5c",  # FULLWIDTH VERTICAL LINE
+        "}": "\uff5d",  # FULLWIDTH RIGHT CURLY BRACKET
     }
 )
 _LEADING_TILDE = "\uff5e"  # FULLWIDTH TILDE: Dovecot refuses a name that begins with "~"
@@ -172,7 +185,9 @@ def clean_segment(name: str) -> str:
 
     In this order: NFC normalisation; control characters (refused by Dovecot) become
     spaces; "." becomes U+2024 (refused by Dovecot's Maildir++ layout, and a delimiter
-    elsewhere), the LIST wildcards "*" and "%" become U+2217 and U+FF05; surrounding
+    elsewhere), the LIST wildcards "*" and "%" become U+2217 and U+FF05, "/" becomes
+    U+2215 and "\\" U+29F5, and the other characters Cyrus refuses (" ; < > ` { | })
+    their fullwidth forms, so that a name is the same whatever the server; surrounding
     whitespace is stripped; an empty result becomes "Unnamed"; a leading "~" (refused by
     Dovecot) becomes U+FF5E; a name whose modified UTF-7 form exceeds `MAX_SEGMENT_BYTES`
     is cut and ends with "~" and 8 hex digits of its SHA-256, so cut names stay distinct.

@@ -68,6 +68,7 @@ password_file = "imap-passwords.txt"
 # ... or a master user (Dovecot's user*master login):
 # master_user = "admin"
 # master_password_env = "HIRONDELLE_IMAP_MASTER_PASSWORD"
+# master_login = "authzid"                     # Cyrus admins/proxyservers: SASL PLAIN authzid
 
 # [targets.mail]
 # kind = "archive"

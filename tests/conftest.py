@@ -15,7 +15,9 @@ from hirondelle.tests.cluster_servers import (
 )
 from hirondelle.tests.servers import (
     ApacheDavServer,
+    CyrusServer,
     DovecotServer,
+    ImapReadBack,
     LighttpdDavServer,
     MailUser,
     NginxDavServer,
@@ -27,6 +29,7 @@ from hirondelle.tests.servers import (
     WebDavServer,
     WsgiDavServer,
     XandikosServer,
+    cyrus_server,
     dav_server,
     dovecot_server,
     radicale_server,
@@ -51,6 +54,22 @@ def dovecot() -> Iterator[DovecotServer]:
     """One Dovecot for the whole run: alice and bob, master user `admin`, quota plugin on."""
     with dovecot_server({ALICE.login: ALICE.password, BOB.login: BOB.password}) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def cyrus() -> Iterator[CyrusServer]:
+    """One Cyrus IMAP for the whole run: "." as hierarchy separator, `admin` as the
+    administrator and proxy that logs in as any user (SASL PLAIN authorization id)."""
+    with cyrus_server() as server:
+        yield server
+
+
+@pytest.fixture
+def imap_server(request: pytest.FixtureRequest) -> ImapReadBack:
+    """The IMAP server of the test: Dovecot, unless `both_imap_servers` (tests/servers.py)
+    asks for each in turn."""
+    server: ImapReadBack = request.getfixturevalue(getattr(request, "param", "dovecot"))
+    return server
 
 
 @pytest.fixture

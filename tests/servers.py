@@ -53,6 +53,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hirondelle.connectors.imap_wire import parse_fetch, parse_list, quote
 from hirondelle.mappings.mail_folders import imap_utf7_decode, imap_utf7_encode
 
@@ -144,8 +146,77 @@ def _ensure_vmail() -> pwd.struct_passwd:
         return pwd.getpwnam("vmail")
 
 
-class DovecotServer:
+class ImapReadBack:
+    """What the tests read back from an IMAP server, logged in as a user through the
+    server's master (admin) credential with SASL PLAIN: authorization id = the user,
+    authentication id = the master user (RFC 4616), a form Dovecot and Cyrus both take."""
+
+    host: str
+    port: int
+    master_user: str
+    master_password: str
+    master_login = "authzid"  # the target's `master_login` setting this server takes
+    delimiter = "/"  # its hierarchy delimiter
+
+    def password_file(self, path: Path, *users: MailUser) -> Path:
+        """Write a `login:password` file for the IMAP target's settings."""
+        path.write_text("".join(f"{u.login}:{u.password}\n" for u in users), encoding="utf-8")
+        path.chmod(0o600)  # secret files others can read are refused
+        return path
+
+    def new_user(
+        self, quota_bytes: int | None = None, max_message_bytes: int | None = None
+    ) -> MailUser:
+        raise NotImplementedError
+
+    @contextmanager
+    def client(self, login: str) -> Iterator[imaplib.IMAP4]:
+        """A plain IMAP connection logged in as `login` through the master user."""
+        conn = imaplib.IMAP4(self.host, self.port, timeout=10)
+        secret = f"{login}\0{self.master_user}\0{self.master_password}".encode()
+        try:
+            conn.authenticate("PLAIN", lambda _challenge: secret)
+            yield conn
+        finally:
+            try:
+                conn.logout()
+            except (imaplib.IMAP4.error, OSError):
+                pass
+
+    def mailboxes(self, login: str) -> dict[str, frozenset[str]]:
+        """Every mailbox of `login` (decoded name) with its LIST attributes."""
+        with self.client(login) as conn:
+            _, data = conn.list('""', '"*"')
+        return {imap_utf7_decode(m.raw_name): m.attributes for m in parse_list(data)}
+
+    def subscriptions(self, login: str) -> set[str]:
+        """The decoded names `login` is subscribed to."""
+        with self.client(login) as conn:
+            _, data = conn.lsub('""', '"*"')
+        return {imap_utf7_decode(m.raw_name) for m in parse_list(data)}
+
+    def read_mailbox(self, login: str, mailbox: str) -> list[StoredMessage]:
+        """Every message of a mailbox: UID, flags (without the session flag \\Recent),
+        INTERNALDATE and exact bytes."""
+        with self.client(login) as conn:
+            typ, data = conn.select(quote(imap_utf7_encode(mailbox)), readonly=True)
+            if typ != "OK":
+                raise LookupError(f"mailbox {mailbox!r} of {login}: {data!r}")
+            if int(data[0] or 0) == 0:
+                return []
+            _, fetched = conn.uid("FETCH", "1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])")
+        return [
+            StoredMessage(
+                m.uid, frozenset(m.flags) - {"\\Recent"}, m.internal_date, m.literal or b""
+            )
+            for m in parse_fetch(fetched)
+        ]
+
+
+class DovecotServer(ImapReadBack):
     """A Dovecot 2.3 IMAP server for one test session, in its own temporary directory."""
+
+    master_login = "separator"  # "login*admin"; Dovecot takes the SASL authzid form too
 
     def __init__(
         self,
@@ -302,12 +373,6 @@ class DovecotServer:
         login = f"user{next(_counter)}-{uuid.uuid4().hex[:8]}@example.test"
         return self.add_user(login, f"pw-{uuid.uuid4().hex}", quota_bytes, max_message_bytes)
 
-    def password_file(self, path: Path, *users: MailUser) -> Path:
-        """Write a `login:password` file for the IMAP target's settings."""
-        path.write_text("".join(f"{u.login}:{u.password}\n" for u in users), encoding="utf-8")
-        path.chmod(0o600)  # secret files others can read are refused
-        return path
-
     @staticmethod
     def _user_line(
         login: str, password: str, quota_bytes: int | None, max_message_bytes: int | None
@@ -376,50 +441,6 @@ class DovecotServer:
             "  mail_plugins = $mail_plugins imap_quota\n}\n"
         )
 
-    # -- reading back -------------------------------------------------------------------------
-
-    @contextmanager
-    def client(self, login: str) -> Iterator[imaplib.IMAP4]:
-        """A plain IMAP connection logged in as `login` through the master user."""
-        conn = imaplib.IMAP4(self.host, self.port, timeout=10)
-        try:
-            conn.login(f"{login}*{self.master_user}", self.master_password)
-            yield conn
-        finally:
-            try:
-                conn.logout()
-            except (imaplib.IMAP4.error, OSError):
-                pass
-
-    def mailboxes(self, login: str) -> dict[str, frozenset[str]]:
-        """Every mailbox of `login` (decoded name) with its LIST attributes."""
-        with self.client(login) as conn:
-            _, data = conn.list('""', '"*"')
-        return {imap_utf7_decode(m.raw_name): m.attributes for m in parse_list(data)}
-
-    def subscriptions(self, login: str) -> set[str]:
-        """The decoded names `login` is subscribed to."""
-        with self.client(login) as conn:
-            _, data = conn.lsub('""', '"*"')
-        return {imap_utf7_decode(m.raw_name) for m in parse_list(data)}
-
-    def read_mailbox(self, login: str, mailbox: str) -> list[StoredMessage]:
-        """Every message of a mailbox: UID, flags (without the session flag \\Recent),
-        INTERNALDATE and exact bytes."""
-        with self.client(login) as conn:
-            typ, data = conn.select(quote(imap_utf7_encode(mailbox)), readonly=True)
-            if typ != "OK":
-                raise LookupError(f"mailbox {mailbox!r} of {login}: {data!r}")
-            if int(data[0] or 0) == 0:
-                return []
-            _, fetched = conn.uid("FETCH", "1:*", "(UID FLAGS INTERNALDATE BODY.PEEK[])")
-        return [
-            StoredMessage(
-                m.uid, frozenset(m.flags) - {"\\Recent"}, m.internal_date, m.literal or b""
-            )
-            for m in parse_fetch(fetched)
-        ]
-
 
 @contextmanager
 def dovecot_server(
@@ -427,6 +448,276 @@ def dovecot_server(
 ) -> Iterator[DovecotServer]:
     """Start a `DovecotServer` for the duration of the block (options as its constructor)."""
     server = DovecotServer(users, **options)  # type: ignore[arg-type]
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+# -- Cyrus IMAP -----------------------------------------------------------------------------
+
+CYRUS_IMAPD_ENV = "HIRONDELLE_CYRUS_IMAPD"
+# Debian's `cyrus-imapd` conflicts with `dovecot-imapd` in apt: `./test` unpacks it here
+# (`apt-get download` + `dpkg -x`) and the server's `master` starts its `imapd` by path.
+CYRUS_IMAPD = Path("/var/cache/hirondelle/cyrus-imapd/usr/lib/cyrus/bin/imapd")
+CYRUS_MASTER = Path("/usr/lib/cyrus/bin/master")
+
+# Cyrus logs only to syslog. `master` runs in a mount namespace of its own whose /dev
+# holds a `log` socket the fixture reads, so each server's log lands in `cyrus.log`
+# (and in the message of a failed start) without any syslog daemon on the machine.
+_CYRUS_LAUNCH = """set -e
+dev="$1"; shift
+for node in null zero random urandom; do
+    : > "$dev/$node"; mount --bind "/dev/$node" "$dev/$node"
+done
+mount --rbind "$dev" /dev
+exec "$@"
+"""
+
+
+def cyrus_imapd() -> Path:
+    """The unpacked `imapd`, or ServerUnavailable naming what installs it."""
+    imapd = Path(os.environ.get(CYRUS_IMAPD_ENV) or CYRUS_IMAPD)
+    if not imapd.exists() or not CYRUS_MASTER.exists() or not shutil.which("saslpasswd2"):
+        raise ServerUnavailable(
+            f"Cyrus IMAP is not installed ({imapd}, {CYRUS_MASTER}, saslpasswd2): "
+            "run ./test as root once, it installs cyrus-common and sasl2-bin and unpacks "
+            "cyrus-imapd"
+        )
+    return imapd
+
+
+class _SyslogReceiver:
+    """A datagram socket that appends every syslog line it receives to a file."""
+
+    def __init__(self, socket_path: Path, log_path: Path) -> None:
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(str(socket_path))
+        socket_path.chmod(0o666)  # Cyrus's processes run as the `cyrus` user
+        self._log = log_path
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        with open(self._log, "ab", buffering=0) as log:
+            while True:
+                try:
+                    line = self._socket.recv(65536)
+                except OSError:
+                    return
+                log.write(line.rstrip(b"\n") + b"\n")
+
+    def close(self) -> None:
+        self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        self._thread.join(timeout=5)
+
+
+class CyrusServer(ImapReadBack):
+    """A Cyrus IMAP 3.6 server for one test session, in its own temporary directory.
+
+    Users live in a sasldb (real passwords, `saslpasswd2`); their INBOX is created at the
+    first login (`autocreate_quota`) with Sent, Trash, Drafts and Junk marked special-use.
+    `admin` is both an administrator and a proxy server: it logs in as any user with SASL
+    PLAIN's authorization id. The hierarchy separator is "." (`unixhierarchysep: no`), in
+    the alternate namespace (personal folders at the top, beside INBOX) unless
+    `altnamespace` is False (Debian's packaged setting: every folder under "INBOX.").
+    """
+
+    delimiter = "."
+
+    def __init__(self, *, altnamespace: bool = True, start_timeout: float = 20.0) -> None:
+        self.host = HOST
+        self.port = 0
+        self._altnamespace = altnamespace
+        self.master_user = MASTER_USER
+        self.master_password = MASTER_PASSWORD
+        self._start_timeout = start_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._syslog: _SyslogReceiver | None = None
+        self.root = Path()
+
+    # -- life cycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Write the configuration, start Cyrus's `master`, return once `imapd` greets."""
+        imapd = cyrus_imapd()
+        if os.geteuid() != 0:
+            raise ServerUnavailable("the Cyrus test server must run as root")
+        cyrus = pwd.getpwnam("cyrus")
+        self.root = Path(tempfile.mkdtemp(prefix="hirondelle-cyrus-"))
+        self.root.chmod(0o755)
+        for folder in (
+            "conf/db",
+            "conf/socket",
+            "conf/sieve",
+            "spool",
+            "run/proc",
+            "run/lock",
+            "run/socket",
+            "dev",
+        ):
+            (self.root / folder).mkdir(parents=True)
+        self.port = free_port()
+        (self.root / "imapd.conf").write_text(self._imapd_conf(), encoding="utf-8")
+        (self.root / "cyrus.conf").write_text(self._cyrus_conf(imapd), encoding="utf-8")
+        self._add_sasl_user(self.master_user, self.master_password)
+        for path in [self.root, *self.root.rglob("*")]:
+            if path.name != "dev":
+                os.chown(path, cyrus.pw_uid, cyrus.pw_gid)
+        self._syslog = _SyslogReceiver(self.root / "dev" / "log", self.root / "cyrus.log")
+        master = [
+            str(CYRUS_MASTER),
+            "-C",
+            str(self.root / "imapd.conf"),
+            "-M",
+            str(self.root / "cyrus.conf"),
+            "-p",
+            str(self.root / "run" / "master.pid"),
+            "-D",
+        ]
+        command = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            _CYRUS_LAUNCH,
+            "launch",
+            str(self.root / "dev"),
+            *master,
+        ]
+        with open(self.root / "stdout.log", "ab") as output:
+            # a session of its own: `master` signals its whole process group when it stops,
+            # which would stop another Cyrus of the same test run (and its imapd processes)
+            self._process = subprocess.Popen(
+                command,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + self._start_timeout
+        _poll(self._greets, deadline, "Cyrus did not start", self.root / "cyrus.log")
+
+    def _greets(self) -> bool:
+        if self._process is not None and self._process.poll() is not None:
+            output = (self.root / "stdout.log").read_text(errors="replace")
+            log = (self.root / "cyrus.log").read_text(errors="replace")[-2000:]
+            raise ServerUnavailable(f"Cyrus exited with {self._process.returncode}: {output}{log}")
+        return _greeted(self.port)
+
+    def stop(self) -> None:
+        """Stop `master` (it stops its children) and wait until the port is closed."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            _poll(lambda: not _port_open(self.port), deadline, "Cyrus port stays open")
+        if self._syslog is not None:
+            self._syslog.close()
+            self._syslog = None
+        if self.root != Path() and self.root.exists():
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> CyrusServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def log(self) -> str:
+        """What Cyrus wrote to syslog so far, for a failing test's message."""
+        return (self.root / "cyrus.log").read_text(errors="replace")
+
+    # -- users --------------------------------------------------------------------------------
+
+    def _add_sasl_user(self, login: str, password: str) -> None:
+        subprocess.run(
+            ["saslpasswd2", "-f", str(self.root / "sasldb2"), "-p", "-c", login],
+            input=password.encode(),  # never on the command line
+            check=True,
+            capture_output=True,
+        )
+
+    def new_user(
+        self, quota_bytes: int | None = None, max_message_bytes: int | None = None
+    ) -> MailUser:
+        """A fresh, unique user; its mailboxes appear at its first login. A quota is set
+        by the administrator on the user's root, in KiB as Cyrus counts (RFC 9208)."""
+        if max_message_bytes is not None:
+            raise ServerUnavailable("Cyrus has one message size limit for the whole server")
+        user = MailUser(
+            f"user{next(_counter)}-{uuid.uuid4().hex[:8]}@example.test", f"pw-{uuid.uuid4().hex}"
+        )
+        self._add_sasl_user(user.login, user.password)
+        if quota_bytes is not None:
+            with self.client(user.login):
+                pass  # the first login creates the INBOX
+            local, _, domain = user.login.partition("@")
+            conn = imaplib.IMAP4(self.host, self.port, timeout=10)
+            try:
+                conn.login(self.master_user, self.master_password)
+                root = quote(f"user.{local.replace('.', '^')}@{domain}")
+                typ, data = conn.setquota(root, f"(STORAGE {max(1, quota_bytes // 1024)})")
+                if typ != "OK":
+                    raise ServerUnavailable(f"SETQUOTA refused: {data!r}")
+            finally:
+                conn.logout()
+        return user
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def _imapd_conf(self) -> str:
+        root = self.root
+        names = STANDARD_SPECIAL_USE.values()
+        special = "".join(f"xlist-{name.lower()}: {name}\n" for name in names)
+        return (
+            f"configdirectory: {root}/conf\npartition-default: {root}/spool\n"
+            "defaultpartition: default\n"
+            f"proc_path: {root}/run/proc\nmboxname_lockpath: {root}/run/lock\n"
+            f"idlesocket: {root}/run/socket/idle\nnotifysocket: {root}/run/socket/notify\n"
+            f"lmtpsocket: {root}/run/socket/lmtp\nsievedir: {root}/conf/sieve\n"
+            f"altnamespace: {'yes' if self._altnamespace else 'no'}\n"
+            "unixhierarchysep: no\nvirtdomains: userid\n"
+            "allowplaintext: yes\nsasl_pwcheck_method: auxprop\n"
+            f"sasl_auxprop_plugin: sasldb\nsasl_sasldb_path: {root}/sasldb2\n"
+            "sasl_mech_list: PLAIN LOGIN\n"
+            f"admins: {self.master_user}\nproxyservers: {self.master_user}\n"
+            "autocreate_quota: 0\n"
+            # keep 8-bit header bytes as they are (the default turns each into "X")
+            "munge8bit: no\n"
+            f"autocreate_inbox_folders: {' | '.join(STANDARD_SPECIAL_USE.values())}\n"
+            f"{special}syslog_prefix: hirondelle-test\n"
+        )
+
+    def _cyrus_conf(self, imapd: Path) -> str:
+        conf = self.root / "imapd.conf"
+        return (
+            f'START {{\n  recover cmd="ctl_cyrusdb -r -C {conf}"\n}}\n'
+            "SERVICES {\n"
+            f'  imap cmd="{imapd} -C {conf}" listen="{HOST}:{self.port}" prefork=0\n'
+            "}\nEVENTS {\n}\n"
+        )
+
+
+IMAP_SERVERS = ("dovecot", "cyrus")  # the session fixtures of tests/conftest.py
+both_imap_servers = pytest.mark.parametrize("imap_server", IMAP_SERVERS, indirect=True)
+"""Runs a test that takes the `imap_server` fixture once against each IMAP server."""
+
+
+@contextmanager
+def cyrus_server(**options: object) -> Iterator[CyrusServer]:
+    """Start a `CyrusServer` for the duration of the block (options as its constructor)."""
+    server = CyrusServer(**options)  # type: ignore[arg-type]
     try:
         server.start()
         yield server

@@ -7,6 +7,7 @@ target to the suite is adding one factory to `FACTORIES`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,18 +41,32 @@ class TargetUnderTest:
             session.close()
 
 
-def _imap(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnderTest:
+def _imap(server_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnderTest:
+    """Dovecot with per-user passwords; Cyrus through its administrator (SASL authzid)."""
     from hirondelle.connectors.imap import ImapSettings, ImapTarget
-    from hirondelle.tests.servers import DovecotServer, StoredMessage
+    from hirondelle.tests.servers import ImapReadBack, StoredMessage
 
-    server: DovecotServer = request.getfixturevalue("dovecot")
+    server: ImapReadBack = request.getfixturevalue(server_name)
     user = server.new_user()
+    if server_name == "dovecot":
+        login: dict[str, object] = {
+            "password_file": server.password_file(tmp_path / "passwords", user)
+        }
+    else:
+        secret = tmp_path / "master"
+        secret.write_text(server.master_password + "\n", encoding="utf-8")
+        secret.chmod(0o600)
+        login = {
+            "master_user": server.master_user,
+            "master_password_file": secret,
+            "master_login": server.master_login,
+        }
     settings = ImapSettings(
         host=server.host,
         port=server.port,
         security="plain",
-        password_file=server.password_file(tmp_path / "passwords", user),
         max_message_bytes=256 * 1024,
+        **login,  # type: ignore[arg-type]
     )
 
     def stored(ref: TargetRef) -> StoredMessage:
@@ -60,7 +75,7 @@ def _imap(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnderTest:
         return message
 
     return TargetUnderTest(
-        name="imap",
+        name=f"imap-{server_name}",
         target=ImapTarget(settings),
         owner=Owner(upn=user.login, source_id="imap-owner"),
         flags_of=lambda ref: stored(ref).flags,
@@ -96,7 +111,8 @@ def _archive(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnderTest:
 
 
 FACTORIES: dict[str, Callable[[pytest.FixtureRequest, Path], TargetUnderTest]] = {
-    "imap": _imap,
+    "imap-dovecot": functools.partial(_imap, "dovecot"),
+    "imap-cyrus": functools.partial(_imap, "cyrus"),
     "archive": _archive,
 }
 

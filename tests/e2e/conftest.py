@@ -1,4 +1,5 @@
-"""A sandbox tenant, a sandbox server and a configuration into the shared Dovecot."""
+"""A sandbox tenant, a sandbox server and a configuration into the shared IMAP server
+(Dovecot; Cyrus as well for the tests marked `both_imap_servers`)."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from harness import environment, write_config  # noqa: E402
 
 from hirondelle.sandbox.server import Limits, SandboxServer  # noqa: E402
 from hirondelle.sandbox.tenant import Tenant, TenantSpec  # noqa: E402
-from hirondelle.tests.servers import DovecotServer, MailUser  # noqa: E402
+from hirondelle.tests.servers import ImapReadBack, MailUser  # noqa: E402
 
 
 @dataclass
 class Setup:
     tenant: Tenant
     sandbox: SandboxServer
-    dovecot: DovecotServer
+    server: ImapReadBack
     logins: dict[str, MailUser]
     config_path: Path
     env: dict[str, str]
@@ -42,13 +43,13 @@ def small_tenant(seed: int = 11, messages: int = 60) -> Tenant:
 
 @pytest.fixture
 def setup(
-    tmp_path: Path, dovecot: DovecotServer, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, imap_server: ImapReadBack, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Setup]:
     tenant = small_tenant()
     with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
-        logins = {user.upn: dovecot.new_user() for user in tenant.users}
-        config = write_config(tmp_path, sandbox, dovecot, logins)
-        env = environment(sandbox, dovecot)
+        logins = {user.upn: imap_server.new_user() for user in tenant.users}
+        config = write_config(tmp_path, sandbox, imap_server, logins)
+        env = environment(sandbox, imap_server)
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        yield Setup(tenant, sandbox, dovecot, logins, config, env)
+        yield Setup(tenant, sandbox, imap_server, logins, config, env)

@@ -1,4 +1,5 @@
-"""End-to-end helpers: a sandbox tenant, a real Dovecot, a configuration between them,
+"""End-to-end helpers: a sandbox tenant, a real IMAP server (Dovecot or Cyrus), a
+configuration between them,
 and an exact comparison of what the tenant holds with what the target holds."""
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from hirondelle.sandbox.server import SandboxServer
 from hirondelle.sandbox.tenant import SandboxMessage, Tenant
 from hirondelle.state.schema import Unit
 from hirondelle.state.store import open_store
-from hirondelle.tests.servers import DovecotServer, MailUser
+from hirondelle.tests.servers import ImapReadBack, MailUser
 
 SECRET_ENV = "HIRONDELLE_TEST_CLIENT_SECRET"
 MASTER_ENV = "HIRONDELLE_TEST_IMAP_MASTER"
@@ -44,13 +45,14 @@ ca_file = "{sandbox.ca_file}"
 def write_config(
     directory: Path,
     sandbox: SandboxServer,
-    dovecot: DovecotServer,
+    server: ImapReadBack,
     logins: dict[str, MailUser],
     *,
     source_extra: str = "",
     run_extra: str = "",
 ) -> Path:
-    """A hirondelle.toml (and users.csv) from the sandbox into Dovecot via the master user."""
+    """A hirondelle.toml (and users.csv) from the sandbox into the IMAP server via its
+    master user."""
     users = directory / "users.csv"
     users.write_text(
         "source_upn,target_login\n"
@@ -75,18 +77,19 @@ owner_concurrency = 4
 [targets.mail]
 kind = "imap"
 host = "127.0.0.1"
-port = {dovecot.port}
+port = {server.port}
 security = "plain"
-master_user = "{dovecot.master_user}"
+master_user = "{server.master_user}"
 master_password_env = "{MASTER_ENV}"
+master_login = "{server.master_login}"
 """,
         encoding="utf-8",
     )
     return config
 
 
-def environment(sandbox: SandboxServer, dovecot: DovecotServer) -> dict[str, str]:
-    return {SECRET_ENV: sandbox.client_secret, MASTER_ENV: dovecot.master_password}
+def environment(sandbox: SandboxServer, server: ImapReadBack) -> dict[str, str]:
+    return {SECRET_ENV: sandbox.client_secret, MASTER_ENV: server.master_password}
 
 
 def expected_flags(message: SandboxMessage, category_keyword: object) -> frozenset[str]:
@@ -126,9 +129,10 @@ def source_view(tenant: Tenant, upn: str) -> dict[str, Counter[Copy]]:
 
 
 def target_view(
-    config: Config, dovecot: DovecotServer, upn: str, login: str
+    config: Config, server: ImapReadBack, upn: str, login: str
 ) -> dict[str, Counter[Copy]]:
-    """Folder id -> the multiset of copies Dovecot holds in the folder the state maps it to."""
+    """Folder id -> the multiset of copies the server holds in the folder the state maps
+    it to."""
     store = open_store(config.state_url)
     try:
         with store.session() as s:
@@ -140,20 +144,20 @@ def target_view(
         assert unit.target_folder, f"{unit.path} has no target folder"
         view[unit.container_id] = Counter(
             Copy(hashlib.sha256(m.content).hexdigest(), m.flags, m.internal_date)
-            for m in dovecot.read_mailbox(login, unit.target_folder)
+            for m in server.read_mailbox(login, unit.target_folder)
         )
     return view
 
 
 def assert_same(
-    tenant: Tenant, config_path: Path, dovecot: DovecotServer, logins: dict[str, MailUser]
+    tenant: Tenant, config_path: Path, server: ImapReadBack, logins: dict[str, MailUser]
 ) -> int:
     """Every folder of every user holds exactly the source's messages; returns the count."""
     config = load_config(config_path)
     total = 0
     for upn, user in logins.items():
         want = source_view(tenant, upn)
-        have = target_view(config, dovecot, upn, user.login)
+        have = target_view(config, server, upn, user.login)
         assert set(have) == set(want), f"{upn}: folders differ"
         for folder_id, copies in want.items():
             missing, extra = copies - have[folder_id], have[folder_id] - copies

@@ -233,16 +233,16 @@ def test_a_deleted_state_adopts_what_the_target_holds(setup: Setup) -> None:
     config = load_config(setup.config_path)
     first = asyncio.run(operations.migrate(config, "run", workers=1))
     assert first.ok
-    count = assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins)
+    count = assert_same(setup.tenant, setup.config_path, setup.server, setup.logins)
     state = setup.config_path.parent / "state" / "hirondelle.sqlite"
     for leftover in state.parent.glob("hirondelle.sqlite*"):
         leftover.unlink()
     again = asyncio.run(operations.migrate(config, "run", workers=1))
     assert again.ok and again.tallies["mail"].copied == count  # each one found, not written
-    assert assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins) == count
+    assert assert_same(setup.tenant, setup.config_path, setup.server, setup.logins) == count
     state.write_bytes(b"")  # emptied, as a careless copy would leave it
     assert asyncio.run(operations.migrate(config, "run", workers=1)).ok
-    assert assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins) == count
+    assert assert_same(setup.tenant, setup.config_path, setup.server, setup.logins) == count
 
 
 def test_a_deleted_state_writes_no_second_copy_of_the_files(
@@ -285,7 +285,7 @@ def test_a_token_revoked_mid_run_is_renewed_not_fatal(setup: Setup) -> None:
     assert isinstance(result, RunResult), result
     assert result.ok, result.as_dict()
     assert setup.sandbox.stats()["unauthorized"] >= 1  # the revoked token was refused
-    assert_same(setup.tenant, setup.config_path, setup.dovecot, setup.logins)
+    assert_same(setup.tenant, setup.config_path, setup.server, setup.logins)
 
 
 def test_doctor_logs_in_as_every_owner_and_says_who_cannot(

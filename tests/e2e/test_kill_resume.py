@@ -15,7 +15,7 @@ from harness import assert_same, environment, write_config
 from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
-from hirondelle.tests.servers import DovecotServer
+from hirondelle.tests.servers import ImapReadBack, both_imap_servers
 
 KILLS = 5
 DEADLINE = 120.0
@@ -46,7 +46,8 @@ def wait_for(condition: object, process: subprocess.Popen[bytes]) -> bool:
     raise AssertionError("the run made no progress before the deadline")
 
 
-def test_kill_nine_five_times_then_resume(tmp_path: Path, dovecot: DovecotServer) -> None:
+@both_imap_servers
+def test_kill_nine_five_times_then_resume(tmp_path: Path, imap_server: ImapReadBack) -> None:
     rng = random.Random(int(os.environ.get("HIRONDELLE_KILL_SEED", "2026")))
     tenant = Tenant.generate(
         TenantSpec(
@@ -55,9 +56,9 @@ def test_kill_nine_five_times_then_resume(tmp_path: Path, dovecot: DovecotServer
     )
     faults = Faults(slow_seconds=0.03)  # stretch the run so the kills land mid-copy
     with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
-        logins = {user.upn: dovecot.new_user() for user in tenant.users}
-        config = write_config(tmp_path, sandbox, dovecot, logins)
-        env = environment(sandbox, dovecot)
+        logins = {user.upn: imap_server.new_user() for user in tenant.users}
+        config = write_config(tmp_path, sandbox, imap_server, logins)
+        env = environment(sandbox, imap_server)
         audit = tmp_path / "audit"
         killed = 0
         for attempt in range(KILLS):
@@ -77,7 +78,7 @@ def test_kill_nine_five_times_then_resume(tmp_path: Path, dovecot: DovecotServer
         final = start_run(config, env)
         _, err = final.communicate(timeout=DEADLINE)
         assert final.returncode == 0, err.decode()
-        assert_same(tenant, config, dovecot, logins)
+        assert_same(tenant, config, imap_server, logins)
         check = subprocess.run(
             [sys.executable, "-m", "hirondelle.cli", "-c", str(config), "verify"],
             env={**os.environ, **env},

@@ -11,7 +11,7 @@ from hirondelle.connectors.imap import ImapSession, ImapSettings, ImapTarget
 from hirondelle.mappings.mail import fingerprint_of
 from hirondelle.migrator.errors import OwnerFailed, SkipItem
 from hirondelle.migrator.model import Owner, Payload, TargetRef
-from hirondelle.tests.servers import DovecotServer, MailUser
+from hirondelle.tests.servers import CyrusServer, DovecotServer, MailUser
 
 
 def payload(number: int, body_bytes: int = 100) -> Payload:
@@ -100,3 +100,41 @@ def test_batches_keep_order_flags_and_dates(dovecot: DovecotServer, tmp_path: Pa
     ]
     assert all(m.flags == {"\\Seen"} for m in stored)
     assert all(m.internal_date == datetime(2022, 1, 1, tzinfo=UTC) for m in stored)
+
+
+def test_a_mailbox_full_of_keywords_keeps_the_message_without_its_new_keyword(
+    cyrus: CyrusServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cyrus keeps at most 100 keywords per mailbox ("Too many user flags in mailbox"):
+    the 101st category is left out, never the message, on APPEND as on a flag update."""
+    user = cyrus.new_user()
+    settings = ImapSettings(
+        host=cyrus.host,
+        port=cyrus.port,
+        security="plain",
+        password_file=cyrus.password_file(tmp_path / "passwords", user),
+    )
+    session = ImapTarget(settings).open(Owner(upn=user.login, source_id="x"))
+    payloads = [
+        Payload(
+            f"m{n}",
+            f"Subject: {n}\r\n\r\nbody\r\n".encode(),
+            f"sha256:{n}",
+            {"flags": ("\\Seen", f"Category{n}")},
+        )
+        for n in range(101)
+    ]
+    results = session.put_many("INBOX", payloads)
+    assert all(isinstance(result, TargetRef) for result in results)
+    stored = {m.content: m.flags for m in cyrus.read_mailbox(user.login, "INBOX")}
+    assert len(stored) == 101
+    assert stored[b"Subject: 100\r\n\r\nbody\r\n"] == {"\\Seen"}
+    assert stored[b"Subject: 99\r\n\r\nbody\r\n"] == {"\\Seen", "Category99"}
+    assert "stored without Category100" in caplog.text
+    first = results[0]
+    assert isinstance(first, TargetRef)
+    changed = Payload("m0", payloads[0].content, "sha256:0", {"flags": ("\\Flagged", "New")})
+    session.update(first, changed)
+    session.close()
+    stored = {m.content: m.flags for m in cyrus.read_mailbox(user.login, "INBOX")}
+    assert stored[b"Subject: 0\r\n\r\nbody\r\n"] == {"\\Flagged"}

@@ -16,7 +16,15 @@ from hirondelle.connectors.imap import ImapSettings, ImapTarget, read_password_f
 from hirondelle.migrator.errors import ConfigError, FatalError, OwnerFailed, Unreachable
 from hirondelle.migrator.model import Owner
 from hirondelle.migrator.registry import settings_of
-from hirondelle.tests.servers import DovecotServer, MailUser, TlsFiles, dovecot_server, free_port
+from hirondelle.tests.servers import (
+    MASTER_PASSWORD,
+    DovecotServer,
+    ImapReadBack,
+    MailUser,
+    TlsFiles,
+    dovecot_server,
+    free_port,
+)
 
 
 def owner(user: MailUser) -> Owner:
@@ -61,44 +69,74 @@ def test_a_missing_password_fails_that_owner(dovecot: DovecotServer, tmp_path: P
         ImapTarget(settings).open(Owner(upn="nobody@example.test", source_id="x"))
 
 
+@pytest.mark.parametrize(
+    ("imap_server", "master_login"),
+    [("dovecot", "separator"), ("dovecot", "authzid"), ("cyrus", "authzid")],
+    indirect=["imap_server"],
+)
 def test_master_user_logs_in_as_each_user(
-    dovecot: DovecotServer, mail_user: MailUser, monkeypatch: pytest.MonkeyPatch
+    imap_server: ImapReadBack, master_login: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HIRONDELLE_TEST_MASTER", dovecot.master_password)
+    """Dovecot's "user*admin" form, and the SASL PLAIN authorization id (RFC 4616) that
+    Dovecot's master users and Cyrus's admins/proxyservers both take."""
+    user = imap_server.new_user()
+    monkeypatch.setenv("HIRONDELLE_TEST_MASTER", imap_server.master_password)
     settings = ImapSettings(
-        host=dovecot.host,
-        port=dovecot.port,
+        host=imap_server.host,
+        port=imap_server.port,
         security="plain",
-        master_user=dovecot.master_user,
+        master_user=imap_server.master_user,
         master_password_env="HIRONDELLE_TEST_MASTER",
+        master_login=master_login,
     )
     session = ImapTarget(settings).open(
-        Owner(upn="ignored", source_id="x", target_login=mail_user.login)
+        Owner(upn="ignored", source_id="x", target_login=user.login)
     )
     from hirondelle.migrator.model import Payload
 
     session.put("INBOX", Payload("s", b"Subject: master\r\n\r\nhi\r\n", "sha256:x", {}))
     session.close()
-    assert [m.content for m in dovecot.read_mailbox(mail_user.login, "INBOX")] == [
+    assert [m.content for m in imap_server.read_mailbox(user.login, "INBOX")] == [
         b"Subject: master\r\n\r\nhi\r\n"
     ]
 
 
-def test_wrong_master_password_names_the_master_settings(
-    dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path
+@pytest.mark.parametrize(
+    ("imap_server", "master_login", "password"),
+    [
+        ("dovecot", "separator", "wrong-master-pw"),
+        ("cyrus", "authzid", "wrong-master-pw"),
+        ("cyrus", "separator", MASTER_PASSWORD),  # Cyrus knows no "user*admin" form
+    ],
+    indirect=["imap_server"],
+)
+def test_a_refused_master_login_names_the_master_settings(
+    imap_server: ImapReadBack, master_login: str, password: str, tmp_path: Path
 ) -> None:
-    (tmp_path / "master").write_text("wrong-master-pw\n")
+    (tmp_path / "master").write_text(f"{password}\n")
     (tmp_path / "master").chmod(0o600)
     settings = ImapSettings(
-        host=dovecot.host,
-        port=dovecot.port,
+        host=imap_server.host,
+        port=imap_server.port,
         security="plain",
-        master_user=dovecot.master_user,
+        master_user=imap_server.master_user,
         master_password_file=tmp_path / "master",
+        master_login=master_login,
     )
     with pytest.raises(FatalError, match="targets.mail.master_password_file") as raised:
-        ImapTarget(settings).open(owner(mail_user))
-    assert "wrong-master-pw" not in str(raised.value)
+        ImapTarget(settings).open(owner(imap_server.new_user()))
+    assert password not in str(raised.value)
+
+
+def test_an_unknown_master_login_form_is_refused() -> None:
+    with pytest.raises(ConfigError, match="separator, authzid") as raised:
+        ImapSettings(
+            host="imap.example.org",
+            master_user="admin",
+            master_password_env="X",
+            master_login="login*admin",
+        )
+    assert raised.value.setting == "targets.mail.master_login"
 
 
 def test_plain_text_is_refused_for_a_remote_host() -> None:

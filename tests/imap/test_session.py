@@ -11,7 +11,7 @@ from hirondelle.connectors.imap import ImapSession, ImapSettings, ImapTarget
 from hirondelle.mappings.mail import fingerprint_of
 from hirondelle.migrator.errors import Retriable
 from hirondelle.migrator.model import Container, Owner, Payload, TargetRef
-from hirondelle.tests.servers import DovecotServer, MailUser, free_port
+from hirondelle.tests.servers import DovecotServer, MailUser, cyrus_server, free_port
 
 
 def payload(text: str, flags: tuple[str, ...] = ()) -> Payload:
@@ -103,3 +103,36 @@ def test_without_literal_plus_move_and_uidplus(session: ImapSession) -> None:
     assert [e.fingerprint for e in session.listing("INBOX")] == [second.fingerprint]
     session.remove(moved)
     assert session.listing("Rangé") == []
+
+
+def test_folders_go_under_the_personal_namespace_prefix_the_server_names(
+    tmp_path: Path,
+) -> None:
+    """Cyrus without its alternate namespace (Debian's packaged imapd.conf) keeps every
+    folder of a user under "INBOX." (NAMESPACE answers (("INBOX." "."))) and refuses
+    CREATE elsewhere: folders, special-use ones included, are made under the prefix."""
+    with cyrus_server(altnamespace=False) as cyrus:
+        user = cyrus.new_user()
+        settings = ImapSettings(
+            host=cyrus.host,
+            port=cyrus.port,
+            security="plain",
+            password_file=cyrus.password_file(tmp_path / "passwords", user),
+        )
+        session = ImapTarget(settings).open(Owner(upn=user.login, source_id="x"))
+        inbox_child = Container("mail", "o", "1", ("Boîte", "Projets"), None, ("inbox", None))
+        top = Container("mail", "o", "2", ("Archives", "v1.2/final"))
+        sent = Container("mail", "o", "3", ("Éléments envoyés",), "sentitems", ("sentitems",))
+        archive = Container("mail", "o", "4", ("Archiv",), "archive", ("archive",))
+        names = [session.ensure_container(c) for c in (inbox_child, top, sent, archive)]
+        assert names == [
+            "INBOX.Projets",
+            "INBOX.Archives.v1\u20242\u2215final",
+            "INBOX.Sent",
+            "INBOX.Archive",
+        ]
+        for name in names:
+            ref = session.put(name, payload(f"in-{len(name)}"))
+            assert session.find(name, payload(f"in-{len(name)}"), frozenset()) == ref
+        session.close()
+        assert set(names) <= set(cyrus.mailboxes(user.login))

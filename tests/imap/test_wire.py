@@ -114,3 +114,18 @@ def test_flags_dates_and_append_command() -> None:
     assert b"".join(pieces) == b'APPEND "INBOX" () {3+}\r\na\r\n (\\Seen) "d" {2+}\r\nbc'
     assert pieces[-1] is big  # the content goes out as it is, never copied
     assert wire.stored_form(b"a\nb\r\nc\r") == b"a\r\nb\r\nc\r\n"
+
+
+@pytest.mark.parametrize(
+    ("answer", "prefix"),
+    [
+        ([b'(("" "/")) NIL NIL'], ""),  # Dovecot
+        ([b'(("" ".")) (("Other Users." ".")) (("Shared Folders." "."))'], ""),  # Cyrus
+        ([b'(("INBOX." ".")) (("user." ".")) (("" "."))'], "INBOX."),  # Cyrus, standard
+        ([b'(("Mes &AOk-l&AOk-ments/" "/"))'], "Mes &AOk-l&AOk-ments/"),
+        ([b"NIL NIL NIL"], ""),
+        ([None], ""),
+    ],
+)
+def test_personal_prefix_of_a_namespace_answer(answer: list[bytes | None], prefix: str) -> None:
+    assert wire.personal_prefix(answer) == prefix
