@@ -36,7 +36,6 @@ that separate levels or that IMAP servers refuse; each is replaced by a look-ali
 name reads the same:
   "/"  becomes "\u2215" (U+2215 DIVISION SLASH)      "Projets/2024" stays one level
   "."  becomes "\u2024" (U+2024 ONE DOT LEADER)
-  "\\"  becomes "\u29f5" (U+29F5 REVERSE SOLIDUS OPERATOR)
   "*"  becomes "\u2217" (U+2217 ASTERISK OPERATOR)
   "%"  becomes "\uff05" (U+FF05 FULLWIDTH PERCENT SIGN)
   a leading "~" becomes "\uff5e" (U+FF5E FULLWIDTH TILDE); an empty name becomes "Unnamed".

@@ -237,27 +237,60 @@ class ImapSession:
         return self._layout
 
     def ensure_container(self, container: Container) -> str:
-        """CREATE (and SUBSCRIBE) each missing level; the mailbox name, decoded. Idempotent."""
-        layout = self._known_layout()
-        roles = container.path_roles or (None,) * (len(container.path) - 1) + (container.role,)
-        segments = target_folder(container.path, roles, layout.special_use, layout.delimiter)
-        segments = _in_namespace(segments, layout.prefix)
-        for depth in range(1, len(segments) + 1):
-            self._create(join_folder(segments[:depth], layout.delimiter))
-        return join_folder(segments, layout.delimiter)
+        """CREATE (and SUBSCRIBE) each missing level; the mailbox name, decoded. Idempotent.
 
-    def _create(self, mailbox: str) -> None:
+        A name is first asked for as `target_folder` gives it; a server that refuses it
+        (Cyrus refuses " ; < > \\ ` { | } in names, and "/" with "." as delimiter) gets the
+        strict form, where those characters are look-alikes. A folder an earlier pass
+        created keeps its name either way."""
+        layout = self._known_layout()
+        plain, strict = (self._segments(container, layout, s) for s in (False, True))
+        refused = None
+        if join_folder(plain, layout.delimiter) not in layout.mailboxes or plain == strict:
+            refused = self._create_levels(plain, quiet=plain != strict)
+        if refused is None:
+            return join_folder(plain, layout.delimiter)
+        log.info(
+            "%s: the server refused the name (%s): look-alikes instead", refused[1], refused[0]
+        )
+        self._create_levels(strict, quiet=False)
+        return join_folder(strict, layout.delimiter)
+
+    @staticmethod
+    def _segments(container: Container, layout: _Layout, strict: bool) -> tuple[str, ...]:
+        roles = container.path_roles or (None,) * (len(container.path) - 1) + (container.role,)
+        segments = target_folder(
+            container.path, roles, layout.special_use, layout.delimiter, strict
+        )
+        return _in_namespace(segments, layout.prefix)
+
+    def _create_levels(self, segments: tuple[str, ...], quiet: bool) -> tuple[str, str] | None:
+        """CREATE each missing level; with `quiet`, a refused name is returned (the server's
+        text, the mailbox) rather than raised."""
+        for depth in range(1, len(segments) + 1):
+            mailbox = join_folder(segments[:depth], self._known_layout().delimiter)
+            refusal = self._create(mailbox, quiet)
+            if refusal is not None:
+                return refusal[1], mailbox
+        return None
+
+    def _create(self, mailbox: str, quiet: bool = False) -> tuple[Failure, str] | None:
+        """CREATE and SUBSCRIBE `mailbox` unless it is there. With `quiet`, a refusal
+        that may concern the name itself is returned instead of raised."""
         layout = self._known_layout()
         if mailbox.upper() == "INBOX" or mailbox in layout.mailboxes:
-            return
+            return None
         typ, data = self._call("CREATE", lambda c: c.create(_mailbox_arg(mailbox)), mailbox)
         refusal = self._refused(typ, data, "CREATE", mailbox)
         if refusal is not None and refusal[0] is not Failure.EXISTS:
+            if quiet and refusal[0] in (Failure.REFUSED, Failure.BROKEN):
+                return refusal
             self._raise(refusal, "CREATE", mailbox)
         typ, data = self._call("SUBSCRIBE", lambda c: c.subscribe(_mailbox_arg(mailbox)), mailbox)
         if typ != "OK":
             log.warning("cannot subscribe to mailbox %r: %s", mailbox, wire.text_of(data))
         layout.mailboxes.add(mailbox)
+        return None
 
     def _create_path(self, mailbox: str) -> None:
         """Create `mailbox` and its parents (after a TRYCREATE)."""

@@ -67,9 +67,15 @@ _CHAR_REPLACEMENTS: Mapping[str, str] = MappingProxyType(
         ".": "\u2024",  # ONE DOT LEADER
         "*": "\u2217",  # ASTERISK OPERATOR: a LIST wildcard (RFC 3501 section 6.3.8)
         "%": "\uff05",  # FULLWIDTH PERCENT SIGN: a LIST wildcard
-        # Cyrus IMAP refuses these in any name ("Invalid mailbox name"; with "." as its
-        # delimiter, "/" too); replaced everywhere so that a folder has the same name on
-        # every server.
+    }
+)
+# Characters some servers refuse in any name (Cyrus IMAP: "Invalid mailbox name"; with "." as
+# its delimiter, "/" too), replaced only for a server that refused the plain form
+# (`clean_segment(strict=True)`): on the others a folder keeps the name earlier versions gave
+# it, so an upgrade never splits a folder in two.
+_STRICT_REPLACEMENTS: Mapping[str, str] = MappingProxyType(
+    {
+        **_CHAR_REPLACEMENTS,
         "/": "\u2215",  # DIVISION SLASH, as for the "/" delimiter
         "\\": "\u29f5",  # REVERSE SOLIDUS OPERATOR
         '"': "\uff02",  # FULLWIDTH QUOTATION MARK
@@ -180,21 +186,22 @@ def _shorten(name: str) -> str:
     return name.rstrip() + suffix
 
 
-def clean_segment(name: str) -> str:
+def clean_segment(name: str, strict: bool = False) -> str:
     """One folder name made acceptable to IMAP servers and file systems, deterministically.
 
     In this order: NFC normalisation; control characters (refused by Dovecot) become
     spaces; "." becomes U+2024 (refused by Dovecot's Maildir++ layout, and a delimiter
-    elsewhere), the LIST wildcards "*" and "%" become U+2217 and U+FF05, "/" becomes
-    U+2215 and "\\" U+29F5, and the other characters Cyrus refuses (" ; < > ` { | })
-    their fullwidth forms, so that a name is the same whatever the server; surrounding
+    elsewhere), the LIST wildcards "*" and "%" become U+2217 and U+FF05; with `strict` (for
+    a server that refused the plain form), "/" becomes U+2215 and "\\" U+29F5, and the other
+    characters Cyrus refuses (" ; < > ` { | }) their fullwidth forms; surrounding
     whitespace is stripped; an empty result becomes "Unnamed"; a leading "~" (refused by
     Dovecot) becomes U+FF5E; a name whose modified UTF-7 form exceeds `MAX_SEGMENT_BYTES`
     is cut and ends with "~" and 8 hex digits of its SHA-256, so cut names stay distinct.
     """
     name = unicodedata.normalize("NFC", name)
     name = "".join(" " if unicodedata.category(c) == "Cc" else c for c in name)
-    name = "".join(_CHAR_REPLACEMENTS.get(c, c) for c in name).strip()
+    replacements = _STRICT_REPLACEMENTS if strict else _CHAR_REPLACEMENTS
+    name = "".join(replacements.get(c, c) for c in name).strip()
     if not name:
         return UNNAMED
     if name.startswith("~"):
@@ -218,6 +225,7 @@ def target_folder(
     path_roles: tuple[str | None, ...],
     special_use: Mapping[str, str],
     delimiter: str | None = None,
+    strict: bool = False,
 ) -> tuple[str, ...]:
     """The target folder's segments (human-readable, not encoded) for a Graph folder path.
 
@@ -241,7 +249,7 @@ def target_folder(
         elif role is not None and role in SPECIAL_USE_ROLES:
             segments = _special_name(SPECIAL_USE_ROLES[role], special_use, delimiter)
         else:
-            segment = clean_segment(name)
+            segment = clean_segment(name, strict)
             if not segments and segment.casefold() == INBOX.casefold():
                 segment += "_"
             segments.append(segment)

@@ -30,7 +30,7 @@ def test_each_archive_root_gets_the_readme(kind: type, tmp_path: Path) -> None:
 
 def test_the_readme_names_every_character_the_mail_names_change() -> None:
     changed = {
-        **mail_folders._DELIMITER_LOOKALIKES,
+        "/": mail_folders.delimiter_lookalike("/"),  # the archive's delimiter
         **mail_folders._CHAR_REPLACEMENTS,
         "~": mail_folders._LEADING_TILDE,
     }

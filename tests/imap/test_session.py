@@ -11,7 +11,15 @@ from hirondelle.connectors.imap import ImapSession, ImapSettings, ImapTarget
 from hirondelle.mappings.mail import fingerprint_of
 from hirondelle.migrator.errors import Retriable
 from hirondelle.migrator.model import Container, Owner, Payload, TargetRef
-from hirondelle.tests.servers import DovecotServer, MailUser, cyrus_server, free_port
+from hirondelle.tests.servers import (
+    CyrusServer,
+    DovecotServer,
+    ImapReadBack,
+    MailUser,
+    both_imap_servers,
+    cyrus_server,
+    free_port,
+)
 
 
 def payload(text: str, flags: tuple[str, ...] = ()) -> Payload:
@@ -136,3 +144,36 @@ def test_folders_go_under_the_personal_namespace_prefix_the_server_names(
             assert session.find(name, payload(f"in-{len(name)}"), frozenset()) == ref
         session.close()
         assert set(names) <= set(cyrus.mailboxes(user.login))
+
+
+@both_imap_servers
+def test_a_name_the_server_refuses_gets_look_alikes_and_others_keep_theirs(
+    imap_server: ImapReadBack, tmp_path: Path
+) -> None:
+    """Cyrus refuses " ; < > { | } in names: it gets their look-alikes; Dovecot takes them,
+    so a folder there keeps the name earlier versions gave it. Either way a second session
+    finds the same folder, and nothing is created twice."""
+    user = imap_server.new_user()
+    settings = ImapSettings(
+        host=imap_server.host,
+        port=imap_server.port,
+        security="plain",
+        password_file=imap_server.password_file(tmp_path / "passwords", user),
+    )
+    folder = Container("mail", "o", "1", ('Clients "VIP"; <Europe> | {2024}',))
+    first = ImapTarget(settings).open(Owner(upn=user.login, source_id="x"))
+    name = first.ensure_container(folder)
+    ref = first.put(name, payload("in-refused-name"))
+    first.close()
+    refused = isinstance(imap_server, CyrusServer)
+    expected = (
+        "Clients \uff02VIP\uff02\uff1b \uff1cEurope\uff1e \uff5c \uff5b2024\uff5d"
+        if refused
+        else 'Clients "VIP"; <Europe> | {2024}'
+    )
+    assert name == expected
+    again = ImapTarget(settings).open(Owner(upn=user.login, source_id="x"))
+    assert again.ensure_container(folder) == name
+    assert again.find(name, payload("in-refused-name"), frozenset()) == ref
+    again.close()
+    assert [m for m in imap_server.mailboxes(user.login) if "Europe" in m] == [name]
