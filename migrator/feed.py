@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from .errors import Retriable
@@ -54,6 +54,8 @@ class ContentFeed:
         self._whole = False  # every byte went through the buffer, in order, once
         self._streamed: Blob | None = None  # the copy whose bytes went through
         self.task: asyncio.Task[None] | None = None  # the download, for `discard`
+        # told each chunk's length as it arrives, for progress within a large file
+        self.on_bytes: Callable[[int], None] | None = None
 
     # -- the download's side (event loop) --
 
@@ -61,6 +63,8 @@ class ContentFeed:
         """Hand bytes on, `CHUNK_BYTES` at a time; waits while the buffer is full (the
         upload is behind)."""
         if self._flowing and chunk:
+            if self.on_bytes is not None:
+                self.on_bytes(len(chunk))
             self._gathered.append(chunk)
             self._gathered_bytes += len(chunk)
             if self._gathered_bytes >= CHUNK_BYTES:

@@ -63,6 +63,10 @@ class Tally:
         }
 
 
+def _key(container: Container, item: Item) -> tuple[str, str, str]:
+    return (container.owner, container.source_id, item.source_id)
+
+
 def _readable_path(item: Item) -> str | None:
     """Where the item sits at the source, as its owner names it (files: its path)."""
     path = item.meta.get("path") if isinstance(item.meta, Mapping) else None
@@ -79,6 +83,15 @@ class Ledger:
     def __init__(self, workloads: list[str], audit: AuditLog, reporter: Reporter) -> None:
         self.tallies = {name: Tally() for name in workloads}
         self.audit, self.reporter = audit, reporter
+        # bytes of items still arriving already shown as progress, by (owner, unit, item)
+        self._streamed: dict[tuple[str, str, str], int] = {}
+
+    def streaming(self, container: Container, item: Item, size: int) -> None:
+        """`size` more bytes of a large item arrived (shown at once; `item` counts the rest
+        when the item is written, so a bar moves during a long transfer)."""
+        key = _key(container, item)
+        self._streamed[key] = self._streamed.get(key, 0) + size
+        self.reporter.advance(container.workload, 0, size)
 
     def item(
         self,
@@ -102,7 +115,8 @@ class Ledger:
         if counter is not None:
             setattr(tally, counter, getattr(tally, counter) + 1)
         tally.bytes += size or 0
-        self.reporter.advance(container.workload, 1, size or 0)
+        streamed = self._streamed.pop(_key(container, item), 0)
+        self.reporter.advance(container.workload, 1, (size or 0) - streamed)
         self.audit.record(
             action,
             result,

@@ -28,7 +28,7 @@ from ..state.store import Outcome, Store
 from .errors import ItemError, Retriable
 from .ledger import Ledger
 from .memory import MemoryGate
-from .model import Container, Item, Payload, TargetRef
+from .model import Blob, Container, Item, Payload, TargetRef
 from .protocols import LiveSource, TargetSession
 from .session import OwnerSession
 from .workload import RunOptions, Workload
@@ -252,6 +252,10 @@ class Writer:
             source = self.workload.source
             if self.workload.target.capabilities.live_content and isinstance(source, LiveSource):
                 content = await source.fetch_live(self.container, entry.item)
+                if isinstance(content, Blob) and content.live is not None:
+                    content.live.on_bytes = partial(
+                        self.ledger.streaming, self.container, entry.item
+                    )
             else:
                 content = await source.fetch(self.container, entry.item)
         except (ItemError, Retriable) as exc:

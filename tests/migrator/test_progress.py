@@ -46,3 +46,44 @@ def test_the_live_display_estimates_time_only_once_every_owner_started() -> None
         task = reporter._progress.tasks[0]
         assert task.total == 10 and task.fields["settled"]
         assert task.fields["size"] == "4 MB written"
+
+
+class Recorded:
+    """A `Reporter` that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.items = self.bytes = 0
+
+    def add_total(self, workload: str, items: int) -> None:
+        return None
+
+    def advance(self, workload: str, items: int, size: int) -> None:
+        self.items += items
+        self.bytes += size
+
+
+def test_a_large_items_bytes_show_as_they_arrive_and_count_once() -> None:
+    import asyncio
+
+    from hirondelle.migrator.audit import AuditLog
+    from hirondelle.migrator.feed import CHUNK_BYTES, ContentFeed
+    from hirondelle.migrator.ledger import Ledger
+    from hirondelle.migrator.model import Container, Item
+
+    reporter = Recorded()
+    ledger = Ledger(["files"], AuditLog(None, 0), reporter)
+    drive = Container("files", "alice@example.test", "drive-1", ("OneDrive",))
+    big = Item("file-1", "v1", {"path": "/Vidéos/film.mkv"})
+
+    async def download() -> None:
+        feed = ContentFeed(asyncio.get_running_loop(), 3 * CHUNK_BYTES, chunks=8)
+        feed.on_bytes = lambda size: ledger.streaming(drive, big, size)
+        for _ in range(3):
+            await feed.push(b"x" * CHUNK_BYTES)
+            assert reporter.items == 0  # bytes move before the item is written
+
+    asyncio.run(download())
+    assert reporter.bytes == 3 * CHUNK_BYTES
+    ledger.item("put", "done", drive, big, size=3 * CHUNK_BYTES)
+    assert (reporter.items, reporter.bytes) == (1, 3 * CHUNK_BYTES)  # not counted twice
+    assert ledger.tallies["files"].bytes == 3 * CHUNK_BYTES
