@@ -3,7 +3,8 @@
 It starts the Graph sandbox in-process (HTTPS with a throwaway CA, so the real
 azure-identity and msgraph-sdk code paths run), plans, copies every mailbox into
 the `archive` target under the chosen folder, changes the tenant (new mail, flag
-changes, moves, deletions), syncs, verifies and returns a summary per workload.
+changes, moves, deletions), syncs, verifies, writes the plan and the run report as HTML
+pages (`plan.html`, `report.html`) and returns a summary per workload.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from .operations import check, migrate, plan
 from .workload import Reporter
 
 SECRET_ENV = "HIRONDELLE_DEMO_CLIENT_SECRET"
+DEMO_WINDOW = 8 * 3600.0  # the waves of the demo's plan page: a working day
 OWNED = ("state", "archive", "audit")  # what a previous demo left in the folder
+PAGES = ("plan.html", "report.html")  # and the pages it wrote
 
 
 def demo_config(sandbox: SandboxServer, directory: Path) -> Config:
@@ -60,6 +63,8 @@ def run_demo(
     directory.mkdir(parents=True, exist_ok=True)
     for name in OWNED:
         shutil.rmtree(directory / name, ignore_errors=True)
+    for name in PAGES:
+        (directory / name).unlink(missing_ok=True)
     spec = TenantSpec(
         seed=seed,
         users=users,
@@ -82,11 +87,19 @@ async def _demo(
     reporter: Reporter | None,
     say: Callable[[str], None],
 ) -> dict[str, dict[str, Any]]:
-    planned = await plan(config)
+    from ..report.page import default_language, write_page
+    from ..report.pages import plan_page, report_title, run_report
+    from ..report.plan_digest import PlanDigest
+
+    language, title = default_language(), report_title(config)
+    digest = PlanDigest()
+    planned = await plan(config, sink=digest)
     say(
         f"plan: {planned.owners} owners (mailboxes, sites), {planned.items} items, "
-        f"{planned.bytes / 1e6:.1f} MB, {len(planned.findings)} findings"
+        f"{planned.bytes / 1e6:.1f} MB, {planned.finding_count} findings"
     )
+    page = plan_page(planned, digest, config.users, DEMO_WINDOW, language, title)
+    write_page(config.base_dir / PAGES[0], page, "--dir")
     first = await migrate(config, "run", reporter)
     changed = sandbox.mutate(
         Mutation(
@@ -142,5 +155,7 @@ async def _demo(
             "differences": len(report.differences),
         }
         say(f"{name}: {summary[name]}")
+    write_page(config.base_dir / PAGES[1], run_report(config, language), "--dir")
     say(f"archive written under {config.base_dir / 'archive'}")
+    say(f"plan and report pages: {config.base_dir / PAGES[0]}, {config.base_dir / PAGES[1]}")
     return summary
