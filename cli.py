@@ -283,7 +283,6 @@ def plan(
 ) -> None:
     """Dry run: inventory, findings and a time estimate. Writes nothing to the target.
     Exits 1 when it finds blockers (items the run would leave unwritten)."""
-    config = _config(ctx)
     window_seconds = _window(window, html_path)
     digest = None
     if html_path is not None:
@@ -292,6 +291,7 @@ def plan(
 
         check_writable(html_path, "--html")
         digest = PlanDigest()
+    config = _config(ctx)
 
     def run(sinks: Sinks | None = None) -> Plan:
         return asyncio.run(
@@ -594,8 +594,8 @@ def report(ctx: click.Context, html_path: Path, lang: str | None) -> None:
     from .report.page import check_writable, write_page
     from .report.pages import run_report
 
-    config = _config(ctx)
     check_writable(html_path, "--html")
+    config = _config(ctx)
     write_page(html_path, run_report(config, lang or default_language()), "--html")
     click.echo(f"wrote {html_path}")
 
