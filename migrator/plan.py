@@ -65,6 +65,9 @@ class Finding:
     owner: str
     container: str
     detail: str
+    # Where it lands on the target, when the finding's own path is renamed there (a file's
+    # mapped path under its drive's target folder); "" when the container's target name says it.
+    target: str = ""
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ def plan_page(
     title: str,
 ) -> str:
     context = {**_common(language, title), **plan_context(plan, digest, logins, window_seconds)}
+    context["not_counted"] = [context["workload_names"].get(n, n) for n in plan.not_counted]
     context["charts"] = _plan_charts(context, language)
     return render("plan.html.j2", language, context)
 

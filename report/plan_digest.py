@@ -98,7 +98,7 @@ class PlanDigest:
         )
         group.count += 1
         group.owners.add(finding.owner)
-        shown = Shown(finding, target_path(finding.container, targets))
+        shown = Shown(finding, finding.target or target_path(finding.container, targets))
         if len(group.examples) < EXAMPLES:
             group.examples.append(shown)
         if finding.kind == LARGEST_KIND:

@@ -261,6 +261,11 @@ def test_the_plan_page_is_self_contained_in_french_with_the_plan_s_figures(
     order = {"BLOQUANTS": 0, "AVERTISSEMENTS": 1, "INFORMATIONS": 2}
     assert [order[s] for s in severities] == sorted(order[s] for s in severities)
     assert ("BLOQUANTS" in severities) == (pages.plan_exit == 1)
+    # a renamed folder or file is named with the path it takes on the target
+    renamed = browser.find_elements("css selector", "table[data-kind=renamed] tbody tr")
+    pairs = {(c[1].text, c[2].text) for r in renamed for c in [r.find_elements("tag name", "td")]}
+    assert any(source == SCRIPT_NAME for source, _ in pairs), pairs
+    assert all(target and target != source for source, target in pairs), pairs
     # waves of one hour: every owner in exactly one wave
     waves = cell_texts(browser, "wave-table", 5)
     assert sorted(o for w in waves for o in w.split(", ")) == sorted(owners)
