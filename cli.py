@@ -132,9 +132,11 @@ Examples:
   hirondelle init migration/             write hirondelle.toml and users.csv to fill in
   hirondelle -c migration/hirondelle.toml doctor
   hirondelle plan --csv plan.csv         the inventory, findings and a time estimate
+  hirondelle plan --html plan.html       the same as a page for the client (--window 48h: waves)
   hirondelle run                         copy everything (again: resumes where it stopped)
   hirondelle sync                        carry what changed since, until the cut-over
   hirondelle verify                      compare source and target folder by folder
+  hirondelle report --html report.html   what the runs did, as a page for the client
   hirondelle demo                        the whole flow on the built-in sandbox tenant"""
 
 
@@ -243,6 +245,7 @@ def doctor(ctx: click.Context) -> None:
 )
 @click.option(
     "--window",
+    metavar="DURATION",
     help="With --html: split the owners into waves that each fit a window this long "
     "(48h, 90m, 2d) under the estimate.",
 )
