@@ -215,6 +215,7 @@ class RunDigest:
             "differences": self.differences,
             "difference_count": self.difference_count,
             "listed": LISTED,
+            "written_minutes": len(self.minutes),
         }
 
 
