@@ -86,6 +86,11 @@ def plan_page(
 ) -> str:
     context = {**_common(language, title), **plan_context(plan, digest, logins, window_seconds)}
     context["not_counted"] = [context["workload_names"].get(n, n) for n in plan.not_counted]
+    formats, workload_names = Formats(language), context["workload_names"]
+    context["rates"] = ", ".join(
+        f"{formats.number(rate, 1)} ({workload_names.get(name, name)})"
+        for name, rate in plan.rates.items()
+    )
     context["charts"] = _plan_charts(context, language)
     return render("plan.html.j2", language, context)
 

@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..migrator.plan import SEVERITIES, Finding, Plan, PlanRow
+from ..migrator.plan import SEVERITIES, Finding, Plan, PlanRow, estimate_seconds, job_seconds
 from .waves import OwnerLoad, Wave, pack_waves
 
 LARGEST = 20  # folders in the largest-folders table
@@ -134,8 +134,13 @@ class PlanDigest:
     def largest_file_list(self) -> list[Shown]:
         return [f for _, _, f in sorted(self.largest_files, key=lambda e: (-e[0], e[1]))]
 
-    def loads(self) -> list[OwnerLoad]:
-        return [OwnerLoad(o.owner, o.requests, o.items, o.bytes) for o in self.owners.values()]
+    def loads(self, rates: dict[str, float]) -> list[OwnerLoad]:
+        """Each owner's jobs (a workload each) in seconds, at each workload's rate."""
+        return [OwnerLoad(o.owner, _jobs(o, rates), o.items, o.bytes) for o in self.owners.values()]
+
+
+def _jobs(owner: OwnerTotals, rates: dict[str, float]) -> tuple[float, ...]:
+    return tuple(job_seconds(t.requests, rates.get(w, 0.0)) for w, t in owner.workloads.items())
 
 
 def target_path(container: str, targets: dict[str, str]) -> str:
@@ -159,11 +164,11 @@ def plan_context(
     window_seconds: float | None,
 ) -> dict[str, Any]:
     """Everything the plan template reads."""
-    rate = plan.requests_per_second
     owners = digest.sorted_owners()
+    concurrency = plan.owner_concurrency
     waves: list[Wave] = []
     if window_seconds:
-        waves = pack_waves(digest.loads(), window_seconds, rate, plan.owner_concurrency)
+        waves = pack_waves(digest.loads(plan.rates), window_seconds, concurrency)
     groups = digest.sorted_groups()
     return {
         "plan": plan,
@@ -172,7 +177,10 @@ def plan_context(
         "workload_owners": digest.workload_owners,
         "owners": owners[:OWNERS_SHOWN],
         "owners_left": max(0, len(owners) - OWNERS_SHOWN),
-        "owner_seconds": {o.owner: o.requests / rate if rate > 0 else 0.0 for o in owners},
+        "owner_seconds": {
+            o.owner: estimate_seconds(list(_jobs(o, plan.rates)), 1.0, concurrency)
+            for o in owners[:OWNERS_SHOWN]
+        },
         "logins": [(o.owner, logins.get(o.owner.lower(), "")) for o in owners[:OWNERS_SHOWN]],
         "has_logins": bool(logins),
         "largest": digest.largest_rows(),

@@ -1,11 +1,12 @@
 """Owners packed into waves that each fit a migration window, under the plan's estimate.
 
-The assumption is the plan's own (`migrator.plan.estimate_seconds`): within a wave, owners run
-`owner_concurrency` at a time, each at most at its Graph budget's request rate; waves run one
-after the other, each in its own window. Packing is first-fit decreasing: the longest owners
-first, each into the first wave it still fits in. An owner longer than the window alone gets a
-wave of its own, marked as such (a window cannot split one mailbox's first copy; a run resumes
-where the window closed it, and the next window finishes it).
+The assumption is the plan's own (`migrator.plan.estimate_seconds`): within a wave, the owners'
+jobs (one per owner and workload) run `owner_concurrency` at a time, each at most at its
+workload's Graph budget rate; waves run one after the other, each in its own window. Packing
+is first-fit decreasing: the longest owners first, each into the first wave it still fits in.
+An owner longer than the window alone gets a wave of its own, marked as such (a window cannot
+split one mailbox's first copy; a run resumes where the window closed it, and the next window
+finishes it).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from ..migrator.plan import estimate_seconds
 @dataclass
 class Wave:
     owners: list[str] = field(default_factory=list)
-    requests: list[int] = field(default_factory=list)
+    jobs: list[float] = field(default_factory=list)  # seconds of each job at its rate
     items: int = 0
     bytes: int = 0
     seconds: float = 0.0
@@ -28,27 +29,25 @@ class Wave:
 @dataclass(frozen=True)
 class OwnerLoad:
     owner: str
-    requests: int
+    jobs: tuple[float, ...]  # seconds of each of its jobs (a workload each) at its rate
     items: int
     bytes: int
 
 
-def pack_waves(
-    owners: list[OwnerLoad], window_seconds: float, rate: float, concurrency: int
-) -> list[Wave]:
+def pack_waves(owners: list[OwnerLoad], window_seconds: float, concurrency: int) -> list[Wave]:
     """The owners in as few waves as first-fit decreasing finds, each within the window."""
     waves: list[Wave] = []
-    for load in sorted(owners, key=lambda o: (-o.requests, o.owner)):
+    for load in sorted(owners, key=lambda o: (-sum(o.jobs), o.owner)):
         for wave in waves:
             if wave.over_window:
                 continue
-            seconds = estimate_seconds([*wave.requests, load.requests], rate, concurrency)
+            seconds = estimate_seconds([*wave.jobs, *load.jobs], 1.0, concurrency)
             if seconds <= window_seconds:
                 _add(wave, load, seconds)
                 break
         else:
             wave = Wave()
-            seconds = estimate_seconds([load.requests], rate, concurrency)
+            seconds = estimate_seconds(list(load.jobs), 1.0, concurrency)
             _add(wave, load, seconds)
             wave.over_window = seconds > window_seconds
             waves.append(wave)
@@ -57,7 +56,7 @@ def pack_waves(
 
 def _add(wave: Wave, load: OwnerLoad, seconds: float) -> None:
     wave.owners.append(load.owner)
-    wave.requests.append(load.requests)
+    wave.jobs.extend(load.jobs)
     wave.items += load.items
     wave.bytes += load.bytes
     wave.seconds = seconds

@@ -60,12 +60,14 @@ def test_a_window_is_read_in_hours_minutes_days_or_seconds() -> None:
 def test_waves_fit_the_window_and_hold_every_owner_once() -> None:
     rate, concurrency, window = 10.0, 2, 3600.0
     sizes = [30_000, 20_000, 20_000, 9_000, 5_000, 5_000, 4_000, 1_000, 50_000]
-    loads = [OwnerLoad(f"user{n}@example.test", r, r, r * 1000) for n, r in enumerate(sizes)]
-    waves = pack_waves(loads, window, rate, concurrency)
+    loads = [
+        OwnerLoad(f"user{n}@example.test", (r / rate,), r, r * 1000) for n, r in enumerate(sizes)
+    ]
+    waves = pack_waves(loads, window, concurrency)
     owners = [o for w in waves for o in w.owners]
     assert sorted(owners) == sorted(o.owner for o in loads)
     for wave in waves:
-        assert wave.seconds == estimate_seconds(wave.requests, rate, concurrency)
+        assert wave.seconds == estimate_seconds(wave.jobs, 1.0, concurrency)
         assert wave.over_window == (wave.seconds > window)
         assert not wave.over_window or len(wave.owners) == 1
     # the 50,000-request owner (5,000 s alone) cannot fit one hour: a wave of its own
@@ -93,7 +95,7 @@ def test_a_finding_is_placed_under_its_folder_s_target_name() -> None:
 
 
 def test_the_plan_s_page_keeps_bounded_lists_for_a_large_tenant() -> None:
-    digest, plan = PlanDigest(), Plan(requests_per_second=20.0, owner_concurrency=8)
+    digest, plan = PlanDigest(), Plan(owner_concurrency=8, rates={"mail": 16.0, "files": 20.0})
     owners = 3000
     for n in range(owners):
         owner = f"user{n:05d}@example.test"
