@@ -44,6 +44,8 @@ def names(language: str) -> dict[str, dict[str, str]]:
             "channel": _("Teams channel"),
             "deleted": _("Deleted messages"),
             "largest": _("Largest files"),
+            "shared": _("Shared item: its sharing is not carried"),
+            "collision": _("Two files with one target name"),
         },
         "status_names": {
             "queued": _("queued"),

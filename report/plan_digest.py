@@ -19,7 +19,7 @@ from .waves import OwnerLoad, Wave, pack_waves
 LARGEST = 20  # folders in the largest-folders table
 EXAMPLES = 25  # findings shown per kind
 OWNERS_SHOWN = 2000  # owners in the per-owner and login tables (the largest first)
-SHARING_KINDS = ("remote-item",)  # findings about what is shared from elsewhere
+SHARING_KINDS = ("shared", "remote-item")  # items shared from a drive, or from elsewhere
 LARGEST_KIND = "largest"  # a drive's largest files (`mappings.files`), detail "… (N bytes)"
 BYTES = re.compile(r"\(([\d,]+) bytes\)")
 

@@ -266,6 +266,9 @@ def test_the_plan_page_is_self_contained_in_french_with_the_plan_s_figures(
     pairs = {(c[1].text, c[2].text) for r in renamed for c in [r.find_elements("tag name", "td")]}
     assert any(source == SCRIPT_NAME for source, _ in pairs), pairs
     assert all(target and target != source for source, target in pairs), pairs
+    # the sandbox's shared folders, named with their target paths
+    shared = cell_texts(browser, "shared-table", 2)
+    assert shared and all(path.startswith("OneDrive/") for path in shared), shared
     # waves of one hour: every owner in exactly one wave
     waves = cell_texts(browser, "wave-table", 5)
     assert sorted(o for w in waves for o in w.split(", ")) == sorted(owners)
