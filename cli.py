@@ -331,14 +331,10 @@ def plan(
             _duration(result.estimate_seconds),
         )
     if html_path is not None and digest is not None:
-        from .report.page import write_page
-        from .report.pages import plan_page, report_title
+        from .report.pages import write_plan_page
 
         language = lang or default_language()
-        html = plan_page(
-            result, digest, config.users, window_seconds, language, report_title(config)
-        )
-        write_page(html_path, html, "--html")
+        write_plan_page(html_path, result, digest, config, window_seconds, language)
         _notice(f"wrote {html_path}")
     if result.blockers:
         sys.exit(EXIT_PARTIAL)
@@ -594,12 +590,11 @@ def report(ctx: click.Context, html_path: Path, lang: str | None) -> None:
     """The client's report of the runs, syncs and checks so far, from the state database and
     the audit logs: per owner and workload, failures, verify differences, throughput, skipped
     items."""
-    from .report.page import check_writable, write_page
-    from .report.pages import run_report
+    from .report.page import check_writable
+    from .report.pages import write_run_report
 
     check_writable(html_path, "--html")
-    config = _config(ctx)
-    write_page(html_path, run_report(config, lang or default_language()), "--html")
+    write_run_report(html_path, _config(ctx), lang or default_language())
     click.echo(f"wrote {html_path}")
 
 

@@ -87,19 +87,20 @@ async def _demo(
     reporter: Reporter | None,
     say: Callable[[str], None],
 ) -> dict[str, dict[str, Any]]:
-    from ..report.page import default_language, write_page
-    from ..report.pages import plan_page, report_title, run_report
+    from ..report.page import default_language
+    from ..report.pages import write_plan_page, write_run_report
     from ..report.plan_digest import PlanDigest
 
-    language, title = default_language(), report_title(config)
+    language = default_language()
     digest = PlanDigest()
     planned = await plan(config, sink=digest)
     say(
         f"plan: {planned.owners} owners (mailboxes, sites), {planned.items} items, "
         f"{planned.bytes / 1e6:.1f} MB, {planned.finding_count} findings"
     )
-    page = plan_page(planned, digest, config.users, DEMO_WINDOW, language, title)
-    write_page(config.base_dir / PAGES[0], page, "--dir")
+    write_plan_page(
+        config.base_dir / PAGES[0], planned, digest, config, DEMO_WINDOW, language, "--dir"
+    )
     first = await migrate(config, "run", reporter)
     changed = sandbox.mutate(
         Mutation(
@@ -155,7 +156,7 @@ async def _demo(
             "differences": len(report.differences),
         }
         say(f"{name}: {summary[name]}")
-    write_page(config.base_dir / PAGES[1], run_report(config, language), "--dir")
+    write_run_report(config.base_dir / PAGES[1], config, language, "--dir")
     say(f"archive written under {config.base_dir / 'archive'}")
     say(f"plan and report pages: {config.base_dir / PAGES[0]}, {config.base_dir / PAGES[1]}")
     return summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from markupsafe import Markup
@@ -10,7 +11,7 @@ from markupsafe import Markup
 from ..migrator.config import Config
 from ..migrator.plan import SEVERITIES, Plan
 from . import charts
-from .page import Formats, render, translations
+from .page import Formats, render, translations, write_page
 from .plan_digest import PlanDigest, plan_context
 from .run_digest import RunDigest
 
@@ -170,3 +171,22 @@ def run_report(config: Config, language: str) -> str:
 def report_title(config: Config) -> str:
     """The migration's name on the pages: the folder its configuration lives in."""
     return config.base_dir.name or str(config.base_dir)
+
+
+def write_plan_page(
+    path: Path,
+    plan: Plan,
+    digest: PlanDigest,
+    config: Config,
+    window_seconds: float | None,
+    language: str,
+    option: str = "--html",
+) -> None:
+    """The plan's page for `config`'s migration, written whole to `path`."""
+    html = plan_page(plan, digest, config.users, window_seconds, language, report_title(config))
+    write_page(path, html, option)
+
+
+def write_run_report(path: Path, config: Config, language: str, option: str = "--html") -> None:
+    """The run report of `config`'s state and audit logs, written whole to `path`."""
+    write_page(path, run_report(config, language), option)
