@@ -175,6 +175,7 @@ def plan_context(
         "summary": plan.summary(),
         "workloads": digest.workloads,
         "workload_owners": digest.workload_owners,
+        "owner_count": len(owners),  # distinct owners (the plan's figure is per workload)
         "owners": owners[:OWNERS_SHOWN],
         "owners_left": max(0, len(owners) - OWNERS_SHOWN),
         "owner_seconds": {

@@ -247,6 +247,8 @@ def test_the_plan_page_is_self_contained_in_french_with_the_plan_s_figures(
     # owners sorted by size, the largest first; every selected user listed with its login
     owners = cell_texts(browser, "owner-table", 0)
     assert {u.upn for u in pages.tenant.users} <= set(owners)
+    footer = browser.find_elements("css selector", "#workload-table tfoot td")[1].text
+    assert int(footer) == len(owners)  # every owner once, whatever its workloads
     logins = dict(
         zip(
             cell_texts(browser, "login-table", 0),
