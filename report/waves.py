@@ -20,6 +20,8 @@ from ..migrator.plan import estimate_seconds
 class Wave:
     owners: list[str] = field(default_factory=list)
     jobs: list[float] = field(default_factory=list)  # seconds of each job at its rate
+    longest: float = 0.0  # its longest job, and all its jobs' seconds added up
+    total: float = 0.0
     items: int = 0
     bytes: int = 0
     seconds: float = 0.0
@@ -38,10 +40,12 @@ def pack_waves(owners: list[OwnerLoad], window_seconds: float, concurrency: int)
     """The owners in as few waves as first-fit decreasing finds, each within the window."""
     waves: list[Wave] = []
     for load in sorted(owners, key=lambda o: (-sum(o.jobs), o.owner)):
+        longest, total = max(load.jobs, default=0.0), sum(load.jobs)
         for wave in waves:
             if wave.over_window:
                 continue
-            seconds = estimate_seconds([*wave.jobs, *load.jobs], 1.0, concurrency)
+            # estimate_seconds of the wave's jobs and the owner's, from the wave's totals
+            seconds = max(wave.longest, longest, (wave.total + total) / max(1, concurrency))
             if seconds <= window_seconds:
                 _add(wave, load, seconds)
                 break
@@ -57,6 +61,8 @@ def pack_waves(owners: list[OwnerLoad], window_seconds: float, concurrency: int)
 def _add(wave: Wave, load: OwnerLoad, seconds: float) -> None:
     wave.owners.append(load.owner)
     wave.jobs.extend(load.jobs)
+    wave.longest = max(wave.longest, *load.jobs) if load.jobs else wave.longest
+    wave.total += sum(load.jobs)
     wave.items += load.items
     wave.bytes += load.bytes
     wave.seconds = seconds
