@@ -107,6 +107,19 @@ def _config(ctx: click.Context) -> Config:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+lang_option = click.option(
+    "--lang",
+    type=click.Choice(["fr", "en"]),
+    help="Language of the HTML page (default: the locale's, LC_ALL, LC_MESSAGES or LANG: "
+    "French when it is French, English otherwise).",
+)
+
+
+def default_language() -> str:
+    from .report.page import default_language as from_locale
+
+    return from_locale()
+
 
 # Commands as an integrator meets them, for `--help`; any other command comes after.
 WORKFLOW = (
@@ -127,9 +140,11 @@ Examples:
   hirondelle init migration/             write hirondelle.toml and users.csv to fill in
   hirondelle -c migration/hirondelle.toml doctor
   hirondelle plan --csv plan.csv         the inventory, findings and a time estimate
+  hirondelle plan --html plan.html       the same as a page for the client (--window 48h: waves)
   hirondelle run                         copy everything (again: resumes where it stopped)
   hirondelle sync                        carry what changed since, until the cut-over
   hirondelle verify                      compare source and target folder by folder
+  hirondelle report --html report.html   what the runs did, as a page for the client
   hirondelle demo                        the whole flow on the built-in sandbox tenant"""
 
 
@@ -231,6 +246,19 @@ def doctor(ctx: click.Context) -> None:
     help="Also write the findings as CSV (UTF-8 with a BOM) to this file.",
 )
 @click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the plan as one self-contained HTML page for the client (prints as PDF).",
+)
+@click.option(
+    "--window",
+    metavar="DURATION",
+    help="With --html: split the owners into waves that each fit a window this long "
+    "(48h, 90m, 2d) under the estimate.",
+)
+@lang_option
+@click.option(
     "--deep",
     is_flag=True,
     help="Also check every message and event (requests in proportion to the items).",
@@ -257,12 +285,23 @@ def plan(
     as_json: bool,
     csv_path: Path | None,
     findings_path: Path | None,
+    html_path: Path | None,
+    window: str | None,
+    lang: str | None,
     deep: bool,
     sample: int | None,
     source: PlanSource,
 ) -> None:
     """Dry run: inventory, findings and a time estimate. Writes nothing to the target.
     Exits 1 when it finds blockers (items the run would leave unwritten)."""
+    window_seconds = _window(window, html_path)
+    digest = None
+    if html_path is not None:
+        from .report.page import check_writable
+        from .report.plan_digest import PlanDigest
+
+        check_writable(html_path, "--html")
+        digest = PlanDigest()
     config = _config(ctx)
 
     def run(sinks: Sinks | None = None) -> Plan:
@@ -282,6 +321,8 @@ def plan(
                 except OSError as exc:
                     raise ConfigError(option, f"cannot write {path}: {exc.strerror}") from None
                 sinks.append(writer(file))
+        if digest is not None:
+            sinks.append(digest)
         if as_json:  # rows are written as owners finish: memory stays flat
             document = JsonPlanWriter(sys.stdout)
             result = run(Sinks(document, *sinks))
@@ -297,8 +338,29 @@ def plan(
             collected.findings_in_order(),
             _duration(result.estimate_seconds),
         )
+    if html_path is not None and digest is not None:
+        from .report.pages import write_plan_page
+
+        language = lang or default_language()
+        write_plan_page(html_path, result, digest, config, window_seconds, language)
+        _notice(f"wrote {html_path}")
     if result.blockers:
         sys.exit(EXIT_PARTIAL)
+
+
+def _window(window: str | None, html_path: Path | None) -> float | None:
+    if window is None:
+        return None
+    if html_path is None:
+        raise ConfigError("--window", "the waves are part of the HTML page: give --html FILE too")
+    from .report.waves import parse_window
+
+    try:
+        return parse_window(window)
+    except ValueError:
+        raise ConfigError(
+            "--window", f"{window!r} is not a duration: write it as 48h, 90m, 2d or 3600s"
+        ) from None
 
 
 def _notice(line: str) -> None:
@@ -522,13 +584,37 @@ def status(ctx: click.Context, as_json: bool, all_owners: bool) -> None:
 
 
 @main.command()
+@config_option
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="Write the report as one self-contained HTML page to this file.",
+)
+@lang_option
+@click.pass_context
+@reported
+def report(ctx: click.Context, html_path: Path, lang: str | None) -> None:
+    """The client's report of the runs, syncs and checks so far, from the state database and
+    the audit logs: per owner and workload, failures, verify differences, throughput, skipped
+    items."""
+    from .report.page import check_writable
+    from .report.pages import write_run_report
+
+    check_writable(html_path, "--html")
+    write_run_report(html_path, _config(ctx), lang or default_language())
+    click.echo(f"wrote {html_path}")
+
+
+@main.command()
 @click.option(
     "--dir",
     "directory",
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("hirondelle-demo"),
     show_default=True,
-    help="Where the archive, state and audit log are written.",
+    help="Where the archive, state, audit log and the plan.html and report.html pages are written.",
 )
 @click.option("--users", default=3, show_default=True, help="Users in the sandbox tenant.")
 @click.option("--messages", default=60, show_default=True, help="Messages per user.")

@@ -10,7 +10,9 @@ after upload) and `sharing_report` (who had access to what, with which role); an
 {"kind": "file" | "folder" | "package" | "remote", "name", "path" (from the drive root,
 root excluded, "/" between levels), "parentId", "size", "mtime"
 (fileSystemInfo.lastModifiedDateTime), "cTag", "quickXorHash", "mimeType", "packageType",
-"driveType" (parentReference.driveType: "documentLibrary" in a SharePoint library)}.
+"driveType" (parentReference.driveType: "documentLibrary" in a SharePoint library),
+"shared" (None, or the shared facet's scope: "anonymous", "organization", "users", or
+"shared" when the service sends the facet without its deprecated scope)}.
 The target applies its own naming rules (`mappings.file_names`) to `attrs["path"]`.
 """
 
@@ -33,6 +35,11 @@ from .sizes import readable_size
 KINDS = ("file", "folder", "package", "remote")
 ONENOTE_REASON = "OneNote notebook: export it from OneNote; not carried"
 REMOTE_REASON = "shortcut or item shared from another drive: not carried (it lives elsewhere)"
+SHARED_SCOPES = {
+    "anonymous": "with a link anyone can open",
+    "organization": "with a link for the whole organisation",
+    "users": "with named people",
+}
 LARGEST_FILES = 10
 LIBRARY_ROLE = "documentLibrary"  # a SharePoint document library's Container.role
 # The formats SharePoint writes library properties into after upload (Word, Excel and
@@ -88,7 +95,18 @@ def drive_item_meta(
         "packageType": package_type or _mapping(drive_item.get("package")).get("type"),
         "webUrl": drive_item.get("webUrl"),  # how Teams posts link the file
         "driveType": _mapping(drive_item.get("parentReference")).get("driveType"),
+        "shared": _shared(drive_item),
     }
+
+
+def _shared(drive_item: Mapping[str, Any]) -> str | None:
+    """The item's sharing scope; a non-null `shared` facet means the item was shared, and
+    its `scope` is deprecated in favour of /permissions, so it may be absent
+    (https://learn.microsoft.com/en-us/graph/api/resources/shared)."""
+    if not isinstance(drive_item.get("shared"), Mapping):
+        return None
+    scope = _mapping(drive_item.get("shared")).get("scope")
+    return scope if isinstance(scope, str) and scope else "shared"
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
@@ -236,7 +254,8 @@ def drive_findings(
     """What an integrator shows before the move, for one drive, as
     (severity, kind, path, detail) rows: names renamed or refused by the target, paths
     too long, collisions, OneNote notebooks, shortcuts and items shared from elsewhere,
-    files over the target's upload limit (`large_file_bytes`), and the largest files."""
+    items shared from this drive (their sharing is not carried), files over the target's
+    upload limit (`large_file_bytes`), and the largest files."""
     listed = [i for i in items if isinstance(i.meta.get("path"), str)]
     packages = sorted(i.meta["path"].strip("/") for i in listed if i.meta.get("kind") == "package")
     found: list[Finding] = []
@@ -255,6 +274,8 @@ def drive_findings(
         else:
             carried.append(item)
             found.extend(_name_findings(path, rules))
+        if item.meta.get("shared") and kind != "remote":
+            found.append(("warning", "shared", path, _shared_detail(item.meta["shared"])))
     found.extend(_collisions(carried, rules))
     found.extend(_size_findings(carried, large_file_bytes, largest))
     return found
@@ -292,6 +313,14 @@ def _inside(path: str, roots: Sequence[str]) -> str | None:
         if path == root or path.startswith(root + "/"):
             return root
     return None
+
+
+def _shared_detail(scope: str) -> str:
+    how = SHARED_SCOPES.get(scope, "")
+    return (
+        f"shared{' ' + how if how else ''}: who may open it is not carried; share it again "
+        "on the target"
+    )
 
 
 def _package_detail(item: Item, inside: int) -> str:

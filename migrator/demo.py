@@ -3,7 +3,8 @@
 It starts the Graph sandbox in-process (HTTPS with a throwaway CA, so the real
 azure-identity and msgraph-sdk code paths run), plans, copies every mailbox into
 the `archive` target under the chosen folder, changes the tenant (new mail, flag
-changes, moves, deletions), syncs, verifies and returns a summary per workload.
+changes, moves, deletions), syncs, verifies, writes the plan and the run report as HTML
+pages (`plan.html`, `report.html`) and returns a summary per workload.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from .operations import check, migrate, plan
 from .workload import RunReporter
 
 SECRET_ENV = "HIRONDELLE_DEMO_CLIENT_SECRET"
+DEMO_WINDOW = 8 * 3600.0  # the waves of the demo's plan page: a working day
 OWNED = ("state", "archive", "audit")  # what a previous demo left in the folder
+PAGES = ("plan.html", "report.html")  # and the pages it wrote
 
 
 def demo_config(sandbox: SandboxServer, directory: Path) -> Config:
@@ -60,6 +63,8 @@ def run_demo(
     directory.mkdir(parents=True, exist_ok=True)
     for name in OWNED:
         shutil.rmtree(directory / name, ignore_errors=True)
+    for name in PAGES:
+        (directory / name).unlink(missing_ok=True)
     spec = TenantSpec(
         seed=seed,
         users=users,
@@ -82,10 +87,19 @@ async def _demo(
     reporter: RunReporter | None,
     say: Callable[[str], None],
 ) -> dict[str, dict[str, Any]]:
-    planned = await plan(config)
+    from ..report.page import default_language
+    from ..report.pages import write_plan_page, write_run_report
+    from ..report.plan_digest import PlanDigest
+
+    language = default_language()
+    digest = PlanDigest()
+    planned = await plan(config, sink=digest)
     say(
         f"plan: {planned.owners} owners (mailboxes, sites), {planned.items} items, "
-        f"{planned.bytes / 1e6:.1f} MB, {len(planned.findings)} findings"
+        f"{planned.bytes / 1e6:.1f} MB, {planned.finding_count} findings"
+    )
+    write_plan_page(
+        config.base_dir / PAGES[0], planned, digest, config, DEMO_WINDOW, language, "--dir"
     )
     first = await migrate(config, "run", reporter)
     changed = sandbox.mutate(
@@ -141,6 +155,7 @@ async def _demo(
             "verified": report.verified,
             "differences": len(report.differences),
         }
+    write_run_report(config.base_dir / PAGES[1], config, language, "--dir")
     return summary
 
 
@@ -155,4 +170,5 @@ def summary_lines(summary: dict[str, dict[str, Any]], directory: Path) -> list[s
         )
         lines.append(f"{name}: {counts}; {verdict}")
     lines.append(f"archive written under {directory / 'archive'}")
+    lines.append(f"plan and report pages: {directory / PAGES[0]}, {directory / PAGES[1]}")
     return lines

@@ -8,7 +8,7 @@ download), one per folder (no download), plus the listing pages.
 
 from __future__ import annotations
 
-from ..mappings.file_names import NameRules
+from ..mappings.file_names import NameRules, target_path
 from ..mappings.files import LIBRARY_ROLE, drive_findings, sharepoint_findings
 from .model import Container, Item, Owner
 from .plan import Counted, Finding
@@ -51,6 +51,11 @@ class FilesPlanner:
     def forget(self, container: Container) -> None:
         self._listings.pop(container.source_id, None)
 
+    def _target(self, container: Container, path: str) -> str:
+        """Where the run writes the drive's `path`: its name mapped by the target's rules."""
+        drive = self.target_name(container)
+        return f"{drive}/{target_path(path, self.rules).path}" if path else drive
+
     async def findings(
         self, owner: Owner, containers: list[Container], deep: bool
     ) -> list[Finding]:
@@ -63,5 +68,6 @@ class FilesPlanner:
                 rows += sharepoint_findings(items)
             for severity, kind, path, detail in rows:
                 where = f"{container.display_path}/{path}".rstrip("/")
-                found.append(Finding(severity, kind, owner.upn, where, detail))
+                target = self._target(container, path)
+                found.append(Finding(severity, kind, owner.upn, where, detail, target))
         return found

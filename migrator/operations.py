@@ -19,6 +19,7 @@ from ..state.jobs import Jobs
 from ..state.leases import Holder
 from ..state.schema import DONE, INCOMPLETE, Run
 from ..state.store import Store, open_store
+from .audit import write_verify_log
 from .config import Config
 from .coordinator import (
     RunResult,
@@ -277,7 +278,8 @@ async def retry_failed(config: Config, reporter: RunReporter | None = None, **kw
 
 
 async def check(config: Config) -> dict[str, VerifyReport]:
-    """`verify`: compare source, state and target; read-only but locked against runs."""
+    """`verify`: compare source, state and target; read-only but locked against runs. The
+    outcome is also written to a verify log in the audit folder, for `report`."""
     with legacy_lock(config.state_url):
         store = open_store(config.state_url)
         lock = StateLockHold(store, Holder.here("verify"), "verify", config.lease_seconds)
@@ -285,9 +287,11 @@ async def check(config: Config) -> dict[str, VerifyReport]:
             lock.acquire()
             try:
                 async with assemble(config) as assembled:
-                    return await verify(
+                    reports = await verify(
                         store, assembled.workloads, run_options(config), config.users_file
                     )
+                write_verify_log(config.audit_dir, reports)
+                return reports
             finally:
                 lock.release()
         finally:

@@ -20,14 +20,14 @@ in full (`Plan.not_counted` says so). Owners the reports do not name are assesse
 Owners are assessed `owner_concurrency` at a time and handed to a `PlanSink` in the
 tenant's order as they finish, so outputs can be written while the plan goes on and
 memory stays flat whatever the tenant's size. The estimate is bound by Graph's
-per-owner request budget: owners run `owner_concurrency` at a time, each at most at
-its budget's request rate.
+per-owner request budget: owners' jobs (one per owner and workload, as in a run) run
+`owner_concurrency` at a time, each at most at its workload's budget rate.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
@@ -65,6 +65,9 @@ class Finding:
     owner: str
     container: str
     detail: str
+    # Where it lands on the target, when the finding's own path is renamed there (a file's
+    # mapped path under its drive's target folder); "" when the container's target name says it.
+    target: str = ""
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,9 @@ class Plan:
     rows: list[PlanRow] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     owners: int = 0
-    requests_per_second: float = 0.0
+    requests_per_second: float = 0.0  # the last workload's (`rates` has each one's)
+    # Each workload's source budget: the requests per second one owner's job may make.
+    rates: dict[str, float] = field(default_factory=dict)
     owner_concurrency: int = 1
     estimate_seconds: float = 0.0
     deep: bool = False
@@ -131,7 +136,7 @@ class Plan:
             "tier": "deep" if self.deep else "sampled" if self.sample else "inventory",
             **({"deep_one_owner_in": self.sample} if self.sample and not self.deep else {}),
             "assumptions": {
-                "requests_per_second_per_owner": self.requests_per_second,
+                "requests_per_second_per_owner": dict(self.rates),
                 "owner_concurrency": self.owner_concurrency,
             },
             "estimated": ["requests", "estimate_seconds"],
@@ -179,12 +184,18 @@ class Planner(Protocol):
         ...
 
 
-def estimate_seconds(owner_requests: list[int], rate: float, concurrency: int) -> float:
-    """Owners run `concurrency` at a time, each bound by `rate` requests per second."""
+def estimate_seconds(owner_requests: Sequence[float], rate: float, concurrency: int) -> float:
+    """Owners' jobs run `concurrency` at a time, each bound by `rate` requests per second
+    (jobs given in seconds already: rate 1)."""
     if not owner_requests or rate <= 0:
         return 0.0
     times = [n / rate for n in owner_requests]
     return max(max(times), sum(times) / max(1, concurrency))
+
+
+def job_seconds(requests: int, rate: float) -> float:
+    """One owner's job of one workload at its budget's rate (0 when the rate is unknown)."""
+    return requests / rate if rate > 0 else 0.0
 
 
 def collisions(
@@ -307,13 +318,15 @@ async def make_plan(
         plan.not_counted = [name for name in LEFT_TO_CHECKS if name in names]
     else:
         reports = None
-    per_owner: list[int] = []
+    per_job: list[float] = []  # one owner's job of one workload, in seconds
     selected = await owners_of([w for w, _ in workloads], options, users)
 
     def emit(result: tuple[list[PlanRow], list[Finding]]) -> None:
         rows, findings = result
         plan.count(rows, findings)
-        per_owner.append(sum(r.requests for r in rows))
+        if rows:  # each workload at its own budget's rate
+            rate = plan.rates.get(rows[0].workload, 0.0)
+            per_job.append(job_seconds(sum(r.requests for r in rows), rate))
         if sink is None:
             plan.rows.extend(rows)
             plan.findings.extend(findings)
@@ -324,6 +337,7 @@ async def make_plan(
         owners = selected[workload.name]
         plan.owners = max(plan.owners, len(owners))
         plan.requests_per_second = planner.requests_per_second
+        plan.rates[workload.name] = planner.requests_per_second
 
         async def assess(
             numbered: tuple[int, Owner], workload: Workload = workload, planner: Planner = planner
@@ -339,7 +353,5 @@ async def make_plan(
             return await assess_owner(workload, planner, owner, checked)
 
         await in_order(enumerate(owners), assess, options.owner_concurrency, emit)
-    plan.estimate_seconds = estimate_seconds(
-        per_owner, plan.requests_per_second, options.owner_concurrency
-    )
+    plan.estimate_seconds = estimate_seconds(per_job, 1.0, options.owner_concurrency)
     return plan

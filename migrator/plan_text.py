@@ -30,7 +30,7 @@ def print_plan(
         out,
         f"{plan.owners} owners, {plan.items} items, {readable_size(plan.bytes)} in "
         f"{plan.containers} folders; findings: {counts}; estimated {duration} at "
-        f"{plan.requests_per_second:.1f} Graph requests/s per mailbox, "
+        f"{_rates(plan)} Graph requests/s per owner, "
         f"{plan.owner_concurrency} mailboxes at once",
     )
     if plan.report_date:
@@ -98,6 +98,11 @@ def _print_findings(out: Console, findings: list[Finding]) -> None:
                 f"    ... and {len(listed) - SHOWN} more (--findings-csv FILE or --json has "
                 "them all)",
             )
+
+
+def _rates(plan: Plan) -> str:
+    """Each workload's budget rate, "16.7 (mail), 20.0 (files)"."""
+    return ", ".join(f"{rate:.1f} ({name})" for name, rate in plan.rates.items()) or "0.0"
 
 
 def _say(out: Console, line: str) -> None:

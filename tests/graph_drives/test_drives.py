@@ -144,6 +144,7 @@ def test_full_delta_paths_kinds_and_costs(fake_time: FakeTime) -> None:
         "packageType": None,
         "webUrl": None,
         "driveType": "business",
+        "shared": None,  # no shared facet: not shared
     }
     assert items["A"].version == '"{A},1"'
     assert pages[1].removed == ("D",)

@@ -118,6 +118,7 @@ def test_meta_of_a_documented_file() -> None:
         "packageType": None,
         "webUrl": None,
         "driveType": "business",  # parentReference.driveType
+        "shared": None,  # no shared facet
     }
 
 

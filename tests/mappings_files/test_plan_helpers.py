@@ -61,6 +61,23 @@ def test_findings_on_windows_rules() -> None:
     assert notebook[0] == "warning" and "1 item(s) inside" in notebook[3]
 
 
+def test_items_shared_from_the_drive_are_named_with_how_widely() -> None:
+    shared = [
+        item("1", "folder", "Équipe", shared="organization"),
+        item("2", "file", "Équipe/budget.xlsx", 10),  # inside: not named again
+        item("3", "file", "public.pdf", 10, shared="anonymous"),
+        item("4", "file", "notes.txt", 10, shared="shared"),  # a facet without its scope
+        item("5", "remote", "Partagé par Bob", shared="users"),  # reported as remote
+    ]
+    found = [f for f in drive_findings(shared, NEXTCLOUD, None) if f[1] == "shared"]
+    assert [(f[0], f[2]) for f in found] == [
+        ("warning", "Équipe"),
+        ("warning", "public.pdf"),
+        ("warning", "notes.txt"),
+    ]
+    assert "anyone" in found[1][3] and "not carried" in found[2][3]
+
+
 def test_findings_depend_on_the_target() -> None:
     by_kind = kinds(drive_findings(DRIVE, NEXTCLOUD, large_file_bytes=None))
     assert "renamed" not in by_kind  # ":" and "CON" are fine on a default Nextcloud
