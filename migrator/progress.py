@@ -92,7 +92,7 @@ class ProgressReporter:
         tb: TracebackType | None,
     ) -> None:
         self._progress.stop()
-        if not self.live:
+        if not self.live and exc is None:  # an error's own line is the last one
             self._log_lines()
 
     def begin(self, phase: str) -> None:
