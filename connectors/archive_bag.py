@@ -81,18 +81,14 @@ def _write_atomically(path: Path, text: str) -> None:
         temporary.unlink(missing_ok=True)
 
 
-_opened: set[Path] = set()  # roots this process has made sure of
-
-
 def open_bag(root: Path) -> Path:
     """Make `root` a bag (new, or moved from an archive written before bags) and return
-    its payload folder; once per root and process (targets call it as each owner opens)."""
+    its payload folder. Targets call it as each owner opens: once a bag, it costs a lock,
+    two looks and a read of the README."""
     root = Path(root)
-    if root not in _opened:
-        with bag_lock(root):
-            _make_bag(root)
-        write_readme(root)
-        _opened.add(root)
+    with bag_lock(root):
+        _make_bag(root)
+    write_readme(root)
     return payload_dir(root)
 
 
@@ -134,6 +130,7 @@ def _finish_move(root: Path, plan: dict[str, object]) -> None:
             with contextlib.suppress(FileNotFoundError):  # moved before a kill
                 os.rename(root / name, staging / name)
         os.rename(staging, payload_dir(root))
+    _drop_empty_staging(root)
     _write_atomically(root / BAGIT_NAME, BAGIT)
     (root / MOVING_NAME).unlink()
 
