@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from ..migrator.errors import FatalError
 from .archive_hashes import HASHES_NAME, HashCache, sha256_of
@@ -69,6 +70,14 @@ def bag_lock(root: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
+def _sync_dir(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def _write_atomically(path: Path, text: str) -> None:
     temporary = path.with_name(f"{OWN_PREFIX}{uuid.uuid4().hex}.tmp")
     try:
@@ -83,12 +92,13 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def open_bag(root: Path) -> Path:
     """Make `root` a bag (new, or moved from an archive written before bags) and return
-    its payload folder. Targets call it as each owner opens: once a bag, it costs a lock,
-    two looks and a read of the README."""
+    its payload folder. Targets call it as each owner opens: once a bag, it costs a lock
+    and three looks."""
     root = Path(root)
     with bag_lock(root):
         _make_bag(root)
-    write_readme(root)
+    if not (root / README_NAME).exists():  # refreshed by `unseal`: the tag manifest lists it
+        write_readme(root)
     return payload_dir(root)
 
 
@@ -121,15 +131,14 @@ def _drop_empty_staging(root: Path) -> None:
             leftover.rmdir()  # never removes one that holds anything
 
 
-def _finish_move(root: Path, plan: dict[str, object]) -> None:
+def _finish_move(root: Path, plan: dict[str, Any]) -> None:
     staging = root / str(plan["staging"])
-    names = plan["names"]
-    assert isinstance(names, list)
     if staging.exists():  # else it is data/ already
-        for name in names:
+        for name in plan["names"]:
             with contextlib.suppress(FileNotFoundError):  # moved before a kill
-                os.rename(root / name, staging / name)
+                os.rename(root / str(name), staging / str(name))
         os.rename(staging, payload_dir(root))
+        _sync_dir(root)  # the renames reach the disk before the marker goes
     _drop_empty_staging(root)
     _write_atomically(root / BAGIT_NAME, BAGIT)
     (root / MOVING_NAME).unlink()
@@ -141,6 +150,7 @@ def unseal(root: Path) -> None:
     with bag_lock(root):
         for name in (TAGMANIFEST_NAME, MANIFEST_NAME):
             (root / name).unlink(missing_ok=True)
+        write_readme(root)  # this version's text, before the tag manifest lists it again
 
 
 @dataclass(frozen=True, slots=True)
