@@ -97,8 +97,8 @@ def open_bag(root: Path) -> Path:
     root = Path(root)
     with bag_lock(root):
         _make_bag(root)
-    if not (root / README_NAME).exists():  # refreshed by `unseal`: the tag manifest lists it
-        write_readme(root)
+        if not (root / README_NAME).exists():  # refreshed by `unseal`: the tag manifest lists it
+            write_readme(root)
     return payload_dir(root)
 
 
@@ -150,6 +150,8 @@ def unseal(root: Path) -> None:
     with bag_lock(root):
         for name in (TAGMANIFEST_NAME, MANIFEST_NAME):
             (root / name).unlink(missing_ok=True)
+        for leftover in root.glob(f"{OWN_PREFIX}*.tmp"):  # of a pass killed while sealing
+            leftover.unlink(missing_ok=True)
         write_readme(root)  # this version's text, before the tag manifest lists it again
 
 

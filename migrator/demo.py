@@ -155,4 +155,8 @@ def summary_lines(summary: dict[str, dict[str, Any]], directory: Path) -> list[s
         )
         lines.append(f"{name}: {counts}; {verdict}")
     lines.append(f"archive written under {directory / 'archive'}")
+    lines.append(
+        "each folder in it is a BagIt bag: check one with "
+        f"bagit.py --validate {directory / 'archive' / 'mail'}"
+    )
     return lines
