@@ -1,13 +1,15 @@
 """The archive target: each owner's mail as standard files, Maildir++ and mbox.
 
-Layout, per owner (the target login, else the UPN)::
+Layout, per owner (the target login, else the UPN), under the bag's payload (`archive_bag`)::
 
-    <root>/<login>/Maildir/                  INBOX (cur/ new/ tmp/)
-    <root>/<login>/Maildir/.INBOX.Projets/   a child of INBOX (Maildir++: "." between levels,
-                                             names in modified UTF-7, as Dovecot writes them)
-    <root>/<login>/Maildir/.Sent/            well-known folders get Sent/Trash/Drafts/Junk/Archive
-    <root>/<login>/mbox/INBOX.mbox           the same folders as mboxrd files, rebuilt on close()
-    <root>/<login>/mbox/INBOX/Projets.mbox
+    <root>/data/<login>/Maildir/                 INBOX (cur/ new/ tmp/)
+    <root>/data/<login>/Maildir/.INBOX.Projets/  a child of INBOX (Maildir++: "." between
+                                                 levels, names in modified UTF-7, as Dovecot
+                                                 writes them)
+    <root>/data/<login>/Maildir/.Sent/           well-known folders get Sent/Trash/Drafts/
+                                                 Junk/Archive
+    <root>/data/<login>/mbox/INBOX.mbox          the same folders as mboxrd files, rebuilt
+    <root>/data/<login>/mbox/INBOX/Projets.mbox  on close()
 
 A message file is named `<digest of the source id>:2,<flags>` (the Maildir "info" with
 D draft, F flagged, P passed ($Forwarded), R replied, S seen, T trashed, then one lowercase
@@ -20,9 +22,9 @@ delimiter shows for them ("INBOX/Projets"): that is the `TargetRef.folder`.
 
 Importing the archive:
 - Maildir, for Dovecot and the suites built on it (BlueMind's import takes Maildir too):
-  either serve a copy directly (`mail_location = maildir:<root>/%u/Maildir`, files owned by
+  either serve a copy directly (`mail_location = maildir:<root>/data/%u/Maildir`, files owned by
   the mail user), or merge into a live mailbox with
-  `doveadm import -u <user> maildir:<root>/<login>/Maildir "" all`. Folder names, flags,
+  `doveadm import -u <user> maildir:<root>/data/<login>/Maildir "" all`. Folder names, flags,
   keywords (up to 26 per folder) and internal dates (the file mtimes) come along; this
   layout was checked against Dovecot 2.3 serving it over IMAP.
 - mbox, for Thunderbird (ImportExportTools NG, "Import mbox file") and La Suite Messages'
@@ -57,7 +59,7 @@ from ..mappings.mail_folders import (
 )
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .archive_readme import ensure_readme
+from .archive_bag import open_bag, payload_dir
 from .archive_root import root_problems
 from .mbox_format import asctime, imap_base, mboxrd_quote, with_state
 
@@ -219,15 +221,15 @@ class ArchiveTarget:
     )
 
     def __init__(self, root: Path, durable: bool = True) -> None:
-        self.root = Path(root)
+        self.root = Path(root)  # the bag; owners go under its payload (`archive_bag`)
+        self.payload = payload_dir(self.root)
         self.durable = durable
 
     def open(self, owner: Owner) -> ArchiveSession:
         login = owner.target_login or owner.upn
         if not login or "/" in login or "\0" in login or login in (".", ".."):
             raise FatalError(f"target login {login!r} cannot name an archive directory")
-        ensure_readme(self.root)
-        return ArchiveSession(self.root / login, self.durable)
+        return ArchiveSession(open_bag(self.root) / login, self.durable)
 
     def check(self) -> list[str]:
         """Findings for `doctor`: the root must exist (or be creatable) and be writable."""

@@ -2,9 +2,9 @@
 
 Layout, per team (the owner's display name)::
 
-    <root>/<team>/<channel>/events.jsonl     one Matrix event per line, in the order written
-    <root>/<team>/<channel>/media/<digest>.<ext>   inline images, named by their SHA-256
-    <root>/<team>/<channel>/transcript.html  readable: threads, reactions, images; on close()
+    <root>/data/<team>/<channel>/events.jsonl     one Matrix event per line, in the order written
+    <root>/data/<team>/<channel>/media/<digest>.<ext>   inline images, named by their SHA-256
+    <root>/data/<team>/<channel>/transcript.html  readable: threads, reactions, images; on close()
 
 Each line is {"event_id", "type", "sender", "sender_name", "origin_server_ts", "teams_id",
 "part", "content"} (plus "redacts" for a redaction). Event ids are derived from the Teams id
@@ -34,8 +34,8 @@ from ..mappings.chat import PART_KEY, PLACEHOLDER_PREFIX, TEAMS_ID_KEY
 from ..mappings.chat_html import escape, sanitize
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from .archive_bag import open_bag, payload_dir
 from .archive_dav import collection_dir_name, write_atomically
-from .archive_readme import ensure_readme
 from .archive_root import root_problems
 
 EVENTS_FILE = "events.jsonl"
@@ -148,15 +148,16 @@ class ChatArchiveTarget:
     )
 
     def __init__(self, root: Path, durable: bool = True) -> None:
-        self.root = Path(root)
+        self.root = Path(root)  # the bag; teams go under its payload (`archive_bag`)
+        self.payload = payload_dir(self.root)
         self.durable = durable
 
     def open(self, owner: Owner) -> ChatArchiveSession:
         name = owner.display_name or owner.upn.removeprefix("team:")
         if not name.strip():
             raise FatalError(f"team {owner.source_id!r} has no name for its archive directory")
-        ensure_readme(self.root)
-        return ChatArchiveSession(self.root / collection_dir_name(name, "Team"), self.durable)
+        directory = open_bag(self.root) / collection_dir_name(name, "Team")
+        return ChatArchiveSession(directory, self.durable)
 
     def check(self) -> list[str]:
         """Findings for `doctor`: the root must exist (or be creatable) and be writable."""

@@ -1,11 +1,11 @@
 """The calendar and contacts archive targets: standard `.ics` and `.vcf` files on disk.
 
-Layout, per owner (the target login, else the UPN)::
+Layout, per owner (the target login, else the UPN), under the bag's payload (`archive_bag`)::
 
-    <root>/<login>/calendars/<calendar name>/<resource>.ics   one event (and its exceptions)
-    <root>/<login>/calendars/<calendar name>.ics              the whole calendar, on close()
-    <root>/<login>/contacts/<address book>/<resource>.vcf     one contact
-    <root>/<login>/contacts/<address book>.vcf                the whole address book
+    <root>/data/<login>/calendars/<calendar name>/<resource>.ics   one event (and its exceptions)
+    <root>/data/<login>/calendars/<calendar name>.ics              the whole calendar, on close()
+    <root>/data/<login>/contacts/<address book>/<resource>.vcf     one contact
+    <root>/data/<login>/contacts/<address book>.vcf                the whole address book
 
 Resource names come from the mapper (a digest of the source id), so a rerun rewrites the
 same files instead of doubling them. Each file is written to a temporary name and renamed,
@@ -31,7 +31,7 @@ import icalendar
 
 from ..migrator.errors import FatalError, Refused, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .archive_readme import ensure_readme
+from .archive_bag import open_bag, payload_dir
 from .archive_root import root_problems
 from .dav_wire import payload_resource, payload_uid, resource_uid
 
@@ -138,15 +138,16 @@ class DavArchiveTarget:
     )
 
     def __init__(self, root: Path, durable: bool = True) -> None:
-        self.root = Path(root)
+        self.root = Path(root)  # the bag; owners go under its payload (`archive_bag`)
+        self.payload = payload_dir(self.root)
         self.durable = durable
 
     def open(self, owner: Owner) -> DavArchiveSession:
         login = owner.target_login or owner.upn
         if not login or "/" in login or "\0" in login or login in (".", ".."):
             raise FatalError(f"target login {login!r} cannot name an archive directory")
-        ensure_readme(self.root)
-        return DavArchiveSession(self.root / login / self.kind.directory, self.kind, self.durable)
+        directory = open_bag(self.root) / login / self.kind.directory
+        return DavArchiveSession(directory, self.kind, self.durable)
 
     def check(self) -> list[str]:
         """Findings for `doctor`: the root must exist (or be creatable) and be writable."""

@@ -2,8 +2,8 @@
 
 Layout::
 
-    <root>/<login>/OneDrive/Docs/2024/Rapport.docx       a user's OneDrive
-    <root>/<login>/<site>/<library>/...                  a SharePoint document library
+    <root>/data/<login>/OneDrive/Docs/2024/Rapport.docx       a user's OneDrive
+    <root>/data/<login>/<site>/<library>/...                  a SharePoint document library
                                                          (owner login "site:<name>")
 
 Names are kept as a Linux file system takes them (`LOCAL` rules: only "/" and NUL are
@@ -35,7 +35,7 @@ from typing import IO
 from ..mappings.file_names import LOCAL, MappedPath, NameRules, target_name, target_path, twin_path
 from ..migrator.errors import FatalError, Refused, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .archive_readme import ensure_readme
+from .archive_bag import open_bag, payload_dir
 from .archive_root import root_problems
 
 CHUNK = 1024 * 1024
@@ -58,7 +58,8 @@ class FilesArchiveTarget:
     )
 
     def __init__(self, root: Path, durable: bool = True, rules: NameRules = LOCAL) -> None:
-        self.root = Path(root)
+        self.root = Path(root)  # the bag; owners go under its payload (`archive_bag`)
+        self.payload = payload_dir(self.root)
         self.durable = durable
         self.rules = rules
 
@@ -66,8 +67,7 @@ class FilesArchiveTarget:
         login = owner.target_login or owner.upn
         if not login:
             raise FatalError(f"owner {owner.source_id!r} has no login to name its directory")
-        ensure_readme(self.root)
-        directory = self.root / target_name(login, self.rules)
+        directory = open_bag(self.root) / target_name(login, self.rules)
         return FilesArchiveSession(directory, self.durable, self.rules)
 
     def check(self) -> list[str]:

@@ -14,9 +14,28 @@ README = """\
 Microsoft 365 archive written by Hirondelle
 ===========================================
 
-Everything here is in standard formats, readable without Hirondelle. Each workload's
-folder holds one folder per user (the target login, else the Microsoft 365 address), per
-SharePoint site ("site:<name>") or per team.
+Everything here is in standard formats, readable without Hirondelle. The archive is a
+BagIt bag (RFC 8493): the archived files are under data/, which holds one folder per user
+(the target login, else the Microsoft 365 address), per SharePoint site ("site:<name>")
+or per team. The paths below are inside data/.
+
+Checking the archive
+--------------------
+  bagit.txt               the BagIt version of this folder
+  bag-info.txt            when it was written (Bagging-Date), by what, from which tenant,
+                          and its size ("Payload-Oxum": bytes.files)
+  manifest-sha256.txt     the SHA-256 of every file under data/
+  tagmanifest-sha256.txt  the SHA-256 of the four files above and of this README
+Any BagIt tool checks that every file is there, nothing was added, and nothing changed,
+for example the Library of Congress's (pip install bagit):
+  bagit.py --validate DIR           (DIR: this folder; --fast compares counts and sizes only)
+The manifests are written when a run, sync or retry-failed ends. While one is writing,
+and after one was interrupted or failed, manifest-sha256.txt is absent and validators
+call the bag incomplete: run the same command again to finish it. A file whose name
+holds "%" is listed with the "%" as it is, as every BagIt tool in use reads it.
+Files whose names start with ".hirondelle-" beside data/ are Hirondelle's own (a lock,
+and a cache of the hashes so that a sync reads only what changed); they are not part of
+the archive and can be deleted when no run is going on.
 
 Mail
 ----
@@ -92,13 +111,3 @@ def write_readme(root: Path) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-_written: set[Path] = set()  # roots this process has written the file in
-
-
-def ensure_readme(root: Path) -> None:
-    """`write_readme` once per root and process (targets call it as each owner opens)."""
-    if root not in _written:
-        write_readme(root)
-        _written.add(root)

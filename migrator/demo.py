@@ -171,4 +171,8 @@ def summary_lines(summary: dict[str, dict[str, Any]], directory: Path) -> list[s
         lines.append(f"{name}: {counts}; {verdict}")
     lines.append(f"archive written under {directory / 'archive'}")
     lines.append(f"plan and report pages: {directory / PAGES[0]}, {directory / PAGES[1]}")
+    lines.append(
+        "each folder in it is a BagIt bag: check one with "
+        f"bagit.py --validate {directory / 'archive' / 'mail'}"
+    )
     return lines

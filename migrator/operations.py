@@ -20,6 +20,7 @@ from ..state.leases import Holder
 from ..state.schema import DONE, INCOMPLETE, Run
 from ..state.store import Store, open_store
 from .audit import write_verify_log
+from .bags import seal_archives, unseal_archives
 from .config import Config
 from .coordinator import (
     RunResult,
@@ -113,6 +114,7 @@ async def _coordinate(
     status, summary, handed_over = "failed", {}, False
     stopper = None
     try:
+        await unseal_archives(config)  # before any worker writes: no manifest claims anything
         async with assemble(config, store) as assembled:
             specs = await job_specs(
                 assembled.workloads, mode, run_options(config), store, config.users_file
@@ -140,6 +142,7 @@ async def _coordinate(
             raise_stopper(stopper)
         tallies = jobs.tallies(run_id, list(config.targets))
         _raise_if_no_owner_moved(tallies, queued)
+        await seal_archives(config)  # the workers are done: this process alone writes them
         audit_path = str(audit.path) if audit.path else None
         if config.cluster is not None:  # the cluster's workers that took part
             count = len({job.holder for job in jobs.of_run(run_id) if job.holder})

@@ -322,7 +322,7 @@ def _file_link(
         login = target.target_login(owner)
         return web_url, target.settings.url.replace("{login}", quote(login)) + relative
     if isinstance(target, FilesArchiveTarget):
-        return web_url, (target.root / container.owner / f"{ref.folder}/{ref.ref}").as_uri()
+        return web_url, (target.payload / container.owner / f"{ref.folder}/{ref.ref}").as_uri()
     return None
 
 

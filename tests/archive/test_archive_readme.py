@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hirondelle.connectors.archive import ArchiveTarget
+from hirondelle.connectors.archive_bag import unseal
 from hirondelle.connectors.archive_chat import ChatArchiveTarget
 from hirondelle.connectors.archive_dav import IcsArchiveTarget, VcfArchiveTarget
 from hirondelle.connectors.archive_files import FilesArchiveTarget
@@ -40,8 +41,11 @@ def test_the_readme_names_every_character_the_mail_names_change() -> None:
     assert mail_folders.UNNAMED in README
 
 
-def test_a_stale_readme_is_replaced(tmp_path: Path) -> None:
+def test_a_stale_readme_is_replaced_by_the_next_pass_that_writes(tmp_path: Path) -> None:
+    """Not by a read-only command's open: the sealed tag manifest lists the README."""
     (tmp_path / "root").mkdir()
     (tmp_path / "root" / README_NAME).write_text("old text", encoding="utf-8")
     ArchiveTarget(tmp_path / "root", durable=False).open(OWNER).close()
+    assert (tmp_path / "root" / README_NAME).read_text(encoding="utf-8") == "old text"
+    unseal(tmp_path / "root")
     assert (tmp_path / "root" / README_NAME).read_text(encoding="utf-8") == README

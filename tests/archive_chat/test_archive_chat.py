@@ -64,7 +64,7 @@ def test_put_writes_one_line_per_event_with_placeholders_resolved(
     root = session.put(folder, payload_of("mention"))
     reply = session.put(folder, payload_of("reply_with_reactions"))
     assert root == TargetRef("Général", main_event_id("1616965872395"))
-    lines = lines_of(archive.root)
+    lines = lines_of(archive.payload)
     assert [line["type"] for line in lines] == ["m.room.message"] * 2 + ["m.reaction"] * 6
     thread = lines[1]["content"]["m.relates_to"]
     assert thread["event_id"] == root.ref and thread["m.in_reply_to"]["event_id"] == root.ref
@@ -79,15 +79,15 @@ def test_inline_images_go_to_the_media_folder(archive: ChatArchiveTarget) -> Non
     folder = session.ensure_container(CHANNEL)
     payload = payload_of("inline_images")
     session.put(folder, payload)
-    (line,) = lines_of(archive.root)
+    (line,) = lines_of(archive.payload)
     html = line["content"]["formatted_body"]
     assert "mxc://hirondelle/" not in html and html.count('src="mxc://archive/') == 2
-    media = sorted((archive.root / "Projet Hirondelle" / "Général" / "media").iterdir())
+    media = sorted((archive.payload / "Projet Hirondelle" / "Général" / "media").iterdir())
     assert [path.read_bytes() for path in media] == sorted(
         entry["data"] for entry in payload.attrs["media"]
     )
     session.close()
-    transcript = (archive.root / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
+    transcript = (archive.payload / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
     for path in media:
         assert f'src="media/{path.name}"' in transcript
 
@@ -97,11 +97,11 @@ def test_second_put_and_new_session_write_nothing_twice(archive: ChatArchiveTarg
     session = archive.open(TEAM)
     folder = session.ensure_container(CHANNEL)
     refs = [session.put(folder, payload) for payload in payloads]
-    before = lines_of(archive.root)
+    before = lines_of(archive.payload)
     again = archive.open(TEAM)
     assert [again.find(folder, payload, frozenset()) for payload in payloads] == refs
     assert [again.put(folder, payload) for payload in payloads] == refs
-    assert lines_of(archive.root) == before
+    assert lines_of(archive.payload) == before
     assert again.find(folder, payloads[0], frozenset({refs[0].ref})) is None
     assert sorted(again.listing(folder), key=lambda e: e.fingerprint) == [
         Entry(refs[0], "teams:1616965872395", -1),
@@ -115,7 +115,7 @@ def test_interrupted_put_is_completed_and_a_torn_line_cut(archive: ChatArchiveTa
     folder = session.ensure_container(CHANNEL)
     payload = payload_of("reply_with_reactions")
     ref = session.put(folder, payload)
-    path = archive.root / "Projet Hirondelle" / "Général" / EVENTS_FILE
+    path = archive.payload / "Projet Hirondelle" / "Général" / EVENTS_FILE
     whole = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(whole[:3]) + whole[3][:25])  # a crash in the 4th line
     fresh = archive.open(TEAM)
@@ -134,21 +134,21 @@ def test_update_appends_an_edit_and_remove_a_redaction(archive: ChatArchiveTarge
     edited = map_chat_message(Item("1616965872395", "2"), json.dumps(document).encode(), CONTEXT)
     assert session.update(ref, edited) == ref
     assert session.update(ref, edited) == ref  # the same edit once
-    edit = lines_of(archive.root)[-1]
+    edit = lines_of(archive.payload)[-1]
     assert edit["content"]["m.relates_to"] == {"rel_type": "m.replace", "event_id": ref.ref}
     assert edit["content"]["m.new_content"]["body"] == "Hello again (edited)"
     assert edit["content"]["body"] == "* Hello again (edited)"
-    assert len(lines_of(archive.root)) == 2
+    assert len(lines_of(archive.payload)) == 2
     session.close()
-    transcript = (archive.root / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
+    transcript = (archive.payload / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
     assert "Hello again" in transcript and "Hello World" not in transcript
     session.remove(ref)
     session.remove(ref)
-    assert [line["type"] for line in lines_of(archive.root)][-1] == "m.room.redaction"
-    assert len(lines_of(archive.root)) == 3
+    assert [line["type"] for line in lines_of(archive.payload)][-1] == "m.room.redaction"
+    assert len(lines_of(archive.payload)) == 3
     assert session.listing(folder) == []
     session.close()
-    transcript = (archive.root / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
+    transcript = (archive.payload / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
     assert "Hello again" not in transcript
 
 
@@ -160,7 +160,7 @@ def test_transcript_shows_authors_times_threads_reactions_and_safe_html(
     for name in ("mention", "reply_with_reactions", "hostile", "members_added", "deleted"):
         session.put(folder, payload_of(name))
     session.close()
-    transcript = (archive.root / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
+    transcript = (archive.payload / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
     assert "<title>Projet Hirondelle / Général</title>" in transcript
     assert "<strong>Robin Kline</strong>" in transcript
     assert '<time datetime="2021-03-28T21:11:12.395000+00:00">2021-03-28 21:11 UTC' in transcript
@@ -189,7 +189,7 @@ def test_hostile_html_written_by_hand_is_sanitized_in_the_transcript(
     folder = session.ensure_container(CHANNEL)
     session.put(folder, Payload("h1", events, "teams:h1", attrs))
     session.close()
-    transcript = (archive.root / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
+    transcript = (archive.payload / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
     assert "evil.example" not in transcript and "<script>1" not in transcript
     assert "&lt;b&gt;Eve&lt;/b&gt;" in transcript
 
@@ -201,12 +201,12 @@ def test_split_message_parts_are_archived_in_order(archive: ChatArchiveTarget) -
     session = archive.open(TEAM)
     folder = session.ensure_container(CHANNEL)
     session.put(folder, payload)
-    lines = lines_of(archive.root)
+    lines = lines_of(archive.payload)
     assert [line["part"] for line in lines] == list(range(1, len(lines) + 1))
     assert len(lines) >= 3
     assert [entry.fingerprint for entry in session.listing(folder)] == ["teams:big"]
     session.close()
-    transcript = (archive.root / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
+    transcript = (archive.payload / "Projet Hirondelle" / "Général" / TRANSCRIPT_FILE).read_text()
     assert transcript.count("mot ") >= 40_000 - 10
 
 
@@ -253,7 +253,7 @@ def test_kill_during_a_channel_import_then_resume_has_no_duplicate_and_no_gap(
 ) -> None:
     count = 1000
     root = tmp_path / "archive"
-    events = root / "Projet Hirondelle" / "Général" / EVENTS_FILE
+    events = root / "data" / "Projet Hirondelle" / "Général" / EVENTS_FILE
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(root), str(count)])
     deadline = time.monotonic() + 60
     while not (events.exists() and events.stat().st_size > 50_000):

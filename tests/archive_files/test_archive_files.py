@@ -65,7 +65,7 @@ def test_tree_is_written_with_mtimes(
     tmp_path: Path, target: FilesArchiveTarget, session: FilesArchiveSession, drive: str
 ) -> None:
     assert drive == "OneDrive"
-    root = target.root / "alice@example.test" / "OneDrive"
+    root = target.payload / "alice@example.test" / "OneDrive"
     assert session.put(drive, folder("f1", "Docs")) == TargetRef("OneDrive", "Docs")
     assert session.put(drive, folder("f2", "Docs/2024")) == TargetRef("OneDrive", "Docs/2024")
     ref = session.put(drive, file(tmp_path, "i1", "Docs/2024/Rapport.docx", b"rapport"))
@@ -89,7 +89,7 @@ def test_parents_are_created_when_a_file_comes_first(
 def test_site_library_layout(target: FilesArchiveTarget) -> None:
     session = target.open(SITE)
     assert session.ensure_container(LIBRARY) == "Ventes/Documents partagés"
-    assert (target.root / "site:Ventes" / "Ventes" / "Documents partagés").is_dir()
+    assert (target.payload / "site:Ventes" / "Ventes" / "Documents partagés").is_dir()
 
 
 def test_find_matches_path_and_size(

@@ -101,7 +101,7 @@ def test_run_sync_verify(tmp_path: Path) -> None:
         asyncio.run(engine.run("sync" if mode == "sync" else "run"))
 
     engine_run("run")
-    base = target.root / OWNER.upn / "OneDrive"
+    base = target.payload / OWNER.upn / "OneDrive"
     assert (base / "Projet" / "Plans" / "plan.pdf").read_bytes() == b"%PDF plan"
     assert (base / "Projet" / "notes: v1?.txt").read_bytes() == b"notes"
 

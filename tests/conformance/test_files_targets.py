@@ -71,7 +71,7 @@ def _archive(request: pytest.FixtureRequest, tmp_path: Path) -> FilesUnderTest:
     owner = Owner(upn="carol@example.test", source_id="archive-owner")
 
     def on_disk(ref: TargetRef) -> Path:
-        return target.root / owner.upn / ref.folder / ref.ref
+        return target.payload / owner.upn / ref.folder / ref.ref
 
     return FilesUnderTest("files-archive", target, owner, on_disk, True, tmp_path)
 

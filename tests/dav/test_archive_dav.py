@@ -35,7 +35,7 @@ def test_one_file_per_event_under_the_calendar_name(tmp_path: Path) -> None:
     folder = session.ensure_container(calendar("Réunions"))
     payload = event("event-1")
     ref = session.put(folder, payload)
-    path = tmp_path / OWNER.upn / "calendars" / "Réunions" / payload.attrs["resource"]
+    path = tmp_path / "data" / OWNER.upn / "calendars" / "Réunions" / payload.attrs["resource"]
     assert (folder, ref.ref) == ("Réunions", payload.attrs["resource"])
     assert path.read_bytes() == payload.content
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left
@@ -49,7 +49,7 @@ def test_close_merges_the_calendar_with_each_timezone_once(tmp_path: Path) -> No
     for number in range(3):
         session.put(folder, event(f"event-{number}", summary=f"Réunion {number}"))
     session.close()
-    merged = (tmp_path / OWNER.upn / "calendars" / "Travail.ics").read_bytes()
+    merged = (tmp_path / "data" / OWNER.upn / "calendars" / "Travail.ics").read_bytes()
     parsed = icalendar.Calendar.from_ical(merged)
     assert [c.name for c in parsed.subcomponents].count("VTIMEZONE") == 1
     events = parsed.walk("VEVENT")
@@ -81,7 +81,8 @@ def test_vcards_are_concatenated(tmp_path: Path) -> None:
     for card in cards:
         session.put(folder, card)
     session.close()
-    merged = (tmp_path / OWNER.upn / "contacts" / "Contacts.vcf").read_text(encoding="utf-8")
+    merged_path = tmp_path / "data" / OWNER.upn / "contacts" / "Contacts.vcf"
+    merged = merged_path.read_text(encoding="utf-8")
     parsed = list(vobject.readComponents(merged))
     assert sorted(card.fn.value for card in parsed) == ["Personne 0", "Personne 1"]
 

@@ -5,6 +5,10 @@ and an exact comparison of what the tenant holds with what the target holds."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +23,7 @@ from hirondelle.tests.servers import ImapReadBack, MailUser
 
 SECRET_ENV = "HIRONDELLE_TEST_CLIENT_SECRET"
 MASTER_ENV = "HIRONDELLE_TEST_IMAP_MASTER"
+DEADLINE = 120.0  # for a run to make progress or end
 
 
 @dataclass(frozen=True)
@@ -196,3 +201,24 @@ def graph_pages(
             entities.extend(body["value"])
             url, query = body.get("@odata.nextLink"), None
     return entities
+
+
+def start_run(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hirondelle.cli", "-c", str(config), "run"],
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_for(condition: object, process: subprocess.Popen[bytes]) -> bool:
+    """Poll until `condition()` holds; False if the run finished first."""
+    deadline = time.monotonic() + DEADLINE
+    while time.monotonic() < deadline:
+        if condition():  # type: ignore[operator]
+            return True
+        if process.poll() is not None:
+            return False
+        time.sleep(0.005)
+    raise AssertionError("the run made no progress before the deadline")

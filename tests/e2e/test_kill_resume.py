@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from harness import assert_same, environment, write_config
+from harness import DEADLINE, assert_same, environment, start_run, wait_for, write_config
 
 from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
@@ -18,32 +18,10 @@ from hirondelle.sandbox.tenant import Tenant, TenantSpec
 from hirondelle.tests.servers import ImapReadBack, both_imap_servers
 
 KILLS = 5
-DEADLINE = 120.0
-
-
-def start_run(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "hirondelle.cli", "-c", str(config), "run"],
-        env={**os.environ, **env},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
 
 
 def audit_lines(directory: Path) -> int:
     return sum(p.read_bytes().count(b"\n") for p in directory.glob("run-*.jsonl"))
-
-
-def wait_for(condition: object, process: subprocess.Popen[bytes]) -> bool:
-    """Poll until `condition()` holds; False if the run finished first."""
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
-            return True
-        if process.poll() is not None:
-            return False
-        time.sleep(0.005)
-    raise AssertionError("the run made no progress before the deadline")
 
 
 @both_imap_servers

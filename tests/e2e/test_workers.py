@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import bagit
 import psutil
 import pytest
 from harness import assert_same, environment, write_config
@@ -234,6 +235,8 @@ path = "archive"
         assert run.returncode == 0, err.decode()[-3000:]
         counters = sandbox.stats()["by_mailbox"]["sharepoint"]
     assert counters["throttled"] == 0, counters
+    # Two processes wrote the archive, the command alone its manifests once they finished.
+    assert bagit.Bag(str(tmp_path / "archive")).validate()
     assert counters["requests"] > 3 * limits.window_units  # the budget did bind
 
 

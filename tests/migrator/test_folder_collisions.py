@@ -47,7 +47,7 @@ def run(tmp_path: Path, mode: str = "run") -> dict[str, int]:
     engine = Engine(store, [workload], RunOptions(), AuditLog(tmp_path / "audit", 1))
     tally = asyncio.run(engine.run("sync" if mode == "sync" else "run"))["mail"]
     store.engine.dispose()
-    maildir = tmp_path / "archive" / OWNER.upn / "Maildir"
+    maildir = tmp_path / "archive" / "data" / OWNER.upn / "Maildir"
     return {
         folder.name: len(list((folder / "cur").iterdir()))
         for folder in maildir.iterdir()
