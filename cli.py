@@ -87,8 +87,8 @@ def reported(fn: F) -> F:
             logging.getLogger("hirondelle").debug("unexpected error", exc_info=True)
             _fail(
                 f"internal error: {type(exc).__name__}: {exc}; nothing is lost (the state "
-                "holds what was written): run again with -vv to see where it happened, and "
-                "report it",
+                "holds what was written): run it again as `hirondelle -vv ...` to see where "
+                "it happened, and report it",
                 EXIT_FATAL,
             )
         finally:
@@ -309,6 +309,12 @@ def plan(
             operations.plan(config, deep, sinks, sample or 0, source, notice=_notice)
         )
 
+    if (
+        csv_path is not None
+        and findings_path is not None
+        and csv_path.resolve() == findings_path.resolve()
+    ):
+        raise ConfigError("--findings-csv", f"{findings_path} is also the --csv file: name another")
     with contextlib.ExitStack() as stack:
         sinks: list[PlanSink] = []
         for option, path, writer in (

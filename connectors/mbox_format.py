@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _FROM_LINE = re.compile(rb"^(>*From )", re.MULTILINE)
+_HEADER_END = re.compile(rb"\n\r?\n")  # the empty line after the headers, CRLF or LF
 # The headers the state is written in, lower case, as `bytes.lower()` gives them.
 STATE_HEADERS = (b"status", b"x-status", b"x-keywords", b"x-imapbase", b"x-uid")
 # IMAP system flags and the letter each state header gives them.
@@ -65,11 +66,16 @@ def state_headers(flags: Sequence[str], base: str | None = None) -> list[str]:
 
 
 def with_state(content: bytes, flags: Sequence[str], base: str | None = None) -> bytes:
-    """The message with its state headers first, any earlier ones of those names dropped."""
-    newline = b"\r\n" if b"\r\n" in content[: content.find(b"\n") + 1] else b"\n"
-    end = content.find(newline + newline)
-    cut = end + len(newline)
-    head, body = (content, b"") if end < 0 else (content[:cut], content[cut:])
+    """The message with its state headers first, any earlier ones of those names dropped
+    from its header block. Only a header block that ends with an empty line (whatever its
+    line endings) is looked into: a message without one keeps every byte."""
+    first_line = content[: content.find(b"\n") + 1]
+    newline = b"\r\n" if first_line.endswith(b"\r\n") else b"\n"
+    end = _HEADER_END.search(content)
+    if content.startswith((b"\n", b"\r\n")) or end is None:
+        head, body = b"", content
+    else:
+        head, body = content[: end.start() + 1], content[end.start() + 1 :]
     kept: list[bytes] = []
     dropping = False
     for line in head.splitlines(keepends=True):

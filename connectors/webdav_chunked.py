@@ -203,10 +203,18 @@ class DavHttp:
             "retries": False,
             "maxsize": connections,  # kept alive; more are opened when needed, then closed
         }
-        parts = urlsplit(url)
-        proxy = getproxies().get(parts.scheme)
-        if proxy and not proxy_bypass(parts.hostname or ""):
-            self.pool: urllib3.PoolManager = urllib3.ProxyManager(proxy, **options)
+        proxy = _proxy_for(url)
+        if proxy is not None:
+            # urllib3 does not read credentials out of a proxy URL as httpx did: a proxy
+            # that asks for a login gets them as Proxy-Authorization
+            where = urlsplit(proxy)
+            proxy_headers = None
+            if where.username:
+                secret = f"{unquote(where.username)}:{unquote(where.password or '')}"
+                proxy_headers = urllib3.make_headers(proxy_basic_auth=secret)
+            self.pool: urllib3.PoolManager = urllib3.ProxyManager(
+                proxy, proxy_headers=proxy_headers, **options
+            )
         else:
             self.pool = urllib3.PoolManager(**options)
 
@@ -255,10 +263,11 @@ class DavHttp:
             )
         except urllib3.exceptions.HTTPError as error:
             raise self._failure(error, operation, item) from error
-        # no `httpx.Request` (its URL parsing cost more than the rest): nothing reads it
-        return httpx.Response(
-            answer.status, headers=list(answer.headers.items()), content=answer.data
-        )
+        # no `httpx.Request` (its URL parsing cost more than the rest): nothing reads it.
+        # urllib3 has already decoded a compressed body: its Content-Encoding goes, or
+        # httpx would decode it a second time
+        kept = [(k, v) for k, v in answer.headers.items() if k.lower() != "content-encoding"]
+        return httpx.Response(answer.status, headers=kept, content=answer.data)
 
     def sha256(self, url: str, item: str) -> str | None:
         """The SHA-256 (hex) of the body a GET of `url` answers, read in blocks; None
@@ -299,6 +308,17 @@ class DavHttp:
 
     def close(self) -> None:
         self.pool.clear()
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy the environment names for `url` (`HTTPS_PROXY`/`HTTP_PROXY`, else
+    `ALL_PROXY`), unless `NO_PROXY` exempts its host."""
+    parts = urlsplit(url)
+    proxies = getproxies()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 def _same_server_redirect(url: str, response: httpx.Response) -> str | None:

@@ -34,7 +34,8 @@ class _Counts:
         return self.waiting == 0
 
     def items(self) -> str:
-        total = f"{self.total}" if self.settled else f"{self.total}+"
+        counted = max(self.total, self.done)  # an item counted late is still one done
+        total = f"{counted}" if self.settled else f"{counted}+"
         return f"{self.done}/{total} items"
 
     def owners(self) -> str:

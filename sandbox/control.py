@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+# Limits that 0 would turn into a refusal of every request, for good.
+_POSITIVE = frozenset({"concurrency", "requests_per_window", "window_seconds", "scale"})
 
 
 class ControlError(ValueError):
@@ -55,6 +58,10 @@ def _check(name: str, value: Any, hint: Any) -> None:
         wanted = " or ".join("null" if k is type(None) else k.__name__ for k in allowed)
         raise ControlError(f"{name} must be {wanted}, not {json.dumps(value)}")
     if isinstance(value, int | float) and not isinstance(value, bool):
+        if not math.isfinite(value):  # Python's JSON reader takes NaN and Infinity
+            raise ControlError(f"{name} must be a finite number, not {value}")
+        if name in _POSITIVE and value <= 0:
+            raise ControlError(f"{name} must be more than 0, not {value}")
         if value < 0:
             raise ControlError(f"{name} must not be negative, not {value}")
         if name.endswith("_rate") and value > 1:

@@ -118,3 +118,12 @@ def test_an_unexpected_error_is_one_line_not_a_traceback(
     result = invoke("-c", str(tmp_path / "hirondelle.toml"), "status")
     assert result.exit_code == 3
     assert "internal error: KeyError: 'items'" in one_line(result)
+
+
+def test_one_file_for_both_plan_csvs_is_refused_before_the_scan(tmp_path: Path) -> None:
+    (tmp_path / "hirondelle.toml").write_text(CONFIG, encoding="utf-8")
+    same = str(tmp_path / "plan.csv")
+    result = invoke(
+        "-c", str(tmp_path / "hirondelle.toml"), "plan", "--csv", same, "--findings-csv", same
+    )
+    assert result.exit_code == 2 and "also the --csv file" in one_line(result)

@@ -23,7 +23,7 @@ from hirondelle.connectors.archive import (
     maildir_dir_name,
     message_base,
 )
-from hirondelle.connectors.mbox_format import asctime
+from hirondelle.connectors.mbox_format import asctime, with_state
 from hirondelle.mappings.mail import fingerprint_of
 from hirondelle.migrator.errors import FatalError, SkipItem
 from hirondelle.migrator.model import Container, Owner, Payload, TargetRef
@@ -368,3 +368,25 @@ def test_durable_writes(tmp_path: Path) -> None:
     session.close()
     assert cur_files(session, folder) == [ref.ref + ":2,S"]
     assert session.mbox_path(folder).read_bytes().startswith(b"From MAILER-DAEMON ")
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"Subject: a\r\nDate: x\n\nStatus: the deployment went fine\nX-Keywords: budget\n",
+        b"Subject: a\n\r\nX-Keywords: a\n b\nbody\n",
+        b"\nStatus: a body without headers\n",
+        b"Subject: a\rStatus: CR only\r\rbody",
+        b"no header block at all, Status: kept",
+    ],
+)
+def test_mbox_state_headers_never_take_a_body_line(content: bytes) -> None:
+    """Mixed line endings, no headers, CR only: only header-block lines are replaced."""
+    written = with_state(content, ["\\Seen"])
+    assert written.startswith(b"Status: RO")
+    body = (
+        re.split(rb"\n\r?\n", content, maxsplit=1)[-1]
+        if b"\n\n" in content or b"\n\r\n" in content
+        else content
+    )
+    assert written.endswith(body)

@@ -122,6 +122,9 @@ def test_token_endpoint_refuses_any_scope_but_graphs_default(sb: SandboxServer) 
         ("mutate", b'{"user": "nobody@example.test"}', "no user has the id or name"),
         ("faults", b'{"error_rate": 2}', "error_rate is a probability per request, at most 1"),
         ("limits", b'{"enabled": "no"}', 'enabled must be bool, not "no"'),
+        ("limits", b'{"scale": NaN}', "scale must be a finite number"),
+        ("limits", b'{"window_seconds": Infinity}', "window_seconds must be a finite number"),
+        ("limits", b'{"concurrency": 0}', "concurrency must be more than 0"),
     ],
 )
 def test_control_requests_with_a_bad_body_are_refused_with_the_reason(

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import gzip
+import http.server
 import socket
 import ssl
 import threading
@@ -11,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 import respx
+import urllib3
 
 from hirondelle.connectors.imap_wire import Login
 from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
@@ -235,3 +239,56 @@ def test_transport_failures_are_sorted(tmp_path: Path) -> None:
     listener.close()
     with pytest.raises(Unreachable, match="PROPFIND .* as alice: no connection"):
         target.open(Owner("alice", "a"))
+
+
+def test_the_environments_proxy_is_used_with_its_login(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A proxy URL's user and password become Proxy-Authorization (urllib3 does not read
+    them from the URL); ALL_PROXY stands for every scheme; NO_PROXY exempts a host."""
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ALL_PROXY", "http://pu:p%40ss@proxy.example:3128")
+    tls = ssl.create_default_context()
+    http = DavHttp("https://h/u/", LOGIN, "ca", "url", tls=tls, timeout=5, connections=1)
+    assert isinstance(http.pool, urllib3.ProxyManager)
+    assert http.pool.proxy_headers["proxy-authorization"] == "Basic " + base64.b64encode(
+        b"pu:p@ss"
+    ).decode("ascii")
+    monkeypatch.setenv("NO_PROXY", "h")
+    direct = DavHttp("https://h/u/", LOGIN, "ca", "url", tls=tls, timeout=5, connections=1)
+    assert not isinstance(direct.pool, urllib3.ProxyManager)
+
+
+def test_a_compressed_answer_is_read_once_decoded() -> None:
+    """urllib3 decodes a gzip body itself: the answer handed on must not be decoded again."""
+    body = gzip.compress(
+        b'<?xml version="1.0"?><D:multistatus xmlns:D="DAV:"><D:response>'
+        b"<D:href>/u/</D:href><D:propstat><D:prop><D:resourcetype><D:collection/>"
+        b"</D:resourcetype></D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
+        b"</D:response></D:multistatus>"
+    )
+
+    class Compressing(http.server.BaseHTTPRequestHandler):
+        def do_PROPFIND(self) -> None:  # noqa: N802 - the method's name is the verb's
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(207)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Compressing)
+    thread = threading.Thread(target=server.handle_request, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.server_port}/u/"
+    client = DavHttp(
+        url, LOGIN, "ca", "url", tls=ssl.create_default_context(), timeout=5, connections=1
+    )
+    try:
+        found = client.propfind(url, "0")
+    finally:
+        client.close()
+        server.server_close()
+    assert found is not None and [(r.path, r.is_collection) for r in found] == [("/u", True)]
