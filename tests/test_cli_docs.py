@@ -76,7 +76,7 @@ def test_the_sandbox_control_api_documents_every_field() -> None:
     from hirondelle.sandbox.tenant import Mutation
     from hirondelle.sandbox.throttle import Limits
 
-    section = README.split("### The sandbox's control API")[1].split("\n## ")[0]
+    section = README.split("## The sandbox's control API")[1].split("\n## ")[0]
     for kind in (Mutation, Faults, Limits):
         for field in fields(kind):
             assert f"`{field.name}`" in section, f"{kind.__name__}.{field.name} is not documented"
