@@ -26,28 +26,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
-
-from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_abstractions.request_information import RequestInformation
-from msgraph.generated.users.item.mail_folders.item.child_folders.child_folders_request_builder import (  # noqa: E501
-    ChildFoldersRequestBuilder,
-)
-from msgraph.generated.users.item.mail_folders.item.mail_folder_item_request_builder import (
-    MailFolderItemRequestBuilder,
-)
-from msgraph.generated.users.item.mail_folders.item.messages.delta.delta_request_builder import (
-    DeltaRequestBuilder,
-)
-from msgraph.generated.users.item.mail_folders.item.messages.messages_request_builder import (
-    MessagesRequestBuilder,
-)
-from msgraph.generated.users.item.mail_folders.mail_folders_request_builder import (
-    MailFoldersRequestBuilder,
-)
-from msgraph.generated.users.item.messages.item.message_item_request_builder import (
-    MessageItemRequestBuilder,
-)
+from urllib.parse import quote, urlencode
 
 from ...migrator.errors import ItemError, Retriable, SkipItem
 from ...migrator.model import Container, Item, Owner, Page
@@ -109,7 +88,6 @@ class GraphMailSource:
     def __init__(self, client: GraphClient, budgets: MailboxBudget | None = None) -> None:
         self.client = client
         self.budgets = budgets or client.budgets
-        self._sdk = client.sdk
 
     async def owners(self) -> list[Owner]:
         """Every user of the tenant (`/users`, paged)."""
@@ -133,7 +111,7 @@ class GraphMailSource:
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         """Delta pages of the folder since `cursor` (a stored link), or all of it."""
         upn = container.owner
-        target: RequestInformation | str = cursor or self._delta_request(container)
+        target = cursor or self._delta_url(container)
         call = Call(f"changes of {upn} {container.display_path}", cursor=cursor is not None)
         properties = _Properties()
         prefer = [f"odata.maxpagesize={PAGE_SIZE}"]
@@ -182,16 +160,11 @@ class GraphMailSource:
 
     async def listing_pages(self, container: Container) -> AsyncIterator[list[Item]]:
         """`listing` a page at a time."""
-        params = MessagesRequestBuilder.MessagesRequestBuilderGetQueryParameters(
+        first = self.client.graph_url + _graph_path(
+            ("users", container.owner, "mailFolders", container.source_id, "messages"),
             select=["id", "changeKey", "internetMessageId"],
-            expand=[MESSAGE_PROPERTIES],
+            expand=MESSAGE_PROPERTIES,
             top=PAGE_SIZE,
-        )
-        folder = self._sdk.users.by_user_id(container.owner).mail_folders.by_mail_folder_id(
-            container.source_id
-        )
-        first = folder.messages.to_get_request_information(
-            RequestConfiguration(query_parameters=params)
         )
         call = Call(f"listing of {container.owner} {container.display_path}")
         async for page in self.client.pages(first, container.owner, call):
@@ -210,13 +183,11 @@ class GraphMailSource:
         """Close the client this source was given (its pool and credential)."""
         await self.client.aclose()
 
-    def _delta_request(self, container: Container) -> RequestInformation:
-        params = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(select=DELTA_SELECT)
-        folder = self._sdk.users.by_user_id(container.owner).mail_folders.by_mail_folder_id(
-            container.source_id
-        )
-        return folder.messages.delta.to_get_request_information(
-            RequestConfiguration(query_parameters=params)
+    def _delta_url(self, container: Container) -> str:
+        # `delta()`, as the SDK's request builder spells the function call.
+        folder = ("users", container.owner, "mailFolders", container.source_id)
+        return self.client.graph_url + _graph_path(
+            (*folder, "messages"), function="delta()", select=DELTA_SELECT
         )
 
     async def _fill_properties(
@@ -242,16 +213,9 @@ class GraphMailSource:
 
     def _message_path(self, upn: str, message_id: str) -> str:
         """`/users/{upn}/messages/{id}?$select=id&$expand=...`, relative to the version root."""
-        params = MessageItemRequestBuilder.MessageItemRequestBuilderGetQueryParameters(
-            select=["id"], expand=[MESSAGE_PROPERTIES]
+        return _graph_path(
+            ("users", upn, "messages", message_id), select=["id"], expand=MESSAGE_PROPERTIES
         )
-        builder = self._sdk.users.by_user_id(upn).messages.by_message_id(message_id)
-        request = builder.to_get_request_information(RequestConfiguration(query_parameters=params))
-        return self._absolute(request)[len(self.client.graph_url) :]
-
-    def _absolute(self, request: RequestInformation) -> str:
-        request.path_parameters["baseurl"] = self.client.graph_url
-        return str(request.url)
 
     async def _walk(self, upn: str) -> tuple[list[_Folder], list[str]]:
         """Breadth-first walk of the folder tree: visible folders and hidden paths."""
@@ -276,48 +240,55 @@ class GraphMailSource:
 
     async def _folders(self, upn: str, parent_id: str | None) -> list[Mapping[str, Any]]:
         """The direct children of `parent_id` (top level when None), hidden ones included."""
-        folders = self._sdk.users.by_user_id(upn).mail_folders
-        request: RequestInformation
-        if parent_id is None:
-            params: Any = MailFoldersRequestBuilder.MailFoldersRequestBuilderGetQueryParameters(
-                select=FOLDER_SELECT,
-                expand=[FOLDER_PROPERTIES],
-                top=FOLDER_PAGE,
-                include_hidden_folders="true",
-            )
-            request = folders.to_get_request_information(
-                RequestConfiguration(query_parameters=params)
-            )
-        else:
-            params = ChildFoldersRequestBuilder.ChildFoldersRequestBuilderGetQueryParameters(
-                select=FOLDER_SELECT,
-                expand=[FOLDER_PROPERTIES],
-                top=FOLDER_PAGE,
-                include_hidden_folders="true",
-            )
-            request = folders.by_mail_folder_id(parent_id).child_folders.to_get_request_information(
-                RequestConfiguration(query_parameters=params)
-            )
+        below = () if parent_id is None else (parent_id, "childFolders")
+        url = self.client.graph_url + _graph_path(
+            ("users", upn, "mailFolders", *below),
+            select=FOLDER_SELECT,
+            expand=FOLDER_PROPERTIES,
+            top=FOLDER_PAGE,
+            includeHiddenFolders="true",
+        )
         # A 404 here means the user has no mailbox (unlicensed, or MailboxNotEnabledForRESTAPI):
         # the owner is skipped with that reason, not the whole run.
         call = Call(f"folders of {upn}", item=True)
-        pages = self.client.pages(request, upn, call)
+        pages = self.client.pages(url, upn, call)
         return [entry async for page in pages for entry in page.get("value", [])]
 
     async def _roles(self, upn: str) -> dict[str, str]:
         """Folder id -> well-known name, with one $batch of `mailFolders/{name}`."""
-        folders = self._sdk.users.by_user_id(upn).mail_folders
-        paths = {}
-        for name in WELL_KNOWN_FOLDERS:
-            params = MailFolderItemRequestBuilder.MailFolderItemRequestBuilderGetQueryParameters(
-                select=["id"]
-            )
-            request = folders.by_mail_folder_id(name).to_get_request_information(
-                RequestConfiguration(query_parameters=params)
-            )
-            paths[name] = self._absolute(request)[len(self.client.graph_url) :]
+        paths = {
+            name: _graph_path(("users", upn, "mailFolders", name), select=["id"])
+            for name in WELL_KNOWN_FOLDERS
+        }
         answers = await self.client.batch_get(upn, paths, Call(f"well-known folders of {upn}"))
         return {body["id"]: name for name, body in answers.items() if body and "id" in body}
+
+
+def _graph_path(
+    segments: Sequence[str],
+    *,
+    function: str = "",
+    expand: str = "",
+    top: int = 0,
+    **query: str | Sequence[str],
+) -> str:
+    """A Graph path relative to the version root, each segment percent-encoded (an id may
+    hold `/`, `+` or `=`), then `function` as it is (`delta()`), with OData query options:
+    `select=[...]` as `$select=a,b`, `expand` and `top` as `$expand` and `$top`, others
+    (`includeHiddenFolders`) as given.
+    Formatted here: the request builders' URI-template expansion cost more CPU than the
+    request it built."""
+    options = {
+        f"${name}" if name == "select" else name: value
+        if isinstance(value, str)
+        else ",".join(value)
+        for name, value in query.items()
+    }
+    odata = {"$expand": expand, "$top": str(top) if top else ""}
+    options.update((name, value) for name, value in odata.items() if value)
+    path = "".join("/" + quote(segment, safe="") for segment in segments)
+    path += f"/{function}" if function else ""
+    return path + "?" + urlencode(options, safe="$,", quote_via=quote) if options else path
 
 
 def _mime_path(upn: str, message_id: str) -> str:

@@ -120,9 +120,9 @@ NOT_GRAPH = frozenset(
         "published_size",  # an audit remark of a file SharePoint changed
         "baseurl", "authority", "connection_verify",  # kiota and azure-identity options
         "Content-Length", "Content-Range", "ETag", "If-Range", "Last-Modified", "Location",
-        "Range", "Retry-After", "retry-after", "RateLimit-Reset", "ratelimit-reset",
+        "Content-Type", "Range", "Retry-After", "retry-after", "RateLimit-Reset", "ratelimit-reset",
         "owner",  # a value of a member's roles
-        "-my.sharepoint.", "token=", "token%3d",  # pieces of URLs
+        "-my.sharepoint.", "token=", "token%3d", "%",  # pieces of URLs
         "aiohttp",  # a module name looked up in sys.modules
         # columns of the usage reports' CSV (not JSON: reports.py names its columns and
         # tests/sandbox/test_reports.py holds them to the documented headers)

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from kiota_abstractions.api_error import APIError
 
 from hirondelle.connectors.graph.client import GraphClient, user_agent
 from hirondelle.connectors.graph.errors import Call
@@ -82,6 +83,11 @@ def test_every_request_carries_the_user_agent_and_immutable_ids(fake_time: FakeT
         assert request.headers["User-Agent"] == user_agent()
         assert 'IdType="ImmutableId"' in request.headers["Prefer"]
         assert request.headers["Authorization"] == "Bearer test-token"
+    # JSON requests go out as the SDK's middleware sent them: a fresh client-request-id,
+    # query names spelled with `$`.
+    listing = requests[0]
+    assert len(listing.headers["client-request-id"]) == 36
+    assert listing.url.query.decode().startswith("$select=")
 
 
 def test_a_truncated_value_is_retried(fake_time: FakeTime) -> None:
@@ -166,6 +172,9 @@ def test_unknown_client_errors_propagate(fake_time: FakeTime) -> None:
         with pytest.raises(Exception) as caught:
             run(owners_with(make_client(make_budget(fake_time))))
     assert not isinstance(caught.value, Retriable | FatalError | SkipItem)
+    # The SDK's error, with the status its callers look at (an unsupported delta's 400).
+    assert isinstance(caught.value, APIError) and caught.value.response_status_code == 400
+    assert "BadRequest" in str(caught.value)
 
 
 def test_no_token_leaves_for_another_host(fake_time: FakeTime) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hirondelle.migrator.model import Container, Item, TargetRef
-from hirondelle.state.schema import DONE, STARTED, VANISHED
+from hirondelle.state.schema import DONE, STARTED, VANISHED, ItemRow
 from hirondelle.state.store import Outcome, open_store
 
 INBOX = Container("mail", "alice@contoso.test", "F-IN", ("Inbox",), "inbox", total_items=2)
@@ -63,3 +63,27 @@ def test_long_ids_paths_and_urls_fit(state_url: str) -> None:
     store.set_links("files", {url: "https://cloud.example/again"})  # an upsert
     assert store.all_links("files") == {url: "https://cloud.example/again"}
     store.engine.dispose()
+
+
+def test_an_item_started_again_keeps_what_its_row_holds(state_url: str) -> None:
+    """A second attempt counts, and an outcome without a ref or size (a failure) leaves the
+    row's as they were; an outcome whose row is gone is recorded on a new row."""
+    store = open_store(state_url)
+    unit = store.unit_for(INBOX)
+    a = Item("a", "v1")
+    first = store.mark_started(unit.id, INBOX, [(a, None)])
+    done = Outcome(a, DONE, ref=TargetRef("INBOX", "7:1"), size=5, row_id=first["a"])
+    store.settle_page(unit.id, INBOX, [done], [], None, None)
+    a2, b = Item("a", "v2", {"isRead": False}), Item("b", "v1")
+    again = store.mark_started(unit.id, INBOX, [(a2, first["a"]), (b, None)])
+    assert again["a"] == first["a"] and again["b"] != first["a"]
+    failed = Outcome(a2, "failed", error="reset", row_id=again["a"])
+    lost = Outcome(b, DONE, ref=TargetRef("INBOX", "7:2"), row_id=10_000)
+    store.settle_page(unit.id, INBOX, [failed, lost], [], None, None)
+    rows = {r.source_id: r for r in store.items_of_unit(unit.id)}
+    assert (rows["a"].status, rows["a"].version) == ("failed", "v2")
+    with store.session() as s:
+        assert s.get(ItemRow, again["a"]).attempts == 2  # type: ignore[union-attr]
+    assert rows["a"].ref == TargetRef("INBOX", "7:1") and rows["a"].size == 5
+    assert rows["a"].meta == {"isRead": False}
+    assert rows["b"].status == DONE and rows["b"].ref == TargetRef("INBOX", "7:2")
