@@ -215,10 +215,10 @@ def test_a_reply_to_a_thread_long_quiet_reaches_matrix_within_the_documented_syn
     # With application permissions delta lists root posts only, and a reply does not bring
     # its root back (https://learn.microsoft.com/en-us/graph/api/chatmessage-delta): the
     # reply is found by the round reading every thread again through the channel listing
-    # (https://learn.microsoft.com/en-us/graph/api/channel-list-messages), 2 pages of 50
+    # (https://learn.microsoft.com/en-us/graph/api/channel-list-messages), 1 page of 50
     # threads a sync here, at a cost the Teams source's docstring bounds.
-    spec = dataclasses.replace(SMALL_TEAM, seed=31, posts_per_channel=210, replies_per_post=0)
-    run_table = "[run]\nchat_reread_pages = 2\nchat_reply_window_threads = 5\n"
+    spec = dataclasses.replace(SMALL_TEAM, seed=31, posts_per_channel=110, replies_per_post=0)
+    run_table = "[run]\nchat_reread_pages = 1\nchat_reply_window_threads = 5\n"
     for chat in chat_setup(tmp_path, synapse, "appservice", spec=spec, run_table=run_table):
         for name, value in chat.env.items():
             monkeypatch.setenv(name, value)
@@ -229,11 +229,11 @@ def test_a_reply_to_a_thread_long_quiet_reaches_matrix_within_the_documented_syn
         channel = next(c for c in teams.channels(team.id) if c.display_name == "Chantier")
         roots = teams.roots(channel.id)
         oldest = next(r for r in roots if r.deleted is None and r.sender and not r.pinned)
-        assert len(roots) > 200 and (teams.now - oldest.created).days > 365  # past any window
+        assert len(roots) > 100 and (teams.now - oldest.created).days > 365  # past any window
         reply = chat.sandbox.mutate(Mutation(seed=4, chat_replies=1, chat_thread=oldest.id))
         (reply_id,) = reply.messages
-        within = -(-len(roots) // 100)  # ceil(threads / (50 x chat_reread_pages)) syncs
-        bound = 1 + 2 + 5  # delta (nothing changed) + 2 round pages + at most 5 window threads
+        within = -(-len(roots) // 50)  # ceil(threads / (50 x chat_reread_pages)) syncs
+        bound = 1 + 1 + 5  # delta (nothing changed) + 1 round page + at most 5 window threads
         carried, syncs = 0, 0
         while syncs < within:
             syncs += 1
