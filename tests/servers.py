@@ -134,6 +134,18 @@ def _poll(
         time.sleep(0.02)  # poll interval, not a wait for readiness
 
 
+def _stop_process(process: subprocess.Popen[bytes], port: int, name: str) -> None:
+    """SIGTERM (SIGKILL after 10 s) and wait until `port` is closed."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    _poll(lambda: not _port_open(port), deadline, f"{name} port stays open")
+
+
 def _ensure_vmail() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam("vmail")
@@ -308,14 +320,7 @@ class DovecotServer(ImapReadBack):
         """Stop Dovecot and wait until its port is closed; remove its directory."""
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            deadline = time.monotonic() + 10
-            _poll(lambda: not _port_open(self.port), deadline, "Dovecot port stays open")
+            _stop_process(process, self.port, "Dovecot")
         if self.root != Path() and self.root.exists():
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -613,14 +618,7 @@ class CyrusServer(ImapReadBack):
         """Stop `master` (it stops its children) and wait until the port is closed."""
         process, self._process = self._process, None
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            deadline = time.monotonic() + 10
-            _poll(lambda: not _port_open(self.port), deadline, "Cyrus port stays open")
+            _stop_process(process, self.port, "Cyrus")
         if self._syslog is not None:
             self._syslog.close()
             self._syslog = None

@@ -542,14 +542,7 @@ _NAME_CODES = [(f"%{ord(c):02{case}}", c) for c in "$.-~" for case in "Xx"]
 def _json_error(response: httpx.Response, call: Call) -> Exception:
     """The table's error for a failed JSON answer; else the SDK's `APIError` with its
     status and headers, which callers inspect (a 400 on an unsupported delta)."""
-    try:
-        body = json.loads(response.content) if response.content else None
-    except ValueError:
-        body = None
-    code, message = _odata_error(body if isinstance(body, dict) else None)
-    retry_after = parse_retry_after(response.headers)
-    failure = Failure(response.status_code, code, retry_after, message=message)
-    error = to_error(failure, call)
+    error, code, message = _table_error(response, call)
     if error is not None:
         return error
     text = f"{call.what}: Graph answered HTTP {response.status_code}"
@@ -558,6 +551,19 @@ def _json_error(response: httpx.Response, call: Call) -> Exception:
         response.status_code,
         dict(response.headers),
     )
+
+
+def _table_error(response: httpx.Response, call: Call) -> tuple[Exception | None, str, str]:
+    """The error the failure table gives a failed answer (None when it has none), with
+    Graph's error code and message from its body."""
+    try:
+        body = json.loads(response.content) if response.content else None
+    except ValueError:
+        body = None
+    code, message = _odata_error(body if isinstance(body, dict) else None)
+    retry_after = parse_retry_after(response.headers)
+    failure = Failure(response.status_code, code, retry_after, message=message)
+    return to_error(failure, call), code, message
 
 
 def _odata_error(body: Mapping[str, Any] | None) -> tuple[str, str]:
@@ -622,14 +628,7 @@ def _link_failure(exc: Exception) -> bool:
 
 def _raise_for_answer(response: httpx.Response, call: Call) -> None:
     """Turn a failed streamed answer into the table's error, or httpx's own."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    code, message = _odata_error(body if isinstance(body, dict) else None)
-    retry_after = parse_retry_after(response.headers)
-    failure = Failure(response.status_code, code, retry_after, message=message)
-    error = to_error(failure, call)
+    error, _, _ = _table_error(response, call)
     if error is not None:
         raise error
     response.raise_for_status()
