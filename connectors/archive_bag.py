@@ -38,7 +38,7 @@ from typing import Any
 
 from ..migrator.errors import FatalError
 from .archive_hashes import HASHES_NAME, HashCache, sha256_of
-from .archive_readme import README_NAME, write_readme
+from .archive_readme import README, README_NAME
 
 PAYLOAD = "data"
 BAGIT_NAME = "bagit.txt"
@@ -88,6 +88,18 @@ def _write_atomically(path: Path, text: str) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_readme(root: Path) -> None:
+    """README.txt in `root`, unless it already holds this text (written atomically)."""
+    path = root / README_NAME
+    try:
+        if path.read_text(encoding="utf-8") == README:
+            return
+    except (FileNotFoundError, UnicodeDecodeError):
+        pass
+    root.mkdir(parents=True, exist_ok=True)
+    _write_atomically(path, README)
 
 
 def open_bag(root: Path) -> Path:

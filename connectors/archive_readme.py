@@ -4,10 +4,6 @@ sharing a root write the same file."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from pathlib import Path
-
 README_NAME = "README.txt"
 
 README = """\
@@ -94,20 +90,3 @@ Teams channels
 events.jsonl holds each message's author, time and content as Matrix events, for a later
 import into a Matrix room (Tchap, Element, Twake Chat) through an application service.
 """
-
-
-def write_readme(root: Path) -> None:
-    """README.txt in `root`, unless it already holds this text (written atomically)."""
-    path = root / README_NAME
-    try:
-        if path.read_text(encoding="utf-8") == README:
-            return
-    except (FileNotFoundError, UnicodeDecodeError):
-        pass
-    root.mkdir(parents=True, exist_ok=True)
-    temporary = root / f".hirondelle-{uuid.uuid4().hex}.tmp"
-    try:
-        temporary.write_text(README, encoding="utf-8")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)

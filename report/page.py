@@ -26,6 +26,7 @@ from babel.numbers import format_decimal
 from babel.support import NullTranslations, Translations
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from ..mappings.sizes import scaled
 from ..migrator.errors import ConfigError
 
 LANGUAGES = ("fr", "en")
@@ -85,10 +86,7 @@ class Formats:
         units = SIZE_UNITS[self.language]
         if size < 1000:
             return f"{self.number(int(size))} {units[0]}"
-        value, unit = float(size), 0
-        while value >= 999.5 and unit < len(units) - 1:
-            value /= 1000
-            unit += 1
+        value, unit = scaled(size)
         digits = 0 if value >= 99.95 else 1 if value >= 9.995 else 2
         return f"{self.number(value, digits)} {units[unit]}"
 
