@@ -192,7 +192,12 @@ def flags_to_letters(flags: Sequence[str], folder_dir: Path, durable: bool) -> s
 
 def letters_to_flags(letters: str, folder_dir: Path) -> tuple[str, ...]:
     """The flags and keywords that Maildir info letters stand for in this folder."""
-    keywords = read_keywords(folder_dir)
+    return flags_of_letters(letters, read_keywords(folder_dir))
+
+
+def flags_of_letters(letters: str, keywords: Sequence[str]) -> tuple[str, ...]:
+    """The flags and keywords that Maildir info letters stand for, given the folder's
+    keywords by letter index (`read_keywords`)."""
     flags = [LETTER_FLAGS[c] for c in letters if c in LETTER_FLAGS]
     for c in letters:
         index = ord(c) - ord("a")
@@ -452,7 +457,8 @@ class ArchiveSession:
     def _mbox_chunks(
         files: Sequence[MaildirFile], folder: str, folder_dir: Path
     ) -> Iterator[bytes]:
-        keywords = [k for k in read_keywords(folder_dir) if k]
+        by_letter = read_keywords(folder_dir)  # once per folder, not once per message
+        keywords = [k for k in by_letter if k]
         base = imap_base(folder, len(files), keywords) if keywords else None
         for message in files:
             try:
@@ -461,7 +467,7 @@ class ArchiveSession:
             except FileNotFoundError:  # removed meanwhile
                 continue
             moment = datetime.fromtimestamp(stamp, UTC)
-            flags = letters_to_flags(message.letters, folder_dir)
+            flags = flags_of_letters(message.letters, by_letter)
             yield f"From MAILER-DAEMON {asctime(moment)}\n".encode("ascii")
             yield mboxrd_quote(with_state(content, flags, base))
             base = None

@@ -462,15 +462,21 @@ class ImapSession:
                 return self.put(ref.folder, payload)
             ref, uid = found, int(found.ref.partition(":")[2])
         flags = payload.attrs.get("flags", ())
-        try:
-            self._uid("STORE", ref.folder, str(uid), "FLAGS.SILENT", wire.format_flags(flags))
-        except HirondelleError as error:
-            if wire.failure_of(str(error), item_scoped=True) is not Failure.KEYWORDS:
-                raise
+        refusal = self._store_flags(ref.folder, uid, wire.format_flags(flags))
+        if refusal is not None and refusal[0] is Failure.KEYWORDS:
+            # sorted on the server's own text, not on our message (which names the mailbox)
             log.warning("%s: too many keywords in the mailbox, system flags only", ref.folder)
-            system = wire.format_flags(flags, keywords=False)
-            self._uid("STORE", ref.folder, str(uid), "FLAGS.SILENT", system)
+            refusal = self._store_flags(ref.folder, uid, wire.format_flags(flags, keywords=False))
+        if refusal is not None:
+            self._raise(refusal, "UID STORE", ref.folder)
         return ref
+
+    def _store_flags(self, folder: str, uid: int, flags: str) -> tuple[Failure, str] | None:
+        """`UID STORE … FLAGS.SILENT` in the selected folder; the refusal, if any."""
+        typ, data = self._call(
+            "STORE", lambda c: c.uid("STORE", str(uid), "FLAGS.SILENT", flags), folder
+        )
+        return self._refused(typ, data, "UID STORE", folder)
 
     def move(self, ref: TargetRef, folder: str) -> TargetRef:
         """`UID MOVE` (RFC 6851) when offered, else COPY, \\Deleted and EXPUNGE."""

@@ -43,7 +43,8 @@ def put_at_once(
     """
     results: dict[int, Result] = {}
     folders = [i for i, p in enumerate(payloads) if p.attrs.get("kind") == "folder"]
-    files = [i for i in range(len(payloads)) if i not in set(folders)]
+    is_folder = set(folders)
+    files = [i for i in range(len(payloads)) if i not in is_folder]
     for index in folders:
         results[index] = _settled(put, payloads[index])
     if files and alone_first:

@@ -627,11 +627,11 @@ def _link_failure(exc: Exception) -> bool:
 
 
 def _raise_for_answer(response: httpx.Response, call: Call) -> None:
-    """Turn a failed streamed answer into the table's error, or httpx's own."""
+    """Turn a failed streamed answer into the table's error, else `UnexpectedAnswer` (a
+    links' answer carries no request, so httpx's own `raise_for_status` cannot be used)."""
     error, _, _ = _table_error(response, call)
     if error is not None:
         raise error
-    response.raise_for_status()
     raise UnexpectedAnswer(f"{call.what}: HTTP {response.status_code}")
 
 

@@ -181,3 +181,20 @@ def test_no_token_leaves_for_another_host(fake_time: FakeTime) -> None:
     client = make_client(make_budget(fake_time))
     with pytest.raises(FatalError, match="evil.test"):
         run(client.get_json("https://evil.test/v1.0/users", "(tenant)", Call("list users")))
+
+
+@pytest.mark.parametrize("status", [400, 404, 416])
+def test_a_link_answer_the_table_does_not_know_is_an_unexpected_answer(status: int) -> None:
+    """A links' answer carries no request: an unknown failure must still be the client's
+    own error, never httpx's `raise_for_status` (a RuntimeError without a request)."""
+    from types import SimpleNamespace
+
+    from hirondelle.connectors.graph.client import (
+        UnexpectedAnswer,
+        _raise_for_answer,
+        _read_answer,
+    )
+
+    answer = SimpleNamespace(status_code=status, headers={"Content-Type": "text/plain"})
+    with pytest.raises(UnexpectedAnswer, match=f"HTTP {status}"):
+        _raise_for_answer(_read_answer(answer, b"no"), Call("usage report"))  # type: ignore[arg-type]
