@@ -81,6 +81,7 @@ class RunResult:
     jobs: int = 0
     # What is still failed for the run's owners, this pass's failures and earlier ones.
     outstanding: dict[str, Outstanding] = field(default_factory=dict)
+    log_path: str | None = None  # the run's log file, beside its audit log
 
     @property
     def ok(self) -> bool:
@@ -93,7 +94,7 @@ class RunResult:
         data: dict[str, Any] = {
             "run": self.run_id,
             "audit_log": self.audit_path,
-            "log_file": str(Path(self.audit_path).with_suffix(".log")) if self.audit_path else None,
+            "log_file": self.log_path,
             "workers": self.workers,
             "workloads": {k: v.as_dict() for k, v in self.tallies.items()},
             "still_failed": {k: v.as_dict() for k, v in self.outstanding.items() if v},

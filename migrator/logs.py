@@ -45,7 +45,7 @@ def setup(level: int, fmt: str = "%(asctime)s %(levelname)s %(name)s: %(message)
     root = logging.getLogger()
     for handler in root.handlers:
         handler.setLevel(level)
-    root.setLevel(min(level, logging.INFO))
+    root.setLevel(min(level, logging.INFO) if _run_files else level)
     if level > logging.DEBUG:  # azure-identity logs the identity platform's answer
         logging.getLogger("azure").setLevel(logging.CRITICAL)
         # a line per HTTP request would bury the run's own lines (and cost CPU per item)
@@ -68,7 +68,10 @@ def open_run_log(path: Path) -> None:
         handler = logging.FileHandler(path, encoding="utf-8")
         handler.setLevel(logging.INFO)
         handler.setFormatter(logging.Formatter(FILE_FORMAT))
-        logging.getLogger().addHandler(handler)
+        root = logging.getLogger()
+        root.addHandler(handler)
+        # INFO records are made only while a run log takes them (not for `plan`, `status`)
+        root.setLevel(min(root.level, logging.INFO))
         install_redaction()
     _run_files[path] = (handler, users + 1)
 
@@ -81,8 +84,11 @@ def close_run_log(path: Path) -> None:
         _run_files[path] = (handler, users - 1)
         return
     del _run_files[path]
-    logging.getLogger().removeHandler(handler)
+    root = logging.getLogger()
+    root.removeHandler(handler)
     handler.close()
+    if not _run_files:
+        root.setLevel(_console["level"])
 
 
 def install_redaction() -> None:

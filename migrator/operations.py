@@ -147,7 +147,10 @@ async def _coordinate(
         if config.cluster is not None:  # the cluster's workers that took part
             count = len({job.holder for job in jobs.of_run(run_id) if job.holder})
         outstanding = await asyncio.to_thread(jobs.outstanding, run_id)
-        result = RunResult(run_id, tallies, audit_path, count, outstanding=outstanding)
+        log_path = str(audit.log_path) if audit.log_path else None
+        result = RunResult(
+            run_id, tallies, audit_path, count, outstanding=outstanding, log_path=log_path
+        )
         summary, status = result.as_dict(), "done" if result.ok else INCOMPLETE
         return result
     except (KeyboardInterrupt, asyncio.CancelledError):

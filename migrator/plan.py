@@ -95,7 +95,6 @@ class Plan:
     rows: list[PlanRow] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
     owners: int = 0
-    requests_per_second: float = 0.0  # the last workload's (`rates` has each one's)
     # Each workload's source budget: the requests per second one owner's job may make.
     rates: dict[str, float] = field(default_factory=dict)
     owner_concurrency: int = 1
@@ -336,7 +335,6 @@ async def make_plan(
     for workload, planner in workloads:
         owners = selected[workload.name]
         plan.owners = max(plan.owners, len(owners))
-        plan.requests_per_second = planner.requests_per_second
         plan.rates[workload.name] = planner.requests_per_second
 
         async def assess(

@@ -1,13 +1,12 @@
 """Pre-authenticated download links (where a driveItem's `/content` redirects), and that
 redirect itself, read through aiohttp.
 
-Graph's own requests go through msgraph-sdk and httpx (authentication, middleware,
-typed edges). A file's bytes come from a link that takes no token, where what counts is
-the client's own cost per request and per byte: measured on the same streams from the
-sandbox (`bench/http_clients.py`, figures in bench/README.md), aiohttp spent 0.69 ms of
-CPU per small file and 0.86 s per GB where httpx spent 1.87 ms and 3.78 s, at two to
-three times the rate; and the `/content` request through the SDK's transport cost more
-than the download of a small file (the files benchmark's profile: 13 of 18 s). So both
+Graph's JSON requests and `$batch` go through httpx (`GraphClient`, with the SDK's
+request builders and sign-in). A file's bytes come from a link that takes no token, where
+what counts is the client's own cost per request and per byte: measured on the same
+streams from the sandbox (`bench/http_clients.py`, figures in bench/README.md), aiohttp
+spent 0.69 ms of CPU per small file and 0.86 s per GB where httpx spent 1.87 ms and
+3.78 s, at two to three times the rate. So the `/content` redirect and the download both
 go through here, behind `LinkClient`, the few members `download` uses; the Graph token
 comes from the client's credential, only for the Graph host, and a failed answer goes
 back through the client's one error table.
