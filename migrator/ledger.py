@@ -63,6 +63,21 @@ class Tally:
         }
 
 
+# The tally counter an audit line's action and result count in (the run report reads
+# the audit logs with the same rules).
+_COUNTED = {
+    ("put", "done"): "copied",
+    ("update", "done"): "updated",
+    ("move", "done"): "moved",
+    ("remove", "removed"): "removed",
+}
+
+
+def counter_of(action: str, result: str) -> str | None:
+    """ "copied", "updated", "moved", "removed", "skipped", "failed", or None."""
+    return _COUNTED.get((action, result), result if result in ("skipped", "failed") else None)
+
+
 def _key(container: Container, item: Item) -> tuple[str, str, str]:
     return (container.owner, container.source_id, item.source_id)
 
@@ -107,11 +122,7 @@ class Ledger:
         """`remark`: what the source noticed about the content (`Blob.remark`), added to
         the audit line as it is."""
         tally = self.tallies[container.workload]
-        counter = {
-            ("put", "done"): "copied",
-            ("update", "done"): "updated",
-            ("move", "done"): "moved",
-        }.get((action, result), result if result in ("skipped", "failed") else None)
+        counter = counter_of(action, result)
         if counter is not None:
             setattr(tally, counter, getattr(tally, counter) + 1)
         tally.bytes += size or 0

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..migrator.ledger import counter_of
+
 LISTED = 200  # failures, skipped items and differences listed one by one
 REASONS = 200  # distinct reasons counted one by one
 POINTS = 240  # points of the throughput charts at most
 RESULTS = ("copied", "updated", "moved", "removed", "skipped", "failed")
-COUNTED = {("put", "done"): "copied", ("update", "done"): "updated", ("move", "done"): "moved"}
 VERIFY_PREFIX = "verify-"
 
 
@@ -114,11 +115,7 @@ class RunDigest:
     def _line(self, line: dict[str, Any]) -> None:
         action, result = str(line.get("action")), str(line.get("result"))
         workload, owner = str(line.get("workload") or ""), str(line.get("owner") or "")
-        counter = COUNTED.get((action, result))
-        if counter is None and result in ("skipped", "failed"):
-            counter = result
-        if action == "remove" and result == "removed":
-            counter = "removed"
+        counter = counter_of(action, result)
         self._times(line)
         if counter is None:
             return

@@ -98,8 +98,12 @@ def _invoke(config: Path, *args: str) -> Any:
 def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pages]:
     directory = tmp_path_factory.mktemp("pages")
     tenant = hostile_tenant()
-    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
-        os.environ[SECRET_ENV] = sandbox.client_secret  # the sandbox's public test secret
+    with (
+        SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox,
+        pytest.MonkeyPatch.context() as environment,
+    ):
+        # the sandbox's public test secret, taken back after the module's tests
+        environment.setenv(SECRET_ENV, sandbox.client_secret)
         logins = {u.upn: f"login-{n}@cible.test" for n, u in enumerate(tenant.users)}
         (directory / "users.csv").write_text(
             "source_upn,target_login\n" + "".join(f"{k},{v}\n" for k, v in logins.items()),

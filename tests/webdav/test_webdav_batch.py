@@ -24,6 +24,7 @@ class Recorder:
     def __init__(self, fail: dict[str, BaseException] | None = None) -> None:
         self.fail = fail or {}
         self.order: list[str] = []
+        self.events: list[tuple[str, str]] = []  # ("start" | "end", path), as they happen
         self.running = 0
         self.most = 0
         self.lock = threading.Lock()
@@ -33,6 +34,7 @@ class Recorder:
         path = item.attrs["path"]
         with self.lock:
             self.order.append(path)
+            self.events.append(("start", path))
             self.running += 1
             self.most = max(self.most, self.running)
         try:
@@ -44,6 +46,7 @@ class Recorder:
         finally:
             with self.lock:
                 self.running -= 1
+                self.events.append(("end", path))
 
 
 def run(recorder: Recorder, batch: list[Payload], alone_first: bool = False) -> list[object]:
@@ -72,13 +75,18 @@ def test_the_first_file_goes_alone_while_the_session_learns() -> None:
     recorder = Recorder()
     run(recorder, [payload("first"), *(payload(f"wide/{i}") for i in range(UPLOADS))], True)
     assert recorder.order[0] == "first" and recorder.most == UPLOADS
+    # nothing else started before the first one ended
+    assert recorder.events[:2] == [("start", "first"), ("end", "first")]
 
 
 def test_a_refused_item_is_its_result_and_a_retriable_one_ends_the_batch_last() -> None:
     skipped = SkipItem("bad name")
     recorder = Recorder({"b": skipped, "c": Retriable("reset", 0.0)})
-    with pytest.raises(Retriable):
-        run(recorder, [payload("a"), payload("b"), payload("c"), payload("d")])
+    batch = [payload("a"), payload("b"), payload("c"), payload("d")]
+    with ThreadPoolExecutor(UPLOADS) as pool:
+        with pytest.raises(Retriable):
+            put_at_once(recorder.put, batch, pool, lambda p: p.attrs["path"], False)
+        assert recorder.running == 0  # raised once every started put had ended
     assert sorted(recorder.order) == ["a", "b", "c", "d"]  # every started put ended
     recorder = Recorder({"b": skipped})
     assert run(recorder, [payload("a"), payload("b")])[1] is skipped
