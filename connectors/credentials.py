@@ -10,8 +10,10 @@ never from the configuration itself, and never show in a repr or a traceback.
 from __future__ import annotations
 
 import csv
+import functools
 import ipaddress
 import os
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -182,3 +184,11 @@ class Credentials:
             return Login(login=login, auth_user=user, password=password, hint=hint, authzid=login)
         auth_user = user if separator is None else f"{login}{separator}{user}"
         return Login(login=login, auth_user=auth_user, password=password, hint=hint)
+
+
+@functools.lru_cache(maxsize=8)
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """A verifying client context, made once per CA file and shared by every connection
+    of every target: reading the system's certificate store cost more CPU than an IMAP
+    connection's login."""
+    return ssl.create_default_context(cafile=ca_file)

@@ -29,7 +29,6 @@ Certificates are always verified; plain http is accepted only on the loopback in
 from __future__ import annotations
 
 import itertools
-import ssl
 import threading
 from collections.abc import Callable, Set
 from dataclasses import dataclass
@@ -42,7 +41,7 @@ from ..migrator.errors import ConfigError, FatalError, HirondelleError, Refused,
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from . import dav_discovery as discovery
 from . import dav_wire as wire
-from .credentials import Credentials, Login, is_loopback
+from .credentials import Credentials, Login, is_loopback, tls_context
 from .dav_discovery import VcardChoice
 from .dav_wire import (
     CALDAV_KIND,
@@ -460,9 +459,7 @@ class DavTarget:
 
     def _session(self, login: Login) -> DavSession:
         settings = self.settings
-        context = ssl.create_default_context(
-            cafile=str(settings.ca_file) if settings.ca_file else None
-        )
+        context = tls_context(str(settings.ca_file) if settings.ca_file else None)
         client = httpx.Client(
             auth=httpx.BasicAuth(login.auth_user, login.password),
             verify=context,

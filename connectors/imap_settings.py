@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import imaplib
 import logging
 import socket
-import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from ..migrator.errors import ConfigError
-from .credentials import is_loopback
+from .credentials import is_loopback, tls_context
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -89,13 +87,6 @@ def _shutdown(conn: imaplib.IMAP4) -> None:
         conn.shutdown()
     except OSError:
         pass
-
-
-@functools.lru_cache(maxsize=8)
-def tls_context(ca_file: str | None) -> ssl.SSLContext:
-    """A verifying client context, made once per CA file: reading the system's certificate
-    store on every connection cost more CPU than the connection's login."""
-    return ssl.create_default_context(cafile=ca_file)
 
 
 def connect(settings: ImapSettings) -> imaplib.IMAP4:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import ssl
 from collections.abc import Callable, Mapping, Sequence, Set
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -46,7 +45,7 @@ import httpx
 
 from ..migrator.errors import ConfigError, HirondelleError, ItemError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .credentials import Secret, is_loopback, read_secret
+from .credentials import Secret, is_loopback, read_secret, tls_context
 from .matrix_wire import (
     CLIENT,
     CLIENT_V1,
@@ -627,9 +626,7 @@ class MatrixTarget:
 
     def connection(self) -> MatrixConnection:
         settings = self.settings
-        context = ssl.create_default_context(
-            cafile=str(settings.ca_file) if settings.ca_file else None
-        )
+        context = tls_context(str(settings.ca_file) if settings.ca_file else None)
         client = httpx.Client(
             base_url=settings.homeserver,
             verify=context,

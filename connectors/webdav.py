@@ -42,7 +42,6 @@ loopback.
 from __future__ import annotations
 
 import logging
-import ssl
 import threading
 import time
 from collections.abc import Iterator, Sequence, Set
@@ -75,7 +74,7 @@ from ..migrator.errors import (
 )
 from ..migrator.feed import StreamAbandoned
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .credentials import Credentials, Login, is_loopback
+from .credentials import Credentials, Login, is_loopback, tls_context
 from .webdav_batch import put_at_once
 from .webdav_chunked import (
     MAX_CHUNK_BYTES,
@@ -769,9 +768,7 @@ class WebDavTarget:
 
     def _http(self, login: Login) -> DavHttp:
         settings = self.settings
-        context = ssl.create_default_context(
-            cafile=str(settings.ca_file) if settings.ca_file else None
-        )
+        context = tls_context(str(settings.ca_file) if settings.ca_file else None)
         url_hint = f"{settings.setting('url')} ({settings.url})"
         return DavHttp(
             settings.url,
