@@ -269,14 +269,14 @@ class DavSession:
         listed = discovery.data_types(self.described(folder), SUPPORTED_ADDRESS_DATA)
         return discovery.choose_vcard(listed, f"the address book {folder}")
 
-    def _check_takes(self, folder: str, payload: Payload) -> None:
+    def _check_takes(self, folder: str, body: bytes) -> None:
         """`Refused` when the calendar says it does not take this payload's components.
 
         (Cards are written in the version the mapper was told, see `vcard_choice`.)
         """
         if self.kind is CARDDAV_KIND:
             return
-        text = _content(payload).decode("utf-8", "replace")
+        text = body.decode("utf-8", "replace")
         found = self.described(folder)
         missing = discovery.missing_components(found, wire.top_components(text))
         if missing:
@@ -312,13 +312,14 @@ class DavSession:
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """Create the resource (`If-None-Match: *`); an existing one with the same UID is it."""
         resource = wire.payload_resource(payload)
-        self._check_takes(folder, payload)
+        body = _content(payload)  # read once: checked, then sent
+        self._check_takes(folder, body)
         headers = {"If-None-Match": "*", "Content-Type": self._content_type(payload)}
         response = self._dav.send(
             "PUT",
             folder + quote(resource),
             ok=(*_CREATED, 412),
-            body=_content(payload),
+            body=body,
             headers=headers,
             item=True,
         )
@@ -341,13 +342,14 @@ class DavSession:
         response = self._dav.send("HEAD", path, ok=(200, 404, 410), item=True)
         if response.status_code != 200:
             return self.put(ref.folder, payload)
-        self._check_takes(ref.folder, payload)
+        body = _content(payload)  # read once: checked, then sent
+        self._check_takes(ref.folder, body)
         headers = {"Content-Type": self._content_type(payload)}
         etag = response.headers.get("ETag")
         if etag:
             headers["If-Match"] = etag
         response = self._dav.send(
-            "PUT", path, ok=(*_CREATED, 412), body=_content(payload), headers=headers, item=True
+            "PUT", path, ok=(*_CREATED, 412), body=body, headers=headers, item=True
         )
         if response.status_code == 412:
             _refuse_precondition(response)
