@@ -1,29 +1,22 @@
 """The sandbox's drive resources: OneDrive, SharePoint sites and libraries, delta, downloads.
 
-Routes, paging and the driveItem wire format
-(https://learn.microsoft.com/en-us/graph/api/resources/driveitem) over `SandboxDrives`.
+Routes and paging over `SandboxDrives`; the driveItem wire format
+(https://learn.microsoft.com/en-us/graph/api/resources/driveitem) is `drive_wire`'s.
 Every request is charged its SharePoint resource units through the server's pipeline
 (`gate`). `/content` answers 302 to a short-lived, pre-authenticated `/_download/<ticket>`
-URL served by `download` outside the bearer-token pipeline, as SharePoint's download
-host is: it honours `Range` and meets the same injected faults (a truncation fault cuts
-the body halfway and resets the connection). A file SharePoint enriched after upload
-(`drive_data.Enrichment`) serves its rewritten bytes, announced by their own
-Content-Length, while its listed size and quickXorHash stay those of the upload.
+URL served by `drive_downloads` outside the bearer-token pipeline, as SharePoint's
+download host is. A file SharePoint enriched after upload (`drive_data.Enrichment`)
+serves its rewritten bytes, while its listed size and quickXorHash stay those of the upload.
 """
 
 from __future__ import annotations
 
-import asyncio
 import re
-import secrets
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
-
-from aiohttp import web
 
 from hirondelle.sandbox.drive_data import (
     DriveItem,
@@ -32,6 +25,16 @@ from hirondelle.sandbox.drive_data import (
     SandboxDrives,
     Tombstone,
 )
+from hirondelle.sandbox.drive_downloads import DriveDownloads
+from hirondelle.sandbox.drive_wire import (
+    drive_json,
+    item_json,
+    permissions_of,
+    resync_body,
+    site_json,
+    tombstone_json,
+    version_json,
+)
 from hirondelle.sandbox.faults import Fate
 from hirondelle.sandbox.mail import GraphRequest, GraphResponse
 from hirondelle.sandbox.odata import (
@@ -39,8 +42,6 @@ from hirondelle.sandbox.odata import (
     GraphError,
     decode_token,
     encode_token,
-    error_body,
-    iso,
     preferences,
     select_keys,
 )
@@ -52,8 +53,6 @@ if TYPE_CHECKING:
 
 PAGE_DEFAULT = 200
 PAGE_MAX = 999
-TICKET_SECONDS = 60.0
-QUOTA_TOTAL = 1 << 40
 _DELTA = re.compile(r"^(microsoft\.graph\.)?delta(\(\)|\(token='(?P<token>[^']*)'\))?$", re.I)
 # https://learn.microsoft.com/en-us/onedrive/developer/rest-api/concepts/errors
 RESYNC_MESSAGE = (
@@ -61,15 +60,6 @@ RESYNC_MESSAGE = (
     "if you're sure that the service was up to date with your local changes when you last "
     "sync'd. Upload any local changes that the server doesn't know about."
 )
-
-
-@dataclass(frozen=True)
-class _Ticket:
-    drive_id: str
-    item_id: str
-    version: str | None
-    expires: float
-    serial: int  # which download URL this is (an enrichment may differ per download)
 
 
 @dataclass(frozen=True)
@@ -94,12 +84,8 @@ class DriveService:
     ) -> None:
         self.tenant = tenant
         self.throttle = throttle
-        self.ticket_seconds = TICKET_SECONDS
-        self._fate = fate
-        self._faults = faults if faults is not None else Counter()
-        self._clock = clock
-        self._tickets: dict[str, _Ticket] = {}
-        self._issued = 0
+        faults = faults if faults is not None else Counter()
+        self.downloads = DriveDownloads(tenant, fate, faults, clock)
 
     @property
     def drives(self) -> SandboxDrives:
@@ -281,7 +267,7 @@ class DriveService:
         entity = item_json(item, self.drives, self._owner_of(self.drives.drive(item.drive_id)))
         entity["size"] = self._size(item, sizes)
         if item.kind == "file":
-            entity["@microsoft.graph.downloadUrl"] = self._ticket_url(request, item, None)
+            entity["@microsoft.graph.downloadUrl"] = self.downloads.ticket_url(request, item, None)
         return select_keys(entity, _select(request))
 
     def _size(self, item: DriveItem, sizes: dict[str, int] | None) -> int:
@@ -436,72 +422,8 @@ class DriveService:
         """302 to a pre-authenticated download URL (driveitem-get-content)."""
         if item.kind != "file":
             raise GraphError(400, "invalidRequest", "Only files have content to download.")
-        location = self._ticket_url(request, item, version)
+        location = self.downloads.ticket_url(request, item, version)
         return GraphResponse(status=302, headers={"Location": location})
-
-    def _ticket_url(self, request: GraphRequest, item: DriveItem, version: str | None) -> str:
-        now = self._clock()
-        self._tickets = {k: t for k, t in self._tickets.items() if t.expires > now}
-        ticket = secrets.token_urlsafe(24)
-        self._issued += 1
-        expires = now + self.ticket_seconds
-        self._tickets[ticket] = _Ticket(item.drive_id, item.id, version, expires, self._issued)
-        origin = request.base_url.rsplit("/v1.0", 1)[0]
-        return f"{origin}/_download/{ticket}"
-
-    async def download(self, request: web.Request) -> web.StreamResponse:
-        """GET or HEAD on a download URL: no bearer token, expires, honours `Range`."""
-        fate = self._fate()
-        if fate is Fate.RESET:
-            self._faults["reset"] += 1
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError
-        if fate is Fate.ERROR:
-            self._faults["error"] += 1
-            return _text(503, "Service unavailable.", {"Retry-After": "1"})
-        ticket = self._tickets.get(request.match_info["ticket"])
-        if ticket is None or ticket.expires <= self._clock():
-            return _text(401, "The download URL has expired or is not valid.")
-        try:
-            item = self.drives.item(ticket.drive_id, ticket.item_id)
-            size = self.drives.served_size(item, ticket.version, ticket.serial)
-        except KeyError:
-            return _text(404, "The file is gone.")
-        wanted = _byte_range(request.headers.get("Range"), size)
-        if wanted is None:
-            return _text(416, "Range not satisfiable.", {"Content-Range": f"bytes */{size}"})
-        return await self._stream(request, item, ticket, wanted, size, fate is Fate.TRUNCATE)
-
-    async def _stream(
-        self,
-        request: web.Request,
-        item: DriveItem,
-        ticket: _Ticket,
-        wanted: tuple[int, int, bool],
-        size: int,
-        truncate: bool,
-    ) -> web.StreamResponse:
-        start, end, partial = wanted
-        headers = {"Accept-Ranges": "bytes", "ETag": item.etag}
-        if partial:
-            headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        stream = web.StreamResponse(status=206 if partial else 200, headers=headers)
-        stream.content_type = item.mime_type or "application/octet-stream"
-        stream.content_length = end - start
-        await stream.prepare(request)
-        if request.method == "HEAD":
-            return stream
-        limit = start + (end - start) // 2 if truncate else end
-        for chunk in self.drives.served_chunks(item, start, limit, ticket.version, ticket.serial):
-            await stream.write(chunk)
-        if truncate:
-            self._faults["truncate"] += 1
-            if request.transport is not None:
-                request.transport.abort()
-            raise asyncio.CancelledError  # the connection is gone mid-body
-        await stream.write_eof()
-        return stream
 
 
 class _Resync(GraphError):
@@ -537,23 +459,6 @@ def _split_path(tail: list[str]) -> tuple[str, list[str]]:
     return "/".join(parts).strip("/"), []
 
 
-def _byte_range(header: str | None, size: int) -> tuple[int, int, bool] | None:
-    """(start, end exclusive, partial) for a single `bytes=` range; None if unsatisfiable."""
-    if not header:
-        return 0, size, False
-    found = re.fullmatch(r"\s*bytes=(\d*)-(\d*)\s*", header)
-    if found is None or found.group(1) == found.group(2) == "":
-        return 0, size, False  # a multi-range or malformed header: the whole body (RFC 9110)
-    first, last = found.group(1), found.group(2)
-    if first == "":
-        start, end = max(0, size - int(last)), size
-    else:
-        start, end = int(first), min(size, int(last) + 1) if last else size
-    if start >= size or start >= end:
-        return None
-    return start, end, True
-
-
 def _select(request: GraphRequest) -> tuple[str, ...]:
     chosen = request.query.get("$select") or request.query.get("select") or ""
     return tuple(name.strip() for name in chosen.split(",") if name.strip())
@@ -583,177 +488,3 @@ def _delta_page(
     if delta_link:
         body["@odata.deltaLink"] = delta_link
     return GraphResponse(body=body | {"value": entries})
-
-
-def _text(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=message, headers=headers)
-
-
-# -- the wire format ----------------------------------------------------------------------------
-
-
-def site_json(site: Any) -> JSON:
-    """https://learn.microsoft.com/en-us/graph/api/resources/site
-
-    `isPersonalSite` as site-get and site-getallsites show it: the sandbox's sites are
-    team and communication sites (its OneDrives are served as user drives only).
-    """
-    return {
-        "id": site.id,
-        "name": site.name,
-        "displayName": site.display_name,
-        "description": "",
-        "isPersonalSite": False,
-        "webUrl": site.web_url,
-        "createdDateTime": iso(site.created),
-        "lastModifiedDateTime": iso(site.created),
-        "siteCollection": {"hostname": site.id.split(",")[0]},
-    }
-
-
-def drive_json(drive: SandboxDrive, drives: SandboxDrives, owner: JSON) -> JSON:
-    """https://learn.microsoft.com/en-us/graph/api/resources/drive"""
-    used = drives.used_bytes(drive.id)
-    return {
-        "id": drive.id,
-        "driveType": drive.drive_type,
-        "name": drive.name,
-        "description": "",
-        "createdDateTime": iso(drive.created),
-        "lastModifiedDateTime": iso(drive.created),
-        "webUrl": drive.web_url,
-        "createdBy": {"user": {"displayName": "System Account"}},
-        "owner": owner,
-        "quota": {
-            "deleted": 0,
-            "remaining": QUOTA_TOTAL - used,
-            "state": "normal",
-            "total": QUOTA_TOTAL,
-            "used": used,
-        },
-    }
-
-
-def item_json(item: DriveItem, drives: SandboxDrives, owner: JSON) -> JSON:
-    """A driveItem as GET /items/{id} answers it (size is set by the caller)."""
-    drive = drives.drive(item.drive_id)
-    path = drives.path(item)
-    parent: JSON = {"driveType": drive.drive_type, "driveId": drive.id}
-    if item.parent_id is not None:
-        parent_path = path.rpartition("/")[0]
-        parent["id"] = item.parent_id
-        parent["path"] = f"/drives/{drive.id}/root:" + (f"/{parent_path}" if parent_path else "")
-    if drive.site_id:
-        parent["siteId"] = drive.site_id
-    entity: JSON = {
-        "createdDateTime": iso(item.created),
-        "eTag": item.etag,
-        "id": item.id,
-        "lastModifiedDateTime": iso(item.modified),
-        "name": "root" if item.kind == "root" else item.name,
-        "webUrl": drive.web_url + (f"/{quote(path)}" if path else ""),
-        "cTag": item.ctag,
-        "size": item.size,
-        "createdBy": owner,
-        "lastModifiedBy": owner,
-        "parentReference": parent,
-        "fileSystemInfo": {
-            "createdDateTime": iso(item.created),
-            "lastModifiedDateTime": iso(item.fs_modified),
-        },
-    }
-    entity.update(_facets(item, drives))
-    return entity
-
-
-def _facets(item: DriveItem, drives: SandboxDrives) -> JSON:
-    facets: JSON = {}
-    if item.kind in ("root", "folder"):
-        facets["folder"] = {"childCount": len(drives.children(item.drive_id, item.id))}
-    if item.kind == "root":
-        facets["root"] = {}
-    elif item.kind == "file":
-        hashes = {"quickXorHash": drives.quick_xor(item)}
-        facets["file"] = {"mimeType": item.mime_type, "hashes": hashes}
-    elif item.kind == "package":
-        facets["package"] = {"type": "oneNote"}
-    elif item.kind == "remote":
-        facets["remoteItem"] = dict(item.remote or {})
-    if item.grants:
-        scopes = {g.scope or "users" for g in item.grants}
-        scope = next(s for s in ("anonymous", "organization", "users") if s in scopes | {"users"})
-        facets["shared"] = {"scope": scope}
-    return facets
-
-
-def tombstone_json(tombstone: Tombstone, drive: SandboxDrive) -> JSON:
-    """A deleted item in delta: id, the deleted facet, its last parent; no name nor cTag."""
-    parent = {"driveType": drive.drive_type, "driveId": drive.id, "id": tombstone.parent_id}
-    entity: JSON = {"id": tombstone.id, "deleted": {"state": "deleted"}, "parentReference": parent}
-    entity["folder" if tombstone.kind == "folder" else "file"] = {}
-    return entity
-
-
-def version_json(item: DriveItem, version: ItemVersion) -> JSON:
-    """https://learn.microsoft.com/en-us/graph/api/resources/driveitemversion"""
-    return {
-        "id": version.id,
-        "lastModifiedDateTime": iso(version.modified),
-        "size": version.size,
-        "lastModifiedBy": {"user": {"displayName": "System Account"}},
-    }
-
-
-def permissions_of(item: DriveItem, drives: SandboxDrives, owner: JSON) -> list[JSON]:
-    """The owner's, those inherited from shared ancestors, then the item's own."""
-    drive = drives.drive(item.drive_id)
-    root = drives.item(drive.id, "root")
-    found = [_owner_permission(drive, owner, None if item.kind == "root" else root)]
-    for ancestor in reversed(drives.ancestors(item)):
-        found += [_permission(g, drive, ancestor, drives) for g in ancestor.grants]
-    found += [_permission(g, drive, None, drives) for g in item.grants]
-    return found
-
-
-def _owner_permission(drive: SandboxDrive, owner: JSON, inherited: DriveItem | None) -> JSON:
-    who = owner if "user" in owner or "group" in owner else {}
-    permission: JSON = {"id": f"aTowIy5mfG1lbWJlcnNoaXB8{drive.owner_id}", "roles": ["owner"]}
-    permission |= {"grantedToV2": who, "grantedTo": who}
-    if inherited is not None:
-        path = f"/drives/{drive.id}/root:"
-        permission["inheritedFrom"] = {"driveId": drive.id, "id": inherited.id, "path": path}
-    return permission
-
-
-def _permission(grant: Any, drive: SandboxDrive, inherited: DriveItem | None, drives: Any) -> JSON:
-    """https://learn.microsoft.com/en-us/graph/api/resources/permission"""
-    permission: JSON = {"id": grant.id, "roles": list(grant.roles)}
-    if grant.kind == "link":
-        letter = "v" if grant.link_type == "view" else "e"
-        permission["shareId"] = f"s!{grant.id}"
-        permission["hasPassword"] = False
-        permission["link"] = {
-            "scope": grant.scope,
-            "type": grant.link_type,
-            "webUrl": f"https://{drives.host}/:{letter}:/g/{grant.id}",
-            "preventsDownload": False,
-        }
-    else:
-        who = {"id": grant.who_id, "displayName": grant.who_name, "email": grant.who_email}
-        permission["grantedToV2"] = {grant.kind: who}
-        permission["grantedTo"] = {grant.kind: who}
-    if inherited is not None:
-        path = drives.path(inherited)
-        permission["inheritedFrom"] = {
-            "driveId": drive.id,
-            "id": inherited.id,
-            "path": f"/drives/{drive.id}/root:/{path}",
-        }
-    return permission
-
-
-def resync_body(error: GraphError) -> JSON:
-    """The documented resync error, with the inner code saying what to do."""
-    body = error_body(error.code, error.message)
-    body["error"]["innerError"]["code"] = "resyncChangesApplyDifferences"
-    return body

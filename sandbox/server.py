@@ -114,7 +114,9 @@ class SandboxApp:
         app.router.add_post("/_sandbox/expire-delta-tokens", self._control_expire)
         app.router.add_post("/_sandbox/revoke-tokens", self._control_revoke)
         app.router.add_route("*", "/v1.0/{tail:.*}", self._graph)
-        app.router.add_get("/_download/{ticket}", self.drive.download)  # pre-authenticated
+        app.router.add_get(
+            "/_download/{ticket}", self.drive.downloads.download
+        )  # pre-authenticated
         app.router.add_get("/_reports/{ticket}", self.reports.download)  # pre-authenticated
         return app
 

@@ -52,7 +52,9 @@ def test_range_gives_206_with_content_range_and_the_same_bytes(sb: SandboxServer
 def test_download_urls_expire(mutable: SandboxServer) -> None:
     drives = mutable.tenant.drives
     item = next(i for i in drives.items(drives.drives[0].id) if i.kind == "file")
-    service = mutable._state.drive  # the sandbox's own drive service, to shorten the lifetime
+    service = (
+        mutable._state.drive.downloads
+    )  # the sandbox's own drive service, to shorten the lifetime
     with client(mutable) as graph:
         service.ticket_seconds = 0.2
         url = location(graph, item.drive_id, item.id)

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 from teams_helpers import PREFER_ALL, SMALL, channel_path, every_page
 
-from hirondelle.sandbox.drive import item_json
+from hirondelle.sandbox.drive_wire import item_json
 from hirondelle.sandbox.server import SandboxServer
 from hirondelle.sandbox.tenant import Tenant
 
