@@ -1,4 +1,4 @@
-"""Seeded calendars, events and contacts for the sandbox, and the mutations applied to them.
+"""Seeded calendars, events and contacts for the sandbox.
 
 Every user gets a default calendar ("Calendrier") and an extra one ("Projets"), a
 default contacts folder ("Contacts") and an extra one ("Fournisseurs"). The events
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import random
-import struct
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -37,6 +35,7 @@ from .calendar_data import (
     iso_z,
     rng_for,
 )
+from .contact_seed import contact_fields, contact_photo
 from .mime import CONTACTS, FIRST_NAMES, LAST_NAMES, SUBJECTS
 from .recurrence import event_span, graph_time, occurrence_start, pattern_dates
 from .tenant import EPOCH, SandboxUser, change_key, colleagues, stable_id
@@ -63,7 +62,7 @@ _SENTENCES = (
 
 
 @dataclass(frozen=True)
-class _Plan:
+class EventPlan:
     """One seeded event: a single or a series, in its own Windows time zone."""
 
     subject: str
@@ -111,58 +110,58 @@ def _day(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> dat
 
 
 _WORKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday"]
-SHOWCASE: tuple[_Plan, ...] = (
-    _Plan("Réunion d'équipe ☕", _day(2024, 1, 9, 10), 60, attendees="responses",
+SHOWCASE: tuple[EventPlan, ...] = (
+    EventPlan("Réunion d'équipe ☕", _day(2024, 1, 9, 10), 60, attendees="responses",
           extra={"categories": ["Équipe"], "location": "Salle Vercors"}),
-    _Plan("Stand-up quotidien", _day(2024, 1, 15, 9), 15, attendees="team",
+    EventPlan("Stand-up quotidien", _day(2024, 1, 15, 9), 15, attendees="team",
           recurrence=(_pattern("daily"), _range("numbered", 10)), exceptions=(2,), cancelled=(4,)),
-    _Plan("Point Teams avec Fabrikam 🌍", _day(2024, 1, 23, 11), 30, _NEW_YORK, attendees="team",
-          online=True, external_organizer=True),
-    _Plan("Congés d'hiver 🏖️", _day(2024, 2, 12), 5 * 1440, all_day=True,
+    EventPlan("Point Teams avec Fabrikam 🌍", _day(2024, 1, 23, 11), 30, _NEW_YORK,
+          attendees="team", online=True, external_organizer=True),
+    EventPlan("Congés d'hiver 🏖️", _day(2024, 2, 12), 5 * 1440, all_day=True,
           extra={"showAs": "oof", "isReminderOn": False}),
-    _Plan("Rendez-vous médical", _day(2024, 1, 18, 8, 30), 45, _LONDON,
+    EventPlan("Rendez-vous médical", _day(2024, 1, 18, 8, 30), 45, _LONDON,
           extra={"sensitivity": "private"}),
-    _Plan("Revue de code", _day(2024, 2, 1, 14), 30, _BERLIN,
+    EventPlan("Revue de code", _day(2024, 2, 1, 14), 30, _BERLIN,
           recurrence=(_pattern("daily", 2), _range("endDate", "2024-02-29"))),
-    _Plan("Cours de yoga 🧘", _day(2024, 3, 4, 18), 60, extra={"categories": ["Perso"]},
+    EventPlan("Cours de yoga 🧘", _day(2024, 3, 4, 18), 60, extra={"categories": ["Perso"]},
           recurrence=(_pattern("weekly", daysOfWeek=["monday", "wednesday", "friday"],
                                firstDayOfWeek="monday"), _range("endDate", "2024-04-12")),
           cancelled=(3,)),
-    _Plan("Comité de pilotage", _day(2024, 1, 2, 16), 60, _NEW_YORK, attendees="team",
+    EventPlan("Comité de pilotage", _day(2024, 1, 2, 16), 60, _NEW_YORK, attendees="team",
           recurrence=(_pattern("weekly", 2, daysOfWeek=["tuesday", "thursday"]),
                       _range("numbered", 12)), exceptions=(5,)),
-    _Plan("Clôture mensuelle", _day(2024, 1, 15, 17), 30,
+    EventPlan("Clôture mensuelle", _day(2024, 1, 15, 17), 30,
           recurrence=(_pattern("absoluteMonthly", dayOfMonth=15), _range("noEnd"))),
-    _Plan("Réunion bimestrielle", _day(2024, 2, 5, 10), 90, _BERLIN, attendees="team",
+    EventPlan("Réunion bimestrielle", _day(2024, 2, 5, 10), 90, _BERLIN, attendees="team",
           recurrence=(_pattern("absoluteMonthly", 2, dayOfMonth=5), _range("numbered", 6))),
-    _Plan("Point du premier lundi", _day(2024, 1, 1, 9, 30), 60,
+    EventPlan("Point du premier lundi", _day(2024, 1, 1, 9, 30), 60,
           recurrence=(_pattern("relativeMonthly", daysOfWeek=["monday"], index="first"),
                       _range("endDate", "2024-12-31"))),
-    _Plan("Afterwork 🍻", _day(2024, 1, 26, 18, 30), 120, _LONDON,
+    EventPlan("Afterwork 🍻", _day(2024, 1, 26, 18, 30), 120, _LONDON,
           extra={"categories": ["Détente"]},
           recurrence=(_pattern("relativeMonthly", daysOfWeek=["friday"], index="last"),
                       _range("numbered", 8))),
-    _Plan("Bilan du deuxième jour ouvré", _day(2024, 1, 2, 11), 30,
+    EventPlan("Bilan du deuxième jour ouvré", _day(2024, 1, 2, 11), 30,
           recurrence=(_pattern("relativeMonthly", daysOfWeek=_WORKDAYS, index="second"),
                       _range("endDate", "2024-06-30"))),
-    _Plan("Anniversaire de Marc 🎉", _day(2024, 3, 14), 1440, all_day=True,
+    EventPlan("Anniversaire de Marc 🎉", _day(2024, 3, 14), 1440, all_day=True,
           extra={"reminderMinutesBeforeStart": 1080},
           recurrence=(_pattern("absoluteYearly", month=3, dayOfMonth=14), _range("noEnd"))),
-    _Plan("Dîner de Thanksgiving 🦃", _day(2024, 11, 28, 19), 180, _NEW_YORK,
+    EventPlan("Dîner de Thanksgiving 🦃", _day(2024, 11, 28, 19), 180, _NEW_YORK,
           recurrence=(_pattern("relativeYearly", daysOfWeek=["thursday"], index="fourth", month=11),
                       _range("numbered", 3))),
-    _Plan("Télétravail", _day(2024, 1, 5), 1440, all_day=True,
+    EventPlan("Télétravail", _day(2024, 1, 5), 1440, all_day=True,
           extra={"showAs": "workingElsewhere", "isReminderOn": False},
           recurrence=(_pattern("weekly", daysOfWeek=["friday"]), _range("numbered", 10))),
-    _Plan("Maintenance serveur", _day(2024, 1, 27, 22), 90, "UTC",
+    EventPlan("Maintenance serveur", _day(2024, 1, 27, 22), 90, "UTC",
           extra={"categories": ["Rouge"], "showAs": "tentative"}),
-    _Plan("Anniversaire de Léa 🎂", _day(2024, 3, 5), 1440, all_day=True),
-    _Plan("Lancement du projet Hirondelle 🚀", _day(2024, 1, 10, 14), 120, calendar=1,
+    EventPlan("Anniversaire de Léa 🎂", _day(2024, 3, 5), 1440, all_day=True),
+    EventPlan("Lancement du projet Hirondelle 🚀", _day(2024, 1, 10, 14), 120, calendar=1,
           attendees="resource", extra={"categories": ["Projet X", "Client important"]}),
-    _Plan("Sprint review", _day(2024, 1, 16, 15), 60, calendar=1, attendees="team",
+    EventPlan("Sprint review", _day(2024, 1, 16, 15), 60, calendar=1, attendees="team",
           recurrence=(_pattern("weekly", daysOfWeek=["tuesday"], firstDayOfWeek="monday"),
                       _range("numbered", 8)), exceptions=(1,), cancelled=(5,)),
-    _Plan("Atelier RGPD 🔒", _day(2024, 2, 20, 9), 180, _BERLIN, calendar=1, attendees="team",
+    EventPlan("Atelier RGPD 🔒", _day(2024, 2, 20, 9), 180, _BERLIN, calendar=1, attendees="team",
           extra={"sensitivity": "confidential", "reminderMinutesBeforeStart": 1440}),
 )  # fmt: skip
 
@@ -230,11 +229,11 @@ class _UserSeeder:
 
     # --- events -----------------------------------------------------------------------------
 
-    def random_plan(self, n: int) -> _Plan:
+    def random_plan(self, n: int) -> EventPlan:
         day = EPOCH.replace(tzinfo=None) + timedelta(days=self.rng.randint(-60, 120))
         start = day.replace(hour=self.rng.choice((8, 9, 10, 14, 16)))
         zone_name = self.rng.choice((_PARIS, _BERLIN, _LONDON, _NEW_YORK, "UTC"))
-        return _Plan(
+        return EventPlan(
             f"{self.rng.choice(SUBJECTS)} #{n + 1}",
             start,
             self.rng.choice((30, 45, 60, 90)),
@@ -242,7 +241,7 @@ class _UserSeeder:
             attendees=self.rng.choice(("none", "team")),
         )
 
-    def add_event(self, plan: _Plan, n: int) -> SandboxEvent:
+    def add_event(self, plan: EventPlan, n: int) -> SandboxEvent:
         calendars = self.data.calendars(self.user.id)
         event_id = stable_id(EVENT_ID_PREFIX, self.seed, self.user.id, "event", n)
         fields = build_event_fields(plan, self.user, self.people(plan.attendees), event_id)
@@ -317,7 +316,7 @@ def _attendee(person: tuple[str, str], response: str, kind: str) -> JSON:
 
 
 def build_event_fields(
-    plan: _Plan, user: SandboxUser, attendees: list[JSON], event_id: str
+    plan: EventPlan, user: SandboxUser, attendees: list[JSON], event_id: str
 ) -> JSON:
     """The Graph JSON of a seeded single or master, in the plan's own time zone."""
     start = plan.start
@@ -454,262 +453,3 @@ def add_exception(
             overrides["end"] = graph_time(original + shift + (end - start), zone_name)
         exceptions = dict(event.exceptions) | {original_start: overrides}
         return data.put_event(replace(event, exceptions=exceptions))
-
-
-# --- contacts ----------------------------------------------------------------------------
-
-_COMPANIES = (
-    "Fabrikam",
-    "Contoso Bâtiment",
-    "Boulangerie Dupré",
-    "Nordic Design AS",
-    "Atelier Ünal",
-)
-_TITLES = ("Directrice commerciale", "Chef de projet", "Comptable", "Architecte", "Développeur")
-_STREETS = ("12 rue de la Paix", "3 allée des Tilleuls", "45 avenue Jean-Jaurès", "Hauptstraße 7")
-_CITIES = (("Paris", "75002"), ("Lyon", "69003"), ("Nantes", "44000"), ("Zürich", "8001"))
-
-
-def contact_fields(rng: random.Random, given: str, surname: str, folder_id: str, n: int) -> JSON:
-    """A contact's Graph JSON (https://learn.microsoft.com/en-us/graph/api/resources/contact)."""
-    domain = _ascii(_COMPANIES[n % len(_COMPANIES)]).lower().replace(" ", "") + ".test"
-    login = _ascii(f"{given}.{surname}").lower()
-    emails = [{"name": f"{given} {surname}", "address": f"{login}@{domain}"}]
-    if n % 2 == 0:
-        emails.append({"name": f"{given} {surname}", "address": f"{login}@example.fr"})
-    if n % 4 == 0:
-        emails.append({"name": given, "address": f"{_ascii(given).lower()}{n}@perso.test"})
-    phone = f"+33 1 {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} {n:02d}"
-    city, postal = _CITIES[n % len(_CITIES)]
-    address = {
-        "street": _STREETS[n % len(_STREETS)],
-        "city": city,
-        "state": "",
-        "countryOrRegion": "Suisse" if city == "Zürich" else "France",
-        "postalCode": postal,
-    }
-    birthday = f"{1960 + n * 3 % 40}-{n % 12 + 1:02d}-{n % 27 + 1:02d}T11:59:00Z"
-    return {
-        "categories": ["Fournisseurs"]
-        if n % 3 == 2
-        else (["Client important"] if n % 5 == 0 else []),
-        "parentFolderId": folder_id,
-        "birthday": birthday if n % 3 != 1 else None,
-        "fileAs": f"{surname}, {given}",
-        "displayName": f"{given} {surname}",
-        "givenName": given,
-        "initials": f"{given[0]}.{surname[0]}.",
-        "middleName": None,
-        "nickName": "Lulu 🐱" if n == 1 else None,
-        "surname": surname,
-        "title": None,
-        "yomiGivenName": None,
-        "yomiSurname": None,
-        "yomiCompanyName": None,
-        "generation": None,
-        "imAddresses": [f"sip:{login}@{domain}"] if n % 3 == 0 else [],
-        "jobTitle": _TITLES[n % len(_TITLES)],
-        "companyName": _COMPANIES[n % len(_COMPANIES)],
-        "department": "Achats" if n % 2 else None,
-        "officeLocation": None,
-        "profession": None,
-        "businessHomePage": f"https://www.{domain}/" if n % 2 == 0 else None,
-        "assistantName": None,
-        "manager": None,
-        "homePhones": [phone.replace("+33 1", "+33 4")] if n % 2 == 0 else [],
-        "mobilePhone": phone.replace("+33 1", "+33 6"),
-        "businessPhones": [phone] + ([phone.replace(" 1 ", " 9 ")] if n % 3 == 0 else []),
-        "spouseName": None,
-        "personalNotes": "Préfère être contacté le matin ☀️" if n % 2 else "",
-        "children": [],
-        "emailAddresses": emails,
-        "homeAddress": address if n % 2 == 0 else {},
-        "businessAddress": address | {"street": f"ZI du Moulin, bât. {n + 1}"},
-        "otherAddress": {},
-    }
-
-
-def _ascii(text: str) -> str:
-    import unicodedata
-
-    decomposed = unicodedata.normalize("NFKD", text)
-    return "".join(c for c in decomposed if c.isascii() and (c.isalnum() or c in ".- "))
-
-
-def contact_photo(contact_id: str, n: int) -> tuple[bytes | None, str | None]:
-    """Every third contact has no photo; the others a tiny JPEG or PNG of their own."""
-    if n % 3 == 1:
-        return None, None
-    if n % 3 == 0:
-        return tiny_jpeg(contact_id), "image/jpeg"
-    return tiny_png(contact_id), "image/png"
-
-
-def tiny_png(seed: str) -> bytes:
-    """An 8x8 PNG in a colour derived from `seed`."""
-    colour = bytes(stable_id("", "png", seed).encode()[:3])
-    rows = b"".join(b"\x00" + colour * 8 for _ in range(8))
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows, 9))
-        + chunk(b"IEND", b"")
-    )
-
-
-def tiny_jpeg(seed: str) -> bytes:
-    """An 8x8 grey baseline JPEG whose comment segment names `seed` (so each one differs).
-
-    One-symbol Huffman tables: the single block's DC difference is 0 (mid grey) and its AC
-    part is an immediate end-of-block, so the scan is one byte.
-    """
-    comment = f"hirondelle {seed}".encode()
-
-    def segment(marker: int, body: bytes) -> bytes:
-        return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
-
-    one_code = bytes([1] + [0] * 15) + b"\x00"  # one code of length 1 for symbol 0
-    return b"".join(
-        (
-            b"\xff\xd8",
-            segment(0xFE, comment),
-            segment(0xDB, b"\x00" + b"\x01" * 64),
-            segment(0xC0, struct.pack(">BHHB", 8, 8, 8, 1) + b"\x01\x11\x00"),
-            segment(0xC4, b"\x00" + one_code),
-            segment(0xC4, b"\x10" + one_code),
-            segment(0xDA, b"\x01\x01\x00\x00\x3f\x00"),
-            b"\x3f",
-            b"\xff\xd9",
-        )
-    )
-
-
-# --- mutations ---------------------------------------------------------------------------
-
-
-def mutate_calendar_data(
-    data: CalendarData, seed: int, users: list[SandboxUser], mutation: Any
-) -> tuple[list[str], list[str]]:
-    """Apply a `Mutation`'s calendar and contact fields; return (event ids, contact ids) touched.
-
-    Each single or master is touched at most once per mutation. `event_changes` changes
-    a single's subject, time or body, and gives one occurrence of a series its own
-    details (an exception); `event_cancellations` deletes one occurrence of a series.
-    """
-    rng = rng_for(seed, "calendar-mutation", getattr(mutation, "seed", 1), data.seq)
-    ids = [u.id for u in users]
-    events = sorted(data.all_events(ids), key=lambda e: e.id)
-    series = [e for e in events if e.is_series and _open_occurrences(data, e)]
-    touched: list[str] = []
-    for event in rng.sample(series, min(getattr(mutation, "event_cancellations", 0), len(series))):
-        touched.append(_cancel_one(data, rng, event))
-    rest = [e for e in events if e.id not in touched]
-    wanted = getattr(mutation, "event_changes", 0) + getattr(mutation, "event_deletions", 0)
-    picks = rng.sample(rest, min(wanted, len(rest)))
-    changes = picks[: getattr(mutation, "event_changes", 0)]
-    for event in changes:
-        touched.append(_change_event(data, rng, event, users))
-    for event in picks[len(changes) :]:
-        data.delete_event(event.user_id, event.id)
-        touched.append(event.id)
-    for n in range(getattr(mutation, "new_events", 0) if users else 0):
-        touched.append(_new_event(data, seed, rng, rng.choice(users), n))
-    return touched, _mutate_contacts(data, seed, rng, users, mutation)
-
-
-def _open_occurrences(data: CalendarData, event: SandboxEvent) -> list[str]:
-    """The original starts of the series' first occurrences that are not cancelled yet."""
-    keys = []
-    for n, day in enumerate(pattern_dates(event.fields["recurrence"])):
-        key = iso_z(occurrence_start(event.fields, day))
-        if key not in event.cancelled:
-            keys.append(key)
-        if n >= 12:
-            break
-    return keys
-
-
-def _cancel_one(data: CalendarData, rng: random.Random, event: SandboxEvent) -> str:
-    original = rng.choice(_open_occurrences(data, event))
-    data.cancel_occurrence(event, original)
-    return event.id
-
-
-def _change_event(
-    data: CalendarData, rng: random.Random, event: SandboxEvent, users: list[SandboxUser]
-) -> str:
-    if event.is_series:
-        original = rng.choice(_open_occurrences(data, event) or [None])
-        if original is not None:
-            add_exception(data, event, original, rng, colleagues(users, event.user_id))
-            return event.id
-    what = rng.choice(("subject", "time", "body"))
-    fields = copy.deepcopy(event.fields)
-    fields["subject"] = f"{fields['subject']} – mis à jour"
-    if what == "time" and not fields.get("isAllDay") and not event.is_series:
-        fields |= shifted(event, rng.choice((30, 60, -60)))
-    if what == "body" or what == "subject":
-        html, preview = event_body(fields["subject"], "Ordre du jour révisé. 📝", None)
-        fields |= {"body": {"contentType": "html", "content": html}, "bodyPreview": preview}
-    data.put_event(replace(event, fields=fields))
-    return event.id
-
-
-def _new_event(data: CalendarData, seed: int, rng: random.Random, user: SandboxUser, n: int) -> str:
-    start = (EPOCH + timedelta(days=30 + data.seq % 200)).replace(tzinfo=None, hour=10)
-    plan = _Plan(f"{rng.choice(SUBJECTS)} (nouveau)", start, 45, attendees="none")
-    event_id = stable_id(EVENT_ID_PREFIX, seed, user.id, "new-event", data.seq, n)
-    calendar = data.calendar(user.id, None)
-    fields = build_event_fields(plan, user, [], event_id)
-    created = data.clock()
-    data.put_event(SandboxEvent(event_id, user.id, calendar.id, 0, "", fields, created=created))
-    return event_id
-
-
-def _mutate_contacts(
-    data: CalendarData, seed: int, rng: random.Random, users: list[SandboxUser], mutation: Any
-) -> list[str]:
-    contacts = sorted(data.all_contacts([u.id for u in users]), key=lambda c: c.id)
-    changes = getattr(mutation, "contact_changes", 0)
-    picks = rng.sample(
-        contacts, min(changes + getattr(mutation, "contact_deletions", 0), len(contacts))
-    )
-    touched = []
-    for contact in picks[:changes]:
-        fields = copy.deepcopy(contact.fields)
-        fields["jobTitle"] = f"{fields.get('jobTitle') or ''} (promu·e)".strip()
-        fields["businessPhones"] = [*fields.get("businessPhones", []), "+33 1 00 00 00 00"]
-        data.put_contact(replace(contact, fields=fields))
-        touched.append(contact.id)
-    for contact in picks[changes:]:
-        data.delete_contact(contact.user_id, contact.id)
-        touched.append(contact.id)
-    for n in range(getattr(mutation, "new_contacts", 0) if users else 0):
-        user = rng.choice(users)
-        folder = data.contact_folder(user.id, None)
-        contact_id = stable_id(CONTACT_ID_PREFIX, seed, user.id, "new-contact", data.seq, n)
-        given, surname = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
-        fields = contact_fields(rng, given, surname, folder.id, data.seq)
-        contact = SandboxContact(
-            contact_id, user.id, folder.id, 0, "", fields, created=data.clock()
-        )
-        data.put_contact(contact)
-        touched.append(contact_id)
-    return touched
-
-
-def shifted(event: SandboxEvent, minutes: int) -> JSON:
-    """The event's start and end moved by `minutes`, in its own zone."""
-    zone_name = event.fields["start"]["timeZone"]
-    start, end = event_span(event.fields)
-    delta = timedelta(minutes=minutes)
-    return {
-        "start": graph_time(start + delta, zone_name),
-        "end": graph_time(end + delta, zone_name),
-    }

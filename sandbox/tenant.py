@@ -520,7 +520,7 @@ class Tenant:
             if any(getattr(mutation, kind) for kind in CHANGE_KINDS):
                 changes = self.drives.mutate(mutation)
                 result.files, result.files_by_change = changes.ids, changes.by_change
-            from .calendar_seed import mutate_calendar_data
+            from .calendar_mutations import mutate_calendar_data
 
             result.events, result.contacts = mutate_calendar_data(
                 self.calendar_data, self._seed, users, mutation

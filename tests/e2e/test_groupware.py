@@ -21,7 +21,8 @@ from hirondelle.mappings.calendar import event_description
 from hirondelle.migrator import operations
 from hirondelle.migrator.config import load_config
 from hirondelle.sandbox.calendar_data import EVENT_ID_PREFIX, SandboxEvent, ical_uid
-from hirondelle.sandbox.calendar_seed import add_exception, shifted
+from hirondelle.sandbox.calendar_mutations import shifted
+from hirondelle.sandbox.calendar_seed import add_exception
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec, stable_id
 from hirondelle.tests.servers import DavServer, MailUser, XandikosServer

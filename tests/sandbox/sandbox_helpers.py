@@ -14,7 +14,7 @@ from msgraph import GraphRequestAdapter, GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from hirondelle.sandbox.calendar_data import CONTACT_ID_PREFIX, SandboxContact
-from hirondelle.sandbox.calendar_seed import contact_fields
+from hirondelle.sandbox.contact_seed import contact_fields
 from hirondelle.sandbox.server import SandboxServer
 from hirondelle.sandbox.tenant import Tenant, TenantSpec, stable_id
 
