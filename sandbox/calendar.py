@@ -4,21 +4,15 @@ Serves calendars, events (singles and series masters), instances, calendarView a
 its delta, contact folders, contacts, their delta and photos, from
 `tenant.calendar_data`. Outlook counts calendar and contact requests against the
 mailbox, so every request passes the mail service's throttle under the mailbox key.
-
-Times: Graph returns start and end in UTC unless `Prefer: outlook.timezone="<zone>"`
-names a Windows or IANA zone (https://learn.microsoft.com/en-us/graph/api/event-get,
-"Support various time zones"); `originalStartTimeZone` keeps the event's own zone.
-All-day events keep their midnight dates whatever the zone. Window parameters without
-an offset are read as UTC, and the Prefer zone does not apply to them
-(https://learn.microsoft.com/en-us/graph/api/calendar-list-calendarview).
+The entity JSON, windows and time zones are `calendar_wire`'s; the delta walks'
+tokens and pages are `calendar_delta`'s.
 """
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from hirondelle.sandbox.calendar_data import (
@@ -29,25 +23,32 @@ from hirondelle.sandbox.calendar_data import (
     SandboxEvent,
     iso7,
 )
+from hirondelle.sandbox.calendar_delta import DeltaPages
+from hirondelle.sandbox.calendar_wire import (
+    calendar_json,
+    contact_json,
+    folder_json,
+    in_zone,
+    parse_moment,
+    removed_entry,
+    typed_event,
+    view_window,
+    zone_applied,
+    zone_preference,
+)
 from hirondelle.sandbox.mail import (
     DELTA_SEGMENTS,
-    SYNC_STATE_NOT_FOUND,
     GraphRequest,
     GraphResponse,
-    _apply_preference,
 )
 from hirondelle.sandbox.odata import (
     JSON,
     GraphError,
     QueryOptions,
-    decode_token,
-    encode_token,
-    preferences,
     select_keys,
 )
-from hirondelle.sandbox.recurrence import event_span, graph_time, parse_graph_time, zone
+from hirondelle.sandbox.recurrence import event_span
 from hirondelle.sandbox.service import Gate
-from hirondelle.sandbox.sync_states import SyncStates
 from hirondelle.sandbox.throttle import MailboxThrottle
 
 if TYPE_CHECKING:
@@ -55,17 +56,11 @@ if TYPE_CHECKING:
 
 OWNED = frozenset({"calendars", "calendar", "events", "calendarview", "contactfolders", "contacts"})
 NOT_FOUND = "The specified object was not found in the store."
-NO_WINDOW = (
-    "This request requires a time window specified by the query string parameters "
-    "StartDateTime and EndDateTime."
-)
 # What Graph answers a delta it does not support on events, here any calendarView/delta but
 # the primary calendar's (github.com/microsoftgraph/msgraph-metadata/issues/608).
 UNSUPPORTED_DELTA = (
     "Unsupported request: Change tracking is not supported against 'microsoft.graph.event'."
 )
-DELTA_DEFAULT_PAGE = 10
-DELTA_MAX_PAGE = 1000
 # contacts/delta answers at most 200 contacts a page whatever odata.maxpagesize asks: the
 # contact-delta page gives no maximum; measured by users and confirmed on Microsoft Q&A
 # (https://learn.microsoft.com/en-us/answers/a/2052165: contacts pages hold 200 at most, a
@@ -98,7 +93,7 @@ class CalendarService:
     def __init__(self, tenant: Tenant, throttle: MailboxThrottle) -> None:
         self.tenant = tenant
         self.throttle = throttle
-        self.sync_states = SyncStates()  # each page of a delta walk is a generation
+        self.delta = DeltaPages(tenant)
 
     @property
     def data(self) -> CalendarData:
@@ -241,12 +236,12 @@ class CalendarService:
         self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar
     ) -> GraphResponse:
         """Singles and series masters (https://learn.microsoft.com/en-us/graph/api/user-list-events)."""
-        zone_name = _zone_preference(request)
+        zone_name = zone_preference(request)
         entities = [self.data.event_json(e) for e in self.data.events(user.id, calendar.id)]
         response = self._collection(
             request, user, "events", entities, lambda e: in_zone(e, zone_name)
         )
-        return _zone_applied(response, request)
+        return zone_applied(response, request)
 
     def _event(
         self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar | None, key: str
@@ -259,8 +254,8 @@ class CalendarService:
         else:
             self._master(user, calendar, entity["seriesMasterId"])  # 404 from another calendar
         options = QueryOptions.parse(request.query)
-        body = select_keys(in_zone(entity, _zone_preference(request)), options.select)
-        return _zone_applied(self._entity(request, user, "events", body), request)
+        body = select_keys(in_zone(entity, zone_preference(request)), options.select)
+        return zone_applied(self._entity(request, user, "events", body), request)
 
     def _instances(
         self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar | None, key: str
@@ -268,21 +263,21 @@ class CalendarService:
         """Occurrences and exceptions in a window; cancelled ones are absent
         (https://learn.microsoft.com/en-us/graph/api/event-list-instances)."""
         event = self._master(user, calendar, key)
-        start, end = _window(request)
-        zone_name = _zone_preference(request)
+        start, end = view_window(request)
+        zone_name = zone_preference(request)
         instances = self.data.instances(event, start, end)
         response = self._collection(
             request, user, "events", instances, lambda e: in_zone(e, zone_name)
         )
-        return _zone_applied(response, request)
+        return zone_applied(response, request)
 
     def _view(
         self, request: GraphRequest, user: SandboxUser, calendar: SandboxCalendar
     ) -> GraphResponse:
         """Singles, occurrences and exceptions overlapping the window, by start; no masters
         (https://learn.microsoft.com/en-us/graph/api/calendar-list-calendarview)."""
-        start, end = _window(request)
-        zone_name = _zone_preference(request)
+        start, end = view_window(request)
+        zone_name = zone_preference(request)
         entities = sorted(
             self._view_entities(user, calendar, start, end),
             key=lambda e: (event_span(e)[0], e["id"]),
@@ -290,7 +285,7 @@ class CalendarService:
         response = self._collection(
             request, user, "calendarView", entities, lambda e: in_zone(e, zone_name)
         )
-        return _zone_applied(response, request)
+        return zone_applied(response, request)
 
     def _view_entities(
         self, user: SandboxUser, calendar: SandboxCalendar, start: datetime, end: datetime
@@ -321,13 +316,13 @@ class CalendarService:
         changing an occurrence changes its master, so the whole series comes again.
         `$select` is not supported by this function and is ignored.
         """
-        state = self._delta_state(request, user, calendar.id, "calendarView")
-        window = (_parse_moment(state["ws"]), _parse_moment(state["we"]))
-        zone_name = _zone_preference(request)
+        state = self.delta.state(request, user, calendar.id, "calendarView")
+        window = (parse_moment(state["ws"]), parse_moment(state["we"]))
+        zone_name = zone_preference(request)
         groups = self._view_groups(user, calendar, state, window)
         link = f"{request.base_url}/users/{user.id}/calendarView/delta"
         shape: Callable[[JSON], JSON] = lambda e: in_zone(e, zone_name)  # noqa: E731
-        return self._delta_page(request, state, groups, link, "event", shape)
+        return self.delta.page(request, state, groups, link, "event", shape)
 
     def _view_groups(
         self,
@@ -346,10 +341,12 @@ class CalendarService:
         for removal in changes.removed:
             gone = _removed_ids(self.data, removal, window)
             if gone:
-                groups.append(([0, f"{removal.seq:020d}", removal.id], [_removed(i) for i in gone]))
+                groups.append(
+                    ([0, f"{removal.seq:020d}", removal.id], [removed_entry(i) for i in gone])
+                )
         for event in changes.changed:
             if event.seq <= int(state["t"]):
-                group = self._group(event, window) or [_removed(event.id)]
+                group = self._group(event, window) or [removed_entry(event.id)]
                 groups.append(([1, f"{event.seq:020d}", event.id], group))
         return groups
 
@@ -357,13 +354,13 @@ class CalendarService:
         """The delta entries of one single or series in the window; [] when outside it."""
         if not event.is_series:
             inside = _overlaps(event_span(event.fields), *window)
-            return [_typed(self.data.event_json(event))] if inside else []
+            return [typed_event(self.data.event_json(event))] if inside else []
         instances = self.data.instances(event, *window)
         if not instances:
             return []
-        entries = [_typed(self.data.event_json(event))]
+        entries = [typed_event(self.data.event_json(event))]
         for instance in instances:
-            typed = _typed(instance)
+            typed = typed_event(instance)
             if instance["type"] == "occurrence":
                 typed = {k: typed[k] for k in OCCURRENCE_DELTA_KEYS if k in typed}
             entries.append(typed)
@@ -375,7 +372,7 @@ class CalendarService:
         self, request: GraphRequest, user: SandboxUser, folder: SandboxContactFolder
     ) -> GraphResponse:
         """contacts/delta (https://learn.microsoft.com/en-us/graph/api/contact-delta)."""
-        state = self._delta_state(request, user, folder.id, "contacts")
+        state = self.delta.state(request, user, folder.id, "contacts")
         select = tuple(state.get("sel", ()))
         groups: list[tuple[list[Any], list[JSON]]] = []
         if state["m"] == "i":
@@ -385,7 +382,7 @@ class CalendarService:
             changes = self.data.contact_changes(user.id, folder.id, int(state["s"]))
             for removal in changes.removed:
                 key = [0, f"{removal.seq:020d}", removal.id]
-                groups.append((key, [_removed(removal.id, "contact")]))
+                groups.append((key, [removed_entry(removal.id, "contact")]))
             for contact in changes.changed:
                 if contact.seq <= int(state["t"]):
                     key = [1, f"{contact.seq:020d}", contact.id]
@@ -395,7 +392,7 @@ class CalendarService:
         # https://learn.microsoft.com/en-us/graph/delta-query-overview#state-tokens
         link = request.link().split("?", 1)[0]
         shape: Callable[[JSON], JSON] = lambda e: select_keys(e, select)  # noqa: E731
-        return self._delta_page(
+        return self.delta.page(
             request, state, groups, link, "contact", shape, CONTACTS_DELTA_MAX_PAGE
         )
 
@@ -418,74 +415,6 @@ class CalendarService:
         return self._entity(request, user, "contacts/photo", metadata)
 
     # -- shared wire helpers --------------------------------------------------------------
-
-    def _delta_state(
-        self, request: GraphRequest, user: SandboxUser, container: str, kind: str
-    ) -> dict[str, Any]:
-        options = QueryOptions.parse(request.query)
-        token = options.skiptoken or options.deltatoken
-        if token is None:
-            state: dict[str, Any] = {"m": "i", "u": user.id, "c": container, "s": 0}
-            state["g"] = self.data.token_generation
-            state |= {"t": self.data.seq, "sel": list(options.select)}
-            if kind == "calendarView":
-                start, end = _window(request)
-                state |= {"ws": start.isoformat(), "we": end.isoformat()}
-            return state
-        state = decode_token(token)
-        if state.get("u") != user.id or state.get("c") != container:
-            raise GraphError(400, "BadRequest", "The state token belongs to another collection.")
-        restart = request.link().split("?", 1)[0]
-        if int(state.get("g", -1)) < self.data.token_generation:
-            # https://learn.microsoft.com/en-us/graph/delta-query-overview#synchronization-reset
-            raise GraphError(410, "syncStateNotFound", SYNC_STATE_NOT_FOUND, {"Location": restart})
-        problem = self.sync_states.problem(_walk(state), int(state.get("w", 0)))
-        if problem is not None:  # an older page of the walk: see sync_states.py
-            raise GraphError(410, "SyncStateNotFound", problem, {"Location": restart})
-        if options.deltatoken is not None:
-            return {**state, "m": "c", "t": self.data.seq, "k": None}
-        return state
-
-    def _delta_page(
-        self,
-        request: GraphRequest,
-        state: dict[str, Any],
-        groups: list[tuple[list[Any], list[JSON]]],
-        link: str,
-        kind: str,
-        shape: Callable[[JSON], JSON],
-        maximum: int = DELTA_MAX_PAGE,
-    ) -> GraphResponse:
-        """One page of whole groups after the state's cursor, with a next or delta link;
-        at most `maximum` entries, whatever odata.maxpagesize asks."""
-        prefer = preferences(request.headers.get("Prefer"))
-        size = DELTA_DEFAULT_PAGE
-        if prefer.get("odata.maxpagesize", "").isdigit():
-            size = max(1, min(int(prefer["odata.maxpagesize"]), maximum))
-        groups.sort(key=lambda pair: pair[0])
-        if state.get("k") is not None:
-            groups = [pair for pair in groups if pair[0] > list(state["k"])]
-        entries: list[JSON] = []
-        sent = 0
-        for key, group in groups:
-            if entries and len(entries) + len(group) > size:
-                break
-            entries += [shape(entry) for entry in group]
-            sent += 1
-            state = {**state, "k": key}
-        body: JSON = {"@odata.context": f"{request.base_url}/$metadata#Collection({kind})"}
-        state = {**state, "w": self.sync_states.issue(_walk(state))}
-        if sent < len(groups):
-            body["@odata.nextLink"] = f"{link}?$skiptoken={encode_token(state)}"
-        else:
-            done = {k: v for k, v in state.items() if k not in ("k", "t")}
-            done |= {"m": "c", "s": state["t"]}
-            body["@odata.deltaLink"] = f"{link}?$deltatoken={encode_token(done)}"
-        body["value"] = entries
-        response = _zone_applied(GraphResponse(body=body), request)
-        if "odata.maxpagesize" in prefer:
-            _apply_preference(response, f"odata.maxpagesize={size}")
-        return response
 
     def _collection(
         self,
@@ -518,65 +447,7 @@ class CalendarService:
         return GraphResponse(body={"@odata.context": context} | select_keys(entity, options.select))
 
 
-# -- entity JSON ----------------------------------------------------------------------------
-
-
-def calendar_json(calendar: SandboxCalendar, user: SandboxUser) -> JSON:
-    """A calendar (https://learn.microsoft.com/en-us/graph/api/resources/calendar)."""
-    stamp = base64.b64encode(calendar.id.encode()[-12:]).decode()
-    return {
-        "id": calendar.id,
-        "name": calendar.name,
-        "color": calendar.color,
-        "hexColor": calendar.hex_color,
-        "isDefaultCalendar": calendar.is_default,
-        "changeKey": stamp,
-        "canShare": True,
-        "canViewPrivateItems": True,
-        "canEdit": True,
-        "allowedOnlineMeetingProviders": ["teamsForBusiness"],
-        "defaultOnlineMeetingProvider": "teamsForBusiness",
-        "isTallyingResponses": True,
-        "isRemovable": not calendar.is_default,
-        "owner": {"name": user.display_name, "address": user.mail},
-    }
-
-
-def folder_json(folder: SandboxContactFolder) -> JSON:
-    return {"id": folder.id, "displayName": folder.name, "parentFolderId": folder.parent_id}
-
-
-def contact_json(contact: SandboxContact) -> JSON:
-    stamps: JSON = {
-        "@odata.etag": f'W/"{contact.change_key}"',
-        "id": contact.id,
-        "createdDateTime": iso7(contact.created),
-        "lastModifiedDateTime": iso7(contact.modified),
-        "changeKey": contact.change_key,
-    }
-    return stamps | contact.fields
-
-
-def in_zone(entity: JSON, zone_name: str) -> JSON:
-    """The event with start and end in `zone_name` (all-day dates are kept, relabelled)."""
-    converted = dict(entity)
-    for key in ("start", "end"):
-        value = entity.get(key)
-        if not value:
-            continue
-        if entity.get("isAllDay"):
-            converted[key] = {"dateTime": value["dateTime"], "timeZone": zone_name}
-        else:
-            converted[key] = graph_time(parse_graph_time(value), zone_name)
-    return converted
-
-
-def _typed(entity: JSON) -> JSON:
-    return {"@odata.type": "#microsoft.graph.event"} | entity
-
-
-def _removed(key: str, kind: str = "event") -> JSON:
-    return {"@odata.type": f"#microsoft.graph.{kind}", "id": key, "@removed": {"reason": "deleted"}}
+# -- calendar views -------------------------------------------------------------------------
 
 
 def _removed_ids(data: CalendarData, removal: Any, window: tuple[datetime, datetime]) -> list[str]:
@@ -595,56 +466,3 @@ def _initial_key(group: list[JSON]) -> list[Any]:
 
 def _overlaps(span: tuple[datetime, datetime], start: datetime, end: datetime) -> bool:
     return span[0] < end and (span[1] > start or (span[0] == span[1] and span[0] >= start))
-
-
-def _query(request: GraphRequest, name: str) -> str | None:
-    for key, value in request.query.items():
-        if key.lower() == name.lower():
-            return value
-    return None
-
-
-def _parse_moment(text: str) -> datetime:
-    head, _, fraction = text.rstrip("Z").partition(".")
-    offset = ""
-    for sign in ("+", "-"):
-        if sign in fraction:
-            fraction, _, rest = fraction.partition(sign)
-            offset = sign + rest
-    moment = datetime.fromisoformat(head + (f".{fraction[:6]}" if fraction else "") + offset)
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _window(request: GraphRequest) -> tuple[datetime, datetime]:
-    start, end = _query(request, "startDateTime"), _query(request, "endDateTime")
-    if not start or not end:
-        raise GraphError(400, "ErrorInvalidParameter", NO_WINDOW)
-    try:
-        return _parse_moment(start), _parse_moment(end)
-    except ValueError:
-        message = f"The value '{start}' or '{end}' of the StartDateTime or EndDateTime is invalid."
-        raise GraphError(400, "ErrorInvalidParameter", message) from None
-
-
-def _walk(state: dict[str, Any]) -> tuple[Any, ...]:
-    """The sync state a delta walk advances: one per collection, and for a calendar view
-    one per window (a view's window is part of what its delta tracks)."""
-    return (state["u"], state["c"], state.get("ws"), state.get("we"))
-
-
-def _zone_preference(request: GraphRequest) -> str:
-    """The zone named by `Prefer: outlook.timezone`, UTC when absent or unknown."""
-    named = preferences(request.headers.get("Prefer")).get("outlook.timezone")
-    if not named:
-        return "UTC"
-    try:
-        zone(named)
-    except ValueError:
-        return "UTC"
-    return named
-
-
-def _zone_applied(response: GraphResponse, request: GraphRequest) -> GraphResponse:
-    if "outlook.timezone" in preferences(request.headers.get("Prefer")):
-        _apply_preference(response, f'outlook.timezone="{_zone_preference(request)}"')
-    return response
