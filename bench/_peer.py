@@ -21,7 +21,8 @@ from pathlib import Path
 
 from hirondelle.bench._servers import BenchError, Finished, run_measured, stop_live
 from hirondelle.mappings.mail_folders import imap_utf7_encode
-from hirondelle.sandbox.tenant import SandboxFolder, SandboxMessage, SandboxUser, Tenant
+from hirondelle.sandbox.tenant import Tenant
+from hirondelle.sandbox.tenant_records import SandboxFolder, SandboxMessage, SandboxUser
 from hirondelle.tests.servers import DovecotServer
 
 APPEND_WINDOW = 64  # APPENDs in flight per connection before reading their answers

@@ -52,7 +52,8 @@ from hirondelle.sandbox.service import Gate
 from hirondelle.sandbox.throttle import MailboxThrottle
 
 if TYPE_CHECKING:
-    from hirondelle.sandbox.tenant import SandboxUser, Tenant
+    from hirondelle.sandbox.tenant import Tenant
+    from hirondelle.sandbox.tenant_records import SandboxUser
 
 OWNED = frozenset({"calendars", "calendar", "events", "calendarview", "contactfolders", "contacts"})
 NOT_FOUND = "The specified object was not found in the store."

@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import quote
 
 from .recurrence import event_span, expand, graph_time
-from .tenant import EPOCH, SandboxUser, change_key, stable_id
+from .tenant_records import EPOCH, SandboxUser, change_key, stable_id
 
 JSON = dict[str, Any]
 EVENT_ID_PREFIX = "AAMkAGI2THVSAAA"

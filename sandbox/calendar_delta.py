@@ -30,7 +30,8 @@ from hirondelle.sandbox.odata import (
 from hirondelle.sandbox.sync_states import SyncStates
 
 if TYPE_CHECKING:
-    from hirondelle.sandbox.tenant import SandboxUser, Tenant
+    from hirondelle.sandbox.tenant import Tenant
+    from hirondelle.sandbox.tenant_records import SandboxUser
 
 DELTA_DEFAULT_PAGE = 10
 DELTA_MAX_PAGE = 1000

@@ -25,7 +25,7 @@ from .calendar_seed import EventPlan, add_exception, build_event_fields, event_b
 from .contact_seed import contact_fields
 from .mime import FIRST_NAMES, LAST_NAMES, SUBJECTS
 from .recurrence import event_span, graph_time, occurrence_start, pattern_dates
-from .tenant import EPOCH, SandboxUser, colleagues, stable_id
+from .tenant_records import EPOCH, SandboxUser, colleagues, stable_id
 
 JSON = dict[str, Any]
 

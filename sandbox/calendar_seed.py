@@ -38,7 +38,7 @@ from .calendar_data import (
 from .contact_seed import contact_fields, contact_photo
 from .mime import CONTACTS, FIRST_NAMES, LAST_NAMES, SUBJECTS
 from .recurrence import event_span, graph_time, occurrence_start, pattern_dates
-from .tenant import EPOCH, SandboxUser, change_key, colleagues, stable_id
+from .tenant_records import EPOCH, SandboxUser, change_key, colleagues, stable_id
 
 JSON = dict[str, Any]
 

@@ -25,7 +25,7 @@ from hirondelle.sandbox.odata import JSON, GraphError, preferences
 from hirondelle.sandbox.recurrence import graph_time, parse_graph_time, zone
 
 if TYPE_CHECKING:
-    from hirondelle.sandbox.tenant import SandboxUser
+    from hirondelle.sandbox.tenant_records import SandboxUser
 
 NO_WINDOW = (
     "This request requires a time window specified by the query string parameters "

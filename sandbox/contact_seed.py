@@ -11,7 +11,7 @@ import struct
 import zlib
 from typing import Any
 
-from .tenant import stable_id
+from .tenant_records import stable_id
 
 JSON = dict[str, Any]
 

@@ -35,7 +35,8 @@ import numpy as np
 from hirondelle.mappings.quickxor import QuickXorHash
 
 if TYPE_CHECKING:
-    from .tenant import Mutation, SandboxUser, TenantSpec
+    from .tenant import Mutation, TenantSpec
+    from .tenant_records import SandboxUser
 
 EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # generated items are older; mutations come after
 BLOCK = 160 * 6554  # content block (~1 MiB): a multiple of QuickXorHash's 160-byte width

@@ -16,7 +16,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .tenant import Mutation, SandboxUser, TenantSpec
+    from .tenant import Mutation, TenantSpec
 
 from .drive_data import (
     EPOCH,
@@ -32,6 +32,7 @@ from .drive_data import (
     guid,
     item_id,
 )
+from .tenant_records import SandboxUser, colleagues
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -229,8 +230,6 @@ class _Layout:
     def _files(self, drive: SandboxDrive, homes: dict[str, str]) -> None:
         """The regular files, spread over the folders; a few with versions or sharing."""
         places = sorted(homes)
-        from .tenant import colleagues  # the tenant builds on this module: import when used
-
         others = colleagues(self.users, drive.owner_id, 2)  # the most a drive shares with
         for number in range(self.spec.files_per_drive):  # type: ignore[attr-defined]
             stem, extension = _STEMS[number % len(_STEMS)]

@@ -38,7 +38,8 @@ from .mime import (
     MessageRecipe,
     MimeDocument,
 )
-from .tenant import (
+from .tenant import Tenant, TenantSpec
+from .tenant_records import (
     EPOCH,
     FOLDER_ID_PREFIX,
     MESSAGE_ID_PREFIX,
@@ -46,8 +47,6 @@ from .tenant import (
     SandboxFolder,
     SandboxMessage,
     SandboxUser,
-    Tenant,
-    TenantSpec,
     colleagues,
     message_from_recipe,
     stable_id,

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote, urlencode
 
-from hirondelle.sandbox.tenant import SandboxFolder, SandboxMessage, SandboxUser
+from hirondelle.sandbox.tenant_records import SandboxFolder, SandboxMessage, SandboxUser
 
 if TYPE_CHECKING:
     from hirondelle.sandbox.tenant import Tenant

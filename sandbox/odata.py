@@ -24,7 +24,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from hirondelle.sandbox.tenant import SandboxFolder, SandboxMessage, SandboxUser
+from hirondelle.sandbox.tenant_records import SandboxFolder, SandboxMessage, SandboxUser
 
 if TYPE_CHECKING:
     pass

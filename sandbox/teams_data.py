@@ -39,7 +39,8 @@ from .drive_data import guid
 
 if TYPE_CHECKING:
     from .drive_data import SandboxDrives
-    from .tenant import Mutation, SandboxUser, TenantSpec
+    from .tenant import Mutation, TenantSpec
+    from .tenant_records import SandboxUser
 
 JSON = dict[str, Any]
 END = datetime(2023, 12, 31, 17, 30, tzinfo=UTC)  # seeded posts end about here

@@ -35,7 +35,8 @@ from .teams_data import (
 
 if TYPE_CHECKING:
     from .drive_data import SandboxDrives
-    from .tenant import Mutation, SandboxUser, TenantSpec
+    from .tenant import Mutation, TenantSpec
+    from .tenant_records import SandboxUser
 
 JSON = dict[str, Any]
 GRAPH = "https://graph.microsoft.com/v1.0"  # the service writes its own address into bodies

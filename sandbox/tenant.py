@@ -34,26 +34,39 @@ Additions beyond the contract:
 `messages`, `changes_since` and `folder_size` accept a well-known name for the folder.
 Message objects are snapshots: a mutation replaces a message, never edits it in place,
 so a reader holding one sees a consistent state while `mutate` runs in another thread.
+The records (users, folders, messages, ids) are `tenant_records`'s; what a mutation picks
+in the mailboxes is `mail_mutations`'s, written through `restamp`, `move_message` and
+`delete_message`.
 """
 
 from __future__ import annotations
 
-import base64
 import dataclasses
-import hashlib
 import random
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from itertools import islice
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from .drive_data import SandboxDrives
 from .drive_seed import CHANGE_KINDS
-from .mime import CATEGORIES, CONTACTS, SUBJECTS, MessageRecipe, MimeDocument
+from .mail_mutations import mutate_mail
+from .mime import MimeDocument
+from .tenant_records import (
+    EPOCH,
+    FOLDER_ID_PREFIX,
+    ROOT,
+    FolderChanges,
+    MimeSource,
+    SandboxFolder,
+    SandboxMessage,
+    SandboxUser,
+    change_key,
+    stable_id,
+)
 
 if TYPE_CHECKING:
     from .teams_data import TeamsData
@@ -75,54 +88,6 @@ class TenantSpec:
     posts_per_channel: int = 30  # root posts per channel, over the 14 months before "now"
     replies_per_post: int = 4  # each post gets 0 to this many replies
     big_thread: bool = False  # one post of 1,200 replies (reply paging past 1,000)
-
-
-@dataclass
-class SandboxUser:
-    id: str  # a GUID
-    upn: str
-    display_name: str
-    mail: str
-
-
-@dataclass
-class SandboxFolder:
-    id: str  # immutable id (base64url-like, stable across moves)
-    user_id: str
-    display_name: str
-    parent_id: str  # the msgfolderroot id for top-level folders
-    well_known_name: str | None = None  # "inbox", "sentitems", "deleteditems", ...
-    hidden: bool = False
-
-
-@dataclass
-class SandboxMessage:
-    id: str  # immutable id: unchanged by moves within the mailbox
-    user_id: str
-    folder_id: str
-    change_key: str  # changes whenever the message changes
-    seq: int  # sequence number of its last change
-    subject: str
-    internet_message_id: str | None  # None for drafts that have none
-    received: datetime  # aware, UTC
-    sent: datetime | None
-    sender: tuple[str, str]  # (name, address)
-    to: list[tuple[str, str]]
-    is_read: bool
-    is_draft: bool
-    flag_status: str  # "notFlagged" | "flagged" | "complete"
-    categories: list[str]
-    last_verb: int | None  # PR_LAST_VERB_EXECUTED: 102 reply, 103 reply all, 104 forward
-    has_attachments: bool
-    size: int  # len(mime)
-    created: datetime = field(default=datetime.min)
-    modified: datetime = field(default=datetime.min)
-
-
-@dataclass
-class FolderChanges:
-    changed: list[SandboxMessage]  # added or updated since the sequence, in the folder now
-    removed: list[str]  # ids deleted from or moved out of the folder since the sequence
 
 
 @dataclass(frozen=True)
@@ -168,46 +133,8 @@ class MutationResult:
     messages: list[str] = field(default_factory=list)  # chat source ids: root, or "root/reply"
 
 
-class MimeSource(Protocol):
-    """Where a message's bytes come from: a synthetic recipe or a file slice."""
-
-    def document(self) -> MimeDocument: ...
-
-
-# Graph immutable ids start with a fixed mailbox-independent prefix; the rest is seeded.
-MESSAGE_ID_PREFIX = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
-FOLDER_ID_PREFIX = "AQkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
-EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # generated mail is older; mutations come after
-ROOT = "msgfolderroot"
 _MIME_CACHE_ENTRIES = 128
 _MIME_CACHE_MAX_RESIDENT = 2 << 20  # a big loaded .eml is re-read rather than kept
-
-
-def stable_id(prefix: str, *parts: object) -> str:
-    """A base64url id derived from `parts`: the same parts always give the same id."""
-    digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:30]
-    return prefix + base64.urlsafe_b64encode(digest).decode("ascii")
-
-
-COLLEAGUES = 20  # the other users a generated user writes to, invites or shares with
-
-
-def colleagues(
-    users: Iterable[SandboxUser], user_id: str, limit: int = COLLEAGUES
-) -> list[SandboxUser]:
-    """The first `limit` users other than `user_id`, in the tenant's order: what one user's
-    generated mail, events and sharing name, in time independent of the tenant's size."""
-    return list(islice((u for u in users if u.id != user_id), limit))
-
-
-def change_key(message_id: str, seq: int) -> str:
-    """A short version stamp that differs for every (message, change) pair."""
-    digest = hashlib.sha256(f"{message_id}|{seq}".encode()).digest()[:12]
-    return "CQAAABYAAAA" + base64.b64encode(digest).decode("ascii")
-
-
-# Well-known folders a mutation never moves a message into.
-_NOT_MOVE_TARGETS = frozenset({"drafts", "outbox", "syncissues", "conflicts"})
 
 
 class Tenant:
@@ -504,19 +431,7 @@ class Tenant:
         with self._lock:
             rng = random.Random(f"{self._seed}|mutation|{mutation.seed}|{self._seq}")
             users = [self.user(mutation.user)] if mutation.user else list(self._users)
-            pool = [m for user in users for m in self._messages[user.id]]
-            result = MutationResult(new=[], changed=[], moved=[], deleted=[])
-            for _ in range(mutation.new if users else 0):
-                result.new.append(self._deliver(rng, rng.choice(users)))
-            wanted = mutation.flag_changes + mutation.moves + mutation.deletions
-            picks = iter(rng.sample(pool, min(wanted, len(pool))))
-            owners = {m: u.id for u in users for m in self._messages[u.id]}
-            for message_id in _take(picks, mutation.flag_changes):
-                result.changed.append(self._change_state(rng, owners[message_id], message_id))
-            for message_id in _take(picks, mutation.moves):
-                result.moved.append(self._move(rng, owners[message_id], message_id))
-            for message_id in _take(picks, mutation.deletions):
-                result.deleted.append(self._delete(owners[message_id], message_id))
+            result = MutationResult(*mutate_mail(self, self._seed, rng, users, mutation))
             if any(getattr(mutation, kind) for kind in CHANGE_KINDS):
                 changes = self.drives.mutate(mutation)
                 result.files, result.files_by_change = changes.ids, changes.by_change
@@ -530,120 +445,51 @@ class Tenant:
                 result.messages = self.teams.mutate(mutation, users)
             return result
 
-    def _clock(self) -> datetime:
+    def message_ids(self, user_id: str) -> list[str]:
+        """Every message id of the mailbox, hidden folders included, in the order stored."""
+        with self._lock:
+            return list(self._messages[user_id])
+
+    def clock(self) -> datetime:
         """Mutation time: after the generated mail, derived from seq (never the wall clock)."""
         return EPOCH + timedelta(minutes=self._seq)
 
-    def _restamp(self, message: SandboxMessage, **changes: object) -> SandboxMessage:
+    def restamp(self, message: SandboxMessage, **changes: object) -> SandboxMessage:
         """Replace `message` by a new snapshot with a fresh seq and change key."""
-        self._seq += 1
-        updated = dataclasses.replace(
-            message,
-            seq=self._seq,
-            change_key=change_key(message.id, self._seq),
-            modified=self._clock(),
-            **changes,  # type: ignore[arg-type]
-        )
-        self._messages[message.user_id][message.id] = updated
-        self._ordered.pop(message.folder_id, None)
-        self._ordered.pop(updated.folder_id, None)
-        return updated
+        with self._lock:
+            self._seq += 1
+            updated = dataclasses.replace(
+                message,
+                seq=self._seq,
+                change_key=change_key(message.id, self._seq),
+                modified=self.clock(),
+                **changes,  # type: ignore[arg-type]
+            )
+            self._messages[message.user_id][message.id] = updated
+            self._ordered.pop(message.folder_id, None)
+            self._ordered.pop(updated.folder_id, None)
+            return updated
 
-    def _deliver(self, rng: random.Random, user: SandboxUser) -> str:
-        inbox = self.folder(user.id, "inbox")
-        message_id = stable_id(MESSAGE_ID_PREFIX, self._seed, "delivered", self._seq)
-        sender = rng.choice(CONTACTS)
-        recipe = MessageRecipe(
-            seed=message_id,
-            kind=rng.choice(("plain", "alternative")),
-            subject=rng.choice(SUBJECTS),
-            sender=sender,
-            to=((user.display_name, user.mail),),
-            date=self._clock(),
-            message_id=f"<{rng.getrandbits(64):016X}@{sender[1].split('@')[1]}>",
-            body_bytes=rng.randint(1500, 9000),
-        )
-        message = message_from_recipe(recipe, message_id, user.id, inbox.id, self._clock())
-        self.add_message(dataclasses.replace(message, is_read=False), recipe)
-        return message_id
+    def move_message(self, message: SandboxMessage, destination: str) -> None:
+        """Move `message` to the folder `destination` of the same mailbox, as a new change."""
+        with self._lock:
+            self._members[message.folder_id].pop(message.id)
+            self._removals[message.folder_id].append((self._seq + 1, message.id))
+            self._members[destination][message.id] = None
+            self.restamp(message, folder_id=destination)
 
-    def _change_state(self, rng: random.Random, user_id: str, message_id: str) -> str:
-        message = self._messages[user_id][message_id]
-        change = rng.choice(("read", "flag", "category"))
-        if change == "read":
-            self._restamp(message, is_read=not message.is_read)
-        elif change == "flag":
-            cycle = {"notFlagged": "flagged", "flagged": "complete", "complete": "notFlagged"}
-            self._restamp(message, flag_status=cycle[message.flag_status])
-        else:
-            category = rng.choice(CATEGORIES)
-            toggled = [c for c in message.categories if c != category]
-            if len(toggled) == len(message.categories):
-                toggled.append(category)
-            self._restamp(message, categories=toggled)
-        return message_id
-
-    def _move(self, rng: random.Random, user_id: str, message_id: str) -> str:
-        message = self._messages[user_id][message_id]
-        targets = [f.id for f in self._movable_folders(user_id) if f.id != message.folder_id]
-        destination = rng.choice(targets)
-        self._members[message.folder_id].pop(message_id)
-        self._removals[message.folder_id].append((self._seq + 1, message_id))
-        self._members[destination][message_id] = None
-        self._restamp(message, folder_id=destination)
-        return message_id
-
-    def _movable_folders(self, user_id: str) -> list[SandboxFolder]:
-        return [
-            f
-            for f in self._folders[user_id].values()
-            if not f.hidden and f.well_known_name not in _NOT_MOVE_TARGETS
-        ]
-
-    def _delete(self, user_id: str, message_id: str) -> str:
-        message = self._messages[user_id].pop(message_id)
-        self._seq += 1
-        self._members[message.folder_id].pop(message_id)
-        self._removals[message.folder_id].append((self._seq, message_id))
-        self._ordered.pop(message.folder_id, None)
-        self._sources.pop(message_id, None)
-        self._mime_cache.pop(message_id, None)
-        return message_id
+    def delete_message(self, user_id: str, message_id: str) -> str:
+        """Delete a message for good, as a new change; its id."""
+        with self._lock:
+            message = self._messages[user_id].pop(message_id)
+            self._seq += 1
+            self._members[message.folder_id].pop(message_id)
+            self._removals[message.folder_id].append((self._seq, message_id))
+            self._ordered.pop(message.folder_id, None)
+            self._sources.pop(message_id, None)
+            self._mime_cache.pop(message_id, None)
+            return message_id
 
 
 def _by_seq(message: SandboxMessage) -> int:
     return message.seq
-
-
-def _take(picks: Iterator[str], count: int) -> list[str]:
-    return [message_id for _, message_id in zip(range(count), picks, strict=False)]
-
-
-def message_from_recipe(
-    recipe: MessageRecipe, message_id: str, user_id: str, folder_id: str, received: datetime
-) -> SandboxMessage:
-    """A message's metadata from its recipe; its size comes from building the MIME once."""
-    return SandboxMessage(
-        id=message_id,
-        user_id=user_id,
-        folder_id=folder_id,
-        change_key="",
-        seq=0,
-        subject=recipe.subject,
-        internet_message_id=recipe.message_id,
-        received=received,
-        sent=recipe.date,
-        sender=recipe.sender,
-        to=list(recipe.to),
-        is_read=True,
-        is_draft=False,
-        flag_status="notFlagged",
-        categories=[],
-        last_verb=None,
-        # Graph's hasAttachments ignores inline attachments such as the related kind's image:
-        # https://learn.microsoft.com/en-us/graph/api/resources/message
-        has_attachments=bool(recipe.attachments),
-        size=recipe.document().size,
-        created=received,
-        modified=received,
-    )

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from hirondelle.migrator.config import Config, load_config
 from hirondelle.sandbox.server import SandboxServer
-from hirondelle.sandbox.tenant import SandboxMessage, Tenant
+from hirondelle.sandbox.tenant import Tenant
+from hirondelle.sandbox.tenant_records import SandboxMessage
 from hirondelle.state.schema import Unit
 from hirondelle.state.store import open_store
 from hirondelle.tests.servers import ImapReadBack, MailUser

@@ -24,7 +24,8 @@ from hirondelle.sandbox.calendar_data import EVENT_ID_PREFIX, SandboxEvent, ical
 from hirondelle.sandbox.calendar_mutations import shifted
 from hirondelle.sandbox.calendar_seed import add_exception
 from hirondelle.sandbox.server import Limits, SandboxServer
-from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec, stable_id
+from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
+from hirondelle.sandbox.tenant_records import stable_id
 from hirondelle.tests.servers import DavServer, MailUser, XandikosServer
 
 WINDOW = (datetime(2024, 1, 1, tzinfo=UTC), datetime(2025, 1, 1, tzinfo=UTC))

@@ -32,7 +32,8 @@ from hirondelle.cli import main
 from hirondelle.migrator.demo import SECRET_ENV
 from hirondelle.sandbox.mime import MessageRecipe
 from hirondelle.sandbox.server import Limits, SandboxServer
-from hirondelle.sandbox.tenant import SandboxFolder, Tenant, TenantSpec, message_from_recipe
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.sandbox.tenant_records import SandboxFolder, message_from_recipe
 
 SCRIPT_NAME = "<script>alert(1)</script>"
 IMG_NAME = '"><img src=x onerror=alert(2)>'

@@ -16,7 +16,8 @@ from msgraph_core import GraphClientFactory
 from hirondelle.sandbox.calendar_data import CONTACT_ID_PREFIX, SandboxContact
 from hirondelle.sandbox.contact_seed import contact_fields
 from hirondelle.sandbox.server import SandboxServer
-from hirondelle.sandbox.tenant import Tenant, TenantSpec, stable_id
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.sandbox.tenant_records import stable_id
 
 SMALL = TenantSpec(seed=7, users=2, messages=40, large_messages=0)
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"

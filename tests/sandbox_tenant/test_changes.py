@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from hirondelle.sandbox.tenant import Mutation, SandboxMessage, Tenant
+from hirondelle.sandbox.tenant import Mutation, Tenant
+from hirondelle.sandbox.tenant_records import SandboxMessage
 
 
 def folder_of(tenant: Tenant, message_id: str) -> tuple[str, str]:

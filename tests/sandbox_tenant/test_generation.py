@@ -11,12 +11,8 @@ import uuid
 from email import policy
 from email.message import EmailMessage
 
-from hirondelle.sandbox.tenant import (
-    MESSAGE_ID_PREFIX,
-    SandboxMessage,
-    Tenant,
-    TenantSpec,
-)
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.sandbox.tenant_records import MESSAGE_ID_PREFIX, SandboxMessage
 
 
 def all_messages(tenant: Tenant) -> list[SandboxMessage]:
