@@ -25,6 +25,7 @@ from email.message import EmailMessage
 from itertools import product
 from pathlib import Path
 
+from .mailbox_tally import MailboxTally
 from .mime import (
     CATEGORIES,
     CONTACTS,
@@ -159,34 +160,13 @@ def generate_tenant(
         mailboxes.pop(index).fill(correspondents(index), large.get(index, set()))
 
     def tally(index: int) -> tuple[int, int]:
-        counter = _Tally()
+        # The same messages are made (each one's size needs its MIME built once), none kept.
+        counter = MailboxTally()
         mailbox = _Mailbox(counter, spec, index, users[index])  # type: ignore[arg-type]
         mailbox.fill(correspondents(index), large.get(index, set()))
         return counter.items, counter.bytes
 
     return tenant, fill, tally
-
-
-class _Tally:
-    """Stands for the tenant when only a mailbox's visible count and size are wanted: the
-    same messages are made (each one's size needs its MIME built once), none is kept."""
-
-    def __init__(self) -> None:
-        self.items = self.bytes = 0
-        self._hidden: set[str] = set()
-
-    def add_user(self, user: SandboxUser, root_id: str) -> None:
-        return None
-
-    def add_folder(self, folder: SandboxFolder) -> None:
-        if folder.hidden or folder.parent_id in self._hidden:
-            self._hidden.add(folder.id)
-
-    def add_message(self, message: SandboxMessage, source: object) -> SandboxMessage:
-        if message.folder_id not in self._hidden:
-            self.items += 1
-            self.bytes += message.size
-        return message
 
 
 def _users(spec: TenantSpec) -> list[SandboxUser]:

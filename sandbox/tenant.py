@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING
 from .drive_data import SandboxDrives
 from .drive_seed import CHANGE_KINDS
 from .mail_mutations import mutate_mail
+from .mailbox_tally import MailboxTally
 from .mime import MimeDocument
 from .tenant_records import (
     EPOCH,
@@ -301,18 +302,17 @@ class Tenant:
         and size add up; a user not generated yet is tallied without being generated."""
         with self._lock:
             index = self._index[user_id]
-            if self._fill is not None and self._tally is not None and index >= self._filled:
-                return self._tally(index)
-            hidden: set[str] = set()
-            items = size = 0
-            for folder in self._folders[user_id].values():  # parents come before children
-                if folder.hidden or folder.parent_id in hidden:
-                    hidden.add(folder.id)
-                    continue
-                members = self._members.get(folder.id, {})
-                items += len(members)
-                size += sum(self._messages[user_id][m].size for m in members)
-            return items, size
+            tally = self._tally if self._fill is not None and index >= self._filled else None
+            if tally is None:
+                counter = MailboxTally()
+                for folder in self._folders[user_id].values():  # parents come before children
+                    counter.add_folder(folder)
+                    for message_id in self._members.get(folder.id, {}):
+                        counter.add_message(self._messages[user_id][message_id], None)
+                return counter.items, counter.bytes
+        # Builds every message of the user to size it: outside the lock, so that the
+        # tenant's other readers are not held up; it reads nothing the tenant stores.
+        return tally(index)
 
     def root_folder_id(self, user_id: str) -> str:
         with self._lock:

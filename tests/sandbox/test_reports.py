@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 from collections.abc import Iterator
 
 import httpx
@@ -88,6 +89,30 @@ def test_a_tally_equals_the_generated_mailbox() -> None:
     full = Tenant.generate(spec)
     assert tallied == [full.mailbox_usage(u.id) for u in full.users]
     assert all(items == 30 for items, _ in tallied)
+
+
+def test_a_tally_leaves_the_tenant_to_its_other_readers() -> None:
+    """Tallying builds every message of a mailbox: it must not hold the tenant's lock."""
+    lazy = Tenant.generate(TenantSpec(seed=3, users=2, messages=5, large_messages=0), lazy=True)
+    tally = lazy._tally
+    assert tally is not None
+    free: list[bool] = []
+
+    def try_lock() -> None:
+        taken = lazy._lock.acquire(blocking=False)
+        free.append(taken)
+        if taken:
+            lazy._lock.release()
+
+    def watched(index: int) -> tuple[int, int]:
+        reader = threading.Thread(target=try_lock)
+        reader.start()
+        reader.join()
+        return tally(index)
+
+    lazy._tally = watched
+    assert lazy.mailbox_usage(lazy.users[1].id)[0] == 5
+    assert free == [True]
 
 
 def test_the_mailbox_report_generates_no_user_and_no_drive() -> None:
