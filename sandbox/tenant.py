@@ -179,7 +179,9 @@ class Tenant:
         expiry of delta tokens fills every user first. Lets a tenant of thousands of
         users start serving at once."""
         from .calendar_seed import calendar_filler
-        from .loader import generate_tenant  # the loader builds on this class: import when used
+        from .mail_seed import (
+            generate_tenant,  # the generator builds on this class: import when used
+        )
 
         tenant, fill_mail, tally = generate_tenant(spec)
         tenant._tally = tally
