@@ -1,28 +1,26 @@
-"""The seeded layout of the sandbox's drives and their mutations.
+"""The seeded layout of the sandbox's drives.
 
 `_Layout` builds every user's OneDrive and the seeded SharePoint sites (nested folders,
 names targets refuse, a OneNote notebook, a shortcut, a multi-GB file, versions and
-sharing, Office documents SharePoint changed after upload); `_Mutator` creates, changes,
-renames, moves and deletes items deterministically from a mutation's seed. Both work on
-`drive_data.SandboxDrives`.
+sharing, Office documents SharePoint changed after upload) on `drive_data.SandboxDrives`.
+Their mutations are `drive_mutations`'s.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .tenant import Mutation, TenantSpec
+    from .tenant import TenantSpec
 
 from .drive_data import (
     EPOCH,
     DriveItem,
     Enrichment,
-    FileChanges,
     Grant,
     ItemVersion,
     SandboxDrive,
@@ -47,7 +45,7 @@ MIME_TYPES = {
     ".mp4": "video/mp4",
     ".txt": "text/plain",
 }
-_STEMS = (
+STEMS = (
     ("Rapport annuel", ".pdf"),
     ("Compte rendu", ".docx"),
     ("Budget prévisionnel", ".xlsx"),
@@ -232,7 +230,7 @@ class _Layout:
         places = sorted(homes)
         others = colleagues(self.users, drive.owner_id, 2)  # the most a drive shares with
         for number in range(self.spec.files_per_drive):  # type: ignore[attr-defined]
-            stem, extension = _STEMS[number % len(_STEMS)]
+            stem, extension = STEMS[number % len(STEMS)]
             home = homes[self.rng.choice(places)]
             size = int(10 ** self.rng.uniform(2, 6.4))
             versions = 3 if number < 3 else 1
@@ -425,145 +423,3 @@ class _Layout:
             fs_modified=fs_modified,
             **fields,
         )
-
-
-# --- mutations --------------------------------------------------------------------------------
-
-CHANGE_KINDS = (
-    "file_creates",
-    "file_changes",
-    "file_renames",
-    "file_moves",
-    "folder_renames",
-    "file_deletions",
-    "folder_deletions",
-)
-
-
-class _Mutator:
-    """Applies one `Mutation`'s file fields; every item is touched at most once."""
-
-    def __init__(self, drives: SandboxDrives, mutation: Mutation) -> None:
-        self.drives, self.mutation = drives, mutation
-        self.rng = random.Random(f"{drives.seed}|files|{mutation.seed}|{drives.seq}")
-        self.changes = FileChanges({kind: [] for kind in CHANGE_KINDS})
-
-    def apply(self) -> FileChanges:
-        items = [i for d in self._scope() for i in self.drives.items(d)]
-        doomed = self._doomed_folders(items)
-        gone = {i.id for folder in doomed for i in self._subtree(items, folder)}
-        files = [i for i in items if i.kind == "file" and not i.pinned and i.id not in gone]
-        homes = [i for i in items if i.kind in ("root", "folder") and i.id not in gone]
-        m = self.mutation
-        wanted = m.file_changes + m.file_renames + m.file_moves + m.file_deletions
-        picks = iter(self.rng.sample(files, min(wanted, len(files))))
-        for _ in range(m.file_creates if homes else 0):
-            self._create(self.rng.choice(homes))
-        for item in _take(picks, m.file_changes):
-            self._change(item)
-        for item in _take(picks, m.file_renames):
-            self._note(
-                "file_renames",
-                self.drives.replace(item, name=_renamed(item.name, self.drives.seq + 1)),
-            )
-        for item in _take(picks, m.file_moves):
-            self._move(item, homes)
-        renamable = [i for i in homes if i.kind == "folder" and not i.pinned]
-        for folder in self.rng.sample(renamable, min(m.folder_renames, len(renamable))):
-            self._note(
-                "folder_renames",
-                self.drives.replace(folder, name=f"{folder.name} (renommé {self.drives.seq + 1})"),
-            )
-        for item in _take(picks, m.file_deletions):
-            self.changes.by_change["file_deletions"].append(self.drives.delete(item))
-        for folder in doomed:
-            subtree = sorted(
-                self._subtree(items, folder), key=lambda i: -len(self.drives.ancestors(i))
-            )
-            self.changes.by_change["folder_deletions"] += [self.drives.delete(i) for i in subtree]
-        return self.changes
-
-    def _scope(self) -> list[str]:
-        if self.mutation.drive:
-            return [self.drives.drive(self.mutation.drive).id]
-        if self.mutation.user:
-            key = self.mutation.user.lower()
-            found = self.drives.user_drives.get(key) or self.drives.user_drives.get(
-                self.mutation.user
-            )
-            return [found] if found else []
-        return [d.id for d in self.drives.drives]
-
-    def _doomed_folders(self, items: list[DriveItem]) -> list[DriveItem]:
-        """Folders to delete: none pinned below them, none inside another one chosen."""
-        candidates = [
-            f
-            for f in items
-            if f.kind == "folder" and not any(i.pinned for i in self._subtree(items, f))
-        ]
-        self.rng.shuffle(candidates)
-        chosen: list[DriveItem] = []
-        for folder in candidates:
-            if len(chosen) == self.mutation.folder_deletions:
-                break
-            lineage = {a.id for a in self.drives.ancestors(folder)}
-            if not any(
-                c.id in lineage or folder.id in {a.id for a in self.drives.ancestors(c)}
-                for c in chosen
-            ):
-                chosen.append(folder)
-        return chosen
-
-    def _subtree(self, items: list[DriveItem], folder: DriveItem) -> list[DriveItem]:
-        inside = [i for i in items if folder.id in {a.id for a in self.drives.ancestors(i)}]
-        return [folder, *inside]
-
-    def _create(self, home: DriveItem) -> None:
-        stem, extension = self.rng.choice(_STEMS)
-        sequence = self.drives.seq + 1
-        now = self.drives.clock()
-        created = self.drives.add_item(
-            home.drive_id,
-            item_id(self.drives.seed, "created", sequence),
-            f"{stem} – nouveau {sequence}{extension}",
-            home.id,
-            "file",
-            now,
-            size=int(10 ** self.rng.uniform(2, 5.5)),
-            mime_type=MIME_TYPES[extension],
-        )
-        self._note("file_creates", created)
-
-    def _change(self, item: DriveItem) -> None:
-        older = ItemVersion(item.version_id, item.content, item.size, item.modified)
-        self._note(
-            "file_changes",
-            self.drives.replace(
-                item,
-                content=item.content + 1,
-                size=max(1, int(item.size * self.rng.uniform(0.6, 1.6))),
-                fs_modified=self.drives.clock(),
-                versions=(*item.versions, older),
-            ),
-        )
-
-    def _move(self, item: DriveItem, homes: list[DriveItem]) -> None:
-        places = [h for h in homes if h.drive_id == item.drive_id and h.id != item.parent_id]
-        if places:
-            self._note(
-                "file_moves", self.drives.replace(item, parent_id=self.rng.choice(places).id)
-            )
-
-    def _note(self, kind: str, item: DriveItem) -> None:
-        self.changes.by_change[kind].append(item.id)
-
-
-def _renamed(name: str, sequence: int) -> str:
-    stem, dot, extension = name.rpartition(".")
-    if not dot:
-        return f"{name} (renommé {sequence})"
-    return f"{stem} (renommé {sequence}).{extension}"
-
-
-def _take(picks: Iterator[DriveItem], count: int) -> list[DriveItem]:
-    return [item for _, item in zip(range(count), picks, strict=False)]

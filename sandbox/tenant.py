@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .drive_data import SandboxDrives
-from .drive_seed import CHANGE_KINDS
+from .drive_mutations import CHANGE_KINDS
 from .mail_mutations import mutate_mail
 from .mailbox_tally import MailboxTally
 from .mime import MimeDocument
