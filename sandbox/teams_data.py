@@ -371,7 +371,7 @@ class TeamsData:
 
         Each message is touched at most once per mutation; showcase messages are left alone.
         """
-        from .teams_seed import Mutator  # the seed module builds on this one
+        from .teams_mutations import Mutator  # the mutations build on this module
 
         with self._lock:
             rng = random.Random(f"{self.seed}|teams-mutation|{mutation.seed}|{self._seq}")

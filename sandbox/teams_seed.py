@@ -1,12 +1,11 @@
-"""Seeding and mutating the sandbox's Teams: the layout, message content and changes.
+"""Seeding the sandbox's Teams: the layout and the message content.
 
 Builds on `teams_data` (the model). Two teams by default: "Projet Hirondelle" (whose
 SharePoint site `drive_data` seeds: reference attachments point at its files) and "Vie
 de bureau", each with standard, private and shared channels. Content is French with
 emoji, as a French tenant's would be; regular posts and replies sometimes carry a
 mention, reactions, an edit or (replies) a deletion. The showcase of every other kind
-of message lives in `teams_showcase`. Mutations post, reply, edit and delete after
-"now", one minute per change.
+of message lives in `teams_showcase`, the mutations in `teams_mutations`.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ from .teams_data import (
 
 if TYPE_CHECKING:
     from .drive_data import SandboxDrives
-    from .tenant import Mutation, TenantSpec
+    from .tenant import TenantSpec
     from .tenant_records import SandboxUser
 
 JSON = dict[str, Any]
@@ -73,7 +72,7 @@ _TEAMS = (
         ),
     ),
 )
-_POSTS = (
+POSTS = (
     "Bonjour à tous, la réunion de chantier est déplacée à jeudi 9 h.",
     "Les plans du niveau 2 sont à jour dans le dossier partagé 📐",
     "Quelqu'un a les clés du local technique ? 🔑",
@@ -92,7 +91,7 @@ _POSTS = (
     "Les élèves de l'école voisine visiteront le chantier en mai 🧒",
     "Petit déjeuner offert mardi pour fêter l'avancement 🥐",
 )
-_REPLIES = (
+REPLIES = (
     "D'accord 👍",
     "Merci !",
     "Je regarde ça tout de suite.",
@@ -434,7 +433,7 @@ def seed_channel(
             slots[index](moment)
             continue
         author = composer.author()
-        root = write(data, channel, moment, author, lambda d: composer.regular(d, _POSTS, None))
+        root = write(data, channel, moment, author, lambda d: composer.regular(d, POSTS, None))
         count = BIG_THREAD_REPLIES if index == big else rng.randint(0, plan.spec.replies_per_post)
         seed_replies(data, composer, root, author, count)
 
@@ -450,84 +449,6 @@ def seed_replies(
             composer.channel,
             moment,
             composer.author(),
-            lambda d: composer.regular(d, _REPLIES, author),
+            lambda d: composer.regular(d, REPLIES, author),
             root.id,
         )
-
-
-# --- mutations ----------------------------------------------------------------------------------
-
-
-class Mutator:
-    """Applies a `Mutation`'s chat fields: new posts and replies, edits, deletions."""
-
-    def __init__(self, data: TeamsData, rng: random.Random, users: list[SandboxUser]) -> None:
-        self.data, self.rng, self.users = data, rng, users
-
-    def apply(self, mutation: Mutation) -> list[str]:
-        channels = [c for t in self.data.teams for c in self.data.channels(t.id)]
-        if not channels:
-            return []
-        live = [m for m in self.data.all_messages() if _changeable(m)]
-        live.sort(key=lambda m: (m.channel_id, int(m.root_id), int(m.id)))
-        roots = [m for m in live if m.is_root and mutation.chat_thread in (None, m.id)]
-        touched = [self._post(self.rng.choice(channels)) for _ in range(mutation.chat_posts)]
-        for _ in range(mutation.chat_replies if roots else 0):
-            touched.append(self._reply(self.rng.choice(roots)))
-        wanted = mutation.chat_edits + mutation.chat_deletions
-        picks = self.rng.sample(live, min(wanted, len(live)))
-        for message in picks[: mutation.chat_edits]:
-            touched.append(self._edit(message))
-        for message in picks[mutation.chat_edits :]:
-            touched.append(self._delete(message))
-        return touched
-
-    def _composer(self, channel_id: str, team_id: str) -> Composer:
-        return Composer(self.data, self.rng, self.data.channel(team_id, channel_id))
-
-    def _post(self, channel: SandboxChannel) -> str:
-        composer = self._composer(channel.id, channel.team_id)
-        text = self.rng.choice(_POSTS)
-        message = write(
-            self.data,
-            channel,
-            self.data.clock(),
-            composer.author(),
-            lambda d: {"body": f"<p>{text}</p>"},
-        )
-        return message.source_id
-
-    def _reply(self, root: ChannelMessage) -> str:
-        composer = self._composer(root.channel_id, root.team_id)
-        text = self.rng.choice(_REPLIES)
-        message = write(
-            self.data,
-            composer.channel,
-            self.data.clock(),
-            composer.author(),
-            lambda d: {"body": f"<p>{text}</p>"},
-            root.id,
-        )
-        return message.source_id
-
-    def _edit(self, message: ChannelMessage) -> str:
-        moment = self.data.clock()
-        body = message.body + "<p><em>Modifié : précision ajoutée ✏️</em></p>"
-        changed = dataclasses.replace(message, body=body, edited=moment, modified=moment)
-        return self.data.store(changed).source_id
-
-    def _delete(self, message: ChannelMessage) -> str:
-        moment = self.data.clock()
-        fields = deleted_fields(moment)
-        changed = dataclasses.replace(message, modified=moment, hosted=(), **fields)
-        return self.data.store(changed).source_id
-
-
-def _changeable(message: ChannelMessage) -> bool:
-    return (
-        not message.pinned
-        and message.deleted is None
-        and message.message_type == "message"
-        and message.sender is not None
-        and message.sender.kind == "user"
-    )

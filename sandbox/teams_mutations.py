@@ -1,0 +1,93 @@
+"""The mutations applied to the sandbox's Teams: new posts and replies, edits, deletions.
+
+`Mutator` applies a `Mutation`'s chat fields to `teams_data.TeamsData` with the
+messages' own writer and composer (`teams_seed`), after "now", one minute per change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+from typing import TYPE_CHECKING
+
+from .teams_data import ChannelMessage, SandboxChannel, TeamsData
+from .teams_seed import POSTS, REPLIES, Composer, deleted_fields, write
+
+if TYPE_CHECKING:
+    from .tenant import Mutation
+    from .tenant_records import SandboxUser
+
+
+class Mutator:
+    """Applies a `Mutation`'s chat fields: new posts and replies, edits, deletions."""
+
+    def __init__(self, data: TeamsData, rng: random.Random, users: list[SandboxUser]) -> None:
+        self.data, self.rng, self.users = data, rng, users
+
+    def apply(self, mutation: Mutation) -> list[str]:
+        channels = [c for t in self.data.teams for c in self.data.channels(t.id)]
+        if not channels:
+            return []
+        live = [m for m in self.data.all_messages() if _changeable(m)]
+        live.sort(key=lambda m: (m.channel_id, int(m.root_id), int(m.id)))
+        roots = [m for m in live if m.is_root and mutation.chat_thread in (None, m.id)]
+        touched = [self._post(self.rng.choice(channels)) for _ in range(mutation.chat_posts)]
+        for _ in range(mutation.chat_replies if roots else 0):
+            touched.append(self._reply(self.rng.choice(roots)))
+        wanted = mutation.chat_edits + mutation.chat_deletions
+        picks = self.rng.sample(live, min(wanted, len(live)))
+        for message in picks[: mutation.chat_edits]:
+            touched.append(self._edit(message))
+        for message in picks[mutation.chat_edits :]:
+            touched.append(self._delete(message))
+        return touched
+
+    def _composer(self, channel_id: str, team_id: str) -> Composer:
+        return Composer(self.data, self.rng, self.data.channel(team_id, channel_id))
+
+    def _post(self, channel: SandboxChannel) -> str:
+        composer = self._composer(channel.id, channel.team_id)
+        text = self.rng.choice(POSTS)
+        message = write(
+            self.data,
+            channel,
+            self.data.clock(),
+            composer.author(),
+            lambda d: {"body": f"<p>{text}</p>"},
+        )
+        return message.source_id
+
+    def _reply(self, root: ChannelMessage) -> str:
+        composer = self._composer(root.channel_id, root.team_id)
+        text = self.rng.choice(REPLIES)
+        message = write(
+            self.data,
+            composer.channel,
+            self.data.clock(),
+            composer.author(),
+            lambda d: {"body": f"<p>{text}</p>"},
+            root.id,
+        )
+        return message.source_id
+
+    def _edit(self, message: ChannelMessage) -> str:
+        moment = self.data.clock()
+        body = message.body + "<p><em>Modifié : précision ajoutée ✏️</em></p>"
+        changed = dataclasses.replace(message, body=body, edited=moment, modified=moment)
+        return self.data.store(changed).source_id
+
+    def _delete(self, message: ChannelMessage) -> str:
+        moment = self.data.clock()
+        fields = deleted_fields(moment)
+        changed = dataclasses.replace(message, modified=moment, hosted=(), **fields)
+        return self.data.store(changed).source_id
+
+
+def _changeable(message: ChannelMessage) -> bool:
+    return (
+        not message.pinned
+        and message.deleted is None
+        and message.message_type == "message"
+        and message.sender is not None
+        and message.sender.kind == "user"
+    )
