@@ -12,11 +12,7 @@ https://learn.microsoft.com/en-us/graph/api/resources/event . Times are converte
 zone so that a series repeats at the same wall-clock time across daylight-saving changes.
 
 Recurrence (https://learn.microsoft.com/en-us/graph/api/resources/patternedrecurrence) maps to
-one RRULE. Outlook's absolute day of month past the month's end falls on the month's last day
-("If for a particular month this value is larger than the number of days in the month, the
-last day of the month is assumed",
-https://learn.microsoft.com/en-us/exchange/client-developer/web-service-reference/absolutemonthlyrecurrence),
-which RRULE says as BYMONTHDAY=28,...,n;BYSETPOS=-1.
+one RRULE (`event_recurrence`); the event's times are read by `event_times`.
 
 Cancelled occurrences are simply missing from Graph's instances
 (https://learn.microsoft.com/en-us/graph/api/event-list-instances): every occurrence the rule
@@ -30,37 +26,31 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from html.parser import HTMLParser
 from typing import Any
 
-from dateutil.rrule import rrulestr
-from icalendar import Alarm, Calendar, Event, vCalAddress, vRecur, vUri
+from icalendar import Alarm, Calendar, Event, vCalAddress, vUri
 
 from ..migrator.errors import SkipItem
 from ..migrator.model import Item, Payload
-from .timezones import iana_name, vtimezone, zone_of
+from .event_recurrence import Series, recurrence_problem, series_of
+from .event_times import (
+    date_of,
+    event_span,
+    event_zone,
+    local_day,
+    member_of,
+    parse_datetime,
+    parse_instant,
+    zone_names,
+)
+from .timezones import iana_name, vtimezone
 
 PRODID = "-//Hirondelle//EN"
 CONTENT_TYPE = "text/calendar; charset=utf-8"
 JOIN_LABEL = "Join the online meeting"
 
-DAY_CODES = dict(
-    zip(
-        ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"),
-        ("SU", "MO", "TU", "WE", "TH", "FR", "SA"),
-        strict=True,
-    )
-)
-WEEK_INDEX = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
-PATTERN_FREQ = {
-    "daily": "DAILY",
-    "weekly": "WEEKLY",
-    "absoluteMonthly": "MONTHLY",
-    "relativeMonthly": "MONTHLY",
-    "absoluteYearly": "YEARLY",
-    "relativeYearly": "YEARLY",
-}
 PARTSTAT = {
     "accepted": "ACCEPTED",
     "declined": "DECLINED",
@@ -117,42 +107,13 @@ def event_description(event: Mapping[str, Any]) -> str:
     return text
 
 
-def recurrence_problem(recurrence: Any) -> str | None:
-    """Why a Graph patternedRecurrence cannot be written as an RRULE, or None if it can."""
-    try:
-        _rule_parts(recurrence)
-        _range_type(recurrence)
-    except SkipItem as error:
-        return str(error)
-    return None
-
-
-def recurrence_rule(recurrence: Mapping[str, Any], zone: tzinfo, all_day: bool) -> vRecur:
-    """The RRULE of a Graph patternedRecurrence whose occurrences live in `zone`.
-
-    `numbered` -> COUNT; `endDate` -> UNTIL covering the whole last day in `zone` (a DATE
-    for all-day events); `noEnd` -> no limit. Raises `SkipItem` if it cannot be expressed.
-    """
-    rule = vRecur(_rule_parts(recurrence))
-    kind = _range_type(recurrence)
-    if kind == "numbered":
-        rule["COUNT"] = [_number(recurrence["range"].get("numberOfOccurrences"), 1, "count")]
-    elif kind == "endDate":
-        last = _day(recurrence["range"].get("endDate"), "range.endDate")
-        until: date | datetime = last
-        if not all_day:
-            until = datetime.combine(last, time(23, 59, 59), zone).astimezone(UTC)
-        rule["UNTIL"] = [until]
-    return rule
-
-
 def event_findings(event: Any) -> list[str]:
     """What `plan` should tell about an event before it is migrated (empty when nothing)."""
     if not isinstance(event, Mapping):
         return ["event is not a JSON object"]
     findings = [
         f"time zone {name!r} ({field}) has no IANA mapping"
-        for field, name in _zone_names(event)
+        for field, name in zone_names(event)
         if iana_name(name) is None
     ]
     recurrence = event.get("recurrence")
@@ -167,7 +128,7 @@ def event_findings(event: Any) -> list[str]:
         findings.append("event has attendees but no organizer address")
     for attendee in attendees:
         if not _address(attendee):
-            name = _member(attendee.get("emailAddress"), "name") or "?"
+            name = member_of(attendee.get("emailAddress"), "name") or "?"
             findings.append(f"attendee {name!r} has no email address and is left out")
     if event.get("hasAttachments"):
         findings.append("event attachments are not carried")
@@ -216,226 +177,9 @@ def _load(content: Any) -> tuple[dict[str, Any], list[dict[str, Any]], _Window |
 def _window(window: Any) -> _Window | None:
     if not isinstance(window, Mapping) or not window.get("start") or not window.get("end"):
         return None
-    start = _instant_text(window["start"], "window.start")
-    end = _instant_text(window["end"], "window.end")
+    start = parse_instant(window["start"], "window.start")
+    end = parse_instant(window["end"], "window.end")
     return _Window(start, end) if end > start else None
-
-
-# -- times ------------------------------------------------------------------------------------
-
-
-def _parse(text: Any, field: str) -> datetime:
-    if not isinstance(text, str) or not text:
-        raise SkipItem(f"{field} is missing")
-    try:
-        return datetime.fromisoformat(text.strip())
-    except ValueError as error:
-        raise SkipItem(f"{field} is not a date-time: {text!r}") from error
-
-
-def _instant_text(text: Any, field: str) -> datetime:
-    """An ISO date-time as an aware UTC instant (naive values are UTC, as Graph writes them)."""
-    value = _parse(text, field)
-    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
-
-
-def _day(text: Any, field: str) -> date:
-    if not isinstance(text, str):
-        raise SkipItem(f"{field} is missing")
-    try:
-        return date.fromisoformat(text.strip()[:10])
-    except ValueError as error:
-        raise SkipItem(f"{field} is not a date: {text!r}") from error
-
-
-def _graph_time(value: Any, field: str) -> datetime:
-    """A Graph dateTimeTimeZone as an aware datetime in its own zone."""
-    if not isinstance(value, Mapping):
-        raise SkipItem(f"{field} is missing")
-    zone = zone_of(value.get("timeZone"))
-    if zone is None:
-        raise SkipItem(f"{field}.timeZone {value.get('timeZone')!r} has no IANA mapping")
-    moment = _parse(value.get("dateTime"), f"{field}.dateTime")
-    return moment.astimezone(zone) if moment.tzinfo else moment.replace(tzinfo=zone)
-
-
-def _local_day(moment: datetime, zone: tzinfo) -> date:
-    """The calendar day of an all-day boundary: midnight as written, else its day in `zone`."""
-    if moment.time() == time(0, 0):
-        return moment.date()
-    return moment.astimezone(zone).date()
-
-
-def _event_zone(event: Mapping[str, Any]) -> tzinfo:
-    """The zone the event lives in: the series', then the original, then the returned one."""
-    for _field, name in _zone_names(event):
-        zone = zone_of(name)
-        if zone is not None:
-            return zone
-    raise SkipItem("event has no time zone with an IANA mapping")
-
-
-def _member(value: Any, key: str) -> Any:
-    """`value[key]` when `value` is a JSON object, else None (odd shapes are not errors here)."""
-    return value.get(key) if isinstance(value, Mapping) else None
-
-
-def _zone_names(event: Mapping[str, Any]) -> list[tuple[str, str]]:
-    recurrence = event.get("recurrence")
-    candidates = [
-        ("recurrenceTimeZone", _member(_member(recurrence, "range"), "recurrenceTimeZone")),
-        ("originalStartTimeZone", event.get("originalStartTimeZone")),
-        ("start.timeZone", _member(event.get("start"), "timeZone")),
-        ("originalEndTimeZone", event.get("originalEndTimeZone")),
-        ("end.timeZone", _member(event.get("end"), "timeZone")),
-    ]
-    return [(field, name) for field, name in candidates if isinstance(name, str) and name]
-
-
-def _span(event: Mapping[str, Any], zone: tzinfo) -> tuple[date | datetime, date | datetime]:
-    """DTSTART and DTEND of a single event or instance, in `zone` (dates when all-day)."""
-    start = _graph_time(event.get("start"), "start")
-    end = _graph_time(event.get("end"), "end")
-    if event.get("isAllDay"):
-        first, after = _local_day(start, zone), _local_day(end, zone)
-        return first, max(after, first + timedelta(days=1))
-    if end < start:
-        raise SkipItem("event ends before it starts")
-    return start.astimezone(zone), end.astimezone(zone)
-
-
-# -- recurrence ---------------------------------------------------------------------------
-
-
-def _number(value: Any, minimum: int, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SkipItem(f"{field} {value!r} is not a whole number >= {minimum}")
-    return value
-
-
-def _days(pattern: Mapping[str, Any]) -> list[str]:
-    days = pattern.get("daysOfWeek")
-    if not isinstance(days, list) or not days:
-        raise SkipItem(f"{pattern.get('type')} pattern without daysOfWeek")
-    try:
-        codes = [DAY_CODES[str(day).lower()] for day in days]
-    except KeyError as error:
-        raise SkipItem(f"unknown day of week {error.args[0]!r}") from error
-    return sorted(set(codes), key=list(DAY_CODES.values()).index)
-
-
-def _rule_parts(recurrence: Any) -> dict[str, Any]:
-    """The RRULE parts of a pattern (no COUNT/UNTIL); raises `SkipItem` if inexpressible."""
-    pattern = recurrence.get("pattern") if isinstance(recurrence, Mapping) else None
-    if not isinstance(pattern, Mapping):
-        raise SkipItem("recurrence without a pattern")
-    kind = pattern.get("type")
-    if not isinstance(kind, str) or kind not in PATTERN_FREQ:
-        raise SkipItem(f"unknown recurrence pattern type {kind!r}")
-    parts: dict[str, Any] = {"FREQ": PATTERN_FREQ[kind]}
-    parts["INTERVAL"] = _number(pattern.get("interval", 1), 1, "interval")
-    first_day = str(pattern.get("firstDayOfWeek") or "sunday").lower()
-    if first_day not in DAY_CODES:
-        raise SkipItem(f"unknown firstDayOfWeek {first_day!r}")
-    if kind == "weekly":
-        parts["BYDAY"] = _days(pattern)
-    if kind.endswith("Yearly"):
-        parts["BYMONTH"] = _number(pattern.get("month"), 1, "month")
-        if parts["BYMONTH"] > 12:
-            raise SkipItem(f"month {parts['BYMONTH']} is out of range")
-    if kind.startswith("absolute"):
-        parts.update(_absolute_day(pattern))
-    elif kind.startswith("relative"):
-        parts.update(_relative_day(pattern))
-    parts["WKST"] = DAY_CODES[first_day]
-    return parts
-
-
-def _absolute_day(pattern: Mapping[str, Any]) -> dict[str, Any]:
-    day = _number(pattern.get("dayOfMonth"), 1, "dayOfMonth")
-    if day > 31:
-        raise SkipItem(f"dayOfMonth {day} is out of range")
-    if day <= 28:
-        return {"BYMONTHDAY": day}
-    # Past the 28th Outlook falls back to the month's last day (see the module docstring).
-    return {"BYMONTHDAY": list(range(28, day + 1)), "BYSETPOS": -1}
-
-
-def _relative_day(pattern: Mapping[str, Any]) -> dict[str, Any]:
-    index = str(pattern.get("index") or "first")
-    if index not in WEEK_INDEX:
-        raise SkipItem(f"unknown week index {index!r}")
-    days = _days(pattern)
-    if len(days) == 1:
-        return {"BYDAY": f"{WEEK_INDEX[index]:+d}{days[0]}"}
-    return {"BYDAY": days, "BYSETPOS": WEEK_INDEX[index]}
-
-
-def _range_type(recurrence: Mapping[str, Any]) -> str:
-    range_ = recurrence.get("range")
-    if not isinstance(range_, Mapping):
-        raise SkipItem("recurrence without a range")
-    kind = range_.get("type")
-    if kind not in ("endDate", "noEnd", "numbered"):
-        raise SkipItem(f"unknown recurrence range type {kind!r}")
-    if kind == "endDate":
-        _day(range_.get("endDate"), "range.endDate")
-    if kind == "numbered":
-        _number(range_.get("numberOfOccurrences"), 1, "numberOfOccurrences")
-    return str(kind)
-
-
-@dataclass(frozen=True, slots=True)
-class _Series:
-    """A series as RRULE text plus its first occurrence; expands to iCalendar values."""
-
-    rule: vRecur
-    first: date | datetime
-    zone: tzinfo
-    all_day: bool
-
-    def between(self, low: datetime, high: datetime) -> list[date | datetime]:
-        """Occurrence starts in [low, high] (aware), as DTSTART-like values."""
-        rule, low, high = self._rrule(low, high)
-        return [self._value(moment) for moment in rule.between(low, high, inc=True)]
-
-    def first_after(self, low: datetime) -> date | datetime | None:
-        """The first occurrence start at or after `low`, or None if the series never happens."""
-        rule, low, _high = self._rrule(low, low)
-        moment = rule.after(low, inc=True)
-        return None if moment is None else self._value(moment)
-
-    def _rrule(self, low: datetime, high: datetime) -> tuple[Any, datetime, datetime]:
-        """dateutil's rule from our RRULE text; all-day series run on naive midnights."""
-        anchor = self.first
-        if self.all_day:
-            anchor = datetime.combine(self.first, time())
-            low, high = low.replace(tzinfo=None), high.replace(tzinfo=None)
-        return rrulestr(self.rule.to_ical().decode("ascii"), dtstart=anchor), low, high
-
-    def _value(self, moment: datetime) -> date | datetime:
-        return moment.date() if self.all_day else moment
-
-
-def _series(recurrence: Mapping[str, Any], master: Mapping[str, Any], zone: tzinfo) -> _Series:
-    """The series' rule and first occurrence: on or after range.startDate, at the master's time."""
-    all_day = bool(master.get("isAllDay"))
-    rule = recurrence_rule(recurrence, zone, all_day)
-    start, _end = _span(master, zone)
-    range_start = recurrence["range"].get("startDate")
-    start_day = _day(range_start, "range.startDate") if range_start else _date_of(start)
-    anchor: date | datetime = start_day
-    if not all_day:
-        anchor = datetime.combine(start_day, start.time(), zone)  # type: ignore[union-attr]
-    series = _Series(rule, anchor, zone, all_day)
-    first = series.first_after(datetime.combine(start_day, time(), UTC) - timedelta(days=1))
-    if first is None:
-        raise SkipItem("recurrence produces no occurrence")
-    return _Series(rule, first, zone, all_day)
-
-
-def _date_of(value: date | datetime) -> date:
-    return value.date() if isinstance(value, datetime) else value
 
 
 # -- components ---------------------------------------------------------------------------
@@ -444,7 +188,7 @@ def _date_of(value: date | datetime) -> date:
 def _calendar(
     event: dict[str, Any], instances: list[dict[str, Any]], window: _Window | None, uid: str
 ) -> Calendar:
-    zone = _event_zone(event)
+    zone = event_zone(event)
     recurrence = event.get("recurrence")
     if event.get("type") == "seriesMaster" and not recurrence:
         raise SkipItem("series master without a recurrence")
@@ -452,7 +196,7 @@ def _calendar(
     if recurrence:
         components = _series_components(event, instances, window, zone, uid)
     else:
-        start, end = _span(event, zone)
+        start, end = event_span(event, zone)
         components = [_vevent(event, uid, start, end)]
     calendar = Calendar()
     calendar.add("prodid", PRODID)
@@ -473,8 +217,8 @@ def _series_components(
     zone: tzinfo,
     uid: str,
 ) -> list[Event]:
-    series = _series(master["recurrence"], master, zone)
-    start, end = _span(master, zone)
+    series = series_of(master["recurrence"], master, zone)
+    start, end = event_span(master, zone)
     first = series.first
     duration = end - start  # type: ignore[operator]
     vevent = _vevent(master, uid, first, first + duration)
@@ -495,19 +239,19 @@ def _key(occurrence: date | datetime) -> date | datetime:
     return occurrence.astimezone(UTC) if isinstance(occurrence, datetime) else occurrence
 
 
-def _instance_key(instance: Mapping[str, Any], series: _Series) -> date | datetime:
+def _instance_key(instance: Mapping[str, Any], series: Series) -> date | datetime:
     """The occurrence an instance stands for: its originalStart, else its own start."""
     original = instance.get("originalStart")
     if isinstance(original, str) and original:
-        moment = _parse(original, "originalStart")
+        moment = parse_datetime(original, "originalStart")
         if series.all_day:
-            return _local_day(moment, series.zone)
-        return _instant_text(original, "originalStart")
-    return _key(_span({**instance, "isAllDay": series.all_day}, series.zone)[0])
+            return local_day(moment, series.zone)
+        return parse_instant(original, "originalStart")
+    return _key(event_span({**instance, "isAllDay": series.all_day}, series.zone)[0])
 
 
 def _certain_occurrences(
-    series: _Series, window: _Window | None, duration: timedelta
+    series: Series, window: _Window | None, duration: timedelta
 ) -> list[date | datetime]:
     """The rule's occurrences that Graph must have listed: well inside the window."""
     if window is None:
@@ -519,12 +263,12 @@ def _certain_occurrences(
     return [o for o in found if window.start <= o and o + duration <= window.end]
 
 
-def _exception(instance: Mapping[str, Any], series: _Series, uid: str) -> Event:
+def _exception(instance: Mapping[str, Any], series: Series, uid: str) -> Event:
     key = _instance_key(instance, series)
     recurrence_id: date | datetime = key
     if isinstance(key, datetime):
         recurrence_id = key.astimezone(series.zone)
-    start, end = _span(instance, series.zone)
+    start, end = event_span(instance, series.zone)
     vevent = _vevent(instance, uid, start, end)
     vevent.add("recurrence-id", recurrence_id)
     return vevent
@@ -533,12 +277,12 @@ def _exception(instance: Mapping[str, Any], series: _Series, uid: str) -> Event:
 def _date_bounds(
     components: list[Event], event: Mapping[str, Any], window: _Window | None
 ) -> tuple[date, date]:
-    days = [_date_of(c.decoded("dtstart")) for c in components]
-    days += [_date_of(c.decoded("dtend")) for c in components]
+    days = [date_of(c.decoded("dtstart")) for c in components]
+    days += [date_of(c.decoded("dtend")) for c in components]
     if window is not None and event.get("recurrence"):
         days.append(window.end.date())
     for until in components[0].get("RRULE", {}).get("UNTIL", []):
-        days.append(_date_of(until))
+        days.append(date_of(until))
     return min(days), max(days)
 
 
@@ -556,7 +300,7 @@ def _stamp(event: Mapping[str, Any]) -> datetime:
     for field in ("lastModifiedDateTime", "createdDateTime"):
         value = event.get(field)
         if isinstance(value, str) and value:
-            return _instant_text(value, field)
+            return parse_instant(value, field)
     return datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -582,7 +326,7 @@ def _describe(vevent: Event, event: Mapping[str, Any]) -> None:
         vevent.add_component(_alarm(event))
     for field, name in (("createdDateTime", "created"), ("lastModifiedDateTime", "last-modified")):
         if isinstance(event.get(field), str) and event.get(field):
-            vevent.add(name, _instant_text(event[field], field))
+            vevent.add(name, parse_instant(event[field], field))
 
 
 def _add_flags(vevent: Event, event: Mapping[str, Any]) -> None:

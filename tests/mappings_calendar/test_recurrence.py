@@ -20,7 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from icalendar import Calendar
 
-from hirondelle.mappings.calendar import map_event, recurrence_problem
+from hirondelle.mappings.calendar import map_event
+from hirondelle.mappings.event_recurrence import recurrence_problem
 from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Item
 
