@@ -11,9 +11,10 @@ content id>" placeholder with the URI of the uploaded image.
 Teams HTML is rewritten and sanitized by `chat_html`; mentions become pills plus
 `m.mentions`; replies join the root's `m.thread` with the `m.in_reply_to` fallback for clients
 without threads (https://spec.matrix.org/latest/client-server-api/#threading). System events
-(https://learn.microsoft.com/en-us/graph/system-messages) become `m.notice` sentences; their
-`eventDetail` reads as `unknownFutureValue` unless the source asked with
-`Prefer: include-unknown-enum-members`, and then only a generic sentence can be written.
+(https://learn.microsoft.com/en-us/graph/system-messages) become `m.notice` sentences
+(`chat_system`); their `eventDetail` reads as `unknownFutureValue` unless the source asked
+with `Prefer: include-unknown-enum-members`, and then only a generic sentence can be
+written. A channel's space and room are `chat_rooms`'s.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -41,6 +42,7 @@ from .chat_html import (
     teams_to_matrix,
     text_to_html,
 )
+from .chat_system import system_sentence
 
 TEAMS_ID_KEY = "fi.hirondelle.teams_id"
 PART_KEY = "fi.hirondelle.part"  # on the 2nd..nth event of a message split for size
@@ -100,106 +102,6 @@ def matrix_user(teams_user_id: str, context: ChatContext) -> str:
 def txn_id(source_id: str) -> str:
     """The Matrix transaction id of a message's main event (the target suffixes the others)."""
     return "hirondelle-" + hashlib.sha256(source_id.encode("utf-8")).hexdigest()[:32]
-
-
-# -- rooms ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RoomSettings:
-    """What the target creates for one channel: the team's space and the channel's room.
-
-    `space` and `room` are `POST /createRoom` bodies; `space_child` is the content of the
-    `m.space.child` state event (state key: the room id) in the space, `space_parent` that
-    of `m.space.parent` (state key: the space id) in the room; `join_rule` is "restricted"
-    (members of the space may join) for standard channels, "invite" for the others.
-    """
-
-    space: dict[str, Any]
-    room: dict[str, Any]
-    space_child: dict[str, Any]
-    space_parent: dict[str, Any]
-    join_rule: str
-
-    def room_state(self, space_id: str) -> list[dict[str, Any]]:
-        """State events to send into the room once the space exists."""
-        rule: dict[str, Any] = {"join_rule": self.join_rule}
-        if self.join_rule == "restricted":
-            rule["allow"] = [{"type": "m.room_membership", "room_id": space_id}]
-        return [
-            {"type": "m.space.parent", "state_key": space_id, "content": self.space_parent},
-            {"type": "m.room.join_rules", "state_key": "", "content": rule},
-        ]
-
-
-ADMIN_EVENTS = ("m.room.power_levels", "m.room.history_visibility", "m.room.encryption",
-                "m.room.tombstone", "m.room.server_acl")  # fmt: skip
-MODERATOR_EVENTS = ("m.room.name", "m.room.topic", "m.room.avatar", "m.space.child")
-
-
-def _power_levels(admins: Iterable[str], events_default: int, invite: int) -> dict[str, Any]:
-    return {
-        "users": {user: 100 for user in sorted(set(admins))},
-        "users_default": 0,
-        "events_default": events_default,
-        "state_default": 50,
-        "invite": invite,
-        **dict.fromkeys(("kick", "ban", "redact"), 50),
-        "events": {**dict.fromkeys(ADMIN_EVENTS, 100), **dict.fromkeys(MODERATOR_EVENTS, 50)},
-    }
-
-
-def room_settings(
-    team: Mapping[str, Any],
-    channel: Mapping[str, Any],
-    owners: Iterable[str],
-    context: ChatContext,
-    *,
-    creator: str | None = None,
-) -> RoomSettings:
-    """The space and room of a channel: names, topics, owners (Teams user ids) at power 100.
-
-    In bot mode only owners mapped to real users are named (there are no puppets). The
-    `creator` (the application service's sender or the bot) keeps power 100 too: Synapse
-    replaces the whole `users` map with the override.
-    """
-    admins = [
-        matrix_user(owner, context)
-        for owner in owners
-        if context.mode == "appservice" or context.users.get(owner)
-    ]
-    if creator:
-        admins.append(creator)
-    private = channel.get("membershipType") in ("private", "shared")
-    initial = [
-        {"type": f"m.room.{name}", "state_key": "", "content": {name: value}}
-        for name, value in (("history_visibility", "shared"), ("guest_access", "forbidden"))
-    ]
-    space: dict[str, Any] = {
-        "name": str(team.get("displayName") or "Team"),
-        "preset": "private_chat",
-        "visibility": "private",
-        "creation_content": {"type": "m.space"},
-        "power_level_content_override": _power_levels(admins, 100, 50),
-        "initial_state": initial,
-    }
-    room: dict[str, Any] = {
-        "name": str(channel.get("displayName") or "General"),
-        "preset": "private_chat",
-        "visibility": "private",
-        "power_level_content_override": _power_levels(admins, 0, 50 if private else 0),
-        "initial_state": initial,
-    }
-    for body, description in ((space, team.get("description")), (room, channel.get("description"))):
-        if isinstance(description, str) and description.strip():
-            body["topic"] = description.strip()
-    return RoomSettings(
-        space=space,
-        room=room,
-        space_child={"via": [context.server_name], "suggested": not private},
-        space_parent={"via": [context.server_name], "canonical": True},
-        join_rule="invite" if private else "restricted",
-    )
 
 
 # -- messages -----------------------------------------------------------------------------
@@ -343,96 +245,6 @@ def _body(message: Mapping[str, Any], rendering: _Rendering) -> str:
         if str(attachment.get("id")) not in rendering.used_attachments
     )
     return markup + sanitize(extra) if extra else markup
-
-
-SENTENCES = {
-    "membersAdded": "{initiator} added {members} to the team",
-    "membersDeleted": "{initiator} removed {members} from the team",
-    "membersJoined": "{members} joined",
-    "membersLeft": "{members} left",
-    "channelAdded": "{initiator} created the channel {channelDisplayName}",
-    "channelDeleted": "{initiator} deleted the channel {channelDisplayName}",
-    "channelRenamed": "{initiator} renamed the channel to {channelDisplayName}",
-    "channelDescriptionUpdated": '{initiator} set the channel description: "{channelDescription}"',
-    "channelSetAsFavoriteByDefault": "{initiator} made the channel shown by default",
-    "channelUnsetAsFavoriteByDefault": "{initiator} stopped showing the channel by default",
-    "channelSharingUpdated": "{initiator} changed how the channel is shared",
-    "teamCreated": "{initiator} created the team {teamDisplayName}",
-    "teamRenamed": "{initiator} renamed the team to {teamDisplayName}",
-    "teamDescriptionUpdated": '{initiator} set the team description: "{teamDescription}"',
-    "teamArchived": "{initiator} archived the team",
-    "teamUnarchived": "{initiator} restored the team from the archive",
-    "teamJoiningDisabled": "{initiator} turned off joining the team",
-    "teamJoiningEnabled": "{initiator} turned on joining the team",
-    "teamsAppInstalled": "{initiator} added the app {teamsAppDisplayName}",
-    "teamsAppRemoved": "{initiator} removed the app {teamsAppDisplayName}",
-    "teamsAppUpgraded": "{initiator} updated the app {teamsAppDisplayName}",
-    "tabUpdated": "{initiator} updated a tab",
-    "callStarted": "{initiator} started a {callEventType}",
-    "callEnded": "The {callEventType} ended after {callDuration}",
-    "callRecording": "{callRecordingDisplayName} is available",
-    "callTranscript": "A meeting transcript is available",
-    "conversationMemberRoleUpdated": "{initiator} made {conversationMemberUser} {roles}",
-    "messagePinned": "{initiator} pinned a message",
-    "messageUnpinned": "{initiator} unpinned a message",
-    "chatRenamed": "{initiator} renamed the chat to {chatDisplayName}",
-}
-GENERIC_SENTENCE = "A Teams event took place here"
-
-
-class _Fields(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return "?"
-
-
-def system_sentence(detail: Any, names: Mapping[str, str]) -> str:
-    """A readable sentence for a system event's `eventDetail` ("Alice added Bob to the team")."""
-    if not isinstance(detail, Mapping):
-        return GENERIC_SENTENCE
-    kind = str(detail.get("@odata.type") or "").rpartition(".")[2]
-    template = SENTENCES.get(kind.removesuffix("EventMessageDetail"))
-    if template is None:
-        return GENERIC_SENTENCE
-    fields = _Fields({k: str(v) for k, v in detail.items() if isinstance(v, str) and v})
-    fields["initiator"] = _person(detail.get("initiator"), names, "Someone")
-    members = [_person(member, names, "a member") for member in detail.get("members") or ()]
-    fields["members"] = _enumeration(members) or "members"
-    fields["conversationMemberUser"] = _person(
-        detail.get("conversationMemberUser"), names, "a member"
-    )
-    roles = [str(role).lower() for role in detail.get("conversationMemberRoles") or ()]
-    fields["roles"] = "an owner" if "owner" in roles else "a member"
-    fields["callEventType"] = {"call": "call"}.get(fields.get("callEventType", ""), "meeting")
-    fields["callDuration"] = _duration(str(detail.get("callDuration") or ""))
-    return template.format_map(fields)
-
-
-def _person(identity: Any, names: Mapping[str, str], unknown: str) -> str:
-    """The display name in an identitySet or teamworkUserIdentity (often null in Graph)."""
-    if isinstance(identity, Mapping) and isinstance(identity.get("user"), Mapping):
-        identity = identity["user"]
-    if not isinstance(identity, Mapping):
-        return unknown
-    name = identity.get("displayName") or names.get(str(identity.get("id") or ""))
-    return str(name) if name else unknown
-
-
-def _enumeration(names: list[str]) -> str:
-    return "".join(names) if len(names) < 2 else ", ".join(names[:-1]) + " and " + names[-1]
-
-
-def _duration(value: str) -> str:
-    """An ISO 8601 duration ("PT1H2M3.5S") as "1 h 2 min 3 s"."""
-    found = re.fullmatch(r"P(?:(\d+)D)?T?(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?", value)
-    if not found or not any(found.groups()):
-        return "an unknown time"
-    days, hours, minutes, seconds = found.groups()
-    parts = [
-        f"{int(float(number))} {unit}"
-        for number, unit in ((days, "d"), (hours, "h"), (minutes, "min"), (seconds, "s"))
-        if number and float(number) >= 1
-    ]
-    return " ".join(parts) or "less than a second"
 
 
 def _contents(

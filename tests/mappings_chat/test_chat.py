@@ -23,9 +23,9 @@ from hirondelle.mappings.chat import (
     ChatContext,
     map_chat_message,
     puppet_id,
-    room_settings,
-    system_sentence,
 )
+from hirondelle.mappings.chat_rooms import room_settings
+from hirondelle.mappings.chat_system import system_sentence
 from hirondelle.migrator.errors import ConfigError, SkipItem
 from hirondelle.migrator.model import Item, Payload
 
