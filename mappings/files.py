@@ -2,9 +2,9 @@
 
 Pure: no network, no database, no file I/O (the content stays in the source's `Blob`).
 Also the pure helpers of the files plan: `drive_findings` (what the target will rename,
-refuse or not receive), `sharepoint_findings` (library files SharePoint may have changed
-after upload) and `sharing_report` (who had access to what, with which role); and
-`sharepoint_note`, what `verify` says of a file kept as SharePoint changed it.
+refuse or not receive) and `sharepoint_findings` (library files SharePoint may have
+changed after upload; who had access to what is `file_sharing`'s); and `sharepoint_note`,
+what `verify` says of a file kept as SharePoint changed it.
 
 `Item.meta` is the flattened shape the drive source lists (see `drive_item_meta`):
 {"kind": "file" | "folder" | "package" | "remote", "name", "path" (from the drive root,
@@ -80,21 +80,21 @@ def drive_item_meta(
     device reported, not the service's own `lastModifiedDateTime`
     (https://learn.microsoft.com/graph/api/resources/filesysteminfo).
     """
-    file_facet = _mapping(drive_item.get("file"))
-    system_info = _mapping(drive_item.get("fileSystemInfo"))
+    file_facet = object_of(drive_item.get("file"))
+    system_info = object_of(drive_item.get("fileSystemInfo"))
     return {
         "kind": drive_item_kind(drive_item, package_type),
         "name": drive_item.get("name") or "",
         "path": path,
-        "parentId": _mapping(drive_item.get("parentReference")).get("id") or "",
+        "parentId": object_of(drive_item.get("parentReference")).get("id") or "",
         "size": int(drive_item.get("size") or 0),
         "mtime": system_info.get("lastModifiedDateTime") or drive_item.get("lastModifiedDateTime"),
         "cTag": drive_item.get("cTag"),
-        "quickXorHash": _mapping(file_facet.get("hashes")).get("quickXorHash"),
+        "quickXorHash": object_of(file_facet.get("hashes")).get("quickXorHash"),
         "mimeType": file_facet.get("mimeType"),
-        "packageType": package_type or _mapping(drive_item.get("package")).get("type"),
+        "packageType": package_type or object_of(drive_item.get("package")).get("type"),
         "webUrl": drive_item.get("webUrl"),  # how Teams posts link the file
-        "driveType": _mapping(drive_item.get("parentReference")).get("driveType"),
+        "driveType": object_of(drive_item.get("parentReference")).get("driveType"),
         "shared": _shared(drive_item),
     }
 
@@ -105,11 +105,12 @@ def _shared(drive_item: Mapping[str, Any]) -> str | None:
     (https://learn.microsoft.com/en-us/graph/api/resources/shared)."""
     if not isinstance(drive_item.get("shared"), Mapping):
         return None
-    scope = _mapping(drive_item.get("shared")).get("scope")
+    scope = object_of(drive_item.get("shared")).get("scope")
     return scope if isinstance(scope, str) and scope else "shared"
 
 
-def _mapping(value: Any) -> Mapping[str, Any]:
+def object_of(value: Any) -> Mapping[str, Any]:
+    """`value` when it is a JSON object, else an empty one (a facet Graph left out)."""
     return value if isinstance(value, Mapping) else {}
 
 
@@ -383,118 +384,3 @@ def _size_findings(items: Sequence[Item], limit: int | None, largest: int) -> li
     for size, path in sorted(files, reverse=True)[:largest]:
         found.append(("info", "largest", path, f"{readable_size(size)} ({size:,} bytes)"))
     return found
-
-
-# -- sharing report ----------------------------------------------------------------------------
-
-ROLE_RANK = {"read": 1, "write": 2, "owner": 3}
-
-
-def sharing_report(permission_records: Iterable[Any], owner: str = "") -> list[dict[str, str]]:
-    """Who had access to what, with which role: one row per (who, owner, path), sorted by
-    who, so the rows of one user follow each other (`group_by_user`).
-
-    A record is either plain (a mapping, or an object such as the drive source's
-    `SharingGrant`, with "path", "who", "kind", "roles" or "role", and optionally "owner",
-    "via", "link_type", "inherited"), or a mapping holding a Graph permission resource
-    under "permission" with the item's "path" (and "owner"): a permission becomes one row
-    per identity it grants, and a link without identities "link:<scope>". `owner` names
-    the drive for records that do not. Where two records give one person access to one
-    item, the strongest role wins (owner > write > read).
-    """
-    rows: dict[tuple[str, str, str], dict[str, str]] = {}
-    for record in permission_records:
-        for row in _rows_of(_as_mapping(record), owner):
-            key = (row["who"], row["owner"], row["path"])
-            kept = rows.get(key)
-            if kept is None or _rank(row["role"]) > _rank(kept["role"]):
-                rows[key] = row
-    return [rows[key] for key in sorted(rows)]
-
-
-def group_by_user(rows: Iterable[Mapping[str, str]]) -> dict[str, list[Mapping[str, str]]]:
-    """The rows of `sharing_report` per person (or link), in order."""
-    grouped: dict[str, list[Mapping[str, str]]] = {}
-    for row in rows:
-        grouped.setdefault(row["who"], []).append(row)
-    return grouped
-
-
-def _rank(role: str) -> int:
-    return ROLE_RANK.get(role, 0)
-
-
-def _strongest(roles: Any) -> str:
-    names = [roles] if isinstance(roles, str) else [r for r in roles or () if isinstance(r, str)]
-    return max(names, key=_rank, default="read")
-
-
-def _as_mapping(record: Any) -> Mapping[str, Any]:
-    if isinstance(record, Mapping):
-        return record
-    fields = ("owner", "path", "who", "kind", "roles", "role", "via", "link_type", "inherited")
-    return {f: getattr(record, f) for f in fields if getattr(record, f, None) is not None}
-
-
-def _plain_row(record: Mapping[str, Any]) -> tuple[str, str, str]:
-    """(who, kind, via) of a record that names its principal."""
-    kind, who = str(record.get("kind", "user")), str(record["who"])
-    if kind in ("siteUser", "siteGroup"):
-        kind = "user" if kind == "siteUser" else "group"
-    if kind == "link" and not who.startswith("link"):
-        who = f"link:{who}" if who else "link"
-    if kind == "group" and not who.startswith("group:"):
-        who = f"group:{who}"
-    via = record.get("via") or (f"link:{record['link_type']}" if record.get("link_type") else "")
-    via = str(via or "direct") + (" (inherited)" if record.get("inherited") else "")
-    return who, kind, via
-
-
-def _rows_of(record: Mapping[str, Any], owner: str) -> list[dict[str, str]]:
-    permission = _mapping(record.get("permission")) or record
-    base = {
-        "owner": str(record.get("owner") or owner),
-        "path": str(record.get("path", "")),
-        "role": _strongest(permission.get("roles", record.get("role"))),
-    }
-    if "who" in record:
-        who, kind, via = _plain_row(record)
-        return [{**base, "who": who, "kind": kind, "via": via}]
-    link = _mapping(permission.get("link"))
-    via = "direct" if not link else f"link:{link['type']}" if link.get("type") else "link"
-    if permission.get("inheritedFrom"):
-        via += " (inherited)"
-    grantees = _grantees(permission)
-    if not grantees and link:
-        scope = link.get("scope")
-        grantees = [(f"link:{scope}" if scope else "link", "link")]
-    return [{**base, "who": who, "kind": kind, "via": via} for who, kind in grantees]
-
-
-def _grantees(permission: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(who, kind) for every identity a permission grants, V2 shapes first."""
-    sets = permission.get("grantedToIdentitiesV2") or permission.get("grantedToIdentities") or []
-    single = permission.get("grantedToV2") or permission.get("grantedTo")
-    if single:
-        sets = [single, *sets]
-    found = [g for s in sets if isinstance(s, Mapping) for g in [_identity(s)] if g]
-    invitation = _mapping(permission.get("invitation"))
-    if not found and invitation.get("email"):
-        found.append((str(invitation["email"]), "invitation"))
-    return list(dict.fromkeys(found))
-
-
-def _identity(identity_set: Mapping[str, Any]) -> tuple[str, str] | None:
-    for facet, kind in (
-        ("user", "user"),
-        ("group", "group"),
-        ("siteUser", "user"),
-        ("siteGroup", "group"),
-        ("application", "application"),
-        ("device", "device"),
-    ):
-        who = _mapping(identity_set.get(facet))
-        name = who.get("email") or who.get("loginName") or who.get("displayName") or who.get("id")
-        if name:
-            return (f"group:{name}" if kind == "group" else str(name), kind)
-    return None

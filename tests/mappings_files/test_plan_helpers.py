@@ -11,12 +11,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hirondelle.mappings.file_names import NEXTCLOUD, WINDOWS, twin_path
-from hirondelle.mappings.files import (
-    drive_findings,
-    group_by_user,
-    sharepoint_findings,
-    sharing_report,
-)
+from hirondelle.mappings.file_sharing import group_by_user, sharing_report
+from hirondelle.mappings.files import drive_findings, sharepoint_findings
 from hirondelle.migrator.model import Item
 
 
