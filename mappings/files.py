@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..migrator.errors import SkipItem
 from ..migrator.model import Blob, Item, Payload
@@ -51,7 +51,16 @@ OFFICE_EXTENSIONS = frozenset(
     + (".ppt", ".pptx", ".pptm", ".pot", ".potx", ".potm")
 )
 
-Finding = tuple[str, str, str, str]  # (severity, kind, path, detail)
+
+class Finding(NamedTuple):
+    """A plan finding on one drive; `size` is the bytes of the file it is about when its
+    size is the point (the largest files), else 0."""
+
+    severity: str
+    kind: str
+    path: str
+    detail: str
+    size: int = 0
 
 
 # -- driveItem JSON to listed metadata ---------------------------------------------------------
@@ -269,14 +278,14 @@ def drive_findings(
         kind = item.meta.get("kind")
         if kind == "package":
             inside = sum(1 for i in listed if _inside(i.meta["path"].strip("/"), [path]))
-            found.append(("warning", "onenote", path, _package_detail(item, inside - 1)))
+            found.append(Finding("warning", "onenote", path, _package_detail(item, inside - 1)))
         elif kind == "remote":
-            found.append(("warning", "remote-item", path, REMOTE_REASON))
+            found.append(Finding("warning", "remote-item", path, REMOTE_REASON))
         else:
             carried.append(item)
             found.extend(_name_findings(path, rules))
         if item.meta.get("shared") and kind != "remote":
-            found.append(("warning", "shared", path, _shared_detail(item.meta["shared"])))
+            found.append(Finding("warning", "shared", path, _shared_detail(item.meta["shared"])))
     found.extend(_collisions(carried, rules))
     found.extend(_size_findings(carried, large_file_bytes, largest))
     return found
@@ -301,7 +310,7 @@ def sharepoint_findings(items: Iterable[Item]) -> list[Finding]:
         "twice and kept as served when both copies are the same (the audit log and verify "
         "say so)"
     )
-    return [("info", "sharepoint-modified", "", detail)]
+    return [Finding("info", "sharepoint-modified", "", detail)]
 
 
 def _extension(name: str) -> str:
@@ -332,11 +341,11 @@ def _package_detail(item: Item, inside: int) -> str:
 def _name_findings(path: str, rules: NameRules) -> list[Finding]:
     mapped = target_path(path, rules)
     if mapped.refused is not None:
-        return [("blocker", "path-refused", path, f"{mapped.refused}; not carried")]
+        return [Finding("blocker", "path-refused", path, f"{mapped.refused}; not carried")]
     for source, target in mapped.renamed:
         if source == path:  # only the item's own name: its folders report theirs
             detail = f"renamed to {target.rsplit('/', 1)[-1]!r} on the target ({rules.label})"
-            return [("warning", "renamed", path, detail)]
+            return [Finding("warning", "renamed", path, detail)]
     return []
 
 
@@ -359,7 +368,7 @@ def _collisions(items: Sequence[Item], rules: NameRules) -> list[Finding]:
                 f"same target name as {others}: all are kept, each one written after the "
                 f"first under its twin name ({names})"
             )
-            found.append(("warning", "collision", twins[0].meta["path"], detail))
+            found.append(Finding("warning", "collision", twins[0].meta["path"], detail))
     return found
 
 
@@ -380,7 +389,9 @@ def _size_findings(items: Sequence[Item], limit: int | None, largest: int) -> li
                 f"{readable_size(size)}, over the target's limit of {readable_size(limit)}; "
                 "not carried"
             )
-            found.append(("blocker", "oversize", path, detail))
+            found.append(Finding("blocker", "oversize", path, detail))
     for size, path in sorted(files, reverse=True)[:largest]:
-        found.append(("info", "largest", path, f"{readable_size(size)} ({size:,} bytes)"))
+        found.append(
+            Finding("info", "largest", path, f"{readable_size(size)} ({size:,} bytes)", size)
+        )
     return found

@@ -66,8 +66,8 @@ class FilesPlanner:
             rows = drive_findings(items, self.rules, self.large_file_bytes)
             if container.role == LIBRARY_ROLE:
                 rows += sharepoint_findings(items)
-            for severity, kind, path, detail in rows:
+            for severity, kind, path, detail, size in rows:
                 where = f"{container.display_path}/{path}".rstrip("/")
                 target = self._target(container, path)
-                found.append(Finding(severity, kind, owner.upn, where, detail, target))
+                found.append(Finding(severity, kind, owner.upn, where, detail, target, size))
         return found

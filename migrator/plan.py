@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from .model import Container, Owner
@@ -68,6 +68,17 @@ class Finding:
     # Where it lands on the target, when the finding's own path is renamed there (a file's
     # mapped path under its drive's target folder); "" when the container's target name says it.
     target: str = ""
+    # The bytes of the file a finding is about when its size is the point (a drive's largest
+    # files), for the plan's page to rank them; not an output column (the detail says it).
+    size: int = field(default=0, metadata={"listed": False})
+
+
+FINDING_COLUMNS = [f.name for f in fields(Finding) if f.metadata.get("listed", True)]
+
+
+def finding_record(finding: Finding) -> dict[str, object]:
+    """A finding as the CSV and JSON outputs list it."""
+    return {name: getattr(finding, name) for name in FINDING_COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -160,7 +171,7 @@ class Plan:
         return {
             **self.summary(),
             "containers": [asdict(r) for r in self.rows],
-            "findings": [asdict(f) for f in self.findings],
+            "findings": [finding_record(f) for f in self.findings],
         }
 
 

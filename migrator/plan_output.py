@@ -18,10 +18,9 @@ import tempfile
 from dataclasses import asdict, fields
 from typing import IO
 
-from .plan import SEVERITIES, Finding, Plan, PlanRow, PlanSink
+from .plan import FINDING_COLUMNS, SEVERITIES, Finding, Plan, PlanRow, PlanSink, finding_record
 
 CSV_COLUMNS = [f.name for f in fields(PlanRow)]
-FINDING_COLUMNS = [f.name for f in fields(Finding)]
 # Excel reads a CSV file as the system's code page unless it starts with a byte order mark.
 CSV_ENCODING = "utf-8-sig"
 
@@ -75,7 +74,7 @@ class CsvFindingsWriter:
         self.writer.writeheader()
 
     def owner_done(self, rows: list[PlanRow], findings: list[Finding]) -> None:
-        self.writer.writerows(asdict(finding) for finding in findings)
+        self.writer.writerows(finding_record(finding) for finding in findings)
 
 
 class JsonPlanWriter:
@@ -100,7 +99,7 @@ class JsonPlanWriter:
             self.rows += 1
         for finding in findings:
             prefix = "," if self.finding_count else ""
-            self.findings.write(prefix + "\n    " + _line(asdict(finding)))
+            self.findings.write(prefix + "\n    " + _line(finding_record(finding)))
             self.finding_count += 1
 
     def close(self, plan: Plan) -> None:

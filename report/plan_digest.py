@@ -8,7 +8,6 @@ largest folders (a heap of `LARGEST`), and per kind of finding its count and its
 from __future__ import annotations
 
 import heapq
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,8 +19,7 @@ LARGEST = 20  # folders in the largest-folders table
 EXAMPLES = 25  # findings shown per kind
 OWNERS_SHOWN = 2000  # owners in the per-owner and login tables (the largest first)
 SHARING_KINDS = ("shared", "remote-item")  # items shared from a drive, or from elsewhere
-LARGEST_KIND = "largest"  # a drive's largest files (`mappings.files`), detail "… (N bytes)"
-BYTES = re.compile(r"\(([\d,]+) bytes\)")
+LARGEST_KIND = "largest"  # a drive's largest files (`mappings.files`), ranked by their size
 
 
 @dataclass
@@ -102,10 +100,7 @@ class PlanDigest:
         if len(group.examples) < EXAMPLES:
             group.examples.append(shown)
         if finding.kind == LARGEST_KIND:
-            size = BYTES.search(finding.detail)
-            self._keep(
-                self.largest_files, int(size.group(1).replace(",", "")) if size else 0, shown
-            )
+            self._keep(self.largest_files, finding.size, shown)
         owner = self.owners.setdefault(finding.owner, OwnerTotals(owner=finding.owner))
         owner.findings[finding.severity] += 1
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from hirondelle.mappings.file_names import NEXTCLOUD, WINDOWS, twin_path
 from hirondelle.mappings.file_sharing import group_by_user, sharing_report
-from hirondelle.mappings.files import drive_findings, sharepoint_findings
+from hirondelle.mappings.files import Finding, drive_findings, sharepoint_findings
 from hirondelle.migrator.model import Item
 
 
@@ -35,9 +35,9 @@ DRIVE = [
 ]
 
 
-def kinds(findings: list[tuple[str, str, str, str]]) -> dict[str, list[str]]:
+def kinds(findings: list[Finding]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
-    for _, kind, path, _ in findings:
+    for _, kind, path, _, _ in findings:
         found.setdefault(kind, []).append(path)
     return found
 
@@ -51,6 +51,8 @@ def test_findings_on_windows_rules() -> None:
     assert by_kind["remote-item"] == ["Partagé par Bob"]
     assert by_kind["oversize"] == ["Vidéos/film.mkv"]
     assert by_kind["largest"] == ["Vidéos/film.mkv", "Docs/Plan: 2024/budget.xlsx"]
+    assert [f.size for f in findings if f.kind == "largest"] == [9_000_000_000, 50_000]
+    assert {f.size for f in findings if f.kind != "largest"} == {0}
     assert by_kind["path-refused"] == [DRIVE[-1].meta["path"]]
     assert "Carnet/Section.one" not in {p for paths in by_kind.values() for p in paths}
     notebook = next(f for f in findings if f[1] == "onenote")
@@ -85,8 +87,8 @@ def test_office_files_of_a_library_are_counted_once_for_the_library() -> None:
     """SharePoint may change them after upload (OneDrive/onedrive-api-docs#935)."""
     office = [*DRIVE, item("11", "file", "Docs/Présentation.PPTX", 3), item("12", "file", "a.doc")]
     (finding,) = sharepoint_findings(office)
-    severity, kind, path, detail = finding
-    assert (severity, kind, path) == ("info", "sharepoint-modified", "")
+    severity, kind, path, detail, size = finding
+    assert (severity, kind, path, size) == ("info", "sharepoint-modified", "", 0)
     # Rapport.docx, budget.xlsx, Présentation.PPTX, a.doc; not Section.one nor .txt files
     assert detail.startswith("4 Office file(s): SharePoint may have changed them")
     assert sharepoint_findings([i for i in DRIVE if i.meta["path"].endswith(".txt")]) == []

@@ -105,7 +105,7 @@ def test_the_plan_s_page_keeps_bounded_lists_for_a_large_tenant() -> None:
         ]
         findings = [
             Finding("blocker", "oversize", owner, "Inbox", "over the limit"),
-            Finding("info", "largest", owner, "OneDrive/big.bin", f"{n} kB ({n:,} bytes)"),
+            Finding("info", "largest", owner, "OneDrive/big.bin", f"{n} kB", size=n),
         ]
         plan.count(rows, findings)
         digest.owner_done(rows, findings)
@@ -113,6 +113,7 @@ def test_the_plan_s_page_keeps_bounded_lists_for_a_large_tenant() -> None:
     assert len(digest.largest) == LARGEST and len(digest.largest_files) == LARGEST
     assert digest.largest_rows()[0].owner == f"user{owners - 1:05d}@example.test"
     assert digest.largest_file_list()[0].target == "OneDrive/big.bin"
+    assert digest.largest_file_list()[0].finding.owner == f"user{owners - 1:05d}@example.test"
     oversize = digest.groups[("blocker", "oversize")]
     assert oversize.count == owners and len(oversize.examples) == EXAMPLES
     html = plan_page(plan, digest, {}, 48 * 3600.0, "en", "large")
