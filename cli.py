@@ -342,7 +342,6 @@ def plan(
             result,
             collected.rows,
             collected.findings_in_order(),
-            _duration(result.estimate_seconds),
         )
     if html_path is not None and digest is not None:
         from .report.pages import write_plan_page
@@ -371,12 +370,6 @@ def _window(window: str | None, html_path: Path | None) -> float | None:
 
 def _notice(line: str) -> None:
     click.echo(line, err=True)
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds + 0.5), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 workers_option = click.option(

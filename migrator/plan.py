@@ -194,13 +194,24 @@ class Planner(Protocol):
         ...
 
 
-def estimate_seconds(owner_requests: Sequence[float], rate: float, concurrency: int) -> float:
-    """Owners' jobs run `concurrency` at a time, each bound by `rate` requests per second
-    (jobs given in seconds already: rate 1)."""
-    if not owner_requests or rate <= 0:
+def estimate_seconds(jobs: Sequence[float], concurrency: int) -> float:
+    """Owners' jobs (each in seconds at its workload's rate, `job_seconds`) run
+    `concurrency` at a time."""
+    if not jobs:
         return 0.0
-    times = [n / rate for n in owner_requests]
-    return max(max(times), sum(times) / max(1, concurrency))
+    return parallel_seconds(max(jobs), sum(jobs), concurrency)
+
+
+def parallel_seconds(longest: float, total: float, concurrency: int) -> float:
+    """Jobs run `concurrency` at a time take as long as the longest of them, or as their
+    total shared out, whichever is more: the estimate's one formula."""
+    return max(longest, total / max(1, concurrency))
+
+
+def estimate_minutes(seconds: float) -> int:
+    """An estimate in whole minutes, rounded up: an estimate must not promise less. The
+    terminal and the plan's page both show durations so."""
+    return int(seconds + 59) // 60
 
 
 def job_seconds(requests: int, rate: float) -> float:
@@ -362,5 +373,5 @@ async def make_plan(
             return await assess_owner(workload, planner, owner, checked)
 
         await in_order(enumerate(owners), assess, options.owner_concurrency, emit)
-    plan.estimate_seconds = estimate_seconds(per_job, 1.0, options.owner_concurrency)
+    plan.estimate_seconds = estimate_seconds(per_job, options.owner_concurrency)
     return plan

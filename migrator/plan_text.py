@@ -13,14 +13,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..mappings.sizes import readable_size
-from .plan import SEVERITIES, Finding, Plan, PlanRow
+from .plan import SEVERITIES, Finding, Plan, PlanRow, estimate_minutes
 
 SHOWN = 20  # findings of one kind printed before "... and N more"
 
 
-def print_plan(
-    out: Console, plan: Plan, rows: list[PlanRow], findings: list[Finding], duration: str
-) -> None:
+def print_plan(out: Console, plan: Plan, rows: list[PlanRow], findings: list[Finding]) -> None:
     """The whole plan as text; `findings` in the order to show them."""
     for workload, of_workload in itertools.groupby(rows, key=lambda r: r.workload):
         out.print(_workload_table(workload, list(of_workload)))
@@ -29,7 +27,8 @@ def print_plan(
     _say(
         out,
         f"{plan.owners} owners, {plan.items} items, {readable_size(plan.bytes)} in "
-        f"{plan.containers} folders; findings: {counts}; estimated {duration} at "
+        f"{plan.containers} folders; findings: {counts}; "
+        f"estimated {duration_text(plan.estimate_seconds)} at "
         f"{_rates(plan)} Graph requests/s per owner, "
         f"{plan.owner_concurrency} mailboxes at once",
     )
@@ -111,3 +110,9 @@ def _say(out: Console, line: str) -> None:
 
 def _plural(word: str, count: int) -> str:
     return word if count == 1 or word == "info" else f"{word}s"
+
+
+def duration_text(seconds: float) -> str:
+    """The estimate as the terminal shows it ("1h05m", "7m"), rounded as the page rounds it."""
+    hours, minutes = divmod(estimate_minutes(seconds), 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"

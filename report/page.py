@@ -28,6 +28,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ..mappings.sizes import scaled
 from ..migrator.errors import ConfigError
+from ..migrator.plan import estimate_minutes
 
 LANGUAGES = ("fr", "en")
 LOCALE_DIR = Path(__file__).resolve().parent / "locale"
@@ -91,8 +92,7 @@ class Formats:
         return f"{self.number(value, digits)} {units[unit]}"
 
     def duration(self, seconds: float) -> str:
-        minutes = int(seconds + 59) // 60  # rounded up: an estimate must not promise less
-        days, minutes = divmod(minutes, 24 * 60)
+        days, minutes = divmod(estimate_minutes(seconds), 24 * 60)
         hours, minutes = divmod(minutes, 60)
         day = self.gettext("d")
         if days:

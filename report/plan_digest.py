@@ -174,7 +174,7 @@ def plan_context(
         "owners": owners[:OWNERS_SHOWN],
         "owners_left": max(0, len(owners) - OWNERS_SHOWN),
         "owner_seconds": {
-            o.owner: estimate_seconds(list(_jobs(o, plan.rates)), 1.0, concurrency)
+            o.owner: estimate_seconds(_jobs(o, plan.rates), concurrency)
             for o in owners[:OWNERS_SHOWN]
         },
         "logins": [(o.owner, logins.get(o.owner.lower(), "")) for o in owners[:OWNERS_SHOWN]],

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..migrator.plan import estimate_seconds
+from ..migrator.plan import estimate_seconds, parallel_seconds
 
 
 @dataclass
@@ -44,14 +44,14 @@ def pack_waves(owners: list[OwnerLoad], window_seconds: float, concurrency: int)
         for wave in waves:
             if wave.over_window:
                 continue
-            # estimate_seconds of the wave's jobs and the owner's, from the wave's totals
-            seconds = max(wave.longest, longest, (wave.total + total) / max(1, concurrency))
+            # the wave's jobs and the owner's, from the wave's totals
+            seconds = parallel_seconds(max(wave.longest, longest), wave.total + total, concurrency)
             if seconds <= window_seconds:
                 _add(wave, load, seconds)
                 break
         else:
             wave = Wave()
-            seconds = estimate_seconds(list(load.jobs), 1.0, concurrency)
+            seconds = estimate_seconds(load.jobs, concurrency)
             _add(wave, load, seconds)
             wave.over_window = seconds > window_seconds
             waves.append(wave)

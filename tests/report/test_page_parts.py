@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from hirondelle.cli import main
 from hirondelle.migrator.plan import Finding, Plan, PlanRow, estimate_seconds
+from hirondelle.migrator.plan_text import duration_text
 from hirondelle.report.page import LOCALE_DIR, Formats, default_language
 from hirondelle.report.pages import plan_page
 from hirondelle.report.plan_digest import EXAMPLES, LARGEST, PlanDigest, target_path
@@ -49,6 +50,20 @@ def test_sizes_and_durations_read_as_each_language_writes_them() -> None:
     assert en.duration(59) == "1 min" and fr.duration(3 * 86400 + 3600) == "3 j 1 h 00"
 
 
+def test_the_terminal_and_the_page_round_an_estimate_alike() -> None:
+    """Both round up to the minute (`estimate_minutes`): an estimate must not promise less."""
+    en = Formats("en")
+    for seconds, terminal, page in (
+        (0, "0m", "0 min"),
+        (1, "1m", "1 min"),
+        (60, "1m", "1 min"),
+        (61, "2m", "2 min"),
+        (3725, "1h03m", "1 h 03"),
+        (90061, "25h02m", "1 d 1 h 02"),
+    ):
+        assert (duration_text(seconds), en.duration(seconds)) == (terminal, page)
+
+
 def test_a_window_is_read_in_hours_minutes_days_or_seconds() -> None:
     assert parse_window("48h") == 172_800 and parse_window("90m") == 5400
     assert parse_window("2d") == 172_800 and parse_window("3600") == 3600
@@ -67,7 +82,7 @@ def test_waves_fit_the_window_and_hold_every_owner_once() -> None:
     owners = [o for w in waves for o in w.owners]
     assert sorted(owners) == sorted(o.owner for o in loads)
     for wave in waves:
-        assert wave.seconds == estimate_seconds(wave.jobs, 1.0, concurrency)
+        assert wave.seconds == estimate_seconds(wave.jobs, concurrency)
         assert wave.over_window == (wave.seconds > window)
         assert not wave.over_window or len(wave.owners) == 1
     # the 50,000-request owner (5,000 s alone) cannot fit one hour: a wave of its own
