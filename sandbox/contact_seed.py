@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import random
 import struct
-import zlib
 from typing import Any
 
+from .png import png
 from .tenant_records import stable_id
 
 JSON = dict[str, Any]
@@ -109,18 +109,7 @@ def tiny_png(seed: str) -> bytes:
     """An 8x8 PNG in a colour derived from `seed`."""
     colour = bytes(stable_id("", "png", seed).encode()[:3])
     rows = b"".join(b"\x00" + colour * 8 for _ in range(8))
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        crc = zlib.crc32(kind + body) & 0xFFFFFFFF
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", 8, 8, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows, 9))
-        + chunk(b"IEND", b"")
-    )
+    return png(8, 8, rows, 9)
 
 
 def tiny_jpeg(seed: str) -> bytes:

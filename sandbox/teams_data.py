@@ -26,9 +26,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import random
-import struct
 import threading
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -36,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from .drive_data import guid
+from .png import png
 
 if TYPE_CHECKING:
     from .drive_data import SandboxDrives
@@ -184,18 +183,7 @@ def tiny_png(seed: str, width: int = 24, height: int = 16) -> bytes:
         )
         for y in range(height)
     )
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows))
-        + chunk(b"IEND", b"")
-    )
+    return png(width, height, rows)
 
 
 def hosted_content_id(seed: str) -> str:
