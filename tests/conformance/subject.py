@@ -111,6 +111,11 @@ class TargetUnderTest:
         self.sessions.append(session)
         return session
 
+    def end(self, session: TargetSession) -> None:
+        """Close `session` now, as a run that ends cleanly does."""
+        self.sessions.remove(session)
+        session.close()
+
     def container(self, name: str) -> Container:
         return self.items.container(name)
 

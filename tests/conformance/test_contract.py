@@ -69,6 +69,8 @@ def test_put_find_after_crash_and_listing(subject: TargetUnderTest) -> None:
     by_ref = {entry.ref: entry for entry in listed}
     for payload, ref in zip(payloads, refs, strict=True):
         assert listed_as(subject, by_ref[ref], payload), (by_ref[ref], payload.size)
+    subject.end(crashed)  # closing changes nothing of what was written
+    assert [subject.session().find(folder, p, frozenset()) for p in payloads] == refs
 
 
 def test_not_found_and_remove(subject: TargetUnderTest) -> None:
