@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from hirondelle.migrator.model import TargetRef
+from hirondelle.migrator.protocols import TargetSession
 from hirondelle.tests.webdav.payloads import MTIME, file, folder, renamed
 
 from .subject import TargetUnderTest
@@ -22,6 +23,11 @@ UNICODE_NAMES = [
     "Ça, là 100%.txt",
     "e\u0301.txt",
 ]
+
+
+def paths(session: TargetSession, drive: str) -> list[str]:
+    """The drive's folders and files as the listing gives them."""
+    return [entry.ref.ref for entry in session.listing(drive)]
 
 
 def content_of(subject: TargetUnderTest, ref: TargetRef) -> bytes | None:
@@ -72,23 +78,15 @@ def test_update_renames_a_folder_with_its_subtree(files_subject: TargetUnderTest
     written = session.put(drive, document)
     assert session.put(drive, document) == written
     # "Projets/a" was never put: a file's parent folders are made with it
-    assert [e.ref.ref for e in session.listing(drive)] == [
-        "Projets",
-        "Projets/a",
-        "Projets/a/b.txt",
-    ]
+    assert paths(session, drive) == ["Projets", "Projets/a", "Projets/a/b.txt"]
     moved = session.update(TargetRef(drive, "Projets"), renamed(projets, "Archivé"))
     assert moved == TargetRef(drive, "Archivé")
-    assert [e.ref.ref for e in session.listing(drive)] == [
-        "Archivé",
-        "Archivé/a",
-        "Archivé/a/b.txt",
-    ]
+    assert paths(session, drive) == ["Archivé", "Archivé/a", "Archivé/a/b.txt"]
     spool = files_subject.items.spool
     content = file(spool, "Archivé/a/b v2.txt", b"b2", document.source_id)
     updated = session.update(TargetRef(drive, "Archivé/a/b.txt"), content)
     assert content_of(files_subject, updated) == b"b2"
-    assert [e.ref.ref for e in session.listing(drive)][-1] == "Archivé/a/b v2.txt"
+    assert paths(session, drive)[-1] == "Archivé/a/b v2.txt"
 
 
 def test_mtime_is_kept(files_subject: TargetUnderTest) -> None:
