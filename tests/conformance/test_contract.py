@@ -10,7 +10,10 @@ from __future__ import annotations
 import pytest
 
 from hirondelle.migrator.errors import ItemError, SkipItem
-from hirondelle.migrator.model import Entry, Payload
+from hirondelle.migrator.model import Container, Entry, Item, Payload, TargetRef
+from hirondelle.migrator.verify import Difference, compare
+from hirondelle.state.schema import DONE
+from hirondelle.state.store import ItemState
 
 from .subject import TargetUnderTest
 
@@ -28,6 +31,18 @@ def listed_as(subject: TargetUnderTest, entry: Entry, payload: Payload) -> bool:
     (-1 where the target cannot tell it)."""
     size = payload.size if subject.sizes_listed else -1
     return (entry.fingerprint, entry.size) == (listed_fingerprint(subject, payload), size)
+
+
+def differences(
+    container: Container, folder: str, written: dict[TargetRef, Payload], listed: list[Entry]
+) -> list[Difference]:
+    """What `verify` reports for a container whose items were all written as `written`."""
+    rows = [
+        ItemState(n, 0, p.source_id, "v1", DONE, folder, ref.ref, p.fingerprint, p.size, {})
+        for n, (ref, p) in enumerate(written.items())
+    ]
+    source = [Item(p.source_id, "v1") for p in written.values()]
+    return compare(container, source, rows, listed).differences
 
 
 def test_unicode_container_names(subject: TargetUnderTest) -> None:
@@ -50,9 +65,11 @@ def test_unicode_container_names(subject: TargetUnderTest) -> None:
 
 def test_put_find_after_crash_and_listing(subject: TargetUnderTest) -> None:
     """What one session wrote, a second put does not write again and a new session finds
-    (the first one died before the state recorded it); the listing shows it for `verify`."""
+    (the first one died before the state recorded it); the listing shows it, and `verify`
+    finds no difference."""
     crashed = subject.session()
-    folder = crashed.ensure_container(subject.container("Projets"))
+    container = subject.container("Projets")
+    folder = crashed.ensure_container(container)
     payloads = subject.items.items(3)
     refs = [crashed.put(folder, payload) for payload in payloads]
     assert len(set(refs)) == len(refs)
@@ -69,6 +86,7 @@ def test_put_find_after_crash_and_listing(subject: TargetUnderTest) -> None:
     by_ref = {entry.ref: entry for entry in listed}
     for payload, ref in zip(payloads, refs, strict=True):
         assert listed_as(subject, by_ref[ref], payload), (by_ref[ref], payload.size)
+    assert differences(container, folder, dict(zip(refs, payloads, strict=True)), listed) == []
     subject.end(crashed)  # closing changes nothing of what was written
     assert [subject.session().find(folder, p, frozenset()) for p in payloads] == refs
 
