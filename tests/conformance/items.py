@@ -176,8 +176,8 @@ def new_team() -> Owner:
 
 
 class ChatItems(Items):
-    """Channel messages of a fresh team: a root with a reaction, a reply in its thread, a
-    later message."""
+    """Channel messages of a fresh team: a root, a reply in its thread, later messages,
+    each with reactions (events a batch sends after the message's own)."""
 
     workload = "chat"
 
@@ -189,11 +189,13 @@ class ChatItems(Items):
 
     def items(self, count: int) -> list[Payload]:
         root = f"c{next(_ids)}"
-        made = [chat_payload(root, "héllo 👋", reactions=["👍"])]
+        made = [chat_payload(root, "héllo 👋", reactions=["👍", "🎉"])]
         if count > 1:
-            made.append(chat_payload(f"{root}/r", "reply", root=root, ts=BASE_TS + 1))
+            reply = chat_payload(f"{root}/r", "reply", root=root, ts=BASE_TS + 1, reactions=["👀"])
+            made.append(reply)
         for n in range(2, count):
-            made.append(chat_payload(f"c{next(_ids)}", f"message {n}", ts=BASE_TS + n))
+            later = chat_payload(f"c{next(_ids)}", f"message {n}", ts=BASE_TS + n, reactions=["👍"])
+            made.append(later)
         return made[:count]
 
     def empty(self) -> Payload:

@@ -12,6 +12,7 @@ import pytest
 from hirondelle.migrator.errors import ItemError, SkipItem
 from hirondelle.migrator.model import Container, Entry, Item, Payload, TargetRef
 from hirondelle.migrator.verify import Difference, compare
+from hirondelle.migrator.writer import put_batch
 from hirondelle.state.schema import DONE
 from hirondelle.state.store import ItemState
 
@@ -63,15 +64,18 @@ def test_unicode_container_names(subject: TargetUnderTest) -> None:
         assert [entry.ref for entry in later.listing(folder)] == [ref]
 
 
-def test_put_find_after_crash_and_listing(subject: TargetUnderTest) -> None:
-    """What one session wrote, a second put does not write again and a new session finds
-    (the first one died before the state recorded it); the listing shows it, and `verify`
-    finds no difference."""
+def test_batch_find_after_crash_and_listing(subject: TargetUnderTest) -> None:
+    """A batch, written as the engine writes a page (`put_many` where the session has it,
+    else one `put` after the other), lands whole: a second put does not write again, a new
+    session finds each item complete (the first one died before the state recorded it),
+    the listing shows it, and `verify` finds no difference."""
     crashed = subject.session()
     container = subject.container("Projets")
     folder = crashed.ensure_container(container)
     payloads = subject.items.items(3)
-    refs = [crashed.put(folder, payload) for payload in payloads]
+    written = put_batch(crashed, folder, payloads)
+    refs = [ref for ref in written if isinstance(ref, TargetRef)]
+    assert refs == written
     assert len(set(refs)) == len(refs)
     for payload, ref in zip(payloads, refs, strict=True):
         assert crashed.find(folder, payload, frozenset()) == ref
