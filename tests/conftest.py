@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from hirondelle.tests.cluster_servers import (
+from hirondelle.tests.servers.postgres import (
     PostgresServer,
     RedisServer,
     postgres_server,

@@ -31,7 +31,7 @@ from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
 from hirondelle.state.schema import Job, WorkerRow
 from hirondelle.state.store import open_store
-from hirondelle.tests.cluster_servers import PostgresServer, RedisServer, rabbitmq_server
+from hirondelle.tests.servers.postgres import PostgresServer, RedisServer, rabbitmq_server
 from hirondelle.tests.servers import (
     SYNAPSE_AS_TOKEN,
     DovecotServer,
