@@ -7,12 +7,6 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from hirondelle.tests.servers.postgres import (
-    PostgresServer,
-    RedisServer,
-    postgres_server,
-    redis_server,
-)
 from hirondelle.tests.servers import (
     ApacheDavServer,
     CyrusServer,
@@ -21,8 +15,10 @@ from hirondelle.tests.servers import (
     LighttpdDavServer,
     MailUser,
     NginxDavServer,
+    PostgresServer,
     RadicaleServer,
     RcloneDavServer,
+    RedisServer,
     SabreDavServer,
     ServerUnavailable,
     SynapseServer,
@@ -32,7 +28,9 @@ from hirondelle.tests.servers import (
     cyrus_server,
     dav_server,
     dovecot_server,
+    postgres_server,
     radicale_server,
+    redis_server,
     synapse_python,
     synapse_server,
     webdav_server,

@@ -31,13 +31,15 @@ from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
 from hirondelle.state.schema import Job, WorkerRow
 from hirondelle.state.store import open_store
-from hirondelle.tests.servers.postgres import PostgresServer, RedisServer, rabbitmq_server
 from hirondelle.tests.servers import (
     SYNAPSE_AS_TOKEN,
     DovecotServer,
     MailUser,
+    PostgresServer,
+    RedisServer,
     SynapseServer,
     dovecot_server,
+    rabbitmq_server,
     radicale_server,
 )
 
