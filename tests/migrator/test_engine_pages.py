@@ -14,11 +14,12 @@ from hirondelle.connectors.archive_files import FilesArchiveTarget
 from hirondelle.mappings.files import attrs_only, content_changed, map_drive_item
 from hirondelle.migrator.audit import AuditLog
 from hirondelle.migrator.engine import Engine
-from hirondelle.migrator.model import Blob, Container, Item, Owner, Page
+from hirondelle.migrator.model import Blob, Container, Item, Page
 from hirondelle.migrator.workload import RunOptions, Workload
 from hirondelle.state.store import open_store
+from hirondelle.tests.memory_source import ALICE, MemorySource
 
-OWNER = Owner("alice@contoso.test", "u1", "Alice")
+OWNER = ALICE
 DRIVE = Container("files", OWNER.upn, "d1", ("OneDrive",), "personal")
 
 
@@ -39,14 +40,10 @@ def folder(source_id: str, path: str, etag: str) -> Item:
     return Item(source_id, etag, meta)
 
 
-class RepeatingSource:
+class RepeatingSource(MemorySource):
     """One page listing the same folder twice, as OneDrive's delta repeats parents."""
 
-    async def owners(self) -> list[Owner]:
-        return [OWNER]
-
-    async def containers(self, owner: Owner) -> list[Container]:
-        return [DRIVE]
+    held = (DRIVE,)
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         items = (
@@ -58,12 +55,6 @@ class RepeatingSource:
 
     async def fetch(self, container: Container, item: Item) -> bytes:
         return b""
-
-    async def listing(self, container: Container) -> list[Item]:
-        return []
-
-    async def aclose(self) -> None:
-        return None
 
 
 def test_an_item_listed_twice_in_a_page_is_written_once(tmp_path: Path) -> None:

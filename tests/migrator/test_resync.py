@@ -18,29 +18,26 @@ from hirondelle.mappings.files import map_drive_item
 from hirondelle.migrator.audit import AuditLog
 from hirondelle.migrator.engine import Engine
 from hirondelle.migrator.errors import CursorExpired, Retriable, SkipItem
-from hirondelle.migrator.model import Container, Item, Owner, Page
+from hirondelle.migrator.model import Container, Item, Page
 from hirondelle.migrator.workload import RunOptions, Workload
 from hirondelle.state.store import Store, open_store
+from hirondelle.tests.memory_source import ALICE, MemorySource
 
 from .test_engine_pages import folder
 
-OWNER = Owner("alice@contoso.test", "u1", "Alice")
+OWNER = ALICE
 A = Container("files", OWNER.upn, "dA", ("A",), "personal")
 B = Container("files", OWNER.upn, "dB", ("B",), None)
 
 
-class Scripted:
+class Scripted(MemorySource):
     """script[(container id, cursor)] -> list of pages, or an exception to raise."""
+
+    held = (A, B)
 
     def __init__(self) -> None:
         self.script: dict[tuple[str, str | None], object] = {}
         self.skip: set[str] = set()
-
-    async def owners(self) -> list[Owner]:
-        return [OWNER]
-
-    async def containers(self, owner: Owner) -> list[Container]:
-        return [A, B]
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         entry = self.script[(container.source_id, cursor)]
@@ -55,12 +52,6 @@ class Scripted:
         if item.source_id in self.skip:
             raise SkipItem("not carried")
         return b""
-
-    async def listing(self, container: Container) -> list[Item]:
-        return []
-
-    async def aclose(self) -> None:
-        return None
 
 
 class Runner:
