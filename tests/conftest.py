@@ -1,4 +1,5 @@
-"""Fixtures shared by every test suite: real servers, started once per session on demand."""
+"""Fixtures shared by every test suite: real servers, started once per session on demand,
+and a fake clock."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from hirondelle.tests.fake_time import FakeTime
 from hirondelle.tests.servers import (
     ApacheDavServer,
     CyrusServer,
@@ -45,6 +47,12 @@ settings.load_profile("shared-machine")
 
 ALICE = MailUser("alice@example.test", "alice-pw")
 BOB = MailUser("bob@example.test", "bob-pw")
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    """A clock that moves only when the code under test sleeps."""
+    return FakeTime()
 
 
 @pytest.fixture(scope="session")

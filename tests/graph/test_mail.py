@@ -11,8 +11,9 @@ import respx
 
 from hirondelle.connectors.graph.mail import GraphMailSource
 from hirondelle.migrator.model import Container, Owner, Page
+from hirondelle.tests.fake_time import FakeTime
 
-from .conftest import FakeTime, make_budget, make_client, run
+from .conftest import make_budget, make_client, run
 
 ALICE = Owner("alice@contoso.test", "u1")
 USER_PATH = "/v1.0/users/alice%40contoso.test"

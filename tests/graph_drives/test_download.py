@@ -17,7 +17,8 @@ from hirondelle.connectors.graph.errors import Call
 from hirondelle.mappings.quickxor import quickxor_b64
 from hirondelle.migrator.errors import FatalError, Retriable
 from hirondelle.migrator.model import Blob
-from hirondelle.tests.graph.conftest import FakeTime, run
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import run
 
 from .conftest import DOWNLOAD_HOST, GRAPH, drive_client, resource_units
 

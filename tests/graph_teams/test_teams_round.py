@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from hirondelle.migrator.model import Page
-from hirondelle.tests.graph.conftest import FakeTime
+from hirondelle.tests.fake_time import FakeTime
 from hirondelle.tests.graph_calendar.conftest import ScriptedGraph
 
 from .conftest import DELTA, MESSAGES, by_query, items_of, make_source, message, page, url

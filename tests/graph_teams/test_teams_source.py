@@ -13,7 +13,8 @@ from hirondelle.connectors.graph.teams_cursor import ChannelCursor
 from hirondelle.connectors.graph.teams_items import message_version
 from hirondelle.migrator.errors import CursorExpired
 from hirondelle.migrator.model import Container, Item, Owner, Page
-from hirondelle.tests.graph.conftest import FakeTime, run
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import run
 from hirondelle.tests.graph_calendar.conftest import ScriptedGraph, query
 
 from .conftest import (

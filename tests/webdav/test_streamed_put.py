@@ -18,7 +18,7 @@ from hirondelle.mappings.files import map_drive_item
 from hirondelle.mappings.quickxor import quickxor_b64
 from hirondelle.migrator.feed import ContentFeed
 from hirondelle.migrator.model import Item, Payload, TargetRef
-from hirondelle.tests.graph.conftest import FakeTime
+from hirondelle.tests.fake_time import FakeTime
 from hirondelle.tests.graph_drives.conftest import drive_client
 from hirondelle.tests.graph_drives.test_download import (
     BODY,
@@ -45,11 +45,6 @@ ITEM = Item(
     },
 )
 Answer = Callable[[httpx.Request], httpx.Response]
-
-
-@pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
 
 
 def stream_into(
