@@ -98,7 +98,7 @@ class Workers:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed by the child
+        log = open(self.logs / f"{name}.log", "wb")  # closed by the child
         self.processes[name] = subprocess.Popen(
             [
                 sys.executable,

@@ -80,7 +80,7 @@ def test_a_ref_from_another_uidvalidity_is_unknown(session: ImapSession) -> None
 
 def test_a_dropped_connection_is_retriable_then_recovers(session: ImapSession) -> None:
     session.put("INBOX", payload("before"))
-    conn = session._conn  # noqa: SLF001 - simulate a connection reset under the session
+    conn = session._conn  # simulate a connection reset under the session
     assert conn is not None
     conn.sock.shutdown(socket.SHUT_RDWR)
     with pytest.raises(Retriable):

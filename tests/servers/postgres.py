@@ -82,7 +82,7 @@ class PostgresServer(Server):
             **as_postgres,  # type: ignore[arg-type]
         )
         self.port = free_port()
-        log = open(self.root / "postgres.log", "wb")  # noqa: SIM115 - kept open while it runs
+        log = open(self.root / "postgres.log", "wb")  # kept open while it runs
         os.chown(self.root / "postgres.log", account.pw_uid, account.pw_gid)
         self._process = subprocess.Popen(
             [
