@@ -48,4 +48,4 @@ def make_client(budgets: MailboxBudget, links: LinkClient | None = None) -> Grap
         tenant_id="tenant", client_id="client", graph_url=GRAPH, client_secret_env="UNUSED"
     )
     credential = FakeCredential()
-    return GraphClient(settings, budgets, credential=credential, links=links)  # type: ignore[arg-type]
+    return GraphClient(settings, budgets, credential=credential, links=links)  # type: ignore[arg-type]  # a fake credential

@@ -29,7 +29,7 @@ def authority_of(graph_url: str, authority: str | None = None) -> str:
     credential = make_credential(settings)
     try:
         # azure-identity keeps the authority it will call on its client (no public reader).
-        return str(credential._current._client._authority)  # type: ignore[attr-defined]
+        return str(credential._current._client._authority)  # type: ignore[attr-defined]  # private, untyped
     finally:
         run(credential.close())
 

@@ -236,7 +236,7 @@ def test_one_gib_file_downloads_with_flat_memory(
 
         blob = run(fetch())
         try:
-            assert blob.size == GIB
+            assert blob.size == GIB and blob.path is not None
             assert blob.path.stat().st_size == GIB
             assert blob.hashes["quickXorHash"] == expected_quickxor
             digest = hashlib.sha256()

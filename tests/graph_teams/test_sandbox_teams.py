@@ -23,7 +23,7 @@ Rounds = dict[Container, list[Page]]
 
 @pytest.fixture
 def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    wanted = {
+    wanted: dict[str, Any] = {
         "seed": 5,
         "users": 3,
         "messages": 1,

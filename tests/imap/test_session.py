@@ -106,7 +106,8 @@ def test_without_literal_plus_move_and_uidplus(session: ImapSession) -> None:
     first, second = payload("plain-1", ("\\Seen",)), payload("plain-2")
     refs = session.put_many("INBOX", [first, second])
     assert all(isinstance(ref, TargetRef) for ref in refs)
-    moved = session.move(refs[0], "Rangé")  # type: ignore[arg-type]
+    assert isinstance(refs[0], TargetRef)
+    moved = session.move(refs[0], "Rangé")
     assert session.find("Rangé", first, frozenset()) == moved
     assert [e.fingerprint for e in session.listing("INBOX")] == [second.fingerprint]
     session.remove(moved)

@@ -53,7 +53,7 @@ class RepeatingSource(MemorySource):
         )
         yield Page(items, delta_link="delta-1")
 
-    async def fetch(self, container: Container, item: Item) -> bytes:
+    async def fetch(self, container: Container, item: Item) -> bytes | Blob:
         return b""
 
 
@@ -79,8 +79,9 @@ def test_an_item_listed_twice_in_a_page_is_written_once(tmp_path: Path) -> None:
 class SlowSource(RepeatingSource):
     """Thirty files whose downloads take uneven times, as a flaky network would."""
 
-    def __init__(self) -> None:
+    def __init__(self, spool: Path) -> None:
         self.delays = random.Random(5)
+        self.spool = spool
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         yield Page(tuple(file_item(n) for n in range(30)), delta_link="delta-1")
@@ -105,8 +106,7 @@ def put_order(audit: Path) -> list[str]:
 @pytest.mark.parametrize("ordered", [True, False])
 def test_an_ordered_workload_is_written_in_the_sources_order(tmp_path: Path, ordered: bool) -> None:
     """Uneven downloads and a tight memory budget must not reorder an ordered workload."""
-    source = SlowSource()
-    source.spool = tmp_path / "spool"
+    source = SlowSource(tmp_path / "spool")
     source.spool.mkdir()
     store = open_store(f"sqlite:///{tmp_path}/state.sqlite")
     target = FilesArchiveTarget(tmp_path / "archive", durable=False)

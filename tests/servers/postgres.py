@@ -63,7 +63,6 @@ class PostgresServer(Server):
         self.root = Path(tempfile.mkdtemp(prefix="hirondelle-postgres-"))
         os.chown(self.root, account.pw_uid, account.pw_gid)
         data = self.root / "data"
-        as_postgres = {"user": account.pw_uid, "group": account.pw_gid}
         subprocess.run(
             [
                 _postgres_bin("initdb"),
@@ -79,7 +78,8 @@ class PostgresServer(Server):
             ],
             check=True,
             capture_output=True,
-            **as_postgres,  # type: ignore[arg-type]
+            user=account.pw_uid,
+            group=account.pw_gid,
         )
         self.port = free_port()
         log = open(self.root / "postgres.log", "wb")  # kept open while it runs
@@ -106,7 +106,8 @@ class PostgresServer(Server):
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            **as_postgres,  # type: ignore[arg-type]
+            user=account.pw_uid,
+            group=account.pw_gid,
         )
         log.close()
         deadline = time.monotonic() + self._start_timeout
@@ -132,7 +133,7 @@ class PostgresServer(Server):
             autocommit=True,
             connect_timeout=2,
         ) as connection:
-            connection.execute(sql)  # type: ignore[arg-type]
+            connection.execute(sql)
 
     def new_database(self) -> str:
         """A fresh, empty database; its SQLAlchemy URL."""

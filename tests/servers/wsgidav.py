@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from hirondelle.tests.servers.process import (
     HOST,
@@ -17,8 +18,8 @@ class WsgiDavServer(WebDavServer):
 
     name = "wsgidav"
 
-    def __init__(self, *, honor_mtime_header: bool = False, **options: object) -> None:
-        super().__init__(**options)  # type: ignore[arg-type]
+    def __init__(self, *, honor_mtime_header: bool = False, **options: Any) -> None:
+        super().__init__(**options)
         self.honor_mtime_header = honor_mtime_header
 
     def command(self) -> list[str]:

@@ -96,11 +96,12 @@ def test_a_streamed_download_lands_whole_with_its_hash_checked(
     assert payload.blob is not None and isinstance(payload.blob.live, ContentFeed)
     feed = payload.blob.live
     settled = payload.settled()
-    assert feed.sent_whole(settled.blob)  # type: ignore[arg-type]  # streamed, not re-read
+    assert settled.blob is not None
+    assert feed.sent_whole(settled.blob)  # streamed, not re-read
     assert settled.fingerprint == "sha256:" + hashlib.sha256(BODY).hexdigest()
     assert [p.name for p in files_under(dav, folder)] == ["big.bin"]
     assert dav.on_disk(folder, ref.ref).read_bytes() == BODY
-    settled.blob.discard()  # type: ignore[union-attr]
+    settled.blob.discard()
     assert list((tmp_path / "spool").iterdir()) == []
 
 
@@ -140,7 +141,8 @@ def test_a_download_cut_midway_resumes_into_the_same_upload_and_lands_once(
     assert ranges[0] is None and ranges[1] is not None  # resumed with Range
     settled = payload.settled()
     assert payload.blob is not None and payload.blob.live is not None
-    assert payload.blob.live.sent_whole(settled.blob)  # type: ignore[arg-type]
+    assert settled.blob is not None
+    assert payload.blob.live.sent_whole(settled.blob)
     assert [p.name for p in files_under(dav, folder)] == ["big.bin"]
     assert dav.on_disk(folder, ref.ref).read_bytes() == BODY
 
@@ -161,7 +163,8 @@ def test_a_second_copy_that_wins_replaces_the_damaged_streamed_one(
     assert isinstance(ref, TargetRef), ref
     settled = payload.settled()
     assert payload.blob is not None and payload.blob.live is not None
-    assert not payload.blob.live.sent_whole(settled.blob)  # type: ignore[arg-type]
+    assert settled.blob is not None
+    assert not payload.blob.live.sent_whole(settled.blob)
     assert [p.name for p in files_under(dav, folder)] == ["big.bin"]
     assert dav.on_disk(folder, ref.ref).read_bytes() == BODY
     assert not any(p.name.endswith(PART_SUFFIX) for p in files_under(dav, folder))
@@ -191,6 +194,7 @@ def test_a_download_that_starts_over_is_uploaded_from_its_spool_file(
     assert len(calls) == 2
     settled = payload.settled()
     assert payload.blob is not None and payload.blob.live is not None
-    assert not payload.blob.live.sent_whole(settled.blob)  # type: ignore[arg-type]
+    assert settled.blob is not None
+    assert not payload.blob.live.sent_whole(settled.blob)
     assert [p.name for p in files_under(dav, folder)] == ["big.bin"]
     assert dav.on_disk(folder, ref.ref).read_bytes() == BODY
