@@ -72,7 +72,7 @@ def cyrus() -> Iterator[CyrusServer]:
 
 @pytest.fixture
 def imap_server(request: pytest.FixtureRequest) -> ImapReadBack:
-    """The IMAP server of the test: Dovecot, unless `both_imap_servers` (tests/servers.py)
+    """The IMAP server of the test: Dovecot, unless `both_imap_servers` (tests/servers/imap.py)
     asks for each in turn."""
     server: ImapReadBack = request.getfixturevalue(getattr(request, "param", "dovecot"))
     return server
