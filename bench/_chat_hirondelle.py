@@ -10,8 +10,7 @@ What landed is read back from the room afterwards (`sent_events`).
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,12 @@ from typing import Any
 import httpx
 
 from hirondelle.bench._hirondelle import (
-    SECRET_ENV,
+    STATE_TABLE,
     RunReport,
+    run_env,
     run_workload,
     source_table,
-    toml_text,
+    write_tables,
 )
 from hirondelle.bench._servers import BenchError, SandboxEndpoint
 from hirondelle.connectors.matrix_wire import CLIENT, TEAMS_KEY, path_part
@@ -55,10 +55,9 @@ def write_config(
     workers: int = 1,
 ) -> Path:
     """`hirondelle.toml` in `directory`: the sandbox's Teams into Synapse, appservice mode."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tables: dict[str, dict[str, object]] = {
+    tables: dict[str, Mapping[str, object]] = {
         "source": source_table(endpoint),
-        "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
+        "state": STATE_TABLE,
         "run": {"workers": workers},
         "targets.chat": {
             "kind": "matrix",
@@ -69,9 +68,7 @@ def write_config(
             "as_token_env": AS_TOKEN_ENV,
         },
     }
-    path = directory / "hirondelle.toml"
-    path.write_text(toml_text(tables), encoding="utf-8")
-    return path
+    return write_tables(directory, tables)
 
 
 def run_chat(
@@ -82,7 +79,7 @@ def run_chat(
     wrapper: list[str] | None = None,
 ) -> RunReport:
     """`hirondelle run --json` on `config` in a child process; the chat tally, measured."""
-    env = {**os.environ, SECRET_ENV: endpoint.client_secret, AS_TOKEN_ENV: homeserver.as_token}
+    env = run_env(endpoint, {AS_TOKEN_ENV: homeserver.as_token})
     return run_workload(config, "chat", env, timeout, wrapper)
 
 

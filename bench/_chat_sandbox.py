@@ -90,7 +90,7 @@ def channel_tenant(shape: ChannelShape) -> Tenant:
     tenant = Tenant.generate(shape.spec())
     # `Tenant.teams` builds its data on first use and has no setter; the benchmark
     # puts its trimmed copy in that slot before the server reads it.
-    tenant._teams = one_channel(tenant.teams)  # noqa: SLF001
+    tenant._teams = one_channel(tenant.teams)
     return tenant
 
 

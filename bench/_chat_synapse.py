@@ -17,7 +17,7 @@ from pathlib import Path
 
 import psutil
 
-from hirondelle.bench._servers import BenchError
+from hirondelle.bench._servers import BenchError, child_process
 from hirondelle.tests.servers import ServerUnavailable, SynapseServer
 
 START_DEADLINE_S = 120.0
@@ -44,15 +44,12 @@ def start_synapse() -> SynapseServer:
 
 def synapse_process(server: SynapseServer) -> psutil.Process:
     """The homeserver's process, found among this process's children by its folder."""
-    for child in psutil.Process().children():
-        try:
-            if "synapse.app.homeserver" in " ".join(child.cmdline()) and Path(child.cwd()) == Path(
-                server.root
-            ):
-                return child
-        except psutil.Error:
-            continue
-    raise BenchError(f"no Synapse process runs in {server.root}")
+
+    def runs_synapse(child: psutil.Process) -> bool:
+        command = " ".join(child.cmdline())
+        return "synapse.app.homeserver" in command and Path(child.cwd()) == Path(server.root)
+
+    return child_process(runs_synapse, f"no Synapse process runs in {server.root}")
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,18 @@ the run's own `TMPDIR`, removed with the benchmark's temporary folder.
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from hirondelle.bench._files_peer import DavAccount
 from hirondelle.bench._hirondelle import (
-    SECRET_ENV,
+    STATE_TABLE,
     RunReport,
+    run_env,
     run_workload,
     source_table,
-    toml_text,
+    write_tables,
 )
 from hirondelle.bench._servers import SandboxEndpoint
 
@@ -48,9 +49,9 @@ def write_config(directory: Path, endpoint: SandboxEndpoint, run: FilesRun) -> P
     passwords.touch(mode=0o600)
     passwords.write_text(f"{run.account.login}:{run.account.password}\n", "utf-8")
     passwords.chmod(0o600)
-    tables: dict[str, dict[str, object]] = {
+    tables: dict[str, Mapping[str, object]] = {
         "source": source_table(endpoint, files_units_per_minute=run.units_per_minute),
-        "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
+        "state": STATE_TABLE,
         "users": {"file": users.name},
         "run": {
             "owner_concurrency": 1,
@@ -65,9 +66,7 @@ def write_config(directory: Path, endpoint: SandboxEndpoint, run: FilesRun) -> P
             "uploads": run.uploads,
         },
     }
-    path = directory / "hirondelle.toml"
-    path.write_text(toml_text(tables), encoding="utf-8")
-    return path
+    return write_tables(directory, tables)
 
 
 def run_files(
@@ -76,5 +75,5 @@ def run_files(
     """`hirondelle run --json` on `config` in a child process; the files tally, measured."""
     spool = config.parent / "spool"
     spool.mkdir(exist_ok=True)
-    env = {**os.environ, SECRET_ENV: endpoint.client_secret, "TMPDIR": str(spool)}
+    env = run_env(endpoint, {"TMPDIR": str(spool)})
     return run_workload(config, "files", env, timeout, wrapper)

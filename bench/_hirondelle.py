@@ -78,6 +78,25 @@ def toml_text(tables: Mapping[str, Mapping[str, object]]) -> str:
     )
 
 
+STATE_TABLE: Mapping[str, object] = {
+    "url": "sqlite:///state/hirondelle.sqlite",
+    "audit_dir": "audit",
+}
+
+
+def write_tables(directory: Path, tables: Mapping[str, Mapping[str, object]]) -> Path:
+    """`hirondelle.toml` of `tables` in `directory` (made when missing); its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "hirondelle.toml"
+    path.write_text(toml_text(tables), encoding="utf-8")
+    return path
+
+
+def run_env(endpoint: SandboxEndpoint, secrets: Mapping[str, str]) -> dict[str, str]:
+    """The run's environment: this process's, the sandbox's secret and the target's."""
+    return {**os.environ, SECRET_ENV: endpoint.client_secret, **secrets}
+
+
 def source_table(endpoint: SandboxEndpoint, **extra: object) -> dict[str, object]:
     """The `[source]` table of a bench run: the sandbox, its secret through `SECRET_ENV`."""
     return {
@@ -105,13 +124,12 @@ def write_config(
     given in the file reaches `ImapSettings` as a str (`registry.build_target`
     turns paths into strings) and the IMAP target then fails to read it.
     """
-    directory.mkdir(parents=True, exist_ok=True)
     source = source_table(endpoint)
     if budget is not None:
         source.update(requests_per_window=budget.requests, window_seconds=budget.seconds)
     tables: dict[str, Mapping[str, object]] = {
         "source": source,
-        "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
+        "state": STATE_TABLE,
         "run": {"owner_concurrency": owner_concurrency, "workers": workers},
         "targets.mail": {
             "kind": "imap",
@@ -122,9 +140,7 @@ def write_config(
             "master_password_env": MASTER_ENV,
         },
     }
-    path = directory / "hirondelle.toml"
-    path.write_text(toml_text(tables), encoding="utf-8")
-    return path
+    return write_tables(directory, tables)
 
 
 def run_hirondelle(
@@ -135,7 +151,7 @@ def run_hirondelle(
     wrapper: list[str] | None = None,
 ) -> RunReport:
     """`hirondelle run --json` in a child process; its tallies, wall time and peak RSS."""
-    env = {**os.environ, SECRET_ENV: endpoint.client_secret, MASTER_ENV: target.master_password}
+    env = run_env(endpoint, {MASTER_ENV: target.master_password})
     return run_workload(config, "mail", env, timeout, wrapper)
 
 

@@ -234,13 +234,26 @@ def start_dovecot(logins: Sequence[str], password: str) -> DovecotServer:
 def dovecot_master(server: DovecotServer) -> psutil.Process:
     """The Dovecot master process of `server`, found among this process's children."""
     config = str(server.root / "dovecot.conf")
+    return child_process(
+        lambda child: config in child.cmdline(), f"no Dovecot process runs {config}"
+    )
+
+
+def child_process(matches: Callable[[psutil.Process], bool], missing: str) -> psutil.Process:
+    """The child of this process that `matches`; `BenchError(missing)` when none does."""
     for child in psutil.Process().children():
         try:
-            if config in child.cmdline():
+            if matches(child):
                 return child
         except psutil.Error:
             continue
-    raise BenchError(f"no Dovecot process runs {config}")
+    raise BenchError(missing)
+
+
+def cpu_seconds(process: psutil.Process) -> float:
+    """CPU seconds of one process (user and system), without its children."""
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def tree_cpu_seconds(process: psutil.Process) -> float:
@@ -364,10 +377,4 @@ def guarded_run(work: Callable[[], dict[str, Any]]) -> dict[str, Any] | int:
 def child_serving(data_dir: Path) -> psutil.Process:
     """The child of this process that serves `data_dir` (its command line names it)."""
     data = str(data_dir)
-    for child in psutil.Process().children():
-        try:
-            if data in child.cmdline():
-                return child
-        except psutil.Error:
-            continue
-    raise BenchError(f"no server serves {data}")
+    return child_process(lambda child: data in child.cmdline(), f"no server serves {data}")

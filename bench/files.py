@@ -49,6 +49,7 @@ from hirondelle.bench._servers import (
     Finished,
     SandboxProcess,
     child_serving,
+    cpu_seconds,
     guarded_run,
     machine_busy_seconds,
     stop_live,
@@ -186,12 +187,12 @@ class Bench:
         )
         config = write_config(self.work / f"hirondelle-{name}", endpoint, run)
         sandbox_process, server_process = psutil.Process(sandbox.pid), self._server_process()
-        sandbox_cpu, server_cpu = tree_cpu_seconds(sandbox_process), _cpu(server_process)
+        sandbox_cpu, server_cpu = tree_cpu_seconds(sandbox_process), cpu_seconds(server_process)
         busy = machine_busy_seconds()
         report = run_files(config, endpoint, self.args.timeout, self._wrapper(name))
         busy = machine_busy_seconds() - busy
         sandbox_cpu = tree_cpu_seconds(sandbox_process) - sandbox_cpu
-        server_cpu = _cpu(server_process) - server_cpu
+        server_cpu = cpu_seconds(server_process) - server_cpu
         side = Side(report.finished, self._collect(user))
         other = max(0.0, busy - side.finished.cpu_seconds - sandbox_cpu - server_cpu)
         requests = int(sandbox.stats()["requests"])
@@ -223,7 +224,7 @@ class Bench:
         url = self.server.url_for(user.login)
         account = DavAccount(url, user.login, user.password, DRIVE_FOLDER)
         server_process = self._server_process()
-        server_cpu, busy = _cpu(server_process), machine_busy_seconds()
+        server_cpu, busy = cpu_seconds(server_process), machine_busy_seconds()
         finished = rclone_copy(
             local_dir,
             account,
@@ -232,7 +233,7 @@ class Bench:
             self.args.timeout,
         )
         busy = machine_busy_seconds() - busy
-        server_cpu = _cpu(server_process) - server_cpu
+        server_cpu = cpu_seconds(server_process) - server_cpu
         side = Side(finished, self._collect(user))
         other = max(0.0, busy - finished.cpu_seconds - server_cpu)
         say(
@@ -267,11 +268,6 @@ class Bench:
             return None
         report = profile.resolve().with_name(f"{profile.name}-{name}")
         return [sys.executable, "-m", "hirondelle.bench._profile", str(report)]
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def _check(stored: FileSet, local: FileSet, where: str) -> None:

@@ -39,6 +39,7 @@ from hirondelle.bench._peer import MbsyncRun, mbsync_configs, populate, run_mbsy
 from hirondelle.bench._servers import (
     SandboxProcess,
     SandboxShape,
+    cpu_seconds,
     dovecot_master,
     guarded_run,
     machine_busy_seconds,
@@ -190,11 +191,11 @@ def _hirondelle_side(
         work / "hirondelle", sandbox.endpoint, target, per_worker(args), workers=args.workers
     )
     sandbox_process, dovecot = psutil.Process(sandbox.pid), dovecot_master(target)
-    sandbox_cpu, dovecot_cpu = _cpu(sandbox_process), tree_cpu_seconds(dovecot)
+    sandbox_cpu, dovecot_cpu = cpu_seconds(sandbox_process), tree_cpu_seconds(dovecot)
     busy = machine_busy_seconds()
     report = run_hirondelle(config, sandbox.endpoint, target, args.timeout, _wrapper(args))
     busy = machine_busy_seconds() - busy
-    sandbox_cpu = _cpu(sandbox_process) - sandbox_cpu
+    sandbox_cpu = cpu_seconds(sandbox_process) - sandbox_cpu
     dovecot_cpu = tree_cpu_seconds(dovecot) - dovecot_cpu
     other_cpu = max(0.0, busy - report.finished.cpu_seconds - sandbox_cpu - dovecot_cpu)
     stored = _stored(target, logins)
@@ -308,11 +309,6 @@ def _mbsync_side(
         "mbsync_machine_busy_s": round(busy, 1),
         "mbsync_failures": run.failures,
     }
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def _stored(server: DovecotServer, logins: Sequence[str]) -> int:

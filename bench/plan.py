@@ -19,11 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from hirondelle.bench._hirondelle import SECRET_ENV, source_table, toml_text
+from hirondelle.bench._hirondelle import STATE_TABLE, run_env, source_table, write_tables
 from hirondelle.bench._servers import (
     BenchError,
     SandboxEndpoint,
@@ -85,15 +84,10 @@ def write_config(directory: Path, endpoint: SandboxEndpoint) -> Path:
     # the tenant-wide SharePoint budget (1,200 units a minute by default) would pace the
     # drive listings of thousands of OneDrives: kept out of a speed figure
     source = source_table(endpoint, files_units_per_minute=FILES_UNITS_PER_MINUTE)
-    tables: dict[str, dict[str, object]] = {
-        "source": source,
-        "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
-    }
+    tables: dict[str, Mapping[str, object]] = {"source": source, "state": STATE_TABLE}
     for workload in WORKLOADS:
         tables[f"targets.{workload}"] = {"kind": "archive", "path": f"archive/{workload}"}
-    path = directory / "hirondelle.toml"
-    path.write_text(toml_text(tables), encoding="utf-8")
-    return path
+    return write_tables(directory, tables)
 
 
 @dataclass(frozen=True)
@@ -123,7 +117,7 @@ def measure_plan(args: argparse.Namespace, sandbox: SandboxProcess, work: Path) 
     """The measured `plan --json` child and the Graph requests it made."""
     assert sandbox.endpoint is not None
     config = write_config(work, sandbox.endpoint)
-    env = {**os.environ, SECRET_ENV: sandbox.endpoint.client_secret}
+    env = run_env(sandbox.endpoint, {})
     wrapper = [sys.executable, "-m"]
     if args.profile is not None:
         wrapper = [*wrapper, "hirondelle.bench._profile", str(args.profile.resolve())]

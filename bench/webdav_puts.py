@@ -28,9 +28,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from hirondelle.bench._servers import child_serving, guarded_run
+from hirondelle.bench._servers import child_serving, cpu_seconds, guarded_run
 from hirondelle.connectors.webdav import WebDavSession, WebDavSettings, WebDavTarget
 from hirondelle.migrator.model import Blob, Container, Owner, Payload
 from hirondelle.tests.servers import RcloneDavServer
@@ -96,7 +94,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             best: dict[str, Any] = {}
             try:
                 for number in range(1, args.rounds + 1):
-                    server_before, wall = _cpu(rclone), time.perf_counter()
+                    server_before, wall = cpu_seconds(rclone), time.perf_counter()
                     cpu = one_round(session, f"round-{number}", files, args.batch)
                     wall = time.perf_counter() - wall
                     counted = len(files) - 1
@@ -104,7 +102,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         "cpu_ms_per_file": round(cpu / counted * 1000, 3),
                         "files_per_s": round(counted / wall, 1),
                         "server_cpu_ms_per_file": round(
-                            (_cpu(rclone) - server_before) / counted * 1000, 3
+                            (cpu_seconds(rclone) - server_before) / counted * 1000, 3
                         ),
                     }
                     print(f"round {number}: {figures}", flush=True)
@@ -115,11 +113,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         finally:
             server.stop()
     return {**best, "files": args.files, "batch": args.batch, "uploads": args.uploads}
-
-
-def _cpu(process: psutil.Process) -> float:
-    times = process.cpu_times()
-    return times.user + times.system
 
 
 def main(argv: Sequence[str] | None = None) -> int:

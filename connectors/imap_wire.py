@@ -116,7 +116,7 @@ def send_raw(conn: imaplib.IMAP4, name: str, pieces: Sequence[bytes]) -> tuple[s
     """
     for kind in ("OK", "NO", "BAD"):
         conn.untagged_responses.pop(kind, None)
-    tag = conn._new_tag()  # noqa: SLF001 - imaplib has no public API for pipelined literals
+    tag = conn._new_tag()  # imaplib has no public API for pipelined literals
     try:
         conn.send(tag + b" ")
         for piece in pieces:
@@ -124,7 +124,7 @@ def send_raw(conn: imaplib.IMAP4, name: str, pieces: Sequence[bytes]) -> tuple[s
         conn.send(CRLF)
     except OSError as error:
         raise imaplib.IMAP4.abort(f"socket error: {error}") from error
-    return conn._command_complete(name, tag)  # noqa: SLF001
+    return conn._command_complete(name, tag)
 
 
 def authenticate(conn: imaplib.IMAP4, auth_user: str, password: str, authzid: str = "") -> None:

@@ -282,7 +282,7 @@ class Node:
                     if self._detached(run_id):
                         sweeper.sweep(run_id, now=True)
                         finish_detached(self.config, store, run_id)
-            except Exception:  # noqa: BLE001 - the next sweep tries again
+            except Exception:  # the next sweep tries again
                 log.warning("sweep failed", exc_info=True)
 
     def stop(self) -> None:

@@ -189,7 +189,7 @@ class StateLockHold:
                     if not leases.renew_lock(s, self.holder, self.seconds):
                         self.lost = True
                         return
-            except Exception:  # noqa: BLE001 - retried on the next beat
+            except Exception:  # retried on the next beat
                 log.warning("renewing the state lock failed", exc_info=True)
 
     def release(self) -> None:

@@ -139,7 +139,7 @@ class OwnerSession:
 def close_quietly(session: TargetSession) -> None:
     try:
         session.close()
-    except Exception:  # noqa: BLE001 - closing a dead connection may fail in many ways
+    except Exception:  # closing a dead connection may fail in many ways
         log.debug("closing a target session failed", exc_info=True)
 
 

@@ -229,7 +229,7 @@ class Worker:
             if not isinstance(exc, FatalError | ConfigError):
                 log.exception("%s %s: unexpected %s", job.workload, job.owner, kind)
                 status = ERROR
-        except Exception as exc:  # noqa: BLE001 - recorded, logged with its traceback
+        except Exception as exc:  # recorded, logged with its traceback
             log.exception("%s %s: internal error", job.workload, job.owner)
             status, error = ERROR, f"internal error: {type(exc).__name__}: {exc}"
         self._active.pop(job.id, None)
@@ -283,7 +283,7 @@ class Worker:
                 if time.monotonic() - last_renew >= renew_every:
                     last_renew = time.monotonic()
                     self._renew()
-            except Exception:  # noqa: BLE001 - a missed beat is retried on the next one
+            except Exception:  # a missed beat is retried on the next one
                 log.warning("heartbeat of %s failed", self.holder.id, exc_info=True)
 
     def _write_progress(

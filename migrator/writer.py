@@ -147,7 +147,7 @@ class Writer:
                     results: list[Payload | Outcome | BaseException] = [
                         *await self._fetch_group(group)
                     ]
-                except Exception as exc:  # handed to the consumer, which re-raises
+                except Exception as exc:  # noqa: BLE001 - handed to the consumer, which re-raises
                     results = [exc] * len(group)
             for index, (entry, result) in enumerate(zip(group, results, strict=True)):
                 try:

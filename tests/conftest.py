@@ -1,4 +1,5 @@
-"""Fixtures shared by every test suite: real servers, started once per session on demand."""
+"""Fixtures shared by every test suite: real servers, started once per session on demand,
+and a fake clock."""
 
 from __future__ import annotations
 
@@ -7,12 +8,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
-from hirondelle.tests.cluster_servers import (
-    PostgresServer,
-    RedisServer,
-    postgres_server,
-    redis_server,
-)
+from hirondelle.tests.fake_time import FakeTime
 from hirondelle.tests.servers import (
     ApacheDavServer,
     CyrusServer,
@@ -21,8 +17,10 @@ from hirondelle.tests.servers import (
     LighttpdDavServer,
     MailUser,
     NginxDavServer,
+    PostgresServer,
     RadicaleServer,
     RcloneDavServer,
+    RedisServer,
     SabreDavServer,
     ServerUnavailable,
     SynapseServer,
@@ -32,7 +30,9 @@ from hirondelle.tests.servers import (
     cyrus_server,
     dav_server,
     dovecot_server,
+    postgres_server,
     radicale_server,
+    redis_server,
     synapse_python,
     synapse_server,
     webdav_server,
@@ -47,6 +47,12 @@ settings.load_profile("shared-machine")
 
 ALICE = MailUser("alice@example.test", "alice-pw")
 BOB = MailUser("bob@example.test", "bob-pw")
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    """A clock that moves only when the code under test sleeps."""
+    return FakeTime()
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +72,7 @@ def cyrus() -> Iterator[CyrusServer]:
 
 @pytest.fixture
 def imap_server(request: pytest.FixtureRequest) -> ImapReadBack:
-    """The IMAP server of the test: Dovecot, unless `both_imap_servers` (tests/servers.py)
+    """The IMAP server of the test: Dovecot, unless `both_imap_servers` (tests/servers/imap.py)
     asks for each in turn."""
     server: ImapReadBack = request.getfixturevalue(getattr(request, "param", "dovecot"))
     return server

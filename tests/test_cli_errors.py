@@ -12,17 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from hirondelle.cli import main
-
-CONFIG = """
-[source]
-tenant_id = "t"
-client_id = "c"
-client_secret_env = "HIRONDELLE_TEST_NEVER_SET"
-
-[targets.mail]
-kind = "archive"
-path = "archive"
-"""
+from hirondelle.tests.config_text import MINIMAL_CONFIG
 
 
 def invoke(*args: str) -> Result:
@@ -42,7 +32,7 @@ def test_a_folder_given_as_the_configuration(tmp_path: Path) -> None:
 
 
 def test_a_state_that_is_not_a_database(tmp_path: Path) -> None:
-    (tmp_path / "hirondelle.toml").write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "hirondelle.toml").write_text(MINIMAL_CONFIG, encoding="utf-8")
     (tmp_path / "state").mkdir()
     (tmp_path / "state" / "hirondelle.sqlite").write_bytes(b"not a database, " * 512)
     result = invoke("-c", str(tmp_path / "hirondelle.toml"), "status")
@@ -52,7 +42,7 @@ def test_a_state_that_is_not_a_database(tmp_path: Path) -> None:
 
 def test_a_mistyped_users_file_names_its_line(tmp_path: Path) -> None:
     (tmp_path / "hirondelle.toml").write_text(
-        CONFIG.replace("[targets.mail]", '[users]\nfile = "users.csv"\n\n[targets.mail]'),
+        MINIMAL_CONFIG.replace("[targets.mail]", '[users]\nfile = "users.csv"\n\n[targets.mail]'),
         encoding="utf-8",
     )
     (tmp_path / "users.csv").write_text(
@@ -66,7 +56,7 @@ def test_a_mistyped_users_file_names_its_line(tmp_path: Path) -> None:
 
 
 def test_a_plan_csv_that_cannot_be_written_is_refused_before_the_scan(tmp_path: Path) -> None:
-    (tmp_path / "hirondelle.toml").write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "hirondelle.toml").write_text(MINIMAL_CONFIG, encoding="utf-8")
     unwritable = tmp_path / "no-such-folder" / "plan.csv"
     result = invoke("-c", str(tmp_path / "hirondelle.toml"), "plan", "--csv", str(unwritable))
     assert result.exit_code == 2
@@ -74,7 +64,7 @@ def test_a_plan_csv_that_cannot_be_written_is_refused_before_the_scan(tmp_path: 
 
 
 def test_the_configuration_may_follow_the_command(tmp_path: Path) -> None:
-    (tmp_path / "hirondelle.toml").write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "hirondelle.toml").write_text(MINIMAL_CONFIG, encoding="utf-8")
     missing = tmp_path / "missing.toml"
     after = invoke("status", "-c", str(missing))
     assert after.exit_code == 2 and "missing.toml" in one_line(after)
@@ -113,7 +103,7 @@ def test_an_unexpected_error_is_one_line_not_a_traceback(
     def broken(config: object) -> None:
         raise KeyError("items")
 
-    (tmp_path / "hirondelle.toml").write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "hirondelle.toml").write_text(MINIMAL_CONFIG, encoding="utf-8")
     monkeypatch.setattr(operations, "status", broken)
     result = invoke("-c", str(tmp_path / "hirondelle.toml"), "status")
     assert result.exit_code == 3
@@ -121,7 +111,7 @@ def test_an_unexpected_error_is_one_line_not_a_traceback(
 
 
 def test_one_file_for_both_plan_csvs_is_refused_before_the_scan(tmp_path: Path) -> None:
-    (tmp_path / "hirondelle.toml").write_text(CONFIG, encoding="utf-8")
+    (tmp_path / "hirondelle.toml").write_text(MINIMAL_CONFIG, encoding="utf-8")
     same = str(tmp_path / "plan.csv")
     result = invoke(
         "-c", str(tmp_path / "hirondelle.toml"), "plan", "--csv", same, "--findings-csv", same

@@ -1,13 +1,17 @@
-"""ruff and mypy stay clean: part of the test command so CI enforces them."""
+"""ruff and mypy stay clean over the product, the tests and the benchmarks: part of the test
+command so CI enforces them."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["migrator", "state", "connectors", "mappings", "sandbox", "report"]
+PACKAGES = ["migrator", "state", "connectors", "mappings", "sandbox", "report", "tests", "bench"]
+# An ignore names what it silences and says why: `# type: ignore[code]  # reason`.
+IGNORE = re.compile(r"#\s*type:\s*ignore(?P<code>\[[a-z, -]+\])?(?P<rest>.*)$")
 
 
 def run(*command: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
@@ -40,3 +44,14 @@ def test_mypy(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stdout[-4000:]
+
+
+def test_every_type_ignore_in_tests_and_bench_names_its_code_and_reason() -> None:
+    bare = []
+    for folder in ("tests", "bench"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                found = IGNORE.search(line)
+                if found and not (found["code"] and found["rest"].strip().startswith("#")):
+                    bare.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert bare == []

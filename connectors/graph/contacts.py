@@ -31,7 +31,7 @@ from kiota_abstractions.request_information import RequestInformation
 from msgraph.generated.users.item.contact_folders.contact_folders_request_builder import (
     ContactFoldersRequestBuilder,
 )
-from msgraph.generated.users.item.contact_folders.item.contacts.delta.delta_request_builder import (  # noqa: E501
+from msgraph.generated.users.item.contact_folders.item.contacts.delta.delta_request_builder import (
     DeltaRequestBuilder as FolderDeltaRequestBuilder,
 )
 from msgraph.generated.users.item.contacts.contacts_request_builder import (

@@ -123,7 +123,7 @@ def test_interrupted_write_leaves_no_file_at_the_final_path(
     payload = file(tmp_path, "i1", "big.bin", b"x" * 100_000)
 
     def broken_copy(payload: Payload, stream: object) -> None:
-        stream.write(b"half")  # type: ignore[attr-defined]
+        stream.write(b"half")  # type: ignore[attr-defined]  # an open file, as the target passes
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(archive_files, "_copy_content", broken_copy)

@@ -18,13 +18,17 @@ from hirondelle.migrator.model import Blob, Container, Item, Owner, Page
 from hirondelle.migrator.verify import compare
 from hirondelle.migrator.workload import RunOptions, Workload
 from hirondelle.state.store import open_store
+from hirondelle.tests.memory_source import MemorySource
 
 OWNER = Owner("alice@contoso.test", "u-1", "Alice")
 DRIVE = Container("files", OWNER.upn, "drive-1", ("OneDrive",), "personal")
 
 
-class MemoryDrive:
+class MemoryDrive(MemorySource):
     """A drive whose items change between enumerations; paths computed by the test."""
+
+    owner = OWNER
+    held = (DRIVE,)
 
     def __init__(self, spool: Path) -> None:
         self.spool = spool
@@ -49,12 +53,6 @@ class MemoryDrive:
         meta = dict(self.items[source_id])
         return Item(source_id, meta.pop("eTag"), meta)
 
-    async def owners(self) -> list[Owner]:
-        return [OWNER]
-
-    async def containers(self, owner: Owner) -> list[Container]:
-        return [DRIVE]
-
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         ids = list(self.items) if cursor is None else list(dict.fromkeys(self.changed))
         page = Page(
@@ -76,9 +74,6 @@ class MemoryDrive:
 
     async def listing(self, container: Container) -> list[Item]:
         return [self._item(i) for i in self.items]
-
-    async def aclose(self) -> None:
-        return None
 
 
 def test_run_sync_verify(tmp_path: Path) -> None:

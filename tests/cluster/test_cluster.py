@@ -19,7 +19,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,13 +31,15 @@ from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
 from hirondelle.state.schema import Job, WorkerRow
 from hirondelle.state.store import open_store
-from hirondelle.tests.cluster_servers import PostgresServer, RedisServer, rabbitmq_server
 from hirondelle.tests.servers import (
     SYNAPSE_AS_TOKEN,
     DovecotServer,
     MailUser,
+    PostgresServer,
+    RedisServer,
     SynapseServer,
     dovecot_server,
+    rabbitmq_server,
     radicale_server,
 )
 
@@ -46,9 +48,9 @@ AS_TOKEN_ENV = "HIRONDELLE_TEST_AS_TOKEN"
 LEASE = 3
 
 
-def poll(condition: object, what: str, deadline: float = DEADLINE) -> None:
+def poll(condition: Callable[[], object], what: str, deadline: float = DEADLINE) -> None:
     end = time.monotonic() + deadline
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
@@ -96,7 +98,7 @@ class Workers:
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str) -> None:
-        log = open(self.logs / f"{name}.log", "wb")  # noqa: SIM115 - closed by the child
+        log = open(self.logs / f"{name}.log", "wb")  # closed by the child
         self.processes[name] = subprocess.Popen(
             [
                 sys.executable,
@@ -260,7 +262,8 @@ as_token_env = "{AS_TOKEN_ENV}"
             for name, tally in summary["workloads"].items():
                 assert tally["copied"] > 0 and not tally["failed"], (name, tally, err[-2000:])
             holders = {
-                job.holder.split("@")[1].split("#")[0] for job in jobs_of(_state_url(config))
+                (job.holder or "").split("@")[1].split("#")[0]
+                for job in jobs_of(_state_url(config))
             }
             assert holders == {"machine-a", "machine-b"}, pool.log("a@machine-a")
             verify = cli(config, env, "verify")

@@ -7,6 +7,7 @@ import ssl
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -70,10 +71,10 @@ def test_plain_http_is_refused_off_loopback(password_file: Path) -> None:
 def test_bad_settings_name_the_setting(
     password_file: Path, options: dict[str, object], setting: str
 ) -> None:
-    values: dict[str, object] = {"url": "https://dav.example.org/", "password_file": password_file}
+    values: dict[str, Any] = {"url": "https://dav.example.org/", "password_file": password_file}
     values.update(options)
     with pytest.raises(ConfigError) as raised:
-        DavSettings(**values)  # type: ignore[arg-type]
+        DavSettings(**values)
     assert raised.value.setting == f"targets.calendar.{setting}"
 
 

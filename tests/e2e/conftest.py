@@ -12,11 +12,11 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import environment, write_config  # noqa: E402
+from harness import environment, write_config
 
-from hirondelle.sandbox.server import Limits, SandboxServer  # noqa: E402
-from hirondelle.sandbox.tenant import Tenant, TenantSpec  # noqa: E402
-from hirondelle.tests.servers import ImapReadBack, MailUser  # noqa: E402
+from hirondelle.sandbox.server import Limits, SandboxServer
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.tests.servers import ImapReadBack, MailUser
 
 
 @dataclass

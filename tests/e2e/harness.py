@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -98,8 +99,10 @@ def environment(sandbox: SandboxServer, server: ImapReadBack) -> dict[str, str]:
     return {SECRET_ENV: sandbox.client_secret, MASTER_ENV: server.master_password}
 
 
-def expected_flags(message: SandboxMessage, category_keyword: object) -> frozenset[str]:
-    flags = set()
+def expected_flags(
+    message: SandboxMessage, category_keyword: Callable[[str], str]
+) -> frozenset[str]:
+    flags: set[str] = set()
     if message.is_read:
         flags.add("\\Seen")
     if message.flag_status == "flagged":
@@ -110,7 +113,7 @@ def expected_flags(message: SandboxMessage, category_keyword: object) -> frozens
         flags.add("\\Answered")
     if message.last_verb == 104:
         flags.add("$Forwarded")
-    flags.update(category_keyword(c) for c in message.categories)  # type: ignore[operator]
+    flags.update(category_keyword(c) for c in message.categories)
     return frozenset(flags)
 
 
@@ -213,11 +216,11 @@ def start_run(config: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_for(condition: object, process: subprocess.Popen[bytes]) -> bool:
+def wait_for(condition: Callable[[], object], process: subprocess.Popen[bytes]) -> bool:
     """Poll until `condition()` holds; False if the run finished first."""
     deadline = time.monotonic() + DEADLINE
     while time.monotonic() < deadline:
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         if process.poll() is not None:
             return False

@@ -23,7 +23,7 @@ from hirondelle.migrator.config import load_config
 from hirondelle.migrator.coordinator import RunResult
 from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
-from hirondelle.sandbox.tenant import TenantSpec
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
 from hirondelle.tests.servers import ApacheDavServer, DovecotServer, WebDavServer, dovecot_server
 
 REFUSED = r"\.txt"  # the sandbox drive's "Notes de réunion NN.txt" files
@@ -98,9 +98,9 @@ def flat(text: str) -> str:
     return "".join(text.split())
 
 
-def _file_names(tenant: object) -> list[str]:
-    drives = tenant.drives  # type: ignore[attr-defined]
-    drive_id = drives.user_drives[tenant.users[0].upn.lower()]  # type: ignore[attr-defined]
+def _file_names(tenant: Tenant) -> list[str]:
+    drives = tenant.drives
+    drive_id = drives.user_drives[tenant.users[0].upn.lower()]
     return [i.name for i in drives.items(drive_id) if i.kind == "file"]
 
 

@@ -21,7 +21,7 @@ import asyncio
 import csv
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -245,7 +245,7 @@ def config_source(sandbox: SandboxServer) -> dict[str, dict[str, str]]:
     }
 
 
-def _toml(tables: dict[str, dict[str, str]]) -> str:
+def _toml(tables: Mapping[str, Mapping[str, object]]) -> str:
     return "".join(
         f"[{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in table.items()) + "\n"
         for name, table in tables.items()
@@ -265,7 +265,7 @@ def test_blockers_come_first_are_counted_and_make_plan_exit_1(
         "password_file": "passwords",
         "max_upload_bytes": 10,
     }
-    tables = {**config_source(sandbox), "targets.files": files}
+    tables: dict[str, Mapping[str, object]] = {**config_source(sandbox), "targets.files": files}
     (tmp_path / "hirondelle.toml").write_text(_toml(tables), encoding="utf-8")
     findings_csv = tmp_path / "findings.csv"
     arguments = ["plan", "--source", "graph", "--findings-csv", str(findings_csv)]

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import bagit
@@ -54,10 +54,10 @@ def hirondelle(config: Path, env: dict[str, str], *args: str) -> subprocess.Pope
     return process
 
 
-def poll(condition: object, what: str, deadline: float = DEADLINE) -> None:
+def poll(condition: Callable[[], object], what: str, deadline: float = DEADLINE) -> None:
     """Wait until `condition()` holds (polled; the deadline only bounds a broken run)."""
     end = time.monotonic() + deadline
-    while not condition():  # type: ignore[operator]
+    while not condition():
         if time.monotonic() > end:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.02)

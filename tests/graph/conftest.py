@@ -1,4 +1,4 @@
-"""Shared pieces of the Graph connector tests: a fake clock, a fake credential, a client."""
+"""Shared pieces of the Graph connector tests: a fake credential, a client."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-import pytest
 from azure.core.credentials import AccessToken
 
 from hirondelle.connectors.graph.auth import GraphSettings
 from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.links import LinkClient
+from hirondelle.tests.fake_time import FakeTime
 
 T = TypeVar("T")
 GRAPH = "https://graph.test/v1.0"
@@ -22,22 +22,6 @@ GRAPH = "https://graph.test/v1.0"
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run one test coroutine on a fresh event loop."""
     return asyncio.run(coroutine)
-
-
-class FakeTime:
-    """A clock that only moves when someone sleeps; sleeps are recorded, not waited."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-        await asyncio.sleep(0)
 
 
 class FakeCredential:
@@ -55,11 +39,6 @@ class FakeCredential:
         self.closed = True
 
 
-@pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
-
-
 def make_budget(fake_time: FakeTime, **options: Any) -> MailboxBudget:
     return MailboxBudget(clock=fake_time.clock, sleep=fake_time.sleep, **options)
 
@@ -69,4 +48,4 @@ def make_client(budgets: MailboxBudget, links: LinkClient | None = None) -> Grap
         tenant_id="tenant", client_id="client", graph_url=GRAPH, client_secret_env="UNUSED"
     )
     credential = FakeCredential()
-    return GraphClient(settings, budgets, credential=credential, links=links)  # type: ignore[arg-type]
+    return GraphClient(settings, budgets, credential=credential, links=links)  # type: ignore[arg-type]  # a fake credential

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trustme
 from azure.identity.aio import CertificateCredential, ClientSecretCredential
 
 from hirondelle.connectors.graph.auth import GraphSettings, make_credential
@@ -66,7 +67,6 @@ def test_a_bad_certificate_is_a_config_error_without_its_content(tmp_path: Path)
 
 
 def test_a_certificate_with_its_key_builds_a_certificate_credential(tmp_path: Path) -> None:
-    trustme = pytest.importorskip("trustme")
     pem = tmp_path / "app.pem"
     issued = trustme.CA().issue_cert("app.test", key_type=trustme.KeyType.RSA)  # RS256 needs RSA
     issued.private_key_and_cert_chain_pem.write_to_path(str(pem))

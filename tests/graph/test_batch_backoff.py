@@ -12,8 +12,9 @@ import respx
 
 from hirondelle.connectors.graph.errors import Call
 from hirondelle.migrator.errors import Retriable
+from hirondelle.tests.fake_time import FakeTime
 
-from .conftest import FakeTime, make_budget, make_client, run
+from .conftest import make_budget, make_client, run
 
 
 def test_batch_concurrency_refusals_back_off_exponentially(fake_time: FakeTime) -> None:

@@ -14,8 +14,9 @@ from hirondelle.connectors.graph.errors import Call
 from hirondelle.connectors.graph.mail import GraphMailSource
 from hirondelle.migrator.errors import Retriable
 from hirondelle.migrator.model import Container, Item
+from hirondelle.tests.fake_time import FakeTime
 
-from .conftest import GRAPH, FakeTime, make_budget, make_client, run
+from .conftest import GRAPH, make_budget, make_client, run
 
 MIME = {"a": b"Subject: a\r\n\r\nfirst\r\n", "b": b"Subject: b\r\n\r\nsecond\r\n"}
 

@@ -9,8 +9,9 @@ import pytest
 from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.errors import Throttled
 from hirondelle.migrator.errors import Retriable, SkipItem
+from hirondelle.tests.fake_time import FakeTime
 
-from .conftest import FakeTime, make_budget, run
+from .conftest import make_budget, run
 
 
 def test_throttling_halves_concurrency_and_successes_bring_it_back(fake_time: FakeTime) -> None:

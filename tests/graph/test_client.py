@@ -14,8 +14,9 @@ from hirondelle.connectors.graph.errors import Call
 from hirondelle.connectors.graph.mail import GraphMailSource
 from hirondelle.migrator.errors import CursorExpired, FatalError, Retriable, SkipItem
 from hirondelle.migrator.model import Container, Item
+from hirondelle.tests.fake_time import FakeTime
 
-from .conftest import GRAPH, FakeTime, make_budget, make_client, run
+from .conftest import GRAPH, make_budget, make_client, run
 
 USERS = {"value": [{"id": "u1", "userPrincipalName": "alice@contoso.test", "displayName": "A"}]}
 INBOX = Container("mail", "alice@contoso.test", "folder-1", ("Boîte de réception",), "inbox")
@@ -197,4 +198,4 @@ def test_a_link_answer_the_table_does_not_know_is_an_unexpected_answer(status: i
 
     answer = SimpleNamespace(status_code=status, headers={"Content-Type": "text/plain"})
     with pytest.raises(UnexpectedAnswer, match=f"HTTP {status}"):
-        _raise_for_answer(_read_answer(answer, b"no"), Call("usage report"))  # type: ignore[arg-type]
+        _raise_for_answer(_read_answer(answer, b"no"), Call("usage report"))

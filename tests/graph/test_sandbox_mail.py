@@ -16,12 +16,11 @@ from hirondelle.connectors.graph.client import GraphClient, user_agent
 from hirondelle.connectors.graph.mail import GraphMailSource
 from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Container, Item, Page
+from hirondelle.sandbox import mail as sandbox_mail
+from hirondelle.sandbox import server
+from hirondelle.sandbox import tenant as tenant_module
 
 from .conftest import run
-
-server = pytest.importorskip("hirondelle.sandbox.server")
-tenant_module = pytest.importorskip("hirondelle.sandbox.tenant")
-sandbox_mail = pytest.importorskip("hirondelle.sandbox.mail")
 
 SECRET_ENV = "HIRONDELLE_TEST_GRAPH_SECRET"
 

@@ -14,11 +14,10 @@ from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.clouds import token_scope
 from hirondelle.connectors.graph.directory import tenant_users
 from hirondelle.migrator.errors import FatalError
+from hirondelle.sandbox import server
+from hirondelle.sandbox import tenant as tenant_module
 
 from .conftest import run
-
-server = pytest.importorskip("hirondelle.sandbox.server")
-tenant_module = pytest.importorskip("hirondelle.sandbox.tenant")
 
 SECRET_ENV = "HIRONDELLE_TEST_SIGN_IN_SECRET"
 US_GRAPH = "https://graph.microsoft.us/v1.0"
@@ -30,7 +29,7 @@ def authority_of(graph_url: str, authority: str | None = None) -> str:
     credential = make_credential(settings)
     try:
         # azure-identity keeps the authority it will call on its client (no public reader).
-        return str(credential._current._client._authority)  # type: ignore[attr-defined]
+        return str(credential._current._client._authority)  # type: ignore[attr-defined]  # private, untyped
     finally:
         run(credential.close())
 

@@ -12,8 +12,6 @@ import httpx
 import pytest
 import respx
 
-from hirondelle.tests.graph.conftest import FakeTime
-
 HOST = "https://graph.test"
 USER = "/v1.0/users/alice@contoso.test"
 Answer = dict[str, Any] | httpx.Response | Callable[[httpx.Request], httpx.Response]
@@ -61,11 +59,6 @@ def link(path: str, **params: str) -> str:
 
 def json_of(content: bytes) -> Any:
     return json.loads(content.decode("utf-8"))
-
-
-@pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from kiota_abstractions.api_error import APIError
 
 from hirondelle.connectors.graph.calendar import GraphCalendarSource
 from hirondelle.migrator.model import Container, Page
-from hirondelle.tests.graph.conftest import FakeTime, run
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import run
 
 from .conftest import USER, ScriptedGraph, link, query
 from .test_calendar_source import ALICE, FIRST_SLICE, master, occurrence, removed, single, source

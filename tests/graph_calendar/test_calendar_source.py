@@ -14,7 +14,8 @@ from hirondelle.connectors.graph.calendar import CalendarSettings, GraphCalendar
 from hirondelle.connectors.graph.calendar_window import Window
 from hirondelle.migrator.errors import ConfigError, CursorExpired, SkipItem
 from hirondelle.migrator.model import Container, Item, Owner, Page
-from hirondelle.tests.graph.conftest import FakeTime, make_budget, make_client, run
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import make_budget, make_client, run
 
 from .conftest import USER, ScriptedGraph, json_of, link, query
 

@@ -10,7 +10,8 @@ import pytest
 from hirondelle.connectors.graph.contacts import GraphContactsSource
 from hirondelle.migrator.errors import CursorExpired, SkipItem
 from hirondelle.migrator.model import Container, Item, Owner, Page
-from hirondelle.tests.graph.conftest import FakeTime, make_budget, make_client, run
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import make_budget, make_client, run
 
 from .conftest import USER, ScriptedGraph, json_of, link, query
 

@@ -15,13 +15,12 @@ from hirondelle.connectors.graph.calendar import GraphCalendarSource
 from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.contacts import GraphContactsSource
 from hirondelle.migrator.model import Container, Item, Page
+from hirondelle.sandbox import server
+from hirondelle.sandbox import tenant as tenant_module
 from hirondelle.tests.graph.conftest import run
 from hirondelle.tests.sandbox.sandbox_helpers import add_contacts
 
 from .conftest import json_of
-
-server = pytest.importorskip("hirondelle.sandbox.server")
-tenant_module = pytest.importorskip("hirondelle.sandbox.tenant")
 
 SECRET_ENV = "HIRONDELLE_TEST_CALENDAR_SECRET"
 Source = GraphCalendarSource | GraphContactsSource

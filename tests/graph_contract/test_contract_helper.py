@@ -20,7 +20,7 @@ from hirondelle.tests.graph_contract.contract import (
 )
 
 BASE = "https://graph.test/v1.0"
-DOCUMENTED = {
+DOCUMENTED: dict[str, Any] = {
     "id": "AAMk1=",
     "isRead": True,
     "flag": {"flagStatus": "notFlagged"},

@@ -102,7 +102,7 @@ def pages(graph: httpx.Client, first: dict[str, Any], **headers: str) -> Iterato
     while page is not None:
         yield page
         link = page.get("@odata.nextLink")
-        page = fetch(graph, link, **headers) if link else None
+        page = fetch(graph, link, None, **headers) if link else None
 
 
 # -- ids of the tenant, found through Graph as the client finds them ------------------------
@@ -464,7 +464,7 @@ def test_channel_messages_delta_round(graph: httpx.Client, channel: tuple[str, s
 def test_batch_envelope(graph: httpx.Client, upn: str, inbox: str) -> None:
     message = fetch(graph, f"users/{upn}/mailFolders/{inbox}/messages", {"$top": 1})["value"][0]
     expand = f"$select=id&$expand={MESSAGE_PROPERTIES}"
-    requests = [
+    requests: list[dict[str, Any]] = [
         {"id": "1", "method": "GET", "url": f"/users/{upn}/messages/{message['id']}?{expand}"},
         {"id": "2", "method": "GET", "url": f"/users/{upn}/messages/AAMkNOTHERE?{expand}"},
         {"id": "3", "method": "GET", "url": f"/users/{upn}/mailFolders/inbox?$select=id"},

@@ -7,18 +7,13 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-import pytest
 
 from hirondelle.connectors.graph.client import GraphClient
-from hirondelle.tests.graph.conftest import FakeTime, make_budget, make_client
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import make_budget, make_client
 
 GRAPH = "https://graph.test/v1.0"
 DOWNLOAD_HOST = "https://download.test"
-
-
-@pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
 
 
 def drive_client(fake_time: FakeTime, **options: Any) -> GraphClient:

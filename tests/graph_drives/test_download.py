@@ -17,7 +17,8 @@ from hirondelle.connectors.graph.errors import Call
 from hirondelle.mappings.quickxor import quickxor_b64
 from hirondelle.migrator.errors import FatalError, Retriable
 from hirondelle.migrator.model import Blob
-from hirondelle.tests.graph.conftest import FakeTime, run
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import run
 
 from .conftest import DOWNLOAD_HOST, GRAPH, drive_client, resource_units
 
@@ -53,12 +54,19 @@ class CutStream(httpx.AsyncByteStream):
             raise self.error
 
 
+def range_start(header: str) -> int:
+    """The first byte a `Range: bytes=N-` header asks for."""
+    match = re.fullmatch(r"bytes=(\d+)-", header)
+    assert match is not None, header
+    return int(match[1])
+
+
 def ranged(request: httpx.Request, etag: str = '"v1"') -> httpx.Response:
     """The download host: whole body, or the asked range as 206."""
     wanted = request.headers.get("Range")
     if not wanted:
         return httpx.Response(200, content=BODY, headers={"ETag": etag})
-    start = int(re.fullmatch(r"bytes=(\d+)-", wanted).group(1))  # type: ignore[union-attr]
+    start = range_start(wanted)
     headers = {"Content-Range": f"bytes {start}-{len(BODY) - 1}/{len(BODY)}", "ETag": etag}
     return httpx.Response(206, content=BODY[start:], headers=headers)
 
@@ -135,7 +143,7 @@ def test_reset_in_the_middle_resumes_with_range(fake_time: FakeTime, tmp_path: P
         link = mock.get(LINK).mock(side_effect=answer)
         blob, _ = download(fake_time, tmp_path, quickxor_b64(BODY))
     resumed = link.calls.last.request.headers
-    start = int(re.fullmatch(r"bytes=(\d+)-", resumed["Range"]).group(1))  # type: ignore[union-attr]
+    start = range_start(resumed["Range"])
     assert 0 < start <= half  # what was written before the reset is kept, not fetched again
     assert resumed["If-Range"] == '"v1"'
     assert content.call_count == 1  # the link still worked: no new one was asked for

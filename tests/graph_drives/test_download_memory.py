@@ -14,7 +14,8 @@ import respx
 from hirondelle.connectors.graph.download import DriveDownloader
 from hirondelle.mappings.quickxor import quickxor_b64
 from hirondelle.migrator.model import Blob
-from hirondelle.tests.graph.conftest import FakeTime, run
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import run
 
 from .conftest import drive_client
 from .test_download import BODY, CALL, CONTENT_URL, LINK, CutStream, redirect

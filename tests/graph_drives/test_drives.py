@@ -17,7 +17,8 @@ from hirondelle.connectors.graph.drives import (
 )
 from hirondelle.migrator.errors import CursorExpired, SkipItem
 from hirondelle.migrator.model import Container, Item, Owner, Page
-from hirondelle.tests.graph.conftest import FakeTime, run
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import run
 
 from .conftest import GRAPH, drive_client, resource_units
 

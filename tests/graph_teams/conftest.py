@@ -12,7 +12,8 @@ import respx
 
 from hirondelle.connectors.graph.teams import GraphTeamsSource, TeamsSettings
 from hirondelle.migrator.model import Container, Page
-from hirondelle.tests.graph.conftest import FakeTime, make_budget, make_client
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import make_budget, make_client
 from hirondelle.tests.graph_calendar.conftest import HOST, ScriptedGraph
 
 TEAM = "team-1"
@@ -96,11 +97,6 @@ def items_of(pages: list[Page]) -> list[str]:
 
 def content_of(data: bytes) -> Any:
     return json.loads(data.decode("utf-8"))
-
-
-@pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,11 +13,9 @@ from hirondelle.connectors.graph.auth import GraphSettings
 from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.teams import GraphTeamsSource, teams_budget
 from hirondelle.migrator.model import Container, Item, Page
+from hirondelle.sandbox import server
+from hirondelle.sandbox import tenant as tenant_module
 from hirondelle.tests.graph.conftest import run
-
-pytest.importorskip("hirondelle.sandbox.teams")
-server = pytest.importorskip("hirondelle.sandbox.server")
-tenant_module = pytest.importorskip("hirondelle.sandbox.tenant")
 
 SECRET_ENV = "HIRONDELLE_TEST_TEAMS_SECRET"
 Rounds = dict[Container, list[Page]]
@@ -26,7 +23,7 @@ Rounds = dict[Container, list[Page]]
 
 @pytest.fixture
 def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    wanted = {
+    wanted: dict[str, Any] = {
         "seed": 5,
         "users": 3,
         "messages": 1,
@@ -36,8 +33,7 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "teams": 1,
         "posts_per_channel": 12,
     }
-    known = {f.name for f in dataclasses.fields(tenant_module.TenantSpec)}
-    spec = tenant_module.TenantSpec(**{k: v for k, v in wanted.items() if k in known})
+    spec = tenant_module.TenantSpec(**wanted)
     with server.SandboxServer(tenant_module.Tenant.generate(spec), tls=True) as sandbox:
         monkeypatch.setenv(SECRET_ENV, sandbox.client_secret)
         yield sandbox

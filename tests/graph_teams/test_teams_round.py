@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from hirondelle.migrator.model import Page
-from hirondelle.tests.graph.conftest import FakeTime
+from hirondelle.tests.fake_time import FakeTime
 from hirondelle.tests.graph_calendar.conftest import ScriptedGraph
 
 from .conftest import DELTA, MESSAGES, by_query, items_of, make_source, message, page, url
@@ -63,7 +63,8 @@ def test_a_new_reply_to_the_oldest_thread_is_read_within_the_documented_syncs(
     assert first[-1].unchecked is None  # the first pass read every thread
     reply = message("110", 11, reply_to="100")
     script_three_pages(teams_graph, [reply])  # delta does not report thread 100
-    cursor, notes, found = first[-1].delta_link, [], []
+    notes: list[str | None] = []
+    cursor, found = first[-1].delta_link, []
     for _ in range(3):  # ceil(6 threads / (2 a page x 1 page a sync)) syncs
         asked = len(teams_graph.requests)
         pages = collect(make_source(fake_time, clock=lambda: next(clock), **settings), cursor)
@@ -91,7 +92,7 @@ def test_a_stored_round_link_the_listing_refuses_starts_the_round_again(
     teams_graph.answers[MESSAGES] = lambda request: (
         httpx.Response(400, json=refused)
         if request.url.params.get("$skiptoken") == "stale"
-        else answers(request)  # type: ignore[operator]
+        else answers(request)  # type: ignore[operator]  # the scripted answer is callable here
     )
     pages: list[Page] = collect(make_source(fake_time, reread_pages=1), json.dumps(state))
     assert {"600", "500"} <= set(items_of(pages))  # from the newest thread

@@ -13,7 +13,8 @@ from hirondelle.connectors.graph.teams_cursor import ChannelCursor
 from hirondelle.connectors.graph.teams_items import message_version
 from hirondelle.migrator.errors import CursorExpired
 from hirondelle.migrator.model import Container, Item, Owner, Page
-from hirondelle.tests.graph.conftest import FakeTime, run
+from hirondelle.tests.fake_time import FakeTime
+from hirondelle.tests.graph.conftest import run
 from hirondelle.tests.graph_calendar.conftest import ScriptedGraph, query
 
 from .conftest import (
@@ -83,7 +84,9 @@ def test_owners_are_teams_and_containers_their_channels(
 
     async def scenario() -> tuple[list[Owner], list[Container]]:
         owners = await source.owners()
-        return owners, await closing(source, "containers", owners[0])  # type: ignore[return-value]
+        containers = await closing(source, "containers", owners[0])
+        assert isinstance(containers, list)
+        return owners, containers
 
     owners, containers = run(scenario())
     assert owners == [Owner("team:Projet", TEAM, "Projet")]
@@ -178,7 +181,7 @@ def test_throttling_waits_for_retry_after(teams_graph: ScriptedGraph, fake_time:
     script_channel(teams_graph)
     listing = teams_graph.answers[MESSAGES]
     throttled = httpx.Response(429, headers={"Retry-After": "7"}, json={"error": {"code": "x"}})
-    teams_graph.answers[MESSAGES] = [throttled, listing, listing]  # type: ignore[list-item]
+    teams_graph.answers[MESSAGES] = [throttled, listing, listing]  # type: ignore[list-item]  # a scripted error among pages
     pages = collect(make_source(fake_time))
     assert len(items_of(pages)) == 6
     assert 7.0 in fake_time.sleeps
@@ -320,7 +323,9 @@ def test_fetch_reads_a_message_again_once_its_body_was_dropped(
 ) -> None:
     teams_graph.answers[f"{MESSAGES}/100/replies/120"] = message("120", 12, reply_to="100")
     item = Item("100/120", "v", {"rootId": "100"})
-    content = content_of(run(closing(make_source(fake_time), "fetch", CONTAINER, item)))
+    fetched = run(closing(make_source(fake_time), "fetch", CONTAINER, item))
+    assert isinstance(fetched, bytes)
+    content = content_of(fetched)
     assert content["message"]["id"] == "120" and content["hostedContents"] == {}
 
 
@@ -329,7 +334,8 @@ def test_listing_names_every_root_and_reply(
 ) -> None:
     script_channel(teams_graph)
     items = run(closing(make_source(fake_time), "listing", CONTAINER))
-    assert [i.source_id for i in items] == ["100", "100/120", "100/150", "200", "300", "300/320"]  # type: ignore[attr-defined]
+    assert isinstance(items, list)
+    assert [i.source_id for i in items] == ["100", "100/120", "100/150", "200", "300", "300/320"]
 
 
 def test_the_version_follows_edits_deletions_and_reactions_not_thread_activity() -> None:

@@ -80,7 +80,7 @@ def test_a_ref_from_another_uidvalidity_is_unknown(session: ImapSession) -> None
 
 def test_a_dropped_connection_is_retriable_then_recovers(session: ImapSession) -> None:
     session.put("INBOX", payload("before"))
-    conn = session._conn  # noqa: SLF001 - simulate a connection reset under the session
+    conn = session._conn  # simulate a connection reset under the session
     assert conn is not None
     conn.sock.shutdown(socket.SHUT_RDWR)
     with pytest.raises(Retriable):
@@ -106,7 +106,8 @@ def test_without_literal_plus_move_and_uidplus(session: ImapSession) -> None:
     first, second = payload("plain-1", ("\\Seen",)), payload("plain-2")
     refs = session.put_many("INBOX", [first, second])
     assert all(isinstance(ref, TargetRef) for ref in refs)
-    moved = session.move(refs[0], "Rangé")  # type: ignore[arg-type]
+    assert isinstance(refs[0], TargetRef)
+    moved = session.move(refs[0], "Rangé")
     assert session.find("Rangé", first, frozenset()) == moved
     assert [e.fingerprint for e in session.listing("INBOX")] == [second.fingerprint]
     session.remove(moved)

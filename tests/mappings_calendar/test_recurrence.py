@@ -192,7 +192,9 @@ def test_rrule_expands_to_the_graph_pattern(
         assert starts == expected
         return
     zone = ZoneInfo(ZONES[zone_name])
-    assert [s.astimezone(zone).replace(tzinfo=None) for s in starts] == [  # type: ignore[union-attr]
+    times = [s for s in starts if isinstance(s, datetime)]
+    assert len(times) == len(starts)  # a timed series expands to datetimes only
+    assert [s.astimezone(zone).replace(tzinfo=None) for s in times] == [
         datetime.combine(d, at) for d in expected
     ]
 

@@ -76,7 +76,7 @@ HARMLESS = [
 fragments = st.one_of(
     st.sampled_from(HOSTILE),
     st.sampled_from(HARMLESS),
-    st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=20),
+    st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=20),
 )
 documents = st.lists(fragments, min_size=1, max_size=12).map("".join)
 SCHEMES = ("https:", "http:", "ftp:", "mailto:", "magnet:")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,13 +25,13 @@ def appservice_target(
     monkeypatch.setenv(AS_TOKEN_ENV, SYNAPSE_AS_TOKEN)
     prefix = f"m365_{uuid.uuid4().hex[:8]}_"  # inside the registration's alias namespace
 
-    def make(**options: object) -> MatrixTarget:
+    def make(**options: Any) -> MatrixTarget:
         settings = MatrixSettings(
             synapse.url,
             synapse.server_name,
             as_token_env=AS_TOKEN_ENV,
             room_alias_prefix=prefix,
-            **options,  # type: ignore[arg-type]
+            **options,
         )
         return MatrixTarget(settings)
 
@@ -52,14 +53,14 @@ def bot_target(
     token_file.chmod(0o600)
     prefix = f"bot{uuid.uuid4().hex[:8]}_"
 
-    def make(**options: object) -> MatrixTarget:
+    def make(**options: Any) -> MatrixTarget:
         settings = MatrixSettings(
             synapse.url,
             synapse.server_name,
             mode="bot",
             access_token_file=token_file,
             room_alias_prefix=prefix,
-            **{"bot_rate": 1000.0, **options},  # type: ignore[arg-type]
+            **{"bot_rate": 1000.0, **options},
         )
         return MatrixTarget(settings)
 

@@ -37,7 +37,7 @@ def test_error_table(status: int, body: dict[str, object], expected: type[Except
     if expected is FatalError:
         assert "targets.chat.as_token_env" in str(raised.value)
     if status == 429:
-        assert raised.value.retry_after == 2.5  # type: ignore[attr-defined]
+        assert raised.value.retry_after == 2.5  # type: ignore[attr-defined]  # a RateLimited, checked by the status
 
 
 def test_retry_after_header_and_other_client_errors() -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from hirondelle.migrator.config import load_config, parse_config
 from hirondelle.migrator.errors import ConfigError
+from hirondelle.tests.config_text import MINIMAL_CONFIG
 
 
 def good() -> dict[str, Any]:
@@ -147,9 +148,7 @@ def test_an_earlier_versions_lock_keeps_this_version_off_the_state(tmp_path: Pat
 
 def test_calendar_window_takes_toml_dates_and_iso_strings(tmp_path: Path) -> None:
     (tmp_path / "hirondelle.toml").write_text(
-        '[source]\ntenant_id = "t"\nclient_id = "c"\nclient_secret_env = "SECRET"\n'
-        '[targets.mail]\nkind = "archive"\npath = "out"\n'
-        "[run]\ncalendar_window_start = 2021-01-01\n"
+        MINIMAL_CONFIG + "[run]\ncalendar_window_start = 2021-01-01\n"
         'calendar_window_end = "2027-06-30T12:00:00Z"\n',
         encoding="utf-8",
     )

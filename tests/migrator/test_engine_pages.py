@@ -14,11 +14,12 @@ from hirondelle.connectors.archive_files import FilesArchiveTarget
 from hirondelle.mappings.files import attrs_only, content_changed, map_drive_item
 from hirondelle.migrator.audit import AuditLog
 from hirondelle.migrator.engine import Engine
-from hirondelle.migrator.model import Blob, Container, Item, Owner, Page
+from hirondelle.migrator.model import Blob, Container, Item, Page
 from hirondelle.migrator.workload import RunOptions, Workload
 from hirondelle.state.store import open_store
+from hirondelle.tests.memory_source import ALICE, MemorySource
 
-OWNER = Owner("alice@contoso.test", "u1", "Alice")
+OWNER = ALICE
 DRIVE = Container("files", OWNER.upn, "d1", ("OneDrive",), "personal")
 
 
@@ -39,14 +40,10 @@ def folder(source_id: str, path: str, etag: str) -> Item:
     return Item(source_id, etag, meta)
 
 
-class RepeatingSource:
+class RepeatingSource(MemorySource):
     """One page listing the same folder twice, as OneDrive's delta repeats parents."""
 
-    async def owners(self) -> list[Owner]:
-        return [OWNER]
-
-    async def containers(self, owner: Owner) -> list[Container]:
-        return [DRIVE]
+    held = (DRIVE,)
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         items = (
@@ -56,14 +53,8 @@ class RepeatingSource:
         )
         yield Page(items, delta_link="delta-1")
 
-    async def fetch(self, container: Container, item: Item) -> bytes:
+    async def fetch(self, container: Container, item: Item) -> bytes | Blob:
         return b""
-
-    async def listing(self, container: Container) -> list[Item]:
-        return []
-
-    async def aclose(self) -> None:
-        return None
 
 
 def test_an_item_listed_twice_in_a_page_is_written_once(tmp_path: Path) -> None:
@@ -88,8 +79,9 @@ def test_an_item_listed_twice_in_a_page_is_written_once(tmp_path: Path) -> None:
 class SlowSource(RepeatingSource):
     """Thirty files whose downloads take uneven times, as a flaky network would."""
 
-    def __init__(self) -> None:
+    def __init__(self, spool: Path) -> None:
         self.delays = random.Random(5)
+        self.spool = spool
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         yield Page(tuple(file_item(n) for n in range(30)), delta_link="delta-1")
@@ -114,8 +106,7 @@ def put_order(audit: Path) -> list[str]:
 @pytest.mark.parametrize("ordered", [True, False])
 def test_an_ordered_workload_is_written_in_the_sources_order(tmp_path: Path, ordered: bool) -> None:
     """Uneven downloads and a tight memory budget must not reorder an ordered workload."""
-    source = SlowSource()
-    source.spool = tmp_path / "spool"
+    source = SlowSource(tmp_path / "spool")
     source.spool.mkdir()
     store = open_store(f"sqlite:///{tmp_path}/state.sqlite")
     target = FilesArchiveTarget(tmp_path / "archive", durable=False)

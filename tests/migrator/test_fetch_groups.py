@@ -11,12 +11,13 @@ from hirondelle.mappings.mail import map_message, message_attrs
 from hirondelle.migrator.audit import AuditLog
 from hirondelle.migrator.engine import Engine
 from hirondelle.migrator.errors import ItemError, SkipItem
-from hirondelle.migrator.model import Container, Item, Owner, Page
+from hirondelle.migrator.model import Container, Item, Page
 from hirondelle.migrator.workload import RunOptions, Workload
 from hirondelle.migrator.writer import FETCH_GROUP
 from hirondelle.state.store import open_store
+from hirondelle.tests.memory_source import ALICE, MemorySource
 
-OWNER = Owner("alice@contoso.test", "u1", "Alice")
+OWNER = ALICE
 INBOX = Container("mail", OWNER.upn, "inbox-id", ("Inbox",), "inbox", ("inbox",), 47)
 GONE = "m07"
 
@@ -42,18 +43,14 @@ def mime(source_id: str) -> bytes:
     ).encode()
 
 
-class GroupingSource:
+class GroupingSource(MemorySource):
     """45 small messages (one of them gone), one large and one of unknown size."""
+
+    held = (INBOX,)
 
     def __init__(self) -> None:
         self.groups: list[list[str]] = []
         self.alone: list[str] = []
-
-    async def owners(self) -> list[Owner]:
-        return [OWNER]
-
-    async def containers(self, owner: Owner) -> list[Container]:
-        return [INBOX]
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         small = [message(f"m{n:02d}", 2_000) for n in range(45)]
@@ -71,12 +68,6 @@ class GroupingSource:
         return [
             SkipItem("gone") if item.source_id == GONE else mime(item.source_id) for item in items
         ]
-
-    async def listing(self, container: Container) -> list[Item]:
-        return []
-
-    async def aclose(self) -> None:
-        return None
 
 
 def test_small_items_are_fetched_in_groups_and_large_ones_alone(tmp_path: Path) -> None:

@@ -11,23 +11,20 @@ from hirondelle.connectors.archive import ArchiveTarget
 from hirondelle.mappings.mail import map_message, message_attrs
 from hirondelle.migrator.audit import AuditLog
 from hirondelle.migrator.engine import Engine
-from hirondelle.migrator.model import Container, Item, Owner, Page
+from hirondelle.migrator.model import Container, Item, Page
 from hirondelle.migrator.workload import RunOptions, Workload
 from hirondelle.state.store import open_store
+from hirondelle.tests.memory_source import ALICE, MemorySource
 
-OWNER = Owner("alice@contoso.test", "u1", "Alice")
+OWNER = ALICE
 DOTTED = Container("mail", OWNER.upn, "f-dot", ("Archive.",), total_items=2)
 LEADER = Container("mail", OWNER.upn, "f-leader", ("Archive\u2024",), total_items=2)
 
 
-class TwoFolders:
+class TwoFolders(MemorySource):
     """A mailbox whose folders "Archive." and "Archive\u2024" clean up to one name."""
 
-    async def owners(self) -> list[Owner]:
-        return [OWNER]
-
-    async def containers(self, owner: Owner) -> list[Container]:
-        return [DOTTED, LEADER]
+    held = (DOTTED, LEADER)
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         items = tuple(Item(f"{container.source_id}-{n}", "v1", {}) for n in range(2))

@@ -34,7 +34,7 @@ class TreeSource:
 def test_one_walk_gives_the_rows_and_the_hidden_folders() -> None:
     source = TreeSource()
     target = SimpleNamespace(capabilities=SimpleNamespace(max_item_bytes=None))
-    planner = MailPlanner(source, target, 16.0)  # type: ignore[arg-type]
+    planner = MailPlanner(source, target, 16.0)  # type: ignore[arg-type]  # stand-ins for the planner's source and target
 
     async def plan() -> tuple[list[Container], list[str]]:
         containers = await planner.containers(OWNER)

@@ -14,21 +14,19 @@ from hirondelle.connectors.archive import ArchiveTarget
 from hirondelle.mappings.mail import map_message
 from hirondelle.migrator.audit import AuditLog
 from hirondelle.migrator.engine import Engine
-from hirondelle.migrator.model import Container, Item, Owner, Page
+from hirondelle.migrator.model import Container, Item, Page
 from hirondelle.migrator.workload import RunOptions, Workload
 from hirondelle.state.store import Store, open_store
+from hirondelle.tests.memory_source import MemorySource
 
 PAGES, PER_PAGE = 3, 4
 
 
-class PagedMail:
+class PagedMail(MemorySource):
     """Twelve messages in three pages; messages 0 and 1 share one Message-ID."""
 
-    async def owners(self) -> list[Owner]:
-        return [OWNER]
-
-    async def containers(self, owner: Owner) -> list[Container]:
-        return [FOLDER]
+    owner = OWNER
+    held = (FOLDER,)
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         for page in range(PAGES):
@@ -42,12 +40,6 @@ class PagedMail:
     async def fetch(self, container: Container, item: Item) -> bytes:
         number = int(item.source_id[-12:])
         return message(max(number, 1))  # 0 is a copy of 1: same bytes, same Message-ID
-
-    async def listing(self, container: Container) -> list[Item]:
-        return []
-
-    async def aclose(self) -> None:
-        return None
 
 
 def test_interrupted_items_resume_with_one_read_of_the_folder_refs(

@@ -11,42 +11,39 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from hirondelle.connectors.archive_files import FilesArchiveTarget
 from hirondelle.mappings.files import map_drive_item
 from hirondelle.migrator.audit import AuditLog
-from hirondelle.migrator.engine import Engine
+from hirondelle.migrator.engine import Engine, Mode
 from hirondelle.migrator.errors import CursorExpired, Retriable, SkipItem
-from hirondelle.migrator.model import Container, Item, Owner, Page
+from hirondelle.migrator.model import Container, Item, Page
 from hirondelle.migrator.workload import RunOptions, Workload
 from hirondelle.state.store import Store, open_store
+from hirondelle.tests.memory_source import ALICE, MemorySource
 
 from .test_engine_pages import folder
 
-OWNER = Owner("alice@contoso.test", "u1", "Alice")
+OWNER = ALICE
 A = Container("files", OWNER.upn, "dA", ("A",), "personal")
 B = Container("files", OWNER.upn, "dB", ("B",), None)
 
 
-class Scripted:
+class Scripted(MemorySource):
     """script[(container id, cursor)] -> list of pages, or an exception to raise."""
 
+    held = (A, B)
+
     def __init__(self) -> None:
-        self.script: dict[tuple[str, str | None], object] = {}
+        self.script: dict[tuple[str, str | None], Exception | list[Page | Exception]] = {}
         self.skip: set[str] = set()
-
-    async def owners(self) -> list[Owner]:
-        return [OWNER]
-
-    async def containers(self, owner: Owner) -> list[Container]:
-        return [A, B]
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         entry = self.script[(container.source_id, cursor)]
         if isinstance(entry, Exception):
             raise entry
-        for page in entry:  # type: ignore[union-attr]
+        for page in entry:
             if isinstance(page, Exception):
                 raise page
             yield page
@@ -56,19 +53,15 @@ class Scripted:
             raise SkipItem("not carried")
         return b""
 
-    async def listing(self, container: Container) -> list[Item]:
-        return []
-
-    async def aclose(self) -> None:
-        return None
-
 
 class Runner:
-    def __init__(self, tmp_path: Path, source: Scripted, deletions: str = "mirror") -> None:
+    def __init__(
+        self, tmp_path: Path, source: Scripted, deletions: Literal["mirror", "keep"] = "mirror"
+    ) -> None:
         self.tmp, self.source, self.deletions = tmp_path, source, deletions
         self.store = open_store(f"sqlite:///{tmp_path}/state.sqlite")
 
-    def run(self, mode: str) -> dict[str, Any]:
+    def run(self, mode: Mode) -> dict[str, Any]:
         target = FilesArchiveTarget(self.tmp / "archive", durable=False)
         workload = Workload("files", self.source, map_drive_item, target)
         options = RunOptions(deletions=self.deletions, item_attempts=1, retry_pause=0)

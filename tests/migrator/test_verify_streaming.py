@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import delete, update
@@ -12,6 +13,7 @@ from sqlalchemy import delete, update
 from hirondelle.bench.verify import FOLDER, OWNER, BenchSource, build, message, source_id
 from hirondelle.connectors.archive import ArchiveTarget, message_base
 from hirondelle.migrator import sorted_runs
+from hirondelle.migrator.model import Item, Payload
 from hirondelle.migrator.sorted_runs import SortedRuns
 from hirondelle.migrator.verify import verify
 from hirondelle.migrator.workload import RunOptions, Workload
@@ -91,5 +93,5 @@ def test_sorted_runs_spill_to_disk_and_merge_in_order(monkeypatch: pytest.Monkey
         assert not small._runs and list(small) == sorted(numbers[:3], reverse=True)
 
 
-def _map(item: object, content: object) -> object:
+def _map(item: Item, content: Any) -> Payload:
     raise AssertionError("verify maps nothing")

@@ -13,6 +13,7 @@ import pytest
 from hirondelle.migrator.config import load_config
 from hirondelle.migrator.local_workers import PRELOAD
 from hirondelle.migrator.registry import WORKLOAD_MODULES, workload_modules
+from hirondelle.tests.config_text import MINIMAL_CONFIG
 
 PACKAGE = "hirondelle"
 # Imported by workloads other than mail, or by a schema upgrade only.
@@ -49,11 +50,7 @@ def test_every_module_a_forkserver_preloads_exists(workload: str) -> None:
 
 def test_a_mail_run_preloads_the_mail_modules_only(tmp_path: Path) -> None:
     config_file = tmp_path / "hirondelle.toml"
-    config_file.write_text(
-        '[source]\ntenant_id = "t"\nclient_id = "c"\nclient_secret_env = "S"\n\n'
-        '[targets.mail]\nkind = "archive"\npath = "archive"\n',
-        encoding="utf-8",
-    )
+    config_file.write_text(MINIMAL_CONFIG, encoding="utf-8")
     modules = workload_modules(load_config(config_file))
     assert f"{PACKAGE}.connectors.graph.mail" in modules
     assert f"{PACKAGE}.connectors.imap" in modules

@@ -29,11 +29,11 @@ import pytest
 from click.testing import CliRunner
 
 from hirondelle.cli import main
-from hirondelle.migrator.demo import SECRET_ENV
 from hirondelle.sandbox.mime import MessageRecipe
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
 from hirondelle.sandbox.tenant_records import SandboxFolder, message_from_recipe
+from hirondelle.tests.e2e.harness import SECRET_ENV, source_table
 
 SCRIPT_NAME = "<script>alert(1)</script>"
 IMG_NAME = '"><img src=x onerror=alert(2)>'
@@ -112,14 +112,8 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pages]:
         )
         config = directory / "hirondelle.toml"
         config.write_text(
-            f"""[source]
-tenant_id = "{sandbox.tenant_id}"
-client_id = "{sandbox.client_id}"
-client_secret_env = "{SECRET_ENV}"
-graph_url = "{sandbox.graph_url}"
-authority = "{sandbox.authority}"
-ca_file = "{sandbox.ca_file}"
-
+            source_table(sandbox)
+            + """
 [state]
 url = "sqlite:///state/hirondelle.sqlite"
 audit_dir = "audit"

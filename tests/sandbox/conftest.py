@@ -10,10 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # for sandbox_helpers
 
-from sandbox_helpers import make_tenant  # noqa: E402
+from sandbox_helpers import make_tenant
 
-from hirondelle.sandbox.faults import Faults  # noqa: E402
-from hirondelle.sandbox.server import Limits, SandboxServer  # noqa: E402
+from hirondelle.sandbox.faults import Faults
+from hirondelle.sandbox.server import Limits, SandboxServer
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "sandbox"))  # for sandbox_helpers
 
-from hirondelle.sandbox.server import Limits, SandboxServer  # noqa: E402
-from hirondelle.sandbox.tenant import Tenant, TenantSpec  # noqa: E402
+from hirondelle.sandbox.server import Limits, SandboxServer
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
 
 SMALL = TenantSpec(seed=7, users=2, messages=5, large_messages=0)
 

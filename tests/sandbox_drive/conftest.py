@@ -11,9 +11,9 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent.parent / "sandbox"))  # for sandbox_helpers
 sys.path.insert(0, str(Path(__file__).parent))  # for sandbox_drive_helpers
 
-from sandbox_drive_helpers import make_tenant  # noqa: E402
+from sandbox_drive_helpers import make_tenant
 
-from hirondelle.sandbox.server import Limits, SandboxServer  # noqa: E402
+from hirondelle.sandbox.server import Limits, SandboxServer
 
 
 @pytest.fixture(scope="module")

@@ -12,11 +12,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parents[1] / "sandbox"))  # for sandbox_helpers
 sys.path.insert(0, str(Path(__file__).parent))  # for teams_helpers
 
-from sandbox_helpers import raw_client  # noqa: E402
-from teams_helpers import BIG, SMALL  # noqa: E402
+from sandbox_helpers import raw_client
+from teams_helpers import BIG, SMALL
 
-from hirondelle.sandbox.server import Limits, SandboxServer  # noqa: E402
-from hirondelle.sandbox.tenant import Tenant  # noqa: E402
+from hirondelle.sandbox.server import Limits, SandboxServer
+from hirondelle.sandbox.tenant import Tenant
 
 
 @pytest.fixture(scope="module")

@@ -157,7 +157,7 @@ def test_reads_while_mutating(fresh_tenant: Tenant) -> None:
                             assert len(tenant.mime(user.id, message.id)) == message.size
                         except KeyError:
                             pass  # deleted since the listing
-        except BaseException as error:  # reported to the main thread
+        except BaseException as error:  # noqa: BLE001 - reported to the main thread
             errors.append(error)
 
     readers = [threading.Thread(target=read) for _ in range(3)]

@@ -119,14 +119,14 @@ def test_the_state_lock_names_its_holder_and_passes_on_when_it_dies(state_url: s
     store.engine.dispose()
 
 
-def _claimer(url: str, run_id: int, name: str, queue: object) -> None:
+def _claimer(url: str, run_id: int, name: str, queue: Any) -> None:
     store = open_store(url)
     jobs = Jobs(store, LEASE)
     holder = Holder.here(name)
     while (job := jobs.claim(run_id, holder)) is not None:
         start = time.monotonic()
         time.sleep(0.01)
-        queue.put((job.id, job.lease_key, holder.id, start, time.monotonic()))  # type: ignore[attr-defined]
+        queue.put((job.id, job.lease_key, holder.id, start, time.monotonic()))
         jobs.finish(job, holder, FINISHED, None, None, (1, 1, 1))
     store.engine.dispose()
 

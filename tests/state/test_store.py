@@ -83,7 +83,8 @@ def test_an_item_started_again_keeps_what_its_row_holds(state_url: str) -> None:
     rows = {r.source_id: r for r in store.items_of_unit(unit.id)}
     assert (rows["a"].status, rows["a"].version) == ("failed", "v2")
     with store.session() as s:
-        assert s.get(ItemRow, again["a"]).attempts == 2  # type: ignore[union-attr]
+        row = s.get(ItemRow, again["a"])
+        assert row is not None and row.attempts == 2
     assert rows["a"].ref == TargetRef("INBOX", "7:1") and rows["a"].size == 5
     assert rows["a"].meta == {"isRead": False}
     assert rows["b"].status == DONE and rows["b"].ref == TargetRef("INBOX", "7:2")

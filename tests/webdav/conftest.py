@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -63,10 +64,10 @@ class DavUser:
 
 
 def target_for(
-    server: WebDavServer, user: MailUser, tmp_path: Path, **options: object
+    server: WebDavServer, user: MailUser, tmp_path: Path, **options: Any
 ) -> WebDavTarget:
     passwords = server.password_file(tmp_path / f"passwords-{user.login}", user)
-    settings = WebDavSettings(url=server.url, password_file=passwords, **options)  # type: ignore[arg-type]
+    settings = WebDavSettings(url=server.url, password_file=passwords, **options)
     return WebDavTarget(settings)
 
 
@@ -88,7 +89,7 @@ class HttpxPool:
     each request goes through an httpx client (which respx answers) and comes back as a
     urllib3 answer."""
 
-    def __init__(self, headers: Mapping[str, str], **options: object) -> None:
+    def __init__(self, headers: Mapping[str, str], **options: Any) -> None:
         self.client = httpx.Client(headers=headers)
 
     def request(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -75,7 +76,7 @@ def nextcloud(tmp_path: Path) -> Iterator[respx.MockRouter]:
         yield router
 
 
-def session_for(tmp_path: Path, **options: object) -> WebDavSession:
+def session_for(tmp_path: Path, **options: Any) -> WebDavSession:
     passwords = tmp_path / "passwords"
     passwords.write_text(f"{LOGIN}:secret\n", encoding="utf-8")
     passwords.chmod(0o600)
@@ -84,7 +85,7 @@ def session_for(tmp_path: Path, **options: object) -> WebDavSession:
         profile="nextcloud",
         password_file=passwords,
         chunk_bytes=MIN_CHUNK_BYTES,
-        **options,  # type: ignore[arg-type]
+        **options,
     )
     return WebDavTarget(settings).open(Owner(upn=LOGIN, source_id="alice-id"))
 

@@ -18,7 +18,7 @@ from hirondelle.mappings.files import map_drive_item
 from hirondelle.mappings.quickxor import quickxor_b64
 from hirondelle.migrator.feed import ContentFeed
 from hirondelle.migrator.model import Item, Payload, TargetRef
-from hirondelle.tests.graph.conftest import FakeTime
+from hirondelle.tests.fake_time import FakeTime
 from hirondelle.tests.graph_drives.conftest import drive_client
 from hirondelle.tests.graph_drives.test_download import (
     BODY,
@@ -45,11 +45,6 @@ ITEM = Item(
     },
 )
 Answer = Callable[[httpx.Request], httpx.Response]
-
-
-@pytest.fixture
-def fake_time() -> FakeTime:
-    return FakeTime()
 
 
 def stream_into(
@@ -101,11 +96,12 @@ def test_a_streamed_download_lands_whole_with_its_hash_checked(
     assert payload.blob is not None and isinstance(payload.blob.live, ContentFeed)
     feed = payload.blob.live
     settled = payload.settled()
-    assert feed.sent_whole(settled.blob)  # type: ignore[arg-type]  # streamed, not re-read
+    assert settled.blob is not None
+    assert feed.sent_whole(settled.blob)  # streamed, not re-read
     assert settled.fingerprint == "sha256:" + hashlib.sha256(BODY).hexdigest()
     assert [p.name for p in files_under(dav, folder)] == ["big.bin"]
     assert dav.on_disk(folder, ref.ref).read_bytes() == BODY
-    settled.blob.discard()  # type: ignore[union-attr]
+    settled.blob.discard()
     assert list((tmp_path / "spool").iterdir()) == []
 
 
@@ -145,7 +141,8 @@ def test_a_download_cut_midway_resumes_into_the_same_upload_and_lands_once(
     assert ranges[0] is None and ranges[1] is not None  # resumed with Range
     settled = payload.settled()
     assert payload.blob is not None and payload.blob.live is not None
-    assert payload.blob.live.sent_whole(settled.blob)  # type: ignore[arg-type]
+    assert settled.blob is not None
+    assert payload.blob.live.sent_whole(settled.blob)
     assert [p.name for p in files_under(dav, folder)] == ["big.bin"]
     assert dav.on_disk(folder, ref.ref).read_bytes() == BODY
 
@@ -166,7 +163,8 @@ def test_a_second_copy_that_wins_replaces_the_damaged_streamed_one(
     assert isinstance(ref, TargetRef), ref
     settled = payload.settled()
     assert payload.blob is not None and payload.blob.live is not None
-    assert not payload.blob.live.sent_whole(settled.blob)  # type: ignore[arg-type]
+    assert settled.blob is not None
+    assert not payload.blob.live.sent_whole(settled.blob)
     assert [p.name for p in files_under(dav, folder)] == ["big.bin"]
     assert dav.on_disk(folder, ref.ref).read_bytes() == BODY
     assert not any(p.name.endswith(PART_SUFFIX) for p in files_under(dav, folder))
@@ -196,6 +194,7 @@ def test_a_download_that_starts_over_is_uploaded_from_its_spool_file(
     assert len(calls) == 2
     settled = payload.settled()
     assert payload.blob is not None and payload.blob.live is not None
-    assert not payload.blob.live.sent_whole(settled.blob)  # type: ignore[arg-type]
+    assert settled.blob is not None
+    assert not payload.blob.live.sent_whole(settled.blob)
     assert [p.name for p in files_under(dav, folder)] == ["big.bin"]
     assert dav.on_disk(folder, ref.ref).read_bytes() == BODY

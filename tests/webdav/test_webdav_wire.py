@@ -268,7 +268,7 @@ def test_a_compressed_answer_is_read_once_decoded() -> None:
     )
 
     class Compressing(http.server.BaseHTTPRequestHandler):
-        def do_PROPFIND(self) -> None:  # noqa: N802 - the method's name is the verb's
+        def do_PROPFIND(self) -> None:  # the method's name is the verb's
             self.rfile.read(int(self.headers.get("Content-Length") or 0))
             self.send_response(207)
             self.send_header("Content-Encoding", "gzip")
