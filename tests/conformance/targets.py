@@ -58,7 +58,7 @@ def _imap(server_name: str, request: pytest.FixtureRequest, tmp_path: Path) -> T
         port=server.port,
         security="plain",
         max_message_bytes=256 * 1024,
-        **login,  # type: ignore[arg-type]
+        **login,  # type: ignore[arg-type]  # the login keywords of ImapSettings
     )
 
     def read_back(ref: TargetRef) -> Stored:
