@@ -172,6 +172,15 @@ class Credentials:
             authzid=authzid,
         )
 
+    def probe(self, probe_login: str | None) -> Login | None:
+        """The login `doctor` checks with: `probe_login`, else the password file's first;
+        None when there is neither (a master user needs a `probe_login`)."""
+        if probe_login:
+            return self.login_for(probe_login)
+        if self.passwords:
+            return self.login_for(next(iter(self.passwords)))
+        return None
+
     def login_for(self, login: str) -> Login:
         if self.passwords is not None:
             password = self.passwords.get(login)

@@ -41,7 +41,7 @@ from ..migrator.errors import ConfigError, FatalError, HirondelleError, Refused,
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from . import dav_discovery as discovery
 from . import dav_wire as wire
-from .credentials import Credentials, Login, is_loopback, tls_context
+from .credentials import Credentials, Login
 from .dav_discovery import VcardChoice
 from .dav_wire import (
     CALDAV_KIND,
@@ -53,6 +53,8 @@ from .dav_wire import (
     DavResponse,
     qname,
 )
+from .http_client import http_client
+from .target_settings import MasterLoginSettings
 
 VCARD_VERSIONS = discovery.VCARD_PREFERENCE
 MAX_SLUG_ATTEMPTS = 100
@@ -60,7 +62,7 @@ _CREATED = (200, 201, 204)
 
 
 @dataclass(frozen=True, slots=True)
-class DavSettings:
+class DavSettings(MasterLoginSettings):
     """The `[targets.calendar]` or `[targets.contacts]` table for `kind = "caldav"` /
     `"carddav"`. Holds no secret, only where to read it.
 
@@ -81,50 +83,21 @@ class DavSettings:
     config_key: str = "targets.calendar"
 
     def __post_init__(self) -> None:
-        for name in ("ca_file", "password_file", "master_password_file"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, Path(value))
+        self._paths("ca_file", "password_file", "master_password_file")
         if not self.url.endswith("/"):
             object.__setattr__(self, "url", self.url + "/")
-        self._check_url()
+        self._check_http_url("url", self.url)
         if self.vcard_version is not None and self.vcard_version not in VCARD_VERSIONS:
             raise ConfigError(self.setting("vcard_version"), f"one of {', '.join(VCARD_VERSIONS)}")
-        if self.timeout <= 0:
-            raise ConfigError(self.setting("timeout"), "must be a positive number of seconds")
-        if (self.password_file is None) == (self.master_user is None):
-            raise ConfigError(
-                self.setting("password_file"), "set either password_file or master_user"
-            )
-        if self.master_user and not (self.master_password_env or self.master_password_file):
-            raise ConfigError(
-                self.setting("master_password_env"),
-                "the master user needs master_password_env or master_password_file",
-            )
-
-    def _check_url(self) -> None:
-        parts = urlsplit(self.url)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ConfigError(self.setting("url"), f"{self.url!r} is not an http(s) URL")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise ConfigError(
-                self.setting("url"),
-                f"plain http is refused for {parts.hostname}: use https "
-                "(http is only for a server on the loopback interface)",
-            )
+        self._check_timeout()
+        self._check_login_choice()
+        self._check_master_password()
 
     @property
     def origin(self) -> str:
         """Scheme, host and port of the server ("https://dav.example.org")."""
         parts = urlsplit(self.url)
         return f"{parts.scheme}://{parts.netloc}"
-
-    def setting(self, name: str) -> str:
-        """The full name of one setting, as the configuration file spells it."""
-        return f"{self.config_key}.{name}"
-
-    def ca_hint(self) -> str:
-        return f"{self.setting('ca_file')} ({self.ca_file or 'the system trust store'})"
 
 
 def _refuse_precondition(response: httpx.Response) -> None:
@@ -461,13 +434,7 @@ class DavTarget:
 
     def _session(self, login: Login) -> DavSession:
         settings = self.settings
-        context = tls_context(str(settings.ca_file) if settings.ca_file else None)
-        client = httpx.Client(
-            auth=httpx.BasicAuth(login.auth_user, login.password),
-            verify=context,
-            timeout=settings.timeout,
-            headers={"User-Agent": "hirondelle"},
-        )
+        client = http_client(settings, login=login)
         dav = wire.DavConnection(client, settings.origin, login, settings.ca_hint())
         return DavSession(dav, self.kind, settings, self._learn_vcard)
 
@@ -485,11 +452,8 @@ class DavTarget:
 
     def check(self) -> list[str]:
         """Findings for `doctor`: connection, TLS, login, discovery, server classes."""
-        if self.settings.probe_login:
-            login = self.login_for(self.settings.probe_login)
-        elif self.credentials.passwords:
-            login = self.login_for(next(iter(self.credentials.passwords)))
-        else:
+        login = self.credentials.probe(self.settings.probe_login)
+        if login is None:
             return [
                 f"set {self.settings.setting('probe_login')} to a login so that "
                 f"doctor can log in and check the {self.kind.name} server"

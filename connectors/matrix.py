@@ -39,13 +39,11 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import urlsplit
-
-import httpx
 
 from ..migrator.errors import ConfigError, HirondelleError, ItemError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .credentials import Secret, is_loopback, read_secret, tls_context
+from .credentials import Secret, read_secret
+from .http_client import http_client
 from .matrix_wire import (
     CLIENT,
     CLIENT_V1,
@@ -66,6 +64,7 @@ from .matrix_wire import (
     substitute,
     without_root,
 )
+from .target_settings import TargetSettings
 
 MODES = ("appservice", "bot")
 DELETED_MODES = ("notice", "skip")
@@ -74,7 +73,7 @@ SCANNED_TYPES = ["m.room.message", "m.reaction"]
 
 
 @dataclass(frozen=True, slots=True)
-class MatrixSettings:
+class MatrixSettings(TargetSettings):
     """The `[targets.chat]` table for `kind = "matrix"`. Holds no secret, only where to read it.
 
     `masquerade_real_users` lets the application service send as mapped real users (its
@@ -102,12 +101,9 @@ class MatrixSettings:
     config_key: str = "targets.chat"
 
     def __post_init__(self) -> None:
-        for name in ("as_token_file", "access_token_file", "registration_file", "ca_file"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, Path(value))
+        self._paths("as_token_file", "access_token_file", "registration_file", "ca_file")
         object.__setattr__(self, "homeserver", self.homeserver.rstrip("/"))
-        self._check_homeserver()
+        self._check_http_url("homeserver", self.homeserver, what="a URL", server="a homeserver")
         if self.mode not in MODES:
             raise ConfigError(self.setting("mode"), f"one of {', '.join(MODES)}")
         if self.deleted not in DELETED_MODES:
@@ -120,26 +116,12 @@ class MatrixSettings:
         if not (getattr(self, env) or getattr(self, file)):
             raise ConfigError(self.setting(env), f"{self.mode} mode needs {env} or {file}")
 
-    def _check_homeserver(self) -> None:
-        parts = urlsplit(self.homeserver)
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ConfigError(self.setting("homeserver"), f"{self.homeserver!r} is not a URL")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise ConfigError(
-                self.setting("homeserver"),
-                f"plain http is refused for {parts.hostname}: use https "
-                "(http is only for a homeserver on the loopback interface)",
-            )
-
     @property
     def token_settings(self) -> tuple[str, str]:
         """The names of the two settings that may hold this mode's token."""
         if self.mode == "appservice":
             return "as_token_env", "as_token_file"
         return "access_token_env", "access_token_file"
-
-    def setting(self, name: str) -> str:
-        return f"{self.config_key}.{name}"
 
     def token_hint(self) -> str:
         env, file = self.token_settings
@@ -625,15 +607,8 @@ class MatrixTarget:
             )
 
     def connection(self) -> MatrixConnection:
-        settings = self.settings
-        context = tls_context(str(settings.ca_file) if settings.ca_file else None)
-        client = httpx.Client(
-            base_url=settings.homeserver,
-            verify=context,
-            timeout=settings.timeout,
-            headers={"User-Agent": "hirondelle"},
-        )
-        return MatrixConnection(client, self._token, settings.token_hint(), self._limiter)
+        client = http_client(self.settings, base_url=self.settings.homeserver)
+        return MatrixConnection(client, self._token, self.settings.token_hint(), self._limiter)
 
     def ensure_puppet(self, connection: MatrixConnection, user_id: str, name: str) -> None:
         """Register the puppet once per target; set its display name when a new one shows."""

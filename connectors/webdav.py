@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from ..mappings.file_names import (
     GENERIC,
@@ -74,7 +74,8 @@ from ..migrator.errors import (
 )
 from ..migrator.feed import StreamAbandoned
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .credentials import Credentials, Login, is_loopback, tls_context
+from .credentials import Credentials, Login
+from .target_settings import TargetSettings
 from .webdav_batch import put_at_once
 from .webdav_chunked import (
     MAX_CHUNK_BYTES,
@@ -118,7 +119,7 @@ PROFILES: dict[str, Profile] = {
 
 
 @dataclass(frozen=True, slots=True)
-class WebDavSettings:
+class WebDavSettings(TargetSettings):
     """The `[targets.files]` table for `kind = "webdav"`. Holds no secret, only where to
     read it: per-user `password_file` (`login:password` lines), or one service account
     `login` with `password_env` or `password_file` (its password on the first line)."""
@@ -139,17 +140,13 @@ class WebDavSettings:
     config_key: str = "targets.files"
 
     def __post_init__(self) -> None:
-        for name in ("ca_file", "password_file"):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                object.__setattr__(self, name, Path(value))
+        self._paths("ca_file", "password_file")
         if not self.url.endswith("/"):
             object.__setattr__(self, "url", self.url + "/")
         if self.profile not in PROFILES:
             raise ConfigError(self.setting("profile"), f"one of {', '.join(PROFILES)}")
         self._check_url()
-        if self.timeout <= 0:
-            raise ConfigError(self.setting("timeout"), "must be a positive number of seconds")
+        self._check_timeout()
         if self.uploads < 1:
             raise ConfigError(self.setting("uploads"), "must be 1 or more")
         if self.max_upload_bytes is not None and self.max_upload_bytes <= 0:
@@ -166,27 +163,12 @@ class WebDavSettings:
             )
 
     def _check_url(self) -> None:
-        parts = urlsplit(self.url.replace("{login}", "login"))
-        if parts.scheme not in ("https", "http") or not parts.hostname:
-            raise ConfigError(self.setting("url"), f"{self.url!r} is not an http(s) URL")
-        if parts.scheme == "http" and not is_loopback(parts.hostname):
-            raise ConfigError(
-                self.setting("url"),
-                f"plain http is refused for {parts.hostname}: use https "
-                "(http is only for a server on the loopback interface)",
-            )
+        parts = self._check_http_url("url", self.url.replace("{login}", "login"), self.url)
         if self.profile == "nextcloud" and "/remote.php/dav/files/" not in parts.path:
             raise ConfigError(
                 self.setting("url"),
                 "Nextcloud needs the DAV files URL: https://HOST/remote.php/dav/files/{login}/",
             )
-
-    def setting(self, name: str) -> str:
-        """The full name of one setting, as the configuration file spells it."""
-        return f"{self.config_key}.{name}"
-
-    def ca_hint(self) -> str:
-        return f"{self.setting('ca_file')} ({self.ca_file or 'the system trust store'})"
 
     def url_for(self, login: str) -> str:
         return self.url.replace("{login}", quote(login, safe="@"))
@@ -768,14 +750,13 @@ class WebDavTarget:
 
     def _http(self, login: Login) -> DavHttp:
         settings = self.settings
-        context = tls_context(str(settings.ca_file) if settings.ca_file else None)
         url_hint = f"{settings.setting('url')} ({settings.url})"
         return DavHttp(
             settings.url,
             login,
             settings.ca_hint(),
             url_hint,
-            tls=context,
+            tls=settings.tls(),
             timeout=settings.timeout,
             connections=max(4, settings.uploads),
         )
