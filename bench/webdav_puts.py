@@ -31,7 +31,8 @@ from typing import Any
 import psutil
 
 from hirondelle.bench._servers import child_serving, guarded_run
-from hirondelle.connectors.webdav import WebDavSession, WebDavSettings, WebDavTarget
+from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
+from hirondelle.connectors.webdav_session import WebDavSession
 from hirondelle.migrator.model import Blob, Container, Owner, Payload
 from hirondelle.tests.servers import RcloneDavServer
 
