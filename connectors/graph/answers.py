@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,23 @@ _IDENTITY_ERROR = re.compile(r"\((invalid_[a-z_]+)\) (AADSTS\d+)")
 
 class UnexpectedAnswer(Exception):
     """A $batch part failed in a way the error table does not know."""
+
+
+@contextmanager
+def sorted_failures(call: Call, *passing: type[Exception]) -> Iterator[None]:
+    """Every failure goes through the one table: the engine's errors (and `passing`) go
+    through as they are, another exception becomes the table's error for `call`, or
+    propagates unchanged when the table does not know it."""
+    through: tuple[type[Exception], ...] = (Retriable, FatalError, SkipItem, *passing)
+    try:
+        yield
+    except through:
+        raise
+    except Exception as exc:
+        error = classified(exc, call)
+        if error is exc:
+            raise
+        raise error from exc
 
 
 def json_error(response: httpx.Response, call: Call) -> Exception:

@@ -42,15 +42,15 @@ from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.request_information import RequestInformation
 from msgraph import GraphRequestAdapter, GraphServiceClient
 
-from ...migrator.errors import FatalError, Retriable, SkipItem
+from ...migrator.errors import FatalError, Retriable
 from .answers import (
     UnexpectedAnswer,
     check_length,
-    classified,
     file_batch_parts,
     json_error,
     raise_for_answer,
     read_answer,
+    sorted_failures,
 )
 from .auth import GraphSettings, RenewableCredential, make_credential
 from .budget import MailboxBudget
@@ -236,7 +236,7 @@ class GraphClient:
 
     async def _location_once(self, url: str, call: Call) -> str:
         self._check_host(url)
-        try:
+        with sorted_failures(call, UnexpectedAnswer):
             token = await self._credential.get_token(self._scope)
             headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
             async with self._link_client().stream(url, headers) as response:
@@ -251,13 +251,6 @@ class GraphClient:
                     raise UnexpectedAnswer(f"{call.what}: HTTP {status}, not 302")
                 raise_for_answer(read_answer(response, body), call)
                 raise UnexpectedAnswer(f"{call.what}: HTTP {status}")
-        except (Retriable, FatalError, SkipItem, UnexpectedAnswer):
-            raise
-        except Exception as exc:
-            error = classified(exc, call)
-            if error is exc:
-                raise
-            raise error from exc
 
     @asynccontextmanager
     async def download_stream(
@@ -270,18 +263,11 @@ class GraphClient:
         come out as the table's error (`call.link` marks an expired link).
         Not budgeted here: the caller runs it inside `budgets.run`.
         """
-        try:
+        with sorted_failures(call):
             async with self._link_client().stream(url, headers) as response:
                 if not 200 <= response.status_code < 300:
                     raise_for_answer(read_answer(response, await response.aread()), call)
                 yield response
-        except (Retriable, FatalError, SkipItem):
-            raise
-        except Exception as exc:
-            error = classified(exc, call)
-            if error is exc:
-                raise
-            raise error from exc
 
     def _link_client(self) -> LinkClient:
         if self._links is None:
@@ -305,7 +291,7 @@ class GraphClient:
     async def _send_json(self, target: Target, call: Call) -> dict[str, Any]:
         url = self._url_of(target)
         self._check_host(url)
-        try:
+        with sorted_failures(call):
             token = await self._credential.get_token(self._scope)
             headers = {
                 "Authorization": f"Bearer {token.token}",
@@ -320,13 +306,6 @@ class GraphClient:
             else:
                 headers["Content-Type"] = "application/json"
                 response = await self._http.post(url, headers=headers, content=target.content)
-        except (Retriable, FatalError, SkipItem):
-            raise
-        except Exception as exc:  # every failure goes through the one table
-            error = classified(exc, call)
-            if error is exc:
-                raise
-            raise error from exc
         if not response.is_success:
             raise json_error(response, call)
         if not response.content:
@@ -430,7 +409,7 @@ class GraphClient:
 
     async def _stream_once(self, url: str, call: Call, owner: str = "") -> bytes:
         self._check_host(url)
-        try:
+        with sorted_failures(call):
             token = await self._credential.get_token(self._scope)
             headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
             async with self._owner_http(owner).stream("GET", url, headers=headers) as response:
@@ -440,13 +419,6 @@ class GraphClient:
                 chunks = [chunk async for chunk in response.aiter_bytes()]
                 check_length(response)
                 return b"".join(chunks)
-        except (Retriable, FatalError, SkipItem):
-            raise
-        except Exception as exc:
-            error = classified(exc, call)
-            if error is exc:
-                raise
-            raise error from exc
 
     def _check_host(self, url: str) -> None:
         """Tokens go to the configured Graph host only, whatever a link says."""
