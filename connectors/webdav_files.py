@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -86,7 +87,8 @@ class NameTaken(Exception):
 
 
 class WebDavFiles:
-    """A user's space on a WebDAV server, and files written into it whole.
+    """A user's space on a WebDAV server, and files written into it whole: the ground
+    floor of `webdav_session.WebDavSession`, whose state it sets up.
 
     `mtime_header` / `proppatch_mtime` are what was learnt about keeping modification
     times (True, False, or None until the first file shows it).
@@ -109,6 +111,11 @@ class WebDavFiles:
         self.mtime_header = profile.mtime_header
         self.proppatch_mtime = profile.proppatch_mtime
         self._base_path = decoded_path(base_url)
+        # what the session (`webdav_session`) learns and keeps as it goes
+        self._depth_infinity = profile.depth_infinity
+        self._collections: set[str] = set()  # paths known to exist, relative to the root
+        self._rules_under: dict[str, NameRules] = {}  # the naming rules under each drive folder
+        self._uploads: ThreadPoolExecutor | None = None  # for `put_many`, made on first need
 
     def url(self, path: str, collection: bool = False) -> str:
         """The URL of `path` (relative to the user's root, "/" between levels). A

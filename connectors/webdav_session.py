@@ -12,11 +12,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ..mappings.file_names import NameRules, target_name, target_path, twin_path
+from ..mappings.file_names import target_name, target_path, twin_path
 from ..migrator.errors import ItemError, Refused, Retriable, SkipItem
 from ..migrator.model import Container, Entry, Payload, TargetRef
 from .webdav_batch import put_at_once
-from .webdav_chunked import DavHttp, Resource
+from .webdav_chunked import Resource
 from .webdav_files import (
     PART_SUFFIX,
     WRITTEN,
@@ -29,7 +29,7 @@ from .webdav_files import (
 )
 
 if TYPE_CHECKING:
-    from .webdav import WebDavSettings
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -56,20 +56,6 @@ def _is_part(path: str) -> bool:
 
 class WebDavSession(WebDavFiles):
     """One owner's drives on the server (`TargetSession`). Used by one thread at a time."""
-
-    def __init__(
-        self,
-        http: DavHttp,
-        settings: WebDavSettings,
-        base_url: str,
-        rules: NameRules,
-        uploads_url: str | None = None,
-    ) -> None:
-        super().__init__(http, settings, base_url, rules, uploads_url)
-        self._depth_infinity = self.profile.depth_infinity
-        self._collections: set[str] = set()  # paths known to exist, relative to the root
-        self._rules_under: dict[str, NameRules] = {}  # the naming rules under each drive folder
-        self._uploads: ThreadPoolExecutor | None = None  # for `put_many`, made on first need
 
     # -- paths --
 
