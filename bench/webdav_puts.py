@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from hirondelle.bench._servers import child_serving, cpu_seconds, guarded_run
-from hirondelle.connectors.webdav import WebDavSession, WebDavSettings, WebDavTarget
+from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
+from hirondelle.connectors.webdav_session import WebDavSession
 from hirondelle.migrator.model import Blob, Container, Owner, Payload
 from hirondelle.tests.servers import RcloneDavServer
 

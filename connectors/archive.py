@@ -57,10 +57,10 @@ from ..mappings.mail_folders import (
     split_folder,
     target_folder,
 )
-from ..migrator.errors import FatalError, SkipItem
+from ..migrator.errors import SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .archive_bag import open_bag, payload_dir
-from .archive_root import root_problems
+from .archive_root import ArchiveRoot, login_dir_name
+from .archive_write import sync_dir, write_atomically
 from .mbox_format import asctime, imap_base, mboxrd_quote, with_state
 
 FOLDER_DELIMITER = "/"  # between levels of a mailbox name (`TargetRef.folder`)
@@ -154,21 +154,6 @@ def read_keywords(folder_dir: Path) -> list[str]:
     return keywords
 
 
-def _write_atomically(path: Path, chunks: Iterator[bytes] | Sequence[bytes], durable: bool) -> None:
-    # A fixed-length name: the final name may already be as long as the file system allows.
-    temporary = path.with_name(f".hirondelle-{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "wb") as stream:
-            for chunk in chunks:
-                stream.write(chunk)
-            if durable:
-                stream.flush()
-                os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _is_keyword(flag: str) -> bool:
     return bool(flag) and not flag.startswith("\\") and not any(c.isspace() for c in flag)
 
@@ -185,7 +170,7 @@ def flags_to_letters(flags: Sequence[str], folder_dir: Path, durable: bool) -> s
     if added and room > 0:
         keywords.extend(added[:room])
         lines = "".join(f"{i} {k}\n" for i, k in enumerate(keywords) if k)
-        _write_atomically(folder_dir / KEYWORDS_FILE, [lines.encode("utf-8")], durable)
+        write_atomically(folder_dir / KEYWORDS_FILE, [lines.encode("utf-8")], durable)
     letters = {chr(ord("a") + keywords.index(k)) for k in wanted if k in keywords}
     return "".join(system) + "".join(sorted(letters))
 
@@ -209,12 +194,8 @@ def flags_of_letters(letters: str, keywords: Sequence[str]) -> tuple[str, ...]:
 # -- the target -------------------------------------------------------------------------------
 
 
-class ArchiveTarget:
-    """Writes each owner's mail under `root` as Maildir++ and mbox files (see module doc).
-
-    `durable` (default) syncs every message and directory to disk before `put` returns,
-    so that an item marked done survives a power cut; turn it off for throwaway archives.
-    """
+class ArchiveTarget(ArchiveRoot):
+    """Writes each owner's mail under `root` as Maildir++ and mbox files (see module doc)."""
 
     capabilities = Capabilities(
         server_assigned_ids=False,
@@ -225,20 +206,8 @@ class ArchiveTarget:
         special_folders=tuple(FALLBACK_NAMES),
     )
 
-    def __init__(self, root: Path, durable: bool = True) -> None:
-        self.root = Path(root)  # the bag; owners go under its payload (`archive_bag`)
-        self.payload = payload_dir(self.root)
-        self.durable = durable
-
     def open(self, owner: Owner) -> ArchiveSession:
-        login = owner.target_login or owner.upn
-        if not login or "/" in login or "\0" in login or login in (".", ".."):
-            raise FatalError(f"target login {login!r} cannot name an archive directory")
-        return ArchiveSession(open_bag(self.root) / login, self.durable)
-
-    def check(self) -> list[str]:
-        """Findings for `doctor`: the root must exist (or be creatable) and be writable."""
-        return root_problems(self.root, "archive root")
+        return ArchiveSession(self.directory(login_dir_name(owner)), self.durable)
 
 
 class ArchiveSession:
@@ -314,11 +283,7 @@ class ArchiveSession:
 
     def _sync_dir(self, directory: Path) -> None:
         if self.durable:
-            descriptor = os.open(directory, os.O_RDONLY)
-            try:
-                os.fsync(descriptor)
-            finally:
-                os.close(descriptor)
+            sync_dir(directory)
 
     # -- TargetSession --
 
@@ -450,7 +415,7 @@ class ArchiveSession:
         path = self.mbox_path(folder)
         path.parent.mkdir(parents=True, exist_ok=True)
         chunks = self._mbox_chunks(files, folder, self.folder_dir(folder))
-        _write_atomically(path, chunks, self.durable)
+        write_atomically(path, chunks, self.durable)
         return path
 
     @staticmethod

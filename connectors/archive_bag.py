@@ -39,6 +39,7 @@ from typing import Any
 from ..migrator.errors import FatalError
 from .archive_hashes import HASHES_NAME, HashCache, sha256_of
 from .archive_readme import README, README_NAME
+from .archive_write import TEMPORARY_PREFIX, sync_dir, write_atomically
 
 PAYLOAD = "data"
 BAGIT_NAME = "bagit.txt"
@@ -50,7 +51,7 @@ MOVING_NAME = ".hirondelle-bagging"  # the marker of a root being turned into a 
 STAGING_PREFIX = ".hirondelle-payload-"
 BAGIT = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
 BAG_FILES = frozenset({BAGIT_NAME, BAG_INFO_NAME, MANIFEST_NAME, TAGMANIFEST_NAME, README_NAME})
-OWN_PREFIX = ".hirondelle-"  # our lock, marker, cache and temporary files
+OWN_PREFIX = TEMPORARY_PREFIX  # our lock, marker, cache and temporary files
 
 
 def payload_dir(root: Path) -> Path:
@@ -70,24 +71,9 @@ def bag_lock(root: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
-def _sync_dir(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    temporary = path.with_name(f"{OWN_PREFIX}{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="\n") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+def _write_text(path: Path, text: str) -> None:
+    """A tag file, whole or not at all, always synced (the bag outlives any pass)."""
+    write_atomically(path, [text.encode()], durable=True)
 
 
 def write_readme(root: Path) -> None:
@@ -99,7 +85,7 @@ def write_readme(root: Path) -> None:
     except (FileNotFoundError, UnicodeDecodeError):
         pass
     root.mkdir(parents=True, exist_ok=True)
-    _write_atomically(path, README)
+    _write_text(path, README)
 
 
 def open_bag(root: Path) -> Path:
@@ -123,12 +109,12 @@ def _make_bag(root: Path) -> None:
         _drop_empty_staging(root)
         names = sorted(n for n in os.listdir(root) if not _is_bag_file(n))
         if not names:  # a new archive: bagit.txt first, so an empty data/ is never moved
-            _write_atomically(root / BAGIT_NAME, BAGIT)
+            _write_text(root / BAGIT_NAME, BAGIT)
             payload_dir(root).mkdir(exist_ok=True)
             return
         staging = root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
         staging.mkdir()
-        _write_atomically(marker, json.dumps({"staging": staging.name, "names": names}))
+        _write_text(marker, json.dumps({"staging": staging.name, "names": names}))
     _finish_move(root, json.loads(marker.read_text(encoding="utf-8")))
 
 
@@ -150,9 +136,9 @@ def _finish_move(root: Path, plan: dict[str, Any]) -> None:
             with contextlib.suppress(FileNotFoundError):  # moved before a kill
                 os.rename(root / str(name), staging / str(name))
         os.rename(staging, payload_dir(root))
-        _sync_dir(root)  # the renames reach the disk before the marker goes
+        sync_dir(root)  # the renames reach the disk before the marker goes
     _drop_empty_staging(root)
-    _write_atomically(root / BAGIT_NAME, BAGIT)
+    _write_text(root / BAGIT_NAME, BAGIT)
     (root / MOVING_NAME).unlink()
 
 
@@ -190,26 +176,22 @@ def seal(root: Path, organization: str, description: str, agent: str) -> Sealed:
             "Bagging-Date": datetime.now(UTC).date().isoformat(),
             "Payload-Oxum": f"{size}.{files}",
         }
-        _write_atomically(root / BAG_INFO_NAME, "".join(f"{k}: {v}\n" for k, v in info.items()))
+        _write_text(root / BAG_INFO_NAME, "".join(f"{k}: {v}\n" for k, v in info.items()))
         _write_tag_manifest(root)
         return Sealed(files, size, cache.hashed, cache.hashed_bytes)
 
 
 def _write_manifest(root: Path, cache: HashCache) -> tuple[int, int]:
-    files = size = 0
-    temporary = root / f"{OWN_PREFIX}{uuid.uuid4().hex}.tmp"
-    try:
-        with open(temporary, "w", encoding="utf-8", newline="\n") as manifest:
-            for path, stat in _payload_files(payload_dir(root)):
-                name = manifest_path(path.relative_to(root))
-                manifest.write(f"{cache.digest(path, stat)}  {name}\n")
-                files, size = files + 1, size + stat.st_size
-            manifest.flush()
-            os.fsync(manifest.fileno())
-        os.replace(temporary, root / MANIFEST_NAME)
-    finally:
-        temporary.unlink(missing_ok=True)
-    return files, size
+    counted = [0, 0]  # files, bytes
+
+    def lines() -> Iterator[bytes]:
+        for path, stat in _payload_files(payload_dir(root)):
+            name = manifest_path(path.relative_to(root))
+            counted[0], counted[1] = counted[0] + 1, counted[1] + stat.st_size
+            yield f"{cache.digest(path, stat)}  {name}\n".encode()
+
+    write_atomically(root / MANIFEST_NAME, lines(), durable=True)
+    return counted[0], counted[1]
 
 
 def _payload_files(directory: Path) -> Iterator[tuple[Path, os.stat_result]]:
@@ -243,7 +225,7 @@ def manifest_path(relative: Path) -> str:
 def _write_tag_manifest(root: Path) -> None:
     names = [BAGIT_NAME, BAG_INFO_NAME, MANIFEST_NAME, README_NAME]
     lines = [f"{sha256_of(root / n)}  {n}\n" for n in names if (root / n).exists()]
-    _write_atomically(root / TAGMANIFEST_NAME, "".join(lines))
+    _write_text(root / TAGMANIFEST_NAME, "".join(lines))
 
 
 __all__ = [

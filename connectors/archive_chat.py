@@ -34,9 +34,9 @@ from ..mappings.chat import PART_KEY, PLACEHOLDER_PREFIX, TEAMS_ID_KEY
 from ..mappings.chat_html import escape, sanitize
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .archive_bag import open_bag, payload_dir
-from .archive_dav import collection_dir_name, write_atomically
-from .archive_root import root_problems
+from .archive_dav import collection_dir_name
+from .archive_root import ArchiveRoot
+from .archive_write import sync_dir, write_atomically
 
 EVENTS_FILE = "events.jsonl"
 TRANSCRIPT_FILE = "transcript.html"
@@ -90,7 +90,7 @@ class ChannelLog:
                 stream.flush()
                 os.fsync(stream.fileno())
         if durable and created:
-            _sync_directory(self.path.parent)
+            sync_dir(self.path.parent)
         for line in fresh:
             self.index(line)
 
@@ -128,15 +128,7 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
     return lines
 
 
-def _sync_directory(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
-class ChatArchiveTarget:
+class ChatArchiveTarget(ArchiveRoot):
     """Writes channels under `root` (see the module doc); `durable` syncs every write."""
 
     capabilities = Capabilities(
@@ -147,21 +139,12 @@ class ChatArchiveTarget:
         moves=False,
     )
 
-    def __init__(self, root: Path, durable: bool = True) -> None:
-        self.root = Path(root)  # the bag; teams go under its payload (`archive_bag`)
-        self.payload = payload_dir(self.root)
-        self.durable = durable
-
     def open(self, owner: Owner) -> ChatArchiveSession:
         name = owner.display_name or owner.upn.removeprefix("team:")
         if not name.strip():
             raise FatalError(f"team {owner.source_id!r} has no name for its archive directory")
-        directory = open_bag(self.root) / collection_dir_name(name, "Team")
+        directory = self.directory(collection_dir_name(name, "Team"))
         return ChatArchiveSession(directory, self.durable)
-
-    def check(self) -> list[str]:
-        """Findings for `doctor`: the root must exist (or be creatable) and be writable."""
-        return root_problems(self.root, "archive root")
 
 
 class ChatArchiveSession:
@@ -263,7 +246,7 @@ class ChatArchiveSession:
             path = self._dir(folder) / MEDIA_DIR / f"{digest}{extension}"
             if not path.exists():
                 path.parent.mkdir(parents=True, exist_ok=True)
-                write_atomically(path, data, self.durable)
+                write_atomically(path, [data], self.durable, sync_parent=True)
             resolved[str(entry.get("placeholder"))] = f"{ARCHIVE_MXC}{digest}{extension}"
         return resolved
 
@@ -331,7 +314,9 @@ class ChatArchiveSession:
         lines = read_lines(self._dir(folder) / EVENTS_FILE)
         path = self._dir(folder) / TRANSCRIPT_FILE
         media = {p.name: p for p in (self._dir(folder) / MEDIA_DIR).glob("*")}
-        write_atomically(path, render_transcript(title, lines, media).encode(), self.durable)
+        write_atomically(
+            path, [render_transcript(title, lines, media).encode()], self.durable, sync_parent=True
+        )
         return path
 
 

@@ -22,17 +22,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import uuid
 from collections.abc import Iterator, Set
 from dataclasses import dataclass
 from pathlib import Path
 
 import icalendar
 
-from ..migrator.errors import FatalError, Refused, SkipItem
+from ..migrator.errors import Refused, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .archive_bag import open_bag, payload_dir
-from .archive_root import root_problems
+from .archive_root import ArchiveRoot, login_dir_name
+from .archive_write import write_atomically
 from .dav_wire import payload_resource, payload_uid, resource_uid
 
 log = logging.getLogger(__name__)
@@ -70,27 +69,6 @@ def collection_dir_name(name: str, fallback: str) -> str:
     return encoded[: MAX_NAME_BYTES - 13].decode("utf-8", "ignore") + "~" + digest
 
 
-def write_atomically(path: Path, content: bytes, durable: bool) -> None:
-    """Write `content` to a temporary sibling, then rename it onto `path`."""
-    # A fixed-length name: the final name may already be as long as the file system allows.
-    temporary = path.with_name(f".hirondelle-{uuid.uuid4().hex}.tmp")
-    try:
-        with open(temporary, "xb") as stream:
-            stream.write(content)
-            if durable:
-                stream.flush()
-                os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    if durable:  # the rename itself must reach the disk too
-        descriptor = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
 def merge_calendars(calendars: Iterator[bytes]) -> bytes:
     """One VCALENDAR with every component of `calendars`, each VTIMEZONE (by TZID) once.
 
@@ -121,12 +99,8 @@ def merge_vcards(cards: Iterator[bytes]) -> bytes:
     return b"".join(card if card.endswith(b"\n") else card + b"\r\n" for card in cards)
 
 
-class DavArchiveTarget:
-    """Writes calendars or address books under `root` (see the module doc).
-
-    `durable` (default) syncs every file to disk before `put` returns, so that an item
-    marked done survives a power cut; turn it off for throwaway archives.
-    """
+class DavArchiveTarget(ArchiveRoot):
+    """Writes calendars or address books under `root` (see the module doc)."""
 
     kind = CALENDARS
     capabilities = Capabilities(
@@ -137,21 +111,9 @@ class DavArchiveTarget:
         moves=True,
     )
 
-    def __init__(self, root: Path, durable: bool = True) -> None:
-        self.root = Path(root)  # the bag; owners go under its payload (`archive_bag`)
-        self.payload = payload_dir(self.root)
-        self.durable = durable
-
     def open(self, owner: Owner) -> DavArchiveSession:
-        login = owner.target_login or owner.upn
-        if not login or "/" in login or "\0" in login or login in (".", ".."):
-            raise FatalError(f"target login {login!r} cannot name an archive directory")
-        directory = open_bag(self.root) / login / self.kind.directory
+        directory = self.directory(login_dir_name(owner)) / self.kind.directory
         return DavArchiveSession(directory, self.kind, self.durable)
-
-    def check(self) -> list[str]:
-        """Findings for `doctor`: the root must exist (or be creatable) and be writable."""
-        return root_problems(self.root, "archive root")
 
 
 class IcsArchiveTarget(DavArchiveTarget):
@@ -249,7 +211,7 @@ class DavArchiveSession:
             raise SkipItem(f"the content holds no item with UID {payload_uid(payload)!r}")
         directory = self._dir(folder)
         directory.mkdir(parents=True, exist_ok=True)
-        write_atomically(directory / resource, content, self.durable)
+        write_atomically(directory / resource, [content], self.durable, sync_parent=True)
         return TargetRef(folder, resource)
 
     def update(self, ref: TargetRef, payload: Payload) -> TargetRef:
@@ -310,5 +272,5 @@ class DavArchiveSession:
         else:
             content = merge_vcards(contents)
         path = self.collection_file(folder)
-        write_atomically(path, content, self.durable)
+        write_atomically(path, [content], self.durable, sync_parent=True)
         return path

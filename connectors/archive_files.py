@@ -25,7 +25,6 @@ import hashlib
 import os
 import re
 import shutil
-import uuid
 from collections.abc import Iterator, Set
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -35,19 +34,15 @@ from typing import IO
 from ..mappings.file_names import LOCAL, MappedPath, NameRules, target_name, target_path, twin_path
 from ..migrator.errors import FatalError, Refused, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
-from .archive_bag import open_bag, payload_dir
-from .archive_root import root_problems
+from .archive_root import ArchiveRoot
+from .archive_write import TEMPORARY_PREFIX, sync_dir, write_atomically
 
 CHUNK = 1024 * 1024
-_TEMPORARY = re.compile(r"^\.hirondelle-[0-9a-f]{32}\.tmp$")
+_TEMPORARY = re.compile(rf"^{re.escape(TEMPORARY_PREFIX)}[0-9a-f]{{32}}\.tmp$")
 
 
-class FilesArchiveTarget:
-    """Writes each owner's drives under `root` (see the module docstring).
-
-    `durable` (default) syncs every file and directory before `put` returns, so that an
-    item marked done survives a power cut.
-    """
+class FilesArchiveTarget(ArchiveRoot):
+    """Writes each owner's drives under `root` (see the module docstring)."""
 
     capabilities = Capabilities(
         server_assigned_ids=False,
@@ -57,22 +52,18 @@ class FilesArchiveTarget:
         moves=False,  # between drives: the engine writes the item afresh
     )
 
+    root_label = "files archive root"
+
     def __init__(self, root: Path, durable: bool = True, rules: NameRules = LOCAL) -> None:
-        self.root = Path(root)  # the bag; owners go under its payload (`archive_bag`)
-        self.payload = payload_dir(self.root)
-        self.durable = durable
+        super().__init__(root, durable)
         self.rules = rules
 
     def open(self, owner: Owner) -> FilesArchiveSession:
         login = owner.target_login or owner.upn
         if not login:
             raise FatalError(f"owner {owner.source_id!r} has no login to name its directory")
-        directory = open_bag(self.root) / target_name(login, self.rules)
+        directory = self.directory(target_name(login, self.rules))
         return FilesArchiveSession(directory, self.durable, self.rules)
-
-    def check(self) -> list[str]:
-        """Findings for `doctor`: the root must exist (or be creatable) and be writable."""
-        return root_problems(self.root, "files archive root")
 
 
 class FilesArchiveSession:
@@ -215,21 +206,14 @@ class FilesArchiveSession:
         file at `path` is left alone and `FileExistsError` raised."""
         if path.is_dir():
             raise Refused(f"{path.name!r} is a folder in the archive, not a file")
-        temporary = path.with_name(f".hirondelle-{uuid.uuid4().hex}.tmp")
         with _disk_errors(), self._parent_mtime_kept(path):
-            try:
-                with open(temporary, "xb") as stream:
-                    _copy_content(payload, stream)
-                    if self.durable:
-                        stream.flush()
-                        os.fsync(stream.fileno())
-                _stamp(temporary, payload)
-                if clobber:
-                    os.replace(temporary, path)
-                else:
-                    os.link(temporary, path)  # atomic, and refuses an existing name
-            finally:
-                temporary.unlink(missing_ok=True)
+            write_atomically(
+                path,
+                _content_chunks(payload),
+                self.durable,
+                clobber=clobber,
+                before_rename=lambda temporary: _stamp(temporary, payload),
+            )
         self._sync_dir(path.parent)
 
     def _rename(self, current: Path, wanted: Path) -> None:
@@ -266,13 +250,8 @@ class FilesArchiveSession:
             os.utime(parent, ns=(before.st_atime_ns, before.st_mtime_ns))
 
     def _sync_dir(self, directory: Path) -> None:
-        if not self.durable:
-            return
-        descriptor = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        if self.durable:
+            sync_dir(directory)
 
 
 @contextmanager
@@ -293,12 +272,13 @@ def _is_folder(payload: Payload) -> bool:
     return payload.attrs.get("kind") == "folder"
 
 
-def _copy_content(payload: Payload, stream: IO[bytes]) -> None:
+def _content_chunks(payload: Payload) -> Iterator[bytes]:
     if payload.blob is None:
-        stream.write(payload.content)
+        yield payload.content
         return
     with payload.blob.open() as source:
-        shutil.copyfileobj(source, stream, CHUNK)
+        while chunk := source.read(CHUNK):
+            yield chunk
 
 
 def _stamp(path: Path, payload: Payload) -> None:

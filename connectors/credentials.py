@@ -16,10 +16,13 @@ import os
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from ..migrator.errors import ConfigError, OwnerFailed
 from ..migrator.secret_files import read_secret_text
+
+if TYPE_CHECKING:
+    from .target_settings import MasterLoginSettings, TargetSettings
 
 
 class Secret(str):
@@ -92,23 +95,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class _Named(Protocol):
-    def setting(self, name: str) -> str: ...
-
-
-class _MasterSettings(_Named, Protocol):
-    @property
-    def password_file(self) -> Path | None: ...
-    @property
-    def master_user(self) -> str | None: ...
-    @property
-    def master_password_env(self) -> str | None: ...
-    @property
-    def master_password_file(self) -> Path | None: ...
-    @property
-    def master_separator(self) -> str: ...
-
-
 class Credentials:
     """Answers `login_for(login)` for a target, from either kind of credential."""
 
@@ -128,14 +114,14 @@ class Credentials:
         self._authzid = authzid
 
     @classmethod
-    def per_user(cls, settings: _Named, path: Path) -> Credentials:
+    def per_user(cls, settings: TargetSettings, path: Path) -> Credentials:
         setting = settings.setting("password_file")
         return cls(read_password_file(path, setting), f"{setting} ({path})")
 
     @classmethod
     def shared(
         cls,
-        settings: _Named,
+        settings: TargetSettings,
         user_key: str,
         user: str,
         env_key: str,
@@ -154,7 +140,9 @@ class Credentials:
         return cls(None, "", user, password, hint, None if authzid else separator, authzid)
 
     @classmethod
-    def per_user_or_master(cls, settings: _MasterSettings, authzid: bool = False) -> Credentials:
+    def per_user_or_master(
+        cls, settings: MasterLoginSettings, authzid: bool = False
+    ) -> Credentials:
         """`password_file`, else `master_user` with `master_password_env`/`_file` (the
         settings of the IMAP and DAV targets); `authzid`: see `shared`."""
         if settings.password_file is not None:
@@ -171,6 +159,15 @@ class Credentials:
             settings.master_separator,
             authzid=authzid,
         )
+
+    def probe(self, probe_login: str | None) -> Login | None:
+        """The login `doctor` checks with: `probe_login`, else the password file's first;
+        None when there is neither (a master user needs a `probe_login`)."""
+        if probe_login:
+            return self.login_for(probe_login)
+        if self.passwords:
+            return self.login_for(next(iter(self.passwords)))
+        return None
 
     def login_for(self, login: str) -> Login:
         if self.passwords is not None:

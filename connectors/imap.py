@@ -78,11 +78,8 @@ class ImapTarget:
 
     def check(self) -> list[str]:
         """Findings for `doctor`: connection, TLS, login, missing extensions."""
-        if self.settings.probe_login:
-            login = self.login_for(self.settings.probe_login)
-        elif self.credentials.passwords:
-            login = self.login_for(next(iter(self.credentials.passwords)))
-        else:
+        login = self.credentials.probe(self.settings.probe_login)
+        if login is None:
             return [
                 f"set {self.settings.setting('probe_login')} to a mailbox login so that "
                 "doctor can log in and check the server's extensions"

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..migrator.errors import ConfigError
-from .credentials import is_loopback, tls_context
+from .credentials import is_loopback
+from .target_settings import MasterLoginSettings
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -21,7 +22,7 @@ SPECIAL_FOLDERS = ("\\Sent", "\\Trash", "\\Drafts", "\\Junk", "\\Archive")
 
 
 @dataclass(frozen=True, slots=True)
-class ImapSettings:
+class ImapSettings(MasterLoginSettings):
     """The `[targets.mail]` table for `kind = "imap"`. Holds no secret, only where to read it.
 
     Log in either with a per-user `password_file` (lines `login:password`, or CSV
@@ -58,27 +59,12 @@ class ImapSettings:
                 f"plain text IMAP is refused for {self.host}: use tls or starttls "
                 "(plain is only for a server on the loopback interface)",
             )
-        if (self.password_file is None) == (self.master_user is None):
-            raise ConfigError(
-                self.setting("password_file"), "set either password_file or master_user"
-            )
+        self._check_login_choice()
         if self.master_login not in MASTER_LOGIN_FORMS:
             raise ConfigError(
                 self.setting("master_login"), f"one of {', '.join(MASTER_LOGIN_FORMS)}"
             )
-        if self.master_user and not (self.master_password_env or self.master_password_file):
-            raise ConfigError(
-                self.setting("master_password_env"),
-                "the master user needs master_password_env or master_password_file",
-            )
-
-    def ca_hint(self) -> str:
-        """The CA setting and its value, for a certificate error."""
-        return f"{self.setting('ca_file')} ({self.ca_file or 'the system trust store'})"
-
-    def setting(self, name: str) -> str:
-        """The full name of one setting, as the configuration file spells it."""
-        return f"{self.config_key}.{name}"
+        self._check_master_password()
 
 
 def _shutdown(conn: imaplib.IMAP4) -> None:
@@ -91,20 +77,19 @@ def _shutdown(conn: imaplib.IMAP4) -> None:
 
 def connect(settings: ImapSettings) -> imaplib.IMAP4:
     """An open connection, TLS verified against `ca_file` or the system store."""
-    ca_file = str(settings.ca_file) if settings.ca_file else None
     if settings.security == "tls":
         return _no_delay(
             imaplib.IMAP4_SSL(
                 settings.host,
                 settings.port,
-                ssl_context=tls_context(ca_file),
+                ssl_context=settings.tls(),
                 timeout=settings.timeout,
             )
         )
     conn = imaplib.IMAP4(settings.host, settings.port, timeout=settings.timeout)
     if settings.security == "starttls":
         try:
-            conn.starttls(ssl_context=tls_context(ca_file))
+            conn.starttls(ssl_context=settings.tls())
         except BaseException:
             _shutdown(conn)
             raise

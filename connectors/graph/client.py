@@ -26,9 +26,7 @@ import binascii
 import functools
 import json
 import logging
-import re
 import ssl
-import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -40,33 +38,30 @@ from urllib.parse import urljoin, urlsplit
 import certifi
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
-from kiota_abstractions.api_error import APIError
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.request_information import RequestInformation
 from msgraph import GraphRequestAdapter, GraphServiceClient
 
-from ...migrator.errors import FatalError, Retriable, SkipItem
+from ...migrator.errors import FatalError, Retriable
+from .answers import (
+    UnexpectedAnswer,
+    check_length,
+    file_batch_parts,
+    json_error,
+    raise_for_answer,
+    read_answer,
+    sorted_failures,
+)
 from .auth import GraphSettings, RenewableCredential, make_credential
 from .budget import MailboxBudget
 from .clouds import token_scope
-from .errors import (
-    Call,
-    Failure,
-    Throttled,
-    TokenRefused,
-    TruncatedBody,
-    parse_retry_after,
-    to_error,
-)
+from .errors import Call, Throttled, TokenRefused
 
 PRODUCT = "ISV|Hirondelle|hirondelle"
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
 TENANT = "(tenant)"  # the budget lane of tenant-wide requests such as /users
 BATCH_LIMIT = 20  # https://learn.microsoft.com/en-us/graph/json-batching
 BATCH_PARALLEL = 4  # parts of one batch Graph runs at once
-# What azure-identity's message says of an Entra ID refusal: "(invalid_scope) AADSTS70011: ..."
-_IDENTITY_ERROR = re.compile(r"\((invalid_[a-z_]+)\) (AADSTS\d+)")
 
 if TYPE_CHECKING:
     from .links import LinkAnswer, LinkClient
@@ -78,10 +73,6 @@ T = TypeVar("T")
 def user_agent() -> str:
     """`ISV|Hirondelle|hirondelle/<version>`, the same on every request."""
     return f"{PRODUCT}/{version('hirondelle')}"
-
-
-class UnexpectedAnswer(Exception):
-    """A $batch part failed in a way the error table does not know."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +236,7 @@ class GraphClient:
 
     async def _location_once(self, url: str, call: Call) -> str:
         self._check_host(url)
-        try:
+        with sorted_failures(call, UnexpectedAnswer):
             token = await self._credential.get_token(self._scope)
             headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
             async with self._link_client().stream(url, headers) as response:
@@ -258,15 +249,8 @@ class GraphClient:
                     return urljoin(url, location)
                 if 200 <= status < 300:
                     raise UnexpectedAnswer(f"{call.what}: HTTP {status}, not 302")
-                _raise_for_answer(_read_answer(response, body), call)
+                raise_for_answer(read_answer(response, body), call)
                 raise UnexpectedAnswer(f"{call.what}: HTTP {status}")
-        except (Retriable, FatalError, SkipItem, UnexpectedAnswer):
-            raise
-        except Exception as exc:
-            error = _classified(exc, call)
-            if error is exc:
-                raise
-            raise error from exc
 
     @asynccontextmanager
     async def download_stream(
@@ -279,18 +263,11 @@ class GraphClient:
         come out as the table's error (`call.link` marks an expired link).
         Not budgeted here: the caller runs it inside `budgets.run`.
         """
-        try:
+        with sorted_failures(call):
             async with self._link_client().stream(url, headers) as response:
                 if not 200 <= response.status_code < 300:
-                    _raise_for_answer(_read_answer(response, await response.aread()), call)
+                    raise_for_answer(read_answer(response, await response.aread()), call)
                 yield response
-        except (Retriable, FatalError, SkipItem):
-            raise
-        except Exception as exc:
-            error = _classified(exc, call)
-            if error is exc:
-                raise
-            raise error from exc
 
     def _link_client(self) -> LinkClient:
         if self._links is None:
@@ -314,7 +291,7 @@ class GraphClient:
     async def _send_json(self, target: Target, call: Call) -> dict[str, Any]:
         url = self._url_of(target)
         self._check_host(url)
-        try:
+        with sorted_failures(call):
             token = await self._credential.get_token(self._scope)
             headers = {
                 "Authorization": f"Bearer {token.token}",
@@ -329,15 +306,8 @@ class GraphClient:
             else:
                 headers["Content-Type"] = "application/json"
                 response = await self._http.post(url, headers=headers, content=target.content)
-        except (Retriable, FatalError, SkipItem):
-            raise
-        except Exception as exc:  # every failure goes through the one table
-            error = _classified(exc, call)
-            if error is exc:
-                raise
-            raise error from exc
         if not response.is_success:
-            raise _json_error(response, call)
+            raise json_error(response, call)
         if not response.content:
             return {}
         return json.loads(response.content)
@@ -412,46 +382,10 @@ class GraphClient:
         call: Call,
         answers: dict[str, Any],
     ) -> tuple[list[str], Retriable | None]:
-        """File each part's answer (its body as sent: JSON, or a base64 string); return the
-        keys to send again and the last passing error.
-
-        Throttled parts pause the lane once for the whole batch (with the longest
-        Retry-After any part gave), not once per part. A part the envelope leaves out is
-        sent again: its absence says nothing of the item (None would mean a 404).
-        """
-        retry: list[str] = []
-        last: Retriable | None = None
-        throttled: list[Throttled] = []
-        parts = envelope.get("responses", [])
-        answered = {str(part.get("id")) for part in parts}
-        left_out = [key for key in paths if key not in answered]
-        if left_out:
-            retry.extend(left_out)
-            last = Retriable(f"{call.what}: the $batch answer left out {len(left_out)} parts")
-        for part in parts:
-            key, status = str(part.get("id")), int(part.get("status", 0))
-            if key not in paths:
-                continue  # no part of ours: nothing to file
-            if 200 <= status < 300:
-                body = part.get("body")
-                answers[key] = {} if body is None else body  # None stands for 404
-                continue
-            body = part.get("body") if isinstance(part.get("body"), dict) else {}
-            code, message = _odata_error(body)
-            retry_after = parse_retry_after(part.get("headers"))
-            failure = Failure(status, code, retry_after, message=message)
-            error = to_error(failure, replace(call, item=True))
-            if isinstance(error, SkipItem):
-                answers[key] = None
-            elif isinstance(error, Retriable):
-                if isinstance(error, Throttled):
-                    throttled.append(error)
-                retry.append(key)
-                last = error
-            elif error is not None:
-                raise error
-            else:
-                raise UnexpectedAnswer(f"{call.what}: $batch part answered HTTP {status}")
+        """File each part's answer (`file_batch_parts`); return the keys to send again and
+        the last passing error. Throttled parts pause the lane once for the whole batch
+        (with the longest Retry-After any part gave), not once per part."""
+        retry, last, throttled = file_batch_parts(paths, envelope, call, answers)
         if throttled:
             waits = [t.retry_after for t in throttled if t.retry_after is not None]
             self.budgets.report_throttled(owner, max(waits) if waits else None)
@@ -475,23 +409,16 @@ class GraphClient:
 
     async def _stream_once(self, url: str, call: Call, owner: str = "") -> bytes:
         self._check_host(url)
-        try:
+        with sorted_failures(call):
             token = await self._credential.get_token(self._scope)
             headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
             async with self._owner_http(owner).stream("GET", url, headers=headers) as response:
                 if not response.is_success:
                     await response.aread()
-                    _raise_for_answer(response, call)
+                    raise_for_answer(response, call)
                 chunks = [chunk async for chunk in response.aiter_bytes()]
-                _check_length(response)
+                check_length(response)
                 return b"".join(chunks)
-        except (Retriable, FatalError, SkipItem):
-            raise
-        except Exception as exc:
-            error = _classified(exc, call)
-            if error is exc:
-                raise
-            raise error from exc
 
     def _check_host(self, url: str) -> None:
         """Tokens go to the configured Graph host only, whatever a link says."""
@@ -537,110 +464,3 @@ def _decoded_name(part: str) -> str:
 
 
 _NAME_CODES = [(f"%{ord(c):02{case}}", c) for c in "$.-~" for case in "Xx"]
-
-
-def _json_error(response: httpx.Response, call: Call) -> Exception:
-    """The table's error for a failed JSON answer; else the SDK's `APIError` with its
-    status and headers, which callers inspect (a 400 on an unsupported delta)."""
-    error, code, message = _table_error(response, call)
-    if error is not None:
-        return error
-    text = f"{call.what}: Graph answered HTTP {response.status_code}"
-    return APIError(
-        f"{text} {code}: {message}" if code else text,
-        response.status_code,
-        dict(response.headers),
-    )
-
-
-def _table_error(response: httpx.Response, call: Call) -> tuple[Exception | None, str, str]:
-    """The error the failure table gives a failed answer (None when it has none), with
-    Graph's error code and message from its body."""
-    try:
-        body = json.loads(response.content) if response.content else None
-    except ValueError:
-        body = None
-    code, message = _odata_error(body if isinstance(body, dict) else None)
-    retry_after = parse_retry_after(response.headers)
-    failure = Failure(response.status_code, code, retry_after, message=message)
-    return to_error(failure, call), code, message
-
-
-def _odata_error(body: Mapping[str, Any] | None) -> tuple[str, str]:
-    """Graph's error code and message from an error body ("" when absent)."""
-    error = (body or {}).get("error")
-    if not isinstance(error, dict):
-        return "", ""
-    return str(error.get("code") or ""), str(error.get("message") or "")
-
-
-def _classified(exc: Exception, call: Call) -> Exception:
-    """The engine's error for `exc`, or `exc` itself when the table does not know it."""
-    if isinstance(exc, ClientAuthenticationError):
-        return FatalError(_refusal_message(exc, call))
-    failure = _failure_of(exc)
-    if failure is None:
-        return exc
-    return to_error(failure, call) or exc
-
-
-def _refusal_message(exc: ClientAuthenticationError, call: Call) -> str:
-    """One line naming the settings to fix. Entra ID answers a scope or resource it does not
-    know with invalid_scope (AADSTS70011) or invalid_resource: the scope is the `.default`
-    of source.graph_url's cloud, which must be the cloud of source.authority
-    (https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes)."""
-    refusal = _IDENTITY_ERROR.search(str(exc.message or exc))
-    if refusal is not None:
-        return (
-            f"{call.what}: the identity platform refused the Graph scope ({refusal[1]} "
-            f"{refusal[2]}). Check source.graph_url: its cloud's Graph root, whose .default "
-            "is asked for, must be the one source.authority signs in to."
-        )
-    return (
-        f"{call.what}: the identity platform refused the app's credential. Check "
-        "source.tenant_id, source.client_id and source.client_secret_env, "
-        "source.client_secret_file or source.certificate_file."
-    )
-
-
-def _failure_of(exc: Exception) -> Failure | None:
-    if isinstance(exc, httpx.TransportError | ServiceRequestError) or _link_failure(exc):
-        return Failure(None, detail=type(exc).__name__)
-    if isinstance(exc, TruncatedBody):
-        return Failure(None, detail=str(exc))
-    return None
-
-
-def _read_answer(response: LinkAnswer, body: bytes) -> httpx.Response:
-    """A links' client answer as httpx's, for the one error table."""
-    return httpx.Response(
-        response.status_code, headers=list(response.headers.items()), content=body
-    )
-
-
-def _link_failure(exc: Exception) -> bool:
-    """A transport failure of the links' client (aiohttp): reset, cut body, timeout."""
-    if isinstance(exc, TimeoutError | ConnectionError):
-        return True
-    aiohttp = sys.modules.get("aiohttp")  # loaded once a link was read
-    return aiohttp is not None and isinstance(exc, aiohttp.ClientError)
-
-
-def _raise_for_answer(response: httpx.Response, call: Call) -> None:
-    """Turn a failed streamed answer into the table's error, else `UnexpectedAnswer` (a
-    links' answer carries no request, so httpx's own `raise_for_status` cannot be used)."""
-    error, _, _ = _table_error(response, call)
-    if error is not None:
-        raise error
-    raise UnexpectedAnswer(f"{call.what}: HTTP {response.status_code}")
-
-
-def _check_length(response: httpx.Response) -> None:
-    """A body shorter than its Content-Length is a broken transfer, not a message."""
-    announced = response.headers.get("Content-Length")
-    if announced is None or not announced.isdigit():
-        return
-    if response.num_bytes_downloaded < int(announced):
-        raise TruncatedBody(
-            f"received {response.num_bytes_downloaded} of {announced} announced bytes"
-        )

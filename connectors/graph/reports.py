@@ -18,7 +18,8 @@ import io
 from dataclasses import dataclass, field
 
 from ...migrator.errors import HirondelleError
-from .client import TENANT, GraphClient, UnexpectedAnswer
+from .answers import UnexpectedAnswer
+from .client import TENANT, GraphClient
 from .errors import Call
 
 PERIOD = "D7"

@@ -122,11 +122,11 @@ def test_interrupted_write_leaves_no_file_at_the_final_path(
 ) -> None:
     payload = file(tmp_path, "i1", "big.bin", b"x" * 100_000)
 
-    def broken_copy(payload: Payload, stream: object) -> None:
-        stream.write(b"half")  # type: ignore[attr-defined]  # an open file, as the target passes
+    def broken_chunks(payload: Payload) -> Iterator[bytes]:
+        yield b"half"
         raise OSError(5, "Input/output error")
 
-    monkeypatch.setattr(archive_files, "_copy_content", broken_copy)
+    monkeypatch.setattr(archive_files, "_content_chunks", broken_chunks)
     with pytest.raises(OSError):
         session.put(drive, payload)
     assert os.listdir(session.drive_dir(drive)) == []
@@ -248,10 +248,10 @@ def test_refs_cannot_escape_the_drive(session: FilesArchiveSession, drive: str) 
 def test_full_disk_stops_the_run(
     tmp_path: Path, session: FilesArchiveSession, drive: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def full(payload: Payload, stream: object) -> None:
+    def full(payload: Payload) -> Iterator[bytes]:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(archive_files, "_copy_content", full)
+    monkeypatch.setattr(archive_files, "_content_chunks", full)
     with pytest.raises(FatalError, match="No space left"):
         session.put(drive, file(tmp_path, "i1", "a.txt", b"a"))
 

@@ -21,7 +21,8 @@ import pytest
 
 from hirondelle.connectors import dav_discovery as discovery
 from hirondelle.connectors import dav_wire as wire
-from hirondelle.connectors.dav import CalDavTarget, CardDavTarget, DavSession, DavSettings
+from hirondelle.connectors.dav import CalDavTarget, CardDavTarget, DavSettings
+from hirondelle.connectors.dav_session import DavSession
 from hirondelle.migrator.errors import FatalError, Refused
 from hirondelle.migrator.model import Container, Owner
 from hirondelle.tests.dav.payloads import event

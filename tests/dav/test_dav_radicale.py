@@ -9,7 +9,8 @@ from urllib.parse import unquote
 import pytest
 import trustme
 
-from hirondelle.connectors.dav import CalDavTarget, CardDavTarget, DavSession, DavSettings
+from hirondelle.connectors.dav import CalDavTarget, CardDavTarget, DavSettings
+from hirondelle.connectors.dav_session import DavSession
 from hirondelle.connectors.dav_wire import resource_uid
 from hirondelle.migrator.errors import FatalError, OwnerFailed, Refused, SkipItem, Unreachable
 from hirondelle.migrator.model import Container, Owner, Payload, TargetRef

@@ -190,12 +190,12 @@ def test_a_link_answer_the_table_does_not_know_is_an_unexpected_answer(status: i
     own error, never httpx's `raise_for_status` (a RuntimeError without a request)."""
     from types import SimpleNamespace
 
-    from hirondelle.connectors.graph.client import (
+    from hirondelle.connectors.graph.answers import (
         UnexpectedAnswer,
-        _raise_for_answer,
-        _read_answer,
+        raise_for_answer,
+        read_answer,
     )
 
     answer = SimpleNamespace(status_code=status, headers={"Content-Type": "text/plain"})
     with pytest.raises(UnexpectedAnswer, match=f"HTTP {status}"):
-        _raise_for_answer(_read_answer(answer, b"no"), Call("usage report"))
+        raise_for_answer(read_answer(answer, b"no"), Call("usage report"))  # type: ignore[arg-type]  # an answer's shape only

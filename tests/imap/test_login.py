@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import trustme
 
-from hirondelle.connectors import imap_settings
+from hirondelle.connectors import credentials
 from hirondelle.connectors.imap import ImapSettings, ImapTarget, read_password_file
 from hirondelle.migrator.errors import ConfigError, FatalError, OwnerFailed, Unreachable
 from hirondelle.migrator.model import Owner
@@ -253,7 +253,7 @@ def test_connections_share_one_tls_context_and_plain_ones_make_none(
         return create(*args, cafile=cafile, **kw)
 
     monkeypatch.setattr(ssl, "create_default_context", counted)
-    imap_settings.tls_context.cache_clear()
+    credentials.tls_context.cache_clear()
     settings = tls_settings(server, tmp_path, ca, "tls")
     for _ in range(3):
         ImapTarget(settings).open(Owner(upn="tls@example.test", source_id="x")).close()

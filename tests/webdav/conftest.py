@@ -14,7 +14,8 @@ import pytest
 import urllib3
 
 from hirondelle.connectors import webdav_chunked
-from hirondelle.connectors.webdav import WebDavSession, WebDavSettings, WebDavTarget
+from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
+from hirondelle.connectors.webdav_session import WebDavSession
 from hirondelle.migrator.model import Container, Owner
 from hirondelle.tests.servers import MailUser, WebDavServer
 

@@ -17,8 +17,9 @@ import httpx
 import pytest
 import respx
 
-from hirondelle.connectors.webdav import WebDavSession, WebDavSettings, WebDavTarget
+from hirondelle.connectors.webdav import WebDavSettings, WebDavTarget
 from hirondelle.connectors.webdav_chunked import MIN_CHUNK_BYTES, transfer_id
+from hirondelle.connectors.webdav_session import WebDavSession
 from hirondelle.migrator.errors import OwnerFailed, Retriable
 from hirondelle.migrator.model import Container, Owner, TargetRef
 from hirondelle.tests.webdav.payloads import MTIME, file

@@ -13,7 +13,7 @@ import pytest
 import respx
 
 from hirondelle.connectors.graph.download import ContentMismatch, DriveDownloader
-from hirondelle.connectors.webdav import PART_SUFFIX
+from hirondelle.connectors.webdav_files import PART_SUFFIX
 from hirondelle.mappings.files import map_drive_item
 from hirondelle.mappings.quickxor import quickxor_b64
 from hirondelle.migrator.feed import ContentFeed
