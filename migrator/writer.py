@@ -102,6 +102,10 @@ class Claims:
         if self._refs is not None:
             self._refs.add(ref.ref)
 
+    def forget(self) -> None:
+        """The state's refs were rewritten (a folder moved): read them again when needed."""
+        self._refs = None
+
 
 Fetched = tuple[Pending, Payload | Outcome | BaseException]
 
