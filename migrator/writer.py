@@ -21,7 +21,6 @@ from collections.abc import Sequence, Set
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol, runtime_checkable
 
 from ..state.schema import DONE, FAILED
 from ..state.store import Outcome, Store
@@ -29,7 +28,7 @@ from .errors import ItemError, Retriable
 from .ledger import Ledger
 from .memory import MemoryGate
 from .model import Blob, Container, Item, Payload, TargetRef
-from .protocols import LiveSource, TargetSession
+from .protocols import BatchFetch, BatchPut, LiveSource, TargetSession
 from .session import OwnerSession
 from .workload import RunOptions, Workload
 
@@ -37,24 +36,6 @@ BATCH_ITEMS = 50
 BATCH_BYTES = 8 * 1024 * 1024
 FETCH_GROUP = 20  # items fetched in one round trip: Graph's limit of parts in a $batch
 FETCH_GROUP_BYTES = 1024 * 1024  # items expected larger than this are fetched alone
-
-
-@runtime_checkable
-class BatchFetch(Protocol):
-    """Optional: a source that fetches several items in one round trip. The answer holds
-    each item's content, or the `ItemError` that keeps that item from being carried, or
-    the `Retriable` that kept it from coming this time (that item fails alone)."""
-
-    async def fetch_many(
-        self, container: Container, items: Sequence[Item]
-    ) -> list[bytes | ItemError | Retriable]: ...
-
-
-@runtime_checkable
-class BatchPut(Protocol):
-    """Optional: a session that stores several items in one round trip."""
-
-    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | ItemError]: ...
 
 
 def put_batch(
