@@ -122,14 +122,23 @@ class ContainerPass:
             self._record_links(outcomes)
 
     def _sort(self, items: Sequence[Item]) -> _Sorted:
-        """What each item of the page needs, from the state's rows of it (an item the
-        state holds in another container of the owner moved here)."""
+        """What each item of the page needs, from the state's rows of it.
+
+        An item the state holds in another container of the owner moved here: the target
+        moves its copy when it can (`Capabilities.moves`). A target that cannot move (its
+        `move` would only refuse) gets the item written afresh here, as its connector
+        declares; the copy left in the old folder is the source's removal from the old
+        container, settled as any removal (`deletions`: `mirror` removes it, `keep` keeps
+        it). The item is never recorded as a failure for a move the target cannot make.
+        """
         workload, container = self.workload, self.container
         ids = [item.source_id for item in items]
         known = self.store.items_by_source(self.unit_id, ids)
-        moved_from = self.store.items_elsewhere(
-            workload.name, container.owner, self.unit_id, [i for i in ids if i not in known]
-        )
+        moved_from: dict[str, ItemState] = {}
+        if workload.target.capabilities.moves:
+            moved_from = self.store.items_elsewhere(
+                workload.name, container.owner, self.unit_id, [i for i in ids if i not in known]
+            )
         work = _Sorted()
         for item in items:
             row = known.get(item.source_id)
