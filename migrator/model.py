@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypedDict, cast
 
 if TYPE_CHECKING:
     from .feed import ContentFeed
@@ -46,13 +46,53 @@ class Container:
         return "/".join(self.path)
 
 
+class ListedMeta(TypedDict, total=False):
+    """The keys of an item's metadata the engine itself reads, whatever the workload.
+
+    Each workload declares its whole metadata as a TypedDict beside the source that lists
+    it (`MailMeta`, `DriveItemMeta`, `ChatMeta`, `EventMeta`), these keys among them where
+    the workload has them; the engine reads nothing else.
+    """
+
+    size: int | None  # the listed size in bytes (memory held, target size limit)
+    path: str  # where the item lies in its container, as its owner names it (log lines)
+    # What the item is, where a workload lists several kinds (files: "file", "folder",
+    # "package", "remote"). Absent or "file": its content is `size` bytes. Any other kind
+    # has no content of its own to measure (a folder's listed size counts what is inside
+    # it): no size limit applies to it, its workload's own rules say what becomes of it.
+    kind: str
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One source object as listed (no content): its id, version and metadata."""
+    """One source object as listed (no content): its id, version and metadata.
+
+    `meta` is the workload's own (a TypedDict of its source, stored with the item's row
+    and handed to its mapper as it is); the engine reads it only through `listed`.
+    """
 
     source_id: str
     version: str  # changeKey / cTag / eTag: a new value means the item changed
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def listed(self) -> ListedMeta:
+        """The metadata keys the engine reads (see `ListedMeta`)."""
+        return cast(ListedMeta, self.meta)
+
+    @property
+    def content_size(self) -> int | None:
+        """The listed size of the item's own content (see `ListedMeta.kind`), or None."""
+        return self.listed_size if self.listed.get("kind", "file") == "file" else None
+
+    @property
+    def listed_size(self) -> int | None:
+        """The content size the source listed, None when it listed none (or no number)."""
+        size = self.listed.get("size")
+        try:
+            return None if size is None else int(size)
+        except (TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True, slots=True)

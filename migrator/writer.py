@@ -22,7 +22,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
 
-from ..state.schema import DONE, FAILED
+from ..state.schema import DONE, FAILED, SKIPPED
 from ..state.store import Outcome, Store
 from .errors import ItemError, Retriable
 from .ledger import Ledger
@@ -119,6 +119,23 @@ class Writer:
         self._held: dict[int, _Held] = {}
 
     async def write_all(self, pending: Sequence[Pending]) -> list[Outcome]:
+        """Each item's outcome: written (found or put), skipped or failed. An item the
+        source lists over the target's `Capabilities.max_item_bytes` is skipped with the
+        reason before anything is downloaded."""
+        limit = self.workload.target.capabilities.max_item_bytes
+        if limit is None:
+            return await self._write(pending)
+        skipped: list[Outcome] = []
+        within: list[Pending] = []
+        for entry in pending:
+            size = entry.item.content_size
+            if size is not None and size > limit:
+                skipped.append(self._not_written(entry, SKIPPED, _over_limit(size, limit)))
+            else:
+                within.append(entry)
+        return [*skipped, *await self._write(within)]
+
+    async def _write(self, pending: Sequence[Pending]) -> list[Outcome]:
         queue: asyncio.Queue[Fetched] = asyncio.Queue(maxsize=4 * self.options.fetch_concurrency)
         gate = asyncio.Semaphore(self.options.fetch_concurrency)
 
@@ -193,10 +210,7 @@ class Writer:
         """What the item will take in memory: its listed size (MIME is ~4/3 of it)."""
         if not self.workload.content_in_memory:
             return 64 * 1024
-        try:
-            return int(int(item.meta.get("size") or 0) * 1.4) + 64 * 1024
-        except (TypeError, ValueError):
-            return 64 * 1024
+        return int((item.listed_size or 0) * 1.4) + 64 * 1024
 
     def _groups(self, pending: Sequence[Pending]) -> list[list[Pending]]:
         """The fetches to make: small items together when the source can, others alone."""
@@ -205,7 +219,7 @@ class Writer:
         groups: list[list[Pending]] = []
         small: list[Pending] = []
         for entry in pending:
-            size = entry.item.meta.get("size")
+            size = entry.item.listed_size
             if size is None or self._expected_bytes(entry.item) > FETCH_GROUP_BYTES:
                 groups.append([entry])
                 continue
@@ -359,6 +373,13 @@ def _find(
     folder: str, payload: Payload, exclude: Set[str], session: TargetSession
 ) -> TargetRef | None:
     return session.find(folder, payload.settled(), exclude)
+
+
+def _over_limit(size: int, limit: int) -> str:
+    return (
+        f"{size} bytes listed, over the target's limit of {limit} bytes: "
+        "not carried (raise the target's size limit to carry it)"
+    )
 
 
 def _discard(result: Payload | Outcome | BaseException) -> None:
