@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from ..state.records import ItemState, Outcome
 from ..state.schema import DONE, FAILED, SKIPPED, STARTED, VANISHED
-from ..state.store import ItemState, Outcome
 from .errors import ItemError, Retriable
 from .model import Container, Item, Page, Payload
 from .session import retrying

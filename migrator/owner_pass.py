@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from sqlalchemy.orm import Session
 
+from ..state.records import ItemState, UnitState
 from ..state.schema import (
     DELETED,
     DONE,
@@ -29,7 +30,6 @@ from ..state.schema import (
     RESYNC,
     Unit,
 )
-from ..state.store import ItemState, UnitState
 from .container_pass import ContainerPass
 from .errors import CursorExpired, ItemError, Refused, Retriable
 from .ledger import Ledger, ref_text

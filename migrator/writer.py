@@ -22,8 +22,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
 
+from ..state.records import Outcome
 from ..state.schema import DONE, FAILED, SKIPPED
-from ..state.store import Outcome, Store
+from ..state.store import Store
 from .errors import ItemError, Retriable
 from .ledger import Ledger
 from .memory import MemoryGate
