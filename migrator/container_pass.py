@@ -40,18 +40,11 @@ class ContainerPass:
     def __init__(
         self, owner_pass: OwnerPass, container: Container, unit_id: int, folder: str
     ) -> None:
-        self.owner_pass, self.container, self.unit_id, self.folder = (
-            owner_pass,
-            container,
-            unit_id,
-            folder,
-        )
+        self.owner_pass, self.container = owner_pass, container
+        self.unit_id, self.folder = unit_id, folder
         self.workload, self.store = owner_pass.workload, owner_pass.store
-        self.session, self.ledger, self.options = (
-            owner_pass.session,
-            owner_pass.ledger,
-            owner_pass.options,
-        )
+        self.session, self.ledger = owner_pass.session, owner_pass.ledger
+        self.options = owner_pass.options
         self.claims = Claims(self.store, unit_id)  # read from the state at most once
         self.writer = Writer(
             self.workload,

@@ -1,11 +1,12 @@
 """One pass over one owner of one workload: its containers, page by page.
 
-For each container it reads pages of changes from the stored cursor, marks the
-items to write `started`, writes them, and commits their outcomes together with
-the next cursor. A `started` item is looked up on the target before any write,
-so a killed pass resumes without loss and without duplicates. Removals are
-settled at the end of the owner's pass, once every container has been read, so
-a move between containers is never mistaken for a deletion.
+For each container it reads pages of changes from the stored cursor and hands each
+to the container's `ContainerPass`, which marks the items to write `started`, writes
+them, and commits their outcomes together with the next cursor. A `started` item is
+looked up on the target before any write, so a killed pass resumes without loss and
+without duplicates. Removals are settled at the end of the owner's pass, once every
+container has been read, so a move between containers is never mistaken for a
+deletion.
 
 The pass records what it did in its own `Ledger`: the tally of this owner, which
 the worker that ran it stores with its job.
