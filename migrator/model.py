@@ -228,14 +228,23 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What a target can do; gaps are declared here instead of failing later."""
+    """What a target can do; gaps are declared here instead of failing later.
 
-    server_assigned_ids: bool
-    keeps_timestamps: bool
+    The engine reads `moves`, `max_item_bytes` and `live_content`; the plan reads
+    `max_item_bytes`; the others are declarations the conformance suite checks (what to
+    expect of the target), which no engine decision depends on yet.
+    """
+
+    server_assigned_ids: bool  # the target names what it stores (IMAP UIDs, event ids)
+    keeps_timestamps: bool  # the source's times survive the write (INTERNALDATE, mtime)
+    # Larger items are skipped, with the reason, before they are downloaded (the plan
+    # counts them as blockers); None: no limit.
     max_item_bytes: int | None
-    checksums: bool
+    checksums: bool  # the target lists a content hash `verify` can compare
+    # An item that moved between containers is moved on the target; False: it is written
+    # afresh in its new folder and the old copy is settled as a removal (`deletions`).
     moves: bool
-    special_folders: tuple[str, ...] = ()
+    special_folders: tuple[str, ...] = ()  # the folder roles the target has a place for
     # `put` takes a live payload (content still arriving) and publishes it only once its
     # `settled()` content is the one it streamed; other sessions get settled payloads.
     live_content: bool = False
