@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypedDict, cast
 
 from ..migrator.errors import SkipItem
 from ..migrator.model import Blob, Item, Payload
@@ -79,9 +79,32 @@ def drive_item_kind(drive_item: Mapping[str, Any], package_type: str | None = No
     return "file"
 
 
+class DriveItemMeta(TypedDict):
+    """A drive item's `Item.meta`: the files mapper's own flattening of a driveItem."""
+
+    kind: str  # "file", "folder", "package" (OneNote) or "remote" (a shortcut)
+    name: str
+    path: str  # from the drive's root, computed from parent ids
+    parentId: str
+    size: int  # a folder's counts what is inside it
+    mtime: str | None  # fileSystemInfo.lastModifiedDateTime, as the user's device said
+    cTag: str | None
+    quickXorHash: str | None
+    mimeType: str | None
+    packageType: str | None
+    webUrl: str | None  # how Teams posts link the file
+    driveType: str | None
+    shared: str | None  # the sharing scope, when the item was shared
+
+
+def drive_meta(item: Item) -> DriveItemMeta:
+    """The drive item metadata of a files item, typed."""
+    return cast(DriveItemMeta, item.meta)
+
+
 def drive_item_meta(
     drive_item: Mapping[str, Any], path: str, package_type: str | None = None
-) -> dict[str, Any]:
+) -> DriveItemMeta:
     """The flattened `Item.meta` of a driveItem whose path the source computed from parent
     ids (`parentReference.path` is absent from delta responses).
 

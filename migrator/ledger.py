@@ -84,7 +84,7 @@ def _key(container: Container, item: Item) -> tuple[str, str, str]:
 
 def _readable_path(item: Item) -> str | None:
     """Where the item sits at the source, as its owner names it (files: its path)."""
-    path = item.meta.get("path") if isinstance(item.meta, Mapping) else None
+    path = item.listed.get("path") if isinstance(item.meta, Mapping) else None
     return path if isinstance(path, str) and path else None
 
 

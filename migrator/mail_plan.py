@@ -16,7 +16,7 @@ from ..mappings.mail_folders import escape_segment, join_folder, target_folder
 from ..mappings.sizes import readable_size
 from .model import Container, Owner
 from .plan import Counted, Finding
-from .protocols import Source, Target
+from .protocols import FolderTree, HiddenFolders, Source, Target
 
 # Requests per message: one `$value`; per page of the delta enumeration: one
 # listing request; plus the folder walk. Kept in one place so the estimate
@@ -36,10 +36,9 @@ class MailPlanner:
     async def containers(self, owner: Owner) -> list[Container]:
         """The visible folders, and the hidden ones kept for `findings`: the tree is walked
         once per owner, not once for each."""
-        tree = getattr(self.source, "folder_tree", None)
-        if tree is None:
+        if not isinstance(self.source, FolderTree):
             return await self.source.containers(owner)
-        containers, self._hidden[owner.upn] = await tree(owner)
+        containers, self._hidden[owner.upn] = await self.source.folder_tree(owner)
         return list(containers)
 
     def target_name(self, container: Container) -> str:
@@ -59,7 +58,7 @@ class MailPlanner:
     ) -> list[Finding]:
         found: list[Finding] = []
         hidden = self._hidden.pop(owner.upn, None)
-        if hidden is None and hasattr(self.source, "hidden_folders"):
+        if hidden is None and isinstance(self.source, HiddenFolders):
             hidden = await self.source.hidden_folders(owner)
         if hidden is not None:
             for name in hidden:

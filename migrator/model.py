@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, TypedDict, cast
 
 if TYPE_CHECKING:
     from .feed import ContentFeed
@@ -46,13 +46,53 @@ class Container:
         return "/".join(self.path)
 
 
+class ListedMeta(TypedDict, total=False):
+    """The keys of an item's metadata the engine itself reads, whatever the workload.
+
+    Each workload declares its whole metadata as a TypedDict beside the source that lists
+    it (`MailMeta`, `DriveItemMeta`, `ChatMeta`, `EventMeta`), these keys among them where
+    the workload has them; the engine reads nothing else.
+    """
+
+    size: int | None  # the listed size in bytes (memory held, target size limit)
+    path: str  # where the item lies in its container, as its owner names it (log lines)
+    # What the item is, where a workload lists several kinds (files: "file", "folder",
+    # "package", "remote"). Absent or "file": its content is `size` bytes. Any other kind
+    # has no content of its own to measure (a folder's listed size counts what is inside
+    # it): no size limit applies to it, its workload's own rules say what becomes of it.
+    kind: str
+
+
 @dataclass(frozen=True, slots=True)
 class Item:
-    """One source object as listed (no content): its id, version and metadata."""
+    """One source object as listed (no content): its id, version and metadata.
+
+    `meta` is the workload's own (a TypedDict of its source, stored with the item's row
+    and handed to its mapper as it is); the engine reads it only through `listed`.
+    """
 
     source_id: str
     version: str  # changeKey / cTag / eTag: a new value means the item changed
     meta: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def listed(self) -> ListedMeta:
+        """The metadata keys the engine reads (see `ListedMeta`)."""
+        return cast(ListedMeta, self.meta)
+
+    @property
+    def content_size(self) -> int | None:
+        """The listed size of the item's own content (see `ListedMeta.kind`), or None."""
+        return self.listed_size if self.listed.get("kind", "file") == "file" else None
+
+    @property
+    def listed_size(self) -> int | None:
+        """The content size the source listed, None when it listed none (or no number)."""
+        size = self.listed.get("size")
+        try:
+            return None if size is None else int(size)
+        except (TypeError, ValueError):
+            return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,14 +228,23 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """What a target can do; gaps are declared here instead of failing later."""
+    """What a target can do; gaps are declared here instead of failing later.
 
-    server_assigned_ids: bool
-    keeps_timestamps: bool
+    The engine reads `moves`, `max_item_bytes` and `live_content`; the plan reads
+    `max_item_bytes`; the others are declarations the conformance suite checks (what to
+    expect of the target), which no engine decision depends on yet.
+    """
+
+    server_assigned_ids: bool  # the target names what it stores (IMAP UIDs, event ids)
+    keeps_timestamps: bool  # the source's times survive the write (INTERNALDATE, mtime)
+    # Larger items are skipped, with the reason, before they are downloaded (the plan
+    # counts them as blockers); None: no limit.
     max_item_bytes: int | None
-    checksums: bool
+    checksums: bool  # the target lists a content hash `verify` can compare
+    # An item that moved between containers is moved on the target; False: it is written
+    # afresh in its new folder and the old copy is settled as a removal (`deletions`).
     moves: bool
-    special_folders: tuple[str, ...] = ()
+    special_folders: tuple[str, ...] = ()  # the folder roles the target has a place for
     # `put` takes a live payload (content still arriving) and publishes it only once its
     # `settled()` content is the one it streamed; other sessions get settled payloads.
     live_content: bool = False

@@ -38,6 +38,7 @@ from .errors import ConfigError, FatalError, HirondelleError
 from .ledger import Tally
 from .model import Owner
 from .plan import REPORTED, Plan, PlanSink, make_plan
+from .protocols import Discovery
 from .registry import assemble
 from .selection import owners_of
 from .verify import VerifyReport, verify
@@ -373,9 +374,9 @@ async def doctor(config: Config) -> list[tuple[str, bool, str]]:
             problems = workload.target.check()
             detail = "; ".join(problems) if problems else "reachable, capabilities complete"
             lines.append((f"target: {workload.name}", not problems, detail))
-            found: list[str] = getattr(workload.target, "found", [])  # what discovery found
-            if found:
-                lines.append((f"target: {workload.name} found", True, "; ".join(found)))
+            if isinstance(workload.target, Discovery) and workload.target.found:
+                found = "; ".join(workload.target.found)
+                lines.append((f"target: {workload.name} found", True, found))
             if not problems:
                 lines.append(await _logins(workload, owners, config.owner_concurrency))
     return lines

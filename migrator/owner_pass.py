@@ -1,11 +1,12 @@
 """One pass over one owner of one workload: its containers, page by page.
 
-For each container it reads pages of changes from the stored cursor, marks the
-items to write `started`, writes them, and commits their outcomes together with
-the next cursor. A `started` item is looked up on the target before any write,
-so a killed pass resumes without loss and without duplicates. Removals are
-settled at the end of the owner's pass, once every container has been read, so
-a move between containers is never mistaken for a deletion.
+For each container it reads pages of changes from the stored cursor and hands each
+to the container's `ContainerPass`, which marks the items to write `started`, writes
+them, and commits their outcomes together with the next cursor. A `started` item is
+looked up on the target before any write, so a killed pass resumes without loss and
+without duplicates. Removals are settled at the end of the owner's pass, once every
+container has been read, so a move between containers is never mistaken for a
+deletion.
 
 The pass records what it did in its own `Ledger`: the tally of this owner, which
 the worker that ran it stores with its job.
@@ -21,25 +22,22 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from sqlalchemy.orm import Session
 
+from ..state.records import ItemState, UnitState
 from ..state.schema import (
     DELETED,
     DONE,
     FAILED,
     PENDING,
     RESYNC,
-    SKIPPED,
-    STARTED,
-    VANISHED,
     Unit,
 )
-from ..state.store import ItemState, Outcome, UnitState
+from .container_pass import ContainerPass
 from .errors import CursorExpired, ItemError, Refused, Retriable
 from .ledger import Ledger, ref_text
-from .model import Container, Entry, Item, Owner, Page, Payload, TargetRef
+from .model import Container, Entry, Owner, TargetRef
 from .protocols import TargetSession
 from .session import OwnerSession, retrying
 from .workload import Workload
-from .writer import Claims, Pending, Writer, checksum
 
 if TYPE_CHECKING:
     from ..state.store import Store
@@ -95,7 +93,6 @@ class OwnerPass:
             self.fence,
             engine.outage(workload),
         )
-        self._claims: Claims | None = None  # the refs of the unit being written
 
     async def run(self, mode: Mode) -> None:
         workload, owner = self.workload, self.owner
@@ -132,20 +129,21 @@ class OwnerPass:
         try:
             folder = await self._target_folder(container, unit)
             self.store.set_unit(unit.id, target_folder=folder, last_error=None)
+            part = ContainerPass(self, container, unit.id, folder)
             cursor = unit.next_link or unit.delta_link
             fresh = unit.status == PENDING and cursor is None
             adopt = fresh and await self._target_holds(container, folder)
             restart = _restart_reason(unit, cursor, self.store)
             if restart is not None:  # a re-enumeration did not end: start it over
                 resyncing = True
-                await self._resync(container, unit, folder, count_pages, restart)
+                await self._resync(part, unit, count_pages, restart)
                 return
             try:
-                await self._pages(container, unit, folder, cursor, count_pages, adopt)
+                await self._pages(part, cursor, count_pages, adopt)
             except CursorExpired:
                 log.info("cursor of %s expired: enumerating it again", container.display_path)
                 resyncing = True
-                await self._resync(container, unit, folder, count_pages, "cursor-expired")
+                await self._resync(part, unit, count_pages, "cursor-expired")
         except (Retriable, ItemError, CursorExpired) as exc:
             # A re-enumeration that fails (its own link expired too) is not continued from
             # where it stopped: the next pass lists the container from the start again,
@@ -156,7 +154,7 @@ class OwnerPass:
             self.ledger.unit_failed(container, reason)
 
     async def _resync(
-        self, container: Container, unit: UnitState, folder: str, count_pages: bool, why: str
+        self, part: ContainerPass, unit: UnitState, count_pages: bool, why: str
     ) -> None:
         """Enumerate the container again from the start, as when it was first read.
 
@@ -166,12 +164,13 @@ class OwnerPass:
         `resync` until then, so a re-enumeration cut short starts over rather than
         continue with ids it never saw.
         """
+        container = part.container
         self.ledger.audit.record(
             "resync", why, owner=container.owner, container=container.display_path
         )
         self.store.set_unit(unit.id, status=RESYNC, next_link=None, delta_link=None)
         seen: set[str] | None = set() if self.workload.complete_listing else None
-        await self._pages(container, unit, folder, None, count_pages, seen=seen)
+        await self._pages(part, None, count_pages, seen=seen)
 
     async def _target_folder(self, container: Container, unit: UnitState) -> str:
         """The container's target folder. When another folder of this owner was written
@@ -241,210 +240,18 @@ class OwnerPass:
 
     async def _pages(
         self,
-        container: Container,
-        unit: UnitState,
-        folder: str,
+        part: ContainerPass,
         cursor: str | None,
         count_pages: bool,
         adopt: bool = False,
         seen: set[str] | None = None,
     ) -> None:
-        async for page in self.workload.source.changes(container, cursor):
+        async for page in self.workload.source.changes(part.container, cursor):
             if count_pages:
                 self.reporter.add_total(self.workload.name, len(page.items))
-            await self._page(container, unit, folder, page, adopt, seen)
+            await part.page(page, adopt, seen)
             if page.unchecked:
-                self.ledger.unit_unchecked(container, page.unchecked)
-
-    async def _page(
-        self,
-        container: Container,
-        unit: UnitState,
-        folder: str,
-        page: Page,
-        adopt: bool = False,
-        seen: set[str] | None = None,
-    ) -> None:
-        """Write one page and settle it with the unit's cursor; `seen` gathers the ids of a
-        re-enumeration, whose last page also removes what it never listed."""
-        workload = self.workload
-        # An item listed twice in one page (OneDrive repeats parent folders) counts once, in
-        # its latest state, at the place of its first mention (parents before children).
-        latest = {item.source_id: item for item in page.items}
-        items = [latest.pop(item.source_id) for item in page.items if item.source_id in latest]
-        ids = [item.source_id for item in items]
-        known = self.store.items_by_source(unit.id, ids)
-        moved_from = self.store.items_elsewhere(
-            workload.name, container.owner, unit.id, [i for i in ids if i not in known]
-        )
-        writes: list[tuple[Item, ItemState | None]] = []
-        updates: list[tuple[Item, ItemState]] = []
-        moves: list[tuple[Item, ItemState]] = []
-        unchanged = 0
-        for item in items:
-            row = known.get(item.source_id)
-            if row is not None and row.status in (DONE, SKIPPED, VANISHED):
-                if row.version == item.version and row.status != VANISHED:
-                    unchanged += 1
-                elif row.status == SKIPPED:
-                    writes.append((item, row))
-                else:
-                    updates.append((item, row))
-            elif row is None and item.source_id in moved_from:
-                moves.append((item, moved_from[item.source_id]))
-            else:
-                writes.append((item, row))
-        self.reporter.advance(workload.name, unchanged, 0)
-
-        row_ids = self.store.mark_started(
-            unit.id,
-            container,
-            [(item, row.id if row else None) for item, row in writes],
-            guard=self.fence,
-        )
-        outcomes: list[Outcome] = []
-        if workload.update_order is not None:
-            order = workload.update_order
-            updates.sort(key=lambda pair: order(pair[0]))
-        for item, row in moves:
-            outcomes.append(await self._move(container, folder, item, row))
-        for item, row in updates:
-            outcomes.append(await self._update(container, item, row))
-        claims = self._claims_of(unit.id)
-        for outcome in outcomes:  # moved in or rewritten: owned before any lookup below
-            if outcome.ref is not None:
-                claims.add(outcome.ref)
-        pending = [
-            Pending(
-                item,
-                row_ids[item.source_id],
-                adopt or (row is not None and row.status in (STARTED, FAILED)),
-            )
-            for item, row in writes
-        ]
-        outcomes.extend(await self._writer(container, unit.id, folder).write_all(pending))
-        vanished = [i for i in page.removed if i not in ids]
-        if seen is not None:
-            seen.update(ids)
-            if page.delta_link is not None:
-                unlisted = self.store.settled_ids(unit.id) - seen - set(vanished)
-                vanished += sorted(unlisted)
-        self.store.settle_page(
-            unit.id,
-            container,
-            outcomes,
-            vanished,
-            page.next_link,
-            page.delta_link,
-            guard=self.fence,
-        )
-        if workload.link_of is not None:
-            self._record_links(container, outcomes)
-
-    def _writer(self, container: Container, unit_id: int, folder: str) -> Writer:
-        return Writer(
-            self.workload,
-            container,
-            folder,
-            self.session,
-            self._claims_of(unit_id),
-            self.options,
-            self.ledger,
-            self.engine.memory,
-        )
-
-    def _claims_of(self, unit_id: int) -> Claims:
-        """The unit's claims, read from the state at most once while its pages are written."""
-        if self._claims is None or self._claims.unit_id != unit_id:
-            self._claims = Claims(self.store, unit_id)
-        return self._claims
-
-    def _record_links(self, container: Container, outcomes: list[Outcome]) -> None:
-        link_of = self.workload.link_of
-        assert link_of is not None
-        links = {}
-        for outcome in outcomes:
-            if outcome.status == DONE and outcome.ref is not None:
-                link = link_of(container, outcome.item, outcome.ref)
-                if link is not None and link[0]:
-                    links[link[0]] = link[1]
-        if links:
-            self.store.set_links(self.workload.name, links)
-
-    async def _update(self, container: Container, item: Item, row: ItemState) -> Outcome:
-        workload, session = self.workload, self.session
-        if workload.hierarchical_refs:
-            # An earlier update of this page may have moved a parent folder and rebased
-            # this item's ref: read it again.
-            row = self.store.item(row.id) or row
-        ref = old = row.ref
-        payload: Payload | None = None
-        with_content = workload.attrs_mapper is None or (
-            workload.content_changed is not None and workload.content_changed(row.meta, item)
-        )
-        try:
-            payload = await self._attrs_payload(container, item, with_content)
-            if ref is not None:
-                ref = await retrying(
-                    lambda: session.call(lambda s: s.update(ref, payload)),
-                    self.options.item_attempts,
-                    self.options.retry_pause,
-                )
-        except (ItemError, Retriable) as exc:
-            status = exc.status if isinstance(exc, ItemError) else FAILED
-            self.ledger.item("update", status, container, item, ref=ref, reason=str(exc))
-            return Outcome(item, status, error=str(exc), row_id=row.id)
-        finally:
-            if payload is not None and payload.blob is not None:
-                payload.blob.discard()
-        if workload.hierarchical_refs and old is not None and ref is not None and ref != old:
-            self.store.rebase_refs(row.unit_id, old.ref + "/", ref.ref + "/")
-            self._claims = None  # refs rewritten in the state: read them again
-        remark = payload.remark if payload is not None else None
-        self.ledger.item("update", "done", container, item, ref=ref, remark=remark)
-        if not with_content or payload is None:
-            return Outcome(item, DONE, ref=ref, row_id=row.id)  # attributes only
-        return Outcome(
-            item,
-            DONE,
-            ref=ref,
-            row_id=row.id,
-            size=payload.size,
-            fingerprint=payload.fingerprint,
-            checksum=checksum(payload),
-        )
-
-    async def _move(self, container: Container, folder: str, item: Item, row: ItemState) -> Outcome:
-        session = self.session
-        ref = row.ref
-        assert ref is not None  # items_elsewhere only finds rows with a target ref
-        try:
-            moved = await retrying(
-                lambda: session.call(lambda s: s.move(ref, folder)),
-                self.options.item_attempts,
-                self.options.retry_pause,
-            )
-            if row.version != item.version:
-                payload = await self._attrs_payload(container, item)
-                try:
-                    moved = await session.call(lambda s: s.update(moved, payload))
-                finally:
-                    if payload.blob is not None:
-                        payload.blob.discard()
-        except (ItemError, Retriable) as exc:
-            # The copy is gone or unreachable: write the item afresh on the next pass.
-            self.ledger.item("move", "failed", container, item, ref=ref, reason=str(exc))
-            return Outcome(item, FAILED, error=str(exc), row_id=row.id)
-        self.ledger.item("move", "done", container, item, ref=moved)
-        return Outcome(item, DONE, ref=moved, row_id=row.id)
-
-    async def _attrs_payload(
-        self, container: Container, item: Item, with_content: bool = False
-    ) -> Payload:
-        workload = self.workload
-        if workload.attrs_mapper is not None and not with_content:
-            return workload.attrs_mapper(item)
-        return workload.mapper(item, await workload.source.fetch(container, item))
+                self.ledger.unit_unchecked(part.container, page.unchecked)
 
     async def _settle_vanished(self) -> None:
         """Items the source removed and that did not reappear elsewhere: mirror or keep."""
@@ -493,10 +300,7 @@ class OwnerPass:
             container = listed.get(unit.container_id) or Container(
                 self.workload.name, unit.owner, unit.container_id, tuple(unit.path.split("/"))
             )
-            writer = self._writer(container, unit.id, unit.target_folder or "")
-            pending = [Pending(Item(r.source_id, r.version, r.meta), r.id, True) for r in rows]
-            outcomes = await writer.write_all(pending)
-            self.store.apply_outcomes(unit.id, container, outcomes, guard=self.fence)
+            await ContainerPass(self, container, unit.id, unit.target_folder or "").retry(rows)
 
 
 def _ensure(container: Container, session: TargetSession) -> str:

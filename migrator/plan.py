@@ -29,7 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
 
 from .model import Container, Owner
 from .selection import UsersFile, owners_of
@@ -194,6 +194,30 @@ class Planner(Protocol):
         ...
 
 
+@runtime_checkable
+class ListingPlanner(Protocol):
+    """Optional: a planner that lists the owner's containers itself, reading more at once
+    than the source's `containers` (the mail planner keeps the hidden folders)."""
+
+    async def containers(self, owner: Owner) -> list[Container]: ...
+
+
+@runtime_checkable
+class CountingPlanner(Protocol):
+    """Optional: a planner that counts a container's items when the source's
+    `containers` could not count them cheaply."""
+
+    async def count(self, container: Container) -> int: ...
+
+
+@runtime_checkable
+class ReportPlanner(Protocol):
+    """Optional: a planner of a workload the usage reports count (`REPORTED`), which
+    estimates the requests of a whole owner from its item count."""
+
+    def requests_for(self, items: int) -> int: ...
+
+
 def estimate_seconds(jobs: Sequence[float], concurrency: int) -> float:
     """Owners' jobs (each in seconds at its workload's rate, `job_seconds`) run
     `concurrency` at a time."""
@@ -275,12 +299,13 @@ async def assess_owner(
     workload: Workload, planner: Planner, owner: Owner, deep: bool
 ) -> tuple[list[PlanRow], list[Finding]]:
     """One owner's rows and findings for one workload."""
-    listed = getattr(planner, "containers", None)  # a planner that reads more at once
-    containers = await (listed or workload.source.containers)(owner)
-    count = getattr(planner, "count", None)
-    if count is not None:  # sources that cannot count cheaply in containers()
+    lister = planner if isinstance(planner, ListingPlanner) else workload.source
+    containers = await lister.containers(owner)
+    if isinstance(planner, CountingPlanner):  # sources that cannot count cheaply
+        counter = planner
         containers = [
-            c if c.total_items else replace(c, total_items=await count(c)) for c in containers
+            c if c.total_items else replace(c, total_items=await counter.count(c))
+            for c in containers
         ]
     rows = [
         PlanRow(
@@ -305,8 +330,7 @@ async def assess_owner(
 def report_row(workload: str, planner: Planner, owner: Owner, usage: Usage) -> PlanRow:
     """An owner's whole mailbox or OneDrive, as the usage report counts it."""
     name = REPORTED[workload]
-    estimate = getattr(planner, "requests_for", None)  # the planners of REPORTED have it
-    requests = estimate(usage.items) if estimate is not None else 0
+    requests = planner.requests_for(usage.items) if isinstance(planner, ReportPlanner) else 0
     return PlanRow(workload, owner.upn, name, name, usage.items, usage.bytes, requests, "report")
 
 

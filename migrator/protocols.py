@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence, Set
 from typing import Any, Protocol, runtime_checkable
 
+from .errors import ItemError, Retriable
 from .model import Blob, Capabilities, Container, Entry, Item, Owner, Page, Payload, TargetRef
 
 
@@ -50,6 +51,33 @@ class PagedListing(Protocol):
     def listing_pages(self, container: Container) -> AsyncIterator[Sequence[Item]]:
         """The items `listing` returns, in pages as the service gives them."""
         ...
+
+
+@runtime_checkable
+class BatchFetch(Protocol):
+    """Optional for a `Source`: several items fetched in one round trip. The answer holds
+    each item's content, or the `ItemError` that keeps that item from being carried, or
+    the `Retriable` that kept it from coming this time (that item fails alone)."""
+
+    async def fetch_many(
+        self, container: Container, items: Sequence[Item]
+    ) -> list[bytes | ItemError | Retriable]: ...
+
+
+@runtime_checkable
+class FolderTree(Protocol):
+    """Optional for a `Source` whose containers form a tree with hidden parts (mail): the
+    visible containers and the hidden ones' display paths from one walk, for the plan."""
+
+    async def folder_tree(self, owner: Owner) -> tuple[list[Container], list[str]]: ...
+
+
+@runtime_checkable
+class HiddenFolders(Protocol):
+    """Optional for a `Source`: the display paths of the containers `containers` leaves
+    out on purpose (hidden folders), which the plan reports as not carried."""
+
+    async def hidden_folders(self, owner: Owner) -> list[str]: ...
 
 
 @runtime_checkable
@@ -109,6 +137,15 @@ class TargetSession(Protocol):
 
 
 @runtime_checkable
+class BatchPut(Protocol):
+    """Optional for a `TargetSession`: several items stored in one round trip (IMAP
+    MULTIAPPEND). The answer holds each payload's ref, or the `ItemError` that kept that
+    one item out; a `Retriable` raised means any part of the batch may have landed."""
+
+    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | ItemError]: ...
+
+
+@runtime_checkable
 class StreamedListing(Protocol):
     """Optional for a `TargetSession`: its listing streamed, in any order."""
 
@@ -129,3 +166,11 @@ class Target(Protocol):
     def check(self) -> list[str]:
         """Connectivity and capability findings for `doctor` (empty when all is well)."""
         ...
+
+
+@runtime_checkable
+class Discovery(Protocol):
+    """Optional for a `Target` that discovers where each owner's data goes (CalDAV and
+    CardDAV home sets): what its last `check` found, which `doctor` shows."""
+
+    found: list[str]

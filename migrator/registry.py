@@ -312,9 +312,11 @@ def _file_link(
     """(the file's SharePoint/OneDrive URL, where it is now) for the links table."""
     from ..connectors.archive_files import FilesArchiveTarget
     from ..connectors.webdav import WebDavTarget
+    from ..mappings.files import drive_meta
 
-    web_url = item.meta.get("webUrl")
-    if not isinstance(web_url, str) or item.meta.get("kind") != "file":
+    meta = drive_meta(item)  # rows written by older versions may lack keys: .get
+    web_url = meta.get("webUrl")
+    if not isinstance(web_url, str) or meta.get("kind") != "file":
         return None
     relative = quote(f"{ref.folder}/{ref.ref}")
     if isinstance(target, WebDavTarget):
@@ -388,7 +390,9 @@ class _TeamOwners(Mapping[str, list[str]]):
 
 def path_depth(item: Item) -> int:
     """Parents before children: a renamed folder moves before the files in it change."""
-    return str(item.meta.get("path", "")).count("/")
+    from ..mappings.files import drive_meta
+
+    return str(drive_meta(item).get("path", "")).count("/")
 
 
 def _outlook_rate(config: Config) -> float:

@@ -19,8 +19,9 @@ from itertools import groupby
 from operator import itemgetter
 from typing import TypeVar
 
+from ..state.records import ItemState
 from ..state.schema import DONE, FAILED, SKIPPED
-from ..state.store import ItemState, Store
+from ..state.store import Store
 from .model import Container, Entry, Item, Owner, TargetRef
 from .protocols import PagedListing, Source, StreamedListing, TargetSession
 from .selection import UsersFile, owners_of

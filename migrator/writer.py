@@ -21,15 +21,15 @@ from collections.abc import Sequence, Set
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from functools import partial
-from typing import Protocol, runtime_checkable
 
-from ..state.schema import DONE, FAILED
-from ..state.store import Outcome, Store
+from ..state.records import Outcome
+from ..state.schema import DONE, FAILED, SKIPPED
+from ..state.store import Store
 from .errors import ItemError, Retriable
 from .ledger import Ledger
 from .memory import MemoryGate
 from .model import Blob, Container, Item, Payload, TargetRef
-from .protocols import LiveSource, TargetSession
+from .protocols import BatchFetch, BatchPut, LiveSource, TargetSession
 from .session import OwnerSession
 from .workload import RunOptions, Workload
 
@@ -37,24 +37,6 @@ BATCH_ITEMS = 50
 BATCH_BYTES = 8 * 1024 * 1024
 FETCH_GROUP = 20  # items fetched in one round trip: Graph's limit of parts in a $batch
 FETCH_GROUP_BYTES = 1024 * 1024  # items expected larger than this are fetched alone
-
-
-@runtime_checkable
-class BatchFetch(Protocol):
-    """Optional: a source that fetches several items in one round trip. The answer holds
-    each item's content, or the `ItemError` that keeps that item from being carried, or
-    the `Retriable` that kept it from coming this time (that item fails alone)."""
-
-    async def fetch_many(
-        self, container: Container, items: Sequence[Item]
-    ) -> list[bytes | ItemError | Retriable]: ...
-
-
-@runtime_checkable
-class BatchPut(Protocol):
-    """Optional: a session that stores several items in one round trip."""
-
-    def put_many(self, folder: str, payloads: Sequence[Payload]) -> list[TargetRef | ItemError]: ...
 
 
 def put_batch(
@@ -102,6 +84,10 @@ class Claims:
         if self._refs is not None:
             self._refs.add(ref.ref)
 
+    def forget(self) -> None:
+        """The state's refs were rewritten (a folder moved): read them again when needed."""
+        self._refs = None
+
 
 Fetched = tuple[Pending, Payload | Outcome | BaseException]
 
@@ -134,6 +120,23 @@ class Writer:
         self._held: dict[int, _Held] = {}
 
     async def write_all(self, pending: Sequence[Pending]) -> list[Outcome]:
+        """Each item's outcome: written (found or put), skipped or failed. An item the
+        source lists over the target's `Capabilities.max_item_bytes` is skipped with the
+        reason before anything is downloaded."""
+        limit = self.workload.target.capabilities.max_item_bytes
+        if limit is None:
+            return await self._write(pending)
+        skipped: list[Outcome] = []
+        within: list[Pending] = []
+        for entry in pending:
+            size = entry.item.content_size
+            if size is not None and size > limit:
+                skipped.append(self._not_written(entry, SKIPPED, _over_limit(size, limit)))
+            else:
+                within.append(entry)
+        return [*skipped, *await self._write(within)]
+
+    async def _write(self, pending: Sequence[Pending]) -> list[Outcome]:
         queue: asyncio.Queue[Fetched] = asyncio.Queue(maxsize=4 * self.options.fetch_concurrency)
         gate = asyncio.Semaphore(self.options.fetch_concurrency)
 
@@ -208,10 +211,7 @@ class Writer:
         """What the item will take in memory: its listed size (MIME is ~4/3 of it)."""
         if not self.workload.content_in_memory:
             return 64 * 1024
-        try:
-            return int(int(item.meta.get("size") or 0) * 1.4) + 64 * 1024
-        except (TypeError, ValueError):
-            return 64 * 1024
+        return int((item.listed_size or 0) * 1.4) + 64 * 1024
 
     def _groups(self, pending: Sequence[Pending]) -> list[list[Pending]]:
         """The fetches to make: small items together when the source can, others alone."""
@@ -220,7 +220,7 @@ class Writer:
         groups: list[list[Pending]] = []
         small: list[Pending] = []
         for entry in pending:
-            size = entry.item.meta.get("size")
+            size = entry.item.listed_size
             if size is None or self._expected_bytes(entry.item) > FETCH_GROUP_BYTES:
                 groups.append([entry])
                 continue
@@ -374,6 +374,13 @@ def _find(
     folder: str, payload: Payload, exclude: Set[str], session: TargetSession
 ) -> TargetRef | None:
     return session.find(folder, payload.settled(), exclude)
+
+
+def _over_limit(size: int, limit: int) -> str:
+    return (
+        f"{size} bytes listed, over the target's limit of {limit} bytes: "
+        "not carried (raise the target's size limit to carry it)"
+    )
 
 
 def _discard(result: Payload | Outcome | BaseException) -> None:

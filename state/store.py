@@ -9,18 +9,27 @@ writers (`state.database.writer`), so several processes can share one SQLite fil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, Row, bindparam, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..migrator.errors import FatalError
-from ..migrator.model import Container, Item, TargetRef
+from ..migrator.model import Container, Item
 from .database import open_engine, writer
 from .migrate import upgrade
+from .outcome_rows import apply_outcome, existing_rows, update_rows
+from .records import (
+    ITEM_COLUMNS,
+    ItemState,
+    Outcome,
+    StatusCounts,
+    UnitState,
+    item_state,
+    unit_state,
+)
 from .schema import (
     DONE,
     FAILED,
@@ -37,96 +46,6 @@ from .schema import (
 
 Guard = Callable[[Session], None]
 """Run first in a transaction that records writes; raises if they must not be recorded."""
-
-
-@dataclass(frozen=True, slots=True)
-class UnitState:
-    id: int
-    status: str
-    next_link: str | None
-    delta_link: str | None
-    target_folder: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ItemState:
-    id: int
-    unit_id: int
-    source_id: str
-    version: str
-    status: str
-    target_folder: str | None
-    target_ref: str | None
-    fingerprint: str | None
-    size: int | None
-    meta: dict[str, Any]
-    last_error: str | None = None
-    checksum: str | None = None  # the digest recorded when it was written ("name:value")
-
-    @property
-    def ref(self) -> TargetRef | None:
-        if self.target_folder is None or self.target_ref is None:
-            return None
-        return TargetRef(self.target_folder, self.target_ref)
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What happened to one item during a page; applied in the page's transaction."""
-
-    item: Item
-    status: str
-    ref: TargetRef | None = None
-    fingerprint: str | None = None
-    size: int | None = None
-    checksum: str | None = None
-    error: str | None = None
-    row_id: int | None = None  # an existing row (possibly in another unit: a move)
-
-
-@dataclass(frozen=True, slots=True)
-class StatusCounts:
-    units: dict[str, int] = field(default_factory=dict)
-    items: dict[str, int] = field(default_factory=dict)
-    bytes_done: int = 0
-
-
-def _state(row: ItemRow | Row[Any]) -> ItemState:
-    """An `ItemState` from an ORM row or, for reads in bulk, a row of `_STATE_COLUMNS`."""
-    return ItemState(
-        id=row.id,
-        unit_id=row.unit_id,
-        source_id=row.source_id,
-        version=row.version,
-        status=row.status,
-        target_folder=row.target_folder,
-        target_ref=row.target_ref,
-        fingerprint=row.fingerprint,
-        size=row.size,
-        meta=dict(row.meta or {}),
-        last_error=row.last_error,
-        checksum=row.checksum,
-    )
-
-
-_STATE_COLUMNS = (
-    ItemRow.id,
-    ItemRow.unit_id,
-    ItemRow.source_id,
-    ItemRow.version,
-    ItemRow.status,
-    ItemRow.target_folder,
-    ItemRow.target_ref,
-    ItemRow.fingerprint,
-    ItemRow.size,
-    ItemRow.meta,
-    ItemRow.last_error,
-    ItemRow.checksum,
-)
-
-
-def _unit_state(row: Unit) -> UnitState:
-    return UnitState(row.id, row.status, row.next_link, row.delta_link, row.target_folder)
 
 
 class Store:
@@ -194,7 +113,7 @@ class Store:
             row.source_count = container.total_items
             row.source_bytes = container.size_bytes
             s.flush()
-            return _unit_state(row)
+            return unit_state(row)
 
     def set_unit(self, unit_id: int, **values: Any) -> None:
         with self.writing() as s, s.begin():
@@ -224,7 +143,7 @@ class Store:
     def items_of_unit(self, unit_id: int) -> list[ItemState]:
         with self.session() as s:
             rows = s.scalars(select(ItemRow).where(ItemRow.unit_id == unit_id))
-            return [_state(r) for r in rows]
+            return [item_state(r) for r in rows]
 
     def items_by_ref(self, unit_id: int, batch: int = 2000) -> Iterator[ItemState]:
         """The unit's rows that name a target ref, in ascending ref order (as Python
@@ -235,19 +154,19 @@ class Store:
         if self.engine.dialect.name == "postgresql":  # code point order, as Python sorts
             ref = ref.collate("C")  # type: ignore[assignment]
         query = (
-            select(*_STATE_COLUMNS)
+            select(*ITEM_COLUMNS)
             .where(ItemRow.unit_id == unit_id, ItemRow.target_ref.is_not(None))
             .order_by(ref, ItemRow.id)
             .execution_options(yield_per=batch)
         )
         with self.session() as s:
             for row in s.execute(query):
-                yield _state(row)
+                yield item_state(row)
 
     def item(self, row_id: int) -> ItemState | None:
         with self.session() as s:
             row = s.get(ItemRow, row_id)
-            return None if row is None else _state(row)
+            return None if row is None else item_state(row)
 
     def items_by_source(self, unit_id: int, source_ids: Sequence[str]) -> dict[str, ItemState]:
         found: dict[str, ItemState] = {}
@@ -255,11 +174,11 @@ class Store:
             for start in range(0, len(source_ids), 500):
                 chunk = source_ids[start : start + 500]
                 rows = s.execute(
-                    select(*_STATE_COLUMNS).where(
+                    select(*ITEM_COLUMNS).where(
                         ItemRow.unit_id == unit_id, ItemRow.source_id.in_(chunk)
                     )
                 )
-                found.update((r.source_id, _state(r)) for r in rows)
+                found.update((r.source_id, item_state(r)) for r in rows)
         return found
 
     def settled_ids(self, unit_id: int) -> set[str]:
@@ -293,7 +212,7 @@ class Store:
                         ItemRow.target_ref.is_not(None),
                     )
                 )
-                found.update((r.source_id, _state(r)) for r in rows)
+                found.update((r.source_id, item_state(r)) for r in rows)
         return found
 
     def unit_refs(self, unit_id: int) -> set[str]:
@@ -321,7 +240,7 @@ class Store:
         with self.writing() as s, s.begin():
             if guard is not None:
                 guard(s)
-            known = _existing(s, [row_id for _, row_id in items])
+            known = existing_rows(s, [row_id for _, row_id in items])
             ids: dict[str, int] = {}
             again = [(item, row_id) for item, row_id in items if row_id in known]
             if again:
@@ -378,11 +297,11 @@ class Store:
         with self.writing() as s, s.begin():
             if guard is not None:
                 guard(s)
-            known = _existing(s, [o.row_id for o in outcomes])
-            _update_rows(s, unit_id, [o for o in outcomes if o.row_id in known])
+            known = existing_rows(s, [o.row_id for o in outcomes])
+            update_rows(s, unit_id, [o for o in outcomes if o.row_id in known])
             for outcome in outcomes:
                 if outcome.row_id not in known:
-                    self._apply(s, unit_id, container, outcome)
+                    apply_outcome(s, unit_id, container, outcome)
             if vanished:
                 s.execute(
                     update(ItemRow)
@@ -393,44 +312,6 @@ class Store:
             if delta_link is not None:
                 values.update(delta_link=delta_link, next_link=None, status=DONE)
             s.execute(update(Unit).where(Unit.id == unit_id).values(**values))
-
-    @staticmethod
-    def _apply(
-        s: Session,
-        unit_id: int,
-        container: Container,
-        outcome: Outcome,
-    ) -> None:
-        """Record one outcome on its row: looked up by id, else by source id, else a new
-        row (`_update_rows` records a page's outcomes on rows known to exist)."""
-        row = None
-        if outcome.row_id is not None:
-            row = s.get(ItemRow, outcome.row_id)
-        if row is None:
-            row = s.scalar(
-                select(ItemRow).where(
-                    ItemRow.unit_id == unit_id, ItemRow.source_id == outcome.item.source_id
-                )
-            )
-        if row is None:
-            row = ItemRow(
-                workload=container.workload,
-                owner=container.owner,
-                source_id=outcome.item.source_id,
-                attempts=0,
-            )
-            s.add(row)
-        row.unit_id = unit_id
-        row.status = outcome.status
-        row.version = outcome.item.version
-        row.meta = dict(outcome.item.meta)
-        row.last_error = outcome.error
-        if outcome.ref is not None:
-            row.target_folder, row.target_ref = outcome.ref.folder, outcome.ref.ref
-        for name in ("fingerprint", "size", "checksum"):
-            value = getattr(outcome, name)
-            if value is not None:
-                setattr(row, name, value)
 
     def apply_outcomes(
         self,
@@ -444,7 +325,7 @@ class Store:
             if guard is not None:
                 guard(s)
             for outcome in outcomes:
-                self._apply(s, unit_id, container, outcome)
+                apply_outcome(s, unit_id, container, outcome)
 
     def rebase_refs(self, unit_id: int, old_prefix: str, new_prefix: str) -> int:
         """A renamed or moved folder moved its subtree: rewrite the stored refs under it."""
@@ -495,7 +376,7 @@ class Store:
                     ItemRow.status == VANISHED,
                 )
             )
-            return [_state(r) for r in rows]
+            return [item_state(r) for r in rows]
 
     def set_status(self, row_ids: Sequence[int], status: str, error: str | None = None) -> None:
         if not row_ids:
@@ -517,7 +398,7 @@ class Store:
                 query = query.where(ItemRow.workload == workload)
             if owner is not None:
                 query = query.where(ItemRow.owner == owner)
-            return [(u, _state(r)) for u, r in s.execute(query.order_by(ItemRow.id)).all()]
+            return [(u, item_state(r)) for u, r in s.execute(query.order_by(ItemRow.id)).all()]
 
     def failed_owners(self, workload: str) -> list[str]:
         """The owners of `workload` with items marked failed."""
@@ -562,49 +443,6 @@ class LinkMap(Mapping[str, str]):
 
     def __len__(self) -> int:
         return len(self.store.all_links(self.workload))
-
-
-def _existing(s: Session, row_ids: Sequence[int | None]) -> set[int | None]:
-    """Which of `row_ids` are rows of the state (their ids only, a query per 500)."""
-    wanted = [i for i in row_ids if i is not None]
-    found: set[int | None] = set()
-    for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        found.update(s.scalars(select(ItemRow.id).where(ItemRow.id.in_(chunk))))
-    return found
-
-
-def _update_rows(s: Session, unit_id: int, outcomes: Sequence[Outcome]) -> None:
-    """Record outcomes on their existing rows with one UPDATE per set of columns (an
-    executemany): what `Store._apply` does for one row, without loading the rows as
-    ORM objects, which cost more CPU than the statements (the mail benchmark's profile).
-    A value the outcome lacks (no ref, no size) leaves the row's as it was."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for outcome in outcomes:
-        values: dict[str, Any] = {
-            "unit_id": unit_id,
-            "status": outcome.status,
-            "version": outcome.item.version,
-            "meta": outcome.item.meta,
-            "last_error": outcome.error,
-        }
-        if outcome.ref is not None:
-            values["target_folder"], values["target_ref"] = outcome.ref.folder, outcome.ref.ref
-        for name in ("fingerprint", "size", "checksum"):
-            value = getattr(outcome, name)
-            if value is not None:
-                values[name] = value
-        groups.setdefault(tuple(values), []).append(
-            {"row_id": outcome.row_id, **{f"new_{name}": v for name, v in values.items()}}
-        )
-    table = ItemRow.__table__
-    for columns, rows in groups.items():
-        statement = (
-            update(table)  # type: ignore[arg-type]
-            .where(table.c.id == bindparam("row_id"))
-            .values({name: bindparam(f"new_{name}") for name in columns})
-        )
-        s.execute(statement, rows)
 
 
 def open_store(url: str) -> Store:

@@ -22,7 +22,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from ...migrator.errors import CursorExpired
 from ...migrator.model import Item
@@ -30,6 +30,14 @@ from .calendar_window import Window
 
 CURSOR_VERSION = 1
 SINGLE, MASTER = "singleInstance", "seriesMaster"
+
+
+class EventMeta(TypedDict):
+    """An event's `Item.meta`: its kind (a single event or a series' master) and the
+    iCalendar UID the calendar target names its resource after."""
+
+    type: str
+    iCalUId: str
 
 
 @dataclass
@@ -111,7 +119,7 @@ def settle_delta(
 ) -> tuple[list[Item], set[str], dict[str, str]]:
     """Items to write, ids removed and the masters to remember, from one delta round."""
     items = [
-        Item(event_id, version, {"type": SINGLE, "iCalUId": uid})
+        Item(event_id, version, EventMeta(type=SINGLE, iCalUId=uid))
         for event_id, (version, uid) in sorted(found.singles.items())
     ]
     changed = {m for m, key in known.items() if m in masters and masters[m][0] != key}
@@ -120,7 +128,7 @@ def settle_delta(
             continue  # gone since delta listed it: the next round removes it
         change_key, uid = masters[master_id]
         version = master_version(change_key, found.series.get(master_id, {}).values())
-        items.append(Item(master_id, version, {"type": MASTER, "iCalUId": uid}))
+        items.append(Item(master_id, version, EventMeta(type=MASTER, iCalUId=uid)))
     removed = (found.removed - found.live - set(masters)) | {m for m in known if m not in masters}
     tracked = {m: masters[m][0] for m in set(known) | set(found.series) if m in masters}
     return items, removed, tracked
@@ -136,14 +144,14 @@ def settle_listing(
     (deleted in between) keeps what `known` says: the next listing settles it.
     """
     current = {
-        event_id: Item(event_id, version, {"type": SINGLE, "iCalUId": uid})
+        event_id: Item(event_id, version, EventMeta(type=SINGLE, iCalUId=uid))
         for event_id, (version, uid) in found.singles.items()
     }
     for master_id, tokens in found.series.items():
         if master_id in masters:
             change_key, uid = masters[master_id]
             version = master_version(change_key, tokens.values())
-            current[master_id] = Item(master_id, version, {"type": MASTER, "iCalUId": uid})
+            current[master_id] = Item(master_id, version, EventMeta(type=MASTER, iCalUId=uid))
     undecided = {m: known[m] for m in found.series if m not in masters and m in known}
     items = [item for key, item in sorted(current.items()) if known.get(key) != item.version]
     removed = set(known) - set(current) - set(undecided)
@@ -160,7 +168,7 @@ def master_version(change_key: str, tokens: Iterable[str]) -> str:
 
 
 def item_of(event: Mapping[str, Any], version: str) -> Item:
-    meta = {"type": str(event.get("type") or SINGLE), "iCalUId": str(event.get("iCalUId") or "")}
+    meta = EventMeta(type=str(event.get("type") or SINGLE), iCalUId=str(event.get("iCalUId") or ""))
     return Item(str(event["id"]), version, meta)
 
 

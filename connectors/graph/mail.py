@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import quote, urlencode
 
 from ...migrator.errors import ItemError, Retriable, SkipItem
@@ -61,6 +61,24 @@ FOLDER_PROPERTIES = "singleValueExtendedProperties($filter=id eq 'Long 0x0E08')"
 # takes odata.maxpagesize as a maximum and may answer with less.
 PAGE_SIZE = 1000
 FOLDER_PAGE = 250
+
+
+class MailListed(TypedDict):
+    """A message's `Item.meta` in a listing (`listing`, for plan and verify)."""
+
+    internetMessageId: str | None  # none: the target matches it by a digest of its content
+    size: int | None  # the size Exchange counts (PR_MESSAGE_SIZE), None when not read
+    lastVerb: int | None  # the last reply or forward (PR_LAST_VERB_EXECUTED)
+
+
+class MailMeta(MailListed):
+    """A message's `Item.meta` from delta (`changes`): what the mail mapper reads."""
+
+    receivedDateTime: str | None
+    isRead: bool
+    isDraft: bool
+    flagStatus: str
+    categories: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +189,7 @@ class GraphMailSource:
             items: list[Item] = []
             for entry in page.get("value", []):
                 last_verb, size = _message_properties(entry)
-                meta = {
+                meta: MailListed = {
                     "internetMessageId": entry.get("internetMessageId"),
                     "size": size,
                     "lastVerb": last_verb,
@@ -319,7 +337,7 @@ def _item(entry: Mapping[str, Any], properties: tuple[int | None, int | None] | 
     """A delta entry as an `Item`; meta keys are the mapper's contract."""
     last_verb, size = properties or (None, None)
     flag = entry.get("flag") or {}
-    meta = {
+    meta: MailMeta = {
         "internetMessageId": entry.get("internetMessageId"),
         "receivedDateTime": entry.get("receivedDateTime"),
         "isRead": bool(entry.get("isRead")),

@@ -13,12 +13,23 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from ...migrator.model import Item
 
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class ChatMeta(TypedDict):
+    """A channel message's `Item.meta`: ids, author and kind, never the body."""
+
+    rootId: str  # the thread's root message (itself for a root)
+    createdDateTime: str
+    fromId: str | None
+    fromName: str
+    messageType: str  # "message", or a system event
+    deleted: bool
 
 
 @dataclass
@@ -52,7 +63,7 @@ def message_item(message: Mapping[str, Any], root_id: str | None) -> Item:
     source_id = f"{root_id}/{message_id}" if root_id else message_id
     author = message.get("from") or {}
     who = author.get("user") or author.get("application") or author.get("device") or {}
-    meta = {
+    meta: ChatMeta = {
         "rootId": root_id or message_id,
         "createdDateTime": created_at(message),
         "fromId": who.get("id"),
