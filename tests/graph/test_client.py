@@ -198,4 +198,4 @@ def test_a_link_answer_the_table_does_not_know_is_an_unexpected_answer(status: i
 
     answer = SimpleNamespace(status_code=status, headers={"Content-Type": "text/plain"})
     with pytest.raises(UnexpectedAnswer, match=f"HTTP {status}"):
-        raise_for_answer(read_answer(answer, b"no"), Call("usage report"))  # type: ignore[arg-type]  # an answer's shape only
+        raise_for_answer(read_answer(answer, b"no"), Call("usage report"))
