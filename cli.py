@@ -629,7 +629,7 @@ def report(ctx: click.Context, html_path: Path, lang: str | None) -> None:
 @reported
 def demo(directory: Path, users: int, messages: int, seed: int, as_json: bool) -> None:
     """Plan, run, mutate, sync and verify from the built-in sandbox into local files."""
-    from .migrator.demo import run_demo, summary_lines
+    from .workloads.demo import run_demo, summary_lines
 
     with ProgressReporter() as reporter:
         summary = run_demo(

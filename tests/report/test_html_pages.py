@@ -29,10 +29,10 @@ import pytest
 from click.testing import CliRunner
 
 from hirondelle.cli import main
-from hirondelle.migrator.demo import SECRET_ENV
 from hirondelle.sandbox.mime import MessageRecipe
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import SandboxFolder, Tenant, TenantSpec, message_from_recipe
+from hirondelle.workloads.demo import SECRET_ENV
 
 SCRIPT_NAME = "<script>alert(1)</script>"
 IMG_NAME = '"><img src=x onerror=alert(2)>'
