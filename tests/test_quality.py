@@ -7,7 +7,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["migrator", "workloads", "state", "connectors", "mappings", "sandbox", "report"]
+PACKAGES = [
+    "migrator",
+    "workloads",
+    "commands",
+    "state",
+    "connectors",
+    "mappings",
+    "sandbox",
+    "report",
+]
 
 
 def run(*command: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
