@@ -29,14 +29,14 @@ from .spool import process_spool, spool_root
 from .spool import remove as remove_spool
 from .workload import Workload
 
-# The modules each workload's builder imports, by workload, as `workloads` declares them.
-WORKLOAD_MODULES: Mapping[str, tuple[str, ...]] = {w.name: w.modules for w in WORKLOADS}
+# The modules each workload's run imports, by workload, as `workloads` declares them.
+WORKLOAD_MODULES: Mapping[str, tuple[str, ...]] = {w.name: w.preload for w in WORKLOADS}
 
 
 def workload_modules(config: Config) -> list[str]:
     """The full names of the modules the configured workloads' builders import, for a
     forkserver to import once before it forks workers (`local_workers`)."""
-    names = (f"{PACKAGE}.{module}" for w in config.targets for module in BY_NAME[w].modules)
+    names = (f"{PACKAGE}.{module}" for w in config.targets for module in WORKLOAD_MODULES[w])
     return list(dict.fromkeys(names))
 
 

@@ -47,7 +47,7 @@ class WorkloadSpec:
     title: str  # how an archive's bag-info names what it holds
     # "module:function" (Config, TargetConfig, Clients) -> (Workload, Planner)
     builder: str
-    # What the builder imports, for a forkserver to import once before it forks workers.
+    # What the builder imports besides its targets (its source, mapper and planner).
     modules: tuple[str, ...]
     targets: tuple[TargetSpec, ...]
     demo_path: str  # the demo's archive of this workload, under its folder
@@ -56,6 +56,13 @@ class WorkloadSpec:
     @property
     def kinds(self) -> tuple[str, ...]:
         return tuple(target.kind for target in self.targets)
+
+    @property
+    def preload(self) -> tuple[str, ...]:
+        """Every module the workload's run imports, its targets' included, for a forkserver
+        to import once before it forks workers."""
+        targets = (target.target.partition(":")[0] for target in self.targets)
+        return tuple(dict.fromkeys((*self.modules, *targets)))
 
 
 def _archive(target: str, docs: str = "Archives", template: str = "") -> TargetSpec:
@@ -68,8 +75,7 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         title="mail",
         builder="workloads.mail:build",
         modules=(
-            "connectors.graph.mail", "connectors.imap", "connectors.archive",
-            "mappings.mail", "workloads.mail", "workloads.mail_plan",
+            "connectors.graph.mail", "mappings.mail", "workloads.mail", "workloads.mail_plan",
         ),
         targets=(
             TargetSpec(
@@ -86,8 +92,8 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         title="calendars",
         builder="workloads.calendar:build",
         modules=(
-            "connectors.graph.calendar", "connectors.dav", "connectors.archive_dav",
-            "mappings.calendar", "workloads.calendar", "workloads.groupware_plan",
+            "connectors.graph.calendar", "mappings.calendar",
+            "workloads.calendar", "workloads.groupware_plan",
         ),
         targets=(
             TargetSpec(
@@ -106,8 +112,8 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         title="contacts",
         builder="workloads.contacts:build",
         modules=(
-            "connectors.graph.contacts", "connectors.dav", "connectors.archive_dav",
-            "mappings.contacts", "workloads.contacts", "workloads.groupware_plan",
+            "connectors.graph.contacts", "mappings.contacts",
+            "workloads.contacts", "workloads.groupware_plan",
         ),
         targets=(
             TargetSpec(
@@ -124,8 +130,7 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         title="OneDrive and SharePoint files",
         builder="workloads.files:build",
         modules=(
-            "connectors.graph.drives", "connectors.webdav", "connectors.archive_files",
-            "mappings.files", "workloads.files", "workloads.files_plan",
+            "connectors.graph.drives", "mappings.files", "workloads.files", "workloads.files_plan",
         ),
         targets=(
             TargetSpec(
@@ -145,8 +150,7 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         title="Teams channels",
         builder="workloads.chat:build",
         modules=(
-            "connectors.graph.teams", "connectors.matrix", "connectors.archive_chat",
-            "mappings.chat", "workloads.chat", "workloads.chat_plan",
+            "connectors.graph.teams", "mappings.chat", "workloads.chat", "workloads.chat_plan",
         ),
         targets=(
             TargetSpec(
