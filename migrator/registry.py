@@ -112,6 +112,9 @@ class Clients:
             credential=credential,
         )
         self._sharepoint: GraphClient | None = None
+        # Tenant-wide budgets by budget group, registered by the builders whose sources
+        # draw on them: each divides itself among the processes that draw on it now.
+        self.shared: dict[str, Callable[[int], None]] = {}
         self._teams: GraphClient | None = None
         self._spool: Path | None = None
 
@@ -192,13 +195,7 @@ async def assemble(config: Config, store: Store | None = None) -> AsyncIterator[
             workload, planner = build(config, target_config, clients)
             assembled.workloads.append(workload)
             assembled.planned.append((workload, planner))
-            if workload.budget == SHAREPOINT:
-                assembled.shared[SHAREPOINT] = clients.sharepoint.budgets.divide
-            if workload.budget == TEAMS:
-                from ..connectors.graph.teams import GraphTeamsSource
-
-                assert isinstance(workload.source, GraphTeamsSource)
-                assembled.shared[TEAMS] = workload.source.tenant.divide
+            assembled.shared.update(clients.shared)
         yield assembled
     finally:
         await clients.aclose()

@@ -54,6 +54,7 @@ def build(
         reply_window_threads=config.chat_reply_window_threads,
     )
     source = GraphTeamsSource(clients.teams, reread)
+    clients.shared[TEAMS] = source.tenant.divide
     if target_config.kind != "archive":
         target = MatrixTarget(settings, _TeamOwners(source, context))
     mapper = partial(map_chat_message, context=context)

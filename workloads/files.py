@@ -24,6 +24,7 @@ def build(
 
     target = build_target(target_config)
     source = GraphDriveSource(clients.sharepoint, temp_dir=clients.spool())
+    clients.shared[SHAREPOINT] = clients.sharepoint.budgets.divide
     workload = Workload(
         "files",
         source,
