@@ -9,7 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from hirondelle.cli import main
+from hirondelle.migrator.templates import CONFIG_TEMPLATE
 from hirondelle.tests.conformance.conftest import CONTRACT_TARGETS
 from hirondelle.workloads import WORKLOADS, TargetSpec, WorkloadSpec, load
 
@@ -77,3 +80,29 @@ def test_the_documentation_check_sees_a_missing_setting() -> None:
 def test_every_target_kind_runs_the_contract_suite() -> None:
     declared = {(workload.name, target.kind) for workload, target in TARGETS}
     assert declared <= CONTRACT_TARGETS, sorted(declared - CONTRACT_TARGETS)
+
+
+@pytest.mark.parametrize("workload", WORKLOADS, ids=[w.name for w in WORKLOADS])
+def test_init_writes_every_workload_table_with_its_kinds(workload: WorkloadSpec) -> None:
+    tables = [target.template for target in workload.targets if target.template]
+    assert all(table in CONFIG_TEMPLATE for table in tables)
+    assert f"[targets.{workload.name}]" in "".join(tables)
+    for kind in workload.kinds:
+        assert f'"{kind}"' in "".join(tables), kind
+
+
+def test_init_writes_the_configuration_and_the_secret_files(tmp_path: Path) -> None:
+    folder = tmp_path / "migration"
+    first = CliRunner().invoke(main, ["init", str(folder), "--matrix-server-name", "chat.test"])
+    assert first.exit_code == 0, first.output
+    names = ["hirondelle.toml", "users.csv", "matrix-appservice.yaml", "matrix-as-token"]
+    assert first.output.splitlines() == [f"wrote {folder / name}" for name in names]
+    toml = (folder / "hirondelle.toml").read_text(encoding="utf-8")
+    assert toml == CONFIG_TEMPLATE.replace("{server_name}", "chat.test")
+    token = (folder / "matrix-as-token").read_text(encoding="utf-8").strip()
+    assert f'as_token: "{token}"' in (folder / "matrix-appservice.yaml").read_text()
+    for secret in names[2:]:
+        assert (folder / secret).stat().st_mode & 0o777 == 0o600, secret
+    again = CliRunner().invoke(main, ["init", str(folder)])
+    assert again.exit_code == 2
+    assert f"{folder / 'hirondelle.toml'}: already exists (use --force" in again.output
