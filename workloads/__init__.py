@@ -8,7 +8,9 @@ need. The configuration's workload and kind lists, the target dispatch, the fork
 preload list, the configuration `init` writes, the demo's targets and the README check
 (`tests/test_registry.py`) all read it.
 
-Adding a target is one connector module plus one `TargetSpec` here.
+Adding a target is one connector module plus one `TargetSpec` here (and its table for
+`init` in `workloads.templates`); `tests/test_registry.py` then fails until the README
+documents its kind and every setting and the conformance suites run it.
 """
 
 from __future__ import annotations
@@ -65,8 +67,9 @@ class WorkloadSpec:
         return tuple(dict.fromkeys((*self.modules, *targets)))
 
 
-def _archive(target: str, docs: str = "Archives", template: str = "") -> TargetSpec:
-    return TargetSpec("archive", target, ARCHIVE, docs, template)
+def _archive(target: str, template: str = "") -> TargetSpec:
+    """An archive kind: local files, its one setting `path`, described under "Archives"."""
+    return TargetSpec("archive", target, ARCHIVE, "Archives", template)
 
 
 WORKLOADS: tuple[WorkloadSpec, ...] = (
