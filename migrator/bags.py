@@ -15,18 +15,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..connectors.archive_bag import Sealed, seal, unseal
+from ..workloads import WORKLOADS
 from .config import Config
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-WORKLOAD_NAMES = {
-    "mail": "mail",
-    "calendar": "calendars",
-    "contacts": "contacts",
-    "files": "OneDrive and SharePoint files",
-    "chat": "Teams channels",
-}
+WORKLOAD_NAMES = {spec.name: spec.title for spec in WORKLOADS}
 
 
 def archive_roots(config: Config) -> dict[Path, list[str]]:

@@ -17,18 +17,14 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from ..connectors.graph.auth import GraphSettings
 from ..connectors.graph.calendar_window import Window
+from ..workloads import WORKLOADS as WORKLOAD_SPECS
 from .errors import ConfigError
 from .secret_files import POLICIES, read_secret_text, set_policy
 from .selection import UsersFile, read_users
 
-WORKLOADS = ("mail", "calendar", "contacts", "files", "chat")
-TARGET_KINDS = {
-    "mail": ("imap", "archive"),
-    "calendar": ("caldav", "archive"),
-    "contacts": ("carddav", "archive"),
-    "files": ("webdav", "archive"),
-    "chat": ("matrix", "archive"),
-}
+# The workloads and their target kinds, in the order `workloads` declares them.
+WORKLOADS = tuple(spec.name for spec in WORKLOAD_SPECS)
+TARGET_KINDS = {spec.name: spec.kinds for spec in WORKLOAD_SPECS}
 
 
 @dataclass(frozen=True)

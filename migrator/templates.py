@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
-from ..connectors.matrix import MatrixSettings, registration_yaml
+from ..workloads import WORKLOADS, load
 from .errors import ConfigError
 
-CONFIG_TEMPLATE = """\
+HEADER = """\
 # Hirondelle configuration. Relative paths are relative to this file's folder.
 # Secrets never go in this file: name an environment variable or a file instead.
 
@@ -57,49 +56,11 @@ deletions = "mirror"                           # sync: "mirror" deletions or "ke
 # broker_url = "redis://mq.example.org:6379/0" # or "amqp://hirondelle@mq.example.org:5672//"
 # broker_password_file = "broker-password"
 
-[targets.mail]
-kind = "imap"                                  # or "archive" (Maildir + mbox files)
-host = "imap.example.org"
-port = 993
-security = "tls"                               # "tls", "starttls", or "plain" (loopback only)
-# ca_file = ""                                 # the server's CA if not a public one
-# Either one password per user (lines login:password, file readable by you only) ...
-password_file = "imap-passwords.txt"
-# ... or a master user (Dovecot's user*master login):
-# master_user = "admin"
-# master_password_env = "HIRONDELLE_IMAP_MASTER_PASSWORD"
-# master_login = "authzid"                     # Cyrus admins/proxyservers: SASL PLAIN authzid
-
-# [targets.mail]
-# kind = "archive"
-# path = "archive"
-
-# [targets.calendar]
-# kind = "caldav"                              # or "archive": one .ics per calendar
-# url = "https://dav.example.org/"
-# password_file = "dav-passwords.txt"
-
-# [targets.contacts]
-# kind = "carddav"                             # or "archive": one .vcf per address book
-# url = "https://dav.example.org/"
-# password_file = "dav-passwords.txt"
-# vcard_version = "3.0"                        # overrides what the server lists
-
-# [targets.files]
-# kind = "webdav"                              # or "archive": the tree with mtimes
-# url = "https://cloud.example.org/remote.php/dav/files/{login}/"
-# profile = "nextcloud"                        # "generic", "nextcloud" or "twake-drive"
-# password_file = "webdav-passwords.txt"
-# site_login = "migration"                     # who receives SharePoint sites' libraries
-
-# [targets.chat]
-# kind = "matrix"                              # or "archive": JSON lines + HTML transcript
-# mode = "appservice"                          # "bot" where no application service is allowed
-# homeserver = "https://matrix.example.org"
-# server_name = "{server_name}"
-# as_token_file = "matrix-as-token"            # written by init, with matrix-appservice.yaml
-# access_token_env = "HIRONDELLE_MATRIX_TOKEN" # bot mode
 """
+# Each target's table, as its workload declares it (`workloads`), in the order declared.
+CONFIG_TEMPLATE = HEADER + "\n".join(
+    target.template for workload in WORKLOADS for target in workload.targets if target.template
+)
 
 USERS_TEMPLATE = """\
 source_upn,target_login
@@ -110,24 +71,25 @@ source_upn,target_login
 def write_templates(
     directory: Path, force: bool = False, server_name: str = "example.org"
 ) -> list[Path]:
-    """Write hirondelle.toml, users.csv, and the Matrix application service registration
-    with a fresh token (readable by its owner only) into `directory`; never overwrite
-    unless forced."""
+    """Write hirondelle.toml, users.csv, and the files targets write beside them (the
+    Matrix application service registration with a fresh token, readable by its owner
+    only) into `directory`; never overwrite unless forced."""
     directory.mkdir(parents=True, exist_ok=True)
-    as_token, hs_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
-    token_file = directory / "matrix-as-token"
-    settings = MatrixSettings("https://matrix.example.org", server_name, as_token_file=token_file)
     files = {
         directory / "hirondelle.toml": CONFIG_TEMPLATE.replace("{server_name}", server_name),
         directory / "users.csv": USERS_TEMPLATE,
-        directory / "matrix-appservice.yaml": registration_yaml(settings, as_token, hs_token),
-        token_file: as_token + "\n",
     }
+    secret: dict[Path, str] = {}
+    for workload in WORKLOADS:
+        for target in workload.targets:
+            if target.init_files:
+                secret.update(load(target.init_files)(directory, server_name))
+    files.update(secret)
     for path in files:
         if path.exists() and not force:
             raise ConfigError(str(path), "already exists (use --force to overwrite)")
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")
-    for secret in (token_file, directory / "matrix-appservice.yaml"):
-        secret.chmod(0o600)
+    for path in secret:
+        path.chmod(0o600)
     return list(files)

@@ -9,7 +9,18 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ["migrator", "state", "connectors", "mappings", "sandbox", "report", "tests", "bench"]
+PACKAGES = [
+    "migrator",
+    "workloads",
+    "commands",
+    "state",
+    "connectors",
+    "mappings",
+    "sandbox",
+    "report",
+    "tests",
+    "bench",
+]
 # An ignore names what it silences and says why: `# type: ignore[code]  # reason`.
 IGNORE = re.compile(r"#\s*type:\s*ignore(?P<code>\[[a-z, -]+\])?(?P<rest>.*)$")
 

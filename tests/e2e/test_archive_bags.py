@@ -18,12 +18,12 @@ import pytest
 from harness import DEADLINE, SECRET_ENV, source_table, start_run, wait_for
 
 from hirondelle.connectors.archive_bag import HASHES_NAME, MANIFEST_NAME
-from hirondelle.migrator.demo import SECRET_ENV as DEMO_SECRET_ENV
-from hirondelle.migrator.demo import demo_config
 from hirondelle.migrator.operations import check, migrate
 from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
+from hirondelle.workloads.demo import SECRET_ENV as DEMO_SECRET_ENV
+from hirondelle.workloads.demo import demo_config
 
 WORKLOADS = ("mail", "files")  # the demo's folders
 SPEC = TenantSpec(

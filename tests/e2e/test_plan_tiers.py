@@ -30,12 +30,12 @@ from click.testing import CliRunner
 from hirondelle.cli import main
 from hirondelle.migrator import operations
 from hirondelle.migrator.config import Config
-from hirondelle.migrator.demo import SECRET_ENV, demo_config
 from hirondelle.migrator.errors import ConfigError
 from hirondelle.migrator.plan import Plan, in_order
 from hirondelle.migrator.registry import assemble
 from hirondelle.sandbox.server import SandboxServer
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.workloads.demo import SECRET_ENV, demo_config
 
 SPEC = TenantSpec(
     seed=5, users=2, messages=12, large_messages=0, files_per_drive=3, large_file_bytes=0

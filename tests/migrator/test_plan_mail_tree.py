@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 from types import SimpleNamespace
 
-from hirondelle.migrator.mail_plan import MailPlanner
 from hirondelle.migrator.model import Container, Owner
+from hirondelle.workloads.mail_plan import MailPlanner
 
 OWNER = Owner("ada@contoso.test", "id-ada")
 INBOX = Container("mail", OWNER.upn, "f1", ("Inbox",), "inbox", total_items=3)

@@ -16,11 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..migrator.config import Config, parse_config
+from ..migrator.operations import check, migrate, plan
+from ..migrator.workload import RunReporter
 from ..sandbox.server import SandboxServer
 from ..sandbox.tenant import Mutation, Tenant, TenantSpec
-from .config import Config, parse_config
-from .operations import check, migrate, plan
-from .workload import RunReporter
+from . import WORKLOADS
 
 SECRET_ENV = "HIRONDELLE_DEMO_CLIENT_SECRET"
 DEMO_WINDOW = 8 * 3600.0  # the waves of the demo's plan page: a working day
@@ -39,13 +40,7 @@ def demo_config(sandbox: SandboxServer, directory: Path) -> Config:
             "ca_file": str(sandbox.ca_file),
         },
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
-        "targets": {
-            "mail": {"kind": "archive", "path": "archive/mail"},
-            "calendar": {"kind": "archive", "path": "archive/calendars"},
-            "contacts": {"kind": "archive", "path": "archive/contacts"},
-            "files": {"kind": "archive", "path": "archive/files"},
-            "chat": {"kind": "archive", "path": "archive/chat"},
-        },
+        "targets": {w.name: {"kind": "archive", "path": w.demo_path} for w in WORKLOADS},
     }
     return parse_config(raw, directory.resolve())
 
@@ -102,33 +97,8 @@ async def _demo(
         config.base_dir / PAGES[0], planned, digest, config, DEMO_WINDOW, language, "--dir"
     )
     first = await migrate(config, "run", reporter)
-    changed = sandbox.mutate(
-        Mutation(
-            seed=seed + 1,
-            new=6,
-            flag_changes=6,
-            moves=4,
-            deletions=3,
-            new_events=2,
-            event_changes=2,
-            event_cancellations=1,
-            event_deletions=1,
-            new_contacts=2,
-            contact_changes=2,
-            contact_deletions=1,
-            file_creates=3,
-            file_changes=2,
-            file_renames=2,
-            file_moves=1,
-            folder_renames=1,
-            file_deletions=1,
-            folder_deletions=1,
-            chat_posts=3,
-            chat_replies=4,
-            chat_edits=2,
-            chat_deletions=1,
-        )
-    )
+    changes: dict[str, Any] = {k: n for w in WORKLOADS for k, n in w.demo_changes.items()}
+    changed = sandbox.mutate(Mutation(seed=seed + 1, **changes))
     say(
         f"tenant changed: {len(changed.new)} new, {len(changed.changed)} changed, "
         f"{len(changed.moved)} moved, {len(changed.deleted)} deleted messages; "

@@ -14,9 +14,9 @@ from typing import Any
 
 from ..mappings.mail_folders import escape_segment, join_folder, target_folder
 from ..mappings.sizes import readable_size
-from .model import Container, Owner
-from .plan import Counted, Finding
-from .protocols import FolderTree, HiddenFolders, Source, Target
+from ..migrator.model import Container, Owner
+from ..migrator.plan import Counted, Finding
+from ..migrator.protocols import FolderTree, HiddenFolders, Source, Target
 
 # Requests per message: one `$value`; per page of the delta enumeration: one
 # listing request; plus the folder walk. Kept in one place so the estimate

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from ..mappings.file_names import NameRules, target_path
 from ..mappings.files import LIBRARY_ROLE, drive_findings, sharepoint_findings
-from .model import Container, Item, Owner
-from .plan import Counted, Finding
-from .protocols import Source
+from ..migrator.model import Container, Item, Owner
+from ..migrator.plan import Counted, Finding
+from ..migrator.protocols import Source
 
 
 class FilesPlanner:

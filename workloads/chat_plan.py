@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .model import Container, Item, Owner
-from .plan import Counted, Finding
-from .protocols import Source
+from ..migrator.model import Container, Item, Owner
+from ..migrator.plan import Counted, Finding
+from ..migrator.protocols import Source
 
 
 class ChatPlanner:

@@ -14,10 +14,10 @@ import json
 from collections.abc import Callable
 
 from ..mappings.calendar import event_findings
-from .errors import SkipItem
-from .model import Container, Owner
-from .plan import Counted, Finding
-from .protocols import Source
+from ..migrator.errors import SkipItem
+from ..migrator.model import Container, Owner
+from ..migrator.plan import Counted, Finding
+from ..migrator.protocols import Source
 
 FINDINGS_LIMIT = 2000  # events read per calendar for findings; beyond, said so
 

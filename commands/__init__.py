@@ -1,0 +1,1 @@
+"""The commands of `hirondelle`, grouped by what they do; `cli.py` holds their group."""
