@@ -12,10 +12,6 @@ from hirondelle.connectors.graph.mail import GraphMailSource
 from hirondelle.connectors.imap_session import ImapSession
 from hirondelle.connectors.matrix import MatrixSession
 from hirondelle.connectors.webdav import WebDavSession
-from hirondelle.workloads.chat_plan import ChatPlanner
-from hirondelle.workloads.files_plan import FilesPlanner
-from hirondelle.workloads.groupware_plan import GroupwarePlanner
-from hirondelle.workloads.mail_plan import MailPlanner
 from hirondelle.migrator.plan import CountingPlanner, ListingPlanner, ReportPlanner
 from hirondelle.migrator.protocols import (
     BatchFetch,
@@ -26,6 +22,10 @@ from hirondelle.migrator.protocols import (
     PagedListing,
     StreamedListing,
 )
+from hirondelle.workloads.chat_plan import ChatPlanner
+from hirondelle.workloads.files_plan import FilesPlanner
+from hirondelle.workloads.groupware_plan import GroupwarePlanner
+from hirondelle.workloads.mail_plan import MailPlanner
 
 OFFERED = [
     (BatchPut, ImapSession),
