@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar, runtime_checkable
 
+from ..workloads import BY_NAME
+from ..workloads import WORKLOADS as WORKLOAD_SPECS
 from .model import Container, Owner
 from .selection import UsersFile, owners_of
 from .workload import RunOptions, Workload
@@ -47,9 +49,9 @@ K = TypeVar("K")
 # whole mailbox or OneDrive as the tenant's usage report gave it (a few days old).
 Counted = Literal["inventory", "listing", "report"]
 # The workloads the usage reports count, the name of their one row per owner, and those
-# the inventory then leaves to the fully checked owners.
-REPORTED = {"mail": "(mailbox)", "files": "(OneDrive)"}
-LEFT_TO_CHECKS = ("calendar", "contacts")
+# the inventory then leaves to the fully checked owners, as each workload declares them.
+REPORTED = {spec.name: spec.report_row for spec in WORKLOAD_SPECS if spec.usage_report}
+LEFT_TO_CHECKS = tuple(spec.name for spec in WORKLOAD_SPECS if spec.left_to_checks)
 
 
 # A blocker is something the run will leave unwritten unless someone acts first (an item
@@ -339,8 +341,7 @@ def reported_usage(reports: UsageReports, workload: str, owner: Owner) -> Usage 
     the workload."""
     if workload not in REPORTED:
         return None
-    table = reports.mailboxes if workload == "mail" else reports.onedrives
-    return table.get(owner.upn.lower())
+    return reports.table(BY_NAME[workload].usage_report).get(owner.upn.lower())
 
 
 async def make_plan(

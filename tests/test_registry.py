@@ -106,3 +106,14 @@ def test_init_writes_the_configuration_and_the_secret_files(tmp_path: Path) -> N
     again = CliRunner().invoke(main, ["init", str(folder)])
     assert again.exit_code == 2
     assert f"{folder / 'hirondelle.toml'}: already exists (use --force" in again.output
+
+
+def test_a_usage_report_a_workload_names_is_one_the_reports_hold() -> None:
+    from hirondelle.connectors.graph.reports import UsageReports
+
+    reports = UsageReports()
+    for spec in WORKLOADS:
+        if spec.usage_report:
+            assert reports.table(spec.usage_report) == {}, spec.name
+            assert spec.report_row, f"{spec.name} is counted by a report but names no row"
+        assert not (spec.usage_report and spec.left_to_checks), spec.name

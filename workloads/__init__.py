@@ -54,6 +54,12 @@ class WorkloadSpec:
     targets: tuple[TargetSpec, ...]
     demo_path: str  # the demo's archive of this workload, under its folder
     demo_changes: Mapping[str, int] = field(default_factory=dict)  # the demo's `Mutation`
+    # How a plan without a full check counts an owner: from the tenant's usage report
+    # ("mailboxes" or "onedrives", a table of `UsageReports`, with `report_row` the name of
+    # the owner's one row), or not at all ("checks": left to the fully checked owners).
+    usage_report: str = ""
+    report_row: str = ""
+    left_to_checks: bool = False
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -89,6 +95,8 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         ),
         demo_path="archive/mail",
         demo_changes={"new": 6, "flag_changes": 6, "moves": 4, "deletions": 3},
+        usage_report="mailboxes",
+        report_row="(mailbox)",
     ),
     WorkloadSpec(
         name="calendar",
@@ -109,6 +117,7 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         demo_changes={
             "new_events": 2, "event_changes": 2, "event_cancellations": 1, "event_deletions": 1,
         },
+        left_to_checks=True,
     ),
     WorkloadSpec(
         name="contacts",
@@ -127,6 +136,7 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         ),
         demo_path="archive/contacts",
         demo_changes={"new_contacts": 2, "contact_changes": 2, "contact_deletions": 1},
+        left_to_checks=True,
     ),
     WorkloadSpec(
         name="files",
@@ -147,6 +157,8 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
             "file_creates": 3, "file_changes": 2, "file_renames": 2, "file_moves": 1,
             "folder_renames": 1, "file_deletions": 1, "folder_deletions": 1,
         },
+        usage_report="onedrives",
+        report_row="(OneDrive)",
     ),
     WorkloadSpec(
         name="chat",

@@ -41,6 +41,11 @@ class UsageReports:
     onedrives: dict[str, Usage] = field(default_factory=dict)
     concealed: bool = False  # names are hashes: rows cannot be matched to users
 
+    def table(self, name: str) -> dict[str, Usage]:
+        """The report a workload declares it is counted by ("mailboxes", "onedrives")."""
+        tables = {"mailboxes": self.mailboxes, "onedrives": self.onedrives}
+        return tables[name]
+
 
 class ReportsUnavailable(Exception):
     """The reports cannot serve the plan; the message says why, in one line."""
