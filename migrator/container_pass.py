@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..state.records import ItemState, Outcome
-from ..state.schema import DONE, FAILED, SKIPPED, STARTED, VANISHED
+from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED
 from .errors import ItemError, Retriable
 from .model import Container, Item, Page, Payload
 from .session import retrying
@@ -91,7 +91,8 @@ class ContainerPass:
             Pending(
                 item,
                 row_ids[item.source_id],
-                adopt or (row is not None and row.status in (STARTED, FAILED)),
+                adopt or (row is not None and _may_be_there(row)),
+                row.target_ref if row is not None and row.status == DELETED else None,
             )
             for item, row in work.writes
         ]
@@ -240,3 +241,10 @@ class ContainerPass:
         if workload.attrs_mapper is not None and not with_content:
             return workload.attrs_mapper(item)
         return workload.mapper(item, await workload.source.fetch(self.container, item))
+
+
+def _may_be_there(row: ItemState) -> bool:
+    """Whether an earlier copy of the item may be on the target, to be looked up before
+    it is written: an interrupted or failed write, or a copy `deletions = keep` left when
+    the item went elsewhere (moved back since, it must not be written twice)."""
+    return row.status in (STARTED, FAILED) or (row.status == DELETED and row.ref is not None)

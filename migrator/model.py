@@ -57,9 +57,11 @@ class ListedMeta(TypedDict, total=False):
     size: int | None  # the listed size in bytes (memory held, target size limit)
     path: str  # where the item lies in its container, as its owner names it (log lines)
     # What the item is, where a workload lists several kinds (files: "file", "folder",
-    # "package", "remote"). Absent or "file": its content is `size` bytes. Any other kind
-    # has no content of its own to measure (a folder's listed size counts what is inside
-    # it): no size limit applies to it, its workload's own rules say what becomes of it.
+    # "package", "remote"). Only "file" says its content is exactly `size` bytes, so only
+    # a file is held to the target's size limit before it is downloaded. A folder's listed
+    # size counts what is inside it; a message's is the store's, not its MIME's (Exchange
+    # counts the message as it stores it, base64 attachments are larger as MIME): those
+    # the target's own check decides once the content is in hand.
     kind: str
 
 
@@ -82,8 +84,9 @@ class Item:
 
     @property
     def content_size(self) -> int | None:
-        """The listed size of the item's own content (see `ListedMeta.kind`), or None."""
-        return self.listed_size if self.listed.get("kind", "file") == "file" else None
+        """The exact size of the item's content as listed (a file's), or None (see
+        `ListedMeta.kind`)."""
+        return self.listed_size if self.listed.get("kind") == "file" else None
 
     @property
     def listed_size(self) -> int | None:

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Sequence, Set
+from collections.abc import Iterator, Sequence, Set
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from ..state.records import Outcome
@@ -59,6 +59,25 @@ class Pending:
     item: Item
     row_id: int
     resume: bool  # an earlier attempt may have written it: find before put
+    # The copy the item's own row still names (one `deletions = keep` left behind): its
+    # own to find again, not another item's.
+    own_ref: str | None = None
+
+
+class _OwnedByOthers(Set[str]):
+    """The unit's refs but the item's own, read in place (never copied: see `Claims`)."""
+
+    def __init__(self, refs: Set[str], own: str) -> None:
+        self.refs, self.own = refs, own
+
+    def __contains__(self, ref: object) -> bool:
+        return ref != self.own and ref in self.refs
+
+    def __iter__(self) -> Iterator[str]:
+        return (ref for ref in self.refs if ref != self.own)
+
+    def __len__(self) -> int:
+        return len(self.refs) - (self.own in self.refs)
 
 
 class Claims:
@@ -121,8 +140,8 @@ class Writer:
 
     async def write_all(self, pending: Sequence[Pending]) -> list[Outcome]:
         """Each item's outcome: written (found or put), skipped or failed. An item the
-        source lists over the target's `Capabilities.max_item_bytes` is skipped with the
-        reason before anything is downloaded."""
+        source lists over the target's `Capabilities.max_item_bytes` (a file, whose listed
+        size is its content's) is skipped with the reason before anything is downloaded."""
         limit = self.workload.target.capabilities.max_item_bytes
         if limit is None:
             return await self._write(pending)
@@ -301,9 +320,7 @@ class Writer:
         except Retriable:
             # Part of the batch may have landed: settle each item alone, finding first.
             for entry, payload in to_put:
-                outcomes.append(
-                    await self._store_one(Pending(entry.item, entry.row_id, True), payload)
-                )
+                outcomes.append(await self._store_one(replace(entry, resume=True), payload))
             return outcomes
         for (entry, payload), stored in zip(to_put, results, strict=True):
             if isinstance(stored, ItemError):
@@ -320,7 +337,10 @@ class Writer:
                 ref: TargetRef | None = None
                 if resume:  # one find at a time, so two equal items never share a copy
                     async with self.claims.lock:
-                        find = partial(_find, self.folder, payload, self.claims.refs())
+                        owned: Set[str] = self.claims.refs()
+                        if entry.own_ref is not None:
+                            owned = _OwnedByOthers(owned, entry.own_ref)
+                        find = partial(_find, self.folder, payload, owned)
                         ref = await self.session.call(find)
                         if ref is not None:
                             return await self._written(entry, payload, ref)
@@ -377,10 +397,7 @@ def _find(
 
 
 def _over_limit(size: int, limit: int) -> str:
-    return (
-        f"{size} bytes listed, over the target's limit of {limit} bytes: "
-        "not carried (raise the target's size limit to carry it)"
-    )
+    return f"{size} bytes listed, over the target's limit of {limit} bytes: not carried"
 
 
 def _discard(result: Payload | Outcome | BaseException) -> None:

@@ -122,8 +122,14 @@ class MemorySession:
         return None
 
 
-def message(source_id: str, version: str = "v1", size: int | None = None) -> Item:
-    return Item(source_id, version, {"size": size} if size is not None else {})
+def message(
+    source_id: str, version: str = "v1", size: int | None = None, kind: str | None = None
+) -> Item:
+    """An item as listed; `kind` "file" says its listed size is its content's exactly."""
+    meta: dict[str, object] = {} if size is None else {"size": size}
+    if kind is not None:
+        meta["kind"] = kind
+    return Item(source_id, version, meta)
 
 
 def content_of(source_id: str) -> bytes:

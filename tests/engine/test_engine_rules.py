@@ -62,7 +62,15 @@ def store(tmp_path: Path) -> Store:
 def test_each_item_ends_done_failed_or_skipped_and_a_failure_is_written_later(
     store: Store,
 ) -> None:
-    items = (message("a"), message("b"), message("c"), message("d", size=2000))
+    items = (
+        message("a"),
+        message("b"),
+        message("c"),
+        message("d", size=2000, kind="file"),
+        # A listed size that is not the content's (a message's, as Exchange stores it) is
+        # no reason to skip: the content may fit, the target decides once it is in hand.
+        message("e", size=2000),
+    )
     source = MemorySource([INBOX], {("F-IN", None): [page(*items, delta_link="d1")]})
     source.errors["b"] = SkipItem("a kind the target has no place for")
     target = MemoryTarget(capabilities(max_item_bytes=1000))
@@ -76,13 +84,18 @@ def test_each_item_ends_done_failed_or_skipped_and_a_failure_is_written_later(
         "b": SKIPPED,
         "c": FAILED,
         "d": SKIPPED,
+        "e": DONE,
     }
     assert states["b"].last_error == "a kind the target has no place for"
     assert states["c"].last_error == "quota full"
     assert "2000 bytes listed, over the target's limit of 1000 bytes" in str(states["d"].last_error)
     assert "d" not in source.fetched  # skipped before any download
-    assert (tally.copied, tally.skipped, tally.failed) == (1, 2, 1)
-    assert target.held("Inbox") == {fingerprint("a"): content_of("a")}
+    assert "e" in source.fetched
+    assert (tally.copied, tally.skipped, tally.failed) == (2, 2, 1)
+    assert target.held("Inbox") == {
+        fingerprint("a"): content_of("a"),
+        fingerprint("e"): content_of("e"),
+    }
     unit = store.unit_for(INBOX)
     assert (unit.status, unit.delta_link) == (DONE, "d1")
 
@@ -91,7 +104,7 @@ def test_each_item_ends_done_failed_or_skipped_and_a_failure_is_written_later(
     assert (again.copied, again.failed) == (1, 0)
     assert rows(store, INBOX)["c"].status == DONE
     assert target.calls.count(("find", "c")) == 1  # looked up first: it may have landed
-    assert target.count("put") == 3  # a, c refused, c written
+    assert target.count("put") == 4  # a, c refused, e, c written
 
 
 def moved_between_folders(store: Store, target: MemoryTarget) -> MemorySource:
@@ -142,6 +155,24 @@ def test_a_target_that_cannot_move_gets_a_new_copy_and_the_old_one_follows_delet
     assert set(target.held("Inbox")) == kept
     assert rows(store, ARCHIVE)["m"].status == DONE
     assert rows(store, INBOX)["m"].status == DELETED
+
+
+def test_an_item_moved_there_and_back_finds_the_copy_keep_left_behind(store: Store) -> None:
+    """On a target that cannot move, under `keep`: m goes Inbox -> Archive -> Inbox. The
+    copy left in Inbox is looked up, not written a second time beside itself."""
+    target = MemoryTarget(capabilities(moves=False))
+    source = moved_between_folders(store, target)
+    run(store, source, target, "sync", "keep")
+    source.pages[("F-IN", "i2")] = [page(message("m"), delta_link="i3")]
+    source.pages[("F-AR", "a2")] = [page(removed=["m"], delta_link="a3")]
+
+    tally = run(store, source, target, "sync", "keep")
+
+    assert (tally.copied, tally.failed) == (1, 0)  # found where it was kept
+    assert target.count("put") == 3  # m and n, then m in Archive: never m twice in Inbox
+    assert set(target.held("Inbox")) == {fingerprint("m"), fingerprint("n")}
+    assert len(target.held("Inbox")) == 2 and len(target.folders["Inbox"]) == 2
+    assert rows(store, INBOX)["m"].status == DONE
 
 
 @pytest.mark.parametrize("deletions", ["mirror", "keep"])
