@@ -254,9 +254,9 @@ class SandboxDrives:
                 ordinal=self._ordinal,
                 seq=self._seq,
                 created=created,
-                modified=modified,  # type: ignore[arg-type]
-                fs_modified=fields.pop("fs_modified", modified),  # type: ignore[arg-type]
-                **fields,  # type: ignore[arg-type]
+                modified=modified,  # type: ignore[arg-type]  # `fields` holds DriveItem's own keywords
+                fs_modified=fields.pop("fs_modified", modified),  # type: ignore[arg-type]  # `fields` holds DriveItem's own keywords
+                **fields,  # type: ignore[arg-type]  # `fields` holds DriveItem's own keywords
             )
             self._items[drive][identifier] = item
             return item
@@ -463,7 +463,7 @@ class SandboxDrives:
                 seq=self._seq,
                 revision=item.revision + 1,
                 modified=self.clock() - timedelta(minutes=1),
-                **changes,  # type: ignore[arg-type]
+                **changes,  # type: ignore[arg-type]  # `changes` holds DriveItem's own keywords
             )
             self._items[item.drive_id][item.id] = updated
             return updated

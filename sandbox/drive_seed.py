@@ -162,7 +162,7 @@ class _Layout:
             homes = self._folders(drive, _ONEDRIVE_FOLDERS)
             self._files(drive, homes)
             self._showcase(drive, homes)
-            large = self.spec.large_file_bytes  # type: ignore[attr-defined]
+            large = self.spec.large_file_bytes
             if index == 0 and large > 0:
                 home = homes["Images/Chantier"]
                 self._file(drive, home, "Tournage chantier.mp4", size=large, pinned=True)
@@ -229,7 +229,7 @@ class _Layout:
         """The regular files, spread over the folders; a few with versions or sharing."""
         places = sorted(homes)
         others = colleagues(self.users, drive.owner_id, 2)  # the most a drive shares with
-        for number in range(self.spec.files_per_drive):  # type: ignore[attr-defined]
+        for number in range(self.spec.files_per_drive):
             stem, extension = STEMS[number % len(STEMS)]
             home = homes[self.rng.choice(places)]
             size = int(10 ** self.rng.uniform(2, 6.4))
@@ -244,7 +244,7 @@ class _Layout:
             link = Grant(guid(self.seed, "link", number), ("read",), "link", "anonymous", "view")
             return (link,)
         if number == 1:
-            group = ("Comptabilité", "comptabilite@" + self.spec.domain)  # type: ignore[attr-defined]
+            group = ("Comptabilité", "comptabilite@" + self.spec.domain)
             return (
                 Grant(
                     guid(self.seed, "group"), ("read",), "group", None, None, guid(group), *group
