@@ -26,18 +26,17 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from hirondelle.mappings.quickxor import QuickXorHash
 
 from .drive_content import ContentSource, property_block
+from .tenant_records import EPOCH
 
 if TYPE_CHECKING:
     from .tenant import Mutation, TenantSpec
     from .tenant_records import SandboxUser
-
-EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # generated items are older; mutations come after
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from .tenant import TenantSpec
 
 from .drive_data import (
-    EPOCH,
     DriveItem,
     Enrichment,
     Grant,
@@ -30,7 +29,7 @@ from .drive_data import (
     guid,
     item_id,
 )
-from .tenant_records import SandboxUser, colleagues
+from .tenant_records import EPOCH, SandboxUser, colleagues
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"

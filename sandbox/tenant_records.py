@@ -75,7 +75,8 @@ class MimeSource(Protocol):
 # Graph immutable ids start with a fixed mailbox-independent prefix; the rest is seeded.
 MESSAGE_ID_PREFIX = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
 FOLDER_ID_PREFIX = "AQkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
-EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # generated mail is older; mutations come after
+# What the seed generates (mail, events, drive items) is older; mutations come after.
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 ROOT = "msgfolderroot"
 
 
