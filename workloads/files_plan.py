@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from ..mappings.file_names import NameRules, target_path
 from ..mappings.files import LIBRARY_ROLE, drive_findings, sharepoint_findings
-from ..migrator.model import Container, Item, Owner
-from ..migrator.plan import Counted, Finding
+from ..migrator.model import Container, Owner
+from ..migrator.plan import Finding
 from ..migrator.protocols import Source
+from .listed_plan import ListedPlanner
 
 
-class FilesPlanner:
-    counted: Counted = "listing"
-
+class FilesPlanner(ListedPlanner):
     def __init__(
         self,
         source: Source,
@@ -25,31 +24,20 @@ class FilesPlanner:
         units_per_second: float,
         large_file_bytes: int | None,
     ) -> None:
-        self.source, self.rules = source, rules
+        super().__init__(source)
+        self.rules = rules
         self.requests_per_second = units_per_second
         self.large_file_bytes = large_file_bytes
-        self._listings: dict[str, list[Item]] = {}
-
-    async def _listing(self, container: Container) -> list[Item]:
-        if container.source_id not in self._listings:
-            self._listings[container.source_id] = await self.source.listing(container)
-        return self._listings[container.source_id]
-
-    async def count(self, container: Container) -> int:
-        return len(await self._listing(container))
 
     def target_name(self, container: Container) -> str:
         return container.display_path
 
     def requests(self, container: Container) -> int:
-        return self.requests_for(len(self._listings.get(container.source_id, [])))
+        return self.requests_for(len(self._listed(container)))
 
     def requests_for(self, items: int) -> int:
         """A drive of `items` items (or a OneDrive as the usage report counts its files)."""
         return items + items // 999 + 2
-
-    def forget(self, container: Container) -> None:
-        self._listings.pop(container.source_id, None)
 
     def _target(self, container: Container, path: str) -> str:
         """Where the run writes the drive's `path`: its name mapped by the target's rules."""
