@@ -250,19 +250,7 @@ class _Layout:
                 ),
             )
         if number == 2 and others:
-            user = others[0]
-            return (
-                Grant(
-                    guid(user.id, "grant"),
-                    ("read",),
-                    "user",
-                    None,
-                    None,
-                    user.id,
-                    user.display_name,
-                    user.mail,
-                ),
-            )
+            return (_user_grant(guid(others[0].id, "grant"), ("read",), others[0]),)
         return ()
 
     def _share_folder(
@@ -271,19 +259,7 @@ class _Layout:
         grants: list[Grant] = [
             Grant(guid(self.seed, "orglink", drive.id), ("write",), "link", "organization", "edit")
         ]
-        for user in others[:2]:
-            grants.append(
-                Grant(
-                    guid(user.id, drive.id),
-                    ("write",),
-                    "user",
-                    None,
-                    None,
-                    user.id,
-                    user.display_name,
-                    user.mail,
-                )
-            )
+        grants += [_user_grant(guid(user.id, drive.id), ("write",), user) for user in others[:2]]
         item = self.drives.item(drive.id, folder)
         self.drives._items[drive.id][folder] = dataclasses.replace(item, grants=tuple(grants))
 
@@ -422,3 +398,8 @@ class _Layout:
             fs_modified=fs_modified,
             **fields,
         )
+
+
+def _user_grant(grant_id: str, roles: tuple[str, ...], user: SandboxUser) -> Grant:
+    """Access given to one user of the tenant (id, display name and mail)."""
+    return Grant(grant_id, roles, "user", None, None, user.id, user.display_name, user.mail)
