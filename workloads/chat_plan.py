@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from ..migrator.model import Container, Owner
+from ..migrator.model import Container, Item, Owner
 from ..migrator.plan import Finding
 from ..migrator.protocols import Source
 from .listed_plan import ListedPlanner
@@ -27,22 +27,16 @@ class ChatPlanner(ListedPlanner):
         roots = sum(1 for i in items if i.meta.get("rootId") == i.source_id)
         return roots // 50 + roots + 2  # pages of 50 roots, a replies read per thread
 
-    async def findings(
-        self, owner: Owner, containers: list[Container], deep: bool
-    ) -> list[Finding]:
-        """The same in both tiers: they come from the listing the counts need."""
-        found: list[Finding] = []
-        for container in containers:
-            items = await self._listing(container)
-            roots = sum(1 for i in items if i.meta.get("rootId") == i.source_id)
-            authors = Counter(str(i.meta.get("fromName") or "?") for i in items)
-            detail = (
-                f"{roots} posts, {len(items) - roots} replies, {len(authors)} authors"
-                f" ({', '.join(name for name, _ in authors.most_common(5))})"
-            )
-            found.append(Finding("info", "channel", owner.upn, container.display_path, detail))
-            deleted = sum(1 for i in items if i.meta.get("deleted"))
-            if deleted:
-                text = f"{deleted} deleted messages (carried as notices or skipped)"
-                found.append(Finding("info", "deleted", owner.upn, container.display_path, text))
+    def _findings(self, owner: Owner, container: Container, items: list[Item]) -> list[Finding]:
+        roots = sum(1 for i in items if i.meta.get("rootId") == i.source_id)
+        authors = Counter(str(i.meta.get("fromName") or "?") for i in items)
+        detail = (
+            f"{roots} posts, {len(items) - roots} replies, {len(authors)} authors"
+            f" ({', '.join(name for name, _ in authors.most_common(5))})"
+        )
+        found = [Finding("info", "channel", owner.upn, container.display_path, detail)]
+        deleted = sum(1 for i in items if i.meta.get("deleted"))
+        if deleted:
+            text = f"{deleted} deleted messages (carried as notices or skipped)"
+            found.append(Finding("info", "deleted", owner.upn, container.display_path, text))
         return found

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ..mappings.file_names import NameRules, target_path
 from ..mappings.files import LIBRARY_ROLE, drive_findings, sharepoint_findings
-from ..migrator.model import Container, Owner
+from ..migrator.model import Container, Item, Owner
 from ..migrator.plan import Finding
 from ..migrator.protocols import Source
 from .listed_plan import ListedPlanner
@@ -44,18 +44,13 @@ class FilesPlanner(ListedPlanner):
         drive = self.target_name(container)
         return f"{drive}/{target_path(path, self.rules).path}" if path else drive
 
-    async def findings(
-        self, owner: Owner, containers: list[Container], deep: bool
-    ) -> list[Finding]:
-        """The same in both tiers: they come from the listing the counts need."""
+    def _findings(self, owner: Owner, container: Container, items: list[Item]) -> list[Finding]:
+        rows = drive_findings(items, self.rules, self.large_file_bytes)
+        if container.role == LIBRARY_ROLE:
+            rows += sharepoint_findings(items)
         found: list[Finding] = []
-        for container in containers:
-            items = await self._listing(container)
-            rows = drive_findings(items, self.rules, self.large_file_bytes)
-            if container.role == LIBRARY_ROLE:
-                rows += sharepoint_findings(items)
-            for severity, kind, path, detail, size in rows:
-                where = f"{container.display_path}/{path}".rstrip("/")
-                target = self._target(container, path)
-                found.append(Finding(severity, kind, owner.upn, where, detail, target, size))
+        for severity, kind, path, detail, size in rows:
+            where = f"{container.display_path}/{path}".rstrip("/")
+            target = self._target(container, path)
+            found.append(Finding(severity, kind, owner.upn, where, detail, target, size))
         return found

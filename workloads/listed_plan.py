@@ -7,8 +7,8 @@ findings, until the plan forgets the container.
 
 from __future__ import annotations
 
-from ..migrator.model import Container, Item
-from ..migrator.plan import Counted
+from ..migrator.model import Container, Item, Owner
+from ..migrator.plan import Counted, Finding
 from ..migrator.protocols import Source
 
 
@@ -33,3 +33,16 @@ class ListedPlanner:
 
     def forget(self, container: Container) -> None:
         self._listings.pop(container.source_id, None)
+
+    async def findings(
+        self, owner: Owner, containers: list[Container], deep: bool
+    ) -> list[Finding]:
+        """The same in both tiers: they come from the listing the counts need."""
+        found: list[Finding] = []
+        for container in containers:
+            found += self._findings(owner, container, await self._listing(container))
+        return found
+
+    def _findings(self, owner: Owner, container: Container, items: list[Item]) -> list[Finding]:
+        """What the listing of one container tells the plan."""
+        raise NotImplementedError
