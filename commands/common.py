@@ -76,7 +76,7 @@ def reported(fn: F) -> F:
         finally:
             signal.signal(signal.SIGTERM, previous)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper  # type: ignore[return-value]  # the wrapper takes and returns what `fn` does
 
 
 def fail(message: str, code: int) -> None:

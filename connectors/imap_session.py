@@ -298,7 +298,7 @@ class ImapSession(ImapMailboxes):
             )
 
         def search(conn: imaplib.IMAP4) -> tuple[str, list[Any]]:
-            conn.literal = message_id.encode("utf-8")  # type: ignore[assignment]
+            conn.literal = message_id.encode("utf-8")  # type: ignore[assignment]  # typeshed says str; imaplib sends bytes as they are
             return conn.uid("SEARCH", "CHARSET", "UTF-8", "HEADER", "Message-ID")
 
         typ, data = self._call("SEARCH", search, folder)

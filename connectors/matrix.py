@@ -46,6 +46,8 @@ from .matrix_wire import CLIENT, MatrixConnection, RateLimiter, item_error, path
 from .target_settings import TargetSettings
 
 MODES = ("appservice", "bot")
+# The application service's own bot, `@hirondelle:<server>`, in the registration `init` writes.
+BOT_LOCALPART = "hirondelle"
 DELETED_MODES = ("notice", "skip")
 
 
@@ -70,15 +72,13 @@ class MatrixSettings(TargetSettings):
     invite: bool = True
     bot_rate: float = 1.0
     deleted: str = "notice"
-    registration_file: Path | None = None
-    sender_localpart: str = "hirondelle"
     masquerade_real_users: bool = False
     ca_file: Path | None = None
     timeout: float = 60.0
     config_key: str = "targets.chat"
 
     def __post_init__(self) -> None:
-        self._paths("as_token_file", "access_token_file", "registration_file", "ca_file")
+        self._paths("as_token_file", "access_token_file", "ca_file")
         object.__setattr__(self, "homeserver", self.homeserver.rstrip("/"))
         self._check_http_url("homeserver", self.homeserver, what="a URL", server="a homeserver")
         if self.mode not in MODES:
@@ -146,7 +146,7 @@ def registration_yaml(settings: MatrixSettings, as_token: str, hs_token: str) ->
         "url: null",
         f"as_token: {json.dumps(as_token)}",
         f"hs_token: {json.dumps(hs_token)}",
-        f"sender_localpart: {json.dumps(settings.sender_localpart)}",
+        f"sender_localpart: {json.dumps(BOT_LOCALPART)}",
         "rate_limited: false",
         "namespaces:",
         "  users:",

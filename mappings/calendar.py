@@ -220,7 +220,7 @@ def _series_components(
     series = series_of(master["recurrence"], master, zone)
     start, end = event_span(master, zone)
     first = series.first
-    duration = end - start  # type: ignore[operator]
+    duration = end - start  # type: ignore[operator]  # event_span gives two dates or two datetimes
     vevent = _vevent(master, uid, first, first + duration)
     vevent.add("rrule", series.rule)
     keys = {_instance_key(instance, series) for instance in instances}

@@ -187,7 +187,7 @@ def series_of(recurrence: Mapping[str, Any], master: Mapping[str, Any], zone: tz
     start_day = parse_day(range_start, "range.startDate") if range_start else date_of(start)
     anchor: date | datetime = start_day
     if not all_day:
-        anchor = datetime.combine(start_day, start.time(), zone)  # type: ignore[union-attr]
+        anchor = datetime.combine(start_day, start.time(), zone)  # type: ignore[union-attr]  # event_span gives datetimes when not all-day
     series = Series(rule, anchor, zone, all_day)
     first = series.first_after(datetime.combine(start_day, time(), UTC) - timedelta(days=1))
     if first is None:

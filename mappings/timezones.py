@@ -83,4 +83,4 @@ def vtimezone(iana: str, first: date, last: date) -> Timezone:
     serialised form cached per year range because generating it walks every transition.
     """
     ical = _vtimezone_ical(iana, first.year, max(first.year, last.year))
-    return Timezone.from_ical(ical)  # type: ignore[return-value]
+    return Timezone.from_ical(ical)  # type: ignore[return-value]  # a VTIMEZONE's text parses to a Timezone

@@ -344,7 +344,7 @@ def finish_detached(config: Config, store: Store, run_id: int) -> None:
                 finished_at=utcnow(),
             )
         )
-        if done.rowcount:  # type: ignore[attr-defined]
+        if done.rowcount:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
             s.execute(delete(StateLock).where(StateLock.run_id == run_id))
 
 

@@ -56,7 +56,7 @@ class _Remaining(TimeRemainingColumn):
     def render(self, task: object) -> Text:
         if not getattr(task, "fields", {}).get("settled"):
             return Text("")
-        return super().render(task)  # type: ignore[arg-type]
+        return super().render(task)  # type: ignore[arg-type]  # rich hands its columns a Task
 
 
 class ProgressReporter:

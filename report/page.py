@@ -108,7 +108,7 @@ def environment(language: str) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.install_gettext_translations(translations(language), newstyle=True)  # type: ignore[attr-defined]  # added by the jinja2.ext.i18n extension
     formats = Formats(language)
     env.filters["number"] = formats.number
     env.filters["size"] = formats.size

@@ -40,6 +40,8 @@ from hirondelle.sandbox.mail import (
     DELTA_SEGMENTS,
     GraphRequest,
     GraphResponse,
+    mailbox_key,
+    mailbox_user,
 )
 from hirondelle.sandbox.odata import (
     JSON,
@@ -105,28 +107,17 @@ class CalendarService:
         return len(names) > 2 and names[0] == "users" and names[2] in OWNED
 
     def gate(self, request: GraphRequest) -> Gate | None:
-        try:
-            mailbox = self.tenant.user(request.segments[1]).upn.lower()
-        except KeyError:
-            mailbox = request.segments[1].lower()
-        return Gate(self.throttle, mailbox)
+        return Gate(self.throttle, mailbox_key(self.tenant, request.segments[1]))
 
     def handle(self, request: GraphRequest) -> GraphResponse:
         if request.method != "GET":
             raise GraphError(405, "BadRequest", f"{request.method} is not supported here.")
-        user = self._user(request.segments[1])
+        user = mailbox_user(self.tenant, request.segments[1])
         self.data.ensure_defaults(user)
         rest, names = request.segments[2:], request.names[2:]
         if names[0] in ("contactfolders", "contacts"):
             return self._contacts_route(request, user, rest, names)
         return self._calendar_route(request, user, rest, names)
-
-    def _user(self, key: str) -> SandboxUser:
-        try:
-            return self.tenant.user(key)
-        except KeyError:
-            message = f"The requested user '{key}' is invalid."
-            raise GraphError(404, "ErrorInvalidUser", message) from None
 
     # -- routing ------------------------------------------------------------------------
 

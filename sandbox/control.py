@@ -25,7 +25,7 @@ class ControlError(ValueError):
 
 def read_control(body: bytes, kind: type[T]) -> T:
     """`kind` built from a control request's JSON body, or `ControlError`."""
-    names = [f.name for f in dataclasses.fields(kind)]  # type: ignore[arg-type]
+    names = [f.name for f in dataclasses.fields(kind)]  # type: ignore[arg-type]  # every control kind is a dataclass
     example = "{" + ", ".join(f'"{n}": ...' for n in names[:2]) + "}"
     if not body.strip():
         raise ControlError(f"send a JSON object of {kind.__name__} fields, e.g. {example}")

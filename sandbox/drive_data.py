@@ -26,18 +26,17 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from hirondelle.mappings.quickxor import QuickXorHash
 
 from .drive_content import ContentSource, property_block
+from .tenant_records import EPOCH
 
 if TYPE_CHECKING:
     from .tenant import Mutation, TenantSpec
     from .tenant_records import SandboxUser
-
-EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # generated items are older; mutations come after
 
 
 @dataclass(frozen=True)
@@ -254,9 +253,9 @@ class SandboxDrives:
                 ordinal=self._ordinal,
                 seq=self._seq,
                 created=created,
-                modified=modified,  # type: ignore[arg-type]
-                fs_modified=fields.pop("fs_modified", modified),  # type: ignore[arg-type]
-                **fields,  # type: ignore[arg-type]
+                modified=modified,  # type: ignore[arg-type]  # `fields` holds DriveItem's own keywords
+                fs_modified=fields.pop("fs_modified", modified),  # type: ignore[arg-type]  # `fields` holds DriveItem's own keywords
+                **fields,  # type: ignore[arg-type]  # `fields` holds DriveItem's own keywords
             )
             self._items[drive][identifier] = item
             return item
@@ -463,7 +462,7 @@ class SandboxDrives:
                 seq=self._seq,
                 revision=item.revision + 1,
                 modified=self.clock() - timedelta(minutes=1),
-                **changes,  # type: ignore[arg-type]
+                **changes,  # type: ignore[arg-type]  # `changes` holds DriveItem's own keywords
             )
             self._items[item.drive_id][item.id] = updated
             return updated

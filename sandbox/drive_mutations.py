@@ -7,11 +7,11 @@ deterministically from the mutation's seed; every item is touched at most once.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .drive_data import DriveItem, FileChanges, ItemVersion, SandboxDrives, item_id
 from .drive_seed import MIME_TYPES, STEMS
+from .tenant_records import take
 
 if TYPE_CHECKING:
     from .tenant import Mutation
@@ -47,14 +47,14 @@ class DriveMutator:
         picks = iter(self.rng.sample(files, min(wanted, len(files))))
         for _ in range(m.file_creates if homes else 0):
             self._create(self.rng.choice(homes))
-        for item in _take(picks, m.file_changes):
+        for item in take(picks, m.file_changes):
             self._change(item)
-        for item in _take(picks, m.file_renames):
+        for item in take(picks, m.file_renames):
             self._note(
                 "file_renames",
                 self.drives.replace(item, name=_renamed(item.name, self.drives.seq + 1)),
             )
-        for item in _take(picks, m.file_moves):
+        for item in take(picks, m.file_moves):
             self._move(item, homes)
         renamable = [i for i in homes if i.kind == "folder" and not i.pinned]
         for folder in self.rng.sample(renamable, min(m.folder_renames, len(renamable))):
@@ -62,7 +62,7 @@ class DriveMutator:
                 "folder_renames",
                 self.drives.replace(folder, name=f"{folder.name} (renommé {self.drives.seq + 1})"),
             )
-        for item in _take(picks, m.file_deletions):
+        for item in take(picks, m.file_deletions):
             self.changes.by_change["file_deletions"].append(self.drives.delete(item))
         for folder in doomed:
             subtree = sorted(
@@ -151,7 +151,3 @@ def _renamed(name: str, sequence: int) -> str:
     if not dot:
         return f"{name} (renommé {sequence})"
     return f"{stem} (renommé {sequence}).{extension}"
-
-
-def _take(picks: Iterator[DriveItem], count: int) -> list[DriveItem]:
-    return [item for _, item in zip(range(count), picks, strict=False)]

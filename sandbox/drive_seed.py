@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from .tenant import TenantSpec
 
 from .drive_data import (
-    EPOCH,
     DriveItem,
     Enrichment,
     Grant,
@@ -30,7 +29,7 @@ from .drive_data import (
     guid,
     item_id,
 )
-from .tenant_records import SandboxUser, colleagues
+from .tenant_records import EPOCH, SandboxUser, colleagues
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -162,7 +161,7 @@ class _Layout:
             homes = self._folders(drive, _ONEDRIVE_FOLDERS)
             self._files(drive, homes)
             self._showcase(drive, homes)
-            large = self.spec.large_file_bytes  # type: ignore[attr-defined]
+            large = self.spec.large_file_bytes
             if index == 0 and large > 0:
                 home = homes["Images/Chantier"]
                 self._file(drive, home, "Tournage chantier.mp4", size=large, pinned=True)
@@ -229,7 +228,7 @@ class _Layout:
         """The regular files, spread over the folders; a few with versions or sharing."""
         places = sorted(homes)
         others = colleagues(self.users, drive.owner_id, 2)  # the most a drive shares with
-        for number in range(self.spec.files_per_drive):  # type: ignore[attr-defined]
+        for number in range(self.spec.files_per_drive):
             stem, extension = STEMS[number % len(STEMS)]
             home = homes[self.rng.choice(places)]
             size = int(10 ** self.rng.uniform(2, 6.4))
@@ -244,26 +243,14 @@ class _Layout:
             link = Grant(guid(self.seed, "link", number), ("read",), "link", "anonymous", "view")
             return (link,)
         if number == 1:
-            group = ("Comptabilité", "comptabilite@" + self.spec.domain)  # type: ignore[attr-defined]
+            group = ("Comptabilité", "comptabilite@" + self.spec.domain)
             return (
                 Grant(
                     guid(self.seed, "group"), ("read",), "group", None, None, guid(group), *group
                 ),
             )
         if number == 2 and others:
-            user = others[0]
-            return (
-                Grant(
-                    guid(user.id, "grant"),
-                    ("read",),
-                    "user",
-                    None,
-                    None,
-                    user.id,
-                    user.display_name,
-                    user.mail,
-                ),
-            )
+            return (_user_grant(guid(others[0].id, "grant"), ("read",), others[0]),)
         return ()
 
     def _share_folder(
@@ -272,19 +259,7 @@ class _Layout:
         grants: list[Grant] = [
             Grant(guid(self.seed, "orglink", drive.id), ("write",), "link", "organization", "edit")
         ]
-        for user in others[:2]:
-            grants.append(
-                Grant(
-                    guid(user.id, drive.id),
-                    ("write",),
-                    "user",
-                    None,
-                    None,
-                    user.id,
-                    user.display_name,
-                    user.mail,
-                )
-            )
+        grants += [_user_grant(guid(user.id, drive.id), ("write",), user) for user in others[:2]]
         item = self.drives.item(drive.id, folder)
         self.drives._items[drive.id][folder] = dataclasses.replace(item, grants=tuple(grants))
 
@@ -423,3 +398,8 @@ class _Layout:
             fs_modified=fs_modified,
             **fields,
         )
+
+
+def _user_grant(grant_id: str, roles: tuple[str, ...], user: SandboxUser) -> Grant:
+    """Access given to one user of the tenant (id, display name and mail)."""
+    return Grant(grant_id, roles, "user", None, None, user.id, user.display_name, user.mail)

@@ -96,6 +96,24 @@ class GraphResponse:
     mime: tuple[str, str] | None = None
 
 
+def mailbox_user(tenant: Tenant, key: str) -> SandboxUser:
+    """The user whose mailbox `key` names (id or UPN); Outlook's 404 for an unknown one."""
+    try:
+        return tenant.user(key)
+    except KeyError:
+        message = f"The requested user '{key}' is invalid."
+        raise GraphError(404, "ErrorInvalidUser", message) from None
+
+
+def mailbox_key(tenant: Tenant, key: str) -> str:
+    """The throttling key of the mailbox `key` names: its lower-case UPN (the key's own
+    when no user has it)."""
+    try:
+        return tenant.user(key).upn.lower()
+    except KeyError:
+        return key.lower()
+
+
 class MailService:
     """Routes Graph requests on users, mail folders and messages to the tenant."""
 
@@ -113,10 +131,7 @@ class MailService:
         """The mailbox a request targets (the throttling key), by lower-case UPN."""
         if len(request.segments) < 2 or request.names[0] != "users":
             return None
-        try:
-            return self.tenant.user(request.segments[1]).upn.lower()
-        except KeyError:
-            return request.segments[1].lower()
+        return mailbox_key(self.tenant, request.segments[1])
 
     def owns(self, request: GraphRequest) -> bool:
         """Users, their mail folders and messages (and anything nobody else serves)."""
@@ -166,13 +181,6 @@ class MailService:
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{path}'.")
 
     # -- users ----------------------------------------------------------------------------
-
-    def _mailbox_user(self, key: str) -> SandboxUser:
-        try:
-            return self.tenant.user(key)
-        except KeyError:
-            message = f"The requested user '{key}' is invalid."
-            raise GraphError(404, "ErrorInvalidUser", message) from None
 
     def _users(self, request: GraphRequest, options: QueryOptions) -> GraphResponse:
         users = self.tenant.users
@@ -232,7 +240,7 @@ class MailService:
         self, request: GraphRequest, options: QueryOptions, parent: str | None
     ) -> GraphResponse:
         """Top-level folders (children of msgfolderroot) or one folder's children."""
-        user = self._mailbox_user(request.segments[1])
+        user = mailbox_user(self.tenant, request.segments[1])
         parent_id = self._lookup_folder(user, parent).id if parent else self._root_id(user)
         folders = [
             f
@@ -246,7 +254,7 @@ class MailService:
         return _page(request, options, folders, context, lambda f: self._folder_entity(f, options))
 
     def _folder(self, request: GraphRequest, options: QueryOptions) -> GraphResponse:
-        user = self._mailbox_user(request.segments[1])
+        user = mailbox_user(self.tenant, request.segments[1])
         folder = self._lookup_folder(user, request.segments[3])
         context = f"{request.base_url}/$metadata#users('{user.id}')/mailFolders/$entity"
         return GraphResponse(
@@ -270,7 +278,7 @@ class MailService:
     def _messages(
         self, request: GraphRequest, options: QueryOptions, folder_key: str | None
     ) -> GraphResponse:
-        user = self._mailbox_user(request.segments[1])
+        user = mailbox_user(self.tenant, request.segments[1])
         if folder_key is None:
             folders = self.tenant.folders(user.id)
             messages = [m for f in folders for m in self.tenant.messages(user.id, f.id)]
@@ -303,7 +311,7 @@ class MailService:
         folder_key: str | None,
         content: bool,
     ) -> GraphResponse:
-        user = self._mailbox_user(request.segments[1])
+        user = mailbox_user(self.tenant, request.segments[1])
         message_id, issued_in = resolve(message_id)
         try:
             message = self.tenant.message(user.id, message_id)
@@ -335,7 +343,7 @@ class MailService:
         while the tenant mutates: whatever changes behind the cursor has a newer
         sequence and comes in the next round (Graph documents such replays).
         """
-        user = self._mailbox_user(request.segments[1])
+        user = mailbox_user(self.tenant, request.segments[1])
         folder = self._lookup_folder(user, request.segments[3])
         state = self._delta_state(request, options, user, folder)
         prefer = preferences(request.headers.get("Prefer"))

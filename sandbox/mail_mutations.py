@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from .mime import CATEGORIES, CONTACTS, SUBJECTS, MessageRecipe
@@ -20,6 +19,7 @@ from .tenant_records import (
     SandboxUser,
     message_from_recipe,
     stable_id,
+    take,
 )
 
 if TYPE_CHECKING:
@@ -42,15 +42,15 @@ def mutate_mail(
     owners = {m: u.id for u in users for m in tenant.message_ids(u.id)}
     changed = [
         _change_state(tenant, rng, owners[message_id], message_id)
-        for message_id in _take(picks, mutation.flag_changes)
+        for message_id in take(picks, mutation.flag_changes)
     ]
     moved = [
         _move(tenant, rng, owners[message_id], message_id)
-        for message_id in _take(picks, mutation.moves)
+        for message_id in take(picks, mutation.moves)
     ]
     deleted = [
         tenant.delete_message(owners[message_id], message_id)
-        for message_id in _take(picks, mutation.deletions)
+        for message_id in take(picks, mutation.deletions)
     ]
     return new, changed, moved, deleted
 
@@ -104,7 +104,3 @@ def _movable_folders(tenant: Tenant, user_id: str) -> list[SandboxFolder]:
         for f in tenant.folders(user_id)
         if not f.hidden and f.well_known_name not in _NOT_MOVE_TARGETS
     ]
-
-
-def _take(picks: Iterator[str], count: int) -> list[str]:
-    return [message_id for _, message_id in zip(range(count), picks, strict=False)]

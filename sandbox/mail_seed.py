@@ -153,7 +153,7 @@ def generate_tenant(
     def tally(index: int) -> tuple[int, int]:
         # The same messages are made (each one's size needs its MIME built once), none kept.
         counter = MailboxTally()
-        mailbox = _Mailbox(counter, spec, index, users[index])  # type: ignore[arg-type]
+        mailbox = _Mailbox(counter, spec, index, users[index])  # type: ignore[arg-type]  # a tally takes the tenant's writes (add_user, add_folder, add_message)
         mailbox.fill(correspondents(index), large.get(index, set()))
         return counter.items, counter.bytes
 

@@ -465,7 +465,7 @@ class Tenant:
                 seq=self._seq,
                 change_key=change_key(message.id, self._seq),
                 modified=self.clock(),
-                **changes,  # type: ignore[arg-type]
+                **changes,  # type: ignore[arg-type]  # `changes` holds SandboxMessage's own keywords
             )
             self._messages[message.user_id][message.id] = updated
             self._ordered.pop(message.folder_id, None)

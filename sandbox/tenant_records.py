@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from .mime import MessageRecipe, MimeDocument
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -75,7 +77,8 @@ class MimeSource(Protocol):
 # Graph immutable ids start with a fixed mailbox-independent prefix; the rest is seeded.
 MESSAGE_ID_PREFIX = "AAkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
 FOLDER_ID_PREFIX = "AQkALgAAAAAAHYQDEapmEc2byACqAC-EWg0A"
-EPOCH = datetime(2024, 1, 1, tzinfo=UTC)  # generated mail is older; mutations come after
+# What the seed generates (mail, events, drive items) is older; mutations come after.
+EPOCH = datetime(2024, 1, 1, tzinfo=UTC)
 ROOT = "msgfolderroot"
 
 
@@ -94,6 +97,12 @@ def colleagues(
     """The first `limit` users other than `user_id`, in the tenant's order: what one user's
     generated mail, events and sharing name, in time independent of the tenant's size."""
     return list(islice((u for u in users if u.id != user_id), limit))
+
+
+def take(picks: Iterator[T], count: int) -> list[T]:
+    """The next `count` of `picks` (fewer when it runs out): each mutation's share of one
+    sample, so that no item is touched twice."""
+    return list(islice(picks, count))
 
 
 def change_key(message_id: str, seq: int) -> str:

@@ -262,7 +262,7 @@ class Jobs:
                     bytes_done=size,
                 )
             )
-            if not result.rowcount:  # type: ignore[attr-defined]
+            if not result.rowcount:  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
                 return False
             self._free_lease(s, job.lease_key, holder)
             return True

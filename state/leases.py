@@ -210,7 +210,7 @@ def renew_lock(s: Session, holder: Holder, seconds: float, run_ids: Sequence[int
         .where(StateLock.name == LOCK_NAME, condition)
         .values(expires_at=at + seconds)
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return bool(result.rowcount)  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
 
 
 def release_lock(s: Session, holder: Holder) -> None:

@@ -88,7 +88,7 @@ def update_rows(s: Session, unit_id: int, outcomes: Sequence[Outcome]) -> None:
     table = ItemRow.__table__
     for columns, rows in groups.items():
         statement = (
-            update(table)  # type: ignore[arg-type]
+            update(table)  # type: ignore[arg-type]  # __table__ is typed FromClause; it is the Table
             .where(table.c.id == bindparam("row_id"))
             .values({name: bindparam(f"new_{name}") for name in columns})
         )

@@ -152,7 +152,7 @@ class Store:
         sorts, SQLite spilling to temporary files)."""
         ref = ItemRow.target_ref
         if self.engine.dialect.name == "postgresql":  # code point order, as Python sorts
-            ref = ref.collate("C")  # type: ignore[assignment]
+            ref = ref.collate("C")  # type: ignore[assignment]  # a column expression where the attribute stood
         query = (
             select(*ITEM_COLUMNS)
             .where(ItemRow.unit_id == unit_id, ItemRow.target_ref.is_not(None))
@@ -245,7 +245,7 @@ class Store:
             again = [(item, row_id) for item, row_id in items if row_id in known]
             if again:
                 s.execute(
-                    update(ItemRow.__table__)  # type: ignore[arg-type]
+                    update(ItemRow.__table__)  # type: ignore[arg-type]  # __table__ is typed FromClause; it is the Table
                     .where(ItemRow.id == bindparam("row_id"))
                     .values(
                         status=STARTED,
@@ -264,7 +264,7 @@ class Store:
                 # Multi-row INSERTs for the page (SQLAlchemy's "insertmanyvalues"); the ids
                 # come back in no set order, so by source id, unique in a unit.
                 created = s.execute(
-                    insert(ItemRow.__table__).returning(ItemRow.id, ItemRow.source_id),  # type: ignore[arg-type]
+                    insert(ItemRow.__table__).returning(ItemRow.id, ItemRow.source_id),  # type: ignore[arg-type]  # __table__ is typed FromClause; it is the Table
                     [
                         {
                             "unit_id": unit_id,

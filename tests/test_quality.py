@@ -1,5 +1,5 @@
 """ruff and mypy stay clean over the product, the tests and the benchmarks: part of the test
-command so CI enforces them."""
+command so CI enforces them. Every type-ignore comment in the repository names its code and why."""
 
 from __future__ import annotations
 
@@ -57,12 +57,14 @@ def test_mypy(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-4000:]
 
 
-def test_every_type_ignore_in_tests_and_bench_names_its_code_and_reason() -> None:
+def test_every_type_ignore_names_its_code_and_reason() -> None:
     bare = []
-    for folder in ("tests", "bench"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-                found = IGNORE.search(line)
-                if found and not (found["code"] and found["rest"].strip().startswith("#")):
-                    bare.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    for path in sorted(ROOT.rglob("*.py")):
+        relative = path.relative_to(ROOT)
+        if any(part.startswith(".") or part == "build" for part in relative.parts):
+            continue  # a virtual environment, caches, a build's copies
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            found = IGNORE.search(line)
+            if found and not (found["code"] and found["rest"].strip().startswith("#")):
+                bare.append(f"{relative}:{number}: {line.strip()}")
     assert bare == []

@@ -9,52 +9,34 @@ from __future__ import annotations
 from collections import Counter
 
 from ..migrator.model import Container, Item, Owner
-from ..migrator.plan import Counted, Finding
+from ..migrator.plan import Finding
 from ..migrator.protocols import Source
+from .listed_plan import ListedPlanner
 
 
-class ChatPlanner:
-    counted: Counted = "listing"
-
+class ChatPlanner(ListedPlanner):
     def __init__(self, source: Source, requests_per_second: float) -> None:
-        self.source, self.requests_per_second = source, requests_per_second
-        self._listings: dict[str, list[Item]] = {}
-
-    async def _listing(self, container: Container) -> list[Item]:
-        if container.source_id not in self._listings:
-            self._listings[container.source_id] = await self.source.listing(container)
-        return self._listings[container.source_id]
-
-    async def count(self, container: Container) -> int:
-        return len(await self._listing(container))
+        super().__init__(source)
+        self.requests_per_second = requests_per_second
 
     def target_name(self, container: Container) -> str:
         return " / ".join(container.path)
 
     def requests(self, container: Container) -> int:
-        items = self._listings.get(container.source_id, [])
+        items = self._listed(container)
         roots = sum(1 for i in items if i.meta.get("rootId") == i.source_id)
         return roots // 50 + roots + 2  # pages of 50 roots, a replies read per thread
 
-    def forget(self, container: Container) -> None:
-        self._listings.pop(container.source_id, None)
-
-    async def findings(
-        self, owner: Owner, containers: list[Container], deep: bool
-    ) -> list[Finding]:
-        """The same in both tiers: they come from the listing the counts need."""
-        found: list[Finding] = []
-        for container in containers:
-            items = await self._listing(container)
-            roots = sum(1 for i in items if i.meta.get("rootId") == i.source_id)
-            authors = Counter(str(i.meta.get("fromName") or "?") for i in items)
-            detail = (
-                f"{roots} posts, {len(items) - roots} replies, {len(authors)} authors"
-                f" ({', '.join(name for name, _ in authors.most_common(5))})"
-            )
-            found.append(Finding("info", "channel", owner.upn, container.display_path, detail))
-            deleted = sum(1 for i in items if i.meta.get("deleted"))
-            if deleted:
-                text = f"{deleted} deleted messages (carried as notices or skipped)"
-                found.append(Finding("info", "deleted", owner.upn, container.display_path, text))
+    def _findings(self, owner: Owner, container: Container, items: list[Item]) -> list[Finding]:
+        roots = sum(1 for i in items if i.meta.get("rootId") == i.source_id)
+        authors = Counter(str(i.meta.get("fromName") or "?") for i in items)
+        detail = (
+            f"{roots} posts, {len(items) - roots} replies, {len(authors)} authors"
+            f" ({', '.join(name for name, _ in authors.most_common(5))})"
+        )
+        found = [Finding("info", "channel", owner.upn, container.display_path, detail)]
+        deleted = sum(1 for i in items if i.meta.get("deleted"))
+        if deleted:
+            text = f"{deleted} deleted messages (carried as notices or skipped)"
+            found.append(Finding("info", "deleted", owner.upn, container.display_path, text))
         return found

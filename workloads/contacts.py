@@ -14,7 +14,7 @@ def build(
 ) -> tuple[Workload, Planner]:
     from ..connectors.dav import CardDavTarget
     from ..connectors.graph.contacts import GraphContactsSource
-    from ..mappings.contacts import map_contact, map_contact_as, map_contact_v3
+    from ..mappings.contacts import map_contact, map_contact_as
     from .groupware_plan import GroupwarePlanner
 
     target = build_target(target_config)
@@ -22,9 +22,8 @@ def build(
     mapper: Mapper
     if isinstance(target, CardDavTarget):  # the setting, else what the server lists
         mapper = map_contact_as(target.vcard_version)
-    else:
-        version = target_config.options.get("vcard_version", "4.0")
-        mapper = map_contact_v3 if version == "3.0" else map_contact
+    else:  # an archive takes one setting, its path: it writes vCard 4.0
+        mapper = map_contact
     return Workload("contacts", source, mapper, target, budget=OUTLOOK), GroupwarePlanner(
         source, outlook_rate(config), 2, None
     )

@@ -11,13 +11,12 @@ from __future__ import annotations
 from ..mappings.file_names import NameRules, target_path
 from ..mappings.files import LIBRARY_ROLE, drive_findings, sharepoint_findings
 from ..migrator.model import Container, Item, Owner
-from ..migrator.plan import Counted, Finding
+from ..migrator.plan import Finding
 from ..migrator.protocols import Source
+from .listed_plan import ListedPlanner
 
 
-class FilesPlanner:
-    counted: Counted = "listing"
-
+class FilesPlanner(ListedPlanner):
     def __init__(
         self,
         source: Source,
@@ -25,49 +24,33 @@ class FilesPlanner:
         units_per_second: float,
         large_file_bytes: int | None,
     ) -> None:
-        self.source, self.rules = source, rules
+        super().__init__(source)
+        self.rules = rules
         self.requests_per_second = units_per_second
         self.large_file_bytes = large_file_bytes
-        self._listings: dict[str, list[Item]] = {}
-
-    async def _listing(self, container: Container) -> list[Item]:
-        if container.source_id not in self._listings:
-            self._listings[container.source_id] = await self.source.listing(container)
-        return self._listings[container.source_id]
-
-    async def count(self, container: Container) -> int:
-        return len(await self._listing(container))
 
     def target_name(self, container: Container) -> str:
         return container.display_path
 
     def requests(self, container: Container) -> int:
-        return self.requests_for(len(self._listings.get(container.source_id, [])))
+        return self.requests_for(len(self._listed(container)))
 
     def requests_for(self, items: int) -> int:
         """A drive of `items` items (or a OneDrive as the usage report counts its files)."""
         return items + items // 999 + 2
-
-    def forget(self, container: Container) -> None:
-        self._listings.pop(container.source_id, None)
 
     def _target(self, container: Container, path: str) -> str:
         """Where the run writes the drive's `path`: its name mapped by the target's rules."""
         drive = self.target_name(container)
         return f"{drive}/{target_path(path, self.rules).path}" if path else drive
 
-    async def findings(
-        self, owner: Owner, containers: list[Container], deep: bool
-    ) -> list[Finding]:
-        """The same in both tiers: they come from the listing the counts need."""
+    def _findings(self, owner: Owner, container: Container, items: list[Item]) -> list[Finding]:
+        rows = drive_findings(items, self.rules, self.large_file_bytes)
+        if container.role == LIBRARY_ROLE:
+            rows += sharepoint_findings(items)
         found: list[Finding] = []
-        for container in containers:
-            items = await self._listing(container)
-            rows = drive_findings(items, self.rules, self.large_file_bytes)
-            if container.role == LIBRARY_ROLE:
-                rows += sharepoint_findings(items)
-            for severity, kind, path, detail, size in rows:
-                where = f"{container.display_path}/{path}".rstrip("/")
-                target = self._target(container, path)
-                found.append(Finding(severity, kind, owner.upn, where, detail, target, size))
+        for severity, kind, path, detail, size in rows:
+            where = f"{container.display_path}/{path}".rstrip("/")
+            target = self._target(container, path)
+            found.append(Finding(severity, kind, owner.upn, where, detail, target, size))
         return found

@@ -178,8 +178,11 @@ class GraphMailSource:
 
     async def listing_pages(self, container: Container) -> AsyncIterator[list[Item]]:
         """`listing` a page at a time."""
-        first = self.client.graph_url + _graph_path(
-            ("users", container.owner, "mailFolders", container.source_id, "messages"),
+        first = self.client.graph_url + _user_path(
+            container.owner,
+            "mailFolders",
+            container.source_id,
+            "messages",
             select=["id", "changeKey", "internetMessageId"],
             expand=MESSAGE_PROPERTIES,
             top=PAGE_SIZE,
@@ -203,9 +206,13 @@ class GraphMailSource:
 
     def _delta_url(self, container: Container) -> str:
         # `delta()`, as the SDK's request builder spells the function call.
-        folder = ("users", container.owner, "mailFolders", container.source_id)
-        return self.client.graph_url + _graph_path(
-            (*folder, "messages"), function="delta()", select=DELTA_SELECT
+        return self.client.graph_url + _user_path(
+            container.owner,
+            "mailFolders",
+            container.source_id,
+            "messages",
+            function="delta()",
+            select=DELTA_SELECT,
         )
 
     async def _fill_properties(
@@ -231,9 +238,7 @@ class GraphMailSource:
 
     def _message_path(self, upn: str, message_id: str) -> str:
         """`/users/{upn}/messages/{id}?$select=id&$expand=...`, relative to the version root."""
-        return _graph_path(
-            ("users", upn, "messages", message_id), select=["id"], expand=MESSAGE_PROPERTIES
-        )
+        return _user_path(upn, "messages", message_id, select=["id"], expand=MESSAGE_PROPERTIES)
 
     async def _walk(self, upn: str) -> tuple[list[_Folder], list[str]]:
         """Breadth-first walk of the folder tree: visible folders and hidden paths."""
@@ -259,8 +264,10 @@ class GraphMailSource:
     async def _folders(self, upn: str, parent_id: str | None) -> list[Mapping[str, Any]]:
         """The direct children of `parent_id` (top level when None), hidden ones included."""
         below = () if parent_id is None else (parent_id, "childFolders")
-        url = self.client.graph_url + _graph_path(
-            ("users", upn, "mailFolders", *below),
+        url = self.client.graph_url + _user_path(
+            upn,
+            "mailFolders",
+            *below,
             select=FOLDER_SELECT,
             expand=FOLDER_PROPERTIES,
             top=FOLDER_PAGE,
@@ -275,23 +282,24 @@ class GraphMailSource:
     async def _roles(self, upn: str) -> dict[str, str]:
         """Folder id -> well-known name, with one $batch of `mailFolders/{name}`."""
         paths = {
-            name: _graph_path(("users", upn, "mailFolders", name), select=["id"])
-            for name in WELL_KNOWN_FOLDERS
+            name: _user_path(upn, "mailFolders", name, select=["id"]) for name in WELL_KNOWN_FOLDERS
         }
         answers = await self.client.batch_get(upn, paths, Call(f"well-known folders of {upn}"))
         return {body["id"]: name for name, body in answers.items() if body and "id" in body}
 
 
-def _graph_path(
-    segments: Sequence[str],
-    *,
+def _user_path(
+    upn: str,
+    *segments: str,
     function: str = "",
+    upn_safe: str = "",
     expand: str = "",
     top: int = 0,
     **query: str | Sequence[str],
 ) -> str:
-    """A Graph path relative to the version root, each segment percent-encoded (an id may
-    hold `/`, `+` or `=`), then `function` as it is (`delta()`), with OData query options:
+    """`/users/{upn}/...`, relative to the version root: the UPN and each segment
+    percent-encoded (an id may hold `/`, `+` or `=`; `upn_safe` names what the UPN keeps),
+    then `function` as it is (`delta()`, `$value`), with OData query options:
     `select=[...]` as `$select=a,b`, `expand` and `top` as `$expand` and `$top`, others
     (`includeHiddenFolders`) as given.
     Formatted here: the request builders' URI-template expansion cost more CPU than the
@@ -304,14 +312,16 @@ def _graph_path(
     }
     odata = {"$expand": expand, "$top": str(top) if top else ""}
     options.update((name, value) for name, value in odata.items() if value)
-    path = "".join("/" + quote(segment, safe="") for segment in segments)
+    path = "/users/" + quote(upn, safe=upn_safe)
+    path += "".join("/" + quote(segment, safe="") for segment in segments)
     path += f"/{function}" if function else ""
     return path + "?" + urlencode(options, safe="$,", quote_via=quote) if options else path
 
 
 def _mime_path(upn: str, message_id: str) -> str:
-    """`/users/{upn}/messages/{id}/$value`, relative to the version root."""
-    return f"/users/{quote(upn, safe='@')}/messages/{quote(message_id, safe='')}/$value"
+    """`/users/{upn}/messages/{id}/$value`, the UPN's `@` as it is (as this path was always
+    sent; the other paths encode it, as the SDK's request builders did)."""
+    return _user_path(upn, "messages", message_id, function="$value", upn_safe="@")
 
 
 def listing_requests(container: Container) -> int:

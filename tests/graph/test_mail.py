@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import respx
 
-from hirondelle.connectors.graph.mail import GraphMailSource
+from hirondelle.connectors.graph.mail import GraphMailSource, _mime_path
 from hirondelle.migrator.model import Container, Owner, Page
 from hirondelle.tests.fake_time import FakeTime
 
@@ -141,3 +141,50 @@ def test_delta_pages_become_items_and_removals(fake_time: FakeTime) -> None:
         "lastVerb": 103,
         "size": 900,
     }
+
+
+ZOE = "zoé.o'neil@contoso.test"  # a UPN with what a path segment must encode
+ODD_ID = "AAMk+a/b=="  # Graph ids hold `+`, `/` and `=`
+PROPERTIES_QUERY = (
+    "?$select=id&$expand=singleValueExtendedProperties%28$filter%3Did%20eq%20%27Integer%20"
+    "0x1081%27%20or%20id%20eq%20%27Integer%200x0E08%27%29"
+)
+
+
+def test_every_mail_path_is_spelled_as_graph_was_always_sent_it(fake_time: FakeTime) -> None:
+    source = GraphMailSource(make_client(make_budget(fake_time)))
+    folder = Container("mail", ZOE, "f/1", ("Inbox",), "inbox")
+    # The MIME keeps the UPN's `@`; every other path encodes it, as the SDK's builders did.
+    assert _mime_path(ZOE, ODD_ID) == (
+        "/users/zo%C3%A9.o%27neil@contoso.test/messages/AAMk%2Ba%2Fb%3D%3D/$value"
+    )
+    assert source._message_path(ZOE, ODD_ID) == (
+        "/users/zo%C3%A9.o%27neil%40contoso.test/messages/AAMk%2Ba%2Fb%3D%3D" + PROPERTIES_QUERY
+    )
+    assert source._delta_url(folder) == (
+        "https://graph.test/v1.0/users/zo%C3%A9.o%27neil%40contoso.test/mailFolders/f%2F1"
+        "/messages/delta()?$select=id,changeKey,internetMessageId,receivedDateTime,isRead,"
+        "isDraft,flag,categories,parentFolderId"
+    )
+    with respx.mock() as mock:
+        mock.get(url__regex=".*").mock(return_value=httpx.Response(200, json={"value": []}))
+        batch = mock.post("https://graph.test/v1.0/$batch").mock(side_effect=batch_answer)
+        run(source._folders(ZOE, "f/1"))
+        run(source._roles(ZOE))
+        run(source.listing(folder))
+        run(source.aclose())
+        folders = mock.calls[0].request.url.raw_path.decode()
+        listing = mock.calls[2].request.url.raw_path.decode()
+        parts = json.loads(batch.calls[0].request.content)["requests"]
+    assert folders == (
+        "/v1.0/users/zo%C3%A9.o%27neil%40contoso.test/mailFolders/f%2F1/childFolders"
+        "?$select=id,displayName,parentFolderId,childFolderCount,totalItemCount,isHidden"
+        "&includeHiddenFolders=true&$expand=singleValueExtendedProperties%28$filter%3Did%20eq"
+        "%20%27Long%200x0E08%27%29&$top=250"
+    )
+    assert parts[0]["url"] == "/users/zo%C3%A9.o%27neil%40contoso.test/mailFolders/inbox?$select=id"
+    assert listing == (
+        "/v1.0/users/zo%C3%A9.o%27neil%40contoso.test/mailFolders/f%2F1/messages"
+        "?$select=id,changeKey,internetMessageId&$expand=singleValueExtendedProperties%28$filter"
+        "%3Did%20eq%20%27Integer%200x1081%27%20or%20id%20eq%20%27Integer%200x0E08%27%29&$top=1000"
+    )

@@ -90,6 +90,7 @@ def test_registration_claims_the_puppet_and_alias_namespaces() -> None:
     text = registration_yaml(settings, "as-secret", "hs-secret")
     assert "\nurl: null\n" in text and "rate_limited: false" in text
     assert 'as_token: "as-secret"' in text and 'hs_token: "hs-secret"' in text
+    assert '\nsender_localpart: "hirondelle"\n' in text
     regexes = re.findall(r'regex: "(.*)"', text)
     user_regex = regexes[0].replace("\\\\", "\\")
     assert re.fullmatch(user_regex, "@_m365_0123abcd:example.org")

@@ -107,6 +107,17 @@ def test_an_unknown_target_setting_is_named(tmp_path: Path) -> None:
     assert caught.value.setting == "targets.calendar.pasword_file"
 
 
+def test_a_contacts_archive_takes_no_vcard_version(tmp_path: Path) -> None:
+    # It writes vCard 4.0; the version is a CardDAV setting (README).
+    from hirondelle.migrator.registry import build_target
+
+    config = good()
+    config["targets"]["contacts"] = {"kind": "archive", "path": "out", "vcard_version": "3.0"}
+    parsed = parse_config(config, tmp_path)
+    with pytest.raises(ConfigError, match="takes one setting: path"):
+        build_target(parsed.targets["contacts"])
+
+
 @pytest.mark.parametrize(
     "url",
     [

@@ -161,6 +161,7 @@ def test_errors_have_graph_codes(sb: SandboxServer) -> None:
         no_window = client.get(f"users/{user.id}/calendarView")
         unknown_event = client.get(f"users/{user.id}/events/AAMkAGI2THVSAAAnope")
         unknown_user = client.get("users/nobody@contoso.test/calendars")
+        unknown_mailbox = client.get("users/nobody@contoso.test/mailFolders")
         no_photo = client.get(f"users/{user.id}/contacts/{_contact(sb, False)}/photo/$value")
         writes = client.post(f"users/{user.id}/events", json={})
     assert no_window.status_code == 400
@@ -168,6 +169,9 @@ def test_errors_have_graph_codes(sb: SandboxServer) -> None:
     assert unknown_event.status_code == 404
     assert unknown_event.json()["error"]["code"] == "ErrorItemNotFound"
     assert unknown_user.status_code == 404 and no_photo.status_code == 404
+    for answer in (unknown_user, unknown_mailbox):  # calendars and mail answer alike
+        assert answer.json()["error"]["code"] == "ErrorInvalidUser"
+        assert "'nobody@contoso.test' is invalid" in answer.json()["error"]["message"]
     assert writes.status_code == 405
 
 
