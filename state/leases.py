@@ -272,9 +272,14 @@ def release_lease(s: Session, key: str, holder: Holder) -> None:
 
 
 def holds(s: Session, key: str, holder: Holder, margin: float = 0.0) -> bool:
-    """Whether `holder` holds `key` for `margin` seconds more at least (the fence)."""
-    row = s.scalar(select(Lease).where(Lease.key == key))
-    return row is not None and row.holder == holder.id and row.expires_at > now(s) + margin
+    """Whether `holder` holds `key` for `margin` seconds more at least (the fence): one
+    query by the database's clock, run in every page's transactions."""
+    held = select(Lease.key).where(
+        Lease.key == key,
+        Lease.holder == holder.id,
+        Lease.expires_at > clock(s.get_bind().dialect.name) + margin,
+    )
+    return s.scalar(held) is not None
 
 
 # -- workers -------------------------------------------------------------------------
