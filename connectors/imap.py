@@ -57,6 +57,7 @@ class ImapTarget:
             checksums=False,
             moves=True,
             special_folders=SPECIAL_FOLDERS,
+            limit_setting=self.settings.setting("max_message_bytes"),
         )
         settings = self.settings
         self.credentials = Credentials.per_user_or_master(

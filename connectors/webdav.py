@@ -132,6 +132,7 @@ class WebDavTarget:
             checksums=self.profile.chunked,
             moves=False,  # between drives: the engine writes the item afresh
             live_content=not (self.profile.direct_put or self.profile.chunked),
+            limit_setting=settings.setting("max_upload_bytes"),
         )
         if settings.login is None:
             assert settings.password_file is not None

@@ -251,3 +251,6 @@ class Capabilities:
     # `put` takes a live payload (content still arriving) and publishes it only once its
     # `settled()` content is the one it streamed; other sessions get settled payloads.
     live_content: bool = False
+    # The setting that sets `max_item_bytes` ("targets.files.max_upload_bytes"), named in
+    # the reason of an item skipped over it, so the operator knows what to change.
+    limit_setting: str = ""

@@ -28,7 +28,7 @@ from ..state.store import Store
 from .errors import ItemError, Retriable
 from .ledger import Ledger
 from .memory import MemoryGate
-from .model import Blob, Container, Item, Payload, TargetRef
+from .model import Blob, Capabilities, Container, Item, Payload, TargetRef
 from .protocols import BatchFetch, BatchPut, LiveSource, TargetSession
 from .session import OwnerSession
 from .workload import RunOptions, Workload
@@ -142,7 +142,8 @@ class Writer:
         """Each item's outcome: written (found or put), skipped or failed. An item the
         source lists over the target's `Capabilities.max_item_bytes` (a file, whose listed
         size is its content's) is skipped with the reason before anything is downloaded."""
-        limit = self.workload.target.capabilities.max_item_bytes
+        capabilities = self.workload.target.capabilities
+        limit = capabilities.max_item_bytes
         if limit is None:
             return await self._write(pending)
         skipped: list[Outcome] = []
@@ -150,7 +151,8 @@ class Writer:
         for entry in pending:
             size = entry.item.content_size
             if size is not None and size > limit:
-                skipped.append(self._not_written(entry, SKIPPED, _over_limit(size, limit)))
+                reason = _over_limit(size, capabilities)
+                skipped.append(self._not_written(entry, SKIPPED, reason))
             else:
                 within.append(entry)
         return [*skipped, *await self._write(within)]
@@ -396,7 +398,12 @@ def _find(
     return session.find(folder, payload.settled(), exclude)
 
 
-def _over_limit(size: int, limit: int) -> str:
+def _over_limit(size: int, capabilities: Capabilities) -> str:
+    """Why an item listed over the target's size limit is not carried, naming the setting
+    that sets it where the target says which (the target's own words at write time)."""
+    limit, setting = capabilities.max_item_bytes, capabilities.limit_setting
+    if setting:
+        return f"{size} bytes, over {setting} ({limit})"
     return f"{size} bytes listed, over the target's limit of {limit} bytes: not carried"
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from hirondelle.tests.servers import MatrixAccount, SynapseServer
+from hirondelle.workloads import load, target_spec
 
 from .subject import TargetUnderTest
 from .targets import SUBJECTS, names_of
@@ -30,7 +31,12 @@ def synapse_bot(synapse: SynapseServer) -> MatrixAccount:
 
 
 def _under_test(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TargetUnderTest]:
-    under_test = SUBJECTS[request.param].build(request, tmp_path)
+    entry = SUBJECTS[request.param]
+    under_test = entry.build(request, tmp_path)
+    declared = target_spec(entry.workload, entry.kind)
+    assert declared is not None, f"{entry.workload}/{entry.kind} is declared in workloads/"
+    # the contract runs the class the registry builds for that kind, not a look-alike
+    assert isinstance(under_test.target, load(declared.target)), request.param
     try:
         yield under_test
     finally:

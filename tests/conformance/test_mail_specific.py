@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 
 from hirondelle.mappings.mail import fingerprint_of
+from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Payload
 
-from .items import DATE, INBOX, message
+from .items import DATE, INBOX, container, message
 from .subject import TargetUnderTest
 
 
@@ -70,3 +71,52 @@ def test_put_keeps_flags_and_internal_date(mail_subject: TargetUnderTest) -> Non
     stored = mail_subject.read_back(ref)
     assert stored.flags == {"\\Seen", "\\Draft"}
     assert stored.date == DATE
+
+
+def test_an_empty_message_is_stored_or_skipped_never_refused(
+    mail_subject: TargetUnderTest,
+) -> None:
+    """An empty message is carried or declared not carried (`SkipItem`): never a failure."""
+    session = mail_subject.session()
+    folder = session.ensure_container(INBOX)
+    empty = Payload("empty", b"", fingerprint_of(b""), {})
+    try:
+        ref = session.put(folder, empty)
+    except SkipItem as skip:
+        assert "empty" in str(skip) or "zero" in str(skip)
+        assert session.listing(folder) == []
+    else:
+        assert session.find(folder, empty, frozenset()) == ref
+
+
+def test_a_message_appended_alone_is_found_again_and_again(mail_subject: TargetUnderTest) -> None:
+    """One APPEND (not a batch), then `find` twice in that session and once in a new one:
+    the same copy each time, never a second one."""
+    session = mail_subject.session()
+    folder = session.ensure_container(container("Projets"))
+    payload = message(flags=("\\Seen",))
+    ref = session.put(folder, payload)
+    assert session.find(folder, payload, frozenset()) == ref
+    assert session.find(folder, payload, frozenset()) == ref
+    assert mail_subject.session().find(folder, payload, frozenset()) == ref
+    assert [entry.ref for entry in session.listing(folder)] == [ref]
+
+
+def test_a_move_into_a_nested_folder_keeps_flags_and_keywords(
+    mail_subject: TargetUnderTest,
+) -> None:
+    """A two-level destination with accents (the hierarchy delimiter and modified UTF-7 on
+    the MOVE's destination)."""
+    if not mail_subject.capabilities.moves:
+        pytest.skip("declared gap: moves is False")
+    session = mail_subject.session()
+    source = session.ensure_container(INBOX)
+    destination = session.ensure_container(container("Classé", "Été 2024"))
+    payload = message(flags=("\\Seen", "Projet_X"))
+    ref = session.put(source, payload)
+    moved = session.move(ref, destination)
+    assert moved.folder == destination
+    assert session.listing(source) == []
+    assert [entry.ref for entry in session.listing(destination)] == [moved]
+    assert session.find(destination, payload, frozenset()) == moved
+    assert "\\Seen" in mail_subject.read_back(moved).flags

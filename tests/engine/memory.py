@@ -24,13 +24,16 @@ from hirondelle.migrator.model import (
 OWNER = Owner("alice@contoso.test", "u-alice", "Alice")
 
 
-def capabilities(moves: bool = True, max_item_bytes: int | None = None) -> Capabilities:
+def capabilities(
+    moves: bool = True, max_item_bytes: int | None = None, limit_setting: str = ""
+) -> Capabilities:
     return Capabilities(
         server_assigned_ids=True,
         keeps_timestamps=False,
         max_item_bytes=max_item_bytes,
         checksums=False,
         moves=moves,
+        limit_setting=limit_setting,
     )
 
 

@@ -107,6 +107,20 @@ def test_each_item_ends_done_failed_or_skipped_and_a_failure_is_written_later(
     assert target.count("put") == 4  # a, c refused, e, c written
 
 
+def test_an_oversize_reason_names_the_setting_the_target_says_sets_its_limit(
+    store: Store,
+) -> None:
+    source = MemorySource([INBOX], {("F-IN", None): [page(message("d", size=2000, kind="file"))]})
+    target = MemoryTarget(
+        capabilities(max_item_bytes=1000, limit_setting="targets.files.max_upload_bytes")
+    )
+
+    run(store, source, target)
+
+    reason = rows(store, INBOX)["d"].last_error
+    assert reason == "2000 bytes, over targets.files.max_upload_bytes (1000)"
+
+
 def moved_between_folders(store: Store, target: MemoryTarget) -> MemorySource:
     """A first run writes m and n into Inbox; then m moves to Archive at the source."""
     source = MemorySource(
