@@ -119,4 +119,5 @@ def test_a_move_into_a_nested_folder_keeps_flags_and_keywords(
     assert session.listing(source) == []
     assert [entry.ref for entry in session.listing(destination)] == [moved]
     assert session.find(destination, payload, frozenset()) == moved
-    assert "\\Seen" in mail_subject.read_back(moved).flags
+    flags = mail_subject.read_back(moved).flags
+    assert flags is not None and "\\Seen" in flags
