@@ -3,6 +3,7 @@ and a fake clock."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -47,6 +48,14 @@ settings.load_profile("shared-machine")
 
 ALICE = MailUser("alice@example.test", "alice-pw")
 BOB = MailUser("bob@example.test", "bob-pw")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto` (pyproject.toml's default): two test processes per core. Most tests wait
+    on servers and on the processes they start rather than compute, so one process per
+    core would leave the cores idle; `-n N` chooses another number, `-n 0` runs one."""
+    return 2 * len(os.sched_getaffinity(0))
 
 
 @pytest.fixture

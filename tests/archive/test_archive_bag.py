@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import bagit
@@ -28,6 +29,9 @@ from hirondelle.connectors.archive_readme import README_NAME
 from hirondelle.migrator.model import Owner, Payload
 
 OWNER = Owner(upn="alice@example.test", source_id="u-1", target_login="alice")
+# The mbox's "From " lines carry each message's date, the file's mtime when the payload
+# has none: a fixed date writes the same bytes on every pass, whatever the clock did between.
+RECEIVED = datetime(2021, 3, 4, 5, 6, 7, tzinfo=UTC)
 
 
 def sealed(root: Path) -> archive_bag.Sealed:
@@ -56,7 +60,8 @@ def write_mail(root: Path, count: int = 3) -> None:
     session = ArchiveTarget(root, durable=False).open(OWNER)
     for number in range(count):
         content = f"Subject: {number}\r\n\r\nbody {number}\r\n".encode()
-        session.put("INBOX", Payload(f"m{number}", content, f"v{number}", {"flags": ["\\Seen"]}))
+        attrs = {"flags": ["\\Seen"], "internal_date": RECEIVED}
+        session.put("INBOX", Payload(f"m{number}", content, f"v{number}", attrs))
     session.close()
 
 

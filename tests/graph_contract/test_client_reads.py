@@ -118,7 +118,11 @@ def _declared_names() -> set[str]:
     return names | set(ANNOTATIONS) | {"value"}  # a collection's entities
 
 
-@pytest.mark.parametrize("where, tree", list(_scanned_trees()), ids=lambda v: str(v)[:40])
+# Named by file (and function) only: an id holding the tree's repr (its memory address)
+# differs between processes, and pytest-xdist refuses workers that collect different ids.
+@pytest.mark.parametrize(
+    "where, tree", [pytest.param(where, tree, id=where) for where, tree in _scanned_trees()]
+)
 def test_every_key_the_code_reads_is_declared(where: str, tree: ast.AST) -> None:
     unknown = sorted(set(_keys_read(tree)) - _declared_names() - NOT_GRAPH)
     assert not unknown, (

@@ -52,14 +52,19 @@ from hirondelle.tests.servers.process import (
 
 
 def ensure_vmail() -> pwd.struct_passwd:
+    """The `vmail` system user, added when missing. Test processes that start Dovecot at
+    the same moment (pytest-xdist workers) may both add it: useradd's exit status 9 ("user
+    already exists", useradd(8)) means another one did."""
     try:
         return pwd.getpwnam("vmail")
     except KeyError:
-        subprocess.run(
+        added = subprocess.run(
             ["useradd", "-r", "-M", "-s", "/usr/sbin/nologin", "vmail"],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        if added.returncode not in (0, 9):
+            raise ServerUnavailable(f"useradd vmail failed: {added.stderr.strip()}") from None
         return pwd.getpwnam("vmail")
 
 
