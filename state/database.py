@@ -83,9 +83,11 @@ def _sqlite_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     # SQLAlchemy's recipe: the driver emits no BEGIN of its own, `_sqlite_begin` does.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
+    # The wait first: switching a new file to WAL takes its lock, which processes that
+    # open one state together contend for (https://sqlite.org/pragma.html#pragma_busy_timeout).
+    cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 

@@ -52,10 +52,11 @@ BOB = MailUser("bob@example.test", "bob-pw")
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
-    """`-n auto` (pyproject.toml's default): two test processes per core. Most tests wait
-    on servers and on the processes they start rather than compute, so one process per
-    core would leave the cores idle; `-n N` chooses another number, `-n 0` runs one."""
-    return 2 * len(os.sched_getaffinity(0))
+    """`-n auto` (pyproject.toml's default): two test processes per core, eight at most
+    (each starts its own servers). Most tests wait on servers and on the processes they
+    start rather than compute, so one process per core would leave the cores idle; `-n N`
+    chooses another number, `-n 0` runs one."""
+    return min(8, 2 * len(os.sched_getaffinity(0)))
 
 
 @pytest.fixture
