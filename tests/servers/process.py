@@ -116,13 +116,39 @@ def remove_root(root: Path) -> None:
 
 
 class Server:
-    """A server started for tests and stopped by PID; `with` starts and stops it."""
+    """A server started for tests and stopped by PID; `with` starts and stops it.
+
+    `start` sets `root` (its temporary directory), `port` and `_process`; `stop` ends the
+    process (SIGTERM, to its whole group if `own_group`; SIGKILL after `stop_timeout`
+    seconds), waits until the port is closed and removes `root`."""
+
+    name = "server"  # in its messages (and in its directory's name where `start` says so)
+    start_timeout: float = 15  # seconds `start` waits for it to answer, unless told otherwise
+    stop_timeout: float = 10
+    own_group = False  # the server's workers outlive their parent: start and stop a group
+
+    def __init__(self, start_timeout: float | None = None) -> None:
+        self.host = HOST
+        self.port = 0
+        self.root = Path()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._start_timeout = self.start_timeout if start_timeout is None else start_timeout
 
     def start(self) -> None:
         raise NotImplementedError
 
     def stop(self) -> None:
-        raise NotImplementedError
+        """Stop the server by PID and wait until its port is closed; remove its directory."""
+        self._stop_process()
+        remove_root(self.root)
+
+    def _stop_process(self) -> None:
+        """Stop the running process, if any, keeping the directory and the port number."""
+        process, self._process = self._process, None
+        if process is not None:
+            stop_process(
+                process, self.port, self.name, timeout=self.stop_timeout, group=self.own_group
+            )
 
     def __enter__(self) -> Self:
         self.start()
