@@ -36,7 +36,6 @@ from hirondelle.tests.servers.process import (
     remove_root,
     running,
     spawn,
-    stop_process,
 )
 
 CYRUS_IMAPD_ENV = "HIRONDELLE_CYRUS_IMAPD"
@@ -107,18 +106,16 @@ class CyrusServer(ImapReadBack):
     `altnamespace` is False (Debian's packaged setting: every folder under "INBOX.").
     """
 
+    name = "Cyrus"
+    start_timeout = 20
     delimiter = "."
 
-    def __init__(self, *, altnamespace: bool = True, start_timeout: float = 20.0) -> None:
-        self.host = HOST
-        self.port = 0
+    def __init__(self, *, altnamespace: bool = True, start_timeout: float | None = None) -> None:
+        super().__init__(start_timeout)
         self._altnamespace = altnamespace
         self.master_user = MASTER_USER
         self.master_password = MASTER_PASSWORD
-        self._start_timeout = start_timeout
-        self._process: subprocess.Popen[bytes] | None = None
         self._syslog: _SyslogReceiver | None = None
-        self.root = Path()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -186,9 +183,7 @@ class CyrusServer(ImapReadBack):
 
     def stop(self) -> None:
         """Stop `master` (it stops its children) and wait until the port is closed."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process, self.port, "Cyrus")
+        self._stop_process()
         if self._syslog is not None:
             self._syslog.close()
             self._syslog = None

@@ -44,10 +44,8 @@ from hirondelle.tests.servers.process import (
     ServerUnavailable,
     free_port,
     poll,
-    remove_root,
     running,
     spawn,
-    stop_process,
 )
 
 
@@ -71,6 +69,7 @@ def ensure_vmail() -> pwd.struct_passwd:
 class DovecotServer(ImapReadBack):
     """A Dovecot 2.3 IMAP server for one test session, in its own temporary directory."""
 
+    name = "Dovecot"
     master_login = "separator"  # "login*admin"; Dovecot takes the SASL authzid form too
 
     def __init__(
@@ -81,11 +80,10 @@ class DovecotServer(ImapReadBack):
         max_message_bytes: int | None = None,
         tls: TlsFiles | None = None,
         special_use: Mapping[str, str] = STANDARD_SPECIAL_USE,
-        start_timeout: float = 15.0,
+        start_timeout: float | None = None,
         spare_users: int = 300,
     ) -> None:
-        self.host = HOST
-        self.port = 0
+        super().__init__(start_timeout)
         self.tls_port: int | None = None
         self.master_user = MASTER_USER
         self.master_password = MASTER_PASSWORD
@@ -99,12 +97,9 @@ class DovecotServer(ImapReadBack):
         self._max_message_bytes = max_message_bytes
         self._tls = tls
         self._special_use = dict(special_use)
-        self._start_timeout = start_timeout
         self._lock = threading.Lock()
         self._users_stamp = 0
-        self._process: subprocess.Popen[bytes] | None = None
         self._binary = "dovecot"
-        self.root = Path()
 
     # -- life cycle ---------------------------------------------------------------------------
 
@@ -137,9 +132,7 @@ class DovecotServer(ImapReadBack):
 
     def pause(self) -> None:
         """Stop the server as a crash or a restart would, keeping its mail and its port."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process, self.port, "Dovecot")
+        self._stop_process()
 
     def resume(self) -> None:
         """Start it again after `pause`, on the same port with the same mail."""
@@ -150,13 +143,6 @@ class DovecotServer(ImapReadBack):
             output = (self.root / "stdout.log").read_text(errors="replace")
             raise ServerUnavailable(f"dovecot exited with {self._process.returncode}: {output}")
         return greeted(self.port)
-
-    def stop(self) -> None:
-        """Stop Dovecot and wait until its port is closed; remove its directory."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process, self.port, "Dovecot")
-        remove_root(self.root)
 
     # -- users --------------------------------------------------------------------------------
 

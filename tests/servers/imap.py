@@ -57,8 +57,6 @@ class ImapReadBack(PasswordFiles, Server):
     server's master (admin) credential with SASL PLAIN: authorization id = the user,
     authentication id = the master user (RFC 4616), a form Dovecot and Cyrus both take."""
 
-    host: str
-    port: int
     master_user: str
     master_password: str
     master_login = "authzid"  # the target's `master_login` setting this server takes
