@@ -13,7 +13,6 @@ from hirondelle.tests.servers.process import (
     ServerUnavailable,
     poll,
     spawn,
-    stop_process,
 )
 from hirondelle.tests.servers.webdav import WebDavServer
 
@@ -80,9 +79,7 @@ class ApacheDavServer(WebDavServer):
 
     def restart(self, refuse: str | None) -> None:
         """Start again on the same port and data with another refusal rule."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process, self.port, self.name, timeout=15)
+        self._stop_process()
         self.refuse = refuse
         self.prepare()
         self._process = spawn(self.command(), self.root / "server.log", append=True)

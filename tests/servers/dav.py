@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -26,10 +25,8 @@ from hirondelle.tests.servers.process import (
     free_port,
     poll,
     port_open,
-    remove_root,
     running,
     spawn,
-    stop_process,
 )
 
 
@@ -45,15 +42,11 @@ class DavServer(PasswordFiles, Server):
     name = "dav"
 
     def __init__(
-        self, users: Mapping[str, str] | None = None, *, start_timeout: float = 15.0
+        self, users: Mapping[str, str] | None = None, *, start_timeout: float | None = None
     ) -> None:
-        self.host = HOST
-        self.port = 0
+        super().__init__(start_timeout)
         self._users = dict(users or {})
-        self._start_timeout = start_timeout
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
-        self.root = Path()
         self.ca_file: Path | None = None
         self._users_mtime_ns = 0
 
@@ -85,13 +78,6 @@ class DavServer(PasswordFiles, Server):
     def _ready(self) -> bool:
         check_running(self._process, self.name, self.root / f"{self.name}.log")
         return port_open(self.port) if self.url.startswith("https") else answers_http(self.port)
-
-    def stop(self) -> None:
-        """Stop the server and wait until its port is closed; remove its directory."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process, self.port, self.name)
-        remove_root(self.root)
 
     # -- users --------------------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ class RadicaleServer(DavServer):
         *,
         tls: TlsFiles | None = None,
         max_content_length: int = 1024 * 1024,
-        start_timeout: float = 15.0,
+        start_timeout: float | None = None,
     ) -> None:
         super().__init__(users, start_timeout=start_timeout)
         self._tls = tls

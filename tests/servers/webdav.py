@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -19,17 +18,14 @@ from hirondelle.tests.servers.accounts import (
     sha_htpasswd_line,
 )
 from hirondelle.tests.servers.process import (
-    HOST,
     Server,
     ServerUnavailable,
     answers_http,
     check_running,
     free_port,
     poll,
-    remove_root,
     running,
     spawn,
-    stop_process,
 )
 
 
@@ -44,20 +40,17 @@ class WebDavServer(PasswordFiles, Server):
 
     name = "webdav"
     owner_uid: int | None = None  # the account the server writes files as (Apache: www-data)
-    own_group = False  # the server's workers outlive their parent: start and stop a group
+    start_timeout = 20
+    stop_timeout = 15
 
-    def __init__(self, *, spare_users: int = 40, start_timeout: float = 20.0) -> None:
-        self.host = HOST
-        self.port = 0
-        self.root = Path()
+    def __init__(self, *, spare_users: int = 40, start_timeout: float | None = None) -> None:
+        super().__init__(start_timeout)
         self._spares = [
             MailUser(f"dav{n}-{uuid.uuid4().hex[:8]}@example.test", new_password())
             for n in range(spare_users)
         ]
         self._users = {spare.login: spare.password for spare in self._spares}
-        self._start_timeout = start_timeout
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -121,13 +114,6 @@ class WebDavServer(PasswordFiles, Server):
     def _ready(self) -> bool:
         check_running(self._process, self.name, self.root / "server.log")
         return answers_http(self.port)
-
-    def stop(self) -> None:
-        """Stop the server by PID and wait until its port is closed; remove its directory."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process, self.port, self.name, timeout=15, group=self.own_group)
-        remove_root(self.root)
 
 
 def webdav_server(kind: type[WebDavServer], **options: Any) -> AbstractContextManager[WebDavServer]:
