@@ -8,7 +8,6 @@ import hmac
 import http.client
 import json
 import os
-import subprocess
 import tempfile
 import time
 import uuid
@@ -26,10 +25,8 @@ from hirondelle.tests.servers.process import (
     check_running,
     free_port,
     poll,
-    remove_root,
     running,
     spawn,
-    stop_process,
 )
 
 SYNAPSE_VENV_ENV = "HIRONDELLE_SYNAPSE_VENV"
@@ -68,18 +65,17 @@ class SynapseServer(Server):
     the shared-secret admin API. Extra homeserver settings go in `options`.
     """
 
+    name = "Synapse"
+    start_timeout = 90
+    stop_timeout = 20
     server_name = "localhost"
 
     def __init__(
-        self, *, options: Mapping[str, object] | None = None, start_timeout: float = 90.0
+        self, *, options: Mapping[str, object] | None = None, start_timeout: float | None = None
     ) -> None:
-        self.host = HOST
-        self.port = 0
+        super().__init__(start_timeout)
         self._options = dict(options or {})
-        self._start_timeout = start_timeout
-        self._process: subprocess.Popen[bytes] | None = None
         self._secret = uuid.uuid4().hex
-        self.root = Path()
 
     @property
     def url(self) -> str:
@@ -107,13 +103,6 @@ class SynapseServer(Server):
             return False
         finally:
             conn.close()
-
-    def stop(self) -> None:
-        """Stop Synapse and wait until its port is closed; remove its directory."""
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process, self.port, "Synapse", timeout=20)
-        remove_root(self.root)
 
     def _write_config(self) -> None:
         from hirondelle.connectors.matrix import MatrixSettings, registration_yaml
