@@ -27,7 +27,6 @@ from hirondelle.tests.servers.process import (
     ServerUnavailable,
     free_port,
     poll,
-    remove_root,
     running,
 )
 
@@ -49,11 +48,8 @@ def _postgres_bin(name: str) -> str:
 class PostgresServer(Server):
     """A private PostgreSQL for one test session."""
 
-    def __init__(self, start_timeout: float = 30.0) -> None:
-        self.port = 0
-        self.root = Path()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._start_timeout = start_timeout
+    name = "PostgreSQL"
+    start_timeout = 30
 
     def start(self) -> None:
         try:
@@ -141,7 +137,8 @@ class PostgresServer(Server):
         self.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://postgres@{HOST}:{self.port}/{name}"
 
-    def stop(self) -> None:
+    def _stop_process(self) -> None:
+        """SIGINT, not the SIGTERM of the other servers; no wait for the port to close."""
         process, self._process = self._process, None
         if process is not None:
             process.send_signal(2)  # SIGINT: PostgreSQL's fast shutdown
@@ -150,7 +147,6 @@ class PostgresServer(Server):
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        remove_root(self.root)
 
 
 def postgres_server() -> AbstractContextManager[PostgresServer]:

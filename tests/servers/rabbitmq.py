@@ -17,7 +17,6 @@ from hirondelle.tests.servers.process import (
     free_port,
     poll,
     port_open,
-    remove_root,
     running,
 )
 
@@ -27,11 +26,8 @@ class RabbitMqServer(Server):
     the `rabbitmq` system user; the `guest` account works from loopback. Erlang's port mapper
     (`epmd`), which the node starts when none runs, is left running: other nodes share it."""
 
-    def __init__(self, start_timeout: float = 90.0) -> None:
-        self.port = 0
-        self.root = Path()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._start_timeout = start_timeout
+    name = "RabbitMQ"
+    start_timeout = 90
 
     def url(self, user: str = "guest") -> str:
         return f"amqp://{user}@{HOST}:{self.port}//"
@@ -79,7 +75,8 @@ class RabbitMqServer(Server):
             raise ServerUnavailable(f"rabbitmq-server exited with {self._process.returncode}")
         return port_open(self.port) and b"completed" in (self.root / "server.log").read_bytes()
 
-    def stop(self) -> None:
+    def _stop_process(self) -> None:
+        """Its whole process group (the node's Erlang processes), SIGKILL after 60 seconds."""
         process, self._process = self._process, None
         if process is not None:
             try:
@@ -90,7 +87,6 @@ class RabbitMqServer(Server):
                 process.wait()
             deadline = time.monotonic() + 30
             poll(lambda: not port_open(self.port), deadline, "RabbitMQ port stays open")
-        remove_root(self.root)
 
 
 def rabbitmq_server() -> AbstractContextManager[RabbitMqServer]:

@@ -20,7 +20,6 @@ from hirondelle.tests.servers.process import (
     poll,
     remove_root,
     running,
-    stop_process,
 )
 
 
@@ -36,11 +35,8 @@ def _pong(port: int) -> bool:
 class RedisServer(Server):
     """A `redis-server` without persistence, for one test session (or one test)."""
 
-    def __init__(self, start_timeout: float = 15.0) -> None:
-        self.port = 0
-        self.root = Path()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._start_timeout = start_timeout
+    name = "Redis"
+    stop_timeout = 15
 
     @property
     def url(self) -> str:
@@ -76,9 +72,7 @@ class RedisServer(Server):
         poll(lambda: _pong(self.port), deadline, "Redis did not start", self.root / "redis.log")
 
     def stop(self, remove: bool = True) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            stop_process(process, self.port, "Redis", timeout=15)
+        self._stop_process()
         if remove:
             remove_root(self.root)
 
