@@ -74,7 +74,7 @@ def test_plain_http_mode_and_control_endpoints() -> None:
 def test_token_endpoint_rejects_an_unknown_client(sb: SandboxServer) -> None:
     form = {"client_id": "someone-else", "client_secret": "x", "grant_type": "client_credentials"}
     url = f"https://{sb.authority}/{sb.tenant_id}/oauth2/v2.0/token"
-    response = httpx.post(url, data=form, verify=sb.ca_file or True)
+    response = httpx.post(url, data=form, verify=trust(sb))
     assert response.status_code == 401
     assert response.json()["error"] == "invalid_client"
 
