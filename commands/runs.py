@@ -95,40 +95,28 @@ def _print_still_failed(workload: str, left: dict[str, Any]) -> None:
     )
 
 
-@click.command()
-@config_option
-@json_option
-@workers_option
-@detach_option
-@click.pass_context
-@reported
-def run(ctx: click.Context, as_json: bool, workers: int | None, detach: bool) -> None:
-    """Copy everything not yet copied; resumes where an interrupted run stopped."""
-    _migrate(ctx, "run", as_json, workers, detach)
+def _pass_command(mode: str, help_text: str) -> click.Command:
+    """`run`, `sync` and `retry-failed`: one pass over the owners, with the same options."""
+
+    @config_option
+    @json_option
+    @workers_option
+    @detach_option
+    @click.pass_context
+    @reported
+    def command(ctx: click.Context, as_json: bool, workers: int | None, detach: bool) -> None:
+        _migrate(ctx, mode, as_json, workers, detach)
+
+    return click.command(mode, help=help_text)(command)
 
 
-@click.command()
-@config_option
-@json_option
-@workers_option
-@detach_option
-@click.pass_context
-@reported
-def sync(ctx: click.Context, as_json: bool, workers: int | None, detach: bool) -> None:
-    """Carry new items, changes, moves and deletions since the last pass."""
-    _migrate(ctx, "sync", as_json, workers, detach)
-
-
-@click.command("retry-failed")
-@config_option
-@json_option
-@workers_option
-@detach_option
-@click.pass_context
-@reported
-def retry_failed(ctx: click.Context, as_json: bool, workers: int | None, detach: bool) -> None:
-    """Try again every item marked failed (an earlier copy is looked for first)."""
-    _migrate(ctx, "retry-failed", as_json, workers, detach)
+run = _pass_command(
+    "run", "Copy everything not yet copied; resumes where an interrupted run stopped."
+)
+sync = _pass_command("sync", "Carry new items, changes, moves and deletions since the last pass.")
+retry_failed = _pass_command(
+    "retry-failed", "Try again every item marked failed (an earlier copy is looked for first)."
+)
 
 
 @click.command()
