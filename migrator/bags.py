@@ -15,13 +15,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from ..connectors.archive_bag import Sealed, seal, unseal
-from ..workloads import WORKLOADS
+from ..workloads import BY_NAME
 from .config import Config
 from .errors import ConfigError
 
 log = logging.getLogger(__name__)
-
-WORKLOAD_NAMES = {spec.name: spec.title for spec in WORKLOADS}
 
 
 def archive_roots(config: Config) -> dict[Path, list[str]]:
@@ -58,7 +56,7 @@ async def seal_archives(config: Config) -> dict[Path, Sealed]:
         agent = "Hirondelle"
     sealed = {}
     for root, workloads in archive_roots(config).items():
-        what = ", ".join(WORKLOAD_NAMES.get(w, w) for w in workloads)
+        what = ", ".join(BY_NAME[w].title if w in BY_NAME else w for w in workloads)
         description = (
             f"Microsoft 365 {what}, archived in standard formats by {agent} (see README.txt)"
         )

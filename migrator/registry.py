@@ -199,7 +199,7 @@ async def assemble(config: Config, store: Store | None = None) -> AsyncIterator[
             workload, planner = build(config, target_config, clients)
             assembled.workloads.append(workload)
             assembled.planned.append((workload, planner))
-            assembled.shared.update(clients.shared)
+        assembled.shared.update(clients.shared)
         yield assembled
     finally:
         await clients.aclose()

@@ -21,7 +21,7 @@ from ..migrator.operations import check, migrate, plan
 from ..migrator.workload import RunReporter
 from ..sandbox.server import SandboxServer
 from ..sandbox.tenant import Mutation, Tenant, TenantSpec
-from . import WORKLOADS
+from . import BY_NAME, WORKLOADS
 
 SECRET_ENV = "HIRONDELLE_DEMO_CLIENT_SECRET"
 DEMO_WINDOW = 8 * 3600.0  # the waves of the demo's plan page: a working day
@@ -143,6 +143,6 @@ def summary_lines(summary: dict[str, dict[str, Any]], directory: Path) -> list[s
     lines.append(f"plan and report pages: {directory / PAGES[0]}, {directory / PAGES[1]}")
     lines.append(
         "each folder in it is a BagIt bag: check one with "
-        f"bagit.py --validate {directory / 'archive' / 'mail'}"
+        f"bagit.py --validate {directory / BY_NAME['mail'].demo_path}"
     )
     return lines
