@@ -17,11 +17,6 @@ from hirondelle.workloads import load, target_spec
 from .subject import TargetUnderTest
 from .targets import SUBJECTS, names_of
 
-CONTRACT_TARGETS: frozenset[tuple[str, str]] = frozenset(
-    (subject.workload, subject.kind) for subject in SUBJECTS.values()
-)
-"""Every (workload, target kind) pair the contract runs, for the registry's own check."""
-
 
 @pytest.fixture(scope="session")
 def synapse_bot(synapse: SynapseServer) -> MatrixAccount:

@@ -108,6 +108,9 @@ class DavItems(Items):
     """Events (a VCALENDAR with a VTIMEZONE) or vCards, by workload."""
 
     empty_refusal = ("empty", "zero", "holds no item with UID")
+    # CalDAV and CardDAV servers answer an empty resource with valid-calendar-data or
+    # valid-address-data (RFC 4791 §5.3.2.1, RFC 6352 §6.3.2.1)
+    empty_refused_by_server = True
 
     def __init__(self, owner: Owner, spool: Path, workload: str) -> None:
         super().__init__(owner, spool)

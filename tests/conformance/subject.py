@@ -41,6 +41,8 @@ class Items(ABC):
     content_fingerprints = False
     # what a `SkipItem` refusing the workload's empty item says
     empty_refusal: tuple[str, ...] = ("empty", "zero")
+    # the server itself refuses an empty item (`Refused`, a failure), not only the target
+    empty_refused_by_server = False
 
     def __init__(self, owner: Owner, spool: Path) -> None:
         self.owner = owner
@@ -98,6 +100,12 @@ class TargetUnderTest:
     @property
     def capabilities(self) -> Capabilities:
         return self.target.capabilities
+
+    @property
+    def reads_back(self) -> bool:
+        """Whether `read_back` shows anything: a check of what it shows means nothing
+        for a target that has none (every field None)."""
+        return self.read_back is not nothing_shown
 
     @property
     def same_ref_on_second_put(self) -> bool:

@@ -277,3 +277,9 @@ SUBJECTS: dict[str, Subject] = {
 def names_of(workload: str | None = None) -> list[str]:
     """The subjects of `workload` (every one when None), in a stable order."""
     return [name for name, s in SUBJECTS.items() if workload in (None, s.workload)]
+
+
+CONTRACT_TARGETS: frozenset[tuple[str, str]] = frozenset(
+    (subject.workload, subject.kind) for subject in SUBJECTS.values()
+)
+"""Every (workload, target kind) pair the contract runs, for the registry's own check."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from hirondelle.mappings.mail import fingerprint_of
-from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Payload
 
 from .items import DATE, INBOX, container, message
@@ -71,22 +70,6 @@ def test_put_keeps_flags_and_internal_date(mail_subject: TargetUnderTest) -> Non
     stored = mail_subject.read_back(ref)
     assert stored.flags == {"\\Seen", "\\Draft"}
     assert stored.date == DATE
-
-
-def test_an_empty_message_is_stored_or_skipped_never_refused(
-    mail_subject: TargetUnderTest,
-) -> None:
-    """An empty message is carried or declared not carried (`SkipItem`): never a failure."""
-    session = mail_subject.session()
-    folder = session.ensure_container(INBOX)
-    empty = Payload("empty", b"", fingerprint_of(b""), {})
-    try:
-        ref = session.put(folder, empty)
-    except SkipItem as skip:
-        assert "empty" in str(skip) or "zero" in str(skip)
-        assert session.listing(folder) == []
-    else:
-        assert session.find(folder, empty, frozenset()) == ref
 
 
 def test_a_message_appended_alone_is_found_again_and_again(mail_subject: TargetUnderTest) -> None:
