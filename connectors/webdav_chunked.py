@@ -44,6 +44,7 @@ import urllib3
 from ..migrator.errors import FatalError, HirondelleError, OwnerFailed, Refused, Retriable
 from ..migrator.model import Payload
 from .dav_wire import DAV, FailureContext, error_for_exception, propfind_body, qname, server_reason
+from .http_client import USER_AGENT
 from .imap_wire import Login
 
 MIN_CHUNK_BYTES = 5 * 1024 * 1024  # Nextcloud's smallest chunk (but the last)
@@ -195,7 +196,7 @@ class DavHttp:
         auth = f"{login.auth_user}:{login.password}"
         # sent with every request: urllib3 uses its pool's headers only for a request
         # that brings none, so they are merged here
-        self._headers = {**urllib3.make_headers(basic_auth=auth), "User-Agent": "hirondelle"}
+        self._headers = {**urllib3.make_headers(basic_auth=auth), "User-Agent": USER_AGENT}
         options: dict[str, Any] = {
             "headers": self._headers,
             "ssl_context": tls,

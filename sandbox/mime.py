@@ -23,9 +23,7 @@ from __future__ import annotations
 import binascii
 import html
 import random
-import struct
 import textwrap
-import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +31,8 @@ from email.header import Header
 from email.utils import encode_rfc2231, format_datetime, formataddr
 from functools import cached_property, lru_cache
 from typing import Literal
+
+from .png import png
 
 CRLF = "\r\n"
 BASE64_LINE_BYTES = 57  # unencoded bytes per 76-character base64 line, as policy.SMTP writes
@@ -359,19 +359,8 @@ def _attachment(writer: _Writer, rng: random.Random, attachment: AttachmentRecip
 
 def _png(rng: random.Random, side: int = 48) -> bytes:
     """A small, valid PNG of seeded noise."""
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        crc = zlib.crc32(kind + payload)
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
     rows = b"".join(b"\x00" + rng.randbytes(side * 3) for _ in range(side))
-    header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(rows, 6))
-        + chunk(b"IEND", b"")
-    )
+    return png(side, side, rows, 6)
 
 
 def _calendar(recipe: MessageRecipe, rng: random.Random) -> str:
