@@ -4,6 +4,8 @@ holds, no listing and nothing to close. Each test's source adds its own `changes
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hirondelle.migrator.model import Container, Item, Owner
 
 ALICE = Owner("alice@contoso.test", "u1", "Alice")
@@ -13,7 +15,7 @@ class MemorySource:
     """One owner (`owner`) holding `held`; subclasses write `changes` and `fetch`."""
 
     owner: Owner = ALICE
-    held: tuple[Container, ...] = ()
+    held: Sequence[Container] = ()
 
     async def owners(self) -> list[Owner]:
         return [self.owner]

@@ -20,8 +20,10 @@ from hirondelle.migrator.model import (
     Payload,
     TargetRef,
 )
+from hirondelle.tests.memory_source import ALICE
+from hirondelle.tests.memory_source import MemorySource as HeldSource
 
-OWNER = Owner("alice@contoso.test", "u-alice", "Alice")
+OWNER = ALICE
 
 
 def capabilities(
@@ -146,20 +148,14 @@ def map_message(item: Item, content: bytes) -> Payload:
 
 
 @dataclass
-class MemorySource:
+class MemorySource(HeldSource):
     """Containers of one owner; `pages[(container id, cursor)]` is what a listing from that
     cursor gives (None: from the start). An unknown cursor lists nothing new."""
 
-    containers_: list[Container]
+    held: Sequence[Container]
     pages: dict[tuple[str, str | None], list[Page]] = field(default_factory=dict)
     errors: dict[str, ItemError | Retriable] = field(default_factory=dict)  # fetch refusals
     fetched: list[str] = field(default_factory=list)
-
-    async def owners(self) -> list[Owner]:
-        return [OWNER]
-
-    async def containers(self, owner: Owner) -> list[Container]:
-        return list(self.containers_)
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
         for page in self.pages.get((container.source_id, cursor), []):
@@ -171,12 +167,6 @@ class MemorySource:
         if error is not None:
             raise error
         return content_of(item.source_id)
-
-    async def listing(self, container: Container) -> list[Item]:
-        return []
-
-    async def aclose(self) -> None:
-        return None
 
 
 def folder(source_id: str, name: str) -> Container:
