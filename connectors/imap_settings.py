@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from ..migrator.errors import ConfigError
-from .credentials import is_loopback
 from .target_settings import MasterLoginSettings
 
 log = logging.getLogger(__name__)
@@ -51,19 +49,9 @@ class ImapSettings(MasterLoginSettings):
     config_key: str = "targets.mail"
 
     def __post_init__(self) -> None:
-        if self.security not in SECURITY_MODES:
-            raise ConfigError(self.setting("security"), f"one of {', '.join(SECURITY_MODES)}")
-        if self.security == "plain" and not is_loopback(self.host):
-            raise ConfigError(
-                self.setting("security"),
-                f"plain text IMAP is refused for {self.host}: use tls or starttls "
-                "(plain is only for a server on the loopback interface)",
-            )
+        self._check_security(self.security, self.host, SECURITY_MODES, "IMAP")
         self._check_login_choice()
-        if self.master_login not in MASTER_LOGIN_FORMS:
-            raise ConfigError(
-                self.setting("master_login"), f"one of {', '.join(MASTER_LOGIN_FORMS)}"
-            )
+        self._check_master_login(self.master_login, MASTER_LOGIN_FORMS)
         self._check_master_password()
 
 

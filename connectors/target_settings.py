@@ -66,6 +66,19 @@ class TargetSettings:
             )
         return parts
 
+    def _check_security(
+        self, security: str, host: str, modes: tuple[str, ...], protocol: str
+    ) -> None:
+        """`security` is one of `modes`; "plain" is refused off the loopback interface."""
+        if security not in modes:
+            raise ConfigError(self.setting("security"), f"one of {', '.join(modes)}")
+        if security == "plain" and not is_loopback(host):
+            raise ConfigError(
+                self.setting("security"),
+                f"plain text {protocol} is refused for {host}: use tls or starttls "
+                "(plain is only for a server on the loopback interface)",
+            )
+
     def _check_timeout(self) -> None:
         if self.timeout <= 0:
             raise ConfigError(self.setting("timeout"), "must be a positive number of seconds")
@@ -87,6 +100,11 @@ class MasterLoginSettings(TargetSettings):
             raise ConfigError(
                 self.setting("password_file"), "set either password_file or master_user"
             )
+
+    def _check_master_login(self, master_login: str, forms: tuple[str, ...]) -> None:
+        """`master_login` (how a master user acts for a user) is one of `forms`."""
+        if master_login not in forms:
+            raise ConfigError(self.setting("master_login"), f"one of {', '.join(forms)}")
 
     def _check_master_password(self) -> None:
         if self.master_user and not (self.master_password_env or self.master_password_file):

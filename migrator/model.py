@@ -254,3 +254,6 @@ class Capabilities:
     # The setting that sets `max_item_bytes` ("targets.files.max_upload_bytes"), named in
     # the reason of an item skipped over it, so the operator knows what to change.
     limit_setting: str = ""
+    # The target keeps one item per owner, in one place whatever the container (a user's
+    # Sieve script): a second item written there replaces the first.
+    single_item: bool = False

@@ -270,14 +270,13 @@ class DovecotServer(ImapReadBack):
         """The scripts of `login`: name -> active."""
         listed = self.doveadm("sieve", "list", "-u", login).decode("utf-8")
         scripts = {}
-        for line in filter(None, listed.splitlines()):
-            name, active = line.removesuffix(" ACTIVE"), line.endswith(" ACTIVE")
-            scripts[name] = active
+        for line in filter(None, (line.strip() for line in listed.splitlines())):
+            scripts[line.removesuffix(" ACTIVE")] = line.endswith(" ACTIVE")
         return scripts
 
     def sieve_script(self, login: str, name: str) -> str:
-        """The text of one script of `login`, as stored."""
-        return (self.home(login) / "sieve" / f"{name}.sieve").read_text("utf-8")
+        """The text of one script of `login`, as stored (line ends kept)."""
+        return (self.home(login) / "sieve" / f"{name}.sieve").read_bytes().decode("utf-8")
 
     def deliver(self, recipient: str, message: bytes, sender: str = "sender@example.org") -> None:
         """Deliver `message` to `recipient` through LMTP, which runs the active Sieve script;

@@ -1,0 +1,292 @@
+"""One owner's ManageSieve session: the migrated script checked, stored, activated (or
+included from the user's own active script), found again, listed and removed.
+
+The script is the owner's one item: its name is the folder and the ref (`script_name`).
+`find` answers only for a script that is whole and in place (same SHA-256, and active or
+included as `when_active` says), so that a run killed between PUTSCRIPT and SETACTIVE (or
+the include) writes and activates it again on resume: nothing doubled, nothing lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Set
+from typing import TYPE_CHECKING
+
+from ..migrator.errors import FatalError, HirondelleError, OwnerFailed, Refused, Retriable, SkipItem
+from ..migrator.model import Container, Entry, Payload, TargetRef
+from .credentials import Login
+from .managesieve_settings import authenticate, dial, lost
+from .managesieve_wire import ProtocolError, Response, Token, Wire, script_list
+
+if TYPE_CHECKING:
+    from .managesieve import ManageSieveTarget
+
+log = logging.getLogger(__name__)
+
+
+def sieve_string(value: str) -> str:
+    """A Sieve quoted string (RFC 5228 section 2.4.2)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def include_line(name: str) -> str:
+    """What the user's active script gets to run ours. `:optional` (RFC 6609 section 3.2)
+    keeps that script valid should ours be deleted later."""
+    return f"include :personal :optional {sieve_string(name)};"
+
+
+def includes(text: str, name: str) -> bool:
+    return any(line.strip() == include_line(name) for line in text.splitlines())
+
+
+def with_include(text: str, name: str) -> str:
+    """`text` running the script `name` after its own commands: `require "include"` goes
+    first (several `require` may open a script, RFC 5228 section 3.2, but none may follow
+    another command) and the include last, so the user's own rules keep precedence."""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    body = text if not text or text.endswith("\n") else text + newline
+    return f'require "include";{newline}{body}{include_line(name)}{newline}'
+
+
+def without_include(text: str, name: str) -> str:
+    """`text` without the include line of `with_include` (its `require` is harmless)."""
+    return "".join(
+        line for line in text.splitlines(keepends=True) if line.strip() != include_line(name)
+    )
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class ManageSieveSession:
+    """One owner's ManageSieve connection (`TargetSession`); reconnects after a drop."""
+
+    def __init__(self, target: ManageSieveTarget, login: Login) -> None:
+        self._target = target
+        self._settings = target.settings
+        self._login = login
+        self._wire: Wire | None = None
+
+    # -- connection ---------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect and log in now (otherwise the first operation does)."""
+        self._client()
+
+    def _client(self) -> Wire:
+        if self._wire is None:
+            wire, capabilities = dial(self._settings)
+            try:
+                authenticate(self._settings, wire, capabilities, self._login)
+            except BaseException:
+                wire.close()
+                raise
+            self._target.learned(capabilities)
+            self._wire = wire
+        return self._wire
+
+    def close(self) -> None:
+        wire, self._wire = self._wire, None
+        if wire is None:
+            return
+        try:
+            wire.command("LOGOUT")
+        except (OSError, ProtocolError):
+            pass
+        finally:
+            wire.close()
+
+    def _drop(self) -> None:
+        wire, self._wire = self._wire, None
+        if wire is not None:
+            wire.close()
+
+    def _run(
+        self, operation: str, name: str, *arguments: str | bytes
+    ) -> tuple[list[list[Token]], Response]:
+        """One command; a dropped connection or a BYE is `Retriable` (sent again whole)."""
+        wire = self._client()
+        try:
+            lines, response = wire.command(name, *arguments)
+        except (OSError, ProtocolError) as error:
+            self._drop()
+            raise lost(self._settings, operation, error) from error
+        if response.status == "BYE" or response.has("TRYLATER"):
+            self._drop()
+            raise Retriable(
+                f"{self._settings.where}: {operation} for {self._login.login} failed for now: "
+                f"{response.describe()}"
+            )
+        return lines, response
+
+    def _refusal(self, operation: str, response: Response) -> HirondelleError:
+        """The engine error for a NO the table below does not handle itself."""
+        owner = self._login.login
+        if response.has("QUOTA/MAXSIZE"):
+            return Refused(
+                f"the Sieve script of {owner} is larger than the {self._settings.where} "
+                f"accepts ({response.describe()})"
+            )
+        if response.has("QUOTA"):
+            return OwnerFailed(
+                f"the Sieve scripts of {owner} are over the server's quota "
+                f"({response.describe()}): raise the user's Sieve quota, then resume the run"
+            )
+        return FatalError(f"ManageSieve {operation} for {owner} failed: {response.describe()}")
+
+    # -- commands -----------------------------------------------------------------------------
+
+    def scripts(self) -> dict[str, bool]:
+        """The owner's scripts: name -> active (LISTSCRIPTS)."""
+        lines, response = self._run("LISTSCRIPTS", "LISTSCRIPTS")
+        if not response.ok:
+            raise self._refusal("LISTSCRIPTS", response)
+        return script_list(lines)
+
+    def script(self, name: str) -> bytes | None:
+        """The bytes of one script (GETSCRIPT); None if there is none by that name."""
+        lines, response = self._run("GETSCRIPT", "GETSCRIPT", name)
+        if response.has("NONEXISTENT"):
+            return None
+        if not response.ok:
+            raise self._refusal(f"GETSCRIPT {name!r}", response)
+        data = lines[0][0] if lines and lines[0] else b""
+        if not isinstance(data, bytes):
+            raise FatalError(f"GETSCRIPT {name!r} of {self._login.login}: no script in the answer")
+        return data
+
+    def _store(self, name: str, content: bytes, what: str) -> None:
+        """PUTSCRIPT; a script the server does not accept is `Refused` with its text."""
+        _, response = self._run("PUTSCRIPT", "PUTSCRIPT", name, content)
+        if response.ok:
+            return
+        if response.code in ("", "WARNINGS") or response.has("QUOTA/MAXSIZE"):
+            raise Refused(
+                f"the {self._settings.where} refused {what} of {self._login.login} "
+                f"(PUTSCRIPT {name!r}): {response.describe()}"
+            )
+        raise self._refusal(f"PUTSCRIPT {name!r}", response)
+
+    def _set_active(self, name: str) -> None:
+        _, response = self._run("SETACTIVE", "SETACTIVE", name)
+        if not response.ok:
+            raise self._refusal(f"SETACTIVE {name!r}", response)
+
+    # -- the target session -------------------------------------------------------------------
+
+    def ensure_container(self, container: Container) -> str:
+        """The script's name: the one place of the owner's rules."""
+        return self._settings.script_name
+
+    def put(self, folder: str, payload: Payload) -> TargetRef:
+        """CHECKSCRIPT, PUTSCRIPT, then activate (or include, or leave: `when_active`)."""
+        _, checked = self._run("CHECKSCRIPT", "CHECKSCRIPT", payload.content)
+        if not checked.ok and (checked.code in ("", "WARNINGS") or checked.has("QUOTA")):
+            raise Refused(
+                f"the {self._settings.where} refused the Sieve script of {self._login.login} "
+                f"(CHECKSCRIPT): {checked.describe()}"
+            )
+        if not checked.ok:
+            raise self._refusal("CHECKSCRIPT", checked)
+        if checked.has("WARNINGS"):
+            log.warning("Sieve script of %s: %s", self._login.login, checked.describe())
+        self._store(folder, payload.content, "the Sieve script")
+        self._activate(folder)
+        return TargetRef(folder, folder, stored_size=len(payload.content))
+
+    def _activate(self, name: str) -> None:
+        scripts = self.scripts()
+        active = next((script for script, on in scripts.items() if on), None)
+        if active == name:
+            return
+        if active is None:
+            self._set_active(name)
+            return
+        if self._settings.when_active == "leave":
+            log.warning(
+                "%s: Sieve script %r stored but left inactive: the user's script %r is active "
+                '(%s = "leave")',
+                self._login.login,
+                name,
+                active,
+                self._settings.setting("when_active"),
+            )
+            return
+        text = self._active_text(active)
+        if not includes(text, name):
+            self._store(active, with_include(text, name).encode("utf-8"), "the include edit")
+            log.info(
+                "%s: Sieve script %r included from the active %r", self._login.login, name, active
+            )
+
+    def _active_text(self, active: str) -> str:
+        data = self.script(active) or b""
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Refused(
+                f"the active Sieve script {active!r} of {self._login.login} is not UTF-8: "
+                f"it cannot include {self._settings.script_name!r}; set "
+                f'{self._settings.setting("when_active")} = "leave"'
+            ) from None
+
+    def _in_place(self, name: str, scripts: dict[str, bool]) -> bool:
+        """The script runs on delivery, or is left inactive as `when_active` says."""
+        active = next((script for script, on in scripts.items() if on), None)
+        if active == name:
+            return True
+        if active is None:
+            return False
+        if self._settings.when_active == "leave":
+            return True
+        return includes(self._active_text(active), name)
+
+    def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
+        """The script, if it holds exactly the payload's bytes and is in place."""
+        if folder in exclude:
+            return None
+        scripts = self.scripts()
+        if folder not in scripts:
+            return None
+        stored = self.script(folder)
+        if stored is None or sha256(stored) != sha256(payload.content):
+            return None
+        if not self._in_place(folder, scripts):
+            return None
+        return TargetRef(folder, folder, stored_size=len(stored))
+
+    def update(self, ref: TargetRef, payload: Payload) -> TargetRef:
+        """The rules changed: the script is written again (PUTSCRIPT replaces it at once)."""
+        return self.put(ref.folder, payload)
+
+    def move(self, ref: TargetRef, folder: str) -> TargetRef:
+        raise SkipItem("a Sieve script has one place per user: it does not move")
+
+    def remove(self, ref: TargetRef) -> None:
+        """Deactivate (or take the include out of the active script), then DELETESCRIPT;
+        nothing to do when it is already gone."""
+        scripts = self.scripts()
+        if ref.ref not in scripts:
+            return
+        active = next((script for script, on in scripts.items() if on), None)
+        if active == ref.ref:
+            self._set_active("")  # RFC 5804 section 2.8: the empty name deactivates
+        elif active is not None:
+            text = self._active_text(active)
+            if includes(text, ref.ref):
+                self._store(active, without_include(text, ref.ref).encode("utf-8"), "the edit")
+        _, response = self._run("DELETESCRIPT", "DELETESCRIPT", ref.ref)
+        if not response.ok and not response.has("NONEXISTENT"):
+            raise self._refusal(f"DELETESCRIPT {ref.ref!r}", response)
+
+    def listing(self, folder: str) -> list[Entry]:
+        """The script with the SHA-256 and size of its bytes as the server holds them."""
+        stored = self.script(folder) if folder in self.scripts() else None
+        if stored is None:
+            return []
+        return [
+            Entry(TargetRef(folder, folder, stored_size=len(stored)), sha256(stored), len(stored))
+        ]
