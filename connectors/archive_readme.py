@@ -62,6 +62,17 @@ Import:
   La Suite Messages:  its mbox import, one .mbox per folder.
   Nextcloud Mail:  a client of an IMAP server: import into that server as above.
 
+Inbox rules and automatic replies
+---------------------------------
+  <login>/outlook-rules.sieve       the user's Outlook inbox rules and automatic replies as
+                                    one Sieve script (RFC 5228), beside the Maildir; what
+                                    Sieve cannot express is kept there as comments.
+Import:
+  Dovecot (Pigeonhole):
+    doveadm sieve put -a -u USER outlook-rules < PATH/<login>/outlook-rules.sieve
+  Any ManageSieve server (Cyrus, Stalwart...):  upload it with a ManageSieve client
+  (sieve-connect, Thunderbird's Sieve add-on) and make it active.
+
 Calendars and contacts
 ----------------------
   <login>/calendars/<calendar>.ics          the whole calendar (iCalendar, RFC 5545)

@@ -19,6 +19,7 @@ from .managesieve_wire import ProtocolError, Response, Wire, capabilities_of, sa
 from .target_settings import MasterLoginSettings
 
 WHEN_ACTIVE = ("include", "leave")
+SCRIPT_NAME = "outlook-rules"  # the script's name unless `script_name` says otherwise
 # RFC 5804 section 1.6: a script name holds no control character; Dovecot's file storage
 # also keeps "/" out (a name is a file name, https://doc.dovecot.org/2.3/configuration_manual/sieve/configuration/).
 _NOT_IN_NAMES = frozenset(chr(c) for c in range(0x20)) | {"\x7f", "/"}
@@ -40,7 +41,7 @@ class ManageSieveSettings(MasterLoginSettings):
     master_separator: str = "*"
     master_login: str = "separator"
     timeout: float = 60.0
-    script_name: str = "outlook-rules"
+    script_name: str = SCRIPT_NAME
     when_active: str = "include"  # another script is active: include ours from it, or leave
     probe_login: str | None = None  # the login `doctor` uses with a master user
     config_key: str = "targets.rules"

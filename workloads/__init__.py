@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .templates import CALENDAR, CHAT, CONTACTS, FILES, MAIL, MAIL_ARCHIVE
+from .templates import CALENDAR, CHAT, CONTACTS, FILES, MAIL, MAIL_ARCHIVE, RULES
 
 PACKAGE = __name__.rsplit(".", 1)[0]  # "hirondelle"
 ARCHIVE = "migrator.registry:ArchiveSettings"  # the archive targets' one setting: path
@@ -176,6 +176,23 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         ),
         demo_path="archive/chat",
         demo_changes={"chat_posts": 3, "chat_replies": 4, "chat_edits": 2, "chat_deletions": 1},
+    ),
+    # The rules workload's declaration is its source's (workloads/rules.py); its targets are
+    # these two.
+    WorkloadSpec(
+        name="rules",
+        title="inbox rules and automatic replies",
+        builder="workloads.rules:build",
+        modules=("workloads.rules",),
+        targets=(
+            TargetSpec(
+                "managesieve", "connectors.managesieve:ManageSieveTarget",
+                "connectors.managesieve:ManageSieveSettings", "Inbox rules and automatic replies",
+                RULES,
+            ),
+            _archive("connectors.archive_sieve:SieveArchiveTarget"),
+        ),
+        demo_path="archive/mail",
     ),
 )  # fmt: skip
 

@@ -56,3 +56,13 @@ CHAT = """\
 # as_token_file = "matrix-as-token"            # written by init, with matrix-appservice.yaml
 # access_token_env = "HIRONDELLE_MATRIX_TOKEN" # bot mode
 """
+
+RULES = """\
+# [targets.rules]
+# kind = "managesieve"                         # or "archive": one .sieve beside each Maildir
+# host = "imap.example.org"
+# port = 4190
+# security = "starttls"                        # "starttls", "tls", or "plain" (loopback only)
+# password_file = "imap-passwords.txt"         # or the master user of [targets.mail]
+# when_active = "include"                      # a user's own active script includes ours
+"""

@@ -62,3 +62,8 @@ def files_subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ta
 @pytest.fixture(params=names_of("chat"))
 def chat_subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TargetUnderTest]:
     yield from _under_test(request, tmp_path)
+
+
+@pytest.fixture(params=names_of("rules"))
+def rules_subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TargetUnderTest]:
+    yield from _under_test(request, tmp_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import uuid
 from collections.abc import Callable
@@ -206,3 +207,47 @@ class ChatItems(Items):
 
     def oversized(self, limit: int) -> Payload:
         return chat_payload(f"c{next(_ids)}", "x" * (limit + 1))
+
+
+# -- rules -------------------------------------------------------------------------------------
+
+
+def sieve_script(source_id: str, text: str) -> Payload:
+    """A Sieve script as the rules mapper hands it over: UTF-8, its SHA-256 as fingerprint."""
+    content = text.encode("utf-8")
+    return Payload(source_id, content, hashlib.sha256(content).hexdigest(), {"findings": []})
+
+
+class RulesItems(Items):
+    """One user's rules as a Sieve script: the one container and the one item of an owner
+    (`Capabilities.single_item`), varied in what they require."""
+
+    workload = "rules"
+    content_fingerprints = True  # the SHA-256 of the script
+
+    def container(self, name: str = "Sieve") -> Container:
+        return Container("rules", self.owner.upn, "rules", ("Sieve",))
+
+    def unicode_containers(self) -> list[Container]:
+        return [self.container()]
+
+    def items(self, count: int) -> list[Payload]:
+        kinds = [
+            '# Règle « Factures » {n}\r\nrequire ["fileinto", "imap4flags"];\r\n'
+            'if header :contains "subject" "Facture {n}" {{\r\n'
+            '  addflag "\\\\Flagged";\r\n  fileinto "INBOX/Factures été";\r\n  stop;\r\n}}\r\n',
+            '# {n}\r\nrequire ["vacation"];\r\n'
+            'vacation :days 1 :subject "Absent {n}" "Je suis absent, retour lundi.";\r\n',
+            '# {n}\r\nrequire ["copy", "envelope"];\r\n'
+            'if envelope :is "from" "boss@example.test" {{ redirect :copy "me@example.org"; }}\r\n',
+        ]
+        return [
+            sieve_script(f"rules-{n}", kinds[i % len(kinds)].format(n=n))
+            for i, n in enumerate(next(_ids) for _ in range(count))
+        ]
+
+    def empty(self) -> Payload:
+        return sieve_script(f"rules-{next(_ids)}", "")
+
+    def oversized(self, limit: int) -> Payload:
+        return sieve_script(f"rules-{next(_ids)}", "#" + "x" * limit + "\r\n")

@@ -15,7 +15,7 @@ import pytest
 
 from hirondelle.migrator.model import Owner, TargetRef
 
-from .items import ChatItems, DavItems, FilesItems, MailItems, new_team
+from .items import ChatItems, DavItems, FilesItems, MailItems, RulesItems, new_team
 from .subject import Stored, TargetUnderTest
 
 Factory = Callable[[pytest.FixtureRequest, Path], TargetUnderTest]
@@ -245,6 +245,47 @@ def _chat_archive(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnder
     )
 
 
+# -- rules -------------------------------------------------------------------------------------
+
+
+def _managesieve(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnderTest:
+    """Dovecot's Pigeonhole, with per-user passwords."""
+    from hirondelle.connectors.managesieve import ManageSieveSettings, ManageSieveTarget
+    from hirondelle.tests.servers import DovecotServer
+
+    server: DovecotServer = request.getfixturevalue("dovecot")
+    user = server.new_user()
+    settings = ManageSieveSettings(
+        host=server.host,
+        port=server.sieve_port,
+        security="plain",
+        password_file=server.password_file(tmp_path / "passwords", user),
+    )
+
+    def read_back(ref: TargetRef) -> Stored:
+        return Stored(content=server.sieve_script(user.login, ref.ref).encode("utf-8"))
+
+    owner = Owner(upn=user.login, source_id="managesieve-owner")
+    target = ManageSieveTarget(settings)
+    items = RulesItems(owner, tmp_path)
+    return TargetUnderTest(
+        "managesieve-dovecot", "rules", "managesieve", target, owner, items, read_back
+    )
+
+
+def _sieve_archive(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnderTest:
+    from hirondelle.connectors.archive_sieve import SieveArchiveTarget
+
+    target = SieveArchiveTarget(tmp_path / "archive", durable=False)
+    owner = Owner(upn="carol@example.test", source_id="archive-owner")
+
+    def read_back(ref: TargetRef) -> Stored:
+        return Stored(content=(target.payload / owner.upn / f"{ref.ref}.sieve").read_bytes())
+
+    items = RulesItems(owner, tmp_path)
+    return TargetUnderTest("sieve-archive", "rules", "archive", target, owner, items, read_back)
+
+
 def _entry(
     workload: str, kind: str, build: Callable[..., TargetUnderTest], *args: object
 ) -> Subject:
@@ -271,6 +312,8 @@ SUBJECTS: dict[str, Subject] = {
     "matrix-appservice": _entry("chat", "matrix", _matrix, "appservice"),
     "matrix-bot": _entry("chat", "matrix", _matrix, "bot"),
     "chat-archive": _entry("chat", "archive", _chat_archive),
+    "managesieve-dovecot": _entry("rules", "managesieve", _managesieve),
+    "sieve-archive": _entry("rules", "archive", _sieve_archive),
 }
 
 
