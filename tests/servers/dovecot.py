@@ -17,6 +17,11 @@ redirects) goes to a script standing in for sendmail that keeps each message in 
         server.put_sieve(user.login, "main", 'require "fileinto"; fileinto "Junk";')
         server.deliver(user.login, b"From: bob@example.org\r\n...")
         replies = server.sent()
+
+Pigeonhole's vacation keeps its defaults here
+(https://doc.dovecot.org/2.3/configuration_manual/sieve/extensions/vacation/): replies come from the null sender ("<>"); a message whose To/Cc/Bcc do not name the
+recipient gets no reply (`sieve_vacation_dont_check_recipient = no`); the same sender gets
+one reply per `:days` period (at least one day); `server.log()` says why a reply was not sent.
 """
 
 from __future__ import annotations
@@ -284,6 +289,10 @@ class DovecotServer(ImapReadBack):
         with smtplib.LMTP(HOST, self.lmtp_port, timeout=30) as lmtp:
             refused = lmtp.sendmail(sender, [recipient], message)
         assert not refused, refused
+
+    def log(self) -> str:
+        """Dovecot's log so far (Sieve says there what it did with each delivery)."""
+        return (self.root / "dovecot.log").read_text(errors="replace")
 
     def sent(self, recipient: str | None = None) -> list[SentMessage]:
         """What Sieve sent so far (vacation replies, redirects), oldest first; only what
