@@ -19,9 +19,10 @@ redirects) goes to a script standing in for sendmail that keeps each message in 
         replies = server.sent()
 
 Pigeonhole's vacation keeps its defaults here
-(https://doc.dovecot.org/2.3/configuration_manual/sieve/extensions/vacation/): replies come from the null sender ("<>"); a message whose To/Cc/Bcc do not name the
-recipient gets no reply (`sieve_vacation_dont_check_recipient = no`); the same sender gets
-one reply per `:days` period (at least one day); `server.log()` says why a reply was not sent.
+(https://doc.dovecot.org/2.3/configuration_manual/sieve/extensions/vacation/): replies come
+from the null sender ("<>"); a message whose To/Cc/Bcc do not name the recipient gets no
+reply (`sieve_vacation_dont_check_recipient = no`); the same sender gets one reply per
+`:days` period (at least one day); `server.log()` says why a reply was not sent.
 """
 
 from __future__ import annotations
