@@ -184,13 +184,11 @@ class ManageSieveSession:
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """CHECKSCRIPT, PUTSCRIPT, then activate (or include, or leave: `when_active`)."""
         _, checked = self._run("CHECKSCRIPT", "CHECKSCRIPT", payload.content)
-        if not checked.ok and (checked.code in ("", "WARNINGS") or checked.has("QUOTA")):
+        if not checked.ok:  # the script itself: a failure of this owner, with the line
             raise Refused(
                 f"the {self._settings.where} refused the Sieve script of {self._login.login} "
                 f"(CHECKSCRIPT): {checked.describe()}"
             )
-        if not checked.ok:
-            raise self._refusal("CHECKSCRIPT", checked)
         if checked.has("WARNINGS"):
             log.warning("Sieve script of %s: %s", self._login.login, checked.describe())
         self._store(folder, payload.content, "the Sieve script")

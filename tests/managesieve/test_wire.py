@@ -1,5 +1,6 @@
 """The ManageSieve wire format (RFC 5804), read from a socket pair: literals inside lines,
-quoted strings with escapes, response codes, and the arguments a client sends."""
+quoted strings with escapes, response codes, and the arguments a client sends; and the
+edit that includes the migrated script from a user's own."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import socket
 
 import pytest
 
+from hirondelle.connectors.managesieve_session import includes, with_include, without_include
 from hirondelle.connectors.managesieve_wire import (
     ProtocolError,
     Wire,
@@ -59,3 +61,15 @@ def test_arguments_are_quoted_or_literal() -> None:
     assert encode("two\r\nlines") == b"{10+}\r\ntwo\r\nlines"
     assert encode(b"") == b"{0+}\r\n"
     assert encode("x" * 1025).startswith(b"{1025+}\r\n")
+
+
+def test_the_include_edit_keeps_the_script_and_its_line_ends() -> None:
+    crlf = 'require "fileinto";\r\nfileinto "Junk";'
+    edited = with_include(crlf, 'a "b"')
+    assert edited == (
+        'require "include";\r\nrequire "fileinto";\r\nfileinto "Junk";\r\n'
+        'include :personal :optional "a \\"b\\"";\r\n'
+    )
+    assert includes(edited, 'a "b"') and not includes(edited, "a")
+    assert without_include(edited, 'a "b"') == 'require "include";\r\n' + crlf + "\r\n"
+    assert with_include("", "x") == 'require "include";\ninclude :personal :optional "x";\n'
