@@ -1,0 +1,211 @@
+"""Outlook rule actions (Graph's messageRuleActions) as Sieve commands.
+
+Pure. Every property of https://learn.microsoft.com/en-us/graph/api/resources/messageruleactions
+has an entry in `ACTIONS`, in the order the commands are written: flags first (imap4flags'
+`addflag` sets the flags of every later `fileinto` and of the implicit keep, RFC 5232
+section 3), then the redirections, the copies and moves, and `stop` last.
+
+Outlook's forward and redirect both leave the message in the mailbox (redirect sends the
+original unchanged, forward a new "FW:" message from the user:
+http://www.klippert.com/TCC/Blog/2005/06/outlook-forward-my-mail-let-it-follow.html), so both
+become `redirect :copy` (RFC 3894), which keeps the implicit keep.
+
+Folders are named with the mail workload's final IMAP names (`folder_names`); Sieve's
+`fileinto` takes them in UTF-8 with the server's hierarchy delimiter (RFC 5228 section 4.1),
+with `:create` (RFC 5490 section 3.2) so that a folder the mail run has not made yet is made.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .mail import category_keyword
+from .mail_folders import join_folder, target_folder
+from .sieve_parts import Action, Mailbox, Unmapped, recipient_addresses, strings
+from .sieve_text import quote, string_list
+
+ActionResult = Action | Unmapped | None
+
+MAX_KEYWORD_LENGTH = 50
+"""Dovecot's default `mail_max_keyword_length`: a longer keyword is not stored."""
+MAX_REDIRECTS = 4
+"""Pigeonhole's default `sieve_max_redirects` per message."""
+_ADDR_SPEC = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[^@\s\"(),:;<>\[\]\\]+\.[^@\s\"(),:;<>\[\]\\]+$")
+
+
+@dataclass(frozen=True)
+class Folders:
+    """Graph folder ids to the mailbox names `fileinto` takes."""
+
+    names: Mapping[str, str]
+    """Graph folder id -> the final IMAP name the mail workload gave it."""
+    known: Mapping[str, Any]
+    """snapshot["folders"]: id -> {"path": [...], "roles": [...]}."""
+    delimiter: str
+
+    def name(self, folder_id: Any) -> tuple[str, str | None] | Unmapped:
+        """The mailbox name, with a note when it was computed here rather than given."""
+        if isinstance(folder_id, str) and folder_id in self.names:
+            return self.names[folder_id], None
+        folder = self.known.get(folder_id) if isinstance(folder_id, str) else None
+        if not isinstance(folder, Mapping) or not strings(folder.get("path")):
+            return Unmapped("the folder no longer exists in the mailbox")
+        path = tuple(p for p in folder.get("path", ()) if isinstance(p, str))
+        roles = tuple(r if isinstance(r, str) else None for r in folder.get("roles") or ())
+        name = join_folder(target_folder(path, roles, {}), self.delimiter)
+        note = (
+            f"folder {'/'.join(path)!r} has no migrated mailbox yet: named {name!r} as "
+            "the mail workload names it on a server without special-use folders"
+        )
+        return name, note
+
+    def deleted_items(self) -> str | None:
+        """The Deleted Items folder's name, when the snapshot names that folder."""
+        for folder_id, folder in sorted(self.known.items()):
+            roles = folder.get("roles") if isinstance(folder, Mapping) else None
+            if isinstance(roles, list) and roles and roles[-1] == "deleteditems":
+                named = self.name(folder_id)
+                if not isinstance(named, Unmapped):
+                    return named[0]
+        return None
+
+
+def _fileinto(
+    mailbox: Mailbox, name: str, copy: bool, note: str | None, special_use: str = ""
+) -> Action:
+    create = "mailbox" in mailbox.extensions
+    if not create:
+        note = (note + "; " if note else "") + "the folder must exist (no :create on this server)"
+    flags = (" :copy" if copy else "") + special_use + (" :create" if create else "")
+    requires = {"fileinto"} | ({"copy"} if copy else set()) | ({"mailbox"} if create else set())
+    if special_use:
+        requires.add("special-use")
+    return Action((f"fileinto{flags} {quote(name)};",), frozenset(requires), note)
+
+
+def _to_folder(copy: bool) -> Callable[[Any, Mailbox, Folders], ActionResult]:
+    def action(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
+        if not value:
+            return None
+        named = folders.name(value)
+        if isinstance(named, Unmapped):
+            return named
+        return _fileinto(mailbox, named[0], copy, named[1])
+
+    return action
+
+
+def _delete(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
+    if value is not True:
+        return None
+    known = folders.deleted_items()
+    if known is not None:
+        return _fileinto(mailbox, known, False, None)
+    fallback = join_folder(target_folder(("Deleted Items",), ("deleteditems",), {}), "/")
+    if "special-use" in mailbox.extensions:
+        # RFC 8579: the server's own \Trash folder, the name only when it has none
+        return _fileinto(mailbox, fallback, False, None, ' :specialuse "\\\\Trash"')
+    note = (
+        f"moved to {fallback!r}: the server's Deleted Items folder is not known here and "
+        "the server has no special-use extension (RFC 8579) to find it"
+    )
+    return _fileinto(mailbox, fallback, False, note)
+
+
+def _permanent_delete(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
+    return Action(("discard;",)) if value is True else None
+
+
+def _mark_as_read(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
+    return Action(('addflag "\\\\Seen";',), frozenset({"imap4flags"})) if value is True else None
+
+
+def _categories(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
+    names = strings(value)
+    if not names:
+        return None
+    keywords = [category_keyword(name) for name in names]
+    lines = [f"# categories {', '.join(names)} as IMAP keywords"]
+    lines.append(f"addflag {string_list(keywords)};")
+    long = [k for k in keywords if len(k) > MAX_KEYWORD_LENGTH]
+    note = (
+        f"keyword {long[0]!r} is longer than Dovecot's default limit of "
+        f"{MAX_KEYWORD_LENGTH} characters (mail_max_keyword_length)"
+        if long
+        else None
+    )
+    return Action(tuple(lines), frozenset({"imap4flags"}), note)
+
+
+def _redirect(forward: bool) -> Callable[[Any, Mailbox, Folders], ActionResult]:
+    def action(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
+        addresses = recipient_addresses(value)
+        if not addresses:
+            return None
+        bad = [a for a in addresses if not _ADDR_SPEC.match(a)]
+        if bad:
+            return Unmapped(f"{bad[0]!r} is not an Internet mail address")
+        lines = tuple(f"redirect :copy {quote(address)};" for address in addresses)
+        notes = []
+        if forward:
+            notes.append("forwarded as a redirect: the original message, not a new 'FW:' one")
+        if len(addresses) > MAX_REDIRECTS:
+            notes.append(
+                f"{len(addresses)} recipients: Pigeonhole redirects a message to "
+                f"{MAX_REDIRECTS} by default (sieve_max_redirects)"
+            )
+        return Action(lines, frozenset({"copy"}), "; ".join(notes) or None)
+
+    return action
+
+
+def _stop(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
+    return Action(("stop;",)) if value is True else None
+
+
+def _never(what: str) -> Callable[[Any, Mailbox, Folders], ActionResult]:
+    def action(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
+        if value in (None, False, "", [], {}):
+            return None
+        return Unmapped(what)
+
+    return action
+
+
+ACTIONS: Mapping[str, Callable[[Any, Mailbox, Folders], ActionResult]] = {
+    "markAsRead": _mark_as_read,
+    "assignCategories": _categories,
+    "markImportance": _never("Sieve cannot change a message's importance"),
+    "forwardTo": _redirect(forward=True),
+    "redirectTo": _redirect(forward=False),
+    "forwardAsAttachmentTo": _never("Sieve cannot forward a message as an attachment"),
+    "copyToFolder": _to_folder(copy=True),
+    "moveToFolder": _to_folder(copy=False),
+    "delete": _delete,
+    "permanentDelete": _permanent_delete,
+    "stopProcessingRules": _stop,
+}
+
+
+def rule_actions(
+    actions: Any, mailbox: Mailbox, folders: Folders
+) -> list[tuple[str, Action | Unmapped]]:
+    """The actions of a messageRuleActions object in `ACTIONS` order, then those this
+    version does not know (as `Unmapped`), each with its property name."""
+    if not isinstance(actions, Mapping):
+        return []
+    out: list[tuple[str, Action | Unmapped]] = []
+    unknown = sorted(k for k in actions if k not in ACTIONS and not k.startswith("@odata."))
+    for name in [*ACTIONS, *unknown]:
+        mapper = ACTIONS.get(name, _never("an action this version does not know"))
+        result = mapper(actions.get(name), mailbox, folders)
+        if isinstance(result, Action):
+            missing = mailbox.lacks(result.requires)
+            if missing:
+                result = Unmapped(f"the server has no Sieve extension {', '.join(missing)}")
+        if result is not None:
+            out.append((name, result))
+    return out

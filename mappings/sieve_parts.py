@@ -1,0 +1,88 @@
+"""What the Sieve mapping assembles: tests and actions with the extensions they need, the
+reasons a part cannot be carried, and the per-user facts every part reads.
+
+Pure. `Test` and `Action` carry the `require` capabilities (RFC 5228 section 3.2) of their
+text; `Unmapped` says, in one sentence, why a Graph condition or action has no Sieve form.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Test:
+    """A Sieve test; `note`, when set, says how it only approximates Graph's condition."""
+
+    text: str
+    requires: frozenset[str] = frozenset()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Action:
+    """Sieve commands (one or more lines); `note` says what differs from Outlook's action."""
+
+    lines: tuple[str, ...]
+    requires: frozenset[str] = frozenset()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Unmapped:
+    """A condition or action Sieve cannot carry: `reason` completes "…: <reason>"."""
+
+    reason: str
+
+
+@dataclass
+class Mailbox:
+    """Facts about the user and the server that the parts read, and the findings so far."""
+
+    addresses: tuple[str, ...]
+    """The user's own addresses (mail, user principal name, proxy addresses), lower case."""
+    domains: tuple[str, ...]
+    """The tenant's domains, lower case: a sender there is internal."""
+    extensions: frozenset[str]
+    """The Sieve capabilities the server advertises."""
+    findings: list[str] = field(default_factory=list)
+
+    def lacks(self, requires: Iterable[str]) -> list[str]:
+        """The capabilities of `requires` the server does not advertise, sorted."""
+        return sorted(set(requires) - self.extensions)
+
+
+def strings(value: Any) -> list[str]:
+    """The non-empty strings of a Graph string collection, in order, without repeats."""
+    if not isinstance(value, list):
+        return []
+    seen: dict[str, None] = {}
+    for item in value:
+        if isinstance(item, str) and item.strip():
+            seen.setdefault(item.strip(), None)
+    return list(seen)
+
+
+def recipient_addresses(value: Any) -> list[str]:
+    """The email addresses of a Graph recipient collection
+    (`[{"emailAddress": {"name": …, "address": …}}]`), in order, without repeats."""
+    if not isinstance(value, list):
+        return []
+    found: dict[str, None] = {}
+    for recipient in value:
+        email = recipient.get("emailAddress") if isinstance(recipient, Mapping) else None
+        address = email.get("address") if isinstance(email, Mapping) else None
+        if isinstance(address, str) and address.strip():
+            found.setdefault(address.strip(), None)
+    return list(found)
+
+
+def ordinal(number: int) -> str:
+    """1 -> "1st", 2 -> "2nd", 11 -> "11th", 23 -> "23rd"."""
+    if 10 <= number % 100 <= 20:
+        suffix = "th"
+    else:
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
