@@ -35,7 +35,7 @@ from hirondelle.tests.servers.cyrus import (
     cyrus_server,
 )
 from hirondelle.tests.servers.dav import DavServer, dav_server
-from hirondelle.tests.servers.dovecot import DovecotServer, dovecot_server
+from hirondelle.tests.servers.dovecot import DovecotServer, SentMessage, dovecot_server
 from hirondelle.tests.servers.imap import (
     IMAP_SERVERS,
     MASTER_PASSWORD,
@@ -95,6 +95,7 @@ __all__ = [
     "RcloneDavServer",
     "RedisServer",
     "SabreDavServer",
+    "SentMessage",
     "ServerUnavailable",
     "StoredMessage",
     "SynapseServer",
