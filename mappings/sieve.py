@@ -222,7 +222,7 @@ def _test_text(conditions: list[str], exceptions: list[str]) -> str:
 def _placeholders(predicates: Any, unmapped: list[tuple[str, Unmapped]]) -> list[str]:
     """What a commented rule shows for the conditions Sieve cannot test."""
     values = predicates if isinstance(predicates, Mapping) else {}
-    return [f"<Outlook {key} = {_shown(values.get(key))}>" for key, _ in unmapped]
+    return [item.text or f"<Outlook {key} = {_shown(values.get(key))}>" for key, item in unmapped]
 
 
 def _block(

@@ -25,7 +25,7 @@ from typing import Any
 from .mail import category_keyword
 from .mail_folders import join_folder, target_folder
 from .sieve_parts import Action, Mailbox, Unmapped, recipient_addresses, strings
-from .sieve_text import quote, string_list
+from .sieve_text import comment, quote, string_list
 
 ActionResult = Action | Unmapped | None
 
@@ -128,7 +128,7 @@ def _categories(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
     if not names:
         return None
     keywords = [category_keyword(name) for name in names]
-    lines = [f"# categories {', '.join(names)} as IMAP keywords"]
+    lines = [*comment(f"categories {', '.join(names)} as IMAP keywords")]
     lines.append(f"addflag {string_list(keywords)};")
     long = [k for k in keywords if len(k) > MAX_KEYWORD_LENGTH]
     note = (

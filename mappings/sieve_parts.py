@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .sieve_text import clean
+
 
 @dataclass(frozen=True)
 class Test:
@@ -32,9 +34,11 @@ class Action:
 
 @dataclass(frozen=True)
 class Unmapped:
-    """A condition or action Sieve cannot carry: `reason` completes "…: <reason>"."""
+    """A condition or action Sieve cannot carry: `reason` completes "…: <reason>";
+    `text` is the Sieve form it would have on a server with every extension, if any."""
 
     reason: str
+    text: str = ""
 
 
 @dataclass
@@ -55,13 +59,16 @@ class Mailbox:
 
 
 def strings(value: Any) -> list[str]:
-    """The non-empty strings of a Graph string collection, in order, without repeats."""
+    """The strings of a Graph string collection as a script may carry them (`clean`),
+    in order, without repeats; one that is empty once cleaned is left out, since an empty
+    string would match every message."""
     if not isinstance(value, list):
         return []
     seen: dict[str, None] = {}
     for item in value:
-        if isinstance(item, str) and item.strip():
-            seen.setdefault(item.strip(), None)
+        cleaned = clean(item).strip() if isinstance(item, str) else ""
+        if cleaned:
+            seen.setdefault(cleaned, None)
     return list(seen)
 
 
@@ -74,8 +81,9 @@ def recipient_addresses(value: Any) -> list[str]:
     for recipient in value:
         email = recipient.get("emailAddress") if isinstance(recipient, Mapping) else None
         address = email.get("address") if isinstance(email, Mapping) else None
-        if isinstance(address, str) and address.strip():
-            found.setdefault(address.strip(), None)
+        cleaned = clean(address).strip() if isinstance(address, str) else ""
+        if cleaned:
+            found.setdefault(cleaned, None)
     return list(found)
 
 

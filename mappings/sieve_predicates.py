@@ -302,7 +302,8 @@ def predicate_tests(
         if isinstance(result, Test):
             missing = mailbox.lacks(result.requires)
             if missing:
-                result = Unmapped(f"the server has no Sieve extension {', '.join(missing)}")
+                reason = f"the server has no Sieve extension {', '.join(missing)}"
+                result = Unmapped(reason, result.text)
         if isinstance(result, Test):
             tests.append((name, result))
         elif isinstance(result, Unmapped):

@@ -85,7 +85,7 @@ def mime_reply(markup: str) -> str:
     parts = [("plain", plain), ("html", markup)]
     digest = hashlib.sha256("\0".join(text for _, text in parts).encode("utf-8")).hexdigest()
     boundary = f"=_reply_{digest[:32]}"  # "=_" never occurs in quoted-printable text
-    lines = [f'Content-Type: multipart/alternative; boundary="{boundary}"', ""]
+    lines = ["Content-Type: multipart/alternative;", f' boundary="{boundary}"', ""]
     for subtype, text in parts:
         encoded = quopri.encodestring(text.replace("\r\n", "\n").encode("utf-8"))
         lines += [
