@@ -10,6 +10,9 @@ https://learn.microsoft.com/en-us/graph/api/resources/messagerule), conditions
 (`sieve_predicates`) all holding and no exception holding, its actions (`sieve_actions`),
 `stop` for `stopProcessingRules`.
 
+Graph lists the inbox's rules only (server-side rules): rules on sent items and Outlook's
+client-only rules never reach the snapshot, so they can be neither carried nor reported here.
+
 Nothing is dropped silently: a disabled rule, a rule in error, and a rule with a condition
 or an exception Sieve cannot test are written as comments (dropping a condition would make
 the rule act on more mail than in Outlook; dropping an exception too); an action Sieve
@@ -27,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .sieve_actions import Folders, rule_actions
+from .sieve_actions import MAX_REDIRECTS, Folders, rule_actions
 from .sieve_parts import Action, Mailbox, Unmapped, ordinal, strings
 from .sieve_predicates import predicate_tests
 from .sieve_text import clean, comment, commented, crlf, string_list
@@ -81,12 +84,14 @@ def rules_to_sieve(
     (and a finding says so). `extensions`: the server's SIEVE capability (None: every one
     of `SCRIPT_EXTENSIONS`); what needs a missing one is kept as a comment and reported.
     `delimiter`: the server's hierarchy delimiter, for the names computed here."""
-    user = snapshot.get("user") if isinstance(snapshot.get("user"), Mapping) else {}
-    assert isinstance(user, Mapping)
+    found = snapshot.get("user")
+    user: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
+    zone = snapshot.get("timeZone")
     mailbox = Mailbox(
         addresses=_own_addresses(user),
         domains=_domains(snapshot, user),
         extensions=SCRIPT_EXTENSIONS if extensions is None else frozenset(extensions),
+        time_zone=zone if isinstance(zone, str) else None,
     )
     known = snapshot.get("folders")
     folders = Folders(folder_names, known if isinstance(known, Mapping) else {}, delimiter)
@@ -105,9 +110,21 @@ def rules_to_sieve(
     if replies:
         lines += ["", *replies]
     lines += rule_lines
+    _count_redirects(rule_lines, mailbox)
     return SieveScript(
         crlf("\n".join(lines) + "\n"), tuple(mailbox.findings), tuple(sorted(requires))
     )
+
+
+def _count_redirects(lines: list[str], mailbox: Mailbox) -> None:
+    """Pigeonhole redirects one message to `MAX_REDIRECTS` addresses at most, by default."""
+    count = sum(1 for line in lines if line.lstrip().startswith("redirect "))
+    if count > MAX_REDIRECTS:
+        mailbox.findings.append(
+            f"the rules redirect to {count} addresses in all: a message matching them all "
+            f"reaches only {MAX_REDIRECTS} of them on a server with Pigeonhole's default "
+            "limit (sieve_max_redirects)"
+        )
 
 
 def _own_addresses(user: Mapping[str, Any]) -> tuple[str, ...]:

@@ -32,7 +32,7 @@ ActionResult = Action | Unmapped | None
 MAX_KEYWORD_LENGTH = 50
 """Dovecot's default `mail_max_keyword_length`: a longer keyword is not stored."""
 MAX_REDIRECTS = 4
-"""Pigeonhole's default `sieve_max_redirects` per message."""
+"""Pigeonhole's default `sieve_max_redirects` per message (the script reports more)."""
 _ADDR_SPEC = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[^@\s\"(),:;<>\[\]\\]+\.[^@\s\"(),:;<>\[\]\\]+$")
 
 
@@ -149,15 +149,8 @@ def _redirect(forward: bool) -> Callable[[Any, Mailbox, Folders], ActionResult]:
         if bad:
             return Unmapped(f"{bad[0]!r} is not an Internet mail address")
         lines = tuple(f"redirect :copy {quote(address)};" for address in addresses)
-        notes = []
-        if forward:
-            notes.append("forwarded as a redirect: the original message, not a new 'FW:' one")
-        if len(addresses) > MAX_REDIRECTS:
-            notes.append(
-                f"{len(addresses)} recipients: Pigeonhole redirects a message to "
-                f"{MAX_REDIRECTS} by default (sieve_max_redirects)"
-            )
-        return Action(lines, frozenset({"copy"}), "; ".join(notes) or None)
+        note = "forwarded as a redirect: the original message, not a new 'FW:' one"
+        return Action(lines, frozenset({"copy"}), note if forward else None)
 
     return action
 

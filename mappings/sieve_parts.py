@@ -51,6 +51,8 @@ class Mailbox:
     """The tenant's domains, lower case: a sender there is internal."""
     extensions: frozenset[str]
     """The Sieve capabilities the server advertises."""
+    time_zone: str | None = None
+    """The mailbox's time zone (mailboxSettings.timeZone), for a time that names none."""
     findings: list[str] = field(default_factory=list)
 
     def lacks(self, requires: Iterable[str]) -> list[str]:

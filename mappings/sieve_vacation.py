@@ -9,10 +9,14 @@ the inbox rules do with the message, and a rule's `stop` must not silence the re
 - The window is tested with the "date" extension's `currentdate` (RFC 5260) and the
   "relational" `:value` comparisons (RFC 5231). `currentdate :zone` takes a fixed UTC
   offset, not a named zone, so both ends are converted to UTC with their own zone
-  (`timezones.zone_of`, daylight saving included) and compared as UTC ISO 8601 strings.
+  (`timezones.zone_of`, daylight saving included; the mailbox's zone when a time names
+  none) and compared as UTC ISO 8601 strings.
   The ends are written without a zone suffix: "2026-12-21T08:00:00Z" sorts after
   "2026-12-21T08:00:00", so the start is included and the end excluded whatever suffix the
   server's iso8601 form has.
+- Pigeonhole, as RFC 5230 section 4.5 asks, answers only mail that names one of the user's
+  addresses (`:addresses`) in To, Cc or Bcc, and never lists, bulk or automated mail;
+  Outlook also answers a message that reached the user as a blind copy.
 - A sender is internal when the envelope sender's domain is one of the tenant's: the reply
   goes to the envelope sender (RFC 5230 section 4.5), so the internal text never goes to an
   outside address even when the From header claims an inside one.
@@ -46,6 +50,7 @@ from .chat_html import html_to_text
 from .event_times import graph_time
 from .sieve_parts import Mailbox
 from .sieve_text import comment, multiline, quote, string_list
+from .timezones import zone_of
 
 SUBJECT_PREFIX = "Automatic reply: "
 """Put before the original subject, as Outlook's English replies do."""
@@ -58,15 +63,24 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
+def _in_zone(value: Any, fallback: str | None) -> Any:
+    """A dateTimeTimeZone whose zone is missing or unknown takes the mailbox's zone."""
+    if isinstance(value, Mapping) and zone_of(value.get("timeZone")) is None and zone_of(fallback):
+        return {**value, "timeZone": fallback}
+    return value
+
+
 def _window(setting: Mapping[str, Any], mailbox: Mailbox) -> tuple[datetime, datetime] | None:
-    try:
-        start = graph_time(setting.get("scheduledStartDateTime"), "scheduledStartDateTime")
-        end = graph_time(setting.get("scheduledEndDateTime"), "scheduledEndDateTime")
-    except SkipItem as error:
-        mailbox.findings.append(
-            f"automatic replies: the schedule cannot be read ({error}): kept as a comment"
-        )
-        return None
+    ends = []
+    for field in ("scheduledStartDateTime", "scheduledEndDateTime"):
+        try:
+            ends.append(graph_time(_in_zone(setting.get(field), mailbox.time_zone), field))
+        except SkipItem as error:
+            mailbox.findings.append(
+                f"automatic replies: the schedule cannot be read ({error}): kept as a comment"
+            )
+            return None
+    start, end = ends
     if end <= start:
         mailbox.findings.append(
             "automatic replies: the schedule ends before it starts: kept as a comment"

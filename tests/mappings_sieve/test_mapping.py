@@ -337,3 +337,30 @@ def test_quoted_strings_escape_backslash_and_quote_and_drop_controls() -> None:
 def test_multiline_strings_are_dot_stuffed_and_terminated() -> None:
     assert multiline(".\n..x\nend") == "text:\n..\n...x\nend\n.\n"
     assert multiline("a\n") == "text:\na\n.\n"
+
+
+def test_more_redirects_than_pigeonhole_allows_by_default_are_reported() -> None:
+    who = [{"emailAddress": {"address": f"p{n}@example.org"}} for n in range(5)]
+    script = mapped(one_rule({}, {"redirectTo": who}))
+    assert text_of(script).count("redirect :copy ") == 5
+    assert any("redirect to 5 addresses" in f for f in script.findings)
+    assert not any(
+        "redirect to" in f for f in mapped(one_rule({}, {"redirectTo": who[:4]})).findings
+    )
+
+
+def test_a_schedule_without_a_zone_is_read_in_the_mailboxs_zone() -> None:
+    setting = {
+        **SNAPSHOT["automaticRepliesSetting"],
+        "scheduledStartDateTime": {"dateTime": "2026-07-01T09:00:00.0000000"},
+        "scheduledEndDateTime": {
+            "dateTime": "2026-07-02T09:00:00.0000000",
+            "timeZone": "Nowhere/Atlantis",
+        },
+    }
+    script = mapped(snapshot(automaticRepliesSetting=setting, timeZone="W. Europe Standard Time"))
+    assert '"ge" "iso8601" "2026-07-01T07:00:00"' in text_of(script)
+    assert '"lt" "iso8601" "2026-07-02T07:00:00"' in text_of(script)
+    unreadable = mapped(snapshot(automaticRepliesSetting=setting, timeZone=None))
+    assert "vacation" not in unreadable.requires
+    assert any("schedule cannot be read" in f for f in unreadable.findings)
