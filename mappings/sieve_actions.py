@@ -22,9 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .mail import category_keyword
 from .mail_folders import join_folder, target_folder
-from .sieve_parts import Action, Mailbox, Unmapped, recipient_addresses, strings
+from .sieve_parts import Action, Mailbox, Unmapped, keywords, recipient_addresses, strings
 from .sieve_text import comment, quote, string_list
 
 ActionResult = Action | Unmapped | None
@@ -127,10 +126,10 @@ def _categories(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
     names = strings(value)
     if not names:
         return None
-    keywords = [category_keyword(name) for name in names]
+    flags = keywords(value)
     lines = [*comment(f"categories {', '.join(names)} as IMAP keywords")]
-    lines.append(f"addflag {string_list(keywords)};")
-    long = [k for k in keywords if len(k) > MAX_KEYWORD_LENGTH]
+    lines.append(f"addflag {string_list(flags)};")
+    long = [k for k in flags if len(k) > MAX_KEYWORD_LENGTH]
     note = (
         f"keyword {long[0]!r} is longer than Dovecot's default limit of "
         f"{MAX_KEYWORD_LENGTH} characters (mail_max_keyword_length)"
@@ -194,7 +193,10 @@ def rule_actions(
     unknown = sorted(k for k in actions if k not in ACTIONS and not k.startswith("@odata."))
     for name in [*ACTIONS, *unknown]:
         mapper = ACTIONS.get(name, _never("an action this version does not know"))
-        result = mapper(actions.get(name), mailbox, folders)
+        value = actions.get(name)
+        result = mapper(value, mailbox, folders)
+        if result is None and isinstance(value, list) and value:
+            result = Unmapped("holds no usable value")
         if isinstance(result, Action):
             missing = mailbox.lacks(result.requires)
             if missing:

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .mail import category_keyword
 from .sieve_text import clean
 
 
@@ -72,6 +73,16 @@ def strings(value: Any) -> list[str]:
         if cleaned:
             seen.setdefault(cleaned, None)
     return list(seen)
+
+
+def keywords(value: Any) -> list[str]:
+    """The IMAP keywords of a Graph category collection: the mail workload's
+    (`mail.category_keyword`, from the category exactly as Graph spells it), so that a rule
+    sets the keyword the migrated mail carries for the same category."""
+    if not isinstance(value, list):
+        return []
+    found = (category_keyword(item) for item in value if isinstance(item, str) and item.strip())
+    return list(dict.fromkeys(found))
 
 
 def recipient_addresses(value: Any) -> list[str]:

@@ -25,8 +25,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .mail import category_keyword
-from .sieve_parts import Mailbox, Test, Unmapped, recipient_addresses, strings
+from .sieve_parts import Mailbox, Test, Unmapped, keywords, recipient_addresses, strings
 from .sieve_text import quote, string_list
 
 Result = Test | Unmapped | None
@@ -86,9 +85,9 @@ def _categories(value: Any, mailbox: Mailbox) -> Result:
     names = strings(value)
     if not names:
         return None
-    keywords = [category_keyword(name) for name in names]
+    flags = keywords(value)
     header = _contains('"keywords"', names)
-    text = f"anyof (hasflag {string_list(keywords)}, {header})"
+    text = f"anyof (hasflag {string_list(flags)}, {header})"
     note = (
         "a message's categories are seen only as the keywords earlier rules of this script "
         "set or as a Keywords header"
@@ -299,6 +298,9 @@ def predicate_tests(
         value = predicates[name]
         mapper = PREDICATES.get(name)
         result = mapper(value, mailbox) if mapper else _unknown(name, value)
+        if result is None and isinstance(value, list) and value:
+            # a list with nothing usable left: leaving it out would widen the rule
+            result = Unmapped("holds no usable value")
         if isinstance(result, Test):
             missing = mailbox.lacks(result.requires)
             if missing:

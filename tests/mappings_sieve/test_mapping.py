@@ -364,3 +364,23 @@ def test_a_schedule_without_a_zone_is_read_in_the_mailboxs_zone() -> None:
     unreadable = mapped(snapshot(automaticRepliesSetting=setting, timeZone=None))
     assert "vacation" not in unreadable.requires
     assert any("schedule cannot be read" in f for f in unreadable.findings)
+
+
+def test_a_list_with_nothing_usable_is_not_left_out() -> None:
+    # an empty subject string would match every message; a recipient without an address
+    # cannot be forwarded to: both are reported, the rule does not widen
+    script = mapped(one_rule({"subjectContains": [" ", "\x00"]}, {"markAsRead": True}))
+    assert "\nif " not in text_of(script)
+    assert any("subjectContains: holds no usable value" in f for f in script.findings)
+    nobody = [{"emailAddress": {"name": "Bob"}}]
+    script = mapped(one_rule({}, {"forwardTo": nobody, "markAsRead": True}))
+    assert any("forwardTo: holds no usable value" in f for f in script.findings)
+    assert "# not carried: forwardTo" in text_of(script)
+
+
+def test_keywords_are_those_of_the_mail_workload_for_the_same_category() -> None:
+    from hirondelle.mappings.mail import category_keyword
+
+    decomposed = "E\u0301quipe"  # as Graph may spell it: NFD
+    script = mapped(one_rule({}, {"assignCategories": [decomposed]}))
+    assert f'addflag "{category_keyword(decomposed)}";' in text_of(script)
