@@ -49,7 +49,7 @@ from ..migrator.errors import SkipItem
 from .chat_html import html_to_text
 from .event_times import graph_time
 from .sieve_parts import Mailbox
-from .sieve_text import comment, multiline, quote, string_list
+from .sieve_text import comment, commented, multiline, quote, string_list
 from .timezones import zone_of
 
 SUBJECT_PREFIX = "Automatic reply: "
@@ -148,17 +148,16 @@ def _indent(lines: list[str], depth: int = 1) -> list[str]:
 def vacation_lines(
     setting: Any, user: Mapping[str, Any], mailbox: Mailbox, requires: set[str], variables: bool
 ) -> list[str]:
-    """The script lines of the automatic replies (comments only when they are off), the
-    capabilities they need added to `requires`, their findings added to the mailbox's.
-    `variables`: the script may use the "variables" extension for the subject."""
+    """The script lines of the automatic replies (comments only when they are off or the
+    server lacks what they need), the capabilities they need added to `requires`, their
+    findings added to the mailbox's. `variables`: the script may use the "variables"
+    extension for the subject."""
     if not isinstance(setting, Mapping):
         return []
     status = setting.get("status")
     if status not in ("alwaysEnabled", "scheduled"):
         return comment(f"Automatic replies: {status or 'disabled'} in Outlook")
-    internal = setting.get("internalReplyMessage") or ""
-    external = setting.get("externalReplyMessage") or ""
-    audience = setting.get("externalAudience") or "none"
+    audience = str(setting.get("externalAudience") or "none")
     header = [f"Automatic replies ({status}), external audience: {audience}"]
     window = _window(setting, mailbox) if status == "scheduled" else None
     if status == "scheduled" and window is None:
@@ -169,64 +168,75 @@ def vacation_lines(
         days = max(1, math.ceil((end - start).total_seconds() / 86400))
         local = f"from {start.isoformat()} to {end.isoformat()}"
         header.append(f"{local} (UTC {_utc(start)} to {_utc(end)})")
-    subject = variables and "${" not in internal + external
-    replies = _replies(str(internal), str(external), audience, days, user, mailbox, subject)
+    texts = (
+        str(setting.get("internalReplyMessage") or ""),
+        str(setting.get("externalReplyMessage") or ""),
+    )
+    replies, notes = _replies(texts, audience, days, user, mailbox, subject=False)
+    # "variables" would expand a "${" of the replies' own strings: then no subject of ours
+    subject = variables and "${" not in "\n".join(replies)
+    if subject:
+        replies, notes = _replies(texts, audience, days, user, mailbox, subject=True)
+    mailbox.findings.extend(notes)
     if not replies:
         return comment("\n".join(header) + "\nNo reply text: nothing to send")
-    lines = comment("\n".join(header))
-    requires.add("vacation")
-    if subject:
-        requires.add("variables")
-        lines += ['if header :matches "subject" "*" {', _INDENT + 'set "subject" "${1}";', "}"]
-    if window:
-        requires |= {"date", "relational"}
-        lines += [
-            f'if allof (currentdate :zone "+0000" :value "ge" "iso8601" "{_utc(window[0])}",',
-            f'          currentdate :zone "+0000" :value "lt" "iso8601" "{_utc(window[1])}") {{',
-            *_indent(replies),
-            "}",
-        ]
-    else:
-        lines += replies
+    needed = {"vacation"} | ({"date", "relational"} if window else set())
+    missing = mailbox.lacks(needed)
+    if missing:
+        mailbox.findings.append(
+            f"automatic replies: the server has no Sieve extension {', '.join(missing)}: "
+            "kept as a comment"
+        )
+        return comment("\n".join(header)) + commented(replies)
+    requires |= needed | ({"variables"} if subject else set())
     if mailbox.domains and "envelope" in mailbox.extensions:
         requires.add("envelope")
-    return lines
+    lines = comment("\n".join(header))
+    if subject:
+        lines += ['if header :matches "subject" "*" {', _INDENT + 'set "subject" "${1}";', "}"]
+    if not window:
+        return lines + replies
+    return lines + [
+        f'if allof (currentdate :zone "+0000" :value "ge" "iso8601" "{_utc(window[0])}",',
+        f'          currentdate :zone "+0000" :value "lt" "iso8601" "{_utc(window[1])}") {{',
+        *_indent(replies),
+        "}",
+    ]
 
 
 def _replies(
-    internal: str,
-    external: str,
+    texts: tuple[str, str],
     audience: str,
     days: int,
     user: Mapping[str, Any],
     mailbox: Mailbox,
     subject: bool,
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
+    """The internal and external `vacation` commands, chosen by the sender's domain, and
+    the findings about them."""
+    internal, external = texts
+    notes: list[str] = []
     inside = _vacation(internal, days, user, mailbox, subject) if _plain(internal) else []
     if not inside:
-        mailbox.findings.append(
-            "automatic replies: the internal message is empty: no internal reply"
-        )
+        notes.append("automatic replies: the internal message is empty: no internal reply")
     outside: list[str] = []
     if audience == "all" and _plain(external):
         outside = _vacation(external, days, user, mailbox, subject)
     elif audience == "all":
-        mailbox.findings.append(
-            "automatic replies: the external message is empty: no external reply"
-        )
+        notes.append("automatic replies: the external message is empty: no external reply")
     elif audience == "contactsOnly":
-        mailbox.findings.append(
+        notes.append(
             "automatic replies: the external reply goes to the user's contacts only in "
             "Outlook; Sieve cannot read contacts, so no external reply is sent"
         )
+    if not mailbox.domains:
+        return outside, notes
     domains = string_list(list(mailbox.domains))
     test = (
         f'envelope :domain :is "from" {domains}'
         if "envelope" in mailbox.extensions
         else f'address :domain :is "from" {domains}'
     )
-    if not mailbox.domains:
-        return outside
     lines: list[str] = []
     if inside:
         lines += [f"if {test} {{", *_indent(inside), "}"]
@@ -234,4 +244,4 @@ def _replies(
             lines += ["else {", *_indent(outside), "}"]
     elif outside:
         lines += [f"if not {test} {{", *_indent(outside), "}"]
-    return lines
+    return lines, notes

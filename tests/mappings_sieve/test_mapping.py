@@ -384,3 +384,22 @@ def test_keywords_are_those_of_the_mail_workload_for_the_same_category() -> None
     decomposed = "E\u0301quipe"  # as Graph may spell it: NFD
     script = mapped(one_rule({}, {"assignCategories": [decomposed]}))
     assert f'addflag "{category_keyword(decomposed)}";' in text_of(script)
+
+
+@pytest.mark.parametrize("lacking", ["vacation", "date", "relational"])
+def test_replies_the_server_cannot_run_are_a_comment_and_a_finding(lacking: str) -> None:
+    script = mapped(extensions=SCRIPT_EXTENSIONS - {lacking})
+    assert "vacation" not in script.requires and "date" not in script.requires
+    assert "\n#     vacation :days 15" in text_of(script)
+    assert any(f"no Sieve extension {lacking}: kept as a comment" in f for f in script.findings)
+    always = snapshot(
+        automaticRepliesSetting={**SNAPSHOT["automaticRepliesSetting"], "status": "alwaysEnabled"}
+    )
+    assert ("vacation" in mapped(always, extensions=SCRIPT_EXTENSIONS - {lacking}).requires) == (
+        lacking != "vacation"
+    )
+
+
+def test_a_reference_in_the_users_name_keeps_variables_out() -> None:
+    script = mapped(snapshot(user={"mail": "a@contoso.fr", "displayName": "Prix ${total}"}))
+    assert "variables" not in script.requires and ":subject" not in script.text
