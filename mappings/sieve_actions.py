@@ -1,9 +1,10 @@
 """Outlook rule actions (Graph's messageRuleActions) as Sieve commands.
 
 Pure. Every property of https://learn.microsoft.com/en-us/graph/api/resources/messageruleactions
-has an entry in `ACTIONS`, in the order the commands are written: flags first (imap4flags'
-`addflag` sets the flags of every later `fileinto` and of the implicit keep, RFC 5232
-section 3), then the redirections, the copies and moves, and `stop` last.
+has an entry in `ACTIONS`, in the order the commands are written: header edits and flags
+first (imap4flags' `addflag` sets the flags of every later `fileinto` and of the implicit
+keep, RFC 5232 section 3; a header edit likewise applies to what is filed after it), then
+the redirections, the copies and moves, and `stop` last.
 
 Outlook's forward and redirect both leave the message in the mailbox (redirect sends the
 original unchanged, forward a new "FW:" message from the user:
@@ -154,6 +155,19 @@ def _redirect(forward: bool) -> Callable[[Any, Mailbox, Folders], ActionResult]:
     return action
 
 
+def _importance(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
+    """Only with "editheader" (RFC 5293), which servers enable by choice (Pigeonhole does
+    not by default): the Importance header Outlook writes, the older X-Priority removed."""
+    if value not in ("low", "normal", "high"):
+        return None if value in (None, "") else Unmapped(f"unknown importance {value!r}")
+    if "editheader" not in mailbox.extensions:
+        return Unmapped("Sieve cannot change a message's importance without editheader")
+    lines = ['deleteheader "importance";', 'deleteheader "x-priority";']
+    if value != "normal":
+        lines.append(f'addheader "Importance" {quote(value)};')
+    return Action(tuple(lines), frozenset({"editheader"}))
+
+
 def _stop(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
     return Action(("stop;",)) if value is True else None
 
@@ -168,9 +182,9 @@ def _never(what: str) -> Callable[[Any, Mailbox, Folders], ActionResult]:
 
 
 ACTIONS: Mapping[str, Callable[[Any, Mailbox, Folders], ActionResult]] = {
+    "markImportance": _importance,
     "markAsRead": _mark_as_read,
     "assignCategories": _categories,
-    "markImportance": _never("Sieve cannot change a message's importance"),
     "forwardTo": _redirect(forward=True),
     "redirectTo": _redirect(forward=False),
     "forwardAsAttachmentTo": _never("Sieve cannot forward a message as an attachment"),

@@ -16,14 +16,16 @@ def sievec() -> str:
     return found
 
 
-def compile_scripts(scripts: dict[str, str]) -> None:
+def compile_scripts(scripts: dict[str, str], enable: str = "") -> None:
     """Compile each script (name -> text) with `sievec`; fail with the compiler's messages.
 
-    An empty configuration keeps the machine's own Dovecot settings out of it: Pigeonhole's
-    default extensions are enabled, as on a server that was not told otherwise."""
+    A configuration of its own keeps the machine's Dovecot settings out of it: Pigeonhole's
+    default extensions are enabled, as on a server that was not told otherwise, plus those
+    `enable` names ("editheader", which a server enables by choice)."""
     with tempfile.TemporaryDirectory(prefix="sievec-") as folder:
         root = Path(folder)
-        (root / "dovecot.conf").write_text("", encoding="utf-8")
+        extra = f"plugin {{\n  sieve_extensions = +{enable}\n}}\n" if enable else ""
+        (root / "dovecot.conf").write_text(extra, encoding="utf-8")
         errors = []
         for name, text in scripts.items():
             source = root / f"{name}.sieve"

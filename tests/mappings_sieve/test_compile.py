@@ -77,6 +77,12 @@ def test_every_variant_of_the_sample_compiles() -> None:
     compile_scripts(variants())
 
 
+def test_importance_changes_compile_where_the_server_enables_editheader() -> None:
+    script = rules_to_sieve(SNAPSHOT, FOLDER_NAMES, extensions=SCRIPT_EXTENSIONS | {"editheader"})
+    assert 'addheader "Importance" "high";' in script.text
+    compile_scripts({"editheader": script.text}, enable="editheader")
+
+
 def test_hostile_strings_reach_the_compiled_program_unchanged() -> None:
     names = {f"id-{n}": f"Dossier/{value}" for n, value in enumerate(HOSTILE)}
     rules = [

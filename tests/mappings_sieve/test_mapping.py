@@ -138,6 +138,20 @@ def test_an_exception_sieve_cannot_test_disables_the_rule() -> None:
     assert any("exception isVoicemail" in f and "more mail" in f for f in script.findings)
 
 
+def test_importance_is_set_only_where_the_server_has_editheader() -> None:
+    edits = mapped(extensions=SCRIPT_EXTENSIONS | {"editheader"})
+    assert "editheader" in edits.requires
+    lines = [line.strip() for line in rule_block(edits, 4).splitlines()]
+    header_edit = [
+        'deleteheader "importance";',
+        'deleteheader "x-priority";',
+        'addheader "Importance" "high";',
+    ]
+    assert lines[lines.index(header_edit[0]) :][:3] == header_edit
+    assert 'addheader "Importance"' not in rule_block(edits, 20)  # normal: no header at all
+    assert not any("markImportance" in f for f in edits.findings)
+
+
 def test_a_rule_without_conditions_applies_to_every_message() -> None:
     block = rule_block(mapped(one_rule({}, {"markAsRead": True})), 1)
     assert "if true {" in block
