@@ -30,7 +30,13 @@ from .sieve_text import comment, quote, string_list
 ActionResult = Action | Unmapped | None
 
 MAX_KEYWORD_LENGTH = 50
-"""Dovecot's default `mail_max_keyword_length`: a longer keyword is not stored."""
+"""Dovecot's default `mail_max_keyword_length`: a longer keyword is not stored.
+
+Categories become IMAP keywords (imap4flags' `addflag`), the mail workload's
+(`mail.category_keyword`): Dovecot takes a keyword that is an IMAP atom (printable ASCII
+without space, "(", ")", "{", "%", "*", '"', "\\", "]"), up to this length; its Maildir
+format holds at most 26 keywords per mailbox (the letters a to z of the file names), and
+Pigeonhole leaves out, with a warning in the user's Sieve log, a keyword it cannot store."""
 MAX_REDIRECTS = 4
 """Pigeonhole's default `sieve_max_redirects` per message (the script reports more)."""
 _ADDR_SPEC = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[^@\s\"(),:;<>\[\]\\]+\.[^@\s\"(),:;<>\[\]\\]+$")

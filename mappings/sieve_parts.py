@@ -87,11 +87,14 @@ def keywords(value: Any) -> list[str]:
 
 def recipient_addresses(value: Any) -> list[str]:
     """The email addresses of a Graph recipient collection
-    (`[{"emailAddress": {"name": …, "address": …}}]`), in order, without repeats."""
-    if not isinstance(value, list):
+    (`[{"emailAddress": {"name": …, "address": …}}]`; one recipient alone, as the beta
+    documentation shows `redirectTo`, counts as a collection of one), in order, without
+    repeats."""
+    recipients = [value] if isinstance(value, Mapping) else value
+    if not isinstance(recipients, list):
         return []
     found: dict[str, None] = {}
-    for recipient in value:
+    for recipient in recipients:
         email = recipient.get("emailAddress") if isinstance(recipient, Mapping) else None
         address = email.get("address") if isinstance(email, Mapping) else None
         cleaned = clean(address).strip() if isinstance(address, str) else ""

@@ -417,3 +417,11 @@ def test_replies_the_server_cannot_run_are_a_comment_and_a_finding(lacking: str)
 def test_a_reference_in_the_users_name_keeps_variables_out() -> None:
     script = mapped(snapshot(user={"mail": "a@contoso.fr", "displayName": "Prix ${total}"}))
     assert "variables" not in script.requires and ":subject" not in script.text
+
+
+def test_a_single_recipient_counts_as_a_collection_of_one() -> None:
+    # https://learn.microsoft.com/en-us/graph/api/resources/messageruleactions?view=graph-rest-beta
+    alone = {"emailAddress": {"name": "Bob", "address": "bob@example.org"}}
+    assert 'redirect :copy "bob@example.org";' in text_of(
+        mapped(one_rule({}, {"redirectTo": alone}))
+    )
