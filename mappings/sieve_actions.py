@@ -24,19 +24,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from .mail_folders import join_folder, target_folder
-from .sieve_parts import Action, Mailbox, Unmapped, keywords, recipient_addresses, strings
+from .sieve_parts import (
+    MAX_KEYWORD_LENGTH,
+    Action,
+    Mailbox,
+    Unmapped,
+    keywords,
+    recipient_addresses,
+    strings,
+)
 from .sieve_text import comment, quote, string_list
 
 ActionResult = Action | Unmapped | None
 
-MAX_KEYWORD_LENGTH = 50
-"""Dovecot's default `mail_max_keyword_length`: a longer keyword is not stored.
-
-Categories become IMAP keywords (imap4flags' `addflag`), the mail workload's
-(`mail.category_keyword`): Dovecot takes a keyword that is an IMAP atom (printable ASCII
-without space, "(", ")", "{", "%", "*", '"', "\\", "]"), up to this length; its Maildir
-format holds at most 26 keywords per mailbox (the letters a to z of the file names), and
-Pigeonhole leaves out, with a warning in the user's Sieve log, a keyword it cannot store."""
 MAX_REDIRECTS = 4
 """Pigeonhole's default `sieve_max_redirects` per message (the script reports more)."""
 _ADDR_SPEC = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[^@\s\"(),:;<>\[\]\\]+\.[^@\s\"(),:;<>\[\]\\]+$")
@@ -133,17 +133,18 @@ def _categories(value: Any, mailbox: Mailbox, folders: Folders) -> ActionResult:
     names = strings(value)
     if not names:
         return None
-    flags = keywords(value)
+    flags, too_long = keywords(value)
+    why = (
+        f"keyword {too_long[0]!r} is longer than Dovecot's default limit of "
+        f"{MAX_KEYWORD_LENGTH} characters (mail_max_keyword_length)"
+        if too_long
+        else ""
+    )
+    if not flags:
+        return Unmapped(why) if too_long else None
     lines = [*comment(f"categories {', '.join(names)} as IMAP keywords")]
     lines.append(f"addflag {string_list(flags)};")
-    long = [k for k in flags if len(k) > MAX_KEYWORD_LENGTH]
-    note = (
-        f"keyword {long[0]!r} is longer than Dovecot's default limit of "
-        f"{MAX_KEYWORD_LENGTH} characters (mail_max_keyword_length)"
-        if long
-        else None
-    )
-    return Action(tuple(lines), frozenset({"imap4flags"}), note)
+    return Action(tuple(lines), frozenset({"imap4flags"}), f"{why}: left out" if too_long else None)
 
 
 def _redirect(forward: bool) -> Callable[[Any, Mailbox, Folders], ActionResult]:

@@ -75,14 +75,30 @@ def strings(value: Any) -> list[str]:
     return list(seen)
 
 
-def keywords(value: Any) -> list[str]:
+MAX_KEYWORD_LENGTH = 50
+"""Dovecot's default `mail_max_keyword_length`.
+
+Categories become IMAP keywords (imap4flags' `addflag`), the mail workload's
+(`mail.category_keyword`). Dovecot takes a keyword that is an IMAP atom (printable ASCII
+without space, "(", ")", "{", "%", "*", '"', "\\\\", "]") of at most this length. A longer
+one costs more than itself: Pigeonhole 0.5 warns that it ignores it, then stores the
+message without any keyword at all ("invalid keywords set for stored message"), so such
+keywords are never written."""
+
+
+def keywords(value: Any) -> tuple[list[str], list[str]]:
     """The IMAP keywords of a Graph category collection: the mail workload's
     (`mail.category_keyword`, from the category exactly as Graph spells it), so that a rule
-    sets the keyword the migrated mail carries for the same category."""
+    sets the keyword the migrated mail carries for the same category; those Dovecot can
+    store, then those longer than `MAX_KEYWORD_LENGTH`."""
     if not isinstance(value, list):
-        return []
+        return [], []
     found = (category_keyword(item) for item in value if isinstance(item, str) and item.strip())
-    return list(dict.fromkeys(found))
+    unique = list(dict.fromkeys(found))
+    return (
+        [k for k in unique if len(k) <= MAX_KEYWORD_LENGTH],
+        [k for k in unique if len(k) > MAX_KEYWORD_LENGTH],
+    )
 
 
 def recipient_addresses(value: Any) -> list[str]:

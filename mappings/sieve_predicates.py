@@ -85,9 +85,9 @@ def _categories(value: Any, mailbox: Mailbox) -> Result:
     names = strings(value)
     if not names:
         return None
-    flags = keywords(value)
+    flags, _too_long = keywords(value)  # a keyword too long is never set: not looked for
     header = _contains('"keywords"', names)
-    text = f"anyof (hasflag {string_list(flags)}, {header})"
+    text = f"anyof (hasflag {string_list(flags)}, {header})" if flags else header
     note = (
         "a message's categories are seen only as the keywords earlier rules of this script "
         "set or as a Keywords header"

@@ -320,3 +320,19 @@ def test_the_server_advertises_every_extension_the_mapping_uses(dovecot: Dovecot
     line = next(x for x in greeting.decode().splitlines() if x.upper().startswith('"SIEVE"'))
     advertised = set(line.split(" ", 1)[1].strip('"').split())
     assert SCRIPT_EXTENSIONS <= advertised, SCRIPT_EXTENSIONS - advertised
+
+
+def test_a_keyword_dovecot_cannot_store_does_not_cost_the_others(
+    dovecot: DovecotServer, mail_user: MailUser
+) -> None:
+    # Pigeonhole stores a message with no keyword at all when one of them is too long
+    long_name = "Catégorie dont le nom est vraiment beaucoup trop long"
+    rule = {
+        "sequence": 1,
+        "conditions": {},
+        "actions": {"assignCategories": ["Projet X", long_name], "markAsRead": True},
+    }
+    install(dovecot, mail_user.login, snapshot(rules=[rule], automaticRepliesSetting={}))
+    dovecot.deliver(mail_user.login, message("categories", {"To": mail_user.login, "Subject": "x"}))
+    [stored_message] = dovecot.read_mailbox(mail_user.login, "INBOX")
+    assert stored_message.flags == {"\\Seen", "Projet_X"}

@@ -193,11 +193,14 @@ def test_delete_uses_the_special_use_folder_where_the_server_has_the_extension()
     assert any("Deleted Items folder is not known" in f for f in fallback.findings)
 
 
-def test_categories_become_the_mail_workloads_keywords() -> None:
+def test_categories_become_the_mail_workloads_keywords_if_dovecot_can_store_them() -> None:
     long_name = "Catégorie dont le nom est vraiment beaucoup trop long"
     script = mapped(one_rule({}, {"assignCategories": ["Projet X", long_name]}))
-    assert 'addflag ["Projet_X", "Cat=C3=A9gorie_dont' in text_of(script)
-    assert any("mail_max_keyword_length" in f for f in script.findings)
+    assert 'addflag "Projet_X";' in text_of(script)  # the long one would cost every keyword
+    assert any("mail_max_keyword_length): left out" in f for f in script.findings)
+    alone = mapped(one_rule({}, {"assignCategories": [long_name]}))
+    assert "addflag" not in alone.text.replace("# not carried", "")
+    assert "# not carried: assignCategories" in text_of(alone)
 
 
 def test_non_ascii_words_are_searched_in_each_case() -> None:
