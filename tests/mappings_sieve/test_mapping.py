@@ -6,11 +6,13 @@ from __future__ import annotations
 import email
 import email.policy
 import random
+from datetime import datetime
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
 
+from hirondelle.mappings.mail import category_keyword
 from hirondelle.mappings.sieve import SCRIPT_EXTENSIONS, SieveScript, rules_to_sieve
 from hirondelle.mappings.sieve_actions import ACTIONS
 from hirondelle.mappings.sieve_predicates import PREDICATES
@@ -252,8 +254,6 @@ def test_the_scheduled_window_is_compared_in_utc_from_the_settings_own_zone() ->
     # Romance Standard Time is UTC+1 in winter
     assert 'currentdate :zone "+0000" :value "ge" "iso8601" "2026-12-21T07:00:00"' in text
     assert 'currentdate :zone "+0000" :value "lt" "iso8601" "2027-01-04T08:00:00"' in text
-    from datetime import datetime
-
     summer = mapped(
         with_window(datetime(2026, 7, 1, 9), datetime(2026, 7, 3, 18), "Romance Standard Time")
     )
@@ -396,8 +396,6 @@ def test_a_list_with_nothing_usable_is_not_left_out() -> None:
 
 
 def test_keywords_are_those_of_the_mail_workload_for_the_same_category() -> None:
-    from hirondelle.mappings.mail import category_keyword
-
     decomposed = "E\u0301quipe"  # as Graph may spell it: NFD
     script = mapped(one_rule({}, {"assignCategories": [decomposed]}))
     assert f'addflag "{category_keyword(decomposed)}";' in text_of(script)
