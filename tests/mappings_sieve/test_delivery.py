@@ -258,11 +258,12 @@ def test_a_message_matching_each_rule_lands_where_the_rule_says(
     assert not log.exists() or "error" not in log.read_text(errors="replace").lower()
 
 
-def paris_window(start: timedelta, end: timedelta) -> dict[str, Any]:
-    """The sample's replies scheduled from now + `start` to now + `end`, written in Paris
-    time under its Windows name, as Outlook in France writes them."""
-    now = datetime.now(UTC).astimezone(ZoneInfo("Europe/Paris")).replace(tzinfo=None)
-    return with_window(now + start, now + end, "Romance Standard Time")
+def window(start: timedelta, end: timedelta, zone: str = "Europe/Paris") -> dict[str, Any]:
+    """The sample's replies scheduled from now + `start` to now + `end`, written as local
+    times of `zone` under its Windows name ("Romance Standard Time", as Outlook in France
+    writes them) or "UTC"."""
+    now = datetime.now(UTC).astimezone(ZoneInfo(zone)).replace(tzinfo=None)
+    return with_window(now + start, now + end, "UTC" if zone == "UTC" else "Romance Standard Time")
 
 
 def replies_to(server: DovecotServer, login: str, sender: str) -> list[EmailMessage]:
@@ -280,7 +281,8 @@ def test_the_reply_is_sent_in_its_window_internal_or_external_by_the_sender(
     dovecot: DovecotServer, mail_user: MailUser
 ) -> None:
     login = mail_user.login
-    install(dovecot, login, paris_window(timedelta(minutes=-5), timedelta(days=2)))
+    # margins of hours: a local time near a daylight-saving change may move by one
+    install(dovecot, login, window(timedelta(hours=-2), timedelta(days=2)))
     [external] = replies_to(dovecot, login, f"client-{login.split('@')[0]}@{EXTERNAL}")
     assert external["Subject"] == "Automatic reply: Question"
     assert external.get_content_type() == "text/plain"
@@ -297,16 +299,32 @@ def test_the_reply_is_sent_in_its_window_internal_or_external_by_the_sender(
 
 
 @pytest.mark.parametrize(
-    "window",
-    [(timedelta(days=-3), timedelta(minutes=-2)), (timedelta(minutes=2), timedelta(days=3))],
-    ids=["past", "future"],
+    ("edges", "replies"),
+    [
+        ((timedelta(minutes=-1), timedelta(minutes=10), "UTC"), 1),
+        ((timedelta(days=-3), timedelta(minutes=-1), "UTC"), 0),
+        ((timedelta(minutes=1), timedelta(days=3), "UTC"), 0),
+        ((timedelta(days=-3), timedelta(hours=-2), "Europe/Paris"), 0),
+        ((timedelta(hours=2), timedelta(days=3), "Europe/Paris"), 0),
+    ],
+    ids=[
+        "started-a-minute-ago",
+        "ended-a-minute-ago",
+        "starts-in-a-minute",
+        "ended-in-paris",
+        "starts-in-paris",
+    ],
 )
-def test_no_reply_outside_the_window(
-    dovecot: DovecotServer, mail_user: MailUser, window: tuple[timedelta, timedelta]
+def test_replies_only_inside_the_window(
+    dovecot: DovecotServer,
+    mail_user: MailUser,
+    edges: tuple[timedelta, timedelta, str],
+    replies: int,
 ) -> None:
     login = mail_user.login
-    install(dovecot, login, paris_window(*window))
-    assert replies_to(dovecot, login, f"client-{login.split('@')[0]}@{EXTERNAL}") == []
+    install(dovecot, login, window(*edges))
+    sent = replies_to(dovecot, login, f"client-{login.split('@')[0]}@{EXTERNAL}")
+    assert len(sent) == replies
     assert len(dovecot.read_mailbox(login, "INBOX")) == 1  # delivered all the same
 
 
