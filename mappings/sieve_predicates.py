@@ -92,7 +92,7 @@ def _categories(value: Any, mailbox: Mailbox) -> Result:
         "a message's categories are seen only as the keywords earlier rules of this script "
         "set or as a Keywords header"
     )
-    return Test(text, frozenset({"imap4flags"}), note)
+    return Test(text, frozenset({"imap4flags"} if flags else ()), note)
 
 
 def _addresses(headers: str) -> Callable[[Any, Mailbox], Result]:
@@ -202,10 +202,15 @@ def _auto_reply(value: Any, mailbox: Mailbox) -> Result:
     return Test('header :matches "auto-submitted" "auto-replied*"', note=note)
 
 
+_NO_ADDRESS = Unmapped("the user's own address is not known")
+
+
 def _me(headers: str, negate: bool = False) -> Callable[[Any, Mailbox], Result]:
     def test(value: Any, mailbox: Mailbox) -> Result:
         if value is not True:
             return None
+        if not mailbox.addresses:
+            return _NO_ADDRESS
         text = f"address :is {headers} {string_list(list(mailbox.addresses))}"
         return Test(("not " if negate else "") + text)
 
@@ -215,6 +220,8 @@ def _me(headers: str, negate: bool = False) -> Callable[[Any, Mailbox], Result]:
 def _sent_only_to_me(value: Any, mailbox: Mailbox) -> Result:
     if value is not True:
         return None
+    if not mailbox.addresses:
+        return _NO_ADDRESS
     me = string_list(list(mailbox.addresses))
     text = (
         f'allof (address :is "to" {me}, '

@@ -127,7 +127,8 @@ def _vacation(
     if isinstance(address, str) and address:
         name = user.get("displayName") if isinstance(user.get("displayName"), str) else ""
         args.append(f":from {quote(formataddr((name, address)))}")
-    args.append(f":addresses {string_list(list(mailbox.addresses))}")
+    if mailbox.addresses:
+        args.append(f":addresses {string_list(list(mailbox.addresses))}")
     if is_html(message):
         args.append(":mime")
         reason = mime_reply(message)

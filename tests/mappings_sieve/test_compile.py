@@ -65,6 +65,7 @@ def variants() -> dict[str, str]:
             None,
         ),
         "no-domains": (snapshot(domains=[]), None),
+        "no-address": (snapshot(user={"displayName": "Sans adresse"}, domains=[]), None),
         "empty": ({}, None),
     }
     return {

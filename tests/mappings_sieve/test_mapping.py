@@ -426,3 +426,12 @@ def test_a_single_recipient_counts_as_a_collection_of_one() -> None:
     assert 'redirect :copy "bob@example.org";' in text_of(
         mapped(one_rule({}, {"redirectTo": alone}))
     )
+
+
+def test_conditions_on_the_user_need_the_users_address() -> None:
+    script = mapped(snapshot(user={"displayName": "Sans adresse"}))
+    assert any(
+        "(12th): condition sentToMe: the user's own address is not known" in f
+        for f in script.findings
+    )
+    assert "[]" not in script.text.replace("# ", "")  # Sieve has no empty string list
