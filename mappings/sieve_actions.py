@@ -33,7 +33,7 @@ from .sieve_parts import (
     recipient_addresses,
     strings,
 )
-from .sieve_text import comment, quote, string_list
+from .sieve_text import clean, comment, quote, string_list
 
 ActionResult = Action | Unmapped | None
 
@@ -54,8 +54,9 @@ class Folders:
 
     def name(self, folder_id: Any) -> tuple[str, str | None] | Unmapped:
         """The mailbox name, with a note when it was computed here rather than given."""
-        if isinstance(folder_id, str) and folder_id in self.names:
-            return self.names[folder_id], None
+        given = self.names.get(folder_id) if isinstance(folder_id, str) else None
+        if given and clean(given).strip():  # an empty name would be refused at delivery
+            return given, None
         folder = self.known.get(folder_id) if isinstance(folder_id, str) else None
         if not isinstance(folder, Mapping) or not strings(folder.get("path")):
             return Unmapped("the folder no longer exists in the mailbox")
