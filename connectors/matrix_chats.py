@@ -1,0 +1,127 @@
+"""The rooms of Teams chats on a homeserver: made once, members in, marked direct.
+
+`mappings.chat_direct` says what the room of a chat is (alias, createRoom body, members,
+owners, the `m.direct` pairs); this module makes it so on the homeserver, in steps that
+are each idempotent, so that a run killed anywhere between them completes the room the
+next time instead of making a second one:
+
+1. register the members' puppets (display names set) so that invites name them;
+2. find the room by its alias, or create it (createRoom with the alias is atomic);
+3. owners at power 100;
+4. invite the members that are neither invited nor joined (with `is_direct` in the
+   member event of a one-to-one chat, which the `/invite` endpoint cannot carry:
+   a `PUT .../state/m.room.member/{user}` can,
+   https://spec.matrix.org/latest/client-server-api/#mroommember), then join the
+   puppets as themselves;
+5. in appservice mode, list the room in the `m.direct` account data of each side of a
+   one-to-one chat that the application service may act for (its puppets, and mapped
+   real users when `masquerade_real_users` is on), merged into what is there
+   (https://spec.matrix.org/latest/client-server-api/#direct-messaging).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from ..mappings.chat import ChatContext
+from ..mappings.chat_direct import ChatRoom, chat_room, with_direct_room
+from ..mappings.chat_members import ChatInfo
+from ..migrator.model import Container
+from .matrix_wire import CLIENT, MatrixConnection, RoomBuilder, path_part
+
+if TYPE_CHECKING:
+    from .matrix import MatrixTarget
+
+
+def chat_info(chats: Mapping[str, ChatInfo], container: Container) -> ChatInfo:
+    """What the source listed about the container's chat; without it (never listed in this
+    run), a memberless chat of the container's kind and label: its members are then
+    invited when they speak, and by the next run that lists the chat."""
+    info = chats.get(container.source_id)
+    if info is not None:
+        return info
+    label = container.path[-1] if container.path else None
+    return ChatInfo(container.source_id, container.role or "group", label, ())
+
+
+class ChatRooms:
+    """One session's chat rooms: `ensure` returns a chat's room, made whole."""
+
+    def __init__(
+        self,
+        target: MatrixTarget,
+        connection: MatrixConnection,
+        rooms: RoomBuilder,
+        context: ChatContext,
+    ) -> None:
+        self._target = target
+        self._settings = target.settings
+        self._conn = connection
+        self._rooms = rooms
+        self._context = context
+
+    def ensure(self, container: Container) -> tuple[str, set[str]]:
+        """The chat's room id and its joined members, after the steps of the module doc."""
+        info = chat_info(self._target.chats, container)
+        plan = chat_room(info, self._context, self._settings.room_alias_prefix, self._rooms.me)
+        for user, name in plan.members.items():
+            if self._settings.is_puppet(user):
+                self._target.ensure_puppet(self._conn, user, name)
+        # createRoom invites the puppets only: a real user it cannot invite (unknown to the
+        # homeserver) would fail the whole call; step 4 invites them one by one
+        puppets = [user for user in plan.create["invite"] if self._settings.is_puppet(user)]
+        create = {**plan.create, "invite": puppets}
+        room = self._rooms.ensure_room(plan.alias, create, plan.owners)
+        self._rooms.raise_owners(room, plan.owners)
+        joined = self._complete_membership(room, plan)
+        if self._settings.mode == "appservice":
+            for user, other in plan.direct.items():
+                if self._acts_for(user):
+                    self._mark_direct(user, other, room)
+        return room, joined
+
+    def _acts_for(self, user: str) -> bool:
+        settings = self._settings
+        return settings.is_puppet(user) or (
+            settings.masquerade_real_users and user.endswith(f":{settings.server_name}")
+        )
+
+    def _membership(self, room: str) -> dict[str, str]:
+        answer = self._conn.call("GET", f"{CLIENT}/rooms/{path_part(room)}/members")
+        return {
+            str(event.get("state_key")): str((event.get("content") or {}).get("membership"))
+            for event in answer.body.get("chunk", [])
+        }
+
+    def _complete_membership(self, room: str, plan: ChatRoom) -> set[str]:
+        membership = self._membership(room)
+        for user in plan.members:
+            if user == self._rooms.me or membership.get(user) in ("join", "invite"):
+                continue
+            if not (self._settings.invite or self._settings.is_puppet(user)):
+                continue
+            if plan.is_direct:
+                path = f"{CLIENT}/rooms/{path_part(room)}/state/m.room.member/{path_part(user)}"
+                body = {"membership": "invite", "is_direct": True}
+                # a refusal (unknown user, banned) only loses the invite, as `RoomBuilder.invite`
+                self._conn.call("PUT", path, body=body, ok=(200, 400, 403, 404))
+            else:
+                self._rooms.invite(room, user)
+            membership[user] = "invite"
+        for user in plan.members:
+            if self._settings.is_puppet(user) and membership.get(user) != "join":
+                self._conn.call(
+                    "POST", f"{CLIENT}/join/{path_part(room)}", body={}, params={"user_id": user}
+                )
+                membership[user] = "join"
+        return {user for user, state in membership.items() if state == "join"}
+
+    def _mark_direct(self, user: str, other: str, room: str) -> None:
+        path = f"{CLIENT}/user/{path_part(user)}/account_data/m.direct"
+        params = {"user_id": user}
+        answer = self._conn.call("GET", path, params=params, ok=(200, 404))
+        current = dict(answer.body) if answer.status == 200 else {}
+        updated = with_direct_room(current, other, room)
+        if updated is not None:
+            self._conn.call("PUT", path, body=updated, params=params)
