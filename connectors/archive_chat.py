@@ -31,17 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from ..mappings.chat import PART_KEY, PLACEHOLDER_PREFIX, TEAMS_ID_KEY
-from ..mappings.chat_html import escape, sanitize
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .archive_dav import collection_dir_name
 from .archive_root import ArchiveRoot
+from .archive_transcript import ARCHIVE_MXC, MEDIA_DIR, is_main, render_transcript
 from .archive_write import sync_dir, write_atomically
 
 EVENTS_FILE = "events.jsonl"
 TRANSCRIPT_FILE = "transcript.html"
-MEDIA_DIR = "media"
-ARCHIVE_MXC = "mxc://archive/"
 
 
 def event_id(teams_id: str, discriminator: str) -> str:
@@ -93,17 +91,6 @@ class ChannelLog:
             sync_dir(self.path.parent)
         for line in fresh:
             self.index(line)
-
-
-def is_main(line: Mapping[str, Any]) -> bool:
-    """The first event of a message (not a split continuation, reaction, edit or redaction)."""
-    content = line.get("content") or {}
-    relation = content.get("m.relates_to") or {}
-    return (
-        line.get("type") == "m.room.message"
-        and int(line.get("part") or 1) == 1
-        and relation.get("rel_type") != "m.replace"
-    )
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
@@ -364,101 +351,3 @@ def _edit(line: Mapping[str, Any], target: str) -> dict[str, Any]:
     if "formatted_body" in new:
         content["formatted_body"] = "* " + str(new["formatted_body"])
     return {**line, "event_id": event_id(line["teams_id"], f"edit:{digest}"), "content": content}
-
-
-# -- the readable transcript ----------------------------------------------------------------
-
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 50rem; margin: 2rem auto; color: #222; }
-article { border-top: 1px solid #ddd; padding: .6rem 0; }
-.thread { margin-left: 2rem; border-left: 3px solid #cde; padding-left: 1rem; }
-.thread article { border-top: none; }
-header { font-size: .9rem; color: #555; }
-.notice .body { color: #666; font-style: italic; }
-.reactions span { background: #f1f3f5; border-radius: 1rem; padding: 0 .5rem; margin-right: .3rem; }
-img { max-width: 100%; }
-pre { background: #f6f8fa; padding: .5rem; overflow-x: auto; }
-"""
-
-
-@dataclass
-class _Message:
-    line: dict[str, Any]
-    content: dict[str, Any]
-    parts: list[dict[str, Any]] = field(default_factory=list)
-    reactions: dict[str, int] = field(default_factory=dict)
-    replies: list[_Message] = field(default_factory=list)
-
-
-def render_transcript(title: str, lines: list[dict[str, Any]], media: Mapping[str, Path]) -> str:
-    """The channel as a standalone HTML page: posts oldest first, replies indented."""
-    redacted = {str(line.get("redacts")) for line in lines if line["type"] == "m.room.redaction"}
-    messages: dict[str, _Message] = {}
-    by_teams_id: dict[str, _Message] = {}
-    for line in lines:
-        if is_main(line) and line["event_id"] not in redacted:
-            message = _Message(line, line["content"])
-            messages[line["event_id"]] = by_teams_id[str(line.get("teams_id"))] = message
-    for line in lines:
-        relation = line["content"].get("m.relates_to") or {}
-        target = messages.get(str(relation.get("event_id")))
-        if line["type"] == "m.reaction" and target is not None:
-            key = str(relation.get("key"))
-            target.reactions[key] = target.reactions.get(key, 0) + 1
-        elif relation.get("rel_type") == "m.replace" and target is not None:
-            target.content = line["content"].get("m.new_content") or target.content
-        elif line["type"] == "m.room.message" and int(line.get("part") or 1) > 1:
-            owner = by_teams_id.get(str(line.get("teams_id")))
-            if owner is not None:
-                owner.parts.append(line["content"])
-    roots: list[_Message] = []
-    orphans: dict[str, _Message] = {}
-    for message in sorted(messages.values(), key=lambda m: m.line["origin_server_ts"]):
-        relation = message.line["content"].get("m.relates_to") or {}
-        if relation.get("rel_type") != "m.thread":
-            roots.append(message)
-            continue
-        root_id = str(relation.get("event_id"))
-        if root_id not in messages and root_id not in orphans:
-            orphans[root_id] = _Message({"origin_server_ts": message.line["origin_server_ts"]}, {})
-            roots.append(orphans[root_id])
-        (messages.get(root_id) or orphans[root_id]).replies.append(message)
-    body = "".join(_render(message, media) for message in roots)
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n"
-        f"<body><h1>{escape(title)}</h1>\n{body}</body></html>\n"
-    )
-
-
-def _render(message: _Message, media: Mapping[str, Path]) -> str:
-    replies = "".join(_render(reply, media) for reply in message.replies)
-    thread = f'<section class="thread">{replies}</section>' if replies else ""
-    if not message.content:
-        missing = '<p class="notice"><em>Original post not archived</em></p>'
-        return f"<article>{missing}{thread}</article>\n"
-    line = message.line
-    notice = " notice" if message.content.get("msgtype") == "m.notice" else ""
-    when = datetime.fromtimestamp(line["origin_server_ts"] / 1000, UTC)
-    reactions = "".join(
-        f"<span>{escape(key)} {count}</span>" for key, count in message.reactions.items()
-    )
-    bodies = "".join(_body_html(content, media) for content in [message.content, *message.parts])
-    return (
-        f'<article class="message{notice}" id="{escape(line["event_id"])}"><header>'
-        f"<strong>{escape(line.get('sender_name') or line.get('sender') or '')}</strong> "
-        f'<time datetime="{when.isoformat()}">{when:%Y-%m-%d %H:%M} UTC</time></header>'
-        f'<div class="body">{bodies}</div>'
-        f"{f'<div class=reactions>{reactions}</div>' if reactions else ''}{thread}</article>\n"
-    )
-
-
-def _body_html(content: Mapping[str, Any], media: Mapping[str, Path]) -> str:
-    """The event's HTML, sanitized again, with archived images pointing at media/."""
-    if isinstance(content.get("formatted_body"), str):
-        markup = sanitize(content["formatted_body"])
-    else:
-        markup = escape(str(content.get("body") or "")).replace("\n", "<br>")
-    for name in media:
-        markup = markup.replace(f'src="{ARCHIVE_MXC}{name}"', f'src="{MEDIA_DIR}/{escape(name)}"')
-    return markup
