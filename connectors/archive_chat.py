@@ -1,10 +1,16 @@
-"""The chat archive target: the Matrix events of each channel as JSON lines, plus a transcript.
+"""The chat archive target: the Matrix events of each channel or Teams chat as JSON lines,
+plus a transcript.
 
 Layout, per team (the owner's display name)::
 
     <root>/data/<team>/<channel>/events.jsonl     one Matrix event per line, in the order written
     <root>/data/<team>/<channel>/media/<digest>.<ext>   inline images, named by their SHA-256
     <root>/data/<team>/<channel>/transcript.html  readable: threads, reactions, images; on close()
+
+and per Teams chat (workload "chats"; whichever member's run writes it), the same files in
+`<root>/data/chats/<label>-<digest of the chat id>/`, plus `chat.json` (the chat's id, kind,
+topic and members, from the chats source) whose members head the transcript. The digest
+keeps two chats of one label apart, and finds the directory again when the topic changed.
 
 Each line is {"event_id", "type", "sender", "sender_name", "origin_server_ts", "teams_id",
 "part", "content"} (plus "redacts" for a redaction). Event ids are derived from the Teams id
@@ -13,7 +19,9 @@ only the lines still missing: no duplicate, no gap. Lines are appended and synce
 `put` returns; a line torn by a crash is cut off when the channel is next opened.
 
 Placeholders of the mapper's payload are resolved as a homeserver would: "$ROOT" and "$SELF"
-become event ids, "mxc://hirondelle/<id>" becomes "mxc://archive/<digest>" for the media file.
+become event ids, "$REPLY" the quoted message's event when archived (else the quote opens
+the message, `mappings.chat.without_reply`), "mxc://hirondelle/<id>" becomes
+"mxc://archive/<digest>" for the media file.
 `update` appends an `m.replace` edit, `remove` an `m.room.redaction`.
 """
 
@@ -30,7 +38,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..mappings.chat import PART_KEY, PLACEHOLDER_PREFIX, TEAMS_ID_KEY
+from ..mappings.chat import PART_KEY, PLACEHOLDER_PREFIX, TEAMS_ID_KEY, without_reply
+from ..mappings.chat_direct import chat_info
+from ..mappings.chat_members import ChatInfo
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .archive_dav import collection_dir_name
@@ -40,6 +50,8 @@ from .archive_write import sync_dir, write_atomically
 
 EVENTS_FILE = "events.jsonl"
 TRANSCRIPT_FILE = "transcript.html"
+CHATS_DIR = "chats"  # beside the teams' directories; a chat's folder is "chats/<name>"
+CHAT_FILE = "chat.json"
 
 
 def event_id(teams_id: str, discriminator: str) -> str:
@@ -116,7 +128,9 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 class ChatArchiveTarget(ArchiveRoot):
-    """Writes channels under `root` (see the module doc); `durable` syncs every write."""
+    """Writes channels and chats under `root` (see the module doc); `durable` syncs every
+    write. `chats` (chat id -> `ChatInfo`, filled by the chats source as it lists chats)
+    names each chat's members."""
 
     capabilities = Capabilities(
         server_assigned_ids=False,
@@ -126,36 +140,78 @@ class ChatArchiveTarget(ArchiveRoot):
         moves=False,
     )
 
+    def __init__(
+        self,
+        root: Path,
+        durable: bool = True,
+        *,
+        chats: Mapping[str, ChatInfo] | None = None,
+    ) -> None:
+        super().__init__(root, durable)
+        self.chats: Mapping[str, ChatInfo] = chats if chats is not None else {}  # a live view
+
     def open(self, owner: Owner) -> ChatArchiveSession:
         name = owner.display_name or owner.upn.removeprefix("team:")
         if not name.strip():
             raise FatalError(f"team {owner.source_id!r} has no name for its archive directory")
         directory = self.directory(collection_dir_name(name, "Team"))
-        return ChatArchiveSession(directory, self.durable)
+        return ChatArchiveSession(directory, self.durable, self.directory(CHATS_DIR), self.chats)
 
 
 class ChatArchiveSession:
-    """One team's channels (`TargetSession`), used by one thread at a time."""
+    """One team's channels, or one member's chats (`TargetSession`), used by one thread at
+    a time."""
 
-    def __init__(self, base: Path, durable: bool = True) -> None:
+    def __init__(
+        self,
+        base: Path,
+        durable: bool = True,
+        chats_base: Path | None = None,
+        chats: Mapping[str, ChatInfo] | None = None,
+    ) -> None:
         self.base = base
         self.durable = durable
+        self.chats_base = chats_base or base.parent / CHATS_DIR
+        self._chats: Mapping[str, ChatInfo] = chats or {}
         self._logs: dict[str, ChannelLog] = {}
         self._titles: dict[str, str] = {}
         self._changed: set[str] = set()
 
     def ensure_container(self, container: Container) -> str:
-        """Create the channel's directory; return its name (the `TargetRef.folder`)."""
+        """Create the channel's (or chat's) directory; return its name (the
+        `TargetRef.folder`)."""
+        if container.workload == "chats":
+            return self._ensure_chat(chat_info(self._chats, container))
         name = container.path[-1] if container.path else container.source_id
         folder = collection_dir_name(name, "Channel")
         self._dir(folder).mkdir(parents=True, exist_ok=True)
         self._titles[folder] = " / ".join(container.path) or folder
         return folder
 
+    def _ensure_chat(self, info: ChatInfo) -> str:
+        """The chat's directory (found again by its id's digest) and its `chat.json`."""
+        digest = hashlib.sha256(info.chat_id.encode("utf-8")).hexdigest()[:12]
+        existing = sorted(self.chats_base.glob(f"*-{digest}")) if self.chats_base.is_dir() else []
+        label = collection_dir_name(info.label, "Chat").encode("utf-8")[:200]
+        name = existing[0].name if existing else f"{label.decode('utf-8', 'ignore')}-{digest}"
+        folder = f"{CHATS_DIR}/{name}"
+        directory = self._dir(folder)
+        directory.mkdir(parents=True, exist_ok=True)
+        described = directory / CHAT_FILE
+        if info.members or not described.exists():  # a memberless stand-in never overwrites
+            document = json.dumps(chat_description(info), ensure_ascii=False, indent=1)
+            if not described.exists() or described.read_text("utf-8") != document:
+                write_atomically(described, [document.encode()], self.durable, sync_parent=True)
+        self._titles[folder] = info.label
+        return folder
+
     def _dir(self, folder: str) -> Path:
-        if not folder or "/" in folder or folder in (".", ".."):
-            raise SkipItem(f"{folder!r} is not a channel of this archive")
-        return self.base / folder
+        base, name = self.base, folder
+        if folder.startswith(f"{CHATS_DIR}/"):
+            base, name = self.chats_base, folder.removeprefix(f"{CHATS_DIR}/")
+        if not name or "/" in name or name in (".", ".."):
+            raise SkipItem(f"{folder!r} is not a channel or chat of this archive")
+        return base / name
 
     def _log(self, folder: str) -> ChannelLog:
         if folder not in self._logs:
@@ -185,15 +241,20 @@ class ChatArchiveSession:
     def _lines(self, folder: str, payload: Payload) -> list[dict[str, Any]]:
         events = _events(payload)
         attrs = payload.attrs
-        root = attrs.get("root")
+        root, reply = attrs.get("root"), attrs.get("reply_to")
         targets = {
             "$SELF": main_event_id(payload.source_id),
             "$ROOT": main_event_id(str(root)) if root else "",
         }
+        if reply and str(reply) in self._log(folder).main:
+            targets["$REPLY"] = self._log(folder).main[str(reply)]
         media = self._store_media(folder, attrs.get("media") or ())
         lines, parts = [], 0
         for index, event in enumerate(events):
-            content = _resolve(event.get("content") or {}, targets, media)
+            content = dict(event.get("content") or {})
+            if "$REPLY" not in targets:
+                content = without_reply(content, attrs.get("reply_fallback"))
+            content = _resolve(content, targets, media)
             kind = str(event.get("type") or "m.room.message")
             own = event.get("sender") or (attrs.get("sender") if kind != "m.reaction" else "")
             sender = str(own or "")
@@ -283,28 +344,57 @@ class ChatArchiveSession:
     # -- transcripts --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Rebuild the transcript of every channel written in this session or stale."""
-        if not self.base.is_dir():
-            return
-        for directory in sorted(p for p in self.base.iterdir() if p.is_dir()):
-            events = directory / EVENTS_FILE
-            transcript = directory / TRANSCRIPT_FILE
+        """Rebuild the transcript of every channel of the team, and of every chat of this
+        session, written in this session or stale. (Only this session's chats: other
+        members' runs write the others.)"""
+        channels = (
+            sorted(p.name for p in self.base.iterdir() if p.is_dir()) if self.base.is_dir() else []
+        )
+        chats = sorted(f for f in self._titles if f.startswith(f"{CHATS_DIR}/"))
+        for folder in channels + chats:
+            events = self._dir(folder) / EVENTS_FILE
+            transcript = self._dir(folder) / TRANSCRIPT_FILE
             stale = events.exists() and (
                 not transcript.exists()
                 or transcript.stat().st_mtime_ns <= events.stat().st_mtime_ns
             )
-            if directory.name in self._changed or stale:
-                self.write_transcript(directory.name)
+            if folder in self._changed or stale:
+                self.write_transcript(folder)
 
     def write_transcript(self, folder: str) -> Path:
+        directory = self._dir(folder)
         title = self._titles.get(folder) or f"{self.base.name} / {folder}"
-        lines = read_lines(self._dir(folder) / EVENTS_FILE)
-        path = self._dir(folder) / TRANSCRIPT_FILE
-        media = {p.name: p for p in (self._dir(folder) / MEDIA_DIR).glob("*")}
+        members: list[str] = []
+        if (directory / CHAT_FILE).exists():
+            described = json.loads((directory / CHAT_FILE).read_text("utf-8"))
+            title = str(described.get("label") or title)
+            members = [
+                str(m["name"]) + (" (left the chat)" if m.get("left") else "")
+                for m in described.get("members") or ()
+            ]
+        lines = read_lines(directory / EVENTS_FILE)
+        media = {p.name: p for p in (directory / MEDIA_DIR).glob("*")}
+        page = render_transcript(title, lines, media, members)
         write_atomically(
-            path, [render_transcript(title, lines, media).encode()], self.durable, sync_parent=True
+            directory / TRANSCRIPT_FILE, [page.encode()], self.durable, sync_parent=True
         )
-        return path
+        return directory / TRANSCRIPT_FILE
+
+
+def chat_description(info: ChatInfo) -> dict[str, Any]:
+    """What `chat.json` holds: the chat as the source listed it (no message content)."""
+    members = [
+        {"name": m.name, "email": m.email, "roles": list(m.roles), "left": m.left}
+        for m in info.members
+    ]
+    return {
+        "chat_id": info.chat_id,
+        "kind": info.kind,
+        "topic": info.topic,
+        "label": info.label,
+        "created": info.created,
+        "members": members,
+    }
 
 
 def _events(payload: Payload) -> list[dict[str, Any]]:

@@ -10,16 +10,23 @@ inline style and the archive's images: no script runs, nothing comes from the ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..mappings.chat_html import escape, sanitize
+from ..mappings.chat_html import escape, html_to_text, sanitize
 
 MEDIA_DIR = "media"
 ARCHIVE_MXC = "mxc://archive/"
+# Inline style only, images from the archive's own files (`media/`, read as file: URLs when
+# the page is opened from disk, same-origin when served), no script, frame, form or base.
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' file:; "
+    "base-uri 'none'; form-action 'none'"
+)
+QUOTE_CHARS = 200
 
 
 def is_main(line: Mapping[str, Any]) -> bool:
@@ -45,6 +52,8 @@ header { font-size: .9rem; color: #555; }
 .reactions span { background: #f1f3f5; border-radius: 1rem; padding: 0 .5rem; margin-right: .3rem; }
 img { max-width: 100%; }
 pre { background: #f6f8fa; padding: .5rem; overflow-x: auto; }
+.members { color: #555; }
+blockquote.reply { margin: 0 0 .3rem; padding-left: .6rem; border-left: 3px solid #ccc; }
 """
 
 
@@ -55,16 +64,27 @@ class _Message:
     parts: list[dict[str, Any]] = field(default_factory=list)
     reactions: dict[str, int] = field(default_factory=dict)
     replies: list[_Message] = field(default_factory=list)
+    in_reply_to: str | None = None  # the event a chat message replies to
 
 
-def render_transcript(title: str, lines: list[dict[str, Any]], media: Mapping[str, Path]) -> str:
-    """The channel as a standalone HTML page: posts oldest first, replies indented."""
+def render_transcript(
+    title: str,
+    lines: list[dict[str, Any]],
+    media: Mapping[str, Path],
+    members: Sequence[str] = (),
+) -> str:
+    """The channel or chat as a standalone HTML page: posts oldest first, a channel's
+    replies indented, a chat's replies under a quote of the message they answer; a chat's
+    `members` named under the title."""
     redacted = {str(line.get("redacts")) for line in lines if line["type"] == "m.room.redaction"}
     messages: dict[str, _Message] = {}
     by_teams_id: dict[str, _Message] = {}
     for line in lines:
         if is_main(line) and line["event_id"] not in redacted:
             message = _Message(line, line["content"])
+            reply = (line["content"].get("m.relates_to") or {}).get("m.in_reply_to") or {}
+            if reply and not (line["content"].get("m.relates_to") or {}).get("rel_type"):
+                message.in_reply_to = str(reply.get("event_id"))
             messages[line["event_id"]] = by_teams_id[str(line.get("teams_id"))] = message
     for line in lines:
         relation = line["content"].get("m.relates_to") or {}
@@ -90,16 +110,36 @@ def render_transcript(title: str, lines: list[dict[str, Any]], media: Mapping[st
             orphans[root_id] = _Message({"origin_server_ts": message.line["origin_server_ts"]}, {})
             roots.append(orphans[root_id])
         (messages.get(root_id) or orphans[root_id]).replies.append(message)
-    body = "".join(_render(message, media) for message in roots)
+    body = "".join(_render(message, media, messages) for message in roots)
+    named = ", ".join(members)
+    header = f'<p class="members">Members: {escape(named)}</p>\n' if named else ""
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">'
         f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n"
-        f"<body><h1>{escape(title)}</h1>\n{body}</body></html>\n"
+        f"<body><h1>{escape(title)}</h1>\n{header}{body}</body></html>\n"
     )
 
 
-def _render(message: _Message, media: Mapping[str, Path]) -> str:
-    replies = "".join(_render(reply, media) for reply in message.replies)
+def _quote(event_id: str, messages: Mapping[str, _Message]) -> str:
+    """A short quote of the message a chat message replies to, linked to it."""
+    quoted = messages.get(event_id)
+    if quoted is None:
+        missing = "In reply to a message no longer here"
+        return f'<blockquote class="reply"><em>{missing}</em></blockquote>'
+    author = escape(str(quoted.line.get("sender_name") or quoted.line.get("sender") or ""))
+    text = html_to_text(sanitize(str(quoted.content.get("formatted_body") or ""))) or str(
+        quoted.content.get("body") or ""
+    )
+    excerpt = text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "…"
+    return (
+        f'<blockquote class="reply"><a href="#{escape(event_id)}">In reply to {author}</a>'
+        f"<br>{escape(excerpt)}</blockquote>"
+    )
+
+
+def _render(message: _Message, media: Mapping[str, Path], messages: Mapping[str, _Message]) -> str:
+    replies = "".join(_render(reply, media, messages) for reply in message.replies)
     thread = f'<section class="thread">{replies}</section>' if replies else ""
     if not message.content:
         missing = '<p class="notice"><em>Original post not archived</em></p>'
@@ -111,6 +151,8 @@ def _render(message: _Message, media: Mapping[str, Path]) -> str:
         f"<span>{escape(key)} {count}</span>" for key, count in message.reactions.items()
     )
     bodies = "".join(_body_html(content, media) for content in [message.content, *message.parts])
+    if message.in_reply_to:
+        bodies = _quote(message.in_reply_to, messages) + bodies
     return (
         f'<article class="message{notice}" id="{escape(line["event_id"])}"><header>'
         f"<strong>{escape(line.get('sender_name') or line.get('sender') or '')}</strong> "

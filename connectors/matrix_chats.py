@@ -21,28 +21,15 @@ next time instead of making a second one:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ..mappings.chat import ChatContext
-from ..mappings.chat_direct import ChatRoom, chat_room, with_direct_room
-from ..mappings.chat_members import ChatInfo
+from ..mappings.chat_direct import ChatRoom, chat_info, chat_room, with_direct_room
 from ..migrator.model import Container
 from .matrix_wire import CLIENT, MatrixConnection, RoomBuilder, path_part
 
 if TYPE_CHECKING:
     from .matrix import MatrixTarget
-
-
-def chat_info(chats: Mapping[str, ChatInfo], container: Container) -> ChatInfo:
-    """What the source listed about the container's chat; without it (never listed in this
-    run), a memberless chat of the container's kind and label: its members are then
-    invited when they speak, and by the next run that lists the chat."""
-    info = chats.get(container.source_id)
-    if info is not None:
-        return info
-    label = container.path[-1] if container.path else None
-    return ChatInfo(container.source_id, container.role or "group", label, ())
 
 
 class ChatRooms:

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..migrator.model import Container
 from .chat import ChatContext, matrix_user
 from .chat_members import ChatInfo, ChatMember
 from .chat_rooms import private_room_state
@@ -57,6 +58,17 @@ class ChatRoom:
     @property
     def is_direct(self) -> bool:
         return bool(self.create.get("is_direct"))
+
+
+def chat_info(chats: Mapping[str, ChatInfo], container: Container) -> ChatInfo:
+    """What the source listed about the container's chat; without it (never listed in this
+    run), a memberless chat of the container's kind and label: its members are then
+    invited when they speak, and by the next run that lists the chat."""
+    info = chats.get(container.source_id)
+    if info is not None:
+        return info
+    label = container.path[-1] if container.path else None
+    return ChatInfo(container.source_id, container.role or "group", label, ())
 
 
 def chat_alias(prefix: str, chat_id: str) -> str:
