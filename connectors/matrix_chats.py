@@ -48,8 +48,9 @@ class ChatRooms:
         self._rooms = rooms
         self._context = context
 
-    def ensure(self, container: Container) -> tuple[str, set[str]]:
-        """The chat's room id and its joined members, after the steps of the module doc."""
+    def ensure(self, container: Container) -> tuple[str, dict[str, str]]:
+        """The chat's room id and its members' membership ("join", "invite"...), after the
+        steps of the module doc."""
         info = chat_info(self._target.chats, container)
         plan = chat_room(info, self._context, self._settings.room_alias_prefix, self._rooms.me)
         for user, name in plan.members.items():
@@ -61,12 +62,12 @@ class ChatRooms:
         create = {**plan.create, "invite": puppets}
         room = self._rooms.ensure_room(plan.alias, create, plan.owners)
         self._rooms.raise_owners(room, plan.owners)
-        joined = self._complete_membership(room, plan)
+        membership = self._complete_membership(room, plan)
         if self._settings.mode == "appservice":
             for user, other in plan.direct.items():
                 if self._acts_for(user):
                     self._mark_direct(user, other, room)
-        return room, joined
+        return room, membership
 
     def _acts_for(self, user: str) -> bool:
         settings = self._settings
@@ -81,11 +82,11 @@ class ChatRooms:
             for event in answer.body.get("chunk", [])
         }
 
-    def _complete_membership(self, room: str, plan: ChatRoom) -> set[str]:
+    def _complete_membership(self, room: str, plan: ChatRoom) -> dict[str, str]:
         membership = self._membership(room)
         for user in plan.members:
-            if user == self._rooms.me or membership.get(user) in ("join", "invite"):
-                continue
+            if user == self._rooms.me or user in membership:
+                continue  # in, invited, or left of their own will (not invited again)
             if not (self._settings.invite or self._settings.is_puppet(user)):
                 continue
             if plan.is_direct:
@@ -102,7 +103,7 @@ class ChatRooms:
                     "POST", f"{CLIENT}/join/{path_part(room)}", body={}, params={"user_id": user}
                 )
                 membership[user] = "join"
-        return {user for user, state in membership.items() if state == "join"}
+        return membership
 
     def _mark_direct(self, user: str, other: str, room: str) -> None:
         path = f"{CLIENT}/user/{path_part(user)}/account_data/m.direct"

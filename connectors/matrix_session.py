@@ -109,6 +109,7 @@ class MatrixSession:
         )
         self._histories: dict[str, RoomHistory] = {}
         self._members: dict[str, set[str]] = {}
+        self._invited: dict[str, set[str]] = {}  # a chat's members invited, not joined yet
         self._side: SideSender | None = None
         self._chats = ChatRooms(target, connection, self._rooms, target.chat_context)
 
@@ -123,8 +124,10 @@ class MatrixSession:
         """The channel's room inside the team's space, both created once; its room id.
         A Teams chat's room (workload "chats"): see `matrix_chats`."""
         if container.workload == "chats":
-            room, joined = self._chats.ensure(container)
-            self._members[room] = joined
+            room, membership = self._chats.ensure(container)
+            self._members[room] = {u for u, state in membership.items() if state == "join"}
+            # not again: a second invite would replace the one carrying `is_direct`
+            self._invited[room] = {u for u, state in membership.items() if state == "invite"}
             return room
         owners = tuple(self._target.team_owners.get(self._owner.source_id, ()))
         team = container.path[0] if container.path else self._owner.display_name
@@ -156,9 +159,9 @@ class MatrixSession:
     def _invite(self, room: str, user_ids: Sequence[str]) -> None:
         if not self._settings.invite:
             return
-        joined = self._joined(room)
+        joined, invited = self._joined(room), self._invited.get(room, set())
         for user_id in user_ids:
-            if user_id not in joined and not self._settings.is_puppet(user_id):
+            if user_id not in joined | invited and not self._settings.is_puppet(user_id):
                 self._rooms.invite(room, user_id)
                 joined.add(user_id)  # invited: not again this session
 

@@ -42,10 +42,13 @@ def chat_document(
     attachments: list[dict[str, Any]] | None = None,
     edited: bool = False,
     deleted: bool = False,
+    mentions: tuple[ChatMember, ...] = (),
 ) -> dict[str, Any]:
-    """A chat message; `quote` (message id, its author, its preview) makes it quote one."""
+    """A chat message; `quote` (message id, its author, its preview) makes it quote one;
+    `mentions` follow the text."""
     created = (BASE + timedelta(minutes=minute)).isoformat().replace("+00:00", "Z")
-    body = f"<p>{text}</p>"
+    pills = "".join(f' <at id="{n}">{m.name}</at>' for n, m in enumerate(mentions))
+    body = f"<p>{text}{pills}</p>"
     extra = list(attachments or [])
     if quote is not None:
         quoted_id, quoted_author, preview = quote
@@ -67,7 +70,14 @@ def chat_document(
         "from": {"user": {"id": author.user_id, "displayName": author.name}},
         "body": {"contentType": "html", "content": body},
         "attachments": extra,
-        "mentions": [],
+        "mentions": [
+            {
+                "id": n,
+                "mentionText": m.name,
+                "mentioned": {"user": {"id": m.user_id, "displayName": m.name}},
+            }
+            for n, m in enumerate(mentions)
+        ],  # fmt: skip
         "reactions": [],
     }
     chat = {"id": info.chat_id, "chatType": info.kind, "topic": info.topic}

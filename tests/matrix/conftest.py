@@ -59,7 +59,12 @@ def bot_target(
     token_file.chmod(0o600)
     prefix = f"bot{uuid.uuid4().hex[:8]}_"
 
-    def make(**options: Any) -> MatrixTarget:
+    def make(
+        *,
+        chats: Mapping[str, ChatInfo] | None = None,
+        users: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> MatrixTarget:
         settings = MatrixSettings(
             synapse.url,
             synapse.server_name,
@@ -68,6 +73,6 @@ def bot_target(
             room_alias_prefix=prefix,
             **{"bot_rate": 1000.0, **options},
         )
-        return MatrixTarget(settings)
+        return MatrixTarget(settings, chats=chats, users=users)
 
     return make

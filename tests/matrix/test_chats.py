@@ -19,7 +19,7 @@ from hirondelle.tests.matrix.chats import (
     member,
 )
 from hirondelle.tests.matrix.payloads import TEAMS_KEY, puppet
-from hirondelle.tests.servers import SYNAPSE_AS_TOKEN, SynapseServer
+from hirondelle.tests.servers import SYNAPSE_AS_TOKEN, MatrixAccount, SynapseServer
 
 MakeTarget = Callable[..., MatrixTarget]
 CLIENT = "/_matrix/client/v3"
@@ -195,3 +195,28 @@ def test_edits_and_deletions_in_a_chat(
     (original,) = [e for e in messages if e["event_id"] == ref.ref]
     assert TEAMS_KEY not in original["content"]  # redacted
     assert session.listing(room) == []
+
+
+def test_bot_mode_direct_room_invites_the_real_accounts_once_with_is_direct(
+    synapse: SynapseServer, bot_target: MakeTarget, bot_account: MatrixAccount
+) -> None:
+    dave, erin = synapse.new_user(), synapse.new_user()
+    dave_member, erin_member = member("Dave", "owner"), member("Erin", "owner")
+    info = ChatInfo("19:dm-dave-erin@unq.gbl.spaces", "oneOnOne", None, (dave_member, erin_member))
+    users = {dave_member.user_id: dave.user_id, erin_member.user_id: erin.user_id}
+    target = bot_target(chats={info.chat_id: info}, users=users)
+    session = target.open(chat_owner("dave@example.test"))
+    room = session.ensure_container(chat_container(info, "dave@example.test"))
+    document = chat_document(info, "3001", "Bonjour", dave_member, 7, mentions=(erin_member,))
+    session.put(room, chat_payload(document, target.chat_context))
+
+    token = bot_account.access_token
+    state: list[dict[str, Any]] = synapse.room_state(room, token)
+    current = {e["state_key"]: e["content"] for e in state if e["type"] == "m.room.member"}
+    for user in (dave.user_id, erin.user_id):  # still the invite that says direct
+        assert (current[user]["membership"], current[user]["is_direct"]) == ("invite", True)
+    events: list[dict[str, Any]] = synapse.room_events(room, token)
+    (message,) = [e for e in events if e["type"] == "m.room.message"]
+    assert message["content"]["m.mentions"] == {"user_ids": [erin.user_id]}
+    assert message["sender"] == bot_account.user_id
+    assert message["content"]["body"].startswith("Dave (2021-03-02 09:37 UTC):")
