@@ -13,7 +13,12 @@ from hirondelle.mappings.chat import (
     puppet_id,
     without_reply,
 )
-from hirondelle.mappings.chat_direct import chat_alias, chat_room, with_direct_room
+from hirondelle.mappings.chat_direct import (
+    MemberAccounts,
+    chat_alias,
+    chat_room,
+    with_direct_room,
+)
 from hirondelle.mappings.chat_members import ChatInfo
 from hirondelle.tests.matrix.chats import chat_document, chat_payload, member
 
@@ -137,3 +142,21 @@ def test_m_direct_keeps_what_is_there_and_adds_once() -> None:
     updated = with_direct_room(current, "@bob:localhost", "!new")
     assert updated == {"@x:localhost": ["!a"], "@bob:localhost": ["!old", "!new"]}
     assert with_direct_room(updated, "@bob:localhost", "!new") is None
+
+
+def test_member_accounts_name_real_users_by_teams_id_through_the_chats() -> None:
+    chats: dict[str, ChatInfo] = {}
+    accounts = MemberAccounts({"bob@example.test": "@bob:localhost"}, chats)
+    assert accounts.get(BOB.user_id) is None  # no chat lists Bob yet
+    chats[DM.chat_id] = DM  # the source lists a chat of his
+    assert accounts[BOB.user_id] == "@bob:localhost"
+    assert accounts["bob@example.test"] == "@bob:localhost"
+    assert accounts.get(ALICE.user_id) is None  # not in users.csv: a puppet
+    context = ChatContext("localhost", users=accounts)
+    room = chat_room(DM, context, "m365_", "@hirondelle:localhost")
+    assert room.direct == {
+        "@bob:localhost": puppet_id(ALICE.user_id, CONTEXT),
+        puppet_id(ALICE.user_id, CONTEXT): "@bob:localhost",
+    }
+    payload = chat_payload(chat_document(DM, "11", "coucou", BOB, 7), context)
+    assert payload.attrs["sender"] == "@bob:localhost"  # the mapper agrees
