@@ -130,6 +130,13 @@ class MatrixSettings(TargetSettings):
             f":{self.server_name}"
         )
 
+    def acts_for(self, user_id: str) -> bool:
+        """Whether the application service may send and act as `user_id`: its puppets, and
+        local real users when `masquerade_real_users` is on."""
+        return self.is_puppet(user_id) or (
+            self.masquerade_real_users and user_id.endswith(f":{self.server_name}")
+        )
+
 
 def _regex_escape(text: str) -> str:
     return "".join("\\" + c if c in ".^$*+?{}[]\\|()" else c for c in text)

@@ -65,15 +65,9 @@ class ChatRooms:
         membership = self._complete_membership(room, plan)
         if self._settings.mode == "appservice":
             for user, other in plan.direct.items():
-                if self._acts_for(user):
+                if self._settings.acts_for(user):
                     self._mark_direct(user, other, room)
         return room, membership
-
-    def _acts_for(self, user: str) -> bool:
-        settings = self._settings
-        return settings.is_puppet(user) or (
-            settings.masquerade_real_users and user.endswith(f":{settings.server_name}")
-        )
 
     def _membership(self, room: str) -> dict[str, str]:
         answer = self._conn.call("GET", f"{CLIENT}/rooms/{path_part(room)}/members")

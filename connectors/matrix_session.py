@@ -148,7 +148,7 @@ class MatrixSession:
             return None
         if settings.is_puppet(user_id):
             self._target.ensure_puppet(self._conn, user_id, name)
-        elif not (settings.masquerade_real_users and user_id.endswith(f":{settings.server_name}")):
+        elif not settings.acts_for(user_id):
             self._invite(room, [user_id])
             return None
         if user_id not in self._joined(room):
