@@ -7,7 +7,7 @@ next time instead of making a second one:
 
 1. register the members' puppets (display names set) so that invites name them;
 2. find the room by its alias, or create it (createRoom with the alias is atomic);
-3. owners at power 100;
+3. owners at power 100, and the name of a group or meeting chat as Teams has it now;
 4. invite the members that are neither invited nor joined (with `is_direct` in the
    member event of a one-to-one chat, which the `/invite` endpoint cannot carry:
    a `PUT .../state/m.room.member/{user}` can,
@@ -62,12 +62,21 @@ class ChatRooms:
         create = {**plan.create, "invite": puppets}
         room = self._rooms.ensure_room(plan.alias, create, plan.owners)
         self._rooms.raise_owners(room, plan.owners)
+        if "name" in plan.create:
+            self._follow_name(room, str(plan.create["name"]))
         membership = self._complete_membership(room, plan)
         if self._settings.mode == "appservice":
             for user, other in plan.direct.items():
                 if self._settings.acts_for(user):
                     self._mark_direct(user, other, room)
         return room, membership
+
+    def _follow_name(self, room: str, name: str) -> None:
+        """A group chat renamed in Teams since the room was made: the room follows."""
+        path = f"{CLIENT}/rooms/{path_part(room)}/state/m.room.name/"
+        answer = self._conn.call("GET", path, ok=(200, 404))
+        if answer.status == 404 or answer.body.get("name") != name:
+            self._conn.call("PUT", path, body={"name": name})
 
     def _membership(self, room: str) -> dict[str, str]:
         answer = self._conn.call("GET", f"{CLIENT}/rooms/{path_part(room)}/members")

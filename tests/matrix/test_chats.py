@@ -147,6 +147,12 @@ def test_group_chat_is_a_private_room_named_by_topic_with_members_and_levels(
     profile = synapse.request("GET", f"{CLIENT}/profile/{ids['Bob']}")
     assert profile["displayname"] == "Bob"
 
+    renamed = ChatInfo(info.chat_id, "group", "Hirondelle, phase 2", info.members)
+    target.chats = {info.chat_id: renamed}  # renamed in Teams before the next run
+    assert target.open(chat_owner()).ensure_container(chat_container(renamed)) == room
+    (name,) = _state(synapse, room, "m.room.name")
+    assert name["content"]["name"] == "Hirondelle, phase 2"
+
 
 def test_a_crash_after_creating_the_room_finds_it_and_completes_it(
     synapse: SynapseServer, appservice_target: MakeTarget
