@@ -1,10 +1,16 @@
-"""The chat archive target: the Matrix events of each channel as JSON lines, plus a transcript.
+"""The chat archive target: the Matrix events of each channel or Teams chat as JSON lines,
+plus a transcript.
 
 Layout, per team (the owner's display name)::
 
     <root>/data/<team>/<channel>/events.jsonl     one Matrix event per line, in the order written
     <root>/data/<team>/<channel>/media/<digest>.<ext>   inline images, named by their SHA-256
     <root>/data/<team>/<channel>/transcript.html  readable: threads, reactions, images; on close()
+
+and per Teams chat (workload "chats"; whichever member's run writes it), the same files in
+`<root>/data/chats/<label>-<digest of the chat id>/`, plus `chat.json` (the chat's id, kind,
+topic and members, from the chats source) whose members head the transcript. The digest
+keeps two chats of one label apart, and finds the directory again when the topic changed.
 
 Each line is {"event_id", "type", "sender", "sender_name", "origin_server_ts", "teams_id",
 "part", "content"} (plus "redacts" for a redaction). Event ids are derived from the Teams id
@@ -13,7 +19,9 @@ only the lines still missing: no duplicate, no gap. Lines are appended and synce
 `put` returns; a line torn by a crash is cut off when the channel is next opened.
 
 Placeholders of the mapper's payload are resolved as a homeserver would: "$ROOT" and "$SELF"
-become event ids, "mxc://hirondelle/<id>" becomes "mxc://archive/<digest>" for the media file.
+become event ids, "$REPLY" the quoted message's event when archived (else the quote opens
+the message, `mappings.chat.without_reply`), "mxc://hirondelle/<id>" becomes
+"mxc://archive/<digest>" for the media file.
 `update` appends an `m.replace` edit, `remove` an `m.room.redaction`.
 """
 
@@ -30,18 +38,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..mappings.chat import PART_KEY, PLACEHOLDER_PREFIX, TEAMS_ID_KEY
-from ..mappings.chat_html import escape, sanitize
+from ..mappings.chat import PART_KEY, PLACEHOLDER_PREFIX, TEAMS_ID_KEY, without_reply
+from ..mappings.chat_direct import chat_info
+from ..mappings.chat_members import ChatInfo
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .archive_dav import collection_dir_name
 from .archive_root import ArchiveRoot
+from .archive_transcript import ARCHIVE_MXC, MEDIA_DIR, is_main, render_transcript
 from .archive_write import sync_dir, write_atomically
 
 EVENTS_FILE = "events.jsonl"
 TRANSCRIPT_FILE = "transcript.html"
-MEDIA_DIR = "media"
-ARCHIVE_MXC = "mxc://archive/"
+CHATS_DIR = "chats"  # beside the teams' directories; a chat's folder is "chats/<name>"
+CHAT_FILE = "chat.json"
 
 
 def event_id(teams_id: str, discriminator: str) -> str:
@@ -95,17 +105,6 @@ class ChannelLog:
             self.index(line)
 
 
-def is_main(line: Mapping[str, Any]) -> bool:
-    """The first event of a message (not a split continuation, reaction, edit or redaction)."""
-    content = line.get("content") or {}
-    relation = content.get("m.relates_to") or {}
-    return (
-        line.get("type") == "m.room.message"
-        and int(line.get("part") or 1) == 1
-        and relation.get("rel_type") != "m.replace"
-    )
-
-
 def read_lines(path: Path) -> list[dict[str, Any]]:
     """Every complete line of an events file; a torn last line (crash) is cut off."""
     try:
@@ -129,7 +128,9 @@ def read_lines(path: Path) -> list[dict[str, Any]]:
 
 
 class ChatArchiveTarget(ArchiveRoot):
-    """Writes channels under `root` (see the module doc); `durable` syncs every write."""
+    """Writes channels and chats under `root` (see the module doc); `durable` syncs every
+    write. `chats` (chat id -> `ChatInfo`, filled by the chats source as it lists chats)
+    names each chat's members."""
 
     capabilities = Capabilities(
         server_assigned_ids=False,
@@ -139,36 +140,78 @@ class ChatArchiveTarget(ArchiveRoot):
         moves=False,
     )
 
+    def __init__(
+        self,
+        root: Path,
+        durable: bool = True,
+        *,
+        chats: Mapping[str, ChatInfo] | None = None,
+    ) -> None:
+        super().__init__(root, durable)
+        self.chats: Mapping[str, ChatInfo] = chats if chats is not None else {}  # a live view
+
     def open(self, owner: Owner) -> ChatArchiveSession:
         name = owner.display_name or owner.upn.removeprefix("team:")
         if not name.strip():
             raise FatalError(f"team {owner.source_id!r} has no name for its archive directory")
         directory = self.directory(collection_dir_name(name, "Team"))
-        return ChatArchiveSession(directory, self.durable)
+        return ChatArchiveSession(directory, self.durable, self.directory(CHATS_DIR), self.chats)
 
 
 class ChatArchiveSession:
-    """One team's channels (`TargetSession`), used by one thread at a time."""
+    """One team's channels, or one member's chats (`TargetSession`), used by one thread at
+    a time."""
 
-    def __init__(self, base: Path, durable: bool = True) -> None:
+    def __init__(
+        self,
+        base: Path,
+        durable: bool = True,
+        chats_base: Path | None = None,
+        chats: Mapping[str, ChatInfo] | None = None,
+    ) -> None:
         self.base = base
         self.durable = durable
+        self.chats_base = chats_base or base.parent / CHATS_DIR
+        self._chats: Mapping[str, ChatInfo] = chats or {}
         self._logs: dict[str, ChannelLog] = {}
         self._titles: dict[str, str] = {}
         self._changed: set[str] = set()
 
     def ensure_container(self, container: Container) -> str:
-        """Create the channel's directory; return its name (the `TargetRef.folder`)."""
+        """Create the channel's (or chat's) directory; return its name (the
+        `TargetRef.folder`)."""
+        if container.workload == "chats":
+            return self._ensure_chat(chat_info(self._chats, container))
         name = container.path[-1] if container.path else container.source_id
         folder = collection_dir_name(name, "Channel")
         self._dir(folder).mkdir(parents=True, exist_ok=True)
         self._titles[folder] = " / ".join(container.path) or folder
         return folder
 
+    def _ensure_chat(self, info: ChatInfo) -> str:
+        """The chat's directory (found again by its id's digest) and its `chat.json`."""
+        digest = hashlib.sha256(info.chat_id.encode("utf-8")).hexdigest()[:12]
+        existing = sorted(self.chats_base.glob(f"*-{digest}")) if self.chats_base.is_dir() else []
+        label = collection_dir_name(info.label, "Chat").encode("utf-8")[:200]
+        name = existing[0].name if existing else f"{label.decode('utf-8', 'ignore')}-{digest}"
+        folder = f"{CHATS_DIR}/{name}"
+        directory = self._dir(folder)
+        directory.mkdir(parents=True, exist_ok=True)
+        described = directory / CHAT_FILE
+        if info.members or not described.exists():  # a memberless stand-in never overwrites
+            document = json.dumps(chat_description(info), ensure_ascii=False, indent=1)
+            if not described.exists() or described.read_text("utf-8") != document:
+                write_atomically(described, [document.encode()], self.durable, sync_parent=True)
+        self._titles[folder] = info.label
+        return folder
+
     def _dir(self, folder: str) -> Path:
-        if not folder or "/" in folder or folder in (".", ".."):
-            raise SkipItem(f"{folder!r} is not a channel of this archive")
-        return self.base / folder
+        base, name = self.base, folder
+        if folder.startswith(f"{CHATS_DIR}/"):
+            base, name = self.chats_base, folder.removeprefix(f"{CHATS_DIR}/")
+        if not name or "/" in name or name in (".", ".."):
+            raise SkipItem(f"{folder!r} is not a channel or chat of this archive")
+        return base / name
 
     def _log(self, folder: str) -> ChannelLog:
         if folder not in self._logs:
@@ -198,15 +241,20 @@ class ChatArchiveSession:
     def _lines(self, folder: str, payload: Payload) -> list[dict[str, Any]]:
         events = _events(payload)
         attrs = payload.attrs
-        root = attrs.get("root")
+        root, reply = attrs.get("root"), attrs.get("reply_to")
         targets = {
             "$SELF": main_event_id(payload.source_id),
             "$ROOT": main_event_id(str(root)) if root else "",
         }
+        if reply and str(reply) in self._log(folder).main:
+            targets["$REPLY"] = self._log(folder).main[str(reply)]
         media = self._store_media(folder, attrs.get("media") or ())
         lines, parts = [], 0
         for index, event in enumerate(events):
-            content = _resolve(event.get("content") or {}, targets, media)
+            content = dict(event.get("content") or {})
+            if "$REPLY" not in targets:
+                content = without_reply(content, attrs.get("reply_fallback"))
+            content = _resolve(content, targets, media)
             kind = str(event.get("type") or "m.room.message")
             own = event.get("sender") or (attrs.get("sender") if kind != "m.reaction" else "")
             sender = str(own or "")
@@ -296,28 +344,57 @@ class ChatArchiveSession:
     # -- transcripts --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Rebuild the transcript of every channel written in this session or stale."""
-        if not self.base.is_dir():
-            return
-        for directory in sorted(p for p in self.base.iterdir() if p.is_dir()):
-            events = directory / EVENTS_FILE
-            transcript = directory / TRANSCRIPT_FILE
+        """Rebuild the transcript of every channel of the team, and of every chat of this
+        session, written in this session or stale. (Only this session's chats: other
+        members' runs write the others.)"""
+        channels = (
+            sorted(p.name for p in self.base.iterdir() if p.is_dir()) if self.base.is_dir() else []
+        )
+        chats = sorted(f for f in self._titles if f.startswith(f"{CHATS_DIR}/"))
+        for folder in channels + chats:
+            events = self._dir(folder) / EVENTS_FILE
+            transcript = self._dir(folder) / TRANSCRIPT_FILE
             stale = events.exists() and (
                 not transcript.exists()
                 or transcript.stat().st_mtime_ns <= events.stat().st_mtime_ns
             )
-            if directory.name in self._changed or stale:
-                self.write_transcript(directory.name)
+            if folder in self._changed or stale:
+                self.write_transcript(folder)
 
     def write_transcript(self, folder: str) -> Path:
+        directory = self._dir(folder)
         title = self._titles.get(folder) or f"{self.base.name} / {folder}"
-        lines = read_lines(self._dir(folder) / EVENTS_FILE)
-        path = self._dir(folder) / TRANSCRIPT_FILE
-        media = {p.name: p for p in (self._dir(folder) / MEDIA_DIR).glob("*")}
+        members: list[str] = []
+        if (directory / CHAT_FILE).exists():
+            described = json.loads((directory / CHAT_FILE).read_text("utf-8"))
+            title = str(described.get("label") or title)
+            members = [
+                str(m["name"]) + (" (left the chat)" if m.get("left") else "")
+                for m in described.get("members") or ()
+            ]
+        lines = read_lines(directory / EVENTS_FILE)
+        media = {p.name: p for p in (directory / MEDIA_DIR).glob("*")}
+        page = render_transcript(title, lines, media, members)
         write_atomically(
-            path, [render_transcript(title, lines, media).encode()], self.durable, sync_parent=True
+            directory / TRANSCRIPT_FILE, [page.encode()], self.durable, sync_parent=True
         )
-        return path
+        return directory / TRANSCRIPT_FILE
+
+
+def chat_description(info: ChatInfo) -> dict[str, Any]:
+    """What `chat.json` holds: the chat as the source listed it (no message content)."""
+    members = [
+        {"name": m.name, "email": m.email, "roles": list(m.roles), "left": m.left}
+        for m in info.members
+    ]
+    return {
+        "chat_id": info.chat_id,
+        "kind": info.kind,
+        "topic": info.topic,
+        "label": info.label,
+        "created": info.created,
+        "members": members,
+    }
 
 
 def _events(payload: Payload) -> list[dict[str, Any]]:
@@ -364,101 +441,3 @@ def _edit(line: Mapping[str, Any], target: str) -> dict[str, Any]:
     if "formatted_body" in new:
         content["formatted_body"] = "* " + str(new["formatted_body"])
     return {**line, "event_id": event_id(line["teams_id"], f"edit:{digest}"), "content": content}
-
-
-# -- the readable transcript ----------------------------------------------------------------
-
-STYLE = """
-body { font-family: system-ui, sans-serif; max-width: 50rem; margin: 2rem auto; color: #222; }
-article { border-top: 1px solid #ddd; padding: .6rem 0; }
-.thread { margin-left: 2rem; border-left: 3px solid #cde; padding-left: 1rem; }
-.thread article { border-top: none; }
-header { font-size: .9rem; color: #555; }
-.notice .body { color: #666; font-style: italic; }
-.reactions span { background: #f1f3f5; border-radius: 1rem; padding: 0 .5rem; margin-right: .3rem; }
-img { max-width: 100%; }
-pre { background: #f6f8fa; padding: .5rem; overflow-x: auto; }
-"""
-
-
-@dataclass
-class _Message:
-    line: dict[str, Any]
-    content: dict[str, Any]
-    parts: list[dict[str, Any]] = field(default_factory=list)
-    reactions: dict[str, int] = field(default_factory=dict)
-    replies: list[_Message] = field(default_factory=list)
-
-
-def render_transcript(title: str, lines: list[dict[str, Any]], media: Mapping[str, Path]) -> str:
-    """The channel as a standalone HTML page: posts oldest first, replies indented."""
-    redacted = {str(line.get("redacts")) for line in lines if line["type"] == "m.room.redaction"}
-    messages: dict[str, _Message] = {}
-    by_teams_id: dict[str, _Message] = {}
-    for line in lines:
-        if is_main(line) and line["event_id"] not in redacted:
-            message = _Message(line, line["content"])
-            messages[line["event_id"]] = by_teams_id[str(line.get("teams_id"))] = message
-    for line in lines:
-        relation = line["content"].get("m.relates_to") or {}
-        target = messages.get(str(relation.get("event_id")))
-        if line["type"] == "m.reaction" and target is not None:
-            key = str(relation.get("key"))
-            target.reactions[key] = target.reactions.get(key, 0) + 1
-        elif relation.get("rel_type") == "m.replace" and target is not None:
-            target.content = line["content"].get("m.new_content") or target.content
-        elif line["type"] == "m.room.message" and int(line.get("part") or 1) > 1:
-            owner = by_teams_id.get(str(line.get("teams_id")))
-            if owner is not None:
-                owner.parts.append(line["content"])
-    roots: list[_Message] = []
-    orphans: dict[str, _Message] = {}
-    for message in sorted(messages.values(), key=lambda m: m.line["origin_server_ts"]):
-        relation = message.line["content"].get("m.relates_to") or {}
-        if relation.get("rel_type") != "m.thread":
-            roots.append(message)
-            continue
-        root_id = str(relation.get("event_id"))
-        if root_id not in messages and root_id not in orphans:
-            orphans[root_id] = _Message({"origin_server_ts": message.line["origin_server_ts"]}, {})
-            roots.append(orphans[root_id])
-        (messages.get(root_id) or orphans[root_id]).replies.append(message)
-    body = "".join(_render(message, media) for message in roots)
-    return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{STYLE}</style></head>\n"
-        f"<body><h1>{escape(title)}</h1>\n{body}</body></html>\n"
-    )
-
-
-def _render(message: _Message, media: Mapping[str, Path]) -> str:
-    replies = "".join(_render(reply, media) for reply in message.replies)
-    thread = f'<section class="thread">{replies}</section>' if replies else ""
-    if not message.content:
-        missing = '<p class="notice"><em>Original post not archived</em></p>'
-        return f"<article>{missing}{thread}</article>\n"
-    line = message.line
-    notice = " notice" if message.content.get("msgtype") == "m.notice" else ""
-    when = datetime.fromtimestamp(line["origin_server_ts"] / 1000, UTC)
-    reactions = "".join(
-        f"<span>{escape(key)} {count}</span>" for key, count in message.reactions.items()
-    )
-    bodies = "".join(_body_html(content, media) for content in [message.content, *message.parts])
-    return (
-        f'<article class="message{notice}" id="{escape(line["event_id"])}"><header>'
-        f"<strong>{escape(line.get('sender_name') or line.get('sender') or '')}</strong> "
-        f'<time datetime="{when.isoformat()}">{when:%Y-%m-%d %H:%M} UTC</time></header>'
-        f'<div class="body">{bodies}</div>'
-        f"{f'<div class=reactions>{reactions}</div>' if reactions else ''}{thread}</article>\n"
-    )
-
-
-def _body_html(content: Mapping[str, Any], media: Mapping[str, Path]) -> str:
-    """The event's HTML, sanitized again, with archived images pointing at media/."""
-    if isinstance(content.get("formatted_body"), str):
-        markup = sanitize(content["formatted_body"])
-    else:
-        markup = escape(str(content.get("body") or "")).replace("\n", "<br>")
-    for name in media:
-        markup = markup.replace(f'src="{ARCHIVE_MXC}{name}"', f'src="{MEDIA_DIR}/{escape(name)}"')
-    return markup

@@ -9,7 +9,9 @@ requests per second.
 
 Rooms: one space per team (alias `#<room_alias_prefix><team slug>-<id digest>:<server>`)
 and one room per channel (alias by team and channel slug), found by alias before being
-created so a crash between two runs never makes a second one. Rooms stay unencrypted:
+created so a crash between two runs never makes a second one. A Teams chat (workload
+"chats") is one room, direct for a one-to-one chat (`matrix_chats`, `mappings.chat_direct`),
+found by an alias derived from the chat id. Rooms stay unencrypted:
 history is imported as plain events, so a room the server encrypts is a `FatalError`.
 
 Idempotency: each event is sent with `PUT .../send/{type}/{txnId}`, the txnId derived
@@ -21,8 +23,11 @@ the Teams id ("fi.hirondelle.teams_id") and its txnId ("fi.hirondelle.txn") in i
 in half by a crash without duplicating its first half.
 
 Placeholders written by the mapper: "$ROOT" (the thread root's event id; a reply whose
-root is not in the room is sent as a top-level message), "$SELF" (the payload's main
-event, for reactions) and "mxc://hirondelle/<id>" (inline media, uploaded here).
+root is not in the room is sent as a top-level message), "$REPLY" (the event of the
+message a chat message quotes, `attrs["reply_to"]`; when it is not in the room the reply
+relation goes and the quote, `attrs["reply_fallback"]`, opens the message instead), "$SELF"
+(the payload's main event, for reactions) and "mxc://hirondelle/<id>" (inline media,
+uploaded here).
 An event dict may carry its own "sender" (a reaction's author); without one, message
 events go out as `attrs["sender"]` and reactions as the application service's bot.
 
@@ -37,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..mappings.chat import ChatContext
+from ..mappings.chat_members import ChatInfo
 from ..migrator.errors import ConfigError, HirondelleError
 from ..migrator.model import Capabilities, Owner
 from .credentials import Secret, read_secret
@@ -123,6 +130,13 @@ class MatrixSettings(TargetSettings):
             f":{self.server_name}"
         )
 
+    def acts_for(self, user_id: str) -> bool:
+        """Whether the application service may send and act as `user_id`: its puppets, and
+        local real users when `masquerade_real_users` is on."""
+        return self.is_puppet(user_id) or (
+            self.masquerade_real_users and user_id.endswith(f":{self.server_name}")
+        )
+
 
 def _regex_escape(text: str) -> str:
     return "".join("\\" + c if c in ".^$*+?{}[]\\|()" else c for c in text)
@@ -167,10 +181,13 @@ def _yaml_namespaces(entries: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 class MatrixTarget:
-    """A `Target` on one homeserver; `open(owner)` gives a team's session.
+    """A `Target` on one homeserver; `open(owner)` gives a team's (or a chat owner's) session.
 
     `team_owners` (team id -> Matrix user ids) gives those users power level 100 in the
     rooms this target creates; the registry fills it from the teams' owner members.
+    `chats` (chat id -> `ChatInfo`, filled by the chats source as it lists chats) names
+    the members of each chat's room, and `users` (Teams user id or lower-case UPN -> Matrix
+    id, the mapper's `ChatContext.users`) the ones that have a real account.
     """
 
     capabilities = Capabilities(
@@ -185,11 +202,22 @@ class MatrixTarget:
         self,
         settings: MatrixSettings,
         team_owners: Mapping[str, Sequence[str]] | None = None,
+        *,
+        chats: Mapping[str, ChatInfo] | None = None,
+        users: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
-        # kept by reference: the registry hands a live view filled as teams are listed
+        # kept by reference: the registry hands live views filled as teams or chats are listed
         self.team_owners: Mapping[str, Sequence[str]] = (
             team_owners if team_owners is not None else {}
+        )
+        self.chats: Mapping[str, ChatInfo] = chats if chats is not None else {}
+        # how chat members are named, as the mapper names message authors
+        self.chat_context = ChatContext(
+            server_name=settings.server_name,
+            puppet_prefix=settings.puppet_prefix,
+            users=users if users is not None else {},
+            mode=settings.mode,
         )
         self._token = settings.read_token()
         rate = settings.bot_rate if settings.mode == "bot" else None

@@ -12,8 +12,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ..mappings.chat import without_reply
 from ..migrator.errors import ItemError, SkipItem
 from ..migrator.model import Container, Entry, Owner, Payload, TargetRef
+from .matrix_chats import ChatRooms
 from .matrix_wire import (
     CLIENT,
     CLIENT_V1,
@@ -107,7 +109,9 @@ class MatrixSession:
         )
         self._histories: dict[str, RoomHistory] = {}
         self._members: dict[str, set[str]] = {}
+        self._invited: dict[str, set[str]] = {}  # a chat's members invited, not joined yet
         self._side: SideSender | None = None
+        self._chats = ChatRooms(target, connection, self._rooms, target.chat_context)
 
     def connect(self) -> None:
         """Check the token (`whoami`); raises `FatalError` if the homeserver refuses it."""
@@ -117,7 +121,14 @@ class MatrixSession:
     # -- rooms ------------------------------------------------------------------------------
 
     def ensure_container(self, container: Container) -> str:
-        """The channel's room inside the team's space, both created once; its room id."""
+        """The channel's room inside the team's space, both created once; its room id.
+        A Teams chat's room (workload "chats"): see `matrix_chats`."""
+        if container.workload == "chats":
+            room, membership = self._chats.ensure(container)
+            self._members[room] = {u for u, state in membership.items() if state == "join"}
+            # not again: a second invite would replace the one carrying `is_direct`
+            self._invited[room] = {u for u, state in membership.items() if state == "invite"}
+            return room
         owners = tuple(self._target.team_owners.get(self._owner.source_id, ()))
         team = container.path[0] if container.path else self._owner.display_name
         channel = container.path[-1] if container.path else container.source_id
@@ -137,7 +148,7 @@ class MatrixSession:
             return None
         if settings.is_puppet(user_id):
             self._target.ensure_puppet(self._conn, user_id, name)
-        elif not (settings.masquerade_real_users and user_id.endswith(f":{settings.server_name}")):
+        elif not settings.acts_for(user_id):
             self._invite(room, [user_id])
             return None
         if user_id not in self._joined(room):
@@ -148,9 +159,9 @@ class MatrixSession:
     def _invite(self, room: str, user_ids: Sequence[str]) -> None:
         if not self._settings.invite:
             return
-        joined = self._joined(room)
+        joined, invited = self._joined(room), self._invited.get(room, set())
         for user_id in user_ids:
-            if user_id not in joined and not self._settings.is_puppet(user_id):
+            if user_id not in joined | invited and not self._settings.is_puppet(user_id):
                 self._rooms.invite(room, user_id)
                 joined.add(user_id)  # invited: not again this session
 
@@ -239,10 +250,7 @@ class MatrixSession:
         attrs, history = payload.attrs, self._history(folder)
         txn_id = str(attrs["txn_id"])
         events = payload_events(payload)
-        replacements: dict[str, str] = {}
-        root = self._root_event(folder, attrs.get("root"))
-        if root:
-            replacements["$ROOT"] = root
+        replacements = self._relations(folder, attrs)
         main = history.by_txn.get(txn_id)
         if main is None or any(
             part_txn(txn_id, i) not in history.by_txn for i in range(1, len(events))
@@ -268,13 +276,23 @@ class MatrixSession:
         assert main is not None
         return TargetRef(folder, main)
 
-    def _root_event(self, room: str, root: str | None) -> str | None:
-        if not root:
+    def _relations(self, room: str, attrs: Mapping[str, Any]) -> dict[str, str]:
+        """ "$ROOT" and "$REPLY" as the events of the thread root and the quoted message,
+        when they are in the room."""
+        found = {}
+        for placeholder, key in (("$ROOT", "root"), ("$REPLY", "reply_to")):
+            event = self._main_event(room, attrs.get(key))
+            if event:
+                found[placeholder] = event
+        return found
+
+    def _main_event(self, room: str, teams_id: str | None) -> str | None:
+        if not teams_id:
             return None
         history = self._history(room)
-        if root not in history.main and not history.scanned:
+        if teams_id not in history.main and not history.scanned:
             history = self._history(room, scan=True)
-        return history.main.get(root)
+        return history.main.get(teams_id)
 
     def _upload_media(self, media: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         uploaded = {}
@@ -302,6 +320,8 @@ class MatrixSession:
         content = substitute(event["content"], replacements)
         if "$ROOT" not in replacements:
             content = without_root(content)
+        if "$REPLY" not in replacements:
+            content = without_reply(content, payload.attrs.get("reply_fallback"))
         content[TEAMS_KEY] = payload.source_id
         content[TXN_KEY] = txn
         kind = str(event.get("type") or "m.room.message")
@@ -346,10 +366,10 @@ class MatrixSession:
         txn_id = str(payload.attrs["txn_id"])
         replacements = self._upload_media(payload.attrs.get("media") or ())
         replacements["$SELF"] = ref.ref
-        root = self._root_event(ref.folder, payload.attrs.get("root"))
-        if root:
-            replacements["$ROOT"] = root
+        replacements.update(self._relations(ref.folder, payload.attrs))
         new = substitute(events[0]["content"], replacements)
+        if "$REPLY" not in replacements:
+            new = without_reply(new, payload.attrs.get("reply_fallback"))
         new = {k: v for k, v in new.items() if k not in ("m.relates_to", TEAMS_KEY, TXN_KEY)}
         digest = hashlib.sha256(json.dumps(new, sort_keys=True).encode()).hexdigest()[:16]
         edit = edit_content(new, ref.ref)

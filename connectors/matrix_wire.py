@@ -311,7 +311,7 @@ class RoomBuilder:
         space = self._spaces.get(space_alias)
         if space is None:
             space_create = {"name": team, "creation_content": {"type": "m.space"}}
-            space = self._spaces[space_alias] = self._ensure(space_alias, space_create, owners)
+            space = self._spaces[space_alias] = self.ensure_room(space_alias, space_create, owners)
         via = {"via": [self._server]}
         parent: dict[str, Any] = {
             "type": "m.space.parent",
@@ -323,7 +323,7 @@ class RoomBuilder:
             "topic": f"Microsoft Teams: {team} / {channel}",
             "initial_state": [parent],
         }
-        room = self._ensure(room_alias, create, owners)
+        room = self.ensure_room(room_alias, create, owners)
         self._conn.call(
             "PUT",
             f"{CLIENT}/rooms/{path_part(space)}/state/m.space.child/{path_part(room)}",
@@ -331,7 +331,8 @@ class RoomBuilder:
         )
         return room
 
-    def _ensure(self, alias: str, create: Mapping[str, Any], owners: tuple[str, ...]) -> str:
+    def ensure_room(self, alias: str, create: Mapping[str, Any], owners: tuple[str, ...]) -> str:
+        """The room of `alias` (joined), created from `create` when missing."""
         full = f"#{alias}:{self._server}"
         room = self._resolve(full)
         if room is None:
@@ -344,7 +345,7 @@ class RoomBuilder:
             )
             if answer.status == 200:
                 room = str(answer.body["room_id"])
-                self._raise_owners(room, owners)
+                self.raise_owners(room, owners)
             elif answer.errcode == "M_ROOM_IN_USE":
                 room = self._resolve(full)  # created meanwhile, by another run
             if room is None:
@@ -360,14 +361,18 @@ class RoomBuilder:
         )
         return str(answer.body["room_id"]) if answer.status == 200 else None
 
-    def _raise_owners(self, room: str, owners: tuple[str, ...]) -> None:
-        """Owners at power level 100 (after creation: room versions differ on creators)."""
+    def raise_owners(self, room: str, owners: tuple[str, ...]) -> None:
+        """Owners at power level 100, after creation: from room version 12 on, the creator
+        holds its power outside the `users` map and must not be listed there
+        (https://spec.matrix.org/v1.16/rooms/v12/)."""
         others = [user for user in owners if user != self.me]
         if not others:
             return
         path = f"{CLIENT}/rooms/{path_part(room)}/state/m.room.power_levels/"
         levels = dict(self._conn.call("GET", path).body)
         users = dict(levels.get("users") or {})
+        if all(users.get(user) == 100 for user in others):
+            return
         users.update({user: 100 for user in others})
         self._conn.call("PUT", path, body={**levels, "users": users})
 

@@ -1,8 +1,17 @@
-"""The chat mapper: one Teams channel message (root post or reply) to Matrix events.
+"""The chat mapper: one Teams message (a channel's root post or reply, or a chat's message)
+to Matrix events.
 
 Pure: no network, no database, no file I/O. The content is the JSON document the Graph Teams
 source fetches: {"message": <chatMessage as Graph returns it>, "hostedContents": {<id>:
-{"contentType", "base64"}}, "team": {...}, "channel": {...}}. The payload's content is
+{"contentType", "base64"}}, "team": {...}, "channel": {...}}, or for a chat (one-to-one,
+group or meeting chat) {"message", "hostedContents", "chat": {"id", "chatType", "topic"}}.
+Chats have no threads: a chat message that quotes another (a `messageReference`
+attachment, https://learn.microsoft.com/en-us/graph/api/resources/chatmessageattachment)
+becomes a Matrix reply (`m.in_reply_to` "$REPLY", the quoted message's id in
+`attrs["reply_to"]`, https://spec.matrix.org/latest/client-server-api/#rich-replies)
+without the quote in its text, as replies carry no fallback since Matrix 1.13; the quote
+travels beside it (`attrs["reply_fallback"]`: body and HTML) for the target to put in front
+of the message when the quoted one is not in the room. The payload's content is
 {"events": [{"type", "content"}, ...]}: the message itself (several events when it is too
 large for one), then one `m.reaction` per reaction. The target replaces "$ROOT" with the
 thread root's event id, "$SELF" with the main event's id and each "mxc://hirondelle/<hosted
@@ -117,6 +126,8 @@ class _Rendering:
     mentioned: set[str] = field(default_factory=set)
     media: dict[str, dict[str, Any]] = field(default_factory=dict)
     used_attachments: set[str] = field(default_factory=set)
+    quotes_reply: bool = False  # a quoted message is a reply (chats), not only a quote
+    reply: tuple[str, str] | None = None  # (quoted message id, the quote's HTML)
 
     def rewrites(self) -> Rewrites:
         return Rewrites(self.mention, self.image, self.attachment, self.link)
@@ -170,8 +181,19 @@ class _Rendering:
         for attachment in self.message.get("attachments") or ():
             if str(attachment.get("id")) == attachment_id:
                 self.used_attachments.add(attachment_id)
-                return render_attachment(attachment, self.hosted, self.migrated)
+                return self.render_attachment(attachment)
         return None
+
+    def render_attachment(self, attachment: Mapping[str, Any]) -> str:
+        """The attachment's HTML; in a chat, the first quoted message becomes the reply
+        (its quote kept aside as the fallback) and leaves the text."""
+        quote = render_attachment(attachment, self.hosted, self.migrated)
+        if self.quotes_reply and self.reply is None:
+            quoted = quoted_message_id(attachment)
+            if quoted:
+                self.reply = (quoted, quote)
+                return ""
+        return quote
 
     def link(self, href: str) -> str:
         return self.migrated(href) or href
@@ -181,6 +203,20 @@ class _Rendering:
         (a file archive's `file://` path): then the original URL is kept."""
         found = migrated_url(url, self.context.links)
         return found if found and found.lower().startswith(("https://", "http://")) else None
+
+
+def quoted_message_id(attachment: Mapping[str, Any]) -> str | None:
+    """The id of the message a `messageReference` attachment quotes (its content's
+    `messageId`, which Graph also gives as the attachment's id); None for anything else."""
+    if attachment.get("contentType") != "messageReference":
+        return None
+    content = attachment.get("content")
+    try:
+        parsed = json.loads(content) if isinstance(content, str) else content
+    except json.JSONDecodeError:
+        parsed = None
+    quoted = parsed.get("messageId") if isinstance(parsed, Mapping) else None
+    return str(quoted or attachment.get("id") or "") or None
 
 
 def migrated_url(url: str, links: Mapping[str, str]) -> str | None:
@@ -193,7 +229,8 @@ def migrated_url(url: str, links: Mapping[str, str]) -> str | None:
     return None
 
 
-def _load(content: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def _load(content: Any) -> tuple[dict[str, Any], dict[str, Any], bool]:
+    """(message, hosted contents, whether it is a chat's message) of a fetched document."""
     if isinstance(content, bytes | bytearray):
         try:
             content = json.loads(content)
@@ -202,7 +239,8 @@ def _load(content: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(content, dict) or not isinstance(content.get("message"), dict):
         raise SkipItem("chat content has no message")
     hosted = content.get("hostedContents") or {}
-    return content["message"], hosted if isinstance(hosted, dict) else {}
+    in_chat = isinstance(content.get("chat"), dict)
+    return content["message"], hosted if isinstance(hosted, dict) else {}, in_chat
 
 
 def instant(value: Any) -> datetime:
@@ -240,7 +278,7 @@ def _body(message: Mapping[str, Any], rendering: _Rendering) -> str:
     if isinstance(subject, str) and subject.strip():
         markup = f"<p><strong>{escape(subject.strip())}</strong></p>{markup}"
     extra = "".join(
-        render_attachment(attachment, rendering.hosted, rendering.migrated)
+        rendering.render_attachment(attachment)
         for attachment in message.get("attachments") or ()
         if str(attachment.get("id")) not in rendering.used_attachments
     )
@@ -248,10 +286,14 @@ def _body(message: Mapping[str, Any], rendering: _Rendering) -> str:
 
 
 def _contents(
-    item: Item, message: Mapping[str, Any], hosted: Mapping[str, Any], context: ChatContext
+    item: Item,
+    message: Mapping[str, Any],
+    hosted: Mapping[str, Any],
+    context: ChatContext,
+    in_chat: bool,
 ) -> tuple[str, str, bool, _Rendering]:
     """(msgtype, HTML, edited, rendering) of the message's main text."""
-    rendering = _Rendering(message, hosted, context)
+    rendering = _Rendering(message, hosted, context, quotes_reply=in_chat)
     if message.get("deletedDateTime") or item.meta.get("deleted"):
         if context.deleted == "skip":
             raise SkipItem("the message was deleted in Teams")
@@ -276,9 +318,15 @@ def _prefixed(markup: str, author: str, when: datetime) -> tuple[str, str]:
 
 
 def _message_events(
-    source_id: str, msgtype: str, markup: str, body: str | None, relation: dict[str, Any] | None
+    source_id: str,
+    msgtype: str,
+    markup: str,
+    body: str | None,
+    relation: dict[str, Any] | None,
+    reserve: int = 0,
 ) -> list[dict[str, Any]]:
-    """The message as one event, or several when its JSON would pass the size limit."""
+    """The message as one event, or several when its JSON would pass the size limit
+    (`reserve` bytes kept free in the first, for a reply's fallback quote)."""
     budget = MAX_CONTENT_BYTES // 2
     while True:
         chunks = split_html(markup, budget)
@@ -297,11 +345,36 @@ def _message_events(
             if index:
                 content[PART_KEY] = index + 1
             events.append({"type": "m.room.message", "content": content})
-        if all(_json_size(event["content"]) <= MAX_CONTENT_BYTES for event in events):
+        sizes = [_json_size(event["content"]) for event in events]
+        sizes[0] += reserve
+        if all(size <= MAX_CONTENT_BYTES for size in sizes):
             return events
         if budget < 2048:
             raise SkipItem("the message cannot be cut into events under the size limit")
         budget = budget * 3 // 4
+
+
+def reply_fallback(quote: str) -> dict[str, str]:
+    """What stands for the quoted message when it is not in the room: the quote's HTML
+    and text, which the target puts in front of the message's own."""
+    return {"formatted_body": quote, "body": html_to_text(quote)}
+
+
+def without_reply(content: dict[str, Any], fallback: Mapping[str, str] | None) -> dict[str, Any]:
+    """A chat message whose quoted message is not in the room: no reply relation, and
+    the quote (`attrs["reply_fallback"]`) in front of its text. Other content unchanged."""
+    relation = content.get("m.relates_to")
+    reply = relation.get("m.in_reply_to") if isinstance(relation, dict) else None
+    if not (isinstance(reply, dict) and reply.get("event_id") == "$REPLY"):
+        return content
+    content = {key: value for key, value in content.items() if key != "m.relates_to"}
+    if fallback:
+        content["formatted_body"] = fallback["formatted_body"] + str(
+            content.get("formatted_body") or escape(str(content.get("body") or ""))
+        )
+        content["format"] = "org.matrix.custom.html"
+        content["body"] = f"{fallback['body']}\n\n{content.get('body') or ''}".strip()
+    return content
 
 
 def _json_size(value: Any) -> int:
@@ -361,16 +434,16 @@ def map_chat_message(item: Item, content: Any, context: ChatContext) -> Payload:
     Raises `SkipItem` when the content is malformed, or for a deleted message when
     `context.deleted == "skip"`.
     """
-    message, hosted = _load(content)
+    message, hosted, in_chat = _load(content)
     created = instant(message.get("createdDateTime") or item.meta.get("createdDateTime"))
     sender, author = _author(message, context)
-    msgtype, markup, edited, rendering = _contents(item, message, hosted, context)
+    msgtype, markup, edited, rendering = _contents(item, message, hosted, context, in_chat)
     body: str | None = None
     if context.mode == "bot":
         markup, body = _prefixed(markup, author, created)
     root = item.meta.get("rootId") or message.get("replyToId")
     is_reply = "/" in item.source_id or bool(message.get("replyToId"))
-    root_id = str(root or item.source_id.partition("/")[0]) if is_reply else None
+    root_id = str(root or item.source_id.partition("/")[0]) if is_reply and not in_chat else None
     relation = None
     if root_id is not None:
         relation = {
@@ -379,7 +452,11 @@ def map_chat_message(item: Item, content: Any, context: ChatContext) -> Payload:
             "is_falling_back": True,
             "m.in_reply_to": {"event_id": "$ROOT"},
         }
-    events = _message_events(item.source_id, msgtype, markup, body, relation)
+    fallback = reply_fallback(rendering.reply[1]) if rendering.reply else None
+    reserve = _json_size(fallback) if fallback else 0
+    events = _message_events(item.source_id, msgtype, markup, body, relation, reserve)
+    if rendering.reply:
+        events[0]["content"]["m.relates_to"] = {"m.in_reply_to": {"event_id": "$REPLY"}}
     events[0]["content"]["m.mentions"] = {"user_ids": sorted(rendering.mentioned)}
     if msgtype == "m.text":
         events.extend(_reaction_events(item.source_id, message, context))
@@ -393,6 +470,8 @@ def map_chat_message(item: Item, content: Any, context: ChatContext) -> Payload:
         "sender_name": author,
         "ts": _millis(created),
         "root": root_id,
+        "reply_to": rendering.reply[0] if rendering.reply else None,
+        "reply_fallback": fallback,
         "txn_id": txn_id(item.source_id),
         "media": media,
         "edited": edited,

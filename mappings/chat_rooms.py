@@ -57,6 +57,14 @@ def _power_levels(admins: Iterable[str], events_default: int, invite: int) -> di
     }
 
 
+def private_room_state() -> list[dict[str, Any]]:
+    """Initial state of the rooms made for Teams: history shared with members, no guests."""
+    return [
+        {"type": f"m.room.{name}", "state_key": "", "content": {name: value}}
+        for name, value in (("history_visibility", "shared"), ("guest_access", "forbidden"))
+    ]
+
+
 def room_settings(
     team: Mapping[str, Any],
     channel: Mapping[str, Any],
@@ -79,10 +87,7 @@ def room_settings(
     if creator:
         admins.append(creator)
     private = channel.get("membershipType") in ("private", "shared")
-    initial = [
-        {"type": f"m.room.{name}", "state_key": "", "content": {name: value}}
-        for name, value in (("history_visibility", "shared"), ("guest_access", "forbidden"))
-    ]
+    initial = private_room_state()
     space: dict[str, Any] = {
         "name": str(team.get("displayName") or "Team"),
         "preset": "private_chat",

@@ -59,7 +59,7 @@ def files_subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ta
     yield from _under_test(request, tmp_path)
 
 
-@pytest.fixture(params=names_of("chat"))
+@pytest.fixture(params=names_of("chat") + names_of("chats"))
 def chat_subject(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[TargetUnderTest]:
     yield from _under_test(request, tmp_path)
 

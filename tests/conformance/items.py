@@ -10,9 +10,13 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hirondelle.mappings.chat import ChatContext
+from hirondelle.mappings.chat_members import ChatInfo
 from hirondelle.mappings.mail import fingerprint_of
 from hirondelle.migrator.model import Container, Owner, Payload
 from hirondelle.tests.dav.payloads import contact, event
+from hirondelle.tests.matrix.chats import chat_document, member
+from hirondelle.tests.matrix.chats import chat_payload as chats_payload
 from hirondelle.tests.matrix.payloads import BASE_TS, channel, chat_payload, team
 from hirondelle.tests.webdav.payloads import file
 
@@ -179,6 +183,12 @@ def new_team() -> Owner:
     return team(f"Équipe {uuid.uuid4().hex[:6]}", f"team-{uuid.uuid4().hex}")
 
 
+def new_chat_owner() -> Owner:
+    """A member whose listing owns the chats (its UPN names no directory: chats share one)."""
+    name = f"user{uuid.uuid4().hex[:8]}"
+    return Owner(upn=f"{name}@example.test", source_id=f"id-{name}", display_name=name)
+
+
 class ChatItems(Items):
     """Channel messages of a fresh team: a root, a reply in its thread, later messages,
     each with reactions (events a batch sends after the message's own)."""
@@ -251,3 +261,28 @@ class RulesItems(Items):
 
     def oversized(self, limit: int) -> Payload:
         return sieve_script(f"rules-{next(_ids)}", "#" + "x" * limit + "\r\n")
+
+
+class ChatsItems(ChatItems):
+    """Messages of Teams chats, as the mapper makes them of chat documents: a message, one
+    quoting it (a Matrix reply to it), later messages. A container is one group chat the
+    source did not describe (the target's stand-in: no member invited beforehand)."""
+
+    workload = "chats"
+    context = ChatContext("localhost")
+
+    def container(self, name: str = "Équipe projet ☀") -> Container:
+        chat_id = f"19:{self.owner.source_id}-{name}@thread.v2"
+        return Container("chats", self.owner.upn, chat_id, (name,), role="group")
+
+    def items(self, count: int) -> list[Payload]:
+        info = ChatInfo(f"19:{uuid.uuid4().hex}@thread.v2", "group", "Conformance", ())
+        alice, bob = member("Alice"), member("Bob")
+        first = str(next(_ids))
+        documents = [chat_document(info, first, "héllo 👋", alice, 0)]
+        for n in range(1, count):
+            quote = (first, alice, "héllo 👋") if n == 1 else None
+            documents.append(
+                chat_document(info, str(next(_ids)), f"message {n}", bob, n, quote=quote)
+            )
+        return [chats_payload(document, self.context) for document in documents]

@@ -14,8 +14,18 @@ from pathlib import Path
 import pytest
 
 from hirondelle.migrator.model import Owner, TargetRef
+from hirondelle.workloads import target_spec
 
-from .items import ChatItems, DavItems, FilesItems, MailItems, RulesItems, new_team
+from .items import (
+    ChatItems,
+    ChatsItems,
+    DavItems,
+    FilesItems,
+    MailItems,
+    RulesItems,
+    new_chat_owner,
+    new_team,
+)
 from .subject import Stored, TargetUnderTest
 
 Factory = Callable[[pytest.FixtureRequest, Path], TargetUnderTest]
@@ -194,8 +204,11 @@ def _files_archive(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnde
 # -- chat --------------------------------------------------------------------------------------
 
 
-def _matrix(mode: str, request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnderTest:
-    """The application service (puppets, kept timestamps) or a plain bot account."""
+def _matrix(
+    mode: str, request: pytest.FixtureRequest, tmp_path: Path, workload: str = "chat"
+) -> TargetUnderTest:
+    """The application service (puppets, kept timestamps) or a plain bot account, for a
+    team's channels or (workload "chats") a user's Teams chats."""
     from hirondelle.connectors.matrix import MatrixSettings, MatrixTarget
     from hirondelle.tests.servers import SYNAPSE_AS_TOKEN, MatrixAccount, SynapseServer
 
@@ -216,31 +229,35 @@ def _matrix(mode: str, request: pytest.FixtureRequest, tmp_path: Path) -> Target
             bot_rate=1000.0,
         )
     token.chmod(0o600)
-    owner = new_team()
+    owner = new_team() if workload == "chat" else new_chat_owner()
+    items = ChatItems(owner, tmp_path) if workload == "chat" else ChatsItems(owner, tmp_path)
     return TargetUnderTest(
-        f"matrix-{mode}",
-        "chat",
+        f"matrix-{mode}" if workload == "chat" else f"matrix-chats-{mode}",
+        workload,
         "matrix",
         MatrixTarget(settings),
         owner,
-        ChatItems(owner, tmp_path),
+        items,
         sizes_listed=False,  # a room's history gives no stored size
         put_twice_same_ref=True,  # each event's transaction id: sent once
         over_limit_reason="size limit",  # the homeserver's 413 M_TOO_LARGE
     )
 
 
-def _chat_archive(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnderTest:
+def _chat_archive(
+    request: pytest.FixtureRequest, tmp_path: Path, workload: str = "chat"
+) -> TargetUnderTest:
     from hirondelle.connectors.archive_chat import ChatArchiveTarget
 
-    owner = new_team()
+    owner = new_team() if workload == "chat" else new_chat_owner()
+    items = ChatItems(owner, tmp_path) if workload == "chat" else ChatsItems(owner, tmp_path)
     return TargetUnderTest(
-        "chat-archive",
-        "chat",
+        "chat-archive" if workload == "chat" else "chats-archive",
+        workload,
         "archive",
         ChatArchiveTarget(tmp_path / "archive"),
         owner,
-        ChatItems(owner, tmp_path),
+        items,
         sizes_listed=False,  # listed from the channel's lines, not their bytes
     )
 
@@ -315,6 +332,18 @@ SUBJECTS: dict[str, Subject] = {
     "managesieve-dovecot": _entry("rules", "managesieve", _managesieve),
     "sieve-archive": _entry("rules", "archive", _sieve_archive),
 }
+# Teams chats (workload "chats") run the contract on the chat targets once the workload is
+# declared in workloads/ (the chats source's part): until then `_under_test` would find no
+# declaration to check them against.
+if target_spec("chats", "matrix") is not None:
+    _chats_matrix = functools.partial(_matrix, workload="chats")
+    SUBJECTS |= {
+        "matrix-chats-appservice": _entry("chats", "matrix", _chats_matrix, "appservice"),
+        "matrix-chats-bot": _entry("chats", "matrix", _chats_matrix, "bot"),
+        "chats-archive": _entry(
+            "chats", "archive", functools.partial(_chat_archive, workload="chats")
+        ),
+    }
 
 
 def names_of(workload: str | None = None) -> list[str]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from hirondelle.connectors.matrix import MatrixSettings, MatrixTarget
+from hirondelle.mappings.chat_members import ChatInfo
 from hirondelle.tests.servers import SYNAPSE_AS_TOKEN, MatrixAccount, SynapseServer
 
 AS_TOKEN_ENV = "HIRONDELLE_TEST_MATRIX_AS_TOKEN"
@@ -25,7 +26,12 @@ def appservice_target(
     monkeypatch.setenv(AS_TOKEN_ENV, SYNAPSE_AS_TOKEN)
     prefix = f"m365_{uuid.uuid4().hex[:8]}_"  # inside the registration's alias namespace
 
-    def make(**options: Any) -> MatrixTarget:
+    def make(
+        *,
+        chats: Mapping[str, ChatInfo] | None = None,
+        users: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> MatrixTarget:
         settings = MatrixSettings(
             synapse.url,
             synapse.server_name,
@@ -33,7 +39,7 @@ def appservice_target(
             room_alias_prefix=prefix,
             **options,
         )
-        return MatrixTarget(settings)
+        return MatrixTarget(settings, chats=chats, users=users)
 
     return make
 
@@ -53,7 +59,12 @@ def bot_target(
     token_file.chmod(0o600)
     prefix = f"bot{uuid.uuid4().hex[:8]}_"
 
-    def make(**options: Any) -> MatrixTarget:
+    def make(
+        *,
+        chats: Mapping[str, ChatInfo] | None = None,
+        users: Mapping[str, str] | None = None,
+        **options: Any,
+    ) -> MatrixTarget:
         settings = MatrixSettings(
             synapse.url,
             synapse.server_name,
@@ -62,6 +73,6 @@ def bot_target(
             room_alias_prefix=prefix,
             **{"bot_rate": 1000.0, **options},
         )
-        return MatrixTarget(settings)
+        return MatrixTarget(settings, chats=chats, users=users)
 
     return make

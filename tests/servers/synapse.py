@@ -61,8 +61,9 @@ class SynapseServer(Server):
 
     SQLite, one client listener on 127.0.0.1, generous rate limits, and an application
     service registered from `registration_yaml` (as token `SYNAPSE_AS_TOKEN`, puppets
-    `@_m365_...`, aliases `#m365_...`). `new_user()` registers ordinary accounts through
-    the shared-secret admin API. Extra homeserver settings go in `options`.
+    `@_m365_...`, aliases `#m365_...`, real users non-exclusively). `new_user()` registers
+    ordinary accounts through the shared-secret admin API. Extra homeserver settings go in
+    `options`.
     """
 
     name = "Synapse"
@@ -107,7 +108,10 @@ class SynapseServer(Server):
     def _write_config(self) -> None:
         from hirondelle.connectors.matrix import MatrixSettings, registration_yaml
 
-        settings = MatrixSettings(self.url, self.server_name, as_token_env="UNUSED")
+        # masquerade_real_users: the service may act for real users too (their m.direct)
+        settings = MatrixSettings(
+            self.url, self.server_name, as_token_env="UNUSED", masquerade_real_users=True
+        )
         registration = registration_yaml(settings, SYNAPSE_AS_TOKEN, SYNAPSE_HS_TOKEN)
         (self.root / "appservice.yaml").write_text(registration, encoding="utf-8")
         seed = base64.b64encode(os.urandom(32)).decode("ascii").rstrip("=")

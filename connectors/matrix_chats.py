@@ -1,0 +1,118 @@
+"""The rooms of Teams chats on a homeserver: made once, members in, marked direct.
+
+`mappings.chat_direct` says what the room of a chat is (alias, createRoom body, members,
+owners, the `m.direct` pairs); this module makes it so on the homeserver, in steps that
+are each idempotent, so that a run killed anywhere between them completes the room the
+next time instead of making a second one:
+
+1. register the members' puppets (display names set) so that invites name them;
+2. find the room by its alias, or create it (createRoom with the alias is atomic);
+3. owners at power 100, and the name of a group or meeting chat as Teams has it now;
+4. invite the members that are neither invited nor joined (with `is_direct` in the
+   member event of a one-to-one chat, which the `/invite` endpoint cannot carry:
+   a `PUT .../state/m.room.member/{user}` can,
+   https://spec.matrix.org/latest/client-server-api/#mroommember), then join the
+   puppets as themselves;
+5. in appservice mode, list the room in the `m.direct` account data of each side of a
+   one-to-one chat that the application service may act for (its puppets, and mapped
+   real users when `masquerade_real_users` is on), merged into what is there
+   (https://spec.matrix.org/latest/client-server-api/#direct-messaging).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..mappings.chat import ChatContext
+from ..mappings.chat_direct import ChatRoom, chat_info, chat_room, with_direct_room
+from ..migrator.model import Container
+from .matrix_wire import CLIENT, MatrixConnection, RoomBuilder, path_part
+
+if TYPE_CHECKING:
+    from .matrix import MatrixTarget
+
+
+class ChatRooms:
+    """One session's chat rooms: `ensure` returns a chat's room, made whole."""
+
+    def __init__(
+        self,
+        target: MatrixTarget,
+        connection: MatrixConnection,
+        rooms: RoomBuilder,
+        context: ChatContext,
+    ) -> None:
+        self._target = target
+        self._settings = target.settings
+        self._conn = connection
+        self._rooms = rooms
+        self._context = context
+
+    def ensure(self, container: Container) -> tuple[str, dict[str, str]]:
+        """The chat's room id and its members' membership ("join", "invite"...), after the
+        steps of the module doc."""
+        info = chat_info(self._target.chats, container)
+        plan = chat_room(info, self._context, self._settings.room_alias_prefix, self._rooms.me)
+        for user, name in plan.members.items():
+            if self._settings.is_puppet(user):
+                self._target.ensure_puppet(self._conn, user, name)
+        # createRoom invites the puppets only: a real user it cannot invite (unknown to the
+        # homeserver) would fail the whole call; step 4 invites them one by one
+        puppets = [user for user in plan.create["invite"] if self._settings.is_puppet(user)]
+        create = {**plan.create, "invite": puppets}
+        room = self._rooms.ensure_room(plan.alias, create, plan.owners)
+        self._rooms.raise_owners(room, plan.owners)
+        if "name" in plan.create:
+            self._follow_name(room, str(plan.create["name"]))
+        membership = self._complete_membership(room, plan)
+        if self._settings.mode == "appservice":
+            for user, other in plan.direct.items():
+                if self._settings.acts_for(user):
+                    self._mark_direct(user, other, room)
+        return room, membership
+
+    def _follow_name(self, room: str, name: str) -> None:
+        """A group chat renamed in Teams since the room was made: the room follows."""
+        path = f"{CLIENT}/rooms/{path_part(room)}/state/m.room.name/"
+        answer = self._conn.call("GET", path, ok=(200, 404))
+        if answer.status == 404 or answer.body.get("name") != name:
+            self._conn.call("PUT", path, body={"name": name})
+
+    def _membership(self, room: str) -> dict[str, str]:
+        answer = self._conn.call("GET", f"{CLIENT}/rooms/{path_part(room)}/members")
+        return {
+            str(event.get("state_key")): str((event.get("content") or {}).get("membership"))
+            for event in answer.body.get("chunk", [])
+        }
+
+    def _complete_membership(self, room: str, plan: ChatRoom) -> dict[str, str]:
+        membership = self._membership(room)
+        for user in plan.members:
+            if user == self._rooms.me or user in membership:
+                continue  # in, invited, or left of their own will (not invited again)
+            if not (self._settings.invite or self._settings.is_puppet(user)):
+                continue
+            if plan.is_direct:
+                path = f"{CLIENT}/rooms/{path_part(room)}/state/m.room.member/{path_part(user)}"
+                body = {"membership": "invite", "is_direct": True}
+                # a refusal (unknown user, banned) only loses the invite, as `RoomBuilder.invite`
+                self._conn.call("PUT", path, body=body, ok=(200, 400, 403, 404))
+            else:
+                self._rooms.invite(room, user)
+            membership[user] = "invite"
+        for user in plan.members:
+            if self._settings.is_puppet(user) and membership.get(user) != "join":
+                self._conn.call(
+                    "POST", f"{CLIENT}/join/{path_part(room)}", body={}, params={"user_id": user}
+                )
+                membership[user] = "join"
+        return membership
+
+    def _mark_direct(self, user: str, other: str, room: str) -> None:
+        path = f"{CLIENT}/user/{path_part(user)}/account_data/m.direct"
+        params = {"user_id": user}
+        answer = self._conn.call("GET", path, params=params, ok=(200, 404))
+        current = dict(answer.body) if answer.status == 200 else {}
+        updated = with_direct_room(current, other, room)
+        if updated is not None:
+            self._conn.call("PUT", path, body=updated, params=params)
