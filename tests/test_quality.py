@@ -68,3 +68,23 @@ def test_every_type_ignore_names_its_code_and_reason() -> None:
             if found and not (found["code"] and found["rest"].strip().startswith("#")):
                 bare.append(f"{relative}:{number}: {line.strip()}")
     assert bare == []
+
+
+# A merge left unresolved: git's markers at the start of a line (the README once shipped one).
+CONFLICT = re.compile(r"^(<{7}|>{7}) |^={7}$", re.MULTILINE)
+
+
+def test_no_file_holds_a_merge_conflict_marker() -> None:
+    listed = run("git", "ls-files", "-z")
+    if listed.returncode != 0:  # not a git checkout (an sdist): walk the tree instead
+        paths = [p for p in ROOT.rglob("*") if p.is_file() and ".git" not in p.parts]
+    else:
+        paths = [ROOT / name for name in listed.stdout.split("\0") if name]
+    marked = []
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (UnicodeDecodeError, FileNotFoundError, IsADirectoryError):
+            continue  # binary content cannot hold a text merge
+        marked += [f"{path.relative_to(ROOT)}" for _ in CONFLICT.finditer(text)][:1]
+    assert marked == []
