@@ -21,8 +21,7 @@ Serves `tenant.chats` (`chats_data.py`) the way the service answers, per Microso
   messages do.
 - Throttling: 20 chat message reads per second per app and tenant
   (https://learn.microsoft.com/en-us/graph/throttling-limits#microsoft-teams-service-limits),
-  counted by the Teams throttle (`teams.TeamsThrottle`) with the channels' 4 per second per
-  resource applied to each chat as well (the page names no per-chat rate).
+  counted by the Teams throttle (`teams.TeamsThrottle`); the page names no per-chat rate.
 """
 
 from __future__ import annotations

@@ -272,7 +272,7 @@ class _Seeder:
         composer = Composer(data, self.rng, channel)
         moment = chat.created
         joined = self._event("membersAdded", chat, chat.members + chat.left)
-        write(data, channel, moment, None, lambda d: joined)
+        write(data, channel, moment, None, fixed(joined))
         written: list[ChannelMessage] = []
         for index in range(count):
             moment += timedelta(minutes=self.rng.randint(3, 600))
@@ -284,13 +284,13 @@ class _Seeder:
             if leaver is not None and index == count // 2 - 1:
                 moment += timedelta(minutes=5)
                 gone = self._event("membersDeleted", chat, chat.left)
-                write(data, channel, moment, None, lambda d, fields=gone: fields)
+                write(data, channel, moment, None, fixed(gone))
         if showcase:
             self._showcase(chat, composer, moment, written)
         if call:
             moment += timedelta(minutes=45)
             ended = self._call_ended(chat)
-            write(data, channel, moment, None, lambda d: ended)
+            write(data, channel, moment, None, fixed(ended))
 
     def _showcase(
         self, chat: SandboxChat, composer: Composer, moment: datetime, earlier: list[ChannelMessage]
@@ -444,6 +444,11 @@ class _Seeder:
                     body=f"<p>{text}</p>",
                 )
             )
+
+
+def fixed(fields: JSON) -> Callable[[Draft], JSON]:
+    """A message's fields known before its id and time."""
+    return lambda draft: fields
 
 
 def _regular(composer: Composer, texts: tuple[str, ...]) -> Callable[[Draft], JSON]:

@@ -13,6 +13,7 @@ import dataclasses
 import random
 from typing import TYPE_CHECKING
 
+from .chats_data import fixed
 from .teams_data import ChannelMessage
 from .teams_seed import POSTS, Composer, deleted_fields, write
 
@@ -40,7 +41,7 @@ class ChatMutator:
                 chat.as_channel,
                 self.data.clock(),
                 composer.author(),
-                lambda d, body=f"<p>{text}</p>": {"body": body},
+                fixed({"body": f"<p>{text}</p>"}),
             )
             touched.append(message.id)
         live = [

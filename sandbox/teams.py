@@ -143,8 +143,8 @@ class TeamsThrottle:
         checks = [(resource, PER_RESOURCE_PER_SECOND, "ChannelOrTeamRequests")]
         if key.startswith(_MESSAGES):
             checks.append((TENANT_BUCKET, MESSAGE_READS_PER_SECOND, "ChannelMessageReads"))
-        elif key.startswith(CHAT_MESSAGES):
-            checks.append((CHAT_BUCKET, MESSAGE_READS_PER_SECOND, "ChatMessageReads"))
+        elif key.startswith(CHAT_MESSAGES):  # the page names no per-chat rate
+            checks = [(CHAT_BUCKET, MESSAGE_READS_PER_SECOND, "ChatMessageReads")]
         for bucket, count, name in checks:
             window = self._windows.setdefault(bucket, deque())
             while window and window[0] <= now - length:

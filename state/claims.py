@@ -48,15 +48,3 @@ class StoreClaims:
                 )
                 held.update((str(cid), str(who)) for cid, who in found)
         return held
-
-
-class MemoryClaims:
-    """Claims held in this process only (a plan, a test without a state)."""
-
-    def __init__(self) -> None:
-        self.held: dict[str, str] = {}
-
-    def claim(self, container_ids: Sequence[str], owner: str) -> dict[str, str]:
-        for cid in container_ids:
-            self.held.setdefault(cid, owner)
-        return {cid: self.held[cid] for cid in container_ids}
