@@ -32,6 +32,7 @@ from typing import Any
 
 from ..mappings.chat import PART_KEY, PLACEHOLDER_PREFIX, TEAMS_ID_KEY
 from ..mappings.chat_html import escape, sanitize
+from ..mappings.chat_members import ChatInfo
 from ..migrator.errors import FatalError, SkipItem
 from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
 from .archive_dav import collection_dir_name
@@ -138,6 +139,12 @@ class ChatArchiveTarget(ArchiveRoot):
         checksums=False,
         moves=False,
     )
+
+    def __init__(
+        self, root: Path, durable: bool = True, *, chats: Mapping[str, ChatInfo] | None = None
+    ) -> None:
+        super().__init__(root, durable)
+        self.chats = chats if chats is not None else {}  # the chats workload's chats
 
     def open(self, owner: Owner) -> ChatArchiveSession:
         name = owner.display_name or owner.upn.removeprefix("team:")

@@ -56,3 +56,12 @@ CHAT = """\
 # as_token_file = "matrix-as-token"            # written by init, with matrix-appservice.yaml
 # access_token_env = "HIRONDELLE_MATRIX_TOKEN" # bot mode
 """
+
+CHATS = """\
+# [targets.chats]
+# kind = "matrix"                              # or "archive": JSON lines + HTML transcript
+# mode = "appservice"                          # the settings of [targets.chat]
+# homeserver = "https://matrix.example.org"
+# server_name = "{server_name}"
+# as_token_file = "matrix-as-token"
+"""
