@@ -48,8 +48,7 @@ def build(
     if settings is None:
         target = ChatArchiveTarget(archive_path(target_config), chats=source.chats)
     else:
-        # the keyword of the agreed interface, which the chats-matrix branch adds
-        target = MatrixTarget(settings, {}, chats=source.chats)  # type: ignore[call-arg]
+        target = MatrixTarget(settings, {}, chats=source.chats)  # type: ignore[call-arg]  # the agreed keyword, which the chats-matrix branch adds
     mapper = partial(map_chat_message, context=context)
     workload = Workload("chats", source, mapper, target, ordered=True, budget=BUDGET)
     return workload, ChatsPlanner(source, READS_PER_SECOND)
