@@ -29,7 +29,7 @@ class StoreClaims:
         insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
         rows = [
             {"workload": self.workload, "container_id": cid, "owner": owner}
-            for cid in dict.fromkeys(container_ids)
+            for cid in sorted(set(container_ids))  # one order for all: no deadlock
         ]
         held: dict[str, str] = {}
         with self.store.writing() as s, s.begin():

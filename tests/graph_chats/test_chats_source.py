@@ -200,3 +200,35 @@ def test_a_member_who_left_is_kept_as_such(sb: Any) -> None:
     members = {m.user_id: m for m in source.chats[left.source_id].members}
     assert members[leaver.id].left and members[leaver.id].name == leaver.display_name
     assert not any(m.left for uid, m in members.items() if uid != leaver.id)
+
+
+def test_a_chat_of_another_kind_is_left_out_and_the_plan_says_so(sb: Any) -> None:
+    from hirondelle.sandbox.chats_data import SandboxChat
+    from hirondelle.workloads.chats_plan import ChatsPlanner
+
+    chats = sb.tenant.chats
+    first = chats.chats[0]
+    odd = SandboxChat("19:future@thread.v2", "unknownFutureValue", "Plus tard", first.created,
+                      first.members)  # fmt: skip
+    chats.add_chat(odd)
+    source = source_for(sb)
+    planner = ChatsPlanner(source, 20.0)
+    owner = sb.tenant.users[0]
+
+    async def scenario() -> tuple[list[Container], list[Any]]:
+        try:
+            me = Owner(owner.upn, owner.id, owner.display_name)
+            containers = await source.containers(me)
+            return containers, await planner.findings(me, containers, False)
+        finally:
+            await source.aclose()
+
+    containers, findings = run(scenario())
+    assert odd.id not in {c.source_id for c in containers} and len(containers) == 4
+    kinds = {f.kind: f for f in findings}
+    assert kinds["chat-kind"].severity == "warning" and odd.id in kinds["chat-kind"].detail
+    messages = sum(len(chats.roots(c.source_id)) for c in containers)
+    assert f"{messages} messages" in kinds["metered"].detail
+    assert "$0.00" in kinds["metered"].detail
+    assert sum(1 for f in findings if f.kind == "chat") == 4
+    assert all(planner.requests(c) >= 1 for c in containers)
