@@ -48,3 +48,16 @@ class StoreClaims:
                 )
                 held.update((str(cid), str(who)) for cid, who in found)
         return held
+
+    def held(self, container_ids: Sequence[str]) -> dict[str, str]:
+        """Who holds those of the containers someone holds; nothing is claimed."""
+        if not container_ids:
+            return {}
+        with self.store.session() as s:
+            found = s.execute(
+                select(Claim.container_id, Claim.owner).where(
+                    Claim.workload == self.workload,
+                    Claim.container_id.in_(list(container_ids)),
+                )
+            )
+            return {str(cid): str(who) for cid, who in found}

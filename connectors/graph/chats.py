@@ -41,11 +41,12 @@ item before it is settled: a pass killed half way starts again from the last sto
 and the engine skips what it already wrote. Where the service refuses the `$filter`, each
 sync reads the chat whole and the engine skips what did not change.
 
-De-duplication: each listed chat is claimed for the listing owner through `ChatClaims`
-(the state's claims table in a run: one unique row per chat, so two members' jobs that
-list a chat at once get the same answer); a chat claimed by another member is not
-this owner's container. A claim never moves: if the owning member later leaves the chat,
-the chat is no longer synced.
+De-duplication: a chat belongs to one member, recorded as a claim through `ChatClaims` (the
+state's claims table in a run: one unique row per chat, so two members' jobs that list a
+chat at once get the same answer). The member who claims it is the tenant user of lowest id
+among its members (`_preferred`), whichever job lists it first, so plans and runs agree; the
+other members only read the claim. A claim never moves: if the holding member later leaves
+the chat, the chat is no longer synced.
 """
 
 from __future__ import annotations
@@ -90,17 +91,27 @@ class ChatClaims(Protocol):
 
     def claim(self, container_ids: Sequence[str], owner: str) -> dict[str, str]: ...
 
+    def held(self, container_ids: Sequence[str]) -> dict[str, str]:
+        """Who holds those of the chats that someone holds (nothing is claimed)."""
+        ...
+
 
 class MemoryClaims:
     """Claims held by this process only (a plan, a test): the first lister holds a chat."""
 
     def __init__(self) -> None:
-        self.held: dict[str, str] = {}
+        self.taken: dict[str, str] = {}
 
     def claim(self, container_ids: Sequence[str], owner: str) -> dict[str, str]:
         for chat_id in container_ids:
-            self.held.setdefault(chat_id, owner)
-        return {chat_id: self.held[chat_id] for chat_id in container_ids}
+            self.taken.setdefault(chat_id, owner)
+        return self.holders(container_ids)
+
+    def held(self, container_ids: Sequence[str]) -> dict[str, str]:
+        return self.holders(container_ids)
+
+    def holders(self, container_ids: Sequence[str]) -> dict[str, str]:
+        return {c: self.taken[c] for c in container_ids if c in self.taken}
 
 
 class GraphChatsSource(ChatReader):
@@ -120,11 +131,21 @@ class GraphChatsSource(ChatReader):
         self.chats: dict[str, ChatInfo] = {}  # chat id -> who is in it (the targets read it)
         self.left_out: dict[str, list[str]] = {}  # owner -> chats of kinds not carried
         self._bodies: dict[str, dict[str, dict[str, Any]]] = {}  # chat -> message id -> JSON
+        self._users: frozenset[str] | None = None  # the tenant's user ids
 
     # -- owners and containers -----------------------------------------------------
 
     async def owners(self) -> list[Owner]:
-        return await tenant_users(self.client)
+        found = await tenant_users(self.client)
+        self._users = frozenset(owner.source_id for owner in found)
+        return found
+
+    async def _tenant_users(self) -> frozenset[str]:
+        """The tenant's user ids (read once per source: a worker never calls `owners`)."""
+        if self._users is None:
+            await self.owners()
+        assert self._users is not None
+        return self._users
 
     async def containers(self, owner: Owner) -> list[Container]:
         """The owner's chats that this owner's listing holds (claimed here or before)."""
@@ -142,7 +163,11 @@ class GraphChatsSource(ChatReader):
         self.left_out[owner.upn] = left_out
         for what in left_out:
             log.warning("%s: chat %s is of a kind not carried: left out", owner.upn, what)
-        holders = self.claims.claim(list(listed), owner.upn)
+        users = await self._tenant_users()
+        preferred = {chat_id: _preferred(info, users) for chat_id, info in listed.items()}
+        mine = [c for c, who in preferred.items() if who in (owner.source_id, None)]
+        holders = self.claims.claim(mine, owner.upn)
+        holders.update(self.claims.held([c for c in listed if c not in holders]))
         containers: list[Container] = []
         for chat_id, info in listed.items():
             if holders.get(chat_id) != owner.upn:
@@ -269,6 +294,13 @@ class GraphChatsSource(ChatReader):
     async def aclose(self) -> None:
         """Close the client this source was given (its pool and credential)."""
         await self.client.aclose()
+
+
+def _preferred(info: ChatInfo, users: frozenset[str]) -> str | None:
+    """The member whose listing claims the chat: the tenant user of lowest id among its
+    members now, so that the choice does not depend on which member's job lists it first
+    (None: no member is a user of this tenant; then the first to list it claims it)."""
+    return min((m.user_id for m in info.members if m.user_id in users), default=None)
 
 
 def _hosted_url(graph_url: str, chat_id: str, message_id: str) -> Callable[[str], str]:

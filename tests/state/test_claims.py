@@ -43,5 +43,7 @@ def test_concurrent_claims_agree_on_one_holder_that_never_moves(stores: list[Sto
     later = StoreClaims(stores[0], "chats").claim(CHATS[:3] + ["19:new@thread.v2"], "late@x")
     assert {k: later[k] for k in CHATS[:3]} == {k: first[k] for k in CHATS[:3]}  # no move
     assert later["19:new@thread.v2"] == "late@x"
+    read = StoreClaims(stores[1], "chats").held([CHATS[0], "19:nobody@thread.v2"])
+    assert read == {CHATS[0]: first[CHATS[0]]}  # reading claims nothing
     other = StoreClaims(stores[0], "elsewhere").claim(CHATS[:1], "late@x")
     assert other == {CHATS[0]: "late@x"}  # claims are per workload
