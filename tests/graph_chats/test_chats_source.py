@@ -237,3 +237,83 @@ def test_a_chat_of_another_kind_is_left_out_and_the_plan_says_so(sb: Any) -> Non
     assert all("$0.00" in f.detail for f in metered)
     assert sum(1 for f in findings if f.kind == "chat") == 4
     assert all(planner.requests(c) >= 1 for c in containers)
+
+
+def test_a_chat_of_many_members_reads_them_all(sb: Any) -> None:
+    from hirondelle.sandbox.chats_data import SandboxChat
+    from hirondelle.sandbox.teams_data import Member
+
+    first = sb.tenant.users[0]
+    crowd = tuple(
+        Member(f"00000000-0000-4000-8000-{n:012d}", f"Invité {n}", f"g{n}@x.test", ("owner",))
+        for n in range(1, 30)
+    )
+    me = Member(first.id, first.display_name, first.mail, ("owner",))
+    chats = sb.tenant.chats
+    big = SandboxChat("19:crowd@thread.v2", "group", "Tout le chantier", chats.chats[0].created,
+                      (me, *crowd))  # fmt: skip
+    chats.add_chat(big)
+    source = source_for(sb)
+
+    async def scenario() -> list[Container]:
+        try:
+            await source.owners()
+            return await source.containers(Owner(first.upn, first.id, first.display_name))
+        finally:
+            await source.aclose()
+
+    held = {c.source_id for c in run(scenario())}
+    assert big.id in held  # the one tenant user among them holds it
+    assert len(source.chats[big.id].members) == 30  # past the 25 that $expand gives
+
+
+def test_a_refused_filter_reads_the_chat_whole_from_then_on(
+    sb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hirondelle.sandbox import chats as sandbox_chats
+    from hirondelle.sandbox.odata import GraphError
+
+    source = source_for(sb)
+
+    def refused(request: Any, field: str) -> Any:
+        if request.query.get("$filter"):
+            raise GraphError(400, "BadRequest", "Invalid filter clause")
+        return []
+
+    async def scenario() -> tuple[list[Item], list[Item], list[Page]]:
+        try:
+            containers = [c for cs in (await containers_of(source)).values() for c in cs]
+            chat = next(c for c in containers if c.role == "meeting")
+            first = await pages_of(source, chat)
+            sb.tenant.mutate(tenant_module.Mutation(seed=9, chat_id=chat.source_id, chats_edits=1))
+            monkeypatch.setattr(sandbox_chats, "_filters", refused)
+            second = await pages_of(source, chat, first[-1].delta_link)
+            third = await pages_of(source, chat, second[-1].delta_link)
+            return items(first), items(second), third
+        finally:
+            await source.aclose()
+
+    before, after, third = run(scenario())
+    assert len(after) == len(before)  # read whole: the engine skips what did not change
+    assert sum(1 for a, b in zip(before, after, strict=True) if a.version != b.version) == 1
+    assert json.loads(str(third[-1].delta_link))["filtered"] is False
+    assert len(items(third)) == len(before)
+
+
+def test_a_refused_protected_api_names_chats_and_the_approval(sb: Any) -> None:
+    from hirondelle.connectors.graph.errors import PROTECTED_APIS, ProtectedApiRefused
+
+    sb.set_protected_apis(False)
+    source = source_for(sb)
+
+    async def scenario() -> None:
+        try:
+            containers = [c for cs in (await containers_of(source)).values() for c in cs]
+            await pages_of(source, containers[0])
+        finally:
+            await source.aclose()
+
+    with pytest.raises(ProtectedApiRefused) as refused:
+        run(scenario())
+    assert "chat messages" in str(refused.value) and PROTECTED_APIS in str(refused.value)
+    assert "Chat.Read.All" in str(refused.value)
