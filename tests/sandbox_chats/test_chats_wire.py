@@ -103,3 +103,21 @@ def test_filters_and_orders_as_documented(sb: SandboxServer, client: httpx.Clien
     assert created == sorted(created, reverse=True)
     ascending = client.get(url, params={"$orderby": "createdDateTime asc"})
     assert ascending.status_code == 400
+
+
+def test_the_same_seed_gives_the_same_chats() -> None:
+    from hirondelle.sandbox.chats import chat_message_json
+    from hirondelle.sandbox.chats_data import chat_json
+
+    def dump(tenant: Tenant) -> list[Any]:
+        chats = tenant.chats
+        return [
+            (chat_json(c, "t"), [chat_message_json(m, "t", True) for m in chats.roots(c.id)])
+            for c in chats.chats
+            if c.id not in chats._lazy
+        ]
+
+    small = TenantSpec(seed=3, users=3, messages=1, large_messages=0, files_per_drive=1)
+    assert dump(Tenant.generate(small)) == dump(Tenant.generate(small))
+    other = TenantSpec(seed=4, users=3, messages=1, large_messages=0, files_per_drive=1)
+    assert dump(Tenant.generate(small)) != dump(Tenant.generate(other))
