@@ -29,8 +29,10 @@ How the service shapes this module:
   the error table says so (`errors.ProtectedApiRefused`).
 - Teams allows 20 reads of 1:1 and group chat messages per second per app and tenant
   (https://learn.microsoft.com/en-us/graph/throttling-limits#microsoft-teams-service-limits).
-  Every message read takes a slot of this source's tenant budget (lane `chats-tenant`,
-  divided among the processes that read chats), then the chat's lane of its client
+  Every read (messages, images, and the chat and member listings, which count among the
+  "other" Teams reads of 30 a second) takes a slot of this source's tenant budget (lane
+  `chats-tenant`, divided among the processes that read chats), then the chat's lane (the
+  user's for the listings) of its client
   (`chats_budget`: 4 at once, 20 a second; the page names no per-chat rate, unlike its 4
   a second for a team or channel).
 

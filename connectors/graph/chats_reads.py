@@ -1,6 +1,6 @@
 """Reading Teams chats through Graph: a user's chats with their members, a chat's messages
 whole or changed since a time, one message again. Why each request is shaped so is told
-in `chats`; every message read takes a slot of the tenant's cap, then the chat's budget.
+in `chats`; every read takes a slot of the tenant's cap, then its chat's or user's lane.
 """
 
 from __future__ import annotations
@@ -82,11 +82,7 @@ class ChatReader:
             RequestConfiguration(query_parameters=params)
         )
         call = Call(f"chats of {owner.upn}", PERMISSION)
-        return [
-            chat
-            async for page in self.client.pages(request, owner.source_id, call)
-            for chat in page.get("value", [])
-        ]
+        return [chat async for chat in self._collection(request, owner.source_id, call)]
 
     async def _members(self, chat: dict[str, Any], owner: Owner) -> tuple[ChatMember, ...]:
         """The chat's members: those `$expand` gave, or `/chats/{id}/members` when it gave
@@ -97,13 +93,8 @@ class ChatReader:
             builder = self._sdk.chats.by_chat_id(chat_id).members
             call = Call(f"members of chat {chat_id}", PERMISSION, item=True)
             try:
-                members = [
-                    m
-                    async for page in self.client.pages(
-                        builder.to_get_request_information(), owner.source_id, call
-                    )
-                    for m in page.get("value", [])
-                ]
+                request = builder.to_get_request_information()
+                members = [m async for m in self._collection(request, owner.source_id, call)]
             except SkipItem:
                 pass  # gone meanwhile: keep what the listing gave
         return tuple(
@@ -130,14 +121,20 @@ class ChatReader:
         request = self._sdk.chats.by_chat_id(chat_id).messages.to_get_request_information(
             RequestConfiguration(query_parameters=params)
         )
-        target: RequestInformation | str | None = request
-        call = Call(what, PERMISSION)
+        async for message in self._collection(request, chat_id, Call(what, PERMISSION)):
+            yield message
+
+    async def _collection(
+        self, first: RequestInformation, lane: str, call: Call
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Every entry of a collection, following its next links, each page a read."""
+        target: RequestInformation | str | None = first
         while target is not None:
-            page = await self._read(target, chat_id, call)
-            for message in page.get("value", []):
-                yield message
+            page = await self._read(target, lane, call)
+            for entry in page.get("value", []):
+                yield entry
             target = page.get("@odata.nextLink")
-            call = Call(what, PERMISSION, cursor=True)
+            call = Call(call.what, call.permission, call.item, cursor=True)
 
     async def _message(self, chat_id: str, message_id: str) -> dict[str, Any]:
         """One message read again (a retry after the chat's bodies were dropped)."""
@@ -146,11 +143,13 @@ class ChatReader:
         return await self._read(builder.to_get_request_information(), chat_id, call)
 
     async def _read(
-        self, target: RequestInformation | str, chat_id: str, call: Call
+        self, target: RequestInformation | str, lane: str, call: Call
     ) -> dict[str, Any]:
-        """One message read: a slot of the tenant cap, then the chat's own budget."""
+        """One read: a slot of the tenant cap (every chats request takes one: chat message
+        reads are capped at 20 a second, the other Teams reads at 30), then the lane of
+        the chat (or of the user, for the listings)."""
         async with self.tenant.slot(TENANT_LANE):
-            return await self.client.get_json(target, chat_id, call, prefer=[UNKNOWN_ENUMS])
+            return await self.client.get_json(target, lane, call, prefer=[UNKNOWN_ENUMS])
 
 
 def _graph_time(text: str) -> str:
