@@ -53,6 +53,7 @@ the chat, the chat is no longer synced.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -168,8 +169,10 @@ class GraphChatsSource(ChatReader):
         users = await self._tenant_users()
         preferred = {chat_id: _preferred(info, users) for chat_id, info in listed.items()}
         mine = [c for c, who in preferred.items() if who in (owner.source_id, None)]
-        holders = self.claims.claim(mine, owner.upn)
-        holders.update(self.claims.held([c for c in listed if c not in holders]))
+        # the state's short transactions, off the event loop (a writer may wait its turn)
+        holders = await asyncio.to_thread(self.claims.claim, mine, owner.upn)
+        others = [c for c in listed if c not in holders]
+        holders.update(await asyncio.to_thread(self.claims.held, others))
         containers: list[Container] = []
         for chat_id, info in listed.items():
             if holders.get(chat_id) != owner.upn:
