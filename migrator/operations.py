@@ -293,7 +293,9 @@ async def check(config: Config) -> dict[str, VerifyReport]:
         try:
             lock.acquire()
             try:
-                async with assemble(config) as assembled:
+                # with the state: a container several owners list (a Teams chat) is
+                # checked under the owner whose claim the run recorded
+                async with assemble(config, store) as assembled:
                     reports = await verify(
                         store, assembled.workloads, run_options(config), config.users_file
                     )

@@ -23,6 +23,7 @@ from aiohttp import web
 
 from hirondelle.sandbox.auth import AppRegistration, TokenIssuer, add_auth_routes
 from hirondelle.sandbox.calendar import CalendarService, MediaResponse
+from hirondelle.sandbox.chats import ChatsService
 from hirondelle.sandbox.control import ControlError, read_control
 from hirondelle.sandbox.drive import DriveService
 from hirondelle.sandbox.faults import Fate, FaultInjector, Faults
@@ -88,6 +89,7 @@ class SandboxApp:
         self.services.insert(0, self.drive)  # before mail, which answers any short path
         self.teams = TeamsService(tenant, self.throttle)
         self.services.insert(0, self.teams)  # groups, teams, channels
+        self.services.insert(0, ChatsService(tenant, self.teams))  # before mail's /users
         self.reports = ReportsService(tenant)  # usage reports, tenant-wide
         self.services.insert(0, self.reports)
 

@@ -93,12 +93,14 @@ UNIFIED_FILTER = re.compile(
     r"^\s*groupTypes/any\(\s*(\w+)\s*:\s*\1\s+eq\s+'Unified'\s*\)\s*$", re.I
 )
 TENANT_BUCKET = "tenant:channel-message-reads"
+CHAT_BUCKET = "tenant:chat-message-reads"  # "GET 1:1/group chat message": 20 rps as well
 PROTECTED_API_REFUSAL = (
     "Invoked API requires Protected API access in application-only context when not using "
     "Resource Specific Consent. Visit https://docs.microsoft.com/en-us/graph/teams-protected-apis "
     "for more details."
 )
 _MESSAGES, _CHANNEL, _TEAM = "teams-messages:", "teams-channel:", "teams-team:"
+CHAT_MESSAGES = "teams-chat-messages:"  # a chat's message reads (`chats.ChatsService`)
 
 
 # --- throttling ----------------------------------------------------------------------------------
@@ -141,6 +143,8 @@ class TeamsThrottle:
         checks = [(resource, PER_RESOURCE_PER_SECOND, "ChannelOrTeamRequests")]
         if key.startswith(_MESSAGES):
             checks.append((TENANT_BUCKET, MESSAGE_READS_PER_SECOND, "ChannelMessageReads"))
+        elif key.startswith(CHAT_MESSAGES):  # the page names no per-chat rate
+            checks = [(CHAT_BUCKET, MESSAGE_READS_PER_SECOND, "ChatMessageReads")]
         for bucket, count, name in checks:
             window = self._windows.setdefault(bucket, deque())
             while window and window[0] <= now - length:

@@ -155,7 +155,7 @@ class SeedPlan:
         users: list[SandboxUser],
         drives: Callable[[], SandboxDrives],
     ) -> SeedPlan:
-        files, library = _site_files(drives, spec.seed)
+        files, library = site_files(drives, spec.seed)
         name = "Ancien planning (supprimé).xlsx"
         missing = (guid(spec.seed, "missing"), f"{library}/General/{quote(name)}", name)
         return cls(data, spec, users, files, missing, random.Random(f"{spec.seed}|teams"))
@@ -232,7 +232,7 @@ class SeedPlan:
         )
 
 
-def _site_files(
+def site_files(
     drives: Callable[[], SandboxDrives], seed: int
 ) -> tuple[list[tuple[str, str, str]], str]:
     """Files of the team's site (the links the files workload rewrites), and its library URL.

@@ -140,6 +140,21 @@ class Link(Base):
     target: Mapped[str] = mapped_column(Text)
 
 
+class Claim(Base):
+    """A container that several owners list, held by the one whose listing claimed it
+    first: a Teams chat that every member sees is migrated under one member only. The
+    unique row makes the claim atomic when two members' jobs list the chat at once, and
+    it never moves to another member afterwards (a second room would be a duplicate)."""
+
+    __tablename__ = "claims"
+    __table_args__ = (UniqueConstraint("workload", "container_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workload: Mapped[str] = mapped_column(String(16))
+    container_id: Mapped[str] = mapped_column(Text)
+    owner: Mapped[str] = mapped_column(Text)  # the owner's UPN
+
+
 # A run that ended with items or owners still failed (its own or earlier passes').
 INCOMPLETE = "incomplete"
 

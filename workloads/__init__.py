@@ -1,6 +1,6 @@
 """Every workload and every target kind, declared once.
 
-A workload (mail, calendars, contacts, files, chat) is a Graph source, a mapper, a
+A workload (mail, calendars, contacts, files, chat, chats) is a Graph source, a mapper, a
 planner and the targets it can write to. Its declaration names its code by import path
 ("workloads.mail:build", relative to the package) rather than importing it, so that
 reading this table costs nothing: a mail run never imports what calendars, files or chat
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .templates import CALENDAR, CHAT, CONTACTS, FILES, MAIL, MAIL_ARCHIVE, RULES
+from .templates import CALENDAR, CHAT, CHATS, CONTACTS, FILES, MAIL, MAIL_ARCHIVE, RULES
 
 PACKAGE = __name__.rsplit(".", 1)[0]  # "hirondelle"
 ARCHIVE = "migrator.registry:ArchiveSettings"  # the archive targets' one setting: path
@@ -193,6 +193,24 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
             _archive("connectors.archive_sieve:SieveArchiveTarget"),
         ),
         demo_path="archive/mail",
+    ),
+    WorkloadSpec(
+        name="chats",
+        title="Teams chats",
+        builder="workloads.chats:build",
+        modules=(
+            "connectors.graph.chats", "mappings.chat", "state.claims",
+            "workloads.chats", "workloads.chats_plan",
+        ),
+        targets=(
+            TargetSpec(
+                "matrix", "connectors.matrix:MatrixTarget", "connectors.matrix:MatrixSettings",
+                "Teams chats", CHATS,
+            ),
+            _archive("connectors.archive_chat:ChatArchiveTarget"),
+        ),
+        demo_path="archive/chats",
+        demo_changes={"chats_messages": 3, "chats_edits": 2, "chats_deletions": 1},
     ),
 )  # fmt: skip
 

@@ -17,6 +17,7 @@ from ..state.store import LinkMap
 
 if TYPE_CHECKING:
     from ..connectors.graph.teams import GraphTeamsSource
+    from ..connectors.matrix import MatrixSettings
     from ..mappings.chat import ChatContext
 
 
@@ -25,29 +26,14 @@ def build(
 ) -> tuple[Workload, Planner]:
     from ..connectors.archive_chat import ChatArchiveTarget
     from ..connectors.graph.teams import GraphTeamsSource, TeamsSettings
-    from ..connectors.matrix import MatrixSettings, MatrixTarget
-    from ..mappings.chat import ChatContext, map_chat_message
+    from ..connectors.matrix import MatrixTarget
+    from ..mappings.chat import map_chat_message
     from .chat_plan import ChatPlanner
 
-    table = "targets.chat"
-    options = dict(target_config.options)
-    # users.csv's target login is a Matrix id for real users known on the homeserver
-    users = {upn: login for upn, login in config.users.items() if login.startswith("@")}
-    links: Mapping[str, str] = LinkMap(clients.store, "files") if clients.store else {}
+    context, settings = chat_context(config, target_config, clients, "targets.chat")
     target: Target
     if target_config.kind == "archive":
         target = ChatArchiveTarget(archive_path(target_config))
-        context = ChatContext(server_name="archive.invalid", users=users, links=links)
-    else:
-        settings = settings_of(MatrixSettings, options, table)
-        context = ChatContext(
-            server_name=settings.server_name,
-            puppet_prefix=settings.puppet_prefix,
-            users=users,
-            links=links,
-            deleted=settings.deleted,
-            mode=settings.mode,
-        )
     reread = TeamsSettings(
         reread_pages=config.chat_reread_pages,
         reply_window_days=config.chat_reply_window_days,
@@ -55,11 +41,38 @@ def build(
     )
     source = GraphTeamsSource(clients.teams, reread)
     clients.shared[TEAMS] = source.tenant.divide
-    if target_config.kind != "archive":
+    if settings is not None:
         target = MatrixTarget(settings, _TeamOwners(source, context))
     mapper = partial(map_chat_message, context=context)
     workload = Workload("chat", source, mapper, target, ordered=True, budget=TEAMS)
     return workload, ChatPlanner(source, 4.0)
+
+
+def chat_context(
+    config: Config, target_config: TargetConfig, clients: Clients, table: str
+) -> tuple[ChatContext, MatrixSettings | None]:
+    """The Teams mapper's context for a chat target (channels or chats): the real users
+    known on the homeserver, the links of migrated files; and the Matrix settings of
+    `table` (None for an archive)."""
+    from ..connectors.matrix import MatrixSettings
+    from ..mappings.chat import ChatContext
+
+    # users.csv's target login is a Matrix id for real users known on the homeserver
+    users = {upn: login for upn, login in config.users.items() if login.startswith("@")}
+    links: Mapping[str, str] = LinkMap(clients.store, "files") if clients.store else {}
+    if target_config.kind == "archive":
+        context = ChatContext(server_name="archive.invalid", users=users, links=links)
+        return context, None
+    settings = settings_of(MatrixSettings, dict(target_config.options), table)
+    context = ChatContext(
+        server_name=settings.server_name,
+        puppet_prefix=settings.puppet_prefix,
+        users=users,
+        links=links,
+        deleted=settings.deleted,
+        mode=settings.mode,
+    )
+    return context, settings
 
 
 class _TeamOwners(Mapping[str, list[str]]):

@@ -103,7 +103,8 @@ async def _demo(
         f"tenant changed: {len(changed.new)} new, {len(changed.changed)} changed, "
         f"{len(changed.moved)} moved, {len(changed.deleted)} deleted messages; "
         f"{len(changed.events)} events, {len(changed.contacts)} contacts and "
-        f"{len(changed.files)} drive items, {len(changed.messages)} Teams messages touched"
+        f"{len(changed.files)} drive items, {len(changed.messages)} Teams channel messages and "
+        f"{len(changed.chat_messages)} chat messages touched"
     )
     second = await migrate(config, "sync", reporter)
     reports = await check(config)

@@ -66,3 +66,12 @@ RULES = """\
 # password_file = "imap-passwords.txt"         # the logins of [targets.mail] (or master_user)
 # when_active = "include"                      # a user's own active script includes ours
 """
+
+CHATS = """\
+# [targets.chats]
+# kind = "matrix"                              # or "archive": JSON lines + HTML transcript
+# mode = "appservice"                          # the settings of [targets.chat]
+# homeserver = "https://matrix.example.org"
+# server_name = "{server_name}"
+# as_token_file = "matrix-as-token"
+"""

@@ -181,7 +181,7 @@ def _protected_api_message(call: Call) -> str:
     """Point at Microsoft's approval process: the permission is granted already."""
     return (
         f"{call.what}: Microsoft has not approved this app for the Teams protected APIs "
-        "(HTTP 403): reading channel messages with application permissions needs Microsoft's "
-        f"approval on top of the admin-consented {call.permission}. Request it for the app "
-        f"registration source.client_id with Microsoft's form: {PROTECTED_APIS}"
+        "(HTTP 403): reading Teams channel or chat messages with application permissions needs "
+        f"Microsoft's approval on top of the admin-consented {call.permission}. Request it for "
+        f"the app registration source.client_id with Microsoft's form: {PROTECTED_APIS}"
     )

@@ -80,7 +80,8 @@ READS: dict[str, frozenset[str]] = {
     "team": _paths("id", "displayName"),
     "group": _paths("id", "displayName"),
     "channel": _paths("id", "displayName", "description", "membershipType"),
-    "conversationMember": _paths("userId", "roles"),
+    "conversationMember": _paths("userId", "roles", "displayName", "email"),
+    "chat": _paths("id", "topic", "createdDateTime", "chatType", "members"),
     "chatMessage": _paths(
         *(
             "id replyToId messageType createdDateTime lastModifiedDateTime lastEditedDateTime "
@@ -117,6 +118,7 @@ NOT_GRAPH = frozenset(
         "kind", "path", "lastVerb",  # Item.meta keys
         "known",  # the cursor of a calendar read without delta
         "checked", "next", "read", "round", "started", "threads",  # the chat cursor
+        "modified", "filtered",  # the chats cursor
         "published_size",  # an audit remark of a file SharePoint changed
         "baseurl", "authority", "connection_verify",  # kiota and azure-identity options
         "Content-Length", "Content-Range", "ETag", "If-Range", "Last-Modified", "Location",

@@ -6,13 +6,11 @@ shaped so, and what a sync reads, is told in `teams`."""
 
 from __future__ import annotations
 
-import base64
 import logging
-import re
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from kiota_abstractions.api_error import APIError
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -33,6 +31,7 @@ from .budget import MailboxBudget
 from .client import GraphClient
 from .errors import Call
 from .teams_cursor import ChannelCursor, Round
+from .teams_hosted import hosted_contents
 from .teams_items import Thread, created_at, first_created, source_ids
 
 PERMISSION = "ChannelMessage.Read.All"
@@ -41,7 +40,6 @@ CHANNELS_PERMISSION = "Channel.ReadBasic.All"
 UNKNOWN_ENUMS = "include-unknown-enum-members"
 TENANT_LANE = "teams-tenant"
 MESSAGE_PAGE = 50  # the largest $top of channel messages, replies and delta
-_HOSTED = re.compile(r"hostedContents/([^/\"'\s?<>]+)/\$value")
 log = logging.getLogger(__name__)
 
 
@@ -250,22 +248,16 @@ class ChannelReader:
     async def _hosted_contents(
         self, container: Container, channel: ChannelInfo, item: Item, message: Mapping[str, Any]
     ) -> dict[str, dict[str, str]]:
-        """The inline images the body points at (`hostedContents/{id}/$value`), base64."""
-        body = str((message.get("body") or {}).get("content") or "")
-        found: dict[str, dict[str, str]] = {}
-        for hosted_id in dict.fromkeys(unquote(m) for m in _HOSTED.findall(body)):
-            url = self._hosted_url(container, channel, item, hosted_id)
-            call = Call(f"inline image of {item.source_id}", PERMISSION, item=True)
-            try:
-                async with self.tenant.slot(TENANT_LANE):
-                    data = await self.client.stream_bytes(url, container.source_id, call)
-            except SkipItem:
-                continue  # the image is gone; the mapper keeps the message without it
-            found[hosted_id] = {
-                "contentType": _sniff(data),
-                "base64": base64.b64encode(data).decode("ascii"),
-            }
-        return found
+        """The inline images the body points at (`teams_hosted`)."""
+        call = Call(f"inline image of {item.source_id}", PERMISSION, item=True)
+        return await hosted_contents(
+            self.client,
+            (self.tenant, TENANT_LANE),
+            container.source_id,
+            message,
+            lambda hosted_id: self._hosted_url(container, channel, item, hosted_id),
+            call,
+        )
 
     def _hosted_url(
         self, container: Container, channel: ChannelInfo, item: Item, hosted_id: str
@@ -298,20 +290,3 @@ class ChannelReader:
         return self._sdk.teams.by_team_id(channel.team_id).channels.by_channel_id(
             container.source_id
         )
-
-
-def _sniff(data: bytes) -> str:
-    """The image type from its first bytes (a `$value` answer says no more than that)."""
-    signatures = (
-        (b"\x89PNG\r\n\x1a\n", "image/png"),
-        (b"\xff\xd8\xff", "image/jpeg"),
-        (b"GIF87a", "image/gif"),
-        (b"GIF89a", "image/gif"),
-        (b"BM", "image/bmp"),
-    )
-    for magic, content_type in signatures:
-        if data.startswith(magic):
-            return content_type
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return "application/octet-stream"

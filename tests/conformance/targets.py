@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from hirondelle.migrator.model import Owner, TargetRef
-from hirondelle.workloads import target_spec
 
 from .items import (
     ChatItems,
@@ -303,6 +302,10 @@ def _sieve_archive(request: pytest.FixtureRequest, tmp_path: Path) -> TargetUnde
     return TargetUnderTest("sieve-archive", "rules", "archive", target, owner, items, read_back)
 
 
+_chats_matrix = functools.partial(_matrix, workload="chats")
+_chats_archive = functools.partial(_chat_archive, workload="chats")
+
+
 def _entry(
     workload: str, kind: str, build: Callable[..., TargetUnderTest], *args: object
 ) -> Subject:
@@ -329,21 +332,12 @@ SUBJECTS: dict[str, Subject] = {
     "matrix-appservice": _entry("chat", "matrix", _matrix, "appservice"),
     "matrix-bot": _entry("chat", "matrix", _matrix, "bot"),
     "chat-archive": _entry("chat", "archive", _chat_archive),
+    "matrix-chats-appservice": _entry("chats", "matrix", _chats_matrix, "appservice"),
+    "matrix-chats-bot": _entry("chats", "matrix", _chats_matrix, "bot"),
+    "chats-archive": _entry("chats", "archive", _chats_archive),
     "managesieve-dovecot": _entry("rules", "managesieve", _managesieve),
     "sieve-archive": _entry("rules", "archive", _sieve_archive),
 }
-# Teams chats (workload "chats") run the contract on the chat targets once the workload is
-# declared in workloads/ (the chats source's part): until then `_under_test` would find no
-# declaration to check them against.
-if target_spec("chats", "matrix") is not None:
-    _chats_matrix = functools.partial(_matrix, workload="chats")
-    SUBJECTS |= {
-        "matrix-chats-appservice": _entry("chats", "matrix", _chats_matrix, "appservice"),
-        "matrix-chats-bot": _entry("chats", "matrix", _chats_matrix, "bot"),
-        "chats-archive": _entry(
-            "chats", "archive", functools.partial(_chat_archive, workload="chats")
-        ),
-    }
 
 
 def names_of(workload: str | None = None) -> list[str]:

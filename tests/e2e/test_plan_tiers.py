@@ -35,6 +35,7 @@ from hirondelle.migrator.plan import Plan, in_order
 from hirondelle.migrator.registry import assemble
 from hirondelle.sandbox.server import SandboxServer
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.workloads import BY_NAME
 from hirondelle.workloads.demo import SECRET_ENV, demo_config
 
 SPEC = TenantSpec(
@@ -238,10 +239,7 @@ def config_source(sandbox: SandboxServer) -> dict[str, dict[str, str]]:
             "ca_file": str(sandbox.ca_file),
         },
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
-        **{
-            f"targets.{name}": {"kind": "archive", "path": f"archive/{name}"}
-            for name in ("mail", "calendar", "contacts", "files", "chat")
-        },
+        **{f"targets.{name}": {"kind": "archive", "path": f"archive/{name}"} for name in BY_NAME},
     }
 
 

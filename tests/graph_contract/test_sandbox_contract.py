@@ -458,6 +458,21 @@ def test_channel_messages_delta_round(graph: httpx.Client, channel: tuple[str, s
     assert "@odata.deltaLink" in round_[-1]
 
 
+def test_user_chats_with_members(graph: httpx.Client, upn: str) -> None:
+    first = fetch(graph, f"users/{upn}/chats", {"$expand": "members", "$top": 2})
+    assert "@odata.nextLink" in first
+    for page in pages(graph, first):
+        conforms(graph, "chats_list", page, template="/users/{}/chats", expand=["members"])
+
+
+def test_chat_messages(graph: httpx.Client, upn: str) -> None:
+    chat = fetch(graph, f"users/{upn}/chats", {"$top": 1})["value"][0]["id"]
+    first = fetch(graph, f"chats/{chat}/messages", {"$top": 5}, **TEAMS_PREFER)
+    assert "@odata.nextLink" in first
+    for page in pages(graph, first, **TEAMS_PREFER):
+        conforms(graph, "chat_messages", page, template="/chats/{}/messages")
+
+
 # -- $batch ----------------------------------------------------------------------------------
 
 

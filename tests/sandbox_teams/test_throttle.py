@@ -75,3 +75,13 @@ def test_faults_apply_to_teams_requests(fresh: SandboxServer) -> None:
     with raw_client(fresh) as client:
         answer = client.get(f"{channel_path(fresh, 0, 'General')}/messages")
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+
+
+def test_twenty_chat_message_reads_a_second_per_tenant_and_no_per_chat_rate() -> None:
+    gate, clock = throttle(Limits())
+    assert all(gate.admit("teams-chat-messages:19:one@unq.gbl.spaces") is None for _ in range(20))
+    refusal = gate.admit("teams-chat-messages:19:two@thread.v2")
+    assert refusal is not None and refusal.limit == "ChatMessageReads"
+    assert gate.admit("teams-messages:19:channel") is None  # channels count apart
+    clock.now += 1.0
+    assert gate.admit("teams-chat-messages:19:two@thread.v2") is None

@@ -1,0 +1,63 @@
+"""Claims on containers that several owners list (see `schema.Claim`).
+
+`claim` inserts a row per container that has none (an insert that ignores a conflict, so
+two processes claiming at once both get the one winner) and answers who holds each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .schema import Claim
+from .store import Store
+
+
+class StoreClaims:
+    """Claims kept in the state database: shared by every process of the run."""
+
+    def __init__(self, store: Store, workload: str) -> None:
+        self.store, self.workload = store, workload
+
+    def claim(self, container_ids: Sequence[str], owner: str) -> dict[str, str]:
+        """Claim the containers for `owner` where nobody holds them; container -> holder."""
+        if not container_ids:
+            return {}
+        engine = self.store.engine
+        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        rows = [
+            {"workload": self.workload, "container_id": cid, "owner": owner}
+            for cid in sorted(set(container_ids))  # one order for all: no deadlock
+        ]
+        held: dict[str, str] = {}
+        with self.store.writing() as s, s.begin():
+            for start in range(0, len(rows), 500):
+                part = rows[start : start + 500]
+                s.execute(
+                    insert(Claim)
+                    .values(part)
+                    .on_conflict_do_nothing(index_elements=[Claim.workload, Claim.container_id])
+                )
+                found = s.execute(
+                    select(Claim.container_id, Claim.owner).where(
+                        Claim.workload == self.workload,
+                        Claim.container_id.in_([r["container_id"] for r in part]),
+                    )
+                )
+                held.update((str(cid), str(who)) for cid, who in found)
+        return held
+
+    def held(self, container_ids: Sequence[str]) -> dict[str, str]:
+        """Who holds those of the containers someone holds; nothing is claimed."""
+        if not container_ids:
+            return {}
+        with self.store.session() as s:
+            found = s.execute(
+                select(Claim.container_id, Claim.owner).where(
+                    Claim.workload == self.workload,
+                    Claim.container_id.in_(list(container_ids)),
+                )
+            )
+            return {str(cid): str(who) for cid, who in found}

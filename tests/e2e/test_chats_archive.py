@@ -1,0 +1,121 @@
+"""Teams chats end to end into the chat archive: sandbox Graph -> engine -> JSON lines and
+transcripts; a sync of new, edited and deleted messages; kill -9 during a chat."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import SECRET_ENV, source_table
+
+from hirondelle.connectors.archive_chat import EVENTS_FILE, TRANSCRIPT_FILE
+from hirondelle.migrator import operations
+from hirondelle.migrator.config import load_config
+from hirondelle.sandbox.faults import Faults
+from hirondelle.sandbox.server import Limits, SandboxServer
+from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
+
+TEAMS_ID = "fi.hirondelle.teams_id"
+SPEC = TenantSpec(
+    seed=31, users=3, messages=1, large_messages=0, teams=0, files_per_drive=2,
+    large_file_bytes=0,
+)  # fmt: skip
+
+
+def write_config(tmp_path: Path, sandbox: SandboxServer) -> Path:
+    config = tmp_path / "hirondelle.toml"
+    config.write_text(
+        f"""{source_table(sandbox)}
+[targets.chats]
+kind = "archive"
+path = "{tmp_path / "archive"}"
+"""
+    )
+    return config
+
+
+def messages_written(root: Path) -> dict[str, Counter[str]]:
+    """Per chat folder: how many times each Teams message id starts a message."""
+    found: dict[str, Counter[str]] = {}
+    for events in root.rglob(EVENTS_FILE):
+        ids: Counter[str] = Counter()
+        for line in events.read_text(encoding="utf-8").splitlines():
+            event: dict[str, Any] = json.loads(line)
+            content = event.get("content") or {}
+            if TEAMS_ID in content and "m.relates_to" not in content:
+                ids[str(content[TEAMS_ID]).split("#")[0]] += 1
+        found[events.parent.name] = ids
+    return found
+
+
+def expected(tenant: Tenant) -> Counter[str]:
+    return Counter(m.id for chat in tenant.chats.chats for m in tenant.chats.roots(chat.id))
+
+
+def test_chats_into_the_archive_then_a_sync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = Tenant.generate(SPEC)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
+        monkeypatch.setenv(SECRET_ENV, sandbox.client_secret)
+        config = load_config(write_config(tmp_path, sandbox))
+        first = asyncio.run(operations.migrate(config, "run"))
+        assert first.ok, first.as_dict()
+        written = messages_written(tmp_path / "archive")
+        assert len(written) == len(tenant.chats.chats) == 4  # one folder per chat, once
+        merged = sum(written.values(), Counter())
+        assert merged == expected(tenant)  # every message once, none twice
+        transcripts = list((tmp_path / "archive").rglob(TRANSCRIPT_FILE))
+        assert len(transcripts) == 4
+        folders = list((tmp_path / "archive").rglob(EVENTS_FILE))
+        assert len(folders) == 4  # under whichever member claimed each chat first, once
+        changed = sandbox.mutate(
+            Mutation(seed=4, chats_messages=2, chats_edits=1, chats_deletions=1)
+        )
+        assert len(changed.chat_messages) == 4
+        second = asyncio.run(operations.migrate(config, "sync"))
+        assert second.ok, second.as_dict()
+        tally = second.tallies["chats"]
+        assert (tally.copied, tally.updated) == (2, 2)
+        merged = sum(messages_written(tmp_path / "archive").values(), Counter())
+        assert merged == expected(tenant)
+        assert asyncio.run(operations.check(config))["chats"].verified
+
+
+def test_kill_nine_during_a_chat(tmp_path: Path) -> None:
+    tenant = Tenant.generate(SPEC)
+    faults = Faults(slow_seconds=0.02)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
+        config = write_config(tmp_path, sandbox)
+        env = {**os.environ, SECRET_ENV: sandbox.client_secret}
+        command = [sys.executable, "-m", "hirondelle.cli", "-c", str(config), "run"]
+        audit = tmp_path / "audit"
+        kills = 0
+        for goal in (5, 25, 45):
+            process = subprocess.Popen(
+                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            deadline = time.monotonic() + 90
+            while process.poll() is None and time.monotonic() < deadline:
+                lines = sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
+                if lines >= goal:
+                    os.kill(process.pid, signal.SIGKILL)
+                    kills += 1
+                    break
+                time.sleep(0.005)
+            process.wait(timeout=30)
+        assert kills >= 2
+        sandbox.set_faults(Faults())
+        final = subprocess.run(command, env=env, capture_output=True, timeout=300)
+        assert final.returncode == 0, final.stderr.decode()[-2000:]
+        merged = sum(messages_written(tmp_path / "archive").values(), Counter())
+        assert merged == expected(tenant)  # each message once: no duplicate, no gap

@@ -1,0 +1,59 @@
+"""The chats workload: Teams one-to-one, group and meeting chats into Matrix direct and
+private rooms, or into JSON-lines archives with an HTML transcript.
+
+The source lists each user's chats and claims each one for the first member whose listing
+reads it (the state's claims table, shared by every process of the run), so a chat is
+migrated once; its `chats` mapping (chat id -> `ChatInfo`) tells the targets who is in
+each room. The mapper and its context are the channel workload's (`workloads.chat`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import partial
+
+from ..migrator.config import Config, TargetConfig
+from ..migrator.plan import Planner
+from ..migrator.protocols import Target
+from ..migrator.registry import Clients, archive_path
+from ..migrator.workload import Workload
+from .chat import chat_context
+
+BUDGET = "chats"  # the tenant-wide cap on chat message reads, divided among processes
+TABLE = "targets.chats"
+READS_PER_SECOND = 20.0  # chat message reads per app and tenant (`connectors.graph.chats`)
+
+
+def build(
+    config: Config, target_config: TargetConfig, clients: Clients
+) -> tuple[Workload, Planner]:
+    from ..connectors.archive_chat import ChatArchiveTarget
+    from ..connectors.graph.chats import GraphChatsSource, chats_budget
+    from ..connectors.graph.client import GraphClient
+    from ..connectors.matrix import MatrixTarget
+    from ..mappings.chat import map_chat_message
+    from ..mappings.chat_direct import MemberAccounts
+    from ..state.claims import StoreClaims
+    from .chats_plan import ChatsPlanner
+
+    context, settings = chat_context(config, target_config, clients, TABLE)
+    client = GraphClient(
+        config.source,
+        chats_budget(),
+        mailboxes=config.owner_concurrency,
+        credential=clients.credential,
+    )
+    claims = StoreClaims(clients.store, "chats") if clients.store else None
+    source = GraphChatsSource(client, claims)
+    clients.shared[BUDGET] = source.tenant.divide
+    # users.csv names real users by UPN, messages and members by Teams id: the chats'
+    # member lists join the two, for the mapper and the rooms alike
+    context = replace(context, users=MemberAccounts(context.users, source.chats))
+    target: Target
+    if settings is None:
+        target = ChatArchiveTarget(archive_path(target_config), chats=source.chats)
+    else:
+        target = MatrixTarget(settings, {}, chats=source.chats, users=context.users)
+    mapper = partial(map_chat_message, context=context)
+    workload = Workload("chats", source, mapper, target, ordered=True, budget=BUDGET)
+    return workload, ChatsPlanner(source, READS_PER_SECOND)

@@ -1,0 +1,71 @@
+"""The chats part of `plan`: per chat, its kind, messages, authors and inline images; the
+chats left out; and what reading them costs.
+
+Counting needs one read of each chat (Graph gives no message count), so the plan reads
+each once, at the chat message rate, and reuses the listing for the findings. The reads
+are `/chats/{id}/messages`, which is not a metered API: the plan says the cost is nil.
+Graph's metered Teams APIs are the export ones (`getAllMessages`), at $0.00075 a message
+(https://learn.microsoft.com/en-us/graph/teams-licenses), which this workload does not
+call.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+from ..connectors.graph.chats import GraphChatsSource
+from ..connectors.graph.chats_reads import MESSAGE_PAGE
+from ..migrator.model import Container, Item, Owner
+from ..migrator.plan import Finding
+from .listed_plan import ListedPlanner
+
+METERED_PER_MESSAGE = 0.0  # USD: /chats/{id}/messages is not metered
+EXPORT_PER_MESSAGE = 0.00075  # USD: what getAllMessages cost (not used)
+
+
+class ChatsPlanner(ListedPlanner):
+    def __init__(self, source: GraphChatsSource, requests_per_second: float) -> None:
+        super().__init__(source)
+        self.chats_source = source
+        self.requests_per_second = requests_per_second
+
+    def target_name(self, container: Container) -> str:
+        return container.display_path
+
+    def requests(self, container: Container) -> int:
+        items = self._listed(container)
+        images = sum(1 for i in items if i.meta.get("messageType") == "message")
+        return math.ceil(max(1, len(items)) / MESSAGE_PAGE) + images // 20
+
+    async def findings(
+        self, owner: Owner, containers: list[Container], deep: bool
+    ) -> list[Finding]:
+        found = await super().findings(owner, containers, deep)
+        for what in self.chats_source.left_out.get(owner.upn, []):
+            text = f"chat {what} is of a kind this tool does not carry: left out"
+            found.append(Finding("warning", "chat-kind", owner.upn, "", text))
+        messages = sum(len(self._listed(c)) for c in containers)
+        if containers:
+            cost = messages * METERED_PER_MESSAGE
+            text = (
+                f"{messages} messages read with /chats/{{id}}/messages, not a metered API: "
+                f"${cost:.2f} (the metered export API would cost "
+                f"${messages * EXPORT_PER_MESSAGE:.2f}; it is not used)"
+            )
+            found.append(Finding("info", "metered", owner.upn, "", text))
+        return found
+
+    def _findings(self, owner: Owner, container: Container, items: list[Item]) -> list[Finding]:
+        authors = Counter(str(i.meta.get("fromName") or "?") for i in items)
+        system = sum(1 for i in items if i.meta.get("messageType") != "message")
+        detail = (
+            f"{container.role} chat: {len(items) - system} messages, {system} system events, "
+            f"{len(authors)} authors ({', '.join(name for name, _ in authors.most_common(5))})"
+        )
+        found = [Finding("info", "chat", owner.upn, container.display_path, detail)]
+        deleted = sum(1 for i in items if i.meta.get("deleted"))
+        if deleted:
+            text = f"{deleted} deleted messages (carried as notices or skipped)"
+            found.append(Finding("info", "deleted", owner.upn, container.display_path, text))
+        return found
