@@ -44,14 +44,20 @@ path = "{tmp_path / "archive"}"
 
 
 def messages_written(root: Path) -> dict[str, Counter[str]]:
-    """Per chat folder: how many times each Teams message id starts a message."""
+    """Per chat folder: how many times each Teams message id starts a message (a quoted
+    reply is one: its relation is `m.in_reply_to`, not an edit or a reaction)."""
     found: dict[str, Counter[str]] = {}
     for events in root.rglob(EVENTS_FILE):
         ids: Counter[str] = Counter()
         for line in events.read_text(encoding="utf-8").splitlines():
             event: dict[str, Any] = json.loads(line)
             content = event.get("content") or {}
-            if TEAMS_ID in content and "m.relates_to" not in content:
+            relation = content.get("m.relates_to") or {}
+            # edits and reactions relate to a message; a quoted reply is a message itself
+            if TEAMS_ID in content and relation.get("rel_type") not in (
+                "m.replace",
+                "m.annotation",
+            ):
                 ids[str(content[TEAMS_ID]).split("#")[0]] += 1
         found[events.parent.name] = ids
     return found
