@@ -27,7 +27,7 @@ def _paths(*names: str, under: str = "") -> frozenset[str]:
 
 
 READS: dict[str, frozenset[str]] = {
-    "user": _paths("id", "userPrincipalName", "displayName"),
+    "user": _paths("id", "userPrincipalName", "displayName", "mail"),
     "mailFolder": frozenset(FOLDER_SELECT)
     | _paths("singleValueExtendedProperties", "sizeInBytes")
     | _paths("id", "value", under="singleValueExtendedProperties"),
@@ -35,6 +35,9 @@ READS: dict[str, frozenset[str]] = {
     | _paths("flagStatus", under="flag")
     | _paths("singleValueExtendedProperties")
     | _paths("id", "value", under="singleValueExtendedProperties"),
+    "messageRule": _paths("actions") | _paths("moveToFolder", "copyToFolder", under="actions"),
+    "mailboxSettings": _paths("automaticRepliesSetting", "timeZone")
+    | _paths("status", under="automaticRepliesSetting"),
     "calendar": _paths("id", "name", "isDefaultCalendar"),
     "event": frozenset(LISTING_SELECT)
     | frozenset(MASTER_SELECT)
