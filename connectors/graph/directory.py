@@ -37,4 +37,6 @@ async def directory_entries(client: GraphClient) -> list[dict[str, Any]]:
         RequestConfiguration(query_parameters=params)
     )
     call = Call("list users", permission="User.Read.All")
-    return [user async for page in client.pages(first, TENANT, call) for user in page.get("value", [])]
+    return [
+        user async for page in client.pages(first, TENANT, call) for user in page.get("value", [])
+    ]

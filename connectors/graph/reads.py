@@ -138,7 +138,13 @@ NOT_GRAPH = frozenset(
 # Read, but sent only on the entities they describe: a driveItem carries the `shared` facet
 # only when it was shared (https://learn.microsoft.com/en-us/graph/api/resources/shared), so
 # an answer without it still conforms.
-SOMETIMES: dict[str, frozenset[str]] = {"driveItem": _paths("shared", "shared.scope")}
+# A rule's actions carry only the actions it takes (the examples of
+# https://learn.microsoft.com/en-us/graph/api/mailfolder-list-messagerules show no null
+# action): a rule that moves nothing has no `moveToFolder`.
+SOMETIMES: dict[str, frozenset[str]] = {
+    "driveItem": _paths("shared", "shared.scope"),
+    "messageRule": _paths("moveToFolder", "copyToFolder", under="actions"),
+}
 
 UNDOCUMENTED: dict[tuple[str, str], str] = {
     ("mailFolder", "sizeInBytes"): "beta only; read when a server sends it, else the folder "

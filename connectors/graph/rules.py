@@ -9,7 +9,10 @@ One container per user (`Sieve`) holding one item: the snapshot the Sieve mappin
   (https://learn.microsoft.com/en-us/graph/api/user-get-mailboxsettings);
 - the display path and well-known names of every folder a rule moves or copies to
   (`moveToFolder`, `copyToFolder` hold folder ids:
-  https://learn.microsoft.com/en-us/graph/api/resources/messageruleactions), each
+  https://learn.microsoft.com/en-us/graph/api/resources/messageruleactions; a folder's
+  id is the same whatever `IdType` a request prefers, immutable ids being for items:
+  https://learn.microsoft.com/en-us/graph/outlook-immutable-id, so it is the mail
+  workload's container id of that folder), each
   folder and its parents read by id in one `$batch` per level, the well-known names
   with the mail source's one `$batch` (`GraphMailSource.folder_roles`). The cost
   depends on the rules, not on the size of the mailbox, where the mail source's walk
@@ -198,6 +201,7 @@ class GraphRulesSource:
         """The named folders and their parents up to the root, a `$batch` per level; the
         root's id under `ROOT`. A folder that is gone (404) is absent."""
         known: dict[str, Mapping[str, Any]] = {}
+        asked: set[str] = set()
         wanted = set(folder_ids) | {ROOT}
         call = Call(f"folders named by the rules of {upn}", PERMISSION)
         for _ in range(MAX_DEPTH):
@@ -206,10 +210,15 @@ class GraphRulesSource:
                 for key in sorted(wanted)
             }
             answers = await self.client.batch_get(upn, paths, call)
+            asked |= wanted
             known.update((key, body) for key, body in answers.items() if body is not None)
             root = str((known.get(ROOT) or {}).get("id") or "")
-            parents = {str(body.get("parentFolderId") or "") for body in known.values()}
-            wanted = {p for p in parents if p and p != root and p not in known}
+            parents = {
+                str(body.get("parentFolderId") or "")
+                for key, body in known.items()
+                if key != ROOT and key != root
+            }
+            wanted = {p for p in parents if p and p != root and p not in asked}
             if not wanted:
                 break
         return known
