@@ -1,6 +1,6 @@
 """Every workload and every target kind, declared once.
 
-A workload (mail, calendars, contacts, files, chat) is a Graph source, a mapper, a
+A workload (mail, calendars, contacts, inbox rules, files, chat) is a Graph source, a mapper, a
 planner and the targets it can write to. Its declaration names its code by import path
 ("workloads.mail:build", relative to the package) rather than importing it, so that
 reading this table costs nothing: a mail run never imports what calendars, files or chat
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .templates import CALENDAR, CHAT, CONTACTS, FILES, MAIL, MAIL_ARCHIVE
+from .templates import CALENDAR, CHAT, CONTACTS, FILES, MAIL, MAIL_ARCHIVE, RULES
 
 PACKAGE = __name__.rsplit(".", 1)[0]  # "hirondelle"
 ARCHIVE = "migrator.registry:ArchiveSettings"  # the archive targets' one setting: path
@@ -137,6 +137,23 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         demo_path="archive/contacts",
         demo_changes={"new_contacts": 2, "contact_changes": 2, "contact_deletions": 1},
         left_to_checks=True,
+    ),
+    WorkloadSpec(
+        name="rules",
+        title="inbox rules and automatic replies",
+        builder="workloads.rules:build",
+        modules=(
+            "connectors.graph.rules", "mappings.sieve", "workloads.rules", "workloads.rules_plan",
+        ),
+        targets=(
+            TargetSpec(
+                "managesieve", "connectors.managesieve:ManageSieveTarget",
+                "connectors.managesieve:ManageSieveSettings", "Inbox rules", RULES,
+            ),
+            _archive("connectors.archive_sieve:SieveArchiveTarget"),
+        ),
+        demo_path="archive/mail",  # each user's .sieve lands beside that user's Maildir
+        demo_changes={"rule_changes": 2},
     ),
     WorkloadSpec(
         name="files",

@@ -56,3 +56,13 @@ CHAT = """\
 # as_token_file = "matrix-as-token"            # written by init, with matrix-appservice.yaml
 # access_token_env = "HIRONDELLE_MATRIX_TOKEN" # bot mode
 """
+
+RULES = """\
+# [targets.rules]
+# kind = "managesieve"                         # or "archive": a .sieve beside each Maildir
+# host = "imap.example.org"                    # logins and passwords: those of [targets.mail]
+# port = 4190
+# tls = "starttls"
+# script_name = "outlook-rules"
+# when_active = "include"                      # or "leave" a user's own active script alone
+"""
