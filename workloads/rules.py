@@ -32,10 +32,13 @@ FolderNames = Callable[[str], Mapping[str, str]]  # owner's UPN -> Graph folder 
 
 
 class Script(Protocol):
-    """What the workload reads of `mappings.sieve.SieveScript`."""
+    """What the workload reads of `mappings.sieve.SieveScript` (a frozen dataclass)."""
 
-    text: str
-    findings: tuple[str, ...]
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def findings(self) -> tuple[str, ...]: ...
 
 
 ScriptOf = Callable[[bytes], Script]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ..connectors.graph.rules import named_folders
 from ..migrator.errors import SkipItem
 from ..migrator.model import Container, Owner
 from ..migrator.plan import Counted, Finding
@@ -21,7 +22,8 @@ from ..migrator.protocols import Source
 from .rules import ScriptOf
 
 # Requests per user: the rules and the mailbox settings; when rules name folders, the
-# mail source's well-known names ($batch of 14 parts) and each folder up its path.
+# mail source's well-known names ($batch of 14 parts) and each folder up its path (as
+# `connectors.graph.rules` reads them).
 READS = 2
 ROLES = 14
 
@@ -41,8 +43,7 @@ class RulesPlanner:
 
     def requests(self, container: Container) -> int:
         content = self._contents.get(container.owner)
-        folders = len(_snapshot(content).get("folders") or {}) if content else 0
-        return READS + (ROLES + 2 * folders if folders else 0)
+        return READS + (_folder_requests(_snapshot(content)) if content else 0)
 
     def forget(self, container: Container) -> None:
         self._contents.pop(container.owner, None)
@@ -78,6 +79,21 @@ class RulesPlanner:
 def _snapshot(content: bytes) -> dict[str, Any]:
     snapshot: dict[str, Any] = json.loads(content)
     return snapshot
+
+
+def _folder_requests(snapshot: dict[str, Any]) -> int:
+    """What finding the named folders costs: the well-known names, then each named folder
+    (found or gone), the root and every folder above a named one, each read once."""
+    named = named_folders(snapshot.get("rules") or [])
+    if not named:
+        return 0
+    places = snapshot.get("folders") or {}
+    levels = {
+        tuple(place["path"][:depth])
+        for place in places.values()
+        for depth in range(1, len(place["path"]) + 1)
+    }
+    return ROLES + len(levels) + 1 + sum(1 for folder in named if folder not in places)
 
 
 def _summary(content: bytes) -> str:

@@ -7,6 +7,7 @@ largest documented page (999): https://learn.microsoft.com/en-us/graph/api/user-
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from kiota_abstractions.base_request_configuration import RequestConfiguration
@@ -21,10 +22,12 @@ USER_PAGE = 999
 
 async def tenant_users(client: GraphClient) -> list[Owner]:
     """Every user of the tenant (`/users`, paged), as owners named by their UPN."""
-    return [
-        Owner(user.get("userPrincipalName") or "", user["id"], user.get("displayName") or "")
-        for user in await directory_entries(client)
-    ]
+    return [owner_of(user) for user in await directory_entries(client)]
+
+
+def owner_of(user: Mapping[str, Any]) -> Owner:
+    """A `/users` entry as an owner named by its UPN."""
+    return Owner(user.get("userPrincipalName") or "", user["id"], user.get("displayName") or "")
 
 
 async def directory_entries(client: GraphClient) -> list[dict[str, Any]]:

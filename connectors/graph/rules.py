@@ -44,7 +44,7 @@ from typing import Any, TypedDict
 from ...migrator.errors import SkipItem
 from ...migrator.model import Container, Item, Owner, Page
 from .client import GraphClient
-from .directory import directory_entries
+from .directory import directory_entries, owner_of
 from .errors import Call
 from .mail import GraphMailSource, _user_path
 
@@ -53,7 +53,8 @@ WORKLOAD = "rules"
 CONTAINER_ID = "rules"  # the user's one container
 CONTAINER_PATH = ("Sieve",)
 ITEM_ID = "rules"  # the container's one item: the user's script
-CURSOR = "rules:"  # + the version read last (informational: every pass reads again)
+CURSOR = "rules:"  # + the version read last, or NOTHING (every pass reads again)
+NOTHING = "none"
 SETTINGS_SELECT = ["automaticRepliesSetting", "timeZone"]
 FOLDER_FIELDS = ["id", "displayName", "parentFolderId"]
 ROOT = "msgfolderroot"
@@ -91,23 +92,21 @@ class GraphRulesSource:
 
     async def owners(self) -> list[Owner]:
         """Every user of the tenant (`/users`, paged), read once for the domains too."""
-        directory = await self._users()
-        return [
-            Owner(upn, str(entry["id"]), str(entry.get("displayName") or ""))
-            for upn, entry in directory.items()
-        ]
+        return [owner_of(entry) for entry in (await self._users()).values()]
 
     async def containers(self, owner: Owner) -> list[Container]:
         """The user's one container (no request: what it holds is read by `changes`)."""
         return [container_of(owner.upn)]
 
     async def changes(self, container: Container, cursor: str | None) -> AsyncIterator[Page]:
-        """One page: the user's script item (or its removal when there is nothing to
-        carry) and the version read, as the cursor."""
+        """One page: the user's script item, and the version read as the cursor. When there
+        is nothing to carry any more, the item's removal, said once: only after a pass
+        that listed it (a pass from no cursor lists everything, and the engine removes
+        what such a listing lacks)."""
         items = await self.listing(container)
-        removed = () if items else (ITEM_ID,)
-        version = items[0].version if items else "none"
-        yield Page(tuple(items), removed, None, CURSOR + version)
+        version = items[0].version if items else NOTHING
+        gone = not items and cursor is not None and cursor != CURSOR + NOTHING
+        yield Page(tuple(items), (ITEM_ID,) if gone else (), None, CURSOR + version)
 
     async def fetch(self, container: Container, item: Item) -> bytes:
         """The snapshot `changes` or `listing` read for this version, else read again."""
