@@ -139,23 +139,6 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         left_to_checks=True,
     ),
     WorkloadSpec(
-        name="rules",
-        title="inbox rules and automatic replies",
-        builder="workloads.rules:build",
-        modules=(
-            "connectors.graph.rules", "mappings.sieve", "workloads.rules", "workloads.rules_plan",
-        ),
-        targets=(
-            TargetSpec(
-                "managesieve", "connectors.managesieve:ManageSieveTarget",
-                "connectors.managesieve:ManageSieveSettings", "Inbox rules", RULES,
-            ),
-            _archive("connectors.archive_sieve:SieveArchiveTarget"),
-        ),
-        demo_path="archive/mail",  # each user's .sieve lands beside that user's Maildir
-        demo_changes={"rule_changes": 2},
-    ),
-    WorkloadSpec(
         name="files",
         title="OneDrive and SharePoint files",
         builder="workloads.files:build",
@@ -193,6 +176,24 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         ),
         demo_path="archive/chat",
         demo_changes={"chat_posts": 3, "chat_replies": 4, "chat_edits": 2, "chat_deletions": 1},
+    ),
+    WorkloadSpec(
+        name="rules",
+        title="inbox rules and automatic replies",
+        builder="workloads.rules:build",
+        modules=(
+            "connectors.graph.rules", "mappings.sieve", "workloads.rules", "workloads.rules_plan",
+        ),
+        targets=(
+            TargetSpec(
+                "managesieve", "connectors.managesieve:ManageSieveTarget",
+                "connectors.managesieve:ManageSieveSettings", "Inbox rules and automatic replies",
+                RULES,
+            ),
+            _archive("connectors.archive_sieve:SieveArchiveTarget"),
+        ),
+        demo_path="archive/mail",  # each user's .sieve lands beside that user's Maildir
+        demo_changes={"rule_changes": 2},
     ),
 )  # fmt: skip
 

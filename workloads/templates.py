@@ -59,10 +59,10 @@ CHAT = """\
 
 RULES = """\
 # [targets.rules]
-# kind = "managesieve"                         # or "archive": a .sieve beside each Maildir
-# host = "imap.example.org"                    # logins and passwords: those of [targets.mail]
+# kind = "managesieve"                         # or "archive": one .sieve beside each Maildir
+# host = "imap.example.org"
 # port = 4190
-# tls = "starttls"
-# script_name = "outlook-rules"
-# when_active = "include"                      # or "leave" a user's own active script alone
+# security = "starttls"                        # "starttls", "tls", or "plain" (loopback only)
+# password_file = "imap-passwords.txt"         # or the master user of [targets.mail]
+# when_active = "include"                      # a user's own active script includes ours
 """
