@@ -63,6 +63,6 @@ RULES = """\
 # host = "imap.example.org"
 # port = 4190
 # security = "starttls"                        # "starttls", "tls", or "plain" (loopback only)
-# password_file = "imap-passwords.txt"         # or the master user of [targets.mail]
+# password_file = "imap-passwords.txt"         # the logins of [targets.mail] (or master_user)
 # when_active = "include"                      # a user's own active script includes ours
 """
