@@ -194,6 +194,7 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         ),
         demo_path="archive/mail",  # each user's .sieve lands beside that user's Maildir
         demo_changes={"rule_changes": 2},
+        left_to_checks=True,  # no usage report counts rules: read per checked owner
     ),
 )  # fmt: skip
 
