@@ -56,7 +56,10 @@ def build(
     source = GraphRulesSource(clients.outlook)
     mapper = partial(map_rules, script=script)
     workload = Workload("rules", source, mapper, target, budget=OUTLOOK)
-    return workload, RulesPlanner(source, outlook_rate(config), script)
+    # `plan` reads no target: its findings assume a server with every extension the
+    # mapping uses (`doctor` says what a server without one loses).
+    planned = partial(sieve_script, folder_names=names, extensions=_every_extension)
+    return workload, RulesPlanner(source, outlook_rate(config), planned)
 
 
 def map_rules(item: Item, content: bytes | Blob, *, script: ScriptOf) -> Payload:
@@ -98,3 +101,8 @@ def mail_folders(store: Store, upn: str) -> Mapping[str, str]:
 
 def _none(upn: str) -> Mapping[str, Any]:
     return {}
+
+
+def _every_extension() -> None:
+    """What `rules_to_sieve` takes for "assume every extension it may use"."""
+    return None
