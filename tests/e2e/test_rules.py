@@ -5,6 +5,7 @@ doubled, `verify` clean, and a `sync` of unchanged rules writes nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from harness import (
     DEADLINE,
     MASTER_ENV,
@@ -27,11 +29,13 @@ from harness import (
     write_config,
 )
 
+from hirondelle.migrator.operations import check, migrate
 from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
-from hirondelle.sandbox.tenant import Tenant, TenantSpec
+from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
 from hirondelle.tests.servers import DovecotServer, dovecot_server
-from hirondelle.workloads.demo import run_demo
+from hirondelle.workloads.demo import SECRET_ENV as DEMO_SECRET_ENV
+from hirondelle.workloads.demo import demo_config, run_demo
 
 SCRIPT = "outlook-rules"  # targets.rules.script_name's default
 SPEC = TenantSpec(seed=29, users=6, messages=10, large_messages=0, large_file_bytes=0)
@@ -135,6 +139,31 @@ path = "archive"
         for script in scripts:  # each user's own, whole
             text = script.read_text("utf-8")
             assert text.startswith("# Outlook inbox rules") and script.parent.name in text
+
+
+def test_a_changed_user_is_written_again_and_a_user_left_with_nothing_loses_the_script(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant = Tenant.generate(TenantSpec(seed=29, users=3, messages=4, large_messages=0))
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
+        monkeypatch.setenv(DEMO_SECRET_ENV, sandbox.client_secret)
+        config = demo_config(sandbox, tmp_path, ("rules",))
+        first = asyncio.run(migrate(config, "run"))
+        assert first.ok and first.tallies["rules"].copied == 2  # the third has nothing
+        unchanged = asyncio.run(migrate(config, "sync")).tallies["rules"]
+        assert (unchanged.copied, unchanged.updated, unchanged.removed) == (0, 0, 0)
+
+        changed, emptied = tenant.users[0], tenant.users[1]
+        sandbox.mutate(Mutation(seed=5, rule_changes=1, user=changed.upn))  # a rule toggled
+        tenant.rules.of(emptied).rules.clear()  # between passes: no request in flight
+        tenant.rules.of(emptied).replies = {"status": "disabled"}
+        synced = asyncio.run(migrate(config, "sync")).tallies["rules"]
+        assert (synced.copied, synced.updated, synced.removed) == (0, 1, 1)
+        scripts = {p.parent.name for p in (tmp_path / "archive").rglob(f"{SCRIPT}.sieve")}
+        assert scripts == {changed.upn}
+        again = asyncio.run(migrate(config, "sync")).tallies["rules"]
+        assert (again.updated, again.removed) == (0, 0)  # the removal is said once
+        assert all(report.verified for report in asyncio.run(check(config)).values())
 
 
 def test_rules_into_managesieve_kill_nine_and_resume(tmp_path: Path) -> None:
