@@ -35,6 +35,7 @@ addresses. That needs no permission beyond `User.Read.All`, which listing users 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections import OrderedDict
@@ -87,6 +88,7 @@ class GraphRulesSource:
         self.client = client
         self.mail = GraphMailSource(client)  # its folder roles and paths
         self._directory: dict[str, dict[str, Any]] | None = None  # upn -> entry
+        self._reading = asyncio.Lock()  # owners passed at once read the directory once
         self._domains: list[str] = []
         self._snapshots: OrderedDict[str, tuple[str, bytes]] = OrderedDict()
 
@@ -153,11 +155,12 @@ class GraphRulesSource:
     # -- requests ------------------------------------------------------------------------
 
     async def _users(self) -> dict[str, dict[str, Any]]:
-        if self._directory is None:
-            entries = await directory_entries(self.client)
-            self._directory = {str(e.get("userPrincipalName") or ""): e for e in entries}
-            self._domains = tenant_domains(entries)
-        return self._directory
+        async with self._reading:
+            if self._directory is None:
+                entries = await directory_entries(self.client)
+                self._domains = tenant_domains(entries)
+                self._directory = {str(e.get("userPrincipalName") or ""): e for e in entries}
+            return self._directory
 
     async def _user(self, upn: str) -> dict[str, str]:
         entry = (await self._users()).get(upn) or {}
