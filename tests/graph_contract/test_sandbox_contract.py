@@ -155,7 +155,7 @@ def channel(graph: httpx.Client) -> tuple[str, str]:
 
 
 def test_users_list(graph: httpx.Client) -> None:
-    select = ["id", "userPrincipalName", "displayName"]
+    select = ["id", "userPrincipalName", "displayName", "mail"]  # as `directory_entries` asks
     first = fetch(graph, "users", {"$select": ",".join(select), "$top": 1})
     assert "@odata.nextLink" in first
     for page in pages(graph, first):
