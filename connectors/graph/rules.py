@@ -9,11 +9,11 @@ One container per user (`Sieve`) holding one item: the snapshot the Sieve mappin
   (https://learn.microsoft.com/en-us/graph/api/user-get-mailboxsettings);
 - the display path and well-known names of every folder a rule moves or copies to
   (`moveToFolder`, `copyToFolder` hold folder ids:
-  https://learn.microsoft.com/en-us/graph/api/resources/messageruleactions; a folder's
-  id is the same whatever `IdType` a request prefers, immutable ids being for items:
-  https://learn.microsoft.com/en-us/graph/outlook-immutable-id, so it is the mail
-  workload's container id of that folder), each
-  folder and its parents read by id in one `$batch` per level, the well-known names
+  https://learn.microsoft.com/en-us/graph/api/resources/messageruleactions; a folder
+  has no immutable id, its ordinary id being constant already ("Items that support
+  immutable IDs", https://learn.microsoft.com/en-us/graph/outlook-immutable-id), so it
+  is the mail workload's container id of that folder), each folder and its parents
+  read by id in one `$batch` per level, the well-known names
   with the mail source's one `$batch` (`GraphMailSource.folder_roles`). The cost
   depends on the rules, not on the size of the mailbox, where the mail source's walk
   of the whole tree would read every parent folder.
