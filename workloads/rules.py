@@ -25,10 +25,10 @@ from ..migrator.registry import OUTLOOK, Clients, build_target, outlook_rate
 from ..migrator.workload import Workload
 
 if TYPE_CHECKING:
+    from ..connectors.graph.rules import FolderNames
     from ..state.store import Store
 
 MAIL = "mail"  # the workload whose folders the rules name
-FolderNames = Callable[[str], Mapping[str, str]]  # owner's UPN -> Graph folder id -> IMAP name
 
 
 class Script(Protocol):
@@ -53,7 +53,7 @@ def build(
     target = build_target(target_config)
     names: FolderNames = partial(mail_folders, clients.store) if clients.store else _none
     script = partial(sieve_script, folder_names=names, extensions=partial(extensions_of, target))
-    source = GraphRulesSource(clients.outlook)
+    source = GraphRulesSource(clients.outlook, names if clients.store else None)
     mapper = partial(map_rules, script=script)
     workload = Workload("rules", source, mapper, target, budget=OUTLOOK)
     # `plan` reads no target: its findings assume a server with every extension the

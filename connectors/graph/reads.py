@@ -118,6 +118,7 @@ NOT_GRAPH = frozenset(
     {
         "v", "links", "masters", "recent", "delta",  # cursors of calendar and teams
         "kind", "path", "lastVerb",  # Item.meta keys
+        "rules",  # the rules source's own snapshot, read back for its version
         "known",  # the cursor of a calendar read without delta
         "checked", "next", "read", "round", "started", "threads",  # the chat cursor
         "published_size",  # an audit remark of a file SharePoint changed

@@ -20,9 +20,11 @@ One container per user (`Sieve`) holding one item: the snapshot the Sieve mappin
 
 Both reads need `MailboxSettings.Read` (application). Graph offers no delta for either,
 so each pass reads them again (two requests, plus the folders' when a rule names
-some): the item's version is a digest of the snapshot, so an unchanged user is
-recognised by the engine and costs nothing more; a changed rule, automatic reply or
-folder path gives a new version, and the script is written again.
+some): the item's version is a digest of the snapshot (and of the IMAP names the mail
+workload gave the named folders, when the workload hands `folder_names`), so an
+unchanged user is recognised by the engine and costs nothing more; a changed rule,
+automatic reply, folder path or folder name gives a new version, and the script is
+written again.
 
 A user with no rule and automatic replies off has nothing to carry: no item, and no
 script on the target (one written earlier is settled as a removal, as `deletions`
@@ -39,7 +41,7 @@ import asyncio
 import hashlib
 import json
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypedDict
 
 from ...migrator.errors import SkipItem
@@ -61,6 +63,8 @@ FOLDER_FIELDS = ["id", "displayName", "parentFolderId"]
 ROOT = "msgfolderroot"
 MAX_DEPTH = 32  # folder levels walked up from a named folder before giving up on it
 KEPT_SNAPSHOTS = 256  # snapshots kept between `changes` and `fetch`, most recent
+# A user's UPN -> Graph folder id -> the IMAP name the mail workload gave it (the state's)
+FolderNames = Callable[[str], Mapping[str, str]]
 
 
 class FolderPlace(TypedDict):
@@ -84,8 +88,9 @@ class GraphRulesSource:
 
     workload = WORKLOAD
 
-    def __init__(self, client: GraphClient) -> None:
+    def __init__(self, client: GraphClient, folder_names: FolderNames | None = None) -> None:
         self.client = client
+        self.folder_names = folder_names
         self.mail = GraphMailSource(client)  # its folder roles and paths
         self._directory: dict[str, dict[str, Any]] | None = None  # upn -> entry
         self._reading = asyncio.Lock()  # owners passed at once read the directory once
@@ -125,7 +130,7 @@ class GraphRulesSource:
         content = await self.snapshot(container.owner)
         if content is None:
             return []
-        version = hashlib.sha256(content).hexdigest()[:32]
+        version = self._version(container.owner, content)
         self._keep(container.owner, version, content)
         return [Item(ITEM_ID, version, {"size": len(content)})]
 
@@ -224,6 +229,19 @@ class GraphRulesSource:
             if not wanted:
                 break
         return known
+
+    def _version(self, upn: str, content: bytes) -> str:
+        """A digest of the snapshot and of the names the target already gave the folders
+        the rules name (`folder_names`): the script depends on both, so a folder the mail
+        workload writes or renames after the script was made has it written again."""
+        digest = hashlib.sha256(content)
+        if self.folder_names is not None:
+            named = named_folders(json.loads(content).get("rules") or [])
+            if named:
+                names = self.folder_names(upn)
+                given = {folder: names.get(folder) for folder in named}
+                digest.update(json.dumps(given, sort_keys=True).encode("utf-8"))
+        return digest.hexdigest()[:32]
 
     def _keep(self, upn: str, version: str, content: bytes) -> None:
         self._snapshots[upn] = (version, content)

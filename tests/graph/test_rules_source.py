@@ -118,6 +118,35 @@ def test_the_version_follows_the_rules_and_nothing_else(sb: Any) -> None:
     assert after[second.upn][0].items[0].version != before[second.upn][0].items[0].version
 
 
+def test_the_version_follows_the_names_the_mail_workload_gave_the_named_folders(
+    sb: Any,
+) -> None:
+    user = sb.tenant.users[0]
+    invoices = sb.tenant.rules.of(user).rules[0]["actions"]["moveToFolder"]
+    names: dict[str, str] = {}
+
+    async def version() -> str:
+        rules = GraphRulesSource(
+            GraphClient(settings_for(sb), MailboxBudget(), mailboxes=1), lambda upn: names
+        )
+        try:
+            (item,) = await rules.listing(container_of(user.upn))
+            content = await rules.fetch(container_of(user.upn), item)
+            assert json.loads(content)["user"]["upn"] == user.upn  # the kept snapshot
+            return item.version
+        finally:
+            await rules.aclose()
+
+    before = run(version())
+    names["some folder no rule names"] = "Ailleurs"
+    assert run(version()) == before
+    names[invoices] = "INBOX/Factures & Devis"  # the mail workload wrote the folder
+    written = run(version())
+    assert written != before
+    names[invoices] = "INBOX/Factures et devis"  # and renamed it on the target
+    assert run(version()) not in (before, written)
+
+
 def test_fetch_of_a_user_whose_rules_went_away_is_a_skip(sb: Any) -> None:
     user = sb.tenant.users[2]
     rules = source(sb)
