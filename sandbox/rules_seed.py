@@ -66,6 +66,7 @@ class RulesData:
     def __init__(self, tenant: Tenant) -> None:
         self.tenant = tenant
         self._mailboxes: dict[str, MailboxRules] = {}
+        self._places: dict[str, int] = {}  # user id -> position in the tenant
 
     def of(self, user: SandboxUser) -> MailboxRules:
         if user.id not in self._mailboxes:
@@ -97,7 +98,9 @@ class RulesData:
     # -- the seed ----------------------------------------------------------------------
 
     def _seeded(self, user: SandboxUser) -> MailboxRules:
-        place = [u.id for u in self.tenant.users].index(user.id) % 3
+        if user.id not in self._places:  # users added since: number them all again
+            self._places = {u.id: n for n, u in enumerate(self.tenant.users)}
+        place = self._places[user.id] % 3
         if place == 2:
             return MailboxRules()
         if place == 1:
