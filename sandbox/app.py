@@ -31,6 +31,7 @@ from hirondelle.sandbox.mail import GraphRequest, GraphResponse, MailService
 from hirondelle.sandbox.odata import JSON, GraphError, error_body
 from hirondelle.sandbox.reports import ReportsService
 from hirondelle.sandbox.resource_units import ResourceUnitLimits, ResourceUnitThrottle
+from hirondelle.sandbox.rules import RulesService
 from hirondelle.sandbox.service import Service
 from hirondelle.sandbox.teams import TeamsService
 from hirondelle.sandbox.tenant import Mutation
@@ -92,6 +93,8 @@ class SandboxApp:
         self.services.insert(0, ChatsService(tenant, self.teams))  # before mail's /users
         self.reports = ReportsService(tenant)  # usage reports, tenant-wide
         self.services.insert(0, self.reports)
+        # Inbox rules and mailbox settings, before mail, which answers any mailFolders path.
+        self.services.insert(0, RulesService(tenant, self.throttle))
 
     def build(self) -> web.Application:
         app = web.Application(client_max_size=4 * 1024 * 1024)

@@ -34,9 +34,8 @@ Additions beyond the contract:
 `messages`, `changes_since` and `folder_size` accept a well-known name for the folder.
 Message objects are snapshots: a mutation replaces a message, never edits it in place,
 so a reader holding one sees a consistent state while `mutate` runs in another thread.
-The records (users, folders, messages, ids) are `tenant_records`'s; what a mutation picks
-in the mailboxes is `mail_mutations`'s, written through `restamp`, `move_message` and
-`delete_message`.
+Records are `tenant_records`'s; mutations pick mail in `mail_mutations` (written through
+`restamp`, `move_message`, `delete_message`), inbox rules in `rules_seed` (`tenant.rules`).
 """
 
 from __future__ import annotations
@@ -55,6 +54,7 @@ from .drive_mutations import CHANGE_KINDS
 from .mail_mutations import mutate_mail
 from .mailbox_tally import MailboxTally
 from .mime import MimeDocument
+from .rules_seed import RulesData
 from .tenant_records import (
     EPOCH,
     FOLDER_ID_PREFIX,
@@ -107,6 +107,7 @@ class Tenant:
         from .calendar_data import CalendarData  # it builds on this module: import when used
 
         self.calendar_data = CalendarData()  # calendars, events and contacts
+        self.rules = RulesData(self)  # inbox rules and automatic replies
 
     # --- construction -------------------------------------------------------------------------
 
@@ -397,11 +398,11 @@ class Tenant:
             result.events, result.contacts = mutate_calendar_data(
                 self.calendar_data, self._seed, users, mutation
             )
-            chat = (mutation.chat_posts, mutation.chat_replies, mutation.chat_edits)
-            if any(chat) or mutation.chat_deletions:
+            if any(getattr(mutation, f"chat_{k}") for k in "posts replies edits deletions".split()):
                 result.messages = self.teams.mutate(mutation, users)
             if mutation.chats_messages or mutation.chats_edits or mutation.chats_deletions:
                 result.chat_messages = self.chats.mutate(mutation, users)
+            result.rules = self.rules.mutate(rng, users, mutation.rule_changes)
             return result
 
     def message_ids(self, user_id: str) -> list[str]:

@@ -56,6 +56,7 @@ class Mutation:
     chats_messages: int = 0  # new messages in random chats (sandbox/chats_data.py)
     chats_edits: int = 0  # chat messages edited
     chats_deletions: int = 0  # chat messages deleted (soft: deletedDateTime set)
+    rule_changes: int = 0  # inbox rules or automatic replies changed (sandbox/rules_seed.py)
     chat_id: str | None = None  # restrict chat changes to this chat
 
 
@@ -71,3 +72,4 @@ class MutationResult:
     contacts: list[str] = field(default_factory=list)  # contacts touched
     messages: list[str] = field(default_factory=list)  # chat source ids: root, or "root/reply"
     chat_messages: list[str] = field(default_factory=list)  # chats' message ids touched
+    rules: list[str] = field(default_factory=list)  # users whose rules or replies changed

@@ -131,6 +131,17 @@ class Store:
                 .limit(1)
             )
 
+    def target_folders(self, workload: str, owner: str) -> dict[str, str]:
+        """Container id -> the target folder its unit was written to, for one owner of one
+        workload (read by another workload that names those folders: inbox rules)."""
+        with self.session() as s:
+            rows = s.execute(
+                select(Unit.container_id, Unit.target_folder).where(
+                    Unit.workload == workload, Unit.owner == owner, Unit.target_folder.is_not(None)
+                )
+            )
+            return {container: str(folder) for container, folder in rows}
+
     def units(self, workload: str | None = None) -> list[Unit]:
         with self.session() as s:
             query = select(Unit).order_by(Unit.owner, Unit.path)

@@ -1,7 +1,7 @@
 """Every workload and every target kind, declared once.
 
-A workload (mail, calendars, contacts, files, chat, chats) is a Graph source, a mapper, a
-planner and the targets it can write to. Its declaration names its code by import path
+A workload (mail, calendars, contacts, inbox rules, files, chat, chats) is a Graph source, a
+mapper, a planner and the targets it can write to. Its declaration names its code by import path
 ("workloads.mail:build", relative to the package) rather than importing it, so that
 reading this table costs nothing: a mail run never imports what calendars, files or chat
 need. The configuration's workload and kind lists, the target dispatch, the forkserver's
@@ -177,13 +177,13 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
         demo_path="archive/chat",
         demo_changes={"chat_posts": 3, "chat_replies": 4, "chat_edits": 2, "chat_deletions": 1},
     ),
-    # The rules workload's declaration is its source's (workloads/rules.py); its targets are
-    # these two.
     WorkloadSpec(
         name="rules",
         title="inbox rules and automatic replies",
         builder="workloads.rules:build",
-        modules=("workloads.rules",),
+        modules=(
+            "connectors.graph.rules", "mappings.sieve", "workloads.rules", "workloads.rules_plan",
+        ),
         targets=(
             TargetSpec(
                 "managesieve", "connectors.managesieve:ManageSieveTarget",
@@ -192,7 +192,9 @@ WORKLOADS: tuple[WorkloadSpec, ...] = (
             ),
             _archive("connectors.archive_sieve:SieveArchiveTarget"),
         ),
-        demo_path="archive/mail",
+        demo_path="archive/mail",  # each user's .sieve lands beside that user's Maildir
+        demo_changes={"rule_changes": 2},
+        left_to_checks=True,  # no usage report counts rules: read per checked owner
     ),
     WorkloadSpec(
         name="chats",

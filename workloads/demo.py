@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,11 @@ OWNED = ("state", "archive", "audit")  # what a previous demo left in the folder
 PAGES = ("plan.html", "report.html")  # and the pages it wrote
 
 
-def demo_config(sandbox: SandboxServer, directory: Path) -> Config:
+def demo_config(
+    sandbox: SandboxServer, directory: Path, workloads: Sequence[str] | None = None
+) -> Config:
+    """The demo's configuration: every workload (or those named) into its archive."""
+    names = set(workloads or BY_NAME)
     raw: dict[str, Any] = {
         "source": {
             "tenant_id": sandbox.tenant_id,
@@ -40,7 +44,9 @@ def demo_config(sandbox: SandboxServer, directory: Path) -> Config:
             "ca_file": str(sandbox.ca_file),
         },
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
-        "targets": {w.name: {"kind": "archive", "path": w.demo_path} for w in WORKLOADS},
+        "targets": {
+            w.name: {"kind": "archive", "path": w.demo_path} for w in WORKLOADS if w.name in names
+        },
     }
     return parse_config(raw, directory.resolve())
 
@@ -53,8 +59,10 @@ def run_demo(
     seed: int = 7,
     reporter: RunReporter | None = None,
     say: Callable[[str], None] | None = None,
+    workloads: Sequence[str] | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run the demo into `directory` (its earlier demo output is replaced)."""
+    """Run the demo into `directory` (its earlier demo output is replaced); every workload,
+    or only those named (tests)."""
     directory.mkdir(parents=True, exist_ok=True)
     for name in OWNED:
         shutil.rmtree(directory / name, ignore_errors=True)
@@ -71,7 +79,7 @@ def run_demo(
     )
     with SandboxServer(Tenant.generate(spec), tls=True) as sandbox:
         os.environ[SECRET_ENV] = sandbox.client_secret  # the sandbox's public test secret
-        config = demo_config(sandbox, directory)
+        config = demo_config(sandbox, directory, workloads)
         return asyncio.run(_demo(sandbox, config, seed, reporter, say or (lambda _: None)))
 
 
@@ -97,14 +105,17 @@ async def _demo(
         config.base_dir / PAGES[0], planned, digest, config, DEMO_WINDOW, language, "--dir"
     )
     first = await migrate(config, "run", reporter)
-    changes: dict[str, Any] = {k: n for w in WORKLOADS for k, n in w.demo_changes.items()}
+    changes: dict[str, Any] = {
+        k: n for w in WORKLOADS if w.name in config.targets for k, n in w.demo_changes.items()
+    }
     changed = sandbox.mutate(Mutation(seed=seed + 1, **changes))
     say(
         f"tenant changed: {len(changed.new)} new, {len(changed.changed)} changed, "
         f"{len(changed.moved)} moved, {len(changed.deleted)} deleted messages; "
         f"{len(changed.events)} events, {len(changed.contacts)} contacts and "
         f"{len(changed.files)} drive items, {len(changed.messages)} Teams channel messages and "
-        f"{len(changed.chat_messages)} chat messages touched"
+        f"{len(changed.chat_messages)} chat messages touched; "
+        f"inbox rules or automatic replies of {len(changed.rules)} users changed"
     )
     second = await migrate(config, "sync", reporter)
     reports = await check(config)

@@ -7,6 +7,9 @@ largest documented page (999): https://learn.microsoft.com/en-us/graph/api/user-
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 
@@ -19,16 +22,24 @@ USER_PAGE = 999
 
 async def tenant_users(client: GraphClient) -> list[Owner]:
     """Every user of the tenant (`/users`, paged), as owners named by their UPN."""
+    return [owner_of(user) for user in await directory_entries(client)]
+
+
+def owner_of(user: Mapping[str, Any]) -> Owner:
+    """A `/users` entry as an owner named by its UPN."""
+    return Owner(user.get("userPrincipalName") or "", user["id"], user.get("displayName") or "")
+
+
+async def directory_entries(client: GraphClient) -> list[dict[str, Any]]:
+    """Every user of the tenant as `/users` lists them: id, UPN, display name and primary
+    address (`mail`, null for a user without a mailbox)."""
     params = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-        select=["id", "userPrincipalName", "displayName"], top=USER_PAGE
+        select=["id", "userPrincipalName", "displayName", "mail"], top=USER_PAGE
     )
     first = client.sdk.users.to_get_request_information(
         RequestConfiguration(query_parameters=params)
     )
     call = Call("list users", permission="User.Read.All")
-    owners: list[Owner] = []
-    async for page in client.pages(first, TENANT, call):
-        for user in page.get("value", []):
-            upn = user.get("userPrincipalName") or ""
-            owners.append(Owner(upn, user["id"], user.get("displayName") or ""))
-    return owners
+    return [
+        user async for page in client.pages(first, TENANT, call) for user in page.get("value", [])
+    ]

@@ -242,7 +242,7 @@ class GraphMailSource:
 
     async def _walk(self, upn: str) -> tuple[list[_Folder], list[str]]:
         """Breadth-first walk of the folder tree: visible folders and hidden paths."""
-        roles = await self._roles(upn)
+        roles = await self.folder_roles(upn)
         visible: list[_Folder] = []
         hidden: list[str] = []
         level: list[tuple[str | None, tuple[str, ...], tuple[str | None, ...]]] = [(None, (), ())]
@@ -279,7 +279,7 @@ class GraphMailSource:
         pages = self.client.pages(url, upn, call)
         return [entry async for page in pages for entry in page.get("value", [])]
 
-    async def _roles(self, upn: str) -> dict[str, str]:
+    async def folder_roles(self, upn: str) -> dict[str, str]:
         """Folder id -> well-known name, with one $batch of `mailFolders/{name}`."""
         paths = {
             name: _user_path(upn, "mailFolders", name, select=["id"]) for name in WELL_KNOWN_FOLDERS

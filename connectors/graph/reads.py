@@ -27,7 +27,7 @@ def _paths(*names: str, under: str = "") -> frozenset[str]:
 
 
 READS: dict[str, frozenset[str]] = {
-    "user": _paths("id", "userPrincipalName", "displayName"),
+    "user": _paths("id", "userPrincipalName", "displayName", "mail"),
     "mailFolder": frozenset(FOLDER_SELECT)
     | _paths("singleValueExtendedProperties", "sizeInBytes")
     | _paths("id", "value", under="singleValueExtendedProperties"),
@@ -35,6 +35,9 @@ READS: dict[str, frozenset[str]] = {
     | _paths("flagStatus", under="flag")
     | _paths("singleValueExtendedProperties")
     | _paths("id", "value", under="singleValueExtendedProperties"),
+    "messageRule": _paths("actions") | _paths("moveToFolder", "copyToFolder", under="actions"),
+    "mailboxSettings": _paths("automaticRepliesSetting", "timeZone")
+    | _paths("status", under="automaticRepliesSetting"),
     "calendar": _paths("id", "name", "isDefaultCalendar"),
     "event": frozenset(LISTING_SELECT)
     | frozenset(MASTER_SELECT)
@@ -116,6 +119,7 @@ NOT_GRAPH = frozenset(
     {
         "v", "links", "masters", "recent", "delta",  # cursors of calendar and teams
         "kind", "path", "lastVerb",  # Item.meta keys
+        "rules",  # the rules source's own snapshot, read back for its version
         "known",  # the cursor of a calendar read without delta
         "checked", "next", "read", "round", "started", "threads",  # the chat cursor
         "modified", "filtered",  # the chats cursor
@@ -137,7 +141,13 @@ NOT_GRAPH = frozenset(
 # Read, but sent only on the entities they describe: a driveItem carries the `shared` facet
 # only when it was shared (https://learn.microsoft.com/en-us/graph/api/resources/shared), so
 # an answer without it still conforms.
-SOMETIMES: dict[str, frozenset[str]] = {"driveItem": _paths("shared", "shared.scope")}
+# A rule's actions carry only the actions it takes (the examples of
+# https://learn.microsoft.com/en-us/graph/api/mailfolder-list-messagerules show no null
+# action): a rule that moves nothing has no `moveToFolder`.
+SOMETIMES: dict[str, frozenset[str]] = {
+    "driveItem": _paths("shared", "shared.scope"),
+    "messageRule": _paths("moveToFolder", "copyToFolder", under="actions"),
+}
 
 UNDOCUMENTED: dict[tuple[str, str], str] = {
     ("mailFolder", "sizeInBytes"): "beta only; read when a server sends it, else the folder "

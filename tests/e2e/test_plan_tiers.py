@@ -158,10 +158,11 @@ def test_the_reports_give_each_users_mail_and_onedrive_as_owners_count_them(
         files = asyncio.run(_onedrive_files(config, user.upn))
         (drive,) = [r for r in reported.rows if (r.workload, r.owner) == ("files", user.upn)]
         assert drive.items == files  # "File Count": files (notebooks too), not folders
-    # calendars and contacts are left to the checked owners, and the summary says so
-    assert not {r.workload for r in reported.rows} & {"calendar", "contacts"}
+    # calendars, contacts and inbox rules are left to the checked owners, as the summary says
+    assert not {r.workload for r in reported.rows} & {"calendar", "contacts", "rules"}
     summary = reported.summary()["usage_reports"]
-    assert isinstance(summary, dict) and summary["not_counted"] == ["calendar", "contacts"]
+    assert isinstance(summary, dict)
+    assert summary["not_counted"] == ["calendar", "contacts", "rules"]
     assert reported_requests < per_owner_requests / 2
     # sites are in no OneDrive report: still listed per owner
     assert any(r.owner.startswith("site:") and r.counted == "listing" for r in reported.rows)
@@ -239,7 +240,10 @@ def config_source(sandbox: SandboxServer) -> dict[str, dict[str, str]]:
             "ca_file": str(sandbox.ca_file),
         },
         "state": {"url": "sqlite:///state/hirondelle.sqlite", "audit_dir": "audit"},
-        **{f"targets.{name}": {"kind": "archive", "path": f"archive/{name}"} for name in BY_NAME},
+        **{
+            f"targets.{name}": {"kind": "archive", "path": f"archive/{name}"}
+            for name in BY_NAME  # every workload, as the demo's configuration
+        },
     }
 
 

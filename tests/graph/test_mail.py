@@ -170,7 +170,7 @@ def test_every_mail_path_is_spelled_as_graph_was_always_sent_it(fake_time: FakeT
         mock.get(url__regex=".*").mock(return_value=httpx.Response(200, json={"value": []}))
         batch = mock.post("https://graph.test/v1.0/$batch").mock(side_effect=batch_answer)
         run(source._folders(ZOE, "f/1"))
-        run(source._roles(ZOE))
+        run(source.folder_roles(ZOE))
         run(source.listing(folder))
         run(source.aclose())
         folders = mock.calls[0].request.url.raw_path.decode()

@@ -47,6 +47,7 @@ from hirondelle.connectors.graph.mail import (
     MESSAGE_PROPERTIES,
 )
 from hirondelle.connectors.graph.reads import READS, SOMETIMES
+from hirondelle.connectors.graph.rules import SETTINGS_SELECT
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant
 from hirondelle.tests.graph_contract.conftest import SPEC
@@ -154,7 +155,7 @@ def channel(graph: httpx.Client) -> tuple[str, str]:
 
 
 def test_users_list(graph: httpx.Client) -> None:
-    select = ["id", "userPrincipalName", "displayName"]
+    select = ["id", "userPrincipalName", "displayName", "mail"]  # as `directory_entries` asks
     first = fetch(graph, "users", {"$select": ",".join(select), "$top": 1})
     assert "@odata.nextLink" in first
     for page in pages(graph, first):
@@ -233,6 +234,21 @@ def test_messages_delta_round(graph: httpx.Client, upn: str, inbox: str) -> None
     for page in round_:
         conforms(graph, "messages_delta", page, DELTA_SELECT)
     assert "@odata.deltaLink" in round_[-1]
+
+
+# -- inbox rules and automatic replies -------------------------------------------------------
+
+
+def test_message_rules_list(graph: httpx.Client, upn: str) -> None:
+    served = fetch(graph, f"users/{upn}/mailFolders/inbox/messageRules")
+    conforms(graph, "message_rules_list", served)
+    assert any("moveToFolder" in rule["actions"] for rule in served["value"])
+
+
+def test_mailbox_settings_get(graph: httpx.Client, upn: str) -> None:
+    params = {"$select": ",".join(SETTINGS_SELECT)}
+    served = fetch(graph, f"users/{upn}/mailboxSettings", params)
+    conforms(graph, "mailbox_settings_get", served, SETTINGS_SELECT)
 
 
 # -- calendars -------------------------------------------------------------------------------

@@ -65,6 +65,9 @@ def test_a_unit_is_made_once_and_keeps_its_folder(store: Store) -> None:
     assert store.units("mail") == []
     (first,) = [u for u in store.units() if u.id == unit.id]
     assert (first.source_count, first.source_bytes) == (3, 30)
+    assert store.target_folders("files", OWNER) == {"D1": "OneDrive"}  # D2 has none yet
+    assert store.target_folders("files", "bob@contoso.test") == {}
+    assert store.target_folders("mail", OWNER) == {}
 
 
 def test_items_are_read_by_source_by_ref_and_one_by_one(store: Store) -> None:
