@@ -1,0 +1,159 @@
+"""Teams chats end to end into a real Synapse: sandbox Graph -> engine -> direct and
+private rooms; a sync of new, edited and deleted messages; kill -9 during a chat."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chats_harness import (
+    TEAMS_ID,
+    Chats,
+    assert_each_message_once_in_order,
+    chat_rooms,
+    chats_setup,
+    messages,
+    relation,
+    room_events,
+    room_state,
+)
+
+from hirondelle.mappings.chat import DELETED_TEXT
+from hirondelle.migrator import operations
+from hirondelle.migrator.config import load_config
+from hirondelle.sandbox.faults import Faults
+from hirondelle.sandbox.tenant import Mutation
+from hirondelle.tests.servers import SynapseServer
+
+
+@pytest.fixture
+def chats(
+    tmp_path: Path, synapse: SynapseServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Chats]:
+    monkeypatch.chdir(tmp_path)
+    for setup in chats_setup(tmp_path, synapse, real_user=True):
+        for name, value in setup.env.items():
+            monkeypatch.setenv(name, value)
+        yield setup
+
+
+MEMBER = "m.room.member"
+
+
+def direct_rooms(chats: Chats, user: str) -> dict[str, Any]:
+    """The user's `m.direct` account data, read as the service acting for the user."""
+    path = f"/_matrix/client/v3/user/{user}/account_data/m.direct?user_id={user}"
+    return dict(chats.synapse.request("GET", path, chats.token))
+
+
+def test_chats_into_synapse_then_a_sync(chats: Chats) -> None:
+    config = load_config(chats.config_path)
+    first = asyncio.run(operations.migrate(config, "run"))
+    assert first.ok, first.as_dict()
+    written = assert_each_message_once_in_order(chats)
+    assert written == first.tallies["chats"].copied == 76
+    rooms, data = chat_rooms(chats), chats.tenant.chats
+    for chat in data.chats:
+        state = {
+            (e["type"], e["state_key"]): e["content"] for e in room_state(chats, rooms[chat.id])
+        }
+        members = {chats.member(m.user_id) for m in chat.members}
+        membership = {key: c["membership"] for (kind, key), c in state.items() if kind == MEMBER}
+        assert all(membership.get(m) in ("join", "invite") for m in members), chat.id
+        levels = state[("m.room.power_levels", "")]["users"]
+        owners = {chats.member(m.user_id) for m in chat.members if "owner" in m.roles}
+        assert owners and all(levels.get(owner) == 100 for owner in owners), chat.id
+        if chat.chat_type == "oneOnOne":
+            assert ("m.room.name", "") not in state  # each side sees the other's name
+            first_user, second_user = sorted(members)
+            for user, other in ((first_user, second_user), (second_user, first_user)):
+                assert rooms[chat.id] in direct_rooms(chats, user).get(other, []), user
+        else:
+            assert state[("m.room.name", "")]["name"] == (chat.topic or _names(chat)), chat.id
+    # the one-to-one chat's showcase: inline images uploaded, a file named, a quoted reply
+    one = next(chat for chat in data.chats if chat.chat_type == "oneOnOne")
+    events = {e["content"][TEAMS_ID]: e for e in messages(chats, rooms[one.id])}
+    for message in data.roots(one.id):
+        content = events[message.id]["content"]
+        if message.hosted:
+            html = content["formatted_body"]
+            assert html.count("mxc://localhost/") == 2 and "mxc://hirondelle/" not in html
+        kinds = {a["contentType"]: a for a in message.attachments}
+        if "reference" in kinds:
+            assert kinds["reference"]["name"] in content["body"]
+        if "messageReference" in kinds:
+            quoted = events[kinds["messageReference"]["id"]]["event_id"]
+            assert content["m.relates_to"]["m.in_reply_to"]["event_id"] == quoted
+    # the real user mapped to the first member reads the room as theirs
+    assert chats.real is not None
+    path, token = "/_matrix/client/v3/joined_rooms", chats.real.access_token
+    assert rooms[one.id] in chats.synapse.request("GET", path, token)["joined_rooms"]
+    report = asyncio.run(operations.check(config))["chats"]
+    assert report.verified, report.differences[:5]
+
+    changed = chats.sandbox.mutate(
+        Mutation(seed=4, chats_messages=2, chats_edits=1, chats_deletions=1)
+    )
+    edited, deleted = changed.chat_messages[2:]
+    second = asyncio.run(operations.migrate(config, "sync"))
+    assert second.ok, second.as_dict()
+    tally = second.tallies["chats"]
+    assert (tally.copied, tally.updated, tally.failed) == (2, 2, 0)
+    assert assert_each_message_once_in_order(chats) == 78  # the new ones at the end, in order
+    replaced = _replacements(chats, rooms)
+    assert "Modifié" in replaced[edited]["body"] and replaced[edited]["msgtype"] == "m.text"
+    assert replaced[deleted] == {**replaced[deleted], "body": DELETED_TEXT, "msgtype": "m.notice"}
+    report = asyncio.run(operations.check(config))["chats"]
+    assert report.verified, report.differences[:5]
+    again = asyncio.run(operations.migrate(config, "sync")).tallies["chats"]
+    assert (again.copied, again.updated, again.removed) == (0, 0, 0)
+
+
+def _names(chat: Any) -> str:
+    return ", ".join(sorted({m.display_name for m in chat.members}))
+
+
+def _replacements(chats: Chats, rooms: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Teams id -> the new content of the last `m.replace` edit of its message."""
+    found: dict[str, dict[str, Any]] = {}
+    for room in rooms.values():
+        for event in room_events(chats, room):
+            content = event["content"]
+            if event["type"] == "m.room.message" and relation(event) == "m.replace":
+                found[str(content[TEAMS_ID])] = content["m.new_content"]
+    return found
+
+
+def test_kill_nine_during_a_chat(tmp_path: Path, synapse: SynapseServer) -> None:
+    for setup in chats_setup(tmp_path, synapse, faults=Faults(slow_seconds=0.02)):
+        env = {**os.environ, **setup.env}
+        config = str(setup.config_path)
+        command = [sys.executable, "-m", "hirondelle.cli", "-c", config, "run"]
+        audit = tmp_path / "audit"
+        kills = 0
+        for goal in (5, 25, 45):
+            process = subprocess.Popen(
+                command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
+            deadline = time.monotonic() + 90
+            while process.poll() is None and time.monotonic() < deadline:
+                lines = sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
+                if lines >= goal:
+                    os.kill(process.pid, signal.SIGKILL)
+                    kills += 1
+                    break
+                time.sleep(0.005)
+            process.wait(timeout=30)
+        assert kills >= 2
+        setup.sandbox.set_faults(Faults())
+        final = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
+        assert final.returncode == 0, final.stderr.decode()[-2000:]
+        assert assert_each_message_once_in_order(setup) == 76  # no duplicate, no gap
