@@ -160,7 +160,10 @@ class MatrixSession:
         if not self._settings.invite:
             return
         joined, invited = self._joined(room), self._invited.get(room, set())
+        members = self._chats.members(room)  # a chat's room: its members only
         for user_id in user_ids:
+            if members is not None and user_id not in members:
+                continue
             if user_id not in joined | invited and not self._settings.is_puppet(user_id):
                 self._rooms.invite(room, user_id)
                 joined.add(user_id)  # invited: not again this session
@@ -434,6 +437,10 @@ class MatrixSession:
         ]
 
     def close(self) -> None:
-        if self._side is not None:
-            self._side.close()
-        self._conn.close()
+        try:
+            if self._side is not None:
+                self._side.close()
+            for room, joined in self._members.items():
+                self._chats.leave_former_members(room, joined)
+        finally:
+            self._conn.close()

@@ -61,6 +61,7 @@ def test_chats_into_synapse_then_a_sync(chats: Chats) -> None:
     written = assert_each_message_once_in_order(chats)
     assert written == first.tallies["chats"].copied == 76
     rooms, data = chat_rooms(chats), chats.tenant.chats
+    assert any(chat.left for chat in data.chats)
     for chat in data.chats:
         state = {
             (e["type"], e["state_key"]): e["content"] for e in room_state(chats, rooms[chat.id])
@@ -68,6 +69,10 @@ def test_chats_into_synapse_then_a_sync(chats: Chats) -> None:
         members = {chats.member(m.user_id) for m in chat.members}
         membership = {key: c["membership"] for (kind, key), c in state.items() if kind == MEMBER}
         assert all(membership.get(m) in ("join", "invite") for m in members), chat.id
+        # who left in Teams joined to say their messages, then left: what is said after
+        # is not theirs to read
+        gone = [chats.member(m.user_id) for m in chat.left]
+        assert all(membership.get(user) == "leave" for user in gone), chat.id
         levels = state[("m.room.power_levels", "")]["users"]
         owners = {chats.member(m.user_id) for m in chat.members if "owner" in m.roles}
         assert owners and all(levels.get(owner) == 100 for owner in owners), chat.id
