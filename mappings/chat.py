@@ -299,7 +299,8 @@ def _contents(
             raise SkipItem("the message was deleted in Teams")
         return "m.notice", escape(DELETED_TEXT), False, rendering
     if message.get("messageType") not in (None, "message") or message.get("eventDetail"):
-        sentence = system_sentence(message.get("eventDetail"), context.names)
+        place = "chat" if in_chat else "team"
+        sentence = system_sentence(message.get("eventDetail"), context.names, place)
         return "m.notice", escape(sentence), False, rendering
     markup = _body(message, rendering) or escape("(empty message)")
     edited = bool(message.get("lastEditedDateTime"))

@@ -73,6 +73,8 @@ def test_chats_into_synapse_then_a_sync(chats: Chats) -> None:
         # is not theirs to read
         gone = [chats.member(m.user_id) for m in chat.left]
         assert all(membership.get(user) == "leave" for user in gone), chat.id
+        said = messages(chats, rooms[chat.id])[0]["content"]["body"]  # Teams says who came
+        assert said.endswith(" to the chat") and "Someone" not in said and "a member" not in said
         levels = state[("m.room.power_levels", "")]["users"]
         owners = {chats.member(m.user_id) for m in chat.members if "owner" in m.roles}
         assert owners and all(levels.get(owner) == 100 for owner in owners), chat.id
