@@ -164,3 +164,33 @@ def test_kill_nine_during_a_chat(tmp_path: Path, synapse: SynapseServer) -> None
         final = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
         assert final.returncode == 0, final.stderr.decode()[-2000:]
         assert assert_each_message_once_in_order(setup) == 76  # no duplicate, no gap
+
+
+def test_bot_mode_says_who_wrote_and_invites_the_real_accounts(
+    tmp_path: Path, synapse: SynapseServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for setup in chats_setup(tmp_path, synapse, mode="bot", real_user=True):
+        for name, value in setup.env.items():
+            monkeypatch.setenv(name, value)
+        config = load_config(setup.config_path)
+        result = asyncio.run(operations.migrate(config, "run"))
+        assert result.ok, result.as_dict()
+        assert assert_each_message_once_in_order(setup) == 76  # all sent by the bot
+        rooms, data = chat_rooms(setup), setup.tenant.chats
+        for chat in data.chats:
+            for message, event in zip(
+                data.roots(chat.id), messages(setup, rooms[chat.id]), strict=True
+            ):
+                author = message.sender.display_name if message.sender else "Microsoft Teams"
+                assert event["content"]["body"].startswith(f"{author} ("), event["content"]
+        assert setup.real is not None  # the first user is in every chat: invited to each room
+        sync = setup.synapse.request("GET", "/_matrix/client/v3/sync", setup.real.access_token)
+        invites = sync["rooms"]["invite"]
+        assert set(invites) == set(rooms.values())
+        one = next(chat for chat in data.chats if chat.chat_type == "oneOnOne")
+        for room, invite in invites.items():  # the one-to-one chat's invite says direct
+            (mine,) = [e for e in invite["invite_state"]["events"]
+                       if e["type"] == MEMBER and e["state_key"] == setup.real.user_id]  # fmt: skip
+            assert mine["content"].get("is_direct", False) == (room == rooms[one.id]), room
+        assert asyncio.run(operations.check(config))["chats"].verified
