@@ -45,6 +45,7 @@ class Chats:
     prefix: str  # this test's room alias prefix: its rooms apart from other tests'
     real: MatrixAccount | None  # the real account the first user is mapped to
     bot: str | None = None  # bot mode: the account that sends everything
+    deleted: str = "notice"  # deleted messages: notices, or not in the room ("skip")
 
     @property
     def context(self) -> ChatContext:
@@ -70,10 +71,11 @@ def chats_setup(
     mode: str = "appservice",
     faults: Faults | None = None,
     real_user: bool = False,
+    deleted: str = "notice",
 ) -> Iterator[Chats]:
     """A sandbox with `SPEC`'s chats and a configuration carrying them into `synapse`;
     with `real_user`, users.csv maps the first user to a real account of the homeserver
-    (and the service may act for it)."""
+    (and the service may act for it); `deleted` is `targets.chats.deleted`."""
     tenant = Tenant.generate(SPEC)
     with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
         # the application service owns the m365_ aliases exclusively: a bot uses its own
@@ -109,12 +111,13 @@ homeserver = "{synapse.url}"
 server_name = "{synapse.server_name}"
 room_alias_prefix = "{prefix}"
 bot_rate = 50.0
+deleted = "{deleted}"
 {masquerade}
 {credential}
 """
         )
         env = {SECRET_ENV: sandbox.client_secret, **env}
-        yield Chats(tenant, sandbox, synapse, config, env, token, prefix, real, bot)
+        yield Chats(tenant, sandbox, synapse, config, env, token, prefix, real, bot, deleted)
 
 
 def chat_rooms(chats: Chats) -> dict[str, str]:
@@ -177,6 +180,8 @@ def assert_each_message_once_in_order(chats: Chats) -> int:
     for chat in chats.tenant.chats.chats:
         events = messages(chats, rooms[chat.id])
         source = chats.tenant.chats.roots(chat.id)
+        if chats.deleted == "skip":
+            source = [m for m in source if m.deleted is None]
         assert [e["content"][TEAMS_ID] for e in events] == [m.id for m in source], chat.id
         assert [e["sender"] for e in events] == [chats.author(m) for m in source], chat.id
         stamps = [e["origin_server_ts"] for e in events]
