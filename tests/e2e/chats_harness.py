@@ -27,6 +27,7 @@ AS_TOKEN_ENV = "HIRONDELLE_TEST_AS_TOKEN"
 BOT_TOKEN_ENV = "HIRONDELLE_TEST_BOT_TOKEN"
 TEAMS_ID = "fi.hirondelle.teams_id"
 PART = "fi.hirondelle.part"
+TXN = "fi.hirondelle.txn"  # each event's own transaction id
 # every kind of chat (see sandbox/chats_data.py): 76 messages in 4 chats
 SPEC = TenantSpec(
     seed=31, users=3, messages=1, large_messages=0, teams=0, files_per_drive=2,
@@ -188,5 +189,7 @@ def assert_each_message_once_in_order(chats: Chats) -> int:
         if not chats.bot:
             assert stamps == [int(m.created.timestamp() * 1000) for m in source], chat.id
         total += len(events)
+        sent = Counter(e["content"].get(TXN) for e in room_events(chats, rooms[chat.id]))
+        assert max(n for txn, n in sent.items() if txn) == 1  # no reaction or part twice
     assert rooms_per_chat(chats) == Counter(set(rooms))  # one room per chat, never two
     return total

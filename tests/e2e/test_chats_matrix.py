@@ -27,6 +27,7 @@ from chats_harness import (
 )
 
 from hirondelle.mappings.chat import DELETED_TEXT
+from hirondelle.mappings.chat_direct import chat_alias
 from hirondelle.migrator import operations
 from hirondelle.migrator.config import load_config
 from hirondelle.sandbox.faults import Faults
@@ -145,25 +146,38 @@ def test_kill_nine_during_a_chat(tmp_path: Path, synapse: SynapseServer) -> None
         config = str(setup.config_path)
         command = [sys.executable, "-m", "hirondelle.cli", "-c", config, "run"]
         audit = tmp_path / "audit"
+        one = next(chat for chat in setup.tenant.chats.chats if chat.chat_type == "oneOnOne")
+        alias = f"#{chat_alias(setup.prefix, one.id)}:{synapse.server_name}"
+
         kills = 0
-        for goal in (5, 25, 45):
+        # the 1st kill while the one-to-one chat's messages go out, before they are settled
+        for room_goal, audit_goal in ((6, 0), (0, 25), (0, 45)):
             process = subprocess.Popen(
                 command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             deadline = time.monotonic() + 90
             while process.poll() is None and time.monotonic() < deadline:
                 lines = sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
-                if lines >= goal:
+                if lines >= audit_goal and (not room_goal or _said_in(setup, alias) >= room_goal):
                     os.kill(process.pid, signal.SIGKILL)
                     kills += 1
                     break
-                time.sleep(0.005)
+                time.sleep(0.02)
             process.wait(timeout=30)
         assert kills >= 2
         setup.sandbox.set_faults(Faults())
         final = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
         assert final.returncode == 0, final.stderr.decode()[-2000:]
         assert assert_each_message_once_in_order(setup) == 76  # no duplicate, no gap
+
+
+def _said_in(chats: Chats, alias: str) -> int:
+    """Messages this tool sent so far into the room of `alias` (0 before it exists)."""
+    try:
+        room = chats.synapse.request("GET", f"/_matrix/client/v3/directory/room/{alias}")
+        return len(messages(chats, str(room["room_id"])))
+    except RuntimeError:  # not created yet; or created, the alias set, not yet joined
+        return 0
 
 
 def test_bot_mode_says_who_wrote_and_invites_the_real_accounts(
