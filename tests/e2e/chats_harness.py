@@ -73,10 +73,12 @@ def chats_setup(
     faults: Faults | None = None,
     real_user: bool = False,
     deleted: str = "notice",
+    workers: int = 1,
 ) -> Iterator[Chats]:
     """A sandbox with `SPEC`'s chats and a configuration carrying them into `synapse`;
     with `real_user`, users.csv maps the first user to a real account of the homeserver
-    (and the service may act for it); `deleted` is `targets.chats.deleted`."""
+    (and the service may act for it); `deleted` is `targets.chats.deleted`, `workers`
+    `run.workers`."""
     tenant = Tenant.generate(SPEC)
     with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
         # the application service owns the m365_ aliases exclusively: a bot uses its own
@@ -103,7 +105,7 @@ def chats_setup(
 {users_table}
 
 [run]
-workers = 1
+workers = {workers}
 
 [targets.chats]
 kind = "matrix"

@@ -141,7 +141,8 @@ def _replacements(chats: Chats, rooms: dict[str, str]) -> dict[str, dict[str, An
 
 
 def test_kill_nine_during_a_chat(tmp_path: Path, synapse: SynapseServer) -> None:
-    for setup in chats_setup(tmp_path, synapse, faults=Faults(slow_seconds=0.02)):
+    # two worker processes: each chat claimed once across processes, both killed with the run
+    for setup in chats_setup(tmp_path, synapse, faults=Faults(slow_seconds=0.02), workers=2):
         env = {**os.environ, **setup.env}
         config = str(setup.config_path)
         command = [sys.executable, "-m", "hirondelle.cli", "-c", config, "run"]
