@@ -170,6 +170,10 @@ def test_kill_nine_during_a_chat(tmp_path: Path, synapse: SynapseServer) -> None
         final = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
         assert final.returncode == 0, final.stderr.decode()[-2000:]
         assert assert_each_message_once_in_order(setup) == 76  # no duplicate, no gap
+        room = chat_rooms(setup)[one.id]  # marked direct for both puppets, once each
+        first, second = (setup.member(m.user_id) for m in one.members)
+        assert direct_rooms(setup, first)[second] == [room]
+        assert direct_rooms(setup, second)[first] == [room]
 
 
 def _said_in(chats: Chats, alias: str) -> int:
