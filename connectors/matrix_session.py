@@ -380,7 +380,8 @@ class MatrixSession:
         edit[TXN_KEY] = f"{txn_id}.edit.{digest}"
         sender = payload.attrs.get("sender")
         as_user = self._as_user(ref.folder, sender, str(payload.attrs.get("sender_name") or ""))
-        self._send(self._conn, ref.folder, "m.room.message", edit[TXN_KEY], edit, as_user, None)
+        when = payload.attrs.get("changed_ts")  # in Teams' time, as the messages
+        self._send(self._conn, ref.folder, "m.room.message", edit[TXN_KEY], edit, as_user, when)
         reactions = [e for e in events[1:] if e.get("type") == "m.reaction"]
         self._sync_reactions(ref, payload, reactions, replacements)
         return ref

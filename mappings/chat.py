@@ -429,6 +429,15 @@ def _millis(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
+def _changed_millis(message: Mapping[str, Any]) -> int | None:
+    """When the message last changed in Teams (deleted, edited, or reacted to): the time
+    of an edit the target writes for it; None when Graph says nothing."""
+    for key in ("deletedDateTime", "lastEditedDateTime", "lastModifiedDateTime"):
+        if message.get(key):
+            return _millis(instant(message[key]))
+    return None
+
+
 def map_chat_message(item: Item, content: Any, context: ChatContext) -> Payload:
     """The Matrix events of one Teams message (see the module docstring).
 
@@ -470,6 +479,7 @@ def map_chat_message(item: Item, content: Any, context: ChatContext) -> Payload:
         "sender": sender,
         "sender_name": author,
         "ts": _millis(created),
+        "changed_ts": _changed_millis(message),
         "root": root_id,
         "reply_to": rendering.reply[0] if rendering.reply else None,
         "reply_fallback": fallback,

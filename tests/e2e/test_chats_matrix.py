@@ -117,8 +117,13 @@ def test_chats_into_synapse_then_a_sync(chats: Chats) -> None:
     assert (tally.copied, tally.updated, tally.failed) == (2, 2, 0)
     assert assert_each_message_once_in_order(chats) == 78  # the new ones at the end, in order
     replaced = _replacements(chats, rooms)
-    assert "Modifié" in replaced[edited]["body"] and replaced[edited]["msgtype"] == "m.text"
-    assert replaced[deleted] == {**replaced[deleted], "body": DELETED_TEXT, "msgtype": "m.notice"}
+    new = {teams_id: event["content"]["m.new_content"] for teams_id, event in replaced.items()}
+    assert "Modifié" in new[edited]["body"] and new[edited]["msgtype"] == "m.text"
+    assert new[deleted] == {**new[deleted], "body": DELETED_TEXT, "msgtype": "m.notice"}
+    changed_at = {m.id: m.deleted or m.edited for chat in data.chats for m in data.roots(chat.id)}
+    for teams_id in (edited, deleted):  # at Teams' time of the change, as the messages
+        when = changed_at[teams_id]
+        assert when and replaced[teams_id]["origin_server_ts"] == int(when.timestamp() * 1000)
     report = asyncio.run(operations.check(config))["chats"]
     assert report.verified, report.differences[:5]
     again = asyncio.run(operations.migrate(config, "sync")).tallies["chats"]
@@ -130,13 +135,12 @@ def _names(chat: Any) -> str:
 
 
 def _replacements(chats: Chats, rooms: dict[str, str]) -> dict[str, dict[str, Any]]:
-    """Teams id -> the new content of the last `m.replace` edit of its message."""
+    """Teams id -> the last `m.replace` edit of its message."""
     found: dict[str, dict[str, Any]] = {}
     for room in rooms.values():
         for event in room_events(chats, room):
-            content = event["content"]
             if event["type"] == "m.room.message" and relation(event) == "m.replace":
-                found[str(content[TEAMS_ID])] = content["m.new_content"]
+                found[str(event["content"][TEAMS_ID])] = event
     return found
 
 
