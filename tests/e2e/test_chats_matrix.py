@@ -189,7 +189,7 @@ def _said_in(chats: Chats, alias: str) -> int:
         return 0
 
 
-def test_bot_mode_says_who_wrote_and_invites_the_real_accounts(
+def test_bot_mode_names_authors_invites_real_accounts_and_redacts_what_teams_deleted(
     tmp_path: Path, synapse: SynapseServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
