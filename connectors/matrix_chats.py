@@ -17,19 +17,28 @@ next time instead of making a second one:
    one-to-one chat that the application service may act for (its puppets, and mapped
    real users when `masquerade_real_users` is on), merged into what is there
    (https://spec.matrix.org/latest/client-server-api/#direct-messaging).
+
+Who left the chat in Teams is no member: never invited, and, joined to say their own
+messages in appservice mode, made to leave when the session ends (`leave_former_members`),
+so that what is said after they left is not theirs to read, as in Teams. The room's
+`shared` history still shows them what was said while they were in.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
-from ..mappings.chat import ChatContext
-from ..mappings.chat_direct import ChatRoom, chat_info, chat_room, with_direct_room
+from ..mappings.chat import SYSTEM_USER, ChatContext, puppet_id
+from ..mappings.chat_direct import ChatRoom, chat_info, chat_room, member_id, with_direct_room
+from ..migrator.errors import HirondelleError
 from ..migrator.model import Container
 from .matrix_wire import CLIENT, MatrixConnection, RoomBuilder, path_part
 
 if TYPE_CHECKING:
     from .matrix import MatrixTarget
+
+log = logging.getLogger(__name__)
 
 
 class ChatRooms:
@@ -47,6 +56,7 @@ class ChatRooms:
         self._conn = connection
         self._rooms = rooms
         self._context = context
+        self._chat_of: dict[str, str] = {}  # room -> chat id, for the rooms `ensure` made
 
     def ensure(self, container: Container) -> tuple[str, dict[str, str]]:
         """The chat's room id and its members' membership ("join", "invite"...), after the
@@ -61,6 +71,7 @@ class ChatRooms:
         puppets = [user for user in plan.create["invite"] if self._settings.is_puppet(user)]
         create = {**plan.create, "invite": puppets}
         room = self._rooms.ensure_room(plan.alias, create, plan.owners)
+        self._chat_of[room] = container.source_id
         self._rooms.raise_owners(room, plan.owners)
         if "name" in plan.create:
             self._follow_name(room, str(plan.create["name"]))
@@ -70,6 +81,36 @@ class ChatRooms:
                 if self._settings.acts_for(user):
                     self._mark_direct(user, other, room)
         return room, membership
+
+    def members(self, room: str) -> set[str] | None:
+        """The Matrix ids of the room's chat's members now; None when the room is not a
+        chat's, or when its chat was not listed in this run (its members then come in as
+        they speak)."""
+        chat_id = self._chat_of.get(room)
+        info = self._target.chats.get(chat_id) if chat_id else None
+        if info is None:
+            return None
+        users = (member_id(m, self._context) for m in info.members if not m.left)
+        return {user for user in users if user}
+
+    def leave_former_members(self, room: str, joined: set[str]) -> None:
+        """Those of `joined` the service acts for who are no longer in the chat leave the
+        room (and `joined`); the service's own account and the Teams system puppet stay."""
+        members = self.members(room)
+        if members is None or self._settings.mode != "appservice":
+            return
+        ours = {self._rooms.me, puppet_id(SYSTEM_USER, self._context)}
+        for user in sorted(joined - members - ours):
+            if not self._settings.acts_for(user):
+                continue
+            path = f"{CLIENT}/rooms/{path_part(room)}/leave"
+            try:  # 403: not in the room (any more)
+                self._conn.call("POST", path, body={}, params={"user_id": user}, ok=(200, 403))
+            except HirondelleError as error:  # all is written: the owner has not failed
+                what = "%s left chat %s but is still in room %s (%s): the next run makes them leave"
+                log.warning(what, user, self._chat_of[room], room, error)
+                continue
+            joined.discard(user)
 
     def _follow_name(self, room: str, name: str) -> None:
         """A group chat renamed in Teams since the room was made: the room follows."""

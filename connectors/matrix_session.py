@@ -160,7 +160,10 @@ class MatrixSession:
         if not self._settings.invite:
             return
         joined, invited = self._joined(room), self._invited.get(room, set())
+        members = self._chats.members(room)  # a chat's room: its members only
         for user_id in user_ids:
+            if members is not None and user_id not in members:
+                continue
             if user_id not in joined | invited and not self._settings.is_puppet(user_id):
                 self._rooms.invite(room, user_id)
                 joined.add(user_id)  # invited: not again this session
@@ -377,7 +380,8 @@ class MatrixSession:
         edit[TXN_KEY] = f"{txn_id}.edit.{digest}"
         sender = payload.attrs.get("sender")
         as_user = self._as_user(ref.folder, sender, str(payload.attrs.get("sender_name") or ""))
-        self._send(self._conn, ref.folder, "m.room.message", edit[TXN_KEY], edit, as_user, None)
+        when = payload.attrs.get("changed_ts")  # in Teams' time, as the messages
+        self._send(self._conn, ref.folder, "m.room.message", edit[TXN_KEY], edit, as_user, when)
         reactions = [e for e in events[1:] if e.get("type") == "m.reaction"]
         self._sync_reactions(ref, payload, reactions, replacements)
         return ref
@@ -434,6 +438,10 @@ class MatrixSession:
         ]
 
     def close(self) -> None:
-        if self._side is not None:
-            self._side.close()
-        self._conn.close()
+        try:
+            if self._side is not None:
+                self._side.close()
+            for room, joined in self._members.items():
+                self._chats.leave_former_members(room, joined)
+        finally:
+            self._conn.close()

@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from ..migrator.errors import ConfigError, SkipItem
+from ..migrator.errors import ConfigError, GoneAtSource, SkipItem
 from ..migrator.model import Item, Payload
 from .chat_html import (
     Rewrites,
@@ -295,11 +295,12 @@ def _contents(
     """(msgtype, HTML, edited, rendering) of the message's main text."""
     rendering = _Rendering(message, hosted, context, quotes_reply=in_chat)
     if message.get("deletedDateTime") or item.meta.get("deleted"):
-        if context.deleted == "skip":
-            raise SkipItem("the message was deleted in Teams")
+        if context.deleted == "skip":  # a copy written earlier goes too
+            raise GoneAtSource("the message was deleted in Teams")
         return "m.notice", escape(DELETED_TEXT), False, rendering
     if message.get("messageType") not in (None, "message") or message.get("eventDetail"):
-        sentence = system_sentence(message.get("eventDetail"), context.names)
+        place = "chat" if in_chat else "team"
+        sentence = system_sentence(message.get("eventDetail"), context.names, place)
         return "m.notice", escape(sentence), False, rendering
     markup = _body(message, rendering) or escape("(empty message)")
     edited = bool(message.get("lastEditedDateTime"))
@@ -428,11 +429,20 @@ def _millis(when: datetime) -> int:
     return int(when.timestamp() * 1000)
 
 
+def _changed_millis(message: Mapping[str, Any]) -> int | None:
+    """When the message last changed in Teams (deleted, edited, or reacted to): the time
+    of an edit the target writes for it; None when Graph says nothing."""
+    for key in ("deletedDateTime", "lastEditedDateTime", "lastModifiedDateTime"):
+        if message.get(key):
+            return _millis(instant(message[key]))
+    return None
+
+
 def map_chat_message(item: Item, content: Any, context: ChatContext) -> Payload:
     """The Matrix events of one Teams message (see the module docstring).
 
-    Raises `SkipItem` when the content is malformed, or for a deleted message when
-    `context.deleted == "skip"`.
+    Raises `SkipItem` when the content is malformed, or `GoneAtSource` for a deleted
+    message when `context.deleted == "skip"` (the engine removes a copy written earlier).
     """
     message, hosted, in_chat = _load(content)
     created = instant(message.get("createdDateTime") or item.meta.get("createdDateTime"))
@@ -469,6 +479,7 @@ def map_chat_message(item: Item, content: Any, context: ChatContext) -> Payload:
         "sender": sender,
         "sender_name": author,
         "ts": _millis(created),
+        "changed_ts": _changed_millis(message),
         "root": root_id,
         "reply_to": rendering.reply[0] if rendering.reply else None,
         "reply_fallback": fallback,

@@ -176,3 +176,27 @@ class MemberAccounts(Mapping[str, str]):
 
     def __len__(self) -> int:
         return sum(1 for _ in self)
+
+
+class MemberNames(Mapping[str, str]):
+    """Display names by Teams user id, from the chats' member lists: give it as
+    `ChatContext.names`, so that system events ("Alice added Bob to the chat") name people
+    whom Graph names by id only (their `displayName` is often null there)."""
+
+    def __init__(self, chats: Mapping[str, ChatInfo]) -> None:
+        self._chats = chats
+        self._names: dict[str, str] = {}
+        self._indexed = 0  # how many chats `_names` has read
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self._names and self._indexed != len(self._chats):
+            for info in list(self._chats.values()):
+                self._names.update((m.user_id, m.name) for m in info.members if m.name)
+            self._indexed = len(self._chats)
+        return self._names[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)

@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 SENTENCES = {
-    "membersAdded": "{initiator} added {members} to the team",
-    "membersDeleted": "{initiator} removed {members} from the team",
+    "membersAdded": "{initiator} added {members} to the {place}",
+    "membersDeleted": "{initiator} removed {members} from the {place}",
     "membersJoined": "{members} joined",
     "membersLeft": "{members} left",
     "channelAdded": "{initiator} created the channel {channelDisplayName}",
@@ -51,8 +51,9 @@ class _Fields(dict[str, str]):
         return "?"
 
 
-def system_sentence(detail: Any, names: Mapping[str, str]) -> str:
-    """A readable sentence for a system event's `eventDetail` ("Alice added Bob to the team")."""
+def system_sentence(detail: Any, names: Mapping[str, str], place: str = "team") -> str:
+    """A readable sentence for a system event's `eventDetail` ("Alice added Bob to the team");
+    `place` is "chat" in a chat (Teams says "added Bob to the chat" there)."""
     if not isinstance(detail, Mapping):
         return GENERIC_SENTENCE
     kind = str(detail.get("@odata.type") or "").rpartition(".")[2]
@@ -60,6 +61,7 @@ def system_sentence(detail: Any, names: Mapping[str, str]) -> str:
     if template is None:
         return GENERIC_SENTENCE
     fields = _Fields({k: str(v) for k, v in detail.items() if isinstance(v, str) and v})
+    fields["place"] = place
     fields["initiator"] = _person(detail.get("initiator"), names, "Someone")
     members = [_person(member, names, "a member") for member in detail.get("members") or ()]
     fields["members"] = _enumeration(members) or "members"

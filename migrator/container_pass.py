@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..state.records import ItemState, Outcome
 from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED
-from .errors import ItemError, Retriable
+from .errors import GoneAtSource, ItemError, Retriable
 from .model import Container, Item, Page, Payload
 from .session import retrying
 from .writer import Claims, Pending, Writer, checksum
@@ -188,6 +188,8 @@ class ContainerPass:
                     self.options.item_attempts,
                     self.options.retry_pause,
                 )
+        except GoneAtSource as gone:
+            return await self._remove_gone(item, row, gone)
         except (ItemError, Retriable) as exc:
             status = exc.status if isinstance(exc, ItemError) else FAILED
             self.ledger.item("update", status, container, item, ref=ref, reason=str(exc))
@@ -211,6 +213,24 @@ class ContainerPass:
             fingerprint=payload.fingerprint,
             checksum=checksum(payload),
         )
+
+    async def _remove_gone(self, item: Item, row: ItemState, gone: GoneAtSource) -> Outcome:
+        """An item written earlier that the mapper now finds gone at the source: its copy
+        is removed, and the item recorded as skipped with the reason (a removal the target
+        refuses is a failure: the next pass tries again)."""
+        ref = row.ref
+        if ref is not None:
+            try:
+                await retrying(
+                    lambda: self.session.call(lambda s: s.remove(ref)),
+                    self.options.item_attempts,
+                    self.options.retry_pause,
+                )
+            except (ItemError, Retriable) as exc:
+                self.ledger.item("remove", FAILED, self.container, item, ref=ref, reason=str(exc))
+                return Outcome(item, FAILED, error=str(exc), row_id=row.id)
+        self.ledger.item("update", SKIPPED, self.container, item, ref=ref, reason=str(gone))
+        return Outcome(item, SKIPPED, error=str(gone), row_id=row.id)
 
     async def _move(self, item: Item, row: ItemState) -> Outcome:
         session, folder = self.session, self.folder

@@ -36,6 +36,11 @@ class SkipItem(ItemError):
     status = "skipped"
 
 
+class GoneAtSource(SkipItem):
+    """The item is gone at the source in substance though still listed (a Teams message
+    deleted, with `deleted = "skip"`): not carried, and a copy written earlier is removed."""
+
+
 class Refused(ItemError):
     """The target refused to write this one item (a 4xx answer, a full quota or disk): a
     failure, kept visible and counted until a later pass or `retry-failed` writes it."""

@@ -32,7 +32,7 @@ def build(
     from ..connectors.graph.client import GraphClient
     from ..connectors.matrix import MatrixTarget
     from ..mappings.chat import map_chat_message
-    from ..mappings.chat_direct import MemberAccounts
+    from ..mappings.chat_direct import MemberAccounts, MemberNames
     from ..state.claims import StoreClaims
     from .chats_plan import ChatsPlanner
 
@@ -48,7 +48,9 @@ def build(
     clients.shared[BUDGET] = source.tenant.divide
     # users.csv names real users by UPN, messages and members by Teams id: the chats'
     # member lists join the two, for the mapper and the rooms alike
-    context = replace(context, users=MemberAccounts(context.users, source.chats))
+    # (and name the people that system events name by id only)
+    users, names = MemberAccounts(context.users, source.chats), MemberNames(source.chats)
+    context = replace(context, users=users, names=names)
     target: Target
     if settings is None:
         target = ChatArchiveTarget(archive_path(target_config), chats=source.chats)

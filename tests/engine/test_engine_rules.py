@@ -11,7 +11,7 @@ import pytest
 
 from hirondelle.migrator.audit import AuditLog
 from hirondelle.migrator.engine import Engine
-from hirondelle.migrator.errors import FatalError, Refused, SkipItem
+from hirondelle.migrator.errors import FatalError, GoneAtSource, Refused, SkipItem
 from hirondelle.migrator.ledger import Tally
 from hirondelle.migrator.model import Container, Payload
 from hirondelle.migrator.workload import RunOptions, Workload
@@ -212,6 +212,29 @@ def test_an_item_removed_at_the_source_is_removed_or_kept_as_deletions_says(
     assert (states["a"].status, states["b"].status) == (DONE, DELETED)
     assert "never-seen" not in states
     assert store.unit_for(INBOX).delta_link == "d2"
+
+
+def test_an_item_written_then_gone_at_the_source_in_substance_loses_its_copy(
+    store: Store,
+) -> None:
+    # a Teams message deleted, with `deleted = "skip"`: still listed, no longer carried
+    source = MemorySource(
+        [INBOX],
+        {
+            ("F-IN", None): [page(message("a"), message("b"), delta_link="d1")],
+            ("F-IN", "d1"): [page(message("b", "v2"), delta_link="d2")],
+        },
+    )
+    target = MemoryTarget()
+    run(store, source, target)
+    source.errors["b"] = GoneAtSource("deleted at the source")
+
+    tally = run(store, source, target, "sync")
+
+    assert (tally.skipped, tally.updated, tally.failed) == (1, 0, 0)
+    assert set(target.held("Inbox")) == {fingerprint("a")}
+    assert rows(store, INBOX)["b"].status == SKIPPED
+    assert rows(store, INBOX)["b"].last_error == "deleted at the source"
 
 
 def test_a_started_item_is_looked_up_before_it_is_written(store: Store) -> None:

@@ -15,6 +15,7 @@ from hirondelle.mappings.chat import (
 )
 from hirondelle.mappings.chat_direct import (
     MemberAccounts,
+    MemberNames,
     chat_alias,
     chat_room,
     with_direct_room,
@@ -160,3 +161,24 @@ def test_member_accounts_name_real_users_by_teams_id_through_the_chats() -> None
     }
     payload = chat_payload(chat_document(DM, "11", "coucou", BOB, 7), context)
     assert payload.attrs["sender"] == "@bob:localhost"  # the mapper agrees
+
+
+def test_a_chat_says_who_joined_it_by_the_members_names() -> None:
+    # Graph leaves displayName null in system events' details; the chat's members name them
+    document = chat_document(DM, "12", "", ALICE, 8)
+    document["message"].update(
+        messageType="systemEventMessage",
+        body={"contentType": "html", "content": "<systemEventMessage/>"},
+        eventDetail={
+            "@odata.type": "#microsoft.graph.membersAddedEventMessageDetail",
+            "members": [{"id": BOB.user_id, "displayName": None}],
+            "initiator": {"user": {"id": ALICE.user_id, "displayName": None}},
+        },
+        **{"from": None},
+    )
+    chats: dict[str, ChatInfo] = {}
+    context = ChatContext("localhost", names=MemberNames(chats))
+    chats[DM.chat_id] = DM  # listed after the context was made, as the source does
+    (event,) = _events(document, context)
+    assert event["content"]["body"] == "Alice added Bob to the chat"
+    assert event["content"]["msgtype"] == "m.notice"

@@ -125,7 +125,8 @@ def test_group_chat_is_a_private_room_named_by_topic_with_members_and_levels(
         "19:group-1@thread.v2", "group", "Projet Hirondelle ☀", (alice, bob, guest, gone)
     )
     target = appservice_target(chats={info.chat_id: info})
-    room = target.open(chat_owner()).ensure_container(chat_container(info))
+    session = target.open(chat_owner())
+    room = session.ensure_container(chat_container(info))
 
     (name,) = _state(synapse, room, "m.room.name")
     assert name["content"]["name"] == "Projet Hirondelle ☀"
@@ -146,6 +147,12 @@ def test_group_chat_is_a_private_room_named_by_topic_with_members_and_levels(
     assert _direct(synapse, ids["Alice"]) == {}  # a group chat is no direct room
     profile = synapse.request("GET", f"{CLIENT}/profile/{ids['Bob']}")
     assert profile["displayname"] == "Bob"
+    # what Erin said before she left is hers: she joins to say it, and leaves at the end
+    said = chat_document(info, "1001", "Je quitte le projet", gone, 1, mentions=(gone,))
+    session.put(room, chat_payload(said, target.chat_context))
+    assert _membership(synapse, room)[ids["Erin"]] == "join"
+    session.close()
+    assert _membership(synapse, room)[ids["Erin"]] == "leave"
 
     renamed = ChatInfo(info.chat_id, "group", "Hirondelle, phase 2", info.members)
     target.chats = {info.chat_id: renamed}  # renamed in Teams before the next run
