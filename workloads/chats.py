@@ -33,6 +33,7 @@ def build(
     from ..connectors.matrix import MatrixTarget
     from ..mappings.chat import map_chat_message
     from ..mappings.chat_direct import MemberAccounts
+    from ..migrator.coordinator import run_options
     from ..state.claims import StoreClaims
     from .chats_plan import ChatsPlanner
 
@@ -44,7 +45,8 @@ def build(
         credential=clients.credential,
     )
     claims = StoreClaims(clients.store, "chats") if clients.store else None
-    source = GraphChatsSource(client, claims)
+    # a chat is held by a member this run selects (the users file), else nobody carries it
+    source = GraphChatsSource(client, claims, wanted=run_options(config).users)
     clients.shared[BUDGET] = source.tenant.divide
     # users.csv names real users by UPN, messages and members by Teams id: the chats'
     # member lists join the two, for the mapper and the rooms alike

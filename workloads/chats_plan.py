@@ -45,6 +45,12 @@ class ChatsPlanner(ListedPlanner):
         for what in self.chats_source.left_out.get(owner.upn, []):
             text = f"chat {what} is of a kind this tool does not carry: left out"
             found.append(Finding("warning", "chat-kind", owner.upn, "", text))
+        for what in self.chats_source.unexpected.get(owner.upn, []):
+            text = (
+                f"chat {what} is listed for this user but its members do not name them: "
+                "carried under this user"
+            )
+            found.append(Finding("warning", "chat-holder", owner.upn, "", text))
         messages = sum(len(self._listed(c)) for c in containers)
         if containers:
             cost = messages * METERED_PER_MESSAGE

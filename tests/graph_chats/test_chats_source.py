@@ -35,7 +35,9 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield sandbox
 
 
-def source_for(sb: Any, claims: ChatClaims | None = None) -> GraphChatsSource:
+def source_for(
+    sb: Any, claims: ChatClaims | None = None, wanted: frozenset[str] | None = None
+) -> GraphChatsSource:
     settings = GraphSettings(
         tenant_id=sb.tenant_id,
         client_id=sb.client_id,
@@ -44,7 +46,7 @@ def source_for(sb: Any, claims: ChatClaims | None = None) -> GraphChatsSource:
         ca_file=sb.ca_file,
         client_secret_env=SECRET_ENV,
     )
-    return GraphChatsSource(GraphClient(settings, chats_budget()), claims)
+    return GraphChatsSource(GraphClient(settings, chats_budget()), claims, wanted=wanted)
 
 
 async def containers_of(source: GraphChatsSource) -> dict[str, list[Container]]:
@@ -85,6 +87,34 @@ def test_every_chat_once_with_its_kind_members_and_owner(sb: Any) -> None:
     assert info.kind == "oneOnOne" and info.topic is None
     assert {m.user_id for m in info.members} == {u.id for u in sb.tenant.users[:2]}
     assert one.path == (info.label,) and "," in info.label  # named by its members
+
+
+def test_a_users_file_without_a_chats_lowest_member_still_carries_it(sb: Any) -> None:
+    """users.csv leaves out the user of lowest id: every chat with a selected member is
+    carried once, by the selected member of lowest id."""
+    users = sorted(sb.tenant.users, key=lambda u: u.id)
+    kept = users[1:]
+    source = source_for(sb, wanted=frozenset(u.upn.lower() for u in kept))
+
+    async def scenario() -> list[Container]:
+        try:
+            await source.owners()
+            found: list[Container] = []
+            for user in kept:
+                found += await source.containers(Owner(user.upn, user.id, user.display_name))
+            return found
+        finally:
+            await source.aclose()
+
+    chats = run(scenario())
+    ids = {u.id for u in kept}
+    theirs = [c for c in sb.tenant.chats.chats if ids & {m.user_id for m in c.members}]
+    assert sorted(c.source_id for c in chats) == sorted(c.id for c in theirs)  # once each
+    upns = {u.id: u.upn for u in kept}
+    for container in chats:
+        members = {m.user_id for m in sb.tenant.chats.chat(container.source_id).members}
+        assert container.owner == upns[min(members & ids)]
+    assert not any(source.unexpected.values())
 
 
 def test_two_members_listing_at_once_claim_each_chat_once(sb: Any, tmp_path: Path) -> None:
