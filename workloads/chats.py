@@ -1,9 +1,9 @@
 """The chats workload: Teams one-to-one, group and meeting chats into Matrix direct and
 private rooms, or into JSON-lines archives with an HTML transcript.
 
-The source lists each user's chats and claims each one for the first member whose listing
-reads it (the state's claims table, shared by every process of the run), so a chat is
-migrated once; its `chats` mapping (chat id -> `ChatInfo`) tells the targets who is in
+The source lists each user's chats and claims each one for one selected member (the state's
+claims table, shared by every process of the run; it moves when that member can no longer
+carry it), so a chat is migrated once; its `chats` mapping (chat id -> `ChatInfo`) tells the targets who is in
 each room. The mapper and its context are the channel workload's (`workloads.chat`).
 """
 

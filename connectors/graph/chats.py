@@ -48,9 +48,16 @@ state's claims table in a run: one unique row per chat, so two members' jobs tha
 chat at once get the same answer). The member who claims it is, among its members, the
 owner of lowest id that this run selects (`_preferred`; every tenant user without a users
 file), whichever job lists it first, so plans and runs agree; the other members only read
-the claim. The lister is a member of every chat it lists, so each chat has a selected
-member to carry it; a listing that does not name its owner among the chat's members is
-carried by that owner all the same, with a warning (`unexpected`, a plan finding too).
+the claim. A claim moves when its holder can no longer carry the chat: no longer an owner
+this run selects, no longer a user of the tenant (deleted, or renamed: claims name the
+holder by UPN, as containers do), or no longer a member. The preferred member's listing then
+takes it over with a conditional update (`ChatClaims.move`: only if the old holder still
+holds it, so two listers agree); its unit starts without a cursor and the target finds what
+the old unit wrote (the room by its alias, the archive folder by the chat id's digest), so
+only what is new is written. The lister is a member of every chat it lists, so each chat
+has a selected member to carry it; a listing that does not name its owner among the chat's
+members is carried by that owner all the same, with a warning (`unexpected`, a plan
+finding too).
 """
 
 from __future__ import annotations
@@ -101,6 +108,10 @@ class ChatClaims(Protocol):
         """Who holds those of the chats that someone holds (nothing is claimed)."""
         ...
 
+    def move(self, container_id: str, old: str, new: str) -> str | None:
+        """Give the chat to `new` if `old` still holds it; who holds it afterwards."""
+        ...
+
 
 class MemoryClaims:
     """Claims held by this process only (a plan, a test): the first lister holds a chat."""
@@ -115,6 +126,11 @@ class MemoryClaims:
 
     def held(self, container_ids: Sequence[str]) -> dict[str, str]:
         return self.holders(container_ids)
+
+    def move(self, container_id: str, old: str, new: str) -> str | None:
+        if self.taken.get(container_id) == old:
+            self.taken[container_id] = new
+        return self.taken.get(container_id)
 
     def holders(self, container_ids: Sequence[str]) -> dict[str, str]:
         return {c: self.taken[c] for c in container_ids if c in self.taken}
@@ -141,11 +157,13 @@ class GraphChatsSource(ChatReader):
         self.unexpected: dict[str, list[str]] = {}  # owner -> chats not naming it a member
         self._bodies: dict[str, dict[str, dict[str, Any]]] = {}  # chat -> message id -> JSON
         self._selected: frozenset[str] | None = None  # ids of the owners this run selects
+        self._ids: dict[str, str] = {}  # lower-case UPN -> id, of every tenant user
 
     # -- owners and containers -----------------------------------------------------
 
     async def owners(self) -> list[Owner]:
         found = await tenant_users(self.client)
+        self._ids = {o.upn.lower(): o.source_id for o in found}
         chosen = (o.source_id for o in found if selected(o, self.wanted))
         self._selected = frozenset(chosen)
         return found
@@ -191,6 +209,12 @@ class GraphChatsSource(ChatReader):
         mine = [c for c, who in preferred.items() if who in (owner.source_id, None)]
         # the state's short transactions, off the event loop (a writer may wait its turn)
         holders = await asyncio.to_thread(self.claims.claim, mine, owner.upn)
+        for chat_id in mine:  # a holder who can no longer carry it hands it over
+            old = holders.get(chat_id)
+            if old is not None and not self._may_hold(old, listed[chat_id], chosen):
+                now = await self._take_over(chat_id, old, owner.upn)
+                if now is not None:
+                    holders[chat_id] = now
         others = [c for c in listed if c not in holders]
         holders.update(await asyncio.to_thread(self.claims.held, others))
         containers: list[Container] = []
@@ -208,6 +232,24 @@ class GraphChatsSource(ChatReader):
                 )
             )
         return containers
+
+    def _may_hold(self, holder: str, info: ChatInfo, chosen: frozenset[str]) -> bool:
+        """Whether `holder` (a UPN) still carries the chat: a tenant user this run selects
+        who is a member now."""
+        user_id = self._ids.get(holder.lower())
+        current = {m.user_id for m in info.members if not m.left}
+        return user_id is not None and user_id in chosen and user_id in current
+
+    async def _take_over(self, chat_id: str, old: str, new: str) -> str | None:
+        holder = await asyncio.to_thread(self.claims.move, chat_id, old, new)
+        if holder == new:
+            log.info(
+                "%s: takes over chat %s from %s (no longer a selected user who is a member)",
+                new,
+                chat_id,
+                old,
+            )
+        return holder
 
     # -- changes ---------------------------------------------------------------------
 

@@ -97,6 +97,34 @@ def test_chats_into_the_archive_then_a_sync(
         assert asyncio.run(operations.check(config))["chats"].verified
 
 
+def test_a_holder_left_out_of_users_csv_hands_its_chats_over_without_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The member holding every chat it is in is then left out of users.csv: the next sync
+    carries those chats under another member, into the same folders, new messages once
+    and the old ones not again."""
+    tenant = Tenant.generate(SPEC)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
+        monkeypatch.setenv(SECRET_ENV, sandbox.client_secret)
+        path = write_config(tmp_path, sandbox)
+        assert asyncio.run(operations.migrate(load_config(path), "run")).ok
+        folders = set(messages_written(tmp_path / "archive"))
+        holder, *others = sorted(tenant.users, key=lambda u: u.id)
+        held = [c for c in tenant.chats.chats if holder.id in {m.user_id for m in c.members}]
+        assert held  # the lowest id holds every chat it is in
+        users = tmp_path / "users.csv"
+        users.write_text("source_upn,target_login\n" + "".join(f"{u.upn},\n" for u in others))
+        path.write_text(path.read_text() + f'[users]\nfile = "{users}"\n')
+        sandbox.mutate(Mutation(seed=4, chats_messages=6, chats_edits=2, chats_deletions=1))
+        config = load_config(path)
+        sync = asyncio.run(operations.migrate(config, "sync"))
+        assert sync.ok, sync.as_dict()
+        written = messages_written(tmp_path / "archive")
+        assert set(written) == folders  # the same folders: none made twice
+        assert sum(written.values(), Counter()) == expected(tenant)  # new once, none twice
+        assert asyncio.run(operations.check(config))["chats"].verified
+
+
 def test_kill_nine_during_a_chat(tmp_path: Path) -> None:
     tenant = Tenant.generate(SPEC)
     faults = Faults(slow_seconds=0.02)

@@ -117,6 +117,40 @@ def test_a_users_file_without_a_chats_lowest_member_still_carries_it(sb: Any) ->
     assert not any(source.unexpected.values())
 
 
+def test_a_claim_held_by_someone_who_cannot_carry_it_moves(sb: Any) -> None:
+    """Claims of a renamed (or deleted) user and of a user no longer a member move to the
+    preferred member; a claim its holder can still carry stays."""
+    from hirondelle.connectors.graph.chats import MemoryClaims
+
+    users = sb.tenant.users
+    upns = {u.id: u.upn for u in users}
+    chats = sb.tenant.chats.chats
+    ids = [{m.user_id for m in c.members} for c in chats]
+    left = next(i for i, m in enumerate(ids) if len(m) < len(users))
+    renamed = next(i for i in range(len(chats)) if i != left)
+    kept = next(i for i in range(len(chats)) if i not in (left, renamed))
+    stranger = next(u for u in users if u.id not in ids[left])
+    claims = MemoryClaims()
+    claims.taken = {
+        chats[left].id: stranger.upn,
+        chats[renamed].id: "old-name@contoso.test",
+        chats[kept].id: upns[max(ids[kept])],
+    }
+    source = source_for(sb, claims)
+
+    async def scenario() -> dict[str, list[Container]]:
+        try:
+            return await containers_of(source)
+        finally:
+            await source.aclose()
+
+    holders = {c.source_id: c.owner for cs in run(scenario()).values() for c in cs}
+    assert holders[chats[left].id] == upns[min(ids[left])]
+    assert holders[chats[renamed].id] == upns[min(ids[renamed])]
+    assert holders[chats[kept].id] == upns[max(ids[kept])]  # can carry it: no move
+    assert len(holders) == len(chats)
+
+
 def test_two_members_listing_at_once_claim_each_chat_once(sb: Any, tmp_path: Path) -> None:
     """Two workers (two sources, one state) list the same chats at the same moment."""
     store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
