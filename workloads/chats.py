@@ -3,8 +3,9 @@ private rooms, or into JSON-lines archives with an HTML transcript.
 
 The source lists each user's chats and claims each one for one selected member (the state's
 claims table, shared by every process of the run; it moves when that member can no longer
-carry it), so a chat is migrated once; its `chats` mapping (chat id -> `ChatInfo`) tells the targets who is in
-each room. The mapper and its context are the channel workload's (`workloads.chat`).
+carry it), so a chat is migrated once; its `chats` mapping (chat id -> `ChatInfo`) tells the
+targets who is in each room. The mapper and its context are the channel workload's
+(`workloads.chat`).
 """
 
 from __future__ import annotations
@@ -48,9 +49,9 @@ def build(
     # a chat is held by a member this run selects (the users file), else nobody carries it
     source = GraphChatsSource(client, claims, wanted=run_options(config).users)
     clients.shared[BUDGET] = source.tenant.divide
-    # users.csv names real users by UPN, messages and members by Teams id: the chats'
-    # member lists join the two, for the mapper and the rooms alike
-    context = replace(context, users=MemberAccounts(context.users, source.chats))
+    # users.csv names real users by UPN, messages and members by Teams id: the tenant's
+    # /users listing (read by the source) joins the two, for the mapper and the rooms alike
+    context = replace(context, users=MemberAccounts(context.users, source.upns))
     target: Target
     if settings is None:
         target = ChatArchiveTarget(archive_path(target_config), chats=source.chats)

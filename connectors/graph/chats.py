@@ -157,6 +157,7 @@ class GraphChatsSource(ChatReader):
         self.unexpected: dict[str, list[str]] = {}  # owner -> chats not naming it a member
         self._bodies: dict[str, dict[str, dict[str, Any]]] = {}  # chat -> message id -> JSON
         self._selected: frozenset[str] | None = None  # ids of the owners this run selects
+        self.upns: dict[str, str] = {}  # user id -> UPN of every tenant user, filled live
         self._ids: dict[str, str] = {}  # lower-case UPN -> id, of every tenant user
 
     # -- owners and containers -----------------------------------------------------
@@ -164,6 +165,7 @@ class GraphChatsSource(ChatReader):
     async def owners(self) -> list[Owner]:
         found = await tenant_users(self.client)
         self._ids = {o.upn.lower(): o.source_id for o in found}
+        self.upns.update((o.source_id, o.upn) for o in found)  # the same dict: others hold it
         chosen = (o.source_id for o in found if selected(o, self.wanted))
         self._selected = frozenset(chosen)
         return found
