@@ -100,8 +100,15 @@ def _print_findings(out: Console, findings: list[Finding]) -> None:
 
 
 def _rates(plan: Plan) -> str:
-    """Each workload's budget rate, "16.7 (mail), 20.0 (files)"."""
-    return ", ".join(f"{rate:.1f} ({name})" for name, rate in plan.rates.items()) or "0.0"
+    """Each workload's budget rate, "16.7 (mail), 20.0 (files)"; a tenant-wide cap says
+    so, "20.0 (chats, for the whole tenant)"."""
+    return (
+        ", ".join(
+            f"{rate:.1f} ({name}{', for the whole tenant' if name in plan.tenant_wide else ''})"
+            for name, rate in plan.rates.items()
+        )
+        or "0.0"
+    )
 
 
 def _say(out: Console, line: str) -> None:

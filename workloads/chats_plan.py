@@ -25,6 +25,8 @@ EXPORT_PER_MESSAGE = 0.00075  # USD: what getAllMessages cost (not used)
 
 
 class ChatsPlanner(ListedPlanner):
+    tenant_wide = True  # 20 chat message reads a second per app and tenant, for all owners
+
     def __init__(self, source: GraphChatsSource, requests_per_second: float) -> None:
         super().__init__(source)
         self.chats_source = source

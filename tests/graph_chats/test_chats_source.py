@@ -381,3 +381,27 @@ def test_a_refused_protected_api_names_chats_and_the_approval(sb: Any) -> None:
         run(scenario())
     assert "chat messages" in str(refused.value) and PROTECTED_APIS in str(refused.value)
     assert "Chat.Read.All" in str(refused.value)
+
+
+def test_the_plan_estimate_takes_the_tenant_wide_rate_for_all_owners(sb: Any) -> None:
+    """20 chat message reads a second per tenant: however many owners run at once, the
+    chats take their requests / 20; the summary names the rate as the tenant's."""
+    from hirondelle.migrator.plan import make_plan
+    from hirondelle.migrator.workload import RunOptions, Workload
+    from hirondelle.workloads.chats_plan import ChatsPlanner
+
+    source = source_for(sb)
+    unused: Any = None  # a plan neither maps nor writes
+    workload = Workload("chats", source, unused, unused)
+
+    async def scenario() -> Any:
+        try:
+            return await make_plan([(workload, ChatsPlanner(source, 20.0))], RunOptions())
+        finally:
+            await source.aclose()
+
+    plan = run(scenario())
+    assert plan.requests > 0 and plan.estimate_seconds == plan.requests / 20.0
+    rates = plan.summary()["assumptions"]
+    assert rates["requests_per_second_per_tenant"] == {"chats": 20.0}
+    assert rates["requests_per_second_per_owner"] == {}
