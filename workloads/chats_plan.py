@@ -36,9 +36,15 @@ class ChatsPlanner(ListedPlanner):
         return container.display_path
 
     def requests(self, container: Container) -> int:
+        """A read per page of messages and one per inline image (`$value`), which the
+        listing's bodies point at."""
         items = self._listed(container)
-        images = sum(1 for i in items if i.meta.get("messageType") == "message")
-        return math.ceil(max(1, len(items)) / MESSAGE_PAGE) + images // 20
+        images = self.chats_source.images.get(container.source_id, 0)
+        return math.ceil(max(1, len(items)) / MESSAGE_PAGE) + images
+
+    def forget(self, container: Container) -> None:
+        super().forget(container)
+        self.chats_source.images.pop(container.source_id, None)
 
     async def findings(
         self, owner: Owner, containers: list[Container], deep: bool

@@ -80,7 +80,7 @@ from .chats_reads import PERMISSION, TENANT_LANE, ChatCursor, ChatReader
 from .client import GraphClient
 from .directory import tenant_users
 from .errors import Call
-from .teams_hosted import hosted_contents
+from .teams_hosted import hosted_contents, hosted_ids
 from .teams_items import Thread, chronological, created_at, instant
 
 ITEMS_PER_PAGE = 100  # items handed to the engine per Page (one transaction each)
@@ -156,6 +156,7 @@ class GraphChatsSource(ChatReader):
         self.left_out: dict[str, list[str]] = {}  # owner -> chats of kinds not carried
         self.unexpected: dict[str, list[str]] = {}  # owner -> chats not naming it a member
         self._bodies: dict[str, dict[str, dict[str, Any]]] = {}  # chat -> message id -> JSON
+        self.images: dict[str, int] = {}  # chat -> inline images its last `listing` saw
         self._selected: frozenset[str] | None = None  # ids of the owners this run selects
         self.upns: dict[str, str] = {}  # user id -> UPN of every tenant user, filled live
         self._ids: dict[str, str] = {}  # lower-case UPN -> id, of every tenant user
@@ -357,6 +358,7 @@ class GraphChatsSource(ChatReader):
         """Every message of the chat as it is now, oldest first, for plan and verify."""
         what = f"messages of chat {container.display_path}"
         messages = [m async for m in self._messages(container.source_id, what, None)]
+        self.images[container.source_id] = sum(len(hosted_ids(m)) for m in messages)
         threads = [Thread(str(m["id"]), m, [], created_at(m)) for m in messages]
         return [item for item, _ in chronological(threads)]
 

@@ -405,3 +405,31 @@ def test_the_plan_estimate_takes_the_tenant_wide_rate_for_all_owners(sb: Any) ->
     rates = plan.summary()["assumptions"]
     assert rates["requests_per_second_per_tenant"] == {"chats": 20.0}
     assert rates["requests_per_second_per_owner"] == {}
+
+
+def test_the_plan_counts_a_request_per_page_and_per_inline_image(sb: Any) -> None:
+    """Text messages cost no image reads: a chat costs ceil(messages / 50) listing pages
+    plus one read per inline image its messages hold."""
+    from hirondelle.workloads.chats_plan import ChatsPlanner
+
+    source = source_for(sb)
+    planner = ChatsPlanner(source, 20.0)
+
+    async def scenario() -> dict[str, int]:
+        try:
+            counts: dict[str, int] = {}
+            for owner in await source.owners():
+                for container in await source.containers(owner):
+                    await planner.count(container)
+                    counts[container.source_id] = planner.requests(container)
+            return counts
+        finally:
+            await source.aclose()
+
+    counts = run(scenario())
+    data = sb.tenant.chats
+    for chat_id, requests in counts.items():
+        roots = data.roots(chat_id)
+        images = sum(len(m.hosted) for m in roots)
+        assert requests == -(-len(roots) // 50) + images
+    assert any(len(m.hosted) for c in counts for m in data.roots(c))  # images were counted
