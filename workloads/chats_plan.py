@@ -4,9 +4,9 @@ chats left out; and what reading them costs.
 Counting needs one read of each chat (Graph gives no message count), so the plan reads
 each once, at the chat message rate, and reuses the listing for the findings. The reads
 are `/chats/{id}/messages`, which is not a metered API: the plan says the cost is nil.
-Graph's metered Teams APIs are the export ones (`getAllMessages`), at $0.00075 a message
-(https://learn.microsoft.com/en-us/graph/teams-licenses), which this workload does not
-call.
+Graph's metered Teams APIs were the export ones (`getAllMessages`), at $0.00075 a message,
+no longer billed since 25 August 2025
+(https://learn.microsoft.com/en-us/graph/teams-licenses); this workload does not call them.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from ..migrator.plan import Finding
 from .listed_plan import ListedPlanner
 
 METERED_PER_MESSAGE = 0.0  # USD: /chats/{id}/messages is not metered
-EXPORT_PER_MESSAGE = 0.00075  # USD: what getAllMessages cost (not used)
+EXPORT_PER_MESSAGE = 0.00075  # USD: what getAllMessages cost until 25 August 2025 (not used)
 
 
 class ChatsPlanner(ListedPlanner):
@@ -64,15 +64,17 @@ class ChatsPlanner(ListedPlanner):
             cost = messages * METERED_PER_MESSAGE
             text = (
                 f"{messages} messages read with /chats/{{id}}/messages, not a metered API: "
-                f"${cost:.2f} (the metered export API would cost "
-                f"${messages * EXPORT_PER_MESSAGE:.2f}; it is not used)"
+                f"${cost:.2f} (the export API, which this tool does not use, was metered at "
+                f"$0.00075 a message, ${messages * EXPORT_PER_MESSAGE:.2f} here, until it "
+                "stopped being billed on 25 August 2025)"
             )
             found.append(Finding("info", "metered", owner.upn, "", text))
         return found
 
     def _findings(self, owner: Owner, container: Container, items: list[Item]) -> list[Finding]:
-        authors = Counter(str(i.meta.get("fromName") or "?") for i in items)
-        system = sum(1 for i in items if i.meta.get("messageType") != "message")
+        written = [i for i in items if i.meta.get("messageType") == "message"]
+        authors = Counter(str(i.meta.get("fromName")) for i in written if i.meta.get("fromName"))
+        system = len(items) - len(written)  # system events have no author
         detail = (
             f"{container.role} chat: {len(items) - system} messages, {system} system events, "
             f"{len(authors)} authors ({', '.join(name for name, _ in authors.most_common(5))})"

@@ -298,7 +298,9 @@ def test_a_chat_of_another_kind_is_left_out_and_the_plan_says_so(sb: Any) -> Non
     metered = [f for f in findings if f.kind == "metered"]
     messages = sum(len(chats.roots(c.source_id)) for c in containers)
     assert sum(int(f.detail.split()[0]) for f in metered) == messages
-    assert all("$0.00" in f.detail for f in metered)
+    assert all("$0.00" in f.detail and "25 August 2025" in f.detail for f in metered)
+    chat_rows = [f.detail for f in findings if f.kind == "chat"]
+    assert all("?" not in row.partition(" authors (")[2] for row in chat_rows)  # no system
     assert sum(1 for f in findings if f.kind == "chat") == 4
     assert all(planner.requests(c) >= 1 for c in containers)
 
