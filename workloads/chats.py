@@ -14,6 +14,7 @@ from dataclasses import replace
 from functools import partial
 
 from ..migrator.config import Config, TargetConfig
+from ..migrator.errors import ConfigError
 from ..migrator.plan import Planner
 from ..migrator.protocols import Target
 from ..migrator.registry import Clients, archive_path
@@ -38,6 +39,7 @@ def build(
     from ..state.claims import StoreClaims
     from .chats_plan import ChatsPlanner
 
+    separate_archives(config, target_config)
     context, settings = chat_context(config, target_config, clients, TABLE)
     client = GraphClient(
         config.source,
@@ -60,3 +62,17 @@ def build(
     mapper = partial(map_chat_message, context=context)
     workload = Workload("chats", source, mapper, target, ordered=True, budget=BUDGET)
     return workload, ChatsPlanner(source, READS_PER_SECOND)
+
+
+def separate_archives(config: Config, target_config: TargetConfig) -> None:
+    """Refuse the channels' archive as the chats' archive: the chats' folders are
+    `data/chats/...`, where a team named "chats" writes its channels."""
+    channels = config.targets.get("chat")
+    if channels is None or "archive" not in (channels.kind, target_config.kind):
+        return
+    if channels.identity(config.base_dir) == target_config.identity(config.base_dir):
+        raise ConfigError(
+            f"{TABLE}.path",
+            'is also the path of [targets.chat]: a team named "chats" would write its '
+            "channels among the chats' folders; give the chats an archive path of their own",
+        )

@@ -23,6 +23,7 @@ from hirondelle.migrator.config import load_config
 from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
+from hirondelle.tests.config_text import MINIMAL_CONFIG
 
 TEAMS_ID = "fi.hirondelle.teams_id"
 SPEC = TenantSpec(
@@ -153,3 +154,38 @@ def test_kill_nine_during_a_chat(tmp_path: Path) -> None:
         assert final.returncode == 0, final.stderr.decode()[-2000:]
         merged = sum(messages_written(tmp_path / "archive").values(), Counter())
         assert merged == expected(tenant)  # each message once: no duplicate, no gap
+
+
+def test_the_channels_archive_is_refused_as_the_chats_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team named "chats" would write its channels among the chats' folders."""
+    monkeypatch.setenv("HIRONDELLE_TEST_NEVER_SET", "not used: nothing is read")
+    from hirondelle.migrator.errors import ConfigError
+    from hirondelle.migrator.registry import assemble
+
+    path = tmp_path / "hirondelle.toml"
+
+    def configure(chats: str) -> None:
+        path.write_text(
+            f"""{MINIMAL_CONFIG}
+[targets.chat]
+kind = "archive"
+path = "{tmp_path}/archive"
+
+[targets.chats]
+kind = "archive"
+path = "{chats}"
+"""
+        )
+
+    async def build() -> None:
+        async with assemble(load_config(path)):
+            pass
+
+    configure(f"{tmp_path}/archive/.")  # the same folder, spelt otherwise
+    with pytest.raises(ConfigError) as refused:
+        asyncio.run(build())
+    assert refused.value.setting == "targets.chats.path" and "team" in str(refused.value)
+    configure(f"{tmp_path}/chats")
+    asyncio.run(build())  # an archive of their own: accepted
