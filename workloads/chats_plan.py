@@ -56,7 +56,7 @@ class ChatsPlanner(ListedPlanner):
         for what in self.chats_source.unexpected.get(owner.upn, []):
             text = (
                 f"chat {what} is listed for this user but its members do not name them: "
-                "carried under this user"
+                "carried all the same, by this user if it names no selected user"
             )
             found.append(Finding("warning", "chat-holder", owner.upn, "", text))
         messages = sum(len(self._listed(c)) for c in containers)

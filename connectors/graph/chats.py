@@ -56,8 +56,8 @@ holds it, so two listers agree); its unit starts without a cursor and the target
 the old unit wrote (the room by its alias, the archive folder by the chat id's digest), so
 only what is new is written. The lister is a member of every chat it lists, so each chat
 has a selected member to carry it; a listing that does not name its owner among the chat's
-members is carried by that owner all the same, with a warning (`unexpected`, a plan
-finding too).
+members is carried all the same (by that owner if they name no selected owner), with a
+warning (`unexpected`, a plan finding too).
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ class GraphChatsSource(ChatReader):
         for what in strangers:
             log.warning(
                 "%s: chat %s is listed for this user but does not name them among its "
-                "members: carried under this user",
+                "members: carried all the same, by this user if it names no selected user",
                 owner.upn,
                 what,
             )
