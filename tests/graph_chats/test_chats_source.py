@@ -117,6 +117,39 @@ def test_a_users_file_without_a_chats_lowest_member_still_carries_it(sb: Any) ->
     assert not any(source.unexpected.values())
 
 
+def test_a_chat_whose_members_leave_out_its_lister_is_carried_with_a_warning(
+    sb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Graph lists a chat for a user but its members do not name them, and no selected
+    user is named: the lister carries it, and the log and the plan say so."""
+    from hirondelle.workloads.chats_plan import ChatsPlanner
+
+    lister = sb.tenant.users[0]
+    source = source_for(sb, wanted=frozenset({lister.upn.lower()}))
+    planner = ChatsPlanner(source, 20.0)
+    read = source._members
+
+    async def without_lister(chat: dict[str, Any], owner: Owner) -> tuple[Any, ...]:
+        return tuple(m for m in await read(chat, owner) if m.user_id != owner.source_id)
+
+    monkeypatch.setattr(source, "_members", without_lister)
+    owner = Owner(lister.upn, lister.id, lister.display_name)
+
+    async def scenario() -> tuple[list[Container], list[Any]]:
+        try:
+            await source.owners()
+            mine = await source.containers(owner)
+            return mine, await planner.findings(owner, [], False)
+        finally:
+            await source.aclose()
+
+    mine, findings = run(scenario())
+    theirs = [c.id for c in sb.tenant.chats.chats if lister.id in {m.user_id for m in c.members}]
+    assert sorted(c.source_id for c in mine) == sorted(theirs)  # carried, none dropped
+    warned = [f for f in findings if f.kind == "chat-holder"]
+    assert len(warned) == len(theirs) and all(f.severity == "warning" for f in warned)
+
+
 def test_a_claim_held_by_someone_who_cannot_carry_it_moves(sb: Any) -> None:
     """Claims of a renamed (or deleted) user and of a user no longer a member move to the
     preferred member; a claim its holder can still carry stays."""
