@@ -9,7 +9,8 @@ Layout, per team (the owner's display name)::
 
 and per Teams chat (workload "chats"; whichever member's run writes it), the same files in
 `<root>/data/chats/<label>-<digest of the chat id>/`, plus `chat.json` (the chat's id, kind,
-topic and members, from the chats source) whose members head the transcript. The digest
+topic and members, from the chats source, written again at close with the members who left
+that the messages read revealed) whose members head the transcript. The digest
 keeps two chats of one label apart, and finds the directory again when the topic changed.
 
 Each line is {"event_id", "type", "sender", "sender_name", "origin_server_ts", "teams_id",
@@ -176,6 +177,7 @@ class ChatArchiveSession:
         self._logs: dict[str, ChannelLog] = {}
         self._titles: dict[str, str] = {}
         self._changed: set[str] = set()
+        self._chat_ids: dict[str, str] = {}  # chat folder -> chat id
 
     def ensure_container(self, container: Container) -> str:
         """Create the channel's (or chat's) directory; return its name (the
@@ -197,13 +199,29 @@ class ChatArchiveSession:
         folder = f"{CHATS_DIR}/{name}"
         directory = self._dir(folder)
         directory.mkdir(parents=True, exist_ok=True)
-        described = directory / CHAT_FILE
-        if info.members or not described.exists():  # a memberless stand-in never overwrites
-            document = json.dumps(chat_description(info), ensure_ascii=False, indent=1)
-            if not described.exists() or described.read_text("utf-8") != document:
-                write_atomically(described, [document.encode()], self.durable, sync_parent=True)
+        self._describe(directory, info)
         self._titles[folder] = info.label
+        self._chat_ids[folder] = info.chat_id
         return folder
+
+    def _describe(self, directory: Path, info: ChatInfo) -> bool:
+        """Write `chat.json` from `info` if it says something new; whether it did. The
+        members who left that it named before stay (a sync reads only new messages, so the
+        source may not learn of them again)."""
+        described = directory / CHAT_FILE
+        if not info.members and described.exists():
+            return False  # a memberless stand-in never overwrites
+        before = json.loads(described.read_text("utf-8")) if described.exists() else {}
+        document = chat_description(info)
+        names = {m["name"] for m in document["members"]}
+        document["members"] += [
+            m for m in before.get("members") or () if m.get("left") and m.get("name") not in names
+        ]
+        if document == before:
+            return False
+        text = json.dumps(document, ensure_ascii=False, indent=1)
+        write_atomically(described, [text.encode()], self.durable, sync_parent=True)
+        return True
 
     def _dir(self, folder: str) -> Path:
         base, name = self.base, folder
@@ -351,6 +369,10 @@ class ChatArchiveSession:
             sorted(p.name for p in self.base.iterdir() if p.is_dir()) if self.base.is_dir() else []
         )
         chats = sorted(f for f in self._titles if f.startswith(f"{CHATS_DIR}/"))
+        for folder in chats:  # the source learns of members who left as it reads messages
+            info = self._chats.get(self._chat_ids.get(folder, ""))
+            if info is not None and self._describe(self._dir(folder), info):
+                self._changed.add(folder)
         for folder in channels + chats:
             events = self._dir(folder) / EVENTS_FILE
             transcript = self._dir(folder) / TRANSCRIPT_FILE

@@ -22,11 +22,19 @@ Who left the chat in Teams is no member: never invited, and, joined to say their
 messages in appservice mode, made to leave when the session ends (`leave_former_members`),
 so that what is said after they left is not theirs to read, as in Teams. The room's
 `shared` history still shows them what was said while they were in.
+
+Account data has no compare-and-set: `PUT .../account_data/m.direct` replaces the whole
+content (https://spec.matrix.org/latest/client-server-api/#put_matrixclientv3useruseridaccount_datatype),
+so two sessions merging a room each into one person's `m.direct` at once lose one of them.
+In this process a lock per user serialises the read-merge-write; against another process,
+the entry is read back after the write and merged again until it stays (and every pass
+ensures the room again, so an entry lost to another process's write is put back then).
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from typing import TYPE_CHECKING
 
 from ..mappings.chat import SYSTEM_USER, ChatContext, puppet_id
@@ -38,7 +46,15 @@ from .matrix_wire import CLIENT, MatrixConnection, RoomBuilder, path_part
 if TYPE_CHECKING:
     from .matrix import MatrixTarget
 
+DIRECT_ATTEMPTS = 4  # writes of one m.direct entry before leaving it to the next pass
 log = logging.getLogger(__name__)
+_direct_locks: dict[str, threading.Lock] = {}  # Matrix user -> its m.direct writer
+_direct_guard = threading.Lock()
+
+
+def _direct_lock(user: str) -> threading.Lock:
+    with _direct_guard:
+        return _direct_locks.setdefault(user, threading.Lock())
 
 
 class ChatRooms:
@@ -150,10 +166,20 @@ class ChatRooms:
         return membership
 
     def _mark_direct(self, user: str, other: str, room: str) -> None:
+        """List `room` under `other` in `user`'s m.direct: read, merge, write, read back."""
         path = f"{CLIENT}/user/{path_part(user)}/account_data/m.direct"
         params = {"user_id": user}
-        answer = self._conn.call("GET", path, params=params, ok=(200, 404))
-        current = dict(answer.body) if answer.status == 200 else {}
-        updated = with_direct_room(current, other, room)
-        if updated is not None:
-            self._conn.call("PUT", path, body=updated, params=params)
+        with _direct_lock(user):
+            for written in range(DIRECT_ATTEMPTS + 1):
+                answer = self._conn.call("GET", path, params=params, ok=(200, 404))
+                current = dict(answer.body) if answer.status == 200 else {}
+                updated = with_direct_room(current, other, room)
+                if updated is None:
+                    return  # listed, and read back so
+                if written < DIRECT_ATTEMPTS:
+                    self._conn.call("PUT", path, body=updated, params=params)
+        log.warning(
+            "room %s: other writers of %s's m.direct kept dropping it; the next pass lists it",
+            room,
+            user,
+        )

@@ -142,37 +142,29 @@ class MemberAccounts(Mapping[str, str]):
     """Real Matrix accounts by Teams user id, for chats' members.
 
     users.csv names people by UPN (`Config.users`, lower-case UPN -> login), while chat
-    messages and member lists name them by Teams user id; the chats' member lists
-    (`ChatMember.email`, kept live by the source) join the two. Give it as
-    `ChatContext.users` and as the Matrix target's `users`, so that the mapper and the
-    room agree on who is a real user. A UPN key answers as in `users`.
+    messages and member lists name them by Teams (Entra) user id; the tenant's `/users`
+    listing, which the source reads anyway, joins the two (`upns`: user id -> UPN, filled
+    live). A member's `email` is not the join: it is often another address than the UPN
+    (https://learn.microsoft.com/en-us/graph/api/resources/aadusermessagemember). Give it as
+    `ChatContext.users` and as the Matrix target's `users`, so that the mapper and the room
+    agree on who is a real user. A UPN key answers as in `users`.
     """
 
-    def __init__(self, users: Mapping[str, str], chats: Mapping[str, ChatInfo]) -> None:
+    def __init__(self, users: Mapping[str, str], upns: Mapping[str, str]) -> None:
         self._users = users
-        self._chats = chats
-        self._upns: dict[str, str] = {}  # Teams user id -> lower UPN
-        self._indexed = 0  # how many chats `_upns` has read
+        self._upns = upns  # Teams user id -> UPN
 
     def __getitem__(self, key: str) -> str:
         if key in self._users:
             return self._users[key]
-        if key not in self._upns and self._indexed != len(self._chats):
-            self._index()
         upn = self._upns.get(key)
-        if upn is None or upn not in self._users:
+        if upn is None or upn.lower() not in self._users:
             raise KeyError(key)
-        return self._users[upn]
-
-    def _index(self) -> None:
-        for info in list(self._chats.values()):
-            for member in info.members:
-                if member.user_id and member.email:
-                    self._upns[member.user_id] = member.email.lower()
-        self._indexed = len(self._chats)
+        return self._users[upn.lower()]
 
     def __iter__(self) -> Iterator[str]:
-        return iter([*self._users, *(i for i, upn in self._upns.items() if upn in self._users)])
+        mapped = (i for i, upn in self._upns.items() if upn.lower() in self._users)
+        return iter([*self._users, *mapped])
 
     def __len__(self) -> int:
         return sum(1 for _ in self)

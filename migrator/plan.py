@@ -121,6 +121,9 @@ class Plan:
     finding_count: int = 0
     severities: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
     report_date: str = ""  # the usage reports' refresh date when they gave counts
+    # Workloads whose rate is one tenant-wide cap (`Planner.tenant_wide`): no owner
+    # concurrency shortens them, their requests take requests / rate in all.
+    tenant_wide: list[str] = field(default_factory=list)
     not_counted: list[str] = field(default_factory=list)  # workloads left to checked owners
 
     def count(self, rows: list[PlanRow], findings: list[Finding]) -> None:
@@ -148,7 +151,12 @@ class Plan:
             "tier": "deep" if self.deep else "sampled" if self.sample else "inventory",
             **({"deep_one_owner_in": self.sample} if self.sample and not self.deep else {}),
             "assumptions": {
-                "requests_per_second_per_owner": dict(self.rates),
+                "requests_per_second_per_owner": {
+                    w: r for w, r in self.rates.items() if w not in self.tenant_wide
+                },
+                "requests_per_second_per_tenant": {
+                    w: r for w, r in self.rates.items() if w in self.tenant_wide
+                },
                 "owner_concurrency": self.owner_concurrency,
             },
             "estimated": ["requests", "estimate_seconds"],
@@ -182,6 +190,8 @@ class Planner(Protocol):
 
     requests_per_second: float  # the source budget's sustained rate per owner
     counted: Counted  # where its rows' counts come from
+    # Optional (read with getattr): True when `requests_per_second` is a cap on the whole
+    # tenant rather than per owner (Teams chat messages: 20 a second per app and tenant).
 
     def target_name(self, container: Container) -> str: ...
 
@@ -220,12 +230,13 @@ class ReportPlanner(Protocol):
     def requests_for(self, items: int) -> int: ...
 
 
-def estimate_seconds(jobs: Sequence[float], concurrency: int) -> float:
+def estimate_seconds(jobs: Sequence[float], concurrency: int, tenant: float = 0.0) -> float:
     """Owners' jobs (each in seconds at its workload's rate, `job_seconds`) run
-    `concurrency` at a time."""
+    `concurrency` at a time; `tenant`: the time a tenant-wide cap needs for all its
+    workload's requests (total / rate), which running owners at once does not shorten."""
     if not jobs:
-        return 0.0
-    return parallel_seconds(max(jobs), sum(jobs), concurrency)
+        return tenant
+    return max(parallel_seconds(max(jobs), sum(jobs), concurrency), tenant)
 
 
 def parallel_seconds(longest: float, total: float, concurrency: int) -> float:
@@ -365,6 +376,7 @@ async def make_plan(
     else:
         reports = None
     per_job: list[float] = []  # one owner's job of one workload, in seconds
+    capped: dict[str, int] = {}  # tenant-wide workload -> its requests
     selected = await owners_of([w for w, _ in workloads], options, users)
 
     def emit(result: tuple[list[PlanRow], list[Finding]]) -> None:
@@ -373,6 +385,9 @@ async def make_plan(
         if rows:  # each workload at its own budget's rate
             rate = plan.rates.get(rows[0].workload, 0.0)
             per_job.append(job_seconds(sum(r.requests for r in rows), rate))
+            if rows[0].workload in plan.tenant_wide:
+                name = rows[0].workload
+                capped[name] = capped.get(name, 0) + sum(r.requests for r in rows)
         if sink is None:
             plan.rows.extend(rows)
             plan.findings.extend(findings)
@@ -383,6 +398,8 @@ async def make_plan(
         owners = selected[workload.name]
         plan.owners = max(plan.owners, len(owners))
         plan.rates[workload.name] = planner.requests_per_second
+        if getattr(planner, "tenant_wide", False):
+            plan.tenant_wide.append(workload.name)
 
         async def assess(
             numbered: tuple[int, Owner], workload: Workload = workload, planner: Planner = planner
@@ -398,5 +415,6 @@ async def make_plan(
             return await assess_owner(workload, planner, owner, checked)
 
         await in_order(enumerate(owners), assess, options.owner_concurrency, emit)
-    plan.estimate_seconds = estimate_seconds(per_job, options.owner_concurrency)
+    tenant = max((job_seconds(n, plan.rates[w]) for w, n in capped.items()), default=0.0)
+    plan.estimate_seconds = estimate_seconds(per_job, options.owner_concurrency, tenant)
     return plan

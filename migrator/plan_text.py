@@ -29,7 +29,7 @@ def print_plan(out: Console, plan: Plan, rows: list[PlanRow], findings: list[Fin
         f"{plan.owners} owners, {plan.items} items, {readable_size(plan.bytes)} in "
         f"{plan.containers} folders; findings: {counts}; "
         f"estimated {duration_text(plan.estimate_seconds)} at "
-        f"{_rates(plan)} Graph requests/s per owner, "
+        f"{_rates(plan)} Graph requests/s, "
         f"{plan.owner_concurrency} mailboxes at once",
     )
     if plan.report_date:
@@ -100,8 +100,16 @@ def _print_findings(out: Console, findings: list[Finding]) -> None:
 
 
 def _rates(plan: Plan) -> str:
-    """Each workload's budget rate, "16.7 (mail), 20.0 (files)"."""
-    return ", ".join(f"{rate:.1f} ({name})" for name, rate in plan.rates.items()) or "0.0"
+    """Each workload's budget rate, "16.7 (mail, per owner), 20.0 (chats, for the whole
+    tenant)"."""
+    return (
+        ", ".join(
+            f"{rate:.1f} ({name}, "
+            f"{'for the whole tenant' if name in plan.tenant_wide else 'per owner'})"
+            for name, rate in plan.rates.items()
+        )
+        or "0.0"
+    )
 
 
 def _say(out: Console, line: str) -> None:

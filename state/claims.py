@@ -1,14 +1,16 @@
 """Claims on containers that several owners list (see `schema.Claim`).
 
 `claim` inserts a row per container that has none (an insert that ignores a conflict, so
-two processes claiming at once both get the one winner) and answers who holds each.
+two processes claiming at once both get the one winner) and answers who holds each. `move`
+hands a container over only if the holder is still the one the caller saw (an update
+conditioned on the old owner), so two processes moving it at once agree too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .schema import Claim
@@ -61,3 +63,11 @@ class StoreClaims:
                 )
             )
             return {str(cid): str(who) for cid, who in found}
+
+    def move(self, container_id: str, old: str, new: str) -> str | None:
+        """Give the container to `new` if `old` still holds it; who holds it afterwards."""
+        where = (Claim.workload == self.workload, Claim.container_id == container_id)
+        with self.store.writing() as s, s.begin():
+            s.execute(update(Claim).where(*where, Claim.owner == old).values(owner=new))
+            holder = s.execute(select(Claim.owner).where(*where)).scalar_one_or_none()
+        return None if holder is None else str(holder)

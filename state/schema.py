@@ -143,8 +143,9 @@ class Link(Base):
 class Claim(Base):
     """A container that several owners list, held by the one whose listing claimed it
     first: a Teams chat that every member sees is migrated under one member only. The
-    unique row makes the claim atomic when two members' jobs list the chat at once, and
-    it never moves to another member afterwards (a second room would be a duplicate)."""
+    unique row makes the claim atomic when two members' jobs list the chat at once; it
+    moves to another member only when its holder can no longer carry it, by an update
+    conditioned on the old holder (`claims.StoreClaims.move`)."""
 
     __tablename__ = "claims"
     __table_args__ = (UniqueConstraint("workload", "container_id"),)

@@ -45,10 +45,19 @@ sync reads the chat whole and the engine skips what did not change.
 
 De-duplication: a chat belongs to one member, recorded as a claim through `ChatClaims` (the
 state's claims table in a run: one unique row per chat, so two members' jobs that list a
-chat at once get the same answer). The member who claims it is the tenant user of lowest id
-among its members (`_preferred`), whichever job lists it first, so plans and runs agree; the
-other members only read the claim. A claim never moves: if the holding member later leaves
-the chat, the chat is no longer synced.
+chat at once get the same answer). The member who claims it is, among its members, the
+owner of lowest id that this run selects (`_preferred`; every tenant user without a users
+file), whichever job lists it first, so plans and runs agree; the other members only read
+the claim. A claim moves when its holder can no longer carry the chat: no longer an owner
+this run selects, no longer a user of the tenant (deleted, or renamed: claims name the
+holder by UPN, as containers do), or no longer a member. The preferred member's listing then
+takes it over with a conditional update (`ChatClaims.move`: only if the old holder still
+holds it, so two listers agree); its unit starts without a cursor and the target finds what
+the old unit wrote (the room by its alias, the archive folder by the chat id's digest), so
+only what is new is written. The lister is a member of every chat it lists, so each chat
+has a selected member to carry it; a listing that does not name its owner among the chat's
+members is carried all the same (by that owner if they name no selected owner), with a
+warning (`unexpected`, a plan finding too).
 """
 
 from __future__ import annotations
@@ -56,7 +65,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -65,12 +74,13 @@ from kiota_abstractions.api_error import APIError
 
 from ...mappings.chat_members import CHAT_KINDS, ChatInfo, ChatMember
 from ...migrator.model import Container, Item, Owner, Page
+from ...migrator.selection import selected
 from .budget import MailboxBudget
 from .chats_reads import PERMISSION, TENANT_LANE, ChatCursor, ChatReader
 from .client import GraphClient
 from .directory import tenant_users
 from .errors import Call
-from .teams_hosted import hosted_contents
+from .teams_hosted import hosted_contents, hosted_ids
 from .teams_items import Thread, chronological, created_at, instant
 
 ITEMS_PER_PAGE = 100  # items handed to the engine per Page (one transaction each)
@@ -98,6 +108,10 @@ class ChatClaims(Protocol):
         """Who holds those of the chats that someone holds (nothing is claimed)."""
         ...
 
+    def move(self, container_id: str, old: str, new: str) -> str | None:
+        """Give the chat to `new` if `old` still holds it; who holds it afterwards."""
+        ...
+
 
 class MemoryClaims:
     """Claims held by this process only (a plan, a test): the first lister holds a chat."""
@@ -112,6 +126,11 @@ class MemoryClaims:
 
     def held(self, container_ids: Sequence[str]) -> dict[str, str]:
         return self.holders(container_ids)
+
+    def move(self, container_id: str, old: str, new: str) -> str | None:
+        if self.taken.get(container_id) == old:
+            self.taken[container_id] = new
+        return self.taken.get(container_id)
 
     def holders(self, container_ids: Sequence[str]) -> dict[str, str]:
         return {c: self.taken[c] for c in container_ids if c in self.taken}
@@ -128,27 +147,37 @@ class GraphChatsSource(ChatReader):
         claims: ChatClaims | None = None,
         *,
         tenant: MailboxBudget | None = None,
+        wanted: Collection[str] | None = None,
     ) -> None:
         super().__init__(client, tenant or chats_tenant_budget())
         self.claims = claims or MemoryClaims()
+        self.wanted = wanted  # the users file's selection (`RunOptions.users`); None: all
         self.chats: dict[str, ChatInfo] = {}  # chat id -> who is in it (the targets read it)
         self.left_out: dict[str, list[str]] = {}  # owner -> chats of kinds not carried
+        self.unexpected: dict[str, list[str]] = {}  # owner -> chats not naming it a member
         self._bodies: dict[str, dict[str, dict[str, Any]]] = {}  # chat -> message id -> JSON
-        self._users: frozenset[str] | None = None  # the tenant's user ids
+        self.images: dict[str, int] = {}  # chat -> inline images its last `listing` saw
+        self._selected: frozenset[str] | None = None  # ids of the owners this run selects
+        self.upns: dict[str, str] = {}  # user id -> UPN of every tenant user, filled live
+        self._ids: dict[str, str] = {}  # lower-case UPN -> id, of every tenant user
 
     # -- owners and containers -----------------------------------------------------
 
     async def owners(self) -> list[Owner]:
         found = await tenant_users(self.client)
-        self._users = frozenset(owner.source_id for owner in found)
+        self._ids = {o.upn.lower(): o.source_id for o in found}
+        self.upns.update((o.source_id, o.upn) for o in found)  # the same dict: others hold it
+        chosen = (o.source_id for o in found if selected(o, self.wanted))
+        self._selected = frozenset(chosen)
         return found
 
-    async def _tenant_users(self) -> frozenset[str]:
-        """The tenant's user ids (read once per source: a worker never calls `owners`)."""
-        if self._users is None:
+    async def _selected_owners(self) -> frozenset[str]:
+        """The ids of the owners this run selects (the tenant read once per source: a
+        worker never calls `owners`)."""
+        if self._selected is None:
             await self.owners()
-        assert self._users is not None
-        return self._users
+        assert self._selected is not None
+        return self._selected
 
     async def containers(self, owner: Owner) -> list[Container]:
         """The owner's chats that this owner's listing holds (claimed here or before)."""
@@ -166,11 +195,29 @@ class GraphChatsSource(ChatReader):
         self.left_out[owner.upn] = left_out
         for what in left_out:
             log.warning("%s: chat %s is of a kind not carried: left out", owner.upn, what)
-        users = await self._tenant_users()
-        preferred = {chat_id: _preferred(info, users) for chat_id, info in listed.items()}
+        chosen = await self._selected_owners() | {owner.source_id}
+        self.unexpected[owner.upn] = strangers = [
+            f"{chat_id} ({info.label})"
+            for chat_id, info in listed.items()
+            if owner.source_id not in {m.user_id for m in info.members}
+        ]
+        for what in strangers:
+            log.warning(
+                "%s: chat %s is listed for this user but does not name them among its "
+                "members: carried all the same, by this user if it names no selected user",
+                owner.upn,
+                what,
+            )
+        preferred = {chat_id: _preferred(info, chosen) for chat_id, info in listed.items()}
         mine = [c for c, who in preferred.items() if who in (owner.source_id, None)]
         # the state's short transactions, off the event loop (a writer may wait its turn)
         holders = await asyncio.to_thread(self.claims.claim, mine, owner.upn)
+        for chat_id in mine:  # a holder who can no longer carry it hands it over
+            old = holders.get(chat_id)
+            if old is not None and not self._may_hold(old, listed[chat_id], chosen):
+                now = await self._take_over(chat_id, old, owner.upn)
+                if now is not None:
+                    holders[chat_id] = now
         others = [c for c in listed if c not in holders]
         holders.update(await asyncio.to_thread(self.claims.held, others))
         containers: list[Container] = []
@@ -188,6 +235,24 @@ class GraphChatsSource(ChatReader):
                 )
             )
         return containers
+
+    def _may_hold(self, holder: str, info: ChatInfo, chosen: frozenset[str]) -> bool:
+        """Whether `holder` (a UPN) still carries the chat: a tenant user this run selects
+        who is a member now."""
+        user_id = self._ids.get(holder.lower())
+        current = {m.user_id for m in info.members if not m.left}
+        return user_id is not None and user_id in chosen and user_id in current
+
+    async def _take_over(self, chat_id: str, old: str, new: str) -> str | None:
+        holder = await asyncio.to_thread(self.claims.move, chat_id, old, new)
+        if holder == new:
+            log.info(
+                "%s: takes over chat %s from %s (no longer a selected user who is a member)",
+                new,
+                chat_id,
+                old,
+            )
+        return holder
 
     # -- changes ---------------------------------------------------------------------
 
@@ -293,6 +358,7 @@ class GraphChatsSource(ChatReader):
         """Every message of the chat as it is now, oldest first, for plan and verify."""
         what = f"messages of chat {container.display_path}"
         messages = [m async for m in self._messages(container.source_id, what, None)]
+        self.images[container.source_id] = sum(len(hosted_ids(m)) for m in messages)
         threads = [Thread(str(m["id"]), m, [], created_at(m)) for m in messages]
         return [item for item, _ in chronological(threads)]
 
@@ -301,11 +367,13 @@ class GraphChatsSource(ChatReader):
         await self.client.aclose()
 
 
-def _preferred(info: ChatInfo, users: frozenset[str]) -> str | None:
-    """The member whose listing claims the chat: the tenant user of lowest id among its
-    members now, so that the choice does not depend on which member's job lists it first
-    (None: no member is a user of this tenant; then the first to list it claims it)."""
-    return min((m.user_id for m in info.members if m.user_id in users), default=None)
+def _preferred(info: ChatInfo, chosen: frozenset[str]) -> str | None:
+    """The member whose listing claims the chat: of its members now, the owner of lowest
+    id among those the run selects (`chosen`), so that the choice does not depend on which
+    member's job lists it first (None: no member is selected, which a chat listed for a
+    selected owner cannot be unless Graph's member list leaves the owner out; then the
+    first to list it claims it)."""
+    return min((m.user_id for m in info.members if m.user_id in chosen), default=None)
 
 
 def _hosted_url(graph_url: str, chat_id: str, message_id: str) -> Callable[[str], str]:

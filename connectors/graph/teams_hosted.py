@@ -33,9 +33,8 @@ async def hosted_contents(
     """The images the body points at, by hosted content id: their type and base64 bytes.
     An image that is gone is left out (the mapper keeps the message without it)."""
     budget, lane = tenant
-    body = str((message.get("body") or {}).get("content") or "")
     found: dict[str, dict[str, str]] = {}
-    for hosted_id in dict.fromkeys(unquote(m) for m in _HOSTED.findall(body)):
+    for hosted_id in hosted_ids(message):
         try:
             async with budget.slot(lane):
                 data = await client.stream_bytes(url_of(hosted_id), container_id, call)
@@ -46,6 +45,12 @@ async def hosted_contents(
             "base64": base64.b64encode(data).decode("ascii"),
         }
     return found
+
+
+def hosted_ids(message: Mapping[str, Any]) -> list[str]:
+    """The hosted contents (inline images) the message's body points at, once each."""
+    body = str((message.get("body") or {}).get("content") or "")
+    return list(dict.fromkeys(unquote(m) for m in _HOSTED.findall(body)))
 
 
 def sniff(data: bytes) -> str:

@@ -82,3 +82,32 @@ def test_a_renamed_chat_keeps_its_directory_and_another_member_finds_it(tmp_path
     assert described["label"] == "Nouveau nom"
     assert "<h1>Nouveau nom</h1>" in (archive.payload / folder / TRANSCRIPT_FILE).read_text()
     assert len(list((archive.payload / "chats").iterdir())) == 1
+
+
+def test_members_found_to_have_left_while_reading_reach_chat_json_and_the_transcript(
+    tmp_path: Path,
+) -> None:
+    """The source learns of a member who left only from the messages it reads, after the
+    chat's directory was made: at close `chat.json` and the transcript's header name them;
+    a later session that reads no message of theirs keeps them."""
+    before = ChatInfo("19:left-later@thread.v2", "group", "Départs", (ALICE, BOB))
+    chats = {before.chat_id: before}
+    archive = ChatArchiveTarget(tmp_path / "archive", chats=chats)
+    session = archive.open(chat_owner())
+    folder = session.ensure_container(chat_container(before))
+    chats[before.chat_id] = ChatInfo(before.chat_id, "group", "Départs", (ALICE, BOB, ZOE))
+    session.put(folder, chat_payload(chat_document(before, "1", "Au revoir", ZOE, 1), CONTEXT))
+    session.close()
+    directory = archive.payload / folder
+    described = json.loads((directory / CHAT_FILE).read_text("utf-8"))
+    assert [(m["name"], m["left"]) for m in described["members"]][-1] == ("Zoé", True)
+    assert "Zoé (left the chat)" in (directory / TRANSCRIPT_FILE).read_text("utf-8")
+
+    chats[before.chat_id] = before  # a sync of another process: only the current members
+    later = ChatArchiveTarget(tmp_path / "archive", chats=chats).open(chat_owner())
+    later.ensure_container(chat_container(before))
+    later.put(folder, chat_payload(chat_document(before, "2", "Encore", BOB, 2), CONTEXT))
+    later.close()
+    described = json.loads((directory / CHAT_FILE).read_text("utf-8"))
+    assert [m["name"] for m in described["members"]] == ["Alice", "Bob", "Zoé"]
+    assert "Zoé (left the chat)" in (directory / TRANSCRIPT_FILE).read_text("utf-8")

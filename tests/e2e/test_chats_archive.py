@@ -23,6 +23,7 @@ from hirondelle.migrator.config import load_config
 from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
+from hirondelle.tests.config_text import MINIMAL_CONFIG
 
 TEAMS_ID = "fi.hirondelle.teams_id"
 SPEC = TenantSpec(
@@ -97,6 +98,34 @@ def test_chats_into_the_archive_then_a_sync(
         assert asyncio.run(operations.check(config))["chats"].verified
 
 
+def test_a_holder_left_out_of_users_csv_hands_its_chats_over_without_duplicates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The member holding every chat it is in is then left out of users.csv: the next sync
+    carries those chats under another member, into the same folders, new messages once
+    and the old ones not again."""
+    tenant = Tenant.generate(SPEC)
+    with SandboxServer(tenant, tls=True, limits=Limits(enabled=False)) as sandbox:
+        monkeypatch.setenv(SECRET_ENV, sandbox.client_secret)
+        path = write_config(tmp_path, sandbox)
+        assert asyncio.run(operations.migrate(load_config(path), "run")).ok
+        folders = set(messages_written(tmp_path / "archive"))
+        holder, *others = sorted(tenant.users, key=lambda u: u.id)
+        held = [c for c in tenant.chats.chats if holder.id in {m.user_id for m in c.members}]
+        assert held  # the lowest id holds every chat it is in
+        users = tmp_path / "users.csv"
+        users.write_text("source_upn,target_login\n" + "".join(f"{u.upn},\n" for u in others))
+        path.write_text(path.read_text() + f'[users]\nfile = "{users}"\n')
+        sandbox.mutate(Mutation(seed=4, chats_messages=6, chats_edits=2, chats_deletions=1))
+        config = load_config(path)
+        sync = asyncio.run(operations.migrate(config, "sync"))
+        assert sync.ok, sync.as_dict()
+        written = messages_written(tmp_path / "archive")
+        assert set(written) == folders  # the same folders: none made twice
+        assert sum(written.values(), Counter()) == expected(tenant)  # new once, none twice
+        assert asyncio.run(operations.check(config))["chats"].verified
+
+
 def test_kill_nine_during_a_chat(tmp_path: Path) -> None:
     tenant = Tenant.generate(SPEC)
     faults = Faults(slow_seconds=0.02)
@@ -125,3 +154,38 @@ def test_kill_nine_during_a_chat(tmp_path: Path) -> None:
         assert final.returncode == 0, final.stderr.decode()[-2000:]
         merged = sum(messages_written(tmp_path / "archive").values(), Counter())
         assert merged == expected(tenant)  # each message once: no duplicate, no gap
+
+
+def test_the_channels_archive_is_refused_as_the_chats_archive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A team named "chats" would write its channels among the chats' folders."""
+    monkeypatch.setenv("HIRONDELLE_TEST_NEVER_SET", "not used: nothing is read")
+    from hirondelle.migrator.errors import ConfigError
+    from hirondelle.migrator.registry import assemble
+
+    path = tmp_path / "hirondelle.toml"
+
+    def configure(chats: str) -> None:
+        path.write_text(
+            f"""{MINIMAL_CONFIG}
+[targets.chat]
+kind = "archive"
+path = "{tmp_path}/archive"
+
+[targets.chats]
+kind = "archive"
+path = "{chats}"
+"""
+        )
+
+    async def build() -> None:
+        async with assemble(load_config(path)):
+            pass
+
+    configure(f"{tmp_path}/archive/.")  # the same folder, spelt otherwise
+    with pytest.raises(ConfigError) as refused:
+        asyncio.run(build())
+    assert refused.value.setting == "targets.chats.path" and "team" in str(refused.value)
+    configure(f"{tmp_path}/chats")
+    asyncio.run(build())  # an archive of their own: accepted

@@ -35,7 +35,9 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield sandbox
 
 
-def source_for(sb: Any, claims: ChatClaims | None = None) -> GraphChatsSource:
+def source_for(
+    sb: Any, claims: ChatClaims | None = None, wanted: frozenset[str] | None = None
+) -> GraphChatsSource:
     settings = GraphSettings(
         tenant_id=sb.tenant_id,
         client_id=sb.client_id,
@@ -44,7 +46,7 @@ def source_for(sb: Any, claims: ChatClaims | None = None) -> GraphChatsSource:
         ca_file=sb.ca_file,
         client_secret_env=SECRET_ENV,
     )
-    return GraphChatsSource(GraphClient(settings, chats_budget()), claims)
+    return GraphChatsSource(GraphClient(settings, chats_budget()), claims, wanted=wanted)
 
 
 async def containers_of(source: GraphChatsSource) -> dict[str, list[Container]]:
@@ -85,6 +87,101 @@ def test_every_chat_once_with_its_kind_members_and_owner(sb: Any) -> None:
     assert info.kind == "oneOnOne" and info.topic is None
     assert {m.user_id for m in info.members} == {u.id for u in sb.tenant.users[:2]}
     assert one.path == (info.label,) and "," in info.label  # named by its members
+
+
+def test_a_users_file_without_a_chats_lowest_member_still_carries_it(sb: Any) -> None:
+    """users.csv leaves out the user of lowest id: every chat with a selected member is
+    carried once, by the selected member of lowest id."""
+    users = sorted(sb.tenant.users, key=lambda u: u.id)
+    kept = users[1:]
+    source = source_for(sb, wanted=frozenset(u.upn.lower() for u in kept))
+
+    async def scenario() -> list[Container]:
+        try:
+            await source.owners()
+            found: list[Container] = []
+            for user in kept:
+                found += await source.containers(Owner(user.upn, user.id, user.display_name))
+            return found
+        finally:
+            await source.aclose()
+
+    chats = run(scenario())
+    ids = {u.id for u in kept}
+    theirs = [c for c in sb.tenant.chats.chats if ids & {m.user_id for m in c.members}]
+    assert sorted(c.source_id for c in chats) == sorted(c.id for c in theirs)  # once each
+    upns = {u.id: u.upn for u in kept}
+    for container in chats:
+        members = {m.user_id for m in sb.tenant.chats.chat(container.source_id).members}
+        assert container.owner == upns[min(members & ids)]
+    assert not any(source.unexpected.values())
+
+
+def test_a_chat_whose_members_leave_out_its_lister_is_carried_with_a_warning(
+    sb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Graph lists a chat for a user but its members do not name them, and no selected
+    user is named: the lister carries it, and the log and the plan say so."""
+    from hirondelle.workloads.chats_plan import ChatsPlanner
+
+    lister = sb.tenant.users[0]
+    source = source_for(sb, wanted=frozenset({lister.upn.lower()}))
+    planner = ChatsPlanner(source, 20.0)
+    read = source._members
+
+    async def without_lister(chat: dict[str, Any], owner: Owner) -> tuple[Any, ...]:
+        return tuple(m for m in await read(chat, owner) if m.user_id != owner.source_id)
+
+    monkeypatch.setattr(source, "_members", without_lister)
+    owner = Owner(lister.upn, lister.id, lister.display_name)
+
+    async def scenario() -> tuple[list[Container], list[Any]]:
+        try:
+            await source.owners()
+            mine = await source.containers(owner)
+            return mine, await planner.findings(owner, [], False)
+        finally:
+            await source.aclose()
+
+    mine, findings = run(scenario())
+    theirs = [c.id for c in sb.tenant.chats.chats if lister.id in {m.user_id for m in c.members}]
+    assert sorted(c.source_id for c in mine) == sorted(theirs)  # carried, none dropped
+    warned = [f for f in findings if f.kind == "chat-holder"]
+    assert len(warned) == len(theirs) and all(f.severity == "warning" for f in warned)
+
+
+def test_a_claim_held_by_someone_who_cannot_carry_it_moves(sb: Any) -> None:
+    """Claims of a renamed (or deleted) user and of a user no longer a member move to the
+    preferred member; a claim its holder can still carry stays."""
+    from hirondelle.connectors.graph.chats import MemoryClaims
+
+    users = sb.tenant.users
+    upns = {u.id: u.upn for u in users}
+    chats = sb.tenant.chats.chats
+    ids = [{m.user_id for m in c.members} for c in chats]
+    left = next(i for i, m in enumerate(ids) if len(m) < len(users))
+    renamed = next(i for i in range(len(chats)) if i != left)
+    kept = next(i for i in range(len(chats)) if i not in (left, renamed))
+    stranger = next(u for u in users if u.id not in ids[left])
+    claims = MemoryClaims()
+    claims.taken = {
+        chats[left].id: stranger.upn,
+        chats[renamed].id: "old-name@contoso.test",
+        chats[kept].id: upns[max(ids[kept])],
+    }
+    source = source_for(sb, claims)
+
+    async def scenario() -> dict[str, list[Container]]:
+        try:
+            return await containers_of(source)
+        finally:
+            await source.aclose()
+
+    holders = {c.source_id: c.owner for cs in run(scenario()).values() for c in cs}
+    assert holders[chats[left].id] == upns[min(ids[left])]
+    assert holders[chats[renamed].id] == upns[min(ids[renamed])]
+    assert holders[chats[kept].id] == upns[max(ids[kept])]  # can carry it: no move
+    assert len(holders) == len(chats)
 
 
 def test_two_members_listing_at_once_claim_each_chat_once(sb: Any, tmp_path: Path) -> None:
@@ -234,7 +331,9 @@ def test_a_chat_of_another_kind_is_left_out_and_the_plan_says_so(sb: Any) -> Non
     metered = [f for f in findings if f.kind == "metered"]
     messages = sum(len(chats.roots(c.source_id)) for c in containers)
     assert sum(int(f.detail.split()[0]) for f in metered) == messages
-    assert all("$0.00" in f.detail for f in metered)
+    assert all("$0.00" in f.detail and "25 August 2025" in f.detail for f in metered)
+    chat_rows = [f.detail for f in findings if f.kind == "chat"]
+    assert all("?" not in row.partition(" authors (")[2] for row in chat_rows)  # no system
     assert sum(1 for f in findings if f.kind == "chat") == 4
     assert all(planner.requests(c) >= 1 for c in containers)
 
@@ -317,3 +416,55 @@ def test_a_refused_protected_api_names_chats_and_the_approval(sb: Any) -> None:
         run(scenario())
     assert "chat messages" in str(refused.value) and PROTECTED_APIS in str(refused.value)
     assert "Chat.Read.All" in str(refused.value)
+
+
+def test_the_plan_estimate_takes_the_tenant_wide_rate_for_all_owners(sb: Any) -> None:
+    """20 chat message reads a second per tenant: however many owners run at once, the
+    chats take their requests / 20; the summary names the rate as the tenant's."""
+    from hirondelle.migrator.plan import make_plan
+    from hirondelle.migrator.workload import RunOptions, Workload
+    from hirondelle.workloads.chats_plan import ChatsPlanner
+
+    source = source_for(sb)
+    unused: Any = None  # a plan neither maps nor writes
+    workload = Workload("chats", source, unused, unused)
+
+    async def scenario() -> Any:
+        try:
+            return await make_plan([(workload, ChatsPlanner(source, 20.0))], RunOptions())
+        finally:
+            await source.aclose()
+
+    plan = run(scenario())
+    assert plan.requests > 0 and plan.estimate_seconds == plan.requests / 20.0
+    rates = plan.summary()["assumptions"]
+    assert rates["requests_per_second_per_tenant"] == {"chats": 20.0}
+    assert rates["requests_per_second_per_owner"] == {}
+
+
+def test_the_plan_counts_a_request_per_page_and_per_inline_image(sb: Any) -> None:
+    """Text messages cost no image reads: a chat costs ceil(messages / 50) listing pages
+    plus one read per inline image its messages hold."""
+    from hirondelle.workloads.chats_plan import ChatsPlanner
+
+    source = source_for(sb)
+    planner = ChatsPlanner(source, 20.0)
+
+    async def scenario() -> dict[str, int]:
+        try:
+            counts: dict[str, int] = {}
+            for owner in await source.owners():
+                for container in await source.containers(owner):
+                    await planner.count(container)
+                    counts[container.source_id] = planner.requests(container)
+            return counts
+        finally:
+            await source.aclose()
+
+    counts = run(scenario())
+    data = sb.tenant.chats
+    for chat_id, requests in counts.items():
+        roots = data.roots(chat_id)
+        images = sum(len(m.hosted) for m in roots)
+        assert requests == -(-len(roots) // 50) + images
+    assert any(len(m.hosted) for c in counts for m in data.roots(c))  # images were counted

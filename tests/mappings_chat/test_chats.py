@@ -145,13 +145,15 @@ def test_m_direct_keeps_what_is_there_and_adds_once() -> None:
     assert with_direct_room(updated, "@bob:localhost", "!new") is None
 
 
-def test_member_accounts_name_real_users_by_teams_id_through_the_chats() -> None:
-    chats: dict[str, ChatInfo] = {}
-    accounts = MemberAccounts({"bob@example.test": "@bob:localhost"}, chats)
-    assert accounts.get(BOB.user_id) is None  # no chat lists Bob yet
-    chats[DM.chat_id] = DM  # the source lists a chat of his
+def test_member_accounts_name_real_users_by_teams_id_through_the_directory() -> None:
+    upns: dict[str, str] = {}
+    accounts = MemberAccounts({"bob.martin@contoso.test": "@bob:localhost"}, upns)
+    assert accounts.get(BOB.user_id) is None  # the directory is not read yet
+    # the source reads /users: Bob's UPN is not his chat member address (bob@example.test)
+    upns.update({BOB.user_id: "Bob.Martin@contoso.test", ALICE.user_id: "alice@contoso.test"})
+    assert BOB.email.lower() != "bob.martin@contoso.test"
     assert accounts[BOB.user_id] == "@bob:localhost"
-    assert accounts["bob@example.test"] == "@bob:localhost"
+    assert accounts["bob.martin@contoso.test"] == "@bob:localhost"
     assert accounts.get(ALICE.user_id) is None  # not in users.csv: a puppet
     context = ChatContext("localhost", users=accounts)
     room = chat_room(DM, context, "m365_", "@hirondelle:localhost")

@@ -233,3 +233,36 @@ def test_bot_mode_direct_room_invites_the_real_accounts_once_with_is_direct(
     assert message["content"]["m.mentions"] == {"user_ids": [erin.user_id]}
     assert message["sender"] == bot_account.user_id
     assert message["content"]["body"].startswith("Dave (2021-03-02 09:37 UTC):")
+
+
+def test_parallel_sessions_marking_one_puppets_direct_rooms_lose_none(
+    synapse: SynapseServer, appservice_target: MakeTarget
+) -> None:
+    """Six one-to-one chats of one person, each held by its other member's session, made at
+    once: that person's `m.direct` lists all six (a read-merge-write each would lose some)."""
+    import threading
+
+    shared = member("Xavier")  # ids of their own: the homeserver outlives the test
+    chats = [
+        ChatInfo(f"19:dm-{shared.user_id}-{n}@unq", "oneOnOne", None, (shared, member(f"P{n}")))
+        for n in range(6)
+    ]
+    target = appservice_target(chats={c.chat_id: c for c in chats})
+    start = threading.Barrier(len(chats))
+    rooms: dict[str, str] = {}
+
+    def make(info: ChatInfo) -> None:
+        owner = f"{info.members[1].name.lower()}@example.test"
+        session = target.open(chat_owner(owner))
+        start.wait()
+        rooms[info.chat_id] = session.ensure_container(chat_container(info, owner))
+
+    threads = [threading.Thread(target=make, args=(info,)) for info in chats]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(rooms) == len(chats)
+    x = puppet(shared.user_id, server=synapse.server_name)
+    listed = {room for entries in _direct(synapse, x).values() for room in entries}
+    assert listed == set(rooms.values())

@@ -47,3 +47,26 @@ def test_concurrent_claims_agree_on_one_holder_that_never_moves(stores: list[Sto
     assert read == {CHATS[0]: first[CHATS[0]]}  # reading claims nothing
     other = StoreClaims(stores[0], "elsewhere").claim(CHATS[:1], "late@x")
     assert other == {CHATS[0]: "late@x"}  # claims are per workload
+
+
+def test_a_claim_moves_only_from_the_holder_the_mover_saw(stores: list[Store]) -> None:
+    """Two processes hand the same chat over at once: one update wins, both see it."""
+    chat = CHATS[0]
+    StoreClaims(stores[0], "chats").claim([chat], "gone@x")
+    answers: dict[str, str | None] = {}
+    start = threading.Barrier(2)
+
+    def move(index: int) -> None:
+        start.wait()
+        new = f"next{index}@x"
+        answers[new] = StoreClaims(stores[index], "chats").move(chat, "gone@x", new)
+
+    threads = [threading.Thread(target=move, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    winner = StoreClaims(stores[2], "chats").held([chat])[chat]
+    assert winner in ("next0@x", "next1@x") and set(answers.values()) == {winner}
+    assert StoreClaims(stores[0], "chats").move(chat, "gone@x", "late@x") == winner
+    assert StoreClaims(stores[0], "chats").move("19:none@thread.v2", "a@x", "b@x") is None
