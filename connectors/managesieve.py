@@ -61,6 +61,12 @@ class ManageSieveTarget:
             self.settings, authzid=self.settings.master_login == "authzid"
         )
 
+    @property
+    def placement(self) -> str:
+        """The settings that decide where the script goes: part of each item's version, so
+        that changing one writes every script again (`connectors.graph.rules`)."""
+        return f"{self.settings.script_name}\n{self.settings.when_active}"
+
     def login_for(self, login: str) -> Login:
         return self.credentials.login_for(login)
 

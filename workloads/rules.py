@@ -53,7 +53,8 @@ def build(
     target = build_target(target_config)
     names: FolderNames = partial(mail_folders, clients.store) if clients.store else _none
     script = partial(sieve_script, folder_names=names, extensions=partial(extensions_of, target))
-    source = GraphRulesSource(clients.outlook, names if clients.store else None)
+    placement = str(getattr(target, "placement", ""))
+    source = GraphRulesSource(clients.outlook, names if clients.store else None, placement)
     mapper = partial(map_rules, script=script)
     workload = Workload("rules", source, mapper, target, budget=OUTLOOK)
     # `plan` reads no target: its findings assume a server with every extension the

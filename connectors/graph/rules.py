@@ -21,7 +21,8 @@ One container per user (`Sieve`) holding one item: the snapshot the Sieve mappin
 Both reads need `MailboxSettings.Read` (application). Graph offers no delta for either,
 so each pass reads them again (two requests, plus the folders' when a rule names
 some): the item's version is a digest of the snapshot (and of the IMAP names the mail
-workload gave the named folders, when the workload hands `folder_names`), so an
+workload gave the named folders, when the workload hands `folder_names`, and of the
+target's settings of where the script goes, `placement`), so an
 unchanged user is recognised by the engine and costs nothing more; a changed rule,
 automatic reply, folder path or folder name gives a new version, and the script is
 written again.
@@ -88,9 +89,12 @@ class GraphRulesSource:
 
     workload = WORKLOAD
 
-    def __init__(self, client: GraphClient, folder_names: FolderNames | None = None) -> None:
+    def __init__(
+        self, client: GraphClient, folder_names: FolderNames | None = None, placement: str = ""
+    ) -> None:
         self.client = client
         self.folder_names = folder_names
+        self.placement = placement  # the target's settings of where a script goes
         self.mail = GraphMailSource(client)  # its folder roles and paths
         self._directory: dict[str, dict[str, Any]] | None = None  # upn -> entry
         self._reading = asyncio.Lock()  # owners passed at once read the directory once
@@ -235,6 +239,8 @@ class GraphRulesSource:
         the rules name (`folder_names`): the script depends on both, so a folder the mail
         workload writes or renames after the script was made has it written again."""
         digest = hashlib.sha256(content)
+        if self.placement:
+            digest.update(b"\0" + self.placement.encode("utf-8"))
         if self.folder_names is not None:
             named = named_folders(json.loads(content).get("rules") or [])
             if named:
