@@ -32,8 +32,10 @@ script on the target (one written earlier is settled as a removal, as `deletions
 says). The plan says so for each such user.
 
 The tenant's domains (senders there are "internal" to automatic replies) are read from
-the directory the source lists users from once: the domains of the users' UPNs and
-addresses. That needs no permission beyond `User.Read.All`, which listing users needs.
+the directory the source lists users from once: the domains of the members' UPNs and
+addresses, guests left out (their addresses are in other organisations' domains). That
+needs no permission beyond `User.Read.All`, which listing users needs (the tenant's
+verified domains, `GET /domains`, would need `Domain.Read.All` too).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ CONTAINER_PATH = ("Sieve",)
 ITEM_ID = "rules"  # the container's one item: the user's script
 CURSOR = "rules:"  # + the version read last, or NOTHING (every pass reads again)
 NOTHING = "none"
+GUEST_MARK = "#EXT#"  # in the UPN Entra gives an invited (guest) user
 SETTINGS_SELECT = ["automaticRepliesSetting", "timeZone"]
 FOLDER_FIELDS = ["id", "displayName", "parentFolderId"]
 ROOT = "msgfolderroot"
@@ -76,7 +79,7 @@ class FolderPlace(TypedDict):
 class Snapshot(TypedDict):
     """What the item's content holds (the interface the Sieve mapping reads)."""
 
-    user: dict[str, str]  # id, upn, mail, displayName
+    user: dict[str, Any]  # id, upn, mail, displayName, proxyAddresses
     domains: list[str]
     rules: list[dict[str, Any]]
     automaticRepliesSetting: dict[str, Any]
@@ -171,13 +174,16 @@ class GraphRulesSource:
                 self._directory = {str(e.get("userPrincipalName") or ""): e for e in entries}
             return self._directory
 
-    async def _user(self, upn: str) -> dict[str, str]:
+    async def _user(self, upn: str) -> dict[str, Any]:
         entry = (await self._users()).get(upn) or {}
+        proxies = entry.get("proxyAddresses")
         return {
             "id": str(entry.get("id") or ""),
             "upn": upn,
             "mail": str(entry.get("mail") or upn),
             "displayName": str(entry.get("displayName") or ""),
+            # the aliases: what "sent to me" and the automatic reply's :addresses match too
+            "proxyAddresses": [str(p) for p in proxies] if isinstance(proxies, list) else [],
         }
 
     async def _rules(self, upn: str) -> list[dict[str, Any]]:
@@ -273,9 +279,16 @@ def named_folders(rules: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def tenant_domains(entries: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The domains of the users' UPNs and addresses, lower case, sorted."""
+    """The domains of the members' UPNs and addresses, lower case, sorted. A guest's
+    (`userType` Guest, or a UPN with `#EXT#`, the form Entra gives invited users:
+    https://learn.microsoft.com/en-us/entra/external-id/user-properties) address is
+    in its own organisation's domain (gmail.com...): counting it would send the
+    internal automatic reply to everyone there."""
     domains = set()
     for entry in entries:
+        upn = str(entry.get("userPrincipalName") or "")
+        if str(entry.get("userType") or "").lower() == "guest" or GUEST_MARK in upn.upper():
+            continue
         for address in (entry.get("userPrincipalName"), entry.get("mail")):
             if address and "@" in str(address):
                 domains.add(str(address).rsplit("@", 1)[1].lower())

@@ -11,7 +11,13 @@ import pytest
 
 from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.client import GraphClient
-from hirondelle.connectors.graph.rules import ITEM_ID, GraphRulesSource, container_of
+from hirondelle.connectors.graph.rules import (
+    ITEM_ID,
+    GraphRulesSource,
+    container_of,
+    tenant_domains,
+)
+from hirondelle.mappings.sieve import rules_to_sieve
 from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Item, Page
 from hirondelle.sandbox import server
@@ -63,6 +69,7 @@ def test_the_snapshot_holds_rules_replies_and_the_named_folders(sb: Any) -> None
     snapshot = json.loads(content)
     assert snapshot["user"] == {
         "id": user.id, "upn": user.upn, "mail": user.mail, "displayName": user.display_name,
+        "proxyAddresses": [f"SMTP:{user.mail}"],
     }  # fmt: skip
     assert snapshot["domains"] == ["contoso.test"]
     assert snapshot["timeZone"] == "Romance Standard Time"
@@ -163,3 +170,33 @@ def test_fetch_of_a_user_whose_rules_went_away_is_a_skip(sb: Any) -> None:
 
 def one_pass_run(sb: Any, upn: str) -> tuple[Page, bytes | None, int]:
     return run(one_pass(sb, upn))
+
+
+def test_aliases_reach_the_snapshot_and_the_automatic_reply(sb: Any) -> None:
+    """`proxyAddresses` is selected with the users: an alias is one of the user's own
+    addresses for "sent to me" and the automatic reply's `:addresses`."""
+    user = sb.tenant.users[0]
+    user.aliases = ("alias.sales@contoso.test",)
+    try:
+        _, content, _ = one_pass_run(sb, user.upn)
+    finally:
+        user.aliases = ()
+    assert content is not None
+    snapshot = json.loads(content)
+    assert "smtp:alias.sales@contoso.test" in snapshot["user"]["proxyAddresses"]
+    text = rules_to_sieve(snapshot, {}).text
+    assert '"alias.sales@contoso.test"' in text.split(":addresses", 1)[1].split("\n", 1)[0]
+
+
+def test_a_guests_outside_domain_is_not_the_tenants() -> None:
+    """A guest's address is in another organisation's domain: counting it as the tenant's
+    would send the internal automatic reply to everyone at gmail.com."""
+    entries = [
+        {"userPrincipalName": "ana@contoso.test", "mail": "ana@contoso.fr", "userType": "Member"},
+        {
+            "userPrincipalName": "bob_gmail.com#EXT#@contoso.onmicrosoft.com",
+            "mail": "bob@gmail.com",
+        },
+        {"userPrincipalName": "eve@partner.test", "mail": "eve@outlook.com", "userType": "Guest"},
+    ]
+    assert tenant_domains(entries) == ["contoso.fr", "contoso.test"]
