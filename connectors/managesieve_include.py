@@ -22,7 +22,7 @@ import re
 
 REQUIRE_INCLUDE = 'require "include";'
 _TOKENS = re.compile(
-    r'(?P<comment>#[^\n]*|/\*.*?\*/)'
+    r"(?P<comment>#[^\n]*|/\*.*?\*/)"
     r'|(?P<string>"(?:\\.|[^"\\])*")'
     r"|(?P<text>text:[ \t]*(?:#[^\n]*)?\r?\n.*?\r?\n\.\r?\n)"
     r"|(?P<tag>:[A-Za-z_][A-Za-z0-9_]*)"

@@ -23,12 +23,13 @@ from hirondelle.tests.managesieve.test_target import (
 )
 from hirondelle.tests.servers import DovecotServer, MailUser
 
-OUR_VACATION = (
-    'require ["vacation"];\r\n'
-    'vacation :days 1 "Absent (migrated)";\r\n'
+OUR_VACATION = 'require ["vacation"];\r\nvacation :days 1 "Absent (migrated)";\r\n'
+THEIR_VACATION = (
+    'require "vacation";\n# vacation in a comment is no action\nvacation "Away (mine)";\n'
 )
-THEIR_VACATION = 'require "vacation";\n# vacation in a comment is no action\nvacation "Away (mine)";\n'
-THEIR_STOP = 'require "fileinto";\nif header :is "X-Spam" "yes" { fileinto "Trash"; }\nkeep;\nstop;\n'
+THEIR_STOP = (
+    'require "fileinto";\nif header :is "X-Spam" "yes" { fileinto "Trash"; }\nkeep;\nstop;\n'
+)
 
 
 @pytest.mark.parametrize(
