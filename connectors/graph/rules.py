@@ -43,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, TypedDict
@@ -61,6 +62,7 @@ CONTAINER_PATH = ("Sieve",)
 ITEM_ID = "rules"  # the container's one item: the user's script
 CURSOR = "rules:"  # + the version read last, or NOTHING (every pass reads again)
 NOTHING = "none"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 GUEST_MARK = "#EXT#"  # in the UPN Entra gives an invited (guest) user
 SETTINGS_SELECT = ["automaticRepliesSetting", "timeZone"]
 FOLDER_FIELDS = ["id", "displayName", "parentFolderId"]
@@ -161,7 +163,9 @@ class GraphRulesSource:
             "timeZone": str(settings.get("timeZone") or "UTC"),
             "folders": await self._places(upn, named_folders(rules)),
         }
-        text = json.dumps(snapshot, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        text = json.dumps(
+            valid_text(snapshot), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        )
         return text.encode("utf-8")
 
     # -- requests ------------------------------------------------------------------------
@@ -293,6 +297,20 @@ def tenant_domains(entries: Iterable[Mapping[str, Any]]) -> list[str]:
             if address and "@" in str(address):
                 domains.add(str(address).rsplit("@", 1)[1].lower())
     return sorted(domains)
+
+
+def valid_text(value: Any) -> Any:
+    """`value` (JSON as Graph sent it) with every lone surrogate, which JSON's `\\uD800`
+    escapes can carry and UTF-8 cannot, turned into U+FFFD: the one place that makes rule
+    names, display names, folder names and reply texts encodable for the snapshot, the
+    script's names and addresses, and the IMAP folder names."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [valid_text(v) for v in value]
+    if isinstance(value, dict):
+        return {valid_text(k): valid_text(v) for k, v in value.items()}
+    return value
 
 
 def _chain(folder_id: str, known: Mapping[str, Mapping[str, Any]]) -> list[str]:

@@ -200,3 +200,20 @@ def test_a_guests_outside_domain_is_not_the_tenants() -> None:
         {"userPrincipalName": "eve@partner.test", "mail": "eve@outlook.com", "userType": "Guest"},
     ]
     assert tenant_domains(entries) == ["contoso.fr", "contoso.test"]
+
+
+def test_a_lone_surrogate_from_graph_becomes_a_replacement_character(sb: Any) -> None:
+    """JSON may carry `\\ud800` alone, which no UTF-8 can: the snapshot, and the script
+    made from it, hold U+FFFD there instead of failing with a traceback."""
+    user = sb.tenant.users[1]
+    rule = sb.tenant.rules.of(user).rules[0]
+    name = rule["displayName"]
+    rule["displayName"] = "bad \ud800 name"
+    try:
+        _, content, _ = one_pass_run(sb, user.upn)
+    finally:
+        rule["displayName"] = name
+    assert content is not None
+    snapshot = json.loads(content)
+    assert snapshot["rules"][0]["displayName"] == "bad \ufffd name"
+    assert "bad \ufffd name" in rules_to_sieve(snapshot, {}).text
