@@ -44,6 +44,7 @@ class ManageSieveSettings(MasterLoginSettings):
     script_name: str = SCRIPT_NAME
     when_active: str = "include"  # another script is active: include ours from it, or leave
     probe_login: str | None = None  # the login `doctor` uses with a master user
+    external_forwarding: bool = False  # carry forwards outside the tenant's domains
     config_key: str = "targets.rules"
 
     def __post_init__(self) -> None:

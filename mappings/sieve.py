@@ -76,6 +76,7 @@ def rules_to_sieve(
     *,
     extensions: frozenset[str] | None = None,
     delimiter: str = "/",
+    external_forwarding: bool = False,
 ) -> SieveScript:
     """The Sieve script for one user's snapshot.
 
@@ -83,7 +84,9 @@ def rules_to_sieve(
     there but described in snapshot["folders"] is named as the mail workload would name it
     (and a finding says so). `extensions`: the server's SIEVE capability (None: every one
     of `SCRIPT_EXTENSIONS`); what needs a missing one is kept as a comment and reported.
-    `delimiter`: the server's hierarchy delimiter, for the names computed here."""
+    `delimiter`: the server's hierarchy delimiter, for the names computed here.
+    `external_forwarding`: carry forwards and redirects to addresses outside the tenant's
+    domains (else each is a comment and a finding, see `sieve_actions`)."""
     found = snapshot.get("user")
     user: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     zone = snapshot.get("timeZone")
@@ -92,6 +95,7 @@ def rules_to_sieve(
         domains=_domains(snapshot, user),
         extensions=SCRIPT_EXTENSIONS if extensions is None else frozenset(extensions),
         time_zone=zone if isinstance(zone, str) else None,
+        external_forwarding=external_forwarding,
     )
     known = snapshot.get("folders")
     folders = Folders(folder_names, known if isinstance(known, Mapping) else {}, delimiter)
