@@ -11,6 +11,7 @@ with the payload (`attrs["findings"]`) and is what `plan` reports per user.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -61,7 +62,11 @@ def build(
         external_forwarding=forwarding,
     )
     placement = str(getattr(target, "placement", ""))
-    source = GraphRulesSource(clients.outlook, names if clients.store else None, placement)
+    known = names if clients.store else None
+    # The extensions are read (once: the target keeps them) in a worker thread before
+    # each fetch, so the mapper, which runs on the event loop, finds them known.
+    prepare = partial(asyncio.to_thread, extensions_of, target)
+    source = GraphRulesSource(clients.outlook, known, placement, prepare)
     mapper = partial(map_rules, script=script)
     workload = Workload("rules", source, mapper, target, budget=OUTLOOK)
     # `plan` reads no target: its findings assume a server with every extension the
@@ -72,7 +77,9 @@ def build(
         extensions=_every_extension,
         external_forwarding=forwarding,
     )
-    return workload, RulesPlanner(source, outlook_rate(config), planned)
+    # `plan` reads no target: its source has nothing to prepare.
+    plan_source = GraphRulesSource(clients.outlook, known, placement)
+    return workload, RulesPlanner(plan_source, outlook_rate(config), planned)
 
 
 def map_rules(item: Item, content: bytes | Blob, *, script: ScriptOf) -> Payload:

@@ -45,7 +45,7 @@ import hashlib
 import json
 import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypedDict
 
 from ...migrator.errors import SkipItem
@@ -95,11 +95,18 @@ class GraphRulesSource:
     workload = WORKLOAD
 
     def __init__(
-        self, client: GraphClient, folder_names: FolderNames | None = None, placement: str = ""
+        self,
+        client: GraphClient,
+        folder_names: FolderNames | None = None,
+        placement: str = "",
+        prepare: Callable[[], Awaitable[object]] | None = None,
     ) -> None:
         self.client = client
         self.folder_names = folder_names
         self.placement = placement  # the target's settings of where a script goes
+        # awaited before each fetch: the workload reads the target's Sieve extensions
+        # there, in a worker thread, so that the mapping never dials on the event loop
+        self.prepare = prepare
         self.mail = GraphMailSource(client)  # its folder roles and paths
         self._directory: dict[str, dict[str, Any]] | None = None  # upn -> entry
         self._reading = asyncio.Lock()  # owners passed at once read the directory once
@@ -126,6 +133,8 @@ class GraphRulesSource:
 
     async def fetch(self, container: Container, item: Item) -> bytes:
         """The snapshot `changes` or `listing` read for this version, else read again."""
+        if self.prepare is not None:
+            await self.prepare()
         kept = self._snapshots.pop(container.owner, None)
         if kept is not None and kept[0] == item.version:
             return kept[1]
