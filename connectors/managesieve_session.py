@@ -98,10 +98,7 @@ class ManageSieveSession:
         """The engine error for a NO the table below does not handle itself."""
         owner = self._login.login
         if response.has("QUOTA/MAXSIZE"):
-            return Refused(
-                f"the Sieve script of {owner} is larger than the {self._settings.where} "
-                f"accepts ({response.describe()})"
-            )
+            return self._too_large(operation, response)
         if response.has("QUOTA"):
             return OwnerFailed(
                 f"the Sieve scripts of {owner} are over the server's quota "
@@ -135,12 +132,26 @@ class ManageSieveSession:
         _, response = self._run("PUTSCRIPT", "PUTSCRIPT", name, content)
         if response.ok:
             return
-        if response.code in ("", "WARNINGS") or response.has("QUOTA/MAXSIZE"):
+        if response.has("QUOTA/MAXSIZE"):
+            raise self._too_large(f"PUTSCRIPT {name!r}", response)
+        if response.code in ("", "WARNINGS"):
             raise Refused(
                 f"the {self._settings.where} refused {what} of {self._login.login} "
                 f"(PUTSCRIPT {name!r}): {response.describe()}"
             )
         raise self._refusal(f"PUTSCRIPT {name!r}", response)
+
+    def _too_large(self, operation: str, response: Response) -> Refused:
+        """A script over the server's size limit (RFC 5804 section 1.3, QUOTA/MAXSIZE):
+        nothing was replaced, so what ran before still runs."""
+        name = self._settings.script_name
+        return Refused(
+            f"the Sieve script of {self._login.login} is larger than the {self._settings.where} "
+            f"accepts ({operation}: {response.describe()}); the version of {name!r} written "
+            "before, if any, is still the one in place. Raise the server's limit (Pigeonhole: "
+            "sieve_max_script_size) or shorten the user's rules or automatic reply in Outlook, "
+            "then run `retry-failed`"
+        )
 
     def _set_active(self, name: str) -> None:
         _, response = self._run("SETACTIVE", "SETACTIVE", name)
@@ -168,6 +179,8 @@ class ManageSieveSession:
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """CHECKSCRIPT, PUTSCRIPT, then activate (or include, or leave: `when_active`)."""
         _, checked = self._run("CHECKSCRIPT", "CHECKSCRIPT", payload.content)
+        if checked.has("QUOTA/MAXSIZE"):
+            raise self._too_large("CHECKSCRIPT", checked)
         if not checked.ok:  # the script itself: a failure of this owner, with the line
             raise Refused(
                 f"the {self._settings.where} refused the Sieve script of {self._login.login} "

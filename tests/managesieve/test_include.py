@@ -106,3 +106,18 @@ def test_a_script_out_of_place_is_listed_so_and_put_back_by_the_next_pass(
     sieve.remove(ref)
     sieve.put("outlook-rules", script(OURS))
     assert dovecot.sieve_script(login, "mine").count(REQUIRE_INCLUDE) == 1
+
+
+def test_a_script_over_the_servers_size_limit_says_what_to_do_and_what_still_runs(
+    dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path
+) -> None:
+    sieve = session(dovecot, mail_user, tmp_path)
+    sieve.put("outlook-rules", script(OURS))
+    huge = OURS + "# " + "x" * (1024 * 1024) + "\r\n"  # Pigeonhole's default limit is 1 MiB
+    with pytest.raises(Refused) as refused:
+        sieve.put("outlook-rules", script(huge))
+    said = str(refused.value)
+    assert mail_user.login in said and "QUOTA/MAXSIZE" in said
+    assert "still the one in place" in said and "sieve_max_script_size" in said
+    assert dovecot.sieve_script(mail_user.login, "outlook-rules") == OURS
+    assert dovecot.sieve_scripts(mail_user.login) == {"outlook-rules": True}
