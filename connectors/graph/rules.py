@@ -170,7 +170,7 @@ class GraphRulesSource:
             "rules": rules,
             "automaticRepliesSetting": replies,
             "timeZone": str(settings.get("timeZone") or "UTC"),
-            "folders": await self._places(upn, named_folders(rules)),
+            "folders": await self._places(upn, named_folders(rules), deletes(rules)),
         }
         text = json.dumps(
             valid_text(snapshot), ensure_ascii=False, sort_keys=True, separators=(",", ":")
@@ -211,11 +211,20 @@ class GraphRulesSource:
         call = Call(f"automatic replies of {upn}", PERMISSION, item=True)
         return await self.client.get_json(url, upn, call)
 
-    async def _places(self, upn: str, folder_ids: list[str]) -> dict[str, FolderPlace]:
-        """Each named folder that exists: its path from the root and the roles along it."""
-        if not folder_ids:
+    async def _places(
+        self, upn: str, folder_ids: list[str], deleted_items: bool = False
+    ) -> dict[str, FolderPlace]:
+        """Each named folder that exists: its path from the root and the roles along it;
+        with `deleted_items` (a rule deletes), the Deleted Items folder too, where Outlook's
+        `delete` moves a message."""
+        if not folder_ids and not deleted_items:
             return {}
         roles = await self.mail.folder_roles(upn)
+        if deleted_items:
+            trash = [i for i, role in sorted(roles.items()) if role == "deleteditems"]
+            folder_ids = list(dict.fromkeys([*folder_ids, *trash[:1]]))
+        if not folder_ids:
+            return {}
         known = await self._folders_up(upn, folder_ids)
         places: dict[str, FolderPlace] = {}
         for folder_id in folder_ids:
@@ -261,7 +270,8 @@ class GraphRulesSource:
         if self.placement:
             digest.update(b"\0" + self.placement.encode("utf-8"))
         if self.folder_names is not None:
-            named = named_folders(json.loads(content).get("rules") or [])
+            snapshot = json.loads(content)
+            named = [*named_folders(snapshot.get("rules") or []), *snapshot.get("folders", {})]
             if named:
                 names = self.folder_names(upn)
                 given = {folder: names.get(folder) for folder in named}
@@ -289,6 +299,11 @@ def named_folders(rules: Iterable[Mapping[str, Any]]) -> list[str]:
             if actions.get(key):
                 found[str(actions[key])] = None
     return list(found)
+
+
+def deletes(rules: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a rule moves messages to Deleted Items (`delete`)."""
+    return any((rule.get("actions") or {}).get("delete") is True for rule in rules)
 
 
 def tenant_domains(entries: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -115,8 +115,9 @@ def test_the_version_follows_the_rules_and_nothing_else(sb: Any) -> None:
     assert again[0].items[0].version == before[first.upn][0].items[0].version
     assert again[1] == before[first.upn][1]  # the same bytes for the same state
     # Rules and settings, the 14 well-known names, then the named folders level by level:
-    # the 4 named (one gone) and the root, their parents (inbox, 2024/2025), then Projets.
-    assert before[first.upn][2] == 2 + 14 + 5 + 2 + 1
+    # the 4 named (one gone), Deleted Items (a rule deletes) and the root, their parents
+    # (inbox, 2024/2025), then Projets.
+    assert before[first.upn][2] == 2 + 14 + 6 + 2 + 1
     assert before[second.upn][2] == 2 + 14 + 2  # one top-level folder and the root
     changed = sb.mutate(tenant_module.Mutation(seed=3, rule_changes=1, user=second.upn))
     assert changed.rules == [second.id]
@@ -217,3 +218,19 @@ def test_a_lone_surrogate_from_graph_becomes_a_replacement_character(sb: Any) ->
     snapshot = json.loads(content)
     assert snapshot["rules"][0]["displayName"] == "bad \ufffd name"
     assert "bad \ufffd name" in rules_to_sieve(snapshot, {}).text
+
+
+def test_a_rule_that_deletes_brings_the_deleted_items_folder(sb: Any) -> None:
+    """Outlook's `delete` moves to Deleted Items: the snapshot names that folder, so the
+    script files into the mailbox the mail workload gave it, not a guessed "Trash"."""
+    user = sb.tenant.users[0]
+    assert any((r.get("actions") or {}).get("delete") for r in sb.tenant.rules.of(user).rules)
+    _, content, _ = one_pass_run(sb, user.upn)
+    assert content is not None
+    snapshot = json.loads(content)
+    [(trash, place)] = [
+        (i, p) for i, p in snapshot["folders"].items() if p["roles"][-1] == "deleteditems"
+    ]
+    script = rules_to_sieve(snapshot, {trash: "Corbeille"})
+    assert 'fileinto :create "Corbeille";' in script.text
+    assert not any("Deleted Items folder is not known" in f for f in script.findings)
