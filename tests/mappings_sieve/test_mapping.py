@@ -452,3 +452,21 @@ def test_conditions_on_the_user_need_the_users_address() -> None:
         for f in script.findings
     )
     assert "[]" not in script.text.replace("# ", "")  # Sieve has no empty string list
+
+
+def test_automatic_replies_say_what_they_approximate() -> None:
+    """An unknown zone is read in the mailbox's with a finding; a status in another casing
+    is the same status; replies always on say how often a sender is answered."""
+    setting = {
+        **SNAPSHOT["automaticRepliesSetting"],
+        "status": "Scheduled",
+        "scheduledStartDateTime": {"dateTime": "2026-07-01T09:00:00", "timeZone": "Mars/Olympus"},
+        "scheduledEndDateTime": {"dateTime": "2026-07-02T09:00:00", "timeZone": "UTC"},
+    }
+    script = mapped(snapshot(automaticRepliesSetting=setting, timeZone="W. Europe Standard Time"))
+    assert '"ge" "iso8601" "2026-07-01T07:00:00"' in text_of(script)
+    assert any("'Mars/Olympus'" in f and "mailbox's zone" in f for f in script.findings)
+    always = {**SNAPSHOT["automaticRepliesSetting"], "status": "AlwaysEnabled"}
+    script = mapped(snapshot(automaticRepliesSetting=always))
+    assert "vacation :days 7" in text_of(script)
+    assert any("at most once every 7 days" in f for f in script.findings)
