@@ -200,7 +200,29 @@ def _rule(
         requires |= action.requires
         if action.note:
             mailbox.findings.append(f"{label}: action {key}: {action.note}")
+    _flags_late(label, actions, mailbox)
     return heading + _block(tests, actions, rule)
+
+
+_FLAGGING = ("markAsRead", "assignCategories")
+_FILING = ("moveToFolder", "copyToFolder", "delete")
+
+
+def _flags_late(label: str, actions: list[tuple[str, Action | Unmapped]], mailbox: Mailbox) -> None:
+    """imap4flags sets a copy's flags when it is filed (RFC 5232 section 3): a later rule's
+    "mark as read" or categories do not reach a copy an earlier rule filed, where Outlook
+    applies them to the moved message. Said as a finding (restructuring the script would
+    change the order Outlook runs the rules in)."""
+    carried = {key for key, action in actions if isinstance(action, Action)}
+    flagging = [key for key in _FLAGGING if key in carried]
+    if flagging and mailbox.filed:
+        mailbox.findings.append(
+            f"{label}: {' and '.join(flagging)} do not reach a message that "
+            f"{', '.join(mailbox.filed)} already filed into a folder (Sieve sets a copy's "
+            "flags when it is filed): that copy keeps the flags it was filed with"
+        )
+    if carried & set(_FILING) and "stopProcessingRules" not in carried:
+        mailbox.filed.append(label)
 
 
 def _why_inactive(

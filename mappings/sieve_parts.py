@@ -57,6 +57,8 @@ class Mailbox:
     external_forwarding: bool = False
     """Whether a forward or redirect to an address outside `domains` is carried."""
     findings: list[str] = field(default_factory=list)
+    filed: list[str] = field(default_factory=list)
+    """The rules so far that file a copy and let later rules run (see `sieve._flags_late`)."""
 
     def internal(self, address: str) -> bool:
         """Whether `address` is in one of the tenant's domains."""

@@ -470,3 +470,17 @@ def test_automatic_replies_say_what_they_approximate() -> None:
     script = mapped(snapshot(automaticRepliesSetting=always))
     assert "vacation :days 7" in text_of(script)
     assert any("at most once every 7 days" in f for f in script.findings)
+
+
+def test_flags_of_a_later_rule_do_not_reach_a_copy_filed_earlier() -> None:
+    rules = [
+        {"id": "a", "displayName": "Classer", "sequence": 1, "isEnabled": True,
+         "conditions": {"subjectContains": ["x"]}, "actions": {"moveToFolder": "AAMk-archive"}},
+        {"id": "b", "displayName": "Lu", "sequence": 2, "isEnabled": True,
+         "conditions": {}, "actions": {"markAsRead": True}},
+    ]  # fmt: skip
+    script = mapped(snapshot(rules=rules))
+    [said] = [f for f in script.findings if "markAsRead do not reach" in f]
+    assert "rule 'Lu' (2nd)" in said and "rule 'Classer' (1st)" in said
+    rules[0]["actions"] = {"moveToFolder": "AAMk-archive", "stopProcessingRules": True}
+    assert not any("do not reach" in f for f in mapped(snapshot(rules=rules)).findings)
