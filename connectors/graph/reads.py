@@ -35,7 +35,8 @@ READS: dict[str, frozenset[str]] = {
     | _paths("flagStatus", under="flag")
     | _paths("singleValueExtendedProperties")
     | _paths("id", "value", under="singleValueExtendedProperties"),
-    "messageRule": _paths("actions") | _paths("moveToFolder", "copyToFolder", under="actions"),
+    "messageRule": _paths("actions")
+    | _paths("moveToFolder", "copyToFolder", "delete", under="actions"),
     "mailboxSettings": _paths("automaticRepliesSetting", "timeZone")
     | _paths("status", under="automaticRepliesSetting"),
     "calendar": _paths("id", "name", "isDefaultCalendar"),
@@ -119,7 +120,7 @@ NOT_GRAPH = frozenset(
     {
         "v", "links", "masters", "recent", "delta",  # cursors of calendar and teams
         "kind", "path", "lastVerb",  # Item.meta keys
-        "rules",  # the rules source's own snapshot, read back for its version
+        "rules", "folders",  # the rules source's own snapshot, read back for its version
         "known",  # the cursor of a calendar read without delta
         "checked", "next", "read", "round", "started", "threads",  # the chat cursor
         "modified", "filtered",  # the chats cursor
@@ -146,7 +147,7 @@ NOT_GRAPH = frozenset(
 # action): a rule that moves nothing has no `moveToFolder`.
 SOMETIMES: dict[str, frozenset[str]] = {
     "driveItem": _paths("shared", "shared.scope"),
-    "messageRule": _paths("moveToFolder", "copyToFolder", under="actions"),
+    "messageRule": _paths("moveToFolder", "copyToFolder", "delete", under="actions"),
 }
 
 UNDOCUMENTED: dict[tuple[str, str], str] = {
