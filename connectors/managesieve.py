@@ -14,6 +14,7 @@ always verified; plain text is accepted only on the loopback interface.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from ..migrator.errors import HirondelleError
@@ -23,6 +24,8 @@ from .managesieve_session import ManageSieveSession
 from .managesieve_settings import ManageSieveSettings, dial
 
 __all__ = ["ManageSieveSession", "ManageSieveSettings", "ManageSieveTarget"]
+
+DIAL_FAILURE_SECONDS = 60.0  # a failed read of the extensions is not tried again before
 
 # What the migrated scripts lose on a server without an extension (for `doctor`).
 _LOST_WITHOUT = {
@@ -47,6 +50,8 @@ class ManageSieveTarget:
     _extensions: frozenset[str] | None = field(init=False, default=None, repr=False)
     _known: bool = field(init=False, default=False, repr=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+    _dialing: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
+    _failure: tuple[float, HirondelleError] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
         self.capabilities = Capabilities(
@@ -60,6 +65,12 @@ class ManageSieveTarget:
         self.credentials = Credentials.per_user_or_master(
             self.settings, authzid=self.settings.master_login == "authzid"
         )
+
+    @property
+    def placement(self) -> str:
+        """The settings that decide where the script goes: part of each item's version, so
+        that changing one writes every script again (`connectors.graph.rules`)."""
+        return f"{self.settings.script_name}\n{self.settings.when_active}"
 
     def login_for(self, login: str) -> Login:
         return self.credentials.login_for(login)
@@ -80,10 +91,28 @@ class ManageSieveTarget:
 
     def server_extensions(self) -> frozenset[str] | None:
         """The server's Sieve extensions (its SIEVE capability), read once; None when the
-        server does not list them. Needs no login: the greeting carries them."""
-        if not self._known:
-            wire, capabilities = dial(self.settings)
+        server does not list them. Needs no login: the greeting carries them.
+
+        Blocking (the rules source calls it from a worker thread before the mapping needs
+        it). One caller dials at a time; a failed dial is remembered for
+        `DIAL_FAILURE_SECONDS`, during which every caller gets the same error at once, so
+        that a server that does not answer costs one `timeout`, not one per owner."""
+        with self._dialing:
+            if self._known:
+                return self._extensions
+            if self._failure is not None and time.monotonic() < self._failure[0]:
+                raise type(self._failure[1])(str(self._failure[1]))
+            try:
+                wire, capabilities = dial(self.settings)
+            except HirondelleError as error:
+                failed = type(error)(
+                    f"the Sieve extensions of the {self.settings.where} could not be read "
+                    f"({error}); tried again after {DIAL_FAILURE_SECONDS:.0f} s"
+                )
+                self._failure = (time.monotonic() + DIAL_FAILURE_SECONDS, failed)
+                raise failed from error
             wire.close()
+            self._failure = None
             self.learned(capabilities)
         return self._extensions
 

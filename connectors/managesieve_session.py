@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from ..migrator.errors import FatalError, HirondelleError, OwnerFailed, Refused, Retriable, SkipItem
 from ..migrator.model import Container, Entry, Payload, TargetRef
 from .credentials import Login
+from .managesieve_include import includes, obstacles, with_include, without_include
 from .managesieve_settings import authenticate, dial, lost
 from .managesieve_wire import ProtocolError, Response, Token, Wire, script_list
 
@@ -25,36 +26,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-
-def sieve_string(value: str) -> str:
-    """A Sieve quoted string (RFC 5228 section 2.4.2)."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def include_line(name: str) -> str:
-    """What the user's active script gets to run ours. `:optional` (RFC 6609 section 3.2)
-    keeps that script valid should ours be deleted later."""
-    return f"include :personal :optional {sieve_string(name)};"
-
-
-def includes(text: str, name: str) -> bool:
-    return any(line.strip() == include_line(name) for line in text.splitlines())
-
-
-def with_include(text: str, name: str) -> str:
-    """`text` running the script `name` after its own commands: `require "include"` goes
-    first (several `require` may open a script, RFC 5228 section 3.2, but none may follow
-    another command) and the include last, so the user's own rules keep precedence."""
-    newline = "\r\n" if "\r\n" in text else "\n"
-    body = text if not text or text.endswith("\n") else text + newline
-    return f'require "include";{newline}{body}{include_line(name)}{newline}'
-
-
-def without_include(text: str, name: str) -> str:
-    """`text` without the include line of `with_include` (its `require` is harmless)."""
-    return "".join(
-        line for line in text.splitlines(keepends=True) if line.strip() != include_line(name)
-    )
+NOT_IN_PLACE = "not active nor included: "  # a listing's fingerprint, see `listing`
 
 
 def sha256(data: bytes) -> str:
@@ -126,10 +98,7 @@ class ManageSieveSession:
         """The engine error for a NO the table below does not handle itself."""
         owner = self._login.login
         if response.has("QUOTA/MAXSIZE"):
-            return Refused(
-                f"the Sieve script of {owner} is larger than the {self._settings.where} "
-                f"accepts ({response.describe()})"
-            )
+            return self._too_large(operation, response)
         if response.has("QUOTA"):
             return OwnerFailed(
                 f"the Sieve scripts of {owner} are over the server's quota "
@@ -163,12 +132,26 @@ class ManageSieveSession:
         _, response = self._run("PUTSCRIPT", "PUTSCRIPT", name, content)
         if response.ok:
             return
-        if response.code in ("", "WARNINGS") or response.has("QUOTA/MAXSIZE"):
+        if response.has("QUOTA/MAXSIZE"):
+            raise self._too_large(f"PUTSCRIPT {name!r}", response)
+        if response.code in ("", "WARNINGS"):
             raise Refused(
                 f"the {self._settings.where} refused {what} of {self._login.login} "
                 f"(PUTSCRIPT {name!r}): {response.describe()}"
             )
         raise self._refusal(f"PUTSCRIPT {name!r}", response)
+
+    def _too_large(self, operation: str, response: Response) -> Refused:
+        """A script over the server's size limit (RFC 5804 section 1.3, QUOTA/MAXSIZE):
+        nothing was replaced, so what ran before still runs."""
+        name = self._settings.script_name
+        return Refused(
+            f"the Sieve script of {self._login.login} is larger than the {self._settings.where} "
+            f"accepts ({operation}: {response.describe()}); the version of {name!r} written "
+            "before, if any, is still the one in place. Raise the server's limit (Pigeonhole: "
+            "sieve_max_script_size) or shorten the user's rules or automatic reply in Outlook, "
+            "then run `retry-failed`"
+        )
 
     def _set_active(self, name: str) -> None:
         _, response = self._run("SETACTIVE", "SETACTIVE", name)
@@ -178,12 +161,26 @@ class ManageSieveSession:
     # -- the target session -------------------------------------------------------------------
 
     def ensure_container(self, container: Container) -> str:
-        """The script's name: the one place of the owner's rules."""
-        return self._settings.script_name
+        """The script's name: the one place of the owner's rules. Every pass puts a stored
+        script back in place when it is not (an include removed by hand, a script made
+        inactive, `when_active` changed from "leave" to "include"): the engine reads the
+        target only for changed items, and this costs one LISTSCRIPTS (and a GETSCRIPT of
+        the user's own active script)."""
+        name = self._settings.script_name
+        scripts = self.scripts()
+        if name in scripts and not self._in_place(name, scripts):
+            stored = self.script(name)
+            if stored is not None:
+                self._check_include(scripts, name, stored)
+                self._activate(name, scripts)
+                log.info("%s: Sieve script %r put back in place", self._login.login, name)
+        return name
 
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """CHECKSCRIPT, PUTSCRIPT, then activate (or include, or leave: `when_active`)."""
         _, checked = self._run("CHECKSCRIPT", "CHECKSCRIPT", payload.content)
+        if checked.has("QUOTA/MAXSIZE"):
+            raise self._too_large("CHECKSCRIPT", checked)
         if not checked.ok:  # the script itself: a failure of this owner, with the line
             raise Refused(
                 f"the {self._settings.where} refused the Sieve script of {self._login.login} "
@@ -191,12 +188,32 @@ class ManageSieveSession:
             )
         if checked.has("WARNINGS"):
             log.warning("Sieve script of %s: %s", self._login.login, checked.describe())
+        scripts = self.scripts()
+        self._check_include(scripts, folder, payload.content)
         self._store(folder, payload.content, "the Sieve script")
-        self._activate(folder)
+        self._activate(folder, scripts)
         return TargetRef(folder, folder, stored_size=len(payload.content))
 
-    def _activate(self, name: str) -> None:
-        scripts = self.scripts()
+    def _check_include(self, scripts: dict[str, bool], name: str, ours: bytes) -> None:
+        """Refuse, before anything is stored, an include the user's active script would
+        defeat (`managesieve_include.obstacles`): the owner's item fails with what to do."""
+        active = next((script for script, on in scripts.items() if on), None)
+        if active in (None, name) or self._settings.when_active != "include":
+            return
+        text = self._active_text(active)
+        if includes(text, name):
+            text = without_include(text, name)
+        found = obstacles(text, ours.decode("utf-8", "replace"))
+        if found:
+            raise Refused(
+                f"{self._login.login}: the Sieve script {name!r} cannot be included from the "
+                f"user's active script {active!r}: {'; '.join(found)}. Remove that from "
+                f"{active!r} (or let the user do it), or set "
+                f'{self._settings.setting("when_active")} = "leave" to store {name!r} '
+                "inactive, then run `retry-failed`"
+            )
+
+    def _activate(self, name: str, scripts: dict[str, bool]) -> None:
         active = next((script for script, on in scripts.items() if on), None)
         if active == name:
             return
@@ -257,8 +274,14 @@ class ManageSieveSession:
         return TargetRef(folder, folder, stored_size=len(stored))
 
     def update(self, ref: TargetRef, payload: Payload) -> TargetRef:
-        """The rules changed: the script is written again (PUTSCRIPT replaces it at once)."""
-        return self.put(ref.folder, payload)
+        """The rules (or `script_name`, `when_active`) changed: the script is written again
+        (PUTSCRIPT replaces it at once), under the name the settings give now; one written
+        under an earlier name is then taken out of place and deleted."""
+        name = self._settings.script_name
+        written = self.put(name, payload)
+        if ref.ref != name:
+            self.remove(ref)
+        return written
 
     def move(self, ref: TargetRef, folder: str) -> TargetRef:
         raise SkipItem("a Sieve script has one place per user: it does not move")
@@ -281,10 +304,15 @@ class ManageSieveSession:
             raise self._refusal(f"DELETESCRIPT {ref.ref!r}", response)
 
     def listing(self, folder: str) -> list[Entry]:
-        """The script with the SHA-256 and size of its bytes as the server holds them."""
-        stored = self.script(folder) if folder in self.scripts() else None
+        """The script with the SHA-256 and size of its bytes as the server holds them; a
+        script stored but not in place (neither active nor included as `when_active`
+        says) has `NOT_IN_PLACE` before its digest, so that `verify` reports it."""
+        scripts = self.scripts()
+        stored = self.script(folder) if folder in scripts else None
         if stored is None:
             return []
-        return [
-            Entry(TargetRef(folder, folder, stored_size=len(stored)), sha256(stored), len(stored))
-        ]
+        fingerprint = sha256(stored)
+        if not self._in_place(folder, scripts):
+            fingerprint = NOT_IN_PLACE + fingerprint
+        ref = TargetRef(folder, folder, stored_size=len(stored))
+        return [Entry(ref, fingerprint, len(stored))]

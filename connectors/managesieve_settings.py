@@ -22,6 +22,10 @@ WHEN_ACTIVE = ("include", "leave")
 SCRIPT_NAME = "outlook-rules"  # the script's name unless `script_name` says otherwise
 # RFC 5804 section 1.6: a script name holds no control character; Dovecot's file storage
 # also keeps "/" out (a name is a file name, https://doc.dovecot.org/2.3/configuration_manual/sieve/configuration/).
+# Dovecot stores a script as the file "<name>.sieve", and writes it first under a longer
+# temporary name: the file system's 255 bytes per file name leave about 200 bytes of UTF-8
+# for the name (a longer one is answered TRYLATER at PUTSCRIPT, which would retry forever).
+MAX_NAME_BYTES = 200
 _NOT_IN_NAMES = frozenset(chr(c) for c in range(0x20)) | {"\x7f", "/"}
 
 
@@ -44,6 +48,7 @@ class ManageSieveSettings(MasterLoginSettings):
     script_name: str = SCRIPT_NAME
     when_active: str = "include"  # another script is active: include ours from it, or leave
     probe_login: str | None = None  # the login `doctor` uses with a master user
+    external_forwarding: bool = False  # carry forwards outside the tenant's domains
     config_key: str = "targets.rules"
 
     def __post_init__(self) -> None:
@@ -54,11 +59,12 @@ class ManageSieveSettings(MasterLoginSettings):
         self._check_master_password()
         self._check_timeout()
         name = self.script_name
-        if not name or len(name) > 255 or set(name) & _NOT_IN_NAMES or name in (".", ".."):
+        size = len(name.encode("utf-8", "replace"))
+        if not size or size > MAX_NAME_BYTES or set(name) & _NOT_IN_NAMES or name in (".", ".."):
             raise ConfigError(
                 self.setting("script_name"),
-                f"{name!r} cannot name a Sieve script (1 to 255 characters, no control "
-                'character, no "/")',
+                f"{name!r} cannot name a Sieve script (1 to {MAX_NAME_BYTES} bytes in UTF-8, "
+                f'no control character, no "/"; this one has {size} bytes)',
             )
         if self.when_active not in WHEN_ACTIVE:
             raise ConfigError(self.setting("when_active"), f"one of {', '.join(WHEN_ACTIVE)}")

@@ -76,6 +76,7 @@ def rules_to_sieve(
     *,
     extensions: frozenset[str] | None = None,
     delimiter: str = "/",
+    external_forwarding: bool = False,
 ) -> SieveScript:
     """The Sieve script for one user's snapshot.
 
@@ -83,7 +84,9 @@ def rules_to_sieve(
     there but described in snapshot["folders"] is named as the mail workload would name it
     (and a finding says so). `extensions`: the server's SIEVE capability (None: every one
     of `SCRIPT_EXTENSIONS`); what needs a missing one is kept as a comment and reported.
-    `delimiter`: the server's hierarchy delimiter, for the names computed here."""
+    `delimiter`: the server's hierarchy delimiter, for the names computed here.
+    `external_forwarding`: carry forwards and redirects to addresses outside the tenant's
+    domains (else each is a comment and a finding, see `sieve_actions`)."""
     found = snapshot.get("user")
     user: Mapping[str, Any] = found if isinstance(found, Mapping) else {}
     zone = snapshot.get("timeZone")
@@ -92,6 +95,7 @@ def rules_to_sieve(
         domains=_domains(snapshot, user),
         extensions=SCRIPT_EXTENSIONS if extensions is None else frozenset(extensions),
         time_zone=zone if isinstance(zone, str) else None,
+        external_forwarding=external_forwarding,
     )
     known = snapshot.get("folders")
     folders = Folders(folder_names, known if isinstance(known, Mapping) else {}, delimiter)
@@ -196,7 +200,29 @@ def _rule(
         requires |= action.requires
         if action.note:
             mailbox.findings.append(f"{label}: action {key}: {action.note}")
+    _flags_late(label, actions, mailbox)
     return heading + _block(tests, actions, rule)
+
+
+_FLAGGING = ("markAsRead", "assignCategories")
+_FILING = ("moveToFolder", "copyToFolder", "delete")
+
+
+def _flags_late(label: str, actions: list[tuple[str, Action | Unmapped]], mailbox: Mailbox) -> None:
+    """imap4flags sets a copy's flags when it is filed (RFC 5232 section 3): a later rule's
+    "mark as read" or categories do not reach a copy an earlier rule filed, where Outlook
+    applies them to the moved message. Said as a finding (restructuring the script would
+    change the order Outlook runs the rules in)."""
+    carried = {key for key, action in actions if isinstance(action, Action)}
+    flagging = [key for key in _FLAGGING if key in carried]
+    if flagging and mailbox.filed:
+        mailbox.findings.append(
+            f"{label}: {' and '.join(flagging)} do not reach a message that "
+            f"{', '.join(mailbox.filed)} already filed into a folder (Sieve sets a copy's "
+            "flags when it is filed): that copy keeps the flags it was filed with"
+        )
+    if carried & set(_FILING) and "stopProcessingRules" not in carried:
+        mailbox.filed.append(label)
 
 
 def _why_inactive(

@@ -11,6 +11,13 @@ original unchanged, forward a new "FW:" message from the user:
 http://www.klippert.com/TCC/Blog/2005/06/outlook-forward-my-mail-let-it-follow.html), so both
 become `redirect :copy` (RFC 3894), which keeps the implicit keep.
 
+A forward or redirect to an address outside the tenant's domains is kept as a comment
+unless `external_forwarding` says otherwise: Exchange Online's outbound spam policy blocks
+automatic forwarding to external recipients by default ("Automatic - System-controlled"
+means Off, https://learn.microsoft.com/en-us/defender-office-365/outbound-spam-policies-external-email-forwarding),
+so such a rule most likely did nothing in Microsoft 365 and would start sending mail
+outside on the new server.
+
 Folders are named with the mail workload's final IMAP names (`folder_names`); Sieve's
 `fileinto` takes them in UTF-8 with the server's hierarchy delimiter (RFC 5228 section 4.1),
 with `:create` (RFC 5490 section 3.2) so that a folder the mail run has not made yet is made.
@@ -37,6 +44,10 @@ from .sieve_text import clean, comment, quote, string_list
 
 ActionResult = Action | Unmapped | None
 
+_EXTERNAL = (
+    "{} is outside the tenant's domains, where Exchange Online blocks automatic forwarding "
+    "by default (set external_forwarding = true in [targets.rules] to carry it)"
+)
 MAX_REDIRECTS = 4
 """Pigeonhole's default `sieve_max_redirects` per message (the script reports more)."""
 _ADDR_SPEC = re.compile(r"^[^@\s\"(),:;<>\[\]\\]+@[^@\s\"(),:;<>\[\]\\]+\.[^@\s\"(),:;<>\[\]\\]+$")
@@ -156,9 +167,17 @@ def _redirect(forward: bool) -> Callable[[Any, Mailbox, Folders], ActionResult]:
         bad = [a for a in addresses if not _ADDR_SPEC.match(a)]
         if bad:
             return Unmapped(f"{bad[0]!r} is not an Internet mail address")
-        lines = tuple(f"redirect :copy {quote(address)};" for address in addresses)
-        note = "forwarded as a redirect: the original message, not a new 'FW:' one"
-        return Action(lines, frozenset({"copy"}), note if forward else None)
+        outside = (
+            [] if mailbox.external_forwarding else [a for a in addresses if not mailbox.internal(a)]
+        )
+        if outside and len(outside) == len(addresses):
+            return Unmapped(_EXTERNAL.format(", ".join(outside)))
+        lines = [f"redirect :copy {quote(a)};" for a in addresses if a not in outside]
+        notes = ["forwarded as a redirect: the original message, not a new 'FW:' one"] * forward
+        if outside:
+            lines += comment(f"not carried: redirect to {', '.join(outside)}")
+            notes.append(_EXTERNAL.format(", ".join(outside)) + ": left out")
+        return Action(tuple(lines), frozenset({"copy"}), "; ".join(notes) or None)
 
     return action
 

@@ -54,7 +54,15 @@ class Mailbox:
     """The Sieve capabilities the server advertises."""
     time_zone: str | None = None
     """The mailbox's time zone (mailboxSettings.timeZone), for a time that names none."""
+    external_forwarding: bool = False
+    """Whether a forward or redirect to an address outside `domains` is carried."""
     findings: list[str] = field(default_factory=list)
+    filed: list[str] = field(default_factory=list)
+    """The rules so far that file a copy and let later rules run (see `sieve._flags_late`)."""
+
+    def internal(self, address: str) -> bool:
+        """Whether `address` is in one of the tenant's domains."""
+        return address.rpartition("@")[2].lower() in self.domains
 
     def lacks(self, requires: Iterable[str]) -> list[str]:
         """The capabilities of `requires` the server does not advertise, sorted."""

@@ -29,7 +29,8 @@ the inbox rules do with the message, and a rule's `stop` must not silence the re
   extension (RFC 5229); without it, or when another string of the script holds "${" (which
   "variables" would expand), the server's own subject is used.
 - Outlook answers each sender once while replies are on; `:days` is the scheduled
-  window's length in days (7 when always on, RFC 5230's suggested default).
+  window's length in days (7 when always on, RFC 5230's suggested default, with a
+  finding: see `ALWAYS_ON_DAYS`).
 """
 
 from __future__ import annotations
@@ -55,6 +56,11 @@ from .timezones import zone_of
 SUBJECT_PREFIX = "Automatic reply: "
 """Put before the original subject, as Outlook's English replies do."""
 ALWAYS_ON_DAYS = 7
+"""`:days` when the replies are always on. Outlook answers each sender once until the
+replies are turned off, a period Sieve cannot know; RFC 5230's suggested 7 days is kept
+(a long period would also silence the next absence's reply to the same sender, the server
+remembering replies by sender and text), with a finding."""
+_STATUSES = {name.lower(): name for name in ("disabled", "alwaysEnabled", "scheduled")}
 _HTML = re.compile(r"<\s*[a-zA-Z!/]")
 _INDENT = "    "
 
@@ -63,9 +69,17 @@ def _utc(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _in_zone(value: Any, fallback: str | None) -> Any:
-    """A dateTimeTimeZone whose zone is missing or unknown takes the mailbox's zone."""
+def _in_zone(value: Any, mailbox: Mailbox, field: str) -> Any:
+    """A dateTimeTimeZone whose zone is missing or unknown takes the mailbox's zone (an
+    unknown one with a finding: the window may be off by the zones' difference)."""
+    fallback = mailbox.time_zone
     if isinstance(value, Mapping) and zone_of(value.get("timeZone")) is None and zone_of(fallback):
+        named = value.get("timeZone")
+        if named:
+            mailbox.findings.append(
+                f"automatic replies: {field} names the time zone {named!r}, which is not "
+                f"known here: read in the mailbox's zone {fallback!r} instead"
+            )
         return {**value, "timeZone": fallback}
     return value
 
@@ -74,7 +88,7 @@ def _window(setting: Mapping[str, Any], mailbox: Mailbox) -> tuple[datetime, dat
     ends = []
     for field in ("scheduledStartDateTime", "scheduledEndDateTime"):
         try:
-            ends.append(graph_time(_in_zone(setting.get(field), mailbox.time_zone), field))
+            ends.append(graph_time(_in_zone(setting.get(field), mailbox, field), field))
         except SkipItem as error:
             mailbox.findings.append(
                 f"automatic replies: the schedule cannot be read ({error}): kept as a comment"
@@ -155,7 +169,9 @@ def vacation_lines(
     extension for the subject."""
     if not isinstance(setting, Mapping):
         return []
-    status = setting.get("status")
+    given = setting.get("status")
+    # Graph's enumeration is camelCase; another casing means the same status
+    status = _STATUSES.get(given.lower(), given) if isinstance(given, str) else given
     if status not in ("alwaysEnabled", "scheduled"):
         return comment(f"Automatic replies: {status or 'disabled'} in Outlook")
     audience = str(setting.get("externalAudience") or "none")
@@ -164,6 +180,11 @@ def vacation_lines(
     if status == "scheduled" and window is None:
         return comment("\n".join(header) + "\nThe schedule cannot be read: not carried")
     days = ALWAYS_ON_DAYS
+    if not window:
+        mailbox.findings.append(
+            "automatic replies: Outlook answers each sender once for as long as the replies "
+            f"stay on; the script answers each sender at most once every {ALWAYS_ON_DAYS} days"
+        )
     if window:
         start, end = window
         days = max(1, math.ceil((end - start).total_seconds() / 86400))

@@ -188,7 +188,9 @@ class MailService:
         start = int(decode_token(options.skiptoken).get("o", 0)) if options.skiptoken else 0
         selected = f"({','.join(options.select)})" if options.select else ""
         body: JSON = {"@odata.context": f"{request.base_url}/$metadata#users{selected}"}
-        body["value"] = [select_keys(user_json(u), options.select) for u in users[start:][:size]]
+        body["value"] = [
+            select_keys(user_json(u, options.select), options.select) for u in users[start:][:size]
+        ]
         if start + size < len(users):
             body["@odata.nextLink"] = request.link(skiptoken=encode_token({"o": start + size}))
         return GraphResponse(body=body)
@@ -201,7 +203,9 @@ class MailService:
             message += " objects are not present."
             raise GraphError(404, "Request_ResourceNotFound", message) from None
         body = {"@odata.context": f"{request.base_url}/$metadata#users/$entity"}
-        return GraphResponse(body=body | select_keys(user_json(user), options.select))
+        return GraphResponse(
+            body=body | select_keys(user_json(user, options.select), options.select)
+        )
 
     # -- mail folders ---------------------------------------------------------------------
 

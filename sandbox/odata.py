@@ -158,10 +158,15 @@ def select_keys(entity: JSON, select: tuple[str, ...]) -> JSON:
     }
 
 
-def user_json(user: SandboxUser) -> JSON:
-    """The default property set of a user, in the documented order."""
+def user_json(user: SandboxUser, select: tuple[str, ...] = ()) -> JSON:
+    """The default property set of a user, in the documented order; `userType` and
+    `proxyAddresses` only when selected, as Graph does."""
     given, _, surname = user.display_name.partition(" ")
-    return {
+    extra: JSON = {}
+    if select:
+        extra["userType"] = "Guest" if user.guest else "Member"
+        extra["proxyAddresses"] = [f"SMTP:{user.mail}"] + [f"smtp:{a}" for a in user.aliases]
+    return extra | {
         "businessPhones": [],
         "displayName": user.display_name,
         "givenName": given or None,

@@ -26,6 +26,8 @@ class SandboxUser:
     upn: str
     display_name: str
     mail: str
+    aliases: tuple[str, ...] = ()  # more addresses ("smtp:" in proxyAddresses)
+    guest: bool = False  # userType Guest (an invited user, "#EXT#" in the UPN)
 
 
 @dataclass

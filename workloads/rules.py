@@ -11,6 +11,7 @@ with the payload (`attrs["findings"]`) and is what `plan` reports per user.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from collections.abc import Callable, Mapping
@@ -52,14 +53,33 @@ def build(
 
     target = build_target(target_config)
     names: FolderNames = partial(mail_folders, clients.store) if clients.store else _none
-    script = partial(sieve_script, folder_names=names, extensions=partial(extensions_of, target))
-    source = GraphRulesSource(clients.outlook, names if clients.store else None)
+    # Forwards outside the tenant: only where the target's settings say (`external_forwarding`).
+    forwarding = bool(getattr(getattr(target, "settings", None), "external_forwarding", False))
+    script = partial(
+        sieve_script,
+        folder_names=names,
+        extensions=partial(extensions_of, target),
+        external_forwarding=forwarding,
+    )
+    placement = str(getattr(target, "placement", ""))
+    known = names if clients.store else None
+    # The extensions are read (once: the target keeps them) in a worker thread before
+    # each fetch, so the mapper, which runs on the event loop, finds them known.
+    prepare = partial(asyncio.to_thread, extensions_of, target)
+    source = GraphRulesSource(clients.outlook, known, placement, prepare)
     mapper = partial(map_rules, script=script)
     workload = Workload("rules", source, mapper, target, budget=OUTLOOK)
     # `plan` reads no target: its findings assume a server with every extension the
     # mapping uses (`doctor` says what a server without one loses).
-    planned = partial(sieve_script, folder_names=names, extensions=_every_extension)
-    return workload, RulesPlanner(source, outlook_rate(config), planned)
+    planned = partial(
+        sieve_script,
+        folder_names=names,
+        extensions=_every_extension,
+        external_forwarding=forwarding,
+    )
+    # `plan` reads no target: its source has nothing to prepare.
+    plan_source = GraphRulesSource(clients.outlook, known, placement)
+    return workload, RulesPlanner(plan_source, outlook_rate(config), planned)
 
 
 def map_rules(item: Item, content: bytes | Blob, *, script: ScriptOf) -> Payload:
@@ -74,14 +94,23 @@ def map_rules(item: Item, content: bytes | Blob, *, script: ScriptOf) -> Payload
 
 
 def sieve_script(
-    content: bytes, *, folder_names: FolderNames, extensions: Callable[[], frozenset[str] | None]
+    content: bytes,
+    *,
+    folder_names: FolderNames,
+    extensions: Callable[[], frozenset[str] | None],
+    external_forwarding: bool = False,
 ) -> Script:
     """The Sieve mapping of one snapshot (see `connectors.graph.rules.Snapshot`)."""
     from ..mappings.sieve import rules_to_sieve
 
     snapshot = json.loads(content)
     upn = str(snapshot["user"]["upn"])
-    script: Script = rules_to_sieve(snapshot, folder_names(upn), extensions=extensions())
+    script: Script = rules_to_sieve(
+        snapshot,
+        folder_names(upn),
+        extensions=extensions(),
+        external_forwarding=external_forwarding,
+    )
     return script
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ..connectors.graph.rules import named_folders
+from ..connectors.graph.rules import deletes, named_folders
 from ..migrator.errors import SkipItem
 from ..migrator.model import Container, Owner
 from ..migrator.plan import Counted, Finding
@@ -85,7 +85,7 @@ def _folder_requests(snapshot: dict[str, Any]) -> int:
     """What finding the named folders costs: the well-known names, then each named folder
     (found or gone), the root and every folder above a named one, each read once."""
     named = named_folders(snapshot.get("rules") or [])
-    if not named:
+    if not named and not deletes(snapshot.get("rules") or []):
         return 0
     places = snapshot.get("folders") or {}
     levels = {

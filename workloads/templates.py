@@ -65,6 +65,7 @@ RULES = """\
 # security = "starttls"                        # "starttls", "tls", or "plain" (loopback only)
 # password_file = "imap-passwords.txt"         # the logins of [targets.mail] (or master_user)
 # when_active = "include"                      # a user's own active script includes ours
+# external_forwarding = false                  # true: carry forwards outside the tenant
 """
 
 CHATS = """\

@@ -18,6 +18,7 @@ from .client import TENANT, GraphClient
 from .errors import Call
 
 USER_PAGE = 999
+USER_SELECT = ["id", "userPrincipalName", "displayName", "mail", "userType", "proxyAddresses"]
 
 
 async def tenant_users(client: GraphClient) -> list[Owner]:
@@ -31,10 +32,12 @@ def owner_of(user: Mapping[str, Any]) -> Owner:
 
 
 async def directory_entries(client: GraphClient) -> list[dict[str, Any]]:
-    """Every user of the tenant as `/users` lists them: id, UPN, display name and primary
-    address (`mail`, null for a user without a mailbox)."""
+    """Every user of the tenant as `/users` lists them: id, UPN, display name, primary
+    address (`mail`, null for a user without a mailbox), `userType` (Member or Guest) and
+    `proxyAddresses` (every address, "SMTP:" the primary one, "smtp:" the aliases): all
+    of them read with `User.Read.All`, https://learn.microsoft.com/en-us/graph/api/resources/user."""
     params = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
-        select=["id", "userPrincipalName", "displayName", "mail"], top=USER_PAGE
+        select=USER_SELECT, top=USER_PAGE
     )
     first = client.sdk.users.to_get_request_information(
         RequestConfiguration(query_parameters=params)

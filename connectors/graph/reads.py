@@ -27,7 +27,7 @@ def _paths(*names: str, under: str = "") -> frozenset[str]:
 
 
 READS: dict[str, frozenset[str]] = {
-    "user": _paths("id", "userPrincipalName", "displayName", "mail"),
+    "user": _paths("id", "userPrincipalName", "displayName", "mail", "userType", "proxyAddresses"),
     "mailFolder": frozenset(FOLDER_SELECT)
     | _paths("singleValueExtendedProperties", "sizeInBytes")
     | _paths("id", "value", under="singleValueExtendedProperties"),
@@ -35,7 +35,8 @@ READS: dict[str, frozenset[str]] = {
     | _paths("flagStatus", under="flag")
     | _paths("singleValueExtendedProperties")
     | _paths("id", "value", under="singleValueExtendedProperties"),
-    "messageRule": _paths("actions") | _paths("moveToFolder", "copyToFolder", under="actions"),
+    "messageRule": _paths("actions")
+    | _paths("moveToFolder", "copyToFolder", "delete", under="actions"),
     "mailboxSettings": _paths("automaticRepliesSetting", "timeZone")
     | _paths("status", under="automaticRepliesSetting"),
     "calendar": _paths("id", "name", "isDefaultCalendar"),
@@ -119,7 +120,7 @@ NOT_GRAPH = frozenset(
     {
         "v", "links", "masters", "recent", "delta",  # cursors of calendar and teams
         "kind", "path", "lastVerb",  # Item.meta keys
-        "rules",  # the rules source's own snapshot, read back for its version
+        "rules", "folders",  # the rules source's own snapshot, read back for its version
         "known",  # the cursor of a calendar read without delta
         "checked", "next", "read", "round", "started", "threads",  # the chat cursor
         "modified", "filtered",  # the chats cursor
@@ -146,7 +147,7 @@ NOT_GRAPH = frozenset(
 # action): a rule that moves nothing has no `moveToFolder`.
 SOMETIMES: dict[str, frozenset[str]] = {
     "driveItem": _paths("shared", "shared.scope"),
-    "messageRule": _paths("moveToFolder", "copyToFolder", under="actions"),
+    "messageRule": _paths("moveToFolder", "copyToFolder", "delete", under="actions"),
 }
 
 UNDOCUMENTED: dict[tuple[str, str], str] = {
@@ -156,4 +157,8 @@ UNDOCUMENTED: dict[tuple[str, str], str] = {
     "first because an e-mail names a principal best in the sharing report",
     ("identity", "userPrincipalName"): "tried after email and loginName when naming a "
     "principal; absent keys are skipped",
+    ("user", "userType"): "a property of user (resources/user) returned only when selected, "
+    "which no recorded example does; a missing one counts as a member",
+    ("user", "proxyAddresses"): "a property of user (resources/user) returned only when "
+    "selected, which no recorded example does; a missing one means no alias",
 }

@@ -21,7 +21,8 @@ One container per user (`Sieve`) holding one item: the snapshot the Sieve mappin
 Both reads need `MailboxSettings.Read` (application). Graph offers no delta for either,
 so each pass reads them again (two requests, plus the folders' when a rule names
 some): the item's version is a digest of the snapshot (and of the IMAP names the mail
-workload gave the named folders, when the workload hands `folder_names`), so an
+workload gave the named folders, when the workload hands `folder_names`, and of the
+target's settings of where the script goes, `placement`), so an
 unchanged user is recognised by the engine and costs nothing more; a changed rule,
 automatic reply, folder path or folder name gives a new version, and the script is
 written again.
@@ -31,8 +32,10 @@ script on the target (one written earlier is settled as a removal, as `deletions
 says). The plan says so for each such user.
 
 The tenant's domains (senders there are "internal" to automatic replies) are read from
-the directory the source lists users from once: the domains of the users' UPNs and
-addresses. That needs no permission beyond `User.Read.All`, which listing users needs.
+the directory the source lists users from once: the domains of the members' UPNs and
+addresses, guests left out (their addresses are in other organisations' domains). That
+needs no permission beyond `User.Read.All`, which listing users needs (the tenant's
+verified domains, `GET /domains`, would need `Domain.Read.All` too).
 """
 
 from __future__ import annotations
@@ -40,8 +43,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import re
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, TypedDict
 
 from ...migrator.errors import SkipItem
@@ -58,6 +62,8 @@ CONTAINER_PATH = ("Sieve",)
 ITEM_ID = "rules"  # the container's one item: the user's script
 CURSOR = "rules:"  # + the version read last, or NOTHING (every pass reads again)
 NOTHING = "none"
+_SURROGATE = re.compile("[\ud800-\udfff]")
+GUEST_MARK = "#EXT#"  # in the UPN Entra gives an invited (guest) user
 SETTINGS_SELECT = ["automaticRepliesSetting", "timeZone"]
 FOLDER_FIELDS = ["id", "displayName", "parentFolderId"]
 ROOT = "msgfolderroot"
@@ -75,7 +81,7 @@ class FolderPlace(TypedDict):
 class Snapshot(TypedDict):
     """What the item's content holds (the interface the Sieve mapping reads)."""
 
-    user: dict[str, str]  # id, upn, mail, displayName
+    user: dict[str, Any]  # id, upn, mail, displayName, proxyAddresses
     domains: list[str]
     rules: list[dict[str, Any]]
     automaticRepliesSetting: dict[str, Any]
@@ -88,9 +94,19 @@ class GraphRulesSource:
 
     workload = WORKLOAD
 
-    def __init__(self, client: GraphClient, folder_names: FolderNames | None = None) -> None:
+    def __init__(
+        self,
+        client: GraphClient,
+        folder_names: FolderNames | None = None,
+        placement: str = "",
+        prepare: Callable[[], Awaitable[object]] | None = None,
+    ) -> None:
         self.client = client
         self.folder_names = folder_names
+        self.placement = placement  # the target's settings of where a script goes
+        # awaited before each fetch: the workload reads the target's Sieve extensions
+        # there, in a worker thread, so that the mapping never dials on the event loop
+        self.prepare = prepare
         self.mail = GraphMailSource(client)  # its folder roles and paths
         self._directory: dict[str, dict[str, Any]] | None = None  # upn -> entry
         self._reading = asyncio.Lock()  # owners passed at once read the directory once
@@ -117,6 +133,8 @@ class GraphRulesSource:
 
     async def fetch(self, container: Container, item: Item) -> bytes:
         """The snapshot `changes` or `listing` read for this version, else read again."""
+        if self.prepare is not None:
+            await self.prepare()
         kept = self._snapshots.pop(container.owner, None)
         if kept is not None and kept[0] == item.version:
             return kept[1]
@@ -152,9 +170,11 @@ class GraphRulesSource:
             "rules": rules,
             "automaticRepliesSetting": replies,
             "timeZone": str(settings.get("timeZone") or "UTC"),
-            "folders": await self._places(upn, named_folders(rules)),
+            "folders": await self._places(upn, named_folders(rules), deletes(rules)),
         }
-        text = json.dumps(snapshot, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+        text = json.dumps(
+            valid_text(snapshot), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+        )
         return text.encode("utf-8")
 
     # -- requests ------------------------------------------------------------------------
@@ -167,13 +187,16 @@ class GraphRulesSource:
                 self._directory = {str(e.get("userPrincipalName") or ""): e for e in entries}
             return self._directory
 
-    async def _user(self, upn: str) -> dict[str, str]:
+    async def _user(self, upn: str) -> dict[str, Any]:
         entry = (await self._users()).get(upn) or {}
+        proxies = entry.get("proxyAddresses")
         return {
             "id": str(entry.get("id") or ""),
             "upn": upn,
             "mail": str(entry.get("mail") or upn),
             "displayName": str(entry.get("displayName") or ""),
+            # the aliases: what "sent to me" and the automatic reply's :addresses match too
+            "proxyAddresses": [str(p) for p in proxies] if isinstance(proxies, list) else [],
         }
 
     async def _rules(self, upn: str) -> list[dict[str, Any]]:
@@ -188,11 +211,20 @@ class GraphRulesSource:
         call = Call(f"automatic replies of {upn}", PERMISSION, item=True)
         return await self.client.get_json(url, upn, call)
 
-    async def _places(self, upn: str, folder_ids: list[str]) -> dict[str, FolderPlace]:
-        """Each named folder that exists: its path from the root and the roles along it."""
-        if not folder_ids:
+    async def _places(
+        self, upn: str, folder_ids: list[str], deleted_items: bool = False
+    ) -> dict[str, FolderPlace]:
+        """Each named folder that exists: its path from the root and the roles along it;
+        with `deleted_items` (a rule deletes), the Deleted Items folder too, where Outlook's
+        `delete` moves a message."""
+        if not folder_ids and not deleted_items:
             return {}
         roles = await self.mail.folder_roles(upn)
+        if deleted_items:
+            trash = [i for i, role in sorted(roles.items()) if role == "deleteditems"]
+            folder_ids = list(dict.fromkeys([*folder_ids, *trash[:1]]))
+        if not folder_ids:
+            return {}
         known = await self._folders_up(upn, folder_ids)
         places: dict[str, FolderPlace] = {}
         for folder_id in folder_ids:
@@ -235,8 +267,11 @@ class GraphRulesSource:
         the rules name (`folder_names`): the script depends on both, so a folder the mail
         workload writes or renames after the script was made has it written again."""
         digest = hashlib.sha256(content)
+        if self.placement:
+            digest.update(b"\0" + self.placement.encode("utf-8"))
         if self.folder_names is not None:
-            named = named_folders(json.loads(content).get("rules") or [])
+            snapshot = json.loads(content)
+            named = [*named_folders(snapshot.get("rules") or []), *snapshot.get("folders", {})]
             if named:
                 names = self.folder_names(upn)
                 given = {folder: names.get(folder) for folder in named}
@@ -266,14 +301,40 @@ def named_folders(rules: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(found)
 
 
+def deletes(rules: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether a rule moves messages to Deleted Items (`delete`)."""
+    return any((rule.get("actions") or {}).get("delete") is True for rule in rules)
+
+
 def tenant_domains(entries: Iterable[Mapping[str, Any]]) -> list[str]:
-    """The domains of the users' UPNs and addresses, lower case, sorted."""
+    """The domains of the members' UPNs and addresses, lower case, sorted. A guest's
+    (`userType` Guest, or a UPN with `#EXT#`, the form Entra gives invited users:
+    https://learn.microsoft.com/en-us/entra/external-id/user-properties) address is
+    in its own organisation's domain (gmail.com...): counting it would send the
+    internal automatic reply to everyone there."""
     domains = set()
     for entry in entries:
+        upn = str(entry.get("userPrincipalName") or "")
+        if str(entry.get("userType") or "").lower() == "guest" or GUEST_MARK in upn.upper():
+            continue
         for address in (entry.get("userPrincipalName"), entry.get("mail")):
             if address and "@" in str(address):
                 domains.add(str(address).rsplit("@", 1)[1].lower())
     return sorted(domains)
+
+
+def valid_text(value: Any) -> Any:
+    """`value` (JSON as Graph sent it) with every lone surrogate, which JSON's `\\uD800`
+    escapes can carry and UTF-8 cannot, turned into U+FFFD: the one place that makes rule
+    names, display names, folder names and reply texts encodable for the snapshot, the
+    script's names and addresses, and the IMAP folder names."""
+    if isinstance(value, str):
+        return _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [valid_text(v) for v in value]
+    if isinstance(value, dict):
+        return {valid_text(k): valid_text(v) for k, v in value.items()}
+    return value
 
 
 def _chain(folder_id: str, known: Mapping[str, Mapping[str, Any]]) -> list[str]:

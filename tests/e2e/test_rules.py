@@ -29,6 +29,7 @@ from harness import (
     write_config,
 )
 
+from hirondelle.connectors.managesieve_include import include_line
 from hirondelle.migrator.operations import check, migrate
 from hirondelle.sandbox.faults import Faults
 from hirondelle.sandbox.server import Limits, SandboxServer
@@ -202,6 +203,20 @@ def test_rules_into_managesieve_kill_nine_and_resume(tmp_path: Path) -> None:
             for upn in stored
         }
         assert again == stored
+        # Another script made active by hand leaves ours stored but not running: `verify`
+        # reports it, and the next `sync` includes ours from that script.
+        login = logins[showcase.upn].login
+        server.put_sieve(login, "mine", 'require "fileinto";\n')
+        checked = subprocess.run(
+            [sys.executable, "-m", "hirondelle.cli", "-c", str(config), "verify"],
+            env={**os.environ, **env},
+            capture_output=True,
+            timeout=DEADLINE,
+        )
+        assert checked.returncode != 0 and b"rules: 1 difference" in checked.stdout
+        command(config, env, "sync")
+        assert include_line(SCRIPT) in server.sieve_script(login, "mine")
+        command(config, env, "verify")
 
 
 def rules_table(server: DovecotServer) -> str:

@@ -11,7 +11,13 @@ import pytest
 
 from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.client import GraphClient
-from hirondelle.connectors.graph.rules import ITEM_ID, GraphRulesSource, container_of
+from hirondelle.connectors.graph.rules import (
+    ITEM_ID,
+    GraphRulesSource,
+    container_of,
+    tenant_domains,
+)
+from hirondelle.mappings.sieve import rules_to_sieve
 from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Item, Page
 from hirondelle.sandbox import server
@@ -63,6 +69,7 @@ def test_the_snapshot_holds_rules_replies_and_the_named_folders(sb: Any) -> None
     snapshot = json.loads(content)
     assert snapshot["user"] == {
         "id": user.id, "upn": user.upn, "mail": user.mail, "displayName": user.display_name,
+        "proxyAddresses": [f"SMTP:{user.mail}"],
     }  # fmt: skip
     assert snapshot["domains"] == ["contoso.test"]
     assert snapshot["timeZone"] == "Romance Standard Time"
@@ -108,8 +115,9 @@ def test_the_version_follows_the_rules_and_nothing_else(sb: Any) -> None:
     assert again[0].items[0].version == before[first.upn][0].items[0].version
     assert again[1] == before[first.upn][1]  # the same bytes for the same state
     # Rules and settings, the 14 well-known names, then the named folders level by level:
-    # the 4 named (one gone) and the root, their parents (inbox, 2024/2025), then Projets.
-    assert before[first.upn][2] == 2 + 14 + 5 + 2 + 1
+    # the 4 named (one gone), Deleted Items (a rule deletes) and the root, their parents
+    # (inbox, 2024/2025), then Projets.
+    assert before[first.upn][2] == 2 + 14 + 6 + 2 + 1
     assert before[second.upn][2] == 2 + 14 + 2  # one top-level folder and the root
     changed = sb.mutate(tenant_module.Mutation(seed=3, rule_changes=1, user=second.upn))
     assert changed.rules == [second.id]
@@ -163,3 +171,66 @@ def test_fetch_of_a_user_whose_rules_went_away_is_a_skip(sb: Any) -> None:
 
 def one_pass_run(sb: Any, upn: str) -> tuple[Page, bytes | None, int]:
     return run(one_pass(sb, upn))
+
+
+def test_aliases_reach_the_snapshot_and_the_automatic_reply(sb: Any) -> None:
+    """`proxyAddresses` is selected with the users: an alias is one of the user's own
+    addresses for "sent to me" and the automatic reply's `:addresses`."""
+    user = sb.tenant.users[0]
+    user.aliases = ("alias.sales@contoso.test",)
+    try:
+        _, content, _ = one_pass_run(sb, user.upn)
+    finally:
+        user.aliases = ()
+    assert content is not None
+    snapshot = json.loads(content)
+    assert "smtp:alias.sales@contoso.test" in snapshot["user"]["proxyAddresses"]
+    text = rules_to_sieve(snapshot, {}).text
+    assert '"alias.sales@contoso.test"' in text.split(":addresses", 1)[1].split("\n", 1)[0]
+
+
+def test_a_guests_outside_domain_is_not_the_tenants() -> None:
+    """A guest's address is in another organisation's domain: counting it as the tenant's
+    would send the internal automatic reply to everyone at gmail.com."""
+    entries = [
+        {"userPrincipalName": "ana@contoso.test", "mail": "ana@contoso.fr", "userType": "Member"},
+        {
+            "userPrincipalName": "bob_gmail.com#EXT#@contoso.onmicrosoft.com",
+            "mail": "bob@gmail.com",
+        },
+        {"userPrincipalName": "eve@partner.test", "mail": "eve@outlook.com", "userType": "Guest"},
+    ]
+    assert tenant_domains(entries) == ["contoso.fr", "contoso.test"]
+
+
+def test_a_lone_surrogate_from_graph_becomes_a_replacement_character(sb: Any) -> None:
+    """JSON may carry `\\ud800` alone, which no UTF-8 can: the snapshot, and the script
+    made from it, hold U+FFFD there instead of failing with a traceback."""
+    user = sb.tenant.users[1]
+    rule = sb.tenant.rules.of(user).rules[0]
+    name = rule["displayName"]
+    rule["displayName"] = "bad \ud800 name"
+    try:
+        _, content, _ = one_pass_run(sb, user.upn)
+    finally:
+        rule["displayName"] = name
+    assert content is not None
+    snapshot = json.loads(content)
+    assert snapshot["rules"][0]["displayName"] == "bad \ufffd name"
+    assert "bad \ufffd name" in rules_to_sieve(snapshot, {}).text
+
+
+def test_a_rule_that_deletes_brings_the_deleted_items_folder(sb: Any) -> None:
+    """Outlook's `delete` moves to Deleted Items: the snapshot names that folder, so the
+    script files into the mailbox the mail workload gave it, not a guessed "Trash"."""
+    user = sb.tenant.users[0]
+    assert any((r.get("actions") or {}).get("delete") for r in sb.tenant.rules.of(user).rules)
+    _, content, _ = one_pass_run(sb, user.upn)
+    assert content is not None
+    snapshot = json.loads(content)
+    [(trash, place)] = [
+        (i, p) for i, p in snapshot["folders"].items() if p["roles"][-1] == "deleteditems"
+    ]
+    script = rules_to_sieve(snapshot, {trash: "Corbeille"})
+    assert 'fileinto :create "Corbeille";' in script.text
+    assert not any("Deleted Items folder is not known" in f for f in script.findings)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from hirondelle.connectors.managesieve import ManageSieveSettings, ManageSieveTarget
-from hirondelle.connectors.managesieve_session import ManageSieveSession, include_line
+from hirondelle.connectors.managesieve_include import include_line
+from hirondelle.connectors.managesieve_session import ManageSieveSession
 from hirondelle.migrator.errors import FatalError, OwnerFailed, Refused, Unreachable
 from hirondelle.migrator.model import Container, Owner, Payload
 from hirondelle.tests.servers import DovecotServer, MailUser, free_port

@@ -34,7 +34,8 @@ def as_user(login: str, snap: dict[str, Any]) -> dict[str, Any]:
 
 
 def install(server: DovecotServer, login: str, snap: dict[str, Any]) -> None:
-    script = rules_to_sieve(as_user(login, snap), FOLDER_NAMES)
+    # every redirect carried, the tenant's own and outside ones (test_mapping has the default)
+    script = rules_to_sieve(as_user(login, snap), FOLDER_NAMES, external_forwarding=True)
     server.put_sieve(login, SCRIPT_NAME, script.text)  # compiled by the server: refused = failure
 
 

@@ -101,7 +101,7 @@ def test_the_first_rule_files_flags_and_stops() -> None:
 
 
 def test_actions_become_their_sieve_commands() -> None:
-    script = mapped()
+    script = mapped(external_forwarding=True)
     assert 'fileinto :copy :create "Projets/Hirondelle \\"2027\\"";' in rule_block(script, 2)
     assert 'redirect :copy "assistante@contoso.fr";' in rule_block(script, 4)
     assert 'redirect :copy "archives-direction@partenaire.fr";' in rule_block(script, 4)
@@ -358,12 +358,29 @@ def test_multiline_strings_are_dot_stuffed_and_terminated() -> None:
 
 def test_more_redirects_than_pigeonhole_allows_by_default_are_reported() -> None:
     who = [{"emailAddress": {"address": f"p{n}@example.org"}} for n in range(5)]
-    script = mapped(one_rule({}, {"redirectTo": who}))
+    script = mapped(one_rule({}, {"redirectTo": who}), external_forwarding=True)
     assert text_of(script).count("redirect :copy ") == 5
     assert any("redirect to 5 addresses" in f for f in script.findings)
-    assert not any(
-        "redirect to" in f for f in mapped(one_rule({}, {"redirectTo": who[:4]})).findings
-    )
+    four = mapped(one_rule({}, {"redirectTo": who[:4]}), external_forwarding=True)
+    assert not any("redirect to" in f for f in four.findings)
+
+
+def test_a_forward_outside_the_tenant_is_a_comment_and_a_finding_by_default() -> None:
+    """Exchange Online blocks automatic external forwarding by default: carrying such a
+    rule would start sending mail outside that Microsoft 365 never sent."""
+    script = mapped()
+    block = rule_block(script, 4)
+    assert 'redirect :copy "assistante@contoso.fr";' in block  # the tenant's own domain
+    assert 'redirect :copy "archives-direction@partenaire.fr"' not in block
+    assert "# not carried: redirectTo" in block
+    [said] = [f for f in script.findings if "partenaire.fr" in f]
+    assert "outside the tenant's domains" in said and "external_forwarding = true" in said
+    who = [{"emailAddress": {"address": a}} for a in ("x@gmail.com", "ana@contoso.fr")]
+    mixed = mapped(one_rule({}, {"forwardTo": who}))
+    assert 'redirect :copy "ana@contoso.fr";' in text_of(mixed)
+    assert 'redirect :copy "x@gmail.com"' not in text_of(mixed)
+    assert "# not carried: redirect to x@gmail.com" in text_of(mixed)
+    assert any("x@gmail.com is outside" in f and "left out" in f for f in mixed.findings)
 
 
 def test_a_schedule_without_a_zone_is_read_in_the_mailboxs_zone() -> None:
@@ -424,7 +441,7 @@ def test_a_single_recipient_counts_as_a_collection_of_one() -> None:
     # https://learn.microsoft.com/en-us/graph/api/resources/messageruleactions?view=graph-rest-beta
     alone = {"emailAddress": {"name": "Bob", "address": "bob@example.org"}}
     assert 'redirect :copy "bob@example.org";' in text_of(
-        mapped(one_rule({}, {"redirectTo": alone}))
+        mapped(one_rule({}, {"redirectTo": alone}), external_forwarding=True)
     )
 
 
@@ -435,3 +452,35 @@ def test_conditions_on_the_user_need_the_users_address() -> None:
         for f in script.findings
     )
     assert "[]" not in script.text.replace("# ", "")  # Sieve has no empty string list
+
+
+def test_automatic_replies_say_what_they_approximate() -> None:
+    """An unknown zone is read in the mailbox's with a finding; a status in another casing
+    is the same status; replies always on say how often a sender is answered."""
+    setting = {
+        **SNAPSHOT["automaticRepliesSetting"],
+        "status": "Scheduled",
+        "scheduledStartDateTime": {"dateTime": "2026-07-01T09:00:00", "timeZone": "Mars/Olympus"},
+        "scheduledEndDateTime": {"dateTime": "2026-07-02T09:00:00", "timeZone": "UTC"},
+    }
+    script = mapped(snapshot(automaticRepliesSetting=setting, timeZone="W. Europe Standard Time"))
+    assert '"ge" "iso8601" "2026-07-01T07:00:00"' in text_of(script)
+    assert any("'Mars/Olympus'" in f and "mailbox's zone" in f for f in script.findings)
+    always = {**SNAPSHOT["automaticRepliesSetting"], "status": "AlwaysEnabled"}
+    script = mapped(snapshot(automaticRepliesSetting=always))
+    assert "vacation :days 7" in text_of(script)
+    assert any("at most once every 7 days" in f for f in script.findings)
+
+
+def test_flags_of_a_later_rule_do_not_reach_a_copy_filed_earlier() -> None:
+    rules = [
+        {"id": "a", "displayName": "Classer", "sequence": 1, "isEnabled": True,
+         "conditions": {"subjectContains": ["x"]}, "actions": {"moveToFolder": "AAMk-archive"}},
+        {"id": "b", "displayName": "Lu", "sequence": 2, "isEnabled": True,
+         "conditions": {}, "actions": {"markAsRead": True}},
+    ]  # fmt: skip
+    script = mapped(snapshot(rules=rules))
+    [said] = [f for f in script.findings if "markAsRead do not reach" in f]
+    assert "rule 'Lu' (2nd)" in said and "rule 'Classer' (1st)" in said
+    rules[0]["actions"] = {"moveToFolder": "AAMk-archive", "stopProcessingRules": True}
+    assert not any("do not reach" in f for f in mapped(snapshot(rules=rules)).findings)

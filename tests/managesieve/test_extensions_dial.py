@@ -1,0 +1,64 @@
+"""The server's Sieve extensions are read at most once per failure window: a server that
+accepts connections and never greets costs one `timeout`, not one per owner, and the
+workload reads them in a worker thread, never on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hirondelle.connectors.managesieve import ManageSieveSettings, ManageSieveTarget
+from hirondelle.migrator.errors import Retriable
+from hirondelle.workloads.rules import extensions_of
+
+
+@pytest.fixture
+def silent() -> Iterator[socket.socket]:
+    """A listening socket nobody answers on: the connection is made, no greeting comes."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener
+
+
+def test_a_server_that_never_greets_is_dialled_once_per_window(
+    silent: socket.socket, tmp_path: Path
+) -> None:
+    passwords = tmp_path / "passwords"
+    passwords.write_text("a@example.test:secret\n", encoding="utf-8")
+    passwords.chmod(0o600)
+    target = ManageSieveTarget(
+        ManageSieveSettings(
+            host="127.0.0.1",
+            port=silent.getsockname()[1],
+            security="plain",
+            password_file=passwords,
+            timeout=0.4,
+        )
+    )
+
+    async def three_owners() -> tuple[list[float], float]:
+        ticks: list[float] = []
+
+        async def ticker() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.02)
+
+        task = asyncio.create_task(ticker())
+        started = time.monotonic()
+        for _ in range(3):
+            with pytest.raises(Retriable, match="Sieve extensions of the ManageSieve server"):
+                await asyncio.to_thread(extensions_of, target)
+        spent = time.monotonic() - started
+        task.cancel()
+        return [b - a for a, b in zip(ticks, ticks[1:], strict=False)], spent
+
+    gaps, spent = asyncio.run(three_owners())
+    assert spent < 0.4 * 2  # one timeout for the three, not three
+    assert max(gaps) < 0.3  # the event loop kept turning meanwhile
