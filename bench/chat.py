@@ -174,7 +174,11 @@ class Bench:
         figures = _hirondelle_figures(report, events, traffic, started)
         other = busy - report.finished.cpu_seconds - sandbox_cpu - synapse_cpu
         figures |= (
-            {"rooms": len(rooms), "room_events": [len(e) for e in by_room]}
+            {
+                "rooms": len(rooms),
+                "room_events": [len(e) for e in by_room],
+                "send_rooms_at_once": round(traffic.rooms_at_once, 2),
+            }
             if args.chats
             else {"source_posts": _source_posts(events)}
         )

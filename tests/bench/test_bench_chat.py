@@ -79,8 +79,8 @@ def test_the_chats_sandbox_serves_a_direct_and_a_group_chat_of_the_size_asked() 
     users = [u.id for u in tenant.users]
     assert [m.user_id for m in chats.chats[0].members] == users[:2]
     assert [m.user_id for m in chats.chats[1].members] == users
-    for chat in chats.chats:
-        messages = chats.roots(chat.id)
+    for one in chats.chats:
+        messages = chats.roots(one.id)
         assert len(messages) == 25 + 1  # and the members-added event that opens the chat
         assert messages[-1].created < tenant.teams.now
         assert [m.created for m in messages] == sorted(m.created for m in messages)
@@ -160,6 +160,13 @@ def test_access_log_gives_each_sides_sends_and_server_time() -> None:
     assert traffic.send_server_seconds == pytest.approx(0.04)
     assert traffic.server_seconds == pytest.approx(0.162)
     assert Traffic.of([]).send_span == 0.0
+    assert requests[1].room == "%21abc" and traffic.rooms_at_once == pytest.approx(1.0)
+    other = ACCESS.format(s="06", ms="500", took="0.01", method="PUT", what="send/m.reaction/t3")
+    two = Traffic.of(requests + parse_access([other.replace("%21abc", "%21def")]))
+    assert two.rooms_at_once == pytest.approx(1.0)  # a room of one event spans nothing
+    later = other.replace("%21abc", "%21def").replace(":06,500", ":07,000")
+    both = Traffic.of(requests + parse_access([other.replace("%21abc", "%21def"), later]))
+    assert both.rooms_at_once == pytest.approx(3.0 / 2.5)
 
 
 def test_headline_ratio_is_hirondelle_over_the_raw_loop() -> None:
