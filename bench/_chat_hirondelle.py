@@ -1,10 +1,11 @@
 """The measured side of the chat benchmark: `hirondelle run` into Synapse as an application service.
 
-The configuration points `[source]` at the sandbox child and `[targets.chat]` at the
-homeserver in `appservice` mode; the sandbox's public test secret and the application
-service token are read from environment variables, never written in the file. A fresh
-`room_alias_prefix` per run keeps each run's rooms apart on a shared homeserver.
-What landed is read back from the room afterwards (`sent_events`).
+The configuration points `[source]` at the sandbox child and `[targets.chat]` (the channel
+workload) or `[targets.chats]` (the chats workload) at the homeserver in `appservice` mode;
+the sandbox's public test secret and the application service token are read from
+environment variables, never written in the file. A fresh `room_alias_prefix` per run keeps
+each run's rooms apart on a shared homeserver. What landed is read back from the rooms
+afterwards (`sent_events`).
 """
 
 from __future__ import annotations
@@ -53,13 +54,15 @@ def write_config(
     homeserver: Homeserver,
     alias_prefix: str,
     workers: int = 1,
+    workload: str = "chat",
 ) -> Path:
-    """`hirondelle.toml` in `directory`: the sandbox's Teams into Synapse, appservice mode."""
+    """`hirondelle.toml` in `directory`: the sandbox's Teams channels (`workload` "chat") or
+    chats ("chats") into Synapse, appservice mode."""
     tables: dict[str, Mapping[str, object]] = {
         "source": source_table(endpoint),
         "state": STATE_TABLE,
         "run": {"workers": workers},
-        "targets.chat": {
+        f"targets.{workload}": {
             "kind": "matrix",
             "mode": "appservice",
             "homeserver": homeserver.url,
@@ -77,29 +80,47 @@ def run_chat(
     homeserver: Homeserver,
     timeout: float,
     wrapper: list[str] | None = None,
+    workload: str = "chat",
 ) -> RunReport:
-    """`hirondelle run --json` on `config` in a child process; the chat tally, measured."""
+    """`hirondelle run --json` on `config` in a child process; `workload`'s tally, measured."""
     env = run_env(endpoint, {AS_TOKEN_ENV: homeserver.as_token})
-    return run_workload(config, "chat", env, timeout, wrapper)
+    return run_workload(config, workload, env, timeout, wrapper)
 
 
 def channel_room(homeserver: Homeserver, alias_prefix: str) -> str:
     """The id of the one channel room this run made (not the team's space)."""
-    with homeserver.client() as client:
-        joined = client.get(f"{CLIENT}/joined_rooms").raise_for_status().json()["joined_rooms"]
-        found = [room for room in joined if _is_channel_room(client, room, alias_prefix)]
+    found = message_rooms(homeserver, alias_prefix)
     if len(found) != 1:
         raise BenchError(f"expected one channel room with prefix {alias_prefix}, found {found}")
-    return str(found[0])
+    return found[0]
 
 
-def _is_channel_room(client: httpx.Client, room: str, alias_prefix: str) -> bool:
+def message_rooms(homeserver: Homeserver, alias_prefix: str) -> list[str]:
+    """The rooms (not spaces) this run made, whose alias has `alias_prefix`, in the order
+    they were created."""
+    made: list[tuple[int, str]] = []
+    with homeserver.client() as client:
+        joined = client.get(f"{CLIENT}/joined_rooms").raise_for_status().json()["joined_rooms"]
+        for room in joined:
+            created = _created_at(client, str(room), alias_prefix)
+            if created is not None:
+                made.append((created, str(room)))
+    return [room for _, room in sorted(made)]
+
+
+def _created_at(client: httpx.Client, room: str, alias_prefix: str) -> int | None:
+    """When `room` was made, if it is a room (not a space) with an alias of the prefix."""
     answer = client.get(f"{CLIENT}/rooms/{path_part(room)}/state/m.room.canonical_alias")
     if answer.status_code != 200:
-        return False
+        return None
     alias = str(answer.json().get("alias") or "")
-    created = client.get(f"{CLIENT}/rooms/{path_part(room)}/state/m.room.create").json()
-    return alias.startswith(f"#{alias_prefix}") and created.get("type") != "m.space"
+    if not alias.startswith(f"#{alias_prefix}"):
+        return None
+    state = client.get(f"{CLIENT}/rooms/{path_part(room)}/state").raise_for_status().json()
+    create = next(e for e in state if e["type"] == "m.room.create")
+    if create["content"].get("type") == "m.space":
+        return None
+    return int(create["origin_server_ts"])
 
 
 def room_timeline(client: httpx.Client, room: str) -> Iterator[dict[str, Any]]:

@@ -7,6 +7,8 @@ event keeps its type, content, sender and timestamp; the event ids its relations
 at (thread roots, replies, reacted messages) are mapped to the replayed ones, so the
 homeserver does the same relation work on both sides. Creating the room and joining the
 senders to it is set up first and timed apart: only the sending loop is the peer's rate.
+Several rooms (the chats mode) are replayed one after the other, in the order given, each
+into a fresh room of its own (`replay_rooms`).
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ from hirondelle.connectors.matrix_wire import CLIENT, path_part
 
 @dataclass(frozen=True)
 class RawRun:
-    """What the raw loop did: its room, events sent, the loop's and the setup's seconds."""
+    """What the raw loop did: its rooms, events sent, the loops' and the setups' seconds."""
 
-    room: str
+    rooms: tuple[str, ...]
     events: int
     seconds: float
     setup_seconds: float
@@ -54,7 +56,18 @@ def replay(homeserver: Homeserver, events: Sequence[Mapping[str, Any]]) -> RawRu
         for number, event in enumerate(events):
             new_ids[str(event["event_id"])] = _send(client, room, event, me, number, new_ids)
         seconds = time.perf_counter() - started
-    return RawRun(room, len(events), seconds, setup)
+    return RawRun((room,), len(events), seconds, setup)
+
+
+def replay_rooms(homeserver: Homeserver, rooms: Sequence[Sequence[Mapping[str, Any]]]) -> RawRun:
+    """`replay` each room's events (oldest first), one room after the other; the totals."""
+    runs = [replay(homeserver, events) for events in rooms]
+    return RawRun(
+        tuple(room for run in runs for room in run.rooms),
+        sum(run.events for run in runs),
+        sum(run.seconds for run in runs),
+        sum(run.setup_seconds for run in runs),
+    )
 
 
 def _fresh_room(client: httpx.Client) -> str:

@@ -66,6 +66,12 @@ class Request:
     def is_send(self) -> bool:
         return self.method == "PUT" and "/send/" in self.path
 
+    @property
+    def room(self) -> str:
+        """The room a request names in its path (still URL-encoded), or ""."""
+        _, found, rest = self.path.partition("/rooms/")
+        return rest.split("/", 1)[0] if found else ""
+
 
 def parse_access(lines: Iterable[str]) -> list[Request]:
     """The requests of the access log lines among `lines`; other lines are ignored."""
@@ -112,10 +118,14 @@ class Traffic:
     last_send: datetime | None
     server_seconds: float  # summed over every request
     send_server_seconds: float  # summed over the event PUTs
+    room_send_spans: float = 0.0  # each room's first to last event PUT, summed over rooms
 
     @classmethod
     def of(cls, requests: list[Request]) -> Traffic:
         sends = [r for r in requests if r.is_send]
+        by_room: dict[str, list[datetime]] = {}
+        for send in sends:
+            by_room.setdefault(send.room, []).append(send.at)
         return cls(
             requests=len(requests),
             sends=len(sends),
@@ -123,6 +133,7 @@ class Traffic:
             last_send=max((r.at for r in sends), default=None),
             server_seconds=sum(r.seconds for r in requests),
             send_server_seconds=sum(r.seconds for r in sends),
+            room_send_spans=sum((max(at) - min(at)).total_seconds() for at in by_room.values()),
         )
 
     @property
@@ -131,3 +142,8 @@ class Traffic:
         if self.first_send is None or self.last_send is None:
             return 0.0
         return (self.last_send - self.first_send).total_seconds()
+
+    @property
+    def rooms_at_once(self) -> float:
+        """How many rooms were being sent to at once, on average over the send phase."""
+        return self.room_send_spans / self.send_span if self.send_span else 0.0

@@ -1,19 +1,25 @@
-"""Chat benchmark: one Teams channel from the Graph sandbox into Synapse with hirondelle,
-against a raw loop sending the same events through the same application service.
+"""Chat benchmark: one Teams channel (the `chat` workload) or two Teams chats (the `chats`
+workload, `--chats`) from the Graph sandbox into Synapse with hirondelle, against a raw loop
+sending the same events through the same application service.
 
-    python -m hirondelle.bench.chat --quick    # a channel of 150 posts with replies
-    python -m hirondelle.bench.chat            # a channel of 2,000 posts with replies
+    python -m hirondelle.bench.chat --quick           # a channel of 150 posts with replies
+    python -m hirondelle.bench.chat                   # a channel of 2,000 posts with replies
+    python -m hirondelle.bench.chat --chats --quick   # two chats of 150 messages each
+    python -m hirondelle.bench.chat --chats           # two chats of 1,000 messages each
 
 Both sides write into one fresh Synapse (`.ci/install-synapse`), started here:
 
 1. hirondelle: a sandbox child serves a team whose one channel holds `--posts` posts
-   with 0 to `--replies` replies each (mentions, reactions, edits, deletions).
-   `python -m hirondelle.cli -c FILE run --json` (a measured child) copies it into a room
-   in `appservice` mode. Its events are counted in the room afterwards: every message
-   and reaction that carries a Teams id.
+   with 0 to `--replies` replies each (mentions, reactions, edits, deletions); with
+   `--chats`, three users with a one-to-one chat and a group chat of `--messages`
+   messages each (the same mix) and no team. `python -m hirondelle.cli -c FILE run
+   --json` (a measured child) copies them in `appservice` mode: the channel into a room,
+   the chats into a direct room and a private room. Its events are counted in the rooms
+   afterwards: every message and reaction that carries a Teams id.
 2. raw loop: the same events, same order, same senders and timestamps, sent one at a
    time with plain httpx (`PUT .../send/{type}/{txn}?user_id=...&ts=...`) into a fresh
-   room, the concurrency hirondelle uses for one channel (ordered, one event at a time).
+   room per room of hirondelle's, the rooms one after the other in the order hirondelle
+   made them (hirondelle writes each channel or chat in order, one event at a time).
 
 `ratio_vs_raw` is hirondelle's events/s (whole run, process start to exit) over the
 raw loop's. Synapse's access log splits hirondelle's run into its phases (start and
@@ -41,12 +47,13 @@ import psutil
 from hirondelle.bench._chat_hirondelle import (
     Homeserver,
     channel_room,
+    message_rooms,
     run_chat,
     sent_events,
     write_config,
 )
-from hirondelle.bench._chat_raw import RawRun, replay
-from hirondelle.bench._chat_sandbox import ChannelShape
+from hirondelle.bench._chat_raw import RawRun, replay_rooms
+from hirondelle.bench._chat_sandbox import ChannelShape, ChatsShape
 from hirondelle.bench._chat_synapse import AccessLog, Traffic, start_synapse, synapse_process
 from hirondelle.bench._hirondelle import RunReport
 from hirondelle.bench._servers import (
@@ -61,6 +68,8 @@ from hirondelle.migrator.coordinator import default_workers
 from hirondelle.tests.servers import SYNAPSE_AS_TOKEN
 
 QUICK_POSTS = 150
+QUICK_MESSAGES = 150  # per chat
+CHATS = 2  # a one-to-one and a group chat
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -73,8 +82,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--replies", type=int, default=2, help="at most this many replies per post (default 2)"
     )
+    parser.add_argument(
+        "--chats",
+        action="store_true",
+        help="measure the chats workload: a one-to-one and a group chat, no channel",
+    )
+    parser.add_argument(
+        "--messages", type=int, default=1000, help="with --chats: messages per chat (1,000)"
+    )
     parser.add_argument("--seed", type=int, default=7, help="tenant seed (default 7)")
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_POSTS} posts")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_POSTS} posts, or with --chats {QUICK_MESSAGES} messages per chat",
+    )
     parser.add_argument("--no-raw", action="store_true", help="skip the raw loop")
     parser.add_argument(
         "--workers",
@@ -89,9 +110,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=3600.0, help="seconds per measured run")
     args = parser.parse_args(argv)
     if args.quick:
-        args.posts = QUICK_POSTS
+        args.posts, args.messages = QUICK_POSTS, QUICK_MESSAGES
     if args.posts < 2 or args.replies < 0:
         parser.error("--posts must be at least 2 and --replies not negative")
+    if args.messages < 1:
+        parser.error("--messages must be at least 1")
+    args.workload = "chats" if args.chats else "chat"
     return args
 
 
@@ -110,46 +134,68 @@ class Bench:
         self.access = AccessLog(self.synapse)
         self.homeserver = Homeserver(self.synapse.url, self.synapse.server_name, SYNAPSE_AS_TOKEN)
 
-    def hirondelle(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Copy the channel with `hirondelle run`; its figures and the events it sent."""
-        shape = ChannelShape(self.args.posts, self.args.replies, self.args.seed)
+    def hirondelle(self) -> tuple[dict[str, Any], list[list[dict[str, Any]]]]:
+        """Copy the channel or the chats with `hirondelle run`; its figures and the events
+        it sent, room by room in the order it made the rooms."""
+        args = self.args
+        shape: ChannelShape | ChatsShape = (
+            ChatsShape(args.messages, args.seed)
+            if args.chats
+            else ChannelShape(args.posts, args.replies, args.seed)
+        )
         sandbox = SandboxProcess(shape, self.work / "sandbox.log")
         self.stack.callback(sandbox.stop)
         endpoint = sandbox.start()
         prefix = f"m365_bench{uuid.uuid4().hex[:6]}_"
         config = write_config(
-            self.work / "hirondelle", endpoint, self.homeserver, prefix, self.args.workers
+            self.work / "hirondelle", endpoint, self.homeserver, prefix, args.workers, args.workload
         )
         sandbox_process = psutil.Process(sandbox.pid)
         sandbox_cpu, synapse_cpu = tree_cpu_seconds(sandbox_process), self._synapse_cpu()
         busy = machine_busy_seconds()
         self.access.mark()
         started = datetime.now()
-        report = run_chat(config, endpoint, self.homeserver, self.args.timeout, self._wrapper())
+        report = run_chat(
+            config, endpoint, self.homeserver, args.timeout, self._wrapper(), args.workload
+        )
         traffic = Traffic.of(self.access.since_mark())
         busy = machine_busy_seconds() - busy
         sandbox_cpu = tree_cpu_seconds(sandbox_process) - sandbox_cpu
         synapse_cpu = self._synapse_cpu() - synapse_cpu
         stats = sandbox.stats()
         sandbox.stop()
-        events = sent_events(self.homeserver, channel_room(self.homeserver, prefix))
+        rooms = (
+            message_rooms(self.homeserver, prefix)
+            if args.chats
+            else [channel_room(self.homeserver, prefix)]
+        )
+        by_room = [sent_events(self.homeserver, room) for room in rooms]
+        events = [event for room_events in by_room for event in room_events]
         figures = _hirondelle_figures(report, events, traffic, started)
         other = busy - report.finished.cpu_seconds - sandbox_cpu - synapse_cpu
+        figures |= (
+            {
+                "rooms": len(rooms),
+                "room_events": [len(e) for e in by_room],
+                "send_rooms_at_once": round(traffic.rooms_at_once, 2),
+            }
+            if args.chats
+            else {"source_posts": _source_posts(events)}
+        )
         figures |= {
-            "source_posts": _source_posts(events),
             "graph_requests": int(stats["requests"]),
             "sandbox_cpu_s": round(sandbox_cpu, 1),
             "synapse_cpu_s": round(synapse_cpu, 1),
             "other_cpu_s": round(max(0.0, other), 1),
         }
         _say_hirondelle(figures)
-        return figures, events
+        return figures, by_room
 
-    def raw(self, events: list[dict[str, Any]]) -> dict[str, Any]:
-        """Replay `events` with the raw loop; its figures."""
+    def raw(self, rooms: list[list[dict[str, Any]]]) -> dict[str, Any]:
+        """Replay each room's events with the raw loop, room after room; its figures."""
         synapse_cpu = self._synapse_cpu()
         self.access.mark()
-        run = replay(self.homeserver, events)
+        run = replay_rooms(self.homeserver, rooms)
         traffic = Traffic.of(self.access.since_mark())
         synapse_cpu = self._synapse_cpu() - synapse_cpu
         figures = _raw_figures(run, traffic, synapse_cpu)
@@ -243,16 +289,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="hirondelle-bench-")))
         stack.callback(stop_live)
         bench = Bench(args, work, stack)
-        result: dict[str, Any] = {
-            "posts": args.posts,
-            "replies_per_post": args.replies,
-            "workers": args.workers,
-        }
-        say(f"channel of {args.posts} posts, 0 to {args.replies} replies each, into Synapse")
-        figures, events = bench.hirondelle()
+        result: dict[str, Any]
+        if args.chats:
+            result = {"workload": "chats", "chats": CHATS, "messages_per_chat": args.messages}
+            say(f"a one-to-one and a group chat of {args.messages} messages each, into Synapse")
+        else:
+            result = {"posts": args.posts, "replies_per_post": args.replies}
+            say(f"channel of {args.posts} posts, 0 to {args.replies} replies each, into Synapse")
+        result["workers"] = args.workers
+        figures, rooms = bench.hirondelle()
         result |= figures
         if not args.no_raw:
-            result |= bench.raw(events)
+            result |= bench.raw(rooms)
     return result
 
 

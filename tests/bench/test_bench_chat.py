@@ -15,8 +15,16 @@ import pytest
 
 from hirondelle.bench import chat
 from hirondelle.bench._chat_hirondelle import Homeserver, room_timeline, write_config
-from hirondelle.bench._chat_raw import remap_relations, replay
-from hirondelle.bench._chat_sandbox import ChannelShape, channel_tenant, one_channel, parse_args
+from hirondelle.bench._chat_raw import remap_relations, replay, replay_rooms
+from hirondelle.bench._chat_sandbox import (
+    GROUP_TOPIC,
+    ChannelShape,
+    ChatsShape,
+    channel_tenant,
+    chats_tenant,
+    one_channel,
+    parse_args,
+)
 from hirondelle.bench._chat_synapse import Traffic, parse_access
 from hirondelle.bench._servers import BenchError, parse_banner
 from hirondelle.connectors.matrix_wire import CLIENT, TEAMS_KEY, path_part
@@ -48,6 +56,35 @@ def test_shape_round_trips_through_the_sandbox_command_line() -> None:
     spec = shape.spec()
     assert (spec.teams, spec.posts_per_channel, spec.replies_per_post) == (1, 40, 3)
     assert (spec.messages, spec.files_per_drive, spec.large_file_bytes) == (0, 0, 0)
+
+
+def test_chats_shape_round_trips_through_the_sandbox_command_line() -> None:
+    shape = ChatsShape(messages=12, seed=4)
+    argv = shape.argv()
+    assert "--chats" in argv
+    assert parse_args(argv[3:]) == shape
+    spec = shape.spec()
+    assert (spec.users, spec.teams, spec.messages, spec.big_chat) == (3, 0, 0, False)
+    with pytest.raises(SystemExit):
+        parse_args(["--chats"])  # a message count is needed
+
+
+def test_the_chats_sandbox_serves_a_direct_and_a_group_chat_of_the_size_asked() -> None:
+    tenant = chats_tenant(ChatsShape(messages=25, seed=5))
+    chats = tenant.chats
+    assert [(c.chat_type, c.topic) for c in chats.chats] == [
+        ("oneOnOne", None),
+        ("group", GROUP_TOPIC),
+    ]
+    users = [u.id for u in tenant.users]
+    assert [m.user_id for m in chats.chats[0].members] == users[:2]
+    assert [m.user_id for m in chats.chats[1].members] == users
+    for one in chats.chats:
+        messages = chats.roots(one.id)
+        assert len(messages) == 25 + 1  # and the members-added event that opens the chat
+        assert messages[-1].created < tenant.teams.now
+        assert [m.created for m in messages] == sorted(m.created for m in messages)
+    assert chats_tenant(ChatsShape(messages=25, seed=5)).chats.chats == chats.chats
 
 
 def test_the_sandbox_serves_one_channel_with_every_message_of_it() -> None:
@@ -123,6 +160,13 @@ def test_access_log_gives_each_sides_sends_and_server_time() -> None:
     assert traffic.send_server_seconds == pytest.approx(0.04)
     assert traffic.server_seconds == pytest.approx(0.162)
     assert Traffic.of([]).send_span == 0.0
+    assert requests[1].room == "%21abc" and traffic.rooms_at_once == pytest.approx(1.0)
+    other = ACCESS.format(s="06", ms="500", took="0.01", method="PUT", what="send/m.reaction/t3")
+    two = Traffic.of(requests + parse_access([other.replace("%21abc", "%21def")]))
+    assert two.rooms_at_once == pytest.approx(1.0)  # a room of one event spans nothing
+    later = other.replace("%21abc", "%21def").replace(":06,500", ":07,000")
+    both = Traffic.of(requests + parse_access([other.replace("%21abc", "%21def"), later]))
+    assert both.rooms_at_once == pytest.approx(3.0 / 2.5)
 
 
 def test_headline_ratio_is_hirondelle_over_the_raw_loop() -> None:
@@ -174,8 +218,13 @@ def test_raw_loop_replays_the_same_events_into_a_fresh_room(synapse: SynapseServ
         events = [e for e in room_timeline(client, room) if TEAMS_KEY in e["content"]]
         assert len(events) == 3
         run = replay(homeserver, events)
-        copies = [e for e in room_timeline(client, run.room) if TEAMS_KEY in e["content"]]
-    assert run.room != room and run.events == 3 and run.events_per_s > 0
+        [copied] = run.rooms
+        copies = [e for e in room_timeline(client, copied) if TEAMS_KEY in e["content"]]
+        both = replay_rooms(homeserver, [events, events[:1]])
+        second = [e for e in room_timeline(client, both.rooms[1]) if TEAMS_KEY in e["content"]]
+    assert copied != room and run.events == 3 and run.events_per_s > 0
+    assert len(set(both.rooms) | {copied, room}) == 4 and both.events == 4
+    assert [e["origin_server_ts"] for e in second] == [1000]
     assert [(e["type"], e["sender"]) for e in copies] == [(e["type"], e["sender"]) for e in events]
     assert copies[0]["sender"] == puppet_id and copies[0]["origin_server_ts"] == 1000
     assert copies[2]["origin_server_ts"] == 3000
@@ -209,6 +258,18 @@ def test_a_small_channel_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["events_per_s"] > 0 and result["ratio_vs_raw"] > 0
     assert result["synapse_event_puts"] == result["events"]
     assert _synapse_children() == before  # the benchmark's own Synapse is gone
+
+
+def test_two_small_chats_end_to_end(capsys: pytest.CaptureFixture[str]) -> None:
+    """The chats mode on two chats of three messages: both rooms replayed, every event."""
+    argv = ["--chats", "--messages", "3", "--seed", "3", "--workers", "1", "--timeout", "240"]
+    assert chat.main(argv) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (result["workload"], result["rooms"], result["messages_per_chat"]) == ("chats", 2, 3)
+    assert result["messages"] == result["copied"] == 2 * (3 + 1)  # with the members-added events
+    assert sum(result["room_events"]) == result["events"] == result["raw_events"]
+    assert result["synapse_event_puts"] == result["events"]
+    assert result["ratio_vs_raw"] > 0 and "source_posts" not in result
 
 
 def _synapse_children() -> set[int]:
