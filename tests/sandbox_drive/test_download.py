@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 from sandbox_drive_helpers import client
@@ -49,20 +47,18 @@ def test_range_gives_206_with_content_range_and_the_same_bytes(sb: SandboxServer
     assert httpx.head(url).headers["Content-Length"] == "3000000"
 
 
-def test_download_urls_expire(mutable: SandboxServer) -> None:
+def test_download_urls_expire(mutable: SandboxServer, monkeypatch: pytest.MonkeyPatch) -> None:
     drives = mutable.tenant.drives
     item = next(i for i in drives.items(drives.drives[0].id) if i.kind == "file")
-    service = (
-        mutable._state.drive.downloads
-    )  # the sandbox's own drive service, to shorten the lifetime
+    service = mutable._state.drive.downloads  # the sandbox's own drive service, for its clock
+    now = [1000.0]  # its clock moves when the test says, whatever the machine's load
+    monkeypatch.setattr(service, "_clock", lambda: now[0])
     with client(mutable) as graph:
-        service.ticket_seconds = 0.2
         url = location(graph, item.drive_id, item.id)
-        assert httpx.get(url).status_code == 200
-        deadline = time.monotonic() + 5
-        while httpx.get(url).status_code == 200:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    assert httpx.get(url).status_code == 200
+    now[0] += service.ticket_seconds - 0.5
+    assert httpx.get(url).status_code == 200  # still within its lifetime
+    now[0] += 1.0
     assert httpx.get(url).status_code == 401
 
 
