@@ -33,12 +33,16 @@ def print_plan(out: Console, plan: Plan, rows: list[PlanRow], findings: list[Fin
         f"{plan.owner_concurrency} mailboxes at once",
     )
     if plan.report_date:
-        left = ", ".join(plan.not_counted) or "nothing"
+        left = (
+            f"not counted, and none of their findings read: {', '.join(plan.not_counted)}"
+            if plan.not_counted
+            else "everything counted"
+        )
         _say(
             out,
             f"Mail and OneDrive rows marked 'report' are Microsoft 365's usage reports as of "
-            f"{plan.report_date} (a few days old); not counted: {left}; folder and file "
-            "names not checked (--deep or --sample N do both).",
+            f"{plan.report_date} (a few days old); {left}; folder and file names not "
+            "checked (--sample N checks N owners in full, --deep or --source graph every one).",
         )
     if plan.blockers:
         _say(

@@ -204,6 +204,12 @@ def test_plan_source_option_on_the_command_line(sandbox: SandboxServer, tmp_path
     document = json.loads(result.output)
     assert document["usage_reports"]["refreshed"]
     assert {"report", "listing"} == {c["counted"] for c in document["containers"]}
+    # in text, what the reports leave out is said, with how to read its findings
+    text = CliRunner().invoke(main, [*base[:-1], "--source", "reports"])
+    assert text.exit_code == 0, text.output
+    said = " ".join(text.output.split())  # the console wraps its lines
+    assert "none of their findings read: calendar, contacts, rules" in said
+    assert "--sample N checks N owners in full" in said
     wrong = CliRunner().invoke(main, [*base, "--source", "nowhere"])
     assert wrong.exit_code == 2 and "Traceback" not in wrong.output
     assert "'nowhere' is not one of" in wrong.output
