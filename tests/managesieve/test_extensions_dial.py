@@ -1,12 +1,11 @@
 """The server's Sieve extensions are read at most once per failure window: a server that
 accepts connections and never greets costs one `timeout`, not one per owner, and the
-workload reads them in a worker thread, never on the event loop."""
+workload reads them in a worker thread, never on the event loop (`workloads.rules`)."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,23 +41,21 @@ def test_a_server_that_never_greets_is_dialled_once_per_window(
         )
     )
 
-    async def three_owners() -> tuple[list[float], float]:
-        ticks: list[float] = []
-
-        async def ticker() -> None:
-            while True:
-                ticks.append(time.monotonic())
-                await asyncio.sleep(0.02)
-
-        task = asyncio.create_task(ticker())
-        started = time.monotonic()
+    async def three_owners() -> None:
         for _ in range(3):
             with pytest.raises(Retriable, match="Sieve extensions of the ManageSieve server"):
                 await asyncio.to_thread(extensions_of, target)
-        spent = time.monotonic() - started
-        task.cancel()
-        return [b - a for a, b in zip(ticks, ticks[1:], strict=False)], spent
 
-    gaps, spent = asyncio.run(three_owners())
-    assert spent < 0.4 * 2  # one timeout for the three, not three
-    assert max(gaps) < 0.3  # the event loop kept turning meanwhile
+    asyncio.run(three_owners())
+    # one timeout for the three owners: the server was dialled once, not three times
+    # (connections are counted where they land, not timed: the machine may be loaded)
+    silent.setblocking(False)
+    dialled = 0
+    while True:
+        try:
+            connection, _ = silent.accept()
+        except BlockingIOError:
+            break
+        connection.close()
+        dialled += 1
+    assert dialled == 1
