@@ -67,6 +67,10 @@ Inbox rules and automatic replies
   <login>/outlook-rules.sieve       the user's Outlook inbox rules and automatic replies as
                                     one Sieve script (RFC 5228), beside the Maildir; what
                                     Sieve cannot express is kept there as comments.
+                                    Folders are named as IMAP shows them with "/"
+                                    between levels ("INBOX/Factures"); on a server
+                                    whose separator is "." replace it in the
+                                    fileinto lines before loading the script.
 Import:
   Dovecot (Pigeonhole):
     doveadm sieve put -a -u USER outlook-rules < PATH/<login>/outlook-rules.sieve
