@@ -35,7 +35,7 @@ from hirondelle.tests.servers import SYNAPSE_AS_TOKEN, SynapseServer
 BANNER = [
     "Graph URL:      https://127.0.0.1:40123/v1.0\n",
     "Authority:      127.0.0.1:40123\n",
-    "CA file:        /tmp/sandbox-x/ca.pem\n",
+    "CA file:        sandbox-x/ca.pem\n",
     "Tenant id:      11111111-2222-3333-4444-555555555555\n",
     "Client id:      66666666-7777-8888-9999-000000000000\n",
     "Client secret:  s3cret-value  (a fixed public test value)\n",
