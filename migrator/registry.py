@@ -57,6 +57,14 @@ def settings_of(cls: type, options: Mapping[str, Any], table: str) -> Any:
     for key in options:
         if key not in known:
             raise ConfigError(f"{table}.{key}", f"is not a known setting (known: {sorted(known)})")
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [name for name in required if name not in options and name != "config_key"]
+    if missing:
+        raise ConfigError(f"{table}.{missing[0]}", "is required: " + ", ".join(missing))
     values = dict(options)
     if any(f.name == "config_key" for f in dataclasses.fields(cls)):
         values["config_key"] = table
@@ -79,7 +87,10 @@ def archive_path(config: TargetConfig) -> Path:
     """The folder an archive target writes into, its table's one setting."""
     path = config.options.get("path")
     table = f"targets.{config.workload}"
-    if not isinstance(path, Path) or set(config.options) - {"path"}:
+    unknown = sorted(set(config.options) - {"path"})
+    if unknown:
+        raise ConfigError(f"{table}.{unknown[0]}", "the archive target takes one setting: path")
+    if not isinstance(path, Path):
         raise ConfigError(f"{table}.path", "the archive target takes one setting: path")
     return path
 

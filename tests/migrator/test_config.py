@@ -114,8 +114,33 @@ def test_a_contacts_archive_takes_no_vcard_version(tmp_path: Path) -> None:
     config = good()
     config["targets"]["contacts"] = {"kind": "archive", "path": "out", "vcard_version": "3.0"}
     parsed = parse_config(config, tmp_path)
-    with pytest.raises(ConfigError, match="takes one setting: path"):
+    with pytest.raises(ConfigError, match="takes one setting: path") as caught:
         build_target(parsed.targets["contacts"])
+    assert caught.value.setting == "targets.contacts.vcard_version"  # the key to remove
+
+
+@pytest.mark.parametrize(
+    ("workload", "table", "named"),
+    [
+        ("rules", {"kind": "managesieve", "password_file": "p.txt"}, "targets.rules.host"),
+        ("chats", {"kind": "matrix", "as_token_file": "t"}, "targets.chats.homeserver"),
+        ("mail", {"kind": "imap", "password_file": "p.txt"}, "targets.mail.host"),
+    ],
+)
+def test_a_missing_required_setting_is_named(
+    tmp_path: Path, workload: str, table: dict[str, str], named: str
+) -> None:
+    # not Python's "__init__() missing 1 required positional argument"
+    from hirondelle.migrator.registry import settings_of
+    from hirondelle.workloads import load, target_spec
+
+    spec = target_spec(workload, table["kind"])
+    assert spec is not None
+    options = {k: v for k, v in table.items() if k != "kind"}
+    with pytest.raises(ConfigError, match="is required") as caught:
+        settings_of(load(spec.settings), options, f"targets.{workload}")
+    assert caught.value.setting == named
+    assert "positional argument" not in str(caught.value)
 
 
 @pytest.mark.parametrize(
