@@ -14,6 +14,7 @@ import logging
 from collections.abc import Set
 from typing import TYPE_CHECKING
 
+from ..mappings.sieve import is_migrated
 from ..migrator.errors import FatalError, HirondelleError, OwnerFailed, Refused, Retriable, SkipItem
 from ..migrator.model import Container, Entry, Payload, TargetRef
 from .credentials import Login
@@ -171,13 +172,18 @@ class ManageSieveSession:
         if name in scripts and not self._in_place(name, scripts):
             stored = self.script(name)
             if stored is not None:
-                self._check_include(scripts, name, stored)
-                self._activate(name, scripts)
+                theirs = self._users_script(scripts, name)
+                self._check_include(theirs, name, stored)
+                self._activate(name, scripts, theirs)
                 log.info("%s: Sieve script %r put back in place", self._login.login, name)
         return name
 
     def put(self, folder: str, payload: Payload) -> TargetRef:
         """CHECKSCRIPT, PUTSCRIPT, then activate (or include, or leave: `when_active`)."""
+        return self._write(folder, payload, frozenset())
+
+    def _write(self, folder: str, payload: Payload, replacing: Set[str]) -> TargetRef:
+        """`put`, taking the place of the scripts of ours named in `replacing`."""
         _, checked = self._run("CHECKSCRIPT", "CHECKSCRIPT", payload.content)
         if checked.has("QUOTA/MAXSIZE"):
             raise self._too_large("CHECKSCRIPT", checked)
@@ -189,18 +195,37 @@ class ManageSieveSession:
         if checked.has("WARNINGS"):
             log.warning("Sieve script of %s: %s", self._login.login, checked.describe())
         scripts = self.scripts()
-        self._check_include(scripts, folder, payload.content)
+        theirs = self._users_script(scripts, folder, replacing)
+        self._check_include(theirs, folder, payload.content)
         self._store(folder, payload.content, "the Sieve script")
-        self._activate(folder, scripts)
+        self._activate(folder, scripts, theirs, replacing)
         return TargetRef(folder, folder, stored_size=len(payload.content))
 
-    def _check_include(self, scripts: dict[str, bool], name: str, ours: bytes) -> None:
+    def _users_script(
+        self, scripts: dict[str, bool], name: str, replacing: Set[str] = frozenset()
+    ) -> tuple[str, str] | None:
+        """The user's own active script (name, text); None when no script is active or the
+        active one is ours: `name`, one `update` is replacing (an earlier `script_name`),
+        or one such script a run killed in the middle of that update left active (the
+        mapping's first line, `mappings.sieve.HEADER`, tells it). Never taken for the
+        user's, ours is neither included from nor edited: it is replaced as the active
+        script (SETACTIVE switches the active script in one command, RFC 5804 section 2.8)."""
+        active = next((script for script, on in scripts.items() if on), None)
+        if active is None or active == name or active in replacing:
+            return None
+        data = self.script(active) or b""
+        if is_migrated(data):
+            return None
+        if self._settings.when_active == "leave":  # left alone: its text is never edited
+            return active, data.decode("utf-8", "replace")
+        return active, self._decoded(active, data)
+
+    def _check_include(self, theirs: tuple[str, str] | None, name: str, ours: bytes) -> None:
         """Refuse, before anything is stored, an include the user's active script would
         defeat (`managesieve_include.obstacles`): the owner's item fails with what to do."""
-        active = next((script for script, on in scripts.items() if on), None)
-        if active in (None, name) or self._settings.when_active != "include":
+        if theirs is None or self._settings.when_active != "include":
             return
-        text = self._active_text(active)
+        active, text = theirs
         if includes(text, name):
             text = without_include(text, name)
         found = obstacles(text, ours.decode("utf-8", "replace"))
@@ -213,13 +238,23 @@ class ManageSieveSession:
                 "inactive, then run `retry-failed`"
             )
 
-    def _activate(self, name: str, scripts: dict[str, bool]) -> None:
-        active = next((script for script, on in scripts.items() if on), None)
-        if active == name:
+    def _activate(
+        self,
+        name: str,
+        scripts: dict[str, bool],
+        theirs: tuple[str, str] | None,
+        replacing: Set[str] = frozenset(),
+    ) -> None:
+        """Make `name` run on delivery as `when_active` says. Where it takes the place of a
+        script of ours (`replacing`, or one the mapping wrote, see `_users_script`), the
+        switch is one command, so that the rules never run twice nor not at all: SETACTIVE
+        when ours was the active script, one PUTSCRIPT of the user's script swapping the
+        include lines when it was included. The old script is deleted after (`update`)."""
+        if theirs is None:
+            if not scripts.get(name, False):
+                self._set_active(name)
             return
-        if active is None:
-            self._set_active(name)
-            return
+        active, text = theirs
         if self._settings.when_active == "leave":
             log.warning(
                 "%s: Sieve script %r stored but left inactive: the user's script %r is active "
@@ -230,15 +265,31 @@ class ManageSieveSession:
                 self._settings.setting("when_active"),
             )
             return
-        text = self._active_text(active)
-        if not includes(text, name):
-            self._store(active, with_include(text, name).encode("utf-8"), "the include edit")
+        earlier = [
+            script
+            for script in scripts
+            if script != name
+            and includes(text, script)
+            and (script in replacing or is_migrated(self.script(script) or b""))
+        ]
+        if earlier or not includes(text, name):
+            for script in earlier:
+                text = without_include(text, script)
+            if not includes(text, name):
+                text = with_include(text, name)
+            self._store(active, text.encode("utf-8"), "the include edit")
             log.info(
-                "%s: Sieve script %r included from the active %r", self._login.login, name, active
+                "%s: Sieve script %r included from the active %r%s",
+                self._login.login,
+                name,
+                active,
+                f" in place of {', '.join(map(repr, earlier))}" if earlier else "",
             )
 
     def _active_text(self, active: str) -> str:
-        data = self.script(active) or b""
+        return self._decoded(active, self.script(active) or b"")
+
+    def _decoded(self, active: str, data: bytes) -> str:
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError:
@@ -249,15 +300,16 @@ class ManageSieveSession:
             ) from None
 
     def _in_place(self, name: str, scripts: dict[str, bool]) -> bool:
-        """The script runs on delivery, or is left inactive as `when_active` says."""
-        active = next((script for script, on in scripts.items() if on), None)
-        if active == name:
+        """The script runs on delivery, or is left inactive as `when_active` says (when
+        the active script is the user's own: one of ours active is to be replaced)."""
+        if scripts.get(name, False):
             return True
-        if active is None:
+        theirs = self._users_script(scripts, name)
+        if theirs is None:
             return False
         if self._settings.when_active == "leave":
             return True
-        return includes(self._active_text(active), name)
+        return includes(theirs[1], name)
 
     def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
         """The script, if it holds exactly the payload's bytes and is in place."""
@@ -275,11 +327,16 @@ class ManageSieveSession:
 
     def update(self, ref: TargetRef, payload: Payload) -> TargetRef:
         """The rules (or `script_name`, `when_active`) changed: the script is written again
-        (PUTSCRIPT replaces it at once), under the name the settings give now; one written
-        under an earlier name is then taken out of place and deleted."""
+        (PUTSCRIPT replaces it at once), under the name the settings give now. One written
+        under an earlier name is ours, never the user's: the new one takes its place in
+        one command (`_activate`), then the old one is deleted. A run killed between the
+        steps leaves both stored, the old one still in place: the next pass (whose
+        `ensure_container` and `find` know it by its first line) makes the same switch,
+        then this update deletes it; the user's rules run all along."""
         name = self._settings.script_name
-        written = self.put(name, payload)
-        if ref.ref != name:
+        earlier = frozenset({ref.ref} - {name})
+        written = self._write(name, payload, earlier)
+        if earlier:
             self.remove(ref)
         return written
 

@@ -36,7 +36,11 @@ from .sieve_predicates import predicate_tests
 from .sieve_text import clean, comment, commented, crlf, string_list
 from .sieve_vacation import vacation_lines
 
-__all__ = ["SCRIPT_EXTENSIONS", "SieveScript", "rules_to_sieve"]
+__all__ = ["HEADER", "SCRIPT_EXTENSIONS", "SieveScript", "is_migrated", "rules_to_sieve"]
+
+# The first line of every script the mapping writes: how a ManageSieve session knows a
+# script of ours written under an earlier `script_name` from the user's own script.
+HEADER = "Outlook inbox rules and automatic replies of"
 
 SCRIPT_EXTENSIONS: frozenset[str] = frozenset(
     {
@@ -108,7 +112,7 @@ def rules_to_sieve(
         snapshot.get("automaticRepliesSetting"), user, mailbox, requires, variables
     )
     owner = user.get("upn") or user.get("mail") or "?"
-    lines = comment(f"Outlook inbox rules and automatic replies of {owner}")
+    lines = comment(f"{HEADER} {owner}")
     if requires:
         lines.append(f"require {string_list(sorted(requires))};")
     if replies:
@@ -118,6 +122,11 @@ def rules_to_sieve(
     return SieveScript(
         crlf("\n".join(lines) + "\n"), tuple(mailbox.findings), tuple(sorted(requires))
     )
+
+
+def is_migrated(script: bytes) -> bool:
+    """Whether a script's bytes are the mapping's (they open with `HEADER`)."""
+    return script.startswith(f"# {HEADER} ".encode())
 
 
 def _count_redirects(lines: list[str], mailbox: Mailbox) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from ..state.records import ItemState, Outcome
 from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED
 from .errors import GoneAtSource, ItemError, Retriable
+from .gone import remove_gone
 from .model import Container, Item, Page, Payload
 from .session import retrying
 from .writer import Claims, Pending, Writer, checksum
@@ -93,6 +94,7 @@ class ContainerPass:
                 row_ids[item.source_id],
                 adopt or (row is not None and _may_be_there(row)),
                 row.target_ref if row is not None and row.status == DELETED else None,
+                row.ref if row is not None and row.status != DELETED else None,
             )
             for item, row in work.writes
         ]
@@ -151,7 +153,9 @@ class ContainerPass:
 
     async def retry(self, rows: Sequence[ItemState]) -> None:
         """Write again items marked failed, each looked up first (`retry-failed`)."""
-        pending = [Pending(Item(r.source_id, r.version, r.meta), r.id, True) for r in rows]
+        pending = [
+            Pending(Item(r.source_id, r.version, r.meta), r.id, True, copy=r.ref) for r in rows
+        ]
         outcomes = await self.writer.write_all(pending)
         self.store.apply_outcomes(
             self.unit_id, self.container, outcomes, guard=self.owner_pass.fence
@@ -189,7 +193,9 @@ class ContainerPass:
                     self.options.retry_pause,
                 )
         except GoneAtSource as gone:
-            return await self._remove_gone(item, row, gone)
+            return await remove_gone(
+                session, self.options, self.ledger, container, item, row.id, row.ref, gone
+            )
         except (ItemError, Retriable) as exc:
             status = exc.status if isinstance(exc, ItemError) else FAILED
             self.ledger.item("update", status, container, item, ref=ref, reason=str(exc))
@@ -213,24 +219,6 @@ class ContainerPass:
             fingerprint=payload.fingerprint,
             checksum=checksum(payload),
         )
-
-    async def _remove_gone(self, item: Item, row: ItemState, gone: GoneAtSource) -> Outcome:
-        """An item written earlier that the mapper now finds gone at the source: its copy
-        is removed, and the item recorded as skipped with the reason (a removal the target
-        refuses is a failure: the next pass tries again)."""
-        ref = row.ref
-        if ref is not None:
-            try:
-                await retrying(
-                    lambda: self.session.call(lambda s: s.remove(ref)),
-                    self.options.item_attempts,
-                    self.options.retry_pause,
-                )
-            except (ItemError, Retriable) as exc:
-                self.ledger.item("remove", FAILED, self.container, item, ref=ref, reason=str(exc))
-                return Outcome(item, FAILED, error=str(exc), row_id=row.id)
-        self.ledger.item("update", SKIPPED, self.container, item, ref=ref, reason=str(gone))
-        return Outcome(item, SKIPPED, error=str(gone), row_id=row.id)
 
     async def _move(self, item: Item, row: ItemState) -> Outcome:
         session, folder = self.session, self.folder

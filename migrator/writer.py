@@ -25,7 +25,8 @@ from functools import partial
 from ..state.records import Outcome
 from ..state.schema import DONE, FAILED, SKIPPED
 from ..state.store import Store
-from .errors import ItemError, Retriable
+from .errors import GoneAtSource, ItemError, Retriable
+from .gone import remove_gone
 from .ledger import Ledger
 from .memory import MemoryGate
 from .model import Blob, Capabilities, Container, Item, Payload, TargetRef
@@ -62,6 +63,9 @@ class Pending:
     # The copy the item's own row still names (one `deletions = keep` left behind): its
     # own to find again, not another item's.
     own_ref: str | None = None
+    # The copy the item's row names (written earlier, or a removal refused once): removed
+    # if the item turns out gone at the source (`GoneAtSource`, see `gone.remove_gone`).
+    copy: TargetRef | None = None
 
 
 class _OwnedByOthers(Set[str]):
@@ -108,6 +112,8 @@ class Claims:
         self._refs = None
 
 
+# A gone item whose row names a copy comes as its `GoneAtSource`, to have the copy removed.
+Mapped = Payload | Outcome | GoneAtSource
 Fetched = tuple[Pending, Payload | Outcome | BaseException]
 
 
@@ -258,7 +264,7 @@ class Writer:
             if not held.count:
                 await held.hold.__aexit__(None, None, None)
 
-    async def _fetch_group(self, group: Sequence[Pending]) -> list[Payload | Outcome]:
+    async def _fetch_group(self, group: Sequence[Pending]) -> list[Mapped]:
         source = self.workload.source
         if len(group) == 1 or not isinstance(source, BatchFetch):
             return [await self._fetch(entry) for entry in group]
@@ -268,7 +274,7 @@ class Writer:
             return [self._mapped(entry, exc) for entry in group]
         return [self._mapped(e, content) for e, content in zip(group, contents, strict=True)]
 
-    async def _fetch(self, entry: Pending) -> Payload | Outcome:
+    async def _fetch(self, entry: Pending) -> Mapped:
         try:
             source = self.workload.source
             if self.workload.target.capabilities.live_content and isinstance(source, LiveSource):
@@ -283,12 +289,18 @@ class Writer:
             return self._mapped(entry, exc)
         return self._mapped(entry, content)
 
-    def _mapped(self, entry: Pending, content: object) -> Payload | Outcome:
-        """The item's payload from its content, or its outcome when it cannot be written."""
+    def _mapped(self, entry: Pending, content: object) -> Mapped:
+        """The item's payload from its content, or its outcome when it cannot be written;
+        an item gone at the source whose row names a copy is handed on to have it removed
+        (on the target's side of the pipeline, `_store_batch`)."""
         try:
             if isinstance(content, ItemError | Retriable):
                 raise content
             return self.workload.mapper(entry.item, content)
+        except GoneAtSource as gone:
+            if entry.copy is not None:
+                return gone
+            return self._not_written(entry, gone.status, str(gone))
         except ItemError as exc:
             return self._not_written(entry, exc.status, str(exc))
         except Retriable as exc:
@@ -306,9 +318,11 @@ class Writer:
         outcomes: list[Outcome] = []
         to_put: list[tuple[Pending, Payload]] = []
         for entry, result in batch:
-            if isinstance(result, BaseException):
+            if isinstance(result, GoneAtSource):
+                outcomes.append(await self._remove_gone(entry, result))
+            elif isinstance(result, BaseException):
                 raise result
-            if isinstance(result, Outcome):
+            elif isinstance(result, Outcome):
                 outcomes.append(result)
             elif entry.resume:
                 outcomes.append(await self._store_one(entry, result))
@@ -330,6 +344,18 @@ class Writer:
             else:
                 outcomes.append(await self._written(entry, payload, stored))
         return outcomes
+
+    async def _remove_gone(self, entry: Pending, gone: GoneAtSource) -> Outcome:
+        return await remove_gone(
+            self.session,
+            self.options,
+            self.ledger,
+            self.container,
+            entry.item,
+            entry.row_id,
+            entry.copy,
+            gone,
+        )
 
     async def _store_one(self, entry: Pending, payload: Payload) -> Outcome:
         """find-then-put with retries for one item."""

@@ -13,13 +13,14 @@ from hirondelle.migrator.audit import AuditLog
 from hirondelle.migrator.engine import Engine
 from hirondelle.migrator.errors import FatalError, GoneAtSource, Refused, SkipItem
 from hirondelle.migrator.ledger import Tally
-from hirondelle.migrator.model import Container, Payload
+from hirondelle.migrator.model import Container, Payload, TargetRef
 from hirondelle.migrator.workload import RunOptions, Workload
 from hirondelle.state.records import ItemState
 from hirondelle.state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED
 from hirondelle.state.store import Store, open_store
 from hirondelle.tests.engine.memory import (
     OWNER,
+    MemorySession,
     MemorySource,
     MemoryTarget,
     capabilities,
@@ -41,12 +42,14 @@ def run(
     store: Store,
     source: MemorySource,
     target: MemoryTarget,
-    mode: Literal["run", "sync"] = "run",
+    mode: Literal["run", "sync", "retry-failed"] = "run",
     deletions: Literal["mirror", "keep"] = "mirror",
 ) -> Tally:
     workload = Workload("mail", source, map_message, target)
     options = RunOptions(deletions=deletions, item_attempts=2, retry_pause=0.0)
     engine = Engine(store, [workload], options, AuditLog(None, 1))
+    if mode == "retry-failed":
+        return asyncio.run(engine.retry_failed())["mail"]
     return asyncio.run(engine.run(mode))["mail"]
 
 
@@ -232,6 +235,41 @@ def test_an_item_written_then_gone_at_the_source_in_substance_loses_its_copy(
     tally = run(store, source, target, "sync")
 
     assert (tally.skipped, tally.updated, tally.failed) == (1, 0, 0)
+    assert set(target.held("Inbox")) == {fingerprint("a")}
+    assert rows(store, INBOX)["b"].status == SKIPPED
+    assert rows(store, INBOX)["b"].last_error == "deleted at the source"
+
+
+@pytest.mark.parametrize("mode", ["sync", "retry-failed"])
+def test_a_copy_whose_removal_failed_is_removed_by_the_next_pass(
+    store: Store, monkeypatch: pytest.MonkeyPatch, mode: Literal["sync", "retry-failed"]
+) -> None:
+    """The removal of a gone item's copy was refused once: the item failed, and the next
+    pass (a sync that lists it again, or `retry-failed`) removes the copy, then skips it."""
+    source = MemorySource(
+        [INBOX],
+        {
+            ("F-IN", None): [page(message("a"), message("b"), delta_link="d1")],
+            ("F-IN", "d1"): [page(message("b", "v2"), delta_link="d2")],
+            ("F-IN", "d2"): [page(message("b", "v3"), delta_link="d3")],
+        },
+    )
+    target = MemoryTarget()
+    run(store, source, target)
+    source.errors["b"] = GoneAtSource("deleted at the source")
+    remove = MemorySession.remove
+
+    def refuse(session: MemorySession, ref: TargetRef) -> None:
+        raise Refused("the target refused the removal")
+
+    monkeypatch.setattr(MemorySession, "remove", refuse)
+    assert run(store, source, target, "sync").failed == 1
+    assert rows(store, INBOX)["b"].status == FAILED
+    monkeypatch.setattr(MemorySession, "remove", remove)
+
+    tally = run(store, source, target, mode)
+
+    assert tally.failed == 0 and tally.skipped >= 1  # a sync retries b first, then lists it
     assert set(target.held("Inbox")) == {fingerprint("a")}
     assert rows(store, INBOX)["b"].status == SKIPPED
     assert rows(store, INBOX)["b"].last_error == "deleted at the source"

@@ -118,6 +118,49 @@ def test_a_crash_after_putscript_is_completed_on_resume(
         assert dovecot.sieve_script(mail_user.login, "mine").count("outlook-rules") == 1
 
 
+AWAY = (  # a script as the mapping writes it (its first line), with an automatic reply
+    "# Outlook inbox rules and automatic replies of x\r\n"
+    'require ["fileinto", "vacation"];\r\n'
+    'vacation :days 1 :subject "Absent" "Back on Monday.";\r\n'
+    'if header :contains "subject" "Facture" { fileinto "Junk"; }\r\n'
+)
+
+
+@pytest.mark.parametrize("killed", [False, True], ids=["whole", "killed-after-putscript"])
+@pytest.mark.parametrize("mine", [None, THEIRS], ids=["no-script", "active-script"])
+def test_a_new_script_name_takes_the_place_of_the_old_one(
+    dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path, mine: str | None, killed: bool
+) -> None:
+    """`script_name` changed: the script under the new name is active (or included) as the
+    old one was, never included from our own old script, and the old one is gone. A run
+    killed after the new PUTSCRIPT leaves the old one in place: the next pass switches."""
+    if mine is not None:
+        dovecot.put_sieve(mail_user.login, "mine", mine)
+    old = session(dovecot, mail_user, tmp_path)
+    ref = old.put(old.ensure_container(RULES), script(AWAY))
+    renamed = session(dovecot, mail_user, tmp_path, script_name="m365")
+    changed = script(AWAY.replace("Monday", "Tuesday"))
+    if killed:
+        dovecot.put_sieve(mail_user.login, "m365", AWAY.replace("Monday", "Tuesday"), active=False)
+        assert renamed.find("m365", changed, frozenset()) is None
+        assert renamed.ensure_container(RULES) == "m365"  # the switch, done by the next pass
+        if mine is None:  # one SETACTIVE: the old one inactive, never edited
+            assert dovecot.sieve_scripts(mail_user.login) == {"outlook-rules": False, "m365": True}
+            assert dovecot.sieve_script(mail_user.login, "outlook-rules") == AWAY
+        else:  # one edit of the user's script: never both included (two vacations)
+            theirs = dovecot.sieve_script(mail_user.login, "mine")
+            assert include_line("m365") in theirs and "outlook-rules" not in theirs
+    written = renamed.update(ref, changed)
+    assert renamed.find("m365", changed, frozenset()) == written
+    if mine is None:
+        assert dovecot.sieve_scripts(mail_user.login) == {"m365": True}
+    else:
+        assert dovecot.sieve_scripts(mail_user.login) == {"mine": True, "m365": False}
+        theirs = dovecot.sieve_script(mail_user.login, "mine")
+        assert theirs.count(include_line("m365")) == 1
+        assert "outlook-rules" not in theirs
+
+
 def test_a_script_the_server_refuses_is_reported_and_not_stored(
     dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path
 ) -> None:
