@@ -9,13 +9,13 @@ incremental read filters on.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from typing import TYPE_CHECKING
 
 from .chats_data import fixed
 from .teams_data import ChannelMessage
-from .teams_seed import POSTS, Composer, deleted_fields, write
+from .teams_mutations import delete_now, edit_now
+from .teams_seed import POSTS, Composer, write
 
 if TYPE_CHECKING:
     from .chats_data import ChatsData
@@ -53,15 +53,9 @@ class ChatMutator:
         wanted = mutation.chats_edits + mutation.chats_deletions
         picks = self.rng.sample(live, min(wanted, len(live)))
         for message in picks[: mutation.chats_edits]:
-            moment = self.data.clock()
-            body = message.body + "<p><em>Modifié ✏️</em></p>"
-            changed = dataclasses.replace(message, body=body, edited=moment, modified=moment)
-            touched.append(self.data.store(changed).id)
+            touched.append(edit_now(self.data, message, "<p><em>Modifié ✏️</em></p>").id)
         for message in picks[mutation.chats_edits :]:
-            moment = self.data.clock()
-            fields = deleted_fields(moment)
-            changed = dataclasses.replace(message, modified=moment, hosted=(), **fields)
-            touched.append(self.data.store(changed).id)
+            touched.append(delete_now(self.data, message).id)
         return touched
 
 

@@ -1,4 +1,5 @@
-"""The mutations applied to the sandbox's Teams: new posts and replies, edits, deletions.
+"""The mutations applied to the sandbox's Teams: new posts and replies, edits, deletions
+(how a message is edited or deleted serves the chats' mutations too).
 
 `Mutator` applies a `Mutation`'s chat fields to `teams_data.TeamsData` with the
 messages' own writer and composer (`teams_seed`), after "now", one minute per change.
@@ -71,16 +72,25 @@ class Mutator:
         return message.source_id
 
     def _edit(self, message: ChannelMessage) -> str:
-        moment = self.data.clock()
-        body = message.body + "<p><em>Modifié : précision ajoutée ✏️</em></p>"
-        changed = dataclasses.replace(message, body=body, edited=moment, modified=moment)
-        return self.data.store(changed).source_id
+        note = "<p><em>Modifié : précision ajoutée ✏️</em></p>"
+        return edit_now(self.data, message, note).source_id
 
     def _delete(self, message: ChannelMessage) -> str:
-        moment = self.data.clock()
-        fields = deleted_fields(moment)
-        changed = dataclasses.replace(message, modified=moment, hosted=(), **fields)
-        return self.data.store(changed).source_id
+        return delete_now(self.data, message).source_id
+
+
+def edit_now(data: TeamsData, message: ChannelMessage, note: str) -> ChannelMessage:
+    """Store `message` edited at the data's next change: `note` added to its body."""
+    moment = data.clock()
+    changed = dataclasses.replace(message, body=message.body + note, edited=moment, modified=moment)
+    return data.store(changed)
+
+
+def delete_now(data: TeamsData, message: ChannelMessage) -> ChannelMessage:
+    """Store `message` deleted at the data's next change: in its place, its content gone."""
+    moment = data.clock()
+    changed = dataclasses.replace(message, modified=moment, hosted=(), **deleted_fields(moment))
+    return data.store(changed)
 
 
 def _changeable(message: ChannelMessage) -> bool:
