@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -18,7 +16,7 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import SECRET_ENV, source_table
+from harness import SECRET_ENV, audit_reaches, final_run, kill_nine_at, source_table
 
 from hirondelle.mappings.chat import ChatContext, puppet_id
 from hirondelle.migrator import operations
@@ -268,24 +266,10 @@ def test_kill_nine_during_a_channel_import(tmp_path: Path, synapse: SynapseServe
         env = {**os.environ, **setup.env}
         command = [sys.executable, "-m", "hirondelle.cli", "-c", str(setup.config_path), "run"]
         audit = tmp_path / "audit"
-        kills = 0
-        for goal in (5, 20, 35):
-            process = subprocess.Popen(
-                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            deadline = time.monotonic() + 90
-            while process.poll() is None and time.monotonic() < deadline:
-                lines = sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
-                if lines >= goal:
-                    os.kill(process.pid, signal.SIGKILL)
-                    kills += 1
-                    break
-                time.sleep(0.005)
-            process.wait(timeout=30)
+        kills = kill_nine_at(command, env, (audit_reaches(audit, goal) for goal in (5, 20, 35)))
         assert kills >= 2
         setup.sandbox.set_faults(Faults())
-        final = subprocess.run(command, env=env, capture_output=True, timeout=300)
-        assert final.returncode == 0, final.stderr.decode()[-2000:]
+        final_run(command, env)
         check_rooms(setup)  # each message once: no duplicate, no gap
 
 
