@@ -54,15 +54,16 @@ def sandbox_with_secret(
         yield sandbox
 
 
-def sandbox_settings(sb: Any, secret_env: str) -> GraphSettings:
-    """The source settings that sign in to the sandbox `sb` with the secret in `secret_env`."""
+def sandbox_settings(sb: Any, **secret: str) -> GraphSettings:
+    """The source settings that sign in to the sandbox `sb` with `secret` (the setting
+    naming where the secret is, e.g. `client_secret_env=...`)."""
     return GraphSettings(
         tenant_id=sb.tenant_id,
         client_id=sb.client_id,
         graph_url=sb.graph_url,
         authority=sb.authority,
         ca_file=sb.ca_file,
-        client_secret_env=secret_env,
+        **secret,
     )
 
 

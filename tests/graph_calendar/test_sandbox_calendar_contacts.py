@@ -35,7 +35,7 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def client_for(sb: Any) -> GraphClient:
-    settings = sandbox_settings(sb, SECRET_ENV)
+    settings = sandbox_settings(sb, client_secret_env=SECRET_ENV)
     return GraphClient(settings, MailboxBudget(), mailboxes=2)
 
 

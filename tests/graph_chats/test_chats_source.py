@@ -35,7 +35,7 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 def source_for(
     sb: Any, claims: ChatClaims | None = None, wanted: frozenset[str] | None = None
 ) -> GraphChatsSource:
-    settings = sandbox_settings(sb, SECRET_ENV)
+    settings = sandbox_settings(sb, client_secret_env=SECRET_ENV)
     return GraphChatsSource(GraphClient(settings, chats_budget()), claims, wanted=wanted)
 
 

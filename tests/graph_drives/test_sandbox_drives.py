@@ -53,7 +53,7 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def make_source(sb: Any, tmp_path: Path) -> GraphDriveSource:
-    settings = sandbox_settings(sb, SECRET_ENV)
+    settings = sandbox_settings(sb, client_secret_env=SECRET_ENV)
     budget = MailboxBudget(concurrency=16, requests_per_window=1200, window_seconds=60.0)
     return GraphDriveSource(GraphClient(settings, budget), temp_dir=tmp_path / "spool")
 

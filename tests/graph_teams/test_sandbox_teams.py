@@ -37,7 +37,7 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def source_for(sb: Any) -> GraphTeamsSource:
-    settings = sandbox_settings(sb, SECRET_ENV)
+    settings = sandbox_settings(sb, client_secret_env=SECRET_ENV)
     return GraphTeamsSource(GraphClient(settings, teams_budget()))
 
 
