@@ -12,10 +12,9 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from .chats_data import fixed
 from .teams_data import ChannelMessage
-from .teams_mutations import delete_now, edit_now
-from .teams_seed import POSTS, Composer, write
+from .teams_mutations import delete_now, edit_now, say_now
+from .teams_seed import POSTS, Composer
 
 if TYPE_CHECKING:
     from .chats_data import ChatsData
@@ -36,14 +35,7 @@ class ChatMutator:
             composer = Composer(self.data, self.rng, chat.as_channel)
             composer.authors = composer.authors[: len(chat.members)]  # those still there
             text = self.rng.choice(POSTS)
-            message = write(
-                self.data,
-                chat.as_channel,
-                self.data.clock(),
-                composer.author(),
-                fixed({"body": f"<p>{text}</p>"}),
-            )
-            touched.append(message.id)
+            touched.append(say_now(self.data, chat.as_channel, composer.author(), text).id)
         live = [
             m
             for chat in chats

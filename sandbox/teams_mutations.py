@@ -11,7 +11,7 @@ import dataclasses
 import random
 from typing import TYPE_CHECKING
 
-from .teams_data import ChannelMessage, SandboxChannel, TeamsData
+from .teams_data import ChannelMessage, SandboxChannel, Sender, TeamsData
 from .teams_seed import POSTS, REPLIES, Composer, deleted_fields, write
 
 if TYPE_CHECKING:
@@ -49,27 +49,12 @@ class Mutator:
     def _post(self, channel: SandboxChannel) -> str:
         composer = self._composer(channel.id, channel.team_id)
         text = self.rng.choice(POSTS)
-        message = write(
-            self.data,
-            channel,
-            self.data.clock(),
-            composer.author(),
-            lambda d: {"body": f"<p>{text}</p>"},
-        )
-        return message.source_id
+        return say_now(self.data, channel, composer.author(), text).source_id
 
     def _reply(self, root: ChannelMessage) -> str:
         composer = self._composer(root.channel_id, root.team_id)
         text = self.rng.choice(REPLIES)
-        message = write(
-            self.data,
-            composer.channel,
-            self.data.clock(),
-            composer.author(),
-            lambda d: {"body": f"<p>{text}</p>"},
-            root.id,
-        )
-        return message.source_id
+        return say_now(self.data, composer.channel, composer.author(), text, root.id).source_id
 
     def _edit(self, message: ChannelMessage) -> str:
         note = "<p><em>Modifié : précision ajoutée ✏️</em></p>"
@@ -77,6 +62,17 @@ class Mutator:
 
     def _delete(self, message: ChannelMessage) -> str:
         return delete_now(self.data, message).source_id
+
+
+def say_now(
+    data: TeamsData,
+    channel: SandboxChannel,
+    author: Sender | None,
+    text: str,
+    root_id: str | None = None,
+) -> ChannelMessage:
+    """Write a one-paragraph message (a reply under `root_id`) at the data's next change."""
+    return write(data, channel, data.clock(), author, lambda d: {"body": f"<p>{text}</p>"}, root_id)
 
 
 def edit_now(data: TeamsData, message: ChannelMessage, note: str) -> ChannelMessage:
