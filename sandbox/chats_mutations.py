@@ -12,8 +12,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING
 
-from .teams_data import ChannelMessage
-from .teams_mutations import delete_now, edit_now, say_now
+from .teams_mutations import changeable, delete_now, edit_now, say_now
 from .teams_seed import POSTS, Composer
 
 if TYPE_CHECKING:
@@ -40,7 +39,7 @@ class ChatMutator:
             m
             for chat in chats
             for m in self.data.roots(chat.id)
-            if _changeable(m) and m.id not in touched
+            if changeable(m) and m.id not in touched
         ]
         wanted = mutation.chats_edits + mutation.chats_deletions
         picks = self.rng.sample(live, min(wanted, len(live)))
@@ -49,12 +48,3 @@ class ChatMutator:
         for message in picks[mutation.chats_edits :]:
             touched.append(delete_now(self.data, message).id)
         return touched
-
-
-def _changeable(message: ChannelMessage) -> bool:
-    return (
-        not message.pinned
-        and message.deleted is None
-        and message.message_type == "message"
-        and message.sender is not None
-    )

@@ -89,11 +89,16 @@ def delete_now(data: TeamsData, message: ChannelMessage) -> ChannelMessage:
     return data.store(changed)
 
 
-def _changeable(message: ChannelMessage) -> bool:
+def changeable(message: ChannelMessage) -> bool:
+    """A message a mutation may edit or delete: a live, unpinned message with an author."""
     return (
         not message.pinned
         and message.deleted is None
         and message.message_type == "message"
         and message.sender is not None
-        and message.sender.kind == "user"
     )
+
+
+def _changeable(message: ChannelMessage) -> bool:
+    """In a channel, only a user's message (not a bot's)."""
+    return changeable(message) and message.sender is not None and message.sender.kind == "user"
