@@ -47,6 +47,7 @@ from hirondelle.sandbox.teams_messages import (
     UNKNOWN_ENUM_MEMBERS,
     hosted_response,
     message_json,
+    root_message,
 )
 
 from .chats_data import ChatsData, SandboxChat, chat_json
@@ -172,10 +173,7 @@ class _Messages:
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{rest[-1]}'.")
 
     def _message(self, message_id: str) -> ChannelMessage:
-        try:
-            return self.data.root(self.chat.id, message_id)
-        except KeyError:
-            raise GraphError(404, "NotFound", "Message not found") from None
+        return root_message(self.data, self.chat.id, message_id)
 
     def _json(self, message: ChannelMessage) -> JSON:
         return chat_message_json(message, self.data.tenant_id, self.unknown)

@@ -73,10 +73,7 @@ class MessagesRoute:
     # -- lookups ----------------------------------------------------------------------------
 
     def _root(self, message_id: str) -> ChannelMessage:
-        try:
-            return self.data.root(self.channel.id, message_id)
-        except KeyError:
-            raise GraphError(404, "NotFound", "Message not found") from None
+        return root_message(self.data, self.channel.id, message_id)
 
     def _reply(self, root_id: str, reply_id: str) -> ChannelMessage:
         self._root(root_id)
@@ -211,6 +208,14 @@ class MessagesRoute:
         if state["u"] is None:  # a deltaLink: the round covers changes up to now
             state["u"] = self.data.seq
         return state
+
+
+def root_message(data: TeamsData, channel_id: str, message_id: str) -> ChannelMessage:
+    """A root message of a channel (or a chat); Graph's 404 when there is none."""
+    try:
+        return data.root(channel_id, message_id)
+    except KeyError:
+        raise GraphError(404, "NotFound", "Message not found") from None
 
 
 def hosted_response(
