@@ -76,8 +76,7 @@ class DavSettings(MasterLoginSettings):
         if self.vcard_version is not None and self.vcard_version not in VCARD_VERSIONS:
             raise ConfigError(self.setting("vcard_version"), f"one of {', '.join(VCARD_VERSIONS)}")
         self._check_timeout()
-        self._check_login_choice()
-        self._check_master_password()
+        self._check_logins()
 
     @property
     def origin(self) -> str:

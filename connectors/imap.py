@@ -20,13 +20,13 @@ from ..migrator.errors import HirondelleError
 from ..migrator.model import Capabilities, Owner
 from .credentials import Credentials, read_password_file  # noqa: F401 - re-exported
 from .imap_session import ImapSession
-from .imap_settings import (  # noqa: F401 - re-exported: the target's public face
-    SECURITY_MODES,
+from .imap_settings import (
     SPECIAL_FOLDERS,
     ImapSettings,
     connect,
 )
 from .imap_wire import Login
+from .target_settings import SECURITY_MODES  # noqa: F401 - re-exported: the target's public face
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

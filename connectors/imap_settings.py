@@ -9,18 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
-from .target_settings import MasterLoginSettings
+from .target_settings import HostLoginSettings
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-SECURITY_MODES = ("tls", "starttls", "plain")
-MASTER_LOGIN_FORMS = ("separator", "authzid")
 SPECIAL_FOLDERS = ("\\Sent", "\\Trash", "\\Drafts", "\\Junk", "\\Archive")
 
 
 @dataclass(frozen=True, slots=True)
-class ImapSettings(MasterLoginSettings):
+class ImapSettings(HostLoginSettings):
     """The `[targets.mail]` table for `kind = "imap"`. Holds no secret, only where to read it.
 
     Log in either with a per-user `password_file` (lines `login:password`, or CSV
@@ -49,10 +47,7 @@ class ImapSettings(MasterLoginSettings):
     config_key: str = "targets.mail"
 
     def __post_init__(self) -> None:
-        self._check_security(self.security, self.host, SECURITY_MODES, "IMAP")
-        self._check_login_choice()
-        self._check_master_login(self.master_login, MASTER_LOGIN_FORMS)
-        self._check_master_password()
+        self._check_host_logins("IMAP")
 
 
 def _shutdown(conn: imaplib.IMAP4) -> None:

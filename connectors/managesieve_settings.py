@@ -1,6 +1,6 @@
 """ManageSieve target settings and connections: the greeting, STARTTLS (verified), SASL PLAIN.
 
-The settings log in as the IMAP target's do (`MasterLoginSettings`: a per-user
+The settings log in as the IMAP target's do (`HostLoginSettings`: a per-user
 `password_file` or a master user, by the same `master_login` forms), so one Dovecot master
 user or one password file serves both tables.
 """
@@ -14,9 +14,8 @@ from pathlib import Path
 
 from ..migrator.errors import ConfigError, FatalError, OwnerFailed, Retriable, Unreachable
 from .credentials import Login
-from .imap_settings import MASTER_LOGIN_FORMS, SECURITY_MODES
 from .managesieve_wire import ProtocolError, Response, Wire, capabilities_of, sasl_plain
-from .target_settings import MasterLoginSettings
+from .target_settings import HostLoginSettings
 
 WHEN_ACTIVE = ("include", "leave")
 SCRIPT_NAME = "outlook-rules"  # the script's name unless `script_name` says otherwise
@@ -30,7 +29,7 @@ _NOT_IN_NAMES = frozenset(chr(c) for c in range(0x20)) | {"\x7f", "/"}
 
 
 @dataclass(frozen=True, slots=True)
-class ManageSieveSettings(MasterLoginSettings):
+class ManageSieveSettings(HostLoginSettings):
     """The `[targets.rules]` table for `kind = "managesieve"`. Holds no secret, only where
     to read it."""
 
@@ -53,10 +52,7 @@ class ManageSieveSettings(MasterLoginSettings):
 
     def __post_init__(self) -> None:
         self._paths("ca_file", "password_file", "master_password_file")
-        self._check_security(self.security, self.host, SECURITY_MODES, "ManageSieve")
-        self._check_login_choice()
-        self._check_master_login(self.master_login, MASTER_LOGIN_FORMS)
-        self._check_master_password()
+        self._check_host_logins("ManageSieve")
         self._check_timeout()
         name = self.script_name
         size = len(name.encode("utf-8", "replace"))

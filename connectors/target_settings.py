@@ -1,4 +1,5 @@
-"""What the settings of the network targets (IMAP, CalDAV/CardDAV, WebDAV, Matrix) share:
+"""What the settings of the network targets (IMAP, ManageSieve, CalDAV/CardDAV, WebDAV,
+Matrix) share:
 setting names as the configuration file spells them, the CA file and its TLS context,
 and the checks every one of them makes the same way (an http(s) URL, plain text only on
 loopback, a positive timeout, a password file or a master user).
@@ -16,6 +17,9 @@ from urllib.parse import SplitResult, urlsplit
 
 from ..migrator.errors import ConfigError
 from .credentials import is_loopback, tls_context
+
+SECURITY_MODES = ("tls", "starttls", "plain")  # how a host-and-port target's TLS starts
+MASTER_LOGIN_FORMS = ("separator", "authzid")  # how a master user names the user it acts for
 
 
 class TargetSettings:
@@ -112,3 +116,27 @@ class MasterLoginSettings(TargetSettings):
                 self.setting("master_password_env"),
                 "the master user needs master_password_env or master_password_file",
             )
+
+    def _check_logins(self) -> None:
+        """A password file or a master user, and the master user's password."""
+        self._check_login_choice()
+        self._check_master_password()
+
+
+class HostLoginSettings(MasterLoginSettings):
+    """Settings of a mail-side server reached by host and port (IMAP, ManageSieve): a
+    `security` mode, and the `master_login` form of a master user (Dovecot's master users
+    serve both)."""
+
+    __slots__ = ()
+    host: str
+    security: str
+    master_login: str
+
+    def _check_host_logins(self, protocol: str) -> None:
+        """`security` (plain text on loopback only) and the logins; `protocol` names
+        the server in the refusal of plain text."""
+        self._check_security(self.security, self.host, SECURITY_MODES, protocol)
+        self._check_login_choice()
+        self._check_master_login(self.master_login, MASTER_LOGIN_FORMS)
+        self._check_master_password()

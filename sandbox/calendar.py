@@ -41,7 +41,7 @@ from hirondelle.sandbox.mail import (
     GraphRequest,
     GraphResponse,
     mailbox_key,
-    mailbox_user,
+    mailbox_read,
 )
 from hirondelle.sandbox.odata import (
     JSON,
@@ -110,9 +110,7 @@ class CalendarService:
         return Gate(self.throttle, mailbox_key(self.tenant, request.segments[1]))
 
     def handle(self, request: GraphRequest) -> GraphResponse:
-        if request.method != "GET":
-            raise GraphError(405, "BadRequest", f"{request.method} is not supported here.")
-        user = mailbox_user(self.tenant, request.segments[1])
+        user = mailbox_read(self.tenant, request)
         self.data.ensure_defaults(user)
         rest, names = request.segments[2:], request.names[2:]
         if names[0] in ("contactfolders", "contacts"):

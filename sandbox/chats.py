@@ -31,7 +31,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from hirondelle.sandbox.calendar import MediaResponse
 from hirondelle.sandbox.mail import GraphRequest, GraphResponse
 from hirondelle.sandbox.odata import (
     JSON,
@@ -44,7 +43,12 @@ from hirondelle.sandbox.odata import (
 from hirondelle.sandbox.service import Gate
 from hirondelle.sandbox.teams import CHAT_MESSAGES, PROTECTED_API_REFUSAL, member_json
 from hirondelle.sandbox.teams_data import ChannelMessage, epoch_ms
-from hirondelle.sandbox.teams_messages import UNKNOWN_ENUM_MEMBERS, hosted_json, message_json
+from hirondelle.sandbox.teams_messages import (
+    UNKNOWN_ENUM_MEMBERS,
+    hosted_response,
+    message_json,
+    root_message,
+)
 
 from .chats_data import ChatsData, SandboxChat, chat_json
 
@@ -165,14 +169,11 @@ class _Messages:
                 body = {"@odata.context": f"{self.context}/$entity"}
                 return GraphResponse(body=body | self._json(self._message(rest[0])))
             case [_, "hostedcontents", *media]:
-                return self._hosted(self._message(rest[0]), rest[2:], media)
+                return hosted_response(self.context, self._message(rest[0]), rest[2:], media)
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{rest[-1]}'.")
 
     def _message(self, message_id: str) -> ChannelMessage:
-        try:
-            return self.data.root(self.chat.id, message_id)
-        except KeyError:
-            raise GraphError(404, "NotFound", "Message not found") from None
+        return root_message(self.data, self.chat.id, message_id)
 
     def _json(self, message: ChannelMessage) -> JSON:
         return chat_message_json(message, self.data.tenant_id, self.unknown)
@@ -200,19 +201,6 @@ class _Messages:
             body["@odata.nextLink"] = self.request.link(skiptoken=token)
         body["value"] = [self._json(m) for m in page]
         return GraphResponse(body=body)
-
-    def _hosted(self, message: ChannelMessage, rest: list[str], names: list[str]) -> GraphResponse:
-        base = f"{self.context}('{message.id}')/hostedContents"
-        if not rest:
-            body: JSON = {"@odata.context": base, "@odata.count": len(message.hosted)}
-            body["value"] = [hosted_json(h.id) for h in message.hosted]
-            return GraphResponse(body=body)
-        found = next((h for h in message.hosted if h.id == rest[0]), None)
-        if found is None or names[1:] not in ([], ["$value"]):
-            raise GraphError(404, "NotFound", "Hosted content not found")
-        if names[1:] == ["$value"]:
-            return MediaResponse(headers={"Content-Type": found.content_type}, content=found.data)
-        return GraphResponse(body={"@odata.context": f"{base}/$entity"} | hosted_json(found.id))
 
 
 def chat_message_json(message: ChannelMessage, tenant_id: str, unknown_members: bool) -> JSON:

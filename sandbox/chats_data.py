@@ -37,6 +37,7 @@ from .teams_data import (
     SandboxChannel,
     Sender,
     TeamsData,
+    by_id,
     hosted_content_id,
     iso_ms,
     tiny_png,
@@ -48,7 +49,11 @@ from .teams_seed import (
     Composer,
     Draft,
     deleted_fields,
+    initiator,
+    reference_attachment,
     site_files,
+    system_event_fields,
+    user_identity,
     write,
 )
 
@@ -127,10 +132,7 @@ class ChatsData(TeamsData):
     # --- reads ------------------------------------------------------------------------------
 
     def chat(self, chat_id: str) -> SandboxChat:
-        for chat in self.chats:
-            if chat.id.lower() == chat_id.lower():
-                return chat
-        raise KeyError(chat_id)
+        return by_id(self.chats, chat_id)
 
     def chats_of(self, user_id: str) -> list[SandboxChat]:
         """The chats the user is a member of now, oldest first."""
@@ -316,15 +318,7 @@ class _Seeder:
 
         def shared(draft: Draft) -> JSON:
             attachment_id, url, name = files[0]
-            reference = {
-                "id": attachment_id,
-                "contentType": "reference",
-                "contentUrl": url,
-                "content": None,
-                "name": name,
-                "thumbnailUrl": None,
-                "teamsAppId": None,
-            }
+            reference = reference_attachment(attachment_id, url, name)
             body = f'<p>Le compte rendu 📄</p><attachment id="{attachment_id}"></attachment>'
             return {"body": body, "attachments": (reference,), "pinned": True}
 
@@ -367,34 +361,12 @@ class _Seeder:
         tenant = self.data.tenant_id
         detail = {
             "@odata.type": f"#microsoft.graph.{kind}EventMessageDetail",
-            "members": [
-                {
-                    "id": m.user_id,
-                    "displayName": None,
-                    "userIdentityType": "aadUser",
-                    "tenantId": tenant,
-                }
-                for m in members
-            ],
-            "initiator": {
-                "application": None,
-                "device": None,
-                "user": {
-                    "id": chat.members[0].user_id,
-                    "displayName": None,
-                    "userIdentityType": "aadUser",
-                    "tenantId": tenant,
-                },
-            },
+            "members": [user_identity(m.user_id, None, tenant, typed=False) for m in members],
+            "initiator": self._initiator(chat),
         }
         if kind == "membersAdded":
             detail["visibleHistoryStartDateTime"] = "0001-01-01T00:00:00Z"
-        return {
-            "body": "<systemEventMessage/>",
-            "message_type": "systemEventMessage",
-            "event_detail": detail,
-            "pinned": True,
-        }
+        return {**system_event_fields(detail), "pinned": True}
 
     def _call_ended(self, chat: SandboxChat) -> JSON:
         detail = {
@@ -403,23 +375,13 @@ class _Seeder:
             "callDuration": "PT44M12S",
             "callEventType": "meeting",
             "callParticipants": [],
-            "initiator": {
-                "application": None,
-                "device": None,
-                "user": {
-                    "id": chat.members[0].user_id,
-                    "displayName": None,
-                    "userIdentityType": "aadUser",
-                    "tenantId": self.data.tenant_id,
-                },
-            },
+            "initiator": self._initiator(chat),
         }
-        return {
-            "body": "<systemEventMessage/>",
-            "message_type": "systemEventMessage",
-            "event_detail": detail,
-            "pinned": True,
-        }
+        return {**system_event_fields(detail), "pinned": True}
+
+    def _initiator(self, chat: SandboxChat) -> JSON:
+        """A chat's system events are the first member's doing."""
+        return initiator(user_identity(chat.members[0].user_id, None, self.data.tenant_id, False))
 
     def _big(self, chat: SandboxChat) -> None:
         """The long chat's messages, one every few minutes: the same for a seed whenever

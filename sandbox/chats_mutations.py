@@ -9,13 +9,11 @@ incremental read filters on.
 
 from __future__ import annotations
 
-import dataclasses
 import random
 from typing import TYPE_CHECKING
 
-from .chats_data import fixed
-from .teams_data import ChannelMessage
-from .teams_seed import POSTS, Composer, deleted_fields, write
+from .teams_mutations import changeable, delete_now, edit_now, say_now
+from .teams_seed import POSTS, Composer
 
 if TYPE_CHECKING:
     from .chats_data import ChatsData
@@ -36,39 +34,17 @@ class ChatMutator:
             composer = Composer(self.data, self.rng, chat.as_channel)
             composer.authors = composer.authors[: len(chat.members)]  # those still there
             text = self.rng.choice(POSTS)
-            message = write(
-                self.data,
-                chat.as_channel,
-                self.data.clock(),
-                composer.author(),
-                fixed({"body": f"<p>{text}</p>"}),
-            )
-            touched.append(message.id)
+            touched.append(say_now(self.data, chat.as_channel, composer.author(), text).id)
         live = [
             m
             for chat in chats
             for m in self.data.roots(chat.id)
-            if _changeable(m) and m.id not in touched
+            if changeable(m) and m.id not in touched
         ]
         wanted = mutation.chats_edits + mutation.chats_deletions
         picks = self.rng.sample(live, min(wanted, len(live)))
         for message in picks[: mutation.chats_edits]:
-            moment = self.data.clock()
-            body = message.body + "<p><em>Modifié ✏️</em></p>"
-            changed = dataclasses.replace(message, body=body, edited=moment, modified=moment)
-            touched.append(self.data.store(changed).id)
+            touched.append(edit_now(self.data, message, "<p><em>Modifié ✏️</em></p>").id)
         for message in picks[mutation.chats_edits :]:
-            moment = self.data.clock()
-            fields = deleted_fields(moment)
-            changed = dataclasses.replace(message, modified=moment, hosted=(), **fields)
-            touched.append(self.data.store(changed).id)
+            touched.append(delete_now(self.data, message).id)
         return touched
-
-
-def _changeable(message: ChannelMessage) -> bool:
-    return (
-        not message.pinned
-        and message.deleted is None
-        and message.message_type == "message"
-        and message.sender is not None
-    )

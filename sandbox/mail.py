@@ -105,6 +105,13 @@ def mailbox_user(tenant: Tenant, key: str) -> SandboxUser:
         raise GraphError(404, "ErrorInvalidUser", message) from None
 
 
+def mailbox_read(tenant: Tenant, request: GraphRequest) -> SandboxUser:
+    """The user of a read under /users/{id | upn}; Outlook's 405 for any other method."""
+    if request.method != "GET":
+        raise GraphError(405, "BadRequest", f"{request.method} is not supported here.")
+    return mailbox_user(tenant, request.segments[1])
+
+
 def mailbox_key(tenant: Tenant, key: str) -> str:
     """The throttling key of the mailbox `key` names: its lower-case UPN (the key's own
     when no user has it)."""

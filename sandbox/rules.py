@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hirondelle.sandbox.mail import GraphRequest, GraphResponse, mailbox_key, mailbox_user
+from hirondelle.sandbox.mail import GraphRequest, GraphResponse, mailbox_key, mailbox_read
 from hirondelle.sandbox.odata import JSON, GraphError, QueryOptions, select_keys
 from hirondelle.sandbox.service import Gate
 from hirondelle.sandbox.throttle import MailboxThrottle
@@ -42,9 +42,7 @@ class RulesService:
         return Gate(self.throttle, mailbox_key(self.tenant, request.segments[1]))
 
     def handle(self, request: GraphRequest) -> GraphResponse:
-        if request.method != "GET":
-            raise GraphError(405, "BadRequest", f"{request.method} is not supported here.")
-        user = mailbox_user(self.tenant, request.segments[1])
+        user = mailbox_read(self.tenant, request)
         mailbox = self.tenant.rules.of(user)
         names, base = request.names, f"{request.base_url}/$metadata#users('{user.id}')"
         if names[2] == "mailboxsettings":

@@ -27,10 +27,10 @@ import base64
 import dataclasses
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import quote
 
 from .drive_data import guid
@@ -142,6 +142,22 @@ class ChannelMessage:
     @property
     def etag(self) -> str:
         return str(epoch_ms(self.modified))
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str: ...
+
+
+_I = TypeVar("_I", bound=_Identified)
+
+
+def by_id(found: Iterable[_I], key: str) -> _I:
+    """The one whose id is `key`, ids compared regardless of case as Graph does; KeyError."""
+    for one in found:
+        if one.id.lower() == key.lower():
+            return one
+    raise KeyError(key)
 
 
 def epoch_ms(moment: datetime) -> int:
@@ -288,10 +304,7 @@ class TeamsData:
         return months_before(self.now, HORIZON_MONTHS)
 
     def team(self, key: str) -> SandboxTeam:
-        for team in self.teams:
-            if team.id.lower() == key.lower():
-                return team
-        raise KeyError(key)
+        return by_id(self.teams, key)
 
     def channels(self, team_id: str) -> list[SandboxChannel]:
         """The channels the team hosts, in creation order."""
@@ -307,10 +320,7 @@ class TeamsData:
 
     def channel(self, team_id: str, channel_id: str) -> SandboxChannel:
         """A channel the team hosts or was shared; KeyError."""
-        for channel in self.channels(team_id) + self.incoming_channels(team_id):
-            if channel.id.lower() == channel_id.lower():
-                return channel
-        raise KeyError(channel_id)
+        return by_id(self.channels(team_id) + self.incoming_channels(team_id), channel_id)
 
     def roots(self, channel_id: str) -> list[ChannelMessage]:
         """The channel's root posts, oldest first (deleted ones included, as Teams keeps them)."""

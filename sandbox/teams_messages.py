@@ -65,18 +65,15 @@ class MessagesRoute:
             case [_, "replies", _]:
                 return self._single(self._reply(rest[0], rest[2]))
             case [_, "hostedcontents", *media]:
-                return self._hosted(self._root(rest[0]), rest[2:], media)
+                return hosted_response(self.context, self._root(rest[0]), rest[2:], media)
             case [_, "replies", _, "hostedcontents", *media]:
-                return self._hosted(self._reply(rest[0], rest[2]), rest[4:], media)
+                return hosted_response(self.context, self._reply(rest[0], rest[2]), rest[4:], media)
         raise GraphError(400, "BadRequest", f"Resource not found for the segment '{rest[-1]}'.")
 
     # -- lookups ----------------------------------------------------------------------------
 
     def _root(self, message_id: str) -> ChannelMessage:
-        try:
-            return self.data.root(self.channel.id, message_id)
-        except KeyError:
-            raise GraphError(404, "NotFound", "Message not found") from None
+        return root_message(self.data, self.channel.id, message_id)
 
     def _reply(self, root_id: str, reply_id: str) -> ChannelMessage:
         self._root(root_id)
@@ -212,20 +209,31 @@ class MessagesRoute:
             state["u"] = self.data.seq
         return state
 
-    # -- hosted contents --------------------------------------------------------------------
 
-    def _hosted(self, message: ChannelMessage, rest: list[str], names: list[str]) -> GraphResponse:
-        base = f"{self.context}('{message.id}')/hostedContents"
-        if not rest:
-            body: JSON = {"@odata.context": base, "@odata.count": len(message.hosted)}
-            body["value"] = [hosted_json(h.id) for h in message.hosted]
-            return GraphResponse(body=body)
-        found = next((h for h in message.hosted if h.id == rest[0]), None)
-        if found is None or names[1:] not in ([], ["$value"]):
-            raise GraphError(404, "NotFound", "Hosted content not found")
-        if names[1:] == ["$value"]:
-            return MediaResponse(headers={"Content-Type": found.content_type}, content=found.data)
-        return GraphResponse(body={"@odata.context": f"{base}/$entity"} | hosted_json(found.id))
+def root_message(data: TeamsData, channel_id: str, message_id: str) -> ChannelMessage:
+    """A root message of a channel (or a chat); Graph's 404 when there is none."""
+    try:
+        return data.root(channel_id, message_id)
+    except KeyError:
+        raise GraphError(404, "NotFound", "Message not found") from None
+
+
+def hosted_response(
+    context: str, message: ChannelMessage, rest: list[str], names: list[str]
+) -> GraphResponse:
+    """A message's hosted contents under `context` (its messages' collection): the list,
+    one entity, or its bytes at `$value`; channel and chat messages answer alike."""
+    base = f"{context}('{message.id}')/hostedContents"
+    if not rest:
+        body: JSON = {"@odata.context": base, "@odata.count": len(message.hosted)}
+        body["value"] = [hosted_json(h.id) for h in message.hosted]
+        return GraphResponse(body=body)
+    found = next((h for h in message.hosted if h.id == rest[0]), None)
+    if found is None or names[1:] not in ([], ["$value"]):
+        raise GraphError(404, "NotFound", "Hosted content not found")
+    if names[1:] == ["$value"]:
+        return MediaResponse(headers={"Content-Type": found.content_type}, content=found.data)
+    return GraphResponse(body={"@odata.context": f"{base}/$entity"} | hosted_json(found.id))
 
 
 def _cursor(token: str | None) -> int:

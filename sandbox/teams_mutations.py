@@ -1,4 +1,5 @@
-"""The mutations applied to the sandbox's Teams: new posts and replies, edits, deletions.
+"""The mutations applied to the sandbox's Teams: new posts and replies, edits, deletions
+(how a message is edited or deleted serves the chats' mutations too).
 
 `Mutator` applies a `Mutation`'s chat fields to `teams_data.TeamsData` with the
 messages' own writer and composer (`teams_seed`), after "now", one minute per change.
@@ -10,7 +11,7 @@ import dataclasses
 import random
 from typing import TYPE_CHECKING
 
-from .teams_data import ChannelMessage, SandboxChannel, TeamsData
+from .teams_data import ChannelMessage, SandboxChannel, Sender, TeamsData
 from .teams_seed import POSTS, REPLIES, Composer, deleted_fields, write
 
 if TYPE_CHECKING:
@@ -48,46 +49,56 @@ class Mutator:
     def _post(self, channel: SandboxChannel) -> str:
         composer = self._composer(channel.id, channel.team_id)
         text = self.rng.choice(POSTS)
-        message = write(
-            self.data,
-            channel,
-            self.data.clock(),
-            composer.author(),
-            lambda d: {"body": f"<p>{text}</p>"},
-        )
-        return message.source_id
+        return say_now(self.data, channel, composer.author(), text).source_id
 
     def _reply(self, root: ChannelMessage) -> str:
         composer = self._composer(root.channel_id, root.team_id)
         text = self.rng.choice(REPLIES)
-        message = write(
-            self.data,
-            composer.channel,
-            self.data.clock(),
-            composer.author(),
-            lambda d: {"body": f"<p>{text}</p>"},
-            root.id,
-        )
-        return message.source_id
+        return say_now(self.data, composer.channel, composer.author(), text, root.id).source_id
 
     def _edit(self, message: ChannelMessage) -> str:
-        moment = self.data.clock()
-        body = message.body + "<p><em>Modifié : précision ajoutée ✏️</em></p>"
-        changed = dataclasses.replace(message, body=body, edited=moment, modified=moment)
-        return self.data.store(changed).source_id
+        note = "<p><em>Modifié : précision ajoutée ✏️</em></p>"
+        return edit_now(self.data, message, note).source_id
 
     def _delete(self, message: ChannelMessage) -> str:
-        moment = self.data.clock()
-        fields = deleted_fields(moment)
-        changed = dataclasses.replace(message, modified=moment, hosted=(), **fields)
-        return self.data.store(changed).source_id
+        return delete_now(self.data, message).source_id
 
 
-def _changeable(message: ChannelMessage) -> bool:
+def say_now(
+    data: TeamsData,
+    channel: SandboxChannel,
+    author: Sender | None,
+    text: str,
+    root_id: str | None = None,
+) -> ChannelMessage:
+    """Write a one-paragraph message (a reply under `root_id`) at the data's next change."""
+    return write(data, channel, data.clock(), author, lambda d: {"body": f"<p>{text}</p>"}, root_id)
+
+
+def edit_now(data: TeamsData, message: ChannelMessage, note: str) -> ChannelMessage:
+    """Store `message` edited at the data's next change: `note` added to its body."""
+    moment = data.clock()
+    changed = dataclasses.replace(message, body=message.body + note, edited=moment, modified=moment)
+    return data.store(changed)
+
+
+def delete_now(data: TeamsData, message: ChannelMessage) -> ChannelMessage:
+    """Store `message` deleted at the data's next change: in its place, its content gone."""
+    moment = data.clock()
+    changed = dataclasses.replace(message, modified=moment, hosted=(), **deleted_fields(moment))
+    return data.store(changed)
+
+
+def changeable(message: ChannelMessage) -> bool:
+    """A message a mutation may edit or delete: a live, unpinned message with an author."""
     return (
         not message.pinned
         and message.deleted is None
         and message.message_type == "message"
         and message.sender is not None
-        and message.sender.kind == "user"
     )
+
+
+def _changeable(message: ChannelMessage) -> bool:
+    """In a channel, only a user's message (not a bot's)."""
+    return changeable(message) and message.sender is not None and message.sender.kind == "user"

@@ -124,13 +124,42 @@ HOSTILE_BODY = (
 )
 
 
-def user_identity(user_id: str, name: str | None, tenant_id: str) -> JSON:
-    return {
-        "@odata.type": "#microsoft.graph.teamworkUserIdentity",
+def user_identity(user_id: str, name: str | None, tenant_id: str, typed: bool = True) -> JSON:
+    """A teamworkUserIdentity; `typed` False leaves out its `@odata.type` (as a chat's
+    system events give it)."""
+    identity: JSON = {"@odata.type": "#microsoft.graph.teamworkUserIdentity"} if typed else {}
+    return identity | {
         "id": user_id,
         "displayName": name,
         "userIdentityType": "aadUser",
         "tenantId": tenant_id,
+    }
+
+
+def initiator(user: JSON | None) -> JSON:
+    """Who caused a system event: a user (None when nobody is known), never an app here."""
+    return {"application": None, "device": None, "user": user}
+
+
+def system_event_fields(detail: JSON) -> JSON:
+    """A system event message's fields: its eventDetail, and the body Teams gives it."""
+    return {
+        "body": "<systemEventMessage/>",
+        "message_type": "systemEventMessage",
+        "event_detail": detail,
+    }
+
+
+def reference_attachment(attachment_id: str, url: str, name: str) -> JSON:
+    """A `reference` attachment: a file of the team's library, linked from a message."""
+    return {
+        "id": attachment_id,
+        "contentType": "reference",
+        "contentUrl": url,
+        "content": None,
+        "name": name,
+        "thumbnailUrl": None,
+        "teamsAppId": None,
     }
 
 
@@ -373,9 +402,7 @@ class Composer:
 
     def system_event(self, draft: Draft) -> JSON:
         owner = next((m for m in self.channel.members if "owner" in m.roles), None)
-        initiator: JSON = {"application": None, "device": None, "user": None}
-        if owner is not None:
-            initiator["user"] = user_identity(owner.user_id, None, self.tenant)
+        by = initiator(None if owner is None else user_identity(owner.user_id, None, self.tenant))
         detail: JSON
         if self.channel.display_name == "General":
             detail = {
@@ -384,20 +411,16 @@ class Composer:
                 "members": [
                     user_identity(m.user_id, None, self.tenant) for m in self.channel.members
                 ],
-                "initiator": initiator,
+                "initiator": by,
             }
         else:
             detail = {
                 "@odata.type": "#microsoft.graph.channelAddedEventMessageDetail",
                 "channelId": self.channel.id,
                 "channelDisplayName": self.channel.display_name,
-                "initiator": initiator,
+                "initiator": by,
             }
-        return {
-            "body": "<systemEventMessage/>",
-            "message_type": "systemEventMessage",
-            "event_detail": detail,
-        }
+        return system_event_fields(detail)
 
 
 def deleted_fields(moment: datetime) -> JSON:

@@ -24,6 +24,9 @@ from .teams_seed import (
     Composer,
     Draft,
     deleted_fields,
+    initiator,
+    reference_attachment,
+    system_event_fields,
     user_identity,
     write,
 )
@@ -126,7 +129,7 @@ class _Showcase:
             markers = "".join(f'<attachment id="{f[0]}"></attachment>' for f in files)
             return {
                 "body": f"<p>Le compte rendu et le plan sont prêts 📄</p>{markers}",
-                "attachments": tuple(_reference(*f) for f in files),
+                "attachments": tuple(reference_attachment(*f) for f in files),
             }
 
         return self._write(moment, compose)
@@ -282,7 +285,7 @@ class _Showcase:
                 f'<a href="{present[1]}">{present[2]}</a></p>'
                 f'<attachment id="{missing[0]}"></attachment>'
             )
-            return {"body": body, "attachments": (_reference(*missing),)}
+            return {"body": body, "attachments": (reference_attachment(*missing),)}
 
         return self._write(moment, compose)
 
@@ -294,30 +297,10 @@ class _Showcase:
                 "@odata.type": "#microsoft.graph.teamDescriptionUpdatedEventMessageDetail",
                 "teamId": self.channel.team_id,
                 "teamDescription": "Chantier de la médiathèque, phase 2 🐦",
-                "initiator": {
-                    "application": None,
-                    "device": None,
-                    "user": user_identity(owner.id, None, self.data.tenant_id),
-                },
+                "initiator": initiator(user_identity(owner.id, None, self.data.tenant_id)),
             }
-            return {
-                "body": "<systemEventMessage/>",
-                "message_type": "systemEventMessage",
-                "event_detail": detail,
-            }
+            return system_event_fields(detail)
 
         return write(
             self.data, self.channel, moment, None, lambda d: {**compose(d), "pinned": True}
         )
-
-
-def _reference(attachment_id: str, url: str, name: str) -> JSON:
-    return {
-        "id": attachment_id,
-        "contentType": "reference",
-        "contentUrl": url,
-        "content": None,
-        "name": name,
-        "thumbnailUrl": None,
-        "teamsAppId": None,
-    }

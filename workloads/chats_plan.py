@@ -18,6 +18,7 @@ from ..connectors.graph.chats import GraphChatsSource
 from ..connectors.graph.chats_reads import MESSAGE_PAGE
 from ..migrator.model import Container, Item, Owner
 from ..migrator.plan import Finding
+from .chat_plan import authors_text, deleted_findings
 from .listed_plan import ListedPlanner
 
 METERED_PER_MESSAGE = 0.0  # USD: /chats/{id}/messages is not metered
@@ -77,11 +78,7 @@ class ChatsPlanner(ListedPlanner):
         system = len(items) - len(written)  # system events have no author
         detail = (
             f"{container.role} chat: {len(items) - system} messages, {system} system events, "
-            f"{len(authors)} authors ({', '.join(name for name, _ in authors.most_common(5))})"
+            f"{authors_text(authors)}"
         )
         found = [Finding("info", "chat", owner.upn, container.display_path, detail)]
-        deleted = sum(1 for i in items if i.meta.get("deleted"))
-        if deleted:
-            text = f"{deleted} deleted messages (carried as notices or skipped)"
-            found.append(Finding("info", "deleted", owner.upn, container.display_path, text))
-        return found
+        return found + deleted_findings(owner, container, items)

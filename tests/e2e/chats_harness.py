@@ -1,5 +1,6 @@
 """Teams chats into a real Synapse: a sandbox tenant with chats, a configuration of the
-`chats` workload, and what the homeserver holds read back."""
+`chats` workload, and what the homeserver holds read back; what the channels' tests
+(`test_chat.py`) share with them: a setup's parts and its Matrix login."""
 
 from __future__ import annotations
 
@@ -36,13 +37,44 @@ SPEC = TenantSpec(
 
 
 @dataclass
-class Chats:
+class Chat:
+    """A sandbox and a homeserver, a configuration between them, its environment and the
+    token that reads the homeserver back."""
+
     tenant: Tenant
     sandbox: SandboxServer
     synapse: SynapseServer
     config_path: Path
     env: dict[str, str]
     token: str
+
+
+@dataclass
+class MatrixLogin:
+    """How a configuration logs in to the homeserver in one mode."""
+
+    prefix: str  # the room alias prefix: this test's rooms apart from other tests'
+    token: str
+    credential: str  # the `[targets.*]` line naming the token's variable
+    env: dict[str, str]  # the token's variable
+    bot: str | None  # bot mode: the account that sends everything
+
+
+def matrix_login(synapse: SynapseServer, mode: str) -> MatrixLogin:
+    """The application service's token, or in bot mode a new account's."""
+    # the application service owns the m365_ aliases exclusively: a bot uses its own
+    prefix = f"{'bot' if mode == 'bot' else 'm365_'}{uuid.uuid4().hex[:8]}_"
+    if mode == "bot":
+        account = synapse.new_user()
+        credential = f'access_token_env = "{BOT_TOKEN_ENV}"'
+        token, bot = account.access_token, account.user_id
+        return MatrixLogin(prefix, token, credential, {BOT_TOKEN_ENV: token}, bot)
+    credential = f'as_token_env = "{AS_TOKEN_ENV}"'
+    return MatrixLogin(prefix, SYNAPSE_AS_TOKEN, credential, {AS_TOKEN_ENV: SYNAPSE_AS_TOKEN}, None)
+
+
+@dataclass
+class Chats(Chat):
     prefix: str  # this test's room alias prefix: its rooms apart from other tests'
     real: MatrixAccount | None  # the real account the first user is mapped to
     bot: str | None = None  # bot mode: the account that sends everything
@@ -81,9 +113,8 @@ def chats_setup(
     `run.workers`."""
     tenant = Tenant.generate(SPEC)
     with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
-        # the application service owns the m365_ aliases exclusively: a bot uses its own
-        prefix = f"{'bot' if mode == 'bot' else 'm365_'}{uuid.uuid4().hex[:8]}_"
         real = synapse.new_user() if real_user else None
+        login = matrix_login(synapse, mode)
         users_table, masquerade = "", ""
         if real is not None:
             logins = [real.user_id, *(u.upn.split("@")[0] for u in tenant.users[1:])]
@@ -92,13 +123,6 @@ def chats_setup(
             )
             (tmp_path / "users.csv").write_text(f"source_upn,target_login\n{rows}")
             users_table, masquerade = '[users]\nfile = "users.csv"', "masquerade_real_users = true"
-        if mode == "bot":
-            account = synapse.new_user()
-            token, credential = account.access_token, f'access_token_env = "{BOT_TOKEN_ENV}"'
-            env, bot = {BOT_TOKEN_ENV: token}, account.user_id
-        else:
-            token, credential = SYNAPSE_AS_TOKEN, f'as_token_env = "{AS_TOKEN_ENV}"'
-            env, bot = {AS_TOKEN_ENV: token}, None
         config = tmp_path / "hirondelle.toml"
         config.write_text(
             f"""{source_table(sandbox)}
@@ -112,14 +136,15 @@ kind = "matrix"
 mode = "{mode}"
 homeserver = "{synapse.url}"
 server_name = "{synapse.server_name}"
-room_alias_prefix = "{prefix}"
+room_alias_prefix = "{login.prefix}"
 bot_rate = 50.0
 deleted = "{deleted}"
 {masquerade}
-{credential}
+{login.credential}
 """
         )
-        env = {SECRET_ENV: sandbox.client_secret, **env}
+        env = {SECRET_ENV: sandbox.client_secret, **login.env}
+        token, prefix, bot = login.token, login.prefix, login.bot
         yield Chats(tenant, sandbox, synapse, config, env, token, prefix, real, bot, deleted)
 
 

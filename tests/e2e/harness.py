@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -226,3 +227,49 @@ def wait_for(condition: Callable[[], object], process: subprocess.Popen[bytes]) 
             return False
         time.sleep(0.005)
     raise AssertionError("the run made no progress before the deadline")
+
+
+def audit_lines(audit: Path) -> int:
+    """How many lines the runs' audit logs in `audit` hold so far."""
+    return sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
+
+
+def audit_reaches(audit: Path, goal: int) -> Callable[[], bool]:
+    """A moment: the audit logs hold `goal` lines or more."""
+    return lambda: audit_lines(audit) >= goal
+
+
+def kill_nine_at(
+    command: list[str],
+    env: dict[str, str],
+    moments: Iterable[Callable[[], bool]],
+    *,
+    cwd: Path | None = None,
+    deadline: float = 90.0,
+    poll: float = 0.005,
+) -> int:
+    """Start `command` once per moment (each taken from `moments` just before its run
+    starts) and kill -9 the run when its moment comes, unless it ends first or `deadline`
+    seconds pass; how many runs were killed."""
+    kills = 0
+    for moment in moments:
+        process = subprocess.Popen(
+            command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        end = time.monotonic() + deadline
+        while process.poll() is None and time.monotonic() < end:
+            if moment():
+                os.kill(process.pid, signal.SIGKILL)
+                kills += 1
+                break
+            time.sleep(poll)
+        process.wait(timeout=30)
+    return kills
+
+
+def final_run(
+    command: list[str], env: dict[str, str], *, cwd: Path | None = None, timeout: float = 300
+) -> None:
+    """The run after the kills ends well."""
+    final = subprocess.run(command, env=env, cwd=cwd, capture_output=True, timeout=timeout)
+    assert final.returncode == 0, final.stderr.decode()[-2000:]

@@ -5,20 +5,17 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
-import signal
 import subprocess
 import sys
-import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from harness import SECRET_ENV, source_table
+from chats_harness import TEAMS_ID, Chat, matrix_login
+from harness import SECRET_ENV, audit_reaches, final_run, kill_nine_at, source_table
 
 from hirondelle.mappings.chat import ChatContext, puppet_id
 from hirondelle.migrator import operations
@@ -28,22 +25,7 @@ from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
 from hirondelle.state.schema import Unit
 from hirondelle.state.store import open_store
-from hirondelle.tests.servers import SYNAPSE_AS_TOKEN, SynapseServer
-
-AS_TOKEN_ENV = "HIRONDELLE_TEST_AS_TOKEN"
-BOT_TOKEN_ENV = "HIRONDELLE_TEST_BOT_TOKEN"
-TEAMS_ID = "fi.hirondelle.teams_id"
-
-
-@dataclass
-class Chat:
-    tenant: Tenant
-    sandbox: SandboxServer
-    synapse: SynapseServer
-    config_path: Path
-    env: dict[str, str]
-    token: str
-
+from hirondelle.tests.servers import SynapseServer
 
 SMALL_TEAM = TenantSpec(
     seed=29,
@@ -68,15 +50,7 @@ def chat_setup(
 ) -> Iterator[Chat]:
     tenant = Tenant.generate(spec)
     with SandboxServer(tenant, tls=True, limits=Limits(enabled=False), faults=faults) as sandbox:
-        # the application service owns the m365_ aliases exclusively: a bot uses its own
-        prefix = f"{'bot' if mode == 'bot' else 'm365_'}{uuid.uuid4().hex[:8]}_"
-        if mode == "bot":
-            account = synapse.new_user()
-            token, credential = account.access_token, f'access_token_env = "{BOT_TOKEN_ENV}"'
-            env = {BOT_TOKEN_ENV: token}
-        else:
-            token, credential = SYNAPSE_AS_TOKEN, f'as_token_env = "{AS_TOKEN_ENV}"'
-            env = {AS_TOKEN_ENV: token}
+        login = matrix_login(synapse, mode)
         config = tmp_path / "hirondelle.toml"
         config.write_text(
             f"""
@@ -87,14 +61,13 @@ kind = "matrix"
 mode = "{mode}"
 homeserver = "{synapse.url}"
 server_name = "{synapse.server_name}"
-room_alias_prefix = "{prefix}"
+room_alias_prefix = "{login.prefix}"
 bot_rate = 50.0
-{credential}
+{login.credential}
 """
         )
-        yield Chat(
-            tenant, sandbox, synapse, config, {SECRET_ENV: sandbox.client_secret, **env}, token
-        )
+        env = {SECRET_ENV: sandbox.client_secret, **login.env}
+        yield Chat(tenant, sandbox, synapse, config, env, login.token)
 
 
 def rooms(chat: Chat) -> dict[str, str]:
@@ -268,24 +241,10 @@ def test_kill_nine_during_a_channel_import(tmp_path: Path, synapse: SynapseServe
         env = {**os.environ, **setup.env}
         command = [sys.executable, "-m", "hirondelle.cli", "-c", str(setup.config_path), "run"]
         audit = tmp_path / "audit"
-        kills = 0
-        for goal in (5, 20, 35):
-            process = subprocess.Popen(
-                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            deadline = time.monotonic() + 90
-            while process.poll() is None and time.monotonic() < deadline:
-                lines = sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
-                if lines >= goal:
-                    os.kill(process.pid, signal.SIGKILL)
-                    kills += 1
-                    break
-                time.sleep(0.005)
-            process.wait(timeout=30)
+        kills = kill_nine_at(command, env, (audit_reaches(audit, goal) for goal in (5, 20, 35)))
         assert kills >= 2
         setup.sandbox.set_faults(Faults())
-        final = subprocess.run(command, env=env, capture_output=True, timeout=300)
-        assert final.returncode == 0, final.stderr.decode()[-2000:]
+        final_run(command, env)
         check_rooms(setup)  # each message once: no duplicate, no gap
 
 

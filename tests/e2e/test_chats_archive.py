@@ -6,16 +6,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import SECRET_ENV, source_table
+from harness import SECRET_ENV, audit_reaches, final_run, kill_nine_at, source_table
 
 from hirondelle.connectors.archive_chat import EVENTS_FILE, TRANSCRIPT_FILE
 from hirondelle.migrator import operations
@@ -134,24 +131,10 @@ def test_kill_nine_during_a_chat(tmp_path: Path) -> None:
         env = {**os.environ, SECRET_ENV: sandbox.client_secret}
         command = [sys.executable, "-m", "hirondelle.cli", "-c", str(config), "run"]
         audit = tmp_path / "audit"
-        kills = 0
-        for goal in (5, 25, 45):
-            process = subprocess.Popen(
-                command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            deadline = time.monotonic() + 90
-            while process.poll() is None and time.monotonic() < deadline:
-                lines = sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
-                if lines >= goal:
-                    os.kill(process.pid, signal.SIGKILL)
-                    kills += 1
-                    break
-                time.sleep(0.005)
-            process.wait(timeout=30)
+        kills = kill_nine_at(command, env, (audit_reaches(audit, goal) for goal in (5, 25, 45)))
         assert kills >= 2
         sandbox.set_faults(Faults())
-        final = subprocess.run(command, env=env, capture_output=True, timeout=300)
-        assert final.returncode == 0, final.stderr.decode()[-2000:]
+        final_run(command, env)
         merged = sum(messages_written(tmp_path / "archive").values(), Counter())
         assert merged == expected(tenant)  # each message once: no duplicate, no gap
 

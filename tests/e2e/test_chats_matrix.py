@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +22,7 @@ from chats_harness import (
     room_events,
     room_state,
 )
+from harness import audit_reaches, final_run, kill_nine_at
 
 from hirondelle.mappings.chat import DELETED_TEXT
 from hirondelle.mappings.chat_direct import chat_alias
@@ -154,25 +152,16 @@ def test_kill_nine_during_a_chat(tmp_path: Path, synapse: SynapseServer) -> None
         one = next(chat for chat in setup.tenant.chats.chats if chat.chat_type == "oneOnOne")
         alias = f"#{chat_alias(setup.prefix, one.id)}:{synapse.server_name}"
 
-        kills = 0
-        # the 1st kill while the one-to-one chat's messages go out, before they are settled
-        for room_goal, audit_goal in ((6, 0), (0, 25), (0, 45)):
-            process = subprocess.Popen(
-                command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-            )
-            deadline = time.monotonic() + 90
-            while process.poll() is None and time.monotonic() < deadline:
-                lines = sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
-                if lines >= audit_goal and (not room_goal or _said_in(setup, alias) >= room_goal):
-                    os.kill(process.pid, signal.SIGKILL)
-                    kills += 1
-                    break
-                time.sleep(0.02)
-            process.wait(timeout=30)
+        moments = [
+            # the 1st kill while the one-to-one chat's messages go out, before they are settled
+            lambda setup=setup, alias=alias: _said_in(setup, alias) >= 6,
+            audit_reaches(audit, 25),
+            audit_reaches(audit, 45),
+        ]
+        kills = kill_nine_at(command, env, moments, cwd=tmp_path, poll=0.02)
         assert kills >= 2
         setup.sandbox.set_faults(Faults())
-        final = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, timeout=300)
-        assert final.returncode == 0, final.stderr.decode()[-2000:]
+        final_run(command, env, cwd=tmp_path)
         assert assert_each_message_once_in_order(setup) == 76  # no duplicate, no gap
         room = chat_rooms(setup)[one.id]  # marked direct for both puppets, once each
         first, second = (setup.member(m.user_id) for m in one.members)

@@ -15,7 +15,15 @@ from typing import Any
 import icalendar
 import pytest
 import recurring_ical_events
-from harness import SECRET_ENV, graph_pages, source_table
+from harness import (
+    SECRET_ENV,
+    audit_lines,
+    audit_reaches,
+    final_run,
+    graph_pages,
+    kill_nine_at,
+    source_table,
+)
 
 from hirondelle.mappings.calendar import event_description
 from hirondelle.migrator import operations
@@ -301,10 +309,7 @@ def test_kill_nine_during_the_copy_then_resume(groupware: Groupware) -> None:
     """Three kills at random moments; after the resume each event and contact is there once."""
     import os
     import random
-    import signal
-    import subprocess
     import sys
-    import time
 
     from hirondelle.sandbox.faults import Faults
 
@@ -313,25 +318,12 @@ def test_kill_nine_during_the_copy_then_resume(groupware: Groupware) -> None:
     command = [sys.executable, "-m", "hirondelle.cli", "-c", str(groupware.config_path), "run"]
     audit = groupware.config_path.parent / "audit"
     groupware.sandbox.set_faults(Faults(slow_seconds=0.02))
-    kills = 0
-    for _ in range(3):
-        seen = sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl"))
-        goal = seen + rng.randint(2, 25)
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        deadline = time.monotonic() + 60
-        while process.poll() is None and time.monotonic() < deadline:
-            if sum(p.read_bytes().count(b"\n") for p in audit.glob("*.jsonl")) >= goal:
-                os.kill(process.pid, signal.SIGKILL)
-                kills += 1
-                break
-            time.sleep(0.005)
-        process.wait(timeout=30)
+    # each goal a few lines past what the audit holds when its run starts
+    moments = (audit_reaches(audit, audit_lines(audit) + rng.randint(2, 25)) for _ in range(3))
+    kills = kill_nine_at(command, env, moments, deadline=60)
     assert kills >= 2
     groupware.sandbox.set_faults(Faults())
-    final = subprocess.run(command, env=env, capture_output=True, timeout=120)
-    assert final.returncode == 0, final.stderr.decode()[-2000:]
+    final_run(command, env, timeout=120)
     config = load_config(groupware.config_path)
     reports = asyncio.run(operations.check(config))
     for name in ("calendar", "contacts"):

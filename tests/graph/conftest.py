@@ -1,18 +1,23 @@
-"""Shared pieces of the Graph connector tests: a fake credential, a client."""
+"""Shared pieces of the Graph connector tests: a fake credential, a client; a sandbox
+with its secret in the environment, and settings that sign in to it."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
+import pytest
 from azure.core.credentials import AccessToken
 
 from hirondelle.connectors.graph.auth import GraphSettings
 from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.links import LinkClient
+from hirondelle.sandbox.server import SandboxServer
+from hirondelle.sandbox.tenant import Tenant, TenantSpec
 from hirondelle.tests.fake_time import FakeTime
 
 T = TypeVar("T")
@@ -37,6 +42,29 @@ class FakeCredential:
 
     async def close(self) -> None:
         self.closed = True
+
+
+@contextmanager
+def sandbox_with_secret(
+    monkeypatch: pytest.MonkeyPatch, spec: TenantSpec, secret_env: str
+) -> Iterator[SandboxServer]:
+    """A TLS sandbox of `spec`'s tenant, its client secret in `secret_env`."""
+    with SandboxServer(Tenant.generate(spec), tls=True) as sandbox:
+        monkeypatch.setenv(secret_env, sandbox.client_secret)
+        yield sandbox
+
+
+def sandbox_settings(sb: Any, **secret: str) -> GraphSettings:
+    """The source settings that sign in to the sandbox `sb` with `secret` (the setting
+    naming where the secret is, e.g. `client_secret_env=...`)."""
+    return GraphSettings(
+        tenant_id=sb.tenant_id,
+        client_id=sb.client_id,
+        graph_url=sb.graph_url,
+        authority=sb.authority,
+        ca_file=sb.ca_file,
+        **secret,
+    )
 
 
 def make_budget(fake_time: FakeTime, **options: Any) -> MailboxBudget:

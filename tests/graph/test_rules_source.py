@@ -20,10 +20,9 @@ from hirondelle.connectors.graph.rules import (
 from hirondelle.mappings.sieve import rules_to_sieve
 from hirondelle.migrator.errors import SkipItem
 from hirondelle.migrator.model import Item, Page
-from hirondelle.sandbox import server
 from hirondelle.sandbox import tenant as tenant_module
 
-from .conftest import run
+from .conftest import run, sandbox_with_secret
 from .test_sandbox_mail import SECRET_ENV, settings_for
 
 SPEC = tenant_module.TenantSpec(seed=7, users=3, messages=12, large_messages=0)
@@ -31,10 +30,8 @@ SPEC = tenant_module.TenantSpec(seed=7, users=3, messages=12, large_messages=0)
 
 @pytest.fixture(scope="module")
 def sb() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as patch:
-        with server.SandboxServer(tenant_module.Tenant.generate(SPEC), tls=True) as sandbox:
-            patch.setenv(SECRET_ENV, sandbox.client_secret)
-            yield sandbox
+    with pytest.MonkeyPatch.context() as patch, sandbox_with_secret(patch, SPEC, SECRET_ENV) as sb:
+        yield sb
 
 
 def source(sb: Any) -> GraphRulesSource:

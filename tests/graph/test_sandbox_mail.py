@@ -20,7 +20,7 @@ from hirondelle.sandbox import mail as sandbox_mail
 from hirondelle.sandbox import server
 from hirondelle.sandbox import tenant as tenant_module
 
-from .conftest import run
+from .conftest import run, sandbox_settings
 
 SECRET_ENV = "HIRONDELLE_TEST_GRAPH_SECRET"
 
@@ -34,14 +34,7 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def settings_for(sb: Any, **secret: str) -> GraphSettings:
-    return GraphSettings(
-        tenant_id=sb.tenant_id,
-        client_id=sb.client_id,
-        graph_url=sb.graph_url,
-        authority=sb.authority,
-        ca_file=sb.ca_file,
-        **(secret or {"client_secret_env": SECRET_ENV}),
-    )
+    return sandbox_settings(sb, **(secret or {"client_secret_env": SECRET_ENV}))
 
 
 def source_for(settings: GraphSettings) -> GraphMailSource:

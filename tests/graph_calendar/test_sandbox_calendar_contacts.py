@@ -9,15 +9,13 @@ from typing import Any
 
 import pytest
 
-from hirondelle.connectors.graph.auth import GraphSettings
 from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.calendar import GraphCalendarSource
 from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.contacts import GraphContactsSource
 from hirondelle.migrator.model import Container, Item, Page
-from hirondelle.sandbox import server
 from hirondelle.sandbox import tenant as tenant_module
-from hirondelle.tests.graph.conftest import run
+from hirondelle.tests.graph.conftest import run, sandbox_settings, sandbox_with_secret
 from hirondelle.tests.sandbox.sandbox_helpers import add_contacts
 
 from .conftest import json_of
@@ -32,20 +30,12 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     spec = tenant_module.TenantSpec(
         seed=11, users=2, messages=2, large_messages=0, files_per_drive=1, large_file_bytes=0
     )
-    with server.SandboxServer(tenant_module.Tenant.generate(spec), tls=True) as sandbox:
-        monkeypatch.setenv(SECRET_ENV, sandbox.client_secret)
+    with sandbox_with_secret(monkeypatch, spec, SECRET_ENV) as sandbox:
         yield sandbox
 
 
 def client_for(sb: Any) -> GraphClient:
-    settings = GraphSettings(
-        tenant_id=sb.tenant_id,
-        client_id=sb.client_id,
-        graph_url=sb.graph_url,
-        authority=sb.authority,
-        ca_file=sb.ca_file,
-        client_secret_env=SECRET_ENV,
-    )
+    settings = sandbox_settings(sb, client_secret_env=SECRET_ENV)
     return GraphClient(settings, MailboxBudget(), mailboxes=2)
 
 

@@ -11,16 +11,14 @@ from typing import Any
 
 import pytest
 
-from hirondelle.connectors.graph.auth import GraphSettings
 from hirondelle.connectors.graph.chats import ChatClaims, GraphChatsSource, chats_budget
 from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.teams_items import instant
 from hirondelle.migrator.model import Container, Item, Owner, Page
-from hirondelle.sandbox import server
 from hirondelle.sandbox import tenant as tenant_module
 from hirondelle.state.claims import StoreClaims
 from hirondelle.state.store import open_store
-from hirondelle.tests.graph.conftest import run
+from hirondelle.tests.graph.conftest import run, sandbox_settings, sandbox_with_secret
 
 SECRET_ENV = "HIRONDELLE_TEST_CHATS_SECRET"
 SPEC = tenant_module.TenantSpec(
@@ -30,22 +28,14 @@ SPEC = tenant_module.TenantSpec(
 
 @pytest.fixture
 def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    with server.SandboxServer(tenant_module.Tenant.generate(SPEC), tls=True) as sandbox:
-        monkeypatch.setenv(SECRET_ENV, sandbox.client_secret)
+    with sandbox_with_secret(monkeypatch, SPEC, SECRET_ENV) as sandbox:
         yield sandbox
 
 
 def source_for(
     sb: Any, claims: ChatClaims | None = None, wanted: frozenset[str] | None = None
 ) -> GraphChatsSource:
-    settings = GraphSettings(
-        tenant_id=sb.tenant_id,
-        client_id=sb.client_id,
-        graph_url=sb.graph_url,
-        authority=sb.authority,
-        ca_file=sb.ca_file,
-        client_secret_env=SECRET_ENV,
-    )
+    settings = sandbox_settings(sb, client_secret_env=SECRET_ENV)
     return GraphChatsSource(GraphClient(settings, chats_budget()), claims, wanted=wanted)
 
 

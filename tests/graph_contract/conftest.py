@@ -2,14 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import httpx
-import pytest
-
-from hirondelle.sandbox.server import Limits, SandboxServer
-from hirondelle.sandbox.tenant import Tenant, TenantSpec
-from hirondelle.tests.sandbox.sandbox_helpers import raw_client
+from hirondelle.sandbox.tenant import TenantSpec
+from hirondelle.tests.sandbox.sandbox_helpers import client_fixture, sandbox_fixture
 
 SPEC = TenantSpec(
     seed=7,
@@ -24,14 +18,5 @@ SPEC = TenantSpec(
 )
 
 
-@pytest.fixture(scope="session")
-def contract_sb() -> Iterator[SandboxServer]:
-    """Plain HTTP, no throttling: only the shapes are under test here."""
-    with SandboxServer(Tenant.generate(SPEC), tls=False, limits=Limits(enabled=False)) as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def graph(contract_sb: SandboxServer) -> Iterator[httpx.Client]:
-    with raw_client(contract_sb) as client:
-        yield client
+sb = sandbox_fixture(SPEC, tls=False, scope="session")  # plain HTTP: only the shapes matter
+graph = client_fixture(scope="session")

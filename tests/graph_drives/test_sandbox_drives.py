@@ -12,7 +12,6 @@ from typing import Any
 import psutil
 import pytest
 
-from hirondelle.connectors.graph.auth import GraphSettings
 from hirondelle.connectors.graph.budget import MailboxBudget
 from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.drives import GraphDriveSource
@@ -20,7 +19,7 @@ from hirondelle.migrator.model import Blob, Container, Item, Page
 from hirondelle.sandbox import faults as faults_module
 from hirondelle.sandbox import server
 from hirondelle.sandbox import tenant as tenant_module
-from hirondelle.tests.graph.conftest import run
+from hirondelle.tests.graph.conftest import run, sandbox_settings
 
 SECRET_ENV = "HIRONDELLE_TEST_GRAPH_SECRET"
 GIB = 1 << 30
@@ -54,14 +53,7 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def make_source(sb: Any, tmp_path: Path) -> GraphDriveSource:
-    settings = GraphSettings(
-        tenant_id=sb.tenant_id,
-        client_id=sb.client_id,
-        graph_url=sb.graph_url,
-        authority=sb.authority,
-        ca_file=sb.ca_file,
-        client_secret_env=SECRET_ENV,
-    )
+    settings = sandbox_settings(sb, client_secret_env=SECRET_ENV)
     budget = MailboxBudget(concurrency=16, requests_per_window=1200, window_seconds=60.0)
     return GraphDriveSource(GraphClient(settings, budget), temp_dir=tmp_path / "spool")
 

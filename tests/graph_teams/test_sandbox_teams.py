@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 
-from hirondelle.connectors.graph.auth import GraphSettings
 from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.teams import GraphTeamsSource, teams_budget
 from hirondelle.migrator.model import Container, Item, Page
-from hirondelle.sandbox import server
 from hirondelle.sandbox import tenant as tenant_module
-from hirondelle.tests.graph.conftest import run
+from hirondelle.tests.graph.conftest import run, sandbox_settings, sandbox_with_secret
 
 SECRET_ENV = "HIRONDELLE_TEST_TEAMS_SECRET"
 Rounds = dict[Container, list[Page]]
@@ -34,20 +32,12 @@ def sb(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         "posts_per_channel": 12,
     }
     spec = tenant_module.TenantSpec(**wanted)
-    with server.SandboxServer(tenant_module.Tenant.generate(spec), tls=True) as sandbox:
-        monkeypatch.setenv(SECRET_ENV, sandbox.client_secret)
+    with sandbox_with_secret(monkeypatch, spec, SECRET_ENV) as sandbox:
         yield sandbox
 
 
 def source_for(sb: Any) -> GraphTeamsSource:
-    settings = GraphSettings(
-        tenant_id=sb.tenant_id,
-        client_id=sb.client_id,
-        graph_url=sb.graph_url,
-        authority=sb.authority,
-        ca_file=sb.ca_file,
-        client_secret_env=SECRET_ENV,
-    )
+    settings = sandbox_settings(sb, client_secret_env=SECRET_ENV)
     return GraphTeamsSource(GraphClient(settings, teams_budget()))
 
 

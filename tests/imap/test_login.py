@@ -21,9 +21,9 @@ from hirondelle.tests.servers import (
     DovecotServer,
     ImapReadBack,
     MailUser,
-    TlsFiles,
     dovecot_server,
     free_port,
+    issue_tls,
 )
 
 
@@ -195,16 +195,9 @@ def test_unreadable_password_file_is_a_config_error(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def tls_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DovecotServer, Path]]:
     """A Dovecot with a certificate for 127.0.0.1 from a throwaway CA; yields the CA file."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    folder = tmp_path_factory.mktemp("tls")
-    folder.chmod(0o755)
-    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
-    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "chain.pem"))
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    tls = TlsFiles(cert_chain=folder / "chain.pem", private_key=folder / "key.pem")
+    tls, ca = issue_tls(tmp_path_factory.mktemp("tls"), "127.0.0.1", "localhost")
     with dovecot_server({"tls@example.test": "tls-pw"}, tls=tls) as server:
-        yield server, folder / "ca.pem"
+        yield server, ca
 
 
 def tls_settings(server: DovecotServer, tmp_path: Path, ca: Path, security: str) -> ImapSettings:

@@ -51,6 +51,23 @@ def session(
     return target(server, user, tmp_path, **options).open(Owner(upn=user.login, source_id="x"))
 
 
+def master_settings(
+    dovecot: DovecotServer, tmp_path: Path, password: str, master_login: str = "separator"
+) -> ManageSieveSettings:
+    """Settings that log in as Dovecot's master user, `password` in a file of mode 0600."""
+    secret = tmp_path / "master"
+    secret.write_text(password + "\n", encoding="utf-8")
+    secret.chmod(0o600)
+    return ManageSieveSettings(
+        host=dovecot.host,
+        port=dovecot.sieve_port,
+        security="plain",
+        master_user=dovecot.master_user,
+        master_password_file=secret,
+        master_login=master_login,
+    )
+
+
 def message(user: MailUser, subject: str, spam: str = "no") -> bytes:
     return (
         f"From: bob@example.org\r\nTo: {user.login}\r\nSubject: {subject}\r\n"
@@ -176,17 +193,9 @@ def test_a_script_the_server_refuses_is_reported_and_not_stored(
 def test_a_master_user_logs_in_for_the_user(
     dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path, form: str
 ) -> None:
-    secret = tmp_path / "master"
-    secret.write_text(dovecot.master_password + "\n", encoding="utf-8")
-    secret.chmod(0o600)
-    settings = ManageSieveSettings(
-        host=dovecot.host,
-        port=dovecot.sieve_port,
-        security="plain",
-        master_user=dovecot.master_user,
-        master_password_file=secret,
-        master_login=form,
-    )
+    settings = master_settings(dovecot, tmp_path, dovecot.master_password, master_login=form)
+    secret = settings.master_password_file
+    assert secret is not None
     sieve = ManageSieveTarget(settings).open(Owner(upn=mail_user.login, source_id="x"))
     sieve.put("outlook-rules", script(OURS))
     assert dovecot.sieve_scripts(mail_user.login) == {"outlook-rules": True}
@@ -223,16 +232,7 @@ def test_extensions_and_doctor(dovecot: DovecotServer, mail_user: MailUser, tmp_
     assert extensions is not None
     assert {"fileinto", "imap4flags", "vacation", "date", "include", "body"} <= extensions
     assert sieve.check() == []
-    secret = tmp_path / "master"
-    secret.write_text("wrong\n", encoding="utf-8")
-    secret.chmod(0o600)
-    settings = ManageSieveSettings(
-        host=dovecot.host,
-        port=dovecot.sieve_port,
-        security="plain",
-        master_user=dovecot.master_user,
-        master_password_file=secret,
-    )
+    settings = master_settings(dovecot, tmp_path, "wrong")
     [finding] = ManageSieveTarget(settings).check()
     assert "targets.rules.probe_login" in finding
     probing = dataclasses.replace(settings, probe_login=mail_user.login)

@@ -13,7 +13,7 @@ import trustme
 from hirondelle.connectors.managesieve import ManageSieveSettings, ManageSieveTarget
 from hirondelle.migrator.errors import FatalError
 from hirondelle.migrator.model import Owner
-from hirondelle.tests.servers import DovecotServer, TlsFiles, dovecot_server
+from hirondelle.tests.servers import DovecotServer, dovecot_server, issue_tls
 
 LOGIN = "tls@example.test"
 
@@ -21,16 +21,9 @@ LOGIN = "tls@example.test"
 @pytest.fixture(scope="module")
 def tls_dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DovecotServer, Path]]:
     """A Dovecot with a certificate for 127.0.0.1 from a throwaway CA; yields the CA file."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    folder = tmp_path_factory.mktemp("tls")
-    folder.chmod(0o755)
-    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
-    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "chain.pem"))
-    ca.cert_pem.write_to_path(str(folder / "ca.pem"))
-    tls = TlsFiles(cert_chain=folder / "chain.pem", private_key=folder / "key.pem")
+    tls, ca = issue_tls(tmp_path_factory.mktemp("tls"), "127.0.0.1")
     with dovecot_server({LOGIN: "tls-pw"}, tls=tls, spare_users=0) as server:
-        yield server, folder / "ca.pem"
+        yield server, ca
 
 
 def settings(server: DovecotServer, tmp_path: Path, ca: Path) -> ManageSieveSettings:

@@ -23,6 +23,11 @@ def member(name: str, *roles: str, left: bool = False) -> ChatMember:
     return ChatMember(user_id, name, f"{name.lower()}@example.test", roles, left)
 
 
+def alice_and_bob(chat_id: str, kind: str) -> ChatInfo:
+    """An untitled chat of two owners, Alice and Bob (in that order)."""
+    return ChatInfo(chat_id, kind, None, (member("Alice", "owner"), member("Bob", "owner")))
+
+
 def chat_container(info: ChatInfo, owner: str = "alice@example.test") -> Container:
     return Container("chats", owner, info.chat_id, (info.label,), role=info.kind)
 

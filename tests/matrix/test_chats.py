@@ -12,6 +12,7 @@ from hirondelle.mappings.chat_direct import CHAT_STATE, chat_room
 from hirondelle.mappings.chat_members import ChatInfo
 from hirondelle.tests.matrix.chats import (
     BASE,
+    alice_and_bob,
     chat_container,
     chat_document,
     chat_owner,
@@ -164,8 +165,8 @@ def test_group_chat_is_a_private_room_named_by_topic_with_members_and_levels(
 def test_a_crash_after_creating_the_room_finds_it_and_completes_it(
     synapse: SynapseServer, appservice_target: MakeTarget
 ) -> None:
-    alice, bob = member("Alice", "owner"), member("Bob", "owner")
-    info = ChatInfo("19:dm-alice-bob@unq.gbl.spaces", "oneOnOne", None, (alice, bob))
+    info = alice_and_bob("19:dm-alice-bob@unq.gbl.spaces", "oneOnOne")
+    alice, bob = info.members
     target = appservice_target(chats={info.chat_id: info})
     # what the run that died left: the room with its alias, no one invited yet
     me = synapse.request("GET", f"{CLIENT}/account/whoami", SYNAPSE_AS_TOKEN)["user_id"]
@@ -189,8 +190,8 @@ def test_a_crash_after_creating_the_room_finds_it_and_completes_it(
 def test_edits_and_deletions_in_a_chat(
     synapse: SynapseServer, appservice_target: MakeTarget
 ) -> None:
-    alice, bob = member("Alice", "owner"), member("Bob", "owner")
-    info = ChatInfo("19:group-edits@thread.v2", "group", None, (alice, bob))
+    info = alice_and_bob("19:group-edits@thread.v2", "group")
+    alice, bob = info.members
     target = appservice_target(chats={info.chat_id: info})
     session = target.open(chat_owner())
     room = session.ensure_container(chat_container(info))

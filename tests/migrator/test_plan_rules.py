@@ -17,8 +17,8 @@ from hirondelle.connectors.graph.client import GraphClient
 from hirondelle.connectors.graph.rules import GraphRulesSource, container_of
 from hirondelle.migrator.model import Owner
 from hirondelle.migrator.plan import Finding
-from hirondelle.sandbox import server
 from hirondelle.sandbox import tenant as tenant_module
+from hirondelle.tests.graph.conftest import sandbox_with_secret
 from hirondelle.tests.graph.test_sandbox_mail import SECRET_ENV, settings_for
 from hirondelle.workloads.rules_plan import RulesPlanner
 
@@ -43,10 +43,8 @@ def disabled_rules(content: bytes) -> Said:
 
 @pytest.fixture(scope="module")
 def sb() -> Iterator[Any]:
-    with pytest.MonkeyPatch.context() as patch:
-        with server.SandboxServer(tenant_module.Tenant.generate(SPEC), tls=True) as sandbox:
-            patch.setenv(SECRET_ENV, sandbox.client_secret)
-            yield sandbox
+    with pytest.MonkeyPatch.context() as patch, sandbox_with_secret(patch, SPEC, SECRET_ENV) as sb:
+        yield sb
 
 
 async def assess(sb: Any, index: int) -> tuple[int, int, list[Finding], int]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import random
 import ssl
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
+import pytest
 from azure.identity.aio import ClientSecretCredential
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
@@ -15,7 +18,7 @@ from msgraph_core import GraphClientFactory
 
 from hirondelle.sandbox.calendar_data import CONTACT_ID_PREFIX, SandboxContact
 from hirondelle.sandbox.contact_seed import contact_fields
-from hirondelle.sandbox.server import SandboxServer
+from hirondelle.sandbox.server import Limits, SandboxServer
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
 from hirondelle.sandbox.tenant_records import stable_id
 
@@ -62,6 +65,27 @@ def raw_client(server: SandboxServer, token: str | None = None) -> httpx.Client:
     return httpx.Client(
         base_url=server.graph_url + "/", headers=headers, verify=trust(server), timeout=10
     )
+
+
+def sandbox_fixture(spec: TenantSpec, *, tls: bool, scope: Any = "module") -> Callable[..., Any]:
+    """A fixture (named by the variable it is assigned to): a sandbox of `spec`'s tenant,
+    throttling off, for tests of shapes and paging that only read it."""
+
+    def running() -> Iterator[SandboxServer]:
+        with SandboxServer(Tenant.generate(spec), tls=tls, limits=Limits(enabled=False)) as server:
+            yield server
+
+    return pytest.fixture(scope=scope)(running)
+
+
+def client_fixture(scope: Any = "module") -> Callable[..., Any]:
+    """A fixture: a `raw_client` on the fixture `sb`."""
+
+    def client(sb: SandboxServer) -> Iterator[httpx.Client]:
+        with raw_client(sb) as found:
+            yield found
+
+    return pytest.fixture(scope=scope)(client)
 
 
 def graph_client(server: SandboxServer) -> tuple[GraphServiceClient, ClientSecretCredential]:

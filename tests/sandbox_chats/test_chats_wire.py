@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "sandbox"))  # for sandbox_helpers
 
-from sandbox_helpers import raw_client
+from sandbox_helpers import client_fixture, sandbox_fixture
 
 from hirondelle.sandbox.chats_data import BIG_CHAT_MESSAGES
-from hirondelle.sandbox.server import Limits, SandboxServer
+from hirondelle.sandbox.server import SandboxServer
 from hirondelle.sandbox.tenant import Mutation, Tenant, TenantSpec
 
 SPEC = TenantSpec(
@@ -25,16 +23,8 @@ SPEC = TenantSpec(
 )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def sb() -> Iterator[SandboxServer]:
-    with SandboxServer(Tenant.generate(SPEC), tls=False, limits=Limits(enabled=False)) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def client(sb: SandboxServer) -> Iterator[httpx.Client]:
-    with raw_client(sb) as found:
-        yield found
+sb = sandbox_fixture(SPEC, tls=False)
+client = client_fixture()
 
 
 def chats_of(client: httpx.Client, upn: str) -> list[dict[str, Any]]:

@@ -24,7 +24,7 @@ with the tool's application service registered; `new_user()` gives ordinary acco
 Everything is importable from this package: `from hirondelle.tests.servers import X`.
 """
 
-from hirondelle.tests.servers.accounts import MailUser, TlsFiles
+from hirondelle.tests.servers.accounts import MailUser, TlsFiles, issue_tls
 from hirondelle.tests.servers.apache import ApacheDavServer
 from hirondelle.tests.servers.cyrus import (
     CYRUS_IMAPD,
@@ -100,6 +100,7 @@ __all__ = [
     "StoredMessage",
     "SynapseServer",
     "TlsFiles",
+    "issue_tls",
     "WebDavServer",
     "WsgiDavServer",
     "XandikosServer",

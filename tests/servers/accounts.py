@@ -28,6 +28,22 @@ class TlsFiles:
     private_key: Path
 
 
+def issue_tls(folder: Path, *hosts: str) -> tuple[TlsFiles, Path]:
+    """A certificate for `hosts` from a throwaway CA, written into `folder` (made readable
+    by the server's user): the server's files, and the CA file a client trusts."""
+    import trustme
+
+    authority = trustme.CA()
+    cert = authority.issue_cert(*hosts)
+    folder.chmod(0o755)
+    cert.private_key_pem.write_to_path(str(folder / "key.pem"))
+    cert.private_key_and_cert_chain_pem.write_to_path(str(folder / "chain.pem"))
+    authority.cert_pem.write_to_path(str(folder / "ca.pem"))
+    return TlsFiles(
+        cert_chain=folder / "chain.pem", private_key=folder / "key.pem"
+    ), folder / "ca.pem"
+
+
 def unique_name(prefix: str = "user") -> str:
     """A name no other test of the run gets, e.g. "user12-0a1b2c3d"."""
     return f"{prefix}{next(_counter)}-{uuid.uuid4().hex[:8]}"
