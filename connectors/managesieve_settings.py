@@ -111,6 +111,14 @@ def dial(settings: ManageSieveSettings) -> tuple[Wire, dict[str, str]]:
         return wire, capabilities
     except (OSError, ProtocolError) as error:
         (wire.close() if wire is not None else sock.close())
+        if isinstance(error, OSError) and not isinstance(error, ssl.SSLError):
+            # Nothing was sent yet but the greeting's exchange: a server going down (it
+            # accepts, then resets) or not answering is a target to wait for, like one
+            # that refuses the connection, not a failure of the owner.
+            raise Unreachable(
+                f"{settings.where} cannot be reached: the connection was lost during the "
+                f"greeting ({error})"
+            ) from error
         raise lost(settings, "the greeting", error) from error
     except BaseException:
         (wire.close() if wire is not None else sock.close())

@@ -59,3 +59,32 @@ def test_a_server_that_never_greets_is_dialled_once_per_window(
         connection.close()
         dialled += 1
     assert dialled == 1
+
+
+def test_a_server_that_resets_during_the_greeting_is_waited_for(tmp_path: Path) -> None:
+    # A Dovecot going down accepts and resets: the engine must wait for it
+    # (`run.target_wait_seconds`) as for a refused connection, not fail the owner.
+    import struct
+    import threading
+
+    from hirondelle.connectors.managesieve_settings import dial
+    from hirondelle.migrator.errors import Unreachable
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+
+        def reset_one() -> None:
+            connection, _ = listener.accept()
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.close()  # RST, no greeting
+
+        resetter = threading.Thread(target=reset_one)
+        resetter.start()
+        settings = ManageSieveSettings(
+            host="127.0.0.1", port=listener.getsockname()[1], security="plain",
+            password_file=tmp_path / "unused", timeout=5,
+        )  # fmt: skip
+        with pytest.raises(Unreachable, match="lost during the greeting"):
+            dial(settings)
+        resetter.join(timeout=5)
