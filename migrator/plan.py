@@ -121,7 +121,7 @@ class Plan:
     finding_count: int = 0
     severities: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
     report_date: str = ""  # the usage reports' refresh date when they gave counts
-    # Workloads whose rate is one tenant-wide cap (`Planner.tenant_wide`): no owner
+    # Workloads whose rate is one tenant-wide cap (`TenantWidePlanner`): no owner
     # concurrency shortens them, their requests take requests / rate in all.
     tenant_wide: list[str] = field(default_factory=list)
     not_counted: list[str] = field(default_factory=list)  # workloads left to checked owners
@@ -190,8 +190,6 @@ class Planner(Protocol):
 
     requests_per_second: float  # the source budget's sustained rate per owner
     counted: Counted  # where its rows' counts come from
-    # Optional (read with getattr): True when `requests_per_second` is a cap on the whole
-    # tenant rather than per owner (Teams chat messages: 20 a second per app and tenant).
 
     def target_name(self, container: Container) -> str: ...
 
@@ -220,6 +218,14 @@ class CountingPlanner(Protocol):
     `containers` could not count them cheaply."""
 
     async def count(self, container: Container) -> int: ...
+
+
+@runtime_checkable
+class TenantWidePlanner(Protocol):
+    """Optional: a planner whose `requests_per_second` caps the whole tenant rather than
+    each owner (Teams chat messages: 20 a second per app and tenant), when `tenant_wide`."""
+
+    tenant_wide: bool
 
 
 @runtime_checkable
@@ -398,7 +404,7 @@ async def make_plan(
         owners = selected[workload.name]
         plan.owners = max(plan.owners, len(owners))
         plan.rates[workload.name] = planner.requests_per_second
-        if getattr(planner, "tenant_wide", False):
+        if isinstance(planner, TenantWidePlanner) and planner.tenant_wide:
             plan.tenant_wide.append(workload.name)
 
         async def assess(

@@ -12,7 +12,12 @@ from hirondelle.connectors.graph.mail import GraphMailSource
 from hirondelle.connectors.imap_session import ImapSession
 from hirondelle.connectors.matrix import MatrixSession
 from hirondelle.connectors.webdav import WebDavSession
-from hirondelle.migrator.plan import CountingPlanner, ListingPlanner, ReportPlanner
+from hirondelle.migrator.plan import (
+    CountingPlanner,
+    ListingPlanner,
+    ReportPlanner,
+    TenantWidePlanner,
+)
 from hirondelle.migrator.protocols import (
     BatchFetch,
     BatchPut,
@@ -23,6 +28,7 @@ from hirondelle.migrator.protocols import (
     StreamedListing,
 )
 from hirondelle.workloads.chat_plan import ChatPlanner
+from hirondelle.workloads.chats_plan import ChatsPlanner
 from hirondelle.workloads.files_plan import FilesPlanner
 from hirondelle.workloads.groupware_plan import GroupwarePlanner
 from hirondelle.workloads.mail_plan import MailPlanner
@@ -55,3 +61,10 @@ def test_an_interface_not_offered_is_not_seen() -> None:
     assert not issubclass(ArchiveSession, BatchPut)
     assert not issubclass(GraphDriveSource, FolderTree)
     assert not issubclass(ChatPlanner, ListingPlanner)
+
+
+def test_the_chats_planner_says_its_rate_caps_the_whole_tenant() -> None:
+    # a protocol with a data member takes no issubclass: the attribute is checked by name
+    assert "tenant_wide" in TenantWidePlanner.__annotations__
+    assert ChatsPlanner.tenant_wide is True
+    assert not hasattr(MailPlanner, "tenant_wide")
