@@ -61,30 +61,22 @@ def test_a_server_that_never_greets_is_dialled_once_per_window(
     assert dialled == 1
 
 
-def test_a_server_that_resets_during_the_greeting_is_waited_for(tmp_path: Path) -> None:
+def test_a_server_that_resets_during_the_greeting_is_waited_for(
+    silent: socket.socket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A Dovecot going down accepts and resets: the engine must wait for it
-    # (`run.target_wait_seconds`) as for a refused connection, not fail the owner.
-    import struct
-    import threading
-
-    from hirondelle.connectors.managesieve_settings import dial
+    # (`run.target_wait_seconds`) as for a refused connection, not fail the owner. The
+    # reset is made to land while the greeting is read (a real one races the connect).
+    from hirondelle.connectors import managesieve_settings
     from hirondelle.migrator.errors import Unreachable
 
-    with socket.socket() as listener:
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(1)
+    def reset(*_: object) -> dict[str, str]:
+        raise ConnectionResetError(104, "Connection reset by peer")
 
-        def reset_one() -> None:
-            connection, _ = listener.accept()
-            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            connection.close()  # RST, no greeting
-
-        resetter = threading.Thread(target=reset_one)
-        resetter.start()
-        settings = ManageSieveSettings(
-            host="127.0.0.1", port=listener.getsockname()[1], security="plain",
-            password_file=tmp_path / "unused", timeout=5,
-        )  # fmt: skip
-        with pytest.raises(Unreachable, match="lost during the greeting"):
-            dial(settings)
-        resetter.join(timeout=5)
+    monkeypatch.setattr(managesieve_settings, "_greeting", reset)
+    settings = ManageSieveSettings(
+        host="127.0.0.1", port=silent.getsockname()[1], security="plain",
+        password_file=tmp_path / "unused", timeout=5,
+    )  # fmt: skip
+    with pytest.raises(Unreachable, match="lost during the greeting"):
+        managesieve_settings.dial(settings)
