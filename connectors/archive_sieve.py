@@ -19,10 +19,10 @@ from collections.abc import Set
 from pathlib import Path
 
 from ..migrator.errors import SkipItem
-from ..migrator.model import Capabilities, Container, Entry, Owner, Payload, TargetRef
+from ..migrator.model import Container, Entry, Owner, Payload, TargetRef
 from .archive_root import ArchiveRoot, login_dir_name
 from .archive_write import sync_dir, write_atomically
-from .managesieve_settings import SCRIPT_NAME
+from .managesieve_settings import SCRIPT_CAPABILITIES, SCRIPT_NAME
 
 SUFFIX = ".sieve"
 
@@ -30,14 +30,7 @@ SUFFIX = ".sieve"
 class SieveArchiveTarget(ArchiveRoot):
     """Writes each owner's Sieve script under `root` (see the module docstring)."""
 
-    capabilities = Capabilities(
-        server_assigned_ids=False,
-        keeps_timestamps=False,
-        max_item_bytes=None,
-        checksums=True,
-        moves=False,
-        single_item=True,
-    )
+    capabilities = SCRIPT_CAPABILITIES
     root_label = "rules archive root"
 
     def open(self, owner: Owner) -> SieveArchiveSession:
@@ -74,10 +67,10 @@ class SieveArchiveSession:
         return TargetRef(folder, folder, stored_size=len(payload.content))
 
     def find(self, folder: str, payload: Payload, exclude: Set[str]) -> TargetRef | None:
-        stored = self._read(folder)
-        if folder in exclude or stored is None:
+        if folder in exclude:
             return None
-        if hashlib.sha256(stored).digest() != hashlib.sha256(payload.content).digest():
+        stored = self._read(folder)
+        if stored is None or stored != payload.content:
             return None
         return TargetRef(folder, folder, stored_size=len(stored))
 

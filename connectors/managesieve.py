@@ -16,12 +16,13 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from ..migrator.errors import HirondelleError
 from ..migrator.model import Capabilities, Owner
 from .credentials import Credentials, Login
 from .managesieve_session import ManageSieveSession
-from .managesieve_settings import ManageSieveSettings, dial
+from .managesieve_settings import SCRIPT_CAPABILITIES, ManageSieveSettings, dial
 
 __all__ = ["ManageSieveSession", "ManageSieveSettings", "ManageSieveTarget"]
 
@@ -46,7 +47,7 @@ class ManageSieveTarget:
     """The `Target` for ManageSieve servers: `open(owner)` logs in as the owner's login."""
 
     settings: ManageSieveSettings
-    capabilities: Capabilities = field(init=False)
+    capabilities: ClassVar[Capabilities] = SCRIPT_CAPABILITIES
     _extensions: frozenset[str] | None = field(init=False, default=None, repr=False)
     _known: bool = field(init=False, default=False, repr=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
@@ -54,14 +55,6 @@ class ManageSieveTarget:
     _failure: tuple[float, HirondelleError] | None = field(init=False, default=None, repr=False)
 
     def __post_init__(self) -> None:
-        self.capabilities = Capabilities(
-            server_assigned_ids=False,
-            keeps_timestamps=False,
-            max_item_bytes=None,  # the server's own limit answers PUTSCRIPT (QUOTA/MAXSIZE)
-            checksums=True,
-            moves=False,
-            single_item=True,
-        )
         self.credentials = Credentials.per_user_or_master(
             self.settings, authzid=self.settings.master_login == "authzid"
         )

@@ -169,10 +169,12 @@ class ManageSieveSession:
         the user's own active script)."""
         name = self._settings.script_name
         scripts = self.scripts()
-        if name in scripts and not self._in_place(name, scripts):
+        if name not in scripts:
+            return name
+        theirs = self._users_script(scripts, name)  # no read when ours is the active one
+        if not self._in_place(name, scripts, theirs):
             stored = self.script(name)
             if stored is not None:
-                theirs = self._users_script(scripts, name)
                 self._check_include(theirs, name, stored)
                 self._activate(name, scripts, theirs)
                 log.info("%s: Sieve script %r put back in place", self._login.login, name)
@@ -299,12 +301,14 @@ class ManageSieveSession:
                 f'{self._settings.setting("when_active")} = "leave"'
             ) from None
 
-    def _in_place(self, name: str, scripts: dict[str, bool]) -> bool:
+    def _in_place(
+        self, name: str, scripts: dict[str, bool], theirs: tuple[str, str] | None
+    ) -> bool:
         """The script runs on delivery, or is left inactive as `when_active` says (when
-        the active script is the user's own: one of ours active is to be replaced)."""
+        the active script is the user's own, `theirs`, as `_users_script` gives it: one of
+        ours active is to be replaced)."""
         if scripts.get(name, False):
             return True
-        theirs = self._users_script(scripts, name)
         if theirs is None:
             return False
         if self._settings.when_active == "leave":
@@ -319,9 +323,9 @@ class ManageSieveSession:
         if folder not in scripts:
             return None
         stored = self.script(folder)
-        if stored is None or sha256(stored) != sha256(payload.content):
+        if stored is None or stored != payload.content:
             return None
-        if not self._in_place(folder, scripts):
+        if not self._in_place(folder, scripts, self._users_script(scripts, folder)):
             return None
         return TargetRef(folder, folder, stored_size=len(stored))
 
@@ -369,7 +373,7 @@ class ManageSieveSession:
         if stored is None:
             return []
         fingerprint = sha256(stored)
-        if not self._in_place(folder, scripts):
+        if not self._in_place(folder, scripts, self._users_script(scripts, folder)):
             fingerprint = NOT_IN_PLACE + fingerprint
         ref = TargetRef(folder, folder, stored_size=len(stored))
         return [Entry(ref, fingerprint, len(stored))]

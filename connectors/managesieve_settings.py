@@ -13,12 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..migrator.errors import ConfigError, FatalError, OwnerFailed, Retriable, Unreachable
+from ..migrator.model import Capabilities
 from .credentials import Login
 from .managesieve_wire import ProtocolError, Response, Wire, capabilities_of, sasl_plain
 from .target_settings import HostLoginSettings
 
 WHEN_ACTIVE = ("include", "leave")
 SCRIPT_NAME = "outlook-rules"  # the script's name unless `script_name` says otherwise
+# What both rules targets (ManageSieve, the archive) can do: one script per owner, in one
+# place, compared by its bytes; the server's own limit answers PUTSCRIPT (QUOTA/MAXSIZE).
+SCRIPT_CAPABILITIES = Capabilities(
+    server_assigned_ids=False,
+    keeps_timestamps=False,
+    max_item_bytes=None,
+    checksums=True,
+    moves=False,
+    single_item=True,
+)
 # RFC 5804 section 1.6: a script name holds no control character; Dovecot's file storage
 # also keeps "/" out (a name is a file name, https://doc.dovecot.org/2.3/configuration_manual/sieve/configuration/).
 # Dovecot stores a script as the file "<name>.sieve", and writes it first under a longer
