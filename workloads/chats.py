@@ -23,14 +23,13 @@ from .chat import chat_context
 
 BUDGET = "chats"  # the tenant-wide cap on chat message reads, divided among processes
 TABLE = "targets.chats"
-READS_PER_SECOND = 20.0  # chat message reads per app and tenant (`connectors.graph.chats`)
 
 
 def build(
     config: Config, target_config: TargetConfig, clients: Clients
 ) -> tuple[Workload, Planner]:
     from ..connectors.archive_chat import ChatArchiveTarget
-    from ..connectors.graph.chats import GraphChatsSource, chats_budget
+    from ..connectors.graph.chats import READS_PER_SECOND, GraphChatsSource, chats_budget
     from ..connectors.graph.client import GraphClient
     from ..connectors.matrix import MatrixTarget
     from ..mappings.chat import map_chat_message
@@ -63,7 +62,7 @@ def build(
         target = MatrixTarget(settings, {}, chats=source.chats, users=context.users)
     mapper = partial(map_chat_message, context=context)
     workload = Workload("chats", source, mapper, target, ordered=True, budget=BUDGET)
-    return workload, ChatsPlanner(source, READS_PER_SECOND)
+    return workload, ChatsPlanner(source, float(READS_PER_SECOND))
 
 
 def separate_archives(config: Config, target_config: TargetConfig) -> None:

@@ -21,7 +21,6 @@ from ..migrator.plan import Finding
 from .chat_plan import authors_text, deleted_findings
 from .listed_plan import ListedPlanner
 
-METERED_PER_MESSAGE = 0.0  # USD: /chats/{id}/messages is not metered
 EXPORT_PER_MESSAGE = 0.00075  # USD: what getAllMessages cost until 25 August 2025 (not used)
 
 
@@ -62,10 +61,9 @@ class ChatsPlanner(ListedPlanner):
             found.append(Finding("warning", "chat-holder", owner.upn, "", text))
         messages = sum(len(self._listed(c)) for c in containers)
         if containers:
-            cost = messages * METERED_PER_MESSAGE
             text = (
                 f"{messages} messages read with /chats/{{id}}/messages, not a metered API: "
-                f"${cost:.2f} (the export API, which this tool does not use, was metered at "
+                "$0.00 (the export API, which this tool does not use, was metered at "
                 f"$0.00075 a message, ${messages * EXPORT_PER_MESSAGE:.2f} here, until it "
                 "stopped being billed on 25 August 2025)"
             )

@@ -92,9 +92,14 @@ def chats_budget() -> MailboxBudget:
     return MailboxBudget(concurrency=4, requests_per_window=20, window_seconds=1.0)
 
 
-def chats_tenant_budget(requests_per_second: int = 20) -> MailboxBudget:
+# Chat message reads per second, per app and tenant:
+# https://learn.microsoft.com/en-us/graph/throttling-limits#microsoft-teams-service-limits
+READS_PER_SECOND = 20
+
+
+def chats_tenant_budget() -> MailboxBudget:
     """The tenant-wide cap on chat message reads (one lane, `TENANT_LANE`)."""
-    rate = max(1, requests_per_second)
+    rate = READS_PER_SECOND
     return MailboxBudget(concurrency=rate, requests_per_window=rate, window_seconds=1.0)
 
 
