@@ -26,7 +26,6 @@ from .imap_settings import (
     connect,
 )
 from .imap_wire import Login
-from .target_settings import SECURITY_MODES  # noqa: F401 - re-exported: the target's public face
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
