@@ -16,7 +16,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from ..migrator.errors import HirondelleError
 from ..migrator.model import Capabilities, Owner
@@ -47,7 +46,7 @@ class ManageSieveTarget:
     """The `Target` for ManageSieve servers: `open(owner)` logs in as the owner's login."""
 
     settings: ManageSieveSettings
-    capabilities: ClassVar[Capabilities] = SCRIPT_CAPABILITIES
+    capabilities: Capabilities = field(default=SCRIPT_CAPABILITIES, init=False)
     _extensions: frozenset[str] | None = field(init=False, default=None, repr=False)
     _known: bool = field(init=False, default=False, repr=False)
     _lock: threading.Lock = field(init=False, default_factory=threading.Lock, repr=False)
