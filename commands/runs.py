@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..migrator import operations
+from ..migrator import local_workers, operations
 from ..migrator.errors import ConfigError
 from ..migrator.progress import ProgressReporter
 from .common import EXIT_PARTIAL, SHOWN, config_of, config_option, json_option, out, reported
@@ -32,7 +32,8 @@ def _migrate(
     ctx: click.Context, mode: str, as_json: bool, workers: int | None, detach: bool
 ) -> None:
     config = config_of(ctx)
-    with ProgressReporter() as reporter:
+    # before the progress display or the run start a thread
+    with local_workers.forked_server(config, workers), ProgressReporter() as reporter:
         result = asyncio.run(
             operations.migrate(config, mode, reporter, workers=workers, detach=detach)
         )

@@ -18,22 +18,22 @@ import ctypes
 import logging
 import multiprocessing
 import multiprocessing.context
-import multiprocessing.forkserver
 import os
 import select
 import signal
 import sys
 import threading
 import time
+from contextlib import AbstractContextManager
 from multiprocessing.process import BaseProcess
 
 from sqlalchemy.exc import OperationalError
 
 from ..state.leases import Holder
 from ..state.store import open_store
-from . import logs
+from . import logs, zygote
 from .config import Config
-from .coordinator import audit_for, run_options
+from .coordinator import audit_for, default_workers, run_options
 from .errors import FatalError, HirondelleError
 from .registry import assemble, workload_modules
 from .spool import pid_alive
@@ -95,14 +95,14 @@ def _context(config: Config) -> Context:
     return context
 
 
-def _stop_forkserver() -> None:
-    """Stop the forkserver and wait for it, so that its CPU time and its workers' count
-    in this process's own (`wait4`). The next pool starts a new one, with the
-    environment of that moment. `_stop` is multiprocessing's own way to do it."""
-    server = getattr(multiprocessing.forkserver, "_forkserver", None)
-    stop = getattr(server, "_stop", None)
-    if stop is not None:
-        stop()
+def forked_server(config: Config, workers: int | None) -> AbstractContextManager[None]:
+    """For a command that may start local workers: their fork server, forked from the
+    command's process before it starts a thread (`zygote`), for the command's length.
+    The command line itself is not imported again: a forked worker finds it loaded."""
+    wanted = config.cluster is None and (workers or config.workers or default_workers()) > 1
+    command_line = PRELOAD[1]
+    preload = [name for name in (*PRELOAD, *workload_modules(config)) if name != command_line]
+    return zygote.forked(preload, wanted)
 
 
 def child_main(
@@ -217,8 +217,9 @@ class LocalPool:
         self._stop_server()
 
     def _stop_server(self) -> None:
+        """The next pool starts a new server, with the environment of that moment."""
         if self._context.get_start_method() == "forkserver":
-            _stop_forkserver()
+            zygote.stop()
 
 
 def _exit(code: int | None) -> str:
