@@ -1,14 +1,18 @@
 """`run --workers N`: N worker processes on this machine, over the same state.
 
 Each process starts without any thread or event loop of the parent: it is forked from
-a `forkserver`, a fresh process that has imported the code a worker runs and nothing
-else (no thread, no loop, no open state), so the workers do not each pay the imports
-again (about 1.3 s of CPU each). Where there is no forkserver, a worker is spawned.
+a fork server that the command forked from itself before starting any thread, loop,
+state connection or log file (`zygote`), so the workers find the command's imports
+loaded and the workloads' code preloaded, and nobody imports it again (a forkserver
+that is a new interpreter cost about 1.2 s of CPU for a mail run). Where that fork is
+not possible, multiprocessing's own forkserver serves, and where there is none, a
+worker is spawned.
+
 A worker opens the state and the workloads from the same configuration, and claims
 jobs until the run has none left (`Worker.drain` with `wait`, so a sibling's jobs are
 taken over when it dies). A process dies with its parent: killed with -9, the parent
-takes its workers with it (the forkserver ends when its parent does, and a worker
-when the forkserver does), and the next run resumes every owner from the state.
+takes its workers with it (the fork server ends when its parent does, and a worker
+when the fork server does), and the next run resumes every owner from the state.
 """
 
 from __future__ import annotations

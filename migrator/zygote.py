@@ -28,12 +28,14 @@ import signal
 import socket
 import threading
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 
-def _server() -> object | None:
-    """multiprocessing's fork server record, when it has the fields this module sets."""
+def _server() -> Any:
+    """multiprocessing's fork server record, when it has the fields this module sets
+    (private ones: typed as Any), else None."""
     server = getattr(multiprocessing.forkserver, "_forkserver", None)
     fields = ("_forkserver_pid", "_forkserver_address", "_forkserver_alive_fd", "_stop")
     if server is None or not all(hasattr(server, name) for name in fields):
@@ -49,14 +51,15 @@ def start(preload: Iterable[str]) -> bool:
     if (
         server is None
         or "forkserver" not in multiprocessing.get_all_start_methods()
-        or getattr(server, "_forkserver_pid") is not None
+        or server._forkserver_pid is not None
         or threading.active_count() != 1
     ):
         return False
     for name in preload:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
-    address = multiprocessing.connection.arbitrary_address("AF_UNIX")
+    connection: Any = multiprocessing.connection  # `arbitrary_address` is not in its stubs
+    address = connection.arbitrary_address("AF_UNIX")
     with socket.socket(socket.AF_UNIX) as listener:
         listener.bind(address)
         if not multiprocessing.util.is_abstract_socket_namespace(address):
@@ -68,9 +71,9 @@ def start(preload: Iterable[str]) -> bool:
         if pid == 0:  # pragma: no cover - the fork server itself (the tests observe it)
             _serve(listener.fileno(), alive_r, alive_w)
         os.close(alive_r)
-    setattr(server, "_forkserver_address", address)
-    setattr(server, "_forkserver_alive_fd", alive_w)
-    setattr(server, "_forkserver_pid", pid)
+    server._forkserver_address = address
+    server._forkserver_alive_fd = alive_w
+    server._forkserver_pid = pid
     log.debug("local workers' fork server %d forked from the command", pid)
     return True
 
@@ -103,7 +106,7 @@ def stop() -> None:
     and its workers' count in this process's own (`wait4`)."""
     server = _server()
     if server is not None:
-        getattr(server, "_stop")()
+        server._stop()
 
 
 @contextlib.contextmanager

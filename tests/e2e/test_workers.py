@@ -87,15 +87,17 @@ def holds_a_job(state_url: str, pid: int) -> bool:
 
 
 def workers_of(process: subprocess.Popen[bytes]) -> list[psutil.Process]:
-    """The worker processes of a run: spawned children, or the children of its forkserver
-    (multiprocessing's resource tracker left out)."""
+    """The worker processes of a run: spawned children, or the children of its fork server
+    (forked from the run, or multiprocessing's own; its resource tracker left out)."""
     found = []
     for child in psutil.Process(process.pid).children():
         try:
             command = " ".join(child.cmdline())
-            if "spawn_main" in command and "resource_tracker" not in command:
+            if "resource_tracker" in command:
+                continue
+            if "spawn_main" in command:
                 found.append(child)
-            elif "multiprocessing.forkserver" in command:
+            else:
                 found.extend(child.children())
         except psutil.NoSuchProcess:
             continue

@@ -38,8 +38,8 @@ if __name__ == "__main__":
         server = multiprocessing.forkserver._forkserver._forkserver_pid
         seen = queue.get()
         worker.join()
-        server_line = open(f"/proc/{server}/cmdline", "rb").read().split(b"\\0")
-        seen["server_runs_this_file"] = server_line == open("/proc/self/cmdline", "rb").read().split(b"\\0")
+        server_line = open(f"/proc/{server}/cmdline", "rb").read()
+        seen["server_runs_this_file"] = server_line == open("/proc/self/cmdline", "rb").read()
     seen["pid"] = os.getpid()
     seen["server_left"] = multiprocessing.forkserver._forkserver._forkserver_pid is not None
     try:
