@@ -9,9 +9,9 @@ writers (`state.database.writer`), so several processes can share one SQLite fil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import Engine, Table, Update, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -117,19 +117,28 @@ class Store:
 
     def set_unit(self, unit_id: int, **values: Any) -> None:
         with self.writing() as s, s.begin():
-            s.execute(update(Unit).where(Unit.id == unit_id).values(**values))
+            s.connection().execute(_set_unit(unit_id, values))
 
-    def unit_with_folder(
-        self, workload: str, owner: str, folder: str, excluding: int
-    ) -> Unit | None:
-        """Another unit of the owner already written to `folder`, if any."""
-        with self.session() as s:
-            return s.scalar(
-                select(Unit)
-                .where(Unit.workload == workload, Unit.owner == owner)
-                .where(Unit.target_folder == folder, Unit.id != excluding)
-                .limit(1)
-            )
+    def claim_folder(self, unit: UnitState, container: Container, folder: str) -> str | None:
+        """Record `folder` as the target folder of `unit` (clearing its last error), unless
+        another unit of the owner was written there first: then that unit's path, and
+        nothing is recorded. One transaction, where a read and a write took two."""
+        if unit.target_folder == folder and unit.last_error is None:
+            return None  # claimed by this unit before: no other one can have taken it since
+        others = (
+            select(_UNITS.c.path)
+            .where(_UNITS.c.workload == container.workload, _UNITS.c.owner == container.owner)
+            .where(_UNITS.c.target_folder == folder, _UNITS.c.id != unit.id)
+            .limit(1)
+        )
+        with self.writing() as s, s.begin():
+            connection = s.connection()
+            other = connection.scalar(others)
+            if other is None:
+                connection.execute(
+                    _set_unit(unit.id, {"target_folder": folder, "last_error": None})
+                )
+            return other
 
     def target_folders(self, workload: str, owner: str) -> dict[str, str]:
         """Container id -> the target folder its unit was written to, for one owner of one
@@ -248,6 +257,8 @@ class Store:
         recorded) when this process no longer holds the owner.
         """
         items = list(items)
+        if not items:  # nothing to record: no transaction (the page's settling fences)
+            return {}
         with self.writing() as s, s.begin():
             if guard is not None:
                 guard(s)
@@ -322,7 +333,7 @@ class Store:
             values: dict[str, Any] = {"next_link": next_link}
             if delta_link is not None:
                 values.update(delta_link=delta_link, next_link=None, status=DONE)
-            s.execute(update(Unit).where(Unit.id == unit_id).values(**values))
+            s.connection().execute(_set_unit(unit_id, values))
 
     def apply_outcomes(
         self,
@@ -431,6 +442,15 @@ class Store:
             units = {k: int(v) for k, v in s.execute(unit_q).all()}
             items = {k: int(v) for k, v in s.execute(item_q).all()}
             return StatusCounts(units, items, int(s.scalar(bytes_q) or 0))
+
+
+_UNITS = cast(Table, Unit.__table__)  # typed FromClause; it is the Table
+
+
+def _set_unit(unit_id: int, values: Mapping[str, Any]) -> Update:
+    """An UPDATE of one unit's columns, as a Core statement: the ORM's bulk UPDATE (which
+    synchronizes a session that holds no unit) cost more CPU than the write itself."""
+    return update(_UNITS).where(_UNITS.c.id == unit_id).values(**values)
 
 
 class LinkMap(Mapping[str, str]):
