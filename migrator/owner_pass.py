@@ -108,17 +108,20 @@ class OwnerPass:
             # What earlier passes could not write is tried again first: a failure stays
             # counted until a pass writes it, it is never left behind by a later one.
             await self._write_failed(containers)
+            units = self.store.units_for(containers)
             # Well-known folders first: on a name collision they keep the special name.
             for container in sorted(containers, key=lambda c: c.role is None):
-                await self._unit(container, mode)
+                # A container listed twice is read again the second time.
+                key = (container.workload, container.owner, container.source_id)
+                unit = units.pop(key, None) or self.store.unit_for(container)
+                await self._unit(container, unit, mode)
             await self._settle_vanished()
         finally:
             await self.session.close()
 
     # -- one container --------------------------------------------------------
 
-    async def _unit(self, container: Container, mode: Mode) -> None:
-        unit = self.store.unit_for(container)
+    async def _unit(self, container: Container, unit: UnitState, mode: Mode) -> None:
         if mode == "run" and unit.status == DONE:
             self.reporter.advance(self.workload.name, container.total_items, 0)
             return

@@ -115,6 +115,30 @@ class Store:
             s.flush()
             return unit_state(row)
 
+    def units_for(self, containers: Sequence[Container]) -> dict[tuple[str, str, str], UnitState]:
+        """The units of an owner's `containers` by (workload, owner, container id), made on
+        first sight as by `unit_for`: one transaction for them all, where each took one."""
+        if not containers:
+            return {}
+        with self.writing() as s, s.begin():
+            rows: dict[tuple[str, str, str], Unit] = {}
+            for workload, owner in {(c.workload, c.owner) for c in containers}:
+                query = select(Unit).where(Unit.workload == workload, Unit.owner == owner)
+                rows.update(((workload, owner, r.container_id), r) for r in s.scalars(query))
+            for container in containers:
+                key = (container.workload, container.owner, container.source_id)
+                row = rows.get(key)
+                if row is None:
+                    row = Unit(workload=key[0], owner=key[1], container_id=key[2])
+                    rows[key] = row
+                    s.add(row)
+                row.path = container.display_path
+                row.source_count = container.total_items
+                row.source_bytes = container.size_bytes
+            s.flush()
+            keys = [(c.workload, c.owner, c.source_id) for c in containers]
+            return {key: unit_state(rows[key]) for key in keys}
+
     def set_unit(self, unit_id: int, **values: Any) -> None:
         with self.writing() as s, s.begin():
             s.connection().execute(_set_unit(unit_id, values))

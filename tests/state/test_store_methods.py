@@ -169,3 +169,16 @@ def test_runs_are_recorded_newest_first_in_a_state_of_one_identity(store: Store)
     assert runs[1].finished_at is not None and runs[0].finished_at is None
     assert [r.id for r in store.last_runs(1)] == [second]
     assert store.identity() == identity and identity
+
+
+def test_an_owners_units_are_made_and_read_together(store: Store) -> None:
+    known = store.unit_for(DRIVE)
+    store.set_unit(known.id, target_folder="OneDrive", next_link="n1")
+    moved = Container("files", OWNER, "D1", ("Renamed",), "personal", total_items=7)
+    units = store.units_for([moved, OTHER])
+    first, second = units["files", OWNER, "D1"], units["files", OWNER, "D2"]
+    assert first.id == known.id and (first.target_folder, first.next_link) == ("OneDrive", "n1")
+    assert second.id != known.id and second.status == PENDING
+    assert store.unit_for(OTHER).id == second.id  # made once
+    assert {u.path: u.source_count for u in store.units("files")} == {"Renamed": 7, "Shared": 0}
+    assert store.units_for([]) == {}
