@@ -9,9 +9,9 @@ writers (`state.database.writer`), so several processes can share one SQLite fil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Engine, Table, Update, bindparam, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
@@ -43,6 +43,7 @@ from .schema import (
     Unit,
     utcnow,
 )
+from .unit_rows import UnitKey, claim, unit_update, units_of
 
 Guard = Callable[[Session], None]
 """Run first in a transaction that records writes; raises if they must not be recorded."""
@@ -115,33 +116,17 @@ class Store:
             s.flush()
             return unit_state(row)
 
-    def units_for(self, containers: Sequence[Container]) -> dict[tuple[str, str, str], UnitState]:
+    def units_for(self, containers: Sequence[Container]) -> dict[UnitKey, UnitState]:
         """The units of an owner's `containers` by (workload, owner, container id), made on
         first sight as by `unit_for`: one transaction for them all, where each took one."""
         if not containers:
             return {}
         with self.writing() as s, s.begin():
-            rows: dict[tuple[str, str, str], Unit] = {}
-            for workload, owner in {(c.workload, c.owner) for c in containers}:
-                query = select(Unit).where(Unit.workload == workload, Unit.owner == owner)
-                rows.update(((workload, owner, r.container_id), r) for r in s.scalars(query))
-            for container in containers:
-                key = (container.workload, container.owner, container.source_id)
-                row = rows.get(key)
-                if row is None:
-                    row = Unit(workload=key[0], owner=key[1], container_id=key[2])
-                    rows[key] = row
-                    s.add(row)
-                row.path = container.display_path
-                row.source_count = container.total_items
-                row.source_bytes = container.size_bytes
-            s.flush()
-            keys = [(c.workload, c.owner, c.source_id) for c in containers]
-            return {key: unit_state(rows[key]) for key in keys}
+            return units_of(s, containers)
 
     def set_unit(self, unit_id: int, **values: Any) -> None:
         with self.writing() as s, s.begin():
-            s.connection().execute(_set_unit(unit_id, values))
+            s.connection().execute(unit_update(unit_id, values))
 
     def claim_folder(self, unit: UnitState, container: Container, folder: str) -> str | None:
         """Record `folder` as the target folder of `unit` (clearing its last error), unless
@@ -149,20 +134,8 @@ class Store:
         nothing is recorded. One transaction, where a read and a write took two."""
         if unit.target_folder == folder and unit.last_error is None:
             return None  # claimed by this unit before: no other one can have taken it since
-        others = (
-            select(_UNITS.c.path)
-            .where(_UNITS.c.workload == container.workload, _UNITS.c.owner == container.owner)
-            .where(_UNITS.c.target_folder == folder, _UNITS.c.id != unit.id)
-            .limit(1)
-        )
         with self.writing() as s, s.begin():
-            connection = s.connection()
-            other = connection.scalar(others)
-            if other is None:
-                connection.execute(
-                    _set_unit(unit.id, {"target_folder": folder, "last_error": None})
-                )
-            return other
+            return claim(s.connection(), unit, container, folder)
 
     def target_folders(self, workload: str, owner: str) -> dict[str, str]:
         """Container id -> the target folder its unit was written to, for one owner of one
@@ -357,7 +330,7 @@ class Store:
             values: dict[str, Any] = {"next_link": next_link}
             if delta_link is not None:
                 values.update(delta_link=delta_link, next_link=None, status=DONE)
-            s.connection().execute(_set_unit(unit_id, values))
+            s.connection().execute(unit_update(unit_id, values))
 
     def apply_outcomes(
         self,
@@ -466,15 +439,6 @@ class Store:
             units = {k: int(v) for k, v in s.execute(unit_q).all()}
             items = {k: int(v) for k, v in s.execute(item_q).all()}
             return StatusCounts(units, items, int(s.scalar(bytes_q) or 0))
-
-
-_UNITS = cast(Table, Unit.__table__)  # typed FromClause; it is the Table
-
-
-def _set_unit(unit_id: int, values: Mapping[str, Any]) -> Update:
-    """An UPDATE of one unit's columns, as a Core statement: the ORM's bulk UPDATE (which
-    synchronizes a session that holds no unit) cost more CPU than the write itself."""
-    return update(_UNITS).where(_UNITS.c.id == unit_id).values(**values)
 
 
 class LinkMap(Mapping[str, str]):
