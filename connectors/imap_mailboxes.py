@@ -63,6 +63,7 @@ class ImapMailboxes:
         self._conn: imaplib.IMAP4 | None = None
         self._layout: _Layout | None = None
         self._selected: tuple[str, int] | None = None  # (mailbox, uidvalidity)
+        self._exists: int | None = None  # messages in it when it was SELECTed (EXISTS)
         self.server_caps: frozenset[str] = frozenset()
 
     # -- connection ---------------------------------------------------------------------------
@@ -299,6 +300,7 @@ class ImapMailboxes:
                 return None
             self._raise(refusal, "SELECT", mailbox)
         self._selected = (mailbox, int(uidvalidity[-1]))
+        self._exists = _count(data)
         return self._selected[1]
 
     def _uid(self, command: str, mailbox: str, *args: str) -> list[Any]:
@@ -316,6 +318,14 @@ class ImapMailboxes:
             return None
         found = wire.parse_search(self._uid("SEARCH", ref.folder, "UID", str(parsed[1])))
         return parsed[1] if parsed[1] in found else None
+
+
+def _count(data: list[Any]) -> int | None:
+    """The EXISTS count a SELECT answered (RFC 3501, 6.3.1: a server must send it), or None."""
+    try:
+        return int(data[-1])
+    except (IndexError, TypeError, ValueError):
+        return None
 
 
 def _in_namespace(segments: tuple[str, ...], prefix: tuple[str, ...]) -> tuple[str, ...]:

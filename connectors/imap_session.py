@@ -333,7 +333,10 @@ class ImapSession(ImapMailboxes):
 
     def listing(self, folder: str) -> list[Entry]:
         """Every message with the mapper's fingerprint convention and its RFC822.SIZE."""
+        selecting = self._selected is None or self._selected[0] != folder
         if self._select(folder) is None:
+            return []
+        if selecting and self._exists == 0:  # the SELECT just said it is empty: no SEARCH
             return []
         uids = wire.parse_search(self._uid("SEARCH", folder, "ALL"))
         return self._fingerprints(folder, uids) if uids else []

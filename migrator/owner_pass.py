@@ -108,17 +108,20 @@ class OwnerPass:
             # What earlier passes could not write is tried again first: a failure stays
             # counted until a pass writes it, it is never left behind by a later one.
             await self._write_failed(containers)
+            units = self.store.units_for(containers)
             # Well-known folders first: on a name collision they keep the special name.
             for container in sorted(containers, key=lambda c: c.role is None):
-                await self._unit(container, mode)
+                # A container listed twice is read again the second time.
+                key = (container.workload, container.owner, container.source_id)
+                unit = units.pop(key, None) or self.store.unit_for(container)
+                await self._unit(container, unit, mode)
             await self._settle_vanished()
         finally:
             await self.session.close()
 
     # -- one container --------------------------------------------------------
 
-    async def _unit(self, container: Container, mode: Mode) -> None:
-        unit = self.store.unit_for(container)
+    async def _unit(self, container: Container, unit: UnitState, mode: Mode) -> None:
         if mode == "run" and unit.status == DONE:
             self.reporter.advance(self.workload.name, container.total_items, 0)
             return
@@ -128,7 +131,6 @@ class OwnerPass:
         resyncing = False
         try:
             folder = await self._target_folder(container, unit)
-            self.store.set_unit(unit.id, target_folder=folder, last_error=None)
             part = ContainerPass(self, container, unit.id, folder)
             cursor = unit.next_link or unit.delta_link
             fresh = unit.status == PENDING and cursor is None
@@ -173,16 +175,14 @@ class OwnerPass:
         await self._pages(part, None, count_pages, seen=seen)
 
     async def _target_folder(self, container: Container, unit: UnitState) -> str:
-        """The container's target folder. When another folder of this owner was written
-        there first (two source names that clean up to one target name), the next free
-        name with " (2)", " (3)"...: both are kept, in the order they were first written,
-        and the audit log says so."""
+        """The container's target folder, recorded as its unit's. When another folder of
+        this owner was written there first (two source names that clean up to one target
+        name), the next free name with " (2)", " (3)"...: both are kept, in the order they
+        were first written, and the audit log says so."""
         wanted = container
         for number in range(2, 100):
             folder = await self.session.call(partial(_ensure, wanted))
-            other = self.store.unit_with_folder(
-                container.workload, container.owner, folder, excluding=unit.id
-            )
+            other = self.store.claim_folder(unit, container, folder)
             if other is None:
                 break
             last = container.path[-1] if container.path else container.workload
@@ -196,7 +196,7 @@ class OwnerPass:
                 log.warning(
                     "%s: %s and %s would both be written to %s: the second one is renamed",
                     container.owner,
-                    other.path,
+                    other,
                     container.display_path,
                     folder,
                 )

@@ -12,6 +12,7 @@ key collide on its primary key, the loser retrying).
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Float, Select, bindparam, delete, select, update
 from sqlalchemy.orm import Session
 
 from .database import clock
@@ -273,13 +274,22 @@ def release_lease(s: Session, key: str, holder: Holder) -> None:
 
 def holds(s: Session, key: str, holder: Holder, margin: float = 0.0) -> bool:
     """Whether `holder` holds `key` for `margin` seconds more at least (the fence): one
-    query by the database's clock, run in every page's transactions."""
-    held = select(Lease.key).where(
-        Lease.key == key,
-        Lease.holder == holder.id,
-        Lease.expires_at > clock(s.get_bind().dialect.name) + margin,
+    query by the database's clock, run in every page's transactions (on the session's
+    connection, in its transaction; the statement is built once per dialect)."""
+    connection = s.connection()
+    held = _held(connection.dialect.name)
+    found = connection.scalar(held, {"key": key, "holder": holder.id, "margin": margin})
+    return found is not None
+
+
+@functools.cache
+def _held(dialect: str) -> Select[tuple[str]]:
+    leases = Lease.__table__.c
+    return select(leases.key).where(
+        leases.key == bindparam("key"),
+        leases.holder == bindparam("holder"),
+        leases.expires_at > clock(dialect) + bindparam("margin", type_=Float()),
     )
-    return s.scalar(held) is not None
 
 
 # -- workers -------------------------------------------------------------------------

@@ -19,6 +19,7 @@ class UnitState:
     next_link: str | None
     delta_link: str | None
     target_folder: str | None
+    last_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,4 +100,6 @@ ITEM_COLUMNS = (
 
 
 def unit_state(row: Unit) -> UnitState:
-    return UnitState(row.id, row.status, row.next_link, row.delta_link, row.target_folder)
+    return UnitState(
+        row.id, row.status, row.next_link, row.delta_link, row.target_folder, row.last_error
+    )

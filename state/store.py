@@ -43,6 +43,7 @@ from .schema import (
     Unit,
     utcnow,
 )
+from .unit_rows import UnitKey, claim, unit_update, units_of
 
 Guard = Callable[[Session], None]
 """Run first in a transaction that records writes; raises if they must not be recorded."""
@@ -115,21 +116,26 @@ class Store:
             s.flush()
             return unit_state(row)
 
+    def units_for(self, containers: Sequence[Container]) -> dict[UnitKey, UnitState]:
+        """The units of an owner's `containers` by (workload, owner, container id), made on
+        first sight as by `unit_for`: one transaction for them all, where each took one."""
+        if not containers:
+            return {}
+        with self.writing() as s, s.begin():
+            return units_of(s, containers)
+
     def set_unit(self, unit_id: int, **values: Any) -> None:
         with self.writing() as s, s.begin():
-            s.execute(update(Unit).where(Unit.id == unit_id).values(**values))
+            s.connection().execute(unit_update(unit_id, values))
 
-    def unit_with_folder(
-        self, workload: str, owner: str, folder: str, excluding: int
-    ) -> Unit | None:
-        """Another unit of the owner already written to `folder`, if any."""
-        with self.session() as s:
-            return s.scalar(
-                select(Unit)
-                .where(Unit.workload == workload, Unit.owner == owner)
-                .where(Unit.target_folder == folder, Unit.id != excluding)
-                .limit(1)
-            )
+    def claim_folder(self, unit: UnitState, container: Container, folder: str) -> str | None:
+        """Record `folder` as the target folder of `unit` (clearing its last error), unless
+        another unit of the owner was written there first: then that unit's path, and
+        nothing is recorded. One transaction, where a read and a write took two."""
+        if unit.target_folder == folder and unit.last_error is None:
+            return None  # claimed by this unit before: no other one can have taken it since
+        with self.writing() as s, s.begin():
+            return claim(s.connection(), unit, container, folder)
 
     def target_folders(self, workload: str, owner: str) -> dict[str, str]:
         """Container id -> the target folder its unit was written to, for one owner of one
@@ -248,6 +254,8 @@ class Store:
         recorded) when this process no longer holds the owner.
         """
         items = list(items)
+        if not items:  # nothing to record: no transaction (the page's settling fences)
+            return {}
         with self.writing() as s, s.begin():
             if guard is not None:
                 guard(s)
@@ -322,7 +330,7 @@ class Store:
             values: dict[str, Any] = {"next_link": next_link}
             if delta_link is not None:
                 values.update(delta_link=delta_link, next_link=None, status=DONE)
-            s.execute(update(Unit).where(Unit.id == unit_id).values(**values))
+            s.connection().execute(unit_update(unit_id, values))
 
     def apply_outcomes(
         self,

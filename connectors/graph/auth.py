@@ -9,6 +9,7 @@ carry the secret's text.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from ...migrator.secret_files import read_secret_bytes
 from .clouds import sign_in_host
 
 DEFAULT_GRAPH_URL = "https://graph.microsoft.com/v1.0"
+REUSE_SECONDS = 30.0  # how long a token is served again before azure-identity is asked
+# azure-identity refreshes a token this long before it expires (DEFAULT_REFRESH_OFFSET)
+REFRESH_MARGIN = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +66,24 @@ class RenewableCredential(AsyncTokenCredential):
         self._current = factory()
         self._retired: list[AsyncTokenCredential] = []
         self.generation = 0  # how many times it was renewed
+        # scopes -> (token, until when it is served again without asking azure-identity)
+        self._served: dict[tuple[str, ...], tuple[AccessToken, float]] = {}
 
     async def get_token(self, *scopes: str, **kwargs: Any) -> AccessToken:
-        return await self._current.get_token(*scopes, **kwargs)
+        """The token for `scopes`. Asked of azure-identity at most every `REUSE_SECONDS`
+        (its every answer searched MSAL's cache, a cost on every Graph request), and only
+        while the token has more than `REFRESH_MARGIN` to run: azure-identity's own
+        refresh, due that long before expiry, is then at most `REUSE_SECONDS` late."""
+        if kwargs:  # claims, another tenant...: azure-identity decides
+            return await self._current.get_token(*scopes, **kwargs)
+        now = time.time()
+        served = self._served.get(scopes)
+        if served is not None and now < served[1]:
+            return served[0]
+        token = await self._current.get_token(*scopes)
+        until = min(now + REUSE_SECONDS, token.expires_on - REFRESH_MARGIN)
+        self._served[scopes] = (token, until)
+        return token
 
     def renew(self, seen: int) -> None:
         """A fresh credential, unless one was made since generation `seen` was read (many
@@ -72,6 +91,7 @@ class RenewableCredential(AsyncTokenCredential):
         if seen == self.generation:
             self._retired.append(self._current)
             self._current = self._factory()
+            self._served.clear()
             self.generation += 1
 
     async def close(self) -> None:

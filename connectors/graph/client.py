@@ -70,6 +70,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+@functools.cache
 def user_agent() -> str:
     """`ISV|Hirondelle|hirondelle/<version>`, the same on every request."""
     return f"{PRODUCT}/{version('hirondelle')}"

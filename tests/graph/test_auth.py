@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import trustme
+from azure.core.credentials import AccessToken
+from azure.core.credentials_async import AsyncTokenCredential
 from azure.identity.aio import CertificateCredential, ClientSecretCredential
 
-from hirondelle.connectors.graph.auth import GraphSettings, make_credential
+from hirondelle.connectors.graph import auth
+from hirondelle.connectors.graph.auth import GraphSettings, RenewableCredential, make_credential
 from hirondelle.migrator.errors import ConfigError
 
 from .conftest import run
@@ -74,3 +78,52 @@ def test_a_certificate_with_its_key_builds_a_certificate_credential(tmp_path: Pa
     credential = make_credential(settings(certificate_file=str(pem)))
     assert isinstance(credential._current, CertificateCredential)
     run(credential.close())
+
+
+class _Counting:
+    """An azure-identity credential stand-in: a token lasting `lifetime` s, calls counted."""
+
+    def __init__(self, clock: list[float], lifetime: float) -> None:
+        self.clock, self.lifetime, self.calls = clock, lifetime, 0
+
+    async def get_token(self, *scopes: str, **options: Any) -> AccessToken:
+        self.calls += 1
+        return AccessToken(f"token-{self.calls}", int(self.clock[0] + self.lifetime))
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_token_is_served_again_for_a_while_then_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [1_000_000.0]
+    monkeypatch.setattr(auth.time, "time", lambda: clock[0])
+    made: list[_Counting] = []
+
+    def factory(lifetime: float) -> RenewableCredential:
+        def make() -> AsyncTokenCredential:
+            made.append(_Counting(clock, lifetime))
+            return cast(AsyncTokenCredential, made[-1])
+
+        return RenewableCredential(make)
+
+    async def scenario() -> None:
+        credential = factory(3600)
+        first = await credential.get_token("scope")
+        assert (await credential.get_token("scope")) is first and made[0].calls == 1
+        await credential.get_token("other-scope")  # each scope its own token
+        await credential.get_token("scope", claims="challenge")  # options: always asked
+        assert made[0].calls == 3
+        clock[0] += auth.REUSE_SECONDS + 1
+        await credential.get_token("scope")
+        assert made[0].calls == 4
+        credential.renew(credential.generation)  # a refused token is never served again
+        assert (await credential.get_token("scope")).token == "token-1" and made[1].calls == 1
+        # a token near its expiry is left to azure-identity's refresh, asked every time
+        short = factory(auth.REFRESH_MARGIN - 1)
+        await short.get_token("scope")
+        await short.get_token("scope")
+        assert made[2].calls == 2
+
+    run(scenario())

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -20,6 +22,8 @@ from hirondelle.tests.servers import (
     cyrus_server,
     free_port,
 )
+
+T = TypeVar("T")
 
 
 def payload(text: str, flags: tuple[str, ...] = ()) -> Payload:
@@ -178,3 +182,37 @@ def test_a_name_the_server_refuses_gets_look_alikes_and_others_keep_theirs(
     assert again.find(name, payload("in-refused-name"), frozenset()) == ref
     again.close()
     assert [m for m in imap_server.mailboxes(user.login) if "Europe" in m] == [name]
+
+
+def test_a_listing_reads_what_a_select_finds_and_an_empty_folder_from_its_select(
+    session: ImapSession, dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path
+) -> None:
+    written = payload("listed")
+    (ref,) = session.put_many("INBOX", [written])
+    session.ensure_container(Container("mail", mail_user.login, "e", ("Empty",)))
+    session.close()
+    fresh = session_of(dovecot, mail_user, tmp_path)  # nothing selected yet
+    assert [e.ref for e in fresh.listing("INBOX")] == [ref]
+    sent: list[str] = []
+    fresh._call = _recording(fresh._call, sent)  # type: ignore[method-assign]  # a spy on the commands sent
+    assert fresh.listing("Empty") == []
+    assert sent == ["SELECT"]  # its SELECT said EXISTS 0: no UID SEARCH follows
+    fresh.close()
+
+
+def session_of(dovecot: DovecotServer, mail_user: MailUser, tmp_path: Path) -> ImapSession:
+    settings = ImapSettings(
+        host=dovecot.host,
+        port=dovecot.port,
+        security="plain",
+        password_file=dovecot.password_file(tmp_path / "passwords-2", mail_user),
+    )
+    return ImapTarget(settings).open(Owner(upn=mail_user.login, source_id="x"))
+
+
+def _recording(call: Callable[..., T], sent: list[str]) -> Callable[..., T]:
+    def record(command: str, *args: Any) -> T:
+        sent.append(command)
+        return call(command, *args)
+
+    return record

@@ -54,6 +54,10 @@ def test_one_owner_one_holder_and_a_mailbox_is_one_owner(state_url: str) -> None
     assert jobs.finish(first, a, FINISHED, None, None, (5, 5, 50))
     with store.session() as s:
         assert leases.holds(s, first.lease_key, a)  # still held for the calendar
+        # the fence reads the expiry by the database's clock: not held a lease and more on
+        assert leases.holds(s, first.lease_key, a, margin=LEASE - 5)
+        assert not leases.holds(s, first.lease_key, a, margin=LEASE + 5)
+        assert not leases.holds(s, first.lease_key, b)
     assert jobs.finish(second, a, FINISHED, None, None, (1, 1, 10))
     with store.session() as s:
         assert not leases.holds(s, first.lease_key, a)

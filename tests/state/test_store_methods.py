@@ -59,8 +59,10 @@ def test_a_unit_is_made_once_and_keeps_its_folder(store: Store) -> None:
     assert again.id == unit.id
     assert (again.target_folder, again.next_link) == ("OneDrive", "n1")
     other = store.unit_for(OTHER)
-    assert store.unit_with_folder("files", OWNER, "OneDrive", excluding=other.id) is not None
-    assert store.unit_with_folder("files", OWNER, "OneDrive", excluding=unit.id) is None
+    # D1 was written to OneDrive first: D2 may not claim it, and nothing is recorded
+    assert store.claim_folder(other, OTHER, "OneDrive") == "OneDrive"
+    assert store.unit_for(OTHER).target_folder is None
+    assert store.claim_folder(again, DRIVE, "OneDrive") is None
     assert [u.path for u in store.units("files")] == ["OneDrive", "Shared"]
     assert store.units("mail") == []
     (first,) = [u for u in store.units() if u.id == unit.id]
@@ -68,6 +70,12 @@ def test_a_unit_is_made_once_and_keeps_its_folder(store: Store) -> None:
     assert store.target_folders("files", OWNER) == {"D1": "OneDrive"}  # D2 has none yet
     assert store.target_folders("files", "bob@contoso.test") == {}
     assert store.target_folders("mail", OWNER) == {}
+    # a free folder is claimed, and the unit's last error cleared with it
+    store.set_unit(other.id, last_error="unreachable")
+    assert store.claim_folder(store.unit_for(OTHER), OTHER, "Shared") is None
+    claimed = store.unit_for(OTHER)
+    assert (claimed.target_folder, claimed.last_error) == ("Shared", None)
+    assert store.target_folders("files", OWNER) == {"D1": "OneDrive", "D2": "Shared"}
 
 
 def test_items_are_read_by_source_by_ref_and_one_by_one(store: Store) -> None:
@@ -161,3 +169,16 @@ def test_runs_are_recorded_newest_first_in_a_state_of_one_identity(store: Store)
     assert runs[1].finished_at is not None and runs[0].finished_at is None
     assert [r.id for r in store.last_runs(1)] == [second]
     assert store.identity() == identity and identity
+
+
+def test_an_owners_units_are_made_and_read_together(store: Store) -> None:
+    known = store.unit_for(DRIVE)
+    store.set_unit(known.id, target_folder="OneDrive", next_link="n1")
+    moved = Container("files", OWNER, "D1", ("Renamed",), "personal", total_items=7)
+    units = store.units_for([moved, OTHER])
+    first, second = units["files", OWNER, "D1"], units["files", OWNER, "D2"]
+    assert first.id == known.id and (first.target_folder, first.next_link) == ("OneDrive", "n1")
+    assert second.id != known.id and second.status == PENDING
+    assert store.unit_for(OTHER).id == second.id  # made once
+    assert {u.path: u.source_count for u in store.units("files")} == {"Renamed": 7, "Shared": 0}
+    assert store.units_for([]) == {}
