@@ -56,6 +56,8 @@ SETTINGS = (
 SCOPE = "https://graph.microsoft.com/.default"
 BATCH_PARTS = 20  # https://learn.microsoft.com/en-us/graph/json-batching
 MESSAGE_SELECT = "id,receivedDateTime,isRead,isDraft,flag"
+# Hidden folders are left out unless `includeHiddenFolders=true` is asked for, and so are
+# their children (https://learn.microsoft.com/en-us/graph/api/user-list-mailfolders).
 FOLDER_QUERY = "?$select=id,displayName,childFolderCount&$top=250"
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _UNSAFE = str.maketrans({"/": "-", ".": "-", "*": "-", "%": "-", '"': "'", "\\": "-"})
@@ -251,6 +253,8 @@ class Floor:
         return {folder: imap_utf7_encode(name) for folder, name in names.items()}
 
     async def messages(self, upn: str, folder: str) -> list[dict[str, Any]]:
+        """Every message of the folder, 1,000 a page: the largest `$top` of list messages
+        (https://learn.microsoft.com/en-us/graph/api/mailfolder-list-messages)."""
         url = (
             f"{self.settings.graph_url}/users/{quote(upn, safe='@')}/mailFolders/"
             f"{quote(folder, safe='')}/messages?$select={MESSAGE_SELECT}&$top=1000"
