@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from hirondelle.bench._mail_floor import segment
 from hirondelle.bench._servers import BenchError, Finished, run_measured, stop_live
 from hirondelle.mappings.mail_folders import imap_utf7_encode
 from hirondelle.sandbox.tenant import Tenant
@@ -26,7 +27,6 @@ from hirondelle.sandbox.tenant_records import SandboxFolder, SandboxMessage, San
 from hirondelle.tests.servers import DovecotServer
 
 APPEND_WINDOW = 64  # APPENDs in flight per connection before reading their answers
-_UNSAFE = str.maketrans({"/": "-", ".": "-", "*": "-", "%": "-", '"': "'", "\\": "-"})
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def folder_names(tenant: Tenant, user: SandboxUser) -> dict[str, str]:
         current: SandboxFolder | None = folder
         while current is not None:
             parts.append(
-                "INBOX" if current.well_known_name == "inbox" else _segment(current.display_name)
+                "INBOX" if current.well_known_name == "inbox" else segment(current.display_name)
             )
             current = folders.get(current.parent_id)
         names[folder.id] = imap_utf7_encode("/".join(reversed(parts)))
@@ -71,10 +71,6 @@ def _visible(folder: SandboxFolder, folders: dict[str, SandboxFolder]) -> bool:
             return False
         current = folders.get(current.parent_id)
     return True
-
-
-def _segment(name: str) -> str:
-    return name.translate(_UNSAFE).strip() or "-"
 
 
 def populate(server: DovecotServer, tenant: Tenant, workers: int = 4) -> tuple[int, int]:

@@ -11,6 +11,9 @@ webdav` (a fresh folder per side and phase):
    sandbox's log-uniform mix, 100 B to 2.5 MB, about 250 KB on average). hirondelle
    copies it (`python -m hirondelle.cli -c FILE run --json`, a measured child); the same
    bytes, written to local disk first (untimed), are copied by `rclone copy`.
+   A raw client (`_files_floor`: aiohttp, delta, download, PUT; no state, no checks)
+   then copies the same OneDrive from the same sandbox into a fresh account, measured
+   the same way: the floor any Python client reaches on the same servers (`--no-floor`).
 2. One large file: the same with a OneDrive holding a `--large-bytes` file (and the
    sandbox's few showcase files, carried by both sides).
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -46,12 +50,15 @@ from hirondelle.bench._files_peer import (
 )
 from hirondelle.bench._files_sandbox import DriveShape
 from hirondelle.bench._servers import (
+    BenchError,
     Finished,
+    SandboxEndpoint,
     SandboxProcess,
     child_serving,
     cpu_seconds,
     guarded_run,
     machine_busy_seconds,
+    run_measured,
     stop_live,
     tree_cpu_seconds,
 )
@@ -97,6 +104,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="hirondelle's files uploaded at once per owner ([targets.files] uploads, default 4)",
     )
     parser.add_argument("--no-peer", action="store_true", help="skip rclone")
+    parser.add_argument(
+        "--no-floor", action="store_true", help="skip the raw client's floor on small files"
+    )
     parser.add_argument(
         "--profile",
         type=Path,
@@ -148,7 +158,9 @@ class Bench:
 
     def __init__(self, args: argparse.Namespace, work: Path, stack: ExitStack) -> None:
         self.args, self.work, self.stack = args, work, stack
-        self.server = RcloneDavServer(spare_users=5, start_timeout=30)
+        self.server = RcloneDavServer(
+            spare_users=6, start_timeout=30
+        )  # an account per side and phase
         stack.callback(self.server.stop)
         self.server.start()
 
@@ -169,6 +181,8 @@ class Bench:
         )
         figures: dict[str, Any] = {f"{name}_source_files": local.files}
         figures.update(self._hirondelle(name, sandbox, tenant.users[0].upn, local))
+        if name == "small" and not self.args.no_floor:
+            figures.update(self._floor(name, sandbox, tenant.users[0].upn, local))
         sandbox.stop()
         if peer and not self.args.no_peer:
             figures.update(self._rclone(name, local_dir, local))
@@ -217,6 +231,50 @@ class Bench:
             f"{name}_server_cpu_s": round(server_cpu, 1),
             f"{name}_other_cpu_s": round(other, 1),
             f"{name}_graph_requests": requests,
+        }
+
+    def _floor(
+        self, name: str, sandbox: SandboxProcess, upn: str, local: FileSet
+    ) -> dict[str, Any]:
+        """The raw client's copy of the same OneDrive from the same sandbox (after
+        hirondelle's) into a fresh account, measured like hirondelle."""
+        assert sandbox.endpoint is not None
+        endpoint, user = sandbox.endpoint, self.server.new_user()
+        sandbox_process, server_process = psutil.Process(sandbox.pid), self._server_process()
+        sandbox_cpu, server_cpu = tree_cpu_seconds(sandbox_process), cpu_seconds(server_process)
+        requests, busy = int(sandbox.stats()["requests"]), machine_busy_seconds()
+        account = DavAccount(
+            self.server.url_for(user.login), user.login, user.password, DRIVE_FOLDER
+        )
+        directory = self.work / f"floor-{name}"
+        finished, failed = run_floor(
+            endpoint, upn, account, self.args.concurrency, directory, self.args.timeout
+        )
+        busy = machine_busy_seconds() - busy
+        sandbox_cpu = tree_cpu_seconds(sandbox_process) - sandbox_cpu
+        server_cpu = cpu_seconds(server_process) - server_cpu
+        requests = int(sandbox.stats()["requests"]) - requests
+        side = Side(finished, self._collect(user))
+        other = max(0.0, busy - finished.cpu_seconds - sandbox_cpu - server_cpu)
+        say(
+            f"  floor (raw client): {side.stored.files} files, {side.stored.bytes / MB:.1f} MB "
+            f"on the target ({failed} failed) in {finished.seconds:.1f} s: "
+            f"{side.files_per_s:.1f} files/s, {side.mb_per_s:.1f} MB/s, peak RSS "
+            f"{finished.peak_rss_mb:.0f} MB"
+        )
+        say(
+            f"    CPU: client {finished.cpu_seconds:.1f} s, sandbox {sandbox_cpu:.1f} s, rclone "
+            f"serve {server_cpu:.1f} s, kernel and anything else {other:.1f} s; {requests} "
+            f"Graph requests"
+        )
+        _check(side.stored, local, "the floor's target")
+        return {
+            **side.figures(f"floor_{name}_"),
+            f"floor_{name}_failed": failed,
+            f"floor_{name}_sandbox_cpu_s": round(sandbox_cpu, 1),
+            f"floor_{name}_server_cpu_s": round(server_cpu, 1),
+            f"floor_{name}_other_cpu_s": round(other, 1),
+            f"floor_{name}_graph_requests": requests,
         }
 
     def _rclone(self, name: str, local_dir: Path, local: FileSet) -> dict[str, Any]:
@@ -270,6 +328,46 @@ class Bench:
         return [sys.executable, "-m", "hirondelle.bench._profile", str(report)]
 
 
+def run_floor(
+    endpoint: SandboxEndpoint,
+    upn: str,
+    account: DavAccount,
+    fetches: int,
+    directory: Path,
+    timeout: float,
+) -> tuple[Finished, int]:
+    """`python -m hirondelle.bench._files_floor` copying `upn`'s OneDrive into `account`
+    (below its folder), measured; its figures and the files that failed."""
+    env = {
+        **os.environ,
+        "FLOOR_GRAPH_URL": endpoint.graph_url,
+        "FLOOR_AUTHORITY": endpoint.authority,
+        "FLOOR_TENANT_ID": endpoint.tenant_id,
+        "FLOOR_CLIENT_ID": endpoint.client_id,
+        "FLOOR_CLIENT_SECRET": endpoint.client_secret,
+        "FLOOR_CA_FILE": endpoint.ca_file,
+        "FLOOR_DAV_URL": account.url,
+        "FLOOR_DAV_FOLDER": account.folder,
+        "FLOOR_DAV_LOGIN": account.login,
+        "FLOOR_DAV_PASSWORD": account.password,
+        "FLOOR_FETCHES": str(fetches),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    output, log = directory / "floor.json", directory / "floor.log"
+    with open(output, "wb") as stdout, open(log, "wb") as stderr:
+        finished = run_measured(
+            [sys.executable, "-m", "hirondelle.bench._files_floor", upn],
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            timeout=timeout,
+        )
+    if finished.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-1500:]
+        raise BenchError(f"the floor client exited with {finished.returncode}: {tail}")
+    return finished, int(json.loads(output.read_text(encoding="utf-8"))["failed"])
+
+
 def _check(stored: FileSet, local: FileSet, where: str) -> None:
     if stored.files < local.files or stored.bytes < local.bytes:
         say(
@@ -280,16 +378,16 @@ def _check(stored: FileSet, local: FileSet, where: str) -> None:
 
 def ratios(result: dict[str, Any]) -> dict[str, float | None]:
     """hirondelle over rclone: files/s on small files, MB/s on the large one."""
-
-    def ratio(ours: str, theirs: str) -> float | None:
-        if ours not in result or not result.get(theirs):
-            return None
-        return round(result[ours] / result[theirs], 3)
-
     return {
-        "small_ratio_vs_rclone": ratio("small_files_per_s", "rclone_small_files_per_s"),
-        "large_ratio_vs_rclone": ratio("large_mb_per_s", "rclone_large_mb_per_s"),
+        "small_ratio_vs_rclone": _ratio(result, "small_files_per_s", "rclone_small_files_per_s"),
+        "large_ratio_vs_rclone": _ratio(result, "large_mb_per_s", "rclone_large_mb_per_s"),
     }
+
+
+def _ratio(result: dict[str, Any], ours: str, theirs: str) -> float | None:
+    if ours not in result or not result.get(theirs):
+        return None
+    return round(result[ours] / result[theirs], 3)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -336,6 +434,9 @@ def summary(result: dict[str, Any]) -> dict[str, Any]:
         "files_per_s": result.get("small_files_per_s"),
         "mb_per_s": result.get("large_mb_per_s"),
         "peak_rss_mb": max(result.get("small_peak_rss_mb", 0), result.get("large_peak_rss_mb", 0)),
+        "floor_small_ratio_vs_rclone": _ratio(
+            result, "floor_small_files_per_s", "rclone_small_files_per_s"
+        ),
         **net_figures(result),
     }
     return {**headline, **result}

@@ -8,10 +8,14 @@ It starts everything it measures and stops it again, even on Ctrl-C:
 1. Speed: the sandbox serves a generated tenant from its own process (HTTPS, throttling
    off); `hirondelle run` copies it into a fresh Dovecot through the IMAP target, as a
    child process whose wall time, peak RSS and CPU time are measured.
-2. Peer, same run: the same MIME bytes are appended to a source Dovecot (not timed), then
+2. Floor, same run: a minimal raw client (`_mail_floor`: aiohttp, `$batch`es of `$value`s,
+   pipelined APPENDs, no state and no checks) copies the same tenant from a fresh sandbox
+   into a fresh Dovecot, as concurrently as hirondelle and measured the same way: what
+   any Python client reaches against the same servers on the same machine.
+3. Peer, same run: the same MIME bytes are appended to a source Dovecot (not timed), then
    one mbsync process per mailbox, `--concurrency` at once, copies them into another
    fresh Dovecot.
-3. Budget use: a smaller tenant behind the sandbox's scaled per-mailbox limits, with
+4. Budget use: a smaller tenant behind the sandbox's scaled per-mailbox limits, with
    hirondelle's budget set to the same limits; the sandbox's counters say how much of
    the permitted rate was used and how many requests were refused (429).
 
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -37,6 +42,9 @@ from hirondelle.bench._hirondelle import Budget, run_hirondelle, watch_budget
 from hirondelle.bench._hirondelle import write_config as write_hirondelle_config
 from hirondelle.bench._peer import MbsyncRun, mbsync_configs, populate, run_mbsync
 from hirondelle.bench._servers import (
+    BenchError,
+    Finished,
+    SandboxEndpoint,
     SandboxProcess,
     SandboxShape,
     cpu_seconds,
@@ -45,11 +53,13 @@ from hirondelle.bench._servers import (
     machine_busy_seconds,
     message_count,
     require_tools,
+    run_measured,
     start_dovecot,
     stop_live,
     tree_cpu_seconds,
 )
 from hirondelle.migrator.coordinator import default_workers
+from hirondelle.migrator.workload import RunOptions
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
 from hirondelle.tests.servers import DovecotServer
 
@@ -105,6 +115,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-budget", action="store_true", help="skip the budget-use run")
     parser.add_argument("--no-peer", action="store_true", help="skip mbsync")
     parser.add_argument(
+        "--no-floor", action="store_true", help="skip the raw client's floor (same servers)"
+    )
+    parser.add_argument(
         "--profile",
         type=Path,
         help="also sample hirondelle's stacks into this file (slows it; figures then indicative)",
@@ -156,10 +169,15 @@ def measure_speed(args: argparse.Namespace, work: Path, stack: ExitStack) -> dic
     figures: dict[str, Any] = {"messages": count, "mb": round(size / MB, 1)}
     figures.update(_hirondelle_side(args, work, stack, sandbox, logins, count, size))
     sandbox.stop()
+    if not args.no_floor:
+        figures.update(_floor_side(args, work, stack, corpus, logins, count, size))
     figures.update(_fixed_cost(args, work, stack, count, figures))
     if not args.no_peer:
         figures.update(_mbsync_side(args, work, stack, source, logins, count, size))
-        figures["ratio_vs_mbsync"] = round(figures["msgs_per_s"] / figures["mbsync_msgs_per_s"], 3)
+        mbsync = figures["mbsync_msgs_per_s"]
+        figures["ratio_vs_mbsync"] = round(figures["msgs_per_s"] / mbsync, 3)
+        if not args.no_floor:
+            figures["floor_ratio_vs_mbsync"] = round(figures["floor_msgs_per_s"] / mbsync, 3)
     source.stop()
     return figures
 
@@ -231,6 +249,120 @@ def _hirondelle_side(
         "dovecot_cpu_s": round(dovecot_cpu, 1),
         "other_cpu_s": round(other_cpu, 1),
         "graph_requests": requests,
+    }
+
+
+@dataclass(frozen=True)
+class FloorRun:
+    """The raw client's copy: its process's figures and its workers' tallies."""
+
+    finished: Finished
+    appended: int
+    failed: int
+
+
+def run_floor(
+    endpoint: SandboxEndpoint,
+    target: DovecotServer,
+    logins: Sequence[str],
+    workers: int,
+    mailboxes: int,
+    directory: Path,
+    timeout: float,
+) -> FloorRun:
+    """`python -m hirondelle.bench._mail_floor` over `logins`, measured like hirondelle:
+    `workers` processes, `mailboxes` at once in each, the migration's fetches in flight."""
+    env = {
+        **os.environ,
+        "FLOOR_GRAPH_URL": endpoint.graph_url,
+        "FLOOR_AUTHORITY": endpoint.authority,
+        "FLOOR_TENANT_ID": endpoint.tenant_id,
+        "FLOOR_CLIENT_ID": endpoint.client_id,
+        "FLOOR_CLIENT_SECRET": endpoint.client_secret,
+        "FLOOR_CA_FILE": endpoint.ca_file,
+        "FLOOR_IMAP_HOST": target.host,
+        "FLOOR_IMAP_PORT": str(target.port),
+        "FLOOR_MASTER_USER": target.master_user,
+        "FLOOR_MASTER_PASSWORD": target.master_password,
+        "FLOOR_WORKERS": str(workers),
+        "FLOOR_MAILBOXES": str(mailboxes),
+        "FLOOR_FETCHES": str(RunOptions().fetch_concurrency),
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    output, log = directory / "floor.json", directory / "floor.log"
+    with open(output, "wb") as stdout, open(log, "wb") as stderr:
+        finished = run_measured(
+            [sys.executable, "-m", "hirondelle.bench._mail_floor", *logins],
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            timeout=timeout,
+        )
+    if finished.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-1500:]
+        raise BenchError(f"the floor client exited with {finished.returncode}: {tail}")
+    tallies = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    return FloorRun(
+        finished,
+        appended=sum(int(tally["appended"]) for tally in tallies),
+        failed=sum(int(tally["failed"]) for tally in tallies),
+    )
+
+
+def _floor_side(
+    args: argparse.Namespace,
+    work: Path,
+    stack: ExitStack,
+    corpus: Corpus,
+    logins: Sequence[str],
+    count: int,
+    size: int,
+) -> dict[str, Any]:
+    """The raw client's copy of the same tenant, from a fresh sandbox (none of its caches
+    warmed by hirondelle's run) into a fresh Dovecot, measured as hirondelle is."""
+    sandbox = SandboxProcess(corpus.shape(None), work / "sandbox-floor.log")
+    stack.callback(sandbox.stop)
+    endpoint = sandbox.start()
+    target = _dovecot(stack, logins)
+    sandbox_process, dovecot = psutil.Process(sandbox.pid), dovecot_master(target)
+    sandbox_cpu, dovecot_cpu = cpu_seconds(sandbox_process), tree_cpu_seconds(dovecot)
+    busy = machine_busy_seconds()
+    floor = run_floor(
+        endpoint, target, logins, args.workers, per_worker(args), work / "floor", args.timeout
+    )
+    busy = machine_busy_seconds() - busy
+    sandbox_cpu = cpu_seconds(sandbox_process) - sandbox_cpu
+    dovecot_cpu = tree_cpu_seconds(dovecot) - dovecot_cpu
+    finished, appended, failed = floor.finished, floor.appended, floor.failed
+    requests = int(sandbox.stats()["requests"])
+    sandbox.stop()
+    stored = _stored(target, logins)
+    target.stop()
+    seconds, cpu = finished.seconds, finished.cpu_seconds
+    other_cpu = max(0.0, busy - cpu - sandbox_cpu - dovecot_cpu)
+    say(
+        f"floor (raw client): {appended} appended, {failed} failed, {stored} on the target, "
+        f"in {seconds:.1f} s: {count / seconds:.1f} msg/s, {size / MB / seconds:.2f} MB/s, "
+        f"peak RSS {finished.peak_rss_mb:.0f} MB"
+    )
+    say(
+        f"  CPU: client {cpu:.1f} s ({1000 * cpu / max(count, 1):.2f} ms a message), sandbox "
+        f"{sandbox_cpu:.1f} s, target Dovecot {dovecot_cpu:.1f} s, anything else "
+        f"{other_cpu:.1f} s; {requests} Graph requests"
+    )
+    _check(stored, count, "the floor's target")
+    return {
+        "floor_msgs_per_s": round(count / seconds, 1),
+        "floor_seconds": round(seconds, 2),
+        "floor_cpu_s": round(cpu, 2),
+        "floor_cpu_ms_per_msg": round(1000 * cpu / max(count, 1), 2),
+        "floor_peak_rss_mb": round(finished.peak_rss_mb, 1),
+        "floor_on_target": stored,
+        "floor_failed": failed,
+        "floor_sandbox_cpu_s": round(sandbox_cpu, 1),
+        "floor_dovecot_cpu_s": round(dovecot_cpu, 1),
+        "floor_other_cpu_s": round(other_cpu, 1),
+        "floor_graph_requests": requests,
     }
 
 
@@ -387,7 +519,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     result = guarded_run(lambda: run(args))
     if isinstance(result, int):
         return result
-    keys = ("msgs_per_s", "mb_per_s", "ratio_vs_mbsync", "budget_used", "throttled_share")
+    keys: tuple[str, ...] = ("msgs_per_s", "mb_per_s", "ratio_vs_mbsync")
+    keys += ("floor_ratio_vs_mbsync", "budget_used", "throttled_share")
     ordered = {key: result.get(key) for key in (*keys, "peak_rss_mb")}
     print(json.dumps({**ordered, **result}), flush=True)
     return 0

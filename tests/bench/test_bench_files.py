@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from hirondelle.bench import files
+from hirondelle.bench._files_floor import paths
 from hirondelle.bench._files_hirondelle import FilesRun, write_config
 from hirondelle.bench._files_peer import (
     DavAccount,
@@ -139,6 +140,24 @@ def test_cpu_per_file_is_also_given_net_of_start_up() -> None:
     assert files.summary(result)["small_net_cpu_ms_per_file"] == 2.0
 
 
+def test_the_floor_runs_unless_told_not_to() -> None:
+    assert not files.parse_args(["--quick"]).no_floor
+    assert files.parse_args(["--quick", "--no-floor"]).no_floor
+
+
+def test_floor_paths_follow_parent_ids_from_the_root() -> None:
+    entries: list[dict[str, Any]] = [
+        {"id": "r", "root": {}, "folder": {}},
+        {"id": "a", "name": "Été 2024", "folder": {}, "parentReference": {"id": "r"}},
+        {"id": "b", "name": "b", "folder": {}, "parentReference": {"id": "a"}},
+        {"id": "f", "name": "x y.txt", "file": {}, "parentReference": {"id": "b"}},
+        {"id": "n", "name": "Notes", "package": {}, "file": {}, "parentReference": {"id": "r"}},
+    ]
+    folders, found = paths(entries)
+    assert folders == ["%C3%89t%C3%A9%202024/", "%C3%89t%C3%A9%202024/b/"]
+    assert [entry["path"] for entry in found] == ["%C3%89t%C3%A9%202024/b/x%20y.txt"]
+
+
 def test_quick_is_a_reduced_set_and_bad_counts_are_refused() -> None:
     quick = files.parse_args(["--quick"])
     assert (quick.files, quick.large_bytes) == (1000, 200_000_000)
@@ -190,3 +209,7 @@ def test_whole_benchmark_ends_with_one_json_line(capsys: pytest.CaptureFixture[s
     assert result["rclone_small_files"] == result["small_source_files"] - 1
     assert result["large_mb"] == result["rclone_large_mb"] >= 3.0
     assert result["startup_source_files"] == 18 and "small_net_cpu_ms_per_file" in result
+    # the raw client's floor copies the same OneDrive; mapping no name, it keeps one of the
+    # NFC/NFD twins, as rclone does, and fails the showcase's name over 255 bytes
+    assert result["floor_small_files"] == result["rclone_small_files"]
+    assert result["floor_small_failed"] == 1 and result["floor_small_ratio_vs_rclone"] > 0

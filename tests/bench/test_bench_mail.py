@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from hirondelle.bench._hirondelle import Budget, BudgetWatch, write_config
+from hirondelle.bench._mail_floor import flags, internal_date
 from hirondelle.bench._peer import folder_names, mbsync_configs, populate, run_mbsync
 from hirondelle.bench._servers import (
     BenchError,
@@ -23,6 +24,8 @@ from hirondelle.bench._servers import (
     run_measured,
     start_dovecot,
 )
+from hirondelle.bench.mail import parse_args, run_floor
+from hirondelle.mappings.mail_folders import imap_utf7_decode
 from hirondelle.migrator.config import load_config
 from hirondelle.sandbox.tenant import Tenant, TenantSpec
 
@@ -167,4 +170,45 @@ def test_mbsync_copies_every_populated_message(tmp_path: Path) -> None:
         assert sum(message_count(target, login)[0] for login in logins) == 50
     finally:
         source.stop()
+        target.stop()
+
+
+def test_floor_gives_imap_its_dates_and_flags() -> None:
+    assert internal_date("2024-05-01T10:20:30Z") == ' "01-May-2024 10:20:30 +0000"'
+    assert internal_date(None) == ""
+    listed = {"isRead": True, "isDraft": True, "flag": {"flagStatus": "flagged"}}
+    assert flags(listed) == "(\\Seen \\Flagged \\Draft)"
+    assert flags({"flag": {"flagStatus": "complete"}}) == "()"
+
+
+def test_the_floor_runs_unless_told_not_to() -> None:
+    assert not parse_args(["--quick"]).no_floor
+    assert parse_args(["--quick", "--no-floor"]).no_floor
+
+
+@needs_servers
+def test_floor_copies_every_visible_message_as_served(tmp_path: Path) -> None:
+    tenant = Tenant.generate(TenantSpec(users=2, messages=60, large_messages=0))
+    logins = [user.upn for user in tenant.users]
+    sandbox = SandboxProcess(SandboxShape(users=2, messages=60), tmp_path / "sandbox.log")
+    target = start_dovecot(logins, "pw")
+    try:
+        endpoint = sandbox.start()
+        floor = run_floor(endpoint, target, logins, 2, 1, tmp_path / "floor", 120.0)
+        expected = 0
+        for user in tenant.users:
+            for folder_id, name in folder_names(tenant, user).items():
+                served = tenant.messages(user.id, folder_id)
+                stored = target.read_mailbox(user.upn, imap_utf7_decode(name))
+                assert sorted(m.content for m in stored) == sorted(
+                    tenant.mime(user.id, m.id) for m in served
+                )
+                assert sorted(("\\Seen" in m.flags) for m in stored) == sorted(
+                    m.is_read for m in served
+                )
+                expected += len(served)
+        assert (floor.appended, floor.failed) == (expected, 0)
+        assert floor.finished.cpu_seconds > 0
+    finally:
+        sandbox.stop()
         target.stop()
