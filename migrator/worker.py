@@ -69,6 +69,16 @@ class _Active:
     stopped: bool = False  # the run was stopped, or this worker is shutting down
 
 
+def share_of(limit: int, open_jobs: int, pool_size: int) -> int:
+    """The jobs a worker of a local pool of `pool_size` runs at once: at most its share of
+    the run's open jobs. The first worker up would otherwise claim every owner it can
+    hold (four mailboxes at four a worker) before its siblings start, and leave their
+    cores idle for the whole run."""
+    if pool_size <= 1:
+        return limit
+    return max(1, min(limit, -(-open_jobs // pool_size)))
+
+
 class Worker:
     """Runs the jobs it claims, up to `capacity` at once, in this process."""
 
@@ -146,6 +156,9 @@ class Worker:
         worker that dies are taken over here.
         """
         limit = concurrency or self.capacity
+        if concurrency is None and self.pool_size > 1:
+            open_jobs = await asyncio.to_thread(self.jobs.open_count, run_id)
+            limit = share_of(limit, open_jobs, self.pool_size)
         mine: set[asyncio.Task[None]] = set()
         try:
             while True:
