@@ -9,19 +9,29 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from rich.console import Console
-from sqlalchemy.exc import DatabaseError, OperationalError
 
-from ..migrator.config import Config, load_config
 from ..migrator.errors import ConfigError, HirondelleError, LockedError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from ..migrator.config import Config
 
 F = TypeVar("F", bound=Callable[..., Any])
 EXIT_PARTIAL, EXIT_CONFIG, EXIT_FATAL, EXIT_LOCKED = 1, 2, 3, 4
 SHOWN = 20  # lines of a list printed before "... and N more"
-out = Console()
+
+
+@functools.cache
+def out() -> Console:
+    """Where the commands print, made on first use: `--help`, or a command that prints
+    nothing, does not import rich."""
+    from rich.console import Console
+
+    return Console()
 
 
 class Terminated(KeyboardInterrupt):
@@ -48,35 +58,46 @@ def reported(fn: F) -> F:
             fail(str(exc), EXIT_LOCKED)
         except HirondelleError as exc:
             fail(f"error: {exc}", EXIT_FATAL)
-        except OperationalError as exc:  # the state database went away mid-command
+        except KeyboardInterrupt:
+            fail("interrupted: run the same command again to resume", 130)
+        except Exception as exc:  # noqa: BLE001 - the state's errors, and bugs: `_failure`
+            fail(*_failure(exc))
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+
+    return wrapper  # type: ignore[return-value]  # the wrapper takes and returns what `fn` does
+
+
+def _failure(exc: Exception) -> tuple[str, int]:
+    """The line and exit code for an error that is not the tool's own."""
+    # The state's errors are SQLAlchemy's: when SQLAlchemy is not loaded, `exc` is none of
+    # them, and the commands that never open the state do not import it (about 0.3 s of CPU).
+    if "sqlalchemy.exc" in sys.modules:
+        from sqlalchemy.exc import DatabaseError, OperationalError
+
+        if isinstance(exc, OperationalError):  # the state database went away mid-command
             detail = " ".join(str(exc.orig or exc).split())
-            fail(
+            return (
                 f"error: the state database stopped answering ({detail}); run the same "
                 "command again once it is back: it resumes",
                 EXIT_FATAL,
             )
-        except DatabaseError as exc:  # not a database, or a damaged one
+        if isinstance(exc, DatabaseError):  # not a database, or a damaged one
             detail = " ".join(str(exc.orig or exc).split())
-            fail(
+            return (
                 f"error: the state database cannot be read ({detail}): restore it from a "
                 "backup, or move it away and run again: a new state looks up what the "
                 "targets already hold before writing, so nothing is written twice",
                 EXIT_FATAL,
             )
-        except KeyboardInterrupt:
-            fail("interrupted: run the same command again to resume", 130)
-        except Exception as exc:  # a bug: one line here, the traceback in the log (-vv shows it)
-            logging.getLogger("hirondelle").debug("unexpected error", exc_info=True)
-            fail(
-                f"internal error: {type(exc).__name__}: {exc}; nothing is lost (the state "
-                "holds what was written): run it again as `hirondelle -vv ...` to see where "
-                "it happened, and report it",
-                EXIT_FATAL,
-            )
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-
-    return wrapper  # type: ignore[return-value]  # the wrapper takes and returns what `fn` does
+    # a bug: one line here, the traceback in the log (-vv shows it)
+    logging.getLogger("hirondelle").debug("unexpected error", exc_info=exc)
+    return (
+        f"internal error: {type(exc).__name__}: {exc}; nothing is lost (the state "
+        "holds what was written): run it again as `hirondelle -vv ...` to see where "
+        "it happened, and report it",
+        EXIT_FATAL,
+    )
 
 
 def fail(message: str, code: int) -> None:
@@ -85,6 +106,8 @@ def fail(message: str, code: int) -> None:
 
 
 def config_of(ctx: click.Context) -> Config:
+    from ..migrator.config import load_config
+
     return load_config(Path(ctx.obj["config"]))
 
 

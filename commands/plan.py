@@ -7,22 +7,11 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..migrator import operations
 from ..migrator.errors import ConfigError
-from ..migrator.operations import PlanSource
-from ..migrator.plan import Plan, PlanSink
-from ..migrator.plan_output import (
-    CSV_ENCODING,
-    Collected,
-    CsvFindingsWriter,
-    CsvPlanWriter,
-    JsonPlanWriter,
-    Sinks,
-)
-from ..migrator.plan_text import print_plan
 from .common import (
     EXIT_PARTIAL,
     config_of,
@@ -34,6 +23,11 @@ from .common import (
     out,
     reported,
 )
+
+if TYPE_CHECKING:
+    from ..migrator.operations import PlanSource
+    from ..migrator.plan import Plan, PlanSink
+    from ..migrator.plan_output import Sinks
 
 
 @click.command()
@@ -100,6 +94,17 @@ def plan(
 ) -> None:
     """Dry run: inventory, findings and a time estimate. Writes nothing to the target.
     Exits 1 when it finds blockers (items the run would leave unwritten)."""
+    from ..migrator import operations
+    from ..migrator.plan_output import (
+        CSV_ENCODING,
+        Collected,
+        CsvFindingsWriter,
+        CsvPlanWriter,
+        JsonPlanWriter,
+        Sinks,
+    )
+    from ..migrator.plan_text import print_plan
+
     window_seconds = _window(window, html_path)
     digest = None
     if html_path is not None:
@@ -142,7 +147,7 @@ def plan(
             result = run(Sinks(collected, *sinks))
     if not as_json:
         print_plan(
-            out,
+            out(),
             result,
             collected.rows,
             collected.findings_in_order(),

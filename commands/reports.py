@@ -11,7 +11,6 @@ from typing import Any
 
 import click
 
-from ..migrator import operations
 from .common import (
     EXIT_PARTIAL,
     config_of,
@@ -31,6 +30,8 @@ from .common import (
 @reported
 def verify(ctx: click.Context, as_json: bool) -> None:
     """Compare source and target per folder and list every difference."""
+    from ..migrator import operations
+
     reports = asyncio.run(operations.check(config_of(ctx)))
     if as_json:
         click.echo(json.dumps({k: r.as_dict() for k, r in reports.items()}, ensure_ascii=False))
@@ -44,20 +45,22 @@ def verify(ctx: click.Context, as_json: bool) -> None:
 def _print_verify(report: Any) -> None:
     for check in report.containers:
         mark = "=" if not check.differences else "≠"
-        out.print(
+        out().print(
             f"{mark} {check.owner} {check.container}: source {check.source_count}, "
             f"target {check.target_count}, skipped {len(check.skipped)}",
             markup=False,
         )
         for diff in check.differences:
-            out.print(f"    {diff.kind}: {diff.source_id or diff.ref}: {diff.detail}", markup=False)
+            out().print(
+                f"    {diff.kind}: {diff.source_id or diff.ref}: {diff.detail}", markup=False
+            )
         for _, note in check.notes:
-            out.print(f"    note: {note}", markup=False)
+            out().print(f"    note: {note}", markup=False)
     verdict = "verified" if report.verified else f"{len(report.differences)} difference(s)"
     counts = [f"{report.failed} failed"] if report.failed else []
     counts += [f"{report.skipped} skipped as announced"] if report.skipped else []
     counts += [f"{report.notes} noted above"] if report.notes else []
-    out.print(f"{report.workload}: {verdict}" + (f" ({', '.join(counts)})" if counts else ""))
+    out().print(f"{report.workload}: {verdict}" + (f" ({', '.join(counts)})" if counts else ""))
 
 
 @click.command()
@@ -69,6 +72,7 @@ def _print_verify(report: Any) -> None:
 def status(ctx: click.Context, as_json: bool, all_owners: bool) -> None:
     """What the state says: items per workload, the latest run's owners (running ones,
     failed ones) and workers, and the last runs."""
+    from ..migrator import operations
     from ..migrator.status import status_lines
 
     data = operations.status(config_of(ctx))

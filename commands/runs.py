@@ -11,9 +11,7 @@ from typing import Any
 
 import click
 
-from ..migrator import local_workers, operations
 from ..migrator.errors import ConfigError
-from ..migrator.progress import ProgressReporter
 from .common import EXIT_PARTIAL, SHOWN, config_of, config_option, json_option, out, reported
 
 workers_option = click.option(
@@ -31,6 +29,9 @@ detach_option = click.option(
 def _migrate(
     ctx: click.Context, mode: str, as_json: bool, workers: int | None, detach: bool
 ) -> None:
+    from ..migrator import local_workers, operations
+    from ..migrator.progress import ProgressReporter
+
     config = config_of(ctx)
     # before the progress display or the run start a thread
     with local_workers.forked_server(config, workers), ProgressReporter() as reporter:
@@ -41,7 +42,7 @@ def _migrate(
         if as_json:
             click.echo(json.dumps(result.as_dict(), ensure_ascii=False, indent=2))
         else:
-            out.print(
+            out().print(
                 f"run {result.run_id}: {result.jobs} owners queued on the cluster; "
                 "follow it with `hirondelle status`"
             )
@@ -56,7 +57,7 @@ def _print_result(data: dict[str, Any], as_json: bool) -> None:
         click.echo(json.dumps(data, ensure_ascii=False, indent=2))
         return
     for name, tally in data["workloads"].items():
-        out.print(
+        out().print(
             f"{name}: {tally['copied']} copied, {tally['updated']} updated, "
             f"{tally['moved']} moved, {tally['removed']} removed, {tally['skipped']} skipped, "
             f"{tally['failed']} failed, {tally['bytes'] / 1e6:.1f} MB"
@@ -67,16 +68,18 @@ def _print_result(data: dict[str, Any], as_json: bool) -> None:
     for name, left in (data.get("still_failed") or {}).items():
         _print_still_failed(name, left)
     if data.get("audit_log"):
-        out.print(f"audit log: {data['audit_log']}", markup=False, soft_wrap=True)
-        out.print(f"log file: {data['log_file']}", markup=False, soft_wrap=True)
+        out().print(f"audit log: {data['audit_log']}", markup=False, soft_wrap=True)
+        out().print(f"log file: {data['log_file']}", markup=False, soft_wrap=True)
 
 
 def _print_capped(label: str, lines: list[str]) -> None:
     """The first `SHOWN` lines of a list, then how many more the audit log holds."""
     for line in lines[:SHOWN]:
-        out.print(f"  {label}: {line}", markup=False)
+        out().print(f"  {label}: {line}", markup=False)
     if len(lines) > SHOWN:
-        out.print(f"  ... and {len(lines) - SHOWN} more (the audit log has them all)", markup=False)
+        out().print(
+            f"  ... and {len(lines) - SHOWN} more (the audit log has them all)", markup=False
+        )
 
 
 def _print_still_failed(workload: str, left: dict[str, Any]) -> None:
@@ -88,7 +91,7 @@ def _print_still_failed(workload: str, left: dict[str, Any]) -> None:
         parts.append(f"{left['unsettled_items']} items interrupted mid-write")
     if left["failed_folders"]:
         parts.append(f"{len(left['failed_folders'])} folders not finished")
-    out.print(
+    out().print(
         f"{workload}: still missing on the target: {', '.join(parts)}; the audit log and "
         "`hirondelle status --owners` name them; `hirondelle retry-failed` (or the next run "
         "or sync) writes them again",

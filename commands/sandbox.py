@@ -10,7 +10,6 @@ from pathlib import Path
 import click
 
 from ..migrator.errors import ConfigError
-from ..migrator.progress import ProgressReporter
 from .common import EXIT_PARTIAL, json_option, out, reported
 
 
@@ -30,6 +29,7 @@ from .common import EXIT_PARTIAL, json_option, out, reported
 @reported
 def demo(directory: Path, users: int, messages: int, seed: int, as_json: bool) -> None:
     """Plan, run, mutate, sync and verify from the built-in sandbox into local files."""
+    from ..migrator.progress import ProgressReporter
     from ..workloads.demo import run_demo, summary_lines
 
     with ProgressReporter() as reporter:
@@ -39,13 +39,13 @@ def demo(directory: Path, users: int, messages: int, seed: int, as_json: bool) -
             messages=messages,
             seed=seed,
             reporter=reporter,
-            say=None if as_json else out.print,
+            say=None if as_json else out().print,
         )
     if as_json:
         click.echo(json.dumps(summary, ensure_ascii=False))
     else:  # after the bars have stopped, so that nothing draws over it
         for line in summary_lines(summary, directory):
-            out.print(line, markup=False, highlight=False, soft_wrap=True)
+            out().print(line, markup=False, highlight=False, soft_wrap=True)
     if not all(w["verified"] and not w["failed"] for w in summary.values()):
         sys.exit(EXIT_PARTIAL)
 

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import click
 
-from ..migrator import operations
 from .common import EXIT_FATAL, config_of, config_option, out, reported
 
 
@@ -38,8 +37,10 @@ def init(directory: Path, force: bool, matrix_server_name: str) -> None:
 @reported
 def doctor(ctx: click.Context) -> None:
     """Check Graph, the users file and every target, logging in as every selected owner."""
+    from ..migrator import operations
+
     lines = asyncio.run(operations.doctor(config_of(ctx)))
     for what, ok, detail in lines:
-        out.print(f"[{'green' if ok else 'red'}]{'ok ' if ok else 'BAD'}[/] {what}: {detail}")
+        out().print(f"[{'green' if ok else 'red'}]{'ok ' if ok else 'BAD'}[/] {what}: {detail}")
     if not all(ok for _, ok, _ in lines):
         sys.exit(EXIT_FATAL)

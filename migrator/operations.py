@@ -41,13 +41,13 @@ from .plan import REPORTED, Plan, PlanSink, make_plan
 from .protocols import Discovery
 from .registry import assemble
 from .selection import owners_of
-from .verify import VerifyReport, verify
 from .worker import Worker
 from .workload import RunReporter, SilentReporter, Workload
 
 if TYPE_CHECKING:
     from ..connectors.graph.client import GraphClient
     from ..connectors.graph.reports import UsageReports
+    from .verify import VerifyReport
 
 log = logging.getLogger(__name__)
 PlanSource = Literal["auto", "reports", "graph"]
@@ -287,6 +287,8 @@ async def retry_failed(config: Config, reporter: RunReporter | None = None, **kw
 async def check(config: Config) -> dict[str, VerifyReport]:
     """`verify`: compare source, state and target; read-only but locked against runs. The
     outcome is also written to a verify log in the audit folder, for `report`."""
+    from .verify import verify  # here: the processes of a run never load it
+
     with legacy_lock(config.state_url):
         store = open_store(config.state_url)
         lock = StateLockHold(store, Holder.here("verify"), "verify", config.lease_seconds)

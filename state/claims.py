@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .database import upsert_insert
 from .schema import Claim
 from .store import Store
 
@@ -28,7 +28,7 @@ class StoreClaims:
         if not container_ids:
             return {}
         engine = self.store.engine
-        insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        insert = upsert_insert(engine)
         rows = [
             {"workload": self.workload, "container_id": cid, "owner": owner}
             for cid in sorted(set(container_ids))  # one order for all: no deadlock

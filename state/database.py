@@ -15,8 +15,9 @@ apart still agree on when a lease expires.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event, func, literal_column, select
 from sqlalchemy.engine import Connection
@@ -25,6 +26,9 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..migrator.errors import ConfigError
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql, sqlite
 
 WRITE_OPTION = "hirondelle_write"  # execution option: this connection's transactions write
 
@@ -72,6 +76,19 @@ def private_file(path: Path) -> None:
         return
     except OSError as exc:
         raise ConfigError("state.url", f"cannot create {path}: {exc.strerror}") from None
+
+
+def upsert_insert(engine: Engine) -> Callable[[Any], postgresql.Insert | sqlite.Insert]:
+    """The `insert` of `engine`'s dialect, the one with `on_conflict_do_*`. Only that dialect
+    is imported: the engine has loaded SQLite's already, and PostgreSQL's costs a SQLite
+    state about 50 ms of CPU in every process."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert
 
 
 def writer(engine: Engine) -> Engine:

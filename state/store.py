@@ -12,13 +12,12 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, bindparam, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..migrator.errors import FatalError
 from ..migrator.model import Container, Item
-from .database import open_engine, writer
+from .database import open_engine, upsert_insert, writer
 from .migrate import upgrade
 from .outcome_rows import apply_outcome, existing_rows, update_rows
 from .records import (
@@ -362,7 +361,7 @@ class Store:
     def set_links(self, workload: str, links: dict[str, str]) -> None:
         """Record where source items went (drive item id -> migrated URL...); an upsert, so
         two processes recording the same link never collide."""
-        insert = postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        insert = upsert_insert(self.engine)
         rows = [{"workload": workload, "source_id": k, "target": v} for k, v in links.items()]
         with self.writing() as s, s.begin():
             for start in range(0, len(rows), 500):
