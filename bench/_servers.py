@@ -4,8 +4,9 @@ The sandbox runs as `python -m hirondelle.cli sandbox serve` in its own process 
 own interpreter, so it never shares the migration's GIL); what it needs to be reached
 is parsed from the lines it prints. Every child is started in a session of its own,
 so a Ctrl-C reaches the benchmark only, which then stops each child by its PID.
-`run_measured` runs one command to its end and reads its own resource usage
-(`wait4`), which gives a per-process peak RSS and CPU time.
+`run_measured` runs one command to its end through a small launcher process
+(`_launcher.py`), which reaps it with `wait4` and reports the command's own peak RSS and
+CPU time: read from this process, a child's peak RSS would start from this process's own.
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from hirondelle.tests.servers import DovecotServer
 
 READY_DEADLINE_S = 120.0  # generating 20,000 messages takes a few seconds on a slow machine
 STOP_DEADLINE_S = 10.0
-LIVE: set[subprocess.Popen[Any]] = set()  # measured children not yet reaped
+LIVE: set[subprocess.Popen[Any]] = set()  # launchers of measured commands not yet reaped
+LAUNCHER = Path(__file__).resolve().with_name("_launcher.py")
 _BANNER = {
     "graph_url": re.compile(r"^Graph URL:\s+(\S+)"),
     "authority": re.compile(r"^Authority:\s+(\S+)"),
@@ -309,47 +311,58 @@ def run_measured(
 ) -> Finished:
     """Run `argv` to its end; wall time, its own peak RSS and CPU time (from `wait4`).
 
-    Only this child is reaped (by PID), never the benchmark's other children.
-    A child still running after `timeout` seconds is killed.
+    The command runs under `_launcher.py` (a Python without site or environment, a few
+    megabytes): on Linux a process's peak RSS survives exec, so a command this process
+    started itself would report at least this process's peak. The launcher reaps only its
+    own child (this process reaps only the launcher, by PID) and reports the command's
+    exit code (negative for a signal), CPU time and peak RSS, its reaped descendants
+    included, and its wall time from start to exit. A command still running after
+    `timeout` seconds is killed, with the descendants in its process group; a command that
+    cannot be executed raises `OSError`, as `subprocess.Popen` does.
     """
-    started = time.perf_counter()
-    process = subprocess.Popen(
-        list(argv),
-        env=dict(env) if env is not None else None,
-        cwd=cwd,
-        stdout=stdout,
-        stderr=stderr,
-        start_new_session=True,
-    )
-    LIVE.add(process)
-    reaped = threading.Event()
-    lock = threading.Lock()
-
-    def kill_late() -> None:
-        with lock:
-            if not reaped.is_set():
-                os.kill(process.pid, signal.SIGKILL)
-
-    timer = threading.Timer(timeout, kill_late)
-    timer.start()
+    report_read, report_write = os.pipe()
     try:
-        _, status, usage = os.wait4(process.pid, 0)
+        process = subprocess.Popen(
+            [sys.executable, "-S", "-I", str(LAUNCHER), str(report_write), repr(timeout)]
+            + [repr(STOP_DEADLINE_S / 2), *argv],
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+            pass_fds=(report_write,),
+        )
     except BaseException:
-        timer.cancel()
-        LIVE.discard(process)
-        stop_process(process)
+        os.close(report_read)
         raise
-    with lock:
-        reaped.set()
-    timer.cancel()
-    LIVE.discard(process)
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    return Finished(
-        returncode=process.returncode,
-        seconds=time.perf_counter() - started,
-        peak_rss_mb=usage.ru_maxrss / 1024,  # kilobytes on Linux
-        cpu_seconds=usage.ru_utime + usage.ru_stime,
-    )
+    finally:
+        os.close(report_write)
+    LIVE.add(process)
+    try:
+        with open(report_read, "rb") as report:
+            line = report.read().decode()  # written once the command is reaped, then EOF
+        process.wait()
+    except BaseException:
+        stop_process(process)  # the launcher passes SIGINT on to the command's group
+        raise
+    finally:
+        LIVE.discard(process)
+    return launcher_report(line, argv[0], process.returncode)
+
+
+def launcher_report(line: str, command: str, launcher_code: int) -> Finished:
+    """What `_launcher.py` wrote: the command's figures; `OSError` if it did not start."""
+    match line.split():
+        case ["exit", code, maxrss_kb, user, system, seconds]:
+            return Finished(
+                returncode=int(code),
+                seconds=float(seconds),
+                peak_rss_mb=int(maxrss_kb) / 1024,  # kilobytes on Linux
+                cpu_seconds=float(user) + float(system),
+            )
+        case ["exec", errno]:
+            raise OSError(int(errno), os.strerror(int(errno)), command)
+    raise BenchError(f"the launcher of {command} exited with {launcher_code} and no report")
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:

@@ -140,8 +140,8 @@ def _no_mapper(item: Item, content: Any) -> Any:
 def step(rows: int, timeout: float) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hirondelle-bench-verify-") as name:
         print(f"building {rows:,} rows and files...", file=sys.stderr, flush=True)
-        # Built by a process of its own: a child's peak RSS (wait4) starts from what its
-        # parent held when it forked, so the measuring process stays small.
+        # Built by a process of its own, so the measuring process stays small (its RSS no
+        # longer floors the child's peak: `run_measured` starts it through the launcher).
         command = [sys.executable, "-m", "hirondelle.bench.verify", "--rows", str(rows)]
         subprocess.run([*command, "--build", name], check=True)
         argv = [*command, "--child", name]
