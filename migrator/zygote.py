@@ -45,8 +45,8 @@ def _server() -> Any:
 
 def start(preload: Iterable[str]) -> bool:
     """Import `preload` here, then fork the fork server from this process; False (nothing
-    forked) where a thread already runs, a server is already there, or this platform has
-    no forkserver."""
+    forked) where a thread already runs, a server is already there, this platform has
+    no forkserver, or the fork is refused."""
     server = _server()
     if (
         server is None
@@ -67,7 +67,13 @@ def start(preload: Iterable[str]) -> bool:
         listener.listen()
         # the server ends when this process closes its end of `alive` (or dies)
         alive_r, alive_w = os.pipe()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError as exc:  # no process to spare now: multiprocessing may try later
+            os.close(alive_r)
+            os.close(alive_w)
+            log.debug("no fork server forked from the command: %s", exc)
+            return False
         if pid == 0:  # pragma: no cover - the fork server itself (the tests observe it)
             _serve(listener.fileno(), alive_r, alive_w)
         os.close(alive_r)

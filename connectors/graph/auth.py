@@ -80,9 +80,11 @@ class RenewableCredential(AsyncTokenCredential):
         served = self._served.get(scopes)
         if served is not None and now < served[1]:
             return served[0]
+        generation = self.generation
         token = await self._current.get_token(*scopes)
-        until = min(now + REUSE_SECONDS, token.expires_on - REFRESH_MARGIN)
-        self._served[scopes] = (token, until)
+        if generation == self.generation:  # not renewed during the fetch: its token stands
+            until = min(now + REUSE_SECONDS, token.expires_on - REFRESH_MARGIN)
+            self._served[scopes] = (token, until)
         return token
 
     def renew(self, seen: int) -> None:

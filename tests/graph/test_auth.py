@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -125,5 +127,44 @@ def test_a_token_is_served_again_for_a_while_then_asked_for(
         await short.get_token("scope")
         await short.get_token("scope")
         assert made[2].calls == 2
+
+    run(scenario())
+
+
+class _Fetching:
+    """A credential whose token is fetched over the network: `get_token` waits on `gate`."""
+
+    def __init__(self, name: str, gate: asyncio.Event | None) -> None:
+        self.name, self.gate = name, gate
+
+    async def get_token(self, *scopes: str, **options: Any) -> AccessToken:
+        if self.gate is not None:
+            await self.gate.wait()
+        return AccessToken(f"token-of-{self.name}", int(time.time() + 3600))
+
+    async def close(self) -> None:
+        return None
+
+
+def test_a_token_fetched_by_a_renewed_credential_is_not_served_again() -> None:
+    """A fetch that was under way when a refused token renewed the credential ends with the
+    old credential's token: it is that caller's, but no later request may be served it (the
+    request that renewed retries once, and a second refusal ends the run)."""
+
+    async def scenario() -> None:
+        gate = asyncio.Event()
+        made: list[_Fetching] = []
+
+        def make() -> AsyncTokenCredential:
+            made.append(_Fetching(f"credential-{len(made)}", gate if not made else None))
+            return cast(AsyncTokenCredential, made[-1])
+
+        credential = RenewableCredential(make)
+        under_way = asyncio.create_task(credential.get_token("scope"))
+        await asyncio.sleep(0)  # the fetch waits on the old credential
+        credential.renew(credential.generation)  # meanwhile a request's token was refused
+        gate.set()
+        assert (await under_way).token == "token-of-credential-0"
+        assert (await credential.get_token("scope")).token == "token-of-credential-1"
 
     run(scenario())

@@ -5,9 +5,12 @@ with the block."""
 from __future__ import annotations
 
 import json
+import multiprocessing.forkserver
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 COMMAND = """
 import json, multiprocessing, multiprocessing.forkserver, os, signal, sys, threading, time
@@ -83,3 +86,21 @@ def test_with_a_thread_running_multiprocessing_starts_its_own_server(tmp_path: P
 def test_unwanted_forks_nothing(tmp_path: Path) -> None:
     seen = run_command(tmp_path, "unwanted")
     assert seen["server_runs_this_file"] is False
+
+
+def test_a_fork_refused_leaves_the_server_to_multiprocessing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No process to spare (EAGAIN, ENOMEM): the workers come from multiprocessing's own
+    server as before, the command does not end on an internal error."""
+    from hirondelle.migrator import zygote
+
+    def refused() -> int:
+        raise BlockingIOError(11, "Resource temporarily unavailable")
+
+    monkeypatch.setattr(zygote.threading, "active_count", lambda: 1)
+    monkeypatch.setattr(zygote.os, "fork", refused)
+    server = multiprocessing.forkserver._forkserver
+    assert server._forkserver_pid is None
+    assert zygote.start([]) is False
+    assert server._forkserver_pid is None and server._forkserver_alive_fd is None
