@@ -39,6 +39,15 @@ class HttpxLinks:
         async with self._client.stream("GET", url, headers=dict(headers)) as response:
             yield response
 
+    @asynccontextmanager
+    async def post(
+        self, url: str, headers: Mapping[str, str], content: bytes
+    ) -> AsyncIterator[httpx.Response]:
+        async with self._client.stream(
+            "POST", url, headers=dict(headers), content=content
+        ) as response:
+            yield response
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
