@@ -12,8 +12,8 @@ same headers and ends in the one error table (`errors.to_error`):
   `client-request-id` per request, `$`-names in the query left unencoded; no
   retries behind the budget's back (it owns them), no redirects followed.
 - `$value` content is streamed with plain httpx too, and checked against Content-Length;
-  but the `$batch`es of `$value`s, most of a mail run's bytes, are posted through the
-  links' client (aiohttp, `links.py`), which reads them at a quarter of httpx's CPU.
+  but a message's, alone or in `$batch`es (most of a mail run's bytes), is read through
+  the links' client (aiohttp, `links.py`), at a quarter of httpx's CPU.
 
 Traffic is decorated as Microsoft asks ISVs to ("ISV|Company|App/Version"):
 https://learn.microsoft.com/en-us/sharepoint/dev/general-development/how-to-avoid-getting-throttled-or-blocked-in-sharepoint-online#how-to-decorate-your-http-traffic
@@ -231,6 +231,13 @@ class GraphClient:
             owner, lambda: self._renewing(lambda: self._stream_once(url, described, owner))
         )
 
+    async def message_bytes(self, url: str, owner: str, call: Call) -> bytes:
+        """`stream_bytes` of a message's `$value`, read through the links' client (aiohttp,
+        `links.py`): a mail run reads hundreds of them, some of megabytes."""
+        return await self.budgets.run(
+            owner, lambda: self._renewing(lambda: self._message_once(url, call))
+        )
+
     async def download_location(self, url: str, call: Call) -> str:
         """GET a driveItem `/content` with the Graph token; return where its 302 points.
 
@@ -347,7 +354,8 @@ class GraphClient:
         with sorted_failures(call):
             headers = await self._json_headers(target)
             headers["Content-Type"] = "application/json"
-            async with self._link_client().post(url, headers, target.content or b"") as response:
+            link = self._link_client().send("POST", url, headers, target.content)
+            async with link as response:
                 body = await response.aread()
                 if not 200 <= response.status_code < 300:
                     raise json_error(read_answer(response, body), call)
@@ -464,6 +472,19 @@ class GraphClient:
                 chunks = [chunk async for chunk in response.aiter_bytes()]
                 check_length(response)
                 return b"".join(chunks)
+
+    async def _message_once(self, url: str, call: Call) -> bytes:
+        self._check_host(url)
+        with sorted_failures(call):
+            token = await self._credential.get_token(self._scope)
+            headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
+            async with self._link_client().send("GET", url, headers) as response:
+                # A body shorter than its Content-Length raises aiohttp's
+                # ClientPayloadError, a transport failure.
+                body = await response.aread()
+                if not 200 <= response.status_code < 300:
+                    raise_for_answer(read_answer(response, body), call)
+                return body
 
     def _check_host(self, url: str) -> None:
         """Tokens go to the configured Graph host only, whatever a link says."""

@@ -2,9 +2,10 @@
 redirect itself, read through aiohttp.
 
 Graph's JSON requests go through httpx (`GraphClient`, with the SDK's request builders
-and sign-in), but for the `$batch`es of `$value`s (`GraphClient.batch_bytes`), which carry
-a mail run's bytes as JSON: measured on the mail benchmark, httpx's reading of them cost
-a quarter of a worker's CPU. A file's bytes come from a link that takes no token, where
+and sign-in), but for the bytes of messages: the `$batch`es of `$value`s
+(`GraphClient.batch_bytes`), which carry a mail run's bytes as JSON, and single messages'
+(`GraphClient.message_bytes`). Measured on the mail benchmark, httpx's reading of them
+cost a quarter of a worker's CPU. A file's bytes come from a link that takes no token, where
 what counts is the client's own cost per request and per byte: measured on the same
 streams from the sandbox (`bench/http_clients.py`, figures in bench/README.md), aiohttp
 spent 0.69 ms of CPU per small file and 0.86 s per GB where httpx spent 1.87 ms and
@@ -50,8 +51,8 @@ class LinkClient(Protocol):
         self, url: str, headers: Mapping[str, str]
     ) -> AbstractAsyncContextManager[LinkAnswer]: ...
 
-    def post(
-        self, url: str, headers: Mapping[str, str], content: bytes
+    def send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None = None
     ) -> AbstractAsyncContextManager[LinkAnswer]: ...
 
     async def aclose(self) -> None: ...
@@ -115,13 +116,15 @@ class AiohttpLinks:
             yield _AiohttpAnswer(answer)
 
     @asynccontextmanager
-    async def post(
-        self, url: str, headers: Mapping[str, str], content: bytes
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None = None
     ) -> AsyncIterator[LinkAnswer]:
-        """A POST of a Graph request (`$batch`), its answer's body decoded as httpx did
-        (gzip or deflate when Graph compressed it): a JSON answer, not a file's bytes."""
+        """A Graph request (a `$batch`, a `$value`), its answer's body decoded as httpx
+        decoded it (gzip or deflate when Graph compressed it): not a file's bytes at an
+        offset, which `stream` reads as they are."""
         proxy = self._proxy_for(url)
-        async with self._open().post(
+        async with self._open().request(
+            method,
             url,
             headers=dict(headers),
             data=content,

@@ -19,6 +19,7 @@ class Answer:
     json: Any = None
     content: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
+    close: bool = False  # the connection closed after it (a body cut short of its length)
 
     def wire(self) -> bytes:
         body = json.dumps(self.json).encode() if self.json is not None else self.content
@@ -62,8 +63,11 @@ async def scripted_graph(script: Script) -> AsyncIterator[tuple[str, list[Reques
                 body = await reader.readexactly(int(headers.get("content-length", "0")))
                 request = Request(method, target, headers, body)
                 received.append(request)
-                writer.write(script(request).wire())
+                answer = script(request)
+                writer.write(answer.wire())
                 await writer.drain()
+                if answer.close:
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         finally:

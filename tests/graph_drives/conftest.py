@@ -40,11 +40,11 @@ class HttpxLinks:
             yield response
 
     @asynccontextmanager
-    async def post(
-        self, url: str, headers: Mapping[str, str], content: bytes
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None = None
     ) -> AsyncIterator[httpx.Response]:
         async with self._client.stream(
-            "POST", url, headers=dict(headers), content=content
+            method, url, headers=dict(headers), content=content
         ) as response:
             yield response
 
