@@ -74,10 +74,17 @@ def _json_decoder() -> Callable[[bytes], Any]:
     json's speed on a `$batch` of `$value`s, whose base64 strings are most of a mail run's
     bytes."""
     try:
-        from orjson import loads
+        from orjson import loads as fast
     except ImportError:  # pragma: no cover - depends on the environment
         return json.loads
-    return loads
+
+    def decoded(body: bytes) -> Any:
+        try:
+            return fast(body)
+        except ValueError:  # orjson refuses what json takes: a lone surrogate, a huge int
+            return json.loads(body)
+
+    return decoded
 
 
 loads = _json_decoder()
