@@ -81,7 +81,7 @@ def _json_decoder() -> Callable[[bytes], Any]:
     def decoded(body: bytes) -> Any:
         try:
             return fast(body)
-        except ValueError:  # orjson refuses what json takes: a lone surrogate, a huge int
+        except ValueError:  # orjson refuses what json takes, such as a lone surrogate
             return json.loads(body)
 
     return decoded
