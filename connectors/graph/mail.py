@@ -153,7 +153,7 @@ class GraphMailSource:
         # than the download itself on this, the highest-volume call.
         url = self.client.graph_url + _mime_path(container.owner, item.source_id)
         call = Call(f"MIME of {container.owner} message {item.source_id}", item=True)
-        return await self.client.stream_bytes(url, container.owner, call)
+        return await self.client.message_bytes(url, container.owner, call)
 
     async def fetch_many(
         self, container: Container, items: Sequence[Item]

@@ -71,9 +71,11 @@ def make_budget(fake_time: FakeTime, **options: Any) -> MailboxBudget:
     return MailboxBudget(clock=fake_time.clock, sleep=fake_time.sleep, **options)
 
 
-def make_client(budgets: MailboxBudget, links: LinkClient | None = None) -> GraphClient:
+def make_client(
+    budgets: MailboxBudget, links: LinkClient | None = None, graph_url: str = GRAPH
+) -> GraphClient:
     settings = GraphSettings(
-        tenant_id="tenant", client_id="client", graph_url=GRAPH, client_secret_env="UNUSED"
+        tenant_id="tenant", client_id="client", graph_url=graph_url, client_secret_env="UNUSED"
     )
     credential = FakeCredential()
     return GraphClient(settings, budgets, credential=credential, links=links)  # type: ignore[arg-type]  # a fake credential

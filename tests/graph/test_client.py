@@ -1,4 +1,5 @@
-"""The Graph client against mocked answers: retries, headers, truncation, the error table."""
+"""The Graph client against mocked answers (respx for httpx; for what aiohttp reads, a real
+server on localhost): retries, headers, truncation, the error table."""
 
 from __future__ import annotations
 
@@ -17,11 +18,11 @@ from hirondelle.migrator.model import Container, Item
 from hirondelle.tests.fake_time import FakeTime
 
 from .conftest import GRAPH, make_budget, make_client, run
+from .scripted import Answer, Request, scripted_graph
 
 USERS = {"value": [{"id": "u1", "userPrincipalName": "alice@contoso.test", "displayName": "A"}]}
 INBOX = Container("mail", "alice@contoso.test", "folder-1", ("Boîte de réception",), "inbox")
 MESSAGE = Item("message-1", "ck1")
-VALUE_URL = f"{GRAPH}/users/alice%40contoso.test/messages/message-1/$value"
 
 
 def graph_error(status: int, code: str, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -68,61 +69,86 @@ def test_503_backs_off_and_is_not_retried_by_the_sdk(fake_time: FakeTime) -> Non
 def test_every_request_carries_the_user_agent_and_immutable_ids(fake_time: FakeTime) -> None:
     with respx.mock() as mock:
         route = mock.get(path="/v1.0/users").mock(return_value=httpx.Response(200, json=USERS))
-        mock.get(VALUE_URL).mock(return_value=httpx.Response(200, content=b"MIME"))
 
-        async def both() -> None:
+        async def owners() -> None:
             client = make_client(make_budget(fake_time))
-            source = GraphMailSource(client)
-            await source.owners()
-            await source.fetch(INBOX, MESSAGE)
+            await GraphMailSource(client).owners()
             await client.aclose()
 
-        run(both())
-        requests = [route.calls.last.request, mock.calls.last.request]
+        run(owners())
+        listing = route.calls.last.request
     assert user_agent() == "ISV|Hirondelle|hirondelle/0.1.0"
-    for request in requests:
-        assert request.headers["User-Agent"] == user_agent()
-        assert 'IdType="ImmutableId"' in request.headers["Prefer"]
-        assert request.headers["Authorization"] == "Bearer test-token"
+    assert listing.headers["User-Agent"] == user_agent()
+    assert 'IdType="ImmutableId"' in listing.headers["Prefer"]
+    assert listing.headers["Authorization"] == "Bearer test-token"
     # JSON requests go out as the SDK's middleware sent them: a fresh client-request-id,
     # query names spelled with `$`.
-    listing = requests[0]
     assert len(listing.headers["client-request-id"]) == 36
     assert listing.url.query.decode().startswith("$select=")
+    # A `$value` (read through aiohttp: a real server plays Graph) carries the same.
+    (value,) = fetch_value(fake_time, [Answer(content=b"MIME")])[1]
+    assert value.target == "/v1.0/users/alice@contoso.test/messages/message-1/$value"
+    assert value.headers["user-agent"] == user_agent()
+    assert 'IdType="ImmutableId"' in value.headers["prefer"]
+    assert value.headers["authorization"] == "Bearer test-token"
+
+
+def fetch_value(
+    fake_time: FakeTime, answers: list[Answer], attempts: int = 4
+) -> tuple[bytes | Exception, list[Request]]:
+    """INBOX's MESSAGE fetched from a server answering `answers` in turn: its content or
+    the error it raised, and the requests the server received."""
+
+    async def fetch() -> tuple[bytes | Exception, list[Request]]:
+        async with scripted_graph(lambda _: answers.pop(0)) as (graph, received):
+            client = make_client(make_budget(fake_time, attempts=attempts), graph_url=graph)
+            try:
+                return await GraphMailSource(client).fetch(INBOX, MESSAGE), received
+            except Exception as error:  # noqa: BLE001 - the test looks at it
+                return error, received
+            finally:
+                await client.aclose()
+
+    return run(fetch())
+
+
+def cut_short(mime: bytes, sent: int) -> Answer:
+    """An answer announcing `mime` whose connection closes after `sent` bytes of it."""
+    return Answer(content=mime[:sent], headers={"Content-Length": str(len(mime))}, close=True)
+
+
+def error_answer(status: int, code: str) -> Answer:
+    return Answer(status, json={"error": {"code": code, "message": "from the service"}})
 
 
 def test_a_truncated_value_is_retried(fake_time: FakeTime) -> None:
     mime = b"From: a@b\r\n\r\nhello"
-    short = httpx.Response(200, content=mime[:5], headers={"Content-Length": str(len(mime))})
-    with respx.mock() as mock:
-        route = mock.get(VALUE_URL).mock(side_effect=[short, httpx.Response(200, content=mime)])
-
-        async def fetch() -> bytes:
-            client = make_client(make_budget(fake_time))
-            try:
-                return await GraphMailSource(client).fetch(INBOX, MESSAGE)
-            finally:
-                await client.aclose()
-
-        assert run(fetch()) == mime
-    assert route.call_count == 2
+    content, received = fetch_value(fake_time, [cut_short(mime, 5), Answer(content=mime)])
+    assert content == mime
+    assert len(received) == 2
 
 
 def test_a_value_that_stays_truncated_is_retriable(fake_time: FakeTime) -> None:
+    mime = b"x" * 100
+    error, received = fetch_value(fake_time, [cut_short(mime, 10)] * 2, attempts=2)
+    assert isinstance(error, Retriable) and "ClientPayloadError" in str(error)
+    assert len(received) == 2
+
+
+def test_a_photo_that_stays_truncated_is_retriable(fake_time: FakeTime) -> None:
+    """`stream_bytes` (photos, inline images: through httpx) checks Content-Length too."""
+    photo_url = f"{GRAPH}/users/alice%40contoso.test/photo/$value"
     short = httpx.Response(200, content=b"x" * 10, headers={"Content-Length": "100"})
     with respx.mock() as mock:
-        mock.get(VALUE_URL).mock(return_value=short)
+        mock.get(photo_url).mock(return_value=short)
         client = make_client(make_budget(fake_time, attempts=2))
         with pytest.raises(Retriable, match="10 of 100"):
-            run(client.stream_bytes(VALUE_URL, "alice@contoso.test"))
+            run(client.stream_bytes(photo_url, "alice@contoso.test"))
 
 
 def test_a_missing_message_is_skipped(fake_time: FakeTime) -> None:
-    with respx.mock() as mock:
-        mock.get(VALUE_URL).mock(return_value=graph_error(404, "ErrorItemNotFound"))
-        client = make_client(make_budget(fake_time))
-        with pytest.raises(SkipItem):
-            run(GraphMailSource(client).fetch(INBOX, MESSAGE))
+    error, _ = fetch_value(fake_time, [error_answer(404, "ErrorItemNotFound")])
+    assert isinstance(error, SkipItem)
 
 
 def test_an_expired_delta_link_raises_cursor_expired(fake_time: FakeTime) -> None:
@@ -151,11 +177,8 @@ def test_forbidden_users_names_user_read_all(fake_time: FakeTime) -> None:
 
 
 def test_forbidden_mail_names_mail_read(fake_time: FakeTime) -> None:
-    with respx.mock() as mock:
-        mock.get(VALUE_URL).mock(return_value=graph_error(403, "ErrorAccessDenied"))
-        client = make_client(make_budget(fake_time))
-        with pytest.raises(FatalError, match="Mail.Read"):
-            run(GraphMailSource(client).fetch(INBOX, MESSAGE))
+    error, _ = fetch_value(fake_time, [error_answer(403, "ErrorAccessDenied")])
+    assert isinstance(error, FatalError) and "Mail.Read" in str(error)
 
 
 def test_a_reset_connection_is_retried(fake_time: FakeTime) -> None:

@@ -39,6 +39,15 @@ class HttpxLinks:
         async with self._client.stream("GET", url, headers=dict(headers)) as response:
             yield response
 
+    @asynccontextmanager
+    async def send(
+        self, method: str, url: str, headers: Mapping[str, str], content: bytes | None = None
+    ) -> AsyncIterator[httpx.Response]:
+        async with self._client.stream(
+            method, url, headers=dict(headers), content=content
+        ) as response:
+            yield response
+
     async def aclose(self) -> None:
         await self._client.aclose()
 
