@@ -17,8 +17,9 @@ the first file goes alone.
 
 from __future__ import annotations
 
+import threading
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 
 from ..migrator.errors import ItemError, Retriable
@@ -34,8 +35,10 @@ def put_at_once(
     pool: ThreadPoolExecutor | None,
     name_of: Callable[[Payload], str],
     alone_first: bool,
+    width: int | None = None,
 ) -> list[Result]:
-    """`put(payload)` for each payload, files several at once on `pool` (None: in order).
+    """`put(payload)` for each payload, files several at once on `pool` (None: in order),
+    by `width` tasks at most (None: as many as there are lanes of files).
 
     Returns one result per payload, in order: its ref, or the `ItemError` that refused
     it. A `Retriable` failure is raised once every started put has ended (the writer
@@ -55,7 +58,12 @@ def put_at_once(
         for lane in lanes:
             results.update(_run_lane(put, payloads, lane))
     else:
-        futures = [pool.submit(_run_lane, put, payloads, lane) for lane in lanes]
+        # `width` tasks, each taking the next lane until none is left: a task (a future and
+        # a thread woken up) per lane, most often per file, was the batch's own cost
+        queue = iter(lanes)
+        lock = threading.Lock()
+        tasks = min(width or len(lanes), len(lanes))
+        futures = [pool.submit(_drain, put, payloads, queue, lock) for _ in range(tasks)]
         for done in _all_ended(futures):
             results.update(done)
     return [results[index] for index in range(len(payloads))]
@@ -77,6 +85,29 @@ def _lanes(
 
 def _run_lane(put: Put, payloads: Sequence[Payload], lane: list[int]) -> dict[int, Result]:
     return {index: _settled(put, payloads[index]) for index in lane}
+
+
+def _drain(
+    put: Put, payloads: Sequence[Payload], queue: Iterator[list[int]], lock: threading.Lock
+) -> dict[int, Result]:
+    """Run lanes taken from `queue` until it is empty. A lane that fails does not stop
+    the others (each is still tried, as when each had its own task); the first failure
+    (a retriable one last) is raised once the queue is empty."""
+    results: dict[int, Result] = {}
+    failures: list[BaseException] = []
+    while True:
+        with lock:
+            lane = next(queue, None)
+        if lane is None:
+            break
+        try:
+            results.update(_run_lane(put, payloads, lane))
+        except BaseException as error:  # noqa: BLE001 - raised below, after the other lanes
+            failures.append(error)
+    if failures:
+        failures.sort(key=lambda error: isinstance(error, Retriable))
+        raise failures[0]
+    return results
 
 
 def _settled(put: Put, payload: Payload) -> Result:

@@ -126,6 +126,7 @@ class WebDavSession(WebDavFiles):
             self._upload_pool() if len(payloads) > 1 else None,
             path_of,
             alone_first=self.mtime_header is None,
+            width=self.settings.uploads,
         )
 
     def _upload_pool(self) -> ThreadPoolExecutor | None:

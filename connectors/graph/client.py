@@ -124,6 +124,7 @@ class GraphClient:
         self.budgets = budgets
         self.graph_url = settings.graph_url.rstrip("/")
         self._host = urlsplit(self.graph_url).hostname or ""
+        self._graph_prefix = self.graph_url + "/"  # a URL under it is on the Graph host
         self._scope = token_scope(self.graph_url)
         self._owns_credential = credential is None
         self._credential = credential if credential is not None else make_credential(settings)
@@ -283,7 +284,10 @@ class GraphClient:
                 location = response.headers.get("Location")
                 status = response.status_code
                 if 300 <= status < 400 and location:
-                    return urljoin(url, location)
+                    # an absolute Location, as Microsoft documents it, is the link itself:
+                    # https://learn.microsoft.com/en-us/graph/api/driveitem-get-content#response
+                    absolute = location.startswith(("https://", "http://"))
+                    return location if absolute else urljoin(url, location)
                 if 200 <= status < 300:
                     raise UnexpectedAnswer(f"{call.what}: HTTP {status}, not 302")
                 raise_for_answer(read_answer(response, body), call)
@@ -494,7 +498,10 @@ class GraphClient:
                 return body
 
     def _check_host(self, url: str) -> None:
-        """Tokens go to the configured Graph host only, whatever a link says."""
+        """Tokens go to the configured Graph host only, whatever a link says. A URL under
+        `source.graph_url` is on its host: no parse (once a file on a drive)."""
+        if url.startswith(self._graph_prefix):
+            return
         host = urlsplit(url).hostname or ""
         if host.lower() != self._host.lower():
             raise FatalError(f"refusing to send a Graph token to {host!r} (not source.graph_url)")

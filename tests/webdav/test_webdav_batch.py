@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -96,3 +97,35 @@ def test_a_fatal_error_wins_over_a_retriable_one() -> None:
     recorder = Recorder({"r": Retriable("reset", 0.0), "f": FatalError("quota full")})
     with pytest.raises(FatalError):
         run(recorder, [payload("r"), payload("f")])  # the retriable one comes first
+
+
+class CountingPool(ThreadPoolExecutor):
+    """A pool that counts the tasks it is given."""
+
+    def __init__(self, workers: int) -> None:
+        super().__init__(workers)
+        self.submitted = 0
+
+    def submit(self, *args: Any, **kwargs: Any) -> Any:
+        self.submitted += 1
+        return super().submit(*args, **kwargs)
+
+
+def test_at_most_width_tasks_carry_every_lane_in_order() -> None:
+    recorder = Recorder()
+    batch = [payload(f"f{i}") for i in range(6)]
+    with CountingPool(UPLOADS) as pool:
+        results = put_at_once(recorder.put, batch, pool, lambda p: p.attrs["path"], False, 2)
+    assert pool.submitted == 2
+    assert results == [TargetRef("drive", p.attrs["path"]) for p in batch]
+    assert sorted(recorder.order) == sorted(p.attrs["path"] for p in batch)
+
+
+def test_a_failed_lane_does_not_stop_the_lanes_after_it_in_its_task() -> None:
+    recorder = Recorder({"a": Retriable("reset", 0.0)})
+    batch = [payload(name) for name in ("a", "b", "c")]
+    with CountingPool(UPLOADS) as pool:
+        with pytest.raises(Retriable):
+            put_at_once(recorder.put, batch, pool, lambda p: p.attrs["path"], False, 1)
+    assert pool.submitted == 1
+    assert sorted(recorder.order) == ["a", "b", "c"]
