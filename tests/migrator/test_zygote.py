@@ -9,6 +9,7 @@ import multiprocessing.forkserver
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,7 +101,7 @@ def test_a_fork_refused_leaves_the_server_to_multiprocessing(
 
     monkeypatch.setattr(zygote.threading, "active_count", lambda: 1)
     monkeypatch.setattr(zygote.os, "fork", refused)
-    server = multiprocessing.forkserver._forkserver
+    server: Any = multiprocessing.forkserver._forkserver  # private fields: not in the stubs
     assert server._forkserver_pid is None
     assert zygote.start([]) is False
     assert server._forkserver_pid is None and server._forkserver_alive_fd is None
