@@ -28,18 +28,14 @@ import binascii
 import functools
 import json
 import logging
-import ssl
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urljoin, urlsplit
 
-import certifi
 import httpx
-import orjson
 from azure.core.credentials_async import AsyncTokenCredential
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from kiota_abstractions.request_information import RequestInformation
@@ -59,8 +55,8 @@ from .auth import GraphSettings, RenewableCredential, make_credential
 from .budget import MailboxBudget
 from .clouds import token_scope
 from .errors import Call, Throttled, TokenRefused
+from .wire import decoded_name, http_client, loads, path_of, tls_context, user_agent
 
-PRODUCT = "ISV|Hirondelle|hirondelle"
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
 TENANT = "(tenant)"  # the budget lane of tenant-wide requests such as /users
 BATCH_LIMIT = 20  # https://learn.microsoft.com/en-us/graph/json-batching
@@ -70,24 +66,8 @@ if TYPE_CHECKING:
     from .links import LinkAnswer, LinkClient
 
 
-def loads(body: bytes) -> Any:
-    """A JSON answer decoded by orjson: five times json's speed on a `$batch` of `$value`s,
-    whose base64 strings are most of a mail run's bytes. What orjson refuses and json
-    takes (a lone surrogate) is read by json."""
-    try:
-        return orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return json.loads(body)
-
-
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@functools.cache
-def user_agent() -> str:
-    """`ISV|Hirondelle|hirondelle/<version>`, the same on every request."""
-    return f"{PRODUCT}/{version('hirondelle')}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +100,8 @@ class GraphClient:
         self._scope = token_scope(self.graph_url)
         self._owns_credential = credential is None
         self._credential = credential if credential is not None else make_credential(settings)
-        self._tls = _tls_context(settings.ca_file)
-        self._http = _http_client(settings.ca_file, mailboxes, tls=self._tls)
+        self._tls = tls_context(settings.ca_file)
+        self._http = http_client(settings.ca_file, mailboxes, tls=self._tls)
         self._owner_pools: dict[str, httpx.AsyncClient] = {}
         self._links = links  # download links' own client (`links.py`), made on first use
         self._link_connections = 2 * max(4, 4 * mailboxes)  # Graph and download hosts
@@ -148,7 +128,7 @@ class GraphClient:
         resource units for drive requests; one request elsewhere).
         """
         sent = Target(target, tuple(prefer))
-        described = call or Call(what=f"GET {_path_of(target)}")
+        described = call or Call(what=f"GET {path_of(target)}")
         return await self.budgets.run(
             owner, lambda: self._renewing(lambda: self._send_json(sent, described)), cost=cost
         )
@@ -226,7 +206,7 @@ class GraphClient:
 
     async def stream_bytes(self, url: str, owner: str, call: Call | None = None) -> bytes:
         """The body of `url` (a `$value`), streamed and checked against Content-Length."""
-        described = call or Call(what=f"GET {_path_of(url)}", item=True)
+        described = call or Call(what=f"GET {path_of(url)}", item=True)
         return await self.budgets.run(
             owner, lambda: self._renewing(lambda: self._stream_once(url, described, owner))
         )
@@ -374,7 +354,7 @@ class GraphClient:
         base, mark, query = url.partition("?")
         if "%" not in query:
             return url
-        return base + mark + "&".join(_decoded_name(part) for part in query.split("&"))
+        return base + mark + "&".join(decoded_name(part) for part in query.split("&"))
 
     async def _batch_chunk(
         self, owner: str, paths: Mapping[str, str], call: Call, keep_failures: bool, links: bool
@@ -456,7 +436,7 @@ class GraphClient:
         """
         pool = self._owner_pools.pop(owner, None)
         if pool is None:
-            pool = _http_client(self.settings.ca_file, 1, tls=self._tls)
+            pool = http_client(self.settings.ca_file, 1, tls=self._tls)
         self._owner_pools[owner] = pool  # most recently used last
         while len(self._owner_pools) > self._owner_pool_limit:
             idle = self._owner_pools.pop(next(iter(self._owner_pools)))
@@ -497,42 +477,3 @@ class GraphClient:
         host = urlsplit(url).hostname or ""
         if host.lower() != self._host.lower():
             raise FatalError(f"refusing to send a Graph token to {host!r} (not source.graph_url)")
-
-
-def _tls_context(ca_file: str | None) -> ssl.SSLContext:
-    tls = ssl.create_default_context(cafile=certifi.where())
-    if ca_file:
-        tls.load_verify_locations(cafile=ca_file)
-    return tls
-
-
-def _http_client(
-    ca_file: str | None, mailboxes: int, tls: ssl.SSLContext | None = None
-) -> httpx.AsyncClient:
-    """HTTP/1.1 keep-alive pool sized for ~4 requests per mailbox, TLS verification on."""
-    tls = tls or _tls_context(ca_file)
-    size = max(4, 4 * mailboxes)
-    return httpx.AsyncClient(
-        verify=tls,
-        http2=False,
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-        timeout=httpx.Timeout(100.0, connect=30.0),
-        headers={"User-Agent": user_agent()},
-        follow_redirects=False,
-    )
-
-
-def _path_of(target: RequestInformation | str) -> str:
-    url = target if isinstance(target, str) else (target.url_template or "request")
-    return urlsplit(url).path or url
-
-
-def _decoded_name(part: str) -> str:
-    """`%24top=5` as `$top=5`: the name's `$ . - ~` unencoded, the value left as it is."""
-    name, equals, value = part.partition("=")
-    for code, symbol in _NAME_CODES:
-        name = name.replace(code, symbol)
-    return name + equals + value
-
-
-_NAME_CODES = [(f"%{ord(c):02{case}}", c) for c in "$.-~" for case in "Xx"]
