@@ -71,6 +71,12 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def worker_count(config: Config, workers: int | None) -> int:
+    """The local worker processes of a run: `--workers`, else the configuration's, else
+    the cores (`default_workers`)."""
+    return workers or config.workers or default_workers()
+
+
 @dataclass
 class RunResult:
     run_id: int

@@ -37,7 +37,7 @@ from ..state.leases import Holder
 from ..state.store import open_store
 from . import logs, zygote
 from .config import Config
-from .coordinator import audit_for, default_workers, run_options
+from .coordinator import audit_for, run_options, worker_count
 from .errors import FatalError, HirondelleError
 from .registry import assemble, workload_modules
 from .spool import pid_alive
@@ -103,7 +103,7 @@ def forked_server(config: Config, workers: int | None) -> AbstractContextManager
     """For a command that may start local workers: their fork server, forked from the
     command's process before it starts a thread (`zygote`), for the command's length.
     The command line itself is not imported again: a forked worker finds it loaded."""
-    wanted = config.cluster is None and (workers or config.workers or default_workers()) > 1
+    wanted = config.cluster is None and worker_count(config, workers) > 1
     command_line = PRELOAD[1]
     preload = [name for name in (*PRELOAD, *workload_modules(config)) if name != command_line]
     return zygote.forked(preload, wanted)

@@ -26,13 +26,13 @@ from .coordinator import (
     RunResult,
     StateLockHold,
     audit_for,
-    default_workers,
     follow,
     job_specs,
     legacy_lock,
     raise_stopper,
     run_options,
     stop_run,
+    worker_count,
 )
 from .errors import ConfigError, FatalError, HirondelleError
 from .ledger import Tally
@@ -75,7 +75,7 @@ async def migrate(
             "applies to one machine: with a [cluster], the workers are the "
             "`hirondelle worker` processes",
         )
-    count = workers or config.workers or default_workers()
+    count = worker_count(config, workers)
     with legacy_lock(config.state_url):
         store = open_store(config.state_url)
         lock = StateLockHold(store, Holder.here(f"run-{mode}"), mode, config.lease_seconds)
