@@ -48,9 +48,10 @@ PR_SET_PDEATHSIG = 1
 # What every worker runs, imported once by the forkserver before it forks any: this module,
 # the command line (a worker runs it again as its `__mp_main__`), and what signing in to
 # Graph and downloading import on first use; then the configured workloads' own modules.
+COMMAND_LINE = __name__.split(".")[0] + ".cli"
 PRELOAD = (
     __name__,
-    __name__.split(".")[0] + ".cli",
+    COMMAND_LINE,
     "aiohttp",
     "azure.core.pipeline.transport._aiohttp",
     "azure.core.rest._aiohttp",
@@ -104,8 +105,7 @@ def forked_server(config: Config, workers: int | None) -> AbstractContextManager
     command's process before it starts a thread (`zygote`), for the command's length.
     The command line itself is not imported again: a forked worker finds it loaded."""
     wanted = config.cluster is None and worker_count(config, workers) > 1
-    command_line = PRELOAD[1]
-    preload = [name for name in (*PRELOAD, *workload_modules(config)) if name != command_line]
+    preload = [name for name in (*PRELOAD, *workload_modules(config)) if name != COMMAND_LINE]
     return zygote.forked(preload, wanted)
 
 
