@@ -393,7 +393,7 @@ class GraphClient:
         paths: Mapping[str, str],
         call: Call,
         answers: dict[str, Any],
-        links: bool = False,
+        links: bool,
     ) -> tuple[list[str], Retriable | None]:
         """Post one batch and file its parts while its slots are still held, so that
         throttled parts count against the lane as a throttled request does."""
@@ -401,7 +401,7 @@ class GraphClient:
         return self._sort_parts(owner, paths, envelope, call, answers)
 
     async def _post_batch(
-        self, paths: Mapping[str, str], call: Call, links: bool = False
+        self, paths: Mapping[str, str], call: Call, links: bool
     ) -> dict[str, Any]:
         parts = [
             {"id": key, "method": "GET", "url": path, "headers": {"Prefer": IMMUTABLE_IDS}}
