@@ -247,8 +247,7 @@ class GraphClient:
     async def _location_once(self, url: str, call: Call) -> str:
         self._check_host(url)
         with sorted_failures(call, UnexpectedAnswer):
-            token = await self._credential.get_token(self._scope)
-            headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
+            headers = await self._token_headers()
             async with self._link_client().stream(url, headers) as response:
                 # Read the (empty) body even of a redirect: a response left unread may
                 # close its connection, and every file would pay a new TLS handshake.
@@ -301,10 +300,14 @@ class GraphClient:
         if self._owns_credential:
             await self._credential.close()
 
-    async def _json_headers(self, target: Target) -> dict[str, str]:
+    async def _token_headers(self) -> dict[str, str]:
+        """The Graph token and immutable ids, which every request to Graph carries."""
         token = await self._credential.get_token(self._scope)
+        return {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
+
+    async def _json_headers(self, target: Target) -> dict[str, str]:
         return {
-            "Authorization": f"Bearer {token.token}",
+            **await self._token_headers(),
             "Prefer": ", ".join((IMMUTABLE_IDS, *target.prefer)),  # RFC 7240, 2
             "Accept": "application/json",
             # Microsoft asks for it on every request, to find one in its logs:
@@ -390,7 +393,7 @@ class GraphClient:
         paths: Mapping[str, str],
         call: Call,
         answers: dict[str, Any],
-        links: bool = False,
+        links: bool,
     ) -> tuple[list[str], Retriable | None]:
         """Post one batch and file its parts while its slots are still held, so that
         throttled parts count against the lane as a throttled request does."""
@@ -398,7 +401,7 @@ class GraphClient:
         return self._sort_parts(owner, paths, envelope, call, answers)
 
     async def _post_batch(
-        self, paths: Mapping[str, str], call: Call, links: bool = False
+        self, paths: Mapping[str, str], call: Call, links: bool
     ) -> dict[str, Any]:
         parts = [
             {"id": key, "method": "GET", "url": path, "headers": {"Prefer": IMMUTABLE_IDS}}
@@ -446,8 +449,7 @@ class GraphClient:
     async def _stream_once(self, url: str, call: Call, owner: str = "") -> bytes:
         self._check_host(url)
         with sorted_failures(call):
-            token = await self._credential.get_token(self._scope)
-            headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
+            headers = await self._token_headers()
             async with self._owner_http(owner).stream("GET", url, headers=headers) as response:
                 if not response.is_success:
                     await response.aread()
@@ -459,8 +461,7 @@ class GraphClient:
     async def _message_once(self, url: str, call: Call) -> bytes:
         self._check_host(url)
         with sorted_failures(call):
-            token = await self._credential.get_token(self._scope)
-            headers = {"Authorization": f"Bearer {token.token}", "Prefer": IMMUTABLE_IDS}
+            headers = await self._token_headers()
             async with self._link_client().send("GET", url, headers) as response:
                 # A body shorter than its Content-Length raises aiohttp's
                 # ClientPayloadError, a transport failure.
