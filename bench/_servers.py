@@ -365,6 +365,43 @@ def launcher_report(line: str, command: str, launcher_code: int) -> Finished:
     raise BenchError(f"the launcher of {command} exited with {launcher_code} and no report")
 
 
+def run_floor_client(
+    module: str,
+    arguments: Sequence[str],
+    endpoint: SandboxEndpoint,
+    settings: Mapping[str, str],
+    directory: Path,
+    timeout: float,
+) -> tuple[Finished, str]:
+    """`python -m hirondelle.bench.<module> ARGUMENTS`, a raw floor client, measured: the
+    sandbox's endpoint and `settings` in its `FLOOR_*` variables, its output and log in
+    `directory`. Its figures and what it printed; `BenchError` if it failed."""
+    env = {
+        **os.environ,
+        "FLOOR_GRAPH_URL": endpoint.graph_url,
+        "FLOOR_AUTHORITY": endpoint.authority,
+        "FLOOR_TENANT_ID": endpoint.tenant_id,
+        "FLOOR_CLIENT_ID": endpoint.client_id,
+        "FLOOR_CLIENT_SECRET": endpoint.client_secret,
+        "FLOOR_CA_FILE": endpoint.ca_file,
+        **settings,
+    }
+    directory.mkdir(parents=True, exist_ok=True)
+    output, log = directory / "floor.json", directory / "floor.log"
+    with open(output, "wb") as stdout, open(log, "wb") as stderr:
+        finished = run_measured(
+            [sys.executable, "-m", f"hirondelle.bench.{module}", *arguments],
+            env=env,
+            stdout=stdout,
+            stderr=stderr,
+            timeout=timeout,
+        )
+    if finished.returncode != 0:
+        tail = log.read_text(encoding="utf-8", errors="replace")[-1500:]
+        raise BenchError(f"the floor client exited with {finished.returncode}: {tail}")
+    return finished, output.read_text(encoding="utf-8")
+
+
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -50,7 +49,6 @@ from hirondelle.bench._files_peer import (
 )
 from hirondelle.bench._files_sandbox import DriveShape
 from hirondelle.bench._servers import (
-    BenchError,
     Finished,
     SandboxEndpoint,
     SandboxProcess,
@@ -58,7 +56,7 @@ from hirondelle.bench._servers import (
     cpu_seconds,
     guarded_run,
     machine_busy_seconds,
-    run_measured,
+    run_floor_client,
     stop_live,
     tree_cpu_seconds,
 )
@@ -338,34 +336,17 @@ def run_floor(
 ) -> tuple[Finished, int]:
     """`python -m hirondelle.bench._files_floor` copying `upn`'s OneDrive into `account`
     (below its folder), measured; its figures and the files that failed."""
-    env = {
-        **os.environ,
-        "FLOOR_GRAPH_URL": endpoint.graph_url,
-        "FLOOR_AUTHORITY": endpoint.authority,
-        "FLOOR_TENANT_ID": endpoint.tenant_id,
-        "FLOOR_CLIENT_ID": endpoint.client_id,
-        "FLOOR_CLIENT_SECRET": endpoint.client_secret,
-        "FLOOR_CA_FILE": endpoint.ca_file,
+    settings = {
         "FLOOR_DAV_URL": account.url,
         "FLOOR_DAV_FOLDER": account.folder,
         "FLOOR_DAV_LOGIN": account.login,
         "FLOOR_DAV_PASSWORD": account.password,
         "FLOOR_FETCHES": str(fetches),
     }
-    directory.mkdir(parents=True, exist_ok=True)
-    output, log = directory / "floor.json", directory / "floor.log"
-    with open(output, "wb") as stdout, open(log, "wb") as stderr:
-        finished = run_measured(
-            [sys.executable, "-m", "hirondelle.bench._files_floor", upn],
-            env=env,
-            stdout=stdout,
-            stderr=stderr,
-            timeout=timeout,
-        )
-    if finished.returncode != 0:
-        tail = log.read_text(encoding="utf-8", errors="replace")[-1500:]
-        raise BenchError(f"the floor client exited with {finished.returncode}: {tail}")
-    return finished, int(json.loads(output.read_text(encoding="utf-8"))["failed"])
+    finished, output = run_floor_client(
+        "_files_floor", [upn], endpoint, settings, directory, timeout
+    )
+    return finished, int(json.loads(output)["failed"])
 
 
 def _check(stored: FileSet, local: FileSet, where: str) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -42,7 +41,6 @@ from hirondelle.bench._hirondelle import Budget, run_hirondelle, watch_budget
 from hirondelle.bench._hirondelle import write_config as write_hirondelle_config
 from hirondelle.bench._peer import MbsyncRun, mbsync_configs, populate, run_mbsync
 from hirondelle.bench._servers import (
-    BenchError,
     Finished,
     SandboxEndpoint,
     SandboxProcess,
@@ -53,7 +51,7 @@ from hirondelle.bench._servers import (
     machine_busy_seconds,
     message_count,
     require_tools,
-    run_measured,
+    run_floor_client,
     start_dovecot,
     stop_live,
     tree_cpu_seconds,
@@ -272,14 +270,7 @@ def run_floor(
 ) -> FloorRun:
     """`python -m hirondelle.bench._mail_floor` over `logins`, measured like hirondelle:
     `workers` processes, `mailboxes` at once in each, the migration's fetches in flight."""
-    env = {
-        **os.environ,
-        "FLOOR_GRAPH_URL": endpoint.graph_url,
-        "FLOOR_AUTHORITY": endpoint.authority,
-        "FLOOR_TENANT_ID": endpoint.tenant_id,
-        "FLOOR_CLIENT_ID": endpoint.client_id,
-        "FLOOR_CLIENT_SECRET": endpoint.client_secret,
-        "FLOOR_CA_FILE": endpoint.ca_file,
+    settings = {
         "FLOOR_IMAP_HOST": target.host,
         "FLOOR_IMAP_PORT": str(target.port),
         "FLOOR_MASTER_USER": target.master_user,
@@ -288,20 +279,10 @@ def run_floor(
         "FLOOR_MAILBOXES": str(mailboxes),
         "FLOOR_FETCHES": str(RunOptions().fetch_concurrency),
     }
-    directory.mkdir(parents=True, exist_ok=True)
-    output, log = directory / "floor.json", directory / "floor.log"
-    with open(output, "wb") as stdout, open(log, "wb") as stderr:
-        finished = run_measured(
-            [sys.executable, "-m", "hirondelle.bench._mail_floor", *logins],
-            env=env,
-            stdout=stdout,
-            stderr=stderr,
-            timeout=timeout,
-        )
-    if finished.returncode != 0:
-        tail = log.read_text(encoding="utf-8", errors="replace")[-1500:]
-        raise BenchError(f"the floor client exited with {finished.returncode}: {tail}")
-    tallies = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    finished, output = run_floor_client(
+        "_mail_floor", logins, endpoint, settings, directory, timeout
+    )
+    tallies = [json.loads(line) for line in output.splitlines()]
     return FloorRun(
         finished,
         appended=sum(int(tally["appended"]) for tally in tallies),
