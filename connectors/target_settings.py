@@ -137,6 +137,5 @@ class HostLoginSettings(MasterLoginSettings):
         """`security` (plain text on loopback only) and the logins; `protocol` names
         the server in the refusal of plain text."""
         self._check_security(self.security, self.host, SECURITY_MODES, protocol)
-        self._check_login_choice()
+        self._check_logins()
         self._check_master_login(self.master_login, MASTER_LOGIN_FORMS)
-        self._check_master_password()

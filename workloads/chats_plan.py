@@ -64,8 +64,8 @@ class ChatsPlanner(ListedPlanner):
             text = (
                 f"{messages} messages read with /chats/{{id}}/messages, not a metered API: "
                 "$0.00 (the export API, which this tool does not use, was metered at "
-                f"$0.00075 a message, ${messages * EXPORT_PER_MESSAGE:.2f} here, until it "
-                "stopped being billed on 25 August 2025)"
+                f"${EXPORT_PER_MESSAGE:g} a message, ${messages * EXPORT_PER_MESSAGE:.2f} here, "
+                "until it stopped being billed on 25 August 2025)"
             )
             found.append(Finding("info", "metered", owner.upn, "", text))
         return found
@@ -75,7 +75,7 @@ class ChatsPlanner(ListedPlanner):
         authors = Counter(str(i.meta.get("fromName")) for i in written if i.meta.get("fromName"))
         system = len(items) - len(written)  # system events have no author
         detail = (
-            f"{container.role} chat: {len(items) - system} messages, {system} system events, "
+            f"{container.role} chat: {len(written)} messages, {system} system events, "
             f"{authors_text(authors)}"
         )
         found = [Finding("info", "chat", owner.upn, container.display_path, detail)]

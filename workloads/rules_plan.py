@@ -34,6 +34,7 @@ class RulesPlanner:
     def __init__(self, source: Source, requests_per_second: float, script: ScriptOf) -> None:
         self.source, self.requests_per_second, self.script = source, requests_per_second, script
         self._contents: dict[str, bytes | None] = {}  # owner -> snapshot, until forgotten
+        self._parsed: dict[str, dict[str, Any]] = {}  # owner -> that snapshot, parsed once
 
     def target_name(self, container: Container) -> str:
         return "Sieve script"
@@ -42,11 +43,12 @@ class RulesPlanner:
         return 1 if await self._content(container) is not None else 0
 
     def requests(self, container: Container) -> int:
-        content = self._contents.get(container.owner)
-        return READS + (_folder_requests(_snapshot(content)) if content else 0)
+        snapshot = self._parsed.get(container.owner)
+        return READS + (_folder_requests(snapshot) if snapshot is not None else 0)
 
     def forget(self, container: Container) -> None:
         self._contents.pop(container.owner, None)
+        self._parsed.pop(container.owner, None)
 
     async def findings(
         self, owner: Owner, containers: list[Container], deep: bool
@@ -63,7 +65,8 @@ class RulesPlanner:
                 detail = "no inbox rule and automatic replies off: nothing to carry, no script"
                 found.append(Finding("info", "rules", owner.upn, where, detail))
                 continue
-            found.append(Finding("info", "rules", owner.upn, where, _summary(content)))
+            summary = _summary(self._parsed[container.owner])
+            found.append(Finding("info", "rules", owner.upn, where, summary))
             for sentence in self.script(content).findings:
                 found.append(Finding("warning", "rule", owner.upn, where, sentence))
         return found
@@ -72,13 +75,11 @@ class RulesPlanner:
         if container.owner not in self._contents:
             items = await self.source.listing(container)
             content = await self.source.fetch(container, items[0]) if items else None
-            self._contents[container.owner] = content if isinstance(content, bytes) else None
+            kept = content if isinstance(content, bytes) else None
+            self._contents[container.owner] = kept
+            if kept:
+                self._parsed[container.owner] = json.loads(kept)
         return self._contents[container.owner]
-
-
-def _snapshot(content: bytes) -> dict[str, Any]:
-    snapshot: dict[str, Any] = json.loads(content)
-    return snapshot
 
 
 def _folder_requests(snapshot: dict[str, Any]) -> int:
@@ -96,9 +97,8 @@ def _folder_requests(snapshot: dict[str, Any]) -> int:
     return ROLES + len(levels) + 1 + sum(1 for folder in named if folder not in places)
 
 
-def _summary(content: bytes) -> str:
+def _summary(snapshot: dict[str, Any]) -> str:
     """`11 rules (10 enabled), automatic replies scheduled`."""
-    snapshot = _snapshot(content)
     rules = snapshot.get("rules") or []
     enabled = sum(1 for rule in rules if rule.get("isEnabled", True))
     status = str((snapshot.get("automaticRepliesSetting") or {}).get("status") or "disabled")
