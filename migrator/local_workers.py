@@ -33,6 +33,7 @@ from multiprocessing.process import BaseProcess
 
 from sqlalchemy.exc import OperationalError
 
+from ..state.database import driver_modules
 from ..state.leases import Holder
 from ..state.store import open_store
 from . import logs, zygote
@@ -47,7 +48,8 @@ log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 # What every worker runs, imported once by the forkserver before it forks any: this module,
 # the command line (a worker runs it again as its `__mp_main__`), and what signing in to
-# Graph and downloading import on first use; then the configured workloads' own modules.
+# Graph and downloading import on first use (httpx's first connection loads anyio's
+# asyncio backend); then the configured workloads' own modules and the state's driver.
 COMMAND_LINE = __name__.split(".")[0] + ".cli"
 PRELOAD = (
     __name__,
@@ -56,6 +58,8 @@ PRELOAD = (
     "azure.core.pipeline.transport._aiohttp",
     "azure.core.rest._aiohttp",
     "httpcore",
+    "httpcore._backends.anyio",
+    "anyio._backends._asyncio",
 )
 
 
@@ -96,17 +100,21 @@ def _context(config: Config) -> Context:
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.context.SpawnContext()
     context = multiprocessing.context.ForkServerContext()
-    context.set_forkserver_preload([*PRELOAD, *workload_modules(config)])
+    context.set_forkserver_preload(_preload(config))
     return context
+
+
+def _preload(config: Config) -> list[str]:
+    return [*PRELOAD, *workload_modules(config), *driver_modules(config.state_url)]
 
 
 def forked_server(config: Config, workers: int | None) -> AbstractContextManager[None]:
     """For a command that may start local workers: their fork server, forked from the
     command's process before it starts a thread (`zygote`), for the command's length.
     The command line itself is not imported again: a forked worker finds it loaded."""
-    wanted = config.cluster is None and worker_count(config, workers) > 1
-    preload = [name for name in (*PRELOAD, *workload_modules(config)) if name != COMMAND_LINE]
-    return zygote.forked(preload, wanted)
+    if config.cluster is not None or worker_count(config, workers) < 2:
+        return zygote.forked((), wanted=False)
+    return zygote.forked([name for name in _preload(config) if name != COMMAND_LINE], wanted=True)
 
 
 def child_main(

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine, create_engine, event, func, literal_column, select
+from sqlalchemy import Engine, create_engine, event, func, literal_column, make_url, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -63,6 +63,17 @@ def open_engine(url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
     return engine
+
+
+def driver_modules(url: str) -> list[str]:
+    """The modules an engine for `url` imports, its SQLAlchemy dialect and its driver, for
+    a fork server to import once for every worker it forks (`migrator.zygote`); none when
+    `url` is not one SQLAlchemy can use: opening the state says why."""
+    try:
+        dialect = make_url(url).get_dialect()
+        return [dialect.__module__, dialect.import_dbapi().__name__]
+    except Exception:  # noqa: BLE001 - open_engine reports a bad URL or a missing driver
+        return []
 
 
 def private_file(path: Path) -> None:

@@ -3,6 +3,7 @@ local workers' forkserver imports what a worker then uses."""
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hirondelle.migrator import local_workers, zygote
 from hirondelle.migrator.config import load_config
 from hirondelle.migrator.local_workers import PRELOAD
 from hirondelle.migrator.registry import WORKLOAD_MODULES, workload_modules
@@ -56,3 +58,29 @@ def test_a_mail_run_preloads_the_mail_modules_only(tmp_path: Path) -> None:
     assert f"{PACKAGE}.connectors.graph.mail" in modules
     assert f"{PACKAGE}.connectors.imap" in modules
     assert not any(name in modules for name in NOT_FOR_MAIL)
+
+
+def test_a_worker_opens_the_state_with_the_driver_its_forkserver_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config_file = tmp_path / "hirondelle.toml"
+    config_file.write_text(MINIMAL_CONFIG, encoding="utf-8")
+    config = load_config(config_file)
+    asked: list[tuple[list[str], bool]] = []
+
+    def forked(preload: list[str], wanted: bool) -> contextlib.nullcontext[None]:
+        asked.append((list(preload), wanted))
+        return contextlib.nullcontext()
+
+    monkeypatch.setattr(zygote, "forked", forked)
+    local_workers.forked_server(config, 2)
+    [(preload, wanted)] = asked
+    assert wanted is True
+    # what a worker imports to open the state, once its forkserver imported `preload`
+    opened = imported_after(
+        f"import importlib, sys\nfor name in {preload!r}: importlib.import_module(name)\n"
+        "before = set(sys.modules)\nfrom hirondelle.state.store import open_store\n"
+        f"open_store({config.state_url!r}).engine.dispose()\n"
+        "for name in before: del sys.modules[name]"
+    )
+    assert not {name for name in opened if name.startswith(("sqlalchemy", "sqlite3"))}
