@@ -17,6 +17,7 @@ asked for, as before.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import multiprocessing
@@ -58,6 +59,7 @@ def start(preload: Iterable[str]) -> bool:
     for name in preload:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    gc.freeze()  # what is here now, the workers too, before they touch it (see `forked`)
     connection: Any = multiprocessing.connection  # `arbitrary_address` is not in its stubs
     address = connection.arbitrary_address("AF_UNIX")
     with socket.socket(socket.AF_UNIX) as listener:
@@ -118,8 +120,18 @@ def stop() -> None:
 @contextlib.contextmanager
 def forked(preload: Iterable[str], wanted: bool) -> Iterator[None]:
     """A fork server forked from this process for the length of the block, when
-    `wanted`; stopped at the end whether or not a worker was asked for."""
+    `wanted`; stopped at the end whether or not a worker was asked for.
+
+    What the command holds by then, its modules above all, lives as long as it does:
+    it is moved out of the garbage collector's sight (`gc.freeze`, before the fork, as
+    https://docs.python.org/3/library/gc.html#gc.freeze advises), so that neither a
+    collection in a worker nor one in the command walks it again. The collections
+    Python runs when the command exits walked it for about 0.3 s of CPU after a mail
+    run; a full collection, for 70 ms.
+    """
     started = wanted and start(preload)
+    if not started:
+        gc.freeze()
     try:
         yield
     finally:

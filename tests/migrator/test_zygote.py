@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 COMMAND = """
-import json, multiprocessing, multiprocessing.forkserver, os, signal, sys, threading, time
+import gc, json, multiprocessing, multiprocessing.forkserver, os, signal, sys, threading, time
 from hirondelle.migrator import zygote
 
 COMMAND_PID = os.getpid()  # a worker that ran this file again would hold its own pid
@@ -27,6 +27,7 @@ def probe(queue):
         "sigterm_default": signal.getsignal(signal.SIGTERM) == signal.SIG_DFL,
         "preloaded": "colorsys" in sys.modules,
         "threads": threading.active_count(),
+        "frozen": gc.get_freeze_count(),
     })
 
 
@@ -45,6 +46,7 @@ if __name__ == "__main__":
         server_line = open(f"/proc/{server}/cmdline", "rb").read()
         seen["server_runs_this_file"] = server_line == open("/proc/self/cmdline", "rb").read()
     seen["pid"] = os.getpid()
+    seen["command_frozen"] = gc.get_freeze_count()
     seen["server_left"] = multiprocessing.forkserver._forkserver._forkserver_pid is not None
     try:
         os.kill(server, 0)
@@ -74,6 +76,8 @@ def test_a_worker_is_forked_from_the_command_with_default_signals(tmp_path: Path
     assert seen["preloaded"] is True
     assert seen["sigterm_default"] is True  # a worker ends on SIGTERM, as a fresh one
     assert seen["threads"] == 1
+    # the command's objects (its modules) are out of the collector's sight, the worker's too
+    assert all(isinstance(n, int) and n > 10_000 for n in (seen["frozen"], seen["command_frozen"]))
     assert seen["server_left"] is False and seen["server_gone"] is True
 
 
@@ -87,6 +91,8 @@ def test_with_a_thread_running_multiprocessing_starts_its_own_server(tmp_path: P
 def test_unwanted_forks_nothing(tmp_path: Path) -> None:
     seen = run_command(tmp_path, "unwanted")
     assert seen["server_runs_this_file"] is False
+    frozen = seen["command_frozen"]  # its exit does not walk its modules either
+    assert isinstance(frozen, int) and frozen > 10_000
 
 
 def test_a_fork_refused_leaves_the_server_to_multiprocessing(
