@@ -22,7 +22,7 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -274,10 +274,13 @@ async def follow(
     reporter: RunReporter,
     tick: Callable[[int], None] | None = None,
     lock: StateLockHold | None = None,
+    pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> JobState | None:
     """Follow the run until every job has ended; the job that stopped it, if one did.
 
-    `tick(open_jobs)` runs on each step (the local pool checks its processes there).
+    `tick(open_jobs)` runs on each step (the local pool checks its processes there);
+    `pause(FOLLOW_S)` between steps (the local pool's ends early when a worker ends: the
+    last one ends when the run's jobs have).
     """
     follower = Follower(jobs, run_id, reporter)
     while True:
@@ -291,7 +294,7 @@ async def follow(
             raise LockedError("another process took the state lock over: this run stops")
         if tick is not None:
             tick(open_jobs)
-        await asyncio.sleep(FOLLOW_S)
+        await pause(FOLLOW_S)
 
 
 def stop_run(store: Store, jobs: Jobs, run_id: int, status: str) -> None:

@@ -21,6 +21,7 @@ import asyncio
 import ctypes
 import logging
 import multiprocessing
+import multiprocessing.connection
 import multiprocessing.context
 import os
 import select
@@ -208,6 +209,15 @@ class LocalPool:
                     )
                 return
             self._spawn()
+
+    async def pause(self, seconds: float) -> None:
+        """Wait `seconds`, or until a worker process ends: when the run's last jobs end,
+        its workers do, and the command sees it at once rather than on its next look."""
+        sentinels = [process.sentinel for process in self._processes]
+        if not sentinels:
+            await asyncio.sleep(seconds)
+            return
+        await asyncio.to_thread(multiprocessing.connection.wait, sentinels, seconds)
 
     def stop(self) -> None:
         """Stop the workers (their running jobs end where they are; the state resumes them)."""

@@ -251,7 +251,7 @@ async def _local_pool(
     pool = LocalPool(config, run_id, count)
     pool.start()
     try:
-        stopper = await follow(jobs, run_id, reporter, tick=pool.check, lock=lock)
+        stopper = await follow(jobs, run_id, reporter, tick=pool.check, lock=lock, pause=pool.pause)
         if stopper is None:
             await asyncio.to_thread(pool.wait)
         return stopper
