@@ -1,0 +1,93 @@
+"""A page's first transaction (`Store.page_start`), on SQLite and PostgreSQL: the page's
+rows read, here and in the owner's other units, and the items to write marked `started`,
+all or nothing behind the fence."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.orm import Session
+
+from hirondelle.migrator.errors import LeaseLost
+from hirondelle.migrator.model import Container, Item, TargetRef
+from hirondelle.state.records import Outcome
+from hirondelle.state.schema import DONE, FAILED, STARTED
+from hirondelle.state.store import Store, open_store
+
+OWNER = "alice@contoso.test"
+INBOX = Container("mail", OWNER, "F1", ("Inbox",))
+ARCHIVE = Container("mail", OWNER, "F2", ("Archive",))
+
+
+@pytest.fixture
+def store(state_url: str) -> Iterator[Store]:
+    opened = open_store(state_url)
+    yield opened
+    opened.engine.dispose()
+
+
+def settled(store: Store, container: Container, refs: dict[str, str | None]) -> int:
+    """The unit of `container` with one item per source id, done at its ref (failed when
+    the ref is None)."""
+    unit = store.unit_for(container)
+    ids = store.mark_started(unit.id, container, [(Item(i, "v1"), None) for i in refs])
+    outcomes = [
+        Outcome(
+            Item(i, "v1"),
+            DONE if ref else FAILED,
+            ref=TargetRef(container.display_path, ref) if ref else None,
+            row_id=ids[i],
+        )
+        for i, ref in refs.items()
+    ]
+    store.settle_page(unit.id, container, outcomes, [], None, "delta")
+    return unit.id
+
+
+def test_a_page_reads_its_rows_here_and_elsewhere_then_marks_in_one_commit(store: Store) -> None:
+    inbox = settled(store, INBOX, {"a": "1", "b": None, "c": "3"})
+    archive = settled(store, ARCHIVE, {"c": "9"})
+    settled(store, Container("mail", "bob@contoso.test", "F1", ("Inbox",)), {"d": "4"})
+    with store.page_start(archive, ARCHIVE) as page:
+        here, there = page.rows(["a", "b", "c", "d", "new"], elsewhere=True)
+        assert set(here) == {"c"} and here["c"].ref == TargetRef("Archive", "9")
+        # held by the target in another unit of the owner; not b (no copy), not c (here)
+        assert set(there) == {"a"} and there["a"].unit_id == inbox
+        again, _ = page.rows(["a"], elsewhere=False)
+        assert again == {} and page.rows(["a"], elsewhere=False)[1] == {}
+        ids = page.mark_started([(Item("c", "v2"), here["c"].id), (Item("new", "v1"), None)])
+    assert ids["c"] == here["c"].id
+    rows = store.items_by_source(archive, ["c", "new"])
+    assert {i: (r.status, r.version) for i, r in rows.items()} == {
+        "c": (STARTED, "v2"),
+        "new": (STARTED, "v1"),
+    }
+    assert rows["new"].id == ids["new"]
+
+
+def test_a_page_whose_fence_fails_records_nothing(store: Store) -> None:
+    unit = store.unit_for(INBOX)
+
+    def lost(session: Session) -> None:
+        raise LeaseLost(OWNER)
+
+    with pytest.raises(LeaseLost), store.page_start(unit.id, INBOX, guard=lost) as page:
+        page.mark_started([(Item("a", "v1"), None)])
+    assert store.items_of_unit(unit.id) == []
+    calls: list[Session] = []
+    with store.page_start(unit.id, INBOX, guard=calls.append) as page:
+        page.mark_started([(Item("a", "v1"), None)])
+    assert len(calls) == 1 and [r.status for r in store.items_of_unit(unit.id)] == [STARTED]
+
+
+def test_an_item_started_again_on_a_row_gone_gets_a_new_row(store: Store) -> None:
+    """A row id that names no row (a state replaced under a run) is written afresh."""
+    unit = store.unit_for(INBOX)
+    ids = store.mark_started(unit.id, INBOX, [(Item("a", "v1"), None)])
+    again = store.mark_started(
+        unit.id, INBOX, [(Item("a", "v2"), ids["a"]), (Item("b", "v1"), 9_999)]
+    )
+    assert again["a"] == ids["a"] and again["b"] != 9_999
+    rows = {r.source_id: r for r in store.items_of_unit(unit.id)}
+    assert (rows["a"].version, rows["b"].id, rows["b"].status) == ("v2", again["b"], STARTED)
