@@ -122,7 +122,7 @@ class Store:
         if not containers:
             return {}
         with self.writing() as s, s.begin():
-            return units_of(s, containers)
+            return units_of(s.connection(), containers)
 
     def set_unit(self, unit_id: int, **values: Any) -> None:
         with self.writing() as s, s.begin():
