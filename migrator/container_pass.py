@@ -114,9 +114,8 @@ class ContainerPass:
             page.next_link,
             page.delta_link,
             guard=fence,
+            links=self._links(outcomes),  # in the page's transaction: one fewer
         )
-        if workload.link_of is not None:
-            self._record_links(outcomes)
 
     def _sort(
         self,
@@ -161,17 +160,18 @@ class ContainerPass:
             self.unit_id, self.container, outcomes, guard=self.owner_pass.fence
         )
 
-    def _record_links(self, outcomes: list[Outcome]) -> None:
+    def _links(self, outcomes: list[Outcome]) -> dict[str, str]:
+        """Where the items written went, for the workloads that record it (`link_of`)."""
         link_of = self.workload.link_of
-        assert link_of is not None
-        links = {}
+        links: dict[str, str] = {}
+        if link_of is None:
+            return links
         for outcome in outcomes:
             if outcome.status == DONE and outcome.ref is not None:
                 link = link_of(self.container, outcome.item, outcome.ref)
                 if link is not None and link[0]:
                     links[link[0]] = link[1]
-        if links:
-            self.store.set_links(self.workload.name, links)
+        return links
 
     async def _update(self, item: Item, row: ItemState) -> Outcome:
         workload, session, container = self.workload, self.session, self.container

@@ -11,16 +11,17 @@ benchmark's profile, where pages are small: a folder of a few dozen messages is 
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any, cast
 
 from sqlalchemy import Connection, Insert, Select, Table, Update, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from ..migrator.model import Container, Item
+from .database import upsert_insert
 from .outcome_rows import apply_outcome, existing_rows
 from .records import ITEM_COLUMNS, ItemState, Outcome, item_state
-from .schema import DONE, STARTED, VANISHED, ItemRow, utcnow
+from .schema import DONE, STARTED, VANISHED, ItemRow, Link, utcnow
 from .unit_rows import unit_update
 
 ITEMS = cast(Table, ItemRow.__table__)  # typed FromClause; it is the Table
@@ -198,6 +199,25 @@ def settle(
         chunk = list(vanished[start : start + CHUNK])
         connection.execute(_vanish(), {"unit": unit_id, "ids": chunk})
     connection.execute(unit_update(unit_id, cursor))
+
+
+def record_links(connection: Connection, workload: str, links: Mapping[str, str]) -> None:
+    """Upsert `links` (source id -> target) of `workload`: one statement executed with the
+    rows as its parameters (an executemany), compiled once and cached, where a multi-row
+    VALUES of a page's links was compiled anew for every page (the files benchmark's
+    profile)."""
+    rows = [{"workload": workload, "source_id": k, "target": v} for k, v in links.items()]
+    statement = _LINK_UPSERTS.get(connection.dialect.name)
+    if statement is None:
+        insert = upsert_insert(connection.engine)(Link.__table__)
+        statement = _LINK_UPSERTS[connection.dialect.name] = insert.on_conflict_do_update(
+            index_elements=["workload", "source_id"],
+            set_={"target": insert.excluded.target},
+        )
+    connection.execute(statement, rows)
+
+
+_LINK_UPSERTS: dict[str, Insert] = {}  # by dialect name
 
 
 def _outcome_groups(

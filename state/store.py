@@ -18,10 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ..migrator.errors import FatalError
 from ..migrator.model import Container, Item
-from .database import open_engine, upsert_insert, writer
+from .database import open_engine, writer
 from .migrate import upgrade
 from .outcome_rows import apply_outcome
-from .page_rows import PageStart, settle
+from .page_rows import PageStart, record_links, settle
 from .records import (
     ITEM_COLUMNS,
     ItemState,
@@ -280,9 +280,11 @@ class Store:
         next_link: str | None,
         delta_link: str | None,
         guard: Guard | None = None,
+        links: Mapping[str, str] | None = None,
     ) -> None:
         """Apply a page's outcomes and advance the unit's cursor in one transaction
-        (`guard` as for `page_start`)."""
+        (`guard` as for `page_start`), with the `links` of the page's items (recorded as
+        by `set_links`, under the container's workload)."""
         cursor: dict[str, Any] = {"next_link": next_link}
         if delta_link is not None:
             cursor.update(delta_link=delta_link, next_link=None, status=DONE)
@@ -290,6 +292,8 @@ class Store:
             if guard is not None:
                 guard(s)
             settle(s, unit_id, container, outcomes, vanished, cursor)
+            if links:
+                record_links(s.connection(), container.workload, links)
 
     def apply_outcomes(
         self,
@@ -318,22 +322,14 @@ class Store:
                 row.target_ref = new_prefix + row.target_ref[len(old_prefix) :]
             return len(rows)
 
-    def set_links(self, workload: str, links: dict[str, str]) -> None:
+    def set_links(self, workload: str, links: Mapping[str, str]) -> None:
         """Record where source items went (drive item id -> migrated URL...); an upsert, so
-        two processes recording the same link never collide."""
+        two processes recording the same link never collide (a page's go with its
+        outcomes: `settle_page`)."""
         if not links:
             return
-        insert = upsert_insert(self.engine)(Link.__table__)
-        # one statement executed with the rows as its parameters (an executemany): it is
-        # compiled once and cached, where a multi-row VALUES of a page's links was compiled
-        # anew for every page (the files benchmark's profile)
-        statement = insert.on_conflict_do_update(
-            index_elements=["workload", "source_id"],
-            set_={"target": insert.excluded.target},
-        )
-        rows = [{"workload": workload, "source_id": k, "target": v} for k, v in links.items()]
         with self.writing() as s, s.begin():
-            s.execute(statement, rows)
+            record_links(s.connection(), workload, links)
 
     def all_links(self, workload: str) -> dict[str, str]:
         with self.session() as s:

@@ -91,3 +91,20 @@ def test_an_item_started_again_on_a_row_gone_gets_a_new_row(store: Store) -> Non
     assert again["a"] == ids["a"] and again["b"] != 9_999
     rows = {r.source_id: r for r in store.items_of_unit(unit.id)}
     assert (rows["a"].version, rows["b"].id, rows["b"].status) == ("v2", again["b"], STARTED)
+
+
+def test_a_pages_links_are_settled_with_its_outcomes_or_not_at_all(store: Store) -> None:
+    unit = store.unit_for(INBOX)
+    ids = store.mark_started(unit.id, INBOX, [(Item("a", "v1"), None)])
+    done = Outcome(Item("a", "v1"), DONE, ref=TargetRef("Inbox", "1"), row_id=ids["a"])
+    links = {"https://a": "https://cloud/a"}
+
+    def lost(session: Session) -> None:
+        raise LeaseLost(OWNER)
+
+    with pytest.raises(LeaseLost):
+        store.settle_page(unit.id, INBOX, [done], [], None, "delta", guard=lost, links=links)
+    assert store.all_links("mail") == {} and store.unit_for(INBOX).delta_link is None
+    store.settle_page(unit.id, INBOX, [done], [], None, "delta", links=links)
+    assert store.all_links("mail") == links and store.unit_for(INBOX).delta_link == "delta"
+    assert store.items_by_source(unit.id, ["a"])["a"].status == DONE
