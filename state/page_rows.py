@@ -188,7 +188,8 @@ def settle(
     connection = s.connection()
     on_rows = [o for o in outcomes if o.row_id is not None]
     groups = _outcome_groups(unit_id, on_rows)
-    if not all(_updated_all(connection, _update_columns(c), r) for c, r in groups.items()):
+    matched = [_updated_all(connection, _update_columns(c), r) for c, r in groups.items()]
+    if not all(matched):  # every group ran: only the rows that exist were written
         present = existing_rows(connection, [o.row_id for o in on_rows])
         on_rows = [o for o in on_rows if o.row_id in present]
     recorded = {id(o) for o in on_rows}

@@ -108,3 +108,16 @@ def test_a_pages_links_are_settled_with_its_outcomes_or_not_at_all(store: Store)
     store.settle_page(unit.id, INBOX, [done], [], None, "delta", links=links)
     assert store.all_links("mail") == links and store.unit_for(INBOX).delta_link == "delta"
     assert store.items_by_source(unit.id, ["a"])["a"].status == DONE
+
+
+def test_outcomes_on_rows_gone_are_recorded_whatever_their_order(store: Store) -> None:
+    """An outcome whose row is gone is recorded on a new row, and those settled beside it
+    on rows that exist still are, before it or after it."""
+    unit = store.unit_for(INBOX)
+    ids = store.mark_started(unit.id, INBOX, [(Item("a", "v1"), None), (Item("c", "v1"), None)])
+    lost = Outcome(Item("b", "v1"), DONE, ref=TargetRef("Inbox", "2"), row_id=10_000)
+    failed = Outcome(Item("a", "v1"), FAILED, error="reset", row_id=ids["a"])
+    done = Outcome(Item("c", "v1"), DONE, ref=TargetRef("Inbox", "3"), row_id=ids["c"])
+    store.settle_page(unit.id, INBOX, [lost, failed, done], [], None, None)
+    rows = {r.source_id: (r.status, r.target_ref) for r in store.items_of_unit(unit.id)}
+    assert rows == {"a": (FAILED, None), "b": (DONE, "2"), "c": (DONE, "3")}
