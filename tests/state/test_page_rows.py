@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from hirondelle.migrator.errors import LeaseLost
@@ -121,3 +122,32 @@ def test_outcomes_on_rows_gone_are_recorded_whatever_their_order(store: Store) -
     store.settle_page(unit.id, INBOX, [lost, failed, done], [], None, None)
     rows = {r.source_id: (r.status, r.target_ref) for r in store.items_of_unit(unit.id)}
     assert rows == {"a": (FAILED, None), "b": (DONE, "2"), "c": (DONE, "3")}
+
+
+def test_a_page_takes_two_transactions_of_three_statements(store: Store) -> None:
+    """A page's state round trips, counted: its rows read and its items marked in one
+    transaction, its outcomes and cursor in another, each behind its fence (the mail
+    benchmark's folders are a page each: these ran in four transactions of nine)."""
+    unit = store.unit_for(INBOX)
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        if not statement.startswith("BEGIN"):  # SQLite's, sent by state.database
+            statements.append(statement.split()[0])
+
+    def fence(session: Session) -> None:
+        session.connection().exec_driver_sql("SELECT 1")  # stands for `leases.holds`
+
+    event.listen(store.engine, "before_cursor_execute", count)
+    items = [Item(i, "v1") for i in "abc"]
+    with store.page_start(unit.id, INBOX, guard=fence) as page:
+        known, moved = page.rows([i.source_id for i in items], elsewhere=True)
+        ids = page.mark_started([(i, None) for i in items])
+    assert statements == ["SELECT", "SELECT", "INSERT"] and known == moved == {}
+    outcomes = [
+        Outcome(i, DONE, ref=TargetRef("Inbox", str(n)), row_id=ids[i.source_id])
+        for n, i in enumerate(items)
+    ]
+    store.settle_page(unit.id, INBOX, outcomes, [], "next", None, guard=fence)
+    assert statements[3:] == ["SELECT", "UPDATE", "UPDATE"]
+    event.remove(store.engine, "before_cursor_execute", count)
