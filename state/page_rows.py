@@ -22,12 +22,10 @@ from .database import upsert_insert
 from .outcome_rows import apply_outcome, existing_rows
 from .records import ITEM_COLUMNS, ItemState, Outcome, item_state
 from .schema import DONE, STARTED, VANISHED, ItemRow, Link, utcnow
-from .unit_rows import unit_update
+from .unit_rows import update_unit
 
 ITEMS = cast(Table, ItemRow.__table__)  # typed FromClause; it is the Table
 CHUNK = 500  # ids per IN (...): SQLite's bound-parameter limit stays far away
-
-_OUTCOME_VALUES = ("fingerprint", "size", "checksum")
 
 
 @functools.cache
@@ -199,7 +197,7 @@ def settle(
     for start in range(0, len(vanished), CHUNK):
         chunk = list(vanished[start : start + CHUNK])
         connection.execute(_vanish(), {"unit": unit_id, "ids": chunk})
-    connection.execute(unit_update(unit_id, cursor))
+    update_unit(connection, unit_id, cursor)
 
 
 def record_links(connection: Connection, workload: str, links: Mapping[str, str]) -> None:
@@ -224,26 +222,29 @@ _LINK_UPSERTS: dict[str, Insert] = {}  # by dialect name
 def _outcome_groups(
     unit_id: int, outcomes: Sequence[Outcome]
 ) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    """The rows' new values, grouped by the columns they set: a value the outcome lacks
-    (no ref, no size) leaves the row's as it was (see `apply_outcome`)."""
+    """The rows' new values (`new_<column>`), grouped by the columns they set: a value the
+    outcome lacks (no ref, no size) leaves the row's as it was (see `apply_outcome`)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     now = utcnow()
     for outcome in outcomes:
-        values: dict[str, Any] = {
-            "unit_id": unit_id,
-            "status": outcome.status,
-            "version": outcome.item.version,
-            "meta": outcome.item.meta,
-            "last_error": outcome.error,
-            "updated_at": now,
+        row: dict[str, Any] = {
+            "row_id": outcome.row_id,
+            "new_unit_id": unit_id,
+            "new_status": outcome.status,
+            "new_version": outcome.item.version,
+            "new_meta": outcome.item.meta,
+            "new_last_error": outcome.error,
+            "new_updated_at": now,
         }
         if outcome.ref is not None:
-            values["target_folder"], values["target_ref"] = outcome.ref.folder, outcome.ref.ref
-        for name in _OUTCOME_VALUES:
-            value = getattr(outcome, name)
-            if value is not None:
-                values[name] = value
-        groups.setdefault(tuple(values), []).append(
-            {"row_id": outcome.row_id, **{f"new_{name}": v for name, v in values.items()}}
-        )
-    return groups
+            row["new_target_folder"], row["new_target_ref"] = outcome.ref.folder, outcome.ref.ref
+        if outcome.fingerprint is not None:
+            row["new_fingerprint"] = outcome.fingerprint
+        if outcome.size is not None:
+            row["new_size"] = outcome.size
+        if outcome.checksum is not None:
+            row["new_checksum"] = outcome.checksum
+        groups.setdefault(tuple(row), []).append(row)
+    return {
+        tuple(name.removeprefix("new_") for name in key[1:]): rows for key, rows in groups.items()
+    }

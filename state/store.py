@@ -43,7 +43,7 @@ from .schema import (
     Unit,
     utcnow,
 )
-from .unit_rows import UnitKey, claim, unit_update, units_of
+from .unit_rows import UnitKey, claim, units_of, update_unit
 
 Guard = Callable[[Session], None]
 """Run first in a transaction that records writes; raises if they must not be recorded."""
@@ -126,7 +126,7 @@ class Store:
 
     def set_unit(self, unit_id: int, **values: Any) -> None:
         with self.writing() as s, s.begin():
-            s.connection().execute(unit_update(unit_id, values))
+            update_unit(s.connection(), unit_id, values)
 
     def claim_folder(self, unit: UnitState, container: Container, folder: str) -> str | None:
         """Record `folder` as the target folder of `unit` (clearing its last error), unless

@@ -28,10 +28,21 @@ UNITS = cast(Table, Unit.__table__)  # typed FromClause; it is the Table
 UnitKey = tuple[str, str, str]  # (workload, owner, container id)
 
 
-def unit_update(unit_id: int, values: Mapping[str, Any]) -> Update:
-    """An UPDATE of one unit's columns, as a Core statement: the ORM's bulk UPDATE (which
-    synchronizes a session that holds no unit) cost more CPU than the write itself."""
-    return update(UNITS).where(UNITS.c.id == unit_id).values(**values)
+def update_unit(connection: Connection, unit_id: int, values: Mapping[str, Any]) -> None:
+    """Set one unit's columns with a Core statement built once per set of columns: the
+    ORM's bulk UPDATE (which synchronizes a session that holds no unit) cost more CPU
+    than the write itself, and so did building the statement anew for every page."""
+    parameters = {f"b_{name}": value for name, value in values.items()}
+    connection.execute(_unit_columns(tuple(values)), {"b_id": unit_id, **parameters})
+
+
+@functools.cache
+def _unit_columns(columns: tuple[str, ...]) -> Update:
+    return (
+        update(UNITS)
+        .where(UNITS.c.id == bindparam("b_id"))
+        .values({name: bindparam(f"b_{name}") for name in columns})
+    )
 
 
 def units_of(connection: Connection, containers: Sequence[Container]) -> dict[UnitKey, UnitState]:
