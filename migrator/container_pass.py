@@ -67,16 +67,17 @@ class ContainerPass:
         latest = {item.source_id: item for item in page.items}
         items = [latest.pop(item.source_id) for item in page.items if item.source_id in latest]
         ids = [item.source_id for item in items]
-        work = self._sort(items)
-        self.owner_pass.reporter.advance(workload.name, work.unchanged, 0)
-
         fence = self.owner_pass.fence
-        row_ids = self.store.mark_started(
-            unit_id,
-            container,
-            [(item, row.id if row else None) for item, row in work.writes],
-            guard=fence,
-        )
+        work, row_ids = _Sorted(), {}
+        if items:  # one transaction reads the page's rows and marks those to write
+            # `started`, committed before any target write (a page of removals only has none)
+            with self.store.page_start(unit_id, container, guard=fence) as start:
+                moves = workload.target.capabilities.moves
+                work = self._sort(items, *start.rows(ids, elsewhere=moves))
+                row_ids = start.mark_started(
+                    [(item, row.id if row else None) for item, row in work.writes]
+                )
+        self.owner_pass.reporter.advance(workload.name, work.unchanged, 0)
         outcomes: list[Outcome] = []
         if workload.update_order is not None:
             order = workload.update_order
@@ -113,11 +114,15 @@ class ContainerPass:
             page.next_link,
             page.delta_link,
             guard=fence,
+            links=self._links(outcomes),  # in the page's transaction: one fewer
         )
-        if workload.link_of is not None:
-            self._record_links(outcomes)
 
-    def _sort(self, items: Sequence[Item]) -> _Sorted:
+    def _sort(
+        self,
+        items: Sequence[Item],
+        known: dict[str, ItemState],
+        moved_from: dict[str, ItemState],
+    ) -> _Sorted:
         """What each item of the page needs, from the state's rows of it.
 
         An item the state holds in another container of the owner moved here: the target
@@ -126,15 +131,9 @@ class ContainerPass:
         declares; the copy left in the old folder is the source's removal from the old
         container, settled as any removal (`deletions`: `mirror` removes it, `keep` keeps
         it). The item is never recorded as a failure for a move the target cannot make.
+        `known` holds the unit's rows of the page's items, `moved_from` the owner's other
+        units' rows of the others (none when the target cannot move: `PageStart.rows`).
         """
-        workload, container = self.workload, self.container
-        ids = [item.source_id for item in items]
-        known = self.store.items_by_source(self.unit_id, ids)
-        moved_from: dict[str, ItemState] = {}
-        if workload.target.capabilities.moves:
-            moved_from = self.store.items_elsewhere(
-                workload.name, container.owner, self.unit_id, [i for i in ids if i not in known]
-            )
         work = _Sorted()
         for item in items:
             row = known.get(item.source_id)
@@ -161,17 +160,18 @@ class ContainerPass:
             self.unit_id, self.container, outcomes, guard=self.owner_pass.fence
         )
 
-    def _record_links(self, outcomes: list[Outcome]) -> None:
+    def _links(self, outcomes: list[Outcome]) -> dict[str, str]:
+        """Where the items written went, for the workloads that record it (`link_of`)."""
         link_of = self.workload.link_of
-        assert link_of is not None
-        links = {}
+        links: dict[str, str] = {}
+        if link_of is None:
+            return links
         for outcome in outcomes:
             if outcome.status == DONE and outcome.ref is not None:
                 link = link_of(self.container, outcome.item, outcome.ref)
                 if link is not None and link[0]:
                     links[link[0]] = link[1]
-        if links:
-            self.store.set_links(self.workload.name, links)
+        return links
 
     async def _update(self, item: Item, row: ItemState) -> Outcome:
         workload, session, container = self.workload, self.session, self.container

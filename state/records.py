@@ -99,7 +99,8 @@ ITEM_COLUMNS = (
 )
 
 
-def unit_state(row: Unit) -> UnitState:
+def unit_state(row: Unit | Row[Any]) -> UnitState:
+    """A `UnitState` from an ORM row or a Core row with the same columns."""
     return UnitState(
         row.id, row.status, row.next_link, row.delta_link, row.target_folder, row.last_error
     )

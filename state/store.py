@@ -9,17 +9,19 @@ writers (`state.database.writer`), so several processes can share one SQLite fil
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, bindparam, func, insert, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ..migrator.errors import FatalError
 from ..migrator.model import Container, Item
-from .database import open_engine, upsert_insert, writer
+from .database import open_engine, writer
 from .migrate import upgrade
-from .outcome_rows import apply_outcome, existing_rows, update_rows
+from .outcome_rows import apply_outcome
+from .page_rows import PageStart, record_links, settle
 from .records import (
     ITEM_COLUMNS,
     ItemState,
@@ -33,7 +35,6 @@ from .schema import (
     DONE,
     FAILED,
     SKIPPED,
-    STARTED,
     VANISHED,
     ItemRow,
     Link,
@@ -42,7 +43,7 @@ from .schema import (
     Unit,
     utcnow,
 )
-from .unit_rows import UnitKey, claim, unit_update, units_of
+from .unit_rows import UnitKey, claim, units_of, update_unit
 
 Guard = Callable[[Session], None]
 """Run first in a transaction that records writes; raises if they must not be recorded."""
@@ -121,11 +122,11 @@ class Store:
         if not containers:
             return {}
         with self.writing() as s, s.begin():
-            return units_of(s, containers)
+            return units_of(s.connection(), containers)
 
     def set_unit(self, unit_id: int, **values: Any) -> None:
         with self.writing() as s, s.begin():
-            s.connection().execute(unit_update(unit_id, values))
+            update_unit(s.connection(), unit_id, values)
 
     def claim_folder(self, unit: UnitState, container: Container, folder: str) -> str | None:
         """Record `folder` as the target folder of `unit` (clearing its last error), unless
@@ -240,6 +241,21 @@ class Store:
             )
             return {r for r in refs if r}
 
+    @contextmanager
+    def page_start(
+        self, unit_id: int, container: Container, guard: Guard | None = None
+    ) -> Iterator[PageStart]:
+        """A page's first transaction: its rows read and the items to write marked
+        `started` (`PageStart`), committed on leaving the block, before any target write.
+
+        `guard(session)` runs first in the transaction: it raises (and nothing is
+        recorded) when this process no longer holds the owner.
+        """
+        with self.writing() as s, s.begin():
+            if guard is not None:
+                guard(s)
+            yield PageStart(s.connection(), unit_id, container)
+
     def mark_started(
         self,
         unit_id: int,
@@ -247,58 +263,13 @@ class Store:
         items: Iterable[tuple[Item, int | None]],
         guard: Guard | None = None,
     ) -> dict[str, int]:
-        """Record the items about to be written (one transaction); return their row ids.
-
-        `guard(session)` runs first in the transaction: it raises (and nothing is
-        recorded) when this process no longer holds the owner.
-        """
+        """Record the items about to be written (one transaction); return their row ids
+        (`guard` as for `page_start`)."""
         items = list(items)
         if not items:  # nothing to record: no transaction (the page's settling fences)
             return {}
-        with self.writing() as s, s.begin():
-            if guard is not None:
-                guard(s)
-            known = existing_rows(s, [row_id for _, row_id in items])
-            ids: dict[str, int] = {}
-            again = [(item, row_id) for item, row_id in items if row_id in known]
-            if again:
-                s.execute(
-                    update(ItemRow.__table__)  # type: ignore[arg-type]  # __table__ is typed FromClause; it is the Table
-                    .where(ItemRow.id == bindparam("row_id"))
-                    .values(
-                        status=STARTED,
-                        version=bindparam("new_version"),
-                        meta=bindparam("new_meta"),
-                        attempts=func.coalesce(ItemRow.attempts, 0) + 1,
-                    ),
-                    [
-                        {"row_id": row_id, "new_version": item.version, "new_meta": item.meta}
-                        for item, row_id in again
-                    ],
-                )
-                ids.update((item.source_id, row_id) for item, row_id in again if row_id)
-            new = [item for item, row_id in items if row_id not in known]
-            if new:
-                # Multi-row INSERTs for the page (SQLAlchemy's "insertmanyvalues"); the ids
-                # come back in no set order, so by source id, unique in a unit.
-                created = s.execute(
-                    insert(ItemRow.__table__).returning(ItemRow.id, ItemRow.source_id),  # type: ignore[arg-type]  # __table__ is typed FromClause; it is the Table
-                    [
-                        {
-                            "unit_id": unit_id,
-                            "workload": container.workload,
-                            "owner": container.owner,
-                            "source_id": item.source_id,
-                            "version": item.version,
-                            "meta": item.meta,
-                            "status": STARTED,
-                            "attempts": 1,
-                        }
-                        for item in new
-                    ],
-                )
-                ids.update((source_id, row_id) for row_id, source_id in created)
-            return {item.source_id: ids[item.source_id] for item, _ in items}
+        with self.page_start(unit_id, container, guard) as page:
+            return page.mark_started(items)
 
     def settle_page(
         self,
@@ -309,27 +280,20 @@ class Store:
         next_link: str | None,
         delta_link: str | None,
         guard: Guard | None = None,
+        links: Mapping[str, str] | None = None,
     ) -> None:
         """Apply a page's outcomes and advance the unit's cursor in one transaction
-        (`guard` as for `mark_started`)."""
+        (`guard` as for `page_start`), with the `links` of the page's items (recorded as
+        by `set_links`, under the container's workload)."""
+        cursor: dict[str, Any] = {"next_link": next_link}
+        if delta_link is not None:
+            cursor.update(delta_link=delta_link, next_link=None, status=DONE)
         with self.writing() as s, s.begin():
             if guard is not None:
                 guard(s)
-            known = existing_rows(s, [o.row_id for o in outcomes])
-            update_rows(s, unit_id, [o for o in outcomes if o.row_id in known])
-            for outcome in outcomes:
-                if outcome.row_id not in known:
-                    apply_outcome(s, unit_id, container, outcome)
-            if vanished:
-                s.execute(
-                    update(ItemRow)
-                    .where(ItemRow.unit_id == unit_id, ItemRow.source_id.in_(list(vanished)))
-                    .values(status=VANISHED, updated_at=utcnow())
-                )
-            values: dict[str, Any] = {"next_link": next_link}
-            if delta_link is not None:
-                values.update(delta_link=delta_link, next_link=None, status=DONE)
-            s.connection().execute(unit_update(unit_id, values))
+            settle(s, unit_id, container, outcomes, vanished, cursor)
+            if links:
+                record_links(s.connection(), container.workload, links)
 
     def apply_outcomes(
         self,
@@ -358,22 +322,14 @@ class Store:
                 row.target_ref = new_prefix + row.target_ref[len(old_prefix) :]
             return len(rows)
 
-    def set_links(self, workload: str, links: dict[str, str]) -> None:
+    def set_links(self, workload: str, links: Mapping[str, str]) -> None:
         """Record where source items went (drive item id -> migrated URL...); an upsert, so
-        two processes recording the same link never collide."""
+        two processes recording the same link never collide (a page's go with its
+        outcomes: `settle_page`)."""
         if not links:
             return
-        insert = upsert_insert(self.engine)(Link.__table__)
-        # one statement executed with the rows as its parameters (an executemany): it is
-        # compiled once and cached, where a multi-row VALUES of a page's links was compiled
-        # anew for every page (the files benchmark's profile)
-        statement = insert.on_conflict_do_update(
-            index_elements=["workload", "source_id"],
-            set_={"target": insert.excluded.target},
-        )
-        rows = [{"workload": workload, "source_id": k, "target": v} for k, v in links.items()]
         with self.writing() as s, s.begin():
-            s.execute(statement, rows)
+            record_links(s.connection(), workload, links)
 
     def all_links(self, workload: str) -> dict[str, str]:
         with self.session() as s:

@@ -175,10 +175,15 @@ def test_an_owners_units_are_made_and_read_together(store: Store) -> None:
     known = store.unit_for(DRIVE)
     store.set_unit(known.id, target_folder="OneDrive", next_link="n1")
     moved = Container("files", OWNER, "D1", ("Renamed",), "personal", total_items=7)
-    units = store.units_for([moved, OTHER])
+    units = store.units_for([moved, OTHER, Container("files", OWNER, "D3", ("Team",)), OTHER])
     first, second = units["files", OWNER, "D1"], units["files", OWNER, "D2"]
+    assert len(units) == 3 and units["files", OWNER, "D3"].id not in (first.id, second.id)
     assert first.id == known.id and (first.target_folder, first.next_link) == ("OneDrive", "n1")
     assert second.id != known.id and second.status == PENDING
     assert store.unit_for(OTHER).id == second.id  # made once
-    assert {u.path: u.source_count for u in store.units("files")} == {"Renamed": 7, "Shared": 0}
+    assert {u.path: u.source_count for u in store.units("files")} == {
+        "Renamed": 7,
+        "Shared": 0,
+        "Team": 0,
+    }
     assert store.units_for([]) == {}
