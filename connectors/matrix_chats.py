@@ -88,7 +88,8 @@ class ChatRooms:
         create = {**plan.create, "invite": puppets}
         room = self._rooms.ensure_room(plan.alias, create, plan.owners)
         self._chat_of[room] = container.source_id
-        self._rooms.raise_owners(room, plan.owners)
+        if room not in self._rooms.created:  # a room made now has them from the start
+            self._rooms.raise_owners(room, plan.owners)
         if "name" in plan.create:
             self._follow_name(room, str(plan.create["name"]))
         membership = self._complete_membership(room, plan)

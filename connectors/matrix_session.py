@@ -128,12 +128,18 @@ class MatrixSession:
             self._members[room] = {u for u, state in membership.items() if state == "join"}
             # not again: a second invite would replace the one carrying `is_direct`
             self._invited[room] = {u for u, state in membership.items() if state == "invite"}
-            return room
-        owners = tuple(self._target.team_owners.get(self._owner.source_id, ()))
-        team = container.path[0] if container.path else self._owner.display_name
-        channel = container.path[-1] if container.path else container.source_id
-        team_id = self._owner.source_id or team
-        return self._rooms.channel_room(team_id, team, container.source_id, channel, owners)
+        else:
+            owners = tuple(self._target.team_owners.get(self._owner.source_id, ()))
+            team = container.path[0] if container.path else self._owner.display_name
+            channel = container.path[-1] if container.path else container.source_id
+            team_id = self._owner.source_id or team
+            room = self._rooms.channel_room(team_id, team, container.source_id, channel, owners)
+        if room in self._rooms.created:
+            # made by this session: none of our events in it yet (no history to read), and
+            # `me` the one member joined (a chat's room records its own members above)
+            self._histories.setdefault(room, RoomHistory()).scanned = True
+            self._members.setdefault(room, {self.user_id})
+        return room
 
     def _joined(self, room: str) -> set[str]:
         if room not in self._members:

@@ -47,6 +47,10 @@ TOKEN_ERRORS = frozenset({"M_UNKNOWN_TOKEN", "M_MISSING_TOKEN"})
 TEAMS_KEY = "fi.hirondelle.teams_id"  # the Teams id, in every event this tool sends
 TXN_KEY = "fi.hirondelle.txn"  # its txnId, so a resume knows what landed
 _SLUG_DROP = re.compile(r"[^a-z0-9]+")
+# Room versions whose creator is listed in the power levels' `users` map, and those whose
+# creators hold their power outside it (https://spec.matrix.org/v1.16/rooms/v12/).
+LISTED_CREATOR_VERSIONS = frozenset(str(version) for version in range(1, 12))
+CREATOR_POWER_VERSIONS = frozenset({"12"})
 
 
 def path_part(value: str) -> str:
@@ -296,6 +300,9 @@ class RoomBuilder:
         self._prefix = alias_prefix
         self._spaces: dict[str, str] = {}
         self.me = ""
+        # rooms this builder created: nothing of ours in them yet, only `me` joined
+        self.created: set[str] = set()
+        self._default_version: str | None = None
 
     def aliases(self, team_id: str, team: str, channel_id: str, channel: str) -> tuple[str, str]:
         """The alias localparts of the team's space and of the channel's room."""
@@ -337,6 +344,9 @@ class RoomBuilder:
         room = self._resolve(full)
         if room is None:
             body = {**create, "room_alias_name": alias, "preset": "private_chat"}
+            levels = self._owner_levels(owners, create.get("power_level_content_override"))
+            if levels is not None:
+                body["power_level_content_override"] = levels
             answer = self._conn.call(
                 "POST",
                 f"{CLIENT}/createRoom",
@@ -345,7 +355,9 @@ class RoomBuilder:
             )
             if answer.status == 200:
                 room = str(answer.body["room_id"])
-                self.raise_owners(room, owners)
+                self.created.add(room)
+                if levels is None:
+                    self.raise_owners(room, owners)
             elif answer.errcode == "M_ROOM_IN_USE":
                 room = self._resolve(full)  # created meanwhile, by another run
             if room is None:
@@ -360,6 +372,36 @@ class RoomBuilder:
             "GET", f"{CLIENT}/directory/room/{path_part(alias)}", ok=(200, 404)
         )
         return str(answer.body["room_id"]) if answer.status == 200 else None
+
+    def _owner_levels(
+        self, owners: tuple[str, ...], override: Mapping[str, Any] | None
+    ) -> dict[str, Any] | None:
+        """The createRoom `power_level_content_override` giving the owners power level 100
+        in the room's first power levels event (not a second one after it), or None when
+        the server's default room version is one this tool does not know: then
+        `raise_owners` does it after creation.
+
+        The override replaces the `users` map as a whole (it is applied "on top of the
+        generated content", https://spec.matrix.org/v1.16/client-server-api/#post_matrixclientv3createroom),
+        so it names the creator too up to room version 11; from version 12 on, the creator
+        holds its power outside the map and must not be listed
+        (https://spec.matrix.org/v1.16/rooms/v12/). The room version is the server's
+        default (`m.room_versions` capability), read once.
+        """
+        others = [user for user in owners if user != self.me]
+        if not others:
+            return dict(override) if override is not None else None
+        if self._default_version is None:
+            capabilities = self._conn.call("GET", f"{CLIENT}/capabilities").body
+            versions = (capabilities.get("capabilities") or {}).get("m.room_versions") or {}
+            self._default_version = str(versions.get("default") or "")
+        if self._default_version in CREATOR_POWER_VERSIONS:
+            users: dict[str, int] = {}
+        elif self._default_version in LISTED_CREATOR_VERSIONS:
+            users = {self.me: 100}
+        else:
+            return dict(override) if override is not None else None
+        return {**(override or {}), "users": {**users, **{user: 100 for user in others}}}
 
     def raise_owners(self, room: str, owners: tuple[str, ...]) -> None:
         """Owners at power level 100, after creation: from room version 12 on, the creator

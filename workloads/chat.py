@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -41,6 +42,9 @@ def build(
     )
     source = GraphTeamsSource(clients.teams, reread)
     clients.shared[TEAMS] = source.tenant.divide
+    # the teams' member lists name the people that reactions name by id only; the same
+    # dict, filled as the source lists each team's members
+    context = replace(context, names=source.member_names)
     if settings is not None:
         target = MatrixTarget(settings, _TeamOwners(source, context))
     mapper = partial(map_chat_message, context=context)

@@ -138,6 +138,8 @@ class GraphTeamsSource(ChannelReader):
         self._channels: dict[str, ChannelInfo] = {}
         self._bodies: dict[str, dict[str, dict[str, Any]]] = {}  # channel -> source id -> JSON
         self.team_owner_ids: dict[str, list[str]] = {}  # team id -> owners' Entra user ids
+        # Entra user id -> display name, of the members of every team listed so far
+        self.member_names: dict[str, str] = {}
 
     # -- owners and containers -----------------------------------------------------
 
@@ -157,7 +159,9 @@ class GraphTeamsSource(ChannelReader):
     async def _team_owners(self, owner: Owner) -> None:
         """The team's owners (their rooms give them power level 100): `/teams/{id}/members`,
         members whose `roles` hold "owner"
-        (https://learn.microsoft.com/en-us/graph/api/team-list-members)."""
+        (https://learn.microsoft.com/en-us/graph/api/team-list-members). The members'
+        display names go to `member_names`: a reaction names its user by id only (its
+        `displayName` is often null), and the mapper names the reacting puppet from them."""
         url = f"{self.client.graph_url}/teams/{quote(owner.source_id, safe='')}/members"
         call = Call(f"members of {owner.upn}", CHANNELS_PERMISSION, item=True)
         try:
@@ -168,6 +172,11 @@ class GraphTeamsSource(ChannelReader):
             ]
         except SkipItem:
             members = []
+        self.member_names.update(
+            (str(m["userId"]), str(m["displayName"]))
+            for m in members
+            if m.get("userId") and m.get("displayName")
+        )
         self.team_owner_ids[owner.source_id] = [
             str(m["userId"])
             for m in members

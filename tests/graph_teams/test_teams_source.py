@@ -349,3 +349,20 @@ def test_the_version_follows_edits_deletions_and_reactions_not_thread_activity()
         {"reactions": [reaction]},
     ):
         assert message_version({**base, **changed}) != message_version(base)
+
+
+def test_the_team_members_display_names_are_kept_for_the_mapper(
+    teams_graph: ScriptedGraph, fake_time: FakeTime
+) -> None:
+    """A reaction names its user by id only: the members' listing names them."""
+    teams_graph.answers[f"/v1.0/teams/{TEAM}/members"] = page(
+        [
+            {"userId": "u-alice", "displayName": "Alice Martin", "roles": ["owner"]},
+            {"userId": "u-bob", "displayName": "Bob Durand", "roles": []},
+            {"userId": "u-ghost", "displayName": None, "roles": []},
+        ]
+    )
+    source = make_source(fake_time)
+    run(closing(source, "containers", Owner("team:Projet", TEAM, "Projet")))
+    assert source.member_names == {"u-alice": "Alice Martin", "u-bob": "Bob Durand"}
+    assert source.team_owner_ids == {TEAM: ["u-alice"]}
