@@ -31,6 +31,7 @@ import threading
 import time
 from contextlib import AbstractContextManager
 from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
 
 from sqlalchemy.exc import OperationalError
 
@@ -119,13 +120,20 @@ def forked_server(config: Config, workers: int | None) -> AbstractContextManager
 
 
 def child_main(
-    config: Config, run_id: int, index: int, workers: int, level: int, parent: int
+    config: Config,
+    run_id: int,
+    index: int,
+    workers: int,
+    level: int,
+    parent: int,
+    over: Event | None = None,
 ) -> None:
-    """The body of one local worker process."""
+    """The body of one local worker process. `over` is set by the command once it has
+    seen the run's jobs end: an idle worker then leaves at once, not at its next look."""
     _die_with_parent(parent)
     logs.setup(level, f"%(asctime)s %(levelname)s worker-{index} %(name)s: %(message)s")
     try:
-        asyncio.run(_work(config, run_id, index, workers))
+        asyncio.run(_work(config, run_id, index, workers, over))
     except KeyboardInterrupt:
         sys.exit(130)
     except (HirondelleError, OperationalError) as exc:  # the parent reports the run's end
@@ -134,7 +142,9 @@ def child_main(
         sys.exit(3)
 
 
-async def _work(config: Config, run_id: int, index: int, workers: int) -> None:
+async def _work(
+    config: Config, run_id: int, index: int, workers: int, over: Event | None = None
+) -> None:
     store = open_store(config.state_url)
     audit = audit_for(config, run_id)
     try:
@@ -152,8 +162,15 @@ async def _work(config: Config, run_id: int, index: int, workers: int) -> None:
                 pool_size=workers,
             )
             worker.start()
+
+            async def pause(seconds: float) -> None:
+                if over is None:
+                    await asyncio.sleep(seconds)
+                else:
+                    await asyncio.to_thread(over.wait, seconds)
+
             try:
-                await worker.drain(run_id, wait=True)
+                await worker.drain(run_id, wait=True, pause=pause)
             finally:
                 await worker.stop()
     finally:
@@ -170,6 +187,8 @@ class LocalPool:
         self._processes: list[BaseProcess] = []
         self._started = 0
         self._level = logs.console_level()
+        # Set once the command has seen the run's jobs end: idle workers leave at once.
+        self._over = self._context.Event()
 
     def start(self) -> None:
         for _ in range(self.count):
@@ -179,7 +198,15 @@ class LocalPool:
         self._started += 1
         process = self._context.Process(
             target=child_main,
-            args=(self.config, self.run_id, self._started, self.count, self._level, os.getpid()),
+            args=(
+                self.config,
+                self.run_id,
+                self._started,
+                self.count,
+                self._level,
+                os.getpid(),
+                self._over,
+            ),
             name=f"hirondelle-worker-{self._started}",
             daemon=True,
         )
@@ -233,6 +260,9 @@ class LocalPool:
         self._stop_server()
 
     def wait(self) -> None:
+        """Wait for the workers once the run's jobs have ended; the idle ones are told,
+        so that none waits for its next look at the run to leave."""
+        self._over.set()
         for process in self._processes:
             process.join()
         self._processes.clear()

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -149,11 +149,13 @@ class Worker:
         wait: bool,
         concurrency: int | None = None,
         prefer: int | None = None,
+        pause: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         """Claim and run `run_id`'s jobs, `concurrency` at once, until none is claimable.
 
         With `wait`, stay until every job of the run has ended, so that the jobs of a
-        worker that dies are taken over here.
+        worker that dies are taken over here, looking again after each `pause(POLL_S)`
+        (a local pool's ends early once the command has seen the run end).
         """
         limit = concurrency or self.capacity
         if concurrency is None and self.pool_size > 1:
@@ -179,7 +181,7 @@ class Worker:
                     continue
                 if not wait or not await asyncio.to_thread(self._run_open, run_id):
                     return
-                await asyncio.sleep(POLL_S)
+                await pause(POLL_S)
         finally:
             for task in mine:
                 task.cancel()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import multiprocessing.context
 import time
 
 from hirondelle.migrator.local_workers import LocalPool
@@ -32,3 +33,16 @@ def test_a_pause_ends_when_a_worker_ends() -> None:
     worker.join(timeout=30)
     assert full >= 0.2
     assert cut < 30.0 and worker.exitcode == 0
+
+
+def test_waiting_for_the_workers_tells_the_idle_ones_the_run_is_over() -> None:
+    context = multiprocessing.get_context("fork")
+    pool = LocalPool.__new__(LocalPool)  # its processes only: no configuration needed
+    pool._context = multiprocessing.context.SpawnContext()  # no fork server to stop
+    pool._over = context.Event()
+    idle = context.Process(target=pool._over.wait, args=(60.0,), daemon=True)
+    idle.start()
+    pool._processes = [idle]
+    started = time.monotonic()
+    pool.wait()
+    assert time.monotonic() - started < 30.0 and not pool._processes
