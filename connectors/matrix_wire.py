@@ -395,10 +395,12 @@ class RoomBuilder:
             capabilities = self._conn.call("GET", f"{CLIENT}/capabilities").body
             versions = (capabilities.get("capabilities") or {}).get("m.room_versions") or {}
             self._default_version = str(versions.get("default") or "")
+        # the override's own users (the mapping's admins) are kept
+        users: dict[str, Any] = dict((override or {}).get("users") or {})
         if self._default_version in CREATOR_POWER_VERSIONS:
-            users: dict[str, int] = {}
+            users.pop(self.me, None)
         elif self._default_version in LISTED_CREATOR_VERSIONS:
-            users = {self.me: 100}
+            users[self.me] = 100
         else:
             return dict(override) if override is not None else None
         return {**(override or {}), "users": {**users, **{user: 100 for user in others}}}

@@ -109,3 +109,21 @@ def test_a_room_made_now_is_not_read_back_and_a_rerun_reads_it(
     assert any(path.endswith("/messages") for _, path in calls)
     events = [e for e in synapse.room_events(room) if e["type"] == "m.room.message"]
     assert len(events) == 1 and events[0]["origin_server_ts"] == BASE_TS
+
+
+def test_the_room_s_own_admins_keep_their_power_beside_the_owners(
+    synapse: SynapseServer, appservice_target: Callable[..., MatrixTarget]
+) -> None:
+    """The mapping's override names admins of its own (a chat's creator, a team's
+    owners as puppets): the owners' power is added to them, not put in their place."""
+    owner, admin = puppet("user-owner"), puppet("user-admin")
+    session = appservice_target().open(team("Achats", "team-admins"))
+    try:
+        override = {"users": {admin: 100}, "events_default": 0}
+        alias = f"{session._rooms._prefix}admins-kept"
+        create = {"power_level_content_override": override}
+        room = session._rooms.ensure_room(alias, create, (owner,))
+    finally:
+        session.close()
+    users = _levels(synapse, room)["content"]["users"]
+    assert users[admin] == 100 and users[owner] == 100
