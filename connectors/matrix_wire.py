@@ -377,9 +377,10 @@ class RoomBuilder:
         self, owners: tuple[str, ...], override: Mapping[str, Any] | None
     ) -> dict[str, Any] | None:
         """The createRoom `power_level_content_override` giving the owners power level 100
-        in the room's first power levels event (not a second one after it), or None when
-        the server's default room version is one this tool does not know: then
-        `raise_owners` does it after creation.
+        in the room's first power levels event (not a second one after it); or None, the
+        create body's own override kept, when the creator is the only owner or when the
+        server's default room version is one this tool does not know: then `raise_owners`
+        does it after creation.
 
         The override replaces the `users` map as a whole (it is applied "on top of the
         generated content", https://spec.matrix.org/v1.16/client-server-api/#post_matrixclientv3createroom),
@@ -389,8 +390,8 @@ class RoomBuilder:
         default (`m.room_versions` capability), read once.
         """
         others = [user for user in owners if user != self.me]
-        if not others:
-            return dict(override) if override is not None else None
+        if not others:  # nobody to raise: the create body's own override stands
+            return None
         if self._default_version is None:
             capabilities = self._conn.call("GET", f"{CLIENT}/capabilities").body
             versions = (capabilities.get("capabilities") or {}).get("m.room_versions") or {}
@@ -401,8 +402,8 @@ class RoomBuilder:
             users.pop(self.me, None)
         elif self._default_version in LISTED_CREATOR_VERSIONS:
             users[self.me] = 100
-        else:
-            return dict(override) if override is not None else None
+        else:  # None, not the body's own override: that would skip `raise_owners`
+            return None
         return {**(override or {}), "users": {**users, **{user: 100 for user in others}}}
 
     def raise_owners(self, room: str, owners: tuple[str, ...]) -> None:

@@ -10,6 +10,8 @@ import pytest
 
 from hirondelle.connectors.matrix import MatrixSettings, MatrixTarget
 from hirondelle.connectors.matrix_wire import MatrixConnection, path_part
+from hirondelle.mappings.chat_members import ChatInfo
+from hirondelle.tests.matrix.chats import chat_container, chat_owner, member
 from hirondelle.tests.matrix.payloads import BASE_TS, channel, chat_payload, puppet, team
 from hirondelle.tests.servers import SYNAPSE_AS_TOKEN, SynapseServer, synapse_server
 
@@ -127,3 +129,27 @@ def test_the_room_s_own_admins_keep_their_power_beside_the_owners(
         session.close()
     users = _levels(synapse, room)["content"]["users"]
     assert users[admin] == 100 and users[owner] == 100
+
+
+def test_on_a_room_version_this_tool_does_not_know_a_chat_s_owners_get_their_power(
+    synapse: SynapseServer,
+    appservice_target: Callable[..., MatrixTarget],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A server whose default room version is newer than any this tool knows (as the
+    session's Synapse's is made to look): the chat's own power levels go in createRoom
+    unchanged and its owners are raised after creation, not left at the default power."""
+    monkeypatch.setattr("hirondelle.connectors.matrix_wire.LISTED_CREATOR_VERSIONS", frozenset())
+    monkeypatch.setattr("hirondelle.connectors.matrix_wire.CREATOR_POWER_VERSIONS", frozenset())
+    alice, bob = member("Alice", "owner"), member("Bob")
+    info = ChatInfo("19:group-unknown-version@thread.v2", "group", "Versions", (alice, bob))
+    target = appservice_target(chats={info.chat_id: info})
+    session = target.open(chat_owner())
+    try:
+        room = session.ensure_container(chat_container(info))
+    finally:
+        session.close()
+    levels = _levels(synapse, room)["content"]
+    assert levels["users"].get(puppet(alice.user_id)) == 100
+    assert puppet(bob.user_id) not in levels["users"]
+    assert levels["invite"] == 0  # the chat's own levels were kept
