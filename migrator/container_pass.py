@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from ..state.records import ItemState, Outcome
 from ..state.schema import DELETED, DONE, FAILED, SKIPPED, STARTED, VANISHED
-from .errors import GoneAtSource, ItemError, Retriable
+from .errors import GoneAtSource, ItemError, Retriable, SkipItem
 from .gone import remove_gone
 from .model import Container, Item, Page, Payload
 from .session import retrying
@@ -82,8 +82,13 @@ class ContainerPass:
         if workload.update_order is not None:
             order = workload.update_order
             work.updates.sort(key=lambda pair: order(pair[0]))
+        left: list[tuple[Item, ItemState]] = []  # no copy in the old folder to move
         for item, row in work.moves:
-            outcomes.append(await self._move(item, row))
+            moved = await self._move(item, row)
+            if moved is None:
+                left.append((item, row))
+            else:
+                outcomes.append(moved)
         for item, row in work.updates:
             outcomes.append(await self._update(item, row))
         for outcome in outcomes:  # moved in or rewritten: owned before any lookup below
@@ -99,6 +104,11 @@ class ContainerPass:
             )
             for item, row in work.writes
         ]
+        # A pass killed between the target's move and its settling moved the copy already:
+        # it is looked for here before anything is written (found: adopted, not doubled).
+        # Not marked `started`: the row still names the old folder, so a pass that dies
+        # before settling this one looks it up here again the same way.
+        pending += [Pending(item, row.id, True) for item, row in left]
         outcomes.extend(await self.writer.write_all(pending))
         vanished = [i for i in page.removed if i not in ids]
         if seen is not None:
@@ -220,16 +230,21 @@ class ContainerPass:
             checksum=checksum(payload),
         )
 
-    async def _move(self, item: Item, row: ItemState) -> Outcome:
+    async def _move(self, item: Item, row: ItemState) -> Outcome | None:
+        """The item's copy moved here from its row's folder; None when the target has no
+        copy there to move (the caller looks for it here, then writes it)."""
         session, folder = self.session, self.folder
         ref = row.ref
         assert ref is not None  # items_elsewhere only finds rows with a target ref
         try:
-            moved = await retrying(
-                lambda: session.call(lambda s: s.move(ref, folder)),
-                self.options.item_attempts,
-                self.options.retry_pause,
-            )
+            try:
+                moved = await retrying(
+                    lambda: session.call(lambda s: s.move(ref, folder)),
+                    self.options.item_attempts,
+                    self.options.retry_pause,
+                )
+            except SkipItem:
+                return None
             if row.version != item.version:
                 payload = await self._attrs_payload(item)
                 try:

@@ -11,9 +11,12 @@ import json
 from conftest import Setup
 from harness import assert_same, graph_pages
 
+from hirondelle.connectors.imap_mailboxes import mailbox_arg
 from hirondelle.migrator import operations
 from hirondelle.migrator.config import load_config
 from hirondelle.sandbox.tenant import Mutation
+from hirondelle.state.schema import ItemRow, Unit
+from hirondelle.state.store import open_store
 from hirondelle.tests.servers import both_imap_servers
 
 
@@ -137,3 +140,36 @@ def test_a_re_enumeration_cut_short_starts_over_and_still_removes(setup: Setup) 
     audit = setup.config_path.parent / "audit"
     records = [json.loads(line) for f in audit.glob("*.jsonl") for line in f.open()]
     assert [r["result"] for r in records if r.get("action") == "resync"] == ["interrupted"]
+
+
+def test_a_move_made_on_the_target_by_an_interrupted_sync_is_found_not_failed(
+    setup: Setup,
+) -> None:
+    """A sync killed between the target's MOVE and the page's settling leaves the state
+    naming the copy in its old folder: the next sync finds it in the new one (no failure,
+    no second copy), rather than reporting the item failed until a later pass."""
+    config = load_config(setup.config_path)
+    assert asyncio.run(operations.migrate(config, "run")).ok
+    user = setup.tenant.users[0]
+    source, destination = [f for f in setup.tenant.folders(user.id) if not f.hidden][:2]
+    message = setup.tenant.messages(user.id, source.id)[0]
+    store = open_store(config.state_url)
+    with store.session() as s:
+        row = s.query(ItemRow).filter(ItemRow.source_id == message.id).one()
+        old_folder, uid = str(row.target_folder), str(row.target_ref).rpartition(":")[2]
+        (new_folder,) = [
+            str(u.target_folder)
+            for u in s.query(Unit).filter(Unit.owner == user.upn, Unit.workload == "mail")
+            if u.container_id == destination.id
+        ]
+    store.engine.dispose()
+    # what the killed sync did: the copy moved on the target, nothing recorded
+    with setup.server.client(setup.logins[user.upn].login) as imap:
+        assert imap.select(mailbox_arg(old_folder))[0] == "OK"
+        assert imap.uid("MOVE", uid, mailbox_arg(new_folder))[0] == "OK"
+    setup.tenant.move_message(message, destination.id)
+
+    result = asyncio.run(operations.migrate(config, "sync"))
+    assert result.tallies["mail"].failed == 0
+    assert result.ok
+    assert_same(setup.tenant, setup.config_path, setup.server, setup.logins)
