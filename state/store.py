@@ -29,7 +29,6 @@ from .records import (
     StatusCounts,
     UnitState,
     item_state,
-    unit_state,
 )
 from .schema import (
     DONE,
@@ -94,31 +93,14 @@ class Store:
     # -- units ------------------------------------------------------------
 
     def unit_for(self, container: Container) -> UnitState:
-        """The unit of `container`, created on first sight."""
-        with self.writing() as s, s.begin():
-            row = s.scalar(
-                select(Unit).where(
-                    Unit.workload == container.workload,
-                    Unit.owner == container.owner,
-                    Unit.container_id == container.source_id,
-                )
-            )
-            if row is None:
-                row = Unit(
-                    workload=container.workload,
-                    owner=container.owner,
-                    container_id=container.source_id,
-                )
-                s.add(row)
-            row.path = container.display_path
-            row.source_count = container.total_items
-            row.source_bytes = container.size_bytes
-            s.flush()
-            return unit_state(row)
+        """The unit of `container`, created on first sight (as by `units_for`)."""
+        units = self.units_for([container])
+        return units[container.workload, container.owner, container.source_id]
 
     def units_for(self, containers: Sequence[Container]) -> dict[UnitKey, UnitState]:
         """The units of an owner's `containers` by (workload, owner, container id), made on
-        first sight as by `unit_for`: one transaction for them all, where each took one."""
+        first sight, each with its container's path and counts: one transaction for them
+        all (`unit_rows.units_of`)."""
         if not containers:
             return {}
         with self.writing() as s, s.begin():
