@@ -126,7 +126,7 @@ def child_main(
     workers: int,
     level: int,
     parent: int,
-    over: Event | None = None,
+    over: Event,
 ) -> None:
     """The body of one local worker process. `over` is set by the command once it has
     seen the run's jobs end: an idle worker then leaves at once, not at its next look."""
@@ -142,9 +142,7 @@ def child_main(
         sys.exit(3)
 
 
-async def _work(
-    config: Config, run_id: int, index: int, workers: int, over: Event | None = None
-) -> None:
+async def _work(config: Config, run_id: int, index: int, workers: int, over: Event) -> None:
     store = open_store(config.state_url)
     audit = audit_for(config, run_id)
     try:
@@ -164,10 +162,7 @@ async def _work(
             worker.start()
 
             async def pause(seconds: float) -> None:
-                if over is None:
-                    await asyncio.sleep(seconds)
-                else:
-                    await asyncio.to_thread(over.wait, seconds)
+                await asyncio.to_thread(over.wait, seconds)
 
             try:
                 await worker.drain(run_id, wait=True, pause=pause)
