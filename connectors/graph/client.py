@@ -431,11 +431,13 @@ class GraphClient:
         return retry, last
 
     def _owner_http(self, owner: str) -> httpx.AsyncClient:
-        """A small pool per mailbox for `$value` downloads.
+        """A small pool per owner for `stream_bytes` (contact photos, Teams hosted
+        contents; a message's `$value` goes through the links' client instead).
 
         httpcore scans every pooled connection on each request; one shared pool of
-        4 x mailboxes connections cost a fifth of the CPU of a mail run (measured
-        by the benchmark's profile). Pools of idle mailboxes are closed beyond a few.
+        4 x mailboxes connections cost a fifth of the CPU of a mail run when messages
+        were read here (measured by the benchmark's profile). Pools of idle owners are
+        closed beyond a few.
         """
         pool = self._owner_pools.pop(owner, None)
         if pool is None:
