@@ -33,20 +33,22 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from hirondelle.bench._floor_graph import (
+    GRAPH_SETTINGS,
+    bearer,
+    check_settings,
+    get_json,
+    token_url,
+)
+
 SETTINGS = (
-    "FLOOR_GRAPH_URL",
-    "FLOOR_AUTHORITY",
-    "FLOOR_TENANT_ID",
-    "FLOOR_CLIENT_ID",
-    "FLOOR_CLIENT_SECRET",
-    "FLOOR_CA_FILE",
+    *GRAPH_SETTINGS,
     "FLOOR_DAV_URL",
     "FLOOR_DAV_FOLDER",
     "FLOOR_DAV_LOGIN",
     "FLOOR_DAV_PASSWORD",
     "FLOOR_FETCHES",
 )
-SCOPE = "https://graph.microsoft.com/.default"
 DELTA_PAGE = 999  # the most a drive page takes, as hirondelle asks
 
 
@@ -66,13 +68,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        missing = [name for name in SETTINGS if not env.get(name)]
-        if missing:
-            raise SystemExit(f"floor: missing {', '.join(missing)}")
-        authority, tenant = env["FLOOR_AUTHORITY"], env["FLOOR_TENANT_ID"]
+        check_settings(env, SETTINGS)
         return cls(
             graph_url=env["FLOOR_GRAPH_URL"],
-            token_url=f"https://{authority}/{tenant}/oauth2/v2.0/token",
+            token_url=token_url(env),
             client_id=env["FLOOR_CLIENT_ID"],
             client_secret=env["FLOOR_CLIENT_SECRET"],
             ca_file=env["FLOOR_CA_FILE"],
@@ -128,22 +127,13 @@ async def copy(settings: Settings, upn: str) -> tuple[int, int]:
     context = ssl.create_default_context(cafile=settings.ca_file)
     connector = aiohttp.TCPConnector(ssl=context, limit=2 * settings.fetches + 2)
     async with aiohttp.ClientSession(connector=connector) as http:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": settings.client_id,
-            "client_secret": settings.client_secret,
-            "scope": SCOPE,
-        }
-        async with http.post(settings.token_url, data=form) as answer:
-            answer.raise_for_status()
-            token = str((await answer.json())["access_token"])
-        headers = {"Authorization": f"Bearer {token}"}
+        authorization = await bearer(
+            http, settings.token_url, settings.client_id, settings.client_secret
+        )
+        headers = {"Authorization": authorization}
 
         async def get(url: str) -> dict[str, Any]:
-            async with http.get(URL(url, encoded=True), headers=headers) as answer:
-                answer.raise_for_status()
-                body: dict[str, Any] = json.loads(await answer.read())
-                return body
+            return await get_json(http, url, headers)
 
         drive = await get(f"{settings.graph_url}/users/{quote(upn, safe='@')}/drive?$select=id")
         entries: list[dict[str, Any]] = []

@@ -36,15 +36,17 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from hirondelle.bench._floor_graph import (
+    GRAPH_SETTINGS,
+    bearer,
+    check_settings,
+    get_json,
+    token_url,
+)
 from hirondelle.mappings.mail_folders import imap_utf7_encode
 
 SETTINGS = (
-    "FLOOR_GRAPH_URL",
-    "FLOOR_AUTHORITY",
-    "FLOOR_TENANT_ID",
-    "FLOOR_CLIENT_ID",
-    "FLOOR_CLIENT_SECRET",
-    "FLOOR_CA_FILE",
+    *GRAPH_SETTINGS,
     "FLOOR_IMAP_HOST",
     "FLOOR_IMAP_PORT",
     "FLOOR_MASTER_USER",
@@ -53,7 +55,6 @@ SETTINGS = (
     "FLOOR_MAILBOXES",
     "FLOOR_FETCHES",
 )
-SCOPE = "https://graph.microsoft.com/.default"
 BATCH_PARTS = 20  # https://learn.microsoft.com/en-us/graph/json-batching
 MESSAGE_SELECT = "id,receivedDateTime,isRead,isDraft,flag"
 # Hidden folders are left out unless `includeHiddenFolders=true` is asked for, and so are
@@ -105,14 +106,10 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        missing = [name for name in SETTINGS if not env.get(name)]
-        if missing:
-            raise SystemExit(f"floor: missing {', '.join(missing)}")
+        check_settings(env, SETTINGS)
         return cls(
             graph_url=env["FLOOR_GRAPH_URL"],
-            token_url=(
-                f"https://{env['FLOOR_AUTHORITY']}/{env['FLOOR_TENANT_ID']}/oauth2/v2.0/token"
-            ),
+            token_url=token_url(env),
             client_id=env["FLOOR_CLIENT_ID"],
             client_secret=env["FLOOR_CLIENT_SECRET"],
             ca_file=env["FLOOR_CA_FILE"],
@@ -203,16 +200,13 @@ class Imap:
 class Floor:
     """One worker's copy: its share of the mailboxes, `mailboxes` at once."""
 
-    def __init__(self, settings: Settings, http: aiohttp.ClientSession, token: str) -> None:
+    def __init__(self, settings: Settings, http: aiohttp.ClientSession, authorization: str) -> None:
         self.settings = settings
         self.http = http
-        self.headers = {"Authorization": f"Bearer {token}"}
+        self.headers = {"Authorization": authorization}
 
     async def get(self, url: str) -> dict[str, Any]:
-        async with self.http.get(URL(url, encoded=True), headers=self.headers) as answer:
-            answer.raise_for_status()
-            body: dict[str, Any] = json.loads(await answer.read())
-            return body
+        return await get_json(self.http, url, self.headers)
 
     async def pages(self, url: str) -> list[dict[str, Any]]:
         entries: list[dict[str, Any]] = []
@@ -329,16 +323,10 @@ async def copy(settings: Settings, logins: Sequence[str]) -> Tally:
     context = ssl.create_default_context(cafile=settings.ca_file)
     connector = aiohttp.TCPConnector(ssl=context, limit=settings.mailboxes * settings.fetches)
     async with aiohttp.ClientSession(connector=connector) as http:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": settings.client_id,
-            "client_secret": settings.client_secret,
-            "scope": SCOPE,
-        }
-        async with http.post(settings.token_url, data=form) as answer:
-            answer.raise_for_status()
-            token = str((await answer.json())["access_token"])
-        return await Floor(settings, http, token).run(logins)
+        authorization = await bearer(
+            http, settings.token_url, settings.client_id, settings.client_secret
+        )
+        return await Floor(settings, http, authorization).run(logins)
 
 
 def main(argv: Sequence[str]) -> int:
